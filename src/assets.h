@@ -1,0 +1,22 @@
+/* assets: the dashboard's files, built into the binary from web/ by tools/bin2c. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_ASSETS_H
+#define SP_ASSETS_H
+
+#include <stddef.h>
+
+typedef struct sp_asset {
+    const char *path; /* URL path, "/index.html" */
+    const char *mime;
+    const unsigned char *data;
+    unsigned long len;
+    const char *etag;
+} sp_asset_t;
+
+/* Generated table, terminated by an entry whose path is NULL. */
+extern const sp_asset_t sp_assets[];
+
+/* The asset served at PATH ("/" means "/index.html"), or NULL. */
+const sp_asset_t *sp_assets_find(const char *path);
+
+#endif
