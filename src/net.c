@@ -3,6 +3,7 @@
 #include "net.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,13 +102,24 @@ static const struct {
     {"100::/64", SP_NET_RESERVED},
 };
 
+#define N_SPECIAL (sizeof(special_ranges) / sizeof(special_ranges[0]))
+static sp_net_cidr_t special_cidrs[N_SPECIAL];
+static pthread_once_t special_once = PTHREAD_ONCE_INIT;
+
+/* Parsed once: sp_net_kind runs for every recorded event. */
+static void special_init(void)
+{
+    for (size_t i = 0; i < N_SPECIAL; i++)
+        if (0 != sp_net_parse_cidr(special_ranges[i].cidr, &special_cidrs[i]))
+            abort(); /* a typo in the table above */
+}
+
 sp_net_kind_t sp_net_kind(const sp_net_addr_t *addr)
 {
-    for (size_t i = 0; i < sizeof(special_ranges) / sizeof(special_ranges[0]); i++) {
-        sp_net_cidr_t c;
-        if (0 == sp_net_parse_cidr(special_ranges[i].cidr, &c) && sp_net_in_cidr(addr, &c))
+    pthread_once(&special_once, special_init);
+    for (size_t i = 0; i < N_SPECIAL; i++)
+        if (sp_net_in_cidr(addr, &special_cidrs[i]))
             return special_ranges[i].kind;
-    }
     return SP_NET_PUBLIC;
 }
 
