@@ -460,7 +460,9 @@ static void get_country(MMDB_entry_s *entry, sp_geo_result_t *out)
     }
 }
 
-/* Reads one record into OUT. False when it holds nothing we use, so the next file is asked. */
+/* Reads one record into OUT. False when it holds nothing we use, so the next file is asked.
+ * The flat files fill unknown places with "" and 0,0; a point in the Gulf of Guinea is never
+ * a real answer, so 0,0 counts as no coordinates. */
 static bool read_entry(MMDB_entry_s *entry, sp_geo_result_t *out)
 {
     get_country(entry, out);
@@ -469,7 +471,7 @@ static bool read_entry(MMDB_entry_s *entry, sp_geo_result_t *out)
     double lat, lon;
     if (get_number(entry, latitude_places, COUNT(latitude_places), &lat) &&
         get_number(entry, longitude_places, COUNT(longitude_places), &lon) && lat >= -90.0 &&
-        lat <= 90.0 && lon >= -180.0 && lon <= 180.0) {
+        lat <= 90.0 && lon >= -180.0 && lon <= 180.0 && (lat != 0.0 || lon != 0.0)) {
         out->latitude = lat;
         out->longitude = lon;
         out->has_coords = true;
