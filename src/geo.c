@@ -461,8 +461,9 @@ static void get_country(MMDB_entry_s *entry, sp_geo_result_t *out)
 }
 
 /* Reads one record into OUT. False when it holds nothing we use, so the next file is asked.
- * The flat files fill unknown places with "" and 0,0; a point in the Gulf of Guinea is never
- * a real answer, so 0,0 counts as no coordinates. */
+ * The flat layout has every key in every record, "" for what is unknown; 0,0 is what a writer
+ * leaves for unknown coordinates (a point in the Gulf of Guinea is never a real answer), so it
+ * counts as none. */
 static bool read_entry(MMDB_entry_s *entry, sp_geo_result_t *out)
 {
     get_country(entry, out);

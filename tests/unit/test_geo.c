@@ -167,7 +167,7 @@ static int make_flat(const char *path)
                     flat_record(&db, "XK", "Pristina", "Pristina", 42.6629f, 21.1655f));
     rc |= mw_insert(&db, "62.231.0.0/16",
                     flat_record(&db, "gb", "Wales", long_city, 53.2216f, -4.2027f));
-    /* Unknown everywhere: must not hide another file's answer. DB-IP writes 0,0 there. */
+    /* Unknown everywhere ("" and 0,0): must not hide another file's answer. */
     rc |= mw_insert(&db, "9.9.9.0/24", flat_record(&db, "", "", "", 0.0f, 0.0f));
     if (0 == rc)
         rc = mw_write(&db, path, "city ipv4");
