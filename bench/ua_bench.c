@@ -1,0 +1,151 @@
+/* ua_bench: user-agent parses per second, uncached and through the LRU cache. */
+/* SPDX-License-Identifier: MIT */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yaml.h>
+
+#include "ua.h"
+
+#define TEST_UA_YAML "/usr/share/uap-core/tests/test_ua.yaml"
+#define MAX_AGENTS   4096
+#define THREADS      4
+
+/* Used when uap-core's test file is not installed: what actually fetches tracking pixels. */
+static const char *const builtin[] = {
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 Thunderbird/115.6.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Mobile Safari/537.36",
+    "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+};
+
+static char *agents[MAX_AGENTS];
+static size_t nagents;
+
+/* Collects the user_agent_string values of uap-core's test file; 0 when it cannot be read. */
+static size_t load_agents(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    yaml_parser_t yp;
+    yaml_event_t ev;
+    int want_value = 0, done = 0;
+    yaml_parser_initialize(&yp);
+    yaml_parser_set_input_file(&yp, f);
+    while (!done && nagents < MAX_AGENTS && yaml_parser_parse(&yp, &ev)) {
+        if (ev.type == YAML_SCALAR_EVENT) {
+            const char *v = (const char *)ev.data.scalar.value;
+            if (want_value)
+                agents[nagents++] = strdup(v);
+            /* Keys and values alternate; a value that reads "user_agent_string" is not a key,
+             * but no agent in the file is spelt like that. */
+            want_value = !want_value && strcmp(v, "user_agent_string") == 0;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&yp);
+    fclose(f);
+    return nagents;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Parses until BUDGET seconds or MAX_PARSES parses, whichever comes first; returns parses/s. */
+static double run(sp_ua_parser_t *p, int cached, double budget, size_t max_parses)
+{
+    sp_ua_t out;
+    size_t n = 0;
+    double t0 = now(), t = t0;
+    while (n < max_parses && t - t0 < budget) {
+        for (size_t i = 0; i < 64 && n < max_parses; i++, n++) {
+            const char *ua = agents[n % nagents];
+            if (cached)
+                sp_ua_parse(p, ua, &out);
+            else
+                sp_ua_parse_uncached(p, ua, &out);
+        }
+        t = now();
+    }
+    return (double)n / (t - t0);
+}
+
+typedef struct worker {
+    sp_ua_parser_t *p;
+    double rate;
+} worker_t;
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    w->rate = run(w->p, 1, 0.5, 20000000);
+    return NULL;
+}
+
+int main(void)
+{
+    char err[512];
+    double t0 = now();
+    sp_ua_parser_t *p = sp_ua_open(NULL, MAX_AGENTS, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "ua_bench: %s\n", err);
+        return 1;
+    }
+    double open_ms = (now() - t0) * 1e3;
+
+    const char *source = TEST_UA_YAML;
+    if (load_agents(TEST_UA_YAML) == 0) {
+        source = "built-in list";
+        for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+            agents[nagents++] = strdup(builtin[i]);
+    }
+    printf("ua open: %.1f ms; %zu agents from %s\n", open_ms, nagents, source);
+
+    double r = run(p, 0, 2.0, 100000);
+    printf("ua uncached: %.0f parses/s (%.1f us/parse)\n", r, 1e6 / r);
+
+    for (size_t i = 0; i < nagents; i++) { /* warm: every agent fits the cache */
+        sp_ua_t out;
+        sp_ua_parse(p, agents[i], &out);
+    }
+    r = run(p, 1, 1.0, 20000000);
+    printf("ua cached: %.0f parses/s (%.0f ns/parse)\n", r, 1e9 / r);
+
+    pthread_t th[THREADS];
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_t){.p = p};
+        pthread_create(&th[i], NULL, worker_main, &w[i]);
+    }
+    double total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].rate;
+    }
+    printf("ua cached, %d threads: %.0f parses/s in total\n", THREADS, total);
+
+    uint64_t hits, misses;
+    sp_ua_stats(p, &hits, &misses);
+    printf("ua cache: %llu hits, %llu misses\n", (unsigned long long)hits,
+           (unsigned long long)misses);
+
+    for (size_t i = 0; i < nagents; i++)
+        free(agents[i]);
+    sp_ua_close(p);
+    return 0;
+}
