@@ -582,7 +582,11 @@ void sp_ua_parse(sp_ua_parser_t *p, const char *ua, sp_ua_t *out)
 {
     char buf[SP_UA_MAX_INPUT + 1];
     size_t len = bound_input(ua, buf);
-    if (len == 0 || p->capacity == 0) {
+    if (len == 0) {
+        set_other(out); /* no regex runs: neither a hit nor a miss */
+        return;
+    }
+    if (p->capacity == 0) {
         pthread_mutex_lock(&p->lock);
         p->misses++;
         pthread_mutex_unlock(&p->lock);
@@ -820,7 +824,8 @@ void sp_ua_arch(const char *ua, const char *ch_arch, const char *ch_bitness,
 
 /* ---- client hints ----------------------------------------------------------------------- */
 
-/* Sec-CH-UA-Platform values and the os family uap-core gives the same system. */
+/* The Sec-CH-UA-Platform values the Client Hints spec defines, with the os family uap-core
+ * gives the same system; anything else ("Unknown", junk) is ignored. */
 static const struct platform_name {
     const char *hint, *family;
 } platform_names[] = {
@@ -868,16 +873,14 @@ void sp_ua_apply_client_hints(sp_ua_t *ua, const char *ch_model, const char *ch_
     if (model[0] && unknown) {
         copy_field(ua->device.model, SP_UA_FIELD, model, strlen(model));
         copy_field(ua->device.family, SP_UA_FIELD, model, strlen(model));
-        if (!strcmp(ua->device.brand, "Generic_Android"))
-            ua->device.brand[0] = '\0';
     }
 
-    if (!plat[0])
-        return;
-    const char *family = plat;
+    const char *family = NULL;
     for (size_t i = 0; i < sizeof platform_names / sizeof platform_names[0]; i++)
         if (!strcasecmp(plat, platform_names[i].hint))
             family = platform_names[i].family;
+    if (!family)
+        return;
     bool os_unknown = !strcmp(ua->os.family, "Other");
     if (os_unknown) {
         copy_field(ua->os.family, SP_UA_FIELD, family, strlen(family));

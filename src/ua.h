@@ -58,7 +58,8 @@ void sp_ua_parse_uncached(sp_ua_parser_t *p, const char *ua, sp_ua_t *out);
 /* Writes the non-empty parts of major.minor.patch(.patch_minor) joined by dots, "" if none. */
 void sp_ua_version(const sp_ua_agent_t *a, char *buf, size_t len);
 
-/* Cache hits and misses since open (either pointer may be NULL). Thread-safe. */
+/* Cache hits and misses of sp_ua_parse since open (either pointer may be NULL); empty agents
+ * count as neither, and with caching off every other call is a miss. Thread-safe. */
 void sp_ua_stats(sp_ua_parser_t *p, uint64_t *hits, uint64_t *misses);
 
 /* CPU architecture: "x86_64", "x86", "arm64", "arm" or "" when unknown. Client Hints
@@ -67,10 +68,11 @@ void sp_ua_stats(sp_ua_parser_t *p, uint64_t *hits, uint64_t *misses);
 void sp_ua_arch(const char *ua, const char *ch_arch, const char *ch_bitness,
                 const char *ch_platform, char *buf, size_t len);
 
-/* Completes UA from Sec-CH-UA-Model, -Platform and -Platform-Version (raw header values, any may
- * be NULL): the model fills a device the UA left unknown (or hid behind the reduced "K"); the
- * platform fills an "Other" os, and its version replaces the frozen version of a reduced UA when
- * both name the same os (Windows platform versions 13+ are Windows 11). */
+/* Completes UA from Sec-CH-UA-Model, -Platform and -Platform-Version (raw header values, quotes
+ * included, any may be NULL; values are cut to SP_UA_FIELD): the model fills a device the UA left
+ * unknown (or hid behind the reduced "K"); a platform the spec defines fills an "Other" os, and
+ * when it names the UA's os its version replaces the UA's, which reduced UAs freeze (Windows
+ * platform versions 13+ are Windows 11, 1-10 are Windows 10). */
 void sp_ua_apply_client_hints(sp_ua_t *ua, const char *ch_model, const char *ch_platform,
                               const char *ch_platform_version);
 
