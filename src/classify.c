@@ -133,8 +133,8 @@ static const rule_t rules[] = {
         .header = "X-Purpose",
         .pats = PATS("preview", "prefetch"),
         .reason = "Safari sends 'X-Purpose: preview' when it renders a page thumbnail (Top Sites) "
-                  "nobody opened; 'prefetch' is seen with the same meaning. A non-standard header "
-                  "with no published specification, but no reader's load carries it.",
+                  "nobody opened; 'prefetch' is taken too, by analogy with Purpose. Neither value "
+                  "is specified anywhere, but no reader's own load carries the header.",
         .source = "WebKit (Safari) behaviour; no specification published",
     },
 
@@ -386,10 +386,10 @@ static const rule_t rules[] = {
 
 #define N_RULES (sizeof(rules) / sizeof(rules[0]))
 
-/* Apple's own networks, always known. The --apple-egress file adds the relay egress ranges, which
- * belong to Akamai, Cloudflare and Fastly and so cannot be built in. */
+/* Apple's own networks, always known. The relay egress ranges come from the --apple-egress file
+ * instead: Apple changes that list often, and its ranges sit in its partners' CDN networks. */
 static const char *const apple_networks[] = {
-    "17.0.0.0/8", /* registered to Apple Inc.; MPP prefetches have been seen from it */
+    "17.0.0.0/8", /* registered to Apple Inc. (ARIN NET17) */
 };
 
 #define N_APPLE (sizeof(apple_networks) / sizeof(apple_networks[0]))
