@@ -89,16 +89,16 @@ static const struct {
     const char *cidr;
     sp_net_kind_t kind;
 } special_ranges[] = {
-    {"127.0.0.0/8", SP_NET_LOOPBACK},      {"::1/128", SP_NET_LOOPBACK},
-    {"10.0.0.0/8", SP_NET_PRIVATE},        {"172.16.0.0/12", SP_NET_PRIVATE},
-    {"192.168.0.0/16", SP_NET_PRIVATE},    {"100.64.0.0/10", SP_NET_PRIVATE},
-    {"fc00::/7", SP_NET_PRIVATE},          {"169.254.0.0/16", SP_NET_LINKLOCAL},
-    {"fe80::/10", SP_NET_LINKLOCAL},       {"0.0.0.0/8", SP_NET_RESERVED},
-    {"192.0.0.0/24", SP_NET_RESERVED},     {"192.0.2.0/24", SP_NET_RESERVED},
-    {"198.18.0.0/15", SP_NET_RESERVED},    {"198.51.100.0/24", SP_NET_RESERVED},
-    {"203.0.113.0/24", SP_NET_RESERVED},   {"224.0.0.0/4", SP_NET_RESERVED},
-    {"240.0.0.0/4", SP_NET_RESERVED},      {"::/128", SP_NET_RESERVED},
-    {"2001:db8::/32", SP_NET_RESERVED},    {"ff00::/8", SP_NET_RESERVED},
+    {"127.0.0.0/8", SP_NET_LOOPBACK},    {"::1/128", SP_NET_LOOPBACK},
+    {"10.0.0.0/8", SP_NET_PRIVATE},      {"172.16.0.0/12", SP_NET_PRIVATE},
+    {"192.168.0.0/16", SP_NET_PRIVATE},  {"100.64.0.0/10", SP_NET_PRIVATE},
+    {"fc00::/7", SP_NET_PRIVATE},        {"169.254.0.0/16", SP_NET_LINKLOCAL},
+    {"fe80::/10", SP_NET_LINKLOCAL},     {"0.0.0.0/8", SP_NET_RESERVED},
+    {"192.0.0.0/24", SP_NET_RESERVED},   {"192.0.2.0/24", SP_NET_RESERVED},
+    {"198.18.0.0/15", SP_NET_RESERVED},  {"198.51.100.0/24", SP_NET_RESERVED},
+    {"203.0.113.0/24", SP_NET_RESERVED}, {"224.0.0.0/4", SP_NET_RESERVED},
+    {"240.0.0.0/4", SP_NET_RESERVED},    {"::/128", SP_NET_RESERVED},
+    {"2001:db8::/32", SP_NET_RESERVED},  {"ff00::/8", SP_NET_RESERVED},
     {"100::/64", SP_NET_RESERVED},
 };
 

@@ -1,0 +1,788 @@
+/* api: the JSON API under /api/v1 (campaigns, events, exports, login, creator). */
+/* SPDX-License-Identifier: MIT */
+#include "api.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "classify.h"
+#include "log.h"
+#include "metrics.h"
+
+#define SESSION_COOKIE "sp_session"
+#define SELF_COOKIE    "sp_self"
+#define SESSION_TTL_MS (14LL * 24 * 3600 * 1000)
+#define PAGE_DEFAULT   100
+#define PAGE_MAX       100000
+
+typedef struct {
+    sp_request_t *req;
+    sp_store_t *store;
+    char user[128];
+    char csrf[SP_AUTH_SECRET_MAX];
+    bool by_session; /* authenticated by the cookie (so CSRF applies), not a bearer token */
+} api_ctx_t;
+
+/* ---- answers -------------------------------------------------------------------- */
+
+static enum MHD_Result send_json(sp_request_t *req, unsigned status, json_t *j)
+{
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!body)
+        return sp_http_error(req, 500, "cannot encode the answer");
+    enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
+    free(body);
+    return rc;
+}
+
+static enum MHD_Result store_error(sp_request_t *req, const char *err)
+{
+    sp_log_error("store error", "error=\"%s\"", err);
+    return sp_http_error(req, 500, "the store failed; see the server log");
+}
+
+static json_t *ts_json(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char buf[32];
+    sp_format_ts(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* Text from a request may be any bytes: JSON needs UTF-8. */
+static json_t *text_json(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        abort();
+    for (size_t i = 0; i <= n; i++)
+        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+static json_t *by_class_json(const int64_t *by_class)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < SP_STORE_CLASSES; i++)
+        json_object_set_new(o, sp_class_name((sp_class_t)i), json_integer(by_class[i]));
+    return o;
+}
+
+static json_t *campaign_json(const sp_campaign_t *c)
+{
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
+                     (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
+                     "last_view_at", ts_json(c->last_view_at), "created_at", ts_json(c->created_at),
+                     "by_class", by_class_json(c->by_class), "clicks", (json_int_t)c->clicks);
+}
+
+json_t *sp_api_event_json(const sp_event_row_t *r)
+{
+    json_t *cookies = json_loads(r->cookies_json ? r->cookies_json : "{}", 0, NULL);
+    json_t *headers = json_loads(r->headers_json ? r->headers_json : "{}", 0, NULL);
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(r->id));
+    json_object_set_new(j, "ts", ts_json(r->ts_ms));
+    json_object_set_new(j, "kind", json_string(SP_EVENT_CLICK == r->kind ? "click" : "open"));
+    json_object_set_new(j, "campaign", text_json(r->campaign));
+    json_object_set_new(j, "recipient", text_json(r->recipient));
+    json_object_set_new(j, "ip", text_json(r->ip));
+    json_object_set_new(j, "user_agent", text_json(r->user_agent));
+    json_object_set_new(j, "browser", text_json(r->browser));
+    json_object_set_new(j, "browser_version", text_json(r->browser_version));
+    json_object_set_new(j, "os", text_json(r->os));
+    json_object_set_new(j, "os_version", text_json(r->os_version));
+    json_object_set_new(j, "device", text_json(r->device));
+    json_object_set_new(j, "device_brand", text_json(r->device_brand));
+    json_object_set_new(j, "device_model", text_json(r->device_model));
+    json_object_set_new(j, "arch", text_json(r->arch));
+    json_object_set_new(j, "country", text_json(r->country));
+    json_object_set_new(j, "region", text_json(r->region));
+    json_object_set_new(j, "city", text_json(r->city));
+    json_object_set_new(j, "latitude", r->has_coords ? json_real(r->latitude) : json_null());
+    json_object_set_new(j, "longitude", r->has_coords ? json_real(r->longitude) : json_null());
+    json_object_set_new(j, "geo_label", text_json(r->geo_label));
+    json_object_set_new(j, "via", text_json(r->via));
+    json_object_set_new(j, "class", json_string(sp_class_name((sp_class_t)r->klass)));
+    json_object_set_new(j, "rule", text_json(r->rule));
+    json_object_set_new(j, "cookies", cookies ? cookies : json_object());
+    json_object_set_new(j, "headers", headers ? headers : json_object());
+    json_object_set_new(j, "referer", text_json(r->referer));
+    json_object_set_new(j, "target", text_json(r->target));
+    json_object_set_new(j, "visitor", text_json(r->visitor));
+    return j;
+}
+
+/* ---- request parts -------------------------------------------------------------- */
+
+static json_t *body_json(sp_request_t *req, char *msg, size_t len)
+{
+    json_error_t e;
+    if (!req->body_len) {
+        snprintf(msg, len, "expected a JSON object in the request body");
+        return NULL;
+    }
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        snprintf(msg, len, "malformed JSON at line %d: %s", e.line, e.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        snprintf(msg, len, "expected a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* A string member, NULL when absent; -1 when present but not a string. */
+static int member(json_t *o, const char *key, const char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int parse_limit(sp_request_t *req, int64_t *limit)
+{
+    const char *s = sp_http_arg(req, "limit");
+    *limit = PAGE_DEFAULT;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno || end == s || *end || n < 1 || n > PAGE_MAX)
+        return -1;
+    *limit = n;
+    return 0;
+}
+
+/* ---- authentication ---------------------------------------------------------------- */
+
+static bool cookie_value(sp_request_t *req, const char *name, char *buf, size_t len)
+{
+    return 0 == sp_event_cookie(sp_http_header(req, "Cookie"), name, buf, len);
+}
+
+/* 0 authenticated, 1 not. */
+static int authenticate(api_ctx_t *c)
+{
+    sp_request_t *req = c->req;
+    char hash[SP_AUTH_HASH_MAX], err[256], secret[256];
+    const char *authz = sp_http_header(req, "Authorization");
+    if (authz && 0 == strncasecmp(authz, "Bearer ", 7)) {
+        sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
+        int rc =
+            c->store->ops->token_get(c->store, hash, c->user, sizeof(c->user), err, sizeof(err));
+        return 0 == rc ? 0 : 1;
+    }
+    if (!cookie_value(req, SESSION_COOKIE, secret, sizeof(secret)))
+        return 1;
+    sp_auth_secret_hash(secret, hash, sizeof(hash));
+    if (0 != c->store->ops->session_get(c->store, hash, sp_now_ms(), c->user, sizeof(c->user),
+                                        c->csrf, sizeof(c->csrf), err, sizeof(err)))
+        return 1;
+    c->by_session = true;
+    sp_auth_note_dashboard_ip(req->srv->auth, &req->client);
+    return 0;
+}
+
+static bool csrf_ok(api_ctx_t *c)
+{
+    if (!c->by_session)
+        return true;
+    const char *sent = sp_http_header(c->req, "X-CSRF-Token");
+    size_t n = strlen(c->csrf);
+    return sent && strlen(sent) == n && 0 == sodium_memcmp(sent, c->csrf, n);
+}
+
+static void add_cookie(struct MHD_Response *resp, sp_request_t *req, const char *name,
+                       const char *value, const char *attrs)
+{
+    char cookie[512];
+    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; %s%s", name, value, attrs,
+             req->https ? "; Secure" : "");
+    MHD_add_response_header(resp, "Set-Cookie", cookie);
+}
+
+static enum MHD_Result login(api_ctx_t *c)
+{
+    sp_request_t *req = c->req;
+    char msg[256], err[256];
+    json_t *body = body_json(req, msg, sizeof(msg));
+    if (!body)
+        return sp_http_error(req, 400, msg);
+    const char *user = NULL, *password = NULL;
+    if (member(body, "user", &user) || member(body, "password", &password) || !user || !password ||
+        strlen(user) > 128 || strlen(password) > 1024) {
+        json_decref(body);
+        return sp_http_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
+    }
+    int retry_after = 0;
+    if (!sp_auth_login_allowed(req->srv->auth, &req->client, user, &retry_after)) {
+        json_decref(body);
+        json_t *j = json_pack("{s:s, s:i}", "error", "too many failed logins; try again later",
+                              "retry_after", retry_after);
+        char *text = json_dumps(j, JSON_COMPACT), seconds[16];
+        json_decref(j);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        snprintf(seconds, sizeof(seconds), "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", seconds);
+        sp_http_secure_headers(resp, false);
+        enum MHD_Result rc = MHD_queue_response(req->conn, 429, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    char pwhash[256];
+    int rc = c->store->ops->user_get(c->store, user, pwhash, sizeof(pwhash), err, sizeof(err));
+    /* Hash even for an unknown user, so that timing does not tell which names exist. */
+    static const char dummy[] = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
+                                "pNuwjVJHRVL0IQ3fVfYbl+Gc8Ug2T2yCbF3I3IQ7CSE";
+    bool ok = sp_auth_password_check(0 == rc ? pwhash : dummy, password) && 0 == rc;
+    if (rc < 0) {
+        json_decref(body);
+        return store_error(req, err);
+    }
+    if (!ok) {
+        sp_auth_login_failed(req->srv->auth, &req->client, user);
+        sp_metric_inc(login_failures);
+        sp_log_warn("login failed", "ip=%s", req->client_ip);
+        json_decref(body);
+        return sp_http_error(req, 401, "wrong user name or password");
+    }
+    sp_auth_login_succeeded(req->srv->auth, &req->client, user);
+    char session[SP_AUTH_SECRET_MAX], csrf[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX], self[128];
+    sp_auth_new_secret("", session, sizeof(session));
+    sp_auth_new_secret("", csrf, sizeof(csrf));
+    sp_auth_secret_hash(session, hash, sizeof(hash));
+    if (0 != c->store->ops->session_put(c->store, hash, user, csrf, sp_now_ms() + SESSION_TTL_MS,
+                                        err, sizeof(err))) {
+        json_decref(body);
+        return store_error(req, err);
+    }
+    sp_auth_note_dashboard_ip(req->srv->auth, &req->client);
+    sp_auth_self_cookie(req->srv->auth, self, sizeof(self));
+
+    json_t *j = json_pack("{s:s, s:s}", "user", user, "csrf", csrf);
+    json_decref(body);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    sp_http_secure_headers(resp, false);
+    add_cookie(resp, req, SESSION_COOKIE, session, "Max-Age=1209600; HttpOnly; SameSite=Strict");
+    /* The self-view cookie must ride along with image loads inside webmail pages, which
+     * are cross-site: SameSite=None there (it needs Secure), Lax over plain HTTP. */
+    add_cookie(resp, req, SELF_COOKIE, self,
+               req->https ? "Max-Age=315360000; HttpOnly; SameSite=None"
+                          : "Max-Age=315360000; HttpOnly; SameSite=Lax");
+    enum MHD_Result r = MHD_queue_response(req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    sp_log_info("login", "ip=%s", req->client_ip);
+    return r;
+}
+
+static enum MHD_Result logout(api_ctx_t *c)
+{
+    char secret[256], hash[SP_AUTH_HASH_MAX], err[256];
+    if (cookie_value(c->req, SESSION_COOKIE, secret, sizeof(secret))) {
+        sp_auth_secret_hash(secret, hash, sizeof(hash));
+        c->store->ops->session_delete(c->store, hash, err, sizeof(err));
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    sp_http_secure_headers(resp, false);
+    /* The self-view cookie stays: the sender's browser is still the sender's. */
+    add_cookie(resp, c->req, SESSION_COOKIE, "", "Max-Age=0; HttpOnly; SameSite=Strict");
+    enum MHD_Result rc = MHD_queue_response(c->req->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- campaigns -------------------------------------------------------------------- */
+
+static int add_campaign(void *arr, const sp_campaign_t *c)
+{
+    json_array_append_new(arr, campaign_json(c));
+    return 0;
+}
+
+static enum MHD_Result list_campaigns(api_ctx_t *c)
+{
+    char err[512];
+    json_t *arr = json_array();
+    if (0 != c->store->ops->campaign_list(c->store, add_campaign, arr, err, sizeof(err))) {
+        json_decref(arr);
+        return store_error(c->req, err);
+    }
+    return send_json(c->req, 200, arr);
+}
+
+static enum MHD_Result create_campaign(api_ctx_t *c)
+{
+    char msg[256], err[512];
+    json_t *body = body_json(c->req, msg, sizeof(msg));
+    if (!body)
+        return sp_http_error(c->req, 400, msg);
+    const char *id = NULL;
+    if (member(body, "id", &id) || !sp_event_id_valid(id)) {
+        json_decref(body);
+        return sp_http_error(c->req, 400,
+                             "\"id\" must be 1-128 letters, digits or - _ @ + . characters");
+    }
+    int rc = c->store->ops->campaign_create(c->store, id, sp_now_ms(), err, sizeof(err));
+    json_t *j = json_pack("{s:s, s:b}", "id", id, "created", 0 == rc);
+    json_decref(body);
+    if (rc < 0) {
+        json_decref(j);
+        return store_error(c->req, err);
+    }
+    return send_json(c->req, 0 == rc ? 201 : 200, j);
+}
+
+typedef struct {
+    json_t *arr;
+    char last[SP_ID_MAX + 1];
+    int64_t n;
+} page_t;
+
+static int add_recipient(void *ctx, const sp_recipient_t *r)
+{
+    page_t *p = ctx;
+    json_array_append_new(
+        p->arr,
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "recipient", r->recipient, "views",
+                  (json_int_t)r->views, "machine", (json_int_t)r->by_class[SP_CLASS_MACHINE],
+                  "self", (json_int_t)r->by_class[SP_CLASS_SELF], "clicks", (json_int_t)r->clicks,
+                  "first_view_at", ts_json(r->first_at), "last_view_at", ts_json(r->last_at)));
+    snprintf(p->last, sizeof(p->last), "%s", r->recipient);
+    p->n++;
+    return 0;
+}
+
+static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
+{
+    char err[512];
+    sp_campaign_t camp;
+    int64_t limit;
+    const char *after = sp_http_arg(c->req, "after");
+    if (parse_limit(c->req, &limit) || (after && strlen(after) > SP_ID_MAX))
+        return sp_http_error(c->req, 400, "limit must be 1-100000; after a recipient ID");
+    int rc = c->store->ops->campaign_get(c->store, id, &camp, err, sizeof(err));
+    if (rc < 0)
+        return store_error(c->req, err);
+    if (rc > 0)
+        return sp_http_error(c->req, 404, "no such campaign");
+    page_t p = {.arr = json_array()};
+    if (0 != c->store->ops->recipients(c->store, id, after ? after : "", limit, add_recipient, &p,
+                                       err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
+    json_t *j = campaign_json(&camp);
+    json_object_set_new(j, "per_recipient", p.arr);
+    json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
+    return send_json(c->req, 200, j);
+}
+
+typedef struct {
+    json_t *arr;
+    FILE *csv;
+    int64_t last_id, n;
+} events_page_t;
+
+static int add_event(void *ctx, const sp_event_row_t *r)
+{
+    events_page_t *p = ctx;
+    json_array_append_new(p->arr, sp_api_event_json(r));
+    p->last_id = r->id;
+    p->n++;
+    return 0;
+}
+
+static void csv_field(FILE *f, const char *s, bool last)
+{
+    /* Quote every field; a leading = + - @ would run as a formula in a spreadsheet. */
+    fputc('"', f);
+    if (s && strchr("=+-@\t\r", s[0]) && s[0])
+        fputc('\'', f);
+    for (; s && *s; s++) {
+        if ('"' == *s)
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+    fputc(last ? '\n' : ',', f);
+}
+
+static int add_csv(void *ctx, const sp_event_row_t *r)
+{
+    events_page_t *p = ctx;
+    char id[32], ts[32], lat[32] = "", lon[32] = "";
+    snprintf(id, sizeof(id), "%lld", (long long)r->id);
+    sp_format_ts(r->ts_ms, ts, sizeof(ts));
+    if (r->has_coords) {
+        snprintf(lat, sizeof(lat), "%.4f", r->latitude);
+        snprintf(lon, sizeof(lon), "%.4f", r->longitude);
+    }
+    const char *fields[] = {id,
+                            ts,
+                            SP_EVENT_CLICK == r->kind ? "click" : "open",
+                            r->campaign,
+                            r->recipient,
+                            sp_class_name((sp_class_t)r->klass),
+                            r->rule,
+                            r->via,
+                            r->ip,
+                            r->country,
+                            r->region,
+                            r->city,
+                            lat,
+                            lon,
+                            r->browser,
+                            r->browser_version,
+                            r->os,
+                            r->os_version,
+                            r->device,
+                            r->arch,
+                            r->user_agent,
+                            r->referer,
+                            r->target,
+                            r->cookies_json,
+                            r->headers_json};
+    size_t n = sizeof(fields) / sizeof(fields[0]);
+    for (size_t i = 0; i < n; i++)
+        csv_field(p->csv, fields[i], i + 1 == n);
+    p->last_id = r->id;
+    p->n++;
+    return 0;
+}
+
+static enum MHD_Result attachment(sp_request_t *req, const char *type, const char *campaign,
+                                  const char *ext, char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    char disposition[256];
+    MHD_add_response_header(resp, "Content-Type", type);
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-events.%s\"", campaign,
+             ext);
+    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    sp_http_secure_headers(resp, false);
+    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *format)
+{
+    char err[512];
+    int64_t limit, before = 0;
+    const char *b = sp_http_arg(c->req, "before");
+    bool export = 0 != strcmp(format, "");
+    if (parse_limit(c->req, &limit))
+        return sp_http_error(c->req, 400, "limit must be 1-100000");
+    if (export && !sp_http_arg(c->req, "limit"))
+        limit = INT64_MAX; /* an export is the whole campaign unless asked otherwise */
+    if (b) {
+        char *end;
+        errno = 0;
+        before = strtoll(b, &end, 10);
+        if (errno || end == b || *end || before < 1)
+            return sp_http_error(c->req, 400, "before must be an event ID");
+    }
+    sp_campaign_t camp;
+    int rc = c->store->ops->campaign_get(c->store, id, &camp, err, sizeof(err));
+    if (rc < 0)
+        return store_error(c->req, err);
+    if (rc > 0)
+        return sp_http_error(c->req, 404, "no such campaign");
+
+    events_page_t p = {0};
+    if (0 == strcmp(format, "csv")) {
+        char *text = NULL;
+        size_t len = 0;
+        p.csv = open_memstream(&text, &len);
+        fputs("id,ts,kind,campaign,recipient,class,rule,via,ip,country,region,city,latitude,"
+              "longitude,browser,browser_version,os,os_version,device,arch,user_agent,referer,"
+              "target,cookies,headers\n",
+              p.csv);
+        rc = c->store->ops->events(c->store, id, before, limit, add_csv, &p, err, sizeof(err));
+        fclose(p.csv);
+        if (rc) {
+            free(text);
+            return store_error(c->req, err);
+        }
+        return attachment(c->req, "text/csv; charset=utf-8", id, "csv", text, len);
+    }
+    p.arr = json_array();
+    if (0 != c->store->ops->events(c->store, id, before, limit, add_event, &p, err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
+    if (export) {
+        char *text = json_dumps(p.arr, JSON_INDENT(1));
+        json_decref(p.arr);
+        return attachment(c->req, "application/json", id, "json", text, strlen(text));
+    }
+    return send_json(c->req, 200, p.arr);
+}
+
+/* ---- the creator: pixels and links ------------------------------------------------- */
+
+static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
+{
+    char msg[256], err[512];
+    json_t *body = body_json(c->req, msg, sizeof(msg));
+    if (!body)
+        return sp_http_error(c->req, 400, msg);
+    const char *campaign = NULL, *recipient = NULL, *target = NULL;
+    sp_token_data_t data = {.kind = kind};
+    enum MHD_Result result;
+    if (member(body, "campaign", &campaign) || member(body, "recipient", &recipient) ||
+        member(body, "target", &target) || !sp_event_id_valid(campaign) ||
+        (recipient && *recipient && !sp_event_id_valid(recipient))) {
+        result = sp_http_error(c->req, 400,
+                               "\"campaign\" (required) and \"recipient\" (optional) must be "
+                               "1-128 letters, digits or - _ @ + . characters");
+        goto done;
+    }
+    if (SP_TOKEN_CLICK == kind &&
+        (!target || strlen(target) >= sizeof(data.extra) ||
+         (0 != strncmp(target, "https://", 8) && 0 != strncmp(target, "http://", 7)) ||
+         strpbrk(target, " \r\n\t\"<>"))) {
+        result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
+        goto done;
+    }
+    snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
+    snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
+    snprintf(data.extra, sizeof(data.extra), "%s", target ? target : "");
+    if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
+        result = store_error(c->req, err);
+        goto done;
+    }
+    char token[SP_TOKEN_MAX], origin[320], url[SP_TOKEN_MAX + 400];
+    if (0 != sp_token_seal(c->req->srv->tokens, &data, token, sizeof(token))) {
+        result = sp_http_error(c->req, 400, "the link is too long");
+        goto done;
+    }
+    sp_http_origin(c->req, origin, sizeof(origin));
+    snprintf(url, sizeof(url), "%s/%c/%s%s", origin, (char)kind, token,
+             SP_TOKEN_OPEN == kind ? ".gif" : "");
+    json_t *j = json_pack("{s:s}", "url", url);
+    if (SP_TOKEN_OPEN == kind) {
+        char html[SP_TOKEN_MAX + 600];
+        /* Placed at the end of the body; alt="" and the size keep it invisible. */
+        snprintf(html, sizeof(html),
+                 "<img src=\"%s\" width=\"1\" height=\"1\" alt=\"\" "
+                 "style=\"display:block;width:1px;height:1px;border:0;\">",
+                 url);
+        json_object_set_new(j, "html", json_string(html));
+    }
+    result = send_json(c->req, 200, j);
+done:
+    json_decref(body);
+    return result;
+}
+
+static enum MHD_Result list_rules(api_ctx_t *c)
+{
+    size_t n;
+    const sp_classify_rule_info_t *rules = sp_classify_rules(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "name", rules[i].name, "class",
+                                             sp_class_name(rules[i].klass), "reason",
+                                             rules[i].reason, "source", rules[i].source));
+    return send_json(c->req, 200, arr);
+}
+
+static enum MHD_Result forget_recipient(api_ctx_t *c, const char *recipient)
+{
+    char err[512];
+    int64_t deleted = 0;
+    if (!sp_event_id_valid(recipient))
+        return sp_http_error(c->req, 400, "not a recipient ID");
+    if (0 != c->store->ops->forget(c->store, recipient, &deleted, err, sizeof(err)))
+        return store_error(c->req, err);
+    sp_log_info("recipient forgotten", "events=%lld", (long long)deleted);
+    return send_json(c->req, 200, json_pack("{s:I}", "deleted_events", (json_int_t)deleted));
+}
+
+static enum MHD_Result stream(api_ctx_t *c, const char *campaign)
+{
+    struct MHD_Response *resp = sp_live_stream(c->req->srv->live, c->req->conn, campaign);
+    if (!resp)
+        return sp_http_error(c->req, 503, "too many live streams");
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    sp_http_secure_headers(resp, false);
+    /* A stream is idle between events; the pings keep it alive, not a timeout. */
+    MHD_set_connection_option(c->req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    enum MHD_Result rc = MHD_queue_response(c->req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+/* Splits "/api/v1/campaigns/ID/events.csv" into ID and the rest ("events.csv"). */
+static bool campaign_path(const char *path, char *id, size_t idlen, const char **rest)
+{
+    const char *slash = strchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : strlen(path);
+    if (!n || n >= idlen)
+        return false;
+    memcpy(id, path, n);
+    id[n] = '\0';
+    *rest = slash ? slash + 1 : "";
+    return sp_event_id_valid(id);
+}
+
+enum MHD_Result sp_api_handle(sp_request_t *req)
+{
+    api_ctx_t c = {.req = req};
+    const char *m = req->method, *url = req->url;
+    bool get = 0 == strcmp(m, "GET"), post = 0 == strcmp(m, "POST");
+    if (0 != strncmp(url, "/api/v1/", 8))
+        return sp_http_error(req, 404, "unknown API version");
+    const char *path = url + 8;
+    c.store = sp_http_reader(req->srv);
+    if (!c.store)
+        return sp_http_error(req, 503, "the store is not available");
+
+    if (0 == strcmp(path, "login"))
+        return post ? login(&c) : sp_http_error(req, 405, "use POST");
+    if (authenticate(&c))
+        return sp_http_error(req, 401, "log in or send Authorization: Bearer TOKEN");
+    if (!get && !csrf_ok(&c))
+        return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
+
+    if (0 == strcmp(path, "me") && get)
+        return send_json(
+            req, 200,
+            json_pack("{s:s, s:s?}", "user", c.user, "csrf", c.by_session ? c.csrf : NULL));
+    if (0 == strcmp(path, "logout") && post)
+        return logout(&c);
+    if (0 == strcmp(path, "campaigns")) {
+        if (get)
+            return list_campaigns(&c);
+        if (post)
+            return create_campaign(&c);
+        return sp_http_error(req, 405, "use GET or POST");
+    }
+    if (0 == strcmp(path, "pixels") && post)
+        return make_url(&c, SP_TOKEN_OPEN);
+    if (0 == strcmp(path, "links") && post)
+        return make_url(&c, SP_TOKEN_CLICK);
+    if (0 == strcmp(path, "rules") && get)
+        return list_rules(&c);
+    if (0 == strcmp(path, "stream") && get)
+        return stream(&c, "");
+    if (0 == strncmp(path, "recipients/", 11) && 0 == strcmp(m, "DELETE"))
+        return forget_recipient(&c, path + 11);
+    if (0 == strncmp(path, "campaigns/", 10)) {
+        char id[SP_ID_MAX + 2];
+        const char *rest;
+        if (!campaign_path(path + 10, id, sizeof(id), &rest))
+            return sp_http_error(req, 400, "not a campaign ID");
+        if (!get)
+            return sp_http_error(req, 405, "use GET");
+        if (0 == strcmp(rest, ""))
+            return get_campaign(&c, id);
+        if (0 == strcmp(rest, "events"))
+            return list_events(&c, id, "");
+        if (0 == strcmp(rest, "events.csv"))
+            return list_events(&c, id, "csv");
+        if (0 == strcmp(rest, "events.json"))
+            return list_events(&c, id, "json");
+        if (0 == strcmp(rest, "stream"))
+            return stream(&c, id);
+    }
+    return sp_http_error(req, 404, "no such API endpoint");
+}
+
+/* ---- live updates -------------------------------------------------------------------- */
+
+void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
+{
+    sp_live_t *live = ctx;
+    if (!sp_live_has_subscribers(live))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const sp_event_t *ev = evs[i];
+        if (SP_OUTCOME_STORED != ev->outcome)
+            continue;
+        char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
+        sp_event_row_t row = {
+            .id = ev->id,
+            .ts_ms = ev->ts_ms,
+            .kind = ev->kind,
+            .campaign = ev->campaign,
+            .recipient = ev->recipient,
+            .ip = ev->ip,
+            .user_agent = ev->user_agent,
+            .referer = ev->referer,
+            .cookies_json = cookies,
+            .headers_json = headers,
+            .visitor = ev->visitor,
+            .browser = ev->browser,
+            .browser_version = ev->browser_version,
+            .os = ev->os,
+            .os_version = ev->os_version,
+            .device = ev->device,
+            .device_brand = ev->device_brand,
+            .device_model = ev->device_model,
+            .arch = ev->arch,
+            .country = ev->country,
+            .region = ev->region,
+            .city = ev->city,
+            .geo_label = ev->geo_label,
+            .rule = ev->rule,
+            .via = ev->via,
+            .target = ev->target,
+            .latitude = ev->latitude,
+            .longitude = ev->longitude,
+            .has_coords = ev->has_coords,
+            .klass = ev->klass,
+        };
+        json_t *j = sp_api_event_json(&row);
+        char *data = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        free(headers);
+        free(cookies);
+        size_t len = strlen(data) + 32;
+        char *msg = malloc(len);
+        if (!msg)
+            abort();
+        int m = snprintf(msg, len, "event: %s\ndata: %s\n\n",
+                         SP_EVENT_CLICK == ev->kind ? "click" : "open", data);
+        sp_live_publish(live, ev->campaign, msg, (size_t)m);
+        free(msg);
+        free(data);
+    }
+}

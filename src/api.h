@@ -1,0 +1,19 @@
+/* api: the JSON API under /api/v1 (campaigns, events, exports, login, creator). */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_API_H
+#define SP_API_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* Answers every request under /api/. */
+enum MHD_Result sp_api_handle(sp_request_t *req);
+
+/* The JSON of one stored event, as the API and the live stream show it. New reference. */
+json_t *sp_api_event_json(const sp_event_row_t *row);
+
+/* The ingest's commit callback: sends each stored event to the live streams. */
+void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n);
+
+#endif

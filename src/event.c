@@ -1,0 +1,228 @@
+/* event: one recorded request (an open or a click) and its derived fields. */
+/* SPDX-License-Identifier: MIT */
+#include "event.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+sp_event_t *sp_event_new(size_t buf_size)
+{
+    sp_event_t *ev = calloc(1, sizeof(*ev) + buf_size);
+    if (!ev)
+        abort();
+    ev->buf_size = buf_size;
+    return ev;
+}
+
+void sp_event_free(sp_event_t *ev)
+{
+    free(ev);
+}
+
+static const char *copy_in(sp_event_t *ev, const char *s, size_t len)
+{
+    if (ev->buf_used + len + 1 > ev->buf_size)
+        return NULL;
+    char *dst = ev->buf + ev->buf_used;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    ev->buf_used += len + 1;
+    return dst;
+}
+
+int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
+                        size_t value_len)
+{
+    if (ev->n_headers >= SP_HEADERS_MAX)
+        return -1;
+    if (name_len > SP_HEADER_NAME_MAX)
+        name_len = SP_HEADER_NAME_MAX;
+    if (value_len > SP_HEADER_MAX)
+        value_len = SP_HEADER_MAX;
+    const char *n = copy_in(ev, name, name_len);
+    const char *v = n ? copy_in(ev, value ? value : "", value ? value_len : 0) : NULL;
+    if (!v)
+        return -1;
+    ev->headers[ev->n_headers].name = n;
+    ev->headers[ev->n_headers].value = v;
+    ev->n_headers++;
+    if (!ev->user_agent && 0 == strcasecmp(n, "User-Agent"))
+        ev->user_agent = v;
+    else if (!ev->referer && 0 == strcasecmp(n, "Referer"))
+        ev->referer = v;
+    else if (!ev->cookie && 0 == strcasecmp(n, "Cookie"))
+        ev->cookie = v;
+    return 0;
+}
+
+const char *sp_event_header(const sp_event_t *ev, const char *name)
+{
+    for (size_t i = 0; i < ev->n_headers; i++)
+        if (0 == strcasecmp(ev->headers[i].name, name))
+            return ev->headers[i].value;
+    return NULL;
+}
+
+const char *sp_event_header_cb(const void *ev, const char *name)
+{
+    return sp_event_header(ev, name);
+}
+
+bool sp_event_id_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return false;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  '-' == c || '_' == c || '@' == c || '+' == c || '.' == c;
+        if (!ok || n >= SP_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+/* Walks "a=1; b=2", calling FN for each pair until it returns nonzero. */
+static void each_cookie(const char *h,
+                        int (*fn)(void *, const char *, size_t, const char *, size_t), void *ctx)
+{
+    while (h && *h) {
+        while (' ' == *h || ';' == *h || '\t' == *h)
+            h++;
+        const char *name = h;
+        while (*h && '=' != *h && ';' != *h)
+            h++;
+        size_t name_len = (size_t)(h - name);
+        while (name_len && ' ' == name[name_len - 1])
+            name_len--;
+        const char *value = h;
+        size_t value_len = 0;
+        if ('=' == *h) {
+            value = ++h;
+            while (*h && ';' != *h)
+                h++;
+            value_len = (size_t)(h - value);
+            while (value_len && ' ' == value[value_len - 1])
+                value_len--;
+            if (value_len >= 2 && '"' == value[0] && '"' == value[value_len - 1]) {
+                value++;
+                value_len -= 2;
+            }
+        }
+        if (name_len && fn(ctx, name, name_len, value, value_len))
+            return;
+    }
+}
+
+struct cookie_find {
+    const char *name;
+    char *buf;
+    size_t len;
+    int found;
+};
+
+static int find_cookie(void *ctx, const char *name, size_t name_len, const char *value,
+                       size_t value_len)
+{
+    struct cookie_find *f = ctx;
+    if (strlen(f->name) != name_len || 0 != strncmp(f->name, name, name_len))
+        return 0;
+    if (value_len >= f->len)
+        value_len = f->len - 1;
+    memcpy(f->buf, value, value_len);
+    f->buf[value_len] = '\0';
+    f->found = 1;
+    return 1;
+}
+
+int sp_event_cookie(const char *cookie_header, const char *name, char *buf, size_t len)
+{
+    struct cookie_find f = {name, buf, len, 0};
+    if (!len)
+        return -1;
+    each_cookie(cookie_header, find_cookie, &f);
+    return f.found ? 0 : -1;
+}
+
+/* json_stringn rejects invalid UTF-8; request bytes are hostile, so replace those. */
+static json_t *json_text(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    if (j)
+        return j;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    for (size_t i = 0; i < len; i++)
+        copy[i] = ((unsigned char)s[i] < 0x80 && s[i]) ? s[i] : '?';
+    j = json_stringn(copy, len);
+    free(copy);
+    return j;
+}
+
+char *sp_event_headers_json(const sp_event_t *ev)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; i < ev->n_headers; i++) {
+        const char *name = ev->headers[i].name, *value = ev->headers[i].value;
+        json_t *name_j = json_text(name, strlen(name));
+        const char *key = json_string_value(name_j);
+        json_t *old = json_object_get(obj, key);
+        if (old) {
+            size_t a = json_string_length(old), b = strlen(value);
+            char *joined = malloc(a + b + 3);
+            if (!joined)
+                abort();
+            memcpy(joined, json_string_value(old), a);
+            memcpy(joined + a, ", ", 2);
+            memcpy(joined + a + 2, value, b + 1);
+            json_object_set_new(obj, key, json_text(joined, a + b + 2));
+            free(joined);
+        } else {
+            json_object_set_new(obj, key, json_text(value, strlen(value)));
+        }
+        json_decref(name_j);
+    }
+    char *out = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    return out;
+}
+
+static int add_cookie(void *ctx, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
+{
+    json_t *key = json_text(name, name_len);
+    json_object_set_new(ctx, json_string_value(key), json_text(value, value_len));
+    json_decref(key);
+    return 0;
+}
+
+char *sp_event_cookies_json(const sp_event_t *ev)
+{
+    json_t *obj = json_object();
+    each_cookie(ev->cookie, add_cookie, obj);
+    char *out = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    return out;
+}
+
+int64_t sp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sp_format_ts(int64_t ts_ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(ts_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts_ms % 1000));
+}

@@ -1,0 +1,109 @@
+/* event: one recorded request (an open or a click) and its derived fields. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_EVENT_H
+#define SP_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+#define SP_ID_MAX          128 /* campaign and recipient IDs, bytes */
+#define SP_HEADERS_MAX     64  /* headers kept per request; the rest are dropped */
+#define SP_HEADER_NAME_MAX 128
+#define SP_HEADER_MAX      4096 /* bytes kept of one header value */
+#define SP_FIELD_MAX       128  /* derived text fields */
+
+typedef enum sp_event_kind { SP_EVENT_OPEN = 0, SP_EVENT_CLICK = 1 } sp_event_kind_t;
+
+/* What became of a submitted event, set by the writer before the request resumes. */
+typedef enum sp_event_outcome {
+    SP_OUTCOME_PENDING = 0,
+    SP_OUTCOME_STORED,
+    SP_OUTCOME_UNKNOWN_CAMPAIGN,
+    SP_OUTCOME_FAILED,
+} sp_event_outcome_t;
+
+typedef struct sp_header {
+    const char *name; /* points into the event's own buffer */
+    const char *value;
+} sp_header_t;
+
+typedef struct sp_event {
+    int64_t id;    /* set by the store */
+    int64_t ts_ms; /* UTC milliseconds since the epoch */
+    sp_event_kind_t kind;
+    char campaign[SP_ID_MAX + 1];
+    char recipient[SP_ID_MAX + 1]; /* "" when the URL named none */
+    char target[2048];             /* a click's destination */
+    sp_net_addr_t addr;
+    char ip[SP_NET_ADDR_MAX];
+    char visitor[40]; /* first-party visitor cookie value, "" when none */
+
+    /* Every request header, in order, names and values borrowed from the event. */
+    sp_header_t headers[SP_HEADERS_MAX];
+    size_t n_headers;
+    const char *user_agent; /* borrowed from headers, or NULL */
+    const char *referer;
+    const char *cookie;
+
+    bool self_referer, self_cookie, self_ip;
+
+    /* Derived by enrichment. */
+    char browser[SP_FIELD_MAX], browser_version[SP_FIELD_MAX];
+    char os[SP_FIELD_MAX], os_version[SP_FIELD_MAX];
+    char device[SP_FIELD_MAX], device_brand[SP_FIELD_MAX], device_model[SP_FIELD_MAX];
+    char arch[32];
+    char country[4], region[SP_FIELD_MAX], city[SP_FIELD_MAX];
+    char geo_label[16]; /* "private", "loopback", "unknown"... or "" */
+    double latitude, longitude;
+    bool has_coords;
+    int klass;              /* sp_class_t */
+    char rule[64];          /* the class rule that decided */
+    char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
+
+    /* Plumbing between the request thread and the writer. */
+    sp_event_outcome_t outcome;
+    void *waiter; /* the suspended connection to resume, or NULL */
+    struct sp_event *next;
+
+    size_t buf_used, buf_size;
+    char buf[]; /* header names and values */
+} sp_event_t;
+
+/* Allocates an event with BUF_SIZE bytes of header storage. Aborts when out of memory.
+ * The caller frees it with sp_event_free. */
+sp_event_t *sp_event_new(size_t buf_size);
+void sp_event_free(sp_event_t *ev);
+
+/* Copies a header into the event, cut to the limits above. Remembers User-Agent,
+ * Referer and Cookie. Returns 0, or -1 when the event holds SP_HEADERS_MAX already. */
+int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
+                        size_t value_len);
+
+/* The first value of header NAME (case-insensitive), or NULL. */
+const char *sp_event_header(const sp_event_t *ev, const char *name);
+
+/* Same, shaped for sp_classify_input_t's header callback. */
+const char *sp_event_header_cb(const void *ev, const char *name);
+
+/* True when S is a valid campaign or recipient ID: 1..128 bytes of letters, digits and
+ * - _ @ + . */
+bool sp_event_id_valid(const char *s);
+
+/* The value of cookie NAME in a Cookie header into BUF; 0 or -1 when absent. */
+int sp_event_cookie(const char *cookie_header, const char *name, char *buf, size_t len);
+
+/* JSON of the headers ({"Name": "value", ...}, repeated names joined with ", ") and of
+ * the cookies ({"name": "value"}). Return malloc'd strings; the caller frees. */
+char *sp_event_headers_json(const sp_event_t *ev);
+char *sp_event_cookies_json(const sp_event_t *ev);
+
+/* Milliseconds since the epoch, UTC. */
+int64_t sp_now_ms(void);
+
+/* ISO 8601 "2026-11-25T16:00:00.123Z" into BUF (at least 25 bytes). */
+void sp_format_ts(int64_t ts_ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,422 @@
+/* http: the libmicrohttpd daemon, request state, routing, limits and security headers. */
+/* SPDX-License-Identifier: MIT */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "assets.h"
+#include "log.h"
+#include "metrics.h"
+#include "pixel.h"
+
+static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                          "base-uri 'none'; form-action 'self'";
+
+void sp_http_secure_headers(struct MHD_Response *resp, bool html)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    if (html) {
+        MHD_add_response_header(resp, "Content-Security-Policy", csp);
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+    } else {
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; frame-ancestors 'none'");
+    }
+}
+
+enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *content_type,
+                                const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    sp_http_secure_headers(resp, false);
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg)
+{
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    sp_metric_inc(api_errors);
+    enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
+    free(body);
+    return rc;
+}
+
+const char *sp_http_header(sp_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sp_http_arg(sp_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void sp_http_origin(sp_request_t *req, char *buf, size_t len)
+{
+    const sp_config_t *cfg = req->srv->cfg;
+    if (cfg->public_url[0]) {
+        snprintf(buf, len, "%s", cfg->public_url);
+        size_t n = strlen(buf);
+        if (n && '/' == buf[n - 1])
+            buf[n - 1] = '\0';
+        return;
+    }
+    /* The Host header is the client's word: keep it only if it looks like a host. */
+    const char *host = sp_http_header(req, "Host");
+    bool ok = host && *host && strlen(host) < 256;
+    for (const char *p = host; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr(".-:[]", *p);
+    snprintf(buf, len, "%s://%s", req->https ? "https" : "http", ok ? host : cfg->listen);
+}
+
+/* ---- the client address ------------------------------------------------------ */
+
+static bool trusted(const sp_config_t *cfg, const sp_net_addr_t *a)
+{
+    for (size_t i = 0; i < cfg->n_trusted_proxy; i++)
+        if (sp_net_in_cidr(a, &cfg->trusted_proxy[i]))
+            return true;
+    return false;
+}
+
+/* Walks a list of addresses from the right (the nearest hop) and takes the first that
+ * is not one of our proxies: entries further left were written by the client and may
+ * be lies. Returns 0 when one was found. */
+static int pick_forwarded(const sp_config_t *cfg, char *list, bool forwarded_syntax,
+                          sp_net_addr_t *out)
+{
+    char *items[64];
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
+        items[n++] = t;
+    for (int i = n - 1; i >= 0; i--) {
+        char *t = items[i], *addr = t;
+        if (forwarded_syntax) {
+            /* for=192.0.2.60;proto=http or for="[2001:db8::1]:4711" */
+            addr = NULL;
+            char *psave = NULL;
+            for (char *p = strtok_r(t, ";", &psave); p; p = strtok_r(NULL, ";", &psave)) {
+                while (' ' == *p)
+                    p++;
+                if (0 == strncasecmp(p, "for=", 4))
+                    addr = p + 4;
+            }
+            if (!addr)
+                return -1;
+        }
+        while (' ' == *addr || '"' == *addr)
+            addr++;
+        char *end = addr + strlen(addr);
+        while (end > addr && (' ' == end[-1] || '"' == end[-1]))
+            *--end = '\0';
+        /* Strip a port: "[v6]:port" or "v4:port". */
+        if ('[' == *addr) {
+            char *close = strchr(addr, ']');
+            if (close)
+                close[1] = '\0';
+        } else if (strchr(addr, '.') && strchr(addr, ':')) {
+            *strchr(addr, ':') = '\0';
+        }
+        sp_net_addr_t a;
+        if (0 != sp_net_parse(addr, &a))
+            return -1; /* "unknown", an obfuscated name: stop believing here */
+        *out = a;
+        if (!trusted(cfg, &a))
+            return 0;
+    }
+    return n ? 0 : -1;
+}
+
+static void resolve_client(sp_request_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    memset(&req->client, 0, sizeof(req->client));
+    if (ci && ci->client_addr) {
+        char text[SP_NET_ADDR_MAX];
+        const struct sockaddr *sa = ci->client_addr;
+        if (AF_INET == sa->sa_family)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, text,
+                      sizeof(text));
+        else
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, text,
+                      sizeof(text));
+        sp_net_parse(text, &req->client);
+    }
+    const sp_config_t *cfg = req->srv->cfg;
+    if (trusted(cfg, &req->client)) {
+        const char *fwd = sp_http_header(req, "Forwarded");
+        const char *xff = sp_http_header(req, "X-Forwarded-For");
+        char buf[2048];
+        sp_net_addr_t a;
+        if (fwd && strlen(fwd) < sizeof(buf)) {
+            snprintf(buf, sizeof(buf), "%s", fwd);
+            if (0 == pick_forwarded(cfg, buf, true, &a))
+                req->client = a;
+            req->https = NULL != strcasestr(fwd, "proto=https");
+        } else if (xff && strlen(xff) < sizeof(buf)) {
+            snprintf(buf, sizeof(buf), "%s", xff);
+            if (0 == pick_forwarded(cfg, buf, false, &a))
+                req->client = a;
+            const char *proto = sp_http_header(req, "X-Forwarded-Proto");
+            req->https = proto && 0 == strcasecmp(proto, "https");
+        }
+    }
+    if (0 == strncmp(cfg->public_url, "https:", 6))
+        req->https = true;
+    sp_net_format(&req->client, req->client_ip, sizeof(req->client_ip));
+}
+
+/* ---- store connections for reading -------------------------------------------- */
+
+static void close_reader(void *store)
+{
+    sp_store_close(store);
+}
+
+sp_store_t *sp_http_reader(sp_server_t *srv)
+{
+    sp_store_t *s = pthread_getspecific(srv->reader_key);
+    if (s)
+        return s;
+    char err[512];
+    s = sp_store_open(srv->cfg, err, sizeof(err));
+    if (!s) {
+        sp_log_error("cannot open the store for reading", "error=\"%s\"", err);
+        return NULL;
+    }
+    pthread_setspecific(srv->reader_key, s);
+    return s;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static enum MHD_Result serve_asset(sp_request_t *req)
+{
+    const sp_asset_t *a = sp_assets_find(req->url);
+    if (!a)
+        a = sp_assets_find("/index.html"); /* the page routes itself */
+    if (!a)
+        return sp_http_respond(req, 404, "text/plain", "not found\n", 10);
+    const char *inm = sp_http_header(req, "If-None-Match");
+    bool fresh = inm && 0 == strcmp(inm, a->etag);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : a->len, fresh ? NULL : (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", a->mime);
+    MHD_add_response_header(resp, "ETag", a->etag);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    sp_http_secure_headers(resp, true);
+    enum MHD_Result rc = MHD_queue_response(req->conn, fresh ? 304 : 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result route(sp_request_t *req)
+{
+    const char *url = req->url;
+    bool get = 0 == strcmp(req->method, "GET") || 0 == strcmp(req->method, "HEAD");
+
+    if (get && 0 == strcmp(url, "/spy-pixel.gif"))
+        return sp_pixel_seed(req);
+    if (get && 0 == strncmp(url, "/o/", 3))
+        return sp_pixel_opaque(req, url + 3);
+    if (get && 0 == strncmp(url, "/c/", 3))
+        return sp_pixel_click(req, url + 3);
+    if (0 == strncmp(url, "/api/", 5))
+        return sp_api_handle(req);
+    if (get && 0 == strcmp(url, "/healthz"))
+        return sp_http_respond(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    if (get && 0 == strcmp(url, "/metrics")) {
+        char extra[512];
+        uint64_t hits = 0, misses = 0;
+        sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);
+        snprintf(extra, sizeof(extra),
+                 "# HELP spypixel_ua_cache_hits_total user-agent parses served from the cache\n"
+                 "# TYPE spypixel_ua_cache_hits_total counter\nspypixel_ua_cache_hits_total %llu\n"
+                 "# HELP spypixel_ua_cache_misses_total user-agent parses that ran the rules\n"
+                 "# TYPE spypixel_ua_cache_misses_total counter\n"
+                 "spypixel_ua_cache_misses_total %llu\n",
+                 (unsigned long long)hits, (unsigned long long)misses);
+        char *text = sp_metrics_render(extra);
+        enum MHD_Result rc =
+            sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
+        free(text);
+        return rc;
+    }
+    if (get)
+        return serve_asset(req);
+    return sp_http_respond(req, 405, "text/plain", "method not allowed\n", 19);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    sp_server_t *srv = cls;
+    sp_request_t *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            abort();
+        req->srv = srv;
+        req->conn = conn;
+        req->method = method;
+        req->url = url;
+        *con_cls = req;
+        resolve_client(req);
+        if (0 == strcmp(method, "POST") || 0 == strcmp(method, "PUT") ||
+            0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE")) {
+            req->body_max = 0 == strncmp(url, "/api/v1/images", 14) ? SP_IMAGE_MAX : SP_BODY_MAX;
+            return MHD_YES; /* the body comes in the next calls */
+        }
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->body_too_big || req->body_len + n > req->body_max) {
+            req->body_too_big = true;
+            return MHD_YES;
+        }
+        char *grown = realloc(req->body, req->body_len + n + 1);
+        if (!grown)
+            abort();
+        req->body = grown;
+        memcpy(req->body + req->body_len, upload_data, n);
+        req->body_len += n;
+        req->body[req->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (req->waiting)
+        return sp_pixel_finish(req);
+    sp_metric_inc(http_requests);
+    if (req->body_too_big)
+        return sp_http_error(req, 413, "request body too large");
+    return route(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    sp_request_t *req = *con_cls;
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (!req)
+        return;
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512], quoted[600];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && '\n' == msg[n - 1])
+        msg[--n] = '\0';
+    sp_log_warn("libmicrohttpd", "detail=%s", sp_log_quote(msg, quoted, sizeof(quoted)));
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || strlen(listen) >= sizeof(host))
+        return -1;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -1;
+    size_t hl = (size_t)(colon - listen);
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if ('[' == host[0] && ']' == host[hl - 1]) {
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a);
+        return 1 == inet_pton(AF_INET6, host + 1, &a->sin6_addr) ? 0 : -1;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *len = sizeof(*a);
+    if (0 == strcmp(host, "localhost"))
+        snprintf(host, sizeof(host), "127.0.0.1");
+    return 1 == inet_pton(AF_INET, host, &a->sin_addr) ? 0 : -1;
+}
+
+int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (0 != parse_listen(srv->cfg->listen, &ss, &sslen)) {
+        snprintf(err, errlen, "--listen: expected HOST:PORT with a numeric address, got '%s'",
+                 srv->cfg->listen);
+        return -1;
+    }
+    pthread_key_create(&srv->reader_key, close_reader);
+    srv->pixel = sp_pixel_response_new();
+
+    unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
+                                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (AF_INET6 == ss.ss_family)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not allowed?)",
+                 srv->cfg->listen);
+        return -1;
+    }
+    return 0;
+}
+
+void sp_http_stop(sp_server_t *srv)
+{
+    if (!srv->daemon)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+    MHD_destroy_response(srv->pixel);
+}

@@ -1,0 +1,83 @@
+/* http: the libmicrohttpd daemon, request state, routing, limits and security headers. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_HTTP_H
+#define SP_HTTP_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "auth.h"
+#include "config.h"
+#include "enrich.h"
+#include "ingest.h"
+#include "live.h"
+#include "store.h"
+#include "token.h"
+
+#define SP_BODY_MAX  (1u << 20) /* JSON bodies */
+#define SP_IMAGE_MAX (8u << 20) /* uploaded tracking images */
+
+typedef struct sp_server {
+    sp_config_t *cfg;
+    sp_ingest_t *ingest;
+    sp_enrich_t *enrich;
+    sp_auth_t *auth;
+    sp_token_t *tokens;
+    sp_live_t *live;
+    struct MHD_Daemon *daemon;
+    pthread_key_t reader_key;   /* each request thread's own store connection */
+    struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
+    /* Shutdown: once closing is set, tracking requests are queued but not parked; the
+     * server waits until no request is parked before it stops the daemon. */
+    atomic_bool closing;
+    atomic_int parked;
+} sp_server_t;
+
+/* Per-request state, kept in libmicrohttpd's con_cls from the first call to completion. */
+typedef struct sp_request {
+    sp_server_t *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    bool waiting; /* suspended until the writer commits our event */
+    bool resumed;
+    unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
+    char visitor[40];
+    char redirect[2048];  /* a click's destination */
+    sp_net_addr_t client; /* after trusted-proxy handling */
+    char client_ip[SP_NET_ADDR_MAX];
+    bool https; /* reached over TLS (through a trusted proxy) */
+    char *body;
+    size_t body_len, body_max;
+    bool body_too_big;
+    char content_type[128];
+} sp_request_t;
+
+/* Starts serving CFG->listen. 0, or -1 + ERR. */
+int sp_http_start(sp_server_t *srv, char *err, size_t errlen);
+
+/* Stops taking connections, waits (bounded) for the ones in flight, then stops. */
+void sp_http_stop(sp_server_t *srv);
+
+/* This thread's store connection for reading (opened on first use). NULL + log on error. */
+sp_store_t *sp_http_reader(sp_server_t *srv);
+
+/* Answers with BODY (copied) and the common security headers. */
+enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *content_type,
+                                const char *body, size_t len);
+
+/* Answers {"error": MSG} with STATUS. */
+enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg);
+
+/* Adds the headers every answer carries (nosniff, frame-ancestors...). */
+void sp_http_secure_headers(struct MHD_Response *resp, bool html);
+
+/* The value of a request header / query argument (borrowed until the request ends). */
+const char *sp_http_header(sp_request_t *req, const char *name);
+const char *sp_http_arg(sp_request_t *req, const char *name);
+
+/* "http://host:port" the request reached us as (CFG->public_url wins). */
+void sp_http_origin(sp_request_t *req, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,206 @@
+/* live: Server-Sent Events to dashboards, fed by the writer after each commit. */
+/* SPDX-License-Identifier: MIT */
+#include "live.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+
+#define STREAM_BUFFER (256u << 10) /* bytes a slow stream may fall behind */
+#define STREAMS_MAX   256
+
+typedef struct stream {
+    sp_live_t *live;
+    struct MHD_Connection *conn;
+    char campaign[SP_ID_MAX + 1];
+    char *buf;
+    size_t len;
+    bool suspended; /* waiting in the content reader for data */
+    bool closed;    /* the hub is going away: end the stream */
+    bool overflowed;
+    struct stream *prev, *next;
+} stream_t;
+
+struct sp_live {
+    pthread_mutex_t lock; /* guards the list and every stream's fields */
+    pthread_cond_t tick;
+    stream_t *streams;
+    size_t n_streams;
+    bool stopping;
+    int ping_s;
+    pthread_t pinger;
+};
+
+/* Appends under the lock and wakes a stream that waits. */
+static void push(stream_t *s, const char *text, size_t len)
+{
+    if (s->overflowed)
+        return;
+    if (s->len + len > STREAM_BUFFER) {
+        static const char overflow[] = "event: overflow\ndata: {}\n\n";
+        s->overflowed = true;
+        text = overflow;
+        len = sizeof(overflow) - 1;
+        if (s->len + len > STREAM_BUFFER + 64)
+            return;
+    }
+    char *grown = realloc(s->buf, s->len + len);
+    if (!grown)
+        abort();
+    s->buf = grown;
+    memcpy(s->buf + s->len, text, len);
+    s->len += len;
+    if (s->suspended) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+static void *pinger_main(void *arg)
+{
+    sp_live_t *live = arg;
+    pthread_mutex_lock(&live->lock);
+    while (!live->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += live->ping_s;
+        pthread_cond_timedwait(&live->tick, &live->lock, &until);
+        if (live->stopping)
+            break;
+        for (stream_t *s = live->streams; s; s = s->next)
+            push(s, ": ping\n\n", 8);
+    }
+    pthread_mutex_unlock(&live->lock);
+    return NULL;
+}
+
+sp_live_t *sp_live_new(int ping_s)
+{
+    sp_live_t *live = calloc(1, sizeof(*live));
+    if (!live)
+        abort();
+    pthread_mutex_init(&live->lock, NULL);
+    pthread_cond_init(&live->tick, NULL);
+    live->ping_s = ping_s > 0 ? ping_s : 15;
+    if (0 != pthread_create(&live->pinger, NULL, pinger_main, live))
+        abort();
+    return live;
+}
+
+void sp_live_close(sp_live_t *live)
+{
+    pthread_mutex_lock(&live->lock);
+    if (live->stopping) {
+        pthread_mutex_unlock(&live->lock);
+        return;
+    }
+    live->stopping = true;
+    for (stream_t *s = live->streams; s; s = s->next) {
+        s->closed = true;
+        if (s->suspended) {
+            s->suspended = false;
+            MHD_resume_connection(s->conn);
+        }
+    }
+    pthread_cond_signal(&live->tick);
+    pthread_mutex_unlock(&live->lock);
+    pthread_join(live->pinger, NULL);
+}
+
+void sp_live_free(sp_live_t *live)
+{
+    if (!live)
+        return;
+    sp_live_close(live);
+    pthread_mutex_destroy(&live->lock);
+    pthread_cond_destroy(&live->tick);
+    free(live);
+}
+
+bool sp_live_has_subscribers(sp_live_t *live)
+{
+    pthread_mutex_lock(&live->lock);
+    bool any = live->n_streams > 0;
+    pthread_mutex_unlock(&live->lock);
+    return any;
+}
+
+void sp_live_publish(sp_live_t *live, const char *campaign, const char *text, size_t len)
+{
+    pthread_mutex_lock(&live->lock);
+    for (stream_t *s = live->streams; s; s = s->next)
+        if ('\0' == s->campaign[0] || 0 == strcmp(s->campaign, campaign))
+            push(s, text, len);
+    pthread_mutex_unlock(&live->lock);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_t *s = cls;
+    sp_live_t *live = s->live;
+    (void)pos;
+    pthread_mutex_lock(&live->lock);
+    ssize_t n;
+    if (s->len) {
+        n = (ssize_t)(s->len < max ? s->len : max);
+        memcpy(buf, s->buf, (size_t)n);
+        memmove(s->buf, s->buf + n, s->len - (size_t)n);
+        s->len -= (size_t)n;
+    } else if (s->closed || s->overflowed) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        /* Nothing to send: park the connection until push() resumes it. */
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+        n = 0;
+    }
+    pthread_mutex_unlock(&live->lock);
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    stream_t *s = cls;
+    sp_live_t *live = s->live;
+    pthread_mutex_lock(&live->lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        live->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    live->n_streams--;
+    pthread_mutex_unlock(&live->lock);
+    free(s->buf);
+    free(s);
+}
+
+struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn,
+                                    const char *campaign)
+{
+    stream_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->live = live;
+    s->conn = conn;
+    snprintf(s->campaign, sizeof(s->campaign), "%s", campaign);
+    pthread_mutex_lock(&live->lock);
+    if (live->stopping || live->n_streams >= STREAMS_MAX) {
+        pthread_mutex_unlock(&live->lock);
+        free(s);
+        return NULL;
+    }
+    s->next = live->streams;
+    if (live->streams)
+        live->streams->prev = s;
+    live->streams = s;
+    live->n_streams++;
+    /* Tell the browser how soon to reconnect, and open the stream at once. */
+    push(s, "retry: 2000\n: open\n\n", 20);
+    pthread_mutex_unlock(&live->lock);
+    return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+}

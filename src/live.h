@@ -1,0 +1,37 @@
+/* live: Server-Sent Events to dashboards, fed by the writer after each commit. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_LIVE_H
+#define SP_LIVE_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct sp_live sp_live_t;
+
+/* Starts the hub and its heartbeat thread (a ": ping" comment every PING_S seconds keeps
+ * proxies from closing idle streams and finds clients that went away). */
+sp_live_t *sp_live_new(int ping_s);
+
+/* Ends every stream: their connections are resumed and finish. Call before the HTTP
+ * daemon stops (it must not stop with suspended connections). */
+void sp_live_close(sp_live_t *live);
+
+/* Frees the hub, after the daemon has stopped and so every stream is gone. */
+void sp_live_free(sp_live_t *live);
+
+/* True when someone listens: the writer skips building messages otherwise. */
+bool sp_live_has_subscribers(sp_live_t *live);
+
+/* Sends one SSE message (TEXT is "event: ...\ndata: ...\n\n") to the streams of CAMPAIGN
+ * and to the all-campaigns streams. A slow stream whose buffer is full loses the message
+ * and is told with an "event: overflow" so that the page reloads. */
+void sp_live_publish(sp_live_t *live, const char *campaign, const char *text, size_t len);
+
+/* A response streaming CAMPAIGN's messages ("" for all campaigns) to CONN. The caller
+ * queues it with MHD_queue_response and destroys its reference. NULL when the hub is
+ * closing or full. */
+struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn,
+                                    const char *campaign);
+
+#endif

@@ -1,0 +1,436 @@
+/* main: the command line: serve, user, token, campaign, forget. */
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "enrich.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "pixel.h"
+#include "store.h"
+
+#ifndef SP_VERSION
+#define SP_VERSION "0.1.0"
+#endif
+
+#define RETENTION_PERIOD_S 3600 /* how often old events are deleted */
+
+static const char usage_text[] =
+    "spypixel " SP_VERSION " - email open and click tracking server\n"
+    "\n"
+    "Usage: spypixel COMMAND [FLAGS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                          serve the pixel, links, API and dashboard\n"
+    "  user add NAME --password-stdin create or update a dashboard user\n"
+    "  token create NAME              print a new API token (Authorization: Bearer)\n"
+    "  campaign create ID             create a campaign (opens of unknown ones are not kept)\n"
+    "  forget RECIPIENT               erase one recipient's events everywhere\n"
+    "\n"
+    "Every command takes --data DIR and the store flags. 'spypixel COMMAND --help' tells\n"
+    "more. spypixel --version prints the version.\n";
+
+static int usage(FILE *out, int rc)
+{
+    fputs(usage_text, out);
+    if (out == stdout) {
+        fputc('\n', out);
+        sp_config_usage(out);
+    }
+    return rc;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (0 == strcmp(argv[i], "--help") || 0 == strcmp(argv[i], "-h"))
+            return true;
+    return false;
+}
+
+/* The server's secret: made once and kept in the store, so that every server on one
+ * store signs and checks the same tokens. */
+static int load_key(sp_store_t *store, unsigned char key[SP_AUTH_KEY_BYTES], char *err,
+                    size_t errlen)
+{
+    char hex[2 * SP_AUTH_KEY_BYTES + 1];
+    int rc = store->ops->meta_get(store, "secret_key", hex, sizeof(hex), err, errlen);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        unsigned char fresh[SP_AUTH_KEY_BYTES];
+        char fresh_hex[sizeof(hex)];
+        randombytes_buf(fresh, sizeof(fresh));
+        sodium_bin2hex(fresh_hex, sizeof(fresh_hex), fresh, sizeof(fresh));
+        if (0 != store->ops->meta_put_new(store, "secret_key", fresh_hex, err, errlen) ||
+            0 != store->ops->meta_get(store, "secret_key", hex, sizeof(hex), err, errlen))
+            return -1;
+    }
+    if (0 != sodium_hex2bin(key, SP_AUTH_KEY_BYTES, hex, strlen(hex), NULL, NULL, NULL)) {
+        snprintf(err, errlen, "the stored secret key is damaged");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- serve ---------------------------------------------------------------------------- */
+
+typedef struct {
+    sp_config_t *cfg;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+} retention_t;
+
+static void *retention_main(void *arg)
+{
+    retention_t *r = arg;
+    char err[512];
+    sp_store_t *store = sp_store_open(r->cfg, err, sizeof(err));
+    if (!store) {
+        sp_log_error("retention: cannot open the store", "error=\"%s\"", err);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop) {
+        pthread_mutex_unlock(&r->lock);
+        int64_t deleted = 0, before = sp_now_ms() - (int64_t)r->cfg->retention * 86400000;
+        if (0 == store->ops->purge_before(store, before, &deleted, err, sizeof(err))) {
+            sp_metric_add(retention_deleted, (uint64_t)deleted);
+            if (deleted)
+                sp_log_info("retention: old events deleted", "events=%lld days=%d",
+                            (long long)deleted, r->cfg->retention);
+        } else {
+            sp_log_error("retention failed", "error=\"%s\"", err);
+        }
+        pthread_mutex_lock(&r->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += RETENTION_PERIOD_S;
+        while (!r->stop && ETIMEDOUT != pthread_cond_timedwait(&r->wake, &r->lock, &until))
+            ;
+    }
+    pthread_mutex_unlock(&r->lock);
+    sp_store_close(store);
+    return NULL;
+}
+
+static int wait_for_parked(sp_server_t *srv, int max_ms)
+{
+    for (int waited = 0; atomic_load(&srv->parked) > 0 && waited < max_ms; waited += 10) {
+        struct timespec pause = {0, 10000000L};
+        nanosleep(&pause, NULL);
+    }
+    return atomic_load(&srv->parked);
+}
+
+static int cmd_serve(sp_config_t *cfg)
+{
+    char err[1024], line[512];
+    int rc = 1;
+    sp_server_t srv = {.cfg = cfg};
+    sp_store_t *store = NULL;
+    unsigned char key[SP_AUTH_KEY_BYTES];
+    retention_t retention = {.cfg = cfg};
+    pthread_t retention_thread;
+    bool retention_started = false;
+
+    /* Signals are taken by sigwait below; every thread started from here inherits the
+     * block. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    store = sp_store_open(cfg, err, sizeof(err));
+    if (!store || 0 != load_key(store, key, err, sizeof(err))) {
+        sp_log_error("cannot open the store", "error=\"%s\"", err);
+        goto done;
+    }
+    srv.enrich = sp_enrich_open(cfg, err, sizeof(err));
+    if (!srv.enrich) {
+        sp_log_error("cannot load enrichment data", "error=\"%s\"", err);
+        goto done;
+    }
+    srv.auth = sp_auth_new(key, cfg->self_ip_window);
+    srv.tokens = sp_token_new(key);
+    srv.live = sp_live_new(15);
+    sp_ingest_options_t opt = {
+        .store = store,
+        .enrich = srv.enrich,
+        .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
+        .anonymize_ip = cfg->anonymize_ip,
+        .done = sp_pixel_on_done,
+        .committed = sp_api_on_commit,
+        .committed_ctx = srv.live,
+    };
+    srv.ingest = sp_ingest_start(&opt, err, sizeof(err));
+    if (!srv.ingest) {
+        sp_log_error("cannot start the writer", "error=\"%s\"", err);
+        goto done;
+    }
+    store = NULL; /* the writer owns it now */
+    if (0 != sp_http_start(&srv, err, sizeof(err))) {
+        sp_log_error("cannot serve", "error=\"%s\"", err);
+        goto done;
+    }
+    if (cfg->retention > 0) {
+        pthread_mutex_init(&retention.lock, NULL);
+        pthread_cond_init(&retention.wake, NULL);
+        retention_started =
+            0 == pthread_create(&retention_thread, NULL, retention_main, &retention);
+    }
+    char quoted[600], data[600];
+    sp_enrich_describe(srv.enrich, line, sizeof(line));
+    sp_log_info("serving", "listen=%s store=%s data=%s version=%s enrich=%s", cfg->listen,
+                cfg->store, sp_log_quote(cfg->data_dir, data, sizeof(data)), SP_VERSION,
+                sp_log_quote(line, quoted, sizeof(quoted)));
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    sp_log_info("shutting down", "signal=%d", sig);
+
+    /* No new connections; requests in flight finish and their opens are committed. */
+    MHD_quiesce_daemon(srv.daemon);
+    atomic_store(&srv.closing, true);
+    sp_live_close(srv.live);
+    int left = wait_for_parked(&srv, 30000);
+    if (left)
+        sp_log_error("requests still waiting for the store at shutdown", "requests=%d", left);
+    rc = 0;
+done:
+    if (srv.daemon)
+        sp_http_stop(&srv);
+    sp_ingest_stop(srv.ingest); /* commits whatever is still queued */
+    if (retention_started) {
+        pthread_mutex_lock(&retention.lock);
+        retention.stop = true;
+        pthread_cond_signal(&retention.wake);
+        pthread_mutex_unlock(&retention.lock);
+        pthread_join(retention_thread, NULL);
+    }
+    sp_live_free(srv.live);
+    sp_token_free(srv.tokens);
+    sp_auth_free(srv.auth);
+    sp_enrich_close(srv.enrich);
+    sp_store_close(store);
+    sodium_memzero(key, sizeof(key));
+    if (0 == rc)
+        sp_log_info("stopped", "opens_recorded=%llu",
+                    (unsigned long long)atomic_load(&sp_metrics.opens_recorded));
+    return rc;
+}
+
+/* ---- the other commands ------------------------------------------------------------------ */
+
+static int read_password(char *buf, size_t len)
+{
+    if (!fgets(buf, (int)len, stdin))
+        return -1;
+    size_t n = strlen(buf);
+    while (n && ('\n' == buf[n - 1] || '\r' == buf[n - 1]))
+        buf[--n] = '\0';
+    return n ? 0 : -1;
+}
+
+static int cmd_user(sp_config_t *cfg, int argc, char **argv)
+{
+    char err[512], password[1024], hash[256];
+    bool from_stdin = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (0 == strcmp(argv[i], "--password-stdin"))
+            from_stdin = true;
+        else if (!name)
+            name = argv[i];
+    }
+    if (argc < 2 || 0 != strcmp(argv[0], "add") || !name || !from_stdin) {
+        fprintf(stderr, "usage: spypixel user add NAME --password-stdin [--data DIR]\n");
+        return 2;
+    }
+    if (strlen(name) > 128 || !sp_event_id_valid(name)) {
+        fprintf(stderr, "spypixel: a user name is 1-128 letters, digits or - _ @ + .\n");
+        return 2;
+    }
+    if (0 != read_password(password, sizeof(password)) || strlen(password) < 8) {
+        fprintf(stderr, "spypixel: give a password of at least 8 characters on standard input\n");
+        return 2;
+    }
+    if (0 != sp_auth_password_hash(password, hash, sizeof(hash))) {
+        fprintf(stderr, "spypixel: out of memory while hashing the password\n");
+        return 1;
+    }
+    sodium_memzero(password, sizeof(password));
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    int rc = store ? store->ops->user_put(store, name, hash, err, sizeof(err)) : -1;
+    sp_store_close(store);
+    if (rc) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "user %s saved\n", name);
+    return 0;
+}
+
+static int cmd_token(sp_config_t *cfg, int argc, char **argv)
+{
+    char err[512], token[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX];
+    if (argc != 2 || 0 != strcmp(argv[0], "create") || strlen(argv[1]) > 128 ||
+        !sp_event_id_valid(argv[1])) {
+        fprintf(stderr, "usage: spypixel token create NAME [--data DIR]\n"
+                        "NAME (1-128 letters, digits or - _ @ + .) says what the token is for.\n");
+        return 2;
+    }
+    sp_auth_new_secret("spt_", token, sizeof(token));
+    sp_auth_secret_hash(token, hash, sizeof(hash));
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    int rc = store ? store->ops->token_put(store, hash, argv[1], err, sizeof(err)) : -1;
+    sp_store_close(store);
+    if (rc) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", token);
+    return 0;
+}
+
+static int cmd_campaign(sp_config_t *cfg, int argc, char **argv)
+{
+    char err[512];
+    if (argc != 2 || 0 != strcmp(argv[0], "create") || !sp_event_id_valid(argv[1])) {
+        fprintf(stderr, "usage: spypixel campaign create ID [--data DIR]\n"
+                        "ID: 1-128 letters, digits or - _ @ + .\n");
+        return 2;
+    }
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    int rc =
+        store ? store->ops->campaign_create(store, argv[1], sp_now_ms(), err, sizeof(err)) : -1;
+    sp_store_close(store);
+    if (rc < 0) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "campaign %s %s\n", argv[1], 0 == rc ? "created" : "already exists");
+    return 0;
+}
+
+static int cmd_forget(sp_config_t *cfg, int argc, char **argv)
+{
+    char err[512];
+    int64_t deleted = 0;
+    if (argc != 1 || !sp_event_id_valid(argv[0])) {
+        fprintf(stderr, "usage: spypixel forget RECIPIENT [--data DIR]\n");
+        return 2;
+    }
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    int rc = store ? store->ops->forget(store, argv[0], &deleted, err, sizeof(err)) : -1;
+    sp_store_close(store);
+    if (rc) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "%lld events of %s erased; counters updated\n", (long long)deleted, argv[0]);
+    return 0;
+}
+
+static const struct {
+    const char *name, *help;
+} command_help[] = {
+    {"serve", "usage: spypixel serve [--listen HOST:PORT] [--data DIR] [--store sqlite|postgres]\n"
+              "       [--pg CONNINFO] [--geoip FILE.mmdb]... [--trusted-proxy CIDR]...\n"
+              "Serves the tracking pixel, links, JSON API and dashboard until SIGTERM/SIGINT;\n"
+              "every open answered before the signal is in the store when it exits.\n"},
+    {"user", "usage: spypixel user add NAME --password-stdin [--data DIR]\n"
+             "Creates a dashboard user (or sets a new password); the password is read from\n"
+             "standard input and stored as an argon2id hash.\n"},
+    {"token", "usage: spypixel token create NAME [--data DIR]\n"
+              "Prints a new API token for 'Authorization: Bearer TOKEN'; only its hash is "
+              "stored.\n"},
+    {"campaign", "usage: spypixel campaign create ID [--data DIR]\n"
+                 "Creates a campaign; opens of campaigns that do not exist are not recorded.\n"},
+    {"forget", "usage: spypixel forget RECIPIENT [--data DIR]\n"
+               "Erases every event of RECIPIENT in every campaign and takes them out of the "
+               "counts.\n"},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr, 2);
+    if (0 == strcmp(argv[1], "--version") || 0 == strcmp(argv[1], "version")) {
+        printf("spypixel %s\n", SP_VERSION);
+        return 0;
+    }
+    if (0 == strcmp(argv[1], "--help") || 0 == strcmp(argv[1], "-h") ||
+        0 == strcmp(argv[1], "help"))
+        return usage(stdout, 0);
+
+    const char *cmd = argv[1];
+    size_t n_cmds = sizeof(command_help) / sizeof(command_help[0]), c = 0;
+    for (; c < n_cmds && 0 != strcmp(cmd, command_help[c].name); c++)
+        ;
+    if (c == n_cmds) {
+        fprintf(stderr, "spypixel: unknown command '%s'\n\n", cmd);
+        return usage(stderr, 2);
+    }
+    if (wants_help(argc - 2, argv + 2)) {
+        fputs(command_help[c].help, stdout);
+        fputc('\n', stdout);
+        sp_config_usage(stdout);
+        return 0;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "spypixel: libsodium failed to start\n");
+        return 1;
+    }
+
+    sp_config_t cfg;
+    sp_config_defaults(&cfg);
+    char err[512];
+    char **rest = calloc((size_t)argc, sizeof(char *));
+    int n_rest = 0, rc;
+    if (!rest)
+        abort();
+    if (0 != sp_config_load(&cfg, argc - 2, argv + 2, rest, &n_rest, err, sizeof(err))) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    if (0 != sp_log_set_level(cfg.log_level)) {
+        fprintf(stderr, "spypixel: --log-level: expected debug, info, warn or error\n");
+        rc = 2;
+        goto done;
+    }
+    if (0 == strcmp(cmd, "serve")) {
+        if (n_rest) {
+            fprintf(stderr, "spypixel serve: unexpected argument '%s'\n", rest[0]);
+            rc = 2;
+        } else {
+            rc = cmd_serve(&cfg);
+        }
+    } else if (0 == strcmp(cmd, "user")) {
+        rc = cmd_user(&cfg, n_rest, rest);
+    } else if (0 == strcmp(cmd, "token")) {
+        rc = cmd_token(&cfg, n_rest, rest);
+    } else if (0 == strcmp(cmd, "campaign")) {
+        rc = cmd_campaign(&cfg, n_rest, rest);
+    } else {
+        rc = cmd_forget(&cfg, n_rest, rest);
+    }
+done:
+    free(rest);
+    sp_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* metrics: process-wide counters, served in Prometheus text format at /metrics. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_METRICS_H
+#define SP_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X-macro: name, help. One place lists every counter. */
+#define SP_METRICS(X)                                                                              \
+    X(http_requests, "HTTP requests answered")                                                     \
+    X(pixel_requests, "tracking pixel and image requests")                                         \
+    X(click_requests, "tracked link requests")                                                     \
+    X(opens_recorded, "opens and clicks committed to the store")                                   \
+    X(opens_unknown_campaign, "tracking requests for campaigns that do not exist")                 \
+    X(opens_invalid, "tracking requests with a malformed ID or token, not recorded")               \
+    X(opens_failed, "tracking requests the store could not record")                                \
+    X(store_batches, "group commits")                                                              \
+    X(store_batch_events, "events in group commits")                                               \
+    X(store_errors, "failed commits, each retried")                                                \
+    X(login_failures, "failed dashboard logins")                                                   \
+    X(api_errors, "API requests answered with an error")                                           \
+    X(retention_deleted, "events deleted by the retention period")
+
+typedef struct sp_metrics {
+#define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;
+    SP_METRICS(SP_METRIC_FIELD)
+#undef SP_METRIC_FIELD
+    atomic_uint_fast64_t class_events[4]; /* by sp_class_t */
+    atomic_int_fast64_t queue_depth;
+} sp_metrics_t;
+
+extern sp_metrics_t sp_metrics;
+
+#define sp_metric_inc(name) atomic_fetch_add_explicit(&sp_metrics.name, 1, memory_order_relaxed)
+#define sp_metric_add(name, n)                                                                     \
+    atomic_fetch_add_explicit(&sp_metrics.name, (n), memory_order_relaxed)
+
+/* Renders every counter as Prometheus text into a malloc'd string; caller frees. EXTRA
+ * (may be NULL) is appended as is. */
+char *sp_metrics_render(const char *extra);
+
+#endif

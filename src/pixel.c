@@ -1,0 +1,250 @@
+/* pixel: the tracking endpoints (the seed's URL, /o/ pixels, /c/ links) and their answers. */
+/* SPDX-License-Identifier: MIT */
+#include "pixel.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "metrics.h"
+
+/* GIF89a, 1x1, one transparent colour: the smallest valid image every client shows. */
+const unsigned char sp_pixel_gif[43] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+};
+
+#define VISITOR_COOKIE "spv"
+#define SELF_COOKIE    "sp_self"
+
+static void add_image_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Content-Type", "image/gif");
+    /* Every open must reach us: no browser, proxy or CDN may keep a copy. */
+    MHD_add_response_header(resp, "Cache-Control",
+                            "no-store, no-cache, must-revalidate, max-age=0");
+    MHD_add_response_header(resp, "Pragma", "no-cache");
+    MHD_add_response_header(resp, "Expires", "0");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    /* Webmail shows the image inside its own page. */
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
+}
+
+struct MHD_Response *sp_pixel_response_new(void)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        abort();
+    add_image_headers(resp);
+    return resp;
+}
+
+static enum MHD_Result answer_image(sp_request_t *req)
+{
+    if (!req->set_visitor)
+        return MHD_queue_response(req->conn, 200, req->srv->pixel);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    add_image_headers(resp);
+    /* A first-party visitor cookie ties repeated opens of one client together even when
+     * the URL is shared by everybody. Cross-site image loads carry it only as
+     * SameSite=None, which browsers accept only with Secure. */
+    char cookie[160];
+    snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
+             req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
+    MHD_add_response_header(resp, "Set-Cookie", cookie);
+    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result answer_redirect(sp_request_t *req)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Location", req->redirect);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (req->set_visitor) {
+        char cookie[160];
+        snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
+                 req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
+        MHD_add_response_header(resp, "Set-Cookie", cookie);
+    }
+    enum MHD_Result rc = MHD_queue_response(req->conn, 302, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result sp_pixel_finish(sp_request_t *req)
+{
+    if (req->waiting) {
+        req->waiting = false;
+        atomic_fetch_sub(&req->srv->parked, 1);
+    }
+    return req->redirect[0] ? answer_redirect(req) : answer_image(req);
+}
+
+void sp_pixel_on_done(void *ctx, sp_event_t *ev)
+{
+    (void)ctx;
+    if (ev->waiter)
+        MHD_resume_connection(ev->waiter);
+}
+
+struct header_walk {
+    sp_event_t *ev;
+    size_t bytes;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct header_walk *w = cls;
+    (void)kind;
+    size_t k = strlen(key), v = value ? strlen(value) : 0;
+    w->bytes += (k < SP_HEADER_NAME_MAX ? k : SP_HEADER_NAME_MAX) +
+                (v < SP_HEADER_MAX ? v : SP_HEADER_MAX) + 2;
+    return MHD_YES;
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct header_walk *w = cls;
+    (void)kind;
+    return 0 == sp_event_add_header(w->ev, key, strlen(key), value, value ? strlen(value) : 0)
+               ? MHD_YES
+               : MHD_NO;
+}
+
+/* A visitor ID we issued: 32 hex digits. Anything else is replaced. */
+static bool visitor_valid(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++)
+        if (!strchr("0123456789abcdef", v[n]))
+            return false;
+    return 32 == n;
+}
+
+static bool referer_is_dashboard(sp_request_t *req, const char *referer)
+{
+    char origin[320];
+    sp_http_origin(req, origin, sizeof(origin));
+    size_t n = strlen(origin);
+    return referer && 0 == strncasecmp(referer, origin, n) &&
+           ('/' == referer[n] || '\0' == referer[n]);
+}
+
+/* Records one open or click and parks the request until its commit. Bad input never
+ * stops the answer: the caller sends the image (or the redirect) in every case. */
+static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const char *campaign,
+                              const char *recipient)
+{
+    if (0 != strcmp(req->method, "GET")) /* HEAD: link checkers, nothing to count */
+        return sp_pixel_finish(req);
+
+    struct header_walk w = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &w);
+    w.ev = sp_event_new(w.bytes + 16);
+    sp_event_t *ev = w.ev;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_header, &w);
+
+    ev->ts_ms = sp_now_ms();
+    ev->kind = kind;
+    snprintf(ev->campaign, sizeof(ev->campaign), "%s", campaign);
+    snprintf(ev->recipient, sizeof(ev->recipient), "%s", recipient ? recipient : "");
+    snprintf(ev->target, sizeof(ev->target), "%s", req->redirect);
+    ev->addr = req->client;
+    snprintf(ev->ip, sizeof(ev->ip), "%s", req->client_ip);
+
+    char value[128];
+    if (0 == sp_event_cookie(ev->cookie, VISITOR_COOKIE, value, sizeof(value)) &&
+        visitor_valid(value)) {
+        snprintf(ev->visitor, sizeof(ev->visitor), "%.32s", value);
+    } else {
+        unsigned char raw[16];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(req->visitor, sizeof(req->visitor), raw, sizeof(raw));
+        req->set_visitor = 1;
+        /* A new client: its first open counts by IP and user agent like any cookieless
+         * one, so the visitor stays empty on this event. */
+    }
+    if (!req->set_visitor)
+        snprintf(req->visitor, sizeof(req->visitor), "%s", ev->visitor);
+
+    ev->self_referer = referer_is_dashboard(req, ev->referer);
+    ev->self_cookie = 0 == sp_event_cookie(ev->cookie, SELF_COOKIE, value, sizeof(value)) &&
+                      sp_auth_self_cookie_valid(req->srv->auth, value);
+    ev->self_ip = sp_auth_recent_dashboard_ip(req->srv->auth, &req->client);
+
+    /* Count ourselves parked before looking at closing: the shutdown sets closing and
+     * then waits for parked to reach 0, so no request parks after that wait ends. */
+    atomic_fetch_add(&req->srv->parked, 1);
+    if (atomic_load(&req->srv->closing)) {
+        atomic_fetch_sub(&req->srv->parked, 1);
+        sp_ingest_submit(req->srv->ingest, ev); /* committed by the shutdown's drain */
+        return sp_pixel_finish(req);
+    }
+    /* Suspend first, then hand over: the writer may resume us at once. */
+    ev->waiter = req->conn;
+    req->waiting = true;
+    MHD_suspend_connection(req->conn);
+    sp_ingest_submit(req->srv->ingest, ev);
+    return MHD_YES;
+}
+
+enum MHD_Result sp_pixel_seed(sp_request_t *req)
+{
+    sp_metric_inc(pixel_requests);
+    const char *campaign = sp_http_arg(req, "campaign");
+    const char *email = sp_http_arg(req, "email");
+    if (email && !*email)
+        email = NULL;
+    if (!sp_event_id_valid(campaign) || (email && !sp_event_id_valid(email))) {
+        sp_metric_inc(opens_invalid);
+        return answer_image(req);
+    }
+    return record(req, SP_EVENT_OPEN, campaign, email);
+}
+
+enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path)
+{
+    sp_metric_inc(pixel_requests);
+    size_t n = strlen(path);
+    sp_token_data_t data;
+    if (n < 4 || 0 != strcmp(path + n - 4, ".gif") ||
+        0 != sp_token_open(req->srv->tokens, path, n - 4, &data) || SP_TOKEN_OPEN != data.kind ||
+        !sp_event_id_valid(data.campaign) ||
+        (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
+        sp_metric_inc(opens_invalid);
+        return answer_image(req);
+    }
+    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
+}
+
+enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
+{
+    sp_metric_inc(click_requests);
+    sp_token_data_t data;
+    if (0 != sp_token_open(req->srv->tokens, path, strlen(path), &data) ||
+        SP_TOKEN_CLICK != data.kind || !sp_event_id_valid(data.campaign) ||
+        (data.recipient[0] && !sp_event_id_valid(data.recipient)) ||
+        (0 != strncmp(data.extra, "https://", 8) && 0 != strncmp(data.extra, "http://", 7))) {
+        /* A forged link must not become an open redirect: no Location at all. */
+        sp_metric_inc(opens_invalid);
+        return sp_http_respond(req, 404, "text/plain; charset=utf-8",
+                               "This tracked link is not valid.\n", 32);
+    }
+    snprintf(req->redirect, sizeof(req->redirect), "%s", data.extra);
+    return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
+}

@@ -1,0 +1,26 @@
+/* pixel: the tracking endpoints (the seed's URL, /o/ pixels, /c/ links) and their answers. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_PIXEL_H
+#define SP_PIXEL_H
+
+#include "http.h"
+
+/* The 1x1 transparent GIF every tracking request gets. */
+extern const unsigned char sp_pixel_gif[43];
+
+/* Builds the shared image answer (with the no-cache headers). */
+struct MHD_Response *sp_pixel_response_new(void);
+
+/* GET /spy-pixel.gif?campaign=ID&email=ADDR */
+enum MHD_Result sp_pixel_seed(sp_request_t *req);
+/* GET /o/TOKEN.gif and GET /c/TOKEN; PATH is what follows the prefix. */
+enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path);
+enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path);
+
+/* Called again once the writer committed the request's event: sends the answer. */
+enum MHD_Result sp_pixel_finish(sp_request_t *req);
+
+/* The ingest's done callback: resumes the suspended request of EV. */
+void sp_pixel_on_done(void *ctx, sp_event_t *ev);
+
+#endif

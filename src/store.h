@@ -1,0 +1,116 @@
+/* store: the storage interface; store_sqlite.c and store_pg.c implement it. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_STORE_H
+#define SP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+
+#define SP_STORE_CLASSES 4 /* human, proxy, machine, self: sp_class_t order */
+
+typedef struct sp_campaign {
+    char id[SP_ID_MAX + 1];
+    int64_t created_at;
+    int64_t last_view_at; /* 0 when never viewed */
+    int64_t total_views;  /* human + proxy opens */
+    int64_t unique_views;
+    int64_t by_class[SP_STORE_CLASSES];
+    int64_t clicks; /* human + proxy clicks */
+} sp_campaign_t;
+
+typedef struct sp_recipient {
+    const char *recipient;
+    int64_t views; /* human + proxy opens */
+    int64_t by_class[SP_STORE_CLASSES];
+    int64_t clicks;
+    int64_t first_at, last_at; /* of counted opens; 0 when none */
+} sp_recipient_t;
+
+/* One stored event as read back; strings are borrowed for the callback's duration. */
+typedef struct sp_event_row {
+    int64_t id, ts_ms;
+    int kind; /* sp_event_kind_t */
+    const char *campaign, *recipient, *ip, *user_agent, *referer, *cookies_json, *headers_json,
+        *visitor, *browser, *browser_version, *os, *os_version, *device, *device_brand,
+        *device_model, *arch, *country, *region, *city, *geo_label, *rule, *via, *target;
+    double latitude, longitude;
+    bool has_coords;
+    int klass; /* sp_class_t */
+} sp_event_row_t;
+
+typedef struct sp_store sp_store_t;
+
+/* Row callbacks return 0 to go on, nonzero to stop. */
+typedef int (*sp_store_campaign_cb)(void *ctx, const sp_campaign_t *c);
+typedef int (*sp_store_recipient_cb)(void *ctx, const sp_recipient_t *r);
+typedef int (*sp_store_event_cb)(void *ctx, const sp_event_row_t *row);
+
+/* The backend's functions. Every one returns 0 on success and -1 with a message in
+ * ERR on failure unless it says otherwise; a store is used by one thread at a time
+ * (the server opens one for the writer and one per reading thread). */
+typedef struct sp_store_ops {
+    const char *name;
+    void (*close)(sp_store_t *s);
+    /* Records a batch in one transaction: every event's outcome is set to STORED or
+     * UNKNOWN_CAMPAIGN, and its id filled in. On failure nothing is recorded. */
+    int (*write_batch)(sp_store_t *s, sp_event_t **evs, size_t n, char *err, size_t errlen);
+    /* 0 created, 1 already there, -1 error. */
+    int (*campaign_create)(sp_store_t *s, const char *id, int64_t now_ms, char *err, size_t errlen);
+    /* 0 found, 1 not found, -1 error. */
+    int (*campaign_get)(sp_store_t *s, const char *id, sp_campaign_t *out, char *err,
+                        size_t errlen);
+    /* Newest activity first. */
+    int (*campaign_list)(sp_store_t *s, sp_store_campaign_cb cb, void *ctx, char *err,
+                         size_t errlen);
+    /* Recipients in ID order after AFTER ("" from the start), at most LIMIT. */
+    int (*recipients)(sp_store_t *s, const char *campaign, const char *after, int64_t limit,
+                      sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
+    /* Newest first, IDs below BEFORE (0: from the newest), at most LIMIT. */
+    int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
+                  sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
+    /* Deletes events older than BEFORE_MS; counters stay. Sets *deleted. */
+    int (*purge_before)(sp_store_t *s, int64_t before_ms, int64_t *deleted, char *err,
+                        size_t errlen);
+    /* Erases one recipient everywhere and takes their opens out of the counters. */
+    int (*forget)(sp_store_t *s, const char *recipient, int64_t *deleted, char *err, size_t errlen);
+    /* Users, API tokens, sessions: secrets arrive hashed. get_* return 1 when absent. */
+    int (*user_put)(sp_store_t *s, const char *name, const char *pwhash, char *err, size_t errlen);
+    int (*user_get)(sp_store_t *s, const char *name, char *pwhash, size_t pwlen, char *err,
+                    size_t errlen);
+    int (*token_put)(sp_store_t *s, const char *hash, const char *name, char *err, size_t errlen);
+    int (*token_get)(sp_store_t *s, const char *hash, char *name, size_t namelen, char *err,
+                     size_t errlen);
+    int (*session_put)(sp_store_t *s, const char *hash, const char *user, const char *csrf,
+                       int64_t expires_ms, char *err, size_t errlen);
+    int (*session_get)(sp_store_t *s, const char *hash, int64_t now_ms, char *user, size_t userlen,
+                       char *csrf, size_t csrflen, char *err, size_t errlen);
+    int (*session_delete)(sp_store_t *s, const char *hash, char *err, size_t errlen);
+    /* Settings shared by every server on this store (the signing key). */
+    int (*meta_get)(sp_store_t *s, const char *key, char *value, size_t len, char *err,
+                    size_t errlen);
+    int (*meta_put_new)(sp_store_t *s, const char *key, const char *value, char *err,
+                        size_t errlen); /* keeps an existing value */
+} sp_store_ops_t;
+
+struct sp_store {
+    const sp_store_ops_t *ops;
+};
+
+/* Opens the backend CFG names (creating and migrating its schema). NULL + ERR on
+ * failure. Each call is a new connection. */
+sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen);
+void sp_store_close(sp_store_t *s);
+
+/* The backends. */
+sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen);
+sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen);
+
+/* The client a view without a recipient is counted as unique by: the visitor cookie,
+ * else a hash of IP and user agent. Writes at most 64 bytes into BUF. */
+void sp_store_client_key(const sp_event_t *ev, char *buf, size_t len);
+
+#endif
