@@ -22,12 +22,14 @@ OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/assets_data.o
 LIB_OBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Dashboard files built into the binary (STYLE.md habit 7).
 ASSETS   := $(shell find web -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort) \
             $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
 
-.PHONY: all deps test unit asan bench run clean format fuzz
+.PHONY: all deps test-deps test unit asan bench run clean format
 
 all: $(BUILD)/spypixel
 
@@ -54,35 +56,42 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS) -lcmocka
 
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
 unit: $(UNIT_BIN)
 
 deps:
 	scripts/install-deps
 
+test-deps:
+	scripts/install-deps --test
+
 # `make test`: installs what is missing, builds, runs every suite, ends with
 # one "N passed, N failed" line.
-test: deps
+test: test-deps
 	$(MAKE) all unit
 	BUILD=$(BUILD) scripts/run-tests
 
 # The same suites under AddressSanitizer and UBSan, in a separate build tree.
-asan: deps
+asan: test-deps
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all unit
 	BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 scripts/run-tests
 
-bench: deps all
-	bench/run
+bench: test-deps all $(BENCH_BIN)
+	BUILD=$(BUILD) bench/run
 
 run: deps all
 	mkdir -p data
 	$(BUILD)/spypixel serve --listen 127.0.0.1:8080 --data ./data
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tools/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c tools/*.c bench/*.c
 
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
