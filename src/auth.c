@@ -28,6 +28,7 @@ typedef struct {
 struct sp_auth {
     unsigned char cookie_key[crypto_auth_KEYBYTES];
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
+    unsigned char visitor_key[crypto_generichash_KEYBYTES];
     int self_ip_window_s;
     pthread_mutex_t lock;
     limiter_slot_t limiter[LIMITER_SLOTS];
@@ -48,6 +49,7 @@ sp_auth_t *sp_auth_new(const unsigned char key[SP_AUTH_KEY_BYTES], int self_ip_w
         abort();
     crypto_kdf_derive_from_key(a->cookie_key, sizeof(a->cookie_key), 1, "spselfck", key);
     crypto_kdf_derive_from_key(a->hash_key, sizeof(a->hash_key), 2, "splimitr", key);
+    crypto_kdf_derive_from_key(a->visitor_key, sizeof(a->visitor_key), 5, "spvisitr", key);
     a->self_ip_window_s = self_ip_window_min * 60;
     pthread_mutex_init(&a->lock, NULL);
     return a;
@@ -198,6 +200,21 @@ bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
         sizeof(mac) != m_len)
         return false;
     return 0 == crypto_auth_verify(mac, nonce, sizeof(nonce), a->cookie_key);
+}
+
+void sp_auth_visitor_id(sp_auth_t *a, const char *ip, const char *user_agent, char *out, size_t len)
+{
+    unsigned char h[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, a->visitor_key, sizeof(a->visitor_key), sizeof(h));
+    crypto_generichash_update(&st, (const unsigned char *)ip, strlen(ip) + 1);
+    if (user_agent)
+        crypto_generichash_update(&st, (const unsigned char *)user_agent, strlen(user_agent));
+    crypto_generichash_final(&st, h, sizeof(h));
+    if (len >= 2 * sizeof(h) + 1)
+        sodium_bin2hex(out, len, h, sizeof(h));
+    else if (len)
+        out[0] = '\0';
 }
 
 static size_t self_ip_index(sp_auth_t *a, const sp_net_addr_t *ip)

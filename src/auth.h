@@ -42,6 +42,13 @@ void sp_auth_login_succeeded(sp_auth_t *a, const sp_net_addr_t *ip, const char *
 void sp_auth_self_cookie(sp_auth_t *a, char *out, size_t len);
 bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value);
 
+/* The visitor ID of a client seen without the visitor cookie: a keyed hash of its
+ * address and user agent (32 hex digits into OUT, at least 33 bytes). The same client
+ * gets the same ID whether or not it keeps the cookie, so unique views never count a
+ * client twice. */
+void sp_auth_visitor_id(sp_auth_t *a, const char *ip, const char *user_agent, char *out,
+                        size_t len);
+
 /* Remembers that IP used the dashboard now / asks whether it did within the window. */
 void sp_auth_note_dashboard_ip(sp_auth_t *a, const sp_net_addr_t *ip);
 bool sp_auth_recent_dashboard_ip(sp_auth_t *a, const sp_net_addr_t *ip);

@@ -45,10 +45,6 @@ void sp_ingest_submit(sp_ingest_t *in, sp_event_t *ev)
 
 static void prepare_event(sp_ingest_t *in, sp_event_t *ev)
 {
-    if (in->opt.anonymize_ip) {
-        sp_net_anonymize(&ev->addr);
-        sp_net_format(&ev->addr, ev->ip, sizeof(ev->ip));
-    }
     sp_enrich_event(in->opt.enrich, ev);
 }
 

@@ -20,7 +20,6 @@ typedef struct sp_ingest_options {
     sp_store_t *store;   /* owned by the ingest from here on, used by the writer only */
     sp_enrich_t *enrich; /* borrowed */
     size_t batch_max;    /* most events in one transaction */
-    bool anonymize_ip;
     sp_ingest_done_fn done;
     void *done_ctx;
     sp_ingest_commit_fn committed; /* may be NULL */

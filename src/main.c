@@ -171,7 +171,6 @@ static int cmd_serve(sp_config_t *cfg)
         .store = store,
         .enrich = srv.enrich,
         .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
-        .anonymize_ip = cfg->anonymize_ip,
         .done = sp_pixel_on_done,
         .committed = sp_api_on_commit,
         .committed_ctx = srv.live,

@@ -2,7 +2,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "pixel.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,22 +164,22 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     snprintf(ev->recipient, sizeof(ev->recipient), "%s", recipient ? recipient : "");
     snprintf(ev->target, sizeof(ev->target), "%s", req->redirect);
     ev->addr = req->client;
-    snprintf(ev->ip, sizeof(ev->ip), "%s", req->client_ip);
+    if (req->srv->cfg->anonymize_ip)
+        sp_net_anonymize(&ev->addr); /* before anything is stored or derived from it */
+    sp_net_format(&ev->addr, ev->ip, sizeof(ev->ip));
 
     char value[128];
     if (0 == sp_event_cookie(ev->cookie, VISITOR_COOKIE, value, sizeof(value)) &&
         visitor_valid(value)) {
         snprintf(ev->visitor, sizeof(ev->visitor), "%.32s", value);
     } else {
-        unsigned char raw[16];
-        randombytes_buf(raw, sizeof(raw));
-        sodium_bin2hex(req->visitor, sizeof(req->visitor), raw, sizeof(raw));
+        /* The ID a cookieless client gets is derived from its address and agent, so
+         * its opens count as one client before and after it keeps the cookie. */
+        sp_auth_visitor_id(req->srv->auth, ev->ip, ev->user_agent, ev->visitor,
+                           sizeof(ev->visitor));
         req->set_visitor = 1;
-        /* A new client: its first open counts by IP and user agent like any cookieless
-         * one, so the visitor stays empty on this event. */
     }
-    if (!req->set_visitor)
-        snprintf(req->visitor, sizeof(req->visitor), "%s", ev->visitor);
+    snprintf(req->visitor, sizeof(req->visitor), "%s", ev->visitor);
 
     ev->self_referer = referer_is_dashboard(req, ev->referer);
     ev->self_cookie = 0 == sp_event_cookie(ev->cookie, SELF_COOKIE, value, sizeof(value)) &&

@@ -2,7 +2,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,20 +25,7 @@ void sp_store_close(sp_store_t *s)
 
 void sp_store_client_key(const sp_event_t *ev, char *buf, size_t len)
 {
-    if (ev->visitor[0]) {
-        snprintf(buf, len, "v:%s", ev->visitor);
-        return;
-    }
-    unsigned char h[16];
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, sizeof(h));
-    crypto_generichash_update(&st, (const unsigned char *)ev->ip, strlen(ev->ip));
-    crypto_generichash_update(&st, (const unsigned char *)"\n", 1);
-    if (ev->user_agent)
-        crypto_generichash_update(&st, (const unsigned char *)ev->user_agent,
-                                  strlen(ev->user_agent));
-    crypto_generichash_final(&st, h, sizeof(h));
-    char hex[33];
-    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-    snprintf(buf, len, "c:%s", hex);
+    /* The pixel handler always fills the visitor: the cookie, or the keyed hash of
+     * address and agent that the cookie was set to. */
+    snprintf(buf, len, "v:%s", ev->visitor);
 }

@@ -109,8 +109,8 @@ void sp_store_close(sp_store_t *s);
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen);
 sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen);
 
-/* The client a view without a recipient is counted as unique by: the visitor cookie,
- * else a hash of IP and user agent. Writes at most 64 bytes into BUF. */
+/* The client a view without a recipient is counted as unique by: its visitor ID (the
+ * visitor cookie, else a keyed hash of IP and user agent). Writes at most 64 bytes. */
 void sp_store_client_key(const sp_event_t *ev, char *buf, size_t len);
 
 #endif
