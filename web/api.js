@@ -1,0 +1,54 @@
+// api: the dashboard's calls to /api/v1, with the session cookie and the CSRF header.
+// SPDX-License-Identifier: MIT
+
+let csrf = '';
+let onUnauthorized = null;
+
+export function setCsrf(token) {
+  csrf = token || '';
+}
+
+/** Called when the session ends under us (any 401 outside /login and /me). */
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+export class ApiError extends Error {
+  constructor(status, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+export async function api(path, { method = 'GET', body, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrf;
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal,
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'The server cannot be reached.');
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  if ((res.headers.get('Content-Type') || '').includes('json')) data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const msg = (data && typeof data.error === 'string' && data.error) || `HTTP ${res.status}`;
+    const retry = Number.parseInt(res.headers.get('Retry-After') || '', 10);
+    if (res.status === 401 && path !== '/login' && path !== '/me' && onUnauthorized) onUnauthorized();
+    throw new ApiError(res.status, msg, Number.isFinite(retry) ? retry : null);
+  }
+  return data;
+}
+
+export const enc = encodeURIComponent;
