@@ -52,15 +52,19 @@ int sp_net_parse_cidr(const char *text, sp_net_cidr_t *out)
     if (0 != sp_net_parse(buf, &out->addr))
         return -1;
 
-    unsigned max = out->addr.v4 ? 32 : 128, prefix = max;
+    /* The prefix counts bits of the notation used: "::ffff:0:0/96" is IPv6 text. */
+    bool v6_text = NULL != strchr(buf, ':');
+    unsigned max = v6_text ? 128 : 32, prefix = max;
     if (slash) {
         char *end;
         long n = strtol(slash + 1, &end, 10);
-        if (end == slash + 1 || '\0' != *end || n < 0 || (unsigned long)n > max)
+        /* strtol alone would take " 8", "+8" and "-0". */
+        if (slash[1] < '0' || slash[1] > '9' || end == slash + 1 || '\0' != *end || n < 0 ||
+            (unsigned long)n > max)
             return -1;
         prefix = (unsigned)n;
     }
-    out->prefix = out->addr.v4 ? prefix + 96 : prefix;
+    out->prefix = v6_text ? prefix : prefix + 96;
     return 0;
 }
 
