@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import { api, ApiError, enc } from './api.js';
-import { h, clear, when, ago, count, countryName, joined } from './dom.js';
+import { h, append, clear, when, ago, count, countryName, joined } from './dom.js';
 import { subscribe } from './live.js';
 import { timeChart, tally, barList } from './chart.js';
 
@@ -68,9 +68,9 @@ function recipientText(r) {
 
 // ---- One open in the log -----------------------------------------------------------------
 
-function row(label, value, note) {
+function row(label, value, note, noteClass = 'proxy-note') {
   if (value === null || value === undefined || value === '') value = h('span', { class: 'muted' }, '—');
-  return h('div', { class: 'kv' }, h('dt', {}, label), h('dd', {}, value, note ? h('span', { class: 'proxy-note' }, note) : null));
+  return h('div', { class: 'kv' }, h('dt', {}, label), h('dd', {}, value, note ? h('span', { class: noteClass }, note) : null));
 }
 
 function table(caption, obj, cls) {
@@ -114,7 +114,7 @@ function eventDetail(e, ruleMap) {
           row('User-Agent', e.user_agent ? h('code', { class: 'ua' }, e.user_agent) : ''))),
       h('section', {}, h('h4', {}, 'Network and place'),
         h('dl', {},
-          row('IP', e.ip, proxyIp || geo),
+          row('IP', e.ip, proxyIp || geo, proxyIp ? 'proxy-note' : 'note'),
           row('Country', countryName(e.country), proxyPlace),
           row('Region', e.region),
           row('City', e.city, proxyPlace),
@@ -126,7 +126,7 @@ function eventDetail(e, ruleMap) {
           row('Kind', e.kind),
           row('Recipient', e.recipient),
           row('Class', e.class),
-          row('Rule', e.rule, rule && rule.reason ? rule.reason : null),
+          row('Rule', e.rule, rule && rule.reason ? rule.reason : null, 'note'),
           row('Referer', e.referer),
           e.kind === 'click' ? row('Target', e.target) : null,
           row('Event ID', String(e.id))))),
@@ -140,7 +140,7 @@ function logItem(e, ruleMap, fresh) {
     ' ', badge(e.class),
     e.kind === 'click' ? [' ', h('span', { class: 'badge click' }, 'click')] : null,
     ' ', h('span', { class: 'ev-recipient' }, recipientText(e.recipient)),
-    ' ', h('span', { class: 'ev-client muted' }, e.class === 'proxy' && e.via ? `via ${e.via}` : clientText(e) || e.via || ''),
+    ' ', h('span', { class: 'ev-client muted' }, (e.class === 'proxy' || e.class === 'machine') && e.via ? `via ${e.via}` : clientText(e) || e.via || ''),
     ' ', h('span', { class: 'ev-place muted' }, placeText(e)));
   const details = h('details', { class: 'event' }, summary);
   let built = false;
@@ -189,7 +189,8 @@ export function renderCampaign(root, id) {
     onResync: () => catchUp(),
   });
 
-  head.append(h('h1', {}, h('span', { class: 'muted kicker' }, 'Campaign '), id),
+  const created = h('p', { class: 'muted small created', id: 'created' });
+  head.append(h('div', {}, h('h1', {}, h('span', { class: 'muted kicker' }, 'Campaign '), id), created),
     h('div', { class: 'head-tools' }, live.el,
       h('a', { class: 'button secondary', href: `/api/v1/campaigns/${enc(id)}/events.csv`, download: `${id}-events.csv`, id: 'export-csv' }, 'Export CSV'),
       h('a', { class: 'button secondary', href: `/api/v1/campaigns/${enc(id)}/events.json`, download: `${id}-events.json`, id: 'export-json' }, 'Export JSON'),
@@ -226,8 +227,8 @@ export function renderCampaign(root, id) {
       tile('Machine opens', count(bc.machine), 'not counted', 'tile-machine'),
       tile('Self views', count(bc.self), 'not counted', 'tile-self'),
       tile('Clicks', count(c.clicks), null, 'tile-clicks'),
-      tile('Last open', when(c.last_view_at), c.last_view_at ? ago(c.last_view_at) : null, 'tile-last'),
-      tile('Created', when(c.created_at, { empty: '—' }), null, 'tile-created'));
+      tile('Last open', when(c.last_view_at), c.last_view_at ? ago(c.last_view_at) : null, 'tile-last'));
+    append(clear(created), c.created_at ? ['Created ', when(c.created_at)] : null);
   }
 
   function recRows(list) {
@@ -276,8 +277,20 @@ export function renderCampaign(root, id) {
 
   // ---- Events: chart, breakdowns, log ----
 
+  function renderChart() {
+    clear(chartBox).append(timeChart(events, chartBox.clientWidth));
+  }
+  let chartWidth = 0;
+  const resize = new ResizeObserver(() => {
+    if (chartBox.clientWidth && Math.abs(chartBox.clientWidth - chartWidth) > 8) {
+      chartWidth = chartBox.clientWidth;
+      renderChart();
+    }
+  });
+  resize.observe(chartBox);
+
   function renderStats() {
-    clear(chartBox).append(timeChart(events));
+    renderChart();
     const counted = events.filter((e) => e.kind !== 'click' && (e.class === 'human' || e.class === 'proxy'));
     clear(breakdowns).append(
       barList('Clients', tally(counted, (e) => (e.class === 'proxy' && e.via ? e.via : e.browser)), 'by-client'),
@@ -388,6 +401,7 @@ export function renderCampaign(root, id) {
   return () => {
     gone = true;
     clearTimeout(summaryTimer);
+    resize.disconnect();
     live.close();
   };
 }

@@ -52,11 +52,12 @@ export function bucketize(events, now = Date.now()) {
 }
 
 /** The opens-over-time chart, with a text summary for screen readers. */
-export function timeChart(events) {
+export function timeChart(events, width) {
   const data = bucketize(events);
   if (!data) return h('p', { class: 'muted empty-chart' }, 'No opens yet.');
   const { buckets, step, stepName } = data;
-  const W = 720;
+  // Drawn at the box's own width, so that text is never stretched.
+  const W = Math.max(260, Math.round(width || 720));
   const H = 180;
   const pad = { l: 34, r: 8, t: 10, b: 26 };
   const peak = Math.max(1, ...buckets.map((b) => b.counted + b.other));
@@ -66,7 +67,7 @@ export function timeChart(events) {
   const other = buckets.reduce((a, b) => a + b.other, 0);
   const summary = `Opens per ${stepName} from ${fmtFull.format(buckets[0].t)} to ${fmtFull.format(buckets[buckets.length - 1].t + step)}: ${total} counted, ${other} machine or self; at most ${peak} in one ${stepName}.`;
 
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'time-chart', role: 'img', 'aria-label': summary, preserveAspectRatio: 'none' });
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'time-chart', role: 'img', 'aria-label': summary });
   for (const v of [0, peak]) {
     chart.append(svg('line', { class: 'grid', x1: pad.l, x2: W - pad.r, y1: y(v), y2: y(v) }));
     chart.append(svg('text', { class: 'axis', x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end' }, String(v)));
@@ -79,7 +80,7 @@ export function timeChart(events) {
     if (b.other) g.append(svg('rect', { class: 'bar other', x, width: w, y: y(b.counted + b.other), height: y(b.counted) - y(b.counted + b.other) }));
     chart.append(g);
   });
-  const ticks = Math.min(buckets.length, 4);
+  const ticks = Math.min(buckets.length, Math.max(2, Math.floor(W / 170)));
   for (let k = 0; k < ticks; k++) {
     const i = ticks === 1 ? 0 : Math.round((k * (buckets.length - 1)) / (ticks - 1));
     const anchor = k === 0 ? 'start' : k === ticks - 1 ? 'end' : 'middle';

@@ -96,8 +96,10 @@ export function request(url, { method = 'GET', headers = {}, body, localAddress,
 /**
  * Starts `spypixel serve` on a free port with a fresh data folder, after creating the user
  * (password on stdin) and an API token. Returns the server handle; call stop() at the end.
+ * ARGS are more serve flags; GEOIP keeps the default GeoIP database; ENV is added to the
+ * server's environment.
  */
-export async function startServer({ user = 'admin', password = 'correct horse battery staple', args = [] } = {}) {
+export async function startServer({ user = 'admin', password = 'correct horse battery staple', args = [], geoip = false, env = {} } = {}) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'spypixel-test-'));
   const added = await run(['user', 'add', user, '--password-stdin', '--data', dataDir], { input: `${password}\n` });
   if (added.code !== 0) throw new Error(`user add failed (${added.code}): ${added.stderr}`);
@@ -107,8 +109,8 @@ export async function startServer({ user = 'admin', password = 'correct horse ba
 
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--no-geoip', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, ...(geoip ? [] : ['--no-geoip']), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let log = '';
   const keep = (d) => {
