@@ -172,6 +172,11 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
             break;
         }
         rc = set_option(cfg, o, value, err, errlen);
+        if (0 != rc) {
+            char why[512];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+        }
     }
     fclose(f);
     return rc;
