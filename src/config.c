@@ -217,11 +217,16 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
     *n_rest = 0;
     /* The file first, wherever --config stands, so that flags win over it. */
     const char *file = getenv("SPYPIXEL_CONFIG");
-    for (int i = 0; i < argc; i++) {
-        if (0 == strcmp(argv[i], "--config") && i + 1 < argc)
-            file = argv[i + 1];
-        else if (0 == strncmp(argv[i], "--config=", 9))
+    for (int i = 0; i < argc && 0 != strcmp(argv[i], "--"); i++) {
+        if (0 == strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a value (FILE)");
+                return -1;
+            }
+            file = argv[++i];
+        } else if (0 == strncmp(argv[i], "--config=", 9)) {
             file = argv[i] + 9;
+        }
     }
     if (file && *file && 0 != load_file(cfg, file, err, errlen))
         return -1;
