@@ -133,6 +133,22 @@ static int set_option(sp_config_t *cfg, const opt_t *o, const char *value, char 
     return -1;
 }
 
+/* A list from a stronger source replaces the weaker one's (flags win over the environment,
+ * which wins over the file): the first value a source gives for a list empties it. */
+static void start_list(sp_config_t *cfg, const opt_t *o, bool started[N_OPTIONS])
+{
+    size_t i = (size_t)(o - options);
+    if ((OPT_STRS != o->kind && OPT_CIDRS != o->kind) || started[i])
+        return;
+    started[i] = true;
+    char *base = (char *)cfg;
+    size_t *n = (size_t *)(base + o->count);
+    if (OPT_STRS == o->kind)
+        for (size_t k = 0; k < *n; k++)
+            free(((char **)(base + o->offset))[k]);
+    *n = 0;
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -152,6 +168,7 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
     }
     char line[2048];
     int lineno = 0, rc = 0;
+    bool started[N_OPTIONS] = {false};
     while (0 == rc && fgets(line, sizeof(line), f)) {
         lineno++;
         char *s = trim(line);
@@ -171,6 +188,7 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
             rc = -1;
             break;
         }
+        start_list(cfg, o, started);
         rc = set_option(cfg, o, value, err, errlen);
         if (0 != rc) {
             char why[512];
@@ -184,6 +202,7 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
 
 static int load_env(sp_config_t *cfg, char *err, size_t errlen)
 {
+    bool started[N_OPTIONS] = {false};
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char name[64] = "SPYPIXEL_";
         size_t o = strlen(name);
@@ -199,6 +218,7 @@ static int load_env(sp_config_t *cfg, char *err, size_t errlen)
             if (!copy)
                 abort();
             int rc = 0;
+            start_list(cfg, &options[i], started);
             for (char *t = strtok_r(copy, ",", &save); t && 0 == rc; t = strtok_r(NULL, ",", &save))
                 rc = set_option(cfg, &options[i], trim(t), err, errlen);
             free(copy);
@@ -233,6 +253,7 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
     if (0 != load_env(cfg, err, errlen))
         return -1;
 
+    bool started[N_OPTIONS] = {false};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (0 == strcmp(a, "--")) {
@@ -266,6 +287,7 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
             snprintf(err, errlen, "--%s needs a value (%s)", o->name, o->arg);
             return -1;
         }
+        start_list(cfg, o, started);
         if (0 != set_option(cfg, o, value, err, errlen))
             return -1;
     }
