@@ -6,6 +6,7 @@ import { h, clear } from './dom.js';
 import { renderCampaigns } from './campaigns.js';
 import { renderCampaign } from './campaign.js';
 import { renderCreator } from './creator.js';
+import { renderRules } from './rules.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -136,6 +137,9 @@ function route(initial) {
   if (parts[0] === 'create') {
     markNav('create');
     setView('Create a pixel', (root) => renderCreator(root, { campaign: query.get('campaign') || '' }));
+  } else if (parts[0] === 'rules') {
+    markNav('rules');
+    setView('How opens are classed', (root) => renderRules(root, query.get('rule') || ''));
   } else if (parts[0] === 'campaigns' && parts[1]) {
     markNav('');
     setView(parts[1], (root) => renderCampaign(root, parts[1]));

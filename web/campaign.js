@@ -126,7 +126,7 @@ function eventDetail(e, ruleMap) {
           row('Kind', e.kind),
           row('Recipient', e.recipient),
           row('Class', e.class),
-          row('Rule', e.rule, rule && rule.reason ? rule.reason : null, 'note'),
+          row('Rule', e.rule ? h('a', { href: `#/rules?rule=${enc(e.rule)}` }, e.rule) : '', rule && rule.reason ? rule.reason : null, 'note'),
           row('Referer', e.referer),
           e.kind === 'click' ? row('Target', e.target) : null,
           row('Event ID', String(e.id))))),

@@ -142,6 +142,11 @@ test('an open expands (by keyboard) to its metadata, and hostile headers stay in
   const notes = await page.$$eval(`${pItem} .proxy-note`, (n) => n.map((x) => x.textContent));
   assert.ok(notes.some((n) => /IP is .*not the reader/.test(n)), JSON.stringify(notes));
   assert.ok(notes.some((n) => /place is .*not the reader/.test(n)), JSON.stringify(notes));
+
+  // The rule that decided links to the rule table, where its reason is.
+  await page.click(`${pItem} a[href^="#/rules"]`);
+  await page.waitForSelector('#rule-gmail-image-proxy.target');
+  assert.match(await page.textContent('#rule-gmail-image-proxy'), /proxy/);
   await context.close();
 });
 
@@ -208,7 +213,7 @@ test('CSV and JSON exports download', async () => {
 test('works at phone width, in dark mode, with no CSP violations', async () => {
   const { context, page, seen } = await newPage(browser, srv, { viewport: { width: 375, height: 800 }, colorScheme: 'dark' });
   await login(page, srv);
-  for (const route of ['#/campaigns', `#/campaigns/${CAMPAIGN}`, '#/create']) {
+  for (const route of ['#/campaigns', `#/campaigns/${CAMPAIGN}`, '#/create', '#/rules']) {
     await page.goto(`/${route}`);
     await page.waitForSelector('main h1');
     await page.waitForTimeout(200);
