@@ -43,10 +43,13 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
         name_len = SP_HEADER_NAME_MAX;
     if (value_len > SP_HEADER_MAX)
         value_len = SP_HEADER_MAX;
+    size_t used = ev->buf_used;
     const char *n = copy_in(ev, name, name_len);
     const char *v = n ? copy_in(ev, value ? value : "", value ? value_len : 0) : NULL;
-    if (!v)
+    if (!v) {
+        ev->buf_used = used; /* a refused header leaves no name behind */
         return -1;
+    }
     ev->headers[ev->n_headers].name = n;
     ev->headers[ev->n_headers].value = v;
     ev->n_headers++;
