@@ -191,6 +191,12 @@ bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
     size_t n_len = 0, m_len = 0;
     if (!dot || (size_t)(dot - value) > 32 || strlen(dot + 1) > 64)
         return false;
+    /* libsodium 1.0.18 decodes every byte >= 0x80 as '_'; only the alphabet may pass. */
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (strspn(value, alphabet) != (size_t)(dot - value) ||
+        strspn(dot + 1, alphabet) != strlen(dot + 1))
+        return false;
     if (0 != sodium_base642bin(nonce, sizeof(nonce), value, (size_t)(dot - value), NULL, &n_len,
                                NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
         sizeof(nonce) != n_len)

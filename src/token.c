@@ -3,6 +3,7 @@
 #include "token.h"
 
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,24 @@ int sp_token_seal(const sp_token_t *t, const sp_token_data_t *data, char *out, s
     return 0;
 }
 
+/* libsodium 1.0.18 decodes every byte >= 0x80 as '_': without this check one token would
+ * open under many spellings. */
+static bool base64url_only(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              '-' == c || '_' == c))
+            return false;
+    }
+    return true;
+}
+
 int sp_token_open(const sp_token_t *t, const char *text, size_t text_len, sp_token_data_t *out)
 {
     unsigned char sealed[NONCE_BYTES + PLAIN_MAX + TAG_BYTES], plain[PLAIN_MAX];
     size_t n = 0;
-    if (text_len >= SP_TOKEN_MAX ||
+    if (text_len >= SP_TOKEN_MAX || !base64url_only(text, text_len) ||
         0 != sodium_base642bin(sealed, sizeof(sealed), text, text_len, NULL, &n, NULL,
                                sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
         n < NONCE_BYTES + TAG_BYTES + 3)
