@@ -102,10 +102,12 @@ export function renderCreator(root, { campaign = '' } = {}) {
       h('span', { class: 'muted small' }, 'Copies the pixel as rich HTML and as HTML text. It is not loaded here.')),
     status);
 
+  const link = linkForm(() => ({ campaign: camp.input.value, recipient: recp.input.value, ok: check() }));
+
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Create a tracking pixel')),
     h('p', { class: 'lead' }, 'A 1×1 transparent image with an opaque, signed address: it names neither the campaign nor the recipient, and cannot be forged for another one.'),
-    form, snippet);
+    form, snippet, link);
 
   let touched = { campaign: !!campaign, recipient: false };
   const check = () => {
@@ -175,6 +177,90 @@ export function renderCreator(root, { campaign = '' } = {}) {
     showSnippet(snippet, body, result);
     if (!datalist.querySelector(`option[value="${CSS.escape(body.campaign)}"]`)) datalist.append(h('option', { value: body.campaign }));
   });
+}
+
+/** A link target the server accepts: http(s), no spaces, quotes or angle brackets. */
+export function targetProblem(v) {
+  if (!v) return 'Enter the address the link should lead to.';
+  let u;
+  try {
+    u = new URL(v);
+  } catch {
+    return 'Not a full address: start with https://';
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return 'Only http:// and https:// addresses.';
+  if (/[\s"<>]/.test(v)) return 'No spaces, quotes or angle brackets: encode them (%20…).';
+  return '';
+}
+
+/** The tracked-link maker: same campaign and recipient as the pixel, and a destination. */
+function linkForm(ids) {
+  const target = h('input', { id: 'target', name: 'target', type: 'url', placeholder: 'https://example.com/offer', autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'target-error target-help' });
+  const error = h('p', { class: 'field-error', id: 'target-error' });
+  const button = h('button', { type: 'submit', id: 'copy-link', class: 'secondary' }, 'Copy tracked link');
+  const status = h('p', { class: 'status', role: 'status', id: 'link-status' });
+  const out = h('pre', { class: 'code', id: 'link-url', hidden: true, tabindex: '0', 'aria-label': 'The tracked link' });
+  const form = h('form', { class: 'card creator', id: 'link-form', novalidate: true, 'aria-labelledby': 'link-title' },
+    h('h2', { id: 'link-title' }, 'Track a link'),
+    h('p', { class: 'help', id: 'target-help' }, 'For the campaign and recipient above: a signed address that records the click and sends the reader on to the destination. It leads nowhere else.'),
+    h('div', { class: 'field' }, h('label', { for: 'target' }, 'Destination'), target, error),
+    h('div', { class: 'actions' }, button), status, out);
+  let touched = false;
+  const check = () => {
+    const problem = targetProblem(target.value);
+    error.textContent = touched ? problem : '';
+    target.setAttribute('aria-invalid', touched && problem ? 'true' : 'false');
+    return !problem;
+  };
+  target.addEventListener('input', () => {
+    touched = touched || target.value !== '';
+    check();
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    touched = true;
+    const { campaign, recipient, ok } = ids();
+    if (!check()) {
+      target.focus();
+      return;
+    }
+    if (!ok) {
+      status.dataset.state = 'bad';
+      status.textContent = 'Fix the campaign ID and recipient above first.';
+      return;
+    }
+    button.disabled = true;
+    status.dataset.state = '';
+    try {
+      const made = api('/links', { method: 'POST', body: { campaign, recipient, target: target.value } });
+      let copied = false;
+      try {
+        copied = await copyRichText(made.then((r) => r.url));
+      } catch {
+        copied = false;
+      }
+      const { url } = await made;
+      out.hidden = false;
+      clear(out).append(h('code', {}, url));
+      status.dataset.state = copied ? 'good' : 'bad';
+      status.textContent = copied ? 'Tracked link copied.' : 'Copy it from below.';
+    } catch (err) {
+      status.dataset.state = 'bad';
+      status.textContent = `Could not make the link: ${err.message}`;
+    }
+    button.disabled = false;
+  });
+  return form;
+}
+
+/** Plain text on the clipboard; TEXT may be a promise (kept inside the click). */
+async function copyRichText(textPromise) {
+  if (navigator.clipboard && window.ClipboardItem) {
+    const blob = Promise.resolve(textPromise).then((t) => new Blob([t], { type: 'text/plain' }));
+    await navigator.clipboard.write([new ClipboardItem({ 'text/plain': blob })]);
+    return true;
+  }
+  return copyText(await textPromise);
 }
 
 function showSnippet(section, { campaign, recipient }, { url, html }) {

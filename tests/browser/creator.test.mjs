@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, login } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
 
 let srv;
 let browser;
@@ -113,5 +113,37 @@ test('copy puts the pixel on the clipboard as HTML and text, creates the campaig
   await new Promise((r) => setTimeout(r, 300));
   const events = await srv.events('brand-new');
   assert.equal(Array.isArray(events) ? events.length : events.events.length, 0, 'copying recorded no open');
+  await context.close();
+});
+
+test('a tracked link is checked, copied, and records a click that leads to its destination', async () => {
+  const { context, page } = await newPage(browser, srv, { clipboard: true });
+  await login(page, srv);
+  await page.goto('/#/create');
+  await page.fill('#campaign', 'links-too');
+  await page.fill('#recipient', 'bob@example.com');
+  await page.fill('#target', 'javascript:alert(1)');
+  assert.equal(await page.getAttribute('#target', 'aria-invalid'), 'true');
+  assert.match(await page.textContent('#target-error'), /http/);
+  await page.fill('#target', 'https://example.org/offer?x=1');
+  assert.equal(await page.getAttribute('#target', 'aria-invalid'), 'false');
+  await page.click('#copy-link');
+  await page.waitForFunction(() => document.querySelector('#link-status')?.textContent.includes('copied'));
+  const url = await page.evaluate(() => navigator.clipboard.readText());
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/c\/[A-Za-z0-9_-]+$/);
+  assert.equal((await page.textContent('#link-url')).trim(), url);
+  assert.equal((await srv.events('links-too')).length, 0, 'making the link clicked nothing');
+
+  const r = await request(url, { headers: { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.6.0' }, localAddress: '127.0.0.7' });
+  assert.ok(r.status === 302 || r.status === 303 || r.status === 307, `redirect: ${r.status}`);
+  assert.equal(r.headers.location, 'https://example.org/offer?x=1');
+  const [click] = await srv.events('links-too');
+  assert.equal(click.kind, 'click');
+  assert.equal(click.target, 'https://example.org/offer?x=1');
+  assert.equal(click.recipient, 'bob@example.com');
+
+  await page.goto('/#/campaigns/links-too');
+  await page.waitForSelector('#log .badge.click');
+  assert.equal(await page.textContent('#tile-clicks dd'), '1');
   await context.close();
 });
