@@ -45,6 +45,13 @@ export function renderCampaigns(root) {
   const list = h('ul', { class: 'cards', id: 'campaign-cards', 'aria-label': 'Campaigns' });
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading campaigns…');
   const announce = h('p', { class: 'visually-hidden', 'aria-live': 'polite', id: 'live-announce' });
+  const fresh = new Set(); // campaigns with news since the last render
+  let timer = null;
+  let gone = false;
+  const scheduleLoad = () => {
+    clearTimeout(timer);
+    timer = setTimeout(load, 250);
+  };
   const live = subscribe('/api/v1/stream', {
     onEvent: (ev) => {
       fresh.add(ev.campaign);
@@ -58,14 +65,6 @@ export function renderCampaigns(root) {
       h('h1', {}, 'Campaigns'),
       h('div', { class: 'head-tools' }, live.el, h('a', { class: 'button', href: '#/create' }, 'Create a pixel'))),
     status, list, announce);
-
-  const fresh = new Set();
-  let timer = null;
-  let gone = false;
-  const scheduleLoad = () => {
-    clearTimeout(timer);
-    timer = setTimeout(load, 250);
-  };
 
   async function load() {
     let data;
