@@ -143,6 +143,9 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
     }
     if (SQLITE_ROW != rc)
         return fail(s, err, errlen, "campaign lookup");
+    /* Left on its row, the lookup would hold a read transaction open past COMMIT: once another
+     * connection writes, every later BEGIN IMMEDIATE fails at once with SQLITE_BUSY. */
+    sqlite3_reset(st);
 
     char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
     st = s->q[Q_EVENT_INSERT];
