@@ -1,0 +1,1284 @@
+/* store_pg: the PostgreSQL backend, for several servers sharing one database. */
+/* SPDX-License-Identifier: MIT */
+#include "store.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+
+/* Each entry moves the schema from version i to i + 1; never edit a shipped one. The tables
+ * are store_sqlite.c's. IDs use the "C" collation so that ordering and paging compare bytes as
+ * SQLite does, whatever the database's locale. The counter tables have no index on a counter and
+ * leave room in their pages: every batch rewrites those rows, and that keeps the updates HOT
+ * (in place, no new index entries). */
+static const char *const migrations[] = {
+    /* 1: campaigns with their counters, recipients, clients, events, auth. */
+    "CREATE TABLE meta(key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE campaigns("
+    " id TEXT COLLATE \"C\" PRIMARY KEY, created_at BIGINT NOT NULL,"
+    " total_views BIGINT NOT NULL DEFAULT 0, unique_views BIGINT NOT NULL DEFAULT 0,"
+    " human BIGINT NOT NULL DEFAULT 0, proxy BIGINT NOT NULL DEFAULT 0,"
+    " machine BIGINT NOT NULL DEFAULT 0, self BIGINT NOT NULL DEFAULT 0,"
+    " clicks BIGINT NOT NULL DEFAULT 0, last_view_at BIGINT NOT NULL DEFAULT 0)"
+    " WITH (fillfactor = 50);"
+    "CREATE TABLE recipients("
+    " campaign TEXT COLLATE \"C\" NOT NULL, recipient TEXT COLLATE \"C\" NOT NULL,"
+    " human BIGINT NOT NULL DEFAULT 0, proxy BIGINT NOT NULL DEFAULT 0,"
+    " machine BIGINT NOT NULL DEFAULT 0, self BIGINT NOT NULL DEFAULT 0,"
+    " clicks BIGINT NOT NULL DEFAULT 0, first_at BIGINT NOT NULL DEFAULT 0,"
+    " last_at BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(campaign, recipient)) WITH (fillfactor = 80);"
+    "CREATE INDEX recipients_recipient ON recipients(recipient);"
+    "CREATE TABLE clients(campaign TEXT COLLATE \"C\" NOT NULL, client TEXT COLLATE \"C\" NOT NULL,"
+    " PRIMARY KEY(campaign, client));"
+    "CREATE TABLE events("
+    " id BIGSERIAL PRIMARY KEY, ts BIGINT NOT NULL, campaign TEXT COLLATE \"C\" NOT NULL,"
+    " kind INTEGER NOT NULL, recipient TEXT COLLATE \"C\" NOT NULL, ip TEXT NOT NULL,"
+    " user_agent TEXT, referer TEXT, cookies TEXT NOT NULL, headers TEXT NOT NULL,"
+    " visitor TEXT NOT NULL, browser TEXT NOT NULL, browser_version TEXT NOT NULL,"
+    " os TEXT NOT NULL, os_version TEXT NOT NULL, device TEXT NOT NULL,"
+    " device_brand TEXT NOT NULL, device_model TEXT NOT NULL, arch TEXT NOT NULL,"
+    " country TEXT NOT NULL, region TEXT NOT NULL, city TEXT NOT NULL,"
+    " latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, geo_label TEXT NOT NULL,"
+    " class INTEGER NOT NULL, rule TEXT NOT NULL, via TEXT NOT NULL, target TEXT NOT NULL);"
+    "CREATE INDEX events_campaign ON events(campaign, id);"
+    "CREATE INDEX events_recipient ON events(recipient) WHERE recipient <> '';"
+    "CREATE INDEX events_ts ON events(ts);"
+    "CREATE TABLE users(name TEXT COLLATE \"C\" PRIMARY KEY, pwhash TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE api_tokens(hash TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE sessions(hash TEXT COLLATE \"C\" PRIMARY KEY, \"user\" TEXT NOT NULL,"
+    " csrf TEXT NOT NULL, expires_at BIGINT NOT NULL);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* Held for the migration's transaction by every server that opens the store: "spypixel". */
+#define MIGRATION_LOCK "8318282035466102124"
+
+/* Prepared once per connection, named "sp<index>". */
+enum {
+    Q_CAMPAIGN_EXISTS,
+    Q_EVENT_INSERT,
+    Q_RECIPIENT_UPSERT,
+    Q_CLIENT_INSERT,
+    Q_CAMPAIGN_COUNT,
+    Q_CAMPAIGN_CREATE,
+    Q_CAMPAIGN_GET,
+    Q_CAMPAIGN_LIST,
+    Q_RECIPIENTS,
+    Q_EVENTS,
+    Q_PURGE,
+    Q_FORGET_LOCK,
+    Q_FORGET_COUNTS,
+    Q_FORGET_EVENTS,
+    Q_USER_PUT,
+    Q_USER_GET,
+    Q_TOKEN_PUT,
+    Q_TOKEN_GET,
+    Q_SESSION_PURGE,
+    Q_SESSION_PUT,
+    Q_SESSION_GET,
+    Q_SESSION_DELETE,
+    Q_META_GET,
+    Q_META_PUT_NEW,
+    Q_COUNT
+};
+
+#define CAMPAIGN_COLS                                                                              \
+    "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
+    " clicks"
+
+static const char *const query_sql[Q_COUNT] = {
+    [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = $1",
+    [Q_EVENT_INSERT] =
+        "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
+        " headers, visitor, browser, browser_version, os, os_version, device, device_brand,"
+        " device_model, arch, country, region, city, latitude, longitude, geo_label, class,"
+        " rule, via, target) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+        " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        " RETURNING id",
+    /* first_at is the earliest counted open even when batches from several servers commit
+     * out of order; 0 means none yet. */
+    [Q_RECIPIENT_UPSERT] =
+        "INSERT INTO recipients AS r(campaign, recipient, human, proxy, machine, self, clicks,"
+        " first_at, last_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"
+        " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
+        " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"
+        " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
+        " WHEN excluded.first_at = 0 THEN r.first_at"
+        " ELSE LEAST(r.first_at, excluded.first_at) END,"
+        " last_at = GREATEST(r.last_at, excluded.last_at)"
+        " RETURNING r.human + r.proxy",
+    [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
+                        " ON CONFLICT DO NOTHING RETURNING 1",
+    [Q_CAMPAIGN_COUNT] =
+        "UPDATE campaigns SET total_views = total_views + $2,"
+        " unique_views = unique_views + $3, human = human + $4, proxy = proxy + $5,"
+        " machine = machine + $6, self = self + $7, clicks = clicks + $8,"
+        " last_view_at = GREATEST(last_view_at, $9) WHERE id = $1",
+    [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
+                          " ON CONFLICT DO NOTHING",
+    [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
+    [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
+                        " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
+    /* A NULL limit is no limit, as SQLite reads a negative one. */
+    [Q_RECIPIENTS] = "SELECT recipient, human, proxy, machine, self, clicks, first_at, last_at"
+                     " FROM recipients WHERE campaign = $1 AND recipient > $2"
+                     " ORDER BY recipient LIMIT $3",
+    [Q_EVENTS] = "SELECT id, ts, kind, campaign, recipient, ip, user_agent, referer, cookies,"
+                 " headers, visitor, browser, browser_version, os, os_version, device,"
+                 " device_brand, device_model, arch, country, region, city, geo_label, rule,"
+                 " via, target, latitude, longitude, class FROM events"
+                 " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_PURGE] = "DELETE FROM events WHERE ts < $1",
+    /* forget locks rows in the writer's order (recipients by campaign and recipient, then
+     * campaigns by ID), so that it and the writers of several servers never deadlock. */
+    [Q_FORGET_LOCK] = "SELECT campaign FROM recipients WHERE recipient = $1"
+                      " ORDER BY campaign FOR UPDATE",
+    /* One statement, one snapshot: the counts taken out are those of the row deleted. */
+    [Q_FORGET_COUNTS] =
+        "WITH r AS (DELETE FROM recipients WHERE campaign = $1 AND recipient = $2 RETURNING *)"
+        " UPDATE campaigns c SET total_views = c.total_views - r.human - r.proxy,"
+        " unique_views = c.unique_views - CASE WHEN r.human + r.proxy > 0 THEN 1 ELSE 0 END,"
+        " human = c.human - r.human, proxy = c.proxy - r.proxy,"
+        " machine = c.machine - r.machine, self = c.self - r.self, clicks = c.clicks - r.clicks"
+        " FROM r WHERE c.id = r.campaign",
+    [Q_FORGET_EVENTS] = "DELETE FROM events WHERE recipient = $1",
+    [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
+                   " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
+    [Q_USER_GET] = "SELECT pwhash FROM users WHERE name = $1",
+    [Q_TOKEN_PUT] = "INSERT INTO api_tokens(hash, name, created_at) VALUES($1, $2, $3)",
+    [Q_TOKEN_GET] = "SELECT name FROM api_tokens WHERE hash = $1",
+    [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at < $1",
+    [Q_SESSION_PUT] = "INSERT INTO sessions(hash, \"user\", csrf, expires_at)"
+                      " VALUES($1, $2, $3, $4)",
+    [Q_SESSION_GET] = "SELECT \"user\", csrf FROM sessions WHERE hash = $1 AND expires_at > $2",
+    [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = $1",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = $1",
+    [Q_META_PUT_NEW] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
+};
+
+typedef struct {
+    sp_store_t base;
+    PGconn *conn;
+    bool prepared; /* the statements exist on this connection */
+} pg_store_t;
+
+/* ---- errors, parameters, statements -------------------------------------------------------- */
+
+/* Fills ERR from RES, else from the connection, as one line; returns -1. */
+static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : "";
+    if (!msg[0])
+        msg = PQerrorMessage(s->conn);
+    if (!msg[0])
+        msg = "unknown error";
+    snprintf(err, errlen, "postgres: %s: %s", what, msg);
+    if (!err || !errlen)
+        return -1;
+    /* libpq's messages end in a newline and may span lines; a log line wants one. */
+    char *o = err;
+    for (const char *c = err; *c; c++) {
+        char ch = '\n' == *c || '\r' == *c || '\t' == *c ? ' ' : *c;
+        if (' ' != ch || (o > err && ' ' != o[-1]))
+            *o++ = ch;
+    }
+    if (o > err && ' ' == o[-1])
+        o--;
+    *o = '\0';
+    return -1;
+}
+
+/* The length of the well-formed UTF-8 character at S (Unicode table 3-7), or 0 when there is
+ * none and *BAD gets the length of the maximal ill-formed subpart to replace. The NUL ending S
+ * fails every continuation test, so this never reads past it. */
+static size_t utf8_char(const unsigned char *s, size_t *bad)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (0xE0 == c)
+            lo = 0xA0; /* overlong */
+        else if (0xED == c)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (0xF0 == c)
+            lo = 0x90; /* overlong */
+        else if (0xF4 == c)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    for (size_t i = 1; i <= need; i++) {
+        if (s[i] < lo || s[i] > hi) {
+            *bad = i;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+/* PostgreSQL refuses a whole statement over one invalid UTF-8 byte, and request text (user
+ * agents, referers, click targets, derived fields cut at a byte limit) may hold any. NULL when
+ * S is valid already, else a malloc'd copy with each ill-formed subpart replaced by U+FFFD. */
+static char *utf8_clean(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n, bad;
+    while (*p && (n = utf8_char(p, &bad)))
+        p += n;
+    if (!*p)
+        return NULL;
+    size_t len = strlen(s);
+    char *out = malloc(len * 3 + 1), *o = out; /* a replacement per byte at worst */
+    if (!out)
+        abort();
+    for (p = (const unsigned char *)s; *p;) {
+        if ((n = utf8_char(p, &bad))) {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p += bad;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+#define MAX_PARAMS 28
+
+/* A statement's parameters, all in text form; text is made valid UTF-8 on the way in. */
+typedef struct {
+    const char *v[MAX_PARAMS];
+    char *owned[MAX_PARAMS];
+    char num[MAX_PARAMS][32];
+    int n;
+} params_t;
+
+static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
+{
+    p->owned[p->n] = s ? utf8_clean(s) : NULL;
+    p->v[p->n] = p->owned[p->n] ? p->owned[p->n] : s;
+    p->n++;
+}
+
+static void p_int(params_t *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
+    p->owned[p->n] = NULL;
+    p->v[p->n] = p->num[p->n];
+    p->n++;
+}
+
+static void p_double(params_t *p, double v)
+{
+    snprintf(p->num[p->n], sizeof(p->num[0]), "%.17g", v);
+    p->owned[p->n] = NULL;
+    p->v[p->n] = p->num[p->n];
+    p->n++;
+}
+
+static void p_null(params_t *p)
+{
+    p_text(p, NULL);
+}
+
+static void p_clear(params_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->owned[i]);
+    p->n = 0;
+}
+
+static void stmt_name(int q, char *buf, size_t len)
+{
+    snprintf(buf, len, "sp%d", q);
+}
+
+static int64_t get_i64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* Runs SQL (no parameters); 0 or -1 with ERR. */
+static int exec_sql(pg_store_t *s, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int ret =
+        PGRES_COMMAND_OK == st || PGRES_TUPLES_OK == st ? 0 : set_err(s, err, errlen, what, res);
+    PQclear(res);
+    return ret;
+}
+
+static void rollback(pg_store_t *s)
+{
+    if (CONNECTION_OK == PQstatus(s->conn) && PQTRANS_IDLE != PQtransactionStatus(s->conn))
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* Runs prepared statement Q with P (then cleared). Its result when it succeeded, else NULL and
+ * ERR. */
+static PGresult *exec_q(pg_store_t *s, int q, params_t *p, const char *what, char *err,
+                        size_t errlen)
+{
+    char name[16];
+    stmt_name(q, name, sizeof(name));
+    PGresult *res = PQexecPrepared(s->conn, name, p->n, p->v, NULL, NULL, 0);
+    p_clear(p);
+    ExecStatusType st = PQresultStatus(res);
+    if (PGRES_COMMAND_OK == st || PGRES_TUPLES_OK == st)
+        return res;
+    set_err(s, err, errlen, what, res);
+    PQclear(res);
+    return NULL;
+}
+
+static int prepare_all(pg_store_t *s, char *err, size_t errlen)
+{
+    /* A half-done earlier attempt on this connection would make the names clash. */
+    if (0 != exec_sql(s, "DEALLOCATE ALL", "prepare", err, errlen))
+        return -1;
+    for (int q = 0; q < Q_COUNT; q++) {
+        char name[16];
+        stmt_name(q, name, sizeof(name));
+        PGresult *res = PQprepare(s->conn, name, query_sql[q], 0, NULL);
+        int bad = PGRES_COMMAND_OK != PQresultStatus(res);
+        if (bad)
+            set_err(s, err, errlen, "prepare", res);
+        PQclear(res);
+        if (bad)
+            return -1;
+    }
+    s->prepared = true;
+    return 0;
+}
+
+/* Every call starts here. A connection lost during the last call is reset once; the call fails
+ * when that fails too, and the next one tries again (the writer retries its batches). */
+static int ready(pg_store_t *s, char *err, size_t errlen)
+{
+    /* A pipeline that could not be ended leaves results nobody will read: start afresh. */
+    bool stuck = CONNECTION_OK == PQstatus(s->conn) &&
+                 PQ_PIPELINE_OFF != PQpipelineStatus(s->conn) && !PQexitPipelineMode(s->conn);
+    if (stuck || CONNECTION_OK != PQstatus(s->conn)) {
+        s->prepared = false;
+        PQreset(s->conn);
+        if (CONNECTION_OK != PQstatus(s->conn))
+            return set_err(s, err, errlen, "reconnect", NULL);
+    }
+    rollback(s); /* left open by a call that failed before its own rollback could run */
+    if (!s->prepared)
+        return prepare_all(s, err, errlen);
+    return 0;
+}
+
+/* ---- writing -------------------------------------------------------------------------------- */
+
+/* What a batch does to one campaign's counters. */
+typedef struct {
+    const char *id;
+    bool known;
+    int64_t views, unique, cls[SP_STORE_CLASSES], clicks, last_view;
+} camp_t;
+
+/* What a batch does to one recipient of one campaign. */
+typedef struct {
+    const char *campaign, *recipient;
+    camp_t *camp;
+    int64_t cls[SP_STORE_CLASSES], clicks;
+    int64_t opens; /* counted ones */
+    int64_t first_at, last_at;
+} rec_t;
+
+/* An anonymous counted open's client. */
+typedef struct {
+    const char *campaign;
+    camp_t *camp;
+    char key[80];
+} client_t;
+
+typedef struct {
+    sp_event_t **evs;
+    size_t n;
+    camp_t *camps, **ev_camp, **updates;
+    size_t n_camps, n_updates;
+    sp_event_t **stored;
+    size_t n_stored;
+    rec_t *recs;
+    size_t n_recs;
+    client_t *clients;
+    size_t n_clients;
+    int phase;
+} batch_t;
+
+static int cmp_camp(const void *a, const void *b)
+{
+    return strcmp(((const camp_t *)a)->id, ((const camp_t *)b)->id);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const rec_t *x = a, *y = b;
+    int c = strcmp(x->campaign, y->campaign);
+    return c ? c : strcmp(x->recipient, y->recipient);
+}
+
+static int cmp_client(const void *a, const void *b)
+{
+    const client_t *x = a, *y = b;
+    int c = strcmp(x->campaign, y->campaign);
+    return c ? c : strcmp(x->key, y->key);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+/* The batch's campaigns, sorted and distinct, and each event's. */
+static void batch_campaigns(batch_t *b)
+{
+    b->camps = xcalloc(b->n, sizeof(*b->camps));
+    for (size_t i = 0; i < b->n; i++)
+        b->camps[i].id = b->evs[i]->campaign;
+    qsort(b->camps, b->n, sizeof(*b->camps), cmp_camp);
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->n_camps || 0 != strcmp(b->camps[b->n_camps - 1].id, b->camps[i].id))
+            b->camps[b->n_camps++] = b->camps[i];
+    b->ev_camp = xcalloc(b->n, sizeof(*b->ev_camp));
+    for (size_t i = 0; i < b->n; i++) {
+        camp_t key = {.id = b->evs[i]->campaign};
+        b->ev_camp[i] = bsearch(&key, b->camps, b->n_camps, sizeof(*b->camps), cmp_camp);
+    }
+}
+
+/* Counts the events of known campaigns as store_sqlite.c's write_one does, folded per
+ * campaign, recipient and client. Everything is sorted: each transaction then locks rows in
+ * one order (recipients, clients, campaigns, each by key), and concurrent writers on several
+ * servers wait for each other instead of deadlocking. */
+static void batch_count(batch_t *b)
+{
+    b->stored = xcalloc(b->n, sizeof(*b->stored));
+    b->recs = xcalloc(b->n, sizeof(*b->recs));
+    b->clients = xcalloc(b->n, sizeof(*b->clients));
+    for (size_t i = 0; i < b->n; i++) {
+        sp_event_t *ev = b->evs[i];
+        camp_t *c = b->ev_camp[i];
+        if (!c->known)
+            continue;
+        b->stored[b->n_stored++] = ev;
+        bool open = SP_EVENT_OPEN == ev->kind;
+        bool counted = SP_CLASS_HUMAN == ev->klass || SP_CLASS_PROXY == ev->klass;
+        int cls = open && ev->klass >= 0 && ev->klass < SP_STORE_CLASSES ? ev->klass : -1;
+        int click = !open && counted;
+        c->views += open && counted;
+        if (cls >= 0)
+            c->cls[cls]++;
+        c->clicks += click;
+        if (counted && ev->ts_ms > c->last_view)
+            c->last_view = ev->ts_ms;
+        if (ev->recipient[0]) {
+            rec_t *r = &b->recs[b->n_recs++];
+            r->campaign = ev->campaign;
+            r->recipient = ev->recipient;
+            r->camp = c;
+            if (cls >= 0)
+                r->cls[cls] = 1;
+            r->clicks = click;
+            r->opens = open && counted;
+            r->first_at = r->last_at = open && counted ? ev->ts_ms : 0;
+        } else if (open && counted) {
+            client_t *k = &b->clients[b->n_clients++];
+            k->campaign = ev->campaign;
+            k->camp = c;
+            sp_store_client_key(ev, k->key, sizeof(k->key));
+        }
+    }
+
+    qsort(b->recs, b->n_recs, sizeof(*b->recs), cmp_rec);
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_recs; i++) {
+        rec_t *r = &b->recs[i], *last = n ? &b->recs[n - 1] : NULL;
+        if (!last || cmp_rec(last, r)) {
+            b->recs[n++] = *r;
+            continue;
+        }
+        for (int k = 0; k < SP_STORE_CLASSES; k++)
+            last->cls[k] += r->cls[k];
+        last->clicks += r->clicks;
+        last->opens += r->opens;
+        if (r->first_at && (!last->first_at || r->first_at < last->first_at))
+            last->first_at = r->first_at;
+        if (r->last_at > last->last_at)
+            last->last_at = r->last_at;
+    }
+    b->n_recs = n;
+
+    qsort(b->clients, b->n_clients, sizeof(*b->clients), cmp_client);
+    n = 0;
+    for (size_t i = 0; i < b->n_clients; i++)
+        if (!n || cmp_client(&b->clients[n - 1], &b->clients[i]))
+            b->clients[n++] = b->clients[i];
+    b->n_clients = n;
+}
+
+/* The campaigns whose counters move, sorted by ID; unique views are known after phase 2. */
+static void batch_updates(batch_t *b)
+{
+    b->updates = xcalloc(b->n_camps, sizeof(*b->updates));
+    for (size_t i = 0; i < b->n_camps; i++) {
+        camp_t *c = &b->camps[i];
+        bool moved = c->views || c->clicks || c->last_view;
+        for (int k = 0; k < SP_STORE_CLASSES; k++)
+            moved = moved || c->cls[k];
+        if (c->known && moved)
+            b->updates[b->n_updates++] = c;
+    }
+}
+
+static void batch_free(batch_t *b)
+{
+    free(b->camps);
+    free(b->ev_camp);
+    free(b->updates);
+    free(b->stored);
+    free(b->recs);
+    free(b->clients);
+}
+
+static int send_event(pg_store_t *s, const sp_event_t *ev)
+{
+    char name[16];
+    params_t p;
+    char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
+    p.n = 0;
+    p_int(&p, ev->ts_ms);
+    p_text(&p, ev->campaign);
+    p_int(&p, ev->kind);
+    p_text(&p, ev->recipient);
+    p_text(&p, ev->ip);
+    p_text(&p, ev->user_agent);
+    p_text(&p, ev->referer);
+    p_text(&p, cookies ? cookies : "{}");
+    p_text(&p, headers ? headers : "{}");
+    p_text(&p, ev->visitor);
+    p_text(&p, ev->browser);
+    p_text(&p, ev->browser_version);
+    p_text(&p, ev->os);
+    p_text(&p, ev->os_version);
+    p_text(&p, ev->device);
+    p_text(&p, ev->device_brand);
+    p_text(&p, ev->device_model);
+    p_text(&p, ev->arch);
+    p_text(&p, ev->country);
+    p_text(&p, ev->region);
+    p_text(&p, ev->city);
+    if (ev->has_coords) {
+        p_double(&p, ev->latitude);
+        p_double(&p, ev->longitude);
+    } else {
+        p_null(&p);
+        p_null(&p);
+    }
+    p_text(&p, ev->geo_label);
+    p_int(&p, ev->klass);
+    p_text(&p, ev->rule);
+    p_text(&p, ev->via);
+    p_text(&p, ev->target);
+    stmt_name(Q_EVENT_INSERT, name, sizeof(name));
+    /* libpq copies the parameters into its output buffer before it returns. */
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    free(headers);
+    free(cookies);
+    return ok ? 0 : -1;
+}
+
+/* Sends the batch's statement I of the current phase:
+ *   1: BEGIN, then whether each campaign exists;
+ *   2: the events of known campaigns, the recipient upserts, the client inserts;
+ *   3: the campaign counters, COMMIT. */
+static int batch_send(pg_store_t *s, batch_t *b, size_t i)
+{
+    char name[16];
+    params_t p = {.n = 0};
+    int q;
+    if (1 == b->phase) {
+        if (0 == i)
+            return PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
+        q = Q_CAMPAIGN_EXISTS;
+        p_text(&p, b->camps[i - 1].id);
+    } else if (2 == b->phase) {
+        if (i < b->n_stored)
+            return send_event(s, b->stored[i]);
+        i -= b->n_stored;
+        if (i < b->n_recs) {
+            const rec_t *r = &b->recs[i];
+            q = Q_RECIPIENT_UPSERT;
+            p_text(&p, r->campaign);
+            p_text(&p, r->recipient);
+            for (int k = 0; k < SP_STORE_CLASSES; k++)
+                p_int(&p, r->cls[k]);
+            p_int(&p, r->clicks);
+            p_int(&p, r->first_at);
+            p_int(&p, r->last_at);
+        } else {
+            const client_t *k = &b->clients[i - b->n_recs];
+            q = Q_CLIENT_INSERT;
+            p_text(&p, k->campaign);
+            p_text(&p, k->key);
+        }
+    } else {
+        if (i == b->n_updates)
+            return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
+        const camp_t *c = b->updates[i];
+        q = Q_CAMPAIGN_COUNT;
+        p_text(&p, c->id);
+        p_int(&p, c->views);
+        p_int(&p, c->unique);
+        for (int k = 0; k < SP_STORE_CLASSES; k++)
+            p_int(&p, c->cls[k]);
+        p_int(&p, c->clicks);
+        p_int(&p, c->last_view);
+    }
+    stmt_name(q, name, sizeof(name));
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    return ok ? 0 : -1;
+}
+
+/* Takes in the result of statement I of the current phase. */
+static void batch_recv(batch_t *b, size_t i, const PGresult *res)
+{
+    bool row = PQntuples(res) > 0;
+    if (1 == b->phase) {
+        if (i > 0)
+            b->camps[i - 1].known = row;
+    } else if (2 == b->phase) {
+        if (i < b->n_stored) {
+            b->stored[i]->id = row ? get_i64(res, 0, 0) : 0;
+            return;
+        }
+        i -= b->n_stored;
+        if (i < b->n_recs) {
+            /* A new unique view when this batch's opens are all the counted opens there are. */
+            rec_t *r = &b->recs[i];
+            if (row && r->opens > 0 && get_i64(res, 0, 0) == r->opens)
+                r->camp->unique++;
+        } else if (row) {
+            b->clients[i - b->n_recs].camp->unique++;
+        }
+    }
+}
+
+/* Sends the current phase's COUNT statements down the pipeline, a window at a time with a flush
+ * request, and reads each window's results before sending more: neither side then ever blocks
+ * writing into a full socket while the other does too. */
+#define PIPE_WINDOW 256
+
+static int pipe_run(pg_store_t *s, batch_t *b, size_t count, char *err, size_t errlen)
+{
+    size_t sent = 0, got = 0;
+    while (got < count) {
+        for (; sent < count && sent - got < PIPE_WINDOW; sent++)
+            if (0 != batch_send(s, b, sent))
+                return set_err(s, err, errlen, "send batch", NULL);
+        if (!PQsendFlushRequest(s->conn) || 0 != PQflush(s->conn))
+            return set_err(s, err, errlen, "send batch", NULL);
+        for (; got < sent; got++) {
+            PGresult *res = PQgetResult(s->conn);
+            ExecStatusType st = PQresultStatus(res);
+            if (PGRES_COMMAND_OK != st && PGRES_TUPLES_OK != st) {
+                set_err(s, err, errlen, "write batch", res);
+                PQclear(res);
+                return -1;
+            }
+            batch_recv(b, got, res);
+            PQclear(res);
+            /* Each statement's results end with a NULL in pipeline mode. */
+            if ((res = PQgetResult(s->conn))) {
+                PQclear(res);
+                return set_err(s, err, errlen, "write batch", NULL);
+            }
+        }
+    }
+    return 0;
+}
+
+/* After a failure in pipeline mode: ends the pipeline so that the connection is usable again,
+ * or leaves it to ready()'s reset when the connection is gone. */
+static void pipe_abort(pg_store_t *s, bool synced)
+{
+    if (CONNECTION_OK == PQstatus(s->conn) && (synced || PQpipelineSync(s->conn))) {
+        int nulls = 0;
+        while (nulls < 2 && CONNECTION_OK == PQstatus(s->conn)) {
+            PGresult *res = PQgetResult(s->conn);
+            if (!res) {
+                nulls++; /* one between statements; two in a row: nothing more will come */
+                continue;
+            }
+            nulls = 0;
+            ExecStatusType st = PQresultStatus(res);
+            PQclear(res);
+            if (PGRES_PIPELINE_SYNC == st)
+                break;
+        }
+    }
+    PQexitPipelineMode(s->conn);
+    rollback(s);
+}
+
+static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    batch_t b = {.evs = evs, .n = n};
+    bool synced = false;
+    if (0 == n)
+        return 0;
+    if (0 != ready(s, err, errlen))
+        goto fail;
+    if (!PQenterPipelineMode(s->conn)) {
+        set_err(s, err, errlen, "pipeline", NULL);
+        goto fail;
+    }
+    batch_campaigns(&b);
+    b.phase = 1;
+    if (0 != pipe_run(s, &b, 1 + b.n_camps, err, errlen))
+        goto fail_pipe;
+    batch_count(&b);
+    b.phase = 2;
+    if (0 != pipe_run(s, &b, b.n_stored + b.n_recs + b.n_clients, err, errlen))
+        goto fail_pipe;
+    batch_updates(&b);
+    b.phase = 3;
+    if (0 != pipe_run(s, &b, b.n_updates + 1, err, errlen))
+        goto fail_pipe;
+    if (!PQpipelineSync(s->conn)) {
+        set_err(s, err, errlen, "commit", NULL);
+        goto fail_pipe;
+    }
+    synced = true;
+    PGresult *res = PQgetResult(s->conn);
+    bool ok = PGRES_PIPELINE_SYNC == PQresultStatus(res);
+    PQclear(res);
+    if (!ok || !PQexitPipelineMode(s->conn)) {
+        set_err(s, err, errlen, "commit", NULL);
+        goto fail_pipe;
+    }
+    for (size_t i = 0; i < n; i++)
+        evs[i]->outcome = b.ev_camp[i]->known ? SP_OUTCOME_STORED : SP_OUTCOME_UNKNOWN_CAMPAIGN;
+    batch_free(&b);
+    return 0;
+
+fail_pipe:
+    pipe_abort(s, synced);
+fail:
+    for (size_t i = 0; i < n; i++) {
+        evs[i]->outcome = SP_OUTCOME_PENDING;
+        evs[i]->id = 0;
+    }
+    batch_free(&b);
+    return -1;
+}
+
+/* ---- campaigns ------------------------------------------------------------------------------ */
+
+static int pg_campaign_create(sp_store_t *base, const char *id, int64_t now_ms, char *err,
+                              size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    p_int(&p, now_ms);
+    PGresult *res = exec_q(s, Q_CAMPAIGN_CREATE, &p, "create campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = 0 == strcmp(PQcmdTuples(res), "1") ? 0 : 1;
+    PQclear(res);
+    return ret;
+}
+
+static void read_campaign(const PGresult *res, int row, sp_campaign_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, row, 0));
+    c->created_at = get_i64(res, row, 1);
+    c->last_view_at = get_i64(res, row, 2);
+    c->total_views = get_i64(res, row, 3);
+    c->unique_views = get_i64(res, row, 4);
+    for (int i = 0; i < SP_STORE_CLASSES; i++)
+        c->by_class[i] = get_i64(res, row, 5 + i);
+    c->clicks = get_i64(res, row, 9);
+}
+
+static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
+                           size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    PGresult *res = exec_q(s, Q_CAMPAIGN_GET, &p, "read campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = 1;
+    if (PQntuples(res) > 0) {
+        read_campaign(res, 0, out);
+        ret = 0;
+    }
+    PQclear(res);
+    return ret;
+}
+
+/* Runs Q and calls FN on each row as it arrives, so that a long listing (an export) never sits
+ * in memory whole. After FN stops, the rest is read and dropped: the connection is then ready
+ * for the next call, where a cancel request could still be on its way. */
+typedef int (*row_fn)(void *ctx, const PGresult *res);
+
+static int each_row(pg_store_t *s, int q, params_t *p, row_fn fn, void *ctx, const char *what,
+                    char *err, size_t errlen)
+{
+    char name[16];
+    bool stopped = false, failed = false, done = false;
+    stmt_name(q, name, sizeof(name));
+    int sent = PQsendQueryPrepared(s->conn, name, p->n, p->v, NULL, NULL, 0);
+    p_clear(p);
+    if (!sent)
+        return set_err(s, err, errlen, what, NULL);
+    if (!PQsetSingleRowMode(s->conn)) {
+        set_err(s, err, errlen, what, NULL);
+        failed = true;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(s->conn))) {
+        switch (PQresultStatus(res)) {
+        case PGRES_SINGLE_TUPLE:
+            if (!stopped && !failed && fn(ctx, res))
+                stopped = true;
+            break;
+        case PGRES_TUPLES_OK:
+            done = true;
+            break;
+        default:
+            if (!failed)
+                set_err(s, err, errlen, what, res);
+            failed = true;
+        }
+        PQclear(res);
+    }
+    if (!failed && !done)
+        return set_err(s, err, errlen, what, NULL);
+    return failed ? -1 : 0;
+}
+
+typedef struct {
+    void *ctx;
+    sp_store_campaign_cb campaign;
+    sp_store_recipient_cb recipient;
+    sp_store_event_cb event;
+} row_ctx_t;
+
+static int campaign_row(void *ctx, const PGresult *res)
+{
+    row_ctx_t *rc = ctx;
+    sp_campaign_t c;
+    read_campaign(res, 0, &c);
+    return rc->campaign(rc->ctx, &c);
+}
+
+static int pg_campaign_list(sp_store_t *base, sp_store_campaign_cb cb, void *ctx, char *err,
+                            size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    row_ctx_t rc = {.ctx = ctx, .campaign = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    return each_row(s, Q_CAMPAIGN_LIST, &p, campaign_row, &rc, "list campaigns", err, errlen);
+}
+
+static int recipient_row(void *ctx, const PGresult *res)
+{
+    row_ctx_t *rc = ctx;
+    sp_recipient_t r = {.recipient = PQgetvalue(res, 0, 0)};
+    for (int i = 0; i < SP_STORE_CLASSES; i++)
+        r.by_class[i] = get_i64(res, 0, 1 + i);
+    r.views = r.by_class[SP_CLASS_HUMAN] + r.by_class[SP_CLASS_PROXY];
+    r.clicks = get_i64(res, 0, 5);
+    r.first_at = get_i64(res, 0, 6);
+    r.last_at = get_i64(res, 0, 7);
+    return rc->recipient(rc->ctx, &r);
+}
+
+static int pg_recipients(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    row_ctx_t rc = {.ctx = ctx, .recipient = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_text(&p, after ? after : "");
+    if (limit >= 0)
+        p_int(&p, limit);
+    else
+        p_null(&p);
+    return each_row(s, Q_RECIPIENTS, &p, recipient_row, &rc, "list recipients", err, errlen);
+}
+
+static int event_row(void *ctx, const PGresult *res)
+{
+    row_ctx_t *rc = ctx;
+    sp_event_row_t r = {
+        .id = get_i64(res, 0, 0),
+        .ts_ms = get_i64(res, 0, 1),
+        .kind = (int)get_i64(res, 0, 2),
+    };
+    const char **text[] = {
+        &r.campaign,     &r.recipient,    &r.ip,      &r.user_agent,   &r.referer,
+        &r.cookies_json, &r.headers_json, &r.visitor, &r.browser,      &r.browser_version,
+        &r.os,           &r.os_version,   &r.device,  &r.device_brand, &r.device_model,
+        &r.arch,         &r.country,      &r.region,  &r.city,         &r.geo_label,
+        &r.rule,         &r.via,          &r.target};
+    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+        *text[i] = PQgetvalue(res, 0, 3 + (int)i);
+    if (PQgetisnull(res, 0, 6))
+        r.user_agent = NULL;
+    if (PQgetisnull(res, 0, 7))
+        r.referer = NULL;
+    r.has_coords = !PQgetisnull(res, 0, 26);
+    if (r.has_coords) {
+        r.latitude = strtod(PQgetvalue(res, 0, 26), NULL);
+        r.longitude = strtod(PQgetvalue(res, 0, 27), NULL);
+    }
+    r.klass = (int)get_i64(res, 0, 28);
+    return rc->event(rc->ctx, &r);
+}
+
+static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                     sp_store_event_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    row_ctx_t rc = {.ctx = ctx, .event = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    if (limit >= 0)
+        p_int(&p, limit);
+    else
+        p_null(&p);
+    return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
+}
+
+/* ---- privacy -------------------------------------------------------------------------------- */
+
+static int pg_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted, char *err,
+                           size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_int(&p, before_ms);
+    PGresult *res = exec_q(s, Q_PURGE, &p, "purge", err, errlen);
+    if (!res)
+        return -1;
+    *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* The recipient's rows are locked first, then each is deleted and its counts taken out of its
+ * campaign, campaign by campaign: the order in which writers lock. A row a writer creates
+ * meanwhile is left as it is (an open that came as the recipient was being forgotten); its
+ * events go with the others. */
+static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, char *err,
+                     size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    PGresult *rows = NULL, *res = NULL;
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "forget", err, errlen))
+        return -1;
+    p_text(&p, recipient);
+    if (!(rows = exec_q(s, Q_FORGET_LOCK, &p, "forget", err, errlen)))
+        goto fail;
+    for (int i = 0; i < PQntuples(rows); i++) {
+        p_text(&p, PQgetvalue(rows, i, 0));
+        p_text(&p, recipient);
+        if (!(res = exec_q(s, Q_FORGET_COUNTS, &p, "forget", err, errlen)))
+            goto fail;
+        PQclear(res);
+    }
+    p_text(&p, recipient);
+    if (!(res = exec_q(s, Q_FORGET_EVENTS, &p, "forget", err, errlen)))
+        goto fail;
+    *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    PQclear(rows);
+    return exec_sql(s, "COMMIT", "forget", err, errlen);
+fail:
+    PQclear(rows);
+    rollback(s);
+    return -1;
+}
+
+/* ---- auth and meta: small key/value lookups ------------------------------------------------- */
+
+/* Runs Q with P, copying the first row's first column into OUT (and its second into OUT2).
+ * 0 found or done, 1 no row when OUT asks for one, -1 error. */
+static int lookup(pg_store_t *s, int q, params_t *p, char *out, size_t outlen, char *out2,
+                  size_t out2len, char *err, size_t errlen)
+{
+    if (0 != ready(s, err, errlen)) {
+        p_clear(p);
+        return -1;
+    }
+    PGresult *res = exec_q(s, q, p, "query", err, errlen);
+    if (!res)
+        return -1;
+    int ret = out ? 1 : 0;
+    if (PQntuples(res) > 0) {
+        if (out)
+            snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+        if (out2)
+            snprintf(out2, out2len, "%s", PQgetvalue(res, 0, 1));
+        ret = 0;
+    }
+    PQclear(res);
+    return ret;
+}
+
+static int pg_user_put(sp_store_t *b, const char *name, const char *pwhash, char *err,
+                       size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, name);
+    p_text(&p, pwhash);
+    p_int(&p, sp_now_ms());
+    return lookup((pg_store_t *)b, Q_USER_PUT, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+static int pg_user_get(sp_store_t *b, const char *name, char *pwhash, size_t pwlen, char *err,
+                       size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, name);
+    return lookup((pg_store_t *)b, Q_USER_GET, &p, pwhash, pwlen, NULL, 0, err, errlen);
+}
+
+static int pg_token_put(sp_store_t *b, const char *hash, const char *name, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, hash);
+    p_text(&p, name);
+    p_int(&p, sp_now_ms());
+    return lookup((pg_store_t *)b, Q_TOKEN_PUT, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+static int pg_token_get(sp_store_t *b, const char *hash, char *name, size_t namelen, char *err,
+                        size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, hash);
+    return lookup((pg_store_t *)b, Q_TOKEN_GET, &p, name, namelen, NULL, 0, err, errlen);
+}
+
+static int pg_session_put(sp_store_t *b, const char *hash, const char *user, const char *csrf,
+                          int64_t expires_ms, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    /* Expired sessions go whenever a new one comes. */
+    p_int(&p, sp_now_ms());
+    if (0 > lookup((pg_store_t *)b, Q_SESSION_PURGE, &p, NULL, 0, NULL, 0, err, errlen))
+        return -1;
+    p_text(&p, hash);
+    p_text(&p, user);
+    p_text(&p, csrf);
+    p_int(&p, expires_ms);
+    return lookup((pg_store_t *)b, Q_SESSION_PUT, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+static int pg_session_get(sp_store_t *b, const char *hash, int64_t now_ms, char *user,
+                          size_t userlen, char *csrf, size_t csrflen, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, hash);
+    p_int(&p, now_ms);
+    return lookup((pg_store_t *)b, Q_SESSION_GET, &p, user, userlen, csrf, csrflen, err, errlen);
+}
+
+static int pg_session_delete(sp_store_t *b, const char *hash, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, hash);
+    return lookup((pg_store_t *)b, Q_SESSION_DELETE, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+static int pg_meta_get(sp_store_t *b, const char *key, char *value, size_t len, char *err,
+                       size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, key);
+    return lookup((pg_store_t *)b, Q_META_GET, &p, value, len, NULL, 0, err, errlen);
+}
+
+static int pg_meta_put_new(sp_store_t *b, const char *key, const char *value, char *err,
+                           size_t errlen)
+{
+    params_t p = {.n = 0};
+    p_text(&p, key);
+    p_text(&p, value);
+    return lookup((pg_store_t *)b, Q_META_PUT_NEW, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+/* ---- open and close ------------------------------------------------------------------------- */
+
+static void pg_close(sp_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    PQfinish(s->conn);
+    free(s);
+}
+
+static const sp_store_ops_t pg_ops = {
+    .name = "postgres",
+    .close = pg_close,
+    .write_batch = pg_write_batch,
+    .campaign_create = pg_campaign_create,
+    .campaign_get = pg_campaign_get,
+    .campaign_list = pg_campaign_list,
+    .recipients = pg_recipients,
+    .events = pg_events,
+    .purge_before = pg_purge_before,
+    .forget = pg_forget,
+    .user_put = pg_user_put,
+    .user_get = pg_user_get,
+    .token_put = pg_token_put,
+    .token_get = pg_token_get,
+    .session_put = pg_session_put,
+    .session_get = pg_session_get,
+    .session_delete = pg_session_delete,
+    .meta_get = pg_meta_get,
+    .meta_put_new = pg_meta_put_new,
+};
+
+static int migrate(pg_store_t *s, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    if (0 != exec_sql(s, "BEGIN", "migrate", err, errlen))
+        return -1;
+    /* Servers starting together take turns here; the lock ends with the transaction. */
+    if (0 != exec_sql(s, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", "migrate", err,
+                      errlen) ||
+        0 != exec_sql(s, "CREATE TABLE IF NOT EXISTS spypixel_schema(version INTEGER NOT NULL)",
+                      "migrate", err, errlen))
+        goto fail;
+    res = PQexec(s->conn, "SELECT version FROM spypixel_schema");
+    if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+        set_err(s, err, errlen, "migrate", res);
+        goto fail;
+    }
+    bool fresh = 0 == PQntuples(res);
+    int version = fresh ? 0 : atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    if (version < 0 || version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "postgres: schema version %d is newer than this spypixel (%d)",
+                 version, SCHEMA_VERSION);
+        goto fail;
+    }
+    if (fresh &&
+        0 != exec_sql(s, "INSERT INTO spypixel_schema(version) VALUES(0)", "migrate", err, errlen))
+        goto fail;
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char num[16];
+        const char *arg[] = {num};
+        snprintf(num, sizeof(num), "%d", v + 1);
+        if (0 != exec_sql(s, migrations[v], "migrate", err, errlen))
+            goto fail;
+        res = PQexecParams(s->conn, "UPDATE spypixel_schema SET version = $1", 1, NULL, arg, NULL,
+                           NULL, 0);
+        if (PGRES_COMMAND_OK != PQresultStatus(res)) {
+            set_err(s, err, errlen, "migrate", res);
+            goto fail;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    return exec_sql(s, "COMMIT", "migrate", err, errlen);
+fail:
+    PQclear(res);
+    rollback(s);
+    return -1;
+}
+
+/* Library code never prints: the notices (an existing table, a rollback with nothing to roll
+ * back) would otherwise go to stderr. */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen)
+{
+    /* CONNINFO is expanded in place of dbname: what it sets wins over the keywords before it (a
+     * connect timeout, so that a reconnection cannot hang the writer for minutes) and loses to
+     * those after it (every string travels as UTF-8). */
+    const char *keys[] = {"connect_timeout", "dbname", "client_encoding",
+                          "fallback_application_name", NULL};
+    const char *values[] = {"10", conninfo, "UTF8", "spypixel", NULL};
+    pg_store_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->base.ops = &pg_ops;
+    s->conn = PQconnectdbParams(keys, values, 1);
+    if (!s->conn)
+        abort();
+    PQsetNoticeProcessor(s->conn, quiet, NULL);
+    if (CONNECTION_OK != PQstatus(s->conn)) {
+        set_err(s, err, errlen, "connect", NULL);
+        goto fail;
+    }
+    const char *enc = PQparameterStatus(s->conn, "server_encoding");
+    if (!enc || (0 != strcmp(enc, "UTF8") && 0 != strcmp(enc, "SQL_ASCII"))) {
+        snprintf(err, errlen, "postgres: the database's encoding is %s; spypixel needs UTF8",
+                 enc ? enc : "unknown");
+        goto fail;
+    }
+    if (0 != migrate(s, err, errlen) || 0 != prepare_all(s, err, errlen))
+        goto fail;
+    return &s->base;
+fail:
+    pg_close(&s->base);
+    return NULL;
+}
