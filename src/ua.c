@@ -774,6 +774,8 @@ static const char *arch_from_ua(const char *ua)
  * BUF; bare tokens are accepted as well. */
 static const char *unquote(const char *v, char *buf, size_t cap)
 {
+    if (cap)
+        buf[0] = '\0'; /* callers read BUF, not only the result */
     if (!v)
         return "";
     while (*v == ' ' || *v == '\t')
