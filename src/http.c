@@ -217,10 +217,12 @@ sp_store_t *sp_http_reader(sp_server_t *srv)
 static enum MHD_Result serve_asset(sp_request_t *req)
 {
     const sp_asset_t *a = sp_assets_find(req->url);
+    const char *slash = strrchr(req->url, '/');
+    /* A missing file is a 404; any other path gets the page, which routes itself. */
+    if (!a && !strchr(slash ? slash : req->url, '.'))
+        a = sp_assets_find("/index.html");
     if (!a)
-        a = sp_assets_find("/index.html"); /* the page routes itself */
-    if (!a)
-        return sp_http_respond(req, 404, "text/plain", "not found\n", 10);
+        return sp_http_respond(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     const char *inm = sp_http_header(req, "If-None-Match");
     bool fresh = inm && 0 == strcmp(inm, a->etag);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -292,10 +294,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         resolve_client(req);
         if (0 == strcmp(method, "POST") || 0 == strcmp(method, "PUT") ||
-            0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE")) {
+            0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE"))
             req->body_max = 0 == strncmp(url, "/api/v1/images", 14) ? SP_IMAGE_MAX : SP_BODY_MAX;
-            return MHD_YES; /* the body comes in the next calls */
-        }
+        /* Answer from the next call, once the whole request is read, bodyless GETs too:
+         * libmicrohttpd closes the connection after a response queued from this first
+         * call (it cannot know the request is over), which ends every keep-alive. */
+        return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
