@@ -1,0 +1,1282 @@
+/* Unit tests for the store contract, run against SQLite and, given SPYPIXEL_TEST_PG, PostgreSQL. */
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "event.h"
+#include "store.h"
+
+/* ---- fixtures: a fresh store per test -------------------------------------------------------- */
+
+typedef struct backend {
+    const char *name;
+    bool pg;
+} backend_t;
+
+static const backend_t sqlite_backend = {"sqlite", false};
+static const backend_t pg_backend = {"postgres", true};
+
+/* SQLite gets a new folder; PostgreSQL a new schema, named by search_path in the conninfo, so
+ * that the tests never touch other tables of the database SPYPIXEL_TEST_PG names. */
+typedef struct fixture {
+    const backend_t *be;
+    char dir[64];
+    char schema[64];
+    char *conninfo; /* the store's, with search_path and application_name set */
+    PGconn *admin;  /* PostgreSQL: the test's own connection */
+} fixture_t;
+
+static int pg_cmd(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int ok = PGRES_COMMAND_OK == st || PGRES_TUPLES_OK == st;
+    if (!ok)
+        print_error("%s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+static void append(char **s, size_t *len, const char *text)
+{
+    size_t n = strlen(text);
+    *s = realloc(*s, *len + n + 1);
+    assert_non_null(*s);
+    memcpy(*s + *len, text, n + 1);
+    *len += n;
+}
+
+/* KEY='VALUE ' with conninfo quoting. */
+static void append_kv(char **s, size_t *len, const char *key, const char *value)
+{
+    append(s, len, key);
+    append(s, len, "='");
+    for (const char *c = value; *c; c++) {
+        char one[3] = {'\\', *c, '\0'};
+        append(s, len, '\'' == *c || '\\' == *c ? one : one + 1);
+    }
+    append(s, len, "' ");
+}
+
+/* SPYPIXEL_TEST_PG (keyword=value or URI) rebuilt with the fixture's schema and name. */
+static char *pg_conninfo(const char *base, const char *schema)
+{
+    char *msg = NULL, *out = NULL, opts[512];
+    size_t len = 0;
+    PQconninfoOption *o = PQconninfoParse(base, &msg);
+    if (!o) {
+        print_error("SPYPIXEL_TEST_PG: %s", msg ? msg : "unreadable");
+        PQfreemem(msg);
+        return NULL;
+    }
+    const char *old_opts = "";
+    append(&out, &len, "");
+    for (PQconninfoOption *i = o; i->keyword; i++) {
+        if (!i->val)
+            continue;
+        if (0 == strcmp(i->keyword, "options"))
+            old_opts = i->val;
+        else if (0 != strcmp(i->keyword, "application_name"))
+            append_kv(&out, &len, i->keyword, i->val);
+    }
+    snprintf(opts, sizeof(opts), "%s -c search_path=%s", old_opts, schema);
+    append_kv(&out, &len, "options", opts);
+    append_kv(&out, &len, "application_name", schema);
+    PQconninfoFree(o);
+    return out;
+}
+
+static int setup(void **state)
+{
+    static int serial;
+    fixture_t *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    fx->be = *state;
+    *state = fx;
+    if (!fx->be->pg) {
+        snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_store_XXXXXX");
+        return mkdtemp(fx->dir) ? 0 : -1;
+    }
+    const char *base = getenv("SPYPIXEL_TEST_PG");
+    if (!base || !base[0])
+        return 0; /* each test skips */
+    snprintf(fx->schema, sizeof(fx->schema), "sp_test_%d_%d", (int)getpid(), ++serial);
+    fx->admin = PQconnectdb(base);
+    if (CONNECTION_OK != PQstatus(fx->admin)) {
+        print_error("SPYPIXEL_TEST_PG=%s: %s", base, PQerrorMessage(fx->admin));
+        return -1;
+    }
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fx->schema);
+    if (0 != pg_cmd(fx->admin, "SET client_min_messages = warning") || 0 != pg_cmd(fx->admin, sql))
+        return -1;
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", fx->schema);
+    if (0 != pg_cmd(fx->admin, sql))
+        return -1;
+    fx->conninfo = pg_conninfo(base, fx->schema);
+    return fx->conninfo ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    if (fx->dir[0]) {
+        static const char *const files[] = {"spypixel.db", "spypixel.db-wal", "spypixel.db-shm"};
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            char path[128];
+            snprintf(path, sizeof(path), "%s/%s", fx->dir, files[i]);
+            unlink(path);
+        }
+        rmdir(fx->dir);
+    }
+    if (fx->admin && fx->schema[0]) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fx->schema);
+        pg_cmd(fx->admin, sql);
+    }
+    PQfinish(fx->admin);
+    free(fx->conninfo);
+    free(fx);
+    return 0;
+}
+
+/* A store on the fixture's place; PostgreSQL tests skip, saying why, without SPYPIXEL_TEST_PG. */
+static sp_store_t *try_open(fixture_t *fx, char *err, size_t errlen)
+{
+    if (fx->be->pg)
+        return sp_store_pg_open(fx->conninfo, err, errlen);
+    return sp_store_sqlite_open(fx->dir, false, err, errlen);
+}
+
+static void need_backend(fixture_t *fx)
+{
+    if (fx->be->pg && !fx->conninfo) {
+        print_message("[   SKIP   ] PostgreSQL half: SPYPIXEL_TEST_PG is unset (export "
+                      "SPYPIXEL_TEST_PG=\"$(scripts/pg-test-server start)\" to run it)\n");
+        skip();
+    }
+}
+
+static sp_store_t *open_store(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    need_backend(fx);
+    sp_store_t *s = try_open(fx, err, sizeof(err));
+    if (!s)
+        print_error("%s: open: %s\n", fx->be->name, err);
+    assert_non_null(s);
+    assert_string_equal(fx->be->pg ? "postgres" : "sqlite", s->ops->name);
+    return s;
+}
+
+/* ---- events and readers ---------------------------------------------------------------------- */
+
+typedef struct spec {
+    const char *campaign, *recipient;
+    int kind, klass;
+    int64_t ts;
+    const char *ip, *ua, *visitor;
+} spec_t;
+
+static sp_event_t *make_event(const spec_t *sp)
+{
+    sp_event_t *ev = sp_event_new(16384);
+    ev->ts_ms = sp->ts;
+    ev->kind = sp->kind;
+    ev->klass = sp->klass;
+    snprintf(ev->campaign, sizeof(ev->campaign), "%s", sp->campaign);
+    snprintf(ev->recipient, sizeof(ev->recipient), "%s", sp->recipient ? sp->recipient : "");
+    snprintf(ev->ip, sizeof(ev->ip), "%s", sp->ip ? sp->ip : "192.0.2.1");
+    snprintf(ev->visitor, sizeof(ev->visitor), "%s", sp->visitor ? sp->visitor : "");
+    const char *ua = sp->ua ? sp->ua : "Mozilla/5.0 (test)";
+    /* No cmocka assert here: writer threads call this too. 16 KB holds both headers. */
+    if (0 != sp_event_add_header(ev, "Host", 4, "px.example", 10) ||
+        0 != sp_event_add_header(ev, "User-Agent", 10, ua, strlen(ua)))
+        abort();
+    snprintf(ev->rule, sizeof(ev->rule), "test");
+    snprintf(ev->browser, sizeof(ev->browser), "Firefox");
+    if (SP_EVENT_CLICK == sp->kind)
+        snprintf(ev->target, sizeof(ev->target), "https://example.com/landing");
+    return ev;
+}
+
+/* Writes SPECS as one batch, checking that it succeeds; EVS (may be NULL) keeps the events. */
+static void write_specs(sp_store_t *s, const spec_t *specs, size_t n, sp_event_t **keep)
+{
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    char err[512] = "";
+    assert_non_null(evs);
+    for (size_t i = 0; i < n; i++)
+        evs[i] = make_event(&specs[i]);
+    int rc = s->ops->write_batch(s, evs, n, err, sizeof(err));
+    if (rc)
+        print_error("write_batch: %s\n", err);
+    assert_int_equal(0, rc);
+    for (size_t i = 0; i < n; i++) {
+        if (keep)
+            keep[i] = evs[i];
+        else
+            sp_event_free(evs[i]);
+    }
+    free(evs);
+}
+
+static void create(sp_store_t *s, const char *id, int64_t now)
+{
+    char err[512] = "";
+    int rc = s->ops->campaign_create(s, id, now, err, sizeof(err));
+    if (rc < 0)
+        print_error("campaign_create: %s\n", err);
+    assert_int_equal(0, rc);
+}
+
+static sp_campaign_t get_campaign(sp_store_t *s, const char *id)
+{
+    sp_campaign_t c;
+    char err[512] = "";
+    memset(&c, 0xAB, sizeof(c));
+    int rc = s->ops->campaign_get(s, id, &c, err, sizeof(err));
+    if (rc)
+        print_error("campaign_get %s: %d %s\n", id, rc, err);
+    assert_int_equal(0, rc);
+    return c;
+}
+
+typedef struct got_event {
+    int64_t id, ts;
+    int kind, klass;
+    char *campaign, *recipient, *ip, *user_agent, *referer, *cookies, *headers, *visitor, *browser,
+        *rule, *target;
+    bool has_coords;
+    double latitude, longitude;
+} got_event_t;
+
+typedef struct got_events {
+    got_event_t e[1200];
+    size_t n, stop_after;
+} got_events_t;
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int on_event(void *ctx, const sp_event_row_t *r)
+{
+    got_events_t *g = ctx;
+    assert_true(g->n < sizeof(g->e) / sizeof(g->e[0]));
+    got_event_t *e = &g->e[g->n++];
+    e->id = r->id;
+    e->ts = r->ts_ms;
+    e->kind = r->kind;
+    e->klass = r->klass;
+    e->campaign = strdup(r->campaign);
+    e->recipient = strdup(r->recipient);
+    e->ip = strdup(r->ip);
+    e->user_agent = dup_or_null(r->user_agent);
+    e->referer = dup_or_null(r->referer);
+    e->cookies = strdup(r->cookies_json);
+    e->headers = strdup(r->headers_json);
+    e->visitor = strdup(r->visitor);
+    e->browser = strdup(r->browser);
+    e->rule = strdup(r->rule);
+    e->target = strdup(r->target);
+    e->has_coords = r->has_coords;
+    e->latitude = r->latitude;
+    e->longitude = r->longitude;
+    return g->stop_after && g->n >= g->stop_after;
+}
+
+static void got_events_free(got_events_t *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        got_event_t *e = &g->e[i];
+        char *strs[] = {e->campaign, e->recipient, e->ip,      e->user_agent,
+                        e->referer,  e->cookies,   e->headers, e->visitor,
+                        e->browser,  e->rule,      e->target};
+        for (size_t j = 0; j < sizeof(strs) / sizeof(strs[0]); j++)
+            free(strs[j]);
+    }
+    free(g);
+}
+
+/* The events of CAMPAIGN below BEFORE, at most LIMIT; the caller frees with got_events_free. */
+static got_events_t *list_events(sp_store_t *s, const char *campaign, int64_t before, int64_t limit)
+{
+    got_events_t *g = calloc(1, sizeof(*g));
+    char err[512] = "";
+    assert_non_null(g);
+    int rc = s->ops->events(s, campaign, before, limit, on_event, g, err, sizeof(err));
+    if (rc)
+        print_error("events: %s\n", err);
+    assert_int_equal(0, rc);
+    return g;
+}
+
+typedef struct got_recipients {
+    char name[32][SP_ID_MAX + 1];
+    sp_recipient_t r[32];
+    size_t n;
+} got_recipients_t;
+
+static int on_recipient(void *ctx, const sp_recipient_t *r)
+{
+    got_recipients_t *g = ctx;
+    assert_true(g->n < 32);
+    snprintf(g->name[g->n], sizeof(g->name[0]), "%s", r->recipient);
+    g->r[g->n] = *r;
+    g->r[g->n].recipient = g->name[g->n];
+    g->n++;
+    return 0;
+}
+
+static got_recipients_t list_recipients(sp_store_t *s, const char *campaign, const char *after,
+                                        int64_t limit)
+{
+    got_recipients_t g;
+    char err[512] = "";
+    g.n = 0;
+    int rc = s->ops->recipients(s, campaign, after, limit, on_recipient, &g, err, sizeof(err));
+    if (rc)
+        print_error("recipients: %s\n", err);
+    assert_int_equal(0, rc);
+    return g;
+}
+
+static const sp_recipient_t *find_recipient(const got_recipients_t *g, const char *name)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (0 == strcmp(g->name[i], name))
+            return &g->r[i];
+    return NULL;
+}
+
+typedef struct got_campaigns {
+    sp_campaign_t c[16];
+    size_t n, stop_after;
+} got_campaigns_t;
+
+static int on_campaign(void *ctx, const sp_campaign_t *c)
+{
+    got_campaigns_t *g = ctx;
+    assert_true(g->n < 16);
+    g->c[g->n++] = *c;
+    return g->stop_after && g->n >= g->stop_after;
+}
+
+#define H     SP_CLASS_HUMAN
+#define P     SP_CLASS_PROXY
+#define M     SP_CLASS_MACHINE
+#define S     SP_CLASS_SELF
+#define OPEN  SP_EVENT_OPEN
+#define CLICK SP_EVENT_CLICK
+
+/* ---- schema and campaigns -------------------------------------------------------------------- */
+
+static void test_open_twice(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *s = open_store(state);
+    create(s, "spring", 1000);
+    sp_store_close(s);
+
+    /* The second open finds the schema at its version and leaves the data alone. */
+    s = open_store(state);
+    sp_campaign_t c = get_campaign(s, "spring");
+    assert_string_equal("spring", c.id);
+    assert_int_equal(1000, c.created_at);
+    assert_int_equal(1, s->ops->campaign_create(s, "spring", 2000, err, sizeof(err)));
+    sp_store_t *third = try_open(fx, err, sizeof(err));
+    assert_non_null(third);
+    assert_int_equal(0, third->ops->campaign_get(third, "spring", &c, err, sizeof(err)));
+    sp_store_close(third);
+    sp_store_close(s);
+}
+
+typedef struct opener {
+    fixture_t *fx;
+    sp_store_t *s;
+    char err[512];
+} opener_t;
+
+static void *open_thread(void *arg)
+{
+    opener_t *o = arg;
+    o->s = try_open(o->fx, o->err, sizeof(o->err));
+    return NULL;
+}
+
+/* Servers starting at once on an empty database: one creates the schema, the others wait. */
+static void test_open_concurrent(void **state)
+{
+    fixture_t *fx = *state;
+    need_backend(fx);
+    opener_t o[6];
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++) {
+        o[i] = (opener_t){.fx = fx};
+        assert_int_equal(0, pthread_create(&t[i], NULL, open_thread, &o[i]));
+    }
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(0, pthread_join(t[i], NULL));
+    for (int i = 0; i < 6; i++) {
+        if (!o[i].s)
+            print_error("open %d: %s\n", i, o[i].err);
+        assert_non_null(o[i].s);
+    }
+    char err[512] = "";
+    assert_int_equal(0, o[0].s->ops->campaign_create(o[0].s, "c", 1, err, sizeof(err)));
+    for (int i = 1; i < 6; i++)
+        assert_int_equal(1, o[i].s->ops->campaign_create(o[i].s, "c", 1, err, sizeof(err)));
+    for (int i = 0; i < 6; i++)
+        sp_store_close(o[i].s);
+}
+
+static void test_campaign_create(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    sp_campaign_t c;
+    assert_int_equal(1, s->ops->campaign_get(s, "launch", &c, err, sizeof(err)));
+    assert_int_equal(0, s->ops->campaign_create(s, "launch", 1700000000123, err, sizeof(err)));
+    assert_int_equal(1, s->ops->campaign_create(s, "launch", 1700000009999, err, sizeof(err)));
+    c = get_campaign(s, "launch");
+    assert_string_equal("launch", c.id);
+    assert_int_equal(1700000000123, c.created_at);
+    assert_int_equal(0, c.last_view_at);
+    assert_int_equal(0, c.total_views);
+    assert_int_equal(0, c.unique_views);
+    assert_int_equal(0, c.clicks);
+    for (int i = 0; i < SP_STORE_CLASSES; i++)
+        assert_int_equal(0, c.by_class[i]);
+    sp_store_close(s);
+}
+
+/* ---- writing --------------------------------------------------------------------------------- */
+
+static void test_batch_outcomes(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "known", 1);
+    const spec_t specs[] = {
+        {"known", "ann", OPEN, H, 1000, NULL, NULL, NULL},
+        {"nowhere", "ann", OPEN, H, 1001, NULL, NULL, NULL},
+        {"known", "", CLICK, H, 1002, NULL, NULL, NULL},
+        {"nowhere", "", OPEN, H, 1003, NULL, NULL, NULL},
+        {"known", "bob", OPEN, P, 1004, NULL, NULL, NULL},
+    };
+    sp_event_t *evs[5];
+    write_specs(s, specs, 5, evs);
+    assert_int_equal(SP_OUTCOME_STORED, evs[0]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[1]->outcome);
+    assert_int_equal(SP_OUTCOME_STORED, evs[2]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[3]->outcome);
+    assert_int_equal(SP_OUTCOME_STORED, evs[4]->outcome);
+    assert_true(evs[0]->id > 0);
+    assert_true(evs[2]->id > evs[0]->id);
+    assert_true(evs[4]->id > evs[2]->id);
+
+    /* Only the known campaign's events are there, newest first, with the IDs handed out. */
+    got_events_t *g = list_events(s, "known", 0, 100);
+    assert_int_equal(3, g->n);
+    assert_int_equal(evs[4]->id, g->e[0].id);
+    assert_int_equal(evs[2]->id, g->e[1].id);
+    assert_int_equal(evs[0]->id, g->e[2].id);
+    assert_int_equal(1004, g->e[0].ts);
+    assert_int_equal(P, g->e[0].klass);
+    assert_int_equal(CLICK, g->e[1].kind);
+    assert_string_equal("https://example.com/landing", g->e[1].target);
+    assert_string_equal("bob", g->e[0].recipient);
+    assert_string_equal("", g->e[1].recipient);
+    assert_string_equal("Mozilla/5.0 (test)", g->e[0].user_agent);
+    assert_null(g->e[0].referer);
+    assert_string_equal("192.0.2.1", g->e[0].ip);
+    assert_string_equal("Firefox", g->e[0].browser);
+    assert_string_equal("test", g->e[0].rule);
+    assert_false(g->e[0].has_coords);
+    json_t *h = json_loads(g->e[0].headers, 0, NULL);
+    assert_non_null(h);
+    assert_string_equal("px.example", json_string_value(json_object_get(h, "Host")));
+    json_decref(h);
+    assert_string_equal("{}", g->e[0].cookies);
+    got_events_free(g);
+    g = list_events(s, "nowhere", 0, 100);
+    assert_int_equal(0, g->n);
+    got_events_free(g);
+    sp_campaign_t c;
+    assert_int_equal(1, s->ops->campaign_get(s, "nowhere", &c, err, sizeof(err)));
+
+    /* A later batch's IDs follow. */
+    int64_t last = evs[4]->id;
+    for (int i = 0; i < 5; i++)
+        sp_event_free(evs[i]);
+    const spec_t more[] = {{"known", "cy", OPEN, H, 2000, NULL, NULL, NULL}};
+    write_specs(s, more, 1, evs);
+    assert_int_equal(SP_OUTCOME_STORED, evs[0]->outcome);
+    assert_true(evs[0]->id > last);
+    sp_event_free(evs[0]);
+
+    /* An empty batch is no error. */
+    assert_int_equal(0, s->ops->write_batch(s, evs, 0, err, sizeof(err)));
+    sp_store_close(s);
+}
+
+/* A batch larger than a pipeline window, with an unknown campaign here and there. */
+static void test_big_batch(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "big", 1);
+    enum { N = 1100 };
+    spec_t *specs = calloc(N, sizeof(*specs));
+    sp_event_t **evs = calloc(N, sizeof(*evs));
+    char names[N][16];
+    assert_non_null(specs);
+    assert_non_null(evs);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "r%d", i % 37);
+        specs[i] =
+            (spec_t){0 == i % 7 ? "absent" : "big", names[i], OPEN, H, 10000 + i, NULL, NULL, NULL};
+    }
+    write_specs(s, specs, N, evs);
+    int64_t last = 0, stored = 0, last_ts = 0;
+    for (int i = 0; i < N; i++) {
+        if (0 == i % 7) {
+            assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[i]->outcome);
+            continue;
+        }
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+        assert_true(evs[i]->id > last);
+        last = evs[i]->id;
+        last_ts = evs[i]->ts_ms;
+        stored++;
+    }
+    got_events_t *g = list_events(s, "big", 0, INT64_MAX);
+    assert_int_equal(stored, g->n);
+    assert_int_equal(last, g->e[0].id);
+    got_events_free(g);
+    sp_campaign_t c = get_campaign(s, "big");
+    assert_int_equal(stored, c.total_views);
+    assert_int_equal(37, c.unique_views);
+    assert_int_equal(last_ts, c.last_view_at);
+    for (int i = 0; i < N; i++)
+        sp_event_free(evs[i]);
+    free(evs);
+    free(specs);
+    sp_store_close(s);
+}
+
+static void test_counters(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "news", 1);
+    const spec_t first[] = {
+        {"news", "alice", OPEN, H, 1000, NULL, NULL, NULL},
+        {"news", "alice", OPEN, P, 2000, NULL, NULL, NULL},
+        {"news", "alice", OPEN, M, 500, NULL, NULL, NULL}, /* early, but not counted */
+        {"news", "alice", OPEN, S, 3000, NULL, NULL, NULL},
+        {"news", "alice", CLICK, H, 2500, NULL, NULL, NULL},
+        {"news", "bob", OPEN, M, 1500, NULL, NULL, NULL},
+        {"news", "bob", CLICK, M, 1600, NULL, NULL, NULL},
+    };
+    /* Without a recipient, the visitor ID tells clients apart: the cookie, or the keyed hash of
+     * address and agent that the pixel handler puts there when there is none. The store looks
+     * at nothing else. */
+    const spec_t second[] = {
+        {"news", "", OPEN, H, 4000, "198.51.100.1", "UA-A", "cookie1"},
+        {"news", "", OPEN, H, 4001, "198.51.100.2", "UA-B", "cookie1"},
+        {"news", "", OPEN, H, 4002, "198.51.100.3", "UA-A", "hash-3-A"},
+        {"news", "", OPEN, P, 4003, "198.51.100.3", "UA-A", "hash-3-A"},
+        {"news", "", OPEN, H, 4004, "198.51.100.3", "UA-B", "hash-3-B"},
+        {"news", "", OPEN, M, 4005, "198.51.100.9", "UA-A", "hash-9-A"},
+        {"news", "", OPEN, S, 4006, "198.51.100.8", "UA-A", "hash-8-A"},
+        {"news", "alice", OPEN, H, 1200, NULL, NULL, NULL},
+    };
+    write_specs(s, first, sizeof(first) / sizeof(first[0]), NULL);
+    sp_campaign_t c = get_campaign(s, "news");
+    assert_int_equal(2, c.total_views);
+    assert_int_equal(1, c.unique_views);
+    assert_int_equal(1, c.clicks);
+    assert_int_equal(2500, c.last_view_at); /* a counted click is activity too */
+
+    write_specs(s, second, sizeof(second) / sizeof(second[0]), NULL);
+    c = get_campaign(s, "news");
+    assert_int_equal(3 + 5, c.total_views);
+    assert_int_equal(1 + 3, c.unique_views); /* alice, cookie1, hash-3-A, hash-3-B */
+    assert_int_equal(2 + 4, c.by_class[H]);
+    assert_int_equal(1 + 1, c.by_class[P]);
+    assert_int_equal(2 + 1, c.by_class[M]);
+    assert_int_equal(1 + 1, c.by_class[S]);
+    assert_int_equal(1, c.clicks);
+    assert_int_equal(4004, c.last_view_at);
+
+    got_recipients_t r = list_recipients(s, "news", "", 100);
+    assert_int_equal(2, r.n);
+    const sp_recipient_t *a = find_recipient(&r, "alice"), *b = find_recipient(&r, "bob");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(3, a->views);
+    assert_int_equal(2, a->by_class[H]);
+    assert_int_equal(1, a->by_class[P]);
+    assert_int_equal(1, a->by_class[M]);
+    assert_int_equal(1, a->by_class[S]);
+    assert_int_equal(1, a->clicks);
+    assert_int_equal(1000, a->first_at);
+    assert_int_equal(2000, a->last_at);
+    assert_int_equal(0, b->views);
+    assert_int_equal(1, b->by_class[M]);
+    assert_int_equal(0, b->clicks);
+    assert_int_equal(0, b->first_at);
+    assert_int_equal(0, b->last_at);
+
+    /* Repeats within one batch count once as unique. */
+    create(s, "repeat", 1);
+    const spec_t third[] = {
+        {"repeat", "dan", OPEN, H, 10, NULL, NULL, NULL},
+        {"repeat", "dan", OPEN, H, 11, NULL, NULL, NULL},
+        {"repeat", "", OPEN, H, 12, "203.0.113.5", "UA", "same"},
+        {"repeat", "", OPEN, H, 13, "203.0.113.6", "UA", "same"},
+        {"repeat", "eve", OPEN, M, 14, NULL, NULL, NULL},
+        {"repeat", "eve", OPEN, P, 15, NULL, NULL, NULL},
+    };
+    write_specs(s, third, sizeof(third) / sizeof(third[0]), NULL);
+    c = get_campaign(s, "repeat");
+    assert_int_equal(5, c.total_views);
+    assert_int_equal(3, c.unique_views);
+    sp_store_close(s);
+}
+
+/* ---- reading and paging ---------------------------------------------------------------------- */
+
+static void test_events_paging(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "a", 1);
+    create(s, "b", 1);
+    spec_t specs[20];
+    sp_event_t *evs[20];
+    for (int i = 0; i < 20; i++)
+        specs[i] = (spec_t){i % 2 ? "b" : "a", "", OPEN, H, 100 + i, NULL, NULL, NULL};
+    write_specs(s, specs, 20, evs);
+
+    /* Campaign a's ten, newest first, four at a time, each page below the last ID seen. */
+    int64_t before = 0;
+    int want = 18;
+    for (int page = 0; page < 4; page++) {
+        got_events_t *g = list_events(s, "a", before, 4);
+        assert_int_equal(page < 2 ? 4 : page == 2 ? 2 : 0, g->n);
+        for (size_t i = 0; i < g->n; i++, want -= 2) {
+            assert_string_equal("a", g->e[i].campaign);
+            assert_int_equal(evs[want]->id, g->e[i].id);
+            assert_int_equal(100 + want, g->e[i].ts);
+        }
+        if (g->n)
+            before = g->e[g->n - 1].id;
+        got_events_free(g);
+    }
+    assert_int_equal(-2, want);
+
+    /* A callback that says stop gets no more rows, and the store is fine afterwards. */
+    got_events_t *g = calloc(1, sizeof(*g));
+    char err[512] = "";
+    g->stop_after = 3;
+    assert_int_equal(0, s->ops->events(s, "b", 0, 100, on_event, g, err, sizeof(err)));
+    assert_int_equal(3, g->n);
+    got_events_free(g);
+    g = list_events(s, "b", evs[19]->id, 100);
+    assert_int_equal(9, g->n);
+    got_events_free(g);
+    for (int i = 0; i < 20; i++)
+        sp_event_free(evs[i]);
+    sp_store_close(s);
+}
+
+static void test_recipients_paging(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "c", 1);
+    /* Byte order, as SQLite compares: digits, upper case, '_', lower case. */
+    static const char *const order[] = {"0zed", "Bob", "Carl", "_under", "amy", "bea", "zoe"};
+    const spec_t specs[] = {
+        {"c", "zoe", OPEN, H, 1, NULL, NULL, NULL},    {"c", "amy", OPEN, H, 2, NULL, NULL, NULL},
+        {"c", "_under", OPEN, H, 3, NULL, NULL, NULL}, {"c", "Bob", OPEN, H, 4, NULL, NULL, NULL},
+        {"c", "bea", CLICK, H, 5, NULL, NULL, NULL},   {"c", "0zed", OPEN, M, 6, NULL, NULL, NULL},
+        {"c", "Carl", OPEN, H, 7, NULL, NULL, NULL},   {"c", "amy", OPEN, H, 8, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, sizeof(specs) / sizeof(specs[0]), NULL);
+    char after[SP_ID_MAX + 1] = "";
+    size_t seen = 0;
+    for (int page = 0; page < 4; page++) {
+        got_recipients_t r = list_recipients(s, "c", after, 3);
+        assert_int_equal(page < 2 ? 3 : page == 2 ? 1 : 0, r.n);
+        for (size_t i = 0; i < r.n; i++, seen++)
+            assert_string_equal(order[seen], r.name[i]);
+        if (r.n)
+            snprintf(after, sizeof(after), "%s", r.name[r.n - 1]);
+    }
+    assert_int_equal(7, seen);
+    got_recipients_t r = list_recipients(s, "c", "amy", 1);
+    assert_int_equal(1, r.n);
+    assert_string_equal("bea", r.name[0]);
+    assert_int_equal(1, r.r[0].clicks);
+    r = list_recipients(s, "c", "", 100);
+    assert_int_equal(2, find_recipient(&r, "amy")->views);
+    assert_int_equal(0, list_recipients(s, "other", "", 100).n);
+    sp_store_close(s);
+}
+
+static void test_campaign_list(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "old", 1000);
+    create(s, "mid", 2000);
+    create(s, "new-b", 3000);
+    create(s, "new-a", 3000);
+    create(s, "quiet", 2500);
+    const spec_t specs[] = {
+        {"old", "x", OPEN, H, 5000, NULL, NULL, NULL},
+        {"quiet", "x", OPEN, M, 9000, NULL, NULL, NULL}, /* machines are no activity */
+    };
+    write_specs(s, specs, 2, NULL);
+    got_campaigns_t g = {.n = 0};
+    assert_int_equal(0, s->ops->campaign_list(s, on_campaign, &g, err, sizeof(err)));
+    static const char *const want[] = {"old", "new-a", "new-b", "quiet", "mid"};
+    assert_int_equal(5, g.n);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(want[i], g.c[i].id);
+    assert_int_equal(5000, g.c[0].last_view_at);
+    assert_int_equal(1, g.c[0].total_views);
+    assert_int_equal(1, g.c[3].by_class[M]);
+
+    got_campaigns_t two = {.n = 0, .stop_after = 2};
+    assert_int_equal(0, s->ops->campaign_list(s, on_campaign, &two, err, sizeof(err)));
+    assert_int_equal(2, two.n);
+    sp_store_close(s);
+}
+
+/* ---- privacy --------------------------------------------------------------------------------- */
+
+static void test_purge_before(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "p", 1);
+    const spec_t specs[] = {
+        {"p", "ann", OPEN, H, 1000, NULL, NULL, NULL},
+        {"p", "", OPEN, H, 2000, NULL, NULL, NULL},
+        {"p", "ann", CLICK, H, 3000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 3, NULL);
+    int64_t deleted = -1;
+    assert_int_equal(0, s->ops->purge_before(s, 2500, &deleted, err, sizeof(err)));
+    assert_int_equal(2, deleted);
+    got_events_t *g = list_events(s, "p", 0, 100);
+    assert_int_equal(1, g->n);
+    assert_int_equal(3000, g->e[0].ts);
+    got_events_free(g);
+    sp_campaign_t c = get_campaign(s, "p");
+    assert_int_equal(2, c.total_views);
+    assert_int_equal(2, c.unique_views);
+    assert_int_equal(1, c.clicks);
+    got_recipients_t r = list_recipients(s, "p", "", 10);
+    assert_int_equal(1, r.n);
+    assert_int_equal(1, r.r[0].views);
+    assert_int_equal(0, s->ops->purge_before(s, 2500, &deleted, err, sizeof(err)));
+    assert_int_equal(0, deleted);
+    sp_store_close(s);
+}
+
+static void test_forget(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "one", 1);
+    create(s, "two", 1);
+    const spec_t specs[] = {
+        {"one", "gone@example.com", OPEN, H, 100, NULL, NULL, NULL},
+        {"one", "gone@example.com", OPEN, P, 101, NULL, NULL, NULL},
+        {"one", "gone@example.com", OPEN, M, 102, NULL, NULL, NULL},
+        {"one", "gone@example.com", CLICK, H, 103, NULL, NULL, NULL},
+        {"one", "stays", OPEN, H, 104, NULL, NULL, NULL},
+        {"one", "", OPEN, H, 105, NULL, NULL, NULL},
+        {"two", "gone@example.com", OPEN, S, 106, NULL, NULL, NULL},
+        {"two", "stays", OPEN, P, 107, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, sizeof(specs) / sizeof(specs[0]), NULL);
+    int64_t deleted = -1;
+    assert_int_equal(0, s->ops->forget(s, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(5, deleted);
+
+    sp_campaign_t c = get_campaign(s, "one");
+    assert_int_equal(2, c.total_views);
+    assert_int_equal(2, c.unique_views);
+    assert_int_equal(2, c.by_class[H]);
+    assert_int_equal(0, c.by_class[P]);
+    assert_int_equal(0, c.by_class[M]);
+    assert_int_equal(0, c.clicks);
+    c = get_campaign(s, "two");
+    assert_int_equal(1, c.total_views);
+    assert_int_equal(1, c.unique_views);
+    assert_int_equal(0, c.by_class[S]);
+    assert_int_equal(1, c.by_class[P]);
+
+    got_recipients_t r = list_recipients(s, "one", "", 10);
+    assert_int_equal(1, r.n);
+    assert_string_equal("stays", r.name[0]);
+    got_events_t *g = list_events(s, "one", 0, 100);
+    assert_int_equal(2, g->n);
+    for (size_t i = 0; i < g->n; i++)
+        assert_string_not_equal("gone@example.com", g->e[i].recipient);
+    got_events_free(g);
+    g = list_events(s, "two", 0, 100);
+    assert_int_equal(1, g->n);
+    got_events_free(g);
+
+    /* Nobody by that name (any more): nothing changes. */
+    assert_int_equal(0, s->ops->forget(s, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(0, deleted);
+    assert_int_equal(2, get_campaign(s, "one").total_views);
+
+    /* A forgotten recipient who opens again starts from nothing. */
+    const spec_t again[] = {{"one", "gone@example.com", OPEN, H, 200, NULL, NULL, NULL}};
+    write_specs(s, again, 1, NULL);
+    c = get_campaign(s, "one");
+    assert_int_equal(3, c.total_views);
+    assert_int_equal(3, c.unique_views);
+    r = list_recipients(s, "one", "", 10);
+    assert_int_equal(200, find_recipient(&r, "gone@example.com")->first_at);
+    sp_store_close(s);
+}
+
+/* ---- auth and meta --------------------------------------------------------------------------- */
+
+static void test_auth_and_meta(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "", a[256], b[256];
+    const sp_store_ops_t *o = s->ops;
+
+    assert_int_equal(1, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$first", err, sizeof(err)));
+    assert_int_equal(0, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("$argon2id$v=19$first", a);
+    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$second", err, sizeof(err)));
+    assert_int_equal(0, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("$argon2id$v=19$second", a);
+
+    assert_int_equal(1, o->token_get(s, "tokhash", a, sizeof(a), err, sizeof(err)));
+    assert_int_equal(0, o->token_put(s, "tokhash", "ci deploys", err, sizeof(err)));
+    assert_int_equal(0, o->token_get(s, "tokhash", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("ci deploys", a);
+
+    int64_t now = sp_now_ms();
+    assert_int_equal(0,
+                     o->session_put(s, "sess1", "admin", "csrf1", now + 3600000, err, sizeof(err)));
+    assert_int_equal(0,
+                     o->session_get(s, "sess1", now, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_string_equal("admin", a);
+    assert_string_equal("csrf1", b);
+    /* Expiry is the reader's clock against the stored deadline. */
+    assert_int_equal(
+        1, o->session_get(s, "sess1", now + 3600000, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_int_equal(0, o->session_delete(s, "sess1", err, sizeof(err)));
+    assert_int_equal(1,
+                     o->session_get(s, "sess1", now, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_int_equal(0, o->session_delete(s, "sess1", err, sizeof(err)));
+
+    /* An expired session is gone for good once another session is made. */
+    assert_int_equal(0, o->session_put(s, "old", "admin", "c", now - 1000, err, sizeof(err)));
+    assert_int_equal(
+        0, o->session_get(s, "old", now - 2000, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_int_equal(1,
+                     o->session_get(s, "old", now, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_int_equal(0, o->session_put(s, "new", "admin", "c2", now + 60000, err, sizeof(err)));
+    assert_int_equal(
+        1, o->session_get(s, "old", now - 2000, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+    assert_int_equal(0,
+                     o->session_get(s, "new", now, a, sizeof(a), b, sizeof(b), err, sizeof(err)));
+
+    assert_int_equal(1, o->meta_get(s, "signing_key", a, sizeof(a), err, sizeof(err)));
+    assert_int_equal(0, o->meta_put_new(s, "signing_key", "k1", err, sizeof(err)));
+    assert_int_equal(0, o->meta_put_new(s, "signing_key", "k2", err, sizeof(err)));
+    assert_int_equal(0, o->meta_get(s, "signing_key", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("k1", a);
+    /* A short buffer gets a cut, terminated value. */
+    char small[2];
+    assert_int_equal(0, o->meta_get(s, "signing_key", small, sizeof(small), err, sizeof(err)));
+    assert_string_equal("k", small);
+    sp_store_close(s);
+}
+
+/* ---- hostile text ---------------------------------------------------------------------------- */
+
+#define FFFD "\xEF\xBF\xBD"
+
+static void test_hostile_strings(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    char err[512] = "", a[256];
+    const char *camp = "x'); DROP TABLE campaigns; --";
+    const char *rcpt = "o'brien\"\\%_*";
+    /* Ill-formed UTF-8 of every kind: stray continuation, overlong, surrogate, cut short,
+     * beyond U+10FFFF, five-byte, around good characters. */
+    const char *bad_ua = "ok \xff\xfe \xc0\xaf \xed\xa0\x80 \xe2\x82x \xf4\x90\x80\x80"
+                         " \xf8\x88\x80\x80\x80 \xf0\x9f\x98\x80 caf\xc3\xa9 \xe2\x82";
+    const char *clean_ua = "ok " FFFD FFFD " " FFFD FFFD " " FFFD FFFD FFFD " " FFFD
+                           "x " FFFD FFFD FFFD FFFD " " FFFD FFFD FFFD FFFD FFFD " \xf0\x9f\x98\x80"
+                           " caf\xc3\xa9 " FFFD;
+    create(s, camp, 1);
+    sp_event_t *ev = make_event(&(spec_t){camp, rcpt, OPEN, H, 42, "2001:db8::1", bad_ua, NULL});
+    const char *referer = "https://e.example/?q='; DELETE FROM events; --&x=\"{}\"\\";
+    const char *cookie = "sp_v=\"quoted\"; evil='; DROP TABLE users; --";
+    const char *odd = "value \xff\xfe with bytes";
+    assert_int_equal(0, sp_event_add_header(ev, "Referer", 7, referer, strlen(referer)));
+    assert_int_equal(0, sp_event_add_header(ev, "Cookie", 6, cookie, strlen(cookie)));
+    assert_int_equal(0, sp_event_add_header(ev, "X-Odd", 5, odd, strlen(odd)));
+    snprintf(ev->region, sizeof(ev->region), "\xc3"); /* a field cut inside a character */
+    snprintf(ev->city, sizeof(ev->city), "Z\xc3\xbcrich 'n' \"\\\"");
+    snprintf(ev->target, sizeof(ev->target), "https://t.example/a\tb\nc?x=%%00'\xff");
+    ev->latitude = 47.376887;
+    ev->longitude = -8.541694;
+    ev->has_coords = true;
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
+
+    got_events_t *g = list_events(s, camp, 0, 10);
+    assert_int_equal(1, g->n);
+    got_event_t *e = &g->e[0];
+    assert_string_equal(camp, e->campaign);
+    assert_string_equal(rcpt, e->recipient);
+    assert_string_equal(referer, e->referer);
+    assert_string_equal("2001:db8::1", e->ip);
+    assert_true(e->has_coords);
+    assert_true(47.376887 == e->latitude);
+    assert_true(-8.541694 == e->longitude);
+    /* PostgreSQL stores valid UTF-8 only, so invalid sequences come back as U+FFFD; SQLite keeps
+     * the bytes. Either way the rest of the text is intact. */
+    if (fx->be->pg) {
+        assert_string_equal(clean_ua, e->user_agent);
+        assert_string_equal("https://t.example/a\tb\nc?x=%00'" FFFD, e->target);
+    } else {
+        assert_string_equal(bad_ua, e->user_agent);
+    }
+    /* The event module's JSON is valid whatever the request held. */
+    json_error_t jerr;
+    json_t *h = json_loads(e->headers, 0, &jerr);
+    assert_non_null(h);
+    assert_string_equal(referer, json_string_value(json_object_get(h, "Referer")));
+    assert_non_null(json_string_value(json_object_get(h, "X-Odd")));
+    json_decref(h);
+    json_t *ck = json_loads(e->cookies, 0, &jerr);
+    assert_non_null(ck);
+    assert_string_equal("quoted", json_string_value(json_object_get(ck, "sp_v")));
+    assert_string_equal("'", json_string_value(json_object_get(ck, "evil")));
+    json_decref(ck);
+    got_events_free(g);
+    sp_event_free(ev);
+
+    /* Everything is still there and counted. */
+    sp_campaign_t c = get_campaign(s, camp);
+    assert_int_equal(1, c.total_views);
+    got_recipients_t r = list_recipients(s, camp, "", 10);
+    assert_int_equal(1, r.n);
+    assert_string_equal(rcpt, r.name[0]);
+    assert_int_equal(
+        0, s->ops->user_put(s, "robert'); DROP TABLE users;--", "h'\\", err, sizeof(err)));
+    assert_int_equal(
+        0, s->ops->user_get(s, "robert'); DROP TABLE users;--", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("h'\\", a);
+    assert_int_equal(0,
+                     s->ops->meta_put_new(s, "k'\"", "caf\xc3\xa9 \xe2\x9c\x93", err, sizeof(err)));
+    assert_int_equal(0, s->ops->meta_get(s, "k'\"", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("caf\xc3\xa9 \xe2\x9c\x93", a);
+    int64_t deleted;
+    assert_int_equal(0, s->ops->forget(s, rcpt, &deleted, err, sizeof(err)));
+    assert_int_equal(1, deleted);
+    assert_int_equal(0, get_campaign(s, camp).total_views);
+    sp_store_close(s);
+}
+
+/* The server's shape: the writer's store records batches while a reading thread's store
+ * writes too (a campaign created, a session made) between them. */
+static void test_writer_and_reader(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *w = open_store(state), *r = NULL;
+    char err[512] = "";
+    create(w, "first", 1);
+    r = try_open(fx, err, sizeof(err));
+    assert_non_null(r);
+    for (int round = 0; round < 3; round++) {
+        char id[24];
+        const spec_t specs[] = {{"first", "ann", OPEN, H, 10 + round, NULL, NULL, NULL},
+                                {"first", "", OPEN, H, 20 + round, NULL, NULL, "cookie"}};
+        write_specs(w, specs, 2, NULL);
+        snprintf(id, sizeof(id), "made-%d", round);
+        assert_int_equal(0, r->ops->campaign_create(r, id, 100 + round, err, sizeof(err)));
+        assert_int_equal(
+            0, r->ops->session_put(r, id, "admin", "csrf", sp_now_ms() + 1000, err, sizeof(err)));
+    }
+    const spec_t last[] = {{"made-2", "bo", OPEN, P, 50, NULL, NULL, NULL}};
+    write_specs(w, last, 1, NULL);
+    assert_int_equal(6, get_campaign(r, "first").total_views);
+    assert_int_equal(2, get_campaign(r, "first").unique_views);
+    assert_int_equal(1, get_campaign(r, "made-2").total_views);
+    sp_store_close(r);
+    sp_store_close(w);
+}
+
+/* ---- several writers at once ----------------------------------------------------------------- */
+
+enum { WRITERS = 4, ROUNDS = 12, PER_BATCH = 60, CAMPAIGNS = 3, RECIPIENTS = 8 };
+
+typedef struct writer {
+    fixture_t *fx;
+    int id;
+    int failures;
+    char err[512];
+} writer_t;
+
+static const char *const camp_ids[CAMPAIGNS] = {"alpha", "beta", "gamma"};
+static const char *const rcpt_ids[RECIPIENTS] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", ""};
+static const char *const visitors[3] = {"va", "vb", "vc"};
+
+/* The same pseudo-random events in every run: writer W's event I of round R. */
+static spec_t writer_spec(int w, int r, int i)
+{
+    unsigned x = (unsigned)(w * 7919 + r * 104729 + i * 1299709) * 2654435761u;
+    spec_t sp = {camp_ids[(x >> 3) % CAMPAIGNS],
+                 rcpt_ids[(x >> 7) % RECIPIENTS],
+                 (x >> 11) % 5 ? OPEN : CLICK,
+                 (int)((x >> 13) % SP_CLASS_COUNT),
+                 1000 + (int64_t)((x >> 17) % 100000),
+                 (x >> 23) % 2 ? "203.0.113.1" : "203.0.113.2",
+                 NULL,
+                 visitors[(x >> 25) % 3]};
+    return sp;
+}
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    int id = w->id;
+    sp_store_t *s = try_open(w->fx, w->err, sizeof(w->err));
+    if (!s) {
+        w->failures++;
+        return NULL;
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        sp_event_t *evs[PER_BATCH];
+        for (int i = 0; i < PER_BATCH; i++) {
+            spec_t sp = writer_spec(id, r, i);
+            evs[i] = make_event(&sp);
+        }
+        if (0 != s->ops->write_batch(s, evs, PER_BATCH, w->err, sizeof(w->err)))
+            w->failures++;
+        for (int i = 0; i < PER_BATCH; i++)
+            sp_event_free(evs[i]);
+    }
+    sp_store_close(s);
+    return NULL;
+}
+
+/* Servers writing the same campaigns and recipients at once: no batch fails (no deadlock), and
+ * the counters are those of the events, whatever the interleaving. */
+static void test_concurrent_writers(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    for (int c = 0; c < CAMPAIGNS; c++)
+        create(s, camp_ids[c], 1);
+
+    writer_t w[WRITERS];
+    pthread_t t[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (writer_t){.fx = fx, .id = i};
+        assert_int_equal(0, pthread_create(&t[i], NULL, writer_main, &w[i]));
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        assert_int_equal(0, pthread_join(t[i], NULL));
+        if (w[i].failures)
+            print_error("writer %d: %d failures, last: %s\n", i, w[i].failures, w[i].err);
+        assert_int_equal(0, w[i].failures);
+    }
+
+    /* The expected counts, straight from the definitions. */
+    sp_campaign_t want[CAMPAIGNS];
+    bool seen_rcpt[CAMPAIGNS][RECIPIENTS] = {{false}};
+    char clients[CAMPAIGNS][16][80];
+    int n_clients[CAMPAIGNS] = {0};
+    memset(want, 0, sizeof(want));
+    for (int wi = 0; wi < WRITERS; wi++)
+        for (int r = 0; r < ROUNDS; r++)
+            for (int i = 0; i < PER_BATCH; i++) {
+                spec_t sp = writer_spec(wi, r, i);
+                int c = 0, k = 0;
+                while (0 != strcmp(camp_ids[c], sp.campaign))
+                    c++;
+                while (0 != strcmp(rcpt_ids[k], sp.recipient))
+                    k++;
+                bool open = OPEN == sp.kind, counted = H == sp.klass || P == sp.klass;
+                sp_campaign_t *cw = &want[c];
+                if (open)
+                    cw->by_class[sp.klass]++;
+                if (open && counted)
+                    cw->total_views++;
+                if (!open && counted)
+                    cw->clicks++;
+                if (counted && sp.ts > cw->last_view_at)
+                    cw->last_view_at = sp.ts;
+                if (!(open && counted))
+                    continue;
+                if (sp.recipient[0]) {
+                    cw->unique_views += !seen_rcpt[c][k];
+                    seen_rcpt[c][k] = true;
+                    continue;
+                }
+                sp_event_t *ev = make_event(&sp);
+                char key[80];
+                sp_store_client_key(ev, key, sizeof(key));
+                sp_event_free(ev);
+                int j = 0;
+                while (j < n_clients[c] && 0 != strcmp(clients[c][j], key))
+                    j++;
+                if (j == n_clients[c]) {
+                    snprintf(clients[c][n_clients[c]++], 80, "%s", key);
+                    cw->unique_views++;
+                }
+            }
+    for (int c = 0; c < CAMPAIGNS; c++) {
+        sp_campaign_t got = get_campaign(s, camp_ids[c]);
+        assert_int_equal(want[c].total_views, got.total_views);
+        assert_int_equal(want[c].unique_views, got.unique_views);
+        assert_int_equal(want[c].clicks, got.clicks);
+        assert_int_equal(want[c].last_view_at, got.last_view_at);
+        for (int k = 0; k < SP_STORE_CLASSES; k++)
+            assert_int_equal(want[c].by_class[k], got.by_class[k]);
+        got_events_t *g = list_events(s, camp_ids[c], 0, INT64_MAX);
+        int64_t all = 0;
+        for (int k = 0; k < SP_STORE_CLASSES; k++)
+            all += want[c].by_class[k];
+        assert_true(g->n >= (size_t)all);
+        got_events_free(g);
+    }
+    sp_store_close(s);
+}
+
+/* ---- PostgreSQL: a lost connection ----------------------------------------------------------- */
+
+static void kill_backends(fixture_t *fx)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+             " WHERE application_name = '%s'",
+             fx->schema);
+    assert_int_equal(0, pg_cmd(fx->admin, sql));
+}
+
+/* The call that finds the connection gone fails; the next one reconnects. */
+static void test_reconnect(void **state)
+{
+    fixture_t *fx = *state;
+    if (!fx->be->pg) {
+        print_message("[   SKIP   ] reconnecting is the PostgreSQL backend's\n");
+        skip();
+    }
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "r", 1);
+
+    kill_backends(fx);
+    sp_event_t *ev = make_event(&(spec_t){"r", "ann", OPEN, H, 5, NULL, NULL, NULL});
+    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_true(strlen(err) > 0);
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(SP_OUTCOME_PENDING, ev->outcome);
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
+    sp_event_free(ev);
+
+    kill_backends(fx);
+    sp_campaign_t c;
+    assert_int_equal(-1, s->ops->campaign_get(s, "r", &c, err, sizeof(err)));
+    assert_int_equal(0, s->ops->campaign_get(s, "r", &c, err, sizeof(err)));
+    assert_int_equal(1, c.total_views);
+    assert_int_equal(1, c.unique_views);
+
+    /* The writer's retry without an error buffer works too. */
+    kill_backends(fx);
+    ev = make_event(&(spec_t){"r", "bo", OPEN, H, 6, NULL, NULL, NULL});
+    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, 0));
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, 0));
+    sp_event_free(ev);
+    assert_int_equal(2, get_campaign(s, "r").total_views);
+
+    /* A statement error inside a batch rolls all of it back and leaves the store usable. */
+    char sql[160];
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s.events ADD CHECK (ts <> 7)", fx->schema);
+    assert_int_equal(0, pg_cmd(fx->admin, sql));
+    sp_event_t *two[2] = {make_event(&(spec_t){"r", "cy", OPEN, H, 8, NULL, NULL, NULL}),
+                          make_event(&(spec_t){"r", "di", OPEN, H, 7, NULL, NULL, NULL})};
+    assert_int_equal(-1, s->ops->write_batch(s, two, 2, err, sizeof(err)));
+    assert_non_null(strstr(err, "check"));
+    assert_int_equal(SP_OUTCOME_PENDING, two[0]->outcome);
+    assert_int_equal(2, get_campaign(s, "r").total_views);
+    assert_int_equal(0, s->ops->write_batch(s, two, 1, err, sizeof(err)));
+    assert_int_equal(3, get_campaign(s, "r").total_views);
+    sp_event_free(two[0]);
+    sp_event_free(two[1]);
+    sp_store_close(s);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+/* Each test runs on both backends, named after the backend. */
+#define BOTH(fn)                                                                                   \
+    {#fn "/sqlite", fn, setup, teardown, (void *)&sqlite_backend},                                 \
+    {                                                                                              \
+#fn "/postgres", fn, setup, teardown, (void *)&pg_backend                                  \
+    }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_open_twice),
+        BOTH(test_open_concurrent),
+        BOTH(test_campaign_create),
+        BOTH(test_batch_outcomes),
+        BOTH(test_big_batch),
+        BOTH(test_counters),
+        BOTH(test_events_paging),
+        BOTH(test_recipients_paging),
+        BOTH(test_campaign_list),
+        BOTH(test_purge_before),
+        BOTH(test_forget),
+        BOTH(test_auth_and_meta),
+        BOTH(test_hostile_strings),
+        BOTH(test_writer_and_reader),
+        BOTH(test_concurrent_writers),
+        BOTH(test_reconnect),
+    };
+    if (!getenv("SPYPIXEL_TEST_PG"))
+        print_message("test_store: SPYPIXEL_TEST_PG is unset, so the PostgreSQL half skips\n");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
