@@ -663,6 +663,19 @@ fail:;
     return -1;
 }
 
+/* Turning a new file to WAL takes an exclusive lock that SQLite does not wait for through the
+ * busy handler: stores opened at once on a new data folder retry here for up to ten seconds. */
+static int set_wal(sqlite_store_t *s, char *err, size_t errlen)
+{
+    for (int tries = 0;; tries++) {
+        if (0 == exec(s, "PRAGMA journal_mode = WAL", err, errlen))
+            return 0;
+        if (SQLITE_BUSY != sqlite3_errcode(s->db) || tries >= 1000)
+            return -1;
+        sqlite3_sleep(10);
+    }
+}
+
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen)
 {
     char path[1024];
@@ -686,7 +699,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     sqlite3_busy_timeout(s->db, 10000);
     /* WAL: readers never block the writer. synchronous=NORMAL survives a process crash
      * (kill -9) with every commit; FULL also survives power loss. */
-    if (0 != exec(s, "PRAGMA journal_mode = WAL", err, errlen) ||
+    if (0 != set_wal(s, err, errlen) ||
         0 != exec(s, sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
                   errlen) ||
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
