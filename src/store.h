@@ -69,13 +69,15 @@ typedef struct sp_store_ops {
     /* Recipients in ID order after AFTER ("" from the start), at most LIMIT. */
     int (*recipients)(sp_store_t *s, const char *campaign, const char *after, int64_t limit,
                       sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
-    /* Newest first, IDs below BEFORE (0: from the newest), at most LIMIT. */
+    /* Newest first, IDs below BEFORE (0: from the newest), at most LIMIT (negative: no
+     * limit; likewise for recipients). */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
     /* Deletes events older than BEFORE_MS; counters stay. Sets *deleted. */
     int (*purge_before)(sp_store_t *s, int64_t before_ms, int64_t *deleted, char *err,
                         size_t errlen);
-    /* Erases one recipient everywhere and takes their opens out of the counters. */
+    /* Erases one recipient everywhere and takes their opens out of the counters.
+     * An empty RECIPIENT is an error (it would match every event without one). */
     int (*forget)(sp_store_t *s, const char *recipient, int64_t *deleted, char *err, size_t errlen);
     /* Users, API tokens, sessions: secrets arrive hashed. get_* return 1 when absent. */
     int (*user_put)(sp_store_t *s, const char *name, const char *pwhash, char *err, size_t errlen);

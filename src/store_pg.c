@@ -1026,6 +1026,11 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
     PGresult *rows = NULL, *res = NULL;
+    if (!recipient || !*recipient) {
+        /* "" is how events without a recipient are stored: never erase those. */
+        snprintf(err, errlen, "forget: no recipient given");
+        return -1;
+    }
     if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "forget", err, errlen))
         return -1;
     p_text(&p, recipient);

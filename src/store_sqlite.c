@@ -77,7 +77,8 @@ static const char *const batch_sql[Q_COUNT] = {
         " ON CONFLICT(campaign, recipient) DO UPDATE SET human = human + excluded.human,"
         " proxy = proxy + excluded.proxy, machine = machine + excluded.machine,"
         " self = self + excluded.self, clicks = clicks + excluded.clicks,"
-        " first_at = CASE WHEN first_at = 0 THEN excluded.first_at ELSE first_at END,"
+        " first_at = CASE WHEN first_at = 0 THEN excluded.first_at"
+        " WHEN excluded.first_at = 0 THEN first_at ELSE MIN(first_at, excluded.first_at) END,"
         " last_at = MAX(last_at, excluded.last_at)"
         " RETURNING human + proxy",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES(?1, ?2)"
@@ -452,6 +453,11 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
                      size_t errlen)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
+    if (!recipient || !*recipient) {
+        /* "" is how events without a recipient are stored: never erase those. */
+        snprintf(err, errlen, "forget: no recipient given");
+        return -1;
+    }
     static const char *const steps[] = {
         /* Take the recipient's counts out of each campaign, then erase them. */
         "UPDATE campaigns SET"
