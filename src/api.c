@@ -608,6 +608,62 @@ done:
     return result;
 }
 
+/* The kinds of image a mail client shows; anything else (SVG can carry script) is refused. */
+static const char *image_kind(const unsigned char *b, size_t n, const char **ext)
+{
+    static const struct {
+        const char *magic;
+        size_t len, offset;
+        const char *mime, *ext;
+    } kinds[] = {
+        {"\x89PNG\r\n\x1a\n", 8, 0, "image/png", "png"},
+        {"GIF87a", 6, 0, "image/gif", "gif"},
+        {"GIF89a", 6, 0, "image/gif", "gif"},
+        {"\xff\xd8\xff", 3, 0, "image/jpeg", "jpg"},
+        {"WEBP", 4, 8, "image/webp", "webp"},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (n >= kinds[i].offset + kinds[i].len + 4 &&
+            0 == memcmp(b + kinds[i].offset, kinds[i].magic, kinds[i].len) &&
+            (8 != kinds[i].offset || 0 == memcmp(b, "RIFF", 4))) {
+            *ext = kinds[i].ext;
+            return kinds[i].mime;
+        }
+    return NULL;
+}
+
+static enum MHD_Result upload_image(api_ctx_t *c)
+{
+    char err[512], token[SP_TOKEN_MAX], origin[320], url[SP_TOKEN_MAX + 400];
+    const char *campaign = sp_http_arg(c->req, "campaign");
+    const char *recipient = sp_http_arg(c->req, "recipient");
+    const char *ext = NULL, *mime;
+    if (!sp_event_id_valid(campaign) || (recipient && *recipient && !sp_event_id_valid(recipient)))
+        return sp_http_error(c->req, 400,
+                             "?campaign=ID (required) and &recipient=ID (optional): 1-128 "
+                             "letters, digits or - _ @ + . characters");
+    mime = image_kind((const unsigned char *)c->req->body, c->req->body_len, &ext);
+    if (!mime)
+        return sp_http_error(c->req, 400, "the body must be a PNG, GIF, JPEG or WebP image");
+    sp_token_data_t data = {.kind = SP_TOKEN_IMAGE};
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(data.extra, sizeof(data.extra), raw, sizeof(raw));
+    snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
+    snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
+    if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0 ||
+        0 != c->store->ops->image_put(c->store, data.extra, campaign, mime, c->req->body,
+                                      c->req->body_len, err, sizeof(err)))
+        return store_error(c->req, err);
+    if (0 != sp_token_seal(c->req->srv->tokens, &data, token, sizeof(token)))
+        return sp_http_error(c->req, 400, "the image link would be too long");
+    sp_http_origin(c->req, origin, sizeof(origin));
+    snprintf(url, sizeof(url), "%s/i/%s.%s", origin, token, ext);
+    json_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "type", mime, "bytes",
+                          (json_int_t)c->req->body_len);
+    return send_json(c->req, 201, j);
+}
+
 static enum MHD_Result list_rules(api_ctx_t *c)
 {
     size_t n;
@@ -699,6 +755,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return make_url(&c, SP_TOKEN_OPEN);
     if (0 == strcmp(path, "links") && post)
         return make_url(&c, SP_TOKEN_CLICK);
+    if (0 == strcmp(path, "images") && post)
+        return upload_image(&c);
     if (0 == strcmp(path, "rules") && get)
         return list_rules(&c);
     if (0 == strcmp(path, "stream") && get)

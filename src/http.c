@@ -249,6 +249,8 @@ static enum MHD_Result route(sp_request_t *req)
         return sp_pixel_opaque(req, url + 3);
     if (get && 0 == strncmp(url, "/c/", 3))
         return sp_pixel_click(req, url + 3);
+    if (get && 0 == strncmp(url, "/i/", 3))
+        return sp_pixel_image(req, url + 3);
     if (0 == strncmp(url, "/api/", 5))
         return sp_api_handle(req);
     if (get && 0 == strcmp(url, "/healthz"))
@@ -335,6 +337,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     free(req->body);
+    free(req->image);
     free(req);
     *con_cls = NULL;
 }

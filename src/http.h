@@ -44,7 +44,10 @@ typedef struct sp_request {
     bool resumed;
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
-    char redirect[2048];  /* a click's destination */
+    char redirect[2048]; /* a click's destination */
+    void *image;         /* an uploaded tracking image to answer with (malloc'd), or NULL */
+    size_t image_len;
+    char image_mime[64];
     sp_net_addr_t client; /* after trusted-proxy handling */
     char client_ip[SP_NET_ADDR_MAX];
     bool https; /* reached over TLS (through a trusted proxy) */

@@ -20,9 +20,9 @@ const unsigned char sp_pixel_gif[43] = {
 #define VISITOR_COOKIE "spv"
 #define SELF_COOKIE    "sp_self"
 
-static void add_image_headers(struct MHD_Response *resp)
+static void add_image_headers(struct MHD_Response *resp, const char *mime)
 {
-    MHD_add_response_header(resp, "Content-Type", "image/gif");
+    MHD_add_response_header(resp, "Content-Type", mime);
     /* Every open must reach us: no browser, proxy or CDN may keep a copy. */
     MHD_add_response_header(resp, "Cache-Control",
                             "no-store, no-cache, must-revalidate, max-age=0");
@@ -39,19 +39,24 @@ struct MHD_Response *sp_pixel_response_new(void)
         sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         abort();
-    add_image_headers(resp);
+    add_image_headers(resp, "image/gif");
     return resp;
 }
 
 static enum MHD_Result answer_image(sp_request_t *req)
 {
-    if (!req->set_visitor)
+    if (!req->set_visitor && !req->image)
         return MHD_queue_response(req->conn, 200, req->srv->pixel);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
+    /* PERSISTENT for an uploaded image too: the request, which owns the bytes, is freed
+     * only after the answer is sent. */
+    struct MHD_Response *resp =
+        req->image
+            ? MHD_create_response_from_buffer(req->image_len, req->image, MHD_RESPMEM_PERSISTENT)
+            : MHD_create_response_from_buffer(sizeof(sp_pixel_gif), (void *)sp_pixel_gif,
+                                              MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    add_image_headers(resp);
+    add_image_headers(resp, req->image ? req->image_mime : "image/gif");
     /* A first-party visitor cookie ties repeated opens of one client together even when
      * the URL is shared by everybody. Cross-site image loads carry it only as
      * SameSite=None, which browsers accept only with Secure. */
@@ -246,4 +251,27 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
     }
     snprintf(req->redirect, sizeof(req->redirect), "%s", data.extra);
     return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
+}
+
+enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path)
+{
+    sp_metric_inc(pixel_requests);
+    const char *dot = strrchr(path, '.');
+    sp_token_data_t data;
+    if (!dot || 0 != sp_token_open(req->srv->tokens, path, (size_t)(dot - path), &data) ||
+        SP_TOKEN_IMAGE != data.kind || !sp_event_id_valid(data.campaign) ||
+        (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
+        sp_metric_inc(opens_invalid);
+        return answer_image(req);
+    }
+    char err[256];
+    sp_store_t *store = sp_http_reader(req->srv);
+    int rc =
+        store ? store->ops->image_get(store, data.extra, req->image_mime, sizeof(req->image_mime),
+                                      &req->image, &req->image_len, err, sizeof(err))
+              : -1;
+    if (rc < 0)
+        sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
+    /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */
+    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
 }

@@ -16,6 +16,8 @@ enum MHD_Result sp_pixel_seed(sp_request_t *req);
 /* GET /o/TOKEN.gif and GET /c/TOKEN; PATH is what follows the prefix. */
 enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path);
 enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path);
+/* GET /i/TOKEN.EXT: an uploaded image; every load is an open. */
+enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path);
 
 /* Called again once the writer committed the request's event: sends the answer. */
 enum MHD_Result sp_pixel_finish(sp_request_t *req);

@@ -91,6 +91,12 @@ typedef struct sp_store_ops {
     int (*session_get)(sp_store_t *s, const char *hash, int64_t now_ms, char *user, size_t userlen,
                        char *csrf, size_t csrflen, char *err, size_t errlen);
     int (*session_delete)(sp_store_t *s, const char *hash, char *err, size_t errlen);
+    /* Uploaded tracking images. image_get: 0 found (*DATA is malloc'd, the caller frees
+     * it), 1 absent, -1 error. */
+    int (*image_put)(sp_store_t *s, const char *id, const char *campaign, const char *mime,
+                     const void *data, size_t len, char *err, size_t errlen);
+    int (*image_get)(sp_store_t *s, const char *id, char *mime, size_t mimelen, void **data,
+                     size_t *len, char *err, size_t errlen);
     /* Settings shared by every server on this store (the signing key). */
     int (*meta_get)(sp_store_t *s, const char *key, char *value, size_t len, char *err,
                     size_t errlen);

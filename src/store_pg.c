@@ -53,6 +53,9 @@ static const char *const migrations[] = {
     " created_at BIGINT NOT NULL);"
     "CREATE TABLE sessions(hash TEXT COLLATE \"C\" PRIMARY KEY, \"user\" TEXT NOT NULL,"
     " csrf TEXT NOT NULL, expires_at BIGINT NOT NULL);",
+    /* 2: uploaded images that track every load. */
+    "CREATE TABLE images(id TEXT COLLATE \"C\" PRIMARY KEY, campaign TEXT NOT NULL,"
+    " mime TEXT NOT NULL, data BYTEA NOT NULL, created_at BIGINT NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1165,6 +1168,54 @@ static int pg_meta_put_new(sp_store_t *b, const char *key, const char *value, ch
     return lookup((pg_store_t *)b, Q_META_PUT_NEW, &p, NULL, 0, NULL, 0, err, errlen);
 }
 
+/* Images travel as binary parameters and results: no escaping of megabytes of bytes. */
+static int pg_image_put(sp_store_t *b, const char *id, const char *campaign, const char *mime,
+                        const void *data, size_t len, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)b;
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)sp_now_ms());
+    const char *values[5] = {id, campaign, mime, data, now};
+    int lengths[5] = {0, 0, 0, (int)len, 0}, formats[5] = {0, 0, 0, 1, 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    PGresult *res = PQexecParams(s->conn,
+                                 "INSERT INTO images(id, campaign, mime, data, created_at)"
+                                 " VALUES($1, $2, $3, $4, $5)",
+                                 5, NULL, values, lengths, formats, 0);
+    int ret =
+        PGRES_COMMAND_OK == PQresultStatus(res) ? 0 : set_err(s, err, errlen, "save image", res);
+    PQclear(res);
+    return ret;
+}
+
+static int pg_image_get(sp_store_t *b, const char *id, char *mime, size_t mimelen, void **data,
+                        size_t *len, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)b;
+    const char *values[1] = {id};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    PGresult *res = PQexecParams(s->conn, "SELECT mime, data FROM images WHERE id = $1", 1, NULL,
+                                 values, NULL, NULL, 1);
+    int ret;
+    if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+        ret = set_err(s, err, errlen, "read image", res);
+    } else if (0 == PQntuples(res)) {
+        ret = 1;
+    } else {
+        snprintf(mime, mimelen, "%.*s", PQgetlength(res, 0, 0), PQgetvalue(res, 0, 0));
+        *len = (size_t)PQgetlength(res, 0, 1);
+        *data = malloc(*len ? *len : 1);
+        if (!*data)
+            abort();
+        memcpy(*data, PQgetvalue(res, 0, 1), *len);
+        ret = 0;
+    }
+    PQclear(res);
+    return ret;
+}
+
 /* ---- open and close ------------------------------------------------------------------------- */
 
 static void pg_close(sp_store_t *base)
@@ -1194,6 +1245,8 @@ static const sp_store_ops_t pg_ops = {
     .session_delete = pg_session_delete,
     .meta_get = pg_meta_get,
     .meta_put_new = pg_meta_put_new,
+    .image_put = pg_image_put,
+    .image_get = pg_image_get,
 };
 
 static int migrate(pg_store_t *s, char *err, size_t errlen)

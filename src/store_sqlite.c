@@ -51,6 +51,9 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL);"
     "CREATE TABLE sessions(hash TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,"
     " expires_at INTEGER NOT NULL);",
+    /* 2: uploaded images that track every load. */
+    "CREATE TABLE images(id TEXT PRIMARY KEY, campaign TEXT NOT NULL, mime TEXT NOT NULL,"
+    " data BLOB NOT NULL, created_at INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -607,6 +610,51 @@ static int sq_meta_put_new(sp_store_t *b, const char *key, const char *value, ch
                0, NULL, 0, err, errlen);
 }
 
+static int sq_image_put(sp_store_t *b, const char *id, const char *campaign, const char *mime,
+                        const void *data, size_t len, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "INSERT INTO images(id, campaign, mime, data, created_at)"
+                " VALUES(?1, ?2, ?3, ?4, ?5)",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    bind_text(st, 2, campaign);
+    bind_text(st, 3, mime);
+    sqlite3_bind_blob64(st, 4, data, len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, sp_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "save image");
+}
+
+static int sq_image_get(sp_store_t *b, const char *id, char *mime, size_t mimelen, void **data,
+                        size_t *len, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "SELECT mime, data FROM images WHERE id = ?1", err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st), ret;
+    if (SQLITE_ROW == rc) {
+        snprintf(mime, mimelen, "%s", col_text(st, 0));
+        *len = (size_t)sqlite3_column_bytes(st, 1);
+        *data = malloc(*len ? *len : 1);
+        if (!*data)
+            abort();
+        if (*len)
+            memcpy(*data, sqlite3_column_blob(st, 1), *len);
+        ret = 0;
+    } else {
+        ret = SQLITE_DONE == rc ? 1 : fail(s, err, errlen, "read image");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
 /* ---- open and close --------------------------------------------------------- */
 
 static void sq_close(sp_store_t *base)
@@ -638,6 +686,8 @@ static const sp_store_ops_t sqlite_ops = {
     .session_delete = sq_session_delete,
     .meta_get = sq_meta_get,
     .meta_put_new = sq_meta_put_new,
+    .image_put = sq_image_put,
+    .image_get = sq_image_get,
 };
 
 static int migrate(sqlite_store_t *s, char *err, size_t errlen)
