@@ -1,0 +1,104 @@
+// The client address: the peer, X-Forwarded-For / Forwarded only from trusted proxies,
+// IP anonymisation, and GeoIP with the default database.
+// SPDX-License-Identifier: MIT
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+
+import { UA, assertPixel, startServer } from './harness.mjs';
+
+const servers = [];
+after(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+async function server(flags, opts = {}) {
+  const s = await startServer({ campaigns: ['ip'], flags, ...opts });
+  servers.push(s);
+  return s;
+}
+
+let n = 0;
+async function openFrom(s, headers) {
+  const email = `ip${++n}`;
+  const res = await s.pixel({ campaign: 'ip', email }, { 'User-Agent': UA.thunderbird, ...headers });
+  assertPixel(res);
+  const [ev] = await s.events('ip', '?limit=1');
+  assert.equal(ev.recipient, email);
+  return ev;
+}
+
+describe('without --trusted-proxy', () => {
+  test('X-Forwarded-For and Forwarded are ignored: the peer is the client', async () => {
+    const s = await server([]);
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '203.0.113.7, 198.51.100.2' })).ip, '127.0.0.1');
+    assert.equal((await openFrom(s, { Forwarded: 'for=203.0.113.7' })).ip, '127.0.0.1');
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '8.8.8.8' })).ip, '127.0.0.1');
+    const ev = await openFrom(s, {});
+    assert.equal(ev.ip, '127.0.0.1');
+    assert.equal(ev.headers['X-Forwarded-For'] ?? ev.headers['x-forwarded-for'], undefined);
+  });
+});
+
+describe('--trusted-proxy 127.0.0.1/32 with the default GeoIP database', () => {
+  let s;
+  test('starts', async () => {
+    s = await server(['--trusted-proxy', '127.0.0.1/32'], { geoip: true });
+  });
+
+  test('X-Forwarded-For: the rightmost untrusted address', async () => {
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '203.0.113.7, 198.51.100.2' })).ip, '198.51.100.2');
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '198.51.100.9' })).ip, '198.51.100.9');
+    // A trusted hop on the right is skipped.
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '203.0.113.7, 127.0.0.1' })).ip, '203.0.113.7');
+  });
+
+  test('Forwarded: for="[2001:db8::1]:4711" and for=IPv4', async () => {
+    assert.equal((await openFrom(s, { Forwarded: 'for="[2001:db8::1]:4711"' })).ip, '2001:db8::1');
+    assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43' })).ip, '192.0.2.60');
+    assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.43, for=198.51.100.17' })).ip, '198.51.100.17');
+  });
+
+  test('garbage in X-Forwarded-For keeps a sane address', async () => {
+    const ev = await openFrom(s, { 'X-Forwarded-For': 'unknown, <script>' });
+    assert.ok(ev.ip === '127.0.0.1' || /^[0-9a-f.:]+$/i.test(ev.ip), ev.ip);
+    assert.ok(!ev.ip.includes('<'));
+  });
+
+  test('GeoIP: 8.8.8.8 is in the US; loopback is labelled loopback', async () => {
+    const us = await openFrom(s, { 'X-Forwarded-For': '8.8.8.8' });
+    assert.equal(us.ip, '8.8.8.8');
+    assert.equal(us.country, 'US');
+    const lo = await openFrom(s, {});
+    assert.equal(lo.ip, '127.0.0.1');
+    assert.equal(lo.geo_label, 'loopback');
+    assert.ok(!lo.country, 'no country for loopback');
+  });
+});
+
+describe('several trusted ranges', () => {
+  test('--trusted-proxy 127.0.0.0/8 --trusted-proxy 198.51.100.0/24: the client behind both proxies', async () => {
+    const s = await server(['--trusted-proxy', '127.0.0.0/8', '--trusted-proxy', '198.51.100.0/24']);
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': '203.0.113.7, 198.51.100.2' })).ip, '203.0.113.7');
+  });
+});
+
+describe('--anonymize-ip', () => {
+  let s;
+  test('stores IPv4 /24 and IPv6 /48 only', async () => {
+    s = await server(['--trusted-proxy', '127.0.0.1', '--anonymize-ip']);
+    const v4 = await openFrom(s, { 'X-Forwarded-For': '203.0.113.7' });
+    assert.equal(v4.ip, '203.0.113.0');
+    const v6 = await openFrom(s, { Forwarded: 'for="[2001:db8:abcd:1234:5678::9]"' });
+    assert.equal(v6.ip, '2001:db8:abcd::');
+    const lo = await openFrom(s, {});
+    assert.equal(lo.ip, '127.0.0.0');
+  });
+
+  test('the full address is not kept elsewhere in the event (raw headers)', async () => {
+    const evs = await s.events('ip');
+    const text = JSON.stringify(evs);
+    assert.ok(!text.includes('203.0.113.7'), 'X-Forwarded-For with the full IPv4 address is stored in headers');
+    assert.ok(!text.includes('5678::9'), 'Forwarded with the full IPv6 address is stored in headers');
+  });
+});

@@ -1,0 +1,136 @@
+// Nothing answered is lost: a graceful shutdown (SIGTERM) under load, and a crash (kill -9)
+// under load. Every request carries its own recipient r<N>, so the test knows exactly which
+// answered opens must be in the store after the restart.
+// SPDX-License-Identifier: MIT
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { rm } from 'node:fs/promises';
+import { after, describe, test } from 'node:test';
+
+import { GIF_LENGTH, UA, sleep, startServer } from './harness.mjs';
+
+const cleanup = [];
+after(async () => {
+  for (const f of cleanup.reverse()) await f();
+});
+
+/**
+ * Load on PORT from CLIENTS keep-alive connections until STOP() says so or MAX requests went
+ * out. Each request asks for recipient `${prefix}${n}`. Resolves {sent, answered} (Sets of
+ * recipients; answered = a 200 with the whole GIF arrived).
+ */
+function load(port, { clients, max, prefix, campaign, stop }) {
+  const sent = new Set();
+  const answered = new Set();
+  let next = 0;
+  const one = (agent) => new Promise((resolve) => {
+    const r = `${prefix}${next++}`;
+    sent.add(r);
+    const req = http.get({
+      host: '127.0.0.1', port, agent, path: `/spy-pixel.gif?campaign=${campaign}&email=${r}`,
+      headers: { 'User-Agent': UA.thunderbird }, timeout: 10000,
+    }, (res) => {
+      let n = 0;
+      res.on('data', (d) => { n += d.length; });
+      res.on('end', () => {
+        if (res.statusCode === 200 && n === GIF_LENGTH) answered.add(r);
+        resolve(true);
+      });
+      res.on('error', () => resolve(false));
+      res.on('aborted', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(false));
+  });
+  const worker = async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let failures = 0;
+    try {
+      while (next < max && !stop() && failures < 20) {
+        if (!(await one(agent))) {
+          failures++;
+          await sleep(20);
+        }
+      }
+    } finally {
+      agent.destroy();
+    }
+  };
+  return Promise.all(Array.from({ length: clients }, worker)).then(() => ({ sent, answered }));
+}
+
+async function storedRecipients(s, campaign) {
+  const evs = await s.events(campaign, '?limit=100000');
+  return new Set(evs.map((e) => e.recipient));
+}
+
+function assertAllStored(answered, stored, sent) {
+  const missing = [...answered].filter((r) => !stored.has(r));
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} answered opens are missing from the store`);
+  const phantom = [...stored].filter((r) => !sent.has(r));
+  assert.deepEqual(phantom.slice(0, 20), [], 'the store holds opens that were never sent');
+}
+
+describe('durability', () => {
+  test('SIGTERM under load: the process exits 0 and every answered open is stored', async (t) => {
+    const s = await startServer({ campaigns: ['load'], keepData: true });
+    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+    let stopping = false;
+    let exit;
+    const t0 = Date.now();
+    const done = load(s.port, { clients: 20, max: 4000, prefix: 'g', campaign: 'load', stop: () => Date.now() - t0 > 6000 || (stopping && exit) });
+    // Signal once the load runs, while requests are in flight.
+    const tick = Date.now();
+    while (Date.now() - tick < 3000) {
+      await sleep(50);
+      if ((await s.metrics().catch(() => ({}))).spypixel_opens_recorded_total >= 500) break;
+    }
+    stopping = true;
+    exit = await s.stop({ keep: true, timeoutMs: 30000 });
+    const { sent, answered } = await done;
+    assert.equal(exit.signal, null, `killed by ${exit.signal}: ${s.logs().slice(-2000)}`);
+    assert.equal(exit.code, 0, s.logs().slice(-2000));
+    assert.ok(answered.size >= 100, `only ${answered.size} opens answered`);
+
+    const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
+    cleanup.push(() => s2.stop({ keep: true }));
+    const stored = await storedRecipients(s2, 'load');
+    t.diagnostic(`sent ${sent.size}, answered ${answered.size}, stored ${stored.size}`);
+    assertAllStored(answered, stored, sent);
+    const c = await s2.campaign('load');
+    assert.equal(c.total_views, stored.size, 'the counters agree with the events');
+    assert.equal(c.unique_views, stored.size);
+  });
+
+  test('kill -9 under load (50 keep-alive clients): every answered open is stored after the restart', async (t) => {
+    const s = await startServer({ campaigns: ['crash'], keepData: true });
+    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+    let killed = false;
+    const t0 = Date.now();
+    const done = load(s.port, { clients: 50, max: 3000, prefix: 'k', campaign: 'crash', stop: () => killed || Date.now() - t0 > 8000 });
+    const tick = Date.now();
+    while (Date.now() - tick < 3000) {
+      await sleep(25);
+      if ((await s.metrics().catch(() => ({}))).spypixel_opens_recorded_total >= 1000) break;
+    }
+    const exit = await s.kill9();
+    killed = true;
+    assert.equal(exit.signal, 'SIGKILL');
+    const { sent, answered } = await done;
+    assert.ok(answered.size >= 100, `only ${answered.size} opens answered before the kill`);
+
+    const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
+    cleanup.push(() => s2.stop({ keep: true }));
+    const stored = await storedRecipients(s2, 'crash');
+    t.diagnostic(`sent ${sent.size}, answered ${answered.size}, stored ${stored.size}`);
+    assertAllStored(answered, stored, sent);
+    assert.ok(stored.size >= answered.size);
+    const c = await s2.campaign('crash');
+    assert.equal(c.total_views, stored.size, 'the counters agree with the events after the crash');
+    // The restarted server records again.
+    const r = await s2.pixel({ campaign: 'crash', email: 'after-restart' }, { 'User-Agent': UA.thunderbird });
+    assert.equal(r.status, 200);
+    assert.ok((await storedRecipients(s2, 'crash')).has('after-restart'));
+  });
+});
