@@ -93,10 +93,19 @@ static const char *const batch_sql[Q_COUNT] = {
         " last_view_at = MAX(last_view_at, ?9) WHERE id = ?1",
 };
 
+/* One campaign's counter changes within a batch, written with one UPDATE at its end. */
+typedef struct {
+    const char *id; /* borrowed from the batch's first event of this campaign */
+    bool exists;
+    int64_t views, unique, by_class[SP_STORE_CLASSES], clicks, last_view_at;
+} campaign_delta_t;
+
 typedef struct {
     sp_store_t base;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    campaign_delta_t *deltas; /* the campaigns of the batch being written */
+    size_t n_deltas, cap_deltas;
 } sqlite_store_t;
 
 static int fail(sqlite_store_t *s, char *err, size_t errlen, const char *what)
@@ -135,21 +144,48 @@ static const char *col_text(sqlite3_stmt *st, int i)
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
+/* The batch's entry for EV's campaign. The campaign is looked up on its first event only:
+ * a batch mostly holds one campaign, so this is one SELECT per batch, not one per open.
+ * NULL with ERR set when the lookup fails. */
+static campaign_delta_t *campaign_delta(sqlite_store_t *s, const sp_event_t *ev, char *err,
+                                        size_t errlen)
 {
+    for (size_t i = 0; i < s->n_deltas; i++)
+        if (0 == strcmp(s->deltas[i].id, ev->campaign))
+            return &s->deltas[i];
     sqlite3_stmt *st = s->q[Q_CAMPAIGN_EXISTS];
     sqlite3_reset(st);
     bind_text(st, 1, ev->campaign);
     int rc = sqlite3_step(st);
-    if (SQLITE_DONE == rc) {
-        ev->outcome = SP_OUTCOME_UNKNOWN_CAMPAIGN;
-        return 0;
-    }
-    if (SQLITE_ROW != rc)
-        return fail(s, err, errlen, "campaign lookup");
     /* Left on its row, the lookup would hold a read transaction open past COMMIT: once another
      * connection writes, every later BEGIN IMMEDIATE fails at once with SQLITE_BUSY. */
     sqlite3_reset(st);
+    if (SQLITE_ROW != rc && SQLITE_DONE != rc) {
+        fail(s, err, errlen, "campaign lookup");
+        return NULL;
+    }
+    if (s->n_deltas == s->cap_deltas) {
+        s->cap_deltas = s->cap_deltas ? 2 * s->cap_deltas : 8;
+        s->deltas = realloc(s->deltas, s->cap_deltas * sizeof(*s->deltas));
+        if (!s->deltas)
+            abort();
+    }
+    campaign_delta_t *d = &s->deltas[s->n_deltas++];
+    *d = (campaign_delta_t){.id = ev->campaign, .exists = SQLITE_ROW == rc};
+    return d;
+}
+
+static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
+{
+    campaign_delta_t *d = campaign_delta(s, ev, err, errlen);
+    if (!d)
+        return -1;
+    if (!d->exists) {
+        ev->outcome = SP_OUTCOME_UNKNOWN_CAMPAIGN;
+        return 0;
+    }
+    int rc;
+    sqlite3_stmt *st;
 
     char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
     st = s->q[Q_EVENT_INSERT];
@@ -233,18 +269,37 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
         new_unique = 1 == sqlite3_changes(s->db);
     }
 
-    st = s->q[Q_CAMPAIGN_COUNT];
-    sqlite3_reset(st);
-    bind_text(st, 1, ev->campaign);
-    sqlite3_bind_int(st, 2, open && counted);
-    sqlite3_bind_int(st, 3, new_unique);
+    d->views += open && counted;
+    d->unique += new_unique;
     for (int i = 0; i < SP_STORE_CLASSES; i++)
-        sqlite3_bind_int(st, 4 + i, cls[i]);
-    sqlite3_bind_int(st, 8, click);
-    sqlite3_bind_int64(st, 9, counted ? ev->ts_ms : 0);
-    if (SQLITE_DONE != sqlite3_step(st))
-        return fail(s, err, errlen, "count campaign");
+        d->by_class[i] += cls[i];
+    d->clicks += click;
+    if (counted && ev->ts_ms > d->last_view_at)
+        d->last_view_at = ev->ts_ms;
     ev->outcome = SP_OUTCOME_STORED;
+    return 0;
+}
+
+/* Adds the batch's counts to each campaign's row: one UPDATE per campaign and batch, which
+ * also moves the row's campaigns_last_view index entry once instead of once per open. */
+static int write_campaign_counts(sqlite_store_t *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->n_deltas; i++) {
+        const campaign_delta_t *d = &s->deltas[i];
+        if (!d->exists)
+            continue;
+        sqlite3_stmt *st = s->q[Q_CAMPAIGN_COUNT];
+        sqlite3_reset(st);
+        bind_text(st, 1, d->id);
+        sqlite3_bind_int64(st, 2, d->views);
+        sqlite3_bind_int64(st, 3, d->unique);
+        for (int c = 0; c < SP_STORE_CLASSES; c++)
+            sqlite3_bind_int64(st, 4 + c, d->by_class[c]);
+        sqlite3_bind_int64(st, 8, d->clicks);
+        sqlite3_bind_int64(st, 9, d->last_view_at);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "count campaign");
+    }
     return 0;
 }
 
@@ -253,23 +308,19 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *er
     sqlite_store_t *s = (sqlite_store_t *)base;
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (0 != write_one(s, evs[i], err, errlen)) {
-            char ignored[64];
-            exec(s, "ROLLBACK", ignored, sizeof(ignored));
-            for (size_t j = 0; j < n; j++)
-                evs[j]->outcome = SP_OUTCOME_PENDING;
-            return -1;
-        }
-    }
-    if (0 != exec(s, "COMMIT", err, errlen)) {
-        char ignored[64];
-        exec(s, "ROLLBACK", ignored, sizeof(ignored));
-        for (size_t j = 0; j < n; j++)
-            evs[j]->outcome = SP_OUTCOME_PENDING;
-        return -1;
-    }
+    s->n_deltas = 0;
+    for (size_t i = 0; i < n; i++)
+        if (0 != write_one(s, evs[i], err, errlen))
+            goto fail;
+    if (0 != write_campaign_counts(s, err, errlen) || 0 != exec(s, "COMMIT", err, errlen))
+        goto fail;
     return 0;
+fail:;
+    char ignored[64];
+    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    for (size_t j = 0; j < n; j++)
+        evs[j]->outcome = SP_OUTCOME_PENDING;
+    return -1;
 }
 
 /* ---- campaigns -------------------------------------------------------------- */
@@ -663,6 +714,7 @@ static void sq_close(sp_store_t *base)
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
+    free(s->deltas);
     free(s);
 }
 
