@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pixel.h"
+#include "scan.h"
 #include "store.h"
 
 #ifndef SP_VERSION
@@ -36,6 +37,8 @@ static const char usage_text[] =
     "  token create NAME              print a new API token (Authorization: Bearer)\n"
     "  campaign create ID             create a campaign (opens of unknown ones are not kept)\n"
     "  forget RECIPIENT               erase one recipient's events everywhere\n"
+    "  scan [--json] FILE...          list the trackers in .eml/mbox files (--strip FILE removes "
+    "them)\n"
     "\n"
     "Every command takes --data DIR and the store flags. 'spypixel COMMAND --help' tells\n"
     "more. spypixel --version prints the version.\n";
@@ -359,6 +362,7 @@ static const struct {
               "stored.\n"},
     {"campaign", "usage: spypixel campaign create ID [--data DIR]\n"
                  "Creates a campaign; opens of campaigns that do not exist are not recorded.\n"},
+    {"scan", SP_SCAN_HELP},
     {"forget", "usage: spypixel forget RECIPIENT [--data DIR]\n"
                "Erases every event of RECIPIENT in every campaign and takes them out of the "
                "counts.\n"},
@@ -425,6 +429,8 @@ int main(int argc, char **argv)
         rc = cmd_token(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "campaign")) {
         rc = cmd_campaign(&cfg, n_rest, rest);
+    } else if (0 == strcmp(cmd, "scan")) {
+        rc = sp_scan_main(n_rest, rest);
     } else {
         rc = cmd_forget(&cfg, n_rest, rest);
     }
