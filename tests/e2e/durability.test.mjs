@@ -8,6 +8,8 @@ import http from 'node:http';
 import { rm } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 
+import net from 'node:net';
+
 import { GIF_LENGTH, UA, sleep, startServer } from './harness.mjs';
 
 const cleanup = [];
@@ -132,5 +134,31 @@ describe('durability', () => {
     const r = await s2.pixel({ campaign: 'crash', email: 'after-restart' }, { 'User-Agent': UA.thunderbird });
     assert.equal(r.status, 200);
     assert.ok((await storedRecipients(s2, 'crash')).has('after-restart'));
+  });
+
+  test('SIGTERM with a live stream, a half-sent request and an idle connection open: exits 0 within 10 s', async () => {
+    const s = await startServer({ campaigns: ['idle'] });
+    const stream = http.get(`${s.base}/api/v1/campaigns/idle/stream`, { headers: { Authorization: `Bearer ${s.token}` }, agent: false }, (res) => {
+      res.on('data', () => {});
+      res.on('error', () => {});
+    });
+    stream.on('error', () => {});
+    const half = net.connect(s.port, '127.0.0.1');
+    half.on('error', () => {});
+    half.write('GET /spy-pixel.gif?campaign=idle&email=half HTTP/1.1\r\nHost: a\r\n');
+    const idle = net.connect(s.port, '127.0.0.1');
+    idle.on('error', () => {});
+    await sleep(300);
+    try {
+      const t0 = Date.now();
+      const exit = await s.stop({ timeoutMs: 10000 });
+      assert.equal(exit.signal, null, 'had to be killed: it did not stop within 10 s');
+      assert.equal(exit.code, 0);
+      assert.ok(Date.now() - t0 < 10000);
+    } finally {
+      stream.destroy();
+      half.destroy();
+      idle.destroy();
+    }
   });
 });

@@ -74,6 +74,12 @@ export function run(args, { input = '', env, timeoutMs = 20000 } = {}) {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       children.delete(child);
+      try {
+        checkSanitizers(stderr);
+      } catch (e) {
+        reject(new Error(`spypixel ${args.join(' ')}: ${e.message}`));
+        return;
+      }
       resolve({ code, signal, stdout, stderr });
     });
     child.stdin.end(input);
@@ -316,7 +322,10 @@ export async function startServer(opts = {}) {
       const cookieHeader = Object.entries(cookies).map(([k, v]) => `${k}=${v}`).join('; ');
       return { res, cookies, csrf, cookieHeader };
     },
-    /** SIGTERM, then wait (bounded) for the exit; removes the data folder unless keepData. */
+    /**
+     * SIGTERM, then wait (bounded) for the exit; removes the data folder unless keepData.
+     * Throws when a sanitizer (ASan/UBSan builds) reported anything in the server's log.
+     */
     async stop({ keep = keepData, timeoutMs = 20000 } = {}) {
       if (!exited) {
         child.kill('SIGTERM');
@@ -325,6 +334,7 @@ export async function startServer(opts = {}) {
         clearTimeout(t);
       }
       if (!keep) await rm(data.dataDir, { recursive: true, force: true });
+      checkSanitizers(log);
       return exited;
     },
     /** SIGKILL; the data folder stays. */
@@ -333,6 +343,7 @@ export async function startServer(opts = {}) {
         child.kill('SIGKILL');
         await exitedP;
       }
+      checkSanitizers(log);
       return exited;
     },
     waitExit() { return exitedP; },
@@ -364,6 +375,7 @@ export async function startRaw(args, { env, ports, timeoutMs = 15000 } = {}) {
       await exitedP;
       clearTimeout(t);
     }
+    checkSanitizers(log);
     return exited;
   };
   const end = Date.now() + timeoutMs;
@@ -378,6 +390,15 @@ export async function startRaw(args, { env, ports, timeoutMs = 15000 } = {}) {
   }
   await stop();
   throw new Error(`spypixel ${args.join(' ')} did not answer on any of ${ports.join(', ')}${exited ? ` (exited ${JSON.stringify(exited)})` : ''}\n${log}`);
+}
+
+/** Throws with the report when LOG holds an AddressSanitizer, LeakSanitizer or UBSan finding. */
+export function checkSanitizers(log) {
+  const m = /(==\d+==ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|Undefined)\w*Sanitizer)/.exec(log);
+  if (m) {
+    const at = Math.max(0, log.lastIndexOf('\n', m.index));
+    throw new Error(`sanitizer report in the server log:\n${log.slice(at, at + 6000)}`);
+  }
 }
 
 /** Waits until FN() resolves truthy, polling every STEP ms, at most TIMEOUT ms; returns its value. */

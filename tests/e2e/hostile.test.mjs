@@ -106,6 +106,19 @@ describe('hostile input', () => {
     assert.equal(list.id, 'evil');
   });
 
+  test('events.csv stays valid UTF-8 (as its charset says) when headers held other bytes', async () => {
+    const head = Buffer.concat([
+      Buffer.from('GET /spy-pixel.gif?campaign=evil&email=csvbytes HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Mozilla/5.0 '),
+      Buffer.from([0xff, 0xfe, 0xc3, 0x28]),
+      Buffer.from('\r\nConnection: close\r\n\r\n'),
+    ]);
+    assert.equal((await rawRequest(srv.port, head)).status, 200);
+    const csv = await srv.api('GET', '/campaigns/evil/events.csv');
+    assert.equal(csv.status, 200);
+    assert.match(csv.headers['content-type'], /charset=utf-8/i);
+    assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(csv.body), 'events.csv says UTF-8 but holds other bytes');
+  });
+
   test('70 headers: the open is recorded with 64 of them', async () => {
     const headers = [['User-Agent', UA.thunderbird]];
     for (let i = 0; i < 70; i++) headers.push([`X-Many-${String(i).padStart(2, '0')}`, `v${i}`]);
@@ -151,7 +164,7 @@ describe('hostile input', () => {
       'GET /../../../../etc/passwd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
     ];
     for (const j of junk) {
-      const r = await rawRequest(srv.port, j, { timeoutMs: 1500 }).catch(() => null);
+      const r = await rawRequest(srv.port, j, { timeoutMs: 700 }).catch(() => null);
       if (r && r.raw.includes('root:x:0:0')) assert.fail('path traversal');
     }
     await stillServing();
@@ -164,5 +177,15 @@ describe('hostile input', () => {
       assert.ok(!r.text.includes('<script>'));
       assert.equal(typeof r.json().error, 'string');
     }
+  });
+
+  test('a percent-encoded NUL in an API path does not stand for a shorter ID', async () => {
+    assertPixel(await srv.pixel({ campaign: 'evil', email: 'nul-victim' }, { 'User-Agent': UA.thunderbird }));
+    const c = await srv.api('GET', '/campaigns/evil%00other');
+    assert.notEqual(c.status, 200, 'GET /campaigns/evil%00other answered campaign "evil"');
+    const del = await srv.api('DELETE', '/recipients/nul-victim%00x');
+    assert.notEqual(del.status, 200, 'DELETE /recipients/nul-victim%00x answered 200');
+    const evs = await srv.events('evil');
+    assert.ok(evs.some((e) => e.recipient === 'nul-victim'), 'DELETE /recipients/nul-victim%00x erased nul-victim');
   });
 });
