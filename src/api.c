@@ -786,6 +786,47 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
 
 /* ---- live updates -------------------------------------------------------------------- */
 
+json_t *sp_api_event_json_of(const sp_event_t *ev)
+{
+    char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
+    sp_event_row_t row = {
+        .id = ev->id,
+        .ts_ms = ev->ts_ms,
+        .kind = ev->kind,
+        .campaign = ev->campaign,
+        .recipient = ev->recipient,
+        .ip = ev->ip,
+        .user_agent = ev->user_agent,
+        .referer = ev->referer,
+        .cookies_json = cookies,
+        .headers_json = headers,
+        .visitor = ev->visitor,
+        .browser = ev->browser,
+        .browser_version = ev->browser_version,
+        .os = ev->os,
+        .os_version = ev->os_version,
+        .device = ev->device,
+        .device_brand = ev->device_brand,
+        .device_model = ev->device_model,
+        .arch = ev->arch,
+        .country = ev->country,
+        .region = ev->region,
+        .city = ev->city,
+        .geo_label = ev->geo_label,
+        .rule = ev->rule,
+        .via = ev->via,
+        .target = ev->target,
+        .latitude = ev->latitude,
+        .longitude = ev->longitude,
+        .has_coords = ev->has_coords,
+        .klass = ev->klass,
+    };
+    json_t *j = sp_api_event_json(&row);
+    free(headers);
+    free(cookies);
+    return j;
+}
+
 void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
 {
     sp_live_t *live = ctx;
@@ -795,44 +836,9 @@ void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
         const sp_event_t *ev = evs[i];
         if (SP_OUTCOME_STORED != ev->outcome)
             continue;
-        char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
-        sp_event_row_t row = {
-            .id = ev->id,
-            .ts_ms = ev->ts_ms,
-            .kind = ev->kind,
-            .campaign = ev->campaign,
-            .recipient = ev->recipient,
-            .ip = ev->ip,
-            .user_agent = ev->user_agent,
-            .referer = ev->referer,
-            .cookies_json = cookies,
-            .headers_json = headers,
-            .visitor = ev->visitor,
-            .browser = ev->browser,
-            .browser_version = ev->browser_version,
-            .os = ev->os,
-            .os_version = ev->os_version,
-            .device = ev->device,
-            .device_brand = ev->device_brand,
-            .device_model = ev->device_model,
-            .arch = ev->arch,
-            .country = ev->country,
-            .region = ev->region,
-            .city = ev->city,
-            .geo_label = ev->geo_label,
-            .rule = ev->rule,
-            .via = ev->via,
-            .target = ev->target,
-            .latitude = ev->latitude,
-            .longitude = ev->longitude,
-            .has_coords = ev->has_coords,
-            .klass = ev->klass,
-        };
-        json_t *j = sp_api_event_json(&row);
+        json_t *j = sp_api_event_json_of(ev);
         char *data = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        free(headers);
-        free(cookies);
         size_t len = strlen(data) + 32;
         char *msg = malloc(len);
         if (!msg)

@@ -13,6 +13,9 @@ enum MHD_Result sp_api_handle(sp_request_t *req);
 /* The JSON of one stored event, as the API and the live stream show it. New reference. */
 json_t *sp_api_event_json(const sp_event_row_t *row);
 
+/* The same for an event just committed (before it is read back). New reference. */
+json_t *sp_api_event_json_of(const sp_event_t *ev);
+
 /* The ingest's commit callback: sends each stored event to the live streams. */
 void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n);
 

@@ -37,7 +37,12 @@ static const opt_t options[] = {
     {"no-geoip", BOOL(no_geoip), NULL, "do not look up locations"},
     {"trusted-proxy", CIDRS(trusted_proxy), "CIDR",
      "peer whose X-Forwarded-For / Forwarded is believed (repeatable)"},
-    {"webhook", LIST(webhook), "URL", "POST each open as JSON to URL (repeatable)"},
+    {"webhook", LIST(webhook), "URL",
+     "POST each stored open and click as JSON to URL (repeatable)"},
+    {"webhook-events", STR(webhook_events), "WHICH",
+     "all (default) or first: only each recipient's first counted open"},
+    {"webhook-secret", STR(webhook_secret), "SECRET",
+     "sign webhook bodies: X-Spypixel-Signature: sha256=HMAC-SHA256(SECRET, body)"},
     {"apple-egress", STR(apple_egress), "FILE", "Apple's published egress ranges (CSV or CIDRs)"},
     {"public-url", STR(public_url), "URL", "base URL of tracking links (default: from Host)"},
     {"threads", INT(threads), "N", "request threads (default: one per core)"},
@@ -60,6 +65,7 @@ void sp_config_defaults(sp_config_t *cfg)
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
     snprintf(cfg->store, sizeof(cfg->store), "sqlite");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+    snprintf(cfg->webhook_events, sizeof(cfg->webhook_events), "all");
     cfg->max_connections = 4096;
     cfg->timeout = 15;
     cfg->batch_max = 4096;
@@ -290,6 +296,11 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
         start_list(cfg, o, started);
         if (0 != set_option(cfg, o, value, err, errlen))
             return -1;
+    }
+    if (0 != strcmp(cfg->webhook_events, "all") && 0 != strcmp(cfg->webhook_events, "first")) {
+        snprintf(err, errlen, "--webhook-events: expected all or first, got '%s'",
+                 cfg->webhook_events);
+        return -1;
     }
     if (0 != strcmp(cfg->store, "sqlite") && 0 != strcmp(cfg->store, "postgres")) {
         snprintf(err, errlen, "--store: expected sqlite or postgres, got '%s'", cfg->store);

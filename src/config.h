@@ -22,6 +22,8 @@ typedef struct sp_config {
     size_t n_trusted_proxy;
     char *webhook[SP_CONFIG_LIST_MAX];
     size_t n_webhook;
+    char webhook_secret[256];
+    char webhook_events[16]; /* "all" or "first" */
     char apple_egress[512];
     char public_url[256]; /* scheme://host[:port] used in the URLs the API hands out */
     char log_level[8];

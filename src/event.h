@@ -63,6 +63,8 @@ typedef struct sp_event {
     char rule[64];          /* the class rule that decided */
     char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
 
+    bool first_view; /* set by the store: the recipient's (or client's) first counted open */
+
     /* Plumbing between the request thread and the writer. */
     sp_event_outcome_t outcome;
     void *waiter; /* the suspended connection to resume, or NULL */

@@ -15,6 +15,7 @@
 #include "live.h"
 #include "store.h"
 #include "token.h"
+#include "webhook.h"
 
 #define SP_BODY_MAX  (1u << 20) /* JSON bodies */
 #define SP_IMAGE_MAX (8u << 20) /* uploaded tracking images */
@@ -26,6 +27,7 @@ typedef struct sp_server {
     sp_auth_t *auth;
     sp_token_t *tokens;
     sp_live_t *live;
+    sp_webhook_t *webhook; /* NULL without --webhook */
     struct MHD_Daemon *daemon;
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */

@@ -19,6 +19,7 @@
 #include "pixel.h"
 #include "scan.h"
 #include "store.h"
+#include "webhook.h"
 
 #ifndef SP_VERSION
 #define SP_VERSION "0.1.0"
@@ -128,6 +129,15 @@ static void *retention_main(void *arg)
     return NULL;
 }
 
+/* After each commit: live dashboards, then webhooks. */
+static void on_commit(void *ctx, sp_event_t *const *evs, size_t n)
+{
+    sp_server_t *srv = ctx;
+    sp_api_on_commit(srv->live, evs, n);
+    if (srv->webhook)
+        sp_webhook_on_commit(srv->webhook, evs, n);
+}
+
 static int wait_for_parked(sp_server_t *srv, int max_ms)
 {
     for (int waited = 0; atomic_load(&srv->parked) > 0 && waited < max_ms; waited += 10) {
@@ -170,13 +180,26 @@ static int cmd_serve(sp_config_t *cfg)
     srv.auth = sp_auth_new(key, cfg->self_ip_window);
     srv.tokens = sp_token_new(key);
     srv.live = sp_live_new(15);
+    if (cfg->n_webhook) {
+        sp_webhook_options_t wopt = {
+            .urls = cfg->webhook,
+            .n_urls = cfg->n_webhook,
+            .first_only = 0 == strcmp(cfg->webhook_events, "first"),
+            .secret = cfg->webhook_secret,
+        };
+        srv.webhook = sp_webhook_start(&wopt, err, sizeof(err));
+        if (!srv.webhook) {
+            sp_log_error("cannot start webhooks", "error=\"%s\"", err);
+            goto done;
+        }
+    }
     sp_ingest_options_t opt = {
         .store = store,
         .enrich = srv.enrich,
         .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
         .done = sp_pixel_on_done,
-        .committed = sp_api_on_commit,
-        .committed_ctx = srv.live,
+        .committed = on_commit,
+        .committed_ctx = &srv,
     };
     srv.ingest = sp_ingest_start(&opt, err, sizeof(err));
     if (!srv.ingest) {
@@ -223,6 +246,7 @@ done:
         pthread_mutex_unlock(&retention.lock);
         pthread_join(retention_thread, NULL);
     }
+    sp_webhook_stop(srv.webhook, 5000); /* after the writer: its last commits notify too */
     sp_live_free(srv.live);
     sp_token_free(srv.tokens);
     sp_auth_free(srv.auth);

@@ -21,7 +21,10 @@
     X(store_errors, "failed commits, each retried")                                                \
     X(login_failures, "failed dashboard logins")                                                   \
     X(api_errors, "API requests answered with an error")                                           \
-    X(retention_deleted, "events deleted by the retention period")
+    X(retention_deleted, "events deleted by the retention period")                                 \
+    X(webhooks_sent, "webhook notifications delivered")                                            \
+    X(webhooks_failed, "webhook notifications given up after retries")                             \
+    X(webhooks_dropped, "webhook notifications dropped (queue full or shutdown)")
 
 typedef struct sp_metrics {
 #define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;

@@ -410,6 +410,7 @@ typedef struct {
     int64_t cls[SP_STORE_CLASSES], clicks;
     int64_t opens; /* counted ones */
     int64_t first_at, last_at;
+    sp_event_t *first; /* the earliest counted open, told when it turns out a first view */
 } rec_t;
 
 /* An anonymous counted open's client. */
@@ -417,6 +418,7 @@ typedef struct {
     const char *campaign;
     camp_t *camp;
     char key[80];
+    sp_event_t *first;
 } client_t;
 
 typedef struct {
@@ -512,10 +514,12 @@ static void batch_count(batch_t *b)
             r->clicks = click;
             r->opens = open && counted;
             r->first_at = r->last_at = open && counted ? ev->ts_ms : 0;
+            r->first = open && counted ? ev : NULL;
         } else if (open && counted) {
             client_t *k = &b->clients[b->n_clients++];
             k->campaign = ev->campaign;
             k->camp = c;
+            k->first = ev;
             sp_store_client_key(ev, k->key, sizeof(k->key));
         }
     }
@@ -536,6 +540,8 @@ static void batch_count(batch_t *b)
             last->first_at = r->first_at;
         if (r->last_at > last->last_at)
             last->last_at = r->last_at;
+        if (r->first && (!last->first || r->first->ts_ms < last->first->ts_ms))
+            last->first = r->first;
     }
     b->n_recs = n;
 
@@ -544,6 +550,8 @@ static void batch_count(batch_t *b)
     for (size_t i = 0; i < b->n_clients; i++)
         if (!n || cmp_client(&b->clients[n - 1], &b->clients[i]))
             b->clients[n++] = b->clients[i];
+        else if (b->clients[i].first->ts_ms < b->clients[n - 1].first->ts_ms)
+            b->clients[n - 1].first = b->clients[i].first;
     b->n_clients = n;
 }
 
@@ -688,10 +696,14 @@ static void batch_recv(batch_t *b, size_t i, const PGresult *res)
         if (i < b->n_recs) {
             /* A new unique view when this batch's opens are all the counted opens there are. */
             rec_t *r = &b->recs[i];
-            if (row && r->opens > 0 && get_i64(res, 0, 0) == r->opens)
+            if (row && r->opens > 0 && get_i64(res, 0, 0) == r->opens) {
                 r->camp->unique++;
+                if (r->first)
+                    r->first->first_view = true;
+            }
         } else if (row) {
             b->clients[i - b->n_recs].camp->unique++;
+            b->clients[i - b->n_recs].first->first_view = true;
         }
     }
 }
@@ -760,6 +772,8 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *er
     bool synced = false;
     if (0 == n)
         return 0;
+    for (size_t i = 0; i < n; i++)
+        evs[i]->first_view = false; /* a retried batch starts clean */
     if (0 != ready(s, err, errlen))
         goto fail;
     if (!PQenterPipelineMode(s->conn)) {

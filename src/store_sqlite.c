@@ -269,6 +269,7 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
         new_unique = 1 == sqlite3_changes(s->db);
     }
 
+    ev->first_view = new_unique;
     d->views += open && counted;
     d->unique += new_unique;
     for (int i = 0; i < SP_STORE_CLASSES; i++)
