@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { UA, assertPixel, startServer } from './harness.mjs';
+import net from 'node:net';
+
+import { UA, assertPixel, freePort, prepareData, request, startRaw, startServer } from './harness.mjs';
 
 const servers = [];
 after(async () => {
@@ -100,5 +102,34 @@ describe('--anonymize-ip', () => {
     const text = JSON.stringify(evs);
     assert.ok(!text.includes('203.0.113.7'), 'X-Forwarded-For with the full IPv4 address is stored in headers');
     assert.ok(!text.includes('5678::9'), 'Forwarded with the full IPv6 address is stored in headers');
+  });
+});
+
+describe('IPv6', () => {
+  test('--listen [::1]:PORT serves IPv6 clients; the peer ::1 is recorded as loopback', async (t) => {
+    const can = await new Promise((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+    });
+    if (!can) {
+      t.skip('no IPv6 loopback here');
+      return;
+    }
+    const data = await prepareData({ campaigns: ['ip'] });
+    const port = await freePort();
+    const s = await startRaw(['serve', '--listen', `[::1]:${port}`, '--data', data.dataDir, '--no-geoip'], { probe: `http://[::1]:${port}/healthz` });
+    try {
+      const res = await request(`http://[::1]:${port}/spy-pixel.gif?campaign=ip&email=six`, { headers: { 'User-Agent': UA.thunderbird } });
+      assertPixel(res);
+      const r = await request(`http://[::1]:${port}/api/v1/campaigns/ip/events?limit=1`, { headers: { Authorization: `Bearer ${data.token}` } });
+      const [ev] = r.json();
+      assert.equal(ev.recipient, 'six');
+      assert.equal(ev.ip, '::1');
+      assert.equal(ev.geo_label, 'loopback');
+    } finally {
+      await s.stop();
+      servers.push({ stop: () => import('node:fs/promises').then((f) => f.rm(data.dataDir, { recursive: true, force: true })) });
+    }
   });
 });

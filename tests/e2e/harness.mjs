@@ -116,7 +116,7 @@ export function request(url, { method = 'GET', headers = {}, body, localAddress,
       }
     }
     const req = http.request({
-      host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method, headers: h,
+      host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: `${u.pathname}${u.search}`, method, headers: h,
       localAddress, agent, timeout: timeoutMs,
     }, (res) => {
       const chunks = [];
@@ -353,10 +353,11 @@ export async function startServer(opts = {}) {
 
 /**
  * Runs `spypixel ARGS` as a server whose address comes from wherever ARGS, ENV or a config
- * file put it, and waits (bounded) until one of PORTS answers /healthz. Resolves {port (the
+ * file put it, and waits (bounded) until one of PORTS on 127.0.0.1 (or the PROBE URL)
+ * answers /healthz. Resolves {port (the
  * one that answered), child, stop(), logs()}; rejects if none answers or the process exits.
  */
-export async function startRaw(args, { env, ports, timeoutMs = 15000 } = {}) {
+export async function startRaw(args, { env, ports = [], probe, timeoutMs = 15000 } = {}) {
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   let log = '';
@@ -379,17 +380,19 @@ export async function startRaw(args, { env, ports, timeoutMs = 15000 } = {}) {
     return exited;
   };
   const end = Date.now() + timeoutMs;
+  const urls = ports.map((port) => [port, `http://127.0.0.1:${port}/healthz`]);
+  if (probe) urls.push([null, probe]);
   while (!exited && Date.now() < end) {
-    for (const port of ports) {
+    for (const [port, url] of urls) {
       try {
-        const r = await request(`http://127.0.0.1:${port}/healthz`, { timeoutMs: 1000 });
+        const r = await request(url, { timeoutMs: 1000 });
         if (r.status === 200) return { port, child, stop, logs: () => log };
       } catch { /* not this one */ }
     }
     await sleep(100);
   }
   await stop();
-  throw new Error(`spypixel ${args.join(' ')} did not answer on any of ${ports.join(', ')}${exited ? ` (exited ${JSON.stringify(exited)})` : ''}\n${log}`);
+  throw new Error(`spypixel ${args.join(' ')} did not answer on any of ${urls.map((u) => u[1]).join(', ')}${exited ? ` (exited ${JSON.stringify(exited)})` : ''}\n${log}`);
 }
 
 /** Throws with the report when LOG holds an AddressSanitizer, LeakSanitizer or UBSan finding. */

@@ -210,6 +210,14 @@ describe('opaque pixels and links', () => {
     assert.notEqual(again, url);
   });
 
+  test('a pixel without recipient records opens without recipient', async () => {
+    const { url } = await srv.apiOk('POST', '/pixels', { campaign: 'other' });
+    assert.match(new URL(url).pathname, /^\/o\/[A-Za-z0-9_-]+\.gif$/);
+    assertPixel(await srv.req(new URL(url).pathname, { headers: human }));
+    const [ev] = await srv.events('other', '?limit=1');
+    assert.ok(ev.recipient === '' || ev.recipient === null, JSON.stringify(ev.recipient));
+  });
+
   test('a damaged or foreign /o/ token gets the GIF and records nothing', async () => {
     const { url } = await srv.apiOk('POST', '/pixels', { campaign: 'news', recipient: 'erin@example.org' });
     const path = new URL(url).pathname;
