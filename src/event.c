@@ -168,7 +168,7 @@ static json_t *json_text(const char *s, size_t len)
     return j;
 }
 
-char *sp_event_headers_json(const sp_event_t *ev)
+static char *headers_json_general(const sp_event_t *ev)
 {
     json_t *obj = json_object();
     for (size_t i = 0; i < ev->n_headers; i++) {
@@ -205,13 +205,176 @@ static int add_cookie(void *ctx, const char *name, size_t name_len, const char *
     return 0;
 }
 
-char *sp_event_cookies_json(const sp_event_t *ev)
+static char *cookies_json_general(const sp_event_t *ev)
 {
     json_t *obj = json_object();
     each_cookie(ev->cookie, add_cookie, obj);
     char *out = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     return out;
+}
+
+/* ---- the usual case without jansson --------------------------------------------
+ * Nearly every request has distinct header names and valid UTF-8 throughout. Those are
+ * written straight into one buffer, the same bytes json_dumps(JSON_COMPACT) gives for the
+ * objects above; repeated names and invalid bytes take the general path. */
+
+/* True when S is UTF-8 as jansson accepts it: no overlong forms, no surrogates, nothing
+ * above U+10FFFF. */
+static bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 4, cp = c & 0x07;
+        else
+            return false;
+        if ((size_t)(end - p) < n)
+            return false;
+        for (size_t i = 1; i < n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (3 == n && cp < 0x800) ||
+            (4 == n && cp < 0x10000))
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* Room put_string may need for LEN bytes: every byte escaped as \u00XX, and the quotes. */
+#define JSON_STRING_MAX(len) (6 * (len) + 2)
+
+/* Writes S as a JSON string at DST, escaping what jansson escapes (quote, backslash, control
+ * characters; nothing else). Returns the end. */
+static char *put_string(char *dst, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *dst++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && '"' != c && '\\' != c) {
+            *dst++ = (char)c;
+            continue;
+        }
+        *dst++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *dst++ = (char)c;
+            break;
+        case '\b':
+            *dst++ = 'b';
+            break;
+        case '\f':
+            *dst++ = 'f';
+            break;
+        case '\n':
+            *dst++ = 'n';
+            break;
+        case '\r':
+            *dst++ = 'r';
+            break;
+        case '\t':
+            *dst++ = 't';
+            break;
+        default:
+            memcpy(dst, "u00", 3);
+            dst[3] = hex[c >> 4];
+            dst[4] = hex[c & 0xf];
+            dst += 5;
+        }
+    }
+    *dst++ = '"';
+    return dst;
+}
+
+typedef struct json_pair {
+    const char *name, *value;
+    size_t name_len, value_len;
+} json_pair_t;
+
+/* {"name":"value",...} of N pairs into a malloc'd string, or NULL when a name repeats or a
+ * string is not valid UTF-8 (the general path handles those). */
+static char *pairs_json(const json_pair_t *pairs, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        const json_pair_t *a = &pairs[i];
+        if (!utf8_valid(a->name, a->name_len) || !utf8_valid(a->value, a->value_len))
+            return NULL;
+        for (size_t j = 0; j < i; j++)
+            if (pairs[j].name_len == a->name_len &&
+                0 == memcmp(pairs[j].name, a->name, a->name_len))
+                return NULL;
+        cap += JSON_STRING_MAX(a->name_len) + JSON_STRING_MAX(a->value_len) + 2;
+    }
+    char *out = malloc(cap), *p = out;
+    if (!out)
+        abort();
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        p = put_string(p, pairs[i].name, pairs[i].name_len);
+        *p++ = ':';
+        p = put_string(p, pairs[i].value, pairs[i].value_len);
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+char *sp_event_headers_json(const sp_event_t *ev)
+{
+    json_pair_t pairs[SP_HEADERS_MAX];
+    size_t n = ev->n_headers < SP_HEADERS_MAX ? ev->n_headers : SP_HEADERS_MAX;
+    for (size_t i = 0; i < n; i++)
+        pairs[i] = (json_pair_t){ev->headers[i].name, ev->headers[i].value,
+                                 strlen(ev->headers[i].name), strlen(ev->headers[i].value)};
+    char *out = pairs_json(pairs, n);
+    return out ? out : headers_json_general(ev);
+}
+
+#define COOKIES_FAST_MAX 64
+
+struct cookie_pairs {
+    json_pair_t pairs[COOKIES_FAST_MAX];
+    size_t n;
+    bool overflow;
+};
+
+static int collect_cookie(void *ctx, const char *name, size_t name_len, const char *value,
+                          size_t value_len)
+{
+    struct cookie_pairs *c = ctx;
+    if (c->n == COOKIES_FAST_MAX) {
+        c->overflow = true;
+        return 1;
+    }
+    c->pairs[c->n++] = (json_pair_t){name, value, name_len, value_len};
+    return 0;
+}
+
+char *sp_event_cookies_json(const sp_event_t *ev)
+{
+    struct cookie_pairs c = {.n = 0};
+    each_cookie(ev->cookie, collect_cookie, &c);
+    char *out = c.overflow ? NULL : pairs_json(c.pairs, c.n);
+    return out ? out : cookies_json_general(ev);
 }
 
 int64_t sp_now_ms(void)
