@@ -342,6 +342,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes a path or a query value in place. Two departures from form decoding,
+ * both for IDs: a '+' stays a '+' (libmicrohttpd has turned it into a space by now, and
+ * addresses like ann+news@example.com are common while spaces are never valid), and a
+ * %00 becomes DEL, so that a NUL can never cut "news%00evil" down to a valid "news". */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *out = s;
+    (void)cls;
+    (void)conn;
+    for (const char *in = s; *in; in++) {
+        int hi, lo;
+        if ('%' == in[0] && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
+            char c = (char)(hi * 16 + lo);
+            *out++ = '\0' == c ? '\x7f' : c;
+            in += 2;
+        } else {
+            *out++ = ' ' == *in ? '+' : *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     char msg[512], quoted[600];
@@ -403,14 +437,16 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (AF_INET6 == ss.ss_family)
-        flags |= MHD_USE_IPv6;
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)
+                     ? MHD_USE_DUAL_STACK /* [::]:PORT serves IPv4 clients too */
+                     : MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_END);
+        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not allowed?)",
                  srv->cfg->listen);

@@ -276,13 +276,16 @@ static int cmd_user(sp_config_t *cfg, int argc, char **argv)
     char err[512], password[1024], hash[256];
     bool from_stdin = false;
     const char *name = NULL;
+    bool extra = false;
     for (int i = 1; i < argc; i++) {
         if (0 == strcmp(argv[i], "--password-stdin"))
             from_stdin = true;
-        else if (!name)
+        else if (!name && '-' != argv[i][0])
             name = argv[i];
+        else
+            extra = true;
     }
-    if (argc < 2 || 0 != strcmp(argv[0], "add") || !name || !from_stdin) {
+    if (argc < 2 || 0 != strcmp(argv[0], "add") || !name || !from_stdin || extra) {
         fprintf(stderr, "usage: spypixel user add NAME --password-stdin [--data DIR]\n");
         return 2;
     }

@@ -107,7 +107,24 @@ void sp_pixel_on_done(void *ctx, sp_event_t *ev)
 struct header_walk {
     sp_event_t *ev;
     size_t bytes;
+    bool anonymize;
 };
+
+/* Headers that carry client addresses: with --anonymize-ip their values are not kept. */
+static const char *const address_headers[] = {
+    "X-Forwarded-For",     "Forwarded",        "X-Real-IP",
+    "True-Client-IP",      "X-Client-IP",      "CF-Connecting-IP",
+    "X-Cluster-Client-IP", "Fastly-Client-IP", "X-Original-Forwarded-For",
+};
+#define ADDRESS_REMOVED "(removed: --anonymize-ip)"
+
+static bool carries_address(const char *name)
+{
+    for (size_t i = 0; i < sizeof(address_headers) / sizeof(address_headers[0]); i++)
+        if (0 == strcasecmp(name, address_headers[i]))
+            return true;
+    return false;
+}
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -115,6 +132,8 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     struct header_walk *w = cls;
     (void)kind;
     size_t k = strlen(key), v = value ? strlen(value) : 0;
+    if (w->anonymize && carries_address(key))
+        v = sizeof(ADDRESS_REMOVED);
     w->bytes += (k < SP_HEADER_NAME_MAX ? k : SP_HEADER_NAME_MAX) +
                 (v < SP_HEADER_MAX ? v : SP_HEADER_MAX) + 2;
     return MHD_YES;
@@ -125,6 +144,8 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 {
     struct header_walk *w = cls;
     (void)kind;
+    if (w->anonymize && carries_address(key))
+        value = ADDRESS_REMOVED;
     return 0 == sp_event_add_header(w->ev, key, strlen(key), value, value ? strlen(value) : 0)
                ? MHD_YES
                : MHD_NO;
@@ -157,7 +178,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     if (0 != strcmp(req->method, "GET")) /* HEAD: link checkers, nothing to count */
         return sp_pixel_finish(req);
 
-    struct header_walk w = {0};
+    struct header_walk w = {.anonymize = req->srv->cfg->anonymize_ip};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &w);
     w.ev = sp_event_new(w.bytes + 16);
     sp_event_t *ev = w.ev;

@@ -38,11 +38,13 @@ describe('classes', () => {
     assert.equal(ev.rule, 'http-library');
   });
 
-  test('a request without User-Agent is machine (rule http-library)', async () => {
+  // Issue #3: "Unknown agents are human"; a missing agent is no evidence of a machine.
+  test('a request without User-Agent is human (rule default-human), kept as null', async () => {
     const ev = await openOnce('cls', 'm2', {});
     assert.equal(ev.user_agent, null);
-    assert.equal(ev.class, 'machine', `rule ${ev.rule}`);
-    assert.equal(ev.rule, 'http-library');
+    assert.equal(ev.class, 'human', `rule ${ev.rule}`);
+    assert.equal(ev.rule, 'default-human');
+    assert.equal(ev.browser, 'Other');
   });
 
   test("Gmail's image proxy is proxy, with via naming it", async () => {
