@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +442,21 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
         flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)
                      ? MHD_USE_DUAL_STACK /* [::]:PORT serves IPv4 clients too */
                      : MHD_USE_IPv6;
+    /* The request threads run as SCHED_BATCH, and so does the writer (ingest.c). The writer
+     * resumes a whole batch of parked requests at once, and each MHD_resume_connection
+     * wakes a request thread; as normal threads on a busy core, the woken thread preempted
+     * the writer once per open, and the writer, woken by the first submit, preempted the
+     * request thread that was reading the next ones. Batch threads do not preempt each
+     * other on wakeup: the writer ends its batch, then the request threads answer all of
+     * it in one pass. Under wrk on one core that cut context switches per open from 0.64
+     * to 0.21 and CPU per open by 12% (Connection: close 41 -> 36 us), and raised
+     * throughput 10-15%. The share of CPU is unchanged (nice 0); only wakeup preemption
+     * goes. New threads inherit the policy of the thread that creates them, so it is set
+     * around MHD_start_daemon only. */
+    int policy;
+    struct sched_param saved, param = {0};
+    bool restore = 0 == pthread_getschedparam(pthread_self(), &policy, &saved) &&
+                   0 == pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
@@ -447,6 +464,8 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
+    if (restore)
+        pthread_setschedparam(pthread_self(), policy, &saved);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not allowed?)",
                  srv->cfg->listen);

@@ -3,6 +3,7 @@
 #include "ingest.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,10 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
 static void *writer_main(void *arg)
 {
     sp_ingest_t *in = arg;
+    /* SCHED_BATCH: the request threads' wakeups do not preempt the writer (nor, with
+     * theirs set the same way in http.c, the writer's wakeups them): see sp_http_start. */
+    struct sched_param param = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     size_t cap = in->opt.batch_max;
     sp_event_t **batch = calloc(cap, sizeof(*batch));
     if (!batch)
