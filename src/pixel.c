@@ -43,6 +43,19 @@ struct MHD_Response *sp_pixel_response_new(void)
     return resp;
 }
 
+/* A first-party visitor cookie ties repeated opens of one client together even when the
+ * URL is shared by everybody. Cross-site image loads carry it only as SameSite=None,
+ * which browsers accept only with Secure. */
+static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *req)
+{
+    if (!req->set_visitor)
+        return;
+    char cookie[160];
+    snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
+             req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
+    MHD_add_response_header(resp, "Set-Cookie", cookie);
+}
+
 static enum MHD_Result answer_image(sp_request_t *req)
 {
     if (!req->set_visitor && !req->image)
@@ -57,13 +70,7 @@ static enum MHD_Result answer_image(sp_request_t *req)
     if (!resp)
         return MHD_NO;
     add_image_headers(resp, req->image ? req->image_mime : "image/gif");
-    /* A first-party visitor cookie ties repeated opens of one client together even when
-     * the URL is shared by everybody. Cross-site image loads carry it only as
-     * SameSite=None, which browsers accept only with Secure. */
-    char cookie[160];
-    snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
-             req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
-    MHD_add_response_header(resp, "Set-Cookie", cookie);
+    add_visitor_cookie(resp, req);
     enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -77,12 +84,7 @@ static enum MHD_Result answer_redirect(sp_request_t *req)
     MHD_add_response_header(resp, "Location", req->redirect);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    if (req->set_visitor) {
-        char cookie[160];
-        snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
-                 req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
-        MHD_add_response_header(resp, "Set-Cookie", cookie);
-    }
+    add_visitor_cookie(resp, req);
     enum MHD_Result rc = MHD_queue_response(req->conn, 302, resp);
     MHD_destroy_response(resp);
     return rc;

@@ -5,14 +5,13 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.resolve(ROOT, process.env.SPYPIXEL_BIN || 'build/spypixel');
+// One set of process and HTTP helpers for both suites: the end-to-end harness's.
+import { BIN, ROOT, freePort, request, run } from '../e2e/harness.mjs';
+
+export { BIN, ROOT, freePort, request, run };
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -20,78 +19,6 @@ export const CHROMIUM_ARGS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Runs BIN ARGS to completion with INPUT on stdin; resolves {code, stdout, stderr}. */
-export function run(args, { input = '', timeoutMs = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${path.basename(BIN)} ${args.join(' ')}: timed out\n${stderr}`));
-    }, timeoutMs);
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${BIN}: ${e.message} (build it with make, or set SPYPIXEL_BIN)`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
-
-/**
- * A plain HTTP request from node, with full control of the headers (a Cookie or a hostile
- * User-Agent) and of the local address: opens made from 127.0.0.2.. are not from the
- * dashboard's address (127.0.0.1), so the self-IP rule leaves them alone.
- * Resolves {status, headers, body (Buffer), text, json()}.
- */
-export function request(url, { method = 'GET', headers = {}, body, localAddress, timeoutMs = 10000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const h = { ...headers };
-    if (payload && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['Content-Type'] = 'application/json';
-    if (payload) h['Content-Length'] = String(payload.length);
-    const req = http.request({
-      host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method, headers: h,
-      localAddress, agent: false, timeout: timeoutMs,
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const buf = Buffer.concat(chunks);
-        const text = buf.toString('utf8');
-        resolve({
-          status: res.statusCode, headers: res.headers, body: buf, text,
-          json() { return JSON.parse(text); },
-        });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 /**
  * Starts `spypixel serve` on a free port with a fresh data folder, after creating the user
