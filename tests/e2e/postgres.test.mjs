@@ -1,0 +1,98 @@
+// postgres: two real servers share one PostgreSQL store (started by scripts/pg-test-server
+// through scripts/run-tests): opens recorded by either are counted once, tokens made by one
+// are good on the other, and an answered open survives kill -9.
+// SPDX-License-Identifier: MIT
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+
+import { UA, request, startServer } from './harness.mjs';
+
+const PG = process.env.SPYPIXEL_TEST_PG;
+
+function psql(conninfo, sql) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', [conninfo, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { timeout: 20000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`psql: ${err.message}\n${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST_PG is unset (scripts/run-tests sets it)' }, () => {
+  const db = `spypixel_e2e_${randomBytes(6).toString('hex')}`;
+  const conninfo = PG ? `${PG.replace(/\bdbname=\S+/, '')} dbname=${db}` : '';
+  let a;
+  let b;
+
+  before(async () => {
+    await psql(PG, `CREATE DATABASE ${db}`);
+    // Every command of the harness (user, token, campaign, serve) reads these.
+    process.env.SPYPIXEL_STORE = 'postgres';
+    process.env.SPYPIXEL_PG = conninfo;
+    a = await startServer({ campaigns: ['pg-news'] });
+    b = await startServer({ campaigns: ['pg-news'] });
+  });
+
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    delete process.env.SPYPIXEL_STORE;
+    delete process.env.SPYPIXEL_PG;
+    if (PG) await psql(PG, `DROP DATABASE IF EXISTS ${db}`);
+  });
+
+  test('the schema lives in PostgreSQL, not in the data folders', async () => {
+    const version = await psql(conninfo, 'SELECT version FROM spypixel_schema');
+    assert.ok(Number(version) >= 1, `schema version ${version}`);
+  });
+
+  test('opens through either server are counted together', async () => {
+    const ua = { 'User-Agent': UA.thunderbird };
+    for (const [srv, who] of [[a, 'ann@example.com'], [b, 'bob@example.com'], [b, 'ann@example.com']]) {
+      const r = await srv.pixel({ campaign: 'pg-news', email: who }, ua);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.length, 43);
+    }
+    for (const srv of [a, b]) {
+      const c = await srv.campaign('pg-news');
+      assert.equal(c.total_views, 3);
+      assert.equal(c.unique_views, 2);
+      const per = Object.fromEntries(c.per_recipient.map((r) => [r.recipient, r.views]));
+      assert.deepEqual(per, { 'ann@example.com': 2, 'bob@example.com': 1 });
+    }
+    const events = await a.events('pg-news');
+    assert.equal(events.length, 3);
+    assert.ok(events[0].id > events[1].id && events[1].id > events[2].id, 'newest first');
+    assert.equal(await psql(conninfo, "SELECT count(*) FROM events WHERE campaign = 'pg-news'"), '3');
+  });
+
+  test('an opaque pixel made by one server records on the other (one shared key)', async () => {
+    const made = await a.apiOk('POST', '/pixels', { campaign: 'pg-shared', recipient: 'cy@example.com' });
+    const path = new URL(made.url).pathname;
+    const r = await request(`${b.base}${path}`, { headers: { 'User-Agent': UA.chrome } });
+    assert.equal(r.status, 200);
+    const c = await a.campaign('pg-shared');
+    assert.equal(c.total_views, 1);
+    assert.equal(c.per_recipient[0].recipient, 'cy@example.com');
+  });
+
+  test('hostile bytes are stored safely', async () => {
+    const r = await a.pixel({ campaign: 'pg-news', email: 'q@example.com' },
+      { 'User-Agent': "Mozilla/5.0 '); DROP TABLE events; --", 'X-Note': '<script>"x"</script>' });
+    assert.equal(r.status, 200);
+    const [ev] = await b.events('pg-news', '?limit=1');
+    assert.equal(ev.user_agent, "Mozilla/5.0 '); DROP TABLE events; --");
+    assert.equal(ev.headers['X-Note'], '<script>"x"</script>');
+  });
+
+  test('an answered open survives kill -9 of its server', async () => {
+    const r = await a.pixel({ campaign: 'pg-news', email: 'kill@example.com' }, { 'User-Agent': UA.thunderbird });
+    assert.equal(r.status, 200);
+    await a.kill9();
+    const c = await b.campaign('pg-news');
+    assert.ok(c.per_recipient.some((x) => x.recipient === 'kill@example.com'), 'the open is stored');
+  });
+});
