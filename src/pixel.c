@@ -163,13 +163,23 @@ static bool visitor_valid(const char *v)
     return 32 == n;
 }
 
+/* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
+ * for every open. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static bool referer_is_dashboard(sp_request_t *req, const char *referer)
 {
+    if (!referer)
+        return false;
     char origin[320];
     sp_http_origin(req, origin, sizeof(origin));
     size_t n = strlen(origin);
-    return referer && 0 == strncasecmp(referer, origin, n) &&
-           ('/' == referer[n] || '\0' == referer[n]);
+    return 0 == strncasecmp(referer, origin, n) && ('/' == referer[n] || '\0' == referer[n]);
 }
 
 /* Records one open or click and parks the request until its commit. Bad input never
@@ -188,13 +198,16 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
 
     ev->ts_ms = sp_now_ms();
     ev->kind = kind;
-    snprintf(ev->campaign, sizeof(ev->campaign), "%s", campaign);
-    snprintf(ev->recipient, sizeof(ev->recipient), "%s", recipient ? recipient : "");
-    snprintf(ev->target, sizeof(ev->target), "%s", req->redirect);
+    copy_text(ev->campaign, sizeof(ev->campaign), campaign);
+    copy_text(ev->recipient, sizeof(ev->recipient), recipient ? recipient : "");
+    copy_text(ev->target, sizeof(ev->target), req->redirect);
     ev->addr = req->client;
-    if (req->srv->cfg->anonymize_ip)
+    if (req->srv->cfg->anonymize_ip) {
         sp_net_anonymize(&ev->addr); /* before anything is stored or derived from it */
-    sp_net_format(&ev->addr, ev->ip, sizeof(ev->ip));
+        sp_net_format(&ev->addr, ev->ip, sizeof(ev->ip));
+    } else {
+        copy_text(ev->ip, sizeof(ev->ip), req->client_ip); /* req->client, formatted */
+    }
 
     char value[128];
     if (0 == sp_event_cookie(ev->cookie, VISITOR_COOKIE, value, sizeof(value)) &&
@@ -207,7 +220,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
                            sizeof(ev->visitor));
         req->set_visitor = 1;
     }
-    snprintf(req->visitor, sizeof(req->visitor), "%s", ev->visitor);
+    copy_text(req->visitor, sizeof(req->visitor), ev->visitor);
 
     ev->self_referer = referer_is_dashboard(req, ev->referer);
     ev->self_cookie = 0 == sp_event_cookie(ev->cookie, SELF_COOKIE, value, sizeof(value)) &&
