@@ -42,8 +42,7 @@ typedef struct sp_request {
     sp_server_t *srv;
     struct MHD_Connection *conn;
     const char *method, *url;
-    bool waiting; /* suspended until the writer commits our event */
-    bool resumed;
+    bool waiting;         /* suspended until the writer commits our event */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
     char redirect[2048]; /* a click's destination */
@@ -56,7 +55,6 @@ typedef struct sp_request {
     char *body;
     size_t body_len, body_max;
     bool body_too_big;
-    char content_type[128];
 } sp_request_t;
 
 /* Starts serving CFG->listen. 0, or -1 + ERR. */
