@@ -239,7 +239,10 @@ static enum MHD_Result login(api_ctx_t *c)
         return sp_http_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
     }
     int retry_after = 0;
-    if (!sp_auth_login_allowed(req->srv->auth, &req->client, user, &retry_after)) {
+    char self[128];
+    bool known_browser = cookie_value(req, SELF_COOKIE, self, sizeof(self)) &&
+                         sp_auth_self_cookie_valid(req->srv->auth, self);
+    if (!sp_auth_login_allowed(req->srv->auth, &req->client, user, known_browser, &retry_after)) {
         json_decref(body);
         json_t *j = json_pack("{s:s, s:i}", "error", "too many failed logins; try again later",
                               "retry_after", retry_after);
@@ -273,7 +276,7 @@ static enum MHD_Result login(api_ctx_t *c)
         return sp_http_error(req, 401, "wrong user name or password");
     }
     sp_auth_login_succeeded(req->srv->auth, &req->client, user);
-    char session[SP_AUTH_SECRET_MAX], csrf[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX], self[128];
+    char session[SP_AUTH_SECRET_MAX], csrf[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX];
     sp_auth_new_secret("", session, sizeof(session));
     sp_auth_new_secret("", csrf, sizeof(csrf));
     sp_auth_secret_hash(session, hash, sizeof(hash));

@@ -133,13 +133,13 @@ static limiter_slot_t *limiter_slot(sp_auth_t *a, uint64_t key, bool create)
 }
 
 bool sp_auth_login_allowed(sp_auth_t *a, const sp_net_addr_t *ip, const char *user,
-                           int *retry_after)
+                           bool known_browser, int *retry_after)
 {
     uint64_t keys[2] = {limiter_key(a, 'i', ip->b, sizeof(ip->b)),
                         limiter_key(a, 'u', user, strlen(user))};
     bool allowed = true;
     pthread_mutex_lock(&a->lock);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (known_browser ? 1 : 2); i++) {
         limiter_slot_t *s = limiter_slot(a, keys[i], false);
         if (s && s->failures >= SP_AUTH_LOGIN_TRIES) {
             allowed = false;

@@ -31,9 +31,11 @@ void sp_auth_new_secret(const char *prefix, char *out, size_t len);
 /* The hex hash a secret is stored as (secrets are never stored in clear). */
 void sp_auth_secret_hash(const char *secret, char *out, size_t len);
 
-/* Login limiter: false (and the seconds to wait) when IP or USER failed too often. */
+/* Login limiter: false (and the seconds to wait) when IP or USER failed too often. A
+ * KNOWN_BROWSER (one that carries our self-view cookie, so it logged in before) is held
+ * to its address's limit only: failures from elsewhere cannot lock the owner out. */
 bool sp_auth_login_allowed(sp_auth_t *a, const sp_net_addr_t *ip, const char *user,
-                           int *retry_after);
+                           bool known_browser, int *retry_after);
 void sp_auth_login_failed(sp_auth_t *a, const sp_net_addr_t *ip, const char *user);
 void sp_auth_login_succeeded(sp_auth_t *a, const sp_net_addr_t *ip, const char *user);
 

@@ -38,7 +38,13 @@ static sp_net_addr_t ip(const char *text)
 static bool allowed(sp_auth_t *a, const char *addr, const char *user, int *retry_after)
 {
     sp_net_addr_t x = ip(addr);
-    return sp_auth_login_allowed(a, &x, user, retry_after);
+    return sp_auth_login_allowed(a, &x, user, false, retry_after);
+}
+
+static bool allowed_known(sp_auth_t *a, const char *addr, const char *user, int *retry_after)
+{
+    sp_net_addr_t x = ip(addr);
+    return sp_auth_login_allowed(a, &x, user, true, retry_after);
 }
 
 static void failed(sp_auth_t *a, const char *addr, const char *user)
@@ -193,6 +199,13 @@ static void test_limiter_per_user(void **state)
     assert_false(allowed(a, "192.0.2.200", "alice", &retry));
     assert_true(retry > 0);
     assert_false(allowed(a, "2001:db8::1", "alice", &retry));
+    /* ...except for a browser that logged in before: its address's own count decides. */
+    assert_true(allowed_known(a, "192.0.2.200", "alice", &retry));
+    /* A known browser is still held to its own address's limit. */
+    for (int i = 0; i < SP_AUTH_LOGIN_TRIES; i++)
+        failed(a, "198.51.100.77", "carol");
+    assert_false(allowed_known(a, "198.51.100.77", "carol", &retry));
+    assert_true(allowed_known(a, "192.0.2.5", "carol", &retry));
     /* ...while each address, with one failure, still serves other users. */
     assert_true(allowed(a, "203.0.113.1", "bob", &retry));
     assert_true(allowed(a, "192.0.2.200", "bob", &retry));
