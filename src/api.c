@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "log.h"
 #include "metrics.h"
+#include "utf8.h"
 
 #define SESSION_COOKIE "sp_session"
 #define SELF_COOKIE    "sp_self"
@@ -426,34 +427,18 @@ static int add_event(void *ctx, const sp_event_row_t *r)
     return 0;
 }
 
-/* Bytes in a valid UTF-8 sequence starting at S, or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n = s[0] < 0x80                    ? 1
-               : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                              : 0;
-    for (size_t i = 1; i < n; i++)
-        if (0x80 != (s[i] & 0xc0))
-            return 0;
-    if ((3 == n && 0xe0 == s[0] && s[1] < 0xa0) || (3 == n && 0xed == s[0] && s[1] >= 0xa0) ||
-        (4 == n && 0xf0 == s[0] && s[1] < 0x90) || (4 == n && 0xf4 == s[0] && s[1] >= 0x90))
-        return 0; /* overlong, surrogate or beyond U+10FFFF */
-    return n;
-}
-
 static void csv_field(FILE *f, const char *s, bool last)
 {
     /* Quote every field; a leading = + - @ would run as a formula in a spreadsheet. */
     fputc('"', f);
     if (s && strchr("=+-@\t\r", s[0]) && s[0])
         fputc('\'', f);
+    const char *end = s ? s + strlen(s) : NULL;
     while (s && *s) {
-        size_t n = utf8_seq((const unsigned char *)s);
+        size_t bad, n = sp_utf8_char((const unsigned char *)s, (size_t)(end - s), &bad);
         if (!n) { /* request bytes that are not UTF-8: the file says it is */
             fputs("\xef\xbf\xbd", f);
-            s++;
+            s += bad;
             continue;
         }
         if ('"' == *s)

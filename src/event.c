@@ -1,6 +1,7 @@
 /* event: one recorded request (an open or a click) and its derived fields. */
 /* SPDX-License-Identifier: MIT */
 #include "event.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -219,42 +220,6 @@ static char *cookies_json_general(const sp_event_t *ev)
  * written straight into one buffer, the same bytes json_dumps(JSON_COMPACT) gives for the
  * objects above; repeated names and invalid bytes take the general path. */
 
-/* True when S is UTF-8 as jansson accepts it: no overlong forms, no surrogates, nothing
- * above U+10FFFF. */
-static bool utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 4, cp = c & 0x07;
-        else
-            return false;
-        if ((size_t)(end - p) < n)
-            return false;
-        for (size_t i = 1; i < n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (3 == n && cp < 0x800) ||
-            (4 == n && cp < 0x10000))
-            return false;
-        p += n;
-    }
-    return true;
-}
-
 /* Room put_string may need for LEN bytes: every byte escaped as \u00XX, and the quotes. */
 #define JSON_STRING_MAX(len) (6 * (len) + 2)
 
@@ -314,7 +279,7 @@ static char *pairs_json(const json_pair_t *pairs, size_t n)
     size_t cap = 3;
     for (size_t i = 0; i < n; i++) {
         const json_pair_t *a = &pairs[i];
-        if (!utf8_valid(a->name, a->name_len) || !utf8_valid(a->value, a->value_len))
+        if (!sp_utf8_valid(a->name, a->name_len) || !sp_utf8_valid(a->value, a->value_len))
             return NULL;
         for (size_t j = 0; j < i; j++)
             if (pairs[j].name_len == a->name_len &&

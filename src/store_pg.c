@@ -1,6 +1,7 @@
 /* store_pg: the PostgreSQL backend, for several servers sharing one database. */
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
+#include "utf8.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -198,74 +199,6 @@ static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, co
     return -1;
 }
 
-/* The length of the well-formed UTF-8 character at S (Unicode table 3-7), or 0 when there is
- * none and *BAD gets the length of the maximal ill-formed subpart to replace. The NUL ending S
- * fails every continuation test, so this never reads past it. */
-static size_t utf8_char(const unsigned char *s, size_t *bad)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (0xE0 == c)
-            lo = 0xA0; /* overlong */
-        else if (0xED == c)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (0xF0 == c)
-            lo = 0x90; /* overlong */
-        else if (0xF4 == c)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 1; i <= need; i++) {
-        if (s[i] < lo || s[i] > hi) {
-            *bad = i;
-            return 0;
-        }
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need + 1;
-}
-
-/* PostgreSQL refuses a whole statement over one invalid UTF-8 byte, and request text (user
- * agents, referers, click targets, derived fields cut at a byte limit) may hold any. NULL when
- * S is valid already, else a malloc'd copy with each ill-formed subpart replaced by U+FFFD. */
-static char *utf8_clean(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n, bad;
-    while (*p && (n = utf8_char(p, &bad)))
-        p += n;
-    if (!*p)
-        return NULL;
-    size_t len = strlen(s);
-    char *out = malloc(len * 3 + 1), *o = out; /* a replacement per byte at worst */
-    if (!out)
-        abort();
-    for (p = (const unsigned char *)s; *p;) {
-        if ((n = utf8_char(p, &bad))) {
-            memcpy(o, p, n);
-            o += n;
-            p += n;
-        } else {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            p += bad;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 #define MAX_PARAMS 28
 
 /* A statement's parameters, all in text form; text is made valid UTF-8 on the way in. */
@@ -278,7 +211,7 @@ typedef struct {
 
 static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
 {
-    p->owned[p->n] = s ? utf8_clean(s) : NULL;
+    p->owned[p->n] = s ? sp_utf8_clean(s) : NULL;
     p->v[p->n] = p->owned[p->n] ? p->owned[p->n] : s;
     p->n++;
 }
