@@ -401,10 +401,28 @@ typedef struct range {
     uint8_t lo[16], hi[16];
 } range_t;
 
+/* Which user-agent rules an agent matches, remembered per agent: the same few agents come
+ * back all day, and matching them against every pattern is most of a classification. A
+ * direct-mapped table; a slot is simply overwritten, so memory stays bounded. */
+#define UA_CACHE_SLOTS 1024
+#define UA_CACHE_KEY   512 /* longer agents are matched afresh every time */
+
+typedef struct {
+    uint64_t hash;
+    uint64_t matches; /* bit I: rule I's user-agent patterns match */
+    char ua[UA_CACHE_KEY];
+} ua_slot_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    ua_slot_t slots[UA_CACHE_SLOTS];
+} ua_cache_t;
+
 struct sp_classifier {
     range_t *egress; /* sorted by lo, disjoint: searched by bisection */
     size_t n_egress;
-    size_t n_lines; /* ranges read from the file, before merging */
+    size_t n_lines;    /* ranges read from the file, before merging */
+    ua_cache_t *cache; /* mutable behind the const classifier: only this changes */
 };
 
 static void cidr_range(const sp_net_cidr_t *cidr, range_t *r)
@@ -555,8 +573,9 @@ sp_classifier_t *sp_classify_open(const char *apple_egress_path, char *err, size
         errlen = sizeof(dummy);
     }
     sp_classifier_t *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c || !(c->cache = calloc(1, sizeof(*c->cache))))
         abort(); /* out of memory */
+    pthread_mutex_init(&c->cache->lock, NULL);
     if (apple_egress_path && 0 != load_egress(c, apple_egress_path, err, errlen)) {
         sp_classify_close(c);
         return NULL;
@@ -568,6 +587,9 @@ void sp_classify_close(sp_classifier_t *c)
 {
     if (!c)
         return;
+    if (c->cache)
+        pthread_mutex_destroy(&c->cache->lock);
+    free(c->cache);
     free(c->egress);
     free(c);
 }
@@ -654,8 +676,53 @@ static bool ua_matches(const rule_t *r, const char *ua)
     return false;
 }
 
-static bool rule_matches(const sp_classifier_t *c, const rule_t *r, const sp_classify_input_t *in)
+static bool is_ua_rule(const rule_t *r)
 {
+    return MATCH_UA_EXACT == r->match || MATCH_UA_PREFIX == r->match ||
+           MATCH_UA_CONTAINS == r->match || MATCH_UA_WORD_END == r->match;
+}
+
+static uint64_t ua_matches_all(const char *ua)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < N_RULES; i++)
+        if (is_ua_rule(&rules[i]) && ua_matches(&rules[i], ua))
+            m |= (uint64_t)1 << i;
+    return m;
+}
+
+/* The user-agent bits of UA, from the cache when it has them. */
+static uint64_t ua_bits(const sp_classifier_t *c, const char *ua)
+{
+    if (!ua)
+        return 0;
+    size_t len = strlen(ua);
+    if (!c || !c->cache || len >= UA_CACHE_KEY)
+        return ua_matches_all(ua);
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)ua[i]) * 1099511628211ULL;
+    ua_slot_t *slot = &c->cache->slots[h % UA_CACHE_SLOTS];
+    uint64_t m;
+    pthread_mutex_lock(&c->cache->lock);
+    bool hit = slot->hash == h && 0 == strcmp(slot->ua, ua);
+    m = slot->matches;
+    pthread_mutex_unlock(&c->cache->lock);
+    if (hit)
+        return m;
+    m = ua_matches_all(ua);
+    pthread_mutex_lock(&c->cache->lock);
+    slot->hash = h;
+    slot->matches = m;
+    memcpy(slot->ua, ua, len + 1);
+    pthread_mutex_unlock(&c->cache->lock);
+    return m;
+}
+
+static bool rule_matches(const sp_classifier_t *c, size_t i, const sp_classify_input_t *in,
+                         uint64_t *ua_mask, bool *ua_known)
+{
+    const rule_t *r = &rules[i];
     if (ON_CLICK == r->when && !in->is_click)
         return false;
     if (NET_APPLE == r->net && (!in->peer || !is_apple(c, in->peer)))
@@ -678,7 +745,11 @@ static bool rule_matches(const sp_classifier_t *c, const rule_t *r, const sp_cla
     case MATCH_UA_PREFIX:
     case MATCH_UA_CONTAINS:
     case MATCH_UA_WORD_END:
-        return ua_matches(r, in->user_agent);
+        if (!*ua_known) {
+            *ua_mask = ua_bits(c, in->user_agent);
+            *ua_known = true;
+        }
+        return (*ua_mask >> i) & 1;
     }
     return false;
 }
@@ -686,10 +757,13 @@ static bool rule_matches(const sp_classifier_t *c, const rule_t *r, const sp_cla
 void sp_classify(const sp_classifier_t *c, const sp_classify_input_t *in, sp_classify_result_t *out)
 {
     const rule_t *r = &rules[N_RULES - 1]; /* default-human */
+    uint64_t ua_mask = 0;
+    bool ua_known = false;
 
+    _Static_assert(N_RULES <= 64, "the user-agent cache keeps one bit per rule");
     if (in)
         for (size_t i = 0; i < N_RULES; i++)
-            if (rule_matches(c, &rules[i], in)) {
+            if (rule_matches(c, i, in, &ua_mask, &ua_known)) {
                 r = &rules[i];
                 break;
             }

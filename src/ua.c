@@ -706,12 +706,15 @@ void sp_ua_version(const sp_ua_agent_t *a, char *buf, size_t len)
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         if (!parts[i][0])
             continue;
-        int w = snprintf(buf + n, len - n, "%s%s", n ? "." : "", parts[i]);
-        if (w < 0 || (size_t)w >= len - n) {
+        size_t dot = n ? 1 : 0, w = strlen(parts[i]);
+        if (n + dot + w >= len) {
             buf[n] = '\0'; /* a cut version would be a wrong version: keep whole parts only */
             return;
         }
-        n += (size_t)w;
+        if (dot)
+            buf[n] = '.';
+        memcpy(buf + n + dot, parts[i], w + 1);
+        n += dot + w;
     }
 }
 

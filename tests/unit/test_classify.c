@@ -181,18 +181,37 @@ static const ua_case_t ua_cases[] = {
 static void test_real_agents(void **state)
 {
     sp_classifier_t *c = *state;
-    for (size_t i = 0; i < sizeof(ua_cases) / sizeof(ua_cases[0]); i++) {
-        const ua_case_t *t = &ua_cases[i];
-        sp_classify_result_t r = run(c, t->ua, t->ip, t->click);
-        if (r.klass != t->klass || !r.rule || 0 != strcmp(r.rule, t->rule))
-            fail_msg("case %zu \"%s\" from %s: got %s/%s, want %s/%s", i, t->ua,
-                     t->ip ? t->ip : "(none)", sp_class_name(r.klass), r.rule ? r.rule : "(null)",
-                     sp_class_name(t->klass), t->rule);
-        if (t->via)
-            assert_string_equal(t->via, r.via);
-        else
-            assert_null(r.via);
-    }
+    /* Three passes: the first fills the user-agent cache, the others answer from it, and
+     * the same agent from another address (Apple's rule) must still be told apart. */
+    for (size_t pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < sizeof(ua_cases) / sizeof(ua_cases[0]); i++) {
+            const ua_case_t *t = &ua_cases[i];
+            sp_classify_result_t r = run(c, t->ua, t->ip, t->click);
+            if (r.klass != t->klass || !r.rule || 0 != strcmp(r.rule, t->rule))
+                fail_msg("case %zu \"%s\" from %s: got %s/%s, want %s/%s", i, t->ua,
+                         t->ip ? t->ip : "(none)", sp_class_name(r.klass),
+                         r.rule ? r.rule : "(null)", sp_class_name(t->klass), t->rule);
+            if (t->via)
+                assert_string_equal(t->via, r.via);
+            else
+                assert_null(r.via);
+        }
+}
+
+/* More agents than the cache has slots, twice over: evictions and collisions never change a
+ * result. */
+static void test_ua_cache_churn(void **state)
+{
+    sp_classifier_t *c = *state;
+    char ua[96];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 3000; i++) {
+            bool bot = 0 == i % 3;
+            snprintf(ua, sizeof(ua), bot ? "Crawl%dbot/1.0" : "Mozilla/5.0 Client/%d", i);
+            sp_classify_result_t r = run(c, ua, "198.51.100.7", false);
+            assert_int_equal(bot ? SP_CLASS_MACHINE : SP_CLASS_HUMAN, r.klass);
+            assert_string_equal(bot ? "generic-bot" : "default-human", r.rule);
+        }
 }
 
 static void test_null_inputs(void **state)
@@ -565,11 +584,11 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_real_agents),      cmocka_unit_test(test_null_inputs),
-        cmocka_unit_test(test_prefetch_headers), cmocka_unit_test(test_self_wins),
-        cmocka_unit_test(test_egress_file),      cmocka_unit_test(test_egress_errors),
-        cmocka_unit_test(test_egress_bisection), cmocka_unit_test(test_rule_table),
-        cmocka_unit_test(test_class_names),
+        cmocka_unit_test(test_real_agents),   cmocka_unit_test(test_ua_cache_churn),
+        cmocka_unit_test(test_null_inputs),   cmocka_unit_test(test_prefetch_headers),
+        cmocka_unit_test(test_self_wins),     cmocka_unit_test(test_egress_file),
+        cmocka_unit_test(test_egress_errors), cmocka_unit_test(test_egress_bisection),
+        cmocka_unit_test(test_rule_table),    cmocka_unit_test(test_class_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
