@@ -91,7 +91,8 @@ static json_t *campaign_json(const sp_campaign_t *c)
                      "by_class", by_class_json(c->by_class), "clicks", (json_int_t)c->clicks);
 }
 
-json_t *sp_api_event_json(const sp_event_row_t *r)
+/* The JSON of one stored event. New reference. */
+static json_t *event_json(const sp_event_row_t *r)
 {
     json_t *cookies = json_loads(r->cookies_json ? r->cookies_json : "{}", 0, NULL);
     json_t *headers = json_loads(r->headers_json ? r->headers_json : "{}", 0, NULL);
@@ -421,7 +422,7 @@ typedef struct {
 static int add_event(void *ctx, const sp_event_row_t *r)
 {
     events_page_t *p = ctx;
-    json_array_append_new(p->arr, sp_api_event_json(r));
+    json_array_append_new(p->arr, event_json(r));
     p->last_id = r->id;
     p->n++;
     return 0;
@@ -833,7 +834,7 @@ json_t *sp_api_event_json_of(const sp_event_t *ev)
         .has_coords = ev->has_coords,
         .klass = ev->klass,
     };
-    json_t *j = sp_api_event_json(&row);
+    json_t *j = event_json(&row);
     free(headers);
     free(cookies);
     return j;

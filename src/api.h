@@ -10,10 +10,8 @@
 /* Answers every request under /api/. */
 enum MHD_Result sp_api_handle(sp_request_t *req);
 
-/* The JSON of one stored event, as the API and the live stream show it. New reference. */
-json_t *sp_api_event_json(const sp_event_row_t *row);
-
-/* The same for an event just committed (before it is read back). New reference. */
+/* The JSON of an event just committed, as the API shows stored events: for the live
+ * streams and webhooks. New reference. */
 json_t *sp_api_event_json_of(const sp_event_t *ev);
 
 /* The ingest's commit callback: sends each stored event to the live streams. */
