@@ -28,7 +28,7 @@ typedef struct {
 struct sp_auth {
     unsigned char cookie_key[crypto_auth_KEYBYTES];
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
-    unsigned char visitor_key[crypto_generichash_KEYBYTES];
+    unsigned char visitor_key[crypto_shorthash_siphashx24_KEYBYTES];
     int self_ip_window_s;
     pthread_mutex_t lock;
     limiter_slot_t limiter[LIMITER_SLOTS];
@@ -210,13 +210,17 @@ bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
 
 void sp_auth_visitor_id(sp_auth_t *a, const char *ip, const char *user_agent, char *out, size_t len)
 {
-    unsigned char h[16];
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, a->visitor_key, sizeof(a->visitor_key), sizeof(h));
-    crypto_generichash_update(&st, (const unsigned char *)ip, strlen(ip) + 1);
-    if (user_agent)
-        crypto_generichash_update(&st, (const unsigned char *)user_agent, strlen(user_agent));
-    crypto_generichash_final(&st, h, sizeof(h));
+    /* SipHash with a 128-bit output: a keyed pseudorandom function, which is all an ID
+     * that must not be guessable from the address needs, at a fraction of BLAKE2b's cost
+     * on inputs this short (it runs for every open without a cookie). */
+    unsigned char h[crypto_shorthash_siphashx24_BYTES];
+    unsigned char in[SP_NET_ADDR_MAX + 1 + 4096];
+    size_t ni = strnlen(ip, SP_NET_ADDR_MAX), nu = user_agent ? strnlen(user_agent, 4096) : 0;
+    memcpy(in, ip, ni);
+    in[ni] = '\0';
+    if (nu)
+        memcpy(in + ni + 1, user_agent, nu);
+    crypto_shorthash_siphashx24(h, in, ni + 1 + nu, a->visitor_key);
     if (len >= 2 * sizeof(h) + 1)
         sodium_bin2hex(out, len, h, sizeof(h));
     else if (len)

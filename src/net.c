@@ -80,12 +80,46 @@ bool sp_net_in_cidr(const sp_net_addr_t *addr, const sp_net_cidr_t *cidr)
     return (addr->b[full] & mask) == (cidr->addr.b[full] & mask);
 }
 
+/* Writes N in decimal at P; returns the end. */
+static char *put_decimal(char *p, unsigned n)
+{
+    if (n >= 100)
+        *p++ = (char)('0' + n / 100);
+    if (n >= 10)
+        *p++ = (char)('0' + n / 10 % 10);
+    *p++ = (char)('0' + n % 10);
+    return p;
+}
+
 void sp_net_format(const sp_net_addr_t *addr, char *buf, size_t len)
 {
+    if (addr->v4 && len >= 16) {
+        /* Every open formats its client: glibc's inet_ntop goes through sprintf. */
+        char *p = buf;
+        for (int i = 12; i < 16; i++) {
+            p = put_decimal(p, addr->b[i]);
+            *p++ = 15 == i ? '\0' : '.';
+        }
+        return;
+    }
     char tmp[INET6_ADDRSTRLEN];
     const char *s = addr->v4 ? inet_ntop(AF_INET, addr->b + 12, tmp, sizeof(tmp))
                              : inet_ntop(AF_INET6, addr->b, tmp, sizeof(tmp));
     snprintf(buf, len, "%s", s ? s : "");
+}
+
+void sp_net_from_sockaddr(const struct sockaddr *sa, sp_net_addr_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (AF_INET == sa->sa_family) {
+        out->v4 = true;
+        out->b[10] = out->b[11] = 0xff;
+        memcpy(out->b + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (AF_INET6 == sa->sa_family) {
+        memcpy(out->b, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        out->v4 = 0 == memcmp(out->b, mapped, sizeof(mapped));
+    }
 }
 
 /* Special-purpose ranges (RFC 6890 and friends), most specific first. */

@@ -38,6 +38,10 @@ int sp_net_parse_cidr(const char *text, sp_net_cidr_t *out);
 bool sp_net_in_cidr(const sp_net_addr_t *addr, const sp_net_cidr_t *cidr);
 
 /* Writes the canonical text form (IPv4 as dotted quad) into buf. */
+/* The address of SA (AF_INET or AF_INET6; anything else gives ::). */
+struct sockaddr;
+void sp_net_from_sockaddr(const struct sockaddr *sa, sp_net_addr_t *out);
+
 void sp_net_format(const sp_net_addr_t *addr, char *buf, size_t len);
 
 sp_net_kind_t sp_net_kind(const sp_net_addr_t *addr);
