@@ -505,6 +505,7 @@ static enum MHD_Result attachment(sp_request_t *req, const char *type, const cha
     MHD_add_response_header(resp, "Content-Disposition", disposition);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
+    sp_http_backlog_header(req, resp);
     enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -750,6 +751,10 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return sp_http_error(req, 401, "log in or send Authorization: Bearer TOKEN");
     if (!get && !csrf_ok(&c))
         return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
+    /* Reads (and erasures) see every open answered before them: see sp_http_read_barrier. */
+    bool streaming = get && strlen(path) >= 6 && 0 == strcmp(path + strlen(path) - 6, "stream");
+    if ((get || 0 == strcmp(m, "DELETE")) && !streaming && !sp_http_read_barrier(req->srv))
+        req->index_behind = sp_http_backlog(req->srv);
 
     if (0 == strcmp(path, "me") && get)
         return send_json(

@@ -53,7 +53,11 @@ static const opt_t options[] = {
     {"self-ip-window", INT(self_ip_window), "MINUTES",
      "count opens from an IP that used the dashboard within MINUTES as self (0: off)"},
     {"anonymize-ip", BOOL(anonymize_ip), NULL, "store IPv4 /24 and IPv6 /48 only"},
-    {"sync-full", BOOL(sync_full), NULL, "fsync every commit (survives power loss)"},
+    {"sync-full", BOOL(sync_full), NULL,
+     "fsync the journal before each answer and every commit (survives power loss)"},
+    {"answer-after", STR(answer_after), "WHEN",
+     "journal (default): answer once the open is in this server's journal; store: once it "
+     "is committed to the store (slower; with postgres, no open waits on this server's disk)"},
     {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -66,6 +70,7 @@ void sp_config_defaults(sp_config_t *cfg)
     snprintf(cfg->store, sizeof(cfg->store), "sqlite");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
     snprintf(cfg->webhook_events, sizeof(cfg->webhook_events), "all");
+    snprintf(cfg->answer_after, sizeof(cfg->answer_after), "journal");
     cfg->max_connections = 4096;
     cfg->timeout = 15;
     cfg->batch_max = 4096;
@@ -302,6 +307,12 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
                  cfg->webhook_events);
         return -1;
     }
+    if (0 != strcmp(cfg->answer_after, "journal") && 0 != strcmp(cfg->answer_after, "store")) {
+        snprintf(err, errlen, "--answer-after: expected journal or store, got '%s'",
+                 cfg->answer_after);
+        return -1;
+    }
+    cfg->answer_after_store = 0 == strcmp(cfg->answer_after, "store");
     if (0 != strcmp(cfg->store, "sqlite") && 0 != strcmp(cfg->store, "postgres")) {
         snprintf(err, errlen, "--store: expected sqlite or postgres, got '%s'", cfg->store);
         return -1;

@@ -35,7 +35,9 @@ typedef struct sp_config {
     int self_ip_window;  /* minutes; 0 turns the rule off */
     bool anonymize_ip;
     bool no_geoip;
-    bool sync_full; /* fsync every commit (power-loss safe) instead of at checkpoints */
+    bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
+    char answer_after[16];   /* "journal" or "store" */
+    bool answer_after_store; /* derived from it */
 } sp_config_t;
 
 /* Fills CFG with the defaults. */

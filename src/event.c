@@ -63,6 +63,133 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
     return 0;
 }
 
+void sp_event_reset(sp_event_t *ev)
+{
+    /* Not a memset: the struct is kilobytes and this runs for every open. */
+    ev->n_headers = ev->buf_used = 0;
+    ev->user_agent = ev->referer = ev->cookie = NULL;
+    ev->self_referer = ev->self_cookie = ev->self_ip = false;
+    ev->campaign[0] = ev->recipient[0] = ev->target[0] = ev->ip[0] = ev->visitor[0] = '\0';
+}
+
+/* ---- the journal form -------------------------------------------------------------- */
+
+enum { FLAG_SELF_REFERER = 1, FLAG_SELF_COOKIE = 2, FLAG_SELF_IP = 4, FLAG_V4 = 8 };
+
+static unsigned char *put_bytes(unsigned char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static unsigned char *put_text(unsigned char *p, const char *s, size_t max)
+{
+    uint16_t n = (uint16_t)strnlen(s, max);
+    p = put_bytes(p, &n, sizeof(n));
+    return put_bytes(p, s, n);
+}
+
+size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
+{
+    unsigned char *p = buf;
+    uint8_t kind = (uint8_t)ev->kind;
+    uint8_t flags = (ev->self_referer ? FLAG_SELF_REFERER : 0) |
+                    (ev->self_cookie ? FLAG_SELF_COOKIE : 0) | (ev->self_ip ? FLAG_SELF_IP : 0) |
+                    (ev->addr.v4 ? FLAG_V4 : 0);
+    uint16_t n_headers = (uint16_t)ev->n_headers;
+    p = put_bytes(p, &ev->ts_ms, sizeof(ev->ts_ms));
+    p = put_bytes(p, &kind, 1);
+    p = put_bytes(p, &flags, 1);
+    p = put_bytes(p, ev->addr.b, sizeof(ev->addr.b));
+    p = put_text(p, ev->campaign, SP_ID_MAX);
+    p = put_text(p, ev->recipient, SP_ID_MAX);
+    p = put_text(p, ev->target, sizeof(ev->target) - 1);
+    p = put_text(p, ev->ip, sizeof(ev->ip) - 1);
+    p = put_text(p, ev->visitor, sizeof(ev->visitor) - 1);
+    p = put_bytes(p, &n_headers, sizeof(n_headers));
+    for (size_t i = 0; i < ev->n_headers; i++) {
+        p = put_text(p, ev->headers[i].name, SP_HEADER_NAME_MAX);
+        p = put_text(p, ev->headers[i].value, SP_HEADER_MAX);
+    }
+    return (size_t)(p - buf);
+}
+
+typedef struct reader {
+    const unsigned char *p, *end;
+    bool bad;
+} reader_t;
+
+static void get_bytes(reader_t *r, void *dst, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+}
+
+/* A length-prefixed text: *S points into the record (not NUL-terminated). */
+static size_t get_text(reader_t *r, const char **s, size_t max)
+{
+    uint16_t n = 0;
+    get_bytes(r, &n, sizeof(n));
+    if (r->bad || n > max || (size_t)(r->end - r->p) < n || memchr(r->p, '\0', n)) {
+        r->bad = true;
+        *s = "";
+        return 0;
+    }
+    *s = (const char *)r->p;
+    r->p += n;
+    return n;
+}
+
+static void get_field(reader_t *r, char *dst, size_t size)
+{
+    const char *s;
+    size_t n = get_text(r, &s, size - 1);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+sp_event_t *sp_event_decode(const void *buf, size_t len)
+{
+    reader_t r = {buf, (const unsigned char *)buf + len, false};
+    sp_event_t *ev = sp_event_new(len); /* the headers take less room than their record */
+    uint8_t kind = 0, flags = 0;
+    uint16_t n_headers = 0;
+    get_bytes(&r, &ev->ts_ms, sizeof(ev->ts_ms));
+    get_bytes(&r, &kind, 1);
+    get_bytes(&r, &flags, 1);
+    get_bytes(&r, ev->addr.b, sizeof(ev->addr.b));
+    get_field(&r, ev->campaign, sizeof(ev->campaign));
+    get_field(&r, ev->recipient, sizeof(ev->recipient));
+    get_field(&r, ev->target, sizeof(ev->target));
+    get_field(&r, ev->ip, sizeof(ev->ip));
+    get_field(&r, ev->visitor, sizeof(ev->visitor));
+    get_bytes(&r, &n_headers, sizeof(n_headers));
+    if (n_headers > SP_HEADERS_MAX || kind > SP_EVENT_CLICK)
+        r.bad = true;
+    for (uint16_t i = 0; i < n_headers && !r.bad; i++) {
+        const char *name, *value;
+        size_t nl = get_text(&r, &name, SP_HEADER_NAME_MAX);
+        size_t vl = get_text(&r, &value, SP_HEADER_MAX);
+        if (!r.bad && 0 != sp_event_add_header(ev, name, nl, value, vl))
+            r.bad = true;
+    }
+    if (r.bad || r.p != r.end) {
+        sp_event_free(ev);
+        return NULL;
+    }
+    ev->kind = (sp_event_kind_t)kind;
+    ev->addr.v4 = flags & FLAG_V4;
+    ev->self_referer = flags & FLAG_SELF_REFERER;
+    ev->self_cookie = flags & FLAG_SELF_COOKIE;
+    ev->self_ip = flags & FLAG_SELF_IP;
+    return ev;
+}
+
 const char *sp_event_header(const sp_event_t *ev, const char *name)
 {
     for (size_t i = 0; i < ev->n_headers; i++)

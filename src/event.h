@@ -17,7 +17,7 @@
 
 typedef enum sp_event_kind { SP_EVENT_OPEN = 0, SP_EVENT_CLICK = 1 } sp_event_kind_t;
 
-/* What became of a submitted event, set by the writer before the request resumes. */
+/* What became of an event the writer indexed. */
 typedef enum sp_event_outcome {
     SP_OUTCOME_PENDING = 0,
     SP_OUTCOME_STORED,
@@ -65,10 +65,9 @@ typedef struct sp_event {
 
     bool first_view; /* set by the store: the recipient's (or client's) first counted open */
 
-    /* Plumbing between the request thread and the writer. */
+    /* Set by the writer. */
     sp_event_outcome_t outcome;
-    void *waiter; /* the suspended connection to resume, or NULL */
-    struct sp_event *next;
+    int64_t journal_end; /* the journal position just past this event's record */
 
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */
@@ -78,6 +77,23 @@ typedef struct sp_event {
  * The caller frees it with sp_event_free. */
 sp_event_t *sp_event_new(size_t buf_size);
 void sp_event_free(sp_event_t *ev);
+
+/* The journal's form of an event: what the request thread knew (time, IDs, address,
+ * visitor, self-view evidence, headers), not what enrichment derives later. Native byte
+ * order: a journal is read back on the machine that wrote it. */
+#define SP_EVENT_ENCODED_MAX                                                                       \
+    (64 + 5 * (2 + sizeof(((sp_event_t *)0)->target)) +                                            \
+     SP_HEADERS_MAX * (4 + SP_HEADER_NAME_MAX + SP_HEADER_MAX))
+
+/* Writes EV's journal form into BUF (at least SP_EVENT_ENCODED_MAX bytes); returns its
+ * length. */
+size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf);
+
+/* A new event from a journal form, or NULL when LEN bytes at BUF are not one. */
+sp_event_t *sp_event_decode(const void *buf, size_t len);
+
+/* Empties EV for reuse as a request thread's scratch event. */
+void sp_event_reset(sp_event_t *ev);
 
 /* Copies a header into the event, cut to the limits above. Remembers User-Agent,
  * Referer and Cookie. Returns 0, or -1 when the event holds SP_HEADERS_MAX already. */

@@ -38,6 +38,12 @@ void sp_http_secure_headers(struct MHD_Response *resp, bool html)
     }
 }
 
+#define SP_CONNECTION_MEMORY ((size_t)32 * 1024)
+
+/* The most a read waits for the writer, and the backlog it waits for at most. */
+#define READ_BARRIER_MAX_MS    1000
+#define READ_BARRIER_MAX_BYTES ((int64_t)4 << 20)
+
 enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *content_type,
                                 const char *body, size_t len)
 {
@@ -48,6 +54,7 @@ enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *
     MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
+    sp_http_backlog_header(req, resp);
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -157,17 +164,8 @@ static void resolve_client(sp_request_t *req)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     memset(&req->client, 0, sizeof(req->client));
-    if (ci && ci->client_addr) {
-        char text[SP_NET_ADDR_MAX];
-        const struct sockaddr *sa = ci->client_addr;
-        if (AF_INET == sa->sa_family)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, text,
-                      sizeof(text));
-        else
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, text,
-                      sizeof(text));
-        sp_net_parse(text, &req->client);
-    }
+    if (ci && ci->client_addr)
+        sp_net_from_sockaddr(ci->client_addr, &req->client);
     const sp_config_t *cfg = req->srv->cfg;
     if (trusted(cfg, &req->client)) {
         const char *fwd = sp_http_header(req, "Forwarded");
@@ -216,6 +214,34 @@ sp_store_t *sp_http_reader(sp_server_t *srv)
 
 /* ---- routing ------------------------------------------------------------------ */
 
+int64_t sp_http_backlog(sp_server_t *srv)
+{
+    return sp_journal_end(srv->journal) - sp_ingest_indexed(srv->ingest);
+}
+
+void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp)
+{
+    if (req->index_behind <= 0)
+        return;
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)req->index_behind);
+    MHD_add_response_header(resp, "X-Index-Backlog-Bytes", v);
+}
+
+bool sp_http_read_barrier(sp_server_t *srv)
+{
+    int64_t end = sp_journal_end(srv->journal);
+    int64_t behind = end - sp_ingest_indexed(srv->ingest);
+    if (behind <= 0)
+        return true;
+    /* A small backlog is a commit or two away: wait, so that an open answered before this
+     * request is in its answer. A burst's backlog is not waited for (it would hold this
+     * request thread, which answers pixels too); the answer says how far behind it is. */
+    if (behind > READ_BARRIER_MAX_BYTES)
+        return false;
+    return sp_ingest_wait(srv->ingest, end, READ_BARRIER_MAX_MS);
+}
+
 static enum MHD_Result serve_asset(sp_request_t *req)
 {
     const sp_asset_t *a = sp_assets_find(req->url);
@@ -255,19 +281,27 @@ static enum MHD_Result route(sp_request_t *req)
         return sp_pixel_image(req, url + 3);
     if (0 == strncmp(url, "/api/", 5))
         return sp_api_handle(req);
-    if (get && 0 == strcmp(url, "/healthz"))
-        return sp_http_respond(req, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    if (get && 0 == strcmp(url, "/healthz")) {
+        char body[96];
+        int n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"index_backlog_bytes\":%lld}",
+                         (long long)sp_http_backlog(req->srv));
+        return sp_http_respond(req, 200, "application/json", body, (size_t)n);
+    }
     if (get && 0 == strcmp(url, "/metrics")) {
-        char extra[512];
+        char extra[1024];
         uint64_t hits = 0, misses = 0;
         sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);
-        snprintf(extra, sizeof(extra),
-                 "# HELP spypixel_ua_cache_hits_total user-agent parses served from the cache\n"
-                 "# TYPE spypixel_ua_cache_hits_total counter\nspypixel_ua_cache_hits_total %llu\n"
-                 "# HELP spypixel_ua_cache_misses_total user-agent parses that ran the rules\n"
-                 "# TYPE spypixel_ua_cache_misses_total counter\n"
-                 "spypixel_ua_cache_misses_total %llu\n",
-                 (unsigned long long)hits, (unsigned long long)misses);
+        snprintf(
+            extra, sizeof(extra),
+            "# HELP spypixel_ua_cache_hits_total user-agent parses served from the cache\n"
+            "# TYPE spypixel_ua_cache_hits_total counter\nspypixel_ua_cache_hits_total %llu\n"
+            "# HELP spypixel_ua_cache_misses_total user-agent parses that ran the rules\n"
+            "# TYPE spypixel_ua_cache_misses_total counter\n"
+            "spypixel_ua_cache_misses_total %llu\n"
+            "# HELP spypixel_index_backlog_bytes journal bytes answered but not yet in the store\n"
+            "# TYPE spypixel_index_backlog_bytes gauge\nspypixel_index_backlog_bytes %lld\n",
+            (unsigned long long)hits, (unsigned long long)misses,
+            (long long)sp_http_backlog(req->srv));
         char *text = sp_metrics_render(extra);
         enum MHD_Result rc =
             sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
@@ -340,6 +374,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     free(req->body);
     free(req->image);
+    free(req->redirect);
     free(req);
     *con_cls = NULL;
 }
@@ -462,8 +497,9 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
+        1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
+        MHD_OPTION_END);
     if (restore)
         pthread_setschedparam(pthread_self(), policy, &saved);
     if (!srv->daemon) {

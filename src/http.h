@@ -12,6 +12,7 @@
 #include "config.h"
 #include "enrich.h"
 #include "ingest.h"
+#include "journal.h"
 #include "live.h"
 #include "store.h"
 #include "token.h"
@@ -22,6 +23,7 @@
 
 typedef struct sp_server {
     sp_config_t *cfg;
+    sp_journal_t *journal;
     sp_ingest_t *ingest;
     sp_enrich_t *enrich;
     sp_auth_t *auth;
@@ -31,8 +33,9 @@ typedef struct sp_server {
     struct MHD_Daemon *daemon;
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
-    /* Shutdown: once closing is set, tracking requests are queued but not parked; the
-     * server waits until no request is parked before it stops the daemon. */
+    /* With --sync-full a tracking request is parked until its journal record is on disk.
+     * Shutdown: once closing is set, requests are no longer parked; the server waits until
+     * no request is parked before it stops the daemon. */
     atomic_bool closing;
     atomic_int parked;
 } sp_server_t;
@@ -42,11 +45,11 @@ typedef struct sp_request {
     sp_server_t *srv;
     struct MHD_Connection *conn;
     const char *method, *url;
-    bool waiting;         /* suspended until the writer commits our event */
+    bool waiting;         /* suspended until our journal record is on disk (--sync-full) */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
-    char redirect[2048]; /* a click's destination */
-    void *image;         /* an uploaded tracking image to answer with (malloc'd), or NULL */
+    char *redirect; /* a click's destination (malloc'd), or NULL */
+    void *image;    /* an uploaded tracking image to answer with (malloc'd), or NULL */
     size_t image_len;
     char image_mime[64];
     sp_net_addr_t client; /* after trusted-proxy handling */
@@ -55,7 +58,18 @@ typedef struct sp_request {
     char *body;
     size_t body_len, body_max;
     bool body_too_big;
+    int64_t index_behind; /* journal bytes this read's answer may miss (0: none) */
 } sp_request_t;
+
+/* Journal bytes answered but not yet indexed into the store. */
+int64_t sp_http_backlog(sp_server_t *srv);
+
+/* Before a read of the store: waits (briefly) until every open answered so far is indexed.
+ * False when the store is still behind (a burst's backlog). */
+bool sp_http_read_barrier(sp_server_t *srv);
+
+/* X-Index-Backlog-Bytes on RESP when REQ's read did not wait for the whole backlog. */
+void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp);
 
 /* Starts serving CFG->listen. 0, or -1 + ERR. */
 int sp_http_start(sp_server_t *srv, char *err, size_t errlen);

@@ -1,59 +1,112 @@
-/* ingest: the queue of recorded requests and the writer thread that commits them in batches. */
+/* ingest: the writer thread, which indexes the journal into the store in batches. */
 /* SPDX-License-Identifier: MIT */
 #include "ingest.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "classify.h"
 #include "log.h"
 #include "metrics.h"
 
 /* A failing commit (disk full, database locked by another program) is retried this many
- * times, then each event alone, before its opens are given up as failed. */
+ * times, then each event alone. When every one fails the store is down: the writer waits
+ * and tries again from the same place, since the journal still holds them all. */
 #define COMMIT_TRIES 5
 
 struct sp_ingest {
     sp_ingest_options_t opt;
     pthread_t writer;
+    char mark_key[64];
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    sp_event_t *head, *tail; /* FIFO of submitted events */
-    size_t queued;
-    bool stopping;
+    pthread_cond_t indexed_cond;
+    atomic_int_fast64_t indexed; /* the journal position the store holds up to */
+    atomic_bool stopping;
+    struct waiter {
+        int64_t pos;
+        void *waiter;
+    } * waiters; /* under lock */
+    size_t n_waiters, cap_waiters;
 };
 
-void sp_ingest_submit(sp_ingest_t *in, sp_event_t *ev)
+void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len)
 {
-    ev->next = NULL;
+    snprintf(buf, len, "journal:%s", journal_id);
+}
+
+int64_t sp_ingest_indexed(sp_ingest_t *in)
+{
+    return atomic_load(&in->indexed);
+}
+
+bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, void *waiter)
+{
     pthread_mutex_lock(&in->lock);
-    if (in->tail)
-        in->tail->next = ev;
-    else
-        in->head = ev;
-    in->tail = ev;
-    in->queued++;
-    /* Only the first event of an idle queue needs to wake the writer. */
-    if (1 == in->queued)
-        pthread_cond_signal(&in->wake);
+    bool pending = atomic_load(&in->indexed) < pos;
+    if (pending) {
+        if (in->n_waiters == in->cap_waiters) {
+            in->cap_waiters = in->cap_waiters ? 2 * in->cap_waiters : 256;
+            in->waiters = realloc(in->waiters, in->cap_waiters * sizeof(*in->waiters));
+            if (!in->waiters)
+                abort();
+        }
+        in->waiters[in->n_waiters++] = (struct waiter){pos, waiter};
+    }
     pthread_mutex_unlock(&in->lock);
-    atomic_fetch_add(&sp_metrics.queue_depth, 1);
+    return pending;
 }
 
-static void prepare_event(sp_ingest_t *in, sp_event_t *ev)
+/* Publishes POS and tells the waiters it covers (all of them with ALL). */
+static void set_indexed(sp_ingest_t *in, int64_t pos, bool all)
 {
-    sp_enrich_event(in->opt.enrich, ev);
+    pthread_mutex_lock(&in->lock);
+    atomic_store(&in->indexed, pos);
+    pthread_cond_broadcast(&in->indexed_cond);
+    size_t kept = 0;
+    for (size_t i = 0; i < in->n_waiters; i++) {
+        if (all || in->waiters[i].pos <= pos)
+            in->opt.indexed(in->opt.indexed_ctx, in->waiters[i].waiter);
+        else
+            in->waiters[kept++] = in->waiters[i];
+    }
+    in->n_waiters = kept;
+    pthread_mutex_unlock(&in->lock);
 }
 
-static int commit(sp_ingest_t *in, sp_event_t **evs, size_t n)
+bool sp_ingest_wait(sp_ingest_t *in, int64_t pos, int timeout_ms)
 {
-    char err[512];
-    for (int attempt = 0; attempt < COMMIT_TRIES; attempt++) {
-        if (0 == in->opt.store->ops->write_batch(in->opt.store, evs, n, err, sizeof(err)))
+    if (atomic_load(&in->indexed) >= pos)
+        return true;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&in->lock);
+    while (atomic_load(&in->indexed) < pos)
+        if (0 != pthread_cond_timedwait(&in->indexed_cond, &in->lock, &deadline))
+            break;
+    bool done = atomic_load(&in->indexed) >= pos;
+    pthread_mutex_unlock(&in->lock);
+    return done;
+}
+
+static int commit(sp_ingest_t *in, sp_event_t **evs, size_t n, int64_t mark, int tries)
+{
+    char err[512], value[24];
+    snprintf(value, sizeof(value), "%" PRId64, mark);
+    sp_store_mark_t m = {in->mark_key, value};
+    for (int attempt = 0; attempt < tries; attempt++) {
+        if (0 == in->opt.store->ops->write_batch(in->opt.store, evs, n, &m, err, sizeof(err)))
             return 0;
         sp_metric_inc(store_errors);
         sp_log_error("commit failed", "events=%zu attempt=%d error=\"%s\"", n, attempt + 1, err);
@@ -79,59 +132,134 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
             sp_metric_inc(opens_unknown_campaign);
             break;
         default:
-            ev->outcome = SP_OUTCOME_FAILED;
             sp_metric_inc(opens_failed);
         }
-        in->opt.done(in->opt.done_ctx, ev);
         sp_event_free(ev);
     }
-    atomic_fetch_sub(&sp_metrics.queue_depth, (int_fast64_t)n);
+}
+
+/* Reads up to CAP events from the cursor into BATCH. *END is the position past the last
+ * record read (undecodable ones are logged and skipped). -1 on a read error. */
+static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **batch, size_t cap,
+                      size_t *n, int64_t *end)
+{
+    char err[256];
+    *n = 0;
+    while (*n < cap) {
+        const void *payload;
+        size_t len;
+        int64_t next;
+        int rc = sp_journal_next(cur, &payload, &len, &next, err, sizeof(err));
+        if (0 == rc)
+            return 0;
+        if (rc < 0) {
+            sp_log_error("cannot read the journal", "error=\"%s\"", err);
+            return -1;
+        }
+        sp_event_t *ev = sp_event_decode(payload, len);
+        *end = next;
+        if (!ev) {
+            sp_metric_inc(opens_failed);
+            sp_log_error("journal record not understood, skipped", "position=%" PRId64, next);
+            continue;
+        }
+        batch[(*n)++] = ev;
+        ev->journal_end = next;
+    }
+    return 0;
+}
+
+/* Stores N events read up to END. 0 when done (some may have failed alone), -1 when the
+ * store took none of them: the caller keeps them in the journal and tries again. */
+static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t end)
+{
+    for (size_t i = 0; i < n; i++)
+        sp_enrich_event(in->opt.enrich, batch[i]);
+    bool stopping = atomic_load(&in->stopping);
+    if (0 == commit(in, batch, n, end, stopping ? 1 : COMMIT_TRIES)) {
+        sp_metric_inc(store_batches);
+        sp_metric_add(store_batch_events, n);
+        return 0;
+    }
+    if (n <= 1)
+        return -1;
+    /* One event may be what the store refuses: save the others. */
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (0 == commit(in, &batch[i], 1, batch[i]->journal_end, 1))
+            stored++;
+        else
+            batch[i]->outcome = SP_OUTCOME_FAILED;
+    }
+    return stored ? 0 : -1;
 }
 
 static void *writer_main(void *arg)
 {
     sp_ingest_t *in = arg;
-    /* SCHED_BATCH: the request threads' wakeups do not preempt the writer (nor, with
-     * theirs set the same way in http.c, the writer's wakeups them): see sp_http_start. */
+    /* SCHED_IDLE: indexing runs on what the request threads leave. A burst is answered at
+     * full speed and indexed as soon as it eases; the journal holds the backlog on disk.
+     * When answers wait for the store, the writer is on their path: SCHED_BATCH, as the
+     * request threads (see sp_http_start). */
     struct sched_param param = {0};
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    pthread_setschedparam(pthread_self(), in->opt.answers_wait ? SCHED_BATCH : SCHED_IDLE, &param);
     size_t cap = in->opt.batch_max;
     sp_event_t **batch = calloc(cap, sizeof(*batch));
     if (!batch)
         abort();
+    char err[256];
+    int64_t pos = atomic_load(&in->indexed);
+    sp_journal_cursor_t *cur = NULL;
 
-    pthread_mutex_lock(&in->lock);
     for (;;) {
-        while (!in->head && !in->stopping)
-            pthread_cond_wait(&in->wake, &in->lock);
-        if (!in->head && in->stopping)
-            break;
-        size_t n = 0;
-        while (in->head && n < cap) {
-            batch[n++] = in->head;
-            in->head = in->head->next;
+        if (!cur && !(cur = sp_journal_cursor_new(in->opt.journal, pos, err, sizeof(err)))) {
+            sp_log_error("cannot read the journal", "error=\"%s\"", err);
+            if (atomic_load(&in->stopping))
+                break;
+            sleep(1);
+            continue;
         }
-        if (!in->head)
-            in->tail = NULL;
-        in->queued -= n;
-        pthread_mutex_unlock(&in->lock);
-
-        for (size_t i = 0; i < n; i++)
-            prepare_event(in, batch[i]);
-        if (0 == commit(in, batch, n)) {
-            sp_metric_inc(store_batches);
-            sp_metric_add(store_batch_events, n);
-        } else if (n > 1) {
-            /* One event may be what the store refuses: save the others. */
+        size_t n = 0;
+        int64_t end = pos;
+        int rc = read_batch(in, cur, batch, cap, &n, &end);
+        if (0 == n && end == pos) {
+            if (rc < 0) { /* a damaged record: nothing can be read past it */
+                sp_journal_cursor_free(cur);
+                cur = NULL;
+                if (atomic_load(&in->stopping))
+                    break;
+                sleep(1);
+            } else if (atomic_load(&in->stopping)) {
+                break; /* the appends have stopped: everything is in */
+            } else {
+                sp_journal_wait(in->opt.journal, pos, 200);
+            }
+            continue;
+        }
+        if (0 != (n ? store_batch(in, batch, n, end) : commit(in, NULL, 0, end, 1))) {
+            /* The store is down: these stay in the journal, read again from POS. */
             for (size_t i = 0; i < n; i++)
-                if (0 != in->opt.store->ops->write_batch(in->opt.store, &batch[i], 1, NULL, 0))
-                    batch[i]->outcome = SP_OUTCOME_FAILED;
+                sp_event_free(batch[i]);
+            sp_journal_cursor_free(cur);
+            cur = NULL;
+            if (atomic_load(&in->stopping)) {
+                sp_log_error("the store is down: opens stay in the journal for the next start",
+                             "bytes=%" PRId64, sp_journal_end(in->opt.journal) - pos);
+                break;
+            }
+            sleep(1);
+            continue;
         }
         finish(in, batch, n);
-        pthread_mutex_lock(&in->lock);
+        pos = end;
+        set_indexed(in, pos, false);
+        sp_journal_release(in->opt.journal, pos);
     }
-    pthread_mutex_unlock(&in->lock);
+    sp_journal_cursor_free(cur);
     free(batch);
+    /* Anyone still waiting (the store went down at shutdown) is answered: the journal keeps
+     * their opens for the next start. */
+    set_indexed(in, pos, true);
     return NULL;
 }
 
@@ -143,8 +271,45 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     in->opt = *opt;
     if (0 == in->opt.batch_max)
         in->opt.batch_max = 4096;
+    sp_ingest_mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));
+
+    /* Where the store ends in this journal: nothing yet means from its start. */
+    char value[32], why[256];
+    int64_t start = sp_journal_start(opt->journal), end = sp_journal_end(opt->journal);
+    int64_t pos = start;
+    int rc =
+        opt->store->ops->meta_get(opt->store, in->mark_key, value, sizeof(value), why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read the journal position: %s", why);
+        free(in);
+        return NULL;
+    }
+    if (0 == rc) {
+        char *stop;
+        long long v = strtoll(value, &stop, 10);
+        if (*stop || v < start) {
+            sp_log_error("the store's journal position is before the journal; indexing all of it",
+                         "position=\"%s\" start=%" PRId64, value, start);
+        } else if (v > end) {
+            /* The store holds more than the journal: its end was lost (a power loss without
+             * --sync-full) after the store had indexed it. Nothing there is missing. */
+            sp_log_warn("the journal ends before the store's position; going on from its end",
+                        "position=%lld end=%" PRId64, v, end);
+            pos = end;
+        } else {
+            pos = v;
+        }
+    }
+    if (pos < end)
+        sp_log_info("indexing the journal's backlog", "bytes=%" PRId64, end - pos);
+    atomic_store(&in->indexed, pos);
+
     pthread_mutex_init(&in->lock, NULL);
-    pthread_cond_init(&in->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&in->indexed_cond, &ca);
+    pthread_condattr_destroy(&ca);
     if (0 != pthread_create(&in->writer, NULL, writer_main, in)) {
         snprintf(err, errlen, "cannot start the writer thread");
         free(in);
@@ -157,13 +322,12 @@ void sp_ingest_stop(sp_ingest_t *in)
 {
     if (!in)
         return;
-    pthread_mutex_lock(&in->lock);
-    in->stopping = true;
-    pthread_cond_signal(&in->wake);
-    pthread_mutex_unlock(&in->lock);
+    atomic_store(&in->stopping, true);
+    sp_journal_wake(in->opt.journal);
     pthread_join(in->writer, NULL);
     sp_store_close(in->opt.store);
     pthread_mutex_destroy(&in->lock);
-    pthread_cond_destroy(&in->wake);
+    pthread_cond_destroy(&in->indexed_cond);
+    free(in->waiters);
     free(in);
 }

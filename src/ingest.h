@@ -1,39 +1,57 @@
-/* ingest: the queue of recorded requests and the writer thread that commits them in batches. */
+/* ingest: the writer thread, which indexes the journal into the store in batches. */
 /* SPDX-License-Identifier: MIT */
 #ifndef SP_INGEST_H
 #define SP_INGEST_H
 
+#include <stdbool.h>
+
 #include "enrich.h"
 #include "event.h"
+#include "journal.h"
 #include "store.h"
 
 typedef struct sp_ingest sp_ingest_t;
 
-/* Called on the writer thread for each event once its batch is committed (or has failed
- * for good: EV->outcome says which). The callback must not keep EV: it is freed after. */
-typedef void (*sp_ingest_done_fn)(void *ctx, sp_event_t *ev);
-
 /* Called on the writer thread after each commit with the events just stored. */
 typedef void (*sp_ingest_commit_fn)(void *ctx, sp_event_t *const *evs, size_t n);
 
+/* Called on the writer thread once the store holds what WAITER waited for. */
+typedef void (*sp_ingest_indexed_fn)(void *ctx, void *waiter);
+
 typedef struct sp_ingest_options {
-    sp_store_t *store;   /* owned by the ingest from here on, used by the writer only */
-    sp_enrich_t *enrich; /* borrowed */
-    size_t batch_max;    /* most events in one transaction */
-    sp_ingest_done_fn done;
-    void *done_ctx;
+    sp_journal_t *journal;         /* borrowed: read from where the store says it ends */
+    sp_store_t *store;             /* owned by the ingest from here on, used by the writer only */
+    sp_enrich_t *enrich;           /* borrowed */
+    size_t batch_max;              /* most events in one transaction */
     sp_ingest_commit_fn committed; /* may be NULL */
     void *committed_ctx;
+    sp_ingest_indexed_fn indexed; /* for sp_ingest_notify; may be NULL without it */
+    void *indexed_ctx;
+    /* Answers wait for the writer (--answer-after store): it runs at normal priority
+     * instead of on idle time. */
+    bool answers_wait;
 } sp_ingest_options_t;
 
-/* Starts the writer thread. NULL + ERR on failure. */
+/* Starts the writer thread at the journal position the store holds. NULL + ERR on
+ * failure. */
 sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t errlen);
 
-/* Queues EV (ownership passes to the ingest). Its done callback runs after the commit
- * that holds it. Thread-safe. */
-void sp_ingest_submit(sp_ingest_t *in, sp_event_t *ev);
+/* The journal position the store holds everything before. */
+int64_t sp_ingest_indexed(sp_ingest_t *in);
 
-/* Commits everything queued, stops the writer and closes its store. */
+/* Waits until the store holds everything before POS, at most TIMEOUT_MS. True when it
+ * does. */
+bool sp_ingest_wait(sp_ingest_t *in, int64_t pos, int timeout_ms);
+
+/* Asks for indexed(ctx, WAITER) once the store holds everything before POS. False when it
+ * already does (no call follows). Thread-safe. */
+bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, void *waiter);
+
+/* Indexes the rest of the journal (appends must have stopped), stops the writer and
+ * closes its store. */
 void sp_ingest_stop(sp_ingest_t *in);
+
+/* The store's key for the position of journal ID: "journal:<ID>". */
+void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len);
 
 #endif

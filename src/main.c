@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 #include "enrich.h"
 #include "http.h"
 #include "ingest.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "pixel.h"
@@ -193,13 +195,33 @@ static int cmd_serve(sp_config_t *cfg)
             goto done;
         }
     }
+    /* The journal lives with the server, beside its SQLite file or in place of one. */
+    char journal_dir[600];
+    if (0 != mkdir(cfg->data_dir, 0700) && EEXIST != errno) {
+        sp_log_error("cannot create the data folder", "error=\"%s\"", strerror(errno));
+        goto done;
+    }
+    snprintf(journal_dir, sizeof(journal_dir), "%s/journal", cfg->data_dir);
+    sp_journal_options_t jopt = {
+        .dir = journal_dir,
+        /* With --answer-after store the store's own commit is what answers wait for. */
+        .sync = cfg->sync_full && !cfg->answer_after_store,
+        .synced = sp_pixel_resume,
+    };
+    srv.journal = sp_journal_open(&jopt, err, sizeof(err));
+    if (!srv.journal) {
+        sp_log_error("cannot open the journal", "error=\"%s\"", err);
+        goto done;
+    }
     sp_ingest_options_t opt = {
+        .journal = srv.journal,
         .store = store,
         .enrich = srv.enrich,
         .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
-        .done = sp_pixel_on_done,
         .committed = on_commit,
         .committed_ctx = &srv,
+        .indexed = sp_pixel_resume,
+        .answers_wait = cfg->answer_after_store,
     };
     srv.ingest = sp_ingest_start(&opt, err, sizeof(err));
     if (!srv.ingest) {
@@ -227,7 +249,8 @@ static int cmd_serve(sp_config_t *cfg)
     sigwait(&signals, &sig);
     sp_log_info("shutting down", "signal=%d", sig);
 
-    /* No new connections; requests in flight finish and their opens are committed. */
+    /* No new connections; requests in flight finish (with --sync-full once their records
+     * are on disk), then the writer indexes the rest of the journal. */
     MHD_quiesce_daemon(srv.daemon);
     atomic_store(&srv.closing, true);
     sp_live_close(srv.live);
@@ -238,7 +261,8 @@ static int cmd_serve(sp_config_t *cfg)
 done:
     if (srv.daemon)
         sp_http_stop(&srv);
-    sp_ingest_stop(srv.ingest); /* commits whatever is still queued */
+    sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
+    sp_journal_close(srv.journal);
     if (retention_started) {
         pthread_mutex_lock(&retention.lock);
         retention.stop = true;

@@ -28,10 +28,6 @@ char *sp_metrics_render(const char *extra)
     for (int i = 0; i < 4; i++)
         fprintf(f, "spypixel_events_total{class=\"%s\"} %llu\n", sp_class_name((sp_class_t)i),
                 (unsigned long long)atomic_load(&sp_metrics.class_events[i]));
-    fprintf(f,
-            "# HELP spypixel_ingest_queue_depth events waiting for the writer\n"
-            "# TYPE spypixel_ingest_queue_depth gauge\nspypixel_ingest_queue_depth %lld\n",
-            (long long)atomic_load(&sp_metrics.queue_depth));
     if (extra)
         fputs(extra, f);
     fclose(f);

@@ -12,6 +12,7 @@
     X(http_requests, "HTTP requests answered")                                                     \
     X(pixel_requests, "tracking pixel and image requests")                                         \
     X(click_requests, "tracked link requests")                                                     \
+    X(opens_journaled, "opens and clicks written to the journal (and answered)")                   \
     X(opens_recorded, "opens and clicks committed to the store")                                   \
     X(opens_unknown_campaign, "tracking requests for campaigns that do not exist")                 \
     X(opens_invalid, "tracking requests with a malformed ID or token, not recorded")               \
@@ -31,7 +32,6 @@ typedef struct sp_metrics {
     SP_METRICS(SP_METRIC_FIELD)
 #undef SP_METRIC_FIELD
     atomic_uint_fast64_t class_events[4]; /* by sp_class_t */
-    atomic_int_fast64_t queue_depth;
 } sp_metrics_t;
 
 extern sp_metrics_t sp_metrics;

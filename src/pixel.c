@@ -2,6 +2,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "pixel.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +53,22 @@ static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *re
 {
     if (!req->set_visitor)
         return;
-    char cookie[160];
-    snprintf(cookie, sizeof(cookie), VISITOR_COOKIE "=%s; Path=/; Max-Age=31536000; HttpOnly%s",
-             req->visitor, req->https ? "; Secure; SameSite=None" : "; SameSite=Lax");
+    /* Put together by hand: snprintf showed in profiles of the open path. */
+    static const char head[] = VISITOR_COOKIE "=", attrs[] = "; Path=/; Max-Age=31536000; HttpOnly",
+                      secure[] = "; Secure; SameSite=None", lax[] = "; SameSite=Lax";
+    char cookie[sizeof(head) + sizeof(req->visitor) + sizeof(attrs) + sizeof(secure)];
+    size_t v = strnlen(req->visitor, sizeof(req->visitor) - 1);
+    char *p = cookie;
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, req->visitor, v);
+    p += v;
+    memcpy(p, attrs, sizeof(attrs) - 1);
+    p += sizeof(attrs) - 1;
+    if (req->https)
+        memcpy(p, secure, sizeof(secure));
+    else
+        memcpy(p, lax, sizeof(lax));
     MHD_add_response_header(resp, "Set-Cookie", cookie);
 }
 
@@ -96,21 +112,66 @@ enum MHD_Result sp_pixel_finish(sp_request_t *req)
         req->waiting = false;
         atomic_fetch_sub(&req->srv->parked, 1);
     }
-    return req->redirect[0] ? answer_redirect(req) : answer_image(req);
+    return req->redirect ? answer_redirect(req) : answer_image(req);
 }
 
-void sp_pixel_on_done(void *ctx, sp_event_t *ev)
+void sp_pixel_resume(void *ctx, void *waiter)
 {
     (void)ctx;
-    if (ev->waiter)
-        MHD_resume_connection(ev->waiter);
+    MHD_resume_connection(waiter);
 }
 
 struct header_walk {
     sp_event_t *ev;
-    size_t bytes;
     bool anonymize;
 };
+
+/* Each request thread builds its events in one scratch event and encodes them into one
+ * buffer, both as large as an event can be: no allocation per open. */
+typedef struct scratch {
+    sp_event_t *ev;
+    unsigned char record[SP_EVENT_ENCODED_MAX];
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch_t *sc = p;
+    sp_event_free(sc->ev);
+    free(sc);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static scratch_t *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    scratch_t *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = malloc(sizeof(*sc));
+        if (!sc)
+            abort();
+        sc->ev = sp_event_new(SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2));
+        pthread_setspecific(scratch_key, sc);
+    }
+    sp_event_reset(sc->ev);
+    return sc;
+}
+
+/* A full disk would otherwise log once per open. */
+static void log_append_failure(int error)
+{
+    static atomic_llong last_ms;
+    long long now = sp_now_ms(), then = atomic_load(&last_ms);
+    if (now - then >= 1000 && atomic_compare_exchange_strong(&last_ms, &then, now))
+        sp_log_error("cannot write to the journal: opens are answered but not recorded",
+                     "error=\"%s\"", strerror(error));
+}
 
 /* Headers that carry client addresses: with --anonymize-ip their values are not kept. */
 static const char *const address_headers[] = {
@@ -126,19 +187,6 @@ static bool carries_address(const char *name)
         if (0 == strcasecmp(name, address_headers[i]))
             return true;
     return false;
-}
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    struct header_walk *w = cls;
-    (void)kind;
-    size_t k = strlen(key), v = value ? strlen(value) : 0;
-    if (w->anonymize && carries_address(key))
-        v = sizeof(ADDRESS_REMOVED);
-    w->bytes += (k < SP_HEADER_NAME_MAX ? k : SP_HEADER_NAME_MAX) +
-                (v < SP_HEADER_MAX ? v : SP_HEADER_MAX) + 2;
-    return MHD_YES;
 }
 
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -182,25 +230,25 @@ static bool referer_is_dashboard(sp_request_t *req, const char *referer)
     return 0 == strncasecmp(referer, origin, n) && ('/' == referer[n] || '\0' == referer[n]);
 }
 
-/* Records one open or click and parks the request until its commit. Bad input never
- * stops the answer: the caller sends the image (or the redirect) in every case. */
+/* Records one open or click in the journal, then answers (with --sync-full once the
+ * record is on disk). Bad input never stops the answer: the image (or the redirect) goes
+ * out in every case. */
 static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const char *campaign,
                               const char *recipient)
 {
     if (0 != strcmp(req->method, "GET")) /* HEAD: link checkers, nothing to count */
         return sp_pixel_finish(req);
 
-    struct header_walk w = {.anonymize = req->srv->cfg->anonymize_ip};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &w);
-    w.ev = sp_event_new(w.bytes + 16);
-    sp_event_t *ev = w.ev;
+    scratch_t *sc = scratch_get();
+    sp_event_t *ev = sc->ev;
+    struct header_walk w = {.ev = ev, .anonymize = req->srv->cfg->anonymize_ip};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_header, &w);
 
     ev->ts_ms = sp_now_ms();
     ev->kind = kind;
     copy_text(ev->campaign, sizeof(ev->campaign), campaign);
     copy_text(ev->recipient, sizeof(ev->recipient), recipient ? recipient : "");
-    copy_text(ev->target, sizeof(ev->target), req->redirect);
+    copy_text(ev->target, sizeof(ev->target), req->redirect ? req->redirect : "");
     ev->addr = req->client;
     if (req->srv->cfg->anonymize_ip) {
         sp_net_anonymize(&ev->addr); /* before anything is stored or derived from it */
@@ -227,20 +275,45 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
                       sp_auth_self_cookie_valid(req->srv->auth, value);
     ev->self_ip = sp_auth_recent_dashboard_ip(req->srv->auth, &req->client);
 
-    /* Count ourselves parked before looking at closing: the shutdown sets closing and
-     * then waits for parked to reach 0, so no request parks after that wait ends. */
-    atomic_fetch_add(&req->srv->parked, 1);
-    if (atomic_load(&req->srv->closing)) {
-        atomic_fetch_sub(&req->srv->parked, 1);
-        sp_ingest_submit(req->srv->ingest, ev); /* committed by the shutdown's drain */
+    size_t len = sp_event_encode(ev, sc->record);
+    sp_journal_t *journal = req->srv->journal;
+    const sp_config_t *cfg = req->srv->cfg;
+    if (!cfg->sync_full && !cfg->answer_after_store) {
+        /* In the page cache now, so a crash of the process cannot lose it. */
+        if (sp_journal_append(journal, sc->record, len, NULL) < 0) {
+            sp_metric_inc(opens_failed);
+            log_append_failure(errno);
+        } else {
+            sp_metric_inc(opens_journaled);
+        }
         return sp_pixel_finish(req);
     }
-    /* Suspend first, then hand over: the writer may resume us at once. */
-    ev->waiter = req->conn;
-    req->waiting = true;
-    MHD_suspend_connection(req->conn);
-    sp_ingest_submit(req->srv->ingest, ev);
-    return MHD_YES;
+
+    /* The answer waits for the disk (--sync-full) or the store (--answer-after store).
+     * Count ourselves parked before looking at closing: the shutdown sets closing and
+     * then waits for parked to reach 0, so no request parks after that wait ends. */
+    atomic_fetch_add(&req->srv->parked, 1);
+    bool park = !atomic_load(&req->srv->closing);
+    if (park) {
+        /* Suspend first, then append: we may be resumed at once. */
+        req->waiting = true;
+        MHD_suspend_connection(req->conn);
+    } else {
+        atomic_fetch_sub(&req->srv->parked, 1); /* the shutdown syncs and indexes it */
+    }
+    void *sync_waiter = park && !cfg->answer_after_store ? req->conn : NULL;
+    int64_t end = sp_journal_append(journal, sc->record, len, sync_waiter);
+    if (end < 0) {
+        sp_metric_inc(opens_failed);
+        log_append_failure(errno);
+        if (park)
+            MHD_resume_connection(req->conn); /* answered from the next call */
+    } else {
+        sp_metric_inc(opens_journaled);
+        if (park && cfg->answer_after_store && !sp_ingest_notify(req->srv->ingest, end, req->conn))
+            MHD_resume_connection(req->conn);
+    }
+    return park ? MHD_YES : sp_pixel_finish(req);
 }
 
 enum MHD_Result sp_pixel_seed(sp_request_t *req)
@@ -285,7 +358,9 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
         return sp_http_respond(req, 404, "text/plain; charset=utf-8",
                                "This tracked link is not valid.\n", 32);
     }
-    snprintf(req->redirect, sizeof(req->redirect), "%s", data.extra);
+    req->redirect = strdup(data.extra);
+    if (!req->redirect)
+        abort();
     return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
 }
 

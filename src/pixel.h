@@ -19,10 +19,12 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path);
 /* GET /i/TOKEN.EXT: an uploaded image; every load is an open. */
 enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path);
 
-/* Called again once the writer committed the request's event: sends the answer. */
+/* Sends the answer; called again for a parked request once its record is on disk
+ * (--sync-full) or in the store (--answer-after store). */
 enum MHD_Result sp_pixel_finish(sp_request_t *req);
 
-/* The ingest's done callback: resumes the suspended request of EV. */
-void sp_pixel_on_done(void *ctx, sp_event_t *ev);
+/* The journal's synced and the ingest's indexed callback: resumes the parked connection
+ * WAITER. */
+void sp_pixel_resume(void *ctx, void *waiter);
 
 #endif

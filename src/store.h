@@ -44,6 +44,12 @@ typedef struct sp_event_row {
 
 typedef struct sp_store sp_store_t;
 
+/* A meta key/value written in the same transaction as a batch: the journal position the
+ * store then holds everything before. */
+typedef struct sp_store_mark {
+    const char *key, *value;
+} sp_store_mark_t;
+
 /* Row callbacks return 0 to go on, nonzero to stop. */
 typedef int (*sp_store_campaign_cb)(void *ctx, const sp_campaign_t *c);
 typedef int (*sp_store_recipient_cb)(void *ctx, const sp_recipient_t *r);
@@ -56,8 +62,10 @@ typedef struct sp_store_ops {
     const char *name;
     void (*close)(sp_store_t *s);
     /* Records a batch in one transaction: every event's outcome is set to STORED or
-     * UNKNOWN_CAMPAIGN, and its id filled in. On failure nothing is recorded. */
-    int (*write_batch)(sp_store_t *s, sp_event_t **evs, size_t n, char *err, size_t errlen);
+     * UNKNOWN_CAMPAIGN, and its id filled in; MARK (may be NULL) is set in meta with them,
+     * also when N is 0. On failure nothing is recorded. */
+    int (*write_batch)(sp_store_t *s, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
+                       char *err, size_t errlen);
     /* 0 created, 1 already there, -1 error. */
     int (*campaign_create)(sp_store_t *s, const char *id, int64_t now_ms, char *err, size_t errlen);
     /* 0 found, 1 not found, -1 error. */

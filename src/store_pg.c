@@ -89,6 +89,7 @@ enum {
     Q_SESSION_DELETE,
     Q_META_GET,
     Q_META_PUT_NEW,
+    Q_MARK,
     Q_COUNT
 };
 
@@ -165,6 +166,8 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = $1",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = $1",
     [Q_META_PUT_NEW] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
+    [Q_MARK] = "INSERT INTO meta(key, value) VALUES($1, $2)"
+               " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
 typedef struct {
@@ -365,6 +368,7 @@ typedef struct {
     size_t n_recs;
     client_t *clients;
     size_t n_clients;
+    const sp_store_mark_t *mark; /* or NULL */
     int phase;
 } batch_t;
 
@@ -563,7 +567,7 @@ static int send_event(pg_store_t *s, const sp_event_t *ev)
 /* Sends the batch's statement I of the current phase:
  *   1: BEGIN, then whether each campaign exists;
  *   2: the events of known campaigns, the recipient upserts, the client inserts;
- *   3: the campaign counters, COMMIT. */
+ *   3: the campaign counters, the journal position, COMMIT. */
 static int batch_send(pg_store_t *s, batch_t *b, size_t i)
 {
     char name[16];
@@ -594,9 +598,15 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             p_text(&p, k->campaign);
             p_text(&p, k->key);
         }
-    } else {
-        if (i == b->n_updates)
+    } else if (i >= b->n_updates) {
+        if (i == b->n_updates && b->mark) {
+            q = Q_MARK;
+            p_text(&p, b->mark->key);
+            p_text(&p, b->mark->value);
+        } else {
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
+        }
+    } else {
         const camp_t *c = b->updates[i];
         q = Q_CAMPAIGN_COUNT;
         p_text(&p, c->id);
@@ -698,12 +708,13 @@ static void pipe_abort(pg_store_t *s, bool synced)
     rollback(s);
 }
 
-static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *err, size_t errlen)
+static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
+                          char *err, size_t errlen)
 {
     pg_store_t *s = (pg_store_t *)base;
-    batch_t b = {.evs = evs, .n = n};
+    batch_t b = {.evs = evs, .n = n, .mark = mark};
     bool synced = false;
-    if (0 == n)
+    if (0 == n && !mark)
         return 0;
     for (size_t i = 0; i < n; i++)
         evs[i]->first_view = false; /* a retried batch starts clean */
@@ -723,7 +734,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *er
         goto fail_pipe;
     batch_updates(&b);
     b.phase = 3;
-    if (0 != pipe_run(s, &b, b.n_updates + 1, err, errlen))
+    if (0 != pipe_run(s, &b, b.n_updates + (mark ? 2 : 1), err, errlen))
         goto fail_pipe;
     if (!PQpipelineSync(s->conn)) {
         set_err(s, err, errlen, "commit", NULL);

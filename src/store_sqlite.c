@@ -64,6 +64,7 @@ enum {
     Q_RECIPIENT_UPSERT,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
+    Q_MARK,
     Q_COUNT
 };
 
@@ -92,6 +93,8 @@ static const char *const batch_sql[Q_COUNT] = {
         " unique_views = unique_views + ?3, human = human + ?4, proxy = proxy + ?5,"
         " machine = machine + ?6, self = self + ?7, clicks = clicks + ?8,"
         " last_view_at = MAX(last_view_at, ?9) WHERE id = ?1",
+    [Q_MARK] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+               " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
 /* One campaign's counter changes within a batch, written with one UPDATE at its end. */
@@ -305,7 +308,17 @@ static int write_campaign_counts(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *err, size_t errlen)
+static int write_mark(sqlite_store_t *s, const sp_store_mark_t *mark, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->q[Q_MARK];
+    sqlite3_reset(st);
+    bind_text(st, 1, mark->key);
+    bind_text(st, 2, mark->value);
+    return SQLITE_DONE == sqlite3_step(st) ? 0 : fail(s, err, errlen, "journal position");
+}
+
+static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
+                          char *err, size_t errlen)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
@@ -314,7 +327,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, char *er
     for (size_t i = 0; i < n; i++)
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
-    if (0 != write_campaign_counts(s, err, errlen) || 0 != exec(s, "COMMIT", err, errlen))
+    if (0 != write_campaign_counts(s, err, errlen) ||
+        (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     return 0;
 fail:;

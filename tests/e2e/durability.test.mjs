@@ -5,12 +5,13 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { rm } from 'node:fs/promises';
+import { appendFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import net from 'node:net';
 
-import { GIF_LENGTH, UA, sleep, startServer } from './harness.mjs';
+import { GIF_LENGTH, UA, run, sleep, startServer } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -63,8 +64,12 @@ function load(port, { clients, max, prefix, campaign, stop }) {
 }
 
 async function storedRecipients(s, campaign) {
+  await s.indexed();
   const evs = await s.events(campaign, '?limit=100000');
-  return new Set(evs.map((e) => e.recipient));
+  const set = new Set(evs.map((e) => e.recipient));
+  // Each request had its own recipient: a replayed journal must not store one twice.
+  assert.equal(set.size, evs.length, `${evs.length - set.size} opens stored twice`);
+  return set;
 }
 
 function assertAllStored(answered, stored, sent) {
@@ -105,35 +110,64 @@ describe('durability', () => {
     assert.equal(c.unique_views, stored.size);
   });
 
-  test('kill -9 under load (50 keep-alive clients): every answered open is stored after the restart', async (t) => {
-    const s = await startServer({ campaigns: ['crash'], keepData: true });
-    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
-    let killed = false;
-    const t0 = Date.now();
-    const done = load(s.port, { clients: 50, max: 3000, prefix: 'k', campaign: 'crash', stop: () => killed || Date.now() - t0 > 8000 });
-    const tick = Date.now();
-    while (Date.now() - tick < 3000) {
-      await sleep(25);
-      if ((await s.metrics().catch(() => ({}))).spypixel_opens_recorded_total >= 1000) break;
-    }
-    const exit = await s.kill9();
-    killed = true;
-    assert.equal(exit.signal, 'SIGKILL');
-    const { sent, answered } = await done;
-    assert.ok(answered.size >= 100, `only ${answered.size} opens answered before the kill`);
+  for (const [label, flags] of [['', []], [' with --sync-full', ['--sync-full']], [' with --answer-after store', ['--answer-after', 'store']]]) {
+    test(`kill -9 under load (50 keep-alive clients)${label}: every answered open is stored after the restart`, async (t) => {
+      const s = await startServer({ campaigns: ['crash'], keepData: true, flags });
+      cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+      let killed = false;
+      const t0 = Date.now();
+      const done = load(s.port, { clients: 50, max: 3000, prefix: 'k', campaign: 'crash', stop: () => killed || Date.now() - t0 > 8000 });
+      const tick = Date.now();
+      while (Date.now() - tick < 3000) {
+        await sleep(25);
+        if ((await s.metrics().catch(() => ({}))).spypixel_opens_journaled_total >= 1000) break;
+      }
+      const exit = await s.kill9();
+      killed = true;
+      assert.equal(exit.signal, 'SIGKILL');
+      const { sent, answered } = await done;
+      assert.ok(answered.size >= 100, `only ${answered.size} opens answered before the kill`);
 
+      const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true, flags });
+      cleanup.push(() => s2.stop({ keep: true }));
+      const stored = await storedRecipients(s2, 'crash');
+      t.diagnostic(`sent ${sent.size}, answered ${answered.size}, stored ${stored.size}`);
+      assertAllStored(answered, stored, sent);
+      assert.ok(stored.size >= answered.size);
+      const c = await s2.campaign('crash');
+      assert.equal(c.total_views, stored.size, 'the counters agree with the events after the crash');
+      // The restarted server records again.
+      const r = await s2.pixel({ campaign: 'crash', email: 'after-restart' }, { 'User-Agent': UA.thunderbird });
+      assert.equal(r.status, 200);
+      assert.ok((await storedRecipients(s2, 'crash')).has('after-restart'));
+      await s2.stop({ keep: true });
+    });
+  }
+
+  test('a torn journal record (a crash mid-append) is dropped, and the rest is indexed', async () => {
+    const s = await startServer({ campaigns: ['torn'], keepData: true });
+    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+    for (const w of ['t1', 't2']) assert.equal((await s.pixel({ campaign: 'torn', email: w }, { 'User-Agent': UA.thunderbird })).status, 200);
+    await s.indexed();
+    await s.stop({ keep: true });
+    // What a process killed inside pwrite(2) leaves: the start of a record, no end.
+    const dir = join(s.dataDir, 'journal');
+    const seg = (await readdir(dir)).filter((f) => f.endsWith('.jnl')).sort().pop();
+    await appendFile(join(dir, seg), Buffer.from([0x53, 0x50, 0x4a, 0x31, 0x40, 0, 0, 0, 1, 2, 3]));
     const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
     cleanup.push(() => s2.stop({ keep: true }));
-    const stored = await storedRecipients(s2, 'crash');
-    t.diagnostic(`sent ${sent.size}, answered ${answered.size}, stored ${stored.size}`);
-    assertAllStored(answered, stored, sent);
-    assert.ok(stored.size >= answered.size);
-    const c = await s2.campaign('crash');
-    assert.equal(c.total_views, stored.size, 'the counters agree with the events after the crash');
-    // The restarted server records again.
-    const r = await s2.pixel({ campaign: 'crash', email: 'after-restart' }, { 'User-Agent': UA.thunderbird });
-    assert.equal(r.status, 200);
-    assert.ok((await storedRecipients(s2, 'crash')).has('after-restart'));
+    assert.equal((await s2.pixel({ campaign: 'torn', email: 't3' }, { 'User-Agent': UA.thunderbird })).status, 200);
+    const stored = await storedRecipients(s2, 'torn');
+    assert.deepEqual([...stored].sort(), ['t1', 't2', 't3']);
+    await s2.stop({ keep: true });
+  });
+
+  test('a second server on the same data folder is refused: the journal is locked', async () => {
+    const s = await startServer({ campaigns: ['lock'] });
+    cleanup.push(() => s.stop());
+    const r = await run(['serve', '--listen', '127.0.0.1:0', '--data', s.dataDir, '--no-geoip'], { timeoutMs: 10000 });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /in use by another spypixel/);
   });
 
   test('SIGTERM with a live stream, a half-sent request and an idle connection open: exits 0 within 10 s', async () => {

@@ -308,6 +308,16 @@ export async function startServer(opts = {}) {
     pixel(params, headers = {}, o = {}) { return request(`${base}${pixelPath(params)}`, { headers, ...o }); },
     campaign(id, query = '') { return srv.apiOk('GET', `/campaigns/${encodeURIComponent(id)}${query}`); },
     events(id, query = '?limit=100000') { return srv.apiOk('GET', `/campaigns/${encodeURIComponent(id)}/events${query}`); },
+    /** Waits (bounded) until the store holds every open this server has answered. */
+    async indexed(timeoutMs = 15000) {
+      const t0 = Date.now();
+      for (;;) {
+        const r = await request(`${base}/healthz`);
+        if (r.status === 200 && r.json().index_backlog_bytes === 0) return;
+        if (Date.now() - t0 > timeoutMs) throw new Error(`index backlog still ${r.text} after ${timeoutMs} ms`);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    },
     async metrics() {
       const r = await request(`${base}/metrics`);
       if (r.status !== 200) throw new Error(`/metrics: ${r.status}`);

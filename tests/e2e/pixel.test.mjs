@@ -290,11 +290,26 @@ describe('opaque pixels and links', () => {
 });
 
 describe('health and metrics', () => {
-  test('/healthz answers {"status":"ok"}', async () => {
+  test('/healthz answers {"status":"ok"} with the index backlog', async () => {
     const r = await srv.req('/healthz');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.json(), { status: 'ok' });
+    const body = r.json();
+    assert.equal(body.status, 'ok');
+    assert.ok(Number.isInteger(body.index_backlog_bytes) && body.index_backlog_bytes >= 0, r.text);
+    assert.deepEqual(Object.keys(body).sort(), ['index_backlog_bytes', 'status']);
     assert.match(r.headers['content-type'], /^application\/json/);
+  });
+
+  test('an answered open is journaled at once and indexed soon after; the backlog drains to 0', async () => {
+    const before = await srv.metrics();
+    const r = await srv.pixel({ campaign: 'news', email: 'journal@example.com' }, { 'User-Agent': UA.thunderbird });
+    assertPixel(r);
+    const after = await srv.metrics();
+    assert.equal(after.spypixel_opens_journaled_total, before.spypixel_opens_journaled_total + 1);
+    await srv.indexed();
+    const m = await srv.metrics();
+    assert.equal(m.spypixel_index_backlog_bytes, 0);
+    assert.equal(m.spypixel_opens_recorded_total, before.spypixel_opens_recorded_total + 1);
   });
 
   test('/metrics is Prometheus text with the tracking counters', async () => {

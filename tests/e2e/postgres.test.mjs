@@ -1,6 +1,7 @@
 // postgres: two real servers share one PostgreSQL store (started by scripts/pg-test-server
 // through scripts/run-tests): opens recorded by either are counted once, tokens made by one
-// are good on the other, and an answered open survives kill -9.
+// are good on the other, and an answered open survives kill -9: from the server's journal
+// once it restarts, or at once with --answer-after store.
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -56,6 +57,9 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
       assert.equal(r.status, 200);
       assert.equal(r.body.length, 43);
     }
+    // Each server indexes its own journal into the shared store.
+    await a.indexed();
+    await b.indexed();
     for (const srv of [a, b]) {
       const c = await srv.campaign('pg-news');
       assert.equal(c.total_views, 3);
@@ -74,6 +78,7 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     const path = new URL(made.url).pathname;
     const r = await request(`${b.base}${path}`, { headers: { 'User-Agent': UA.chrome } });
     assert.equal(r.status, 200);
+    await b.indexed();
     const c = await a.campaign('pg-shared');
     assert.equal(c.total_views, 1);
     assert.equal(c.per_recipient[0].recipient, 'cy@example.com');
@@ -83,16 +88,37 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     const r = await a.pixel({ campaign: 'pg-news', email: 'q@example.com' },
       { 'User-Agent': "Mozilla/5.0 '); DROP TABLE events; --", 'X-Note': '<script>"x"</script>' });
     assert.equal(r.status, 200);
+    await a.indexed();
     const [ev] = await b.events('pg-news', '?limit=1');
     assert.equal(ev.user_agent, "Mozilla/5.0 '); DROP TABLE events; --");
     assert.equal(ev.headers['X-Note'], '<script>"x"</script>');
   });
 
-  test('an answered open survives kill -9 of its server', async () => {
-    const r = await a.pixel({ campaign: 'pg-news', email: 'kill@example.com' }, { 'User-Agent': UA.thunderbird });
-    assert.equal(r.status, 200);
-    await a.kill9();
-    const c = await b.campaign('pg-news');
-    assert.ok(c.per_recipient.some((x) => x.recipient === 'kill@example.com'), 'the open is stored');
+  test('an answered open survives kill -9 of its server: the restarted server indexes its journal', async () => {
+    // Keep the first server's journal from being indexed before the kill: many opens, and
+    // the kill right after the last answer.
+    const ua = { 'User-Agent': UA.thunderbird };
+    const who = [];
+    for (let i = 0; i < 200; i++) who.push(`kill${i}@example.com`);
+    await Promise.all(who.map(async (w) => assert.equal((await a.pixel({ campaign: 'pg-news', email: w }, ua)).status, 200)));
+    const exit = await a.kill9();
+    assert.equal(exit.signal, 'SIGKILL');
+    a = await startServer({ dataDir: a.dataDir, token: a.token, user: a.user, password: a.password });
+    await a.indexed();
+    const stored = new Set((await b.events('pg-news')).map((e) => e.recipient));
+    const missing = who.filter((w) => !stored.has(w));
+    assert.deepEqual(missing, [], 'every answered open is stored');
+  });
+
+  test('with --answer-after store, an answered open is in PostgreSQL before its answer: the other server sees it after kill -9', async () => {
+    const c = await startServer({ flags: ['--answer-after', 'store'] });
+    const ua = { 'User-Agent': UA.thunderbird };
+    const who = [];
+    for (let i = 0; i < 100; i++) who.push(`strict${i}@example.com`);
+    await Promise.all(who.map(async (w) => assert.equal((await c.pixel({ campaign: 'pg-news', email: w }, ua)).status, 200)));
+    await c.kill9();
+    const stored = new Set((await b.events('pg-news')).map((e) => e.recipient));
+    assert.deepEqual(who.filter((w) => !stored.has(w)), [], 'no restart needed');
+    await c.stop();
   });
 });

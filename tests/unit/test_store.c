@@ -222,7 +222,7 @@ static void write_specs(sp_store_t *s, const spec_t *specs, size_t n, sp_event_t
     assert_non_null(evs);
     for (size_t i = 0; i < n; i++)
         evs[i] = make_event(&specs[i]);
-    int rc = s->ops->write_batch(s, evs, n, err, sizeof(err));
+    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
     if (rc)
         print_error("write_batch: %s\n", err);
     assert_int_equal(0, rc);
@@ -533,7 +533,7 @@ static void test_batch_outcomes(void **state)
     sp_event_free(evs[0]);
 
     /* An empty batch is no error. */
-    assert_int_equal(0, s->ops->write_batch(s, evs, 0, err, sizeof(err)));
+    assert_int_equal(0, s->ops->write_batch(s, evs, 0, NULL, err, sizeof(err)));
     sp_store_close(s);
 }
 
@@ -956,7 +956,7 @@ static void test_hostile_strings(void **state)
     ev->latitude = 47.376887;
     ev->longitude = -8.541694;
     ev->has_coords = true;
-    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
     assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
 
     got_events_t *g = list_events(s, camp, 0, 10);
@@ -1088,7 +1088,7 @@ static void *writer_main(void *arg)
             spec_t sp = writer_spec(id, r, i);
             evs[i] = make_event(&sp);
         }
-        if (0 != s->ops->write_batch(s, evs, PER_BATCH, w->err, sizeof(w->err)))
+        if (0 != s->ops->write_batch(s, evs, PER_BATCH, NULL, w->err, sizeof(w->err)))
             w->failures++;
         for (int i = 0; i < PER_BATCH; i++)
             sp_event_free(evs[i]);
@@ -1207,11 +1207,11 @@ static void test_reconnect(void **state)
 
     kill_backends(fx);
     sp_event_t *ev = make_event(&(spec_t){"r", "ann", OPEN, H, 5, NULL, NULL, NULL});
-    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
     assert_true(strlen(err) > 0);
     assert_null(strchr(err, '\n'));
     assert_int_equal(SP_OUTCOME_PENDING, ev->outcome);
-    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, err, sizeof(err)));
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
     assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
     sp_event_free(ev);
 
@@ -1225,8 +1225,8 @@ static void test_reconnect(void **state)
     /* The writer's retry without an error buffer works too. */
     kill_backends(fx);
     ev = make_event(&(spec_t){"r", "bo", OPEN, H, 6, NULL, NULL, NULL});
-    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, 0));
-    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, 0));
+    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, NULL, 0));
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, NULL, 0));
     sp_event_free(ev);
     assert_int_equal(2, get_campaign(s, "r").total_views);
 
@@ -1236,11 +1236,11 @@ static void test_reconnect(void **state)
     assert_int_equal(0, pg_cmd(fx->admin, sql));
     sp_event_t *two[2] = {make_event(&(spec_t){"r", "cy", OPEN, H, 8, NULL, NULL, NULL}),
                           make_event(&(spec_t){"r", "di", OPEN, H, 7, NULL, NULL, NULL})};
-    assert_int_equal(-1, s->ops->write_batch(s, two, 2, err, sizeof(err)));
+    assert_int_equal(-1, s->ops->write_batch(s, two, 2, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "check"));
     assert_int_equal(SP_OUTCOME_PENDING, two[0]->outcome);
     assert_int_equal(2, get_campaign(s, "r").total_views);
-    assert_int_equal(0, s->ops->write_batch(s, two, 1, err, sizeof(err)));
+    assert_int_equal(0, s->ops->write_batch(s, two, 1, NULL, err, sizeof(err)));
     assert_int_equal(3, get_campaign(s, "r").total_views);
     sp_event_free(two[0]);
     sp_event_free(two[1]);
