@@ -138,10 +138,17 @@ describe('hostile input', () => {
     await stillServing();
   });
 
-  test('a 20 KB query string still gets the GIF and records the open', async () => {
-    const q = `campaign=evil&email=longq&junk=${'j'.repeat(20000)}`;
+  test('a 12 KB query string still gets the GIF and records the open', async () => {
+    const q = `campaign=evil&email=longq&junk=${'j'.repeat(12000)}`;
     assertPixel(await srv.pixel(q, { 'User-Agent': UA.thunderbird }));
     await latest('longq');
+  });
+
+  test('a 20 KB request line is refused with 414 (16 KiB per connection), and the server keeps serving', async () => {
+    const q = `campaign=evil&email=longer&junk=${'j'.repeat(20000)}`;
+    const r = await srv.pixel(q, { 'User-Agent': UA.thunderbird });
+    assert.equal(r.status, 414);
+    await stillServing();
   });
 
   test('a 1 MB request line or header is refused, and the server keeps serving', async () => {
