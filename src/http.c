@@ -383,6 +383,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (MHD_CONNECTION_NOTIFY_STARTED == toe) {
+        sp_connection_t *c = calloc(1, sizeof(*c));
+        if (!c)
+            abort();
+        *socket_context = c;
+    } else if (*socket_context) {
+        sp_connection_t *c = *socket_context;
+        if (c->cookie_answer)
+            MHD_destroy_response(c->cookie_answer);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -502,8 +521,8 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
     if (restore)
         pthread_setschedparam(pthread_self(), policy, &saved);
     if (!srv->daemon) {

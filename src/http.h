@@ -40,6 +40,13 @@ typedef struct sp_server {
     atomic_int parked;
 } sp_server_t;
 
+/* Per-connection state, libmicrohttpd's socket context: from accept to close. */
+typedef struct sp_connection {
+    struct MHD_Response *cookie_answer; /* the last image answer with a Set-Cookie, or NULL */
+    char visitor[40];                   /* the visitor ID it sets */
+    bool https;
+} sp_connection_t;
+
 /* Per-request state, kept in libmicrohttpd's con_cls from the first call to completion. */
 typedef struct sp_request {
     sp_server_t *srv;

@@ -23,6 +23,15 @@ const unsigned char sp_pixel_gif[43] = {
 #define VISITOR_COOKIE "spv"
 #define SELF_COOKIE    "sp_self"
 
+/* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
+ * for every open. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void add_image_headers(struct MHD_Response *resp, const char *mime)
 {
     MHD_add_response_header(resp, "Content-Type", mime);
@@ -72,10 +81,42 @@ static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *re
     MHD_add_response_header(resp, "Set-Cookie", cookie);
 }
 
+/* The image answer with this request's new visitor cookie. A keep-alive connection's
+ * client (one address, usually one agent: a mail proxy fetching for many readers, a
+ * browser loading several images) gets the same cookie every time, so the last answer is
+ * kept with the connection and sent again: building one costs two dozen allocations. */
+static enum MHD_Result answer_cookie_pixel(sp_request_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    sp_connection_t *c = ci ? ci->socket_context : NULL;
+    if (c && c->cookie_answer && c->https == req->https && 0 == strcmp(c->visitor, req->visitor))
+        return MHD_queue_response(req->conn, 200, c->cookie_answer);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    add_image_headers(resp, "image/gif");
+    add_visitor_cookie(resp, req);
+    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+    if (c) {
+        if (c->cookie_answer)
+            MHD_destroy_response(c->cookie_answer);
+        c->cookie_answer = resp; /* our reference; dropped at the connection's close */
+        c->https = req->https;
+        copy_text(c->visitor, sizeof(c->visitor), req->visitor);
+    } else {
+        MHD_destroy_response(resp);
+    }
+    return rc;
+}
+
 static enum MHD_Result answer_image(sp_request_t *req)
 {
     if (!req->set_visitor && !req->image)
         return MHD_queue_response(req->conn, 200, req->srv->pixel);
+    if (!req->image)
+        return answer_cookie_pixel(req);
     /* PERSISTENT for an uploaded image too: the request, which owns the bytes, is freed
      * only after the answer is sent. */
     struct MHD_Response *resp =
@@ -209,15 +250,6 @@ static bool visitor_valid(const char *v)
         if (!strchr("0123456789abcdef", v[n]))
             return false;
     return 32 == n;
-}
-
-/* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
- * for every open. */
-static void copy_text(char *dst, size_t size, const char *src)
-{
-    size_t n = strnlen(src, size - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
 }
 
 static bool referer_is_dashboard(sp_request_t *req, const char *referer)

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
+import http from 'node:http';
 import net from 'node:net';
 
-import { UA, assertPixel, freePort, prepareData, request, startRaw, startServer } from './harness.mjs';
+import { UA, assertPixel, freePort, prepareData, request, setCookieLine, setCookies, startRaw, startServer } from './harness.mjs';
 
 const servers = [];
 after(async () => {
@@ -59,6 +60,28 @@ describe('--trusted-proxy 127.0.0.1/32 with the default GeoIP database', () => {
     assert.equal((await openFrom(s, { Forwarded: 'for="[2001:db8::1]:4711"' })).ip, '2001:db8::1');
     assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43' })).ip, '192.0.2.60');
     assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.43, for=198.51.100.17' })).ip, '198.51.100.17');
+  });
+
+  test('one keep-alive connection from the proxy carries many clients: each gets its own visitor cookie and scheme', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = (headers) => s.pixel({ campaign: 'ip', email: `proxied${++n}` }, { 'User-Agent': UA.thunderbird, ...headers }, { agent });
+      const x1 = await get({ 'X-Forwarded-For': '198.51.100.20' });
+      const y1 = await get({ 'X-Forwarded-For': '198.51.100.21' });
+      const x2 = await get({ 'X-Forwarded-For': '198.51.100.20' });
+      const xTls = await get({ 'X-Forwarded-For': '198.51.100.20', 'X-Forwarded-Proto': 'https' });
+      const x3 = await get({ 'X-Forwarded-For': '198.51.100.20' });
+      for (const r of [x1, y1, x2, xTls, x3]) assertPixel(r);
+      const spv = (r) => setCookies(r).spv;
+      assert.notEqual(spv(y1), spv(x1), 'another client behind the proxy');
+      assert.equal(spv(x2), spv(x1));
+      assert.equal(spv(xTls), spv(x1), 'the same client over TLS');
+      assert.match(setCookieLine(xTls, 'spv'), /; Secure; SameSite=None/);
+      assert.match(setCookieLine(x3, 'spv'), /SameSite=Lax/);
+      assert.doesNotMatch(setCookieLine(x3, 'spv'), /Secure/);
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('garbage in X-Forwarded-For keeps a sane address', async () => {

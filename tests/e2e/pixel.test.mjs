@@ -161,6 +161,30 @@ describe('GET /spy-pixel.gif', () => {
     assert.match(setCookies(forged).spv ?? '', /^[0-9a-f]{32}$/, 'a malformed visitor cookie is replaced');
   });
 
+  test('on one keep-alive connection, each client gets its own visitor cookie (the answer kept per connection follows the agent and the scheme)', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = (email, headers) => srv.pixel({ campaign: 'news', email }, headers, { agent });
+      const a1 = await get('conn-1', { 'User-Agent': UA.chrome });
+      const a2 = await get('conn-2', { 'User-Agent': UA.chrome });
+      const b1 = await get('conn-3', { 'User-Agent': UA.thunderbird });
+      const a3 = await get('conn-4', { 'User-Agent': UA.chrome });
+      const viaTls = await get('conn-5', { 'User-Agent': UA.chrome, 'X-Forwarded-Proto': 'https' });
+      for (const r of [a1, a2, b1, a3, viaTls]) assertPixel(r);
+      const spv = (r) => setCookies(r).spv;
+      assert.match(spv(a1), /^[0-9a-f]{32}$/);
+      assert.equal(spv(a2), spv(a1), 'same address and agent: same visitor');
+      assert.match(spv(b1), /^[0-9a-f]{32}$/);
+      assert.notEqual(spv(b1), spv(a1), 'another agent on the same connection is another visitor');
+      assert.equal(spv(a3), spv(a1));
+      assert.doesNotMatch(setCookieLine(a3, 'spv'), /Secure/, 'plain HTTP: no Secure');
+      // The server trusts no proxy here, so the scheme stays plain: the same answer.
+      assert.equal(setCookieLine(viaTls, 'spv'), setCookieLine(a1, 'spv'));
+    } finally {
+      agent.destroy();
+    }
+  });
+
   test('answers keep HTTP/1.1 connections alive (a mail client loads many images on one connection)', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
