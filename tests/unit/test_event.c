@@ -1,4 +1,5 @@
-/* test_event: IDs, header storage and lookup, cookies, the headers/cookies JSON, timestamps. */
+/* test_event: IDs, header storage and lookup, cookies, the headers/cookies JSON, timestamps, the
+ * journal form (encode, decode, reset). */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "event.h"
+#include "net.h"
 
 static int add(sp_event_t *ev, const char *name, const char *value)
 {
@@ -396,6 +398,494 @@ static void test_format_ts(void **state)
     assert_true(now <= after);
 }
 
+/* ---- the journal form ---------------------------------------------------------------------- */
+
+#define EV_BUF (SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2))
+
+/* Encodes EV into a malloc'd buffer of exactly SP_EVENT_ENCODED_MAX bytes (so that the
+ * sanitizers see a write past it) and returns it; *LEN is the encoding's length. */
+static unsigned char *encode(const sp_event_t *ev, size_t *len)
+{
+    unsigned char *buf = malloc(SP_EVENT_ENCODED_MAX);
+    assert_non_null(buf);
+    *len = sp_event_encode(ev, buf);
+    assert_true(*len > 0);
+    assert_true(*len <= SP_EVENT_ENCODED_MAX);
+    return buf;
+}
+
+/* Decodes LEN bytes copied into a buffer of exactly that size. */
+static sp_event_t *decode_exact(const unsigned char *buf, size_t len)
+{
+    unsigned char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    if (len)
+        memcpy(copy, buf, len);
+    sp_event_t *ev = sp_event_decode(copy, len);
+    free(copy);
+    return ev;
+}
+
+/* Checks that GOT holds what the journal form carries of WANT. */
+static void same_event(const sp_event_t *want, const sp_event_t *got)
+{
+    assert_int_equal(want->kind, got->kind);
+    assert_int_equal(want->ts_ms, got->ts_ms);
+    assert_string_equal(want->campaign, got->campaign);
+    assert_string_equal(want->recipient, got->recipient);
+    assert_string_equal(want->target, got->target);
+    assert_memory_equal(want->addr.b, got->addr.b, sizeof(want->addr.b));
+    assert_int_equal(want->addr.v4, got->addr.v4);
+    assert_string_equal(want->ip, got->ip);
+    assert_string_equal(want->visitor, got->visitor);
+    assert_int_equal(want->self_referer, got->self_referer);
+    assert_int_equal(want->self_cookie, got->self_cookie);
+    assert_int_equal(want->self_ip, got->self_ip);
+    assert_int_equal(want->n_headers, got->n_headers);
+    for (size_t i = 0; i < want->n_headers; i++) {
+        assert_string_equal(want->headers[i].name, got->headers[i].name);
+        assert_string_equal(want->headers[i].value, got->headers[i].value);
+        /* The decoded event's own copies. */
+        assert_true(got->headers[i].name >= got->buf &&
+                    got->headers[i].name < got->buf + got->buf_size);
+        assert_true(got->headers[i].value >= got->buf &&
+                    got->headers[i].value < got->buf + got->buf_size);
+    }
+    const char *const *ptrs[3][2] = {{&want->user_agent, &got->user_agent},
+                                     {&want->referer, &got->referer},
+                                     {&want->cookie, &got->cookie}};
+    for (int k = 0; k < 3; k++) {
+        const char *w = *ptrs[k][0], *g = *ptrs[k][1];
+        if (!w) {
+            assert_null(g);
+            continue;
+        }
+        assert_non_null(g);
+        assert_string_equal(w, g);
+        /* Pointing at the decoded header of the same index. */
+        size_t i = 0;
+        while (i < want->n_headers && want->headers[i].value != w)
+            i++;
+        assert_true(i < want->n_headers);
+        assert_ptr_equal(got->headers[i].value, g);
+    }
+}
+
+/* A request as the pixel records it, with some of everything. */
+static sp_event_t *rich_event(void)
+{
+    sp_event_t *ev = sp_event_new(EV_BUF);
+    ev->kind = SP_EVENT_CLICK;
+    ev->ts_ms = 1795622400123LL;
+    strcpy(ev->campaign, "spring-2026");
+    strcpy(ev->recipient, "alice+news@example.com");
+    strcpy(ev->target, "https://example.com/landing?a=1&b=%20caf\xc3\xa9#top");
+    assert_int_equal(0, sp_net_parse("203.0.113.7", &ev->addr));
+    assert_true(ev->addr.v4);
+    strcpy(ev->ip, "203.0.113.7");
+    strcpy(ev->visitor, "0123456789abcdef0123456789abcdef");
+    ev->self_referer = true;
+    ev->self_cookie = false;
+    ev->self_ip = true;
+    assert_int_equal(0, add(ev, "Host", "t.example.com"));
+    assert_int_equal(0, add(ev, "User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"));
+    assert_int_equal(0, add(ev, "Accept", "image/avif,image/webp,*/*"));
+    assert_int_equal(0, add(ev, "Referer", "https://mail.example.com/inbox"));
+    assert_int_equal(0, add(ev, "Cookie", "spv=abc; theme=dark"));
+    assert_int_equal(0, add(ev, "Accept", "second"));
+    assert_int_equal(0, add(ev, "user-agent", "a later one"));
+    assert_int_equal(0, add(ev, "X-Empty", ""));
+    assert_int_equal(0, add(ev, "X-Bytes", "\x01\x7f\xff\xfe \"q\" \\"));
+    /* A name and a value over the limits: cut as sp_event_add_header cuts them. */
+    static char name[300], value[5000];
+    memset(name, 'N', sizeof(name));
+    memset(value, 'v', sizeof(value));
+    assert_int_equal(0, sp_event_add_header(ev, name, sizeof(name), value, sizeof(value)));
+    assert_int_equal(0, add(ev, "Accept-Language", "en-GB,en;q=0.9"));
+    return ev;
+}
+
+static void test_encode_decode(void **state)
+{
+    sp_event_t *ev = rich_event();
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_int_equal(11, got->n_headers);
+    assert_string_equal("Mozilla/5.0 (Windows NT 10.0; Win64; x64)", got->user_agent);
+    assert_ptr_equal(got->headers[1].value, got->user_agent);
+    assert_ptr_equal(got->headers[3].value, got->referer);
+    assert_ptr_equal(got->headers[4].value, got->cookie);
+    assert_string_equal("a later one", got->headers[6].value);
+    assert_string_equal("", got->headers[7].value);
+    assert_string_equal("\x01\x7f\xff\xfe \"q\" \\", got->headers[8].value);
+    assert_int_equal(SP_HEADER_NAME_MAX, strlen(got->headers[9].name));
+    assert_int_equal(SP_HEADER_MAX, strlen(got->headers[9].value));
+    assert_string_equal("en-GB,en;q=0.9", sp_event_header(got, "accept-language"));
+    assert_string_equal("image/avif,image/webp,*/*", sp_event_header(got, "Accept"));
+    /* What the journal form does not carry starts empty. */
+    assert_int_equal(0, got->id);
+    assert_int_equal(SP_OUTCOME_PENDING, got->outcome);
+    assert_int_equal(0, got->journal_end);
+    assert_string_equal("", got->browser);
+    assert_string_equal("", got->country);
+    assert_false(got->first_view);
+
+    /* Encoding the decoded event gives the same bytes. */
+    size_t len2;
+    unsigned char *buf2 = encode(got, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    free(buf2);
+    sp_event_free(got);
+    free(buf);
+
+    /* IPv6, an open, no recipient, no target, no visitor; every flag combination. */
+    assert_int_equal(0, sp_net_parse("2001:db8::8a2e:370:7334", &ev->addr));
+    assert_false(ev->addr.v4);
+    strcpy(ev->ip, "2001:db8::8a2e:370:7334");
+    ev->kind = SP_EVENT_OPEN;
+    ev->ts_ms = 0;
+    ev->recipient[0] = ev->target[0] = ev->visitor[0] = '\0';
+    for (int flags = 0; flags < 16; flags++) {
+        ev->self_referer = flags & 1;
+        ev->self_cookie = flags & 2;
+        ev->self_ip = flags & 4;
+        if (flags & 8) {
+            assert_int_equal(0, sp_net_parse("10.1.2.3", &ev->addr));
+            strcpy(ev->ip, "10.1.2.3");
+        } else {
+            assert_int_equal(0, sp_net_parse("::1", &ev->addr));
+            strcpy(ev->ip, "::1");
+        }
+        ev->ts_ms = flags % 2 ? -1 : INT64_MAX - flags;
+        buf = encode(ev, &len);
+        got = decode_exact(buf, len);
+        assert_non_null(got);
+        same_event(ev, got);
+        sp_event_free(got);
+        free(buf);
+    }
+    sp_event_free(ev);
+
+    /* An event with nothing in it. */
+    ev = sp_event_new(0);
+    buf = encode(ev, &len);
+    got = decode_exact(buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_int_equal(0, got->n_headers);
+    assert_null(got->user_agent);
+    assert_null(got->referer);
+    assert_null(got->cookie);
+    sp_event_free(got);
+    free(buf);
+    sp_event_free(ev);
+}
+
+/* Every field at its longest and SP_HEADERS_MAX headers at theirs: within
+ * SP_EVENT_ENCODED_MAX, and back whole. */
+static void test_encode_largest(void **state)
+{
+    sp_event_t *ev = sp_event_new(EV_BUF);
+    ev->kind = SP_EVENT_CLICK;
+    memset(ev->campaign, 'c', SP_ID_MAX);
+    memset(ev->recipient, 'r', SP_ID_MAX);
+    memset(ev->target, 't', sizeof(ev->target) - 1);
+    memset(ev->ip, '1', sizeof(ev->ip) - 1);
+    memset(ev->visitor, 'v', sizeof(ev->visitor) - 1);
+    memset(ev->addr.b, 0xff, sizeof(ev->addr.b));
+    char name[SP_HEADER_NAME_MAX], value[SP_HEADER_MAX];
+    memset(name, 'n', sizeof(name));
+    for (size_t i = 0; i < sizeof(value); i++)
+        value[i] = (char)(1 + i % 255);
+    for (int i = 0; i < SP_HEADERS_MAX; i++) {
+        name[0] = (char)('A' + i % 26);
+        assert_int_equal(0, sp_event_add_header(ev, name, sizeof(name), value, sizeof(value)));
+    }
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_int_equal(SP_ID_MAX, strlen(got->campaign));
+    assert_int_equal(sizeof(got->target) - 1, strlen(got->target));
+    assert_int_equal(SP_HEADERS_MAX, got->n_headers);
+    sp_event_free(got);
+    free(buf);
+    sp_event_free(ev);
+}
+
+static void test_decode_truncated(void **state)
+{
+    sp_event_t *ev = rich_event();
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    /* Every prefix is refused. */
+    for (size_t n = 0; n < len; n++) {
+        sp_event_t *got = decode_exact(buf, n);
+        if (got)
+            fail_msg("a %zu-byte prefix of %zu decoded", n, len);
+    }
+    /* So are the whole with anything after it. */
+    unsigned char *longer = malloc(len + 100);
+    assert_non_null(longer);
+    memcpy(longer, buf, len);
+    memset(longer + len, 0, 100);
+    for (size_t extra = 1; extra <= 100; extra += (extra < 10 ? 1 : 30))
+        assert_null(decode_exact(longer, len + extra));
+    memset(longer + len, 'x', 100);
+    assert_null(decode_exact(longer, len + 1));
+    sp_event_t *whole = decode_exact(longer, len);
+    assert_non_null(whole);
+    sp_event_free(whole);
+    free(longer);
+    free(buf);
+
+    /* The same for an event without headers (where the header count is last). */
+    ev->n_headers = 0;
+    ev->user_agent = ev->referer = ev->cookie = NULL;
+    buf = encode(ev, &len);
+    for (size_t n = 0; n < len; n++)
+        assert_null(decode_exact(buf, n));
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    sp_event_free(got);
+    free(buf);
+    sp_event_free(ev);
+}
+
+/* Appends a length-prefixed text as the journal form writes it. */
+static size_t put_text(unsigned char *p, const char *s, size_t n)
+{
+    uint16_t n16 = (uint16_t)n;
+    memcpy(p, &n16, 2);
+    memcpy(p + 2, s, n);
+    return 2 + n;
+}
+
+static void test_decode_malformed(void **state)
+{
+    /* The fixed part of an event without headers ends with the header count (a u16). */
+    sp_event_t *ev = sp_event_new(0);
+    strcpy(ev->campaign, "c");
+    size_t fixed;
+    unsigned char *base = encode(ev, &fixed);
+    sp_event_free(ev);
+    unsigned char *buf = malloc(fixed + 70 * 8);
+    assert_non_null(buf);
+
+    /* SP_HEADERS_MAX headers are taken; one more is refused, though all are there. */
+    for (uint16_t n = SP_HEADERS_MAX - 1; n <= SP_HEADERS_MAX + 2; n++) {
+        memcpy(buf, base, fixed);
+        memcpy(buf + fixed - 2, &n, 2);
+        size_t len = fixed;
+        for (uint16_t i = 0; i < n; i++) {
+            len += put_text(buf + len, "A", 1);
+            len += put_text(buf + len, "1", 1);
+        }
+        sp_event_t *got = decode_exact(buf, len);
+        if (n <= SP_HEADERS_MAX) {
+            assert_non_null(got);
+            assert_int_equal(n, got->n_headers);
+            assert_string_equal("c", got->campaign);
+            sp_event_free(got);
+        } else {
+            assert_null(got);
+        }
+    }
+    uint16_t many = UINT16_MAX;
+    memcpy(buf, base, fixed);
+    memcpy(buf + fixed - 2, &many, 2);
+    assert_null(decode_exact(buf, fixed));
+
+    /* A header name or value over its limit, or with a NUL inside. */
+    static char big[SP_HEADER_MAX + 2];
+    memset(big, 'b', sizeof(big));
+    unsigned char *hbuf = malloc(fixed + 2 * (2 + sizeof(big)));
+    assert_non_null(hbuf);
+    struct {
+        size_t name_len, value_len;
+        const char *name, *value;
+        bool ok;
+    } hcases[] = {
+        {SP_HEADER_NAME_MAX, 1, big, "v", true},
+        {SP_HEADER_NAME_MAX + 1, 1, big, "v", false},
+        {1, SP_HEADER_MAX, "n", big, true},
+        {1, SP_HEADER_MAX + 1, "n", big, false},
+        {3, 1, "a\0b", "v", false},
+        {1, 3, "n", "v\0w", false},
+        {0, 0, "", "", true},
+    };
+    for (size_t k = 0; k < sizeof(hcases) / sizeof(hcases[0]); k++) {
+        memcpy(hbuf, base, fixed);
+        uint16_t one = 1;
+        memcpy(hbuf + fixed - 2, &one, 2);
+        size_t len = fixed;
+        len += put_text(hbuf + len, hcases[k].name, hcases[k].name_len);
+        len += put_text(hbuf + len, hcases[k].value, hcases[k].value_len);
+        sp_event_t *got = decode_exact(hbuf, len);
+        if (hcases[k].ok != (NULL != got))
+            fail_msg("header case %zu: decoded=%d", k, NULL != got);
+        sp_event_free(got);
+    }
+    free(hbuf);
+
+    /* A kind that is neither an open nor a click (the byte after the time). */
+    memcpy(buf, base, fixed);
+    sp_event_t *got = decode_exact(buf, fixed);
+    assert_non_null(got);
+    sp_event_free(got);
+    buf[8] = 1;
+    got = decode_exact(buf, fixed);
+    assert_non_null(got);
+    assert_int_equal(SP_EVENT_CLICK, got->kind);
+    sp_event_free(got);
+    buf[8] = 2;
+    assert_null(decode_exact(buf, fixed));
+    buf[8] = 0xff;
+    assert_null(decode_exact(buf, fixed));
+
+    /* A text longer than its field: a 129-byte campaign, or one with a NUL in it. The
+     * campaign's length is right after time, kind, flags and the 16 address bytes. */
+    const size_t at = 8 + 1 + 1 + 16;
+    uint16_t clen;
+    memcpy(&clen, base + at, 2);
+    assert_int_equal(1, clen);
+    unsigned char *tbuf = malloc(fixed + SP_ID_MAX + 10);
+    assert_non_null(tbuf);
+    for (size_t n = SP_ID_MAX; n <= SP_ID_MAX + 1; n++) {
+        memcpy(tbuf, base, at);
+        size_t len = at;
+        char id[SP_ID_MAX + 1];
+        memset(id, 'i', sizeof(id));
+        len += put_text(tbuf + len, id, n);
+        memcpy(tbuf + len, base + at + 3, fixed - at - 3);
+        len += fixed - at - 3;
+        got = decode_exact(tbuf, len);
+        if (n == SP_ID_MAX) {
+            assert_non_null(got);
+            assert_int_equal(SP_ID_MAX, strlen(got->campaign));
+            sp_event_free(got);
+        } else {
+            assert_null(got);
+        }
+    }
+    memcpy(tbuf, base, fixed);
+    tbuf[at + 2] = '\0';
+    assert_null(decode_exact(tbuf, fixed));
+    free(tbuf);
+    free(buf);
+    free(base);
+}
+
+/* Bytes that are not an encoding (random ones, or one with a byte changed) are refused or
+ * decoded, never read past. */
+static void test_decode_noise(void **state)
+{
+    sp_event_t *ev = rich_event();
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_event_free(ev);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char saved = buf[i];
+        for (int k = 0; k < 3; k++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = k == 0 ? (unsigned char)~saved : (unsigned char)(x >> 16);
+            sp_event_t *got = decode_exact(buf, len);
+            if (got) {
+                assert_true(got->n_headers <= SP_HEADERS_MAX);
+                for (size_t h = 0; h < got->n_headers; h++)
+                    assert_true(strlen(got->headers[h].value) <= SP_HEADER_MAX);
+                sp_event_free(got);
+            }
+        }
+        buf[i] = saved;
+    }
+    free(buf);
+
+    unsigned char noise[512];
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(round % 512);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            noise[i] = (unsigned char)(x >> 16);
+        }
+        if (round % 3 == 0 && n > 28)
+            memset(noise + 8, 0, 20); /* a plausible head: kind 0, no flags, short texts */
+        sp_event_free(decode_exact(noise, n));
+    }
+}
+
+static void test_reset(void **state)
+{
+    sp_event_t *ev = rich_event();
+    sp_event_reset(ev);
+    assert_int_equal(0, ev->n_headers);
+    assert_int_equal(0, ev->buf_used);
+    assert_null(ev->user_agent);
+    assert_null(ev->referer);
+    assert_null(ev->cookie);
+    assert_false(ev->self_referer);
+    assert_false(ev->self_cookie);
+    assert_false(ev->self_ip);
+    assert_string_equal("", ev->campaign);
+    assert_string_equal("", ev->recipient);
+    assert_string_equal("", ev->target);
+    assert_string_equal("", ev->ip);
+    assert_string_equal("", ev->visitor);
+    assert_null(sp_event_header(ev, "Host"));
+    assert_int_equal(EV_BUF, ev->buf_size);
+
+    /* Filled again: only the new request is in it. */
+    ev->kind = SP_EVENT_OPEN;
+    ev->ts_ms = 42;
+    strcpy(ev->campaign, "autumn");
+    assert_int_equal(0, sp_net_parse("198.51.100.9", &ev->addr));
+    strcpy(ev->ip, "198.51.100.9");
+    ev->self_cookie = true;
+    assert_int_equal(0, add(ev, "Cookie", "b=2"));
+    assert_int_equal(0, add(ev, "User-Agent", "curl/8"));
+    assert_string_equal("curl/8", ev->user_agent);
+    assert_string_equal("b=2", ev->cookie);
+    assert_null(ev->referer);
+    assert_null(sp_event_header(ev, "Host"));
+    assert_int_equal(2, ev->n_headers);
+    /* The buffer is reused from its start. */
+    assert_ptr_equal(ev->buf, ev->headers[0].name);
+
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_string_equal("", got->recipient);
+    assert_string_equal("", got->target);
+    assert_string_equal("", got->visitor);
+    assert_false(got->self_referer);
+    assert_true(got->self_cookie);
+    assert_false(got->self_ip);
+    sp_event_free(got);
+    free(buf);
+
+    /* As a scratch event: many reuses, each filled to the header limit, never more room. */
+    for (int round = 0; round < 5; round++) {
+        sp_event_reset(ev);
+        for (int i = 0; i < SP_HEADERS_MAX; i++) {
+            char value[SP_HEADER_MAX];
+            memset(value, 'a' + round, sizeof(value));
+            assert_int_equal(0, sp_event_add_header(ev, "X-Fill", 6, value, sizeof(value)));
+        }
+        assert_int_equal(-1, add(ev, "X-More", "1"));
+        assert_int_equal(SP_HEADERS_MAX, ev->n_headers);
+        assert_int_equal('a' + round, ev->headers[SP_HEADERS_MAX - 1].value[0]);
+    }
+    sp_event_free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +898,12 @@ int main(void)
         cmocka_unit_test(test_headers_json_full),
         cmocka_unit_test(test_cookies_json),
         cmocka_unit_test(test_format_ts),
+        cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_encode_largest),
+        cmocka_unit_test(test_decode_truncated),
+        cmocka_unit_test(test_decode_malformed),
+        cmocka_unit_test(test_decode_noise),
+        cmocka_unit_test(test_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
