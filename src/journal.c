@@ -2,6 +2,7 @@
  * answer; the writer indexes it into the store behind them. */
 /* SPDX-License-Identifier: MIT */
 #include "journal.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -112,7 +113,8 @@ static int list_segments(sp_journal_t *j, char *err, size_t errlen)
         push_segment(j, (int64_t)v);
     }
     closedir(d);
-    qsort(j->segs, j->n_segs, sizeof(*j->segs), cmp_i64);
+    if (j->n_segs > 1)
+        qsort(j->segs, j->n_segs, sizeof(*j->segs), cmp_i64);
     return 0;
 }
 
@@ -468,6 +470,20 @@ void sp_journal_wake(sp_journal_t *j)
 
 /* ---- reading --------------------------------------------------------------------- */
 
+/* The start of the segment after the one at START, or -1 when it is the last. */
+static int64_t next_segment(sp_journal_t *j, int64_t start)
+{
+    int64_t next = -1;
+    pthread_mutex_lock(&j->lock);
+    for (size_t i = 0; i < j->n_segs; i++)
+        if (j->segs[i] > start) {
+            next = j->segs[i];
+            break;
+        }
+    pthread_mutex_unlock(&j->lock);
+    return next;
+}
+
 /* Opens the segment that holds POS for C. */
 static int cursor_seek(sp_journal_cursor_t *c, int64_t pos, char *err, size_t errlen)
 {
@@ -560,60 +576,85 @@ static ssize_t cursor_fill(sp_journal_cursor_t *c, size_t need, int64_t limit)
     return n;
 }
 
-int sp_journal_next(sp_journal_cursor_t *c, const void **payload, size_t *len, int64_t *end,
-                    char *err, size_t errlen)
+/* The record at c->pos, if this segment's file holds a whole one there: 1, or 0 when not,
+ * or -1 on a read error. */
+static int read_record(sp_journal_cursor_t *c, int64_t limit, const void **payload, size_t *len)
 {
-    int64_t limit = sp_journal_end(c->j);
-    if (c->pos >= limit)
-        return 0;
     ssize_t n = cursor_fill(c, HEADER_BYTES, limit);
     if (n < 0)
-        return fail(err, errlen, "cannot read", c->j->dir);
-    if (0 == n) {
-        /* The end of this segment's file with more to come: the next segment. */
-        if (0 != cursor_seek(c, c->pos, err, errlen))
-            return -1;
-        n = cursor_fill(c, HEADER_BYTES, limit);
-        if (n < 0)
-            return fail(err, errlen, "cannot read", c->j->dir);
-    }
-    const unsigned char *p = c->buf + (c->pos - c->buf_pos);
-    if (n < HEADER_BYTES || MAGIC != get_u32(p) || get_u32(p + 4) > SP_JOURNAL_RECORD_MAX) {
-        snprintf(err, errlen, "journal: damaged record at position %" PRId64, c->pos);
         return -1;
-    }
+    const unsigned char *p = c->buf + (c->pos - c->buf_pos);
+    if (n < HEADER_BYTES || MAGIC != get_u32(p) || get_u32(p + 4) > SP_JOURNAL_RECORD_MAX)
+        return 0;
     uint32_t rlen = get_u32(p + 4);
     size_t total = HEADER_BYTES + rlen + TRAILER_BYTES;
     n = cursor_fill(c, total, limit);
     if (n < 0)
-        return fail(err, errlen, "cannot read", c->j->dir);
+        return -1;
     p = c->buf + (c->pos - c->buf_pos);
-    if ((size_t)n < total || rlen != get_u32(p + HEADER_BYTES + rlen)) {
+    if ((size_t)n < total || rlen != get_u32(p + HEADER_BYTES + rlen))
+        return 0;
+    *payload = p + HEADER_BYTES;
+    *len = rlen;
+    return 1;
+}
+
+int sp_journal_next(sp_journal_cursor_t *c, const void **payload, size_t *len, int64_t *end,
+                    char *err, size_t errlen)
+{
+    int64_t limit = sp_journal_end(c->j);
+    for (;;) {
+        if (c->pos >= limit)
+            return 0;
+        int rc = read_record(c, limit, payload, len);
+        if (rc < 0)
+            return fail(err, errlen, "cannot read", c->j->dir);
+        if (1 == rc) {
+            c->pos += (int64_t)(HEADER_BYTES + *len + TRAILER_BYTES);
+            *end = c->pos;
+            return 1;
+        }
+        /* No whole record here. At the end of a segment's file: the next segment. */
+        int64_t was = c->seg_start;
+        if (0 != cursor_seek(c, c->pos, err, errlen))
+            return -1;
+        if (c->seg_start != was)
+            continue;
+        /* Inside a segment that is not the last: its end was lost (a power loss without
+         * --sync-full) or damaged. What can still be read goes on at the next segment. */
+        int64_t next = next_segment(c->j, c->seg_start);
+        if (next > c->pos) {
+            sp_log_warn("a journal segment ends early or is damaged; the rest of it is skipped",
+                        "position=%" PRId64 " next=%" PRId64, c->pos, next);
+            c->pos = next;
+            if (0 != cursor_seek(c, c->pos, err, errlen))
+                return -1;
+            continue;
+        }
         snprintf(err, errlen, "journal: damaged record at position %" PRId64, c->pos);
         return -1;
     }
-    *payload = p + HEADER_BYTES;
-    *len = rlen;
-    c->pos += (int64_t)total;
-    *end = c->pos;
-    return 1;
 }
 
 void sp_journal_release(sp_journal_t *j, int64_t pos)
 {
     /* Unlinking a large file can take a while: not under the lock the appends take. */
-    int64_t gone[64];
-    size_t n = 0;
-    pthread_mutex_lock(&j->lock);
-    while (j->n_segs > 1 && j->segs[1] <= pos && n < sizeof(gone) / sizeof(gone[0])) {
-        gone[n++] = j->segs[0];
-        memmove(j->segs, j->segs + 1, (j->n_segs - 1) * sizeof(*j->segs));
-        j->n_segs--;
-    }
-    pthread_mutex_unlock(&j->lock);
-    for (size_t i = 0; i < n; i++) {
-        char path[PATH_MAX];
-        segment_path(j, gone[i], path, sizeof(path));
-        unlink(path);
+    for (;;) {
+        int64_t gone[64];
+        size_t n = 0;
+        pthread_mutex_lock(&j->lock);
+        while (j->n_segs > 1 && j->segs[1] <= pos && n < sizeof(gone) / sizeof(gone[0])) {
+            gone[n++] = j->segs[0];
+            memmove(j->segs, j->segs + 1, (j->n_segs - 1) * sizeof(*j->segs));
+            j->n_segs--;
+        }
+        pthread_mutex_unlock(&j->lock);
+        for (size_t i = 0; i < n; i++) {
+            char path[PATH_MAX];
+            segment_path(j, gone[i], path, sizeof(path));
+            unlink(path);
+        }
+        if (n < sizeof(gone) / sizeof(gone[0]))
+            return;
     }
 }
