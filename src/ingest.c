@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,12 +198,15 @@ static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t en
 static void *writer_main(void *arg)
 {
     sp_ingest_t *in = arg;
-    /* SCHED_IDLE: indexing runs on what the request threads leave. A burst is answered at
-     * full speed and indexed as soon as it eases; the journal holds the backlog on disk.
-     * When answers wait for the store, the writer is on their path: SCHED_BATCH, as the
-     * request threads (see sp_http_start). */
+    /* Indexing runs on what the request threads leave: SCHED_BATCH (no wakeup preemption)
+     * at nice 19, a weight of 15 against their 1024. A burst is answered at full speed and
+     * indexed as it eases, with the backlog on disk; on a core that stays busy the writer
+     * still gets its ~1.5%, so the index never stops. When answers wait for the store the
+     * writer is on their path and keeps nice 0 (see sp_http_start for SCHED_BATCH). */
     struct sched_param param = {0};
-    pthread_setschedparam(pthread_self(), in->opt.answers_wait ? SCHED_BATCH : SCHED_IDLE, &param);
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    if (!in->opt.answers_wait)
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
     size_t cap = in->opt.batch_max;
     sp_event_t **batch = calloc(cap, sizeof(*batch));
     if (!batch)
