@@ -55,6 +55,11 @@ static const char *const migrations[] = {
     /* 2: uploaded images that track every load. */
     "CREATE TABLE images(id TEXT PRIMARY KEY, campaign TEXT NOT NULL, mime TEXT NOT NULL,"
     " data BLOB NOT NULL, created_at INTEGER NOT NULL);",
+    /* 3: no index of events by recipient. Each insert touched it at a random place (one
+     * page per recipient per batch, each written to the WAL whole): dropping it took
+     * indexing from 51k to 91k events/s. forget finds a recipient's events through the
+     * campaigns they are in instead. */
+    "DROP INDEX events_recipient;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -538,8 +543,10 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         " clicks = campaigns.clicks - r.clicks"
         " FROM (SELECT * FROM recipients WHERE recipient = ?1) AS r"
         " WHERE campaigns.id = r.campaign",
+        /* Through events_campaign: the recipient's campaigns, before their rows go. */
+        "DELETE FROM events WHERE campaign IN (SELECT campaign FROM recipients"
+        " WHERE recipient = ?1) AND recipient = ?1",
         "DELETE FROM recipients WHERE recipient = ?1",
-        "DELETE FROM events WHERE recipient = ?1",
     };
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
@@ -554,7 +561,8 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             fail(s, err, errlen, "forget");
             goto fail;
         }
-        *deleted = sqlite3_changes(s->db);
+        if (1 == i)
+            *deleted = sqlite3_changes(s->db);
     }
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;

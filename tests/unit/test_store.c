@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1247,6 +1248,65 @@ static void test_reconnect(void **state)
     sp_store_close(s);
 }
 
+/* The journal position rides in the batch's transaction: set with its events (also by an
+ * empty batch), overwritten by the next, and not set when the batch fails. */
+static void test_journal_mark(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "", value[64];
+    const sp_store_ops_t *o = s->ops;
+    create(s, "m", 1);
+    assert_int_equal(1, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
+
+    sp_event_t *ev = make_event(&(spec_t){"m", "ann", OPEN, H, 5, NULL, NULL, NULL});
+    assert_int_equal(
+        0, o->write_batch(s, &ev, 1, &(sp_store_mark_t){"journal:abc", "1200"}, err, sizeof(err)));
+    assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
+    sp_event_free(ev);
+    assert_int_equal(0, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
+    assert_string_equal("1200", value);
+
+    /* Only undecodable records read: no events, the position still moves. */
+    assert_int_equal(
+        0, o->write_batch(s, NULL, 0, &(sp_store_mark_t){"journal:abc", "1500"}, err, sizeof(err)));
+    assert_int_equal(0, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
+    assert_string_equal("1500", value);
+
+    /* Each journal has its own key. */
+    assert_int_equal(
+        0, o->write_batch(s, NULL, 0, &(sp_store_mark_t){"journal:def", "7"}, err, sizeof(err)));
+    assert_int_equal(0, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
+    assert_string_equal("1500", value);
+
+    /* A batch the store refuses leaves both the events and the position as they were. */
+    fixture_t *fx = *state;
+    if (fx->be->pg) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s.events ADD CHECK (ts <> 9)", fx->schema);
+        assert_int_equal(0, pg_cmd(fx->admin, sql));
+    } else {
+        sqlite3 *db;
+        char path[600], *msg = NULL;
+        snprintf(path, sizeof(path), "%s/spypixel.db", fx->dir);
+        assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+        sqlite3_busy_timeout(db, 5000);
+        assert_int_equal(SQLITE_OK,
+                         sqlite3_exec(db,
+                                      "CREATE TRIGGER no9 BEFORE INSERT ON events WHEN NEW.ts = 9"
+                                      " BEGIN SELECT RAISE(ABORT, 'ts 9 refused'); END",
+                                      NULL, NULL, &msg));
+        sqlite3_close(db);
+    }
+    ev = make_event(&(spec_t){"m", "bo", OPEN, H, 9, NULL, NULL, NULL});
+    assert_int_equal(
+        -1, o->write_batch(s, &ev, 1, &(sp_store_mark_t){"journal:abc", "2000"}, err, sizeof(err)));
+    sp_event_free(ev);
+    assert_int_equal(0, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
+    assert_string_equal("1500", value);
+    assert_int_equal(1, get_campaign(s, "m").total_views);
+    sp_store_close(s);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 /* Each test runs on both backends, named after the backend. */
@@ -1275,6 +1335,7 @@ int main(void)
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),
+        BOTH(test_journal_mark),
     };
     if (!getenv("SPYPIXEL_TEST_PG"))
         print_message("test_store: SPYPIXEL_TEST_PG is unset, so the PostgreSQL half skips\n");
