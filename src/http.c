@@ -517,12 +517,15 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
                    0 == pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)srv->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)srv->cfg->timeout, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_END);
+        srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
+        /* Last, so that one thread (no pool: libmicrohttpd warns at a size of 0 or 1) can end
+         * the list before it. */
+        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, MHD_OPTION_END);
     if (restore)
         pthread_setschedparam(pthread_self(), policy, &saved);
     if (!srv->daemon) {

@@ -24,6 +24,10 @@ after(async () => {
   await srv?.stop();
 });
 
+test('--threads 1 starts without a libmicrohttpd warning', () => {
+  assert.doesNotMatch(srv.logs(), /level=warn/);
+});
+
 describe('any image as a tracker', () => {
   test('POST /api/v1/images stores the image; every load of its URL serves it and records an open', async () => {
     const up = await srv.req('/api/v1/images?campaign=feat&recipient=img%40example.com', {
