@@ -500,20 +500,22 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
         flags |= IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)
                      ? MHD_USE_DUAL_STACK /* [::]:PORT serves IPv4 clients too */
                      : MHD_USE_IPv6;
-    /* The request threads run as SCHED_BATCH, and so does the writer (ingest.c). The writer
-     * resumes a whole batch of parked requests at once, and each MHD_resume_connection
-     * wakes a request thread; as normal threads on a busy core, the woken thread preempted
-     * the writer once per open, and the writer, woken by the first submit, preempted the
-     * request thread that was reading the next ones. Batch threads do not preempt each
-     * other on wakeup: the writer ends its batch, then the request threads answer all of
-     * it in one pass. Under wrk on one core that cut context switches per open from 0.64
-     * to 0.21 and CPU per open by 12% (Connection: close 41 -> 36 us), and raised
-     * throughput 10-15%. The share of CPU is unchanged (nice 0); only wakeup preemption
-     * goes. New threads inherit the policy of the thread that creates them, so it is set
-     * around MHD_start_daemon only. */
+    /* When answers wait (--sync-full, --answer-after store), the request threads run as
+     * SCHED_BATCH, and so does whoever resumes them (the journal's syncer, the writer). It
+     * resumes a whole batch of parked requests at once, and each MHD_resume_connection wakes
+     * a request thread; as normal threads on a busy core, the woken thread preempted the
+     * resumer once per open, and the resumer, woken by the first request, preempted the
+     * request thread that was reading the next ones. Batch threads do not preempt each other
+     * on wakeup: the resumer ends its batch, then the request threads answer all of it in
+     * one pass (under wrk on one core: 0.64 -> 0.21 context switches per open, 10-15% more
+     * throughput). When answers wait for nobody, the request threads stay normal: the
+     * writer then runs at nice 19 (ingest.c), and a request thread that wakes must take the
+     * core from it at once, which batch threads never do. New threads inherit the policy of
+     * the thread that creates them, so it is set around MHD_start_daemon only. */
     int policy;
     struct sched_param saved, param = {0};
-    bool restore = 0 == pthread_getschedparam(pthread_self(), &policy, &saved) &&
+    bool batch = srv->cfg->sync_full || srv->cfg->answer_after_store;
+    bool restore = batch && 0 == pthread_getschedparam(pthread_self(), &policy, &saved) &&
                    0 == pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,

@@ -34,17 +34,7 @@ struct sp_ingest {
         void *waiter;
     } * waiters; /* under lock */
     size_t n_waiters, cap_waiters;
-    pid_t writer_tid;
-    pthread_t watchdog;
-    bool watchdog_started, lifted;
-    pthread_cond_t watchdog_wake; /* under lock, with stopping */
 };
-
-/* The longest the index may stay behind the answers before the writer is lifted out of
- * SCHED_IDLE: a burst shorter than this is answered at full speed. */
-#define STARVED_MS 30000
-
-static void *watchdog_main(void *arg);
 
 void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len)
 {
@@ -205,62 +195,22 @@ static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t en
     return stored ? 0 : -1;
 }
 
-/* SCHED_IDLE runs only when nothing else wants the core, another program included. When
- * the index has stayed behind for STARVED_MS without a break (a sustained overload, or a
- * busy machine), the writer becomes an ordinary thread at nice 19, a small but certain
- * share, until it has caught up; the answers then slow down a little. */
-static void *watchdog_main(void *arg)
-{
-    sp_ingest_t *in = arg;
-    int64_t behind_since = 0;
-    pthread_mutex_lock(&in->lock);
-    while (!atomic_load(&in->stopping)) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += 1;
-        pthread_cond_timedwait(&in->watchdog_wake, &in->lock, &deadline);
-        if (atomic_load(&in->stopping) || !in->writer_tid)
-            continue;
-        int64_t indexed = atomic_load(&in->indexed);
-        int64_t backlog = sp_journal_end(in->opt.journal) - indexed;
-        int64_t now = sp_now_ms();
-        struct sched_param param = {0};
-        if (backlog <= 0) {
-            behind_since = 0;
-            if (in->lifted && 0 == pthread_setschedparam(in->writer, SCHED_IDLE, &param)) {
-                in->lifted = false;
-                sp_log_info("the index caught up; the writer is back on idle time", "%s", "");
-            }
-        } else if (!behind_since) {
-            behind_since = now;
-        } else if (!in->lifted && now - behind_since >= STARVED_MS &&
-                   0 == pthread_setschedparam(in->writer, SCHED_OTHER, &param)) {
-            setpriority(PRIO_PROCESS, (id_t)in->writer_tid, 19);
-            in->lifted = true;
-            sp_log_warn("the index has been behind for 30 s; the writer takes a share of the CPU "
-                        "(nice 19) until it catches up",
-                        "backlog_bytes=%" PRId64, backlog);
-        }
-    }
-    pthread_mutex_unlock(&in->lock);
-    return NULL;
-}
-
 static void *writer_main(void *arg)
 {
     sp_ingest_t *in = arg;
-    /* SCHED_IDLE: indexing runs on what the request threads leave, and a request thread
-     * that wakes takes the core from it at once (it is SCHED_BATCH, which preempts only
-     * idle threads: a nice-19 writer held woken request threads for its whole slice and
-     * cost a quarter of the keep-alive throughput). A burst is answered at full speed and
-     * indexed as it eases, the backlog on disk. The watchdog below lifts the writer when
-     * something keeps the core busy for good. When answers wait for the store, the writer
-     * is on their path: SCHED_BATCH like the request threads (see sp_http_start). */
-    pthread_mutex_lock(&in->lock);
-    in->writer_tid = gettid(); /* for the watchdog */
-    pthread_mutex_unlock(&in->lock);
+    /* Nice 19: indexing runs on what the request threads leave (a weight of 15 against
+     * their 1024), and a request thread that wakes takes the core from it at once. A burst
+     * is answered at full speed and indexed as it eases, the backlog on disk; on a core
+     * that stays busy the writer still gets its small share, so the index never stops.
+     * (SCHED_IDLE answered as fast but can starve for good, and a request thread that
+     * waited on a lock it held, such as a malloc arena's, waited as long: a keep-alive
+     * bench once left 128 answers hanging.) When answers wait for the store, the writer
+     * is on their path: SCHED_BATCH at nice 0, as the request threads (see sp_http_start). */
     struct sched_param param = {0};
-    pthread_setschedparam(pthread_self(), in->opt.answers_wait ? SCHED_BATCH : SCHED_IDLE, &param);
+    if (in->opt.answers_wait)
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    else
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
     size_t cap = in->opt.batch_max;
     sp_event_t **batch = calloc(cap, sizeof(*batch));
     if (!batch)
@@ -368,18 +318,12 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&in->indexed_cond, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_condattr_t ca2;
-    pthread_condattr_init(&ca2);
-    pthread_condattr_setclock(&ca2, CLOCK_MONOTONIC);
-    pthread_cond_init(&in->watchdog_wake, &ca2);
-    pthread_condattr_destroy(&ca2);
+
     if (0 != pthread_create(&in->writer, NULL, writer_main, in)) {
         snprintf(err, errlen, "cannot start the writer thread");
         free(in);
         return NULL;
     }
-    if (!in->opt.answers_wait)
-        in->watchdog_started = 0 == pthread_create(&in->watchdog, NULL, watchdog_main, in);
     return in;
 }
 
@@ -387,18 +331,12 @@ void sp_ingest_stop(sp_ingest_t *in)
 {
     if (!in)
         return;
-    pthread_mutex_lock(&in->lock);
     atomic_store(&in->stopping, true);
-    pthread_cond_signal(&in->watchdog_wake);
-    pthread_mutex_unlock(&in->lock);
-    if (in->watchdog_started)
-        pthread_join(in->watchdog, NULL);
     sp_journal_wake(in->opt.journal);
     pthread_join(in->writer, NULL);
     sp_store_close(in->opt.store);
     pthread_mutex_destroy(&in->lock);
     pthread_cond_destroy(&in->indexed_cond);
-    pthread_cond_destroy(&in->watchdog_wake);
     free(in->waiters);
     free(in);
 }
