@@ -27,7 +27,8 @@ describe('GET /spy-pixel.gif', () => {
     const m0 = await srv.metrics();
     const res = await srv.pixel({ campaign: 'news', email: 'alice@example.com' }, human);
     assertPixel(res);
-    // No sleep: the answer is sent only after the commit.
+    // No sleep: the answer is sent once the open is in the journal, and a read waits
+    // until the store has indexed every open answered before it.
     const evs = await srv.events('news', '?limit=1');
     assert.equal(evs.length, 1);
     assert.equal(evs[0].recipient, 'alice@example.com');
@@ -107,6 +108,7 @@ describe('GET /spy-pixel.gif', () => {
     const m0 = await srv.metrics();
     const res = await srv.pixel({ campaign: 'no-such-campaign', email: 'bob' }, human);
     assertPixel(res);
+    await srv.indexed(); // the writer finds out that the campaign does not exist
     const m1 = await srv.metrics();
     assert.equal(m1.spypixel_opens_unknown_campaign_total - m0.spypixel_opens_unknown_campaign_total, 1);
     assert.equal(m1.spypixel_opens_recorded_total, m0.spypixel_opens_recorded_total);
