@@ -766,15 +766,25 @@ static const sp_store_ops_t sqlite_ops = {
     .image_get = sq_image_get,
 };
 
-static int migrate(sqlite_store_t *s, char *err, size_t errlen)
+static int schema_version(sqlite_store_t *s, char *err, size_t errlen)
 {
-    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
-        return -1;
     sqlite3_stmt *st = NULL;
     if (prepare(s, &st, "PRAGMA user_version", err, errlen))
-        goto fail;
+        return -1;
     int version = SQLITE_ROW == sqlite3_step(st) ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
+    return version;
+}
+
+static int migrate(sqlite_store_t *s, char *err, size_t errlen)
+{
+    /* A current schema needs no write lock: a reader opened while another program holds
+     * the database (or the writer a long transaction) must not wait for it. */
+    if (SCHEMA_VERSION == schema_version(s, err, errlen))
+        return 0;
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    int version = schema_version(s, err, errlen);
     if (version < 0 || version > SCHEMA_VERSION) {
         snprintf(err, errlen, "sqlite: schema version %d is newer than this spypixel (%d)", version,
                  SCHEMA_VERSION);

@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 
 import net from 'node:net';
 
-import { GIF_LENGTH, UA, run, sleep, startServer } from './harness.mjs';
+import { GIF_LENGTH, UA, lockStore, run, sleep, startServer } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -160,6 +160,43 @@ describe('durability', () => {
     const stored = await storedRecipients(s2, 'torn');
     assert.deepEqual([...stored].sort(), ['t1', 't2', 't3']);
     await s2.stop({ keep: true });
+  });
+
+  test('while another program holds the store, opens are still answered at once; reads say how far behind they are', async () => {
+    const s = await startServer({ campaigns: ['held'] });
+    cleanup.push(() => s.stop());
+    assert.equal((await s.pixel({ campaign: 'held', email: 'before' }, { 'User-Agent': UA.thunderbird })).status, 200);
+    assert.equal((await s.events('held')).length, 1);
+    const lock = await lockStore(s.dataDir);
+    let released = false;
+    try {
+      const t0 = Date.now();
+      for (const w of ['held1', 'held2', 'held3']) {
+        const r = await s.pixel({ campaign: 'held', email: w }, { 'User-Agent': UA.thunderbird });
+        assert.equal(r.status, 200);
+        assert.equal(r.body.length, GIF_LENGTH);
+      }
+      assert.ok(Date.now() - t0 < 2000, `answers took ${Date.now() - t0} ms with the store locked`);
+      const health = (await s.req('/healthz')).json();
+      assert.ok(health.index_backlog_bytes > 0, JSON.stringify(health));
+      // A read waits a little for the index, then answers with what the store has; each
+      // on a new connection, so that every request thread (and its first store
+      // connection, which must not need the write lock) serves one.
+      for (let i = 0; i < 3; i++) {
+        const r = await s.api('GET', '/campaigns/held/events');
+        assert.equal(r.status, 200, r.text);
+        assert.deepEqual(r.json().map((e) => e.recipient), ['before']);
+        assert.ok(Number(r.headers['x-index-backlog-bytes']) > 0, `X-Index-Backlog-Bytes: ${r.headers['x-index-backlog-bytes']}`);
+      }
+      await lock.release();
+      released = true;
+      await s.indexed(20000);
+      const after = await s.api('GET', '/campaigns/held/events');
+      assert.equal(after.headers['x-index-backlog-bytes'], undefined);
+      assert.deepEqual(after.json().map((e) => e.recipient).sort(), ['before', 'held1', 'held2', 'held3']);
+    } finally {
+      if (!released) await lock.release();
+    }
   });
 
   test('a second server on the same data folder is refused: the journal is locked', async () => {

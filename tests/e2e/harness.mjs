@@ -239,6 +239,32 @@ export async function prepareData({ dataDir, user = 'admin', password = 'correct
 }
 
 /**
+ * Holds SQLite's write lock on DATA_DIR's database from another process (the sqlite3
+ * shell), as another program could: the server's writer cannot commit until release().
+ * Resolves once the lock is held.
+ */
+export async function lockStore(dataDir) {
+  const shell = spawn('sqlite3', [path.join(dataDir, 'spypixel.db')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(shell);
+  let out = '';
+  shell.stdout.on('data', (d) => { out += d; });
+  shell.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => shell.on('exit', () => { children.delete(shell); resolve(); }));
+  shell.stdin.write(".timeout 10000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  for (let i = 0; i < 200 && !out.includes('locked'); i++) await sleep(25);
+  if (!out.includes('locked')) {
+    shell.kill('SIGKILL');
+    throw new Error(`sqlite3 did not take the lock: ${out}`);
+  }
+  return {
+    async release() {
+      shell.stdin.end('COMMIT;\n.quit\n');
+      await exited;
+    },
+  };
+}
+
+/**
  * Starts `spypixel serve` on a free port and waits for /healthz. Options:
  *   flags: extra flags; geoip: false adds --no-geoip (default); campaigns: created first;
  *   dataDir/token/user/password: reuse a prepared folder (restart); keepData: leave the
