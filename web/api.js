@@ -3,6 +3,7 @@
 
 let csrf = '';
 let onUnauthorized = null;
+let onBacklog = null;
 
 export function setCsrf(token) {
   csrf = token || '';
@@ -11,6 +12,14 @@ export function setCsrf(token) {
 /** Called when the session ends under us (any 401 outside /login and /me). */
 export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
+}
+
+/**
+ * Called after each read with the bytes of opens the server has answered but not yet
+ * stored (its X-Index-Backlog-Bytes header; 0 when the answer is complete).
+ */
+export function setBacklogHandler(fn) {
+  onBacklog = fn;
 }
 
 export class ApiError extends Error {
@@ -38,6 +47,10 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'The server cannot be reached.');
+  }
+  if (res.ok && method === 'GET' && onBacklog) {
+    const behind = Number.parseInt(res.headers.get('X-Index-Backlog-Bytes') || '0', 10);
+    onBacklog(Number.isFinite(behind) && behind > 0 ? behind : 0);
   }
   if (res.status === 204) return null;
   let data = null;

@@ -1,7 +1,7 @@
 // app: the dashboard's entry: session, login form, header and hash routes.
 // SPDX-License-Identifier: MIT
 
-import { api, ApiError, setCsrf, setUnauthorizedHandler } from './api.js';
+import { api, ApiError, setBacklogHandler, setCsrf, setUnauthorizedHandler } from './api.js';
 import { h, clear } from './dom.js';
 import { renderCampaigns } from './campaigns.js';
 import { renderCampaign } from './campaign.js';
@@ -13,6 +13,14 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 const whoName = document.getElementById('who-name');
 const logoutButton = document.getElementById('logout');
+const backlog = document.getElementById('backlog');
+
+// Behind a burst the server answers reads before it has stored every open: say so.
+setBacklogHandler((bytes) => {
+  backlog.hidden = bytes <= 0;
+  backlog.textContent = bytes <= 0 ? ''
+    : `The newest opens are still being stored (${(bytes / 1048576).toFixed(1)} MB behind): the figures below will catch up.`;
+});
 
 let session = null; // {user, csrf}
 let dispose = null; // the current view's cleanup (closes its live stream)

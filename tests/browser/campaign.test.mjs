@@ -5,7 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startServer, launchBrowser, newPage, login } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
+import { lockStore } from '../e2e/harness.mjs';
 
 const HOSTILE_UA = '<img src=x onerror="window.__pwned=1;alert(1)">';
 const HOSTILE_COOKIE_VALUE = '<script>alert(2)</script>';
@@ -235,4 +236,37 @@ test('an unknown campaign says so', async () => {
   await page.waitForSelector('[role="alert"]');
   assert.match(await page.textContent('main'), /no campaign “no-such-thing”/);
   await context.close();
+});
+
+test('behind a burst the page says the newest opens are still being stored, and stops saying it once they are', async () => {
+  const { context, page, seen } = await newPage(browser, srv);
+  await login(page, srv);
+  await page.goto(`/#/campaigns/${CAMPAIGN}`);
+  await page.waitForSelector('#tiles');
+  assert.equal(await page.isHidden('#backlog'), true);
+  // Another program holds the database: the server answers opens but cannot store them.
+  const lock = await lockStore(srv.dataDir);
+  let released = false;
+  try {
+    await srv.open(urls.carol, { 'User-Agent': IPHONE_UA }, '127.0.0.5');
+    await page.reload();
+    await page.waitForSelector('#backlog:not([hidden])', { timeout: 10000 });
+    const text = await page.textContent('#backlog');
+    assert.match(text, /newest opens are still being stored \(\d+\.\d MB behind\)/);
+    assert.equal(await page.getAttribute('#backlog', 'role'), 'status');
+    await lock.release();
+    released = true;
+    for (let i = 0; i < 400; i++) {
+      const h = (await request(`${srv.base}/healthz`)).json();
+      if (h.index_backlog_bytes === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await page.reload();
+    await page.waitForSelector('#tiles');
+    await page.waitForSelector('#backlog[hidden]', { state: 'attached', timeout: 10000 });
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    if (!released) await lock.release();
+    await context.close();
+  }
 });
