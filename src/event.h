@@ -121,6 +121,11 @@ char *sp_event_cookies_json(const sp_event_t *ev);
 /* Milliseconds since the epoch, UTC. */
 int64_t sp_now_ms(void);
 
+/* TIMEOUT_MS from now on CLOCK_MONOTONIC, for pthread_cond_timedwait on a condition
+ * variable set to that clock. */
+struct timespec;
+void sp_deadline(struct timespec *deadline, int timeout_ms);
+
 /* ISO 8601 "2026-11-25T16:00:00.123Z" into BUF (at least 25 bytes). */
 void sp_format_ts(int64_t ts_ms, char *buf, size_t len);
 

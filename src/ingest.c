@@ -85,13 +85,7 @@ bool sp_ingest_wait(sp_ingest_t *in, int64_t pos, int timeout_ms)
     if (atomic_load(&in->indexed) >= pos)
         return true;
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    sp_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&in->lock);
     while (atomic_load(&in->indexed) < pos)
         if (0 != pthread_cond_timedwait(&in->indexed_cond, &in->lock, &deadline))

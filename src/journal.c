@@ -2,6 +2,7 @@
  * answer; the writer indexes it into the store behind them. */
 /* SPDX-License-Identifier: MIT */
 #include "journal.h"
+#include "event.h" /* sp_deadline */
 #include "log.h"
 
 #include <dirent.h>
@@ -442,13 +443,7 @@ bool sp_journal_wait(sp_journal_t *j, int64_t pos, int timeout_ms)
     if (sp_journal_end(j) > pos)
         return true;
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    sp_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&j->lock);
     j->readers_waiting++;
     while (j->end <= pos && !j->wake_readers)
