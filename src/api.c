@@ -753,8 +753,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
     /* Reads (and erasures) see every open answered before them: see sp_http_read_barrier. */
     bool streaming = get && strlen(path) >= 6 && 0 == strcmp(path + strlen(path) - 6, "stream");
-    if ((get || 0 == strcmp(m, "DELETE")) && !streaming && !sp_http_read_barrier(req->srv))
-        req->index_behind = sp_http_backlog(req->srv);
+    if ((get || 0 == strcmp(m, "DELETE")) && !streaming && sp_http_read_barrier(req))
+        return MHD_YES; /* parked until the store has caught up; called again then */
 
     if (0 == strcmp(path, "me") && get)
         return send_json(

@@ -232,18 +232,40 @@ void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp)
     MHD_add_response_header(resp, "X-Index-Backlog-Bytes", v);
 }
 
-bool sp_http_read_barrier(sp_server_t *srv)
+bool sp_http_read_barrier(sp_request_t *req)
 {
+    sp_server_t *srv = req->srv;
+    if (READ_BARRIER_PARKED == req->barrier) {
+        /* Resumed: the store caught up to barrier_pos, or the time ran out. */
+        req->barrier = READ_BARRIER_DONE;
+        atomic_fetch_sub(&srv->parked, 1);
+        if (sp_ingest_indexed(srv->ingest) < req->barrier_pos)
+            req->index_behind = sp_http_backlog(srv);
+        return false;
+    }
+    if (READ_BARRIER_DONE == req->barrier)
+        return false;
+    req->barrier = READ_BARRIER_DONE;
     int64_t end = sp_journal_end(srv->journal);
     int64_t behind = end - sp_ingest_indexed(srv->ingest);
     if (behind <= 0)
-        return true;
-    /* A small backlog is a commit or two away: wait, so that an open answered before this
-     * request is in its answer. A burst's backlog is not waited for (it would hold this
-     * request thread, which answers pixels too); the answer says how far behind it is. */
-    if (behind > READ_BARRIER_MAX_BYTES)
         return false;
-    return sp_ingest_wait(srv->ingest, end, READ_BARRIER_MAX_MS);
+    /* A small backlog is a commit or two away: the request is parked until the writer has
+     * indexed it, so that an open answered before this read is in its answer. A burst's
+     * backlog is not waited for; the answer says how far behind it is. Parked, not blocked:
+     * the thread goes on answering pixels meanwhile. */
+    atomic_fetch_add(&srv->parked, 1); /* before closing is looked at, as in pixel.c */
+    if (behind > READ_BARRIER_MAX_BYTES || atomic_load(&srv->closing)) {
+        atomic_fetch_sub(&srv->parked, 1);
+        req->index_behind = behind;
+        return false;
+    }
+    req->barrier = READ_BARRIER_PARKED;
+    req->barrier_pos = end;
+    MHD_suspend_connection(req->conn);
+    if (!sp_ingest_notify(srv->ingest, end, READ_BARRIER_MAX_MS, req->conn))
+        MHD_resume_connection(req->conn); /* indexed meanwhile */
+    return true;
 }
 
 static enum MHD_Result serve_asset(sp_request_t *req)
@@ -361,7 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->waiting)
         return sp_pixel_finish(req);
-    sp_metric_inc(http_requests);
+    if (READ_BARRIER_PARKED != req->barrier) /* counted once, not again when resumed */
+        sp_metric_inc(http_requests);
     if (req->body_too_big)
         return sp_http_error(req, 413, "request body too large");
     return route(req);

@@ -33,7 +33,8 @@ typedef struct sp_server {
     struct MHD_Daemon *daemon;
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
-    /* With --sync-full a tracking request is parked until its journal record is on disk.
+    /* Parked requests: tracking requests until their record is on disk (--sync-full) or
+     * in the store (--answer-after store), API reads until the store has caught up.
      * Shutdown: once closing is set, requests are no longer parked; the server waits until
      * no request is parked before it stops the daemon. */
     atomic_bool closing;
@@ -66,14 +67,18 @@ typedef struct sp_request {
     size_t body_len, body_max;
     bool body_too_big;
     int64_t index_behind; /* journal bytes this read's answer may miss (0: none) */
+    enum { READ_BARRIER_NONE, READ_BARRIER_PARKED, READ_BARRIER_DONE } barrier;
+    int64_t barrier_pos; /* the journal end a parked read waits for */
 } sp_request_t;
 
 /* Journal bytes answered but not yet indexed into the store. */
 int64_t sp_http_backlog(sp_server_t *srv);
 
-/* Before a read of the store: waits (briefly) until every open answered so far is indexed.
- * False when the store is still behind (a burst's backlog). */
-bool sp_http_read_barrier(sp_server_t *srv);
+/* Before a read of the store, so that it sees every open answered before it: true when
+ * REQ was parked until the writer has indexed them (at most a second; the handler is
+ * called again then, and this returns false). False to go on now; req->index_behind is
+ * then the backlog the answer may miss (a burst's, which is not waited for). */
+bool sp_http_read_barrier(sp_request_t *req);
 
 /* X-Index-Backlog-Bytes on RESP when REQ's read did not wait for the whole backlog. */
 void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp);

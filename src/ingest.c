@@ -26,14 +26,17 @@ struct sp_ingest {
     pthread_t writer;
     char mark_key[64];
     pthread_mutex_t lock;
-    pthread_cond_t indexed_cond;
     atomic_int_fast64_t indexed; /* the journal position the store holds up to */
     atomic_bool stopping;
     struct waiter {
         int64_t pos;
+        int64_t deadline_ms; /* sp_now_ms() after which it is told anyway; 0: none */
         void *waiter;
     } * waiters; /* under lock */
     size_t n_waiters, cap_waiters;
+    pthread_t expiry; /* tells waiters whose time is up, whatever the writer is doing */
+    pthread_cond_t expiry_wake;
+    bool expiry_started;
 };
 
 void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len)
@@ -46,7 +49,7 @@ int64_t sp_ingest_indexed(sp_ingest_t *in)
     return atomic_load(&in->indexed);
 }
 
-bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, void *waiter)
+bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter)
 {
     pthread_mutex_lock(&in->lock);
     bool pending = atomic_load(&in->indexed) < pos;
@@ -57,10 +60,29 @@ bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, void *waiter)
             if (!in->waiters)
                 abort();
         }
-        in->waiters[in->n_waiters++] = (struct waiter){pos, waiter};
+        int64_t deadline = timeout_ms > 0 ? sp_now_ms() + timeout_ms : 0;
+        in->waiters[in->n_waiters++] = (struct waiter){pos, deadline, waiter};
+        if (deadline)
+            pthread_cond_signal(&in->expiry_wake);
     }
     pthread_mutex_unlock(&in->lock);
     return pending;
+}
+
+/* Tells the waiters that POS covers or whose time is up (all of them with ALL). Under the
+ * lock. */
+static void tell_waiters(sp_ingest_t *in, int64_t pos, bool all)
+{
+    int64_t now = in->n_waiters ? sp_now_ms() : 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < in->n_waiters; i++) {
+        const struct waiter *w = &in->waiters[i];
+        if (all || w->pos <= pos || (w->deadline_ms && now >= w->deadline_ms))
+            in->opt.indexed(in->opt.indexed_ctx, w->waiter);
+        else
+            in->waiters[kept++] = *w;
+    }
+    in->n_waiters = kept;
 }
 
 /* Publishes POS and tells the waiters it covers (all of them with ALL). */
@@ -68,31 +90,33 @@ static void set_indexed(sp_ingest_t *in, int64_t pos, bool all)
 {
     pthread_mutex_lock(&in->lock);
     atomic_store(&in->indexed, pos);
-    pthread_cond_broadcast(&in->indexed_cond);
-    size_t kept = 0;
-    for (size_t i = 0; i < in->n_waiters; i++) {
-        if (all || in->waiters[i].pos <= pos)
-            in->opt.indexed(in->opt.indexed_ctx, in->waiters[i].waiter);
-        else
-            in->waiters[kept++] = in->waiters[i];
-    }
-    in->n_waiters = kept;
+    tell_waiters(in, pos, all);
     pthread_mutex_unlock(&in->lock);
 }
 
-bool sp_ingest_wait(sp_ingest_t *in, int64_t pos, int timeout_ms)
+/* The waiters whose time is up are told from here: the writer may be stuck for seconds
+ * in a commit (a store locked by another program, a PostgreSQL server gone), and a parked
+ * read must still get its answer about on time. */
+static void *expiry_main(void *arg)
 {
-    if (atomic_load(&in->indexed) >= pos)
-        return true;
-    struct timespec deadline;
-    sp_deadline(&deadline, timeout_ms);
+    sp_ingest_t *in = arg;
     pthread_mutex_lock(&in->lock);
-    while (atomic_load(&in->indexed) < pos)
-        if (0 != pthread_cond_timedwait(&in->indexed_cond, &in->lock, &deadline))
-            break;
-    bool done = atomic_load(&in->indexed) >= pos;
+    while (!atomic_load(&in->stopping)) {
+        bool timed = false;
+        for (size_t i = 0; i < in->n_waiters && !timed; i++)
+            timed = 0 != in->waiters[i].deadline_ms;
+        if (timed) {
+            struct timespec deadline;
+            sp_deadline(&deadline, 50);
+            pthread_cond_timedwait(&in->expiry_wake, &in->lock, &deadline);
+        } else {
+            pthread_cond_wait(&in->expiry_wake, &in->lock);
+        }
+        if (in->n_waiters)
+            tell_waiters(in, atomic_load(&in->indexed), false);
+    }
     pthread_mutex_unlock(&in->lock);
-    return done;
+    return NULL;
 }
 
 static int commit(sp_ingest_t *in, sp_event_t **evs, size_t n, int64_t mark, int tries)
@@ -307,17 +331,18 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     atomic_store(&in->indexed, pos);
 
     pthread_mutex_init(&in->lock, NULL);
+
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&in->indexed_cond, &ca);
+    pthread_cond_init(&in->expiry_wake, &ca);
     pthread_condattr_destroy(&ca);
-
     if (0 != pthread_create(&in->writer, NULL, writer_main, in)) {
         snprintf(err, errlen, "cannot start the writer thread");
         free(in);
         return NULL;
     }
+    in->expiry_started = 0 == pthread_create(&in->expiry, NULL, expiry_main, in);
     return in;
 }
 
@@ -325,12 +350,17 @@ void sp_ingest_stop(sp_ingest_t *in)
 {
     if (!in)
         return;
+    pthread_mutex_lock(&in->lock);
     atomic_store(&in->stopping, true);
+    pthread_cond_signal(&in->expiry_wake);
+    pthread_mutex_unlock(&in->lock);
     sp_journal_wake(in->opt.journal);
     pthread_join(in->writer, NULL);
+    if (in->expiry_started)
+        pthread_join(in->expiry, NULL);
     sp_store_close(in->opt.store);
     pthread_mutex_destroy(&in->lock);
-    pthread_cond_destroy(&in->indexed_cond);
+    pthread_cond_destroy(&in->expiry_wake);
     free(in->waiters);
     free(in);
 }

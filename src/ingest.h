@@ -39,13 +39,10 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
 /* The journal position the store holds everything before. */
 int64_t sp_ingest_indexed(sp_ingest_t *in);
 
-/* Waits until the store holds everything before POS, at most TIMEOUT_MS. True when it
- * does. */
-bool sp_ingest_wait(sp_ingest_t *in, int64_t pos, int timeout_ms);
-
-/* Asks for indexed(ctx, WAITER) once the store holds everything before POS. False when it
- * already does (no call follows). Thread-safe. */
-bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, void *waiter);
+/* Asks for indexed(ctx, WAITER) once the store holds everything before POS, or once
+ * TIMEOUT_MS have passed (0: no limit; checked between commits, so it may run a commit's
+ * time over). False when the store already holds it (no call follows). Thread-safe. */
+bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter);
 
 /* Indexes the rest of the journal (appends must have stopped), stops the writer and
  * closes its store. */

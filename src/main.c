@@ -220,7 +220,7 @@ static int cmd_serve(sp_config_t *cfg)
         .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
         .committed = on_commit,
         .committed_ctx = &srv,
-        .indexed = sp_pixel_resume,
+        .indexed = sp_pixel_resume, /* parked pixels and API reads alike */
         .answers_wait = cfg->answer_after_store,
     };
     srv.ingest = sp_ingest_start(&opt, err, sizeof(err));

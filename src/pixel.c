@@ -342,7 +342,8 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
             MHD_resume_connection(req->conn); /* answered from the next call */
     } else {
         sp_metric_inc(opens_journaled);
-        if (park && cfg->answer_after_store && !sp_ingest_notify(req->srv->ingest, end, req->conn))
+        if (park && cfg->answer_after_store &&
+            !sp_ingest_notify(req->srv->ingest, end, 0, req->conn))
             MHD_resume_connection(req->conn);
     }
     return park ? MHD_YES : sp_pixel_finish(req);

@@ -163,7 +163,8 @@ describe('durability', () => {
   });
 
   test('while another program holds the store, opens are still answered at once; reads say how far behind they are', async () => {
-    const s = await startServer({ campaigns: ['held'] });
+    // One request thread: a read that blocked it would hold up the opens too.
+    const s = await startServer({ campaigns: ['held'], flags: ['--threads', '1'] });
     cleanup.push(() => s.stop());
     assert.equal((await s.pixel({ campaign: 'held', email: 'before' }, { 'User-Agent': UA.thunderbird })).status, 200);
     assert.equal((await s.events('held')).length, 1);
@@ -188,12 +189,24 @@ describe('durability', () => {
         assert.deepEqual(r.json().map((e) => e.recipient), ['before']);
         assert.ok(Number(r.headers['x-index-backlog-bytes']) > 0, `X-Index-Backlog-Bytes: ${r.headers['x-index-backlog-bytes']}`);
       }
+      // The read waits parked, not on the request thread: an open sent while it waits is
+      // answered before it.
+      const tRead = Date.now();
+      const reading = s.api('GET', '/campaigns/held/events').then((r) => ({ r, ms: Date.now() - tRead }));
+      await sleep(100);
+      const tOpen = Date.now();
+      assert.equal((await s.pixel({ campaign: 'held', email: 'held4' }, { 'User-Agent': UA.thunderbird })).status, 200);
+      const openMs = Date.now() - tOpen;
+      const { r: slow, ms: readMs } = await reading;
+      assert.equal(slow.status, 200);
+      assert.ok(readMs >= 800, `the read waited ${readMs} ms for the index`);
+      assert.ok(openMs < 500, `an open took ${openMs} ms while a read waited`);
       await lock.release();
       released = true;
       await s.indexed(20000);
       const after = await s.api('GET', '/campaigns/held/events');
       assert.equal(after.headers['x-index-backlog-bytes'], undefined);
-      assert.deepEqual(after.json().map((e) => e.recipient).sort(), ['before', 'held1', 'held2', 'held3']);
+      assert.deepEqual(after.json().map((e) => e.recipient).sort(), ['before', 'held1', 'held2', 'held3', 'held4']);
     } finally {
       if (!released) await lock.release();
     }
