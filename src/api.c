@@ -696,6 +696,11 @@ static enum MHD_Result forget_recipient(api_ctx_t *c, const char *recipient)
     int64_t deleted = 0;
     if (!sp_event_id_valid(recipient))
         return sp_http_error(c->req, 400, "not a recipient ID");
+    /* Opens answered before this request but not yet stored would come back after it. */
+    if (c->req->index_behind > 0)
+        return sp_http_error(c->req, 503,
+                             "the store is still indexing opens answered before this request; "
+                             "nothing was erased: try again shortly");
     if (0 != c->store->ops->forget(c->store, recipient, &deleted, err, sizeof(err)))
         return store_error(c->req, err);
     sp_log_info("recipient forgotten", "events=%lld", (long long)deleted);
@@ -753,7 +758,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
     /* Reads (and erasures) see every open answered before them: see sp_http_read_barrier. */
     bool streaming = get && strlen(path) >= 6 && 0 == strcmp(path + strlen(path) - 6, "stream");
-    if ((get || 0 == strcmp(m, "DELETE")) && !streaming && sp_http_read_barrier(req))
+    bool erase = 0 == strcmp(m, "DELETE");
+    if ((get || erase) && !streaming && sp_http_read_barrier(req, erase))
         return MHD_YES; /* parked until the store has caught up; called again then */
 
     if (0 == strcmp(path, "me") && get)

@@ -47,6 +47,9 @@ void sp_http_secure_headers(struct MHD_Response *resp, bool html)
 /* The most a read waits for the writer, and the backlog it waits for at most. */
 #define READ_BARRIER_MAX_MS    1000
 #define READ_BARRIER_MAX_BYTES ((int64_t)4 << 20)
+/* An erasure waits for the whole backlog, however large, this long at most: what it
+ * leaves in the journal would be stored after it. */
+#define ERASE_BARRIER_MAX_MS 30000
 
 enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *content_type,
                                 const char *body, size_t len)
@@ -232,7 +235,7 @@ void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp)
     MHD_add_response_header(resp, "X-Index-Backlog-Bytes", v);
 }
 
-bool sp_http_read_barrier(sp_request_t *req)
+bool sp_http_read_barrier(sp_request_t *req, bool whole)
 {
     sp_server_t *srv = req->srv;
     if (READ_BARRIER_PARKED == req->barrier) {
@@ -255,7 +258,7 @@ bool sp_http_read_barrier(sp_request_t *req)
      * backlog is not waited for; the answer says how far behind it is. Parked, not blocked:
      * the thread goes on answering pixels meanwhile. */
     atomic_fetch_add(&srv->parked, 1); /* before closing is looked at, as in pixel.c */
-    if (behind > READ_BARRIER_MAX_BYTES || atomic_load(&srv->closing)) {
+    if ((!whole && behind > READ_BARRIER_MAX_BYTES) || atomic_load(&srv->closing)) {
         atomic_fetch_sub(&srv->parked, 1);
         req->index_behind = behind;
         return false;
@@ -263,7 +266,8 @@ bool sp_http_read_barrier(sp_request_t *req)
     req->barrier = READ_BARRIER_PARKED;
     req->barrier_pos = end;
     MHD_suspend_connection(req->conn);
-    if (!sp_ingest_notify(srv->ingest, end, READ_BARRIER_MAX_MS, req->conn))
+    if (!sp_ingest_notify(srv->ingest, end, whole ? ERASE_BARRIER_MAX_MS : READ_BARRIER_MAX_MS,
+                          req->conn))
         MHD_resume_connection(req->conn); /* indexed meanwhile */
     return true;
 }

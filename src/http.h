@@ -77,8 +77,9 @@ int64_t sp_http_backlog(sp_server_t *srv);
 /* Before a read of the store, so that it sees every open answered before it: true when
  * REQ was parked until the writer has indexed them (at most a second; the handler is
  * called again then, and this returns false). False to go on now; req->index_behind is
- * then the backlog the answer may miss (a burst's, which is not waited for). */
-bool sp_http_read_barrier(sp_request_t *req);
+ * then the backlog the answer may miss (a burst's, which is not waited for). WHOLE (an
+ * erasure): any backlog is waited for, up to 30 s. */
+bool sp_http_read_barrier(sp_request_t *req, bool whole);
 
 /* X-Index-Backlog-Bytes on RESP when REQ's read did not wait for the whole backlog. */
 void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp);

@@ -212,6 +212,36 @@ describe('durability', () => {
     }
   });
 
+  test('an erasure waits for the opens answered before it, however far behind the store is', async () => {
+    const s = await startServer({ campaigns: ['era'] });
+    cleanup.push(() => s.stop());
+    const ua = { 'User-Agent': UA.thunderbird };
+    assert.equal((await s.pixel({ campaign: 'era', email: 'gone@example.com' }, ua)).status, 200);
+    assert.equal((await s.pixel({ campaign: 'era', email: 'stays@example.com' }, ua)).status, 200);
+    await s.indexed();
+    const lock = await lockStore(s.dataDir);
+    let released = false;
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await s.pixel({ campaign: 'era', email: 'gone@example.com' }, ua)).status, 200);
+      const t0 = Date.now();
+      const erasing = s.api('DELETE', '/recipients/gone%40example.com');
+      await sleep(1500); // longer than a read would wait
+      await lock.release();
+      released = true;
+      const r = await erasing;
+      assert.equal(r.status, 200, r.text);
+      assert.ok(Date.now() - t0 >= 1400, 'the erasure waited for the store');
+      assert.equal(r.json().deleted_events, 3, 'the two opens answered while the store was held are erased too');
+    } finally {
+      if (!released) await lock.release();
+    }
+    await s.indexed();
+    const left = (await s.events('era')).map((e) => e.recipient);
+    assert.deepEqual(left, ['stays@example.com']);
+    const c = await s.campaign('era');
+    assert.equal(c.total_views, 1);
+  });
+
   test('a second server on the same data folder is refused: the journal is locked', async () => {
     const s = await startServer({ campaigns: ['lock'] });
     cleanup.push(() => s.stop());
