@@ -1,6 +1,8 @@
 /* main: the command line: serve, user, token, campaign, forget. */
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -386,6 +388,21 @@ static int cmd_forget(sp_config_t *cfg, int argc, char **argv)
     if (argc != 1 || !sp_event_id_valid(argv[0])) {
         fprintf(stderr, "usage: spypixel forget RECIPIENT [--data DIR]\n");
         return 2;
+    }
+    /* A server on this data folder may hold opens of RECIPIENT in its journal that it has
+     * answered but not stored yet: they would be stored after this erasure. Its API waits
+     * for them; this command cannot. */
+    char lock_path[600];
+    snprintf(lock_path, sizeof(lock_path), "%s/journal/lock", cfg->data_dir);
+    int lock_fd = open(lock_path, O_RDWR | O_CLOEXEC);
+    if (lock_fd >= 0) {
+        if (0 != flock(lock_fd, LOCK_EX | LOCK_NB))
+            fprintf(stderr,
+                    "spypixel: a server is running on %s: opens it has answered but not "
+                    "stored yet are not erased by this command (DELETE "
+                    "/api/v1/recipients/ADDR on the server waits for them)\n",
+                    cfg->data_dir);
+        close(lock_fd);
     }
     sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
     int rc = store ? store->ops->forget(store, argv[0], &deleted, err, sizeof(err)) : -1;

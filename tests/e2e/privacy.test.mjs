@@ -59,6 +59,7 @@ describe('forget a recipient', () => {
     const c2 = await s.campaign('c2');
     const r = await run(['forget', 'victim@example.com', '--data', s.dataDir]);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /a server is running on .*DELETE \/api\/v1\/recipients/s, 'it points at the API, which waits for the journal');
     await assertForgotten(s, c1, c2);
     // New opens of the recipient count again from zero.
     assertPixel(await s.pixel({ campaign: 'c1', email: 'victim@example.com' }, human));
