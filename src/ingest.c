@@ -39,7 +39,8 @@ struct sp_ingest {
     bool expiry_started;
 };
 
-void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len)
+/* The store's key for the position of journal ID: "journal:<ID>". */
+static void mark_key(const char *journal_id, char *buf, size_t len)
 {
     snprintf(buf, len, "journal:%s", journal_id);
 }
@@ -297,7 +298,7 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     in->opt = *opt;
     if (0 == in->opt.batch_max)
         in->opt.batch_max = 4096;
-    sp_ingest_mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));
+    mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));
 
     /* Where the store ends in this journal: nothing yet means from its start. */
     char value[32], why[256];

@@ -48,7 +48,4 @@ bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter
  * closes its store. */
 void sp_ingest_stop(sp_ingest_t *in);
 
-/* The store's key for the position of journal ID: "journal:<ID>". */
-void sp_ingest_mark_key(const char *journal_id, char *buf, size_t len);
-
 #endif

@@ -113,20 +113,16 @@ static enum MHD_Result answer_cookie_pixel(sp_request_t *req)
 
 static enum MHD_Result answer_image(sp_request_t *req)
 {
-    if (!req->set_visitor && !req->image)
-        return MHD_queue_response(req->conn, 200, req->srv->pixel);
     if (!req->image)
-        return answer_cookie_pixel(req);
-    /* PERSISTENT for an uploaded image too: the request, which owns the bytes, is freed
-     * only after the answer is sent. */
+        return req->set_visitor ? answer_cookie_pixel(req)
+                                : MHD_queue_response(req->conn, 200, req->srv->pixel);
+    /* PERSISTENT: the request, which owns the bytes, is freed only after the answer is
+     * sent. */
     struct MHD_Response *resp =
-        req->image
-            ? MHD_create_response_from_buffer(req->image_len, req->image, MHD_RESPMEM_PERSISTENT)
-            : MHD_create_response_from_buffer(sizeof(sp_pixel_gif), (void *)sp_pixel_gif,
-                                              MHD_RESPMEM_PERSISTENT);
+        MHD_create_response_from_buffer(req->image_len, req->image, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    add_image_headers(resp, req->image ? req->image_mime : "image/gif");
+    add_image_headers(resp, req->image_mime);
     add_visitor_cookie(resp, req);
     enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
     MHD_destroy_response(resp);
