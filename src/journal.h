@@ -11,8 +11,9 @@
 /*
  * Why a log in front of the store: an open must be on record before its image goes out,
  * and a store insert (indexes, counters, a transaction) costs several times what answering
- * does. An append is one pwrite(2) into the page cache, which a crash of the process
- * (kill -9) cannot take back, so the request thread makes it itself and answers at once.
+ * does. An append is one copy into a shared mapping of the active segment, i.e. into the
+ * page cache, which a crash of the process (kill -9) cannot take back, so the request
+ * thread makes it itself and answers at once (journal.c: the mapping and its fallbacks).
  * The writer thread (ingest.c) reads the log behind the appends and indexes it into the
  * store in large transactions; the position it has indexed up to is committed in the same
  * transaction, so that after a restart it picks up exactly where the store ends. A burst

@@ -1,6 +1,6 @@
 /* test_journal: the open log: open, ID and lock, append and read, record sizes, rotation and
- * release, reopen, torn tails, damaged records, waiting, sync (group commit), concurrent
- * appends. */
+ * release, reopen, torn tails, the mapped active segment (allocation, a killed process, a
+ * faulting copy), damaged records, waiting, sync (group commit), concurrent appends. */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,8 @@
 /* A record's bytes around its payload: magic and length before it, the length again after. */
 #define OVERHEAD 12
 #define MAXREC   ((size_t)SP_JOURNAL_RECORD_MAX)
+/* A segment's size when the options leave it at 0. */
+#define DEFAULT_SEGMENT ((int64_t)64 << 20)
 
 /* ---- fixture: a fresh temp folder per test; the journal is DIR inside it ---------------- */
 
@@ -315,7 +319,8 @@ static void test_open_id_lock(void **state)
     assert_int_equal(0, sp_journal_end(j));
     assert_int_equal(0, sp_journal_appended(j));
     assert_int_equal(1, count_segments(fx->dir));
-    assert_int_equal(0, segment_size(fx->dir, 0));
+    /* The active segment is allocated whole while it is open (see test_active_allocated). */
+    assert_int_equal(DEFAULT_SEGMENT, segment_size(fx->dir, 0));
 
     /* The ID: 32 lowercase hex digits, also in DIR/id. */
     char id[SP_JOURNAL_ID_LEN + 1];
@@ -472,7 +477,6 @@ static void test_append_read(void **state)
     assert_int_equal(last, sp_journal_end(j));
     assert_int_equal(300, sp_journal_appended(j));
     assert_int_equal(0, sp_journal_start(j));
-    assert_int_equal(last, segment_size(fx->dir, 0));
 
     /* From the start, then from a record in the middle, then from the end. */
     check_from(j, m, 0);
@@ -601,6 +605,10 @@ static void test_rotation_release(void **state)
     for (size_t i = 0; i < n; i++) {
         int64_t size = segment_size(fx->dir, starts[i]);
         int64_t next = i + 1 < n ? starts[i + 1] : end;
+        if (i + 1 == n) { /* the active one: allocated whole, its records up to the end */
+            assert_int_equal(4096, size);
+            size = end - starts[i];
+        }
         assert_true(size > 0 && size <= 4096);
         assert_int_equal(next, starts[i] + size);
         bool boundary = false;
@@ -837,13 +845,18 @@ static void expect_recovered(const char *dir, size_t segment_bytes, model_t *m, 
     int64_t end = m->n ? m->end[m->n - 1] : 0;
     if (end != sp_journal_end(j))
         fail_msg("%s: ends at %" PRId64 ", want %" PRId64, dir, sp_journal_end(j), end);
-    assert_int_equal(seg_size, segment_size(dir, seg));
     check_from(j, m, 0);
+    /* The damage is gone: new records follow the old ones directly. */
     append_rec(j, m, 4242, 33);
     append_rec(j, m, 4243, 0);
     assert_int_equal(end, m->pos[m->n - 2]);
     check_from(j, m, 0);
     sp_journal_close(j);
+    /* Closed, the files hold the records and nothing else. */
+    int64_t last = segment_of(dir, m->end[m->n - 1]);
+    assert_int_equal(m->end[m->n - 1] - last, segment_size(dir, last));
+    if (last != seg)
+        assert_int_equal(seg_size, segment_size(dir, seg));
     /* And once more: nothing left to cut. */
     j = open_journal(dir, segment_bytes);
     assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
@@ -1019,7 +1032,6 @@ static void test_torn_tail_new_segment(void **state)
     m->n--;
     j = open_journal(fx->dir, 4096);
     assert_int_equal(starts[2], sp_journal_end(j));
-    assert_int_equal(0, segment_size(fx->dir, starts[2]));
     assert_int_equal(seg1_size, segment_size(fx->dir, starts[1]));
     assert_int_equal(3, count_segments(fx->dir));
     sp_journal_cursor_t *c = cursor_at(j, 0);
@@ -1032,6 +1044,118 @@ static void test_torn_tail_new_segment(void **state)
     expect_record(c, m, m->n - 1);
     expect_none(c);
     sp_journal_cursor_free(c);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    assert_int_equal(1000 + OVERHEAD, segment_size(fx->dir, starts[2]));
+    free(m);
+}
+
+/* ---- the mapped active segment ----------------------------------------------------------- */
+
+/* While open, the active segment's blocks are all allocated (a copy into its mapping cannot
+ * meet a full disk); closed or rotated out, it is cut back to its records. */
+static void test_active_allocated(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 16384);
+    model_t *m = model_new();
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    struct stat st;
+    assert_int_equal(0, stat(path, &st));
+    assert_int_equal(16384, st.st_size);
+    assert_true((int64_t)st.st_blocks * 512 >= 16384); /* allocated, not a hole */
+
+    for (uint32_t i = 0; i < 10; i++)
+        append_rec(j, m, i, 700);
+    assert_int_equal(16384, segment_size(fx->dir, 0));
+    check_from(j, m, 0);
+    /* What the copies wrote is in the file for any other reader (here pread). */
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    unsigned char rec[700 + OVERHEAD];
+    assert_int_equal(sizeof(rec), pread(fd, rec, sizeof(rec), m->pos[9]));
+    close(fd);
+    assert_int_equal(-1, differs(rec + 8, 700, 9));
+
+    /* Rotated out: cut back; the new one allocated whole. */
+    for (uint32_t i = 10; i < 30; i++)
+        append_rec(j, m, i, 700);
+    int64_t starts[16];
+    size_t n = list_segments(fx->dir, starts, 16);
+    assert_int_equal(2, n);
+    assert_int_equal(starts[1] - starts[0], segment_size(fx->dir, starts[0]));
+    assert_int_equal(16384, segment_size(fx->dir, starts[1]));
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    assert_int_equal(m->end[m->n - 1] - starts[1], segment_size(fx->dir, starts[1]));
+
+    /* Reopened: allocated again, appends go on after the records. */
+    j = open_journal(fx->dir, 16384);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    assert_int_equal(16384, segment_size(fx->dir, starts[1]));
+    append_rec(j, m, 99, 50);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* A process killed after its appends (no close: the file is still as long as a segment,
+ * zeros after the records) leaves every record it appended, and the next open goes on
+ * after the last. */
+static void test_killed_after_appends(void **state)
+{
+    fixture_t *fx = *state;
+    /* The child's model, where the parent can read it. */
+    model_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(MAP_FAILED != m);
+    memset(m, 0, sizeof(*m));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (0 == pid) {
+        sp_journal_t *j = open_journal(fx->dir, 8192);
+        for (uint32_t i = 0; i < 40; i++)
+            append_rec(j, m, 500 + i, 100 + 7 * i); /* several segments */
+        kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    int status = 0;
+    assert_int_equal(pid, waitpid(pid, &status, 0));
+    assert_true(WIFSIGNALED(status) && SIGKILL == WTERMSIG(status));
+    assert_int_equal(40, m->n);
+    int64_t last = segment_of(fx->dir, m->end[m->n - 1]);
+    assert_int_equal(8192, segment_size(fx->dir, last)); /* never cut back */
+
+    sp_journal_t *j = open_journal(fx->dir, 8192);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    check_from(j, m, 0);
+    append_rec(j, m, 1, 10);
+    assert_int_equal(m->end[m->n - 2], m->pos[m->n - 1]);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    munmap(m, sizeof(*m));
+}
+
+/* The segment's file cut short behind the journal's back: the next copy into the mapping
+ * faults (SIGBUS). The append is made with pwritev instead, the process lives on, and so
+ * do the appends after it. */
+static void test_mapping_fault(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 16384);
+    model_t *m = model_new();
+    append_rec(j, m, 1, 4096 - OVERHEAD); /* one page exactly */
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    assert_int_equal(0, truncate(path, 4096)); /* the next page is past the end now */
+    append_rec(j, m, 2, 300);
+    append_rec(j, m, 3, 5000); /* across pages */
+    check_from(j, m, 0);
+    assert_int_equal(4096 + 300 + 5000 + 2 * OVERHEAD, segment_size(fx->dir, 0));
+    sp_journal_close(j);
+    j = open_journal(fx->dir, 16384);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    append_rec(j, m, 4, 10);
     check_from(j, m, 0);
     sp_journal_close(j);
     free(m);
@@ -1612,6 +1736,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_new_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active_allocated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_old_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
