@@ -288,7 +288,8 @@ static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t o
     copy_guard = &jump;
     unsigned char *p = j->map + off;
     for (int i = 0; i < n; i++) {
-        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        if (iov[i].iov_len) /* an empty payload may come as NULL, which memcpy may not get */
+            memcpy(p, iov[i].iov_base, iov[i].iov_len);
         p += iov[i].iov_len;
     }
     copy_guard = NULL;
