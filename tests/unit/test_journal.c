@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1136,6 +1138,75 @@ static void test_killed_after_appends(void **state)
     munmap(m, sizeof(*m));
 }
 
+/* Run in a child whose files may not grow past 256 KiB (RLIMIT_FSIZE), so that a 64 MiB
+ * segment cannot be allocated: 0 when the appends went through pwritev up to the limit and
+ * failed cleanly there; otherwise the number of the check that failed. */
+static int unallocatable_child(const char *dir)
+{
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG */
+    struct rlimit rl = {256 * 1024, 256 * 1024};
+    if (0 != setrlimit(RLIMIT_FSIZE, &rl))
+        return 1;
+    char err[256];
+    sp_journal_options_t opt = {.dir = dir};
+    sp_journal_t *j = sp_journal_open(&opt, err, sizeof(err));
+    if (!j)
+        return 2;
+    static unsigned char rec[1000];
+    int64_t end = 0;
+    for (uint32_t i = 0; i < 100; i++) {
+        fill(rec, sizeof(rec), i);
+        int64_t e = sp_journal_append(j, rec, sizeof(rec), NULL);
+        if (e != end + (int64_t)(sizeof(rec) + OVERHEAD))
+            return 3;
+        end = e;
+    }
+    char path[256];
+    segment_path(dir, 0, path, sizeof(path));
+    struct stat st;
+    if (0 != stat(path, &st) || st.st_size != end) /* written, not allocated ahead */
+        return 4;
+    /* Up to the limit, then a clean refusal (EFBIG, or ENOSPC for a record cut short):
+     * nothing appended, the end unchanged. */
+    int64_t e;
+    while ((e = sp_journal_append(j, rec, sizeof(rec), NULL)) > 0)
+        end = e;
+    if ((EFBIG != errno && ENOSPC != errno) || sp_journal_end(j) != end || end > 256 * 1024 ||
+        end + (int64_t)(sizeof(rec) + OVERHEAD) <= 256 * 1024)
+        return 5;
+    sp_journal_cursor_t *c = sp_journal_cursor_new(j, 0, err, sizeof(err));
+    const void *payload;
+    size_t len;
+    int64_t next, n = 0;
+    while (c && 1 == sp_journal_next(c, &payload, &len, &next, err, sizeof(err))) {
+        fill(rec, sizeof(rec), (uint32_t)n);
+        if (len != sizeof(rec) || (n < 100 && 0 != memcmp(payload, rec, len)))
+            return 6;
+        n++;
+    }
+    if (!c || next != end)
+        return 7;
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+    return 0;
+}
+
+/* A segment whose blocks cannot be allocated (a disk that is nearly full) is not mapped:
+ * its records go through pwritev, as before the mapping, until the disk refuses one. */
+static void test_unallocatable_segment(void **state)
+{
+    fixture_t *fx = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (0 == pid)
+        _exit(unallocatable_child(fx->dir));
+    int status = 0;
+    assert_int_equal(pid, waitpid(pid, &status, 0));
+    assert_true(WIFEXITED(status));
+    if (0 != WEXITSTATUS(status))
+        fail_msg("check %d failed in the child", WEXITSTATUS(status));
+}
+
 /* The segment's file cut short behind the journal's back: the next copy into the mapping
  * faults (SIGBUS). The append is made with pwritev instead, the process lives on, and so
  * do the appends after it. */
@@ -1739,6 +1810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_active_allocated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_old_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
