@@ -30,6 +30,7 @@
 #define TRAILER_BYTES   4           /* length again: a record cut short does not end in it */
 #define SEGMENT_DEFAULT ((size_t)64 << 20)
 #define READ_CHUNK      ((size_t)1 << 20)
+#define RELEASE_CHUNK   ((size_t)1 << 20) /* written pages leave the mapping by this much */
 
 typedef struct waiter {
     int64_t end;
@@ -48,8 +49,9 @@ struct sp_journal {
     int64_t seg_start;  /* its first position */
     unsigned char *map; /* the active segment mapped (see map_active), or NULL */
     size_t map_len;
-    int64_t end;   /* past the last complete record */
-    int64_t *segs; /* starts of the segments held, ascending; the last is active */
+    size_t map_released; /* the pages of the mapping before this are no longer ours */
+    int64_t end;         /* past the last complete record */
+    int64_t *segs;       /* starts of the segments held, ascending; the last is active */
     size_t n_segs, cap_segs;
     int readers_waiting;
     bool wake_readers;             /* set by sp_journal_wake: waits end at once from then on */
@@ -257,6 +259,24 @@ static void map_active(sp_journal_t *j)
     install_sigbus();
     j->map = m;
     j->map_len = j->opt.segment_bytes;
+    j->map_released = 0;
+}
+
+/* Takes the pages of the mapping that are written in full out of the process: they stay
+ * in the page cache, dirty until written back, but no longer count in the server's
+ * resident memory (a whole segment would, 64 MiB), and writeback need not write-protect
+ * them in our page tables first. */
+static void release_written(sp_journal_t *j)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t upto = (size_t)(j->end - j->seg_start) / page * page;
+    if (upto > j->map_len)
+        upto = j->map_len;
+    if (upto > j->map_released &&
+        0 == madvise(j->map + j->map_released, upto - j->map_released, MADV_DONTNEED))
+        j->map_released = upto;
 }
 
 /* Unmaps the active segment and cuts its file back to its records (the blocks allocated
@@ -499,6 +519,8 @@ int64_t sp_journal_append(sp_journal_t *j, const void *payload, size_t len, void
         return -1;
     }
     j->end += (int64_t)total;
+    if (j->map && (size_t)(j->end - j->seg_start) >= j->map_released + RELEASE_CHUNK)
+        release_written(j);
     int64_t end = j->end;
     atomic_store_explicit(&j->published, end, memory_order_release);
     atomic_fetch_add_explicit(&j->appended, 1, memory_order_relaxed);

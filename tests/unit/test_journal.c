@@ -1102,6 +1102,47 @@ static void test_active_allocated(void **state)
     free(m);
 }
 
+/* The resident memory (kB) of this process's mapping of PATH, from /proc/self/smaps; -1
+ * when it has none. */
+static long mapping_rss_kb(const char *path)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    long rss = -1;
+    bool in = false;
+    while (fgets(line, sizeof(line), f)) {
+        size_t n = strlen(line), pl = strlen(path);
+        if (n > pl && 0 == strncmp(line + n - 1 - pl, path, pl) && '\n' == line[n - 1])
+            in = true;
+        else if (in && 1 == sscanf(line, "Rss: %ld kB", &rss))
+            break;
+    }
+    fclose(f);
+    return rss;
+}
+
+/* Pages written in full leave the process (they stay in the page cache): after 8 MiB of
+ * records the mapping of a 64 MiB segment holds about a megabyte, and every record reads
+ * back. */
+static void test_written_pages_released(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    model_t *m = model_new();
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    for (uint32_t i = 0; i < 2100; i++)
+        append_rec(j, m, i, 4096);
+    assert_true(sp_journal_end(j) > 8 << 20);
+    long rss = mapping_rss_kb(path);
+    if (rss < 0 || rss > 2048)
+        fail_msg("the segment's mapping holds %ld kB", rss);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    free(m);
+}
+
 /* A process killed after its appends (no close: the file is still as long as a segment,
  * zeros after the records) leaves every record it appended, and the next open goes on
  * after the last. */
@@ -1808,6 +1849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_new_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_allocated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_written_pages_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
