@@ -280,11 +280,9 @@ static void release_written(sp_journal_t *j)
 }
 
 /* Unmaps the active segment and cuts its file back to its records (the blocks allocated
- * past them are given back). */
+ * past them are given back), before it is closed. */
 static void trim_active(sp_journal_t *j)
 {
-    if (!j->map)
-        return;
     unmap_active(j);
     struct stat st;
     off_t used = (off_t)(j->end - j->seg_start);
@@ -316,16 +314,18 @@ static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t o
     return true;
 }
 
-static int open_active(sp_journal_t *j, bool create, char *err, size_t errlen)
+/* Opens the segment starting at START for appending (creating it with CREATE): its fd, or
+ * -1 + ERR. */
+static int open_segment(sp_journal_t *j, int64_t start, bool create, char *err, size_t errlen)
 {
     char path[PATH_MAX];
-    segment_path(j, j->seg_start, path, sizeof(path));
-    j->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
-    if (j->fd < 0)
+    segment_path(j, start, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+    if (fd < 0)
         return fail(err, errlen, "cannot open", path);
     if (create && j->opt.sync)
         fsync(j->dir_fd); /* the new name survives a power loss too */
-    return 0;
+    return fd;
 }
 
 sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t errlen)
@@ -373,12 +373,12 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
 
     if (0 == j->n_segs) {
         push_segment(j, 0);
-        if (0 != open_active(j, true, err, errlen))
+        if ((j->fd = open_segment(j, 0, true, err, errlen)) < 0)
             goto fail;
         map_active(j);
     } else {
         j->seg_start = j->segs[j->n_segs - 1];
-        if (0 != open_active(j, false, err, errlen))
+        if ((j->fd = open_segment(j, j->seg_start, false, err, errlen)) < 0)
             goto fail;
         int64_t valid = valid_length(j->fd);
         struct stat st;
@@ -445,30 +445,16 @@ static int rotate(sp_journal_t *j)
     /* With sync, the old segment is made durable now: the syncer only syncs the active one. */
     if (j->opt.sync && 0 != fdatasync(j->fd))
         return -1;
-    int old = j->fd;
-    int64_t old_start = j->seg_start;
-    unsigned char *old_map = j->map;
-    size_t old_map_len = j->map_len;
-    j->map = NULL;
-    j->map_len = 0;
-    j->seg_start = j->end;
     char err[64];
-    if (0 != open_active(j, true, err, sizeof(err))) {
-        j->fd = old;
-        j->seg_start = old_start;
-        j->map = old_map;
-        j->map_len = old_map_len;
+    int fd = open_segment(j, j->end, true, err, sizeof(err));
+    if (fd < 0)
         return -1;
-    }
+    trim_active(j);
+    close(j->fd);
+    j->fd = fd;
+    j->seg_start = j->end;
     map_active(j);
     push_segment(j, j->seg_start);
-    /* The old segment, cut back to its records. */
-    if (old_map)
-        munmap(old_map, old_map_len);
-    if (0 != ftruncate(old, (off_t)(j->seg_start - old_start))) {
-        /* Left long: the zeros after its records end it when it is read. */
-    }
-    close(old);
     return 0;
 }
 
