@@ -60,6 +60,14 @@ static const char *const migrations[] = {
     /* 3: no index of events by recipient (every insert touched it at a random place);
      * forget finds a recipient's events through their campaigns. */
     "DROP INDEX IF EXISTS events_recipient;",
+    /* 4: opens of campaigns that do not exist, kept apart in their journal form (bounded:
+     * see sp_store_unknown_t) until the campaign is created and adopts them. */
+    "CREATE TABLE unknown_campaigns(id TEXT COLLATE \"C\" PRIMARY KEY, opens BIGINT NOT NULL,"
+    " first_at BIGINT NOT NULL, last_at BIGINT NOT NULL);"
+    "CREATE TABLE unknown_events(id BIGSERIAL PRIMARY KEY, campaign TEXT COLLATE \"C\" NOT NULL,"
+    " ts BIGINT NOT NULL, recipient TEXT COLLATE \"C\" NOT NULL, record BYTEA NOT NULL);"
+    "CREATE INDEX unknown_events_campaign ON unknown_events(campaign, id);"
+    "CREATE INDEX unknown_events_ts ON unknown_events(ts);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
