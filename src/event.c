@@ -70,11 +70,20 @@ void sp_event_reset(sp_event_t *ev)
     ev->user_agent = ev->referer = ev->cookie = NULL;
     ev->self_referer = ev->self_cookie = ev->self_ip = false;
     ev->campaign[0] = ev->recipient[0] = ev->target[0] = ev->ip[0] = ev->visitor[0] = '\0';
+    ev->adopt_row = 0;
 }
 
 /* ---- the journal form -------------------------------------------------------------- */
 
-enum { FLAG_SELF_REFERER = 1, FLAG_SELF_COOKIE = 2, FLAG_SELF_IP = 4, FLAG_V4 = 8 };
+/* FLAG_ADOPTED: the adopted row follows the headers, so that records without it read as
+ * before. */
+enum {
+    FLAG_SELF_REFERER = 1,
+    FLAG_SELF_COOKIE = 2,
+    FLAG_SELF_IP = 4,
+    FLAG_V4 = 8,
+    FLAG_ADOPTED = 16
+};
 
 static unsigned char *put_bytes(unsigned char *p, const void *s, size_t n)
 {
@@ -95,7 +104,7 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
     uint8_t kind = (uint8_t)ev->kind;
     uint8_t flags = (ev->self_referer ? FLAG_SELF_REFERER : 0) |
                     (ev->self_cookie ? FLAG_SELF_COOKIE : 0) | (ev->self_ip ? FLAG_SELF_IP : 0) |
-                    (ev->addr.v4 ? FLAG_V4 : 0);
+                    (ev->addr.v4 ? FLAG_V4 : 0) | (ev->adopt_row > 0 ? FLAG_ADOPTED : 0);
     uint16_t n_headers = (uint16_t)ev->n_headers;
     p = put_bytes(p, &ev->ts_ms, sizeof(ev->ts_ms));
     p = put_bytes(p, &kind, 1);
@@ -111,6 +120,8 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
         p = put_text(p, ev->headers[i].name, SP_HEADER_NAME_MAX);
         p = put_text(p, ev->headers[i].value, SP_HEADER_MAX);
     }
+    if (ev->adopt_row > 0)
+        p = put_bytes(p, &ev->adopt_row, sizeof(ev->adopt_row));
     return (size_t)(p - buf);
 }
 
@@ -177,6 +188,10 @@ sp_event_t *sp_event_decode(const void *buf, size_t len)
         size_t vl = get_text(&r, &value, SP_HEADER_MAX);
         if (!r.bad && 0 != sp_event_add_header(ev, name, nl, value, vl))
             r.bad = true;
+    }
+    if (flags & FLAG_ADOPTED) {
+        get_bytes(&r, &ev->adopt_row, sizeof(ev->adopt_row));
+        r.bad = r.bad || ev->adopt_row <= 0;
     }
     if (r.bad || r.p != r.end) {
         sp_event_free(ev);

@@ -21,7 +21,11 @@ typedef enum sp_event_kind { SP_EVENT_OPEN = 0, SP_EVENT_CLICK = 1 } sp_event_ki
 typedef enum sp_event_outcome {
     SP_OUTCOME_PENDING = 0,
     SP_OUTCOME_STORED,
-    SP_OUTCOME_UNKNOWN_CAMPAIGN,
+    SP_OUTCOME_UNKNOWN_CAMPAIGN, /* its campaign does not exist: kept apart, to be adopted */
+    SP_OUTCOME_UNKNOWN_REFUSED,  /* the same, but the store keeps as many unknown campaigns as it
+                                  * may: counted, not kept */
+    SP_OUTCOME_ADOPTED_ALREADY,  /* an adopted open whose kept copy was adopted before: not
+                                  * stored twice */
     SP_OUTCOME_FAILED,
 } sp_event_outcome_t;
 
@@ -40,6 +44,9 @@ typedef struct sp_event {
     sp_net_addr_t addr;
     char ip[SP_NET_ADDR_MAX];
     char visitor[40]; /* first-party visitor cookie value, "" when none */
+    /* An open kept apart under an unknown campaign and now adopted: its row among the kept
+     * opens, which the store takes out as it stores the open (0: none). */
+    int64_t adopt_row;
 
     /* Every request header, in order, names and values borrowed from the event. */
     sp_header_t headers[SP_HEADERS_MAX];
@@ -64,6 +71,11 @@ typedef struct sp_event {
     char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
 
     bool first_view; /* set by the store: the recipient's (or client's) first counted open */
+    /* Set by the store: the first open of a campaign that did not exist, kept apart under a
+     * new unknown ID or (auto_create) its campaign created; and how many older opens kept
+     * under its unknown ID made way for the newer ones. */
+    bool campaign_new;
+    uint32_t dropped;
 
     /* Set by the writer. */
     sp_event_outcome_t outcome;
@@ -79,10 +91,10 @@ sp_event_t *sp_event_new(size_t buf_size);
 void sp_event_free(sp_event_t *ev);
 
 /* The journal's form of an event: what the request thread knew (time, IDs, address,
- * visitor, self-view evidence, headers), not what enrichment derives later. Native byte
- * order: a journal is read back on the machine that wrote it. */
+ * visitor, self-view evidence, headers, an adopted open's row), not what enrichment derives
+ * later. Native byte order: a journal is read back on the machine that wrote it. */
 #define SP_EVENT_ENCODED_MAX                                                                       \
-    (64 + 5 * (2 + sizeof(((sp_event_t *)0)->target)) +                                            \
+    (72 + 5 * (2 + sizeof(((sp_event_t *)0)->target)) +                                            \
      SP_HEADERS_MAX * (4 + SP_HEADER_NAME_MAX + SP_HEADER_MAX))
 
 /* Writes EV's journal form into BUF (at least SP_EVENT_ENCODED_MAX bytes); returns its

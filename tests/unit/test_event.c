@@ -441,6 +441,7 @@ static void same_event(const sp_event_t *want, const sp_event_t *got)
     assert_int_equal(want->self_referer, got->self_referer);
     assert_int_equal(want->self_cookie, got->self_cookie);
     assert_int_equal(want->self_ip, got->self_ip);
+    assert_int_equal(want->adopt_row, got->adopt_row);
     assert_int_equal(want->n_headers, got->n_headers);
     for (size_t i = 0; i < want->n_headers; i++) {
         assert_string_equal(want->headers[i].name, got->headers[i].name);
@@ -597,6 +598,7 @@ static void test_encode_largest(void **state)
     memset(ev->ip, '1', sizeof(ev->ip) - 1);
     memset(ev->visitor, 'v', sizeof(ev->visitor) - 1);
     memset(ev->addr.b, 0xff, sizeof(ev->addr.b));
+    ev->adopt_row = INT64_MAX;
     char name[SP_HEADER_NAME_MAX], value[SP_HEADER_MAX];
     memset(name, 'n', sizeof(name));
     for (size_t i = 0; i < sizeof(value); i++)
@@ -614,6 +616,39 @@ static void test_encode_largest(void **state)
     assert_int_equal(sizeof(got->target) - 1, strlen(got->target));
     assert_int_equal(SP_HEADERS_MAX, got->n_headers);
     sp_event_free(got);
+    free(buf);
+    sp_event_free(ev);
+}
+
+/* An adopted open carries its kept row; without one the record is as before. */
+static void test_encode_adopted(void **state)
+{
+    sp_event_t *ev = rich_event();
+    size_t plain_len, len;
+    unsigned char *plain = encode(ev, &plain_len);
+    ev->adopt_row = 1234567;
+    unsigned char *buf = encode(ev, &len);
+    assert_int_equal(plain_len + sizeof(int64_t), len);
+    assert_memory_equal(plain + 10, buf + 10, plain_len - 10); /* after time, kind and flags */
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_int_equal(1234567, got->adopt_row);
+    sp_event_free(got);
+    got = decode_exact(plain, plain_len);
+    assert_non_null(got);
+    assert_int_equal(0, got->adopt_row);
+    sp_event_free(got);
+    /* The flag without its row, or a row that names none, is not a record. */
+    plain[9] |= 16;
+    assert_null(decode_exact(plain, plain_len));
+    int64_t zero = 0;
+    memcpy(buf + len - sizeof(zero), &zero, sizeof(zero));
+    assert_null(decode_exact(buf, len));
+    /* A scratch event reused for the next request starts without one. */
+    sp_event_reset(ev);
+    assert_int_equal(0, ev->adopt_row);
+    free(plain);
     free(buf);
     sp_event_free(ev);
 }
@@ -900,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_format_ts),
         cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_encode_largest),
+        cmocka_unit_test(test_encode_adopted),
         cmocka_unit_test(test_decode_truncated),
         cmocka_unit_test(test_decode_malformed),
         cmocka_unit_test(test_decode_noise),
