@@ -58,6 +58,14 @@ static const opt_t options[] = {
     {"answer-after", STR(answer_after), "WHEN",
      "journal (default): answer once the open is in this server's journal; store: once it "
      "is committed to the store (slower; with postgres, no open waits on this server's disk)"},
+    {"auto-create-campaigns", BOOL(auto_create_campaigns), NULL,
+     "an open of a campaign that does not exist creates it (default: its opens are kept apart "
+     "until the campaign is created and adopts them)"},
+    {"unknown-campaigns-max", INT(unknown_campaigns_max), "N",
+     "most campaign IDs that do not exist whose opens are kept apart (100); opens of further "
+     "ones are counted and logged, not kept"},
+    {"unknown-opens-max", INT(unknown_opens_max), "N",
+     "newest opens kept per campaign ID that does not exist (10000); older ones make way"},
     {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -74,6 +82,8 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->max_connections = 4096;
     cfg->timeout = 15;
     cfg->batch_max = 4096;
+    cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
+    cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
 }
 
 static const opt_t *find_option(const char *name, size_t len)

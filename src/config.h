@@ -11,6 +11,12 @@
 
 #define SP_CONFIG_LIST_MAX 32
 
+/* Opens of campaigns that do not exist: how many IDs, and how many of each one's newest
+ * opens, are kept apart unless configured. A kept open is its journal record, under 1 KiB
+ * for a mail client's request and at most about 16 KiB (the request header limit). */
+#define SP_CONFIG_UNKNOWN_CAMPAIGNS 100
+#define SP_CONFIG_UNKNOWN_OPENS     10000
+
 typedef struct sp_config {
     char listen[128];   /* HOST:PORT */
     char data_dir[512]; /* holds spypixel.db and the signing key */
@@ -38,6 +44,11 @@ typedef struct sp_config {
     bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
     char answer_after[16];   /* "journal" or "store" */
     bool answer_after_store; /* derived from it */
+
+    /* Opens of campaigns that do not exist. */
+    bool auto_create_campaigns; /* create the campaign (otherwise: kept apart, bounded) */
+    int unknown_campaigns_max;  /* most such IDs kept */
+    int unknown_opens_max;      /* newest opens kept per such ID */
 } sp_config_t;
 
 /* Fills CFG with the defaults. */

@@ -7,14 +7,23 @@
 
 sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen)
 {
+    sp_store_t *s;
     if (0 == strcmp(cfg->store, "postgres")) {
         if (!cfg->pg[0]) {
             snprintf(err, errlen, "--store postgres needs --pg CONNINFO");
             return NULL;
         }
-        return sp_store_pg_open(cfg->pg, err, errlen);
+        s = sp_store_pg_open(cfg->pg, err, errlen);
+    } else {
+        s = sp_store_sqlite_open(cfg->data_dir, cfg->sync_full, err, errlen);
     }
-    return sp_store_sqlite_open(cfg->data_dir, cfg->sync_full, err, errlen);
+    if (s)
+        s->unknown = (sp_store_unknown_t){
+            .auto_create = cfg->auto_create_campaigns,
+            .max_campaigns = cfg->unknown_campaigns_max,
+            .max_opens = cfg->unknown_opens_max,
+        };
+    return s;
 }
 
 void sp_store_close(sp_store_t *s)

@@ -42,6 +42,21 @@ typedef struct sp_event_row {
     int klass; /* sp_class_t */
 } sp_event_row_t;
 
+/* A campaign that does not exist but was opened: its opens are kept apart (the newest of
+ * them, in their journal form) until it is created and adopts them. */
+typedef struct sp_unknown_campaign {
+    char id[SP_ID_MAX + 1];
+    int64_t opens; /* every open seen, also those no longer kept */
+    int64_t first_at, last_at;
+} sp_unknown_campaign_t;
+
+/* What write_batch does with the opens of a campaign that does not exist. */
+typedef struct sp_store_unknown {
+    bool auto_create;      /* create the campaign (dated by that open) and store them */
+    int64_t max_campaigns; /* most unknown IDs kept; the opens of further ones are refused */
+    int64_t max_opens;     /* newest opens kept per unknown ID; older ones make way */
+} sp_store_unknown_t;
+
 typedef struct sp_store sp_store_t;
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
@@ -54,6 +69,9 @@ typedef struct sp_store_mark {
 typedef int (*sp_store_campaign_cb)(void *ctx, const sp_campaign_t *c);
 typedef int (*sp_store_recipient_cb)(void *ctx, const sp_recipient_t *r);
 typedef int (*sp_store_event_cb)(void *ctx, const sp_event_row_t *row);
+typedef int (*sp_store_unknown_cb)(void *ctx, const sp_unknown_campaign_t *u);
+/* A kept open of an unknown campaign: its row and its journal form (borrowed). */
+typedef int (*sp_store_kept_cb)(void *ctx, int64_t row, const void *record, size_t len);
 
 /* The backend's functions. Every one returns 0 on success and -1 with a message in
  * ERR on failure unless it says otherwise; a store is used by one thread at a time
@@ -61,9 +79,14 @@ typedef int (*sp_store_event_cb)(void *ctx, const sp_event_row_t *row);
 typedef struct sp_store_ops {
     const char *name;
     void (*close)(sp_store_t *s);
-    /* Records a batch in one transaction: every event's outcome is set to STORED or
-     * UNKNOWN_CAMPAIGN, and its id filled in; MARK (may be NULL) is set in meta with them,
-     * also when N is 0. On failure nothing is recorded. */
+    /* Records a batch in one transaction: every event's outcome is set and a stored one's id
+     * filled in; MARK (may be NULL) is set in meta with them, also when N is 0. On failure
+     * nothing is recorded. An event of a campaign that does not exist is handled as
+     * s->unknown says: created (STORED, campaign_new on the first), kept apart
+     * (UNKNOWN_CAMPAIGN; campaign_new on the first of a new unknown ID, dropped set when
+     * older kept opens made way) or, beyond max_campaigns, REFUSED. An event with an
+     * adopt_row takes that kept open out and is stored, or is ADOPTED_ALREADY when the row
+     * is gone: an adoption is stored once however often its records are read. */
     int (*write_batch)(sp_store_t *s, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
                        char *err, size_t errlen);
     /* 0 created, 1 already there, -1 error. */
@@ -81,10 +104,19 @@ typedef struct sp_store_ops {
      * limit; likewise for recipients). */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
-    /* Deletes events older than BEFORE_MS; counters stay. Sets *deleted. */
+    /* Unknown campaigns, newest last open first. */
+    int (*unknown_list)(sp_store_t *s, sp_store_unknown_cb cb, void *ctx, char *err, size_t errlen);
+    /* The kept opens of unknown campaign ID, oldest first. */
+    int (*unknown_opens)(sp_store_t *s, const char *id, sp_store_kept_cb cb, void *ctx, char *err,
+                         size_t errlen);
+    /* Forgets unknown campaign ID and its kept opens: 0 done, 1 there was none, -1 error. */
+    int (*unknown_delete)(sp_store_t *s, const char *id, char *err, size_t errlen);
+    /* Deletes events (and kept opens of unknown campaigns) older than BEFORE_MS; counters
+     * stay. Sets *deleted. */
     int (*purge_before)(sp_store_t *s, int64_t before_ms, int64_t *deleted, char *err,
                         size_t errlen);
-    /* Erases one recipient everywhere and takes their opens out of the counters.
+    /* Erases one recipient everywhere (kept opens of unknown campaigns too) and takes their
+     * opens out of the counters.
      * An empty RECIPIENT is an error (it would match every event without one). */
     int (*forget)(sp_store_t *s, const char *recipient, int64_t *deleted, char *err, size_t errlen);
     /* Users, API tokens, sessions: secrets arrive hashed. get_* return 1 when absent. */
@@ -114,6 +146,8 @@ typedef struct sp_store_ops {
 
 struct sp_store {
     const sp_store_ops_t *ops;
+    sp_store_unknown_t unknown; /* the backends start with the defaults; sp_store_open sets the
+                                 * configured ones */
 };
 
 /* Opens the backend CFG names (creating and migrating its schema). NULL + ERR on

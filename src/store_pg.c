@@ -101,6 +101,18 @@ enum {
     Q_META_GET,
     Q_META_PUT_NEW,
     Q_MARK,
+    Q_UNKNOWN_COUNT,
+    Q_UNKNOWN_KEEP,
+    Q_UNKNOWN_UPSERT,
+    Q_UNKNOWN_TRIM,
+    Q_ADOPT_TAKE,
+    Q_ADOPT_DONE,
+    Q_UNKNOWN_LIST,
+    Q_UNKNOWN_OPENS,
+    Q_UNKNOWN_DELETE,
+    Q_UNKNOWN_PURGE,
+    Q_FORGET_UNKNOWN,
+    Q_FORGET_UNKNOWN_EMPTY,
     Q_COUNT
 };
 
@@ -109,7 +121,9 @@ enum {
     " clicks"
 
 static const char *const query_sql[Q_COUNT] = {
-    [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = $1",
+    /* Whether the campaign exists, and whether its opens are kept apart already. */
+    [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1),"
+                          " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
     [Q_EVENT_INSERT] =
         "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
         " headers, visitor, browser, browser_version, os, os_version, device, device_brand,"
@@ -179,6 +193,41 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_META_PUT_NEW] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
     [Q_MARK] = "INSERT INTO meta(key, value) VALUES($1, $2)"
                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [Q_UNKNOWN_COUNT] = "SELECT COUNT(*) FROM unknown_campaigns",
+    [Q_UNKNOWN_KEEP] = "INSERT INTO unknown_events(campaign, ts, recipient, record)"
+                       " VALUES($1, $2, $3, $4)",
+    [Q_UNKNOWN_UPSERT] =
+        "INSERT INTO unknown_campaigns AS u(id, opens, first_at, last_at) VALUES($1, $2, $3, $4)"
+        " ON CONFLICT(id) DO UPDATE SET opens = u.opens + excluded.opens,"
+        " first_at = LEAST(u.first_at, excluded.first_at),"
+        " last_at = GREATEST(u.last_at, excluded.last_at)",
+    /* The newest $2 stay. */
+    [Q_UNKNOWN_TRIM] = "DELETE FROM unknown_events WHERE id IN (SELECT id FROM unknown_events"
+                       " WHERE campaign = $1 ORDER BY id DESC OFFSET $2)",
+    [Q_ADOPT_TAKE] = "DELETE FROM unknown_events WHERE id = $1 AND campaign = $2 RETURNING 1",
+    /* Once the last of its kept opens is adopted. */
+    [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = $1"
+                     " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = $1)",
+    [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
+                       " ORDER BY last_at DESC, id",
+    [Q_UNKNOWN_OPENS] = "SELECT id, record FROM unknown_events WHERE campaign = $1 ORDER BY id",
+    [Q_UNKNOWN_DELETE] = "WITH e AS (DELETE FROM unknown_events WHERE campaign = $1 RETURNING 1),"
+                         " u AS (DELETE FROM unknown_campaigns WHERE id = $1 RETURNING 1)"
+                         " SELECT (SELECT COUNT(*) FROM e) + (SELECT COUNT(*) FROM u)",
+    /* An unknown campaign goes with its last open: every kept one is older. */
+    [Q_UNKNOWN_PURGE] = "WITH e AS (DELETE FROM unknown_events WHERE ts < $1 RETURNING 1),"
+                        " u AS (DELETE FROM unknown_campaigns WHERE last_at < $1)"
+                        " SELECT COUNT(*) FROM e",
+    /* A recipient's kept opens of unknown campaigns (a scan, but of a bounded table): out of
+     * the counts, then erased. */
+    [Q_FORGET_UNKNOWN] =
+        "WITH e AS (DELETE FROM unknown_events WHERE recipient = $1 RETURNING campaign),"
+        " n AS (SELECT campaign, COUNT(*) AS opens FROM e GROUP BY campaign),"
+        " u AS (UPDATE unknown_campaigns c SET opens = c.opens - n.opens FROM n"
+        " WHERE c.id = n.campaign)"
+        " SELECT COUNT(*) FROM e",
+    /* Apart: a statement cannot delete a row it updates. */
+    [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
 };
 
 typedef struct {
@@ -348,6 +397,14 @@ typedef struct {
     const char *id;
     bool known;
     int64_t views, unique, cls[SP_STORE_CLASSES], clicks, last_view;
+    /* A campaign that does not exist: created (auto_create), or its opens kept apart (a new
+     * unknown ID when none was kept before) or refused. */
+    bool kept_before, create, fresh;
+    enum { UNKNOWN_UNDECIDED, UNKNOWN_KEEP, UNKNOWN_REFUSE } unknown;
+    int64_t unknown_opens, unknown_first, unknown_last;
+    sp_event_t *first;          /* its batch's first event: told that it is new (fresh, create) */
+    sp_event_t *unknown_newest; /* told how many kept opens made way */
+    bool adopted;               /* some of its kept opens were adopted in this batch */
 } camp_t;
 
 /* What a batch does to one recipient of one campaign. */
@@ -368,18 +425,33 @@ typedef struct {
     sp_event_t *first;
 } client_t;
 
+/* A statement of the last phase, on one campaign. */
+typedef struct {
+    int q;
+    camp_t *camp;
+} camp_op_t;
+
 typedef struct {
     sp_event_t **evs;
     size_t n;
-    camp_t *camps, **ev_camp, **updates;
-    size_t n_camps, n_updates;
-    sp_event_t **stored;
-    size_t n_stored;
+    const sp_store_unknown_t *unknown;
+    camp_t *camps, **ev_camp;
+    size_t n_camps;
+    size_t *adopts; /* the adopted events, by row */
+    size_t n_adopts;
+    int64_t n_unknown; /* unknown campaigns in the store; -1: not asked */
+    camp_t **creates;
+    size_t n_creates;
+    sp_event_t **stored, **kept;
+    size_t n_stored, n_kept;
     rec_t *recs;
     size_t n_recs;
     client_t *clients;
     size_t n_clients;
+    camp_op_t *ops;
+    size_t n_ops;
     const sp_store_mark_t *mark; /* or NULL */
+    unsigned char *record;       /* a kept open's journal form, being sent */
     int phase;
 } batch_t;
 
@@ -410,7 +482,8 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-/* The batch's campaigns, sorted and distinct, and each event's. */
+/* The batch's campaigns, sorted and distinct, and each event's; its adopted events by row, the
+ * order in which concurrent writers then take them. */
 static void batch_campaigns(batch_t *b)
 {
     b->camps = xcalloc(b->n, sizeof(*b->camps));
@@ -421,26 +494,88 @@ static void batch_campaigns(batch_t *b)
         if (!b->n_camps || 0 != strcmp(b->camps[b->n_camps - 1].id, b->camps[i].id))
             b->camps[b->n_camps++] = b->camps[i];
     b->ev_camp = xcalloc(b->n, sizeof(*b->ev_camp));
+    b->adopts = xcalloc(b->n, sizeof(*b->adopts));
     for (size_t i = 0; i < b->n; i++) {
         camp_t key = {.id = b->evs[i]->campaign};
         b->ev_camp[i] = bsearch(&key, b->camps, b->n_camps, sizeof(*b->camps), cmp_camp);
+        if (b->evs[i]->adopt_row > 0)
+            b->adopts[b->n_adopts++] = i;
+    }
+    for (size_t i = 1; i < b->n_adopts; i++) /* mostly in order already: journal order */
+        for (size_t j = i;
+             j > 0 && b->evs[b->adopts[j - 1]]->adopt_row > b->evs[b->adopts[j]]->adopt_row; j--) {
+            size_t t = b->adopts[j];
+            b->adopts[j] = b->adopts[j - 1];
+            b->adopts[j - 1] = t;
+        }
+}
+
+/* What becomes of each campaign that does not exist, once phase 1 has told which exist and
+ * which are kept apart already. True when the number of unknown campaigns must be asked for
+ * (phase 2) to decide about new ones. */
+static bool batch_unknown(batch_t *b)
+{
+    bool ask = false;
+    for (size_t i = 0; i < b->n_camps; i++) {
+        camp_t *c = &b->camps[i];
+        if (c->known)
+            continue;
+        if (b->unknown->auto_create) {
+            c->known = c->create = true;
+        } else if (c->kept_before) {
+            c->unknown = UNKNOWN_KEEP;
+        } else {
+            ask = true;
+        }
+    }
+    return ask;
+}
+
+/* New unknown IDs are kept while there is room, in ID order. */
+static void batch_new_unknown(batch_t *b)
+{
+    for (size_t i = 0; i < b->n_camps; i++) {
+        camp_t *c = &b->camps[i];
+        if (c->known || UNKNOWN_UNDECIDED != c->unknown)
+            continue;
+        c->unknown = b->n_unknown < b->unknown->max_campaigns ? UNKNOWN_KEEP : UNKNOWN_REFUSE;
+        if (UNKNOWN_KEEP == c->unknown) {
+            c->fresh = true;
+            b->n_unknown++;
+        }
     }
 }
 
 /* Counts the events of known campaigns as store_sqlite.c's write_one does, folded per
- * campaign, recipient and client. Everything is sorted: each transaction then locks rows in
- * one order (recipients, clients, campaigns, each by key), and concurrent writers on several
- * servers wait for each other instead of deadlocking. */
+ * campaign, recipient and client, and gathers the opens kept apart. Everything is sorted: each
+ * transaction then locks rows in one order (recipients, clients, campaigns, each by key), and
+ * concurrent writers on several servers wait for each other instead of deadlocking. */
 static void batch_count(batch_t *b)
 {
     b->stored = xcalloc(b->n, sizeof(*b->stored));
+    b->kept = xcalloc(b->n, sizeof(*b->kept));
     b->recs = xcalloc(b->n, sizeof(*b->recs));
     b->clients = xcalloc(b->n, sizeof(*b->clients));
     for (size_t i = 0; i < b->n; i++) {
         sp_event_t *ev = b->evs[i];
         camp_t *c = b->ev_camp[i];
-        if (!c->known)
+        if (SP_OUTCOME_ADOPTED_ALREADY == ev->outcome)
             continue;
+        if (!c->first)
+            c->first = ev;
+        if (!c->known) {
+            if (UNKNOWN_KEEP != c->unknown)
+                continue;
+            if (b->unknown->max_opens > 0)
+                b->kept[b->n_kept++] = ev;
+            if (!c->unknown_opens || ev->ts_ms < c->unknown_first)
+                c->unknown_first = ev->ts_ms;
+            if (!c->unknown_opens || ev->ts_ms > c->unknown_last)
+                c->unknown_last = ev->ts_ms;
+            c->unknown_opens++;
+            c->unknown_newest = ev;
+            continue;
+        }
         b->stored[b->n_stored++] = ev;
         bool open = SP_EVENT_OPEN == ev->kind;
         bool counted = SP_CLASS_HUMAN == ev->klass || SP_CLASS_PROXY == ev->klass;
@@ -470,6 +605,15 @@ static void batch_count(batch_t *b)
             k->first = ev;
             sp_store_client_key(ev, k->key, sizeof(k->key));
         }
+    }
+    /* Created with their first open's time; an unknown ID's first open is told it is new. */
+    b->creates = xcalloc(b->n_camps, sizeof(*b->creates));
+    for (size_t i = 0; i < b->n_camps; i++) {
+        camp_t *c = &b->camps[i];
+        if (c->create && c->first)
+            b->creates[b->n_creates++] = c;
+        if (c->fresh && c->first)
+            c->first->campaign_new = true;
     }
 
     qsort(b->recs, b->n_recs, sizeof(*b->recs), cmp_rec);
@@ -503,17 +647,24 @@ static void batch_count(batch_t *b)
     b->n_clients = n;
 }
 
-/* The campaigns whose counters move, sorted by ID; unique views are known after phase 2. */
-static void batch_updates(batch_t *b)
+/* The last phase's statements, campaign by campaign in ID order: the counters that move
+ * (unique views are known after phase 3), adoptions done, opens kept apart. */
+static void batch_ops(batch_t *b)
 {
-    b->updates = xcalloc(b->n_camps, sizeof(*b->updates));
+    b->ops = xcalloc(2 * b->n_camps, sizeof(*b->ops));
     for (size_t i = 0; i < b->n_camps; i++) {
         camp_t *c = &b->camps[i];
         bool moved = c->views || c->clicks || c->last_view;
         for (int k = 0; k < SP_STORE_CLASSES; k++)
             moved = moved || c->cls[k];
         if (c->known && moved)
-            b->updates[b->n_updates++] = c;
+            b->ops[b->n_ops++] = (camp_op_t){Q_CAMPAIGN_COUNT, c};
+        if (c->known && c->adopted)
+            b->ops[b->n_ops++] = (camp_op_t){Q_ADOPT_DONE, c};
+        if (UNKNOWN_KEEP == c->unknown && c->unknown_opens) {
+            b->ops[b->n_ops++] = (camp_op_t){Q_UNKNOWN_UPSERT, c};
+            b->ops[b->n_ops++] = (camp_op_t){Q_UNKNOWN_TRIM, c};
+        }
     }
 }
 
@@ -521,10 +672,14 @@ static void batch_free(batch_t *b)
 {
     free(b->camps);
     free(b->ev_camp);
-    free(b->updates);
+    free(b->adopts);
+    free(b->creates);
     free(b->stored);
+    free(b->kept);
     free(b->recs);
     free(b->clients);
+    free(b->ops);
+    free(b->record);
 }
 
 static int send_event(pg_store_t *s, const sp_event_t *ev)
@@ -575,10 +730,34 @@ static int send_event(pg_store_t *s, const sp_event_t *ev)
     return ok ? 0 : -1;
 }
 
+/* An open kept apart: its journal form goes as a binary parameter. */
+static int send_kept(pg_store_t *s, batch_t *b, const sp_event_t *ev)
+{
+    char name[16];
+    params_t p = {.n = 0};
+    if (!b->record && !(b->record = malloc(SP_EVENT_ENCODED_MAX)))
+        abort();
+    size_t len = sp_event_encode(ev, b->record);
+    p_text(&p, ev->campaign);
+    p_int(&p, ev->ts_ms);
+    p_text(&p, ev->recipient);
+    p.v[p.n] = (const char *)b->record;
+    p.owned[p.n++] = NULL;
+    int lengths[4] = {0, 0, 0, (int)len}, formats[4] = {0, 0, 0, 1};
+    stmt_name(Q_UNKNOWN_KEEP, name, sizeof(name));
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, lengths, formats, 0);
+    p_clear(&p);
+    return ok ? 0 : -1;
+}
+
 /* Sends the batch's statement I of the current phase:
- *   1: BEGIN, then whether each campaign exists;
- *   2: the events of known campaigns, the recipient upserts, the client inserts;
- *   3: the campaign counters, the journal position, COMMIT. */
+ *   1: BEGIN, then whether each campaign exists (or is kept apart), then each adopted open's
+ *      kept row taken out;
+ *   2: how many unknown campaigns the store keeps (only when a new one may be kept);
+ *   3: the campaigns created (auto_create), the events of known campaigns, the recipient
+ *      upserts, the client inserts, the opens kept apart;
+ *   4: the campaign counters, adoptions done and unknown campaigns' counts (batch_ops), the
+ *      journal position, COMMIT. */
 static int batch_send(pg_store_t *s, batch_t *b, size_t i)
 {
     char name[16];
@@ -587,9 +766,25 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
     if (1 == b->phase) {
         if (0 == i)
             return PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
-        q = Q_CAMPAIGN_EXISTS;
-        p_text(&p, b->camps[i - 1].id);
+        if (i - 1 < b->n_camps) {
+            q = Q_CAMPAIGN_EXISTS;
+            p_text(&p, b->camps[i - 1].id);
+        } else {
+            const sp_event_t *ev = b->evs[b->adopts[i - 1 - b->n_camps]];
+            q = Q_ADOPT_TAKE;
+            p_int(&p, ev->adopt_row);
+            p_text(&p, ev->campaign);
+        }
     } else if (2 == b->phase) {
+        q = Q_UNKNOWN_COUNT;
+    } else if (3 == b->phase) {
+        if (i < b->n_creates) {
+            q = Q_CAMPAIGN_CREATE;
+            p_text(&p, b->creates[i]->id);
+            p_int(&p, b->creates[i]->first->ts_ms);
+            goto send;
+        }
+        i -= b->n_creates;
         if (i < b->n_stored)
             return send_event(s, b->stored[i]);
         i -= b->n_stored;
@@ -603,14 +798,17 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             p_int(&p, r->clicks);
             p_int(&p, r->first_at);
             p_int(&p, r->last_at);
-        } else {
-            const client_t *k = &b->clients[i - b->n_recs];
-            q = Q_CLIENT_INSERT;
-            p_text(&p, k->campaign);
-            p_text(&p, k->key);
+            goto send;
         }
-    } else if (i >= b->n_updates) {
-        if (i == b->n_updates && b->mark) {
+        i -= b->n_recs;
+        if (i >= b->n_clients)
+            return send_kept(s, b, b->kept[i - b->n_clients]);
+        const client_t *k = &b->clients[i];
+        q = Q_CLIENT_INSERT;
+        p_text(&p, k->campaign);
+        p_text(&p, k->key);
+    } else if (i >= b->n_ops) {
+        if (i == b->n_ops && b->mark) {
             q = Q_MARK;
             p_text(&p, b->mark->key);
             p_text(&p, b->mark->value);
@@ -618,16 +816,25 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
         }
     } else {
-        const camp_t *c = b->updates[i];
-        q = Q_CAMPAIGN_COUNT;
+        const camp_t *c = b->ops[i].camp;
+        q = b->ops[i].q;
         p_text(&p, c->id);
-        p_int(&p, c->views);
-        p_int(&p, c->unique);
-        for (int k = 0; k < SP_STORE_CLASSES; k++)
-            p_int(&p, c->cls[k]);
-        p_int(&p, c->clicks);
-        p_int(&p, c->last_view);
+        if (Q_CAMPAIGN_COUNT == q) {
+            p_int(&p, c->views);
+            p_int(&p, c->unique);
+            for (int k = 0; k < SP_STORE_CLASSES; k++)
+                p_int(&p, c->cls[k]);
+            p_int(&p, c->clicks);
+            p_int(&p, c->last_view);
+        } else if (Q_UNKNOWN_UPSERT == q) {
+            p_int(&p, c->unknown_opens);
+            p_int(&p, c->unknown_first);
+            p_int(&p, c->unknown_last);
+        } else if (Q_UNKNOWN_TRIM == q) {
+            p_int(&p, b->unknown->max_opens > 0 ? b->unknown->max_opens : 0);
+        }
     }
+send:
     stmt_name(q, name, sizeof(name));
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
     p_clear(&p);
@@ -635,13 +842,32 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
 }
 
 /* Takes in the result of statement I of the current phase. */
-static void batch_recv(batch_t *b, size_t i, const PGresult *res)
+static void batch_recv(batch_t *b, size_t i, PGresult *res)
 {
     bool row = PQntuples(res) > 0;
     if (1 == b->phase) {
-        if (i > 0)
-            b->camps[i - 1].known = row;
+        if (0 == i) {
+            return;
+        } else if (i - 1 < b->n_camps) {
+            b->camps[i - 1].known = row && 't' == PQgetvalue(res, 0, 0)[0];
+            b->camps[i - 1].kept_before = row && 't' == PQgetvalue(res, 0, 1)[0];
+        } else {
+            size_t e = b->adopts[i - 1 - b->n_camps];
+            if (row)
+                b->ev_camp[e]->adopted = true;
+            else
+                b->evs[e]->outcome = SP_OUTCOME_ADOPTED_ALREADY;
+        }
     } else if (2 == b->phase) {
+        b->n_unknown = row ? get_i64(res, 0, 0) : 0;
+    } else if (3 == b->phase) {
+        if (i < b->n_creates) {
+            /* Nothing inserted: another server created it meanwhile. */
+            if (0 == strcmp(PQcmdTuples(res), "1"))
+                b->creates[i]->first->campaign_new = true;
+            return;
+        }
+        i -= b->n_creates;
         if (i < b->n_stored) {
             b->stored[i]->id = row ? get_i64(res, 0, 0) : 0;
             return;
@@ -655,10 +881,12 @@ static void batch_recv(batch_t *b, size_t i, const PGresult *res)
                 if (r->first)
                     r->first->first_view = true;
             }
-        } else if (row) {
+        } else if (i - b->n_recs < b->n_clients && row) {
             b->clients[i - b->n_recs].camp->unique++;
             b->clients[i - b->n_recs].first->first_view = true;
         }
+    } else if (i < b->n_ops && Q_UNKNOWN_TRIM == b->ops[i].q) {
+        b->ops[i].camp->unknown_newest->dropped = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
     }
 }
 
@@ -723,12 +951,15 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
                           char *err, size_t errlen)
 {
     pg_store_t *s = (pg_store_t *)base;
-    batch_t b = {.evs = evs, .n = n, .mark = mark};
+    batch_t b = {.evs = evs, .n = n, .mark = mark, .unknown = &base->unknown, .n_unknown = -1};
     bool synced = false;
     if (0 == n && !mark)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        evs[i]->first_view = false; /* a retried batch starts clean */
+    for (size_t i = 0; i < n; i++) { /* a retried batch starts clean */
+        evs[i]->first_view = evs[i]->campaign_new = false;
+        evs[i]->dropped = 0;
+        evs[i]->outcome = SP_OUTCOME_PENDING;
+    }
     if (0 != ready(s, err, errlen))
         goto fail;
     if (!PQenterPipelineMode(s->conn)) {
@@ -737,15 +968,22 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     batch_campaigns(&b);
     b.phase = 1;
-    if (0 != pipe_run(s, &b, 1 + b.n_camps, err, errlen))
+    if (0 != pipe_run(s, &b, 1 + b.n_camps + b.n_adopts, err, errlen))
         goto fail_pipe;
+    if (batch_unknown(&b)) {
+        b.phase = 2;
+        if (0 != pipe_run(s, &b, 1, err, errlen))
+            goto fail_pipe;
+        batch_new_unknown(&b);
+    }
     batch_count(&b);
-    b.phase = 2;
-    if (0 != pipe_run(s, &b, b.n_stored + b.n_recs + b.n_clients, err, errlen))
-        goto fail_pipe;
-    batch_updates(&b);
     b.phase = 3;
-    if (0 != pipe_run(s, &b, b.n_updates + (mark ? 2 : 1), err, errlen))
+    if (0 !=
+        pipe_run(s, &b, b.n_creates + b.n_stored + b.n_recs + b.n_clients + b.n_kept, err, errlen))
+        goto fail_pipe;
+    batch_ops(&b);
+    b.phase = 4;
+    if (0 != pipe_run(s, &b, b.n_ops + (mark ? 2 : 1), err, errlen))
         goto fail_pipe;
     if (!PQpipelineSync(s->conn)) {
         set_err(s, err, errlen, "commit", NULL);
@@ -759,8 +997,14 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         set_err(s, err, errlen, "commit", NULL);
         goto fail_pipe;
     }
-    for (size_t i = 0; i < n; i++)
-        evs[i]->outcome = b.ev_camp[i]->known ? SP_OUTCOME_STORED : SP_OUTCOME_UNKNOWN_CAMPAIGN;
+    for (size_t i = 0; i < n; i++) {
+        const camp_t *c = b.ev_camp[i];
+        if (SP_OUTCOME_ADOPTED_ALREADY == evs[i]->outcome)
+            continue;
+        evs[i]->outcome = c->known                     ? SP_OUTCOME_STORED
+                          : UNKNOWN_KEEP == c->unknown ? SP_OUTCOME_UNKNOWN_CAMPAIGN
+                                                       : SP_OUTCOME_UNKNOWN_REFUSED;
+    }
     batch_free(&b);
     return 0;
 
@@ -770,6 +1014,8 @@ fail:
     for (size_t i = 0; i < n; i++) {
         evs[i]->outcome = SP_OUTCOME_PENDING;
         evs[i]->id = 0;
+        evs[i]->first_view = evs[i]->campaign_new = false;
+        evs[i]->dropped = 0;
     }
     batch_free(&b);
     return -1;
@@ -970,6 +1216,76 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
     return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
 }
 
+/* ---- unknown campaigns ---------------------------------------------------------------------- */
+
+typedef struct {
+    void *ctx;
+    sp_store_unknown_cb unknown;
+    sp_store_kept_cb kept;
+} unknown_ctx_t;
+
+static int unknown_row(void *ctx, const PGresult *res)
+{
+    unknown_ctx_t *uc = ctx;
+    sp_unknown_campaign_t u = {
+        .opens = get_i64(res, 0, 1),
+        .first_at = get_i64(res, 0, 2),
+        .last_at = get_i64(res, 0, 3),
+    };
+    snprintf(u.id, sizeof(u.id), "%s", PQgetvalue(res, 0, 0));
+    return uc->unknown(uc->ctx, &u);
+}
+
+static int pg_unknown_list(sp_store_t *base, sp_store_unknown_cb cb, void *ctx, char *err,
+                           size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    unknown_ctx_t uc = {.ctx = ctx, .unknown = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    return each_row(s, Q_UNKNOWN_LIST, &p, unknown_row, &uc, "list unknown campaigns", err, errlen);
+}
+
+static int kept_row(void *ctx, const PGresult *res)
+{
+    unknown_ctx_t *uc = ctx;
+    size_t len = 0;
+    unsigned char *record = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &len);
+    if (!record)
+        abort();
+    int rc = uc->kept(uc->ctx, get_i64(res, 0, 0), record, len);
+    PQfreemem(record);
+    return rc;
+}
+
+static int pg_unknown_opens(sp_store_t *base, const char *id, sp_store_kept_cb cb, void *ctx,
+                            char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    unknown_ctx_t uc = {.ctx = ctx, .kept = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    return each_row(s, Q_UNKNOWN_OPENS, &p, kept_row, &uc, "read kept opens", err, errlen);
+}
+
+static int pg_unknown_delete(sp_store_t *base, const char *id, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    PGresult *res = exec_q(s, Q_UNKNOWN_DELETE, &p, "forget unknown campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = PQntuples(res) > 0 && get_i64(res, 0, 0) > 0 ? 0 : 1;
+    PQclear(res);
+    return ret;
+}
+
 /* ---- privacy -------------------------------------------------------------------------------- */
 
 static int pg_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted, char *err,
@@ -984,6 +1300,11 @@ static int pg_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
     if (!res)
         return -1;
     *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    p_int(&p, before_ms);
+    if (!(res = exec_q(s, Q_UNKNOWN_PURGE, &p, "purge", err, errlen)))
+        return -1;
+    *deleted += PQntuples(res) > 0 ? get_i64(res, 0, 0) : 0;
     PQclear(res);
     return 0;
 }
@@ -1024,6 +1345,15 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         PQclear(res);
     }
     PQclear(rows);
+    rows = NULL;
+    p_text(&p, recipient);
+    if (!(res = exec_q(s, Q_FORGET_UNKNOWN, &p, "forget", err, errlen)))
+        goto fail;
+    *deleted += PQntuples(res) > 0 ? get_i64(res, 0, 0) : 0;
+    PQclear(res);
+    if (!(res = exec_q(s, Q_FORGET_UNKNOWN_EMPTY, &p, "forget", err, errlen)))
+        goto fail;
+    PQclear(res);
     return exec_sql(s, "COMMIT", "forget", err, errlen);
 fail:
     PQclear(rows);
@@ -1206,6 +1536,9 @@ static const sp_store_ops_t pg_ops = {
     .campaign_list = pg_campaign_list,
     .recipients = pg_recipients,
     .events = pg_events,
+    .unknown_list = pg_unknown_list,
+    .unknown_opens = pg_unknown_opens,
+    .unknown_delete = pg_unknown_delete,
     .purge_before = pg_purge_before,
     .forget = pg_forget,
     .user_put = pg_user_put,
@@ -1291,6 +1624,8 @@ sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen)
     if (!s)
         abort();
     s->base.ops = &pg_ops;
+    s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
+                                           .max_opens = SP_CONFIG_UNKNOWN_OPENS};
     s->conn = PQconnectdbParams(keys, values, 1);
     if (!s->conn)
         abort();

@@ -79,6 +79,14 @@ enum {
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
     Q_MARK,
+    Q_CAMPAIGN_AUTO,
+    Q_UNKNOWN_EXISTS,
+    Q_UNKNOWN_COUNT,
+    Q_UNKNOWN_KEEP,
+    Q_UNKNOWN_UPSERT,
+    Q_UNKNOWN_TRIM,
+    Q_ADOPT_TAKE,
+    Q_ADOPT_DONE,
     Q_COUNT
 };
 
@@ -109,6 +117,23 @@ static const char *const batch_sql[Q_COUNT] = {
         " last_view_at = MAX(last_view_at, ?9) WHERE id = ?1",
     [Q_MARK] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [Q_CAMPAIGN_AUTO] = "INSERT INTO campaigns(id, created_at) VALUES(?1, ?2)"
+                        " ON CONFLICT DO NOTHING",
+    [Q_UNKNOWN_EXISTS] = "SELECT 1 FROM unknown_campaigns WHERE id = ?1",
+    [Q_UNKNOWN_COUNT] = "SELECT COUNT(*) FROM unknown_campaigns",
+    [Q_UNKNOWN_KEEP] = "INSERT INTO unknown_events(campaign, ts, recipient, record)"
+                       " VALUES(?1, ?2, ?3, ?4)",
+    [Q_UNKNOWN_UPSERT] =
+        "INSERT INTO unknown_campaigns(id, opens, first_at, last_at) VALUES(?1, ?2, ?3, ?4)"
+        " ON CONFLICT(id) DO UPDATE SET opens = opens + excluded.opens,"
+        " first_at = MIN(first_at, excluded.first_at), last_at = MAX(last_at, excluded.last_at)",
+    /* The newest ?2 stay. */
+    [Q_UNKNOWN_TRIM] = "DELETE FROM unknown_events WHERE id IN (SELECT id FROM unknown_events"
+                       " WHERE campaign = ?1 ORDER BY id DESC LIMIT -1 OFFSET ?2)",
+    [Q_ADOPT_TAKE] = "DELETE FROM unknown_events WHERE id = ?1 AND campaign = ?2",
+    /* Once the last of its kept opens is adopted. */
+    [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
+                     " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
 };
 
 /* One campaign's counter changes within a batch, written with one UPDATE at its end. */
@@ -116,6 +141,11 @@ typedef struct {
     const char *id; /* borrowed from the batch's first event of this campaign */
     bool exists;
     int64_t views, unique, by_class[SP_STORE_CLASSES], clicks, last_view_at;
+    /* A campaign that does not exist: its opens kept apart, or refused. */
+    enum { UNKNOWN_UNDECIDED, UNKNOWN_KEEP, UNKNOWN_REFUSE } unknown;
+    int64_t unknown_opens, unknown_first, unknown_last;
+    sp_event_t *unknown_newest; /* told how many kept opens made way */
+    bool adopted;               /* some of its kept opens were adopted in this batch */
 } campaign_delta_t;
 
 typedef struct {
@@ -124,6 +154,8 @@ typedef struct {
     sqlite3_stmt *q[Q_COUNT];
     campaign_delta_t *deltas; /* the campaigns of the batch being written */
     size_t n_deltas, cap_deltas;
+    int64_t n_unknown;     /* unknown campaigns in the store during a batch; -1: not looked up */
+    unsigned char *record; /* SP_EVENT_ENCODED_MAX bytes for kept opens, allocated on first use */
 } sqlite_store_t;
 
 static int fail(sqlite_store_t *s, char *err, size_t errlen, const char *what)
@@ -165,8 +197,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 /* The batch's entry for EV's campaign. The campaign is looked up on its first event only:
  * a batch mostly holds one campaign, so this is one SELECT per batch, not one per open.
  * NULL with ERR set when the lookup fails. */
-static campaign_delta_t *campaign_delta(sqlite_store_t *s, const sp_event_t *ev, char *err,
-                                        size_t errlen)
+static campaign_delta_t *campaign_delta(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
     for (size_t i = 0; i < s->n_deltas; i++)
         if (0 == strcmp(s->deltas[i].id, ev->campaign))
@@ -188,22 +219,105 @@ static campaign_delta_t *campaign_delta(sqlite_store_t *s, const sp_event_t *ev,
         if (!s->deltas)
             abort();
     }
+    bool exists = SQLITE_ROW == rc;
+    if (!exists && s->base.unknown.auto_create) {
+        st = s->q[Q_CAMPAIGN_AUTO];
+        sqlite3_reset(st);
+        bind_text(st, 1, ev->campaign);
+        sqlite3_bind_int64(st, 2, ev->ts_ms);
+        if (SQLITE_DONE != sqlite3_step(st)) {
+            fail(s, err, errlen, "create campaign");
+            return NULL;
+        }
+        exists = ev->campaign_new = true;
+    }
     campaign_delta_t *d = &s->deltas[s->n_deltas++];
-    *d = (campaign_delta_t){.id = ev->campaign, .exists = SQLITE_ROW == rc};
+    *d = (campaign_delta_t){.id = ev->campaign, .exists = exists};
     return d;
+}
+
+/* Keeps EV (of a campaign that does not exist) apart, unless its ID would be one unknown
+ * campaign too many. */
+static int keep_unknown(sqlite_store_t *s, campaign_delta_t *d, sp_event_t *ev, char *err,
+                        size_t errlen)
+{
+    const sp_store_unknown_t *lim = &s->base.unknown;
+    sqlite3_stmt *st;
+    if (UNKNOWN_UNDECIDED == d->unknown) {
+        st = s->q[Q_UNKNOWN_EXISTS];
+        sqlite3_reset(st);
+        bind_text(st, 1, ev->campaign);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (SQLITE_ROW != rc && SQLITE_DONE != rc)
+            return fail(s, err, errlen, "unknown campaign lookup");
+        if (SQLITE_ROW == rc) {
+            d->unknown = UNKNOWN_KEEP;
+        } else {
+            if (s->n_unknown < 0) {
+                st = s->q[Q_UNKNOWN_COUNT];
+                sqlite3_reset(st);
+                if (SQLITE_ROW != sqlite3_step(st))
+                    return fail(s, err, errlen, "count unknown campaigns");
+                s->n_unknown = sqlite3_column_int64(st, 0);
+                sqlite3_reset(st);
+            }
+            d->unknown = s->n_unknown < lim->max_campaigns ? UNKNOWN_KEEP : UNKNOWN_REFUSE;
+            if (UNKNOWN_KEEP == d->unknown) {
+                s->n_unknown++;
+                ev->campaign_new = true;
+            }
+        }
+    }
+    if (UNKNOWN_REFUSE == d->unknown) {
+        ev->outcome = SP_OUTCOME_UNKNOWN_REFUSED;
+        return 0;
+    }
+    if (lim->max_opens > 0) {
+        if (!s->record && !(s->record = malloc(SP_EVENT_ENCODED_MAX)))
+            abort();
+        size_t len = sp_event_encode(ev, s->record);
+        st = s->q[Q_UNKNOWN_KEEP];
+        sqlite3_reset(st);
+        bind_text(st, 1, ev->campaign);
+        sqlite3_bind_int64(st, 2, ev->ts_ms);
+        bind_text(st, 3, ev->recipient);
+        sqlite3_bind_blob64(st, 4, s->record, len, SQLITE_STATIC);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "keep open of unknown campaign");
+    }
+    if (!d->unknown_opens || ev->ts_ms < d->unknown_first)
+        d->unknown_first = ev->ts_ms;
+    if (!d->unknown_opens || ev->ts_ms > d->unknown_last)
+        d->unknown_last = ev->ts_ms;
+    d->unknown_opens++;
+    d->unknown_newest = ev;
+    ev->outcome = SP_OUTCOME_UNKNOWN_CAMPAIGN;
+    return 0;
 }
 
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
+    int rc;
+    sqlite3_stmt *st;
+    if (ev->adopt_row > 0) {
+        st = s->q[Q_ADOPT_TAKE];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ev->adopt_row);
+        bind_text(st, 2, ev->campaign);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "adopt");
+        if (0 == sqlite3_changes(s->db)) {
+            ev->outcome = SP_OUTCOME_ADOPTED_ALREADY;
+            return 0;
+        }
+    }
     campaign_delta_t *d = campaign_delta(s, ev, err, errlen);
     if (!d)
         return -1;
-    if (!d->exists) {
-        ev->outcome = SP_OUTCOME_UNKNOWN_CAMPAIGN;
-        return 0;
-    }
-    int rc;
-    sqlite3_stmt *st;
+    d->adopted = d->adopted || ev->adopt_row > 0;
+    if (!d->exists)
+        return keep_unknown(s, d, ev, err, errlen);
 
     char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
     st = s->q[Q_EVENT_INSERT];
@@ -307,6 +421,13 @@ static int write_campaign_counts(sqlite_store_t *s, char *err, size_t errlen)
         const campaign_delta_t *d = &s->deltas[i];
         if (!d->exists)
             continue;
+        if (d->adopted) {
+            sqlite3_stmt *st = s->q[Q_ADOPT_DONE];
+            sqlite3_reset(st);
+            bind_text(st, 1, d->id);
+            if (SQLITE_DONE != sqlite3_step(st))
+                return fail(s, err, errlen, "adopt");
+        }
         sqlite3_stmt *st = s->q[Q_CAMPAIGN_COUNT];
         sqlite3_reset(st);
         bind_text(st, 1, d->id);
@@ -318,6 +439,33 @@ static int write_campaign_counts(sqlite_store_t *s, char *err, size_t errlen)
         sqlite3_bind_int64(st, 9, d->last_view_at);
         if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "count campaign");
+    }
+    return 0;
+}
+
+/* Counts the batch's opens of each unknown campaign it keeps, and lets the oldest kept ones
+ * make way for the newest beyond max_opens. */
+static int write_unknown_counts(sqlite_store_t *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->n_deltas; i++) {
+        const campaign_delta_t *d = &s->deltas[i];
+        if (UNKNOWN_KEEP != d->unknown || !d->unknown_opens)
+            continue;
+        sqlite3_stmt *st = s->q[Q_UNKNOWN_UPSERT];
+        sqlite3_reset(st);
+        bind_text(st, 1, d->id);
+        sqlite3_bind_int64(st, 2, d->unknown_opens);
+        sqlite3_bind_int64(st, 3, d->unknown_first);
+        sqlite3_bind_int64(st, 4, d->unknown_last);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "count unknown campaign");
+        st = s->q[Q_UNKNOWN_TRIM];
+        sqlite3_reset(st);
+        bind_text(st, 1, d->id);
+        sqlite3_bind_int64(st, 2, s->base.unknown.max_opens > 0 ? s->base.unknown.max_opens : 0);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "trim unknown campaign");
+        d->unknown_newest->dropped = (uint32_t)sqlite3_changes(s->db);
     }
     return 0;
 }
@@ -338,18 +486,26 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
     s->n_deltas = 0;
+    s->n_unknown = -1;
+    for (size_t i = 0; i < n; i++) {
+        evs[i]->campaign_new = false;
+        evs[i]->dropped = 0;
+    }
     for (size_t i = 0; i < n; i++)
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
-    if (0 != write_campaign_counts(s, err, errlen) ||
+    if (0 != write_campaign_counts(s, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     return 0;
 fail:;
     char ignored[64];
     exec(s, "ROLLBACK", ignored, sizeof(ignored));
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; j < n; j++) {
         evs[j]->outcome = SP_OUTCOME_PENDING;
+        evs[j]->campaign_new = false;
+        evs[j]->dropped = 0;
+    }
     return -1;
 }
 
@@ -515,21 +671,116 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
 }
 
+/* ---- unknown campaigns ------------------------------------------------------ */
+
+static int sq_unknown_list(sp_store_t *base, sp_store_unknown_cb cb, void *ctx, char *err,
+                           size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
+                " ORDER BY last_at DESC, id",
+                err, errlen))
+        return -1;
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_unknown_campaign_t u = {
+            .opens = sqlite3_column_int64(st, 1),
+            .first_at = sqlite3_column_int64(st, 2),
+            .last_at = sqlite3_column_int64(st, 3),
+        };
+        snprintf(u.id, sizeof(u.id), "%s", col_text(st, 0));
+        if (cb(ctx, &u)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list unknown campaigns");
+}
+
+static int sq_unknown_opens(sp_store_t *base, const char *id, sp_store_kept_cb cb, void *ctx,
+                            char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "SELECT id, record FROM unknown_events WHERE campaign = ?1 ORDER BY id",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        const void *record = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (cb(ctx, sqlite3_column_int64(st, 0), record ? record : "", len)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read kept opens");
+}
+
+/* Runs STEPS (each binding ?1 to ARG) in one write transaction; *CHANGES (may be NULL) gets
+ * the rows each changed, in order. */
+static int run_steps(sqlite_store_t *s, const char *const *steps, size_t n, const char *arg,
+                     int64_t num, int64_t *changes, char *err, size_t errlen)
+{
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = NULL;
+        if (prepare(s, &st, steps[i], err, errlen))
+            goto fail;
+        if (arg)
+            bind_text(st, 1, arg);
+        else
+            sqlite3_bind_int64(st, 1, num);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (SQLITE_DONE != rc) {
+            fail(s, err, errlen, "write");
+            goto fail;
+        }
+        if (changes)
+            changes[i] = sqlite3_changes(s->db);
+    }
+    if (0 == exec(s, "COMMIT", err, errlen))
+        return 0;
+fail:;
+    char ignored[64];
+    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    return -1;
+}
+
+static int sq_unknown_delete(sp_store_t *base, const char *id, char *err, size_t errlen)
+{
+    static const char *const steps[] = {
+        "DELETE FROM unknown_events WHERE campaign = ?1",
+        "DELETE FROM unknown_campaigns WHERE id = ?1",
+    };
+    int64_t changes[2];
+    if (0 != run_steps((sqlite_store_t *)base, steps, 2, id, 0, changes, err, errlen))
+        return -1;
+    return changes[0] || changes[1] ? 0 : 1;
+}
+
 /* ---- privacy ---------------------------------------------------------------- */
 
 static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted, char *err,
                            size_t errlen)
 {
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    if (prepare(s, &st, "DELETE FROM events WHERE ts < ?1", err, errlen))
+    /* An unknown campaign goes with its last open: every kept one is older. */
+    static const char *const steps[] = {
+        "DELETE FROM events WHERE ts < ?1",
+        "DELETE FROM unknown_events WHERE ts < ?1",
+        "DELETE FROM unknown_campaigns WHERE last_at < ?1",
+    };
+    int64_t changes[3];
+    if (0 != run_steps((sqlite_store_t *)base, steps, 3, NULL, before_ms, changes, err, errlen))
         return -1;
-    sqlite3_bind_int64(st, 1, before_ms);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (SQLITE_DONE != rc)
-        return fail(s, err, errlen, "purge");
-    *deleted = sqlite3_changes(s->db);
+    *deleted = changes[0] + changes[1];
     return 0;
 }
 
@@ -556,6 +807,13 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         "DELETE FROM events WHERE campaign IN (SELECT campaign FROM recipients"
         " WHERE recipient = ?1) AND recipient = ?1",
         "DELETE FROM recipients WHERE recipient = ?1",
+        /* Their kept opens of unknown campaigns (a scan, but of a bounded table): out of the
+         * counts, then erased. */
+        "UPDATE unknown_campaigns SET opens = opens - (SELECT COUNT(*) FROM unknown_events"
+        " WHERE campaign = unknown_campaigns.id AND recipient = ?1)"
+        " WHERE id IN (SELECT campaign FROM unknown_events WHERE recipient = ?1)",
+        "DELETE FROM unknown_events WHERE recipient = ?1",
+        "DELETE FROM unknown_campaigns WHERE opens <= 0",
     };
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
@@ -572,6 +830,8 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         }
         if (1 == i)
             *deleted = sqlite3_changes(s->db);
+        else if (4 == i)
+            *deleted += sqlite3_changes(s->db);
     }
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;
@@ -748,6 +1008,7 @@ static void sq_close(sp_store_t *base)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
     free(s->deltas);
+    free(s->record);
     free(s);
 }
 
@@ -760,6 +1021,9 @@ static const sp_store_ops_t sqlite_ops = {
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,
+    .unknown_list = sq_unknown_list,
+    .unknown_opens = sq_unknown_opens,
+    .unknown_delete = sq_unknown_delete,
     .purge_before = sq_purge_before,
     .forget = sq_forget,
     .user_put = sq_user_put,
@@ -852,6 +1116,8 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     if (!s)
         abort();
     s->base.ops = &sqlite_ops;
+    s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
+                                           .max_opens = SP_CONFIG_UNKNOWN_OPENS};
     if (SQLITE_OK !=
         sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)) {

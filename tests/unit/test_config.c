@@ -138,6 +138,9 @@ static void test_defaults(void **state)
     assert_false(cfg.anonymize_ip);
     assert_false(cfg.no_geoip);
     assert_false(cfg.sync_full);
+    assert_false(cfg.auto_create_campaigns);
+    assert_int_equal(100, cfg.unknown_campaigns_max);
+    assert_int_equal(10000, cfg.unknown_opens_max);
 
     /* Loading nothing keeps them. */
     load_t *l = load((const char *[]){NULL});
@@ -170,6 +173,10 @@ static void test_flags(void **state)
                                       "--retention",
                                       "90",
                                       "--self-ip-window=10",
+                                      "--auto-create-campaigns",
+                                      "--unknown-campaigns-max",
+                                      "0",
+                                      "--unknown-opens-max=25",
                                       NULL});
     assert_int_equal(0, l->rc);
     assert_int_equal(0, l->n_rest);
@@ -187,6 +194,9 @@ static void test_flags(void **state)
     assert_int_equal(7, l->cfg.batch_max);
     assert_int_equal(90, l->cfg.retention);
     assert_int_equal(10, l->cfg.self_ip_window);
+    assert_true(l->cfg.auto_create_campaigns);
+    assert_int_equal(0, l->cfg.unknown_campaigns_max);
+    assert_int_equal(25, l->cfg.unknown_opens_max);
     done(l);
 
     /* The last of a repeated setting wins; an empty value is a value. */
@@ -641,6 +651,9 @@ static void test_usage(void **state)
                           "--self-ip-window MINUTES",
                           "--anonymize-ip ",
                           "--sync-full ",
+                          "--auto-create-campaigns ",
+                          "--unknown-campaigns-max N",
+                          "--unknown-opens-max N",
                           "--log-level LEVEL",
                           "--config FILE",
                           "SPYPIXEL_"};

@@ -1307,6 +1307,406 @@ static void test_journal_mark(void **state)
     sp_store_close(s);
 }
 
+/* ---- campaigns that do not exist ------------------------------------------------------------- */
+
+typedef struct got_unknown {
+    sp_unknown_campaign_t u[16];
+    size_t n;
+} got_unknown_t;
+
+static int on_unknown(void *ctx, const sp_unknown_campaign_t *u)
+{
+    got_unknown_t *g = ctx;
+    assert_true(g->n < 16);
+    g->u[g->n++] = *u;
+    return 0;
+}
+
+static got_unknown_t list_unknown(sp_store_t *s)
+{
+    got_unknown_t g = {.n = 0};
+    char err[512] = "";
+    int rc = s->ops->unknown_list(s, on_unknown, &g, err, sizeof(err));
+    if (rc)
+        print_error("unknown_list: %s\n", err);
+    assert_int_equal(0, rc);
+    return g;
+}
+
+static const sp_unknown_campaign_t *find_unknown(const got_unknown_t *g, const char *id)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (0 == strcmp(g->u[i].id, id))
+            return &g->u[i];
+    return NULL;
+}
+
+/* The kept opens of an unknown campaign, decoded from their journal form, with their rows. */
+typedef struct got_kept {
+    sp_event_t *ev[64];
+    size_t n;
+} got_kept_t;
+
+static int on_kept(void *ctx, int64_t row, const void *record, size_t len)
+{
+    got_kept_t *g = ctx;
+    assert_true(g->n < 64);
+    sp_event_t *ev = sp_event_decode(record, len);
+    assert_non_null(ev);
+    assert_true(row > 0);
+    ev->adopt_row = row;
+    g->ev[g->n++] = ev;
+    return 0;
+}
+
+static got_kept_t *list_kept(sp_store_t *s, const char *id)
+{
+    got_kept_t *g = calloc(1, sizeof(*g));
+    char err[512] = "";
+    assert_non_null(g);
+    int rc = s->ops->unknown_opens(s, id, on_kept, g, err, sizeof(err));
+    if (rc)
+        print_error("unknown_opens: %s\n", err);
+    assert_int_equal(0, rc);
+    return g;
+}
+
+static void got_kept_free(got_kept_t *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        sp_event_free(g->ev[i]);
+    free(g);
+}
+
+/* Writes EVS (not freed) as one batch, checking that it succeeds. */
+static void write_events(sp_store_t *s, sp_event_t **evs, size_t n)
+{
+    char err[512] = "";
+    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
+    if (rc)
+        print_error("write_batch: %s\n", err);
+    assert_int_equal(0, rc);
+}
+
+static void test_unknown_kept(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "known", 1);
+    const spec_t specs[] = {
+        {"newsleter-11", "ann", OPEN, H, 1000, "198.51.100.7", "Thunderbird/115", NULL},
+        {"known", "ann", OPEN, H, 1001, NULL, NULL, NULL},
+        {"newsleter-11", "", OPEN, P, 1002, NULL, NULL, "v-1"},
+        {"other-typo", "bob", CLICK, H, 900, NULL, NULL, NULL},
+    };
+    sp_event_t *evs[4];
+    write_specs(s, specs, 4, evs);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[0]->outcome);
+    assert_int_equal(SP_OUTCOME_STORED, evs[1]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[2]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[3]->outcome);
+    /* The first open of each new unknown ID says so, once. */
+    assert_true(evs[0]->campaign_new);
+    assert_false(evs[1]->campaign_new);
+    assert_false(evs[2]->campaign_new);
+    assert_true(evs[3]->campaign_new);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(0, evs[i]->dropped);
+        sp_event_free(evs[i]);
+    }
+
+    /* Newest last open first; neither became a campaign. */
+    got_unknown_t u = list_unknown(s);
+    assert_int_equal(2, u.n);
+    assert_string_equal("newsleter-11", u.u[0].id);
+    assert_int_equal(2, u.u[0].opens);
+    assert_int_equal(1000, u.u[0].first_at);
+    assert_int_equal(1002, u.u[0].last_at);
+    assert_string_equal("other-typo", u.u[1].id);
+    assert_int_equal(1, u.u[1].opens);
+    sp_campaign_t c;
+    assert_int_equal(1, s->ops->campaign_get(s, "newsleter-11", &c, err, sizeof(err)));
+    assert_int_equal(1, get_campaign(s, "known").total_views);
+
+    /* Each open is kept whole, as the request thread recorded it, oldest first. */
+    got_kept_t *k = list_kept(s, "newsleter-11");
+    assert_int_equal(2, k->n);
+    assert_true(k->ev[0]->adopt_row < k->ev[1]->adopt_row);
+    assert_int_equal(1000, k->ev[0]->ts_ms);
+    assert_string_equal("newsleter-11", k->ev[0]->campaign);
+    assert_string_equal("ann", k->ev[0]->recipient);
+    assert_string_equal("198.51.100.7", k->ev[0]->ip);
+    assert_string_equal("Thunderbird/115", k->ev[0]->user_agent);
+    assert_string_equal("px.example", sp_event_header(k->ev[0], "Host"));
+    assert_string_equal("", k->ev[1]->recipient);
+    assert_string_equal("v-1", k->ev[1]->visitor);
+    got_kept_free(k);
+    k = list_kept(s, "nothing-here");
+    assert_int_equal(0, k->n);
+    got_kept_free(k);
+
+    /* A later open of a kept ID is no longer new. */
+    const spec_t more[] = {{"newsleter-11", "cy", OPEN, H, 1500, NULL, NULL, NULL}};
+    write_specs(s, more, 1, evs);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[0]->outcome);
+    assert_false(evs[0]->campaign_new);
+    sp_event_free(evs[0]);
+    u = list_unknown(s);
+    assert_int_equal(3, find_unknown(&u, "newsleter-11")->opens);
+    assert_int_equal(1500, find_unknown(&u, "newsleter-11")->last_at);
+
+    /* They are still there after a restart. */
+    sp_store_close(s);
+    s = open_store(state);
+    u = list_unknown(s);
+    assert_int_equal(2, u.n);
+    k = list_kept(s, "newsleter-11");
+    assert_int_equal(3, k->n);
+    got_kept_free(k);
+
+    /* Discarded: gone, and a second time there is nothing to discard. */
+    assert_int_equal(0, s->ops->unknown_delete(s, "other-typo", err, sizeof(err)));
+    assert_int_equal(1, s->ops->unknown_delete(s, "other-typo", err, sizeof(err)));
+    u = list_unknown(s);
+    assert_int_equal(1, u.n);
+    assert_null(find_unknown(&u, "other-typo"));
+    sp_store_close(s);
+}
+
+/* A scanner spraying IDs fills at most max_campaigns IDs, and one ID at most max_opens. */
+static void test_unknown_limits(void **state)
+{
+    sp_store_t *s = open_store(state);
+    s->unknown.max_campaigns = 2;
+    s->unknown.max_opens = 3;
+    const spec_t first[] = {
+        {"u1", "a", OPEN, H, 100, NULL, NULL, NULL},
+        {"u2", "a", OPEN, H, 101, NULL, NULL, NULL},
+    };
+    write_specs(s, first, 2, NULL);
+    sp_event_t *evs[8];
+    const spec_t third[] = {
+        {"u3", "a", OPEN, H, 102, NULL, NULL, NULL},
+        {"u1", "b", OPEN, H, 103, NULL, NULL, NULL},
+        {"u3", "b", OPEN, H, 104, NULL, NULL, NULL},
+    };
+    write_specs(s, third, 3, evs);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_REFUSED, evs[0]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[1]->outcome);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_REFUSED, evs[2]->outcome);
+    assert_false(evs[0]->campaign_new);
+    for (int i = 0; i < 3; i++)
+        sp_event_free(evs[i]);
+    got_unknown_t u = list_unknown(s);
+    assert_int_equal(2, u.n);
+    assert_null(find_unknown(&u, "u3"));
+    assert_int_equal(2, find_unknown(&u, "u1")->opens);
+
+    /* u1 has two kept; five more keep the newest three, and the newest of the batch says how
+     * many older ones made way. The count goes on. */
+    spec_t burst[5];
+    char names[5][8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(names[i], sizeof(names[i]), "r%d", i);
+        burst[i] = (spec_t){"u1", names[i], OPEN, H, 200 + i, NULL, NULL, NULL};
+    }
+    write_specs(s, burst, 5, evs);
+    uint32_t dropped = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[i]->outcome);
+        dropped += evs[i]->dropped;
+    }
+    assert_int_equal(4, dropped);
+    assert_int_equal(4, evs[4]->dropped);
+    for (int i = 0; i < 5; i++)
+        sp_event_free(evs[i]);
+    got_kept_t *k = list_kept(s, "u1");
+    assert_int_equal(3, k->n);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(202 + (int)i, k->ev[i]->ts_ms);
+    got_kept_free(k);
+    u = list_unknown(s);
+    assert_int_equal(7, find_unknown(&u, "u1")->opens);
+    assert_int_equal(100, find_unknown(&u, "u1")->first_at);
+
+    /* Room again once one is discarded; max_opens 0 keeps the count only. */
+    char err[512] = "";
+    assert_int_equal(0, s->ops->unknown_delete(s, "u2", err, sizeof(err)));
+    s->unknown.max_opens = 0;
+    write_specs(s, third, 1, evs);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, evs[0]->outcome);
+    assert_true(evs[0]->campaign_new);
+    sp_event_free(evs[0]);
+    u = list_unknown(s);
+    assert_int_equal(1, find_unknown(&u, "u3")->opens);
+    k = list_kept(s, "u3");
+    assert_int_equal(0, k->n);
+    got_kept_free(k);
+    sp_store_close(s);
+}
+
+/* Adopted opens count as if the campaign had existed, and only once. */
+static void test_unknown_adopt(void **state)
+{
+    sp_store_t *s = open_store(state);
+    const spec_t opens[] = {
+        {"typo", "ann", OPEN, H, 1000, NULL, NULL, NULL},
+        {"typo", "ann", OPEN, P, 1100, NULL, NULL, NULL},
+        {"typo", "bob", OPEN, M, 1200, NULL, NULL, NULL},
+        {"typo", "", OPEN, H, 1300, "203.0.113.9", "UA", "v-9"},
+        {"typo", "cy", OPEN, S, 1400, NULL, NULL, NULL},
+    };
+    const size_t n = sizeof(opens) / sizeof(opens[0]);
+    write_specs(s, opens, n, NULL);
+    /* What the same opens make of a campaign that existed. */
+    create(s, "control", 1);
+    spec_t same[sizeof(opens) / sizeof(opens[0])];
+    for (size_t i = 0; i < n; i++) {
+        same[i] = opens[i];
+        same[i].campaign = "control";
+    }
+    write_specs(s, same, n, NULL);
+
+    create(s, "typo", 5000);
+    got_kept_t *k = list_kept(s, "typo");
+    assert_int_equal(n, k->n);
+    /* The writer enriches what it reads; here each gets the class it had. */
+    for (size_t i = 0; i < n; i++)
+        k->ev[i]->klass = opens[i].klass;
+
+    /* Two batches, with a duplicate of the first batch's last open in the second (a record
+     * read twice): it is not stored again. */
+    write_events(s, k->ev, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(SP_OUTCOME_STORED, k->ev[i]->outcome);
+        assert_true(k->ev[i]->id > 0);
+    }
+    got_unknown_t u = list_unknown(s);
+    assert_int_equal(1, u.n); /* two kept opens left to adopt */
+    unsigned char *buf = malloc(SP_EVENT_ENCODED_MAX);
+    assert_non_null(buf);
+    sp_event_t *dup = sp_event_decode(buf, sp_event_encode(k->ev[2], buf));
+    free(buf);
+    assert_non_null(dup);
+    assert_int_equal(k->ev[2]->adopt_row, dup->adopt_row);
+    dup->klass = k->ev[2]->klass;
+    sp_event_t *second[3] = {k->ev[3], dup, k->ev[4]};
+    write_events(s, second, 3);
+    assert_int_equal(SP_OUTCOME_STORED, second[0]->outcome);
+    assert_int_equal(SP_OUTCOME_ADOPTED_ALREADY, second[1]->outcome);
+    assert_int_equal(SP_OUTCOME_STORED, second[2]->outcome);
+    sp_event_free(dup);
+
+    /* The unknown campaign is done with, and the adopted one counts as the control does. */
+    u = list_unknown(s);
+    assert_int_equal(0, u.n);
+    sp_campaign_t a = get_campaign(s, "typo"), b = get_campaign(s, "control");
+    assert_int_equal(b.total_views, a.total_views);
+    assert_int_equal(3, a.total_views);
+    assert_int_equal(b.unique_views, a.unique_views);
+    assert_int_equal(2, a.unique_views);
+    for (int i = 0; i < SP_STORE_CLASSES; i++)
+        assert_int_equal(b.by_class[i], a.by_class[i]);
+    assert_int_equal(b.last_view_at, a.last_view_at);
+    assert_int_equal(5000, a.created_at);
+    got_recipients_t ra = list_recipients(s, "typo", "", 10),
+                     rb = list_recipients(s, "control", "", 10);
+    assert_int_equal(rb.n, ra.n);
+    for (size_t i = 0; i < ra.n; i++) {
+        assert_string_equal(rb.name[i], ra.name[i]);
+        assert_int_equal(rb.r[i].views, ra.r[i].views);
+        assert_int_equal(rb.r[i].first_at, ra.r[i].first_at);
+        assert_int_equal(rb.r[i].last_at, ra.r[i].last_at);
+        for (int c = 0; c < SP_STORE_CLASSES; c++)
+            assert_int_equal(rb.r[i].by_class[c], ra.r[i].by_class[c]);
+    }
+    got_events_t *g = list_events(s, "typo", 0, 100);
+    assert_int_equal(n, g->n);
+    assert_int_equal(1400, g->e[0].ts);
+    assert_int_equal(1000, g->e[n - 1].ts);
+    assert_string_equal("v-9", g->e[1].visitor);
+    got_events_free(g);
+
+    /* All of it again (an adoption run twice): nothing changes. */
+    write_events(s, k->ev, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(SP_OUTCOME_ADOPTED_ALREADY, k->ev[i]->outcome);
+    assert_int_equal(3, get_campaign(s, "typo").total_views);
+    g = list_events(s, "typo", 0, 100);
+    assert_int_equal(n, g->n);
+    got_events_free(g);
+    got_kept_free(k);
+    sp_store_close(s);
+}
+
+/* --auto-create-campaigns: the first open creates its campaign, dated by that open. */
+static void test_unknown_auto_create(void **state)
+{
+    sp_store_t *s = open_store(state);
+    s->unknown.auto_create = true;
+    const spec_t specs[] = {
+        {"fresh", "ann", OPEN, H, 7000, NULL, NULL, NULL},
+        {"fresh", "bob", OPEN, P, 7100, NULL, NULL, NULL},
+        {"fresh", "ann", OPEN, M, 7200, NULL, NULL, NULL},
+    };
+    sp_event_t *evs[3];
+    write_specs(s, specs, 3, evs);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+    assert_true(evs[0]->campaign_new);
+    assert_false(evs[1]->campaign_new);
+    assert_false(evs[2]->campaign_new);
+    for (int i = 0; i < 3; i++)
+        sp_event_free(evs[i]);
+    sp_campaign_t c = get_campaign(s, "fresh");
+    assert_int_equal(7000, c.created_at);
+    assert_int_equal(2, c.total_views);
+    assert_int_equal(2, c.unique_views);
+    assert_int_equal(1, c.by_class[M]);
+    assert_int_equal(0, list_unknown(s).n);
+    write_specs(s, specs, 1, evs);
+    assert_false(evs[0]->campaign_new);
+    sp_event_free(evs[0]);
+    assert_int_equal(3, get_campaign(s, "fresh").total_views);
+    sp_store_close(s);
+}
+
+/* Retention and forget reach the kept opens too. */
+static void test_unknown_privacy(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    const spec_t specs[] = {
+        {"old-typo", "ann", OPEN, H, 1000, NULL, NULL, NULL},
+        {"typo", "gone@example.com", OPEN, H, 1000, NULL, NULL, NULL},
+        {"typo", "gone@example.com", OPEN, H, 3000, NULL, NULL, NULL},
+        {"typo", "stays", OPEN, H, 3000, NULL, NULL, NULL},
+        {"only-gone", "gone@example.com", OPEN, H, 3000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 5, NULL);
+    int64_t deleted = -1;
+    assert_int_equal(0, s->ops->purge_before(s, 2000, &deleted, err, sizeof(err)));
+    assert_int_equal(2, deleted);
+    got_unknown_t u = list_unknown(s);
+    assert_int_equal(2, u.n);
+    assert_null(find_unknown(&u, "old-typo"));            /* its last open was older */
+    assert_int_equal(3, find_unknown(&u, "typo")->opens); /* the count stays */
+    got_kept_t *k = list_kept(s, "typo");
+    assert_int_equal(2, k->n);
+    got_kept_free(k);
+
+    assert_int_equal(0, s->ops->forget(s, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(2, deleted);
+    u = list_unknown(s);
+    assert_int_equal(1, u.n);
+    assert_int_equal(2, find_unknown(&u, "typo")->opens);
+    k = list_kept(s, "typo");
+    assert_int_equal(1, k->n);
+    assert_string_equal("stays", k->ev[0]->recipient);
+    got_kept_free(k);
+    sp_store_close(s);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 /* Each test runs on both backends, named after the backend. */
@@ -1336,6 +1736,11 @@ int main(void)
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),
         BOTH(test_journal_mark),
+        BOTH(test_unknown_kept),
+        BOTH(test_unknown_limits),
+        BOTH(test_unknown_adopt),
+        BOTH(test_unknown_auto_create),
+        BOTH(test_unknown_privacy),
     };
     if (!getenv("SPYPIXEL_TEST_PG"))
         print_message("test_store: SPYPIXEL_TEST_PG is unset, so the PostgreSQL half skips\n");
