@@ -37,6 +37,10 @@ struct sp_ingest {
     pthread_t expiry; /* tells waiters whose time is up, whatever the writer is doing */
     pthread_cond_t expiry_wake;
     bool expiry_started;
+    struct unkept { /* opens of unknown campaigns not kept since the last log line about them */
+        uint64_t refused, dropped;
+        int64_t logged_ms;
+    } unkept;
 };
 
 /* The store's key for the position of journal ID: "journal:<ID>". */
@@ -136,6 +140,45 @@ static int commit(sp_ingest_t *in, sp_event_t **evs, size_t n, int64_t mark, int
     return -1;
 }
 
+/* Opens of campaigns that do not exist and not kept (beyond the store's limits) are counted
+ * at once and logged at most once a minute (ALL: now), so that a scanner spraying IDs cannot
+ * flood the log either. */
+static void log_unkept(sp_ingest_t *in, bool all)
+{
+    const sp_store_unknown_t *lim = &in->opt.store->unknown;
+    int64_t now = sp_now_ms();
+    if ((in->unkept.refused || in->unkept.dropped) &&
+        (all || now - in->unkept.logged_ms >= 60000)) {
+        sp_log_warn("opens of campaigns that do not exist were not kept (beyond the limits)",
+                    "refused=%" PRIu64 " dropped=%" PRIu64 " max_campaigns=%" PRId64
+                    " max_opens=%" PRId64,
+                    in->unkept.refused, in->unkept.dropped, lim->max_campaigns, lim->max_opens);
+        in->unkept = (struct unkept){.logged_ms = now};
+    }
+}
+
+/* Opens of campaigns that do not exist: each new ID is logged once. */
+static void note_unknown(sp_ingest_t *in, const sp_event_t *ev)
+{
+    char quoted[2 * SP_ID_MAX + 8];
+    if (SP_OUTCOME_UNKNOWN_REFUSED == ev->outcome) {
+        sp_metric_inc(opens_unknown_refused);
+        in->unkept.refused++;
+    } else if (SP_OUTCOME_UNKNOWN_CAMPAIGN == ev->outcome) {
+        sp_metric_inc(opens_unknown_campaign);
+        sp_metric_add(opens_unknown_dropped, ev->dropped);
+        in->unkept.dropped += ev->dropped;
+        if (ev->campaign_new)
+            sp_log_warn("opens of a campaign that does not exist are kept apart until it is "
+                        "created",
+                        "campaign=%s", sp_log_quote(ev->campaign, quoted, sizeof(quoted)));
+    } else if (ev->campaign_new) {
+        sp_metric_inc(campaigns_auto_created);
+        sp_log_info("campaign created by its first open", "campaign=%s",
+                    sp_log_quote(ev->campaign, quoted, sizeof(quoted)));
+    }
+}
+
 static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
 {
     if (in->opt.committed)
@@ -147,15 +190,23 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
             sp_metric_inc(opens_recorded);
             if (ev->klass >= 0 && ev->klass < 4)
                 atomic_fetch_add(&sp_metrics.class_events[ev->klass], 1);
+            if (ev->adopt_row > 0)
+                sp_metric_inc(opens_adopted);
+            if (ev->campaign_new)
+                note_unknown(in, ev);
             break;
         case SP_OUTCOME_UNKNOWN_CAMPAIGN:
-            sp_metric_inc(opens_unknown_campaign);
+        case SP_OUTCOME_UNKNOWN_REFUSED:
+            note_unknown(in, ev);
+            break;
+        case SP_OUTCOME_ADOPTED_ALREADY:
             break;
         default:
             sp_metric_inc(opens_failed);
         }
         sp_event_free(ev);
     }
+    log_unkept(in, false);
 }
 
 /* Reads up to CAP events from the cursor into BATCH. *END is the position past the last
@@ -259,6 +310,7 @@ static void *writer_main(void *arg)
             } else if (atomic_load(&in->stopping)) {
                 break; /* the appends have stopped: everything is in */
             } else {
+                log_unkept(in, false);
                 sp_journal_wait(in->opt.journal, pos, 200);
             }
             continue;
@@ -284,6 +336,7 @@ static void *writer_main(void *arg)
     }
     sp_journal_cursor_free(cur);
     free(batch);
+    log_unkept(in, true);
     /* Anyone still waiting (the store went down at shutdown) is answered: the journal keeps
      * their opens for the next start. */
     set_indexed(in, pos, true);

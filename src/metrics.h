@@ -14,7 +14,13 @@
     X(click_requests, "tracked link requests")                                                     \
     X(opens_journaled, "opens and clicks written to the journal (and answered)")                   \
     X(opens_recorded, "opens and clicks committed to the store")                                   \
-    X(opens_unknown_campaign, "tracking requests for campaigns that do not exist")                 \
+    X(opens_unknown_campaign, "opens of campaigns that do not exist, kept apart")                  \
+    X(opens_unknown_refused,                                                                       \
+      "opens of campaigns that do not exist, not kept: too many such campaigns")                   \
+    X(opens_unknown_dropped,                                                                       \
+      "kept opens of a campaign that does not exist, dropped for newer ones beyond the limit")     \
+    X(opens_adopted, "kept opens adopted by their campaign once it was created")                   \
+    X(campaigns_auto_created, "campaigns created by their first open (--auto-create-campaigns)")   \
     X(opens_invalid, "tracking requests with a malformed ID or token, not recorded")               \
     X(opens_failed, "tracking requests the store could not record")                                \
     X(store_batches, "group commits")                                                              \
