@@ -565,6 +565,122 @@ static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *for
     return send_json(c->req, 200, p.arr);
 }
 
+/* ---- campaigns that do not exist ------------------------------------------------------ */
+
+static int add_unknown(void *arr, const sp_unknown_campaign_t *u)
+{
+    json_array_append_new(arr, json_pack("{s:s, s:I, s:o, s:o}", "id", u->id, "opens",
+                                         (json_int_t)u->opens, "first_at", ts_json(u->first_at),
+                                         "last_at", ts_json(u->last_at)));
+    return 0;
+}
+
+static enum MHD_Result list_unknown(api_ctx_t *c)
+{
+    char err[512];
+    json_t *arr = json_array();
+    if (0 != c->store->ops->unknown_list(c->store, add_unknown, arr, err, sizeof(err))) {
+        json_decref(arr);
+        return store_error(c->req, err);
+    }
+    return send_json(c->req, 200, arr);
+}
+
+typedef struct {
+    const char *id;
+    bool found;
+} unknown_find_t;
+
+static int find_unknown(void *ctx, const sp_unknown_campaign_t *u)
+{
+    unknown_find_t *f = ctx;
+    f->found = 0 == strcmp(f->id, u->id);
+    return f->found;
+}
+
+typedef struct {
+    sp_journal_t *journal;
+    unsigned char *record;
+    int64_t adopted, unreadable;
+    bool refused; /* the journal refused an append */
+} adoption_t;
+
+static int adopt_one(void *ctx, int64_t row, const void *record, size_t len)
+{
+    adoption_t *a = ctx;
+    sp_event_t *ev = sp_event_decode(record, len);
+    if (!ev) {
+        a->unreadable++;
+        return 0;
+    }
+    ev->adopt_row = row;
+    size_t n = sp_event_encode(ev, a->record);
+    sp_event_free(ev);
+    if (sp_journal_append(a->journal, a->record, n, NULL) < 0) {
+        a->refused = true;
+        return 1;
+    }
+    a->adopted++;
+    return 0;
+}
+
+/* Creates campaign ID and hands the opens kept under it to the writer through the journal,
+ * as it does every open: enriched, classed and counted in one place. Each names its kept row,
+ * which the writer takes out in the transaction that stores the open, so an open is adopted
+ * once however often this runs (a double click, two servers, a crash halfway). */
+static enum MHD_Result adopt_unknown(api_ctx_t *c, const char *id)
+{
+    char err[512], quoted[2 * SP_ID_MAX + 8];
+    unknown_find_t find = {.id = id};
+    if (0 != c->store->ops->unknown_list(c->store, find_unknown, &find, err, sizeof(err)))
+        return store_error(c->req, err);
+    if (!find.found)
+        return sp_http_error(c->req, 404, "no opens are kept for that campaign ID");
+    int created = c->store->ops->campaign_create(c->store, id, sp_now_ms(), err, sizeof(err));
+    if (created < 0)
+        return store_error(c->req, err);
+    adoption_t a = {.journal = c->req->srv->journal, .record = malloc(SP_EVENT_ENCODED_MAX)};
+    if (!a.record)
+        abort();
+    int rc = c->store->ops->unknown_opens(c->store, id, adopt_one, &a, err, sizeof(err));
+    free(a.record);
+    if (rc)
+        return store_error(c->req, err);
+    if (a.unreadable)
+        sp_log_error("kept opens not understood, left where they are", "campaign=%s opens=%lld",
+                     sp_log_quote(id, quoted, sizeof(quoted)), (long long)a.unreadable);
+    if (a.refused) {
+        sp_log_error("the journal refused adopted opens", "campaign=%s adopted=%lld",
+                     sp_log_quote(id, quoted, sizeof(quoted)), (long long)a.adopted);
+        return sp_http_error(c->req, 503,
+                             "the journal refused some of the opens; those not adopted are "
+                             "still kept: try again");
+    }
+    /* Nothing kept (only counted): nothing will come to close it. */
+    if (0 == a.adopted && 0 == a.unreadable &&
+        c->store->ops->unknown_delete(c->store, id, err, sizeof(err)) < 0)
+        return store_error(c->req, err);
+    sp_log_info("campaign created for its kept opens", "campaign=%s created=%s adopted=%lld",
+                sp_log_quote(id, quoted, sizeof(quoted)), 0 == created ? "true" : "false",
+                (long long)a.adopted);
+    return send_json(c->req, 200,
+                     json_pack("{s:s, s:b, s:I, s:I}", "id", id, "created", 0 == created, "adopted",
+                               (json_int_t)a.adopted, "unreadable", (json_int_t)a.unreadable));
+}
+
+static enum MHD_Result discard_unknown(api_ctx_t *c, const char *id)
+{
+    char err[512], quoted[2 * SP_ID_MAX + 8];
+    int rc = c->store->ops->unknown_delete(c->store, id, err, sizeof(err));
+    if (rc < 0)
+        return store_error(c->req, err);
+    if (rc > 0)
+        return sp_http_error(c->req, 404, "no opens are kept for that campaign ID");
+    sp_log_info("kept opens of a campaign that does not exist discarded", "campaign=%s",
+                sp_log_quote(id, quoted, sizeof(quoted)));
+    return send_json(c->req, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
+}
+
 /* ---- the creator: pixels and links ------------------------------------------------- */
 
 static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
@@ -774,6 +890,18 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         if (post)
             return create_campaign(&c);
         return sp_http_error(req, 405, "use GET or POST");
+    }
+    if (0 == strcmp(path, "unknown-campaigns"))
+        return get ? list_unknown(&c) : sp_http_error(req, 405, "use GET");
+    if (0 == strncmp(path, "unknown-campaigns/", 18)) {
+        char id[SP_ID_MAX + 2];
+        const char *rest;
+        if (!campaign_path(path + 18, id, sizeof(id), &rest))
+            return sp_http_error(req, 400, "not a campaign ID");
+        if (0 == strcmp(rest, "adopt"))
+            return post ? adopt_unknown(&c, id) : sp_http_error(req, 405, "use POST");
+        if (0 == strcmp(rest, ""))
+            return erase ? discard_unknown(&c, id) : sp_http_error(req, 405, "use DELETE");
     }
     if (0 == strcmp(path, "pixels") && post)
         return make_url(&c, SP_TOKEN_OPEN);
