@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/file.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ static const char usage_text[] =
     "  serve                          serve the pixel, links, API and dashboard\n"
     "  user add NAME --password-stdin create or update a dashboard user\n"
     "  token create NAME              print a new API token (Authorization: Bearer)\n"
-    "  campaign create ID             create a campaign (opens of unknown ones are not kept)\n"
+    "  campaign create ID             create a campaign (opens before it are kept apart)\n"
     "  forget RECIPIENT               erase one recipient's events everywhere\n"
     "  scan [--json] FILE...          list the trackers in .eml/mbox files (--strip FILE removes "
     "them)\n"
@@ -89,6 +90,27 @@ static int load_key(sp_store_t *store, unsigned char key[SP_AUTH_KEY_BYTES], cha
         return -1;
     }
     return 0;
+}
+
+/* Opens the store, saying so when that made a new, empty data folder: a command run from
+ * another folder would otherwise quietly start a second ./data beside the real one. SERVE
+ * logs it; the other commands print it on standard error. */
+static sp_store_t *open_store(const sp_config_t *cfg, bool serve, char *err, size_t errlen)
+{
+    struct stat st;
+    bool existed = 0 == stat(cfg->data_dir, &st);
+    sp_store_t *store = sp_store_open(cfg, err, errlen);
+    if (!existed && 0 == stat(cfg->data_dir, &st)) {
+        char path[PATH_MAX], quoted[2 * PATH_MAX];
+        if (!realpath(cfg->data_dir, path))
+            snprintf(path, sizeof(path), "%s", cfg->data_dir);
+        if (serve)
+            sp_log_warn("created a new data folder", "path=%s",
+                        sp_log_quote(path, quoted, sizeof(quoted)));
+        else
+            fprintf(stderr, "spypixel: created a new data folder at %s\n", path);
+    }
+    return store;
 }
 
 /* ---- serve ---------------------------------------------------------------------------- */
@@ -171,7 +193,7 @@ static int cmd_serve(sp_config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store = sp_store_open(cfg, err, sizeof(err));
+    store = open_store(cfg, true, err, sizeof(err));
     if (!store || 0 != load_key(store, key, err, sizeof(err))) {
         sp_log_error("cannot open the store", "error=\"%s\"", err);
         goto done;
@@ -199,7 +221,12 @@ static int cmd_serve(sp_config_t *cfg)
     }
     /* The journal lives with the server, beside its SQLite file or in place of one. */
     char journal_dir[600];
-    if (0 != mkdir(cfg->data_dir, 0700) && EEXIST != errno) {
+    if (0 == mkdir(cfg->data_dir, 0700)) {
+        char path[PATH_MAX], quoted[2 * PATH_MAX];
+        sp_log_warn("created a new data folder", "path=%s",
+                    sp_log_quote(realpath(cfg->data_dir, path) ? path : cfg->data_dir, quoted,
+                                 sizeof(quoted)));
+    } else if (EEXIST != errno) {
         sp_log_error("cannot create the data folder", "error=\"%s\"", strerror(errno));
         goto done;
     }
@@ -328,7 +355,7 @@ static int cmd_user(sp_config_t *cfg, int argc, char **argv)
         return 1;
     }
     sodium_memzero(password, sizeof(password));
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
     int rc = store ? store->ops->user_put(store, name, hash, err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
@@ -350,7 +377,7 @@ static int cmd_token(sp_config_t *cfg, int argc, char **argv)
     }
     sp_auth_new_secret("spt_", token, sizeof(token));
     sp_auth_secret_hash(token, hash, sizeof(hash));
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
     int rc = store ? store->ops->token_put(store, hash, argv[1], err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
@@ -369,7 +396,7 @@ static int cmd_campaign(sp_config_t *cfg, int argc, char **argv)
                         "ID: 1-128 letters, digits or - _ @ + .\n");
         return 2;
     }
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
     int rc =
         store ? store->ops->campaign_create(store, argv[1], sp_now_ms(), err, sizeof(err)) : -1;
     sp_store_close(store);
@@ -404,7 +431,7 @@ static int cmd_forget(sp_config_t *cfg, int argc, char **argv)
                     cfg->data_dir);
         close(lock_fd);
     }
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
+    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
     int rc = store ? store->ops->forget(store, argv[0], &deleted, err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
@@ -429,7 +456,9 @@ static const struct {
               "Prints a new API token for 'Authorization: Bearer TOKEN'; only its hash is "
               "stored.\n"},
     {"campaign", "usage: spypixel campaign create ID [--data DIR]\n"
-                 "Creates a campaign; opens of campaigns that do not exist are not recorded.\n"},
+                 "Creates a campaign. Opens of a campaign that does not exist are kept apart\n"
+                 "(bounded) until it is created and adopts them: the dashboard lists them, and\n"
+                 "POST /api/v1/unknown-campaigns/ID/adopt creates the campaign with its opens.\n"},
     {"scan", SP_SCAN_HELP},
     {"forget", "usage: spypixel forget RECIPIENT [--data DIR]\n"
                "Erases every event of RECIPIENT in every campaign and takes them out of the "
