@@ -872,10 +872,12 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return sp_http_error(req, 401, "log in or send Authorization: Bearer TOKEN");
     if (!get && !csrf_ok(&c))
         return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
-    /* Reads (and erasures) see every open answered before them: see sp_http_read_barrier. */
+    /* Reads (and erasures, and adoptions of kept opens) see every open answered before them:
+     * see sp_http_read_barrier. */
     bool streaming = get && strlen(path) >= 6 && 0 == strcmp(path + strlen(path) - 6, "stream");
     bool erase = 0 == strcmp(m, "DELETE");
-    if ((get || erase) && !streaming && sp_http_read_barrier(req, erase))
+    bool adopt = post && 0 == strncmp(path, "unknown-campaigns/", 18);
+    if ((get || erase || adopt) && !streaming && sp_http_read_barrier(req, erase))
         return MHD_YES; /* parked until the store has caught up; called again then */
 
     if (0 == strcmp(path, "me") && get)

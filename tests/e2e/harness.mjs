@@ -53,10 +53,10 @@ export async function tempDir(prefix = 'spypixel-e2e-') {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-/** Runs BIN ARGS to completion; resolves {code, signal, stdout, stderr}. */
-export function run(args, { input = '', env, timeoutMs = 20000 } = {}) {
+/** Runs BIN ARGS (in CWD) to completion; resolves {code, signal, stdout, stderr}. */
+export function run(args, { input = '', env, cwd, timeoutMs = 20000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
+    const child = spawn(BIN, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     children.add(child);
     let stdout = '';
     let stderr = '';

@@ -104,7 +104,7 @@ describe('GET /spy-pixel.gif', () => {
     assert.equal(evs[0].campaign ?? id, id);
   });
 
-  test('an unknown campaign gets the GIF, is not recorded and not created', async () => {
+  test('an unknown campaign gets the GIF, is kept apart and listed, not created', async () => {
     const m0 = await srv.metrics();
     const res = await srv.pixel({ campaign: 'no-such-campaign', email: 'bob' }, human);
     assertPixel(res);
@@ -116,6 +116,8 @@ describe('GET /spy-pixel.gif', () => {
     assert.equal(r.status, 404);
     const list = await srv.apiOk('GET', '/campaigns');
     assert.ok(!list.some((c) => c.id === 'no-such-campaign'));
+    const unknown = await srv.apiOk('GET', '/unknown-campaigns');
+    assert.equal(unknown.find((u) => u.id === 'no-such-campaign')?.opens, 1, JSON.stringify(unknown));
   });
 
   test('email is optional: missing or empty records an open without recipient', async () => {
