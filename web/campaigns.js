@@ -1,7 +1,8 @@
-// campaigns: one card per campaign with its totals, newest activity first, kept live.
+// campaigns: one card per campaign with its totals, newest activity first, kept live; and the
+// opens of campaigns that do not exist, with the action that creates each and adopts them.
 // SPDX-License-Identifier: MIT
 
-import { api } from './api.js';
+import { api, enc } from './api.js';
 import { h, clear, when, ago, count, campaignHref } from './dom.js';
 import { subscribe } from './live.js';
 
@@ -41,10 +42,89 @@ function card(c, fresh) {
     extra.length ? h('p', { class: 'muted small', title: 'Shown apart: machine and self opens are not in the totals' }, extra.join(' · ')) : null);
 }
 
+/** "12 opens for campaigns that do not exist", over every unknown campaign ID. */
+export function unknownSummary(list) {
+  const n = list.reduce((sum, u) => sum + (Number(u.opens) || 0), 0);
+  return n === 1 ? '1 open for a campaign that does not exist' : `${count(n)} opens for campaigns that do not exist`;
+}
+
+/**
+ * The opens kept apart because their campaign does not exist (a typo in a sent email, a
+ * campaign created in another data folder), one row per ID with its two actions. ACT(kind,
+ * u) runs one. Returns {el, update(list)}; the list folds open and stays as the user left it.
+ */
+function unknownBox(act) {
+  const title = h('h2', { id: 'unknown-title' });
+  const body = h('tbody');
+  const details = h('details', {},
+    h('summary', {}, title),
+    h('p', { class: 'help' },
+      'Each ID below was opened but is not a campaign: a typo in a campaign ID inside a sent email, ',
+      'or a campaign created in another data folder. Its newest opens are kept until it is created. ',
+      '“Create and adopt” creates the campaign and counts them as if it had always existed.'),
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'unknown-list' },
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col' }, 'Campaign ID'),
+          h('th', { scope: 'col', class: 'num' }, 'Opens'),
+          h('th', { scope: 'col' }, 'First open'),
+          h('th', { scope: 'col' }, 'Last open'),
+          h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+        body)));
+  const el = h('section', { class: 'card unknown', id: 'unknown-campaigns', 'aria-labelledby': 'unknown-title', hidden: true }, details);
+
+  function row(u) {
+    // The accessible names start with the visible text and say which ID.
+    const adopt = h('button', { type: 'button', class: 'adopt', 'aria-label': `Create and adopt ${u.id}` }, 'Create and adopt');
+    const discard = h('button', { type: 'button', class: 'secondary discard' });
+    const label = (text) => {
+      discard.textContent = text;
+      discard.setAttribute('aria-label', `${text} ${u.id}`);
+    };
+    label('Discard');
+    adopt.addEventListener('click', () => act('adopt', u));
+    // Discarding cannot be undone: a second click within a few seconds confirms it.
+    let armed = null;
+    discard.addEventListener('click', () => {
+      if (!armed) {
+        label('Really discard?');
+        armed = setTimeout(() => {
+          armed = null;
+          label('Discard');
+        }, 5000);
+        return;
+      }
+      clearTimeout(armed);
+      act('discard', u);
+    });
+    return h('tr', { dataset: { unknown: u.id } },
+      h('th', { scope: 'row' }, h('code', {}, u.id)),
+      h('td', { class: 'num', dataset: { label: 'Opens' } }, count(u.opens)),
+      h('td', { dataset: { label: 'First open' } }, when(u.first_at, { short: true })),
+      h('td', { dataset: { label: 'Last open' } }, when(u.last_at, { short: true })),
+      h('td', { class: 'row-actions' }, adopt, ' ', discard));
+  }
+
+  return {
+    el,
+    update(list) {
+      el.hidden = !list.length;
+      title.textContent = list.length ? unknownSummary(list) : '';
+      clear(body);
+      for (const u of list) body.append(row(u));
+    },
+    busy(on) {
+      for (const b of el.querySelectorAll('button')) b.disabled = on;
+    },
+  };
+}
+
 export function renderCampaigns(root) {
   const list = h('ul', { class: 'cards', id: 'campaign-cards', 'aria-label': 'Campaigns' });
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading campaigns…');
   const announce = h('p', { class: 'visually-hidden', 'aria-live': 'polite', id: 'live-announce' });
+  const notice = h('p', { class: 'status', id: 'unknown-status', role: 'status' });
+  const unknown = unknownBox(act);
   const fresh = new Set(); // campaigns with news since the last render
   let timer = null;
   let gone = false;
@@ -64,17 +144,43 @@ export function renderCampaigns(root) {
     h('div', { class: 'page-head' },
       h('h1', {}, 'Campaigns'),
       h('div', { class: 'head-tools' }, live.el, h('a', { class: 'button', href: '#/create' }, 'Create a pixel'))),
-    status, list, announce);
+    notice, unknown.el, status, list, announce);
+
+  async function act(kind, u) {
+    unknown.busy(true);
+    notice.dataset.state = '';
+    notice.textContent = kind === 'adopt' ? `Creating campaign ${u.id}…` : `Discarding the opens of ${u.id}…`;
+    try {
+      if (kind === 'adopt') {
+        const r = await api(`/unknown-campaigns/${enc(u.id)}/adopt`, { method: 'POST' });
+        const n = Number(r && r.adopted) || 0;
+        notice.textContent = `${r && r.created ? 'Created' : 'Adopted into'} campaign ${u.id}: ${count(n)} ${n === 1 ? 'open' : 'opens'} adopted.`;
+        if (n < u.opens) notice.textContent += ` ${count(u.opens - n)} older ${u.opens - n === 1 ? 'open was' : 'opens were'} beyond the limit kept per ID and only counted.`;
+        fresh.add(u.id);
+      } else {
+        await api(`/unknown-campaigns/${enc(u.id)}`, { method: 'DELETE' });
+        notice.textContent = `Discarded the opens of ${u.id}.`;
+      }
+      notice.dataset.state = 'good';
+    } catch (err) {
+      notice.dataset.state = 'bad';
+      notice.textContent = `Could not ${kind === 'adopt' ? 'create' : 'discard'} ${u.id}: ${err.message}`;
+    }
+    if (!gone) await load();
+    unknown.busy(false);
+  }
 
   async function load() {
     let data;
+    let kept;
     try {
-      data = await api('/campaigns');
+      [data, kept] = await Promise.all([api('/campaigns'), api('/unknown-campaigns').catch(() => [])]);
     } catch (err) {
       if (!gone) status.textContent = `Could not load the campaigns: ${err.message}`;
       return;
     }
     if (gone) return;
+    unknown.update(Array.isArray(kept) ? kept : []);
     const sorted = sortCampaigns(Array.isArray(data) ? data : []);
     clear(list);
     if (!sorted.length) {

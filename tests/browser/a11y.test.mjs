@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startServer, launchBrowser, newPage, login } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const CAMPAIGN = 'a11y-check';
@@ -19,6 +19,8 @@ before(async () => {
   const url = await srv.pixel(CAMPAIGN, 'alice@example.com');
   await srv.open(url, { 'User-Agent': 'Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)' }, '127.0.0.2');
   await srv.open(url, { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.6.0', Cookie: 'a=1' }, '127.0.0.3');
+  // An open of a campaign that does not exist: the campaign list shows it apart.
+  assert.equal((await request(`${srv.base}/spy-pixel.gif?campaign=a11y-typo&email=bob@example.com`)).status, 200);
 });
 
 after(async () => {
@@ -62,6 +64,10 @@ for (const colorScheme of ['light', 'dark']) {
         await page.waitForSelector('#log .event-body');
       }
       if (route === '#/create') await page.fill('#campaign', 'bad id!');
+      if (route === '#/campaigns') {
+        await page.click('#unknown-campaigns summary');
+        await page.waitForSelector('#unknown-campaigns tbody tr');
+      }
       assert.deepEqual(await violations(page), [], route);
     }
     await context.close();
