@@ -73,29 +73,32 @@ function unknownBox(act) {
         body)));
   const el = h('section', { class: 'card unknown', id: 'unknown-campaigns', 'aria-labelledby': 'unknown-title', hidden: true }, details);
 
+  // Discarding cannot be undone: a second click on the same button confirms it (any other
+  // action calls it off). Kept by ID, so that a reload of the list (a live update) keeps it.
+  let armed = null; // the ID whose discard waits for its confirmation
+  const labels = new Map(); // ID -> its discard button's relabelling
+  const relabel = () => {
+    for (const [id, label] of labels) label(armed === id ? 'Really discard?' : 'Discard');
+  };
+
   function row(u) {
     // The accessible names start with the visible text and say which ID.
     const adopt = h('button', { type: 'button', class: 'adopt', 'aria-label': `Create and adopt ${u.id}` }, 'Create and adopt');
     const discard = h('button', { type: 'button', class: 'secondary discard' });
-    const label = (text) => {
+    labels.set(u.id, (text) => {
       discard.textContent = text;
       discard.setAttribute('aria-label', `${text} ${u.id}`);
-    };
-    label('Discard');
-    adopt.addEventListener('click', () => act('adopt', u));
-    // Discarding cannot be undone: a second click within a few seconds confirms it.
-    let armed = null;
+    });
+    adopt.addEventListener('click', () => {
+      armed = null;
+      relabel();
+      act('adopt', u);
+    });
     discard.addEventListener('click', () => {
-      if (!armed) {
-        label('Really discard?');
-        armed = setTimeout(() => {
-          armed = null;
-          label('Discard');
-        }, 5000);
-        return;
-      }
-      clearTimeout(armed);
-      act('discard', u);
+      const confirmed = armed === u.id;
+      armed = confirmed ? null : u.id;
+      relabel();
+      if (confirmed) act('discard', u);
     });
     return h('tr', { dataset: { unknown: u.id } },
       h('th', { scope: 'row' }, h('code', {}, u.id)),
@@ -105,13 +108,19 @@ function unknownBox(act) {
       h('td', { class: 'row-actions' }, adopt, ' ', discard));
   }
 
+  let shown = null; // the list as last rendered: an unchanged one is left alone (and its focus)
   return {
     el,
     update(list) {
+      const key = JSON.stringify(list);
+      if (key === shown) return;
+      shown = key;
       el.hidden = !list.length;
       title.textContent = list.length ? unknownSummary(list) : '';
       clear(body);
+      labels.clear();
       for (const u of list) body.append(row(u));
+      relabel();
     },
     busy(on) {
       for (const b of el.querySelectorAll('button')) b.disabled = on;
