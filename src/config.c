@@ -59,13 +59,11 @@ static const opt_t options[] = {
      "journal (default): answer once the open is in this server's journal; store: once it "
      "is committed to the store (slower; with postgres, no open waits on this server's disk)"},
     {"auto-create-campaigns", BOOL(auto_create_campaigns), NULL,
-     "an open of a campaign that does not exist creates it (default: its opens are kept apart "
-     "until the campaign is created and adopts them)"},
+     "an open of an unknown campaign creates it (default: kept apart until adopted)"},
     {"unknown-campaigns-max", INT(unknown_campaigns_max), "N",
-     "most campaign IDs that do not exist whose opens are kept apart (100); opens of further "
-     "ones are counted and logged, not kept"},
+     "most unknown campaign IDs whose opens are kept (100); more are counted, not kept"},
     {"unknown-opens-max", INT(unknown_opens_max), "N",
-     "newest opens kept per campaign ID that does not exist (10000); older ones make way"},
+     "newest opens kept per unknown campaign ID (10000)"},
     {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
