@@ -3,7 +3,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := libmicrohttpd sqlite3 libpq libmaxminddb libpcre2-8 yaml-0.1 libsodium jansson libcurl gmime-3.0 libxml-2.0
+PKGS    := libmicrohttpd gnutls libsystemd sqlite3 libpq libmaxminddb libpcre2-8 yaml-0.1 libsodium jansson libcurl gmime-3.0 libxml-2.0
 OPT     ?= -O2
 WERROR  ?=
 SANITIZE ?=
