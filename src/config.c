@@ -512,6 +512,8 @@ void sp_config_print(FILE *out, const sp_config_t *cfg, sp_config_form_t form)
         const char *lead = SP_CONFIG_EXAMPLE == form ? "# " : "";
         if (is_secret(o) && value[0] && SP_CONFIG_EFFECTIVE == form) {
             fprintf(out, "%s%s = (set, not shown)\n", lead, o->name);
+        } else if (is_list(o) && !value[0] && SP_CONFIG_EFFECTIVE == form) {
+            fprintf(out, "# %s = (none)\n", o->name); /* "key =" would add an empty value */
         } else if (is_list(o) && value[0]) {
             /* One line per value, as a file repeats the key. */
             char *save = NULL;

@@ -481,7 +481,15 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && '\n' == msg[n - 1])
         msg[--n] = '\0';
-    sp_log_warn("libmicrohttpd", "detail=%s", sp_log_quote(msg, quoted, sizeof(quoted)));
+    /* A client that goes away mid-answer (a dashboard tab closed on its live stream, a
+     * mail reader that stops loading) is everyday life, not a warning. */
+    static const char *const peer_gone[] = {"no longer available", "reset by peer",
+                                            "Broken pipe"};
+    sp_log_level_t level = SP_LOG_WARN;
+    for (size_t i = 0; i < sizeof(peer_gone) / sizeof(peer_gone[0]); i++)
+        if (strstr(msg, peer_gone[i]))
+            level = SP_LOG_DEBUG;
+    sp_log(level, "libmicrohttpd", "detail=%s", sp_log_quote(msg, quoted, sizeof(quoted)));
 }
 
 /* Where the TLS module keeps the certificate a connection's handshake took. */
