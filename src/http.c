@@ -483,8 +483,7 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
         msg[--n] = '\0';
     /* A client that goes away mid-answer (a dashboard tab closed on its live stream, a
      * mail reader that stops loading) is everyday life, not a warning. */
-    static const char *const peer_gone[] = {"no longer available", "reset by peer",
-                                            "Broken pipe"};
+    static const char *const peer_gone[] = {"no longer available", "reset by peer", "Broken pipe"};
     sp_log_level_t level = SP_LOG_WARN;
     for (size_t i = 0; i < sizeof(peer_gone) / sizeof(peer_gone[0]); i++)
         if (strstr(msg, peer_gone[i]))
