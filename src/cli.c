@@ -246,7 +246,7 @@ static int campaign_delete(const sp_config_t *cfg, sp_store_t *store, const char
     if (sp_cli_server_running(cfg))
         fprintf(stderr,
                 "spypixel: a server is running on %s: opens of %s it has answered but not "
-                "stored yet are kept as an unknown campaign's\n",
+                "stored yet will count as an unknown campaign's\n",
                 cfg->data_dir, id);
     int64_t deleted = 0;
     rc = store->ops->campaign_delete(store, id, &deleted, err, sizeof(err));

@@ -442,7 +442,7 @@ static const struct {
      "       spypixel campaign list [--json]\n"
      "       spypixel campaign show ID [--json] [--limit N]\n"
      "       spypixel campaign delete ID --yes\n"
-     "create makes a campaign (opens of campaigns that do not exist are kept apart); list\n"
+     "create makes a campaign (opens of campaigns that do not exist are not counted); list\n"
      "shows every campaign with its counts; show one campaign and its recipients (the first\n"
      "N, 100 unless --limit says); delete erases a campaign and all its events, and asks for\n"
      "--yes. --json prints what the API answers, for scripts.\n",
