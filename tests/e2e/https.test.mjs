@@ -7,8 +7,10 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, readFile, rm } from 'node:fs/promises';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -115,6 +117,45 @@ describe('HTTPS served directly', () => {
     assert.equal(again.cn, 'localhost', 'which keeps the certificate of its handshake');
     agent.destroy();
     assert.equal(srv.child.exitCode, null, 'the server still runs');
+  });
+
+  test('a handshake waiting for the client costs no CPU (no busy loop)', async () => {
+    // A relay that passes the ClientHello on, then holds the client's next flight for 3 s.
+    let held = () => {};
+    const release = new Promise((resolve) => { held = resolve; });
+    let firstSent;
+    const sent = new Promise((resolve) => { firstSent = resolve; });
+    const relay = net.createServer((client) => {
+      const up = net.connect(srv.tlsPort, '127.0.0.1');
+      up.on('data', (d) => client.write(d));
+      let first = true;
+      const queue = [];
+      let open = false;
+      release.then(() => { open = true; for (const d of queue) up.write(d); });
+      client.on('data', (d) => {
+        if (first) { first = false; up.write(d); firstSent(); } else if (open) up.write(d); else queue.push(d);
+      });
+      client.on('error', () => up.destroy());
+      up.on('error', () => client.destroy());
+      client.on('close', () => up.end());
+    });
+    await new Promise((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const cpu = async () => {
+      const f = (await readFile(`/proc/${srv.child.pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, ms at 100 ticks/s
+    };
+    const conn = tls.connect({ port: relay.address().port, host: '127.0.0.1', ca: await readFile(pki.ca), servername: 'localhost' });
+    conn.on('error', () => {});
+    await sent;
+    await sleep(200); // the server has answered the ClientHello and waits
+    const before = await cpu();
+    await sleep(3000);
+    const spent = (await cpu()) - before;
+    held();
+    await new Promise((resolve) => { conn.once('secureConnect', resolve); setTimeout(resolve, 5000); });
+    conn.destroy();
+    relay.close();
+    assert.ok(spent < 300, `the server used ${spent} ms of CPU in 3 s of waiting for one handshake`);
   });
 
   test('SIGHUP with a key that is not the certificate\'s keeps the pair in use, and says why', async () => {
