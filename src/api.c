@@ -12,6 +12,7 @@
 #include "classify.h"
 #include "log.h"
 #include "metrics.h"
+#include "snippet.h"
 #include "utf8.h"
 
 #define SESSION_COOKIE "sp_session"
@@ -83,7 +84,7 @@ static json_t *by_class_json(const int64_t *by_class)
     return o;
 }
 
-static json_t *campaign_json(const sp_campaign_t *c)
+json_t *sp_api_campaign_json(const sp_campaign_t *c)
 {
     return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
                      (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
@@ -299,6 +300,7 @@ static enum MHD_Result login(api_ctx_t *c)
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
+    sp_http_hsts(req, resp);
     add_cookie(resp, req, SESSION_COOKIE, session, "Max-Age=1209600; HttpOnly; SameSite=Strict");
     /* The self-view cookie must ride along with image loads inside webmail pages, which
      * are cross-site: SameSite=None there (it needs Secure), Lax over plain HTTP. */
@@ -331,7 +333,7 @@ static enum MHD_Result logout(api_ctx_t *c)
 
 static int add_campaign(void *arr, const sp_campaign_t *c)
 {
-    json_array_append_new(arr, campaign_json(c));
+    json_array_append_new(arr, sp_api_campaign_json(c));
     return 0;
 }
 
@@ -374,15 +376,19 @@ typedef struct {
     int64_t n;
 } page_t;
 
+json_t *sp_api_recipient_json(const sp_recipient_t *r)
+{
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "recipient", r->recipient, "views",
+                     (json_int_t)r->views, "machine", (json_int_t)r->by_class[SP_CLASS_MACHINE],
+                     "self", (json_int_t)r->by_class[SP_CLASS_SELF], "clicks",
+                     (json_int_t)r->clicks, "first_view_at", ts_json(r->first_at), "last_view_at",
+                     ts_json(r->last_at));
+}
+
 static int add_recipient(void *ctx, const sp_recipient_t *r)
 {
     page_t *p = ctx;
-    json_array_append_new(
-        p->arr,
-        json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "recipient", r->recipient, "views",
-                  (json_int_t)r->views, "machine", (json_int_t)r->by_class[SP_CLASS_MACHINE],
-                  "self", (json_int_t)r->by_class[SP_CLASS_SELF], "clicks", (json_int_t)r->clicks,
-                  "first_view_at", ts_json(r->first_at), "last_view_at", ts_json(r->last_at)));
+    json_array_append_new(p->arr, sp_api_recipient_json(r));
     snprintf(p->last, sizeof(p->last), "%s", r->recipient);
     p->n++;
     return 0;
@@ -407,7 +413,7 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
-    json_t *j = campaign_json(&camp);
+    json_t *j = sp_api_campaign_json(&camp);
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -714,22 +720,16 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         result = store_error(c->req, err);
         goto done;
     }
-    char token[SP_TOKEN_MAX], origin[320], url[SP_TOKEN_MAX + 400];
-    if (0 != sp_token_seal(c->req->srv->tokens, &data, token, sizeof(token))) {
+    char origin[320], url[SP_SNIPPET_URL_MAX];
+    sp_http_origin(c->req, origin, sizeof(origin));
+    if (0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
         result = sp_http_error(c->req, 400, "the link is too long");
         goto done;
     }
-    sp_http_origin(c->req, origin, sizeof(origin));
-    snprintf(url, sizeof(url), "%s/%c/%s%s", origin, (char)kind, token,
-             SP_TOKEN_OPEN == kind ? ".gif" : "");
     json_t *j = json_pack("{s:s}", "url", url);
     if (SP_TOKEN_OPEN == kind) {
-        char html[SP_TOKEN_MAX + 600];
-        /* Placed at the end of the body; alt="" and the size keep it invisible. */
-        snprintf(html, sizeof(html),
-                 "<img src=\"%s\" width=\"1\" height=\"1\" alt=\"\" "
-                 "style=\"display:block;width:1px;height:1px;border:0;\">",
-                 url);
+        char html[SP_SNIPPET_HTML_MAX];
+        sp_snippet_pixel_html(url, html, sizeof(html));
         json_object_set_new(j, "html", json_string(html));
     }
     result = send_json(c->req, 200, j);

@@ -14,6 +14,11 @@ enum MHD_Result sp_api_handle(sp_request_t *req);
  * streams and webhooks. New reference. */
 json_t *sp_api_event_json_of(const sp_event_t *ev);
 
+/* A campaign and a recipient as the API shows them (the CLI's --json too). New
+ * references. */
+json_t *sp_api_campaign_json(const sp_campaign_t *c);
+json_t *sp_api_recipient_json(const sp_recipient_t *r);
+
 /* The ingest's commit callback: sends each stored event to the live streams. */
 void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n);
 

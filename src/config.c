@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "geo.h"
+
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL, OPT_CIDRS, OPT_STRS } opt_kind_t;
 
 typedef struct {
@@ -18,6 +22,7 @@ typedef struct {
     size_t size;  /* buffer size for OPT_STR */
     size_t count; /* offset of the count for lists */
     const char *arg;
+    unsigned scope; /* SP_CONFIG_* */
     const char *help;
 } opt_t;
 
@@ -27,54 +32,74 @@ typedef struct {
 #define LIST(f)  OPT_STRS, offsetof(sp_config_t, f), 0, offsetof(sp_config_t, n_##f)
 #define CIDRS(f) OPT_CIDRS, offsetof(sp_config_t, f), 0, offsetof(sp_config_t, n_##f)
 
-/* The one settings table: flags, environment and file all go through it. */
+#define SERVE SP_CONFIG_SERVE
+#define STORE SP_CONFIG_STORE
+#define LOG   SP_CONFIG_LOG
+#define LINKS (SP_CONFIG_SERVE | SP_CONFIG_LINKS)
+
+/* The one settings table: flags, environment and file all go through it. Defaults are
+ * in sp_config_defaults, and the help shows them from there. */
 static const opt_t options[] = {
-    {"listen", STR(listen), "HOST:PORT", "address to serve on (127.0.0.1:8080)"},
-    {"data", STR(data_dir), "DIR", "data folder: SQLite database and signing key (./data)"},
-    {"store", STR(store), "NAME", "sqlite (default) or postgres"},
-    {"pg", STR(pg), "CONNINFO", "PostgreSQL connection string for --store postgres"},
-    {"geoip", LIST(geoip), "FILE.mmdb", "GeoIP database (repeatable; default: DB-IP Lite City)"},
-    {"no-geoip", BOOL(no_geoip), NULL, "do not look up locations"},
-    {"trusted-proxy", CIDRS(trusted_proxy), "CIDR",
+    {"listen", LIST(listen), "ADDRESS", SERVE,
+     "address to serve on: HOST:PORT, http://HOST:PORT or https://HOST:PORT (repeatable; "
+     "HOST:PORT is HTTPS when --tls-cert is set; an empty HOST is every address)"},
+    {"tls-cert", STR(tls_cert), "FILE", SERVE,
+     "PEM certificate chain for HTTPS (re-read on SIGHUP)"},
+    {"tls-key", STR(tls_key), "FILE", SERVE, "PEM private key of --tls-cert (re-read on SIGHUP)"},
+    {"data", STR(data_dir), "DIR", STORE | SERVE,
+     "data folder: journal, SQLite database (with --store sqlite)"},
+    {"store", STR(store), "NAME", STORE | SERVE, "sqlite or postgres"},
+    {"pg", STR(pg), "CONNINFO", STORE | SERVE, "PostgreSQL connection string for --store postgres"},
+    {"geoip", LIST(geoip), "FILE.mmdb", SERVE,
+     "GeoIP database (repeatable; none given: DB-IP Lite City from " SP_GEO_DEFAULT_DIR ")"},
+    {"no-geoip", BOOL(no_geoip), NULL, SERVE, "do not look up locations"},
+    {"trusted-proxy", CIDRS(trusted_proxy), "CIDR", SERVE,
      "peer whose X-Forwarded-For / Forwarded is believed (repeatable)"},
-    {"webhook", LIST(webhook), "URL",
+    {"webhook", LIST(webhook), "URL", SERVE,
      "POST each stored open and click as JSON to URL (repeatable)"},
-    {"webhook-events", STR(webhook_events), "WHICH",
-     "all (default) or first: only each recipient's first counted open"},
-    {"webhook-secret", STR(webhook_secret), "SECRET",
+    {"webhook-events", STR(webhook_events), "WHICH", SERVE,
+     "all, or first: only each recipient's first counted open"},
+    {"webhook-secret", STR(webhook_secret), "SECRET", SERVE,
      "sign webhook bodies: X-Spypixel-Signature: sha256=HMAC-SHA256(SECRET, body)"},
-    {"apple-egress", STR(apple_egress), "FILE", "Apple's published egress ranges (CSV or CIDRs)"},
-    {"public-url", STR(public_url), "URL", "base URL of tracking links (default: from Host)"},
-    {"threads", INT(threads), "N", "request threads (default: one per core)"},
-    {"max-connections", INT(max_connections), "N", "most open connections (4096)"},
-    {"timeout", INT(timeout), "SECONDS", "idle connection timeout (15)"},
-    {"batch-max", INT(batch_max), "N", "most opens in one commit (4096)"},
-    {"retention", INT(retention), "DAYS", "delete events older than DAYS (0: keep)"},
-    {"self-ip-window", INT(self_ip_window), "MINUTES",
+    {"apple-egress", STR(apple_egress), "FILE", SERVE,
+     "Apple's published egress ranges (CSV or CIDRs)"},
+    {"public-url", STR(public_url), "URL", LINKS,
+     "base URL of tracking links (empty: the request's Host; for spypixel pixel, the first "
+     "--listen address)"},
+    {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
+    {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
+    {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
+    {"batch-max", INT(batch_max), "N", SERVE, "most opens in one commit"},
+    {"retention", INT(retention), "DAYS", SERVE, "delete events older than DAYS (0: keep)"},
+    {"self-ip-window", INT(self_ip_window), "MINUTES", SERVE,
      "count opens from an IP that used the dashboard within MINUTES as self (0: off)"},
-    {"anonymize-ip", BOOL(anonymize_ip), NULL, "store IPv4 /24 and IPv6 /48 only"},
-    {"sync-full", BOOL(sync_full), NULL,
+    {"anonymize-ip", BOOL(anonymize_ip), NULL, SERVE, "store IPv4 /24 and IPv6 /48 only"},
+    {"sync-full", BOOL(sync_full), NULL, STORE | SERVE,
      "fsync the journal before each answer and every commit (survives power loss)"},
-    {"answer-after", STR(answer_after), "WHEN",
-     "journal (default): answer once the open is in this server's journal; store: once it "
-     "is committed to the store (slower; with postgres, no open waits on this server's disk)"},
-    {"auto-create-campaigns", BOOL(auto_create_campaigns), NULL,
+    {"answer-after", STR(answer_after), "WHEN", SERVE,
+     "journal: answer once the open is in this server's journal; store: once it is committed "
+     "to the store (slower; with postgres, no open waits on this server's disk)"},
+    {"auto-create-campaigns", BOOL(auto_create_campaigns), NULL, SERVE,
      "an open of an unknown campaign creates it (default: kept apart until adopted)"},
-    {"unknown-campaigns-max", INT(unknown_campaigns_max), "N",
-     "most unknown campaign IDs whose opens are kept (100); more are counted, not kept"},
-    {"unknown-opens-max", INT(unknown_opens_max), "N",
-     "newest opens kept per unknown campaign ID (10000)"},
-    {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
+    {"unknown-campaigns-max", INT(unknown_campaigns_max), "N", SERVE,
+     "most unknown campaign IDs whose opens are kept; more are counted, not kept"},
+    {"unknown-opens-max", INT(unknown_opens_max), "N", SERVE,
+     "newest opens kept per unknown campaign ID"},
+    {"log-level", STR(log_level), "LEVEL", LOG, "debug, info, warn or error"},
+    {"log-format", STR(log_format), "FORMAT", LOG, "logfmt or json (one object a line)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 void sp_config_defaults(sp_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8080");
-    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
+    cfg->listen[cfg->n_listen++] = strdup("127.0.0.1:8080");
+    if (!cfg->listen[0])
+        abort();
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", SP_DEFAULT_DATA_DIR);
     snprintf(cfg->store, sizeof(cfg->store), "sqlite");
     snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+    snprintf(cfg->log_format, sizeof(cfg->log_format), "logfmt");
     snprintf(cfg->webhook_events, sizeof(cfg->webhook_events), "all");
     snprintf(cfg->answer_after, sizeof(cfg->answer_after), "journal");
     cfg->max_connections = 4096;
@@ -219,15 +244,14 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
     return rc;
 }
 
+static void env_name(const opt_t *o, char *buf, size_t len);
+
 static int load_env(sp_config_t *cfg, char *err, size_t errlen)
 {
     bool started[N_OPTIONS] = {false};
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        char name[64] = "SPYPIXEL_";
-        size_t o = strlen(name);
-        for (const char *p = options[i].name; *p && o + 1 < sizeof(name); p++)
-            name[o++] = '-' == *p ? '_' : (char)toupper((unsigned char)*p);
-        name[o] = '\0';
+        char name[64];
+        env_name(&options[i], name, sizeof(name));
         const char *value = getenv(name);
         if (!value || !*value)
             continue;
@@ -267,8 +291,18 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
             file = argv[i] + 9;
         }
     }
-    if (file && *file && 0 != load_file(cfg, file, err, errlen))
-        return -1;
+    /* An installed binary reads its own file when no other is named and it is there. */
+    if ((!file || !*file) && SP_DEFAULT_CONFIG_FILE[0] && 0 == access(SP_DEFAULT_CONFIG_FILE, F_OK))
+        file = SP_DEFAULT_CONFIG_FILE;
+    if (file && *file) {
+        if (strlen(file) >= sizeof(cfg->config_file)) {
+            snprintf(err, errlen, "--config: file name too long");
+            return -1;
+        }
+        if (0 != load_file(cfg, file, err, errlen))
+            return -1;
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", file);
+    }
     if (0 != load_env(cfg, err, errlen))
         return -1;
 
@@ -321,6 +355,19 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
         return -1;
     }
     cfg->answer_after_store = 0 == strcmp(cfg->answer_after, "store");
+    if (0 != strcmp(cfg->log_format, "logfmt") && 0 != strcmp(cfg->log_format, "json")) {
+        snprintf(err, errlen, "--log-format: expected logfmt or json, got '%s'", cfg->log_format);
+        return -1;
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together: %s is missing",
+                 cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
+    if (0 == cfg->n_listen) {
+        snprintf(err, errlen, "--listen: at least one address is needed");
+        return -1;
+    }
     if (0 != strcmp(cfg->store, "sqlite") && 0 != strcmp(cfg->store, "postgres")) {
         snprintf(err, errlen, "--store: expected sqlite or postgres, got '%s'", cfg->store);
         return -1;
@@ -328,17 +375,162 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
     return 0;
 }
 
-void sp_config_usage(FILE *out)
+/* The value of option O in CFG as text: lists joined with ", ". */
+static void value_text(const sp_config_t *cfg, const opt_t *o, char *buf, size_t len)
 {
-    fprintf(out, "Settings (flag, or SPYPIXEL_<NAME> in the environment, or NAME = VALUE in "
+    const char *base = (const char *)cfg;
+    buf[0] = '\0';
+    switch (o->kind) {
+    case OPT_STR:
+        snprintf(buf, len, "%s", base + o->offset);
+        break;
+    case OPT_INT:
+        snprintf(buf, len, "%d", *(const int *)(base + o->offset));
+        break;
+    case OPT_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)(base + o->offset) ? "true" : "false");
+        break;
+    case OPT_STRS:
+    case OPT_CIDRS: {
+        size_t n = *(const size_t *)(base + o->count), used = 0;
+        for (size_t k = 0; k < n && used < len; k++) {
+            char one[SP_NET_ADDR_MAX + 8];
+            const char *v = one;
+            if (OPT_STRS == o->kind) {
+                v = ((char *const *)(base + o->offset))[k];
+            } else {
+                const sp_net_cidr_t *c = &((const sp_net_cidr_t *)(base + o->offset))[k];
+                char addr[SP_NET_ADDR_MAX];
+                sp_net_format(&c->addr, addr, sizeof(addr));
+                snprintf(one, sizeof(one), "%s/%u", addr, c->addr.v4 ? c->prefix - 96 : c->prefix);
+            }
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", k ? ", " : "", v);
+        }
+        break;
+    }
+    }
+}
+
+static bool is_list(const opt_t *o)
+{
+    return OPT_STRS == o->kind || OPT_CIDRS == o->kind;
+}
+
+/* Settings whose values are never printed. */
+static bool is_secret(const opt_t *o)
+{
+    return 0 == strcmp(o->name, "webhook-secret") || 0 == strcmp(o->name, "pg");
+}
+
+static void env_name(const opt_t *o, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "SPYPIXEL_");
+    for (const char *p = o->name; *p && n + 1 < len; p++)
+        buf[n++] = '-' == *p ? '_' : (char)toupper((unsigned char)*p);
+    buf[n] = '\0';
+}
+
+void sp_config_usage(FILE *out, unsigned scope)
+{
+    sp_config_t defaults;
+    sp_config_defaults(&defaults);
+    fprintf(out, "Settings (a flag, or SPYPIXEL_<NAME> in the environment, or NAME = VALUE in "
                  "--config FILE; flags win):\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "--%s%s%s", options[i].name, options[i].arg ? " " : "",
-                 options[i].arg ? options[i].arg : "");
-        fprintf(out, "  %-28s %s\n", left, options[i].help);
+        const opt_t *o = &options[i];
+        if (!(o->scope & scope))
+            continue;
+        char left[64], def[256];
+        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        value_text(&defaults, o, def, sizeof(def));
+        fprintf(out, "  %-26s %s", left, o->help);
+        if (OPT_BOOL != o->kind && def[0])
+            fprintf(out, " [%s]", def);
+        fputc('\n', out);
     }
-    fprintf(out, "  %-28s %s\n", "--config FILE", "read settings from FILE (key = value lines)");
+    fprintf(out, "  %-26s %s\n", "--config FILE", "read settings from FILE (key = value lines)");
+    sp_config_free(&defaults);
+}
+
+static void print_json(FILE *out, const sp_config_t *cfg)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_t *o = &options[i];
+        char def[1024], env[64], flag[64];
+        static const char *const kinds[] = {"string", "integer", "boolean", "cidr-list",
+                                            "string-list"};
+        value_text(cfg, o, def, sizeof(def));
+        env_name(o, env, sizeof(env));
+        snprintf(flag, sizeof(flag), "--%s", o->name);
+        json_t *scopes = json_array();
+        static const char *const scope_names[] = {"store", "log", "links", "serve"};
+        for (unsigned b = 0; b < 4; b++)
+            if (o->scope & (1u << b))
+                json_array_append_new(scopes, json_string(scope_names[b]));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:b, s:s, s:o, s:s}",
+                                             "name", o->name, "flag", flag, "env", env, "key",
+                                             o->name, "arg", o->arg, "type", kinds[o->kind],
+                                             "repeatable", is_list(o), "default", def, "scope",
+                                             scopes, "help", o->help));
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2));
+    fprintf(out, "%s\n", text);
+    free(text);
+    json_decref(arr);
+}
+
+/* Wraps TEXT into comment lines of at most 88 columns. */
+static void print_comment(FILE *out, const char *text)
+{
+    while (*text) {
+        size_t n = strlen(text);
+        if (n > 86) {
+            n = 86;
+            while (n > 20 && ' ' != text[n])
+                n--;
+        }
+        fprintf(out, "# %.*s\n", (int)n, text);
+        text += n;
+        while (' ' == *text)
+            text++;
+    }
+}
+
+void sp_config_print(FILE *out, const sp_config_t *cfg, sp_config_form_t form)
+{
+    if (SP_CONFIG_JSON == form) {
+        print_json(out, cfg);
+        return;
+    }
+    if (SP_CONFIG_EXAMPLE == form)
+        fprintf(out, "# spypixel configuration: one \"key = value\" a line; a repeatable key is\n"
+                     "# given once per value. Every key is shown with its default, commented out.\n"
+                     "# The same settings are flags (--key) and environment variables\n"
+                     "# (SPYPIXEL_KEY, '-' as '_'); flags win over the environment, which wins\n"
+                     "# over this file. See spypixel(1).\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_t *o = &options[i];
+        char value[1024];
+        value_text(cfg, o, value, sizeof(value));
+        if (SP_CONFIG_EXAMPLE == form) {
+            fputc('\n', out);
+            print_comment(out, o->help);
+        }
+        const char *lead = SP_CONFIG_EXAMPLE == form ? "# " : "";
+        if (is_secret(o) && value[0] && SP_CONFIG_EFFECTIVE == form) {
+            fprintf(out, "%s%s = (set, not shown)\n", lead, o->name);
+        } else if (is_list(o) && !value[0] && SP_CONFIG_EFFECTIVE == form) {
+            fprintf(out, "# %s = (none)\n", o->name); /* "key =" would add an empty value */
+        } else if (is_list(o) && value[0]) {
+            /* One line per value, as a file repeats the key. */
+            char *save = NULL;
+            for (char *t = strtok_r(value, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                fprintf(out, "%s%s = %s\n", lead, o->name, t + (' ' == *t));
+        } else {
+            fprintf(out, "%s%s =%s%s\n", lead, o->name, value[0] ? " " : "", value);
+        }
+    }
 }
 
 void sp_config_free(sp_config_t *cfg)
@@ -347,5 +539,7 @@ void sp_config_free(sp_config_t *cfg)
         free(cfg->geoip[i]);
     for (size_t i = 0; i < cfg->n_webhook; i++)
         free(cfg->webhook[i]);
-    cfg->n_geoip = cfg->n_webhook = 0;
+    for (size_t i = 0; i < cfg->n_listen; i++)
+        free(cfg->listen[i]);
+    cfg->n_geoip = cfg->n_webhook = cfg->n_listen = 0;
 }

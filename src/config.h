@@ -17,11 +17,30 @@
 #define SP_CONFIG_UNKNOWN_CAMPAIGNS 100
 #define SP_CONFIG_UNKNOWN_OPENS     10000
 
+/* Where an installed binary looks by default; `make install` builds config.o with the
+ * installed paths, the build tree keeps these. */
+#ifndef SP_DEFAULT_DATA_DIR
+#define SP_DEFAULT_DATA_DIR "./data"
+#endif
+#ifndef SP_DEFAULT_CONFIG_FILE
+#define SP_DEFAULT_CONFIG_FILE "" /* read when it exists and no other is named; "" none */
+#endif
+
+/* Which commands a setting is for (their --help lists it). Every command accepts every
+ * setting, so that one configuration file serves them all. */
+#define SP_CONFIG_STORE 1u /* data, store, pg: every command that opens the store */
+#define SP_CONFIG_LOG   2u /* log-level, log-format */
+#define SP_CONFIG_LINKS 4u /* public-url: commands that make tracking URLs */
+#define SP_CONFIG_SERVE 8u /* the server's own */
+#define SP_CONFIG_ALL   15u
+
 typedef struct sp_config {
-    char listen[128];   /* HOST:PORT */
-    char data_dir[512]; /* holds spypixel.db and the signing key */
-    char store[16];     /* "sqlite" or "postgres" */
-    char pg[1024];      /* libpq connection string */
+    char *listen[SP_CONFIG_LIST_MAX]; /* [http://|https://]HOST:PORT, at least one */
+    size_t n_listen;
+    char tls_cert[512], tls_key[512]; /* PEM files; both or neither */
+    char data_dir[512];               /* holds spypixel.db and the signing key */
+    char store[16];                   /* "sqlite" or "postgres" */
+    char pg[1024];                    /* libpq connection string */
     char *geoip[SP_CONFIG_LIST_MAX];
     size_t n_geoip;
     sp_net_cidr_t trusted_proxy[SP_CONFIG_LIST_MAX];
@@ -33,12 +52,14 @@ typedef struct sp_config {
     char apple_egress[512];
     char public_url[256]; /* scheme://host[:port] used in the URLs the API hands out */
     char log_level[8];
-    int threads;         /* request threads; 0 = one per core */
-    int max_connections; /* across all threads */
-    int timeout;         /* idle connection timeout, seconds */
-    int batch_max;       /* most events in one commit */
-    int retention;       /* days; 0 keeps events forever */
-    int self_ip_window;  /* minutes; 0 turns the rule off */
+    char log_format[8];    /* "logfmt" or "json" */
+    char config_file[512]; /* the file the settings were read from, or "" */
+    int threads;           /* request threads; 0 = one per core */
+    int max_connections;   /* across all threads */
+    int timeout;           /* idle connection timeout, seconds */
+    int batch_max;         /* most events in one commit */
+    int retention;         /* days; 0 keeps events forever */
+    int self_ip_window;    /* minutes; 0 turns the rule off */
     bool anonymize_ip;
     bool no_geoip;
     bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
@@ -51,7 +72,7 @@ typedef struct sp_config {
     int unknown_opens_max;      /* newest opens kept per such ID */
 } sp_config_t;
 
-/* Fills CFG with the defaults. */
+/* Fills CFG with the defaults (allocates: sp_config_free releases). */
 void sp_config_defaults(sp_config_t *cfg);
 
 /* Applies a "key = value" file, then SPYPIXEL_* variables, then the flags in
@@ -61,8 +82,19 @@ void sp_config_defaults(sp_config_t *cfg);
 int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_rest, char *err,
                    size_t errlen);
 
-/* Prints the settings table as help text (flag, environment variable, meaning). */
-void sp_config_usage(FILE *out);
+/* Prints the settings for SCOPE (SP_CONFIG_* bits) as help text: flag, meaning, default,
+ * environment variable. */
+void sp_config_usage(FILE *out, unsigned scope);
+
+typedef enum sp_config_form {
+    SP_CONFIG_EFFECTIVE, /* "key = value" lines of CFG, secrets masked */
+    SP_CONFIG_EXAMPLE,   /* a configuration file: each key commented out with its default */
+    SP_CONFIG_JSON,      /* the settings table: name, flag, env, key, default, scope, help */
+} sp_config_form_t;
+
+/* Prints the settings table in FORM; CFG gives the values (the defaults for EXAMPLE and
+ * JSON: pass a config fresh from sp_config_defaults). */
+void sp_config_print(FILE *out, const sp_config_t *cfg, sp_config_form_t form);
 
 /* Frees the lists the loader allocated. */
 void sp_config_free(sp_config_t *cfg);

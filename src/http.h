@@ -13,8 +13,10 @@
 #include "enrich.h"
 #include "ingest.h"
 #include "journal.h"
+#include "listen.h"
 #include "live.h"
 #include "store.h"
+#include "tls.h"
 #include "token.h"
 #include "webhook.h"
 
@@ -29,8 +31,11 @@ typedef struct sp_server {
     sp_auth_t *auth;
     sp_token_t *tokens;
     sp_live_t *live;
-    sp_webhook_t *webhook; /* NULL without --webhook */
-    struct MHD_Daemon *daemon;
+    sp_webhook_t *webhook;                          /* NULL without --webhook */
+    sp_listen_t listen[SP_CONFIG_LIST_MAX];         /* the --listen addresses */
+    struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
+    size_t n_daemons;
+    sp_tls_t *tls;              /* NULL without --tls-cert */
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
     /* Parked requests: tracking requests until their record is on disk (--sync-full) or
@@ -46,6 +51,7 @@ typedef struct sp_connection {
     struct MHD_Response *cookie_answer; /* the last image answer with a Set-Cookie, or NULL */
     char visitor[40];                   /* the visitor ID it sets */
     bool https;
+    void *tls_hold; /* the certificate its TLS handshake took (tls.h), or NULL */
 } sp_connection_t;
 
 /* Per-request state, kept in libmicrohttpd's con_cls from the first call to completion. */
@@ -84,8 +90,19 @@ bool sp_http_read_barrier(sp_request_t *req, bool whole);
 /* X-Index-Backlog-Bytes on RESP when REQ's read did not wait for the whole backlog. */
 void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp);
 
-/* Starts serving CFG->listen. 0, or -1 + ERR. */
+/* Starts serving every CFG->listen address (HTTPS ones with CFG->tls_cert). 0, or -1 +
+ * ERR. */
 int sp_http_start(sp_server_t *srv, char *err, size_t errlen);
+
+/* Re-reads the TLS certificate and key: 0 (new handshakes take them), 1 (no TLS), or -1
+ * + ERR (the old pair stays). */
+int sp_http_reload_tls(sp_server_t *srv, char *err, size_t errlen);
+
+/* The listen addresses in words ("http://127.0.0.1:8080 https://[::]:8443"). */
+void sp_http_describe(const sp_server_t *srv, char *buf, size_t len);
+
+/* Stops accepting new connections on every address; those open go on. */
+void sp_http_quiesce(sp_server_t *srv);
 
 /* Stops taking connections, waits (bounded) for the ones in flight, then stops. */
 void sp_http_stop(sp_server_t *srv);
@@ -102,6 +119,9 @@ enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *ms
 
 /* Adds the headers every answer carries (nosniff, frame-ancestors...). */
 void sp_http_secure_headers(struct MHD_Response *resp, bool html);
+
+/* Strict-Transport-Security on RESP when REQ came over HTTPS (RFC 6797). */
+void sp_http_hsts(const sp_request_t *req, struct MHD_Response *resp);
 
 /* The value of a request header / query argument (borrowed until the request ends). */
 const char *sp_http_header(sp_request_t *req, const char *name);

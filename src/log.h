@@ -1,4 +1,4 @@
-/* log: leveled, structured (logfmt) log lines on standard error. */
+/* log: leveled, structured log lines (logfmt or JSON) on standard error. */
 /* SPDX-License-Identifier: MIT */
 #ifndef SP_LOG_H
 #define SP_LOG_H
@@ -12,6 +12,10 @@ typedef enum sp_log_level {
 
 /* Lines below LEVEL are dropped. "debug", "info", "warn", "error"; -1 on a bad name. */
 int sp_log_set_level(const char *name);
+
+/* "logfmt" (the default) or "json": one object a line, {"ts", "level", "msg", and each
+ * field as a member: a number when the value is one, else a string}. -1 on a bad name. */
+int sp_log_set_format(const char *name);
 
 /* Writes one line: ts=... level=... msg="MSG" followed by FIELDS, which the caller
  * formats as logfmt (key=value ...). Values that came from a request must go through

@@ -1,4 +1,4 @@
-/* main: the command line: serve, user, token, campaign, forget. */
+/* main: the command line: serve, user, token, campaign, pixel, forget, scan, settings. */
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <sys/file.h>
@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cli.h"
 #include "config.h"
 #include "enrich.h"
 #include "http.h"
@@ -38,24 +40,22 @@ static const char usage_text[] =
     "Usage: spypixel COMMAND [FLAGS]\n"
     "\n"
     "Commands:\n"
-    "  serve                          serve the pixel, links, API and dashboard\n"
-    "  user add NAME --password-stdin create or update a dashboard user\n"
-    "  token create NAME              print a new API token (Authorization: Bearer)\n"
-    "  campaign create ID             create a campaign (opens before it are kept apart)\n"
-    "  forget RECIPIENT               erase one recipient's events everywhere\n"
-    "  scan [--json] FILE...          list the trackers in .eml/mbox files (--strip FILE removes "
-    "them)\n"
+    "  serve                            serve the pixel, links, API and dashboard\n"
+    "  user add NAME --password-stdin   create or update a dashboard user\n"
+    "  token create NAME                print a new API token (Authorization: Bearer)\n"
+    "  campaign list|show|create|delete manage campaigns (--json for scripts)\n"
+    "  pixel --campaign ID [--qp]       print a tracking pixel's HTML for a message\n"
+    "  forget RECIPIENT                 erase one recipient's events everywhere\n"
+    "  scan [--json] FILE...            list the trackers in .eml/mbox files (--strip FILE "
+    "removes them)\n"
+    "  settings [--json|--example]      print the settings in use, or every setting\n"
     "\n"
     "Every command takes --data DIR and the store flags. 'spypixel COMMAND --help' tells\n"
-    "more. spypixel --version prints the version.\n";
+    "more; 'man spypixel' tells all. spypixel --version prints the version.\n";
 
 static int usage(FILE *out, int rc)
 {
     fputs(usage_text, out);
-    if (out == stdout) {
-        fputc('\n', out);
-        sp_config_usage(out);
-    }
     return rc;
 }
 
@@ -67,51 +67,7 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
-/* The server's secret: made once and kept in the store, so that every server on one
- * store signs and checks the same tokens. */
-static int load_key(sp_store_t *store, unsigned char key[SP_AUTH_KEY_BYTES], char *err,
-                    size_t errlen)
-{
-    char hex[2 * SP_AUTH_KEY_BYTES + 1];
-    int rc = store->ops->meta_get(store, "secret_key", hex, sizeof(hex), err, errlen);
-    if (rc < 0)
-        return -1;
-    if (rc > 0) {
-        unsigned char fresh[SP_AUTH_KEY_BYTES];
-        char fresh_hex[sizeof(hex)];
-        randombytes_buf(fresh, sizeof(fresh));
-        sodium_bin2hex(fresh_hex, sizeof(fresh_hex), fresh, sizeof(fresh));
-        if (0 != store->ops->meta_put_new(store, "secret_key", fresh_hex, err, errlen) ||
-            0 != store->ops->meta_get(store, "secret_key", hex, sizeof(hex), err, errlen))
-            return -1;
-    }
-    if (0 != sodium_hex2bin(key, SP_AUTH_KEY_BYTES, hex, strlen(hex), NULL, NULL, NULL)) {
-        snprintf(err, errlen, "the stored secret key is damaged");
-        return -1;
-    }
-    return 0;
-}
-
-/* Opens the store, saying so when that made a new, empty data folder: a command run from
- * another folder would otherwise quietly start a second ./data beside the real one. SERVE
- * logs it; the other commands print it on standard error. */
-static sp_store_t *open_store(const sp_config_t *cfg, bool serve, char *err, size_t errlen)
-{
-    struct stat st;
-    bool existed = 0 == stat(cfg->data_dir, &st);
-    sp_store_t *store = sp_store_open(cfg, err, errlen);
-    if (!existed && 0 == stat(cfg->data_dir, &st)) {
-        char path[PATH_MAX], quoted[2 * PATH_MAX];
-        if (!realpath(cfg->data_dir, path))
-            snprintf(path, sizeof(path), "%s", cfg->data_dir);
-        if (serve)
-            sp_log_warn("created a new data folder", "path=%s",
-                        sp_log_quote(path, quoted, sizeof(quoted)));
-        else
-            fprintf(stderr, "spypixel: created a new data folder at %s\n", path);
-    }
-    return store;
-}
+_Static_assert(SP_STORE_KEY_BYTES == SP_AUTH_KEY_BYTES, "one key signs tokens and cookies");
 
 /* ---- serve ---------------------------------------------------------------------------- */
 
@@ -173,6 +129,45 @@ static int wait_for_parked(sp_server_t *srv, int max_ms)
     return atomic_load(&srv->parked);
 }
 
+/* Waits for SIGTERM or SIGINT; a SIGHUP meanwhile re-reads the TLS certificate. systemd
+ * (Type=notify) hears READY=1 once every address serves, RELOADING=1 and READY=1 around a
+ * reload, and STOPPING=1 (sd_notify does nothing outside systemd). */
+static void serve_until_stopped(sp_server_t *srv, const sigset_t *signals)
+{
+    char status[160], err[1024], quoted[1100];
+    snprintf(status, sizeof(status), "STATUS=serving %zu address%s", srv->n_daemons,
+             1 == srv->n_daemons ? "" : "es");
+    sd_notify(0, "READY=1");
+    sd_notify(0, status);
+    for (;;) {
+        int sig = 0;
+        sigwait(signals, &sig);
+        if (SIGHUP != sig) {
+            sp_log_info("shutting down", "signal=%d", sig);
+            sd_notify(0, "STOPPING=1");
+            return;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        char reloading[64];
+        snprintf(reloading, sizeof(reloading), "RELOADING=1\nMONOTONIC_USEC=%lld",
+                 (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+        sd_notify(0, reloading);
+        int rc = sp_http_reload_tls(srv, err, sizeof(err));
+        if (0 == rc) {
+            sp_tls_describe(srv->tls, err, sizeof(err));
+            sp_log_info("certificate reloaded: new connections use it", "certificate=%s",
+                        sp_log_quote(err, quoted, sizeof(quoted)));
+        } else if (rc > 0) {
+            sp_log_info("SIGHUP: nothing to reload (no --tls-cert)", "signal=%d", sig);
+        } else {
+            sp_log_error("certificate not reloaded: the one in use stays", "error=%s",
+                         sp_log_quote(err, quoted, sizeof(quoted)));
+        }
+        sd_notify(0, "READY=1");
+    }
+}
+
 static int cmd_serve(sp_config_t *cfg)
 {
     char err[1024], line[512];
@@ -190,11 +185,25 @@ static int cmd_serve(sp_config_t *cfg)
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store = open_store(cfg, true, err, sizeof(err));
-    if (!store || 0 != load_key(store, key, err, sizeof(err))) {
+    bool created = false;
+    if (0 != sp_cli_check_data(cfg, &created, err, sizeof(err))) {
+        sp_log_error("cannot use the data folder", "error=%s",
+                     sp_log_quote(err, line, sizeof(line)));
+        goto done;
+    }
+    if (created) {
+        char path[PATH_MAX], quoted[2 * PATH_MAX];
+        if (!realpath(cfg->data_dir, path))
+            snprintf(path, sizeof(path), "%s", cfg->data_dir);
+        sp_log_warn("created a new data folder", "path=%s",
+                    sp_log_quote(path, quoted, sizeof(quoted)));
+    }
+    store = sp_store_open(cfg, err, sizeof(err));
+    if (!store || 0 != sp_store_secret_key(store, key, err, sizeof(err))) {
         sp_log_error("cannot open the store", "error=\"%s\"", err);
         goto done;
     }
@@ -268,19 +277,22 @@ static int cmd_serve(sp_config_t *cfg)
         retention_started =
             0 == pthread_create(&retention_thread, NULL, retention_main, &retention);
     }
-    char quoted[600], data[600];
+    char quoted[600], data[600], addrs[1024];
     sp_enrich_describe(srv.enrich, line, sizeof(line));
-    sp_log_info("serving", "listen=%s store=%s data=%s version=%s enrich=%s", cfg->listen,
-                cfg->store, sp_log_quote(cfg->data_dir, data, sizeof(data)), SP_VERSION,
+    sp_http_describe(&srv, addrs, sizeof(addrs));
+    sp_log_info("serving", "listen=%s store=%s data=%s version=%s enrich=%s",
+                sp_log_quote(addrs, err, sizeof(err)), cfg->store,
+                sp_log_quote(cfg->data_dir, data, sizeof(data)), SP_VERSION,
                 sp_log_quote(line, quoted, sizeof(quoted)));
-
-    int sig = 0;
-    sigwait(&signals, &sig);
-    sp_log_info("shutting down", "signal=%d", sig);
+    if (srv.tls) {
+        sp_tls_describe(srv.tls, line, sizeof(line));
+        sp_log_info("certificate", "certificate=%s", sp_log_quote(line, quoted, sizeof(quoted)));
+    }
+    serve_until_stopped(&srv, &signals);
 
     /* No new connections; requests in flight finish (with --sync-full once their records
      * are on disk), then the writer indexes the rest of the journal. */
-    MHD_quiesce_daemon(srv.daemon);
+    sp_http_quiesce(&srv);
     atomic_store(&srv.closing, true);
     sp_live_close(srv.live);
     int left = wait_for_parked(&srv, 30000);
@@ -288,8 +300,7 @@ static int cmd_serve(sp_config_t *cfg)
         sp_log_error("requests still waiting for the store at shutdown", "requests=%d", left);
     rc = 0;
 done:
-    if (srv.daemon)
-        sp_http_stop(&srv);
+    sp_http_stop(&srv);
     sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
     sp_journal_close(srv.journal);
     if (retention_started) {
@@ -355,7 +366,7 @@ static int cmd_user(sp_config_t *cfg, int argc, char **argv)
         return 1;
     }
     sodium_memzero(password, sizeof(password));
-    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
     int rc = store ? store->ops->user_put(store, name, hash, err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
@@ -377,7 +388,7 @@ static int cmd_token(sp_config_t *cfg, int argc, char **argv)
     }
     sp_auth_new_secret("spt_", token, sizeof(token));
     sp_auth_secret_hash(token, hash, sizeof(hash));
-    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
     int rc = store ? store->ops->token_put(store, hash, argv[1], err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
@@ -385,26 +396,6 @@ static int cmd_token(sp_config_t *cfg, int argc, char **argv)
         return 1;
     }
     printf("%s\n", token);
-    return 0;
-}
-
-static int cmd_campaign(sp_config_t *cfg, int argc, char **argv)
-{
-    char err[512];
-    if (argc != 2 || 0 != strcmp(argv[0], "create") || !sp_event_id_valid(argv[1])) {
-        fprintf(stderr, "usage: spypixel campaign create ID [--data DIR]\n"
-                        "ID: 1-128 letters, digits or - _ @ + .\n");
-        return 2;
-    }
-    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
-    int rc =
-        store ? store->ops->campaign_create(store, argv[1], sp_now_ms(), err, sizeof(err)) : -1;
-    sp_store_close(store);
-    if (rc < 0) {
-        fprintf(stderr, "spypixel: %s\n", err);
-        return 1;
-    }
-    fprintf(stderr, "campaign %s %s\n", argv[1], 0 == rc ? "created" : "already exists");
     return 0;
 }
 
@@ -419,50 +410,76 @@ static int cmd_forget(sp_config_t *cfg, int argc, char **argv)
     /* A server on this data folder may hold opens of RECIPIENT in its journal that it has
      * answered but not stored yet: they would be stored after this erasure. Its API waits
      * for them; this command cannot. */
-    char lock_path[600];
-    snprintf(lock_path, sizeof(lock_path), "%s/journal/lock", cfg->data_dir);
-    int lock_fd = open(lock_path, O_RDWR | O_CLOEXEC);
-    if (lock_fd >= 0) {
-        if (0 != flock(lock_fd, LOCK_EX | LOCK_NB))
-            fprintf(stderr,
-                    "spypixel: a server is running on %s: opens it has answered but not "
-                    "stored yet are not erased by this command (DELETE "
-                    "/api/v1/recipients/ADDR on the server waits for them)\n",
-                    cfg->data_dir);
-        close(lock_fd);
-    }
-    sp_store_t *store = open_store(cfg, false, err, sizeof(err));
+    if (sp_cli_server_running(cfg))
+        fprintf(stderr,
+                "spypixel: a server is running on %s: opens it has answered but not "
+                "stored yet are not erased by this command (DELETE "
+                "/api/v1/recipients/ADDR on the server waits for them)\n",
+                cfg->data_dir);
+    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
     int rc = store ? store->ops->forget(store, argv[0], &deleted, err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc) {
         fprintf(stderr, "spypixel: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "%lld events of %s erased; counters updated\n", (long long)deleted, argv[0]);
+    if (0 == deleted)
+        fprintf(stderr, "no event of %s was stored: nothing erased\n", argv[0]);
+    else
+        fprintf(stderr, "%lld event%s of %s erased; the counts no longer include them\n",
+                (long long)deleted, 1 == deleted ? "" : "s", argv[0]);
     return 0;
 }
 
 static const struct {
     const char *name, *help;
+    unsigned settings; /* the SP_CONFIG_* its --help lists */
 } command_help[] = {
-    {"serve", "usage: spypixel serve [--listen HOST:PORT] [--data DIR] [--store sqlite|postgres]\n"
-              "       [--pg CONNINFO] [--geoip FILE.mmdb]... [--trusted-proxy CIDR]...\n"
-              "Serves the tracking pixel, links, JSON API and dashboard until SIGTERM/SIGINT;\n"
-              "every open answered before the signal is in the store when it exits.\n"},
-    {"user", "usage: spypixel user add NAME --password-stdin [--data DIR]\n"
-             "Creates a dashboard user (or sets a new password); the password is read from\n"
-             "standard input and stored as an argon2id hash.\n"},
-    {"token", "usage: spypixel token create NAME [--data DIR]\n"
-              "Prints a new API token for 'Authorization: Bearer TOKEN'; only its hash is "
-              "stored.\n"},
-    {"campaign", "usage: spypixel campaign create ID [--data DIR]\n"
-                 "Creates a campaign. Opens of a campaign that does not exist are kept apart\n"
-                 "(bounded) until it is created and adopts them: the dashboard lists them, and\n"
-                 "POST /api/v1/unknown-campaigns/ID/adopt creates the campaign with its opens.\n"},
-    {"scan", SP_SCAN_HELP},
-    {"forget", "usage: spypixel forget RECIPIENT [--data DIR]\n"
-               "Erases every event of RECIPIENT in every campaign and takes them out of the "
-               "counts.\n"},
+    {"serve",
+     "usage: spypixel serve [--listen ADDRESS]... [--tls-cert FILE --tls-key FILE] [--data DIR]\n"
+     "       [--store sqlite|postgres] [--pg CONNINFO] [SETTING]...\n"
+     "Serves the tracking pixel, links, JSON API and dashboard until SIGTERM/SIGINT;\n"
+     "every open answered before the signal is in the store when it exits. SIGHUP re-reads\n"
+     "the TLS certificate and key.\n",
+     SP_CONFIG_ALL},
+    {"user",
+     "usage: spypixel user add NAME --password-stdin [--data DIR]\n"
+     "Creates a dashboard user (or sets a new password); the password is read from\n"
+     "standard input and stored as an argon2id hash.\n",
+     SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"token",
+     "usage: spypixel token create NAME [--data DIR]\n"
+     "Prints a new API token for 'Authorization: Bearer TOKEN'; only its hash is stored.\n",
+     SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"campaign",
+     "usage: spypixel campaign create ID\n"
+     "       spypixel campaign list [--json]\n"
+     "       spypixel campaign show ID [--json] [--limit N]\n"
+     "       spypixel campaign delete ID --yes\n"
+     "create makes a campaign (opens of a campaign that does not exist are kept apart,\n"
+     "bounded, until it is created and adopts them: see the dashboard); list\n"
+     "shows every campaign with its counts; show one campaign and its recipients (the first\n"
+     "N, 100 unless --limit says); delete erases a campaign and all its events, and asks for\n"
+     "--yes. --json prints what the API answers, for scripts.\n",
+     SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"pixel",
+     "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp]\n"
+     "Prints the HTML of an opaque tracking pixel for the end of a message's body, signed\n"
+     "as POST /api/v1/pixels signs it (the campaign is created if need be); --qp prints it\n"
+     "quoted-printable, for a raw MIME part. Its URL starts with --public-url, else the\n"
+     "first --listen address.\n",
+     SP_CONFIG_STORE | SP_CONFIG_LOG | SP_CONFIG_LINKS},
+    {"scan", SP_SCAN_HELP, 0},
+    {"forget",
+     "usage: spypixel forget RECIPIENT [--data DIR]\n"
+     "Erases every event of RECIPIENT in every campaign and takes them out of the counts.\n",
+     SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"settings",
+     "usage: spypixel settings [--json | --example]\n"
+     "Prints the settings in use (from --config FILE, SPYPIXEL_* and the flags) as a\n"
+     "configuration file, secrets left out; --example prints every setting with its default,\n"
+     "commented out; --json prints the settings table.\n",
+     SP_CONFIG_ALL},
 };
 
 int main(int argc, char **argv)
@@ -487,8 +504,10 @@ int main(int argc, char **argv)
     }
     if (wants_help(argc - 2, argv + 2)) {
         fputs(command_help[c].help, stdout);
-        fputc('\n', stdout);
-        sp_config_usage(stdout);
+        if (command_help[c].settings) {
+            fputc('\n', stdout);
+            sp_config_usage(stdout, command_help[c].settings);
+        }
         return 0;
     }
     if (sodium_init() < 0) {
@@ -513,6 +532,22 @@ int main(int argc, char **argv)
         rc = 2;
         goto done;
     }
+    sp_log_set_format(cfg.log_format); /* checked by the loader */
+    bool uses_store =
+        0 != strcmp(cmd, "serve") && 0 != strcmp(cmd, "scan") && 0 != strcmp(cmd, "settings");
+    bool created = false;
+    if (uses_store && 0 == strcmp(cfg.store, "sqlite") &&
+        0 != sp_cli_check_data(&cfg, &created, err, sizeof(err))) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        rc = 1;
+        goto done;
+    }
+    if (created) {
+        char path[PATH_MAX];
+        if (!realpath(cfg.data_dir, path))
+            snprintf(path, sizeof(path), "%s", cfg.data_dir);
+        fprintf(stderr, "spypixel: created a new data folder at %s\n", path);
+    }
     if (0 == strcmp(cmd, "serve")) {
         if (n_rest) {
             fprintf(stderr, "spypixel serve: unexpected argument '%s'\n", rest[0]);
@@ -525,12 +560,18 @@ int main(int argc, char **argv)
     } else if (0 == strcmp(cmd, "token")) {
         rc = cmd_token(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "campaign")) {
-        rc = cmd_campaign(&cfg, n_rest, rest);
+        rc = sp_cli_campaign(&cfg, n_rest, rest);
+    } else if (0 == strcmp(cmd, "pixel")) {
+        rc = sp_cli_pixel(&cfg, n_rest, rest);
+    } else if (0 == strcmp(cmd, "settings")) {
+        rc = sp_cli_settings(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "scan")) {
         rc = sp_scan_main(n_rest, rest);
     } else {
         rc = cmd_forget(&cfg, n_rest, rest);
     }
+    if (uses_store)
+        sp_cli_hand_over(&cfg);
 done:
     free(rest);
     sp_config_free(&cfg);

@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,4 +38,28 @@ void sp_store_client_key(const sp_event_t *ev, char *buf, size_t len)
     /* The pixel handler always fills the visitor: the cookie, or the keyed hash of
      * address and agent that the cookie was set to. */
     snprintf(buf, len, "v:%s", ev->visitor);
+}
+
+int sp_store_secret_key(sp_store_t *s, unsigned char *key, char *err, size_t errlen)
+{
+    char hex[2 * SP_STORE_KEY_BYTES + 1];
+    int rc = s->ops->meta_get(s, "secret_key", hex, sizeof(hex), err, errlen);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        unsigned char fresh[SP_STORE_KEY_BYTES];
+        char fresh_hex[sizeof(hex)];
+        randombytes_buf(fresh, sizeof(fresh));
+        sodium_bin2hex(fresh_hex, sizeof(fresh_hex), fresh, sizeof(fresh));
+        sodium_memzero(fresh, sizeof(fresh));
+        /* Kept when another server made one first: then that one is read back. */
+        if (0 != s->ops->meta_put_new(s, "secret_key", fresh_hex, err, errlen) ||
+            0 != s->ops->meta_get(s, "secret_key", hex, sizeof(hex), err, errlen))
+            return -1;
+    }
+    if (0 != sodium_hex2bin(key, SP_STORE_KEY_BYTES, hex, strlen(hex), NULL, NULL, NULL)) {
+        snprintf(err, errlen, "the stored secret key is damaged");
+        return -1;
+    }
+    return 0;
 }

@@ -119,6 +119,10 @@ typedef struct sp_store_ops {
      * opens out of the counters.
      * An empty RECIPIENT is an error (it would match every event without one). */
     int (*forget)(sp_store_t *s, const char *recipient, int64_t *deleted, char *err, size_t errlen);
+    /* Erases campaign ID with its events, recipients, clients and images; *DELETED is the
+     * number of events. 0 done, 1 no such campaign, -1 error. */
+    int (*campaign_delete)(sp_store_t *s, const char *id, int64_t *deleted, char *err,
+                           size_t errlen);
     /* Users, API tokens, sessions: secrets arrive hashed. get_* return 1 when absent. */
     int (*user_put)(sp_store_t *s, const char *name, const char *pwhash, char *err, size_t errlen);
     int (*user_get)(sp_store_t *s, const char *name, char *pwhash, size_t pwlen, char *err,
@@ -154,6 +158,12 @@ struct sp_store {
  * failure. Each call is a new connection. */
 sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen);
 void sp_store_close(sp_store_t *s);
+
+/* The server's secret (SP_STORE_KEY_BYTES): made once and kept in the store's meta, so
+ * that every server and command on one store signs and checks the same tokens. 0, or -1
+ * + ERR. */
+#define SP_STORE_KEY_BYTES 32
+int sp_store_secret_key(sp_store_t *s, unsigned char *key, char *err, size_t errlen);
 
 /* The backends. */
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen);

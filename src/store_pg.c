@@ -90,6 +90,9 @@ enum {
     Q_FORGET_LOCK,
     Q_FORGET_COUNTS,
     Q_FORGET_EVENTS,
+    Q_CAMPAIGN_LOCK,
+    Q_CAMPAIGN_DELETE_EVENTS,
+    Q_CAMPAIGN_DELETE,
     Q_USER_PUT,
     Q_USER_GET,
     Q_TOKEN_PUT,
@@ -121,8 +124,10 @@ enum {
     " clicks"
 
 static const char *const query_sql[Q_COUNT] = {
-    /* Whether the campaign exists, and whether its opens are kept apart already. */
-    [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1),"
+    /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
+     * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
+     * event of it is written after its erasure. */
+    [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE),"
                           " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
     [Q_EVENT_INSERT] =
         "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
@@ -179,6 +184,13 @@ static const char *const query_sql[Q_COUNT] = {
         " machine = c.machine - r.machine, self = c.self - r.self, clicks = c.clicks - r.clicks"
         " FROM r WHERE c.id = r.campaign",
     [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
+    /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
+    [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
+    [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
+    [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
+                          " c AS (DELETE FROM clients WHERE campaign = $1),"
+                          " i AS (DELETE FROM images WHERE campaign = $1)"
+                          " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
     [Q_USER_GET] = "SELECT pwhash FROM users WHERE name = $1",
@@ -1361,6 +1373,39 @@ fail:
     return -1;
 }
 
+static int pg_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted, char *err,
+                              size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    PGresult *res = NULL;
+    *deleted = 0;
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "delete campaign", err, errlen))
+        return -1;
+    p_text(&p, id);
+    if (!(res = exec_q(s, Q_CAMPAIGN_LOCK, &p, "delete campaign", err, errlen)))
+        goto fail;
+    bool found = PQntuples(res) > 0;
+    PQclear(res);
+    if (!found) {
+        rollback(s);
+        return 1;
+    }
+    p_text(&p, id);
+    if (!(res = exec_q(s, Q_CAMPAIGN_DELETE_EVENTS, &p, "delete campaign", err, errlen)))
+        goto fail;
+    *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    p_text(&p, id);
+    if (!(res = exec_q(s, Q_CAMPAIGN_DELETE, &p, "delete campaign", err, errlen)))
+        goto fail;
+    PQclear(res);
+    return exec_sql(s, "COMMIT", "delete campaign", err, errlen);
+fail:
+    rollback(s);
+    return -1;
+}
+
 /* ---- auth and meta: small key/value lookups ------------------------------------------------- */
 
 /* Runs Q with P, copying the first row's first column into OUT (and its second into OUT2).
@@ -1541,6 +1586,7 @@ static const sp_store_ops_t pg_ops = {
     .unknown_delete = pg_unknown_delete,
     .purge_before = pg_purge_before,
     .forget = pg_forget,
+    .campaign_delete = pg_campaign_delete,
     .user_put = pg_user_put,
     .user_get = pg_user_get,
     .token_put = pg_token_put,

@@ -841,6 +841,43 @@ fail:;
     return -1;
 }
 
+static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted, char *err,
+                              size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    static const char *const steps[] = {
+        "DELETE FROM events WHERE campaign = ?1",  "DELETE FROM recipients WHERE campaign = ?1",
+        "DELETE FROM clients WHERE campaign = ?1", "DELETE FROM images WHERE campaign = ?1",
+        "DELETE FROM campaigns WHERE id = ?1",
+    };
+    int found = 0;
+    *deleted = 0;
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        sqlite3_stmt *st = NULL;
+        if (prepare(s, &st, steps[i], err, errlen))
+            goto fail;
+        bind_text(st, 1, id);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (SQLITE_DONE != rc) {
+            fail(s, err, errlen, "delete campaign");
+            goto fail;
+        }
+        if (0 == i)
+            *deleted = sqlite3_changes(s->db);
+        else if (4 == i)
+            found = sqlite3_changes(s->db) > 0;
+    }
+    if (0 == exec(s, "COMMIT", err, errlen))
+        return found ? 0 : 1;
+fail:;
+    char ignored[64];
+    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    return -1;
+}
+
 /* ---- auth and meta: small key/value lookups ---------------------------------- */
 
 /* Runs SQL binding ARGS (NULL-terminated) and then NUM if SQL has a parameter left for
@@ -1026,6 +1063,7 @@ static const sp_store_ops_t sqlite_ops = {
     .unknown_delete = sq_unknown_delete,
     .purge_before = sq_purge_before,
     .forget = sq_forget,
+    .campaign_delete = sq_campaign_delete,
     .user_put = sq_user_put,
     .user_get = sq_user_get,
     .token_put = sq_token_put,

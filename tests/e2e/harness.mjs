@@ -390,11 +390,12 @@ export async function startServer(opts = {}) {
 /**
  * Runs `spypixel ARGS` as a server whose address comes from wherever ARGS, ENV or a config
  * file put it, and waits (bounded) until one of PORTS on 127.0.0.1 (or the PROBE URL)
- * answers /healthz. Resolves {port (the
- * one that answered), child, stop(), logs()}; rejects if none answers or the process exits.
+ * answers /healthz. BIN is another spypixel binary to run (an installed one). Resolves {port
+ * (the one that answered), child, stop(), logs()}; rejects if none answers or the process
+ * exits.
  */
-export async function startRaw(args, { env, ports = [], probe, timeoutMs = 15000 } = {}) {
-  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export async function startRaw(args, { env, ports = [], probe, timeoutMs = 15000, bin = BIN } = {}) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   let log = '';
   child.stdout.on('data', (d) => { log += d; });

@@ -119,7 +119,7 @@ static void test_defaults(void **state)
     sp_config_t cfg;
     memset(&cfg, 0x5a, sizeof(cfg));
     sp_config_defaults(&cfg);
-    assert_string_equal("127.0.0.1:8080", cfg.listen);
+    assert_string_equal("127.0.0.1:8080", cfg.listen[0]);
     assert_string_equal("./data", cfg.data_dir);
     assert_string_equal("sqlite", cfg.store);
     assert_string_equal("", cfg.pg);
@@ -141,12 +141,16 @@ static void test_defaults(void **state)
     assert_false(cfg.auto_create_campaigns);
     assert_int_equal(100, cfg.unknown_campaigns_max);
     assert_int_equal(10000, cfg.unknown_opens_max);
+    assert_string_equal("logfmt", cfg.log_format);
+    assert_string_equal("", cfg.tls_cert);
+    assert_int_equal(1, cfg.n_listen);
+    sp_config_free(&cfg);
 
     /* Loading nothing keeps them. */
     load_t *l = load((const char *[]){NULL});
     assert_int_equal(0, l->rc);
     assert_int_equal(0, l->n_rest);
-    assert_string_equal("127.0.0.1:8080", l->cfg.listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
     assert_int_equal(4096, l->cfg.max_connections);
     done(l);
 }
@@ -180,7 +184,7 @@ static void test_flags(void **state)
                                       NULL});
     assert_int_equal(0, l->rc);
     assert_int_equal(0, l->n_rest);
-    assert_string_equal("0.0.0.0:9000", l->cfg.listen);
+    assert_string_equal("0.0.0.0:9000", l->cfg.listen[0]);
     assert_string_equal("/var/lib/spypixel", l->cfg.data_dir);
     assert_string_equal("postgres", l->cfg.store);
     /* Only the first '=' separates: the value keeps its own. */
@@ -200,9 +204,17 @@ static void test_flags(void **state)
     done(l);
 
     /* The last of a repeated setting wins; an empty value is a value. */
-    l = load((const char *[]){"--listen", "a:1", "--listen=b:2", "--public-url=", NULL});
+    l = load((const char *[]){"--data", "a", "--data=b", "--public-url=", NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("b:2", l->cfg.listen);
+    assert_string_equal("b", l->cfg.data_dir);
+    done(l);
+
+    /* A repeated list setting adds to the list: --listen serves several addresses. */
+    l = load((const char *[]){"--listen", "a:1", "--listen=https://b:2", "--public-url=", NULL});
+    assert_int_equal(0, l->rc);
+    assert_int_equal(2, l->cfg.n_listen);
+    assert_string_equal("a:1", l->cfg.listen[0]);
+    assert_string_equal("https://b:2", l->cfg.listen[1]);
     assert_string_equal("", l->cfg.public_url);
     done(l);
 
@@ -339,14 +351,14 @@ static void test_bad_values(void **state)
     char big[600];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    load_fails((const char *[]){"--listen", big, NULL}, "--listen: value too long");
+    load_fails((const char *[]){"--public-url", big, NULL}, "--public-url: value too long");
     load_fails((const char *[]){"--data", big, NULL}, "--data: value too long");
     char fits[128];
     memset(fits, 'x', sizeof(fits) - 1);
     fits[sizeof(fits) - 1] = '\0';
     l = load((const char *[]){"--listen", fits, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal(fits, l->cfg.listen);
+    assert_string_equal(fits, l->cfg.listen[0]);
     done(l);
 }
 
@@ -357,7 +369,7 @@ static void test_rest(void **state)
         load((const char *[]){"add", "--name", "Spring", "--listen", "1.2.3.4:80", "-f", "--force",
                               "--role=admin", "pos", "--", "--threads", "9", "--", NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("1.2.3.4:80", l->cfg.listen);
+    assert_string_equal("1.2.3.4:80", l->cfg.listen[0]);
     assert_int_equal(0, l->cfg.threads); /* after "--" it is an argument */
     const char *want[] = {"add",          "--name", "Spring",    "-f", "--force",
                           "--role=admin", "pos",    "--threads", "9",  "--"};
@@ -369,7 +381,7 @@ static void test_rest(void **state)
     /* A prefix of a setting's name is not that setting. */
     l = load((const char *[]){"--list", "x", "--listenx=1", "--thread=3", NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("127.0.0.1:8080", l->cfg.listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
     assert_int_equal(0, l->cfg.threads);
     assert_int_equal(4, l->n_rest);
     assert_string_equal("--list", l->rest[0]);
@@ -402,7 +414,7 @@ static void test_env(void **state)
     setenv("SPYPIXEL_DATA", "/srv/spy", 1);
     load_t *l = load((const char *[]){NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("[::]:8443", l->cfg.listen);
+    assert_string_equal("[::]:8443", l->cfg.listen[0]);
     assert_string_equal("/srv/spy", l->cfg.data_dir);
     assert_int_equal(77, l->cfg.max_connections);
     assert_int_equal(30, l->cfg.self_ip_window);
@@ -429,7 +441,7 @@ static void test_env(void **state)
     l = load((const char *[]){NULL});
     assert_int_equal(0, l->rc);
     assert_int_equal(4096, l->cfg.max_connections);
-    assert_string_equal("127.0.0.1:8080", l->cfg.listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
     done(l);
 
     clear_env();
@@ -465,7 +477,7 @@ static void test_file(void **state)
     load_t *l = load((const char *[]){"--config", path, NULL});
     assert_int_equal(0, l->rc);
     assert_int_equal(0, l->n_rest);
-    assert_string_equal("0.0.0.0:9090", l->cfg.listen);
+    assert_string_equal("0.0.0.0:9090", l->cfg.listen[0]);
     assert_string_equal("/var/spy", l->cfg.data_dir);
     assert_int_equal(3, l->cfg.threads);
     assert_true(l->cfg.anonymize_ip);
@@ -484,7 +496,7 @@ static void test_file(void **state)
     snprintf(flag, sizeof(flag), "--config=%s", path);
     l = load((const char *[]){"serve", flag, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("0.0.0.0:9090", l->cfg.listen);
+    assert_string_equal("0.0.0.0:9090", l->cfg.listen[0]);
     assert_int_equal(1, l->n_rest);
     assert_string_equal("serve", l->rest[0]);
     done(l);
@@ -492,14 +504,14 @@ static void test_file(void **state)
     setenv("SPYPIXEL_CONFIG", path, 1);
     l = load((const char *[]){NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("0.0.0.0:9090", l->cfg.listen);
+    assert_string_equal("0.0.0.0:9090", l->cfg.listen[0]);
     done(l);
 
     /* After "--" it is an argument like any other. */
     unsetenv("SPYPIXEL_CONFIG");
     l = load((const char *[]){"--", "--config", path, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("127.0.0.1:8080", l->cfg.listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
     assert_int_equal(2, l->n_rest);
     assert_string_equal("--config", l->rest[0]);
     assert_string_equal(path, l->rest[1]);
@@ -511,7 +523,7 @@ static void test_file(void **state)
     write_file("other.conf", "listen = 10.0.0.1:1\n", other, sizeof(other));
     l = load((const char *[]){"--config", other, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("10.0.0.1:1", l->cfg.listen);
+    assert_string_equal("10.0.0.1:1", l->cfg.listen[0]);
     assert_int_equal(0, l->cfg.threads);
     done(l);
 }
@@ -567,11 +579,11 @@ static void test_precedence(void **state)
     load_t *l = load((const char *[]){"--listen", "flag:3", "--geoip", "flag.mmdb", "--config",
                                       path, "--trusted-proxy", "::1", NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("flag:3", l->cfg.listen); /* flag > env > file */
-    assert_int_equal(2, l->cfg.threads);          /* env > file */
-    assert_int_equal(11, l->cfg.timeout);         /* file > default */
-    assert_int_equal(222, l->cfg.retention);      /* env > file */
-    assert_int_equal(4096, l->cfg.batch_max);     /* default */
+    assert_string_equal("flag:3", l->cfg.listen[0]); /* flag > env > file */
+    assert_int_equal(2, l->cfg.threads);             /* env > file */
+    assert_int_equal(11, l->cfg.timeout);            /* file > default */
+    assert_int_equal(222, l->cfg.retention);         /* env > file */
+    assert_int_equal(4096, l->cfg.batch_max);        /* default */
 
     /* A list given by a stronger source replaces the weaker one's. */
     assert_int_equal(1, l->cfg.n_geoip);
@@ -586,7 +598,7 @@ static void test_precedence(void **state)
 
     l = load((const char *[]){"--config", path, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("env:2", l->cfg.listen);
+    assert_string_equal("env:2", l->cfg.listen[0]);
     assert_int_equal(2, l->cfg.n_geoip);
     assert_string_equal("env1.mmdb", l->cfg.geoip[0]);
     assert_string_equal("env2.mmdb", l->cfg.geoip[1]);
@@ -631,9 +643,12 @@ static void test_usage(void **state)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     assert_non_null(f);
-    sp_config_usage(f);
+    sp_config_usage(f, SP_CONFIG_ALL);
     fclose(f);
-    const char *want[] = {"--listen HOST:PORT",
+    const char *want[] = {"--listen ADDRESS",
+                          "--tls-cert FILE",
+                          "--tls-key FILE",
+                          "--log-format FORMAT",
                           "--data DIR",
                           "--store NAME",
                           "--pg CONNINFO",

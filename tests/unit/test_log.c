@@ -250,12 +250,38 @@ static void test_long_line(void **state)
     free(out);
 }
 
+static void log_json(void)
+{
+    char q[64];
+    assert_int_equal(0, sp_log_set_format("json"));
+    sp_log_warn("bad \"thing\"\n", "ua=%s n=%d neg=%d ip=%s big=%s flag",
+                sp_log_quote("Evil\nUA \"x\"\\", q, sizeof(q)), 7, -3, "127.0.0.1",
+                "12345678901234567890");
+    assert_int_equal(0, sp_log_set_format("logfmt"));
+    assert_int_equal(-1, sp_log_set_format("xml"));
+}
+
+static void test_json(void **state)
+{
+    char *out = capture(log_json);
+    assert_int_equal(0, strncmp(out, "{\"ts\":\"", 7));
+    const char *rest = strstr(out, "\",\"level\"");
+    assert_non_null(rest);
+    assert_string_equal(
+        "\",\"level\":\"warn\",\"msg\":\"bad \\\"thing\\\"\\u000a\",\"ua\":\"Evil\\u000aUA "
+        "\\\"x\\\"\\\\\",\"n\":7,\"neg\":-3,\"ip\":\"127.0.0.1\",\"big\":"
+        "\"12345678901234567890\",\"flag\":\"\"}\n",
+        rest);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quote),     cmocka_unit_test(test_quote_cut),
         cmocka_unit_test(test_set_level), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_line),      cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

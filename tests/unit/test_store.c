@@ -865,6 +865,64 @@ static void test_forget(void **state)
     sp_store_close(s);
 }
 
+static void test_campaign_delete(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "", mime[64];
+    create(s, "doomed", 1);
+    create(s, "kept", 1);
+    const spec_t specs[] = {
+        {"doomed", "ann@example.com", OPEN, H, 100, NULL, NULL, NULL},
+        {"doomed", "ann@example.com", CLICK, H, 101, NULL, NULL, NULL},
+        {"doomed", "", OPEN, P, 102, "192.0.2.7", NULL, "visitor-1"},
+        {"kept", "ann@example.com", OPEN, H, 103, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, sizeof(specs) / sizeof(specs[0]), NULL);
+    assert_int_equal(0, s->ops->image_put(s, "img-doomed", "doomed", "image/gif", "GIF89a", 6, err,
+                                          sizeof(err)));
+    int64_t deleted = -1;
+    int rc = s->ops->campaign_delete(s, "doomed", &deleted, err, sizeof(err));
+    if (rc)
+        print_error("campaign_delete: %d %s\n", rc, err);
+    assert_int_equal(0, rc);
+    assert_int_equal(3, deleted);
+
+    sp_campaign_t c;
+    assert_int_equal(1, s->ops->campaign_get(s, "doomed", &c, err, sizeof(err)));
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        1, s->ops->image_get(s, "img-doomed", mime, sizeof(mime), &data, &len, err, sizeof(err)));
+    assert_int_equal(0, list_recipients(s, "doomed", "", 10).n);
+    got_events_t *g = list_events(s, "doomed", 0, 100);
+    assert_int_equal(0, g->n);
+    got_events_free(g);
+    /* The other campaign keeps everything, the same recipient included. */
+    assert_int_equal(1, get_campaign(s, "kept").total_views);
+    g = list_events(s, "kept", 0, 100);
+    assert_int_equal(1, g->n);
+    got_events_free(g);
+
+    /* Gone: an open of it is an unknown campaign's, and a second delete finds nothing. */
+    const spec_t late[] = {{"doomed", "ann@example.com", OPEN, H, 200, NULL, NULL, NULL}};
+    sp_event_t *ev = NULL;
+    write_specs(s, late, 1, &ev);
+    assert_int_equal(SP_OUTCOME_UNKNOWN_CAMPAIGN, ev->outcome);
+    sp_event_free(ev);
+    assert_int_equal(1, s->ops->campaign_delete(s, "doomed", &deleted, err, sizeof(err)));
+    assert_int_equal(0, deleted);
+
+    /* Made again, it starts from nothing: the anonymous client counts as new. */
+    create(s, "doomed", 300);
+    const spec_t again[] = {{"doomed", "", OPEN, P, 301, "192.0.2.7", NULL, "visitor-1"}};
+    write_specs(s, again, 1, NULL);
+    c = get_campaign(s, "doomed");
+    assert_int_equal(1, c.total_views);
+    assert_int_equal(1, c.unique_views);
+    assert_int_equal(0, c.clicks);
+    sp_store_close(s);
+}
+
 /* ---- auth and meta --------------------------------------------------------------------------- */
 
 static void test_auth_and_meta(void **state)
@@ -1730,6 +1788,7 @@ int main(void)
         BOTH(test_campaign_list),
         BOTH(test_purge_before),
         BOTH(test_forget),
+        BOTH(test_campaign_delete),
         BOTH(test_auth_and_meta),
         BOTH(test_hostile_strings),
         BOTH(test_writer_and_reader),
