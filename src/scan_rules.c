@@ -58,11 +58,64 @@ static const sp_scan_host_rule_t host_rules[] = {
      OPEN_REASON("LinkedIn")},
     {"facebook-pixel", "Meta", "facebook.com", "/tr", SP_SCAN_ON_IMAGE | SP_SCAN_PIXEL_URL,
      "the Meta (Facebook) pixel endpoint: the load is reported to Meta's ad analytics"},
+    {"hubspot-open", "HubSpot", NULL, "/e[0-9]t/o/*", SP_SCAN_ON_IMAGE | SP_SCAN_PIXEL_URL,
+     "HubSpot's open tracking (/e1t/o/...), also served from senders' own domains: the path "
+     "names the recipient, and HubSpot's print and forward CSS loads the same kind of URL"},
+    {"hubspot-click", "HubSpot", NULL, "/e[0-9]t/c/*", SP_SCAN_ON_LINK,
+     "HubSpot's click tracking (/e1t/c/...), also on senders' own domains: the click is logged "
+     "for the recipient the path names before the redirect"},
     {"campaign-monitor", "Campaign Monitor", "*createsend*", "/t/*", SP_SCAN_ON_ANY,
      "Campaign Monitor's open and click tracking (createsend /t/...): the URL identifies the "
      "recipient"},
     {"campaign-monitor-cmail", "Campaign Monitor", "*cmail[0-9]*.com", NULL, SP_SCAN_ON_ANY,
      HOST_REASON("Campaign Monitor", "'s tracking (cmailNN.com)")},
+
+    /* Shared images: one URL for everyone, so nothing in it names the reader, yet every load
+     * reaches the host with the reader's IP address, mail client and time, and a browser adds
+     * the host's own cookies (and a webmail page its address as Referer). */
+    {"gmail-cleardot", "Google", "mail.google.com", "*/cleardot.gif",
+     SP_SCAN_ON_IMAGE | SP_SCAN_PIXEL_URL,
+     "Gmail's cleardot.gif, a 1x1 transparent spacer from Gmail's own pages that comes along "
+     "when mail is written, pasted or forwarded in Gmail: the URL is the same for everyone, but "
+     "every load reaches Google with your IP address, mail client and the time, and a browser "
+     "signed in to Google sends Google's cookies with it, which name you"},
+    {"google-cleardot", "Google", "google.com", "*/cleardot.gif",
+     SP_SCAN_ON_IMAGE | SP_SCAN_PIXEL_URL,
+     "Google's cleardot.gif, a 1x1 transparent image: the same for everyone, yet every load "
+     "reaches Google with your IP address, mail client and the time, and a browser sends "
+     "Google's cookies with it"},
+    {"gstatic-cleardot", "Google", "gstatic.com", "*/cleardot.gif",
+     SP_SCAN_ON_IMAGE | SP_SCAN_PIXEL_URL,
+     "Gmail's cleardot.gif from Google's static host: no ID in the URL and no cookies there, "
+     "but every load still tells Google your IP address, mail client and when you opened it"},
+
+    /* Engagement analytics: besides the open, these time how long the message stays open (an
+     * image served slowly, or fetched again and again while the message is shown) and record
+     * prints and forwards with CSS that loads an image only then (print-css, forward-css). */
+    {"litmus", "Litmus", "emltrk.com", NULL, SP_SCAN_ON_ANY,
+     HOST_REASON("Litmus", " Email Analytics (emltrk.com), which also times how long the "
+                           "message stays open and records prints and forwards")},
+    {"email-on-acid", "Email on Acid", "eoapxl.com", NULL, SP_SCAN_ON_ANY,
+     HOST_REASON("Email on Acid", "'s email analytics (eoapxl.com), which also times how long "
+                                  "the message stays open and records prints and forwards")},
+    {"contactmonkey", "ContactMonkey", "contactmonkey.com", NULL, SP_SCAN_ON_ANY,
+     HOST_REASON("ContactMonkey", "'s internal-email analytics, whose pixel is fetched again "
+                                  "every few seconds while the message is open, to time the "
+                                  "reading")},
+
+    /* Live images, drawn by the service at the moment of opening (countdowns, personalised
+     * pictures, often animated): every opening reaches it. */
+    {"movable-ink", "Movable Ink", "*movable-ink-[0-9]*.com", NULL, SP_SCAN_ON_ANY,
+     "Movable Ink's live images (movable-ink-NNNN.com): each image is drawn when the message is "
+     "opened, from parameters that name the recipient (mi_u=...), so every opening is seen: "
+     "when, from which IP address and mail client"},
+    {"niftyimages", "NiftyImages", "niftyimages.com", NULL, SP_SCAN_ON_ANY,
+     "NiftyImages' live images (countdowns, personalised pictures): drawn at the moment of "
+     "opening, so every opening reaches NiftyImages (when, from which IP address and mail "
+     "client), which keeps statistics per image for the sender"},
+    {"sendtric", "Sendtric", "sendtric.com", NULL, SP_SCAN_ON_ANY,
+     "Sendtric's countdown timers: an animated image drawn at the moment of opening, so every "
+     "opening reaches Sendtric: when, from which IP address and mail client"},
 
     /* Whole tracking domains. */
     {"mailchimp", "Mailchimp", "list-manage.com", NULL, SP_SCAN_ON_ANY,
@@ -109,9 +162,6 @@ static const sp_scan_host_rule_t host_rules[] = {
      HOST_REASON("Amazon SES", "'s open and click tracking (awstrack.me)")},
     {"constant-contact", "Constant Contact", "rs6.net", NULL, SP_SCAN_ON_ANY,
      HOST_REASON("Constant Contact", "'s tracking (rs6.net)")},
-    {"litmus", "Litmus", "emltrk.com", NULL, SP_SCAN_ON_ANY,
-     HOST_REASON("Litmus", " Email Analytics (emltrk.com), which also records forwards and "
-                           "prints")},
     {"mailjet", "Mailjet", "mjt.lu", NULL, SP_SCAN_ON_ANY,
      HOST_REASON("Mailjet", "'s open and click tracking (mjt.lu)")},
     {"sparkpost", "SparkPost", "spgo.io", NULL, SP_SCAN_ON_ANY,
@@ -317,6 +367,66 @@ bool sp_scan_rules_is_share(const char *host, const char *path)
         if (host_matches(share_rules[i].host, host) && path_matches(share_rules[i].path, path))
             return true;
     return false;
+}
+
+/* ---- Forward-detection selectors ------------------------------------------------------------- */
+
+/* Mail clients wrap the original in markup of their own when they quote or forward it, so a
+ * style rule under one of these selectors applies only in that copy: a remote image there is
+ * fetched when the forward or reply is opened, and tells the sender that the message travelled
+ * (Litmus's, Email on Acid's and HubSpot's tracking codes all use them). */
+static const sp_scan_forward_rule_t forward_rules[] = {
+    {SP_SCAN_SEL_CLASS, "OutlookMessageHeader", NULL, false, "div.OutlookMessageHeader",
+     "Outlook for Windows puts the original's headers in div.OutlookMessageHeader when it "
+     "forwards or replies"},
+    {SP_SCAN_SEL_ID, "divRplyFwdMsg", NULL, false, "#divRplyFwdMsg",
+     "Outlook (Windows, the web, mobile) puts the original's headers in div#divRplyFwdMsg when "
+     "it forwards or replies"},
+    {SP_SCAN_SEL_ID, "appendonsend", NULL, false, "#appendonsend",
+     "Outlook marks where the quoted original begins with div#appendonsend"},
+    {SP_SCAN_SEL_ID, "OLK_SRC_BODY_SECTION", NULL, false, "#OLK_SRC_BODY_SECTION",
+     "Outlook for Mac wraps the quoted or forwarded original in #OLK_SRC_BODY_SECTION"},
+    {SP_SCAN_SEL_ID, "MailContainerBody", NULL, false, "#MailContainerBody",
+     "Windows Live Mail's editor, which holds the original when it forwards or replies, is the "
+     "element #MailContainerBody"},
+    {SP_SCAN_SEL_CLASS, "moz-email-headers-table", NULL, false, "table.moz-email-headers-table",
+     "Thunderbird puts the original's headers in table.moz-email-headers-table when it forwards "
+     "inline"},
+    {SP_SCAN_SEL_CLASS, "moz-forward-container", NULL, false, ".moz-forward-container",
+     "Thunderbird wraps a message it forwards inline in div.moz-forward-container"},
+    {SP_SCAN_SEL_CLASS, "moz-cite-prefix", NULL, false, ".moz-cite-prefix",
+     "Thunderbird puts the \"On ... wrote:\" line of a reply in div.moz-cite-prefix"},
+    {SP_SCAN_SEL_CLASS, "gmail_quote", NULL, false, ".gmail_quote",
+     "Gmail wraps the quoted or forwarded original in div.gmail_quote"},
+    {SP_SCAN_SEL_CLASS, "yahoo_quoted", NULL, false, ".yahoo_quoted",
+     "Yahoo Mail wraps the quoted or forwarded original in div.yahoo_quoted"},
+    {SP_SCAN_SEL_CLASS, "protonmail_quote", NULL, false, ".protonmail_quote",
+     "Proton Mail wraps the quoted or forwarded original in .protonmail_quote"},
+    {SP_SCAN_SEL_ATTR, "type", "cite", false, "[type=cite]",
+     "Apple Mail and Thunderbird quote the original in blockquote type=\"cite\""},
+    {SP_SCAN_SEL_TYPE, "blockquote", NULL, true, "blockquote",
+     "most mail clients (Apple Mail, Thunderbird, Gmail, Yahoo Mail...) quote the original of a "
+     "reply or forward in a blockquote, around the sender's own elements"},
+};
+
+const sp_scan_forward_rule_t *sp_scan_rules_forward(size_t *n)
+{
+    *n = N_OF(forward_rules);
+    return forward_rules;
+}
+
+const sp_scan_forward_rule_t *sp_scan_rules_match_forward(sp_scan_sel_kind_t kind, const char *name,
+                                                          const char *value)
+{
+    for (size_t i = 0; i < N_OF(forward_rules); i++) {
+        const sp_scan_forward_rule_t *r = &forward_rules[i];
+        if (r->kind != kind || 0 != strcasecmp(r->name, name))
+            continue;
+        if (SP_SCAN_SEL_ATTR == kind && (!value || 0 != strcasecmp(r->value, value)))
+            continue;
+        return r;
+    }
+    return NULL;
 }
 
 /* ---- Read-receipt headers -------------------------------------------------------------------- */

@@ -86,6 +86,35 @@ const sp_scan_share_rule_t *sp_scan_rules_shares(size_t *n);
 /* True when HOST and PATH (as in sp_scan_rules_match_host) are a share endpoint. */
 bool sp_scan_rules_is_share(const char *host, const char *path);
 
+/* What a forward-detection selector names. */
+typedef enum sp_scan_sel_kind {
+    SP_SCAN_SEL_TYPE,  /* an element: blockquote */
+    SP_SCAN_SEL_CLASS, /* .OutlookMessageHeader */
+    SP_SCAN_SEL_ID,    /* #divRplyFwdMsg */
+    SP_SCAN_SEL_ATTR,  /* [type=cite] */
+} sp_scan_sel_kind_t;
+
+/* A selector that matches only in a copy of the message that a mail client quoted or forwarded:
+ * the markup the client wraps around the original. All strings are static. */
+typedef struct sp_scan_forward_rule {
+    sp_scan_sel_kind_t kind;
+    const char *name;  /* element, class or id; ASCII case ignored */
+    const char *value; /* SP_SCAN_SEL_ATTR: the attribute's value (ASCII case ignored), or NULL */
+    /* The message's own HTML may use it too (a newsletter quotes with <blockquote>): it counts
+     * only around the styled element, "blockquote #_t", not as the styled element itself. */
+    bool ancestor_only;
+    const char *shown;  /* as a selector: "div.OutlookMessageHeader" */
+    const char *reason; /* which clients put it there, and when */
+} sp_scan_forward_rule_t;
+
+const sp_scan_forward_rule_t *sp_scan_rules_forward(size_t *n);
+
+/* The forward rule for a simple selector of KIND: NAME (element, class or id; for an attribute,
+ * its name) and, for an attribute, VALUE (NULL when the selector tests no value). NULL when none
+ * matches. */
+const sp_scan_forward_rule_t *sp_scan_rules_match_forward(sp_scan_sel_kind_t kind, const char *name,
+                                                          const char *value);
+
 /* Headers that ask the recipient's client to report the reading back. */
 typedef struct sp_scan_header_rule {
     const char *header;
