@@ -15,6 +15,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/HTMLtree.h>
 
+#include "scan_css.h"
 #include "scan_rules.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1085,74 +1086,39 @@ static const sp_scan_style_rule_t *style_match(const decl_t *d)
     return NULL;
 }
 
-/* Calls FN for each url(...) in CSS with the URL's bounds (quotes excluded) and the bounds of
- * the whole url(...) token. */
-typedef void (*css_url_fn)(const char *css, size_t url_at, size_t url_len, size_t tok_at,
-                           size_t tok_len, void *ctx);
-
-static void css_urls(const char *css, css_url_fn fn, void *ctx)
+/* What a URL in CSS is: an image fetched on opening is judged like any resource; one that loads
+ * only when the message is printed, or only in a forwarded or quoted copy, is there to report
+ * that event, whoever serves it. */
+static bool css_url_seen(const sp_scan_css_url_t *u, void *ctx)
 {
-    for (const char *p = css; (p = strcasestr(p, "url("));) {
-        const char *tok = p, *s = p + 4;
-        while (g_ascii_isspace(*s))
-            s++;
-        char quote = ('"' == *s || '\'' == *s) ? *s++ : 0;
-        const char *e = s;
-        while (*e && (quote ? *e != quote : (')' != *e && !g_ascii_isspace(*e))))
-            e++;
-        const char *close = e;
-        if (quote && *close)
-            close++;
-        while (*close && ')' != *close)
-            close++;
-        if (!*close)
-            return;
-        fn(css, (size_t)(s - css), (size_t)(e - s), (size_t)(tok - css), (size_t)(close + 1 - tok),
-           ctx);
-        p = close + 1;
+    msg_t *m = ctx;
+    hidden_t why = {0};
+    if (u->print) {
+        why.rule = "print-css";
+        why.reason = xprintf("a CSS image loaded only when the message is printed (%s%s%s): "
+                             "fetching it tells the sender that you printed it, and when",
+                             u->print, *u->selector ? ", rule " : "", u->selector);
+    } else if (u->forward) {
+        why.rule = "forward-css";
+        why.reason = xprintf("a CSS image under the selector %s, which applies only in a "
+                             "quoted or forwarded copy of the message (%s): opening that copy "
+                             "fetches it, which tells the sender that the message was forwarded "
+                             "or answered, and where it is read next",
+                             u->selector, u->forward->reason);
     }
+    bool tracker = check_url(m, u->url, why.rule ? USE_IMAGE : USE_RESOURCE, why.rule ? &why : NULL,
+                             NULL, NULL);
+    free(why.reason);
+    return tracker;
 }
 
-typedef struct css_scan {
-    msg_t *m;
-    GString *out; /* the rewritten CSS, or NULL when not stripping */
-    size_t copied;
-    size_t removed;
-} css_scan_t;
-
-static void css_url_found(const char *css, size_t url_at, size_t url_len, size_t tok_at,
-                          size_t tok_len, void *ctx)
+/* Scans CSS, a style sheet or (INLINE) a style attribute; PRINT says why the whole sheet applies
+ * to print only, or is NULL. With STRIP, returns the CSS without its trackers (g_free), or NULL
+ * when nothing changed. */
+static char *css_scan(msg_t *m, const char *css, bool inline_style, const char *print, bool strip,
+                      size_t *removed)
 {
-    css_scan_t *c = ctx;
-    char *url = g_strndup(css + url_at, url_len);
-    /* CSS escapes are rare in mail; a backslash stays as it is. */
-    bool tracker = check_url(c->m, url, USE_RESOURCE, NULL, NULL, NULL);
-    g_free(url);
-    if (tracker && c->out) {
-        /* 'none' is valid wherever an image is (background, list-style) and makes an @import
-         * invalid, so the rule is dropped and nothing is fetched. */
-        g_string_append_len(c->out, css + c->copied, (gssize)(tok_at - c->copied));
-        g_string_append(c->out, "none");
-        c->copied = tok_at + tok_len;
-        c->removed++;
-    }
-}
-
-/* Scans the url(...)s of CSS; with STRIP, returns the CSS without the trackers' (g_free), or
- * NULL when nothing changed. */
-static char *css_scan(msg_t *m, const char *css, bool strip, size_t *removed)
-{
-    css_scan_t c = {.m = m, .out = strip ? g_string_new(NULL) : NULL};
-    css_urls(css, css_url_found, &c);
-    *removed = c.removed;
-    if (!c.out)
-        return NULL;
-    if (!c.removed) {
-        g_string_free(c.out, TRUE);
-        return NULL;
-    }
-    g_string_append(c.out, css + c.copied);
-    return g_string_free(c.out, FALSE);
+    return sp_scan_css_walk(css, strlen(css), inline_style, print, css_url_seen, m, strip, removed);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------------ */
@@ -1412,7 +1378,7 @@ static void visit_element(html_walk_t *w, xmlNode *n)
     char *style = attr(n, "style");
     if (style) {
         size_t removed;
-        char *clean = css_scan(w->m, style, w->strip, &removed);
+        char *clean = css_scan(w->m, style, true, NULL, w->strip, &removed);
         if (clean) {
             xmlSetProp(n, (const xmlChar *)"style", (const xmlChar *)clean);
             w->m->report->removed += removed;
@@ -1423,8 +1389,18 @@ static void visit_element(html_walk_t *w, xmlNode *n)
     }
     if (is_element(n, "style")) {
         char *css = (char *)xmlNodeGetContent(n);
+        char *media = attr(n, "media"), *print = NULL;
+        if (sp_scan_css_media_is_print(media)) {
+            /* Cut on a character: findings are written as JSON, which must stay UTF-8. */
+            glong chars = g_utf8_strlen(media, -1);
+            char *shown = g_utf8_substring(media, 0, chars > 60 ? 60 : chars);
+            print = xprintf("<style media=\"%s%s\">", shown, chars > 60 ? "..." : "");
+            g_free(shown);
+        }
         size_t removed;
-        char *clean = css ? css_scan(w->m, css, w->strip, &removed) : NULL;
+        char *clean = css ? css_scan(w->m, css, false, print, w->strip, &removed) : NULL;
+        free(print);
+        xmlFree(media);
         if (clean) {
             /* A text child, not xmlNodeSetContent, which would read '&' as an entity; the
              * serializer writes <style> text raw. */
