@@ -310,6 +310,8 @@ static void test_assorted(void **state)
     assert_string_equal("read-receipt", f->matches[0].rule);
     /* url() in a <style> block (Litmus print tracking), not the ordinary logo. */
     assert_string_equal("litmus", must_find(&r, "emltrk.com/v2/print")->matches[0].rule);
+    assert_true(has_rule(must_find(&r, "emltrk.com/v2/print"), "print-css"));
+    assert_int_equal(SP_SCAN_PIXEL, must_find(&r, "emltrk.com/v2/print")->kind);
     assert_null(find(&r, "cdn.sales.example/logo.png"));
     /* A pixel only Outlook sees, in a conditional comment. */
     assert_int_equal(SP_SCAN_PIXEL, must_find(&r, "outlook-open.gif")->kind);
@@ -320,6 +322,87 @@ static void test_assorted(void **state)
     f = must_find(&r, "yesware.com");
     assert_int_equal(SP_SCAN_PIXEL, f->kind); /* 2x2 */
     assert_int_equal(7, r.n);
+    sp_scan_report_free(&r);
+}
+
+/* A newsletter with an engagement-tracking block on the sender's own domain: a print-only CSS
+ * image, a forward-only one, a print-only <style>, an Email on Acid pixel, a HubSpot pixel on
+ * the sender's domain, a live countdown image; and ordinary CSS images that are no trackers. */
+static void test_engagement(void **state)
+{
+    (void)state;
+    sp_scan_report_t r = SP_SCAN_REPORT_INIT;
+    scan_ok(DATA "engagement.eml", &r);
+    assert_int_equal(6, r.n);
+
+    const sp_scan_finding_t *f = must_find(&r, "8f3a2c71?p&");
+    assert_int_equal(SP_SCAN_PIXEL, f->kind);
+    assert_string_equal("print-css", f->matches[0].rule);
+    assert_non_null(strstr(f->matches[0].reason, "@media print"));
+    assert_non_null(strstr(f->matches[0].reason, "#_gw"));
+    assert_null(f->vendor); /* found by what it does, not by who serves it */
+
+    f = must_find(&r, "8f3a2c71?f&");
+    assert_int_equal(SP_SCAN_PIXEL, f->kind);
+    assert_string_equal("forward-css", f->matches[0].rule);
+    assert_non_null(strstr(f->matches[0].reason, "div.OutlookMessageHeader"));
+    assert_non_null(strstr(f->matches[0].reason, "forwarded"));
+
+    f = must_find(&r, "print-masthead.gif");
+    assert_string_equal("print-css", f->matches[0].rule);
+    assert_non_null(strstr(f->matches[0].reason, "<style media=\"print\">"));
+
+    f = must_find(&r, "eoapxl.com");
+    assert_int_equal(SP_SCAN_PIXEL, f->kind);
+    assert_string_equal("email-on-acid", f->matches[0].rule);
+    assert_string_equal("Email on Acid", f->vendor);
+    assert_true(has_rule(f, "tiny-image"));
+
+    f = must_find(&r, "/e1t/o/");
+    assert_string_equal("hubspot-open", f->matches[0].rule);
+    assert_int_equal(SP_SCAN_PIXEL, f->kind);
+
+    f = must_find(&r, "niftyimages.com");
+    assert_string_equal("niftyimages", f->matches[0].rule);
+    assert_int_equal(SP_SCAN_IMAGE, f->kind); /* a visible countdown */
+
+    /* Ordinary CSS images, a URL in a comment and one in a string are no trackers. */
+    assert_null(find(&r, "hero-spring.jpg"));
+    assert_null(find(&r, "hero-small.jpg"));
+    assert_null(find(&r, "tomatoes.jpg"));
+    assert_null(find(&r, "/e/dead"));
+    assert_null(find(&r, "not-a-url"));
+    sp_scan_report_free(&r);
+}
+
+/* Gmail's cleardot.gif, quoted from a Gmail thread: the same URL for everyone, still a finding
+ * with its own reason, sized or not. */
+static void test_cleardot(void **state)
+{
+    (void)state;
+    sp_scan_report_t r = SP_SCAN_REPORT_INIT;
+    scan_ok(DATA "cleardot.eml", &r);
+    assert_int_equal(2, r.n);
+    const sp_scan_finding_t *f = must_find(&r, "mail.google.com/mail/u/0/images/cleardot.gif");
+    assert_int_equal(SP_SCAN_PIXEL, f->kind); /* no size given: the rule says it is 1x1 */
+    assert_string_equal("gmail-cleardot", f->matches[0].rule);
+    assert_string_equal("Google", f->vendor);
+    assert_non_null(strstr(f->matches[0].reason, "cookies"));
+    assert_non_null(strstr(f->matches[0].reason, "IP address"));
+    f = must_find(&r, "ssl.gstatic.com");
+    assert_string_equal("gstatic-cleardot", f->matches[0].rule);
+    assert_null(find(&r, "googleusercontent.com"));
+    assert_null(find(&r, "drive.example.com"));
+    sp_scan_report_free(&r);
+
+    /* Other spacers and other Google images are not cleardot. */
+    scan_string("Content-Type: text/html\n\n"
+                "<img src=\"https://www.google.com/images/branding/logo.png\" width=200>"
+                "<img src=\"https://mail.google.com/mail/images/cleardot.png\" width=20>"
+                "<img src=\"https://www.google.com/images/cleardot.gif\">",
+                &r);
+    assert_int_equal(1, r.n);
+    assert_string_equal("google-cleardot", r.findings[0].matches[0].rule);
     sp_scan_report_free(&r);
 }
 
@@ -493,6 +576,52 @@ static void test_strip_keeps_text(void **state)
     assert_non_null(strstr(out, "url(https://cdn.sales.example/logo.png)"));
     free(out);
     sp_scan_report_free(&r);
+}
+
+static void test_strip_engagement(void **state)
+{
+    (void)state;
+    sp_scan_report_t r = SP_SCAN_REPORT_INIT, again = SP_SCAN_REPORT_INIT;
+    char *out = strip_to_string(DATA "engagement.eml", &r);
+    assert_int_equal(6, r.removed);
+    /* The MIME structure and the encodings stay; the plain-text part is untouched. */
+    assert_non_null(strstr(out, "Content-Type: multipart/alternative"));
+    assert_non_null(strstr(out, "boundary=\"===============0795818366676672649==\""));
+    assert_non_null(strstr(out, "--===============0795818366676672649==--"));
+    assert_non_null(strstr(out, "Content-Type: text/plain; charset=\"utf-8\""));
+    assert_non_null(strstr(out, "Content-Transfer-Encoding: quoted-printable"));
+    assert_non_null(strstr(out, "Dear Fergus, the soil is warm enough: here is what to sow this "
+                                "week.\nGarden Weekly, 4 Potting Lane."));
+    scan_string(out, &again);
+    assert_int_equal(1, again.messages);
+    for (size_t k = 0; k < again.n; k++)
+        fail_msg("still there after --strip: %s", again.findings[k].url);
+    sp_scan_report_free(&again);
+    /* Nothing of the trackers is left, not even their rules. */
+    assert_null(strstr(out, "8f3a2c71"));
+    assert_null(strstr(out, "OutlookMessageHeader"));
+    assert_null(strstr(out, "eoapxl"));
+    assert_null(strstr(out, "e1t/o"));
+    assert_null(strstr(out, "niftyimages"));
+    /* The rest of the styles and the content stay, quoted-printable as before. */
+    assert_non_null(strstr(out, ".noprint { display: none; }"));
+    assert_non_null(strstr(out, "body { margin: 0; font-family: Georgia, serif; }"));
+    assert_non_null(strstr(out, "hero-small.jpg"));
+    assert_non_null(strstr(out, "<h1>Spring planting guide</h1>"));
+    assert_non_null(strstr(out, "<p>Sale ends in 3 days</p>")); /* the countdown's alt text */
+    assert_non_null(strstr(out, "tomatoes.jpg"));
+    sp_scan_report_free(&r);
+    free(out);
+
+    out = strip_to_string(DATA "cleardot.eml", &r);
+    assert_int_equal(2, r.removed);
+    assert_non_null(strstr(out, "Content-Transfer-Encoding: base64"));
+    assert_null(strstr(out, "cleardot.gif"));
+    scan_string(out, &again);
+    assert_int_equal(0, again.n);
+    sp_scan_report_free(&again);
+    sp_scan_report_free(&r);
+    free(out);
 }
 
 static void test_strip_mbox(void **state)
@@ -680,12 +809,15 @@ int main(void)
         cmocka_unit_test(test_base64_html),
         cmocka_unit_test(test_mbox),
         cmocka_unit_test(test_assorted),
+        cmocka_unit_test(test_engagement),
+        cmocka_unit_test(test_cleardot),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_hostile_shapes),
         cmocka_unit_test(test_strip_newsletter),
         cmocka_unit_test(test_strip_redirects),
         cmocka_unit_test(test_strip_hidden_and_assorted),
         cmocka_unit_test(test_strip_keeps_text),
+        cmocka_unit_test(test_strip_engagement),
         cmocka_unit_test(test_strip_mbox),
         cmocka_unit_test(test_strip_clean_is_unchanged),
         cmocka_unit_test(test_link_target),

@@ -15,6 +15,7 @@
 
 #include "scan_css.h"
 
+/* The random sheets of test_random_sheets; -DROUNDS=... -DSEED=... -DPIECES=... run more. */
 #ifndef ROUNDS
 #define ROUNDS 3000
 #endif
