@@ -95,17 +95,19 @@ int sp_scan_main(int argc, char **argv);
     "Lists the trackers in .eml or mbox files (FILE '-' reads standard input): remote images\n"    \
     "that are 1x1 or hidden, images and links on known tracking hosts, URLs that carry the\n"      \
     "recipient's address (as is, URL-encoded, base64 or hashed) or a long opaque token,\n"         \
-    "tracked links (redirects, per-recipient parameters) and read-receipt requests.\n"             \
+    "CSS images that load only when the message is printed or forwarded, shared tracker\n"         \
+    "images (Gmail's cleardot.gif), tracked links (redirects, per-recipient parameters)\n"         \
+    "and read-receipt requests.\n"                                                                 \
     "docs/SCAN.md lists every rule and its reason.\n"                                              \
     "  --json   print one JSON list of findings: file, message, message_id, kind (pixel,\n"        \
     "           image, link, receipt), url, host, vendor, rule, reason, rules, target\n"           \
     "  --strip  write FILE to standard output without its trackers: tracking images and CSS\n"     \
-    "           images are removed, read-receipt headers dropped; a tracked link whose\n"          \
-    "           destination is in its URL (url=, u=, redirect=, q=...) is replaced by that\n"      \
-    "           destination, cleaned of per-recipient parameters (mc_eid, _hsenc...); a\n"         \
-    "           tracked link whose destination only the tracker knows is kept as it is,\n"         \
-    "           because removing it would break the message. A summary goes to standard\n"         \
-    "           error.\n"                                                                          \
+    "           images are removed (print and forward style rules with them), read-receipt\n"      \
+    "           headers dropped; a tracked link whose destination is in its URL (url=, u=,\n"      \
+    "           redirect=, q=...) is replaced by that destination, cleaned of per-recipient\n"     \
+    "           parameters (mc_eid, _hsenc...); a tracked link whose destination only the\n"       \
+    "           tracker knows is kept as it is, because removing it would break the message.\n"    \
+    "           A summary goes to standard error.\n"                                               \
     "Exit status: 0 when every file was read, 1 when one could not be, 2 for bad usage.\n"
 
 #endif
