@@ -64,6 +64,9 @@ static const opt_t options[] = {
      "most unknown campaign IDs whose opens are kept (100); more are counted, not kept"},
     {"unknown-opens-max", INT(unknown_opens_max), "N",
      "newest opens kept per unknown campaign ID (10000)"},
+    {"journal-spill", INT(journal_spill), "MIB",
+     "memory that holds opens while the journal cannot be written (a full disk, a read-only "
+     "file), written out once it can (64; 0: none, such opens are dropped and counted)"},
     {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -82,6 +85,7 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->batch_max = 4096;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
+    cfg->journal_spill = 64;
 }
 
 static const opt_t *find_option(const char *name, size_t len)

@@ -42,6 +42,7 @@ typedef struct sp_config {
     bool anonymize_ip;
     bool no_geoip;
     bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
+    int journal_spill;       /* MiB held in memory while the journal cannot be written */
     char answer_after[16];   /* "journal" or "store" */
     bool answer_after_store; /* derived from it */
 

@@ -31,6 +31,11 @@
 #endif
 
 #define RETENTION_PERIOD_S 3600 /* how often old events are deleted */
+/* The writer checks the store for damage for this long before it writes (see docs/RECOVERY.md:
+ * about 150-450 MB of store on the bench machine; a larger one is checked in part). */
+#define STORE_CHECK_MS 5000
+/* At shutdown, opens still held in memory get this long for the journal's disk to take them. */
+#define FLUSH_MS 5000
 
 static const char usage_text[] =
     "spypixel " SP_VERSION " - email open and click tracking server\n"
@@ -236,6 +241,7 @@ static int cmd_serve(sp_config_t *cfg)
         /* With --answer-after store the store's own commit is what answers wait for. */
         .sync = cfg->sync_full && !cfg->answer_after_store,
         .synced = sp_pixel_resume,
+        .spill_max = (size_t)cfg->journal_spill << 20,
     };
     srv.journal = sp_journal_open(&jopt, err, sizeof(err));
     if (!srv.journal) {
@@ -251,6 +257,7 @@ static int cmd_serve(sp_config_t *cfg)
         .committed_ctx = &srv,
         .indexed = sp_pixel_resume, /* parked pixels and API reads alike */
         .answers_wait = cfg->answer_after_store,
+        .check_ms = STORE_CHECK_MS,
     };
     srv.ingest = sp_ingest_start(&opt, err, sizeof(err));
     if (!srv.ingest) {
@@ -290,6 +297,8 @@ static int cmd_serve(sp_config_t *cfg)
 done:
     if (srv.daemon)
         sp_http_stop(&srv);
+    if (srv.journal) /* what the disk refused until now, if it takes it now */
+        sp_journal_flush(srv.journal, FLUSH_MS);
     sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
     sp_journal_close(srv.journal);
     if (retention_started) {
