@@ -67,6 +67,9 @@ static const opt_t options[] = {
     {"journal-spill", INT(journal_spill), "MIB",
      "memory that holds opens while the journal cannot be written (a full disk, a read-only "
      "file), written out once it can (64; 0: none, such opens are dropped and counted)"},
+    {"adopt-store", BOOL(adopt_store), NULL,
+     "start with the store as it is although it is not the one this data folder's journal was "
+     "indexed into, or lacks opens the journal no longer holds (see docs/RECOVERY.md)"},
     {"log-level", STR(log_level), "LEVEL", "debug, info, warn or error (info)"},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

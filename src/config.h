@@ -43,6 +43,7 @@ typedef struct sp_config {
     bool no_geoip;
     bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
     int journal_spill;       /* MiB held in memory while the journal cannot be written */
+    bool adopt_store;        /* start with a store the journal was not indexed into */
     char answer_after[16];   /* "journal" or "store" */
     bool answer_after_store; /* derived from it */
 

@@ -73,14 +73,15 @@ static bool wants_help(int argc, char **argv)
 }
 
 /* The server's secret: made once and kept in the store, so that every server on one
- * store signs and checks the same tokens. */
-static int load_key(sp_store_t *store, unsigned char key[SP_AUTH_KEY_BYTES], char *err,
+ * store signs and checks the same tokens. *MADE says it was made now. */
+static int load_key(sp_store_t *store, unsigned char key[SP_AUTH_KEY_BYTES], bool *made, char *err,
                     size_t errlen)
 {
     char hex[2 * SP_AUTH_KEY_BYTES + 1];
     int rc = store->ops->meta_get(store, "secret_key", hex, sizeof(hex), err, errlen);
     if (rc < 0)
         return -1;
+    *made = rc > 0;
     if (rc > 0) {
         unsigned char fresh[SP_AUTH_KEY_BYTES];
         char fresh_hex[sizeof(hex)];
@@ -116,6 +117,133 @@ static sp_store_t *open_store(const sp_config_t *cfg, bool serve, char *err, siz
             fprintf(stderr, "spypixel: created a new data folder at %s\n", path);
     }
     return store;
+}
+
+/* The store's ID (meta "store_id", 32 hex digits), made when absent with MAKE; "" when
+ * absent without. The journal records the ID of the store it is indexed into. */
+static int load_store_id(sp_store_t *store, bool make, char id[65], char *err, size_t errlen)
+{
+    int rc = store->ops->meta_get(store, "store_id", id, 65, err, errlen);
+    if (rc < 0)
+        return -1;
+    if (0 == rc)
+        return 0;
+    id[0] = '\0';
+    if (!make)
+        return 0;
+    unsigned char raw[16];
+    char hex[33];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    if (0 != store->ops->meta_put_new(store, "store_id", hex, err, errlen))
+        return -1;
+    return store->ops->meta_get(store, "store_id", id, 65, err, errlen) ? -1 : 0;
+}
+
+/* ---- serve: the store must be the one the data folder's journal was indexed into ------------ */
+
+/*
+ * The data folder's journal records the ID of the store it is indexed into, and the store
+ * records how far it holds the journal (meta "journal:<ID>"). A store that is not that one
+ * (DATA/spypixel.db deleted, replaced by another store's or an empty file; a PostgreSQL
+ * database emptied or another), or that lacks opens the journal has since released (a backup
+ * older than the journal), would be filled from the journal as if nothing had happened: with
+ * a new signing secret, every link and opaque pixel already sent would answer 404 and every
+ * API token would stop working, and the opens it lacks would be gone without a word. The
+ * server refuses to start instead and says how to go on: put the right store back, or
+ * --adopt-store to go on with this one on purpose, or move the data folder aside.
+ */
+
+static const char adopt_text[] =
+    "A different store has a different signing secret: links and opaque pixels already sent "
+    "answer 404 with it, and API tokens stop working. Put the right store back (see "
+    "docs/RECOVERY.md); or, to go on with this store on purpose, start once with --adopt-store "
+    "(the journal's opens are indexed into it); or, to start afresh, move the data folder "
+    "aside.";
+
+static void refuse(const sp_config_t *cfg, const char *problem)
+{
+    char q1[1200], q2[sizeof(adopt_text) + 64], q3[600];
+    sp_log_error("refusing to start: the store is not the one this data folder's journal was "
+                 "indexed into",
+                 "data=%s problem=%s how=%s", sp_log_quote(cfg->data_dir, q3, sizeof(q3)),
+                 sp_log_quote(problem, q1, sizeof(q1)), sp_log_quote(adopt_text, q2, sizeof(q2)));
+}
+
+/* Before the store is opened: a missing SQLite file where the journal shows a store would be
+ * made anew, empty, by opening it. False when the server must not start. */
+static bool store_file_present(const sp_config_t *cfg, sp_journal_t *journal)
+{
+    if (0 == strcmp(cfg->store, "postgres") || cfg->adopt_store)
+        return true;
+    char path[600], problem[1024];
+    snprintf(path, sizeof(path), "%s/spypixel.db", cfg->data_dir);
+    struct stat st;
+    if (0 == stat(path, &st) || ENOENT != errno)
+        return true;
+    const char *bound = sp_journal_store_id(journal);
+    if (!bound[0] && 0 == sp_journal_end(journal))
+        return true; /* a new data folder, or one whose journal never held an open */
+    if (bound[0])
+        snprintf(problem, sizeof(problem),
+                 "%s does not exist, but the journal beside it was indexed into store %s", path,
+                 bound);
+    else
+        snprintf(problem, sizeof(problem),
+                 "%s does not exist, but the journal beside it holds opens (up to position %lld) "
+                 "that were indexed into a store",
+                 path, (long long)sp_journal_end(journal));
+    refuse(cfg, problem);
+    return false;
+}
+
+/* Once the store is open: its ID against the journal's record of it, and how far it holds the
+ * journal against what the journal still has. 0; 1 when the server must not start (logged);
+ * -1 + ERR when the store cannot be read. With --adopt-store a mismatch is logged and let
+ * through. */
+static int check_store_identity(const sp_config_t *cfg, sp_store_t *store, sp_journal_t *journal,
+                                const char *store_id, char *err, size_t errlen)
+{
+    char where[600], problem[1024] = "", key[64], value[32];
+    if (0 == strcmp(cfg->store, "postgres"))
+        snprintf(where, sizeof(where), "the PostgreSQL database");
+    else
+        snprintf(where, sizeof(where), "%s/spypixel.db", cfg->data_dir);
+    snprintf(key, sizeof(key), "journal:%s", sp_journal_id(journal));
+    int rc = store->ops->meta_get(store, key, value, sizeof(value), err, errlen);
+    if (rc < 0)
+        return -1;
+    bool has_mark = 0 == rc;
+    long long mark = has_mark ? strtoll(value, NULL, 10) : 0;
+    const char *bound = sp_journal_store_id(journal);
+    int64_t start = sp_journal_start(journal), end = sp_journal_end(journal);
+
+    if (bound[0] && 0 != strcmp(bound, store_id))
+        snprintf(problem, sizeof(problem), "the journal was indexed into store %s, but %s is %s",
+                 bound, where,
+                 store_id[0] ? store_id
+                             : "a store without an ID (new and empty, or older than the journal)");
+    else if (!bound[0] && !has_mark && end > 0)
+        snprintf(problem, sizeof(problem),
+                 "the journal holds opens up to position %lld, but %s has no record of them: "
+                 "they were indexed into another store",
+                 (long long)end, where);
+    else if (has_mark && mark < start)
+        snprintf(problem, sizeof(problem),
+                 "%s holds the journal up to position %lld, but the journal starts at %lld: the "
+                 "opens between were released from the journal once stored, and this store "
+                 "lacks them (a backup older than the journal?)",
+                 where, mark, (long long)start);
+    if (!problem[0])
+        return 0;
+    if (!cfg->adopt_store) {
+        refuse(cfg, problem);
+        return 1;
+    }
+    char quoted[1200];
+    sp_log_warn("adopting the store (--adopt-store): the journal is bound to it from now on",
+                "problem=%s", sp_log_quote(problem, quoted, sizeof(quoted)));
+    return 0;
 }
 
 /* ---- serve ---------------------------------------------------------------------------- */
@@ -198,33 +326,9 @@ static int cmd_serve(sp_config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store = open_store(cfg, true, err, sizeof(err));
-    if (!store || 0 != load_key(store, key, err, sizeof(err))) {
-        sp_log_error("cannot open the store", "error=\"%s\"", err);
-        goto done;
-    }
-    srv.enrich = sp_enrich_open(cfg, err, sizeof(err));
-    if (!srv.enrich) {
-        sp_log_error("cannot load enrichment data", "error=\"%s\"", err);
-        goto done;
-    }
-    srv.auth = sp_auth_new(key, cfg->self_ip_window);
-    srv.tokens = sp_token_new(key);
-    srv.live = sp_live_new(15);
-    if (cfg->n_webhook) {
-        sp_webhook_options_t wopt = {
-            .urls = cfg->webhook,
-            .n_urls = cfg->n_webhook,
-            .first_only = 0 == strcmp(cfg->webhook_events, "first"),
-            .secret = cfg->webhook_secret,
-        };
-        srv.webhook = sp_webhook_start(&wopt, err, sizeof(err));
-        if (!srv.webhook) {
-            sp_log_error("cannot start webhooks", "error=\"%s\"", err);
-            goto done;
-        }
-    }
-    /* The journal lives with the server, beside its SQLite file or in place of one. */
+    /* The journal first: its lock keeps a second server off the data folder, and it says
+     * which store this data folder's opens were indexed into. It lives with the server,
+     * beside its SQLite file or in place of one. */
     char journal_dir[600];
     if (0 == mkdir(cfg->data_dir, 0700)) {
         char path[PATH_MAX], quoted[2 * PATH_MAX];
@@ -247,6 +351,53 @@ static int cmd_serve(sp_config_t *cfg)
     if (!srv.journal) {
         sp_log_error("cannot open the journal", "error=\"%s\"", err);
         goto done;
+    }
+    if (!store_file_present(cfg, srv.journal))
+        goto done;
+    store = open_store(cfg, true, err, sizeof(err));
+    char store_id[65];
+    bool new_key = false;
+    if (!store || 0 != load_store_id(store, false, store_id, err, sizeof(err))) {
+        sp_log_error("cannot open the store", "error=\"%s\"", err);
+        goto done;
+    }
+    int identity = check_store_identity(cfg, store, srv.journal, store_id, err, sizeof(err));
+    if (identity > 0)
+        goto done; /* refused, and said why */
+    if (identity < 0 || 0 != load_key(store, key, &new_key, err, sizeof(err)) ||
+        0 != load_store_id(store, true, store_id, err, sizeof(err))) {
+        sp_log_error("cannot open the store", "error=\"%s\"", err);
+        goto done;
+    }
+    if (new_key)
+        sp_log_info("a new store: its signing secret was made now; back it up with the store "
+                    "(docs/RECOVERY.md)",
+                    "store_id=%s", store_id);
+    if (0 != strcmp(store_id, sp_journal_store_id(srv.journal)) &&
+        0 != sp_journal_bind(srv.journal, store_id, err, sizeof(err))) {
+        sp_log_error("cannot record the store's ID beside the journal", "error=\"%s\"", err);
+        goto done;
+    }
+    srv.enrich = sp_enrich_open(cfg, err, sizeof(err));
+    if (!srv.enrich) {
+        sp_log_error("cannot load enrichment data", "error=\"%s\"", err);
+        goto done;
+    }
+    srv.auth = sp_auth_new(key, cfg->self_ip_window);
+    srv.tokens = sp_token_new(key);
+    srv.live = sp_live_new(15);
+    if (cfg->n_webhook) {
+        sp_webhook_options_t wopt = {
+            .urls = cfg->webhook,
+            .n_urls = cfg->n_webhook,
+            .first_only = 0 == strcmp(cfg->webhook_events, "first"),
+            .secret = cfg->webhook_secret,
+        };
+        srv.webhook = sp_webhook_start(&wopt, err, sizeof(err));
+        if (!srv.webhook) {
+            sp_log_error("cannot start webhooks", "error=\"%s\"", err);
+            goto done;
+        }
     }
     sp_ingest_options_t opt = {
         .journal = srv.journal,

@@ -1,7 +1,8 @@
-// faults: nothing lost silently. A full disk, a damaged store, a WAL index or a journal
-// file made unwritable under the running server: every open is answered, kept (in memory
-// while the journal cannot be written), and stored once the fault is gone; /healthz says 503
-// with the reason meanwhile; the server never dies of it.
+// faults: nothing lost silently. A full disk, a missing, foreign or damaged store, a WAL
+// index or a journal file made unwritable under the running server: every open is answered,
+// kept (in memory while the journal cannot be written), and stored once the fault is gone;
+// /healthz says 503 with the reason meanwhile; the server never dies of it, and never starts
+// on a store that is not its own without being told to.
 // These tests mount small tmpfs file systems and use chattr +i: they need root (CI runs as
 // root), and each says why it skips where that is not allowed.
 // SPDX-License-Identifier: MIT
@@ -13,7 +14,7 @@ import { copyFile, open, readdir, readFile, rename, rm, stat, statfs, truncate, 
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { sleep, startServer, tempDir, waitFor } from './harness.mjs';
+import { prepareData, run, sleep, startServer, tempDir, waitFor } from './harness.mjs';
 
 function sh(cmd, args) {
   return new Promise((resolve) => {
@@ -168,6 +169,94 @@ describe('a full disk', () => {
   });
 });
 
+describe('the store is the data folder\'s own', () => {
+  /** Starts `serve` on DIR expecting a refusal; resolves {code, stderr}. */
+  async function refusedStart(dir, flags = []) {
+    const r = await run(['serve', '--listen', '127.0.0.1:0', '--data', dir, '--no-geoip', ...flags], { timeoutMs: 15000 });
+    assert.notEqual(r.code, 0, `the server started: ${r.stderr}`);
+    assert.match(r.stderr, /refusing to start/);
+    assert.match(r.stderr, /--adopt-store/);
+    assert.match(r.stderr, /move the data folder aside/);
+    return r;
+  }
+
+  test('a deleted spypixel.db is not replaced by a new, empty store; the backup put back starts, with its tokens and links', async () => {
+    const s = await startServer({ campaigns: ['keep'], keepData: true });
+    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+    const made = await s.apiOk('POST', '/links', { campaign: 'keep', recipient: 'ann@example.com', target: 'https://example.com/' });
+    const link = new URL(made.url).pathname;
+    assert.equal(await sendPixels(s, 'keep', 'k', 10), 10);
+    await s.indexed();
+    assert.equal((await s.stop()).code, 0);
+    const db = path.join(s.dataDir, 'spypixel.db');
+    await copyFile(db, `${db}.backup`);
+    await unlink(db);
+
+    const r = await refusedStart(s.dataDir);
+    assert.match(r.stderr, /spypixel\.db does not exist, but the journal beside it was indexed into store [0-9a-f]{32}/);
+    await assert.rejects(stat(db), 'no new store was made');
+
+    await rename(`${db}.backup`, db);
+    const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
+    cleanup.push(() => s2.stop({ keep: true }));
+    assert.equal((await s2.api('GET', '/campaigns')).status, 200, 'the API token works');
+    const click = await s2.req(link);
+    assert.equal(click.status, 302, 'a link sent before still redirects');
+    assert.equal(await stored(s2, 'keep'), 11, 'the ten opens and the click');
+    assert.equal((await s2.stop({ keep: true })).code, 0);
+
+    // On purpose: a new store, and what the journal holds is indexed into it.
+    await unlink(db);
+    const s3 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true, flags: ['--adopt-store'] });
+    cleanup.push(() => s3.stop({ keep: true }));
+    assert.match(s3.logs(), /adopting the store \(--adopt-store\)/);
+    assert.match(s3.logs(), /a new store: its signing secret was made now/);
+    assert.equal((await s3.api('GET', '/campaigns')).status, 401, 'a new store, new secret: the old token is gone');
+    assert.equal((await s3.stop({ keep: true })).code, 0);
+    // Adopted: the next start needs no flag.
+    const s4 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
+    cleanup.push(() => s4.stop({ keep: true }));
+    assert.equal((await s4.stop({ keep: true })).code, 0);
+  });
+
+  test('another store\'s file in its place is refused', async () => {
+    const a = await startServer({ campaigns: ['a'], keepData: true });
+    cleanup.push(() => rm(a.dataDir, { recursive: true, force: true }));
+    assert.equal(await sendPixels(a, 'a', 'a', 3), 3);
+    await a.indexed();
+    await a.stop({ keep: true });
+    const b = await startServer({ campaigns: ['b'], keepData: true });
+    cleanup.push(() => rm(b.dataDir, { recursive: true, force: true }));
+    await b.stop({ keep: true });
+    await copyFile(path.join(b.dataDir, 'spypixel.db'), path.join(a.dataDir, 'spypixel.db'));
+    const r = await refusedStart(a.dataDir);
+    assert.match(r.stderr, /the journal was indexed into store ([0-9a-f]{32}), but \S+spypixel\.db is ([0-9a-f]{32})/);
+    const [, want, got] = /indexed into store ([0-9a-f]{32}), but \S+ is ([0-9a-f]{32})/.exec(r.stderr);
+    assert.notEqual(want, got);
+  });
+
+  test('a store that lacks opens the journal has released since (an older backup) is refused', async () => {
+    const s = await startServer({ campaigns: ['old'], keepData: true });
+    cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
+    assert.equal(await sendPixels(s, 'old', 'o', 5), 5);
+    await s.indexed();
+    await s.stop({ keep: true });
+    // What a journal that went on for a while after the backup looks like: its segments
+    // start past the position the store holds.
+    const jdir = path.join(s.dataDir, 'journal');
+    const seg = (await readdir(jdir)).find((f) => f.endsWith('.jnl'));
+    const later = path.join(jdir, `${(0x40000000).toString(16).padStart(16, '0')}.jnl`);
+    await rename(path.join(jdir, seg), later);
+    await truncate(later, 0);
+    const r = await refusedStart(s.dataDir);
+    assert.match(r.stderr, /holds the journal up to position \d+, but the journal starts at 1073741824/);
+    const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true, flags: ['--adopt-store'] });
+    cleanup.push(() => s2.stop({ keep: true }));
+    assert.equal(await stored(s2, 'old'), 5);
+    assert.equal((await s2.stop({ keep: true })).code, 0);
+  });
+});
+
 describe('a damaged store', () => {
   test('is found at start and not written into; a backup put back is filled from the journal', async () => {
     const s = await startServer({ campaigns: ['dmg'], keepData: true });
@@ -280,5 +369,48 @@ describe('files made unwritable under the running server', () => {
     assert.match(s.logs(), /the journal takes records again/);
     assert.equal((await health(s)).status, 200);
     assert.equal((await s.stop({ keep: true })).code, 0);
+  });
+});
+
+const PG = process.env.SPYPIXEL_TEST_PG;
+
+function psql(conninfo, sql) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', [conninfo, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { timeout: 20000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`psql: ${err.message}\n${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+describe('PostgreSQL: the store is the data folder\'s own', { skip: !PG && 'SPYPIXEL_TEST_PG is unset (scripts/run-tests sets it)' }, () => {
+  test('a data folder whose journal was indexed into a database now emptied is refused', async () => {
+    const db = `spypixel_e2e_${randomBytes(6).toString('hex')}`;
+    const conninfo = `${PG.replace(/\bdbname=\S+/, '')} dbname=${db}`;
+    const env = { SPYPIXEL_STORE: 'postgres', SPYPIXEL_PG: conninfo };
+    await psql(PG, `CREATE DATABASE ${db}`);
+    cleanup.push(() => psql(PG, `DROP DATABASE IF EXISTS ${db}`));
+    const dir = await tempDir();
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    process.env.SPYPIXEL_STORE = 'postgres';
+    process.env.SPYPIXEL_PG = conninfo;
+    try {
+      await prepareData({ dataDir: dir, campaigns: ['pg'] });
+      const s = await startServer({ dataDir: dir, token: 'unused', keepData: true });
+      assert.equal(await sendPixels(s, 'pg', 'p', 3), 3);
+      await s.stop({ keep: true });
+      await psql(PG, `DROP DATABASE ${db} WITH (FORCE)`);
+      await psql(PG, `CREATE DATABASE ${db}`);
+      const r = await run(['serve', '--listen', '127.0.0.1:0', '--data', dir, '--no-geoip'], { timeoutMs: 15000, env });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /refusing to start/);
+      assert.match(r.stderr, /the journal was indexed into store [0-9a-f]{32}, but the PostgreSQL database is a store without an ID/);
+      const s2 = await startServer({ dataDir: dir, token: 'unused', keepData: true, flags: ['--adopt-store'] });
+      assert.match(s2.logs(), /adopting the store/);
+      assert.equal((await s2.stop({ keep: true })).code, 0);
+    } finally {
+      delete process.env.SPYPIXEL_STORE;
+      delete process.env.SPYPIXEL_PG;
+    }
   });
 });
