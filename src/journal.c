@@ -464,8 +464,9 @@ static void *syncer_main(void *arg);
  * a 700-byte record cost 2.4 us on the bench machine, the copy 0.45 us.
  *
  * A copy goes only where the segment's blocks are allocated (fallocate(2), GROW_STEP at a
- * time as the records reach them), so the disk cannot fill under it; the file's end is
- * cut back to its records when the segment is rotated out or closed. Where blocks cannot
+ * time as the records reach them; the rest of the segment is a hole), so the disk cannot
+ * fill under it; the file's end is cut back to its records when the segment is rotated out
+ * or closed. Where blocks cannot
  * be allocated (a nearly full disk, a file system without fallocate) or the segment cannot
  * be mapped, records go through pwritev, which takes a record as long as the disk has room
  * for it. Should a copy still fault (SIGBUS: an I/O error, the file cut short or made
@@ -503,15 +504,22 @@ static void grow(sp_journal_t *j, size_t need)
         j->alloc = want;
 }
 
-/* Maps the active segment, whose records end at j->end, and allocates its first step. */
+/* Maps the active segment, whose records end at j->end (and its file with them), and
+ * allocates its first step. */
 static void map_active(sp_journal_t *j)
 {
     size_t used = (size_t)(j->end - j->seg_start);
-    struct stat st;
-    j->alloc = 0 == fstat(j->fd, &st) && (size_t)st.st_size > used ? (size_t)st.st_size : used;
+    j->alloc = used;
     if (used >= j->opt.segment_bytes)
         return; /* a record larger than a segment fills it */
-    /* The whole segment's addresses; only what is allocated is copied to. */
+    /* The whole segment's addresses; only what is allocated is copied to. The file is made
+     * as long as the segment at once, its tail a hole that takes no room: with its end just
+     * past the allocated step, the kernel read the segment's pages in one at a time, a page
+     * fault each (200,000 appends of 700 bytes: 34,800 faults and 350 ms of CPU, against
+     * 7,600 and 120 ms with the segment allocated whole). */
+    if (0 != ftruncate(j->fd, (off_t)j->opt.segment_bytes)) {
+        /* Left as long as its records: the steps make it longer as they are allocated. */
+    }
     void *m = mmap(NULL, j->opt.segment_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
     if (MAP_FAILED == m)
         return;
