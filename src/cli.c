@@ -377,7 +377,7 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
     sp_token_t *tokens = NULL;
     int rc = 1;
     /* As the API: the campaign exists from its first pixel on. */
-    if (!store || 0 != sp_store_secret_key(store, key, err, sizeof(err)) ||
+    if (!store || 0 != sp_store_secret_key(store, key, NULL, err, sizeof(err)) ||
         store->ops->campaign_create(store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
         fprintf(stderr, "spypixel: %s\n", err);
         goto done;

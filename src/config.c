@@ -85,6 +85,12 @@ static const opt_t options[] = {
      "most unknown campaign IDs whose opens are kept; more are counted, not kept"},
     {"unknown-opens-max", INT(unknown_opens_max), "N", SERVE,
      "newest opens kept per unknown campaign ID"},
+    {"journal-spill", INT(journal_spill), "MIB", SERVE,
+     "memory that holds opens while the journal cannot be written (a full disk, a read-only "
+     "file), written out once it can (0: none, such opens are dropped and counted)"},
+    {"adopt-store", BOOL(adopt_store), NULL, SERVE,
+     "start with the store as it is although it is not the one this data folder's journal was "
+     "indexed into, or lacks opens the journal no longer holds (see docs/RECOVERY.md)"},
     {"log-level", STR(log_level), "LEVEL", LOG, "debug, info, warn or error"},
     {"log-format", STR(log_format), "FORMAT", LOG, "logfmt or json (one object a line)"},
 };
@@ -107,6 +113,7 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->batch_max = 4096;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
+    cfg->journal_spill = 64;
 }
 
 static const opt_t *find_option(const char *name, size_t len)

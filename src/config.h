@@ -63,6 +63,8 @@ typedef struct sp_config {
     bool anonymize_ip;
     bool no_geoip;
     bool sync_full;          /* fsync the journal and every commit (power-loss safe) */
+    int journal_spill;       /* MiB held in memory while the journal cannot be written */
+    bool adopt_store;        /* start with a store the journal was not indexed into */
     char answer_after[16];   /* "journal" or "store" */
     bool answer_after_store; /* derived from it */
 

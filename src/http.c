@@ -3,6 +3,9 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pixel.h"
+#include "utf8.h"
 
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
@@ -231,7 +235,8 @@ sp_store_t *sp_http_reader(sp_server_t *srv)
 
 int64_t sp_http_backlog(sp_server_t *srv)
 {
-    return sp_journal_end(srv->journal) - sp_ingest_indexed(srv->ingest);
+    /* Opens held in memory while the journal cannot be written are part of it. */
+    return sp_journal_accepted_end(srv->journal) - sp_ingest_indexed(srv->ingest);
 }
 
 void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp)
@@ -257,7 +262,7 @@ bool sp_http_read_barrier(sp_request_t *req, bool whole)
     if (READ_BARRIER_DONE == req->barrier)
         return false;
     req->barrier = READ_BARRIER_DONE;
-    int64_t end = sp_journal_end(srv->journal);
+    int64_t end = sp_journal_accepted_end(srv->journal);
     int64_t behind = end - sp_ingest_indexed(srv->ingest);
     if (behind <= 0)
         return false;
@@ -305,6 +310,62 @@ static enum MHD_Result serve_asset(sp_request_t *req)
     return rc;
 }
 
+static void add_problem(json_t *problems, const char *text)
+{
+    char *clean = sp_utf8_clean(text); /* a path or a store's message may be anything */
+    json_array_append_new(problems, json_string(clean ? clean : text));
+    free(clean);
+}
+
+/* 200 while every answered open is kept on disk and indexed; 503, with what is wrong, while
+ * the journal cannot be written (opens are held in memory, and dropped once that is full) or
+ * the store is faulted (indexing has stopped; the journal keeps the opens): a load balancer
+ * sends the opens to another server meanwhile. */
+static enum MHD_Result healthz(sp_request_t *req)
+{
+    sp_server_t *srv = req->srv;
+    sp_journal_stats_t st;
+    sp_journal_stats(srv->journal, &st);
+    char why[512], text[1024];
+    json_t *problems = json_array();
+    if (st.error) {
+        snprintf(text, sizeof(text),
+                 "journal: cannot be written (%s) for %lld s: %" PRIu64 " opens held in memory "
+                 "(%" PRIu64 " of %" PRIu64 " bytes), %" PRIu64 " dropped",
+                 strerror(st.error), (long long)(sp_now_ms() - st.error_since) / 1000, st.held,
+                 st.held_bytes, st.held_max, st.dropped);
+        add_problem(problems, text);
+    }
+    int64_t since = 0;
+    if (sp_ingest_failing(srv->ingest, &since, why, sizeof(why)) &&
+        sp_now_ms() - since >= SP_INGEST_STALL_MS) {
+        snprintf(text, sizeof(text),
+                 "store: commits have failed for %lld s (%s); the journal keeps the opens",
+                 (long long)(sp_now_ms() - since) / 1000, why);
+        add_problem(problems, text);
+    }
+    if (sp_ingest_halted(srv->ingest, why, sizeof(why))) {
+        snprintf(text, sizeof(text),
+                 "store: %s; indexing has stopped, the journal keeps the opens until a restart "
+                 "on a repaired or restored store",
+                 why);
+        add_problem(problems, text);
+    }
+    bool ok = 0 == json_array_size(problems);
+    json_t *body =
+        json_pack("{s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status", ok ? "ok" : "degraded",
+                  "problems", problems, "index_backlog_bytes", (json_int_t)sp_http_backlog(srv),
+                  "journal", "held", (json_int_t)st.held, "held_bytes", (json_int_t)st.held_bytes,
+                  "dropped", (json_int_t)st.dropped, "damaged", (json_int_t)st.damaged);
+    char *out = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!out)
+        abort();
+    enum MHD_Result rc = sp_http_respond(req, ok ? 200 : 503, "application/json", out, strlen(out));
+    free(out);
+    return rc;
+}
+
 static enum MHD_Result route(sp_request_t *req)
 {
     const char *url = req->url;
@@ -320,16 +381,14 @@ static enum MHD_Result route(sp_request_t *req)
         return sp_pixel_image(req, url + 3);
     if (0 == strncmp(url, "/api/", 5))
         return sp_api_handle(req);
-    if (get && 0 == strcmp(url, "/healthz")) {
-        char body[96];
-        int n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"index_backlog_bytes\":%lld}",
-                         (long long)sp_http_backlog(req->srv));
-        return sp_http_respond(req, 200, "application/json", body, (size_t)n);
-    }
+    if (get && 0 == strcmp(url, "/healthz"))
+        return healthz(req);
     if (get && 0 == strcmp(url, "/metrics")) {
-        char extra[1024];
+        char extra[4096];
         uint64_t hits = 0, misses = 0;
         sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);
+        sp_journal_stats_t st;
+        sp_journal_stats(req->srv->journal, &st);
         snprintf(
             extra, sizeof(extra),
             "# HELP spypixel_ua_cache_hits_total user-agent parses served from the cache\n"
@@ -338,9 +397,39 @@ static enum MHD_Result route(sp_request_t *req)
             "# TYPE spypixel_ua_cache_misses_total counter\n"
             "spypixel_ua_cache_misses_total %llu\n"
             "# HELP spypixel_index_backlog_bytes journal bytes answered but not yet in the store\n"
-            "# TYPE spypixel_index_backlog_bytes gauge\nspypixel_index_backlog_bytes %lld\n",
+            "# TYPE spypixel_index_backlog_bytes gauge\nspypixel_index_backlog_bytes %lld\n"
+            "# HELP spypixel_journal_degraded 1 while the journal cannot be written (opens are "
+            "held in memory)\n"
+            "# TYPE spypixel_journal_degraded gauge\nspypixel_journal_degraded %d\n"
+            "# HELP spypixel_journal_held_records opens held in memory until the journal can be "
+            "written\n"
+            "# TYPE spypixel_journal_held_records gauge\nspypixel_journal_held_records %" PRIu64
+            "\n"
+            "# HELP spypixel_journal_held_bytes bytes of those opens\n"
+            "# TYPE spypixel_journal_held_bytes gauge\nspypixel_journal_held_bytes %" PRIu64 "\n"
+            "# HELP spypixel_journal_held_max_bytes most bytes held in memory "
+            "(--journal-spill)\n"
+            "# TYPE spypixel_journal_held_max_bytes gauge\nspypixel_journal_held_max_bytes %" PRIu64
+            "\n"
+            "# HELP spypixel_journal_spilled_total opens that were held in memory before the "
+            "journal took them\n"
+            "# TYPE spypixel_journal_spilled_total counter\nspypixel_journal_spilled_total %" PRIu64
+            "\n"
+            "# HELP spypixel_journal_dropped_total opens dropped: the journal could not be written "
+            "and the memory spill was full\n"
+            "# TYPE spypixel_journal_dropped_total counter\nspypixel_journal_dropped_total %" PRIu64
+            "\n"
+            "# HELP spypixel_journal_damaged_total damaged stretches of the journal skipped, not "
+            "indexed\n"
+            "# TYPE spypixel_journal_damaged_total counter\nspypixel_journal_damaged_total %" PRIu64
+            "\n"
+            "# HELP spypixel_store_faulted 1 once the store is damaged or its files cannot be "
+            "written (indexing stopped)\n"
+            "# TYPE spypixel_store_faulted gauge\nspypixel_store_faulted %d\n",
             (unsigned long long)hits, (unsigned long long)misses,
-            (long long)sp_http_backlog(req->srv));
+            (long long)sp_http_backlog(req->srv), st.error ? 1 : 0, st.held, st.held_bytes,
+            st.held_max, st.spilled, st.dropped, st.damaged,
+            sp_ingest_halted(req->srv->ingest, NULL, 0) ? 1 : 0);
         char *text = sp_metrics_render(extra);
         enum MHD_Result rc =
             sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));

@@ -16,10 +16,16 @@
 #include "log.h"
 #include "metrics.h"
 
-/* A failing commit (disk full, database locked by another program) is retried this many
- * times, then each event alone. When every one fails the store is down: the writer waits
- * and tries again from the same place, since the journal still holds them all. */
+/* A commit the store cannot take for now (a full disk, a database locked by another
+ * program, a server out of reach) is retried this many times, then the writer waits and
+ * tries again from the same place: the journal still holds every open. One the store refuses
+ * for its data is tried event by event, so that one bad event cannot hold up the rest. A
+ * fault (a damaged store, files that cannot be written) stops the writer for good. */
 #define COMMIT_TRIES 5
+/* A failing store is logged at its first failure, then at most this often. */
+#define FAIL_LOG_MS 10000
+
+enum { COMMIT_OK = 0, COMMIT_RETRY = -1, COMMIT_DATA = -2, COMMIT_FAULT = -3 };
 
 struct sp_ingest {
     sp_ingest_options_t opt;
@@ -41,6 +47,13 @@ struct sp_ingest {
         uint64_t refused, dropped;
         int64_t logged_ms;
     } unkept;
+    atomic_bool halted; /* the store is faulted: the writer has stopped (halt_why, under lock) */
+    char halt_why[512];
+    int64_t failing_since; /* commits fail, for now (under lock; 0: they do not) */
+    char failing_why[512];
+    /* On the writer only: the failing streak, for the log. */
+    int64_t fail_logged_ms;
+    uint64_t fails, fails_logged;
 };
 
 /* The store's key for the position of journal ID: "journal:<ID>". */
@@ -57,7 +70,8 @@ int64_t sp_ingest_indexed(sp_ingest_t *in)
 bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter)
 {
     pthread_mutex_lock(&in->lock);
-    bool pending = atomic_load(&in->indexed) < pos;
+    bool stalled = in->failing_since && sp_now_ms() - in->failing_since >= SP_INGEST_STALL_MS;
+    bool pending = atomic_load(&in->indexed) < pos && !atomic_load(&in->halted) && !stalled;
     if (pending) {
         if (in->n_waiters == in->cap_waiters) {
             in->cap_waiters = in->cap_waiters ? 2 * in->cap_waiters : 256;
@@ -124,20 +138,109 @@ static void *expiry_main(void *arg)
     return NULL;
 }
 
+bool sp_ingest_halted(sp_ingest_t *in, char *why, size_t len)
+{
+    if (!atomic_load(&in->halted))
+        return false;
+    if (why) {
+        pthread_mutex_lock(&in->lock);
+        snprintf(why, len, "%s", in->halt_why);
+        pthread_mutex_unlock(&in->lock);
+    }
+    return true;
+}
+
+bool sp_ingest_failing(sp_ingest_t *in, int64_t *since_ms, char *why, size_t len)
+{
+    pthread_mutex_lock(&in->lock);
+    bool failing = in->failing_since > 0;
+    if (since_ms)
+        *since_ms = in->failing_since;
+    if (why)
+        snprintf(why, len, "%s", in->failing_why);
+    pthread_mutex_unlock(&in->lock);
+    return failing;
+}
+
+static void set_failing(sp_ingest_t *in, const char *why)
+{
+    pthread_mutex_lock(&in->lock);
+    if (why && !in->failing_since)
+        in->failing_since = sp_now_ms();
+    else if (!why)
+        in->failing_since = 0;
+    snprintf(in->failing_why, sizeof(in->failing_why), "%s", why ? why : "");
+    pthread_mutex_unlock(&in->lock);
+}
+
+/* The store is faulted: the writer stops for good, and whoever waits for it is answered. */
+static void halt(sp_ingest_t *in, const char *why, int64_t pos)
+{
+    pthread_mutex_lock(&in->lock);
+    bool first = !atomic_load(&in->halted);
+    if (first)
+        snprintf(in->halt_why, sizeof(in->halt_why), "%s", why);
+    atomic_store(&in->halted, true);
+    tell_waiters(in, pos, true);
+    pthread_mutex_unlock(&in->lock);
+    if (first) {
+        char quoted[600];
+        sp_log_error("the store cannot be written: indexing stops; opens are kept in the journal "
+                     "and indexed by a restart on a repaired or restored store",
+                     "error=%s position=%" PRId64 " backlog_bytes=%" PRId64,
+                     sp_log_quote(why, quoted, sizeof(quoted)), pos,
+                     sp_journal_accepted_end(in->opt.journal) - pos);
+    }
+}
+
+/* A failed commit, logged at the first of a streak and then at most every FAIL_LOG_MS. */
+static void log_failure(sp_ingest_t *in, size_t n, int attempt, const char *err,
+                        sp_store_failure_t kind)
+{
+    static const char *const kinds[] = {"data", "retry", "fault"};
+    in->fails++;
+    int64_t now = sp_now_ms();
+    if (in->fails_logged && now - in->fail_logged_ms < FAIL_LOG_MS && SP_STORE_FAIL_FAULT != kind)
+        return;
+    char quoted[600];
+    sp_log_error("commit failed", "events=%zu attempt=%d kind=%s failures=%llu error=%s", n,
+                 attempt + 1, kinds[kind], (unsigned long long)(in->fails - in->fails_logged),
+                 sp_log_quote(err, quoted, sizeof(quoted)));
+    in->fails_logged = in->fails;
+    in->fail_logged_ms = now;
+}
+
 static int commit(sp_ingest_t *in, sp_event_t **evs, size_t n, int64_t mark, int tries)
 {
     char err[512], value[24];
     snprintf(value, sizeof(value), "%" PRId64, mark);
     sp_store_mark_t m = {in->mark_key, value};
+    sp_store_t *store = in->opt.store;
     for (int attempt = 0; attempt < tries; attempt++) {
-        if (0 == in->opt.store->ops->write_batch(in->opt.store, evs, n, &m, err, sizeof(err)))
-            return 0;
+        if (0 == store->ops->write_batch(store, evs, n, &m, err, sizeof(err))) {
+            if (in->fails_logged) {
+                sp_log_info("commits succeed again", "failures=%llu",
+                            (unsigned long long)in->fails);
+                in->fails = in->fails_logged = 0;
+                set_failing(in, NULL);
+            }
+            return COMMIT_OK;
+        }
         sp_metric_inc(store_errors);
-        sp_log_error("commit failed", "events=%zu attempt=%d error=\"%s\"", n, attempt + 1, err);
+        char why[512];
+        sp_store_failure_t kind = store->ops->failure(store, why, sizeof(why));
+        log_failure(in, n, attempt, err, kind);
+        if (SP_STORE_FAIL_FAULT == kind) {
+            halt(in, why, atomic_load(&in->indexed));
+            return COMMIT_FAULT;
+        }
+        if (SP_STORE_FAIL_DATA == kind)
+            return COMMIT_DATA;
+        set_failing(in, err);
         struct timespec pause = {0, 50000000L << attempt};
         nanosleep(&pause, NULL);
     }
-    return -1;
+    return COMMIT_RETRY;
 }
 
 /* Opens of campaigns that do not exist and not kept (beyond the store's limits) are counted
@@ -240,29 +343,89 @@ static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **ba
     return 0;
 }
 
-/* Stores N events read up to END. 0 when done (some may have failed alone), -1 when the
- * store took none of them: the caller keeps them in the journal and tries again. */
-static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t end)
+/* Stores N events read up to END. COMMIT_OK when all are done (stored, or refused for their
+ * data alone: those are marked failed and counted); otherwise *DONE says how many of the
+ * first ones are (their journal position is in the store), and the rest stay in the journal:
+ * COMMIT_RETRY (read them again later) or COMMIT_FAULT (the writer stops). */
+static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t end, size_t *done)
 {
+    *done = 0;
     for (size_t i = 0; i < n; i++)
         sp_enrich_event(in->opt.enrich, batch[i]);
     bool stopping = atomic_load(&in->stopping);
-    if (0 == commit(in, batch, n, end, stopping ? 1 : COMMIT_TRIES)) {
+    int rc = commit(in, batch, n, end, stopping ? 1 : COMMIT_TRIES);
+    if (COMMIT_OK == rc) {
         sp_metric_inc(store_batches);
         sp_metric_add(store_batch_events, n);
-        return 0;
+        *done = n;
+        return COMMIT_OK;
     }
-    if (n <= 1)
-        return -1;
-    /* One event may be what the store refuses: save the others. */
+    if (COMMIT_DATA != rc)
+        return rc;
+    /* One event may be what the store refuses: save the others, in order. When it takes
+     * none of them, it is the store that is wrong (its schema, its permissions), not the
+     * events: they stay in the journal and are tried again. */
+    bool marked = true; /* the store holds the position past the last one done */
     size_t stored = 0;
     for (size_t i = 0; i < n; i++) {
-        if (0 == commit(in, &batch[i], 1, batch[i]->journal_end, 1))
-            stored++;
-        else
+        rc = commit(in, &batch[i], 1, batch[i]->journal_end, stopping ? 1 : COMMIT_TRIES);
+        if (COMMIT_DATA == rc) {
             batch[i]->outcome = SP_OUTCOME_FAILED;
+            marked = false;
+        } else if (COMMIT_OK != rc) {
+            return rc;
+        } else {
+            marked = true;
+            stored++;
+        }
+        *done = i + 1;
     }
-    return stored ? 0 : -1;
+    if (!stored) {
+        *done = 0;
+        return COMMIT_RETRY;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (SP_OUTCOME_FAILED == batch[i]->outcome)
+            sp_log_error("an open the store refuses is left out (counted in opens_failed)",
+                         "position=%" PRId64 " campaign=\"%s\"", batch[i]->journal_end,
+                         batch[i]->campaign);
+    /* The last ones refused: the store learns that it holds everything up to END all the
+     * same, or they would be tried again at the next start. */
+    if (!marked || batch[n - 1]->journal_end != end) {
+        rc = commit(in, NULL, 0, end, stopping ? 1 : COMMIT_TRIES);
+        if (COMMIT_OK != rc)
+            return rc;
+    }
+    return COMMIT_OK;
+}
+
+/* Before anything is written: a store found damaged stops the writer at once, so that
+ * nothing is written into it. */
+static void check_store(sp_ingest_t *in, int64_t pos)
+{
+    if (in->opt.check_ms <= 0)
+        return;
+    sp_store_t *store = in->opt.store;
+    char err[512], quoted[600];
+    bool complete = false;
+    int64_t t0 = sp_now_ms();
+    int rc = store->ops->check(store, in->opt.check_ms, &complete, err, sizeof(err));
+    if (1 == rc) {
+        halt(in, err, pos);
+    } else if (rc < 0) {
+        char why[512];
+        if (SP_STORE_FAIL_FAULT == store->ops->failure(store, why, sizeof(why)))
+            halt(in, why, pos);
+        else
+            sp_log_warn("cannot check the store", "error=%s",
+                        sp_log_quote(err, quoted, sizeof(quoted)));
+    } else if (!complete) {
+        sp_log_warn("the store's check ran out of time; no damage in what it covered",
+                    "seconds=%.1f", (double)(sp_now_ms() - t0) / 1000);
+    } else {
+        sp_log_info("the store was checked: no damage found", "seconds=%.1f",
+                    (double)(sp_now_ms() - t0) / 1000);
+    }
 }
 
 static void *writer_main(void *arg)
@@ -289,7 +452,25 @@ static void *writer_main(void *arg)
     int64_t pos = atomic_load(&in->indexed);
     sp_journal_cursor_t *cur = NULL;
 
+    check_store(in, pos);
     for (;;) {
+        if (!atomic_load(&in->halted)) {
+            /* Another connection may have found the store faulted (a damaged page read for
+             * the API, its WAL index faulting): stop before writing into it. */
+            char why[512];
+            if (SP_STORE_FAIL_FAULT == in->opt.store->ops->failure(in->opt.store, why, sizeof(why)))
+                halt(in, why, pos);
+        }
+        if (atomic_load(&in->halted)) {
+            if (atomic_load(&in->stopping)) {
+                sp_log_error("the store is faulted: opens stay in the journal for the next start",
+                             "bytes=%" PRId64, sp_journal_accepted_end(in->opt.journal) - pos);
+                break;
+            }
+            struct timespec pause = {0, 100000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
         if (!cur && !(cur = sp_journal_cursor_new(in->opt.journal, pos, err, sizeof(err)))) {
             sp_log_error("cannot read the journal", "error=\"%s\"", err);
             if (atomic_load(&in->stopping))
@@ -301,7 +482,7 @@ static void *writer_main(void *arg)
         int64_t end = pos;
         int rc = read_batch(in, cur, batch, cap, &n, &end);
         if (0 == n && end == pos) {
-            if (rc < 0) { /* a damaged record: nothing can be read past it */
+            if (rc < 0) { /* a read error: nothing can be read past it for now */
                 sp_journal_cursor_free(cur);
                 cur = NULL;
                 if (atomic_load(&in->stopping))
@@ -315,24 +496,39 @@ static void *writer_main(void *arg)
             }
             continue;
         }
-        if (0 != (n ? store_batch(in, batch, n, end) : commit(in, NULL, 0, end, 1))) {
-            /* The store is down: these stay in the journal, read again from POS. */
-            for (size_t i = 0; i < n; i++)
-                sp_event_free(batch[i]);
-            sp_journal_cursor_free(cur);
-            cur = NULL;
-            if (atomic_load(&in->stopping)) {
-                sp_log_error("the store is down: opens stay in the journal for the next start",
-                             "bytes=%" PRId64, sp_journal_end(in->opt.journal) - pos);
-                break;
-            }
-            sleep(1);
+        size_t done = 0;
+        int stored = n ? store_batch(in, batch, n, end, &done) : commit(in, NULL, 0, end, 1);
+        if (COMMIT_OK == stored) {
+            finish(in, batch, n);
+            pos = end;
+            set_indexed(in, pos, false);
+            sp_journal_release(in->opt.journal, pos);
             continue;
         }
-        finish(in, batch, n);
-        pos = end;
-        set_indexed(in, pos, false);
-        sp_journal_release(in->opt.journal, pos);
+        /* What the store took is done; the rest stays in the journal, read again from POS. */
+        if (done) {
+            pos = batch[done - 1]->journal_end;
+            finish(in, batch, done);
+            set_indexed(in, pos, false);
+            sp_journal_release(in->opt.journal, pos);
+        }
+        for (size_t i = done; i < n; i++)
+            sp_event_free(batch[i]);
+        sp_journal_cursor_free(cur);
+        cur = NULL;
+        if (COMMIT_FAULT == stored)
+            continue;
+        if (atomic_load(&in->stopping)) {
+            sp_log_error("the store is down: opens stay in the journal for the next start",
+                         "bytes=%" PRId64, sp_journal_accepted_end(in->opt.journal) - pos);
+            break;
+        }
+        /* Stalled: whoever waits for the store is answered without it. */
+        pthread_mutex_lock(&in->lock);
+        if (in->failing_since && sp_now_ms() - in->failing_since >= SP_INGEST_STALL_MS)
+            tell_waiters(in, pos, true);
+        pthread_mutex_unlock(&in->lock);
+        sleep(1);
     }
     sp_journal_cursor_free(cur);
     free(batch);

@@ -12,6 +12,12 @@
 
 typedef struct sp_ingest sp_ingest_t;
 
+/* Commits that have failed this long (a full disk, a store held by another program or out of
+ * reach) make the store count as stalled: what waits for it is answered without it (the opens
+ * stay in the journal), and /healthz says 503. A shorter spell (a backup holding the lock a
+ * moment) does not. */
+#define SP_INGEST_STALL_MS 10000
+
 /* Called on the writer thread after each commit with the events just stored. */
 typedef void (*sp_ingest_commit_fn)(void *ctx, sp_event_t *const *evs, size_t n);
 
@@ -30,6 +36,9 @@ typedef struct sp_ingest_options {
     /* Answers wait for the writer (--answer-after store): it runs at normal priority
      * instead of on idle time. */
     bool answers_wait;
+    /* Before it writes anything, the writer checks the store for damage for this long
+     * (0: not at all). */
+    int check_ms;
 } sp_ingest_options_t;
 
 /* Starts the writer thread at the journal position the store holds. NULL + ERR on
@@ -41,8 +50,21 @@ int64_t sp_ingest_indexed(sp_ingest_t *in);
 
 /* Asks for indexed(ctx, WAITER) once the store holds everything before POS, or once
  * TIMEOUT_MS have passed (0: no limit; checked between commits, so it may run a commit's
- * time over). False when the store already holds it (no call follows). Thread-safe. */
+ * time over), or once the store has stalled (SP_INGEST_STALL_MS). False when the store
+ * already holds it, or is not to be waited for (the writer has stopped: sp_ingest_halted; or
+ * the store has stalled); no call follows then. Thread-safe. */
 bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter);
+
+/* True once the writer has stopped for good because the store is faulted (damaged, or its
+ * files cannot be written): nothing more is written to it, and the opens stay in the journal
+ * for a restart on a repaired or restored store. WHY (may be NULL) says what happened.
+ * Thread-safe. */
+bool sp_ingest_halted(sp_ingest_t *in, char *why, size_t len);
+
+/* True while the writer's commits fail for a reason that may pass (a full disk, a store
+ * locked by another program or out of reach): *SINCE_MS gets when they began to (sp_now_ms),
+ * WHY the last error. The opens wait in the journal. Thread-safe. */
+bool sp_ingest_failing(sp_ingest_t *in, int64_t *since_ms, char *why, size_t len);
 
 /* Indexes the rest of the journal (appends must have stopped), stops the writer and
  * closes its store. */

@@ -33,6 +33,11 @@
 #endif
 
 #define RETENTION_PERIOD_S 3600 /* how often old events are deleted */
+/* The writer checks the store for damage for this long before it writes (see docs/RECOVERY.md:
+ * about 150-450 MB of store on the bench machine; a larger one is checked in part). */
+#define STORE_CHECK_MS 5000
+/* At shutdown, opens still held in memory get this long for the journal's disk to take them. */
+#define FLUSH_MS 5000
 
 static const char usage_text[] =
     "spypixel " SP_VERSION " - email open and click tracking server\n"
@@ -68,6 +73,133 @@ static bool wants_help(int argc, char **argv)
 }
 
 _Static_assert(SP_STORE_KEY_BYTES == SP_AUTH_KEY_BYTES, "one key signs tokens and cookies");
+
+/* The store's ID (meta "store_id", 32 hex digits), made when absent with MAKE; "" when
+ * absent without. The journal records the ID of the store it is indexed into. */
+static int load_store_id(sp_store_t *store, bool make, char id[65], char *err, size_t errlen)
+{
+    int rc = store->ops->meta_get(store, "store_id", id, 65, err, errlen);
+    if (rc < 0)
+        return -1;
+    if (0 == rc)
+        return 0;
+    id[0] = '\0';
+    if (!make)
+        return 0;
+    unsigned char raw[16];
+    char hex[33];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    if (0 != store->ops->meta_put_new(store, "store_id", hex, err, errlen))
+        return -1;
+    return store->ops->meta_get(store, "store_id", id, 65, err, errlen) ? -1 : 0;
+}
+
+/* ---- serve: the store must be the one the data folder's journal was indexed into ------------ */
+
+/*
+ * The data folder's journal records the ID of the store it is indexed into, and the store
+ * records how far it holds the journal (meta "journal:<ID>"). A store that is not that one
+ * (DATA/spypixel.db deleted, replaced by another store's or an empty file; a PostgreSQL
+ * database emptied or another), or that lacks opens the journal has since released (a backup
+ * older than the journal), would be filled from the journal as if nothing had happened: with
+ * a new signing secret, every link and opaque pixel already sent would answer 404 and every
+ * API token would stop working, and the opens it lacks would be gone without a word. The
+ * server refuses to start instead and says how to go on: put the right store back, or
+ * --adopt-store to go on with this one on purpose, or move the data folder aside.
+ */
+
+static const char adopt_text[] =
+    "A different store has a different signing secret: links and opaque pixels already sent "
+    "answer 404 with it, and API tokens stop working. Put the right store back (see "
+    "docs/RECOVERY.md); or, to go on with this store on purpose, start once with --adopt-store "
+    "(the journal's opens are indexed into it); or, to start afresh, move the data folder "
+    "aside.";
+
+static void refuse(const sp_config_t *cfg, const char *problem)
+{
+    char q1[1200], q2[sizeof(adopt_text) + 64], q3[600];
+    sp_log_error("refusing to start: the store is not the one this data folder's journal was "
+                 "indexed into",
+                 "data=%s problem=%s how=%s", sp_log_quote(cfg->data_dir, q3, sizeof(q3)),
+                 sp_log_quote(problem, q1, sizeof(q1)), sp_log_quote(adopt_text, q2, sizeof(q2)));
+}
+
+/* Before the store is opened: a missing SQLite file where the journal shows a store would be
+ * made anew, empty, by opening it. False when the server must not start. */
+static bool store_file_present(const sp_config_t *cfg, sp_journal_t *journal)
+{
+    if (0 == strcmp(cfg->store, "postgres") || cfg->adopt_store)
+        return true;
+    char path[600], problem[1024];
+    snprintf(path, sizeof(path), "%s/spypixel.db", cfg->data_dir);
+    struct stat st;
+    if (0 == stat(path, &st) || ENOENT != errno)
+        return true;
+    const char *bound = sp_journal_store_id(journal);
+    if (!bound[0] && 0 == sp_journal_end(journal))
+        return true; /* a new data folder, or one whose journal never held an open */
+    if (bound[0])
+        snprintf(problem, sizeof(problem),
+                 "%s does not exist, but the journal beside it was indexed into store %s", path,
+                 bound);
+    else
+        snprintf(problem, sizeof(problem),
+                 "%s does not exist, but the journal beside it holds opens (up to position %lld) "
+                 "that were indexed into a store",
+                 path, (long long)sp_journal_end(journal));
+    refuse(cfg, problem);
+    return false;
+}
+
+/* Once the store is open: its ID against the journal's record of it, and how far it holds the
+ * journal against what the journal still has. 0; 1 when the server must not start (logged);
+ * -1 + ERR when the store cannot be read. With --adopt-store a mismatch is logged and let
+ * through. */
+static int check_store_identity(const sp_config_t *cfg, sp_store_t *store, sp_journal_t *journal,
+                                const char *store_id, char *err, size_t errlen)
+{
+    char where[600], problem[1024] = "", key[64], value[32];
+    if (0 == strcmp(cfg->store, "postgres"))
+        snprintf(where, sizeof(where), "the PostgreSQL database");
+    else
+        snprintf(where, sizeof(where), "%s/spypixel.db", cfg->data_dir);
+    snprintf(key, sizeof(key), "journal:%s", sp_journal_id(journal));
+    int rc = store->ops->meta_get(store, key, value, sizeof(value), err, errlen);
+    if (rc < 0)
+        return -1;
+    bool has_mark = 0 == rc;
+    long long mark = has_mark ? strtoll(value, NULL, 10) : 0;
+    const char *bound = sp_journal_store_id(journal);
+    int64_t start = sp_journal_start(journal), end = sp_journal_end(journal);
+
+    if (bound[0] && 0 != strcmp(bound, store_id))
+        snprintf(problem, sizeof(problem), "the journal was indexed into store %s, but %s is %s",
+                 bound, where,
+                 store_id[0] ? store_id
+                             : "a store without an ID (new and empty, or older than the journal)");
+    else if (!bound[0] && !has_mark && end > 0)
+        snprintf(problem, sizeof(problem),
+                 "the journal holds opens up to position %lld, but %s has no record of them: "
+                 "they were indexed into another store",
+                 (long long)end, where);
+    else if (has_mark && mark < start)
+        snprintf(problem, sizeof(problem),
+                 "%s holds the journal up to position %lld, but the journal starts at %lld: the "
+                 "opens between were released from the journal once stored, and this store "
+                 "lacks them (a backup older than the journal?)",
+                 where, mark, (long long)start);
+    if (!problem[0])
+        return 0;
+    if (!cfg->adopt_store) {
+        refuse(cfg, problem);
+        return 1;
+    }
+    char quoted[1200];
+    sp_log_warn("adopting the store (--adopt-store): the journal is bound to it from now on",
+                "problem=%s", sp_log_quote(problem, quoted, sizeof(quoted)));
+    return 0;
+}
 
 /* ---- serve ---------------------------------------------------------------------------- */
 
@@ -202,9 +334,47 @@ static int cmd_serve(sp_config_t *cfg)
         sp_log_warn("created a new data folder", "path=%s",
                     sp_log_quote(path, quoted, sizeof(quoted)));
     }
+    /* The journal first: its lock keeps a second server off the data folder, and it says
+     * which store this data folder's opens were indexed into. It lives with the server,
+     * beside its SQLite file or in place of one. */
+    char journal_dir[600];
+    snprintf(journal_dir, sizeof(journal_dir), "%s/journal", cfg->data_dir);
+    sp_journal_options_t jopt = {
+        .dir = journal_dir,
+        /* With --answer-after store the store's own commit is what answers wait for. */
+        .sync = cfg->sync_full && !cfg->answer_after_store,
+        .synced = sp_pixel_resume,
+        .spill_max = (size_t)cfg->journal_spill << 20,
+    };
+    srv.journal = sp_journal_open(&jopt, err, sizeof(err));
+    if (!srv.journal) {
+        sp_log_error("cannot open the journal", "error=\"%s\"", err);
+        goto done;
+    }
+    if (!store_file_present(cfg, srv.journal))
+        goto done;
     store = sp_store_open(cfg, err, sizeof(err));
-    if (!store || 0 != sp_store_secret_key(store, key, err, sizeof(err))) {
+    char store_id[65];
+    bool new_key = false;
+    if (!store || 0 != load_store_id(store, false, store_id, err, sizeof(err))) {
         sp_log_error("cannot open the store", "error=\"%s\"", err);
+        goto done;
+    }
+    int identity = check_store_identity(cfg, store, srv.journal, store_id, err, sizeof(err));
+    if (identity > 0)
+        goto done; /* refused, and said why */
+    if (identity < 0 || 0 != sp_store_secret_key(store, key, &new_key, err, sizeof(err)) ||
+        0 != load_store_id(store, true, store_id, err, sizeof(err))) {
+        sp_log_error("cannot open the store", "error=\"%s\"", err);
+        goto done;
+    }
+    if (new_key)
+        sp_log_info("a new store: its signing secret was made now; back it up with the store "
+                    "(docs/RECOVERY.md)",
+                    "store_id=%s", store_id);
+    if (0 != strcmp(store_id, sp_journal_store_id(srv.journal)) &&
+        0 != sp_journal_bind(srv.journal, store_id, err, sizeof(err))) {
+        sp_log_error("cannot record the store's ID beside the journal", "error=\"%s\"", err);
         goto done;
     }
     srv.enrich = sp_enrich_open(cfg, err, sizeof(err));
@@ -228,29 +398,6 @@ static int cmd_serve(sp_config_t *cfg)
             goto done;
         }
     }
-    /* The journal lives with the server, beside its SQLite file or in place of one. */
-    char journal_dir[600];
-    if (0 == mkdir(cfg->data_dir, 0700)) {
-        char path[PATH_MAX], quoted[2 * PATH_MAX];
-        sp_log_warn("created a new data folder", "path=%s",
-                    sp_log_quote(realpath(cfg->data_dir, path) ? path : cfg->data_dir, quoted,
-                                 sizeof(quoted)));
-    } else if (EEXIST != errno) {
-        sp_log_error("cannot create the data folder", "error=\"%s\"", strerror(errno));
-        goto done;
-    }
-    snprintf(journal_dir, sizeof(journal_dir), "%s/journal", cfg->data_dir);
-    sp_journal_options_t jopt = {
-        .dir = journal_dir,
-        /* With --answer-after store the store's own commit is what answers wait for. */
-        .sync = cfg->sync_full && !cfg->answer_after_store,
-        .synced = sp_pixel_resume,
-    };
-    srv.journal = sp_journal_open(&jopt, err, sizeof(err));
-    if (!srv.journal) {
-        sp_log_error("cannot open the journal", "error=\"%s\"", err);
-        goto done;
-    }
     sp_ingest_options_t opt = {
         .journal = srv.journal,
         .store = store,
@@ -260,6 +407,7 @@ static int cmd_serve(sp_config_t *cfg)
         .committed_ctx = &srv,
         .indexed = sp_pixel_resume, /* parked pixels and API reads alike */
         .answers_wait = cfg->answer_after_store,
+        .check_ms = STORE_CHECK_MS,
     };
     srv.ingest = sp_ingest_start(&opt, err, sizeof(err));
     if (!srv.ingest) {
@@ -301,6 +449,8 @@ static int cmd_serve(sp_config_t *cfg)
     rc = 0;
 done:
     sp_http_stop(&srv);
+    if (srv.journal) /* what the disk refused until now, if it takes it now */
+        sp_journal_flush(srv.journal, FLUSH_MS);
     sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
     sp_journal_close(srv.journal);
     if (retention_started) {

@@ -200,16 +200,6 @@ static scratch_t *scratch_get(void)
     return sc;
 }
 
-/* A full disk would otherwise log once per open. */
-static void log_append_failure(int error)
-{
-    static atomic_llong last_ms;
-    long long now = sp_now_ms(), then = atomic_load(&last_ms);
-    if (now - then >= 1000 && atomic_compare_exchange_strong(&last_ms, &then, now))
-        sp_log_error("cannot write to the journal: opens are answered but not recorded",
-                     "error=\"%s\"", strerror(error));
-}
-
 /* Headers that carry client addresses: with --anonymize-ip their values are not kept. */
 static const char *const address_headers[] = {
     "X-Forwarded-For",     "Forwarded",        "X-Real-IP",
@@ -307,19 +297,24 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     sp_journal_t *journal = req->srv->journal;
     const sp_config_t *cfg = req->srv->cfg;
     if (!cfg->sync_full && !cfg->answer_after_store) {
-        /* In the page cache now, so a crash of the process cannot lose it. */
-        if (sp_journal_append(journal, sc->record, len, NULL) < 0) {
+        /* In the page cache now, so a crash of the process cannot lose it. (Refused only when
+         * the disk refuses it and the journal's memory spill is full: the journal counts and
+         * logs those.) */
+        if (sp_journal_append(journal, sc->record, len, NULL) < 0)
             sp_metric_inc(opens_failed);
-            log_append_failure(errno);
-        } else {
+        else
             sp_metric_inc(opens_journaled);
-        }
         return sp_pixel_finish(req);
     }
 
     /* The answer waits for the disk (--sync-full) or the store (--answer-after store).
      * Count ourselves parked before looking at closing: the shutdown sets closing and
-     * then waits for parked to reach 0, so no request parks after that wait ends. */
+     * then waits for parked to reach 0, so no request parks after that wait ends.
+     * Degraded, the answer does not wait for what cannot come: a record the journal holds in
+     * memory (its disk refuses it) is answered at once (with --sync-full the journal tells
+     * the waiter itself), and so is one the store will not take soon (faulted, or stalled:
+     * see sp_ingest_notify). Waiting for a disk or a store that may not come back would hold
+     * every connection; /healthz says 503 meanwhile, and the open is kept all the same. */
     atomic_fetch_add(&req->srv->parked, 1);
     bool park = !atomic_load(&req->srv->closing);
     if (park) {
@@ -333,13 +328,13 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     int64_t end = sp_journal_append(journal, sc->record, len, sync_waiter);
     if (end < 0) {
         sp_metric_inc(opens_failed);
-        log_append_failure(errno);
         if (park)
             MHD_resume_connection(req->conn); /* answered from the next call */
     } else {
         sp_metric_inc(opens_journaled);
         if (park && cfg->answer_after_store &&
-            !sp_ingest_notify(req->srv->ingest, end, 0, req->conn))
+            (end > sp_journal_end(journal) ||
+             !sp_ingest_notify(req->srv->ingest, end, 0, req->conn)))
             MHD_resume_connection(req->conn);
     }
     return park ? MHD_YES : sp_pixel_finish(req);

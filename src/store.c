@@ -40,12 +40,14 @@ void sp_store_client_key(const sp_event_t *ev, char *buf, size_t len)
     snprintf(buf, len, "v:%s", ev->visitor);
 }
 
-int sp_store_secret_key(sp_store_t *s, unsigned char *key, char *err, size_t errlen)
+int sp_store_secret_key(sp_store_t *s, unsigned char *key, bool *made, char *err, size_t errlen)
 {
     char hex[2 * SP_STORE_KEY_BYTES + 1];
     int rc = s->ops->meta_get(s, "secret_key", hex, sizeof(hex), err, errlen);
     if (rc < 0)
         return -1;
+    if (made)
+        *made = rc > 0;
     if (rc > 0) {
         unsigned char fresh[SP_STORE_KEY_BYTES];
         char fresh_hex[sizeof(hex)];

@@ -65,6 +65,15 @@ typedef struct sp_store_mark {
     const char *key, *value;
 } sp_store_mark_t;
 
+/* What a failed call met (see sp_store_ops_t.failure). */
+typedef enum sp_store_failure {
+    SP_STORE_FAIL_DATA,  /* something in what it was given: another call may succeed */
+    SP_STORE_FAIL_RETRY, /* the store is busy, full or out of reach: the same call may succeed later
+                          */
+    SP_STORE_FAIL_FAULT, /* the store is damaged or its files cannot be written: nothing more is
+                          * written to it by this process until it is opened anew */
+} sp_store_failure_t;
+
 /* Row callbacks return 0 to go on, nonzero to stop. */
 typedef int (*sp_store_campaign_cb)(void *ctx, const sp_campaign_t *c);
 typedef int (*sp_store_recipient_cb)(void *ctx, const sp_recipient_t *r);
@@ -146,6 +155,14 @@ typedef struct sp_store_ops {
                     size_t errlen);
     int (*meta_put_new)(sp_store_t *s, const char *key, const char *value, char *err,
                         size_t errlen); /* keeps an existing value */
+    /* What the last failed call met, with WHY (may be NULL) saying what happened when it is a
+     * fault. A fault is for good: once a store is faulted (by any connection of this process
+     * to it) every call answers FAULT, and its writes are refused. */
+    sp_store_failure_t (*failure)(sp_store_t *s, char *why, size_t len);
+    /* Looks for damage in the store's structure for at most BUDGET_MS: 0 when none was found,
+     * with *COMPLETE false when the budget ran out first; 1 when the store is damaged (ERR
+     * says where, and the store is faulted); -1 when the check could not run. */
+    int (*check)(sp_store_t *s, int budget_ms, bool *complete, char *err, size_t errlen);
 } sp_store_ops_t;
 
 struct sp_store {
@@ -160,10 +177,10 @@ sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen);
 void sp_store_close(sp_store_t *s);
 
 /* The server's secret (SP_STORE_KEY_BYTES): made once and kept in the store's meta, so
- * that every server and command on one store signs and checks the same tokens. 0, or -1
- * + ERR. */
+ * that every server and command on one store signs and checks the same tokens; never
+ * changed once made. *MADE (may be NULL) says it was made by this call. 0, or -1 + ERR. */
 #define SP_STORE_KEY_BYTES 32
-int sp_store_secret_key(sp_store_t *s, unsigned char *key, char *err, size_t errlen);
+int sp_store_secret_key(sp_store_t *s, unsigned char *key, bool *made, char *err, size_t errlen);
 
 /* The backends. */
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen);

@@ -245,8 +245,28 @@ static const char *const query_sql[Q_COUNT] = {
 typedef struct {
     sp_store_t base;
     PGconn *conn;
-    bool prepared; /* the statements exist on this connection */
+    bool prepared;           /* the statements exist on this connection */
+    sp_store_failure_t last; /* what the last failed call met */
+    bool faulted;            /* the database reported damage: this connection writes no more */
+    char why[256];
 } pg_store_t;
+
+/* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
+ * broken) means for the caller. Damage (XX001 data_corrupted, XX002 index_corrupted) is a
+ * fault; a lost connection, a conflict, the server out of resources or shutting down, an
+ * I/O error of its own, a lock not available are retried; the rest is about the data. */
+static sp_store_failure_t classify_failure(const char *sqlstate)
+{
+    if (!sqlstate || !sqlstate[0])
+        return SP_STORE_FAIL_RETRY;
+    if (0 == strcmp(sqlstate, "XX001") || 0 == strcmp(sqlstate, "XX002"))
+        return SP_STORE_FAIL_FAULT;
+    static const char *const retry_classes[] = {"08", "40", "53", "57", "58"};
+    for (size_t i = 0; i < sizeof(retry_classes) / sizeof(retry_classes[0]); i++)
+        if (0 == strncmp(sqlstate, retry_classes[i], 2))
+            return SP_STORE_FAIL_RETRY;
+    return 0 == strcmp(sqlstate, "55P03") ? SP_STORE_FAIL_RETRY : SP_STORE_FAIL_DATA;
+}
 
 /* ---- errors, parameters, statements -------------------------------------------------------- */
 
@@ -254,10 +274,18 @@ typedef struct {
 static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, const PGresult *res)
 {
     const char *msg = res ? PQresultErrorMessage(res) : "";
+    s->last = classify_failure(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
     if (!msg[0])
         msg = PQerrorMessage(s->conn);
     if (!msg[0])
         msg = "unknown error";
+    if (SP_STORE_FAIL_FAULT == s->last && !s->faulted) {
+        s->faulted = true;
+        snprintf(s->why, sizeof(s->why), "the store is damaged: postgres: %s: %s", what, msg);
+        for (char *c = s->why; *c; c++)
+            if ('\n' == *c || '\r' == *c || '\t' == *c)
+                *c = ' ';
+    }
     snprintf(err, errlen, "postgres: %s: %s", what, msg);
     if (!err || !errlen)
         return -1;
@@ -967,6 +995,11 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     bool synced = false;
     if (0 == n && !mark)
         return 0;
+    if (s->faulted) {
+        snprintf(err, errlen, "%s", s->why);
+        s->last = SP_STORE_FAIL_FAULT;
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) { /* a retried batch starts clean */
         evs[i]->first_view = evs[i]->campaign_new = false;
         evs[i]->dropped = 0;
@@ -1572,6 +1605,30 @@ static void pg_close(sp_store_t *base)
     free(s);
 }
 
+/* A fault is this connection's: the writer's connection stops the writer. */
+static sp_store_failure_t pg_failure(sp_store_t *base, char *why, size_t len)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    if (s->faulted) {
+        if (why)
+            snprintf(why, len, "%s", s->why);
+        return SP_STORE_FAIL_FAULT;
+    }
+    return s->last;
+}
+
+/* PostgreSQL checks its pages itself as it reads them (with data checksums on), and reports
+ * damage as XX001, which faults the store (classify_failure): nothing bounded to run here. */
+static int pg_check(sp_store_t *base, int budget_ms, bool *complete, char *err, size_t errlen)
+{
+    (void)base;
+    (void)budget_ms;
+    (void)err;
+    (void)errlen;
+    *complete = true;
+    return 0;
+}
+
 static const sp_store_ops_t pg_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1598,6 +1655,8 @@ static const sp_store_ops_t pg_ops = {
     .meta_put_new = pg_meta_put_new,
     .image_put = pg_image_put,
     .image_get = pg_image_get,
+    .failure = pg_failure,
+    .check = pg_check,
 };
 
 static int migrate(pg_store_t *s, char *err, size_t errlen)

@@ -3,14 +3,22 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "classify.h"
+#include "sigbus.h"
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -148,6 +156,8 @@ typedef struct {
     bool adopted;               /* some of its kept opens were adopted in this batch */
 } campaign_delta_t;
 
+struct fault_group;
+
 typedef struct {
     sp_store_t base;
     sqlite3 *db;
@@ -156,11 +166,579 @@ typedef struct {
     size_t n_deltas, cap_deltas;
     int64_t n_unknown;     /* unknown campaigns in the store during a batch; -1: not looked up */
     unsigned char *record; /* SP_EVENT_ENCODED_MAX bytes for kept opens, allocated on first use */
+    struct fault_group *group; /* the database's fault state, shared by its connections */
+    sp_store_failure_t last;   /* what the last failed call met */
+    char why[512];             /* a fault's reason, when the database has no group */
 } sqlite_store_t;
+
+/* ---- faults: a store that must not be written, and the WAL index's SIGBUS ------------------ */
+
+/*
+ * A store is faulted when SQLite finds it damaged (SQLITE_CORRUPT, SQLITE_NOTADB), when its
+ * files cannot be written (SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN, but not a full
+ * disk), or when its WAL index faults (below). From then on nothing more is written to it by
+ * this process: every connection's writes, truncations and deletions of its files are refused
+ * by the VFS below, so that a damaged file is not made worse and stays as it was found for a
+ * recovery. The journal keeps the opens; a restart on a repaired or restored store indexes
+ * them.
+ *
+ * The WAL index (spypixel.db-shm) is a file that SQLite maps into memory and shares with the
+ * other processes that open the database (the command line, sqlite3, a backup). When that
+ * file is cut short, or made immutable (ext4 and xfs refuse the first write to a clean page of
+ * it with SIGBUS), or its disk fails, an access to the mapping raises SIGBUS, which killed the
+ * server. The choices were:
+ *  - the WAL index in heap memory (PRAGMA locking_mode=EXCLUSIVE, or the unix-excl VFS): no
+ *    mapping, so no SIGBUS, but no other process could open the store while the server runs:
+ *    no `spypixel user add` or `campaign create` beside a running server, no online backup
+ *    with sqlite3, which the tests and the documented operations rely on;
+ *  - a guard that jumps out of SQLite on SIGBUS, as the journal does around its own copy:
+ *    SQLite would be left in the middle of an operation, holding its mutexes and locks, with
+ *    its structures half updated; unsafe;
+ *  - make the faulting access succeed and stop writing: chosen. The VFS below notes each
+ *    region of the WAL index SQLite maps. On SIGBUS in one, the handler maps every region of
+ *    that database again, privately (MAP_PRIVATE of the same file where it still has the
+ *    bytes, zeros where it does not), in place (MAP_FIXED), and returns; the access is made
+ *    again on memory that cannot fault. SQLite goes on unaware; the connections of this
+ *    process share the private copy, so they stay consistent with each other, and a WAL index
+ *    of zeros makes SQLite rebuild it from the WAL. Since the other processes no longer see
+ *    this process's WAL index, the store is faulted at once: nothing more is written to it
+ *    from here, so no other process can be misled by a write it cannot see. Reads go on. The
+ *    handler uses only atomics, open, fstat, mmap and close (all async-signal-safe).
+ */
+
+#define GROUPS_MAX  32 /* databases open at once in this process, faults noted */
+#define REGIONS_MAX 64 /* WAL index regions (32 KiB, 4096 WAL frames each) watched per database */
+
+enum { REGION_SHARED, REGION_BUSY, REGION_PRIVATE, REGION_ZEROS };
+
+typedef struct fault_group {
+    char path[PATH_MAX];    /* the database's, as SQLite names it; "" when the slot is free */
+    char shm[PATH_MAX + 8]; /* its WAL index */
+    int refs;               /* files open on it, and connections mapping its WAL index (vfs_lock) */
+    int shm_users;
+    atomic_int faulted; /* 1 once faulted; why says why, written before */
+    atomic_int sigbus;  /* the WAL index faulted: why is made when asked */
+    char why[512];
+    struct region {
+        _Atomic(uintptr_t) addr;
+        size_t len;
+        off_t off;
+        atomic_int state;
+    } regions[REGIONS_MAX];
+    atomic_int n_regions;
+} fault_group_t;
+
+static fault_group_t groups[GROUPS_MAX];
+static pthread_mutex_t vfs_lock = PTHREAD_MUTEX_INITIALIZER;
+static sqlite3_vfs *real_vfs;
+
+/* Marks G faulted for WHY (the first reason stays). */
+static void group_fault(fault_group_t *g, const char *why)
+{
+    pthread_mutex_lock(&vfs_lock);
+    if (!atomic_load(&g->faulted)) {
+        snprintf(g->why, sizeof(g->why), "%s", why);
+        atomic_store(&g->faulted, 1);
+    }
+    pthread_mutex_unlock(&vfs_lock);
+}
+
+static bool group_faulted(fault_group_t *g)
+{
+    return g && (atomic_load(&g->faulted) || atomic_load(&g->sigbus));
+}
+
+static void group_why(fault_group_t *g, char *buf, size_t len)
+{
+    pthread_mutex_lock(&vfs_lock);
+    if (atomic_load(&g->faulted))
+        snprintf(buf, len, "%s", g->why);
+    else
+        snprintf(buf, len,
+                 "the WAL index (%s) faulted: the file was cut short, made immutable or its disk "
+                 "failed",
+                 strrchr(g->shm, '/') ? strrchr(g->shm, '/') + 1 : g->shm);
+    pthread_mutex_unlock(&vfs_lock);
+}
+
+/* The group of database PATH (LEN bytes), made if need be; NULL when every slot is taken.
+ * Under vfs_lock. */
+static fault_group_t *group_get(const char *path, size_t len)
+{
+    fault_group_t *g = NULL;
+    for (int i = 0; i < GROUPS_MAX && !g; i++)
+        if (groups[i].path[0] && strlen(groups[i].path) == len &&
+            0 == strncmp(groups[i].path, path, len))
+            g = &groups[i];
+    if (g && g->refs)
+        return g;
+    /* A database no file of this process holds any more starts afresh: a store is faulted
+     * until every connection to it has been closed. */
+    for (int i = 0; i < GROUPS_MAX && !g; i++)
+        if (!groups[i].refs)
+            g = &groups[i];
+    if (!g || len + 5 > sizeof(g->path))
+        return NULL;
+    /* A slot no file holds: its regions were cleared when the last connection unmapped them. */
+    memcpy(g->path, path, len);
+    g->path[len] = '\0';
+    snprintf(g->shm, sizeof(g->shm), "%s-shm", g->path);
+    atomic_store(&g->faulted, 0);
+    atomic_store(&g->sigbus, 0);
+    atomic_store(&g->n_regions, 0);
+    g->why[0] = '\0';
+    g->shm_users = 0;
+    return g;
+}
+
+/* Maps region R of G's WAL index privately, in place: the file's bytes where it still has
+ * them, else zeros. From the signal handler. */
+static void region_private(fault_group_t *g, struct region *r, int fd, off_t size)
+{
+    int from = REGION_SHARED;
+    if (!atomic_compare_exchange_strong(&r->state, &from, REGION_BUSY))
+        return;
+    void *at = (void *)atomic_load(&r->addr);
+    bool file = fd >= 0 && r->off + (off_t)r->len <= size;
+    void *m = file ? mmap(at, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, r->off)
+                   : MAP_FAILED;
+    if (MAP_FAILED == m) {
+        file = false;
+        m = mmap(at, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1,
+                 0);
+    }
+    atomic_store(&r->state, MAP_FAILED == m ? REGION_SHARED : file ? REGION_PRIVATE : REGION_ZEROS);
+    (void)g;
+}
+
+static bool shm_fault(void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    for (int i = 0; i < GROUPS_MAX; i++) {
+        fault_group_t *g = &groups[i];
+        int n = atomic_load(&g->n_regions);
+        for (int k = 0; k < n; k++) {
+            struct region *r = &g->regions[k];
+            uintptr_t base = atomic_load(&r->addr);
+            if (!base || a < base || a >= base + r->len)
+                continue;
+            int state = atomic_load(&r->state);
+            if (REGION_ZEROS == state)
+                return false; /* cannot fault: not ours to explain */
+            if (REGION_PRIVATE == state) {
+                /* A private copy of the file faults where the file was cut since: zeros. */
+                int from = REGION_PRIVATE;
+                if (atomic_compare_exchange_strong(&r->state, &from, REGION_BUSY)) {
+                    void *m = mmap((void *)base, r->len, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0);
+                    atomic_store(&r->state, MAP_FAILED == m ? REGION_PRIVATE : REGION_ZEROS);
+                }
+                return true;
+            }
+            /* Every region of this database at once, so that what SQLite reads after this is
+             * one snapshot; a region another thread is mapping (BUSY) is made again once it
+             * is done. */
+            atomic_store(&g->sigbus, 1);
+            int fd = open(g->shm, O_RDONLY | O_CLOEXEC);
+            struct stat st;
+            off_t size = fd >= 0 && 0 == fstat(fd, &st) ? st.st_size : 0;
+            for (int m = 0; m < n; m++)
+                region_private(g, &g->regions[m], fd, size);
+            if (fd >= 0)
+                close(fd);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Notes region ADDR (LEN bytes at OFF of the WAL index) of G, once. */
+static void region_note(fault_group_t *g, void *addr, size_t len, off_t off)
+{
+    pthread_mutex_lock(&vfs_lock);
+    int n = atomic_load(&g->n_regions);
+    bool known = false;
+    for (int k = 0; k < n && !known; k++)
+        known = atomic_load(&g->regions[k].addr) == (uintptr_t)addr;
+    if (!known && n < REGIONS_MAX) {
+        struct region *r = &g->regions[n];
+        r->len = len;
+        r->off = off;
+        atomic_store(&r->state, REGION_SHARED);
+        atomic_store(&r->addr, (uintptr_t)addr);
+        atomic_store(&g->n_regions, n + 1);
+    }
+    pthread_mutex_unlock(&vfs_lock);
+    if (!known)
+        sp_sigbus_watch(shm_fault);
+}
+
+/* A file SQLite opened through the VFS: the unix VFS's file after our header. */
+typedef struct vfile {
+    sqlite3_file base;
+    fault_group_t *group; /* the database the file belongs to, or NULL (a temporary file) */
+    bool shm;             /* this connection maps the WAL index */
+    sqlite3_file *real;
+} vfile_t;
+
+#define REAL(f) (((vfile_t *)(f))->real)
+
+static int vf_close(sqlite3_file *f)
+{
+    vfile_t *v = (vfile_t *)f;
+    int rc = REAL(f)->pMethods->xClose(REAL(f));
+    if (v->group) {
+        pthread_mutex_lock(&vfs_lock);
+        v->group->refs--;
+        pthread_mutex_unlock(&vfs_lock);
+    }
+    return rc;
+}
+
+static int vf_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+}
+
+static int vf_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    if (group_faulted(((vfile_t *)f)->group))
+        return SQLITE_IOERR_WRITE;
+    return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+}
+
+static int vf_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    if (group_faulted(((vfile_t *)f)->group))
+        return SQLITE_IOERR_TRUNCATE;
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int vf_sync(sqlite3_file *f, int flags)
+{
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int vf_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int vf_lock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int vf_unlock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int vf_check_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int vf_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int vf_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int vf_device(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int vf_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **pp)
+{
+    vfile_t *v = (vfile_t *)f;
+    int rc = REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, pp);
+    if (v->group && *pp && (SQLITE_OK == rc || SQLITE_READONLY == rc)) {
+        if (!v->shm) {
+            pthread_mutex_lock(&vfs_lock);
+            v->group->shm_users++;
+            pthread_mutex_unlock(&vfs_lock);
+            v->shm = true;
+        }
+        region_note(v->group, (void *)*pp, (size_t)size, (off_t)region * size);
+    }
+    return rc;
+}
+
+static int vf_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void vf_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int vf_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    vfile_t *v = (vfile_t *)f;
+    if (v->shm) {
+        v->shm = false;
+        pthread_mutex_lock(&vfs_lock);
+        /* The last connection of the process: the regions are unmapped after this. */
+        if (0 == --v->group->shm_users) {
+            int n = atomic_load(&v->group->n_regions);
+            atomic_store(&v->group->n_regions, 0);
+            for (int k = 0; k < n; k++)
+                atomic_store(&v->group->regions[k].addr, 0);
+        }
+        pthread_mutex_unlock(&vfs_lock);
+        if (group_faulted(v->group))
+            delete_flag = 0;
+    }
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+
+static int vf_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, pp);
+}
+
+static int vf_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods vfile_methods = {
+    .iVersion = 3,
+    .xClose = vf_close,
+    .xRead = vf_read,
+    .xWrite = vf_write,
+    .xTruncate = vf_truncate,
+    .xSync = vf_sync,
+    .xFileSize = vf_file_size,
+    .xLock = vf_lock,
+    .xUnlock = vf_unlock,
+    .xCheckReservedLock = vf_check_reserved,
+    .xFileControl = vf_file_control,
+    .xSectorSize = vf_sector_size,
+    .xDeviceCharacteristics = vf_device,
+    .xShmMap = vf_shm_map,
+    .xShmLock = vf_shm_lock,
+    .xShmBarrier = vf_shm_barrier,
+    .xShmUnmap = vf_shm_unmap,
+    .xFetch = vf_fetch,
+    .xUnfetch = vf_unfetch,
+};
+
+/* The database a file of NAME belongs to: its own name for the database, the name without
+ * "-wal" or "-journal" for those; its length in *LEN, or NULL for other files. */
+static const char *database_of(const char *name, int flags, size_t *len)
+{
+    if (!name)
+        return NULL;
+    size_t n = strlen(name);
+    const char *suffix = flags & SQLITE_OPEN_WAL            ? "-wal"
+                         : flags & SQLITE_OPEN_MAIN_JOURNAL ? "-journal"
+                         : flags & SQLITE_OPEN_MAIN_DB      ? ""
+                                                            : NULL;
+    if (!suffix || n < strlen(suffix) || 0 != strcmp(name + n - strlen(suffix), suffix))
+        return NULL;
+    *len = n - strlen(suffix);
+    return name;
+}
+
+static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    vfile_t *v = (vfile_t *)f;
+    v->real = (sqlite3_file *)(v + 1);
+    v->group = NULL;
+    v->shm = false;
+    int rc = real_vfs->xOpen(real_vfs, name, v->real, flags, out);
+    if (SQLITE_OK != rc) {
+        f->pMethods = NULL;
+        if (v->real->pMethods)
+            v->real->pMethods->xClose(v->real);
+        return rc;
+    }
+    size_t len;
+    const char *db = database_of(name, flags, &len);
+    if (db) {
+        pthread_mutex_lock(&vfs_lock);
+        if ((v->group = group_get(db, len)))
+            v->group->refs++;
+        pthread_mutex_unlock(&vfs_lock);
+    }
+    f->pMethods = &vfile_methods;
+    (void)vfs;
+    return SQLITE_OK;
+}
+
+static int vfs_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+    /* The WAL of a faulted database stays: it may hold commits a recovery wants. */
+    size_t n = strlen(name);
+    if (n > 4 && 0 == strcmp(name + n - 4, "-wal")) {
+        bool faulted = false;
+        pthread_mutex_lock(&vfs_lock);
+        for (int i = 0; i < GROUPS_MAX && !faulted; i++)
+            faulted = groups[i].path[0] && strlen(groups[i].path) == n - 4 &&
+                      0 == strncmp(groups[i].path, name, n - 4) && group_faulted(&groups[i]);
+        pthread_mutex_unlock(&vfs_lock);
+        if (faulted)
+            return SQLITE_IOERR_DELETE;
+    }
+    (void)vfs;
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+
+static int vfs_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+    (void)vfs;
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int vfs_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static void *vfs_dlopen(sqlite3_vfs *vfs, const char *name)
+{
+    (void)vfs;
+    return real_vfs->xDlOpen(real_vfs, name);
+}
+
+static void vfs_dlerror(sqlite3_vfs *vfs, int n, char *msg)
+{
+    (void)vfs;
+    real_vfs->xDlError(real_vfs, n, msg);
+}
+
+static void (*vfs_dlsym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
+{
+    (void)vfs;
+    return real_vfs->xDlSym(real_vfs, h, sym);
+}
+
+static void vfs_dlclose(sqlite3_vfs *vfs, void *h)
+{
+    (void)vfs;
+    real_vfs->xDlClose(real_vfs, h);
+}
+
+static int vfs_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int vfs_sleep(sqlite3_vfs *vfs, int us)
+{
+    (void)vfs;
+    return real_vfs->xSleep(real_vfs, us);
+}
+
+static int vfs_current_time(sqlite3_vfs *vfs, double *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTime(real_vfs, out);
+}
+
+static int vfs_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+    (void)vfs;
+    return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static int vfs_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+    (void)vfs;
+    return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static sqlite3_vfs fenced_vfs = {
+    .iVersion = 2,
+    .zName = "spypixel",
+    .xOpen = vfs_open,
+    .xDelete = vfs_delete,
+    .xAccess = vfs_access,
+    .xFullPathname = vfs_full_pathname,
+    .xDlOpen = vfs_dlopen,
+    .xDlError = vfs_dlerror,
+    .xDlSym = vfs_dlsym,
+    .xDlClose = vfs_dlclose,
+    .xRandomness = vfs_randomness,
+    .xSleep = vfs_sleep,
+    .xCurrentTime = vfs_current_time,
+    .xGetLastError = vfs_last_error,
+    .xCurrentTimeInt64 = vfs_current_time64,
+};
+
+/* Classifies the failure the connection just met, and faults the store on damage or a file
+ * that cannot be written. */
+static void note_failure(sqlite_store_t *s)
+{
+    int rc = sqlite3_extended_errcode(s->db), sys = sqlite3_system_errno(s->db);
+    char why[400];
+    switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        snprintf(why, sizeof(why), "the store is damaged: %s", sqlite3_errmsg(s->db));
+        break;
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+        if (ENOSPC == sys || EDQUOT == sys || SQLITE_IOERR_NOMEM == rc) {
+            s->last = SP_STORE_FAIL_RETRY;
+            return;
+        }
+        if (sys)
+            snprintf(why, sizeof(why), "the store's files cannot be written: %s (%s)",
+                     sqlite3_errmsg(s->db), strerror(sys));
+        else
+            snprintf(why, sizeof(why), "the store's files cannot be written: %s",
+                     sqlite3_errmsg(s->db));
+        break;
+    case SQLITE_FULL:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+        s->last = SP_STORE_FAIL_RETRY;
+        return;
+    default:
+        s->last = SP_STORE_FAIL_DATA;
+        return;
+    }
+    s->last = SP_STORE_FAIL_FAULT;
+    if (group_faulted(s->group))
+        return; /* the first reason stays */
+    if (s->group)
+        group_fault(s->group, why);
+    else if (!s->why[0])
+        snprintf(s->why, sizeof(s->why), "%s", why);
+}
+
+static sp_store_failure_t sq_failure(sp_store_t *base, char *why, size_t len)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (group_faulted(s->group)) {
+        if (why)
+            group_why(s->group, why, len);
+        return SP_STORE_FAIL_FAULT;
+    }
+    if (SP_STORE_FAIL_FAULT == s->last && why)
+        snprintf(why, len, "%s", s->why);
+    return s->last;
+}
 
 static int fail(sqlite_store_t *s, char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+    note_failure(s);
     return -1;
 }
 
@@ -171,7 +749,16 @@ static int exec(sqlite_store_t *s, const char *sql, char *err, size_t errlen)
         return 0;
     snprintf(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
+    note_failure(s);
     return -1;
+}
+
+/* After a failure inside a transaction. Not through exec: what the failure met is kept, not
+ * that of a ROLLBACK with no transaction left (SQLite ends some on its own). */
+static void rollback(sqlite_store_t *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int prepare(sqlite_store_t *s, sqlite3_stmt **st, const char *sql, char *err, size_t errlen)
@@ -499,8 +1086,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         goto fail;
     return 0;
 fail:;
-    char ignored[64];
-    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    rollback(s);
     for (size_t j = 0; j < n; j++) {
         evs[j]->outcome = SP_OUTCOME_PENDING;
         evs[j]->campaign_new = false;
@@ -749,8 +1335,7 @@ static int run_steps(sqlite_store_t *s, const char *const *steps, size_t n, cons
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;
 fail:;
-    char ignored[64];
-    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    rollback(s);
     return -1;
 }
 
@@ -836,8 +1421,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;
 fail:;
-    char ignored[64];
-    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    rollback(s);
     return -1;
 }
 
@@ -1049,6 +1633,8 @@ static void sq_close(sp_store_t *base)
     free(s);
 }
 
+static int sq_check(sp_store_t *base, int budget_ms, bool *complete, char *err, size_t errlen);
+
 static const sp_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1075,6 +1661,8 @@ static const sp_store_ops_t sqlite_ops = {
     .meta_put_new = sq_meta_put_new,
     .image_put = sq_image_put,
     .image_get = sq_image_get,
+    .failure = sq_failure,
+    .check = sq_check,
 };
 
 static int schema_version(sqlite_store_t *s, char *err, size_t errlen)
@@ -1111,8 +1699,7 @@ static int migrate(sqlite_store_t *s, char *err, size_t errlen)
     }
     return exec(s, "COMMIT", err, errlen);
 fail:;
-    char ignored[64];
-    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    rollback(s);
     return -1;
 }
 
@@ -1137,6 +1724,78 @@ static int set_wal(sqlite_store_t *s, char *err, size_t errlen)
 static void sqlite_once(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    real_vfs = sqlite3_vfs_find(NULL);
+    if (real_vfs) {
+        fenced_vfs.szOsFile = (int)sizeof(vfile_t) + real_vfs->szOsFile;
+        fenced_vfs.mxPathname = real_vfs->mxPathname;
+        if (SQLITE_OK != sqlite3_vfs_register(&fenced_vfs, 0))
+            real_vfs = NULL;
+    }
+}
+
+static int check_progress(void *arg)
+{
+    const struct timespec *deadline = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* PRAGMA quick_check: every page's structure (b-tree pages, free list, overflow chains) and
+ * every row's format and constraints, but not whether each index matches its table, which
+ * is what makes integrity_check several times slower. Stopped by a progress handler once
+ * BUDGET_MS have passed, so that a large store is checked in part rather than holding the
+ * writer for minutes. */
+static int sq_check(sp_store_t *base, int budget_ms, bool *complete, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    *complete = false;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += budget_ms / 1000;
+    deadline.tv_nsec += (long)(budget_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "PRAGMA quick_check(10)", err, errlen))
+        return SP_STORE_FAIL_FAULT == s->last ? 1 : -1;
+    sqlite3_progress_handler(s->db, 1000, check_progress, &deadline);
+    char found[400] = "";
+    size_t used = 0;
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        const char *line = col_text(st, 0);
+        if (0 == strcmp(line, "ok") || used + 3 >= sizeof(found))
+            continue;
+        int n = snprintf(found + used, sizeof(found) - used, "%s%s", used ? "; " : "", line);
+        used = n < 0 ? used : used + (size_t)n >= sizeof(found) ? sizeof(found) - 1 : used + n;
+    }
+    sqlite3_progress_handler(s->db, 0, NULL, NULL);
+    int ret = 0;
+    if (found[0]) {
+        for (char *c = found; *c; c++)
+            if ('\n' == *c || '\r' == *c)
+                *c = ' ';
+        char why[512];
+        snprintf(why, sizeof(why), "the store is damaged: quick_check found: %s", found);
+        snprintf(err, errlen, "%s", why);
+        s->last = SP_STORE_FAIL_FAULT;
+        if (s->group)
+            group_fault(s->group, why);
+        else
+            snprintf(s->why, sizeof(s->why), "%s", why);
+        ret = 1;
+    } else if (SQLITE_DONE == rc) {
+        *complete = true;
+    } else if (SQLITE_INTERRUPT != rc) {
+        fail(s, err, errlen, "check");
+        ret = SP_STORE_FAIL_FAULT == s->last ? 1 : -1;
+    }
+    sqlite3_finalize(st);
+    return ret;
 }
 
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen)
@@ -1158,17 +1817,25 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
                                            .max_opens = SP_CONFIG_UNKNOWN_OPENS};
     if (SQLITE_OK !=
         sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)) {
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        real_vfs ? fenced_vfs.zName : NULL)) {
         snprintf(err, errlen, "sqlite: %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
+    sqlite3_file *file = NULL;
+    if (SQLITE_OK == sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) &&
+        file && &vfile_methods == file->pMethods)
+        s->group = ((vfile_t *)file)->group;
     sqlite3_busy_timeout(s->db, 10000);
     /* WAL: readers never block the writer. synchronous=NORMAL survives a process crash
      * (kill -9) with every commit; FULL also survives power loss. */
     if (0 != set_wal(s, err, errlen) ||
         0 != exec(s, sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
                   errlen) ||
+        /* Pages are read with read(2), never through a mapping of the database, which would
+         * fault (SIGBUS) where read returns an error: a file cut short, a failing disk. */
+        0 != exec(s, "PRAGMA mmap_size = 0", err, errlen) ||
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)

@@ -268,11 +268,12 @@ export async function lockStore(dataDir) {
  * Starts `spypixel serve` on a free port and waits for /healthz. Options:
  *   flags: extra flags; geoip: false adds --no-geoip (default); campaigns: created first;
  *   dataDir/token/user/password: reuse a prepared folder (restart); keepData: leave the
- *   folder at stop(); env: extra environment.
+ *   folder at stop(); env: extra environment; degraded: a 503 from /healthz counts as up
+ *   (a server started on a store it finds faulted).
  * Returns a handle; call stop() (SIGTERM) or kill9() at the end.
  */
 export async function startServer(opts = {}) {
-  const { flags = [], geoip = false, campaigns = [], env, keepData = false } = opts;
+  const { flags = [], geoip = false, campaigns = [], env, keepData = false, degraded = false } = opts;
   let data;
   if (opts.dataDir && opts.token) {
     data = { dataDir: opts.dataDir, token: opts.token, user: opts.user || 'admin', password: opts.password || 'correct horse battery staple' };
@@ -303,7 +304,7 @@ export async function startServer(opts = {}) {
   for (let i = 0; i < 150 && !exited; i++) {
     try {
       const r = await request(`${base}/healthz`, { timeoutMs: 2000 });
-      if (r.status === 200) { ready = true; break; }
+      if (r.status === 200 || (degraded && r.status === 503)) { ready = true; break; }
     } catch { /* not listening yet */ }
     await sleep(100);
   }

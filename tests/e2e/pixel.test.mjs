@@ -318,13 +318,15 @@ describe('opaque pixels and links', () => {
 });
 
 describe('health and metrics', () => {
-  test('/healthz answers {"status":"ok"} with the index backlog', async () => {
+  test('/healthz answers {"status":"ok"} with no problems, the index backlog and the journal\'s state', async () => {
     const r = await srv.req('/healthz');
     assert.equal(r.status, 200);
     const body = r.json();
     assert.equal(body.status, 'ok');
+    assert.deepEqual(body.problems, []);
     assert.ok(Number.isInteger(body.index_backlog_bytes) && body.index_backlog_bytes >= 0, r.text);
-    assert.deepEqual(Object.keys(body).sort(), ['index_backlog_bytes', 'status']);
+    assert.deepEqual(Object.keys(body).sort(), ['index_backlog_bytes', 'journal', 'problems', 'status']);
+    assert.deepEqual(body.journal, { held: 0, held_bytes: 0, dropped: 0, damaged: 0 });
     assert.match(r.headers['content-type'], /^application\/json/);
   });
 

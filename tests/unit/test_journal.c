@@ -1,6 +1,8 @@
 /* test_journal: the open log: open, ID and lock, append and read, record sizes, rotation and
- * release, reopen, torn tails, the mapped active segment (allocation, a killed process, a
- * faulting copy), damaged records, waiting, sync (group commit), concurrent appends. */
+ * release, reopen, torn tails, the mapped active segment (allocation in steps, a killed
+ * process, a faulting copy), checksums and damaged records, the first record format, the
+ * spill (a full disk, an immutable segment, drops), waiting, sync (group commit), concurrent
+ * appends. */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,14 +36,21 @@
 /* A record's bytes around its payload: magic and length before it, the length again after. */
 #define OVERHEAD 12
 #define MAXREC   ((size_t)SP_JOURNAL_RECORD_MAX)
-/* A segment's size when the options leave it at 0. */
+/* A segment's size when the options leave it at 0, and the step its blocks are allocated in. */
 #define DEFAULT_SEGMENT ((int64_t)64 << 20)
+#define GROW_STEP       ((int64_t)2 << 20)
+/* The record formats' magics, as the journal writes them (little-endian "SPJ2", "SPJ1"). */
+#define MAGIC    0x324a5053u
+#define MAGIC_V1 0x314a5053u
 
 /* ---- fixture: a fresh temp folder per test; the journal is DIR inside it ---------------- */
 
 typedef struct fixture {
     char base[64];
-    char dir[128]; /* base/journal: does not exist yet */
+    char dir[128];          /* base/journal: does not exist yet */
+    char mnt[128];          /* a tmpfs mounted by the test, or "" */
+    char immutable[4][256]; /* files the test made immutable, made mutable again at teardown */
+    int n_immutable;
 } fixture_t;
 
 static int setup(void **state)
@@ -61,15 +73,92 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return remove(path);
 }
 
+static int set_immutable(const char *path, bool on);
+
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
+    for (int i = 0; i < fx->n_immutable; i++)
+        set_immutable(fx->immutable[i], false);
+    if (fx->mnt[0])
+        umount2(fx->mnt, MNT_DETACH);
     int rc = nftw(fx->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(fx);
     return rc;
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
+
+/* Sets or clears the immutable flag (chattr +i) of PATH: 0, or the errno (EOPNOTSUPP,
+ * ENOTTY where the file system has no such flag, EPERM without the capability). */
+static int set_immutable(const char *path, bool on)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return errno;
+    int flags = 0, rc = 0;
+    if (0 != ioctl(fd, FS_IOC_GETFLAGS, &flags))
+        rc = errno;
+    else {
+        flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+        if (0 != ioctl(fd, FS_IOC_SETFLAGS, &flags))
+            rc = errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Makes PATH immutable until the test ends; false (the caller skips) where it cannot be. */
+static bool make_immutable(fixture_t *fx, const char *path)
+{
+    assert_true(fx->n_immutable < 4);
+    int rc = set_immutable(path, true);
+    if (rc) {
+        print_message("skipped: cannot make %s immutable (%s)\n", path, strerror(rc));
+        return false;
+    }
+    snprintf(fx->immutable[fx->n_immutable++], sizeof(fx->immutable[0]), "%s", path);
+    return true;
+}
+
+/* Mounts a tmpfs of SIZE (mount(8)'s "4m") at base/mnt; false (the caller skips) where
+ * mounting is not allowed. */
+static bool mount_small(fixture_t *fx, const char *size)
+{
+    char mnt[128], opts[32];
+    snprintf(mnt, sizeof(mnt), "%s/mnt", fx->base);
+    snprintf(opts, sizeof(opts), "size=%s", size);
+    assert_int_equal(0, mkdir(mnt, 0700));
+    if (0 != mount("tmpfs", mnt, "tmpfs", 0, opts)) {
+        print_message("skipped: cannot mount a tmpfs (%s): these tests run as root\n",
+                      strerror(errno));
+        return false;
+    }
+    snprintf(fx->mnt, sizeof(fx->mnt), "%s", mnt);
+    return true;
+}
+
+/* Fills the file system holding DIR with DIR/filler, to its last byte. */
+static void fill_disk(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    static const char zeros[65536];
+    for (size_t chunk = sizeof(zeros); chunk >= 1; chunk /= 16)
+        while (write(fd, zeros, chunk) > 0)
+            ;
+    assert_int_equal(ENOSPC, errno);
+    close(fd);
+}
+
+static void free_disk(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    assert_int_equal(0, unlink(path));
+}
 
 static int64_t now_ms(void)
 {
@@ -260,6 +349,17 @@ static int64_t segment_size(const char *dir, int64_t start)
     return file_size(path);
 }
 
+/* The bytes of disk the segment starting at START holds (its blocks, not its length). */
+static int64_t allocated(const char *dir, int64_t start)
+{
+    char path[256];
+    struct stat st;
+    segment_path(dir, start, path, sizeof(path));
+    if (0 != stat(path, &st))
+        fail_msg("stat %s: %s", path, strerror(errno));
+    return (int64_t)st.st_blocks * 512;
+}
+
 /* Writes N bytes at OFF of the segment starting at START (behind the journal's back). */
 static void poke(const char *dir, int64_t start, int64_t off, const void *bytes, size_t n)
 {
@@ -306,6 +406,48 @@ static int64_t segment_of(const char *dir, int64_t pos)
     return s;
 }
 
+/* CRC32C bit by bit, as RFC 3720 (iSCSI) defines it: the reference the journal's is held to. */
+static uint32_t ref_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= b[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+/* A record as the journal writes it (FORMAT 2) or wrote it before checksums (1), into OUT
+ * (LEN + OVERHEAD bytes). */
+static void make_record(unsigned char *out, int format, const void *payload, uint32_t len)
+{
+    uint32_t magic = 2 == format ? MAGIC : MAGIC_V1;
+    uint32_t trailer = 2 == format ? ref_crc32c(ref_crc32c(0, &len, 4), payload, len) : len;
+    memcpy(out, &magic, 4);
+    memcpy(out + 4, &len, 4);
+    memcpy(out + 8, payload, len);
+    memcpy(out + 8 + len, &trailer, 4);
+}
+
+static sp_journal_t *open_spill(const char *dir, size_t segment_bytes, size_t spill_max)
+{
+    char err[512] = "";
+    sp_journal_options_t opt = {.dir = dir, .segment_bytes = segment_bytes, .spill_max = spill_max};
+    sp_journal_t *j = sp_journal_open(&opt, err, sizeof(err));
+    if (!j)
+        fail_msg("sp_journal_open(%s): %s", dir, err);
+    return j;
+}
+
+static sp_journal_stats_t stats_of(sp_journal_t *j)
+{
+    sp_journal_stats_t st;
+    sp_journal_stats(j, &st);
+    return st;
+}
+
 /* ---- open, ID, lock ------------------------------------------------------------------ */
 
 static void test_open_id_lock(void **state)
@@ -321,8 +463,10 @@ static void test_open_id_lock(void **state)
     assert_int_equal(0, sp_journal_end(j));
     assert_int_equal(0, sp_journal_appended(j));
     assert_int_equal(1, count_segments(fx->dir));
-    /* The active segment is allocated whole while it is open (see test_active_allocated). */
+    /* The active segment is as long as a segment while it is open, but only its first step
+     * is allocated (see test_active_allocated, test_grown_in_steps). */
     assert_int_equal(DEFAULT_SEGMENT, segment_size(fx->dir, 0));
+    assert_true(allocated(fx->dir, 0) >= GROW_STEP && allocated(fx->dir, 0) < 2 * GROW_STEP);
 
     /* The ID: 32 lowercase hex digits, also in DIR/id. */
     char id[SP_JOURNAL_ID_LEN + 1];
@@ -949,6 +1093,14 @@ static void test_torn_tail_garbage(void **state)
     put(c, "0123456789", 10);
     put_u32(c, 11);
     c = &cases[nc++];
+    c->name = "a whole record whose payload was damaged after its checksum was made";
+    {
+        unsigned char rec[10 + OVERHEAD];
+        make_record(rec, 2, "0123456789", 10);
+        rec[8 + 4] ^= 0x10;
+        put(c, rec, sizeof(rec));
+    }
+    c = &cases[nc++];
     c->name = "a length over the maximum";
     put_u32(c, magic);
     put_u32(c, SP_JOURNAL_RECORD_MAX + 1);
@@ -995,12 +1147,10 @@ static void test_torn_tail_garbage(void **state)
         for (uint32_t i = 0; i < 3; i++)
             append_rec(j, m, i, 20);
         sp_journal_close(j);
-        unsigned char rec[5 + OVERHEAD];
-        uint32_t u = 5;
-        memcpy(rec, &magic, 4);
-        memcpy(rec + 4, &u, 4);
-        fill(rec + 8, 5, 555);
-        memcpy(rec + 13, &u, 4);
+        assert_int_equal(MAGIC, magic);
+        unsigned char rec[5 + OVERHEAD], payload[5];
+        fill(payload, 5, 555);
+        make_record(rec, 2, payload, 5);
         append_bytes(dir, 0, rec, sizeof(rec));
         append_bytes(dir, 0, zeros, 100);
         m->seed[m->n] = 555;
@@ -1273,117 +1423,6 @@ static void test_mapping_fault(void **state)
     free(m);
 }
 
-/* ---- damaged records --------------------------------------------------------------------- */
-
-/* Expects -1 and "damaged ... <position>" from C, twice: the cursor does not move. */
-static void expect_damaged(sp_journal_cursor_t *c, int64_t pos)
-{
-    char want[64];
-    snprintf(want, sizeof(want), "%" PRId64, pos);
-    for (int k = 0; k < 3; k++) {
-        const void *payload;
-        size_t len;
-        int64_t end;
-        char err[256] = "";
-        int rc = sp_journal_next(c, &payload, &len, &end, err, sizeof(err));
-        if (-1 != rc || !strstr(err, "damaged") || !strstr(err, want))
-            fail_msg("call %d at %" PRId64 ": %d '%s'", k, pos, rc, err);
-    }
-}
-
-static void test_damaged_record(void **state)
-{
-    fixture_t *fx = *state;
-    sp_journal_t *j = open_journal(fx->dir, 0);
-    model_t *m = model_new();
-    for (uint32_t i = 0; i < 12; i++)
-        append_rec(j, m, i, 50);
-
-    /* A magic overwritten: what is before reads, then -1 there, again and again. */
-    poke(fx->dir, 0, m->pos[5], "XXXX", 4);
-    sp_journal_cursor_t *c = cursor_at(j, 0);
-    for (size_t i = 0; i < 5; i++)
-        expect_record(c, m, i);
-    expect_damaged(c, m->pos[5]);
-    sp_journal_cursor_free(c);
-    /* A cursor after it reads on. */
-    c = cursor_at(j, m->pos[6]);
-    expect_record(c, m, 6);
-    expect_record(c, m, 7);
-
-    /* A trailer that is not the length. */
-    uint32_t bad = 49;
-    poke(fx->dir, 0, m->end[8] - 4, &bad, 4);
-    sp_journal_cursor_free(c);
-    c = cursor_at(j, m->pos[8]);
-    expect_damaged(c, m->pos[8]);
-    sp_journal_cursor_free(c);
-
-    /* A length over the maximum, and one that points past the journal's end. */
-    bad = UINT32_MAX;
-    poke(fx->dir, 0, m->pos[9] + 4, &bad, 4);
-    c = cursor_at(j, m->pos[9]);
-    expect_damaged(c, m->pos[9]);
-    sp_journal_cursor_free(c);
-    bad = 5000;
-    poke(fx->dir, 0, m->pos[11] + 4, &bad, 4);
-    c = cursor_at(j, m->pos[11]);
-    expect_damaged(c, m->pos[11]);
-    /* A length one more than the payload. */
-    bad = 51;
-    poke(fx->dir, 0, m->pos[10] + 4, &bad, 4);
-    sp_journal_cursor_free(c);
-    c = cursor_at(j, m->pos[10]);
-    expect_damaged(c, m->pos[10]);
-    sp_journal_cursor_free(c);
-
-    /* Appends still work and read back. */
-    append_rec(j, m, 77, 10);
-    c = cursor_at(j, m->pos[m->n - 1]);
-    expect_record(c, m, m->n - 1);
-    expect_none(c);
-    sp_journal_cursor_free(c);
-    sp_journal_close(j);
-    free(m);
-}
-
-/* A damaged record in a segment before the last survives a reopen (only the last segment is
- * scanned); the cursor skips the rest of that segment, with a warning, and reads on. */
-static void test_damaged_record_old_segment(void **state)
-{
-    fixture_t *fx = *state;
-    sp_journal_t *j = open_journal(fx->dir, 4096);
-    model_t *m = model_new();
-    for (uint32_t i = 0; i < 40; i++)
-        append_rec(j, m, i, 500);
-    sp_journal_close(j);
-    int64_t starts[64];
-    size_t n = list_segments(fx->dir, starts, 64);
-    assert_true(n >= 3);
-    /* The second record of the second segment. */
-    size_t k = 0;
-    while (m->pos[k] != starts[1])
-        k++;
-    k++;
-    poke(fx->dir, starts[1], m->pos[k] - starts[1], "\0\0\0\0", 4);
-
-    j = open_journal(fx->dir, 4096);
-    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
-    sp_journal_cursor_t *c = cursor_at(j, 0);
-    for (size_t i = 0; i < k; i++)
-        expect_record(c, m, i);
-    /* Not the last segment: the reader skips the rest of it and goes on at the next. */
-    size_t k2 = k;
-    while (m->pos[k2] != starts[2])
-        k2++;
-    for (size_t i = k2; i < m->n; i++)
-        expect_record(c, m, i);
-    sp_journal_cursor_free(c);
-    check_from(j, m, k + 1);
-    sp_journal_close(j);
-    free(m);
-}
-
 /* ---- waiting ------------------------------------------------------------------------------ */
 
 typedef struct delayed {
@@ -1636,6 +1675,511 @@ static void test_sync_concurrent(void **state)
     free(log);
 }
 
+/* ---- checksums, damaged records, the first format ------------------------------------------- */
+
+/* The checksum is CRC32C (RFC 3720) of the length field and the payload, as the reference
+ * computes it, and the magic says so. */
+static void test_checksum_format(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(0xe3069283u, ref_crc32c(0, "123456789", 9)); /* the standard check value */
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    model_t *m = model_new();
+    static const size_t lens[] = {0, 1, 7, 8, 9, 63, 700, 4093, 70000};
+    for (uint32_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        append_rec(j, m, i, lens[i]);
+    sp_journal_close(j);
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    for (size_t i = 0; i < m->n; i++) {
+        unsigned char *rec = malloc(m->len[i] + OVERHEAD), *want = malloc(m->len[i] + OVERHEAD);
+        unsigned char *payload = malloc(m->len[i] + 1);
+        assert_non_null(rec);
+        assert_non_null(want);
+        assert_non_null(payload);
+        assert_int_equal(m->len[i] + OVERHEAD, pread(fd, rec, m->len[i] + OVERHEAD, m->pos[i]));
+        fill(payload, m->len[i], m->seed[i]);
+        make_record(want, 2, payload, (uint32_t)m->len[i]);
+        if (0 != memcmp(rec, want, m->len[i] + OVERHEAD))
+            fail_msg("record %zu (%zu bytes) is not as the format says", i, m->len[i]);
+        free(rec);
+        free(want);
+        free(payload);
+    }
+    close(fd);
+    free(m);
+}
+
+/* Reads C to its end: record I of M for every I in WANT, in order, then nothing. */
+static void expect_only(sp_journal_cursor_t *c, const model_t *m, const size_t *want, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        expect_record(c, m, want[k]);
+    expect_none(c);
+}
+
+/* Each kind of damage inside the journal: the record is skipped, counted, and reading goes
+ * on at the next one, before and after a reopen (damage with whole records after it is not
+ * a torn end). */
+static void test_damaged_record(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    model_t *m = model_new();
+    for (uint32_t i = 0; i < 20; i++)
+        append_rec(j, m, i, 50);
+
+    uint32_t bad;
+    poke(fx->dir, 0, m->pos[2], "XXXX", 4); /* a magic overwritten */
+    unsigned char byte = 0;
+    {
+        char path[256];
+        segment_path(fx->dir, 0, path, sizeof(path));
+        int fd = open(path, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(1, pread(fd, &byte, 1, m->pos[5] + 8 + 20));
+        byte ^= 0x01; /* one bit of a payload: the first format could not see this */
+        assert_int_equal(1, pwrite(fd, &byte, 1, m->pos[5] + 8 + 20));
+        close(fd);
+    }
+    bad = 0x12345678;
+    poke(fx->dir, 0, m->end[8] - 4, &bad, 4); /* a checksum */
+    bad = UINT32_MAX;
+    poke(fx->dir, 0, m->pos[11] + 4, &bad, 4); /* a length over the maximum */
+    bad = 5000;
+    poke(fx->dir, 0, m->pos[14] + 4, &bad, 4); /* a length past the journal's end */
+    bad = 51;
+    poke(fx->dir, 0, m->pos[17] + 4, &bad, 4); /* a length one more than the payload */
+    static const size_t left[] = {0, 1, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19};
+    size_t n_left = sizeof(left) / sizeof(left[0]);
+
+    sp_journal_cursor_t *c = cursor_at(j, 0);
+    expect_only(c, m, left, n_left);
+    sp_journal_cursor_free(c);
+    assert_int_equal(6, stats_of(j).damaged);
+    /* A cursor placed on a damaged record reads from the next one. */
+    c = cursor_at(j, m->pos[5]);
+    expect_only(c, m, left + 4, n_left - 4);
+    sp_journal_cursor_free(c);
+
+    /* Appends go on and read back. */
+    append_rec(j, m, 77, 10);
+    c = cursor_at(j, m->pos[m->n - 1]);
+    expect_record(c, m, m->n - 1);
+    expect_none(c);
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+
+    /* Reopened: nothing after the damage was cut as a torn end. */
+    j = open_journal(fx->dir, 0);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    c = cursor_at(j, 0);
+    size_t again[sizeof(left) / sizeof(left[0]) + 1];
+    memcpy(again, left, sizeof(left));
+    again[n_left] = m->n - 1;
+    expect_only(c, m, again, n_left + 1);
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* A damaged record in a segment before the last survives a reopen (only the last segment is
+ * scanned); the reader skips that record alone and reads on. */
+static void test_damaged_record_old_segment(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 4096);
+    model_t *m = model_new();
+    for (uint32_t i = 0; i < 40; i++)
+        append_rec(j, m, i, 500);
+    sp_journal_close(j);
+    int64_t starts[64];
+    size_t n = list_segments(fx->dir, starts, 64);
+    assert_true(n >= 3);
+    /* The second record of the second segment. */
+    size_t k = 0;
+    while (m->pos[k] != starts[1])
+        k++;
+    k++;
+    poke(fx->dir, starts[1], m->pos[k] - starts[1], "\0\0\0\0", 4);
+
+    j = open_journal(fx->dir, 4096);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    sp_journal_cursor_t *c = cursor_at(j, 0);
+    for (size_t i = 0; i < m->n; i++)
+        if (i != k)
+            expect_record(c, m, i);
+    expect_none(c);
+    sp_journal_cursor_free(c);
+    assert_int_equal(1, stats_of(j).damaged);
+    check_from(j, m, k + 1);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* A journal written before records had checksums ("SPJ1": the length again at the end) is
+ * read; appends after it are in the current format; damage in it is skipped the same. */
+static void test_first_format(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_close(open_journal(fx->dir, 0)); /* the folder, its ID and an empty segment */
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    assert_int_equal(0, truncate(path, 0));
+    model_t *m = model_new();
+    int64_t pos = 0;
+    for (uint32_t i = 0; i < 6; i++) {
+        unsigned char payload[300], rec[300 + OVERHEAD];
+        size_t len = 100 + 30 * i;
+        fill(payload, len, 900 + i);
+        make_record(rec, 1, payload, (uint32_t)len);
+        append_bytes(fx->dir, 0, rec, len + OVERHEAD);
+        m->seed[m->n] = 900 + i;
+        m->len[m->n] = len;
+        m->pos[m->n] = pos;
+        pos += (int64_t)(len + OVERHEAD);
+        m->end[m->n++] = pos;
+    }
+    uint32_t bad = 7;
+    poke(fx->dir, 0, m->end[3] - 4, &bad, 4); /* record 3's trailer */
+
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    assert_int_equal(pos, sp_journal_end(j));
+    append_rec(j, m, 1, 40);
+    append_rec(j, m, 2, 0);
+    static const size_t want[] = {0, 1, 2, 4, 5, 6, 7};
+    sp_journal_cursor_t *c = cursor_at(j, 0);
+    expect_only(c, m, want, sizeof(want) / sizeof(want[0]));
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+    assert_int_equal(MAGIC_V1, read_magic(fx->dir, 0));
+    j = open_journal(fx->dir, 0);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    c = cursor_at(j, 0);
+    expect_only(c, m, want, sizeof(want) / sizeof(want[0]));
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* ---- the spill: records the disk refuses ------------------------------------------------------
+ */
+
+/* Waits (at most 5 s) until J holds nothing in memory and writes again. */
+static void wait_drained(sp_journal_t *j)
+{
+    for (int i = 0; i < 500; i++) {
+        sp_journal_stats_t st = stats_of(j);
+        if (0 == st.held && 0 == st.error)
+            return;
+        sleep_ms(10);
+    }
+    sp_journal_stats_t st = stats_of(j);
+    fail_msg("still %llu records held, error %d", (unsigned long long)st.held, st.error);
+}
+
+/* A full disk: appends are held in memory at the positions they will have, in order, up to
+ * the spill's size; past it they are refused and counted. Once space returns, the held
+ * records are written by the journal's thread, in order, where they were promised. */
+static void test_spill_full_disk(void **state)
+{
+    fixture_t *fx = *state;
+    if (!mount_small(fx, "4m"))
+        skip();
+    char dir[192];
+    snprintf(dir, sizeof(dir), "%s/journal", fx->mnt);
+    const size_t len = 1000, spill = 50 * (len + OVERHEAD);
+    sp_journal_t *j = open_spill(dir, 0, spill);
+    model_t *m = model_new();
+    append_rec(j, m, 1, len);
+    sp_journal_close(j);
+    /* Full before the reopen: not even the first step of the segment can be allocated. */
+    fill_disk(fx->mnt);
+    j = open_spill(dir, 0, spill);
+    int64_t written = sp_journal_end(j);
+    assert_int_equal(m->end[0], written);
+
+    /* The page the segment's last record is in may still take a few (tmpfs allocates pages);
+     * then records are held, 50 of them, and refused after that. */
+    static unsigned char buf[1000];
+    int64_t pos = written;
+    uint32_t refused = 0;
+    for (uint32_t i = 0; refused < 10; i++) {
+        assert_true(i < 200);
+        fill(buf, len, 100 + i);
+        errno = 0;
+        int64_t end = sp_journal_append(j, buf, len, NULL);
+        if (end < 0) {
+            assert_int_equal(ENOSPC, errno);
+            assert_int_equal(50, stats_of(j).held); /* refused only once the spill is full */
+            refused++;
+            continue;
+        }
+        assert_int_equal(0, refused); /* nothing accepted after the first refusal */
+        if (end != pos + (int64_t)(len + OVERHEAD))
+            fail_msg("append %u returned %" PRId64 " (errno %d)", i, end, errno);
+        m->seed[m->n] = 100 + i;
+        m->len[m->n] = len;
+        m->pos[m->n] = pos;
+        m->end[m->n++] = end;
+        pos = end;
+    }
+    written = sp_journal_end(j);
+    assert_int_equal(m->pos[m->n - 50], written); /* readers see none of the held ones yet */
+    sp_journal_stats_t st = stats_of(j);
+    assert_int_equal(ENOSPC, st.error);
+    assert_true(st.error_since > 0);
+    assert_int_equal(50, st.held);
+    assert_int_equal(spill, st.held_bytes);
+    assert_int_equal(spill, st.held_max);
+    assert_int_equal(10, st.dropped);
+    assert_int_equal(pos, sp_journal_accepted_end(j));
+    sp_journal_cursor_t *c = cursor_at(j, written);
+    expect_none(c);
+
+    free_disk(fx->mnt);
+    wait_drained(j);
+    assert_int_equal(pos, sp_journal_end(j));
+    for (size_t i = m->n - 50; i < m->n; i++)
+        expect_record(c, m, i);
+    expect_none(c);
+    sp_journal_cursor_free(c);
+    /* Writing again: appends go straight to the disk. */
+    append_rec(j, m, 7, 10);
+    assert_int_equal(0, stats_of(j).held);
+    st = stats_of(j);
+    assert_int_equal(50, st.spilled);
+    assert_int_equal(10, st.dropped);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    j = open_spill(dir, 0, spill);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    free(m);
+}
+
+typedef struct spill_appender {
+    sp_journal_t *j;
+    uint32_t thread;
+    int64_t ends[1000];
+    int failures;
+} spill_appender_t;
+
+static void *spill_appender_main(void *arg)
+{
+    spill_appender_t *a = arg;
+    unsigned char buf[200];
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint32_t tag[2] = {a->thread, i};
+        fill(buf, sizeof(buf), a->thread * 1000 + i);
+        memcpy(buf, tag, sizeof(tag));
+        if ((a->ends[i] = sp_journal_append(a->j, buf, sizeof(buf), NULL)) < 0)
+            a->failures++;
+        if (0 == i % 100)
+            sleep_ms(5);
+    }
+    return NULL;
+}
+
+/* Four threads append while the disk fills and frees again: every append gets a position,
+ * and every record is read back where it was promised, each thread's in its own order. */
+static void test_spill_concurrent(void **state)
+{
+    fixture_t *fx = *state;
+    if (!mount_small(fx, "4m"))
+        skip();
+    char dir[192];
+    snprintf(dir, sizeof(dir), "%s/journal", fx->mnt);
+    sp_journal_t *j = open_spill(dir, 16384, 8 << 20);
+    fill_disk(fx->mnt);
+    spill_appender_t *a = calloc(4, sizeof(*a));
+    assert_non_null(a);
+    pthread_t th[4];
+    for (uint32_t t = 0; t < 4; t++) {
+        a[t].j = j;
+        a[t].thread = t;
+        assert_int_equal(0, pthread_create(&th[t], NULL, spill_appender_main, &a[t]));
+    }
+    sleep_ms(30);
+    assert_true(stats_of(j).held > 0);
+    free_disk(fx->mnt);
+    for (uint32_t t = 0; t < 4; t++)
+        pthread_join(th[t], NULL);
+    wait_drained(j);
+    int64_t *pos_of[4];
+    for (uint32_t t = 0; t < 4; t++) {
+        assert_int_equal(0, a[t].failures);
+        pos_of[t] = a[t].ends;
+    }
+    sp_journal_cursor_t *c = cursor_at(j, 0);
+    uint32_t next[4] = {0};
+    size_t n = 0;
+    for (;;) {
+        const void *payload;
+        size_t len;
+        int64_t end;
+        char err[256] = "";
+        int rc = sp_journal_next(c, &payload, &len, &end, err, sizeof(err));
+        if (0 == rc)
+            break;
+        assert_int_equal(1, rc);
+        uint32_t tag[2];
+        assert_int_equal(200, len);
+        memcpy(tag, payload, sizeof(tag));
+        assert_true(tag[0] < 4);
+        if (tag[1] != next[tag[0]])
+            fail_msg("thread %u: record %u where %u was due", tag[0], tag[1], next[tag[0]]);
+        if (end != pos_of[tag[0]][tag[1]])
+            fail_msg("thread %u record %u: at %" PRId64 ", promised %" PRId64, tag[0], tag[1], end,
+                     pos_of[tag[0]][tag[1]]);
+        next[tag[0]]++;
+        n++;
+    }
+    assert_int_equal(4000, n);
+    assert_true(stats_of(j).spilled > 0);
+    sp_journal_cursor_free(c);
+    sp_journal_close(j);
+    free(a);
+}
+
+/* With sync, a record held in memory is answered at once (on the appending thread): no
+ * durable record can be promised, and the answer must not wait for a disk that may not
+ * come back. */
+static void test_spill_sync(void **state)
+{
+    fixture_t *fx = *state;
+    if (!mount_small(fx, "4m"))
+        skip();
+    char dir[192];
+    snprintf(dir, sizeof(dir), "%s/journal", fx->mnt);
+    sync_log_t *log = calloc(1, sizeof(*log));
+    assert_non_null(log);
+    pthread_mutex_init(&log->lock, NULL);
+    log->main = pthread_self();
+    sp_journal_close(open_journal(dir, 0));
+    fill_disk(fx->mnt);
+    char err[512] = "";
+    sp_journal_options_t opt = {
+        .dir = dir, .sync = true, .synced = on_synced, .synced_ctx = log, .spill_max = 1 << 20};
+    sp_journal_t *j = sp_journal_open(&opt, err, sizeof(err));
+    if (!j)
+        fail_msg("%s", err);
+    assert_true(sp_journal_append(j, "held", 4, &tokens[0]) > 0);
+    assert_int_equal(1, atomic_load(&log->count));
+    assert_int_equal(1, atomic_load(&log->on_main));
+    assert_int_equal(1, stats_of(j).held);
+    free_disk(fx->mnt);
+    wait_drained(j);
+    /* Written again: the next waiter is told by the syncer, once on disk. */
+    assert_true(sp_journal_append(j, "disk", 4, &tokens[1]) > 0);
+    wait_count(log, 2);
+    assert_int_equal(1, atomic_load(&log->on_main));
+    assert_int_equal(1, log->seen[1]);
+    sp_journal_close(j);
+    pthread_mutex_destroy(&log->lock);
+    free(log);
+}
+
+/* The active segment made immutable under the journal (chattr +i): the copy that meets it
+ * faults, the write is refused (EPERM), the record is held, and the journal's thread goes on
+ * in a new segment. Nothing is lost and the order holds. */
+static void test_spill_immutable_segment(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_spill(fx->dir, 0, 1 << 20);
+    model_t *m = model_new();
+    for (uint32_t i = 0; i < 3; i++)
+        append_rec(j, m, i, 100);
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    if (!make_immutable(fx, path)) {
+        sp_journal_close(j);
+        free(m);
+        skip();
+    }
+    static unsigned char buf[1000];
+    int64_t pos = m->end[m->n - 1];
+    for (uint32_t i = 0; i < 20; i++) { /* past the pages already written */
+        fill(buf, sizeof(buf), 50 + i);
+        int64_t end = sp_journal_append(j, buf, sizeof(buf), NULL);
+        assert_int_equal(pos + (int64_t)(sizeof(buf) + OVERHEAD), end);
+        m->seed[m->n] = 50 + i;
+        m->len[m->n] = sizeof(buf);
+        m->pos[m->n] = pos;
+        m->end[m->n++] = end;
+        pos = end;
+    }
+    wait_drained(j);
+    assert_true(stats_of(j).spilled > 0);
+    assert_int_equal(2, count_segments(fx->dir));
+    check_from(j, m, 0);
+    sp_journal_close(j);
+
+    /* Reopened with the immutable segment last: read, left as it is, and a new one started. */
+    int64_t starts[4];
+    assert_int_equal(2, list_segments(fx->dir, starts, 4));
+    segment_path(fx->dir, starts[1], path, sizeof(path));
+    assert_true(make_immutable(fx, path));
+    j = open_spill(fx->dir, 0, 1 << 20);
+    assert_int_equal(pos, sp_journal_end(j));
+    assert_int_equal(0, stats_of(j).error);
+    append_rec(j, m, 99, 10);
+    assert_int_equal(3, count_segments(fx->dir));
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* Segments are allocated a step at a time as records reach them, not whole at once; the file
+ * is as long as a segment from the start, its tail a hole that takes no room. */
+static void test_grown_in_steps(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    assert_int_equal(DEFAULT_SEGMENT, segment_size(fx->dir, 0));
+    assert_true(allocated(fx->dir, 0) >= GROW_STEP);
+    assert_true(allocated(fx->dir, 0) < 2 * GROW_STEP);
+    model_t *m = model_new();
+    for (uint32_t i = 0; i < 600; i++) /* 2.4 MB */
+        append_rec(j, m, i, 4000);
+    assert_true(allocated(fx->dir, 0) >= 2 * GROW_STEP);
+    assert_true(allocated(fx->dir, 0) < 3 * GROW_STEP);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    assert_int_equal(m->end[m->n - 1], segment_size(fx->dir, 0));
+    assert_true(allocated(fx->dir, 0) < 3 * GROW_STEP);
+    free(m);
+}
+
+/* The store a journal is indexed into is recorded beside it. */
+static void test_store_binding(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    assert_string_equal("", sp_journal_store_id(j));
+    char err[256] = "";
+    assert_int_equal(-1, sp_journal_bind(j, "not/an id", err, sizeof(err)));
+    assert_int_equal(-1, sp_journal_bind(j, "", err, sizeof(err)));
+    assert_int_equal(0, sp_journal_bind(j, "0123abcdEF", err, sizeof(err)));
+    assert_string_equal("0123abcdEF", sp_journal_store_id(j));
+    sp_journal_close(j);
+    j = open_journal(fx->dir, 0);
+    assert_string_equal("0123abcdEF", sp_journal_store_id(j));
+    sp_journal_close(j);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/store", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("garbage!\n", f);
+    fclose(f);
+    sp_journal_options_t opt = {.dir = fx->dir};
+    err[0] = '\0';
+    assert_null(sp_journal_open(&opt, err, sizeof(err)));
+    assert_non_null(strstr(err, "store ID"));
+}
+
 /* ---- concurrent appends --------------------------------------------------------------------- */
 
 #define THREADS 4
@@ -1853,11 +2397,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grown_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checksum_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_old_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spill_full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spill_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spill_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spill_immutable_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends_release, setup, teardown),
     };

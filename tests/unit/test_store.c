@@ -1269,6 +1269,7 @@ static void test_reconnect(void **state)
     assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
     assert_true(strlen(err) > 0);
     assert_null(strchr(err, '\n'));
+    assert_int_equal(SP_STORE_FAIL_RETRY, s->ops->failure(s, NULL, 0)); /* a lost connection */
     assert_int_equal(SP_OUTCOME_PENDING, ev->outcome);
     assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
     assert_int_equal(SP_OUTCOME_STORED, ev->outcome);
@@ -1297,6 +1298,7 @@ static void test_reconnect(void **state)
                           make_event(&(spec_t){"r", "di", OPEN, H, 7, NULL, NULL, NULL})};
     assert_int_equal(-1, s->ops->write_batch(s, two, 2, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "check"));
+    assert_int_equal(SP_STORE_FAIL_DATA, s->ops->failure(s, NULL, 0)); /* about one event */
     assert_int_equal(SP_OUTCOME_PENDING, two[0]->outcome);
     assert_int_equal(2, get_campaign(s, "r").total_views);
     assert_int_equal(0, s->ops->write_batch(s, two, 1, NULL, err, sizeof(err)));
@@ -1359,6 +1361,7 @@ static void test_journal_mark(void **state)
     assert_int_equal(
         -1, o->write_batch(s, &ev, 1, &(sp_store_mark_t){"journal:abc", "2000"}, err, sizeof(err)));
     sp_event_free(ev);
+    assert_int_equal(SP_STORE_FAIL_DATA, o->failure(s, NULL, 0));
     assert_int_equal(0, o->meta_get(s, "journal:abc", value, sizeof(value), err, sizeof(err)));
     assert_string_equal("1500", value);
     assert_int_equal(1, get_campaign(s, "m").total_views);
@@ -1765,6 +1768,134 @@ static void test_unknown_privacy(void **state)
     sp_store_close(s);
 }
 
+/* ---- faults ---------------------------------------------------------------------------------- */
+
+/* A sound store passes its check, whole, well within the budget. */
+static void test_check_clean(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "ok", 1);
+    for (int i = 0; i < 50; i++) {
+        sp_event_t *ev = make_event(&(spec_t){"ok", "ann", OPEN, H, 10 + i, NULL, NULL, NULL});
+        assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
+        sp_event_free(ev);
+    }
+    bool complete = false;
+    assert_int_equal(0, s->ops->check(s, 5000, &complete, err, sizeof(err)));
+    assert_true(complete);
+    sp_store_close(s);
+}
+
+static void db_path(fixture_t *fx, const char *suffix, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/spypixel.db%s", fx->dir, suffix);
+}
+
+/* The bytes of a file, for comparing before and after; the caller frees. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(*len, fread(buf, 1, *len, f));
+    fclose(f);
+    return buf;
+}
+
+/* Garbage on two pages in the middle of the file: the check finds it, the store is faulted,
+ * and nothing more is written into the file, by this connection or another. */
+static void test_sqlite_damaged(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    char err[512] = "", path[128], why[512] = "";
+    create(s, "d", 1);
+    for (int b = 0; b < 10; b++) {
+        sp_event_t *evs[100];
+        for (int i = 0; i < 100; i++)
+            evs[i] = make_event(&(spec_t){"d", "ann", OPEN, H, 10 + b * 100 + i, NULL, NULL, NULL});
+        assert_int_equal(0, s->ops->write_batch(s, evs, 100, NULL, err, sizeof(err)));
+        for (int i = 0; i < 100; i++)
+            sp_event_free(evs[i]);
+    }
+    sp_store_close(s); /* checkpointed: the whole store is in the file */
+    db_path(fx, "", path, sizeof(path));
+    size_t len;
+    free(slurp(path, &len));
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, (long)(len / 2 / 4096 * 4096), SEEK_SET);
+    for (int i = 0; i < 8192; i++)
+        fputc((i * 131 + 17) & 0xff, f);
+    fclose(f);
+
+    s = open_store(state);
+    sp_store_t *other = open_store(state);
+    bool complete = true;
+    assert_int_equal(1, s->ops->check(s, 5000, &complete, err, sizeof(err)));
+    if (!strstr(err, "damaged"))
+        fail_msg("check: '%s'", err);
+    assert_int_equal(SP_STORE_FAIL_FAULT, s->ops->failure(s, why, sizeof(why)));
+    assert_non_null(strstr(why, "quick_check"));
+    /* Every connection of this process to it is faulted, and none writes. */
+    assert_int_equal(SP_STORE_FAIL_FAULT, other->ops->failure(other, NULL, 0));
+    unsigned char *before = slurp(path, &len);
+    size_t len2;
+    sp_event_t *ev = make_event(&(spec_t){"d", "bo", OPEN, H, 5000, NULL, NULL, NULL});
+    assert_int_equal(-1, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
+    assert_int_equal(-1, other->ops->write_batch(other, &ev, 1, NULL, err, sizeof(err)));
+    assert_int_equal(-1, other->ops->campaign_create(other, "new", 2, err, sizeof(err)));
+    sp_event_free(ev);
+    sp_store_close(s);
+    sp_store_close(other);
+    unsigned char *after = slurp(path, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(before, after, len);
+    free(before);
+    free(after);
+}
+
+/* The WAL index cut short under two connections (what made the server die of SIGBUS): the
+ * process lives on, the store is faulted for both, reads still answer, and a store opened
+ * afresh once every connection is closed writes again. */
+static void test_sqlite_shm_fault(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *w = open_store(state), *r = open_store(state);
+    char err[512] = "", why[512] = "", path[128];
+    create(w, "s", 1);
+    sp_event_t *ev = make_event(&(spec_t){"s", "ann", OPEN, H, 5, NULL, NULL, NULL});
+    assert_int_equal(0, w->ops->write_batch(w, &ev, 1, NULL, err, sizeof(err)));
+    sp_event_free(ev);
+    assert_int_equal(1, get_campaign(r, "s").total_views);
+
+    db_path(fx, "-shm", path, sizeof(path));
+    assert_int_equal(0, truncate(path, 0));
+    ev = make_event(&(spec_t){"s", "bo", OPEN, H, 6, NULL, NULL, NULL});
+    w->ops->write_batch(w, &ev, 1, NULL, err, sizeof(err)); /* faults inside; may commit */
+    sp_event_free(ev);
+    assert_int_equal(SP_STORE_FAIL_FAULT, w->ops->failure(w, why, sizeof(why)));
+    assert_non_null(strstr(why, "WAL index"));
+    assert_int_equal(SP_STORE_FAIL_FAULT, r->ops->failure(r, NULL, 0));
+    sp_campaign_t c;
+    assert_int_equal(0, r->ops->campaign_get(r, "s", &c, err, sizeof(err)));
+    ev = make_event(&(spec_t){"s", "cy", OPEN, H, 7, NULL, NULL, NULL});
+    assert_int_equal(-1, w->ops->write_batch(w, &ev, 1, NULL, err, sizeof(err)));
+    sp_store_close(w);
+    sp_store_close(r);
+
+    w = open_store(state);
+    assert_int_equal(0, w->ops->write_batch(w, &ev, 1, NULL, err, sizeof(err)));
+    sp_event_free(ev);
+    assert_true(get_campaign(w, "s").total_views >= 2);
+    sp_store_close(w);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 /* Each test runs on both backends, named after the backend. */
@@ -1774,9 +1905,17 @@ static void test_unknown_privacy(void **state)
 #fn "/postgres", fn, setup, teardown, (void *)&pg_backend                                  \
     }
 
+#define SQLITE_ONLY(fn)                                                                            \
+    {                                                                                              \
+#fn "/sqlite", fn, setup, teardown, (void *)&sqlite_backend                                \
+    }
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        BOTH(test_check_clean),
+        SQLITE_ONLY(test_sqlite_damaged),
+        SQLITE_ONLY(test_sqlite_shm_fault),
         BOTH(test_open_twice),
         BOTH(test_open_concurrent),
         BOTH(test_campaign_create),
