@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snippet.h"
+#include "url.h"
 #include "utf8.h"
 
 #define SESSION_COOKIE "sp_session"
@@ -706,16 +707,19 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
                                "1-128 letters, digits or - _ @ + . characters");
         goto done;
     }
-    if (SP_TOKEN_CLICK == kind &&
-        (!target || strlen(target) >= sizeof(data.extra) ||
-         (0 != strncmp(target, "https://", 8) && 0 != strncmp(target, "http://", 7)) ||
-         strpbrk(target, " \r\n\t\"<>"))) {
-        result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
-        goto done;
+    /* Stored as the Location it will be sent as: a valid URL, or refused with the reason. */
+    if (SP_TOKEN_CLICK == kind) {
+        if (!target) {
+            result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
+            goto done;
+        }
+        if (0 != sp_url_target(target, data.extra, sizeof(data.extra), msg, sizeof(msg))) {
+            result = sp_http_error(c->req, 400, msg);
+            goto done;
+        }
     }
     snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
     snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
-    snprintf(data.extra, sizeof(data.extra), "%s", target ? target : "");
     if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
         result = store_error(c->req, err);
         goto done;

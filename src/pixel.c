@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "url.h"
 
 /* GIF89a, 1x1, one transparent colour: the smallest valid image every client shows. */
 const unsigned char sp_pixel_gif[43] = {
@@ -387,7 +388,19 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
         return sp_http_respond(req, 404, "text/plain; charset=utf-8",
                                "This tracked link is not valid.\n", 32);
     }
-    req->redirect = strdup(data.extra);
+    /* Links made before targets were checked may hold one that is no valid URL: it is
+     * written as one, or, when it cannot be (a control character, no host), not sent. */
+    char target[3 * sizeof(data.extra)], why[160]; /* escaping may triple it */
+    if (0 != sp_url_target(data.extra, target, sizeof(target), why, sizeof(why))) {
+        char quoted[200];
+        sp_metric_inc(opens_invalid);
+        sp_log_warn("a tracked link's target is not a valid URL: the click is not recorded",
+                    "campaign=%s reason=%s", data.campaign,
+                    sp_log_quote(why, quoted, sizeof(quoted)));
+        return sp_http_respond(req, 404, "text/plain; charset=utf-8",
+                               "This tracked link is not valid.\n", 32);
+    }
+    req->redirect = strdup(target);
     if (!req->redirect)
         abort();
     return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);

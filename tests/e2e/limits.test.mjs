@@ -1,0 +1,169 @@
+// Link targets as valid URLs (RFC 3986), and links sealed before targets were checked.
+// SPDX-License-Identifier: MIT
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { GIF_LENGTH, UA, assertPixel, prepareData, request, sleep, sqlite, startServer, waitFor } from './harness.mjs';
+
+const MiB = 1 << 20;
+
+function rss(pid) {
+  return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+}
+
+/** Samples the server's resident memory every 10 ms until stop(); resolves the highest. */
+function sampleMemory(pid) {
+  let max = rss(pid);
+  const timer = setInterval(() => { try { max = Math.max(max, rss(pid)); } catch { /* exited */ } }, 10);
+  return { stop() { clearInterval(timer); max = Math.max(max, rss(pid)); return max; } };
+}
+
+/**
+ * Writes BYTES on a fresh socket (then BODY, if given, in chunks for as long as no answer
+ * came) and collects what comes back. Resolves {status, head, text, closed}: closed is
+ * whether the server ended the connection within CLOSE_MS after its answer.
+ */
+function exchange(port, bytes, { body, timeoutMs = 5000, closeMs = 3000, localAddress } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+    const chunks = [];
+    let done = false;
+    let answered = false;
+    let closeTimer;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearTimeout(closeTimer);
+      sock.destroy();
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw);
+      const split = raw.indexOf('\r\n\r\n');
+      resolve({ status: m ? Number(m[1]) : null, head: split >= 0 ? raw.slice(0, split) : raw, text: split >= 0 ? raw.slice(split + 4) : '', closed });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.on('data', (d) => {
+      chunks.push(d);
+      if (!answered && Buffer.concat(chunks).includes('\r\n\r\n')) {
+        answered = true;
+        closeTimer = setTimeout(() => finish(false), closeMs);
+      }
+    });
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    sock.on('error', () => finish(true));
+    sock.on('connect', async () => {
+      sock.write(bytes);
+      if (!body) return;
+      const chunk = Buffer.alloc(64 * 1024, 0x41);
+      for (let sent = 0; sent < body && !answered && !done; sent += chunk.length) {
+        if (!sock.write(chunk)) await new Promise((r) => { sock.once('drain', r); sock.once('close', r); });
+      }
+    });
+  });
+}
+
+function png(bytes) {
+  const b = Buffer.alloc(bytes, 0x42);
+  Buffer.from('\x89PNG\r\n\x1a\n', 'latin1').copy(b);
+  return b;
+}
+
+/** An authenticated upload sent in two parts: resolves once its first MiB is written, with
+ * finish() (sends the rest; resolves the answer) and abort(). */
+function startUpload(srv, size) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: srv.port, method: 'POST', path: '/api/v1/images?campaign=up', agent: false,
+      headers: { Authorization: `Bearer ${srv.token}`, 'Content-Type': 'image/png', 'Content-Length': size },
+    });
+    const answer = new Promise((res, rej) => {
+      req.on('response', (r) => {
+        let text = '';
+        r.on('data', (d) => { text += d; });
+        r.on('end', () => res({ status: r.statusCode, headers: r.headers, text }));
+      });
+      req.on('error', rej);
+    });
+    const body = png(size);
+    req.write(body.subarray(0, MiB), () => resolve({
+      answer,
+      finish() { req.end(body.subarray(MiB)); return answer; },
+      abort() { req.destroy(); },
+    }));
+    req.on('error', reject);
+  });
+}
+
+/** RFC 3986 appendix A: only these characters, '%' only before two hex digits, one '#'. */
+function assertValidUrl(u) {
+  assert.match(u, /^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/, `${JSON.stringify(u)} is not a valid URL`);
+  assert.doesNotMatch(u, /%(?![0-9A-Fa-f]{2})/, `${u}: a '%' that starts no escape`);
+  assert.ok(u.indexOf('#') === u.lastIndexOf('#'), `${u}: two '#'`);
+}
+
+describe('link targets are valid URLs', () => {
+  let srv;
+  before(async () => { srv = await startServer({ campaigns: ['lnk'] }); });
+  after(async () => { await srv?.stop(); });
+
+  test('targets with control characters, no host or a host that is not ASCII are refused with a reason', async () => {
+    for (const [target, why] of [
+      ['https://example.com/\u0001x', /control/],
+      ['https://example.com/\u007f', /control/],
+      ['https://', /no host/],
+      ['https:///path', /no host/],
+      ['http://:8080/x', /no host/],
+      ['https://ex\u00e4mple.com/', /xn--/],
+    ]) {
+      const r = await srv.api('POST', '/links', { campaign: 'lnk', recipient: 'r', target });
+      assert.equal(r.status, 400, `${JSON.stringify(target)}: ${r.status} ${r.text}`);
+      assert.match(r.json().error, why, JSON.stringify(target));
+    }
+  });
+
+  test('raw non-ASCII and other bytes are percent-encoded, and the redirect sends that URL', async () => {
+    const r = await srv.apiOk('POST', '/links', { campaign: 'lnk', recipient: 'enc', target: 'https://example.com/caf\u00e9/{x}?q=\u00fc|1#\u00f6' });
+    const res = await request(r.url, { headers: { 'User-Agent': UA.chrome } });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.location, 'https://example.com/caf%C3%A9/%7Bx%7D?q=%C3%BC%7C1#%C3%B6');
+    assertValidUrl(res.headers.location);
+  });
+
+  test('links sealed before targets were checked never send an invalid Location', async () => {
+    // Made by a server that took any target, under this key.
+    const key = '0123456789abcdef'.repeat(4);
+    const sealed = [
+      ['https://example.com/\u0001x', 'RlJx4aF_YA8SW_YI7yeoByxHI-rodxHCqr522kTU0oyZphF-c2ePD1L4OZB2rMtzL1xthYhgNfzmKuQ9ZsiTB88vAbx3rpUaVMQ', null],
+      ['https://', 'XM6V5GKS6Etu5Hm8s7ufc7mgWdWYZZ28hZWzHFmcNLkHJIMewFA7_MNMIu5tcrtSleXxfCccphbXquUB', null],
+      ['https:///path', '9CDg1bnSEmfN2ByOUdyW_zIJ8RliXgfoW2AwCGK7hQjXITAJv4575TSq70ode070Pwd_SRe_TwndLAUiOAiVEVY', null],
+      ['https://example.com/caf\u00e9?q=\u00fc#\u00f6', 'hcegI2JcRurEajKuUC86ChM0jU9wxSfnWx-u3sszhvuWwKYUtk8gdHSsK69fAmduhiw6kMsOWKnCqrbV-Mb3ade1vY1jptTl32DVlKCfLWpFIkTRJw', 'https://example.com/caf%C3%A9?q=%C3%BC#%C3%B6'],
+      ['https://ex\u00e4mple.com/', 'jcpZWMFYFqoJO9ubl32EO2pdLCSwdHzt25lk8FDoHs0sxIAEwOBXgBcFc9DGxypuqlxtIZVY3fUNJuK1PV4rdfz-5401w8Y7Fw', null],
+      ['https://example.com/a{b}|c\\d^e`f', '-tBjWQRmDICVT5cyfD3ZT6_d3DPWoNTJZnNnC6_YhzNlr2YK4vpSasSQ1u5LJA0ew2UBBdv3TaXARL_PpLrzClgt6nnCmaBDE7rXQz6ZK2_IQ2M4', 'https://example.com/a%7Bb%7D%7Cc%5Cd%5Ee%60f'],
+      ['http://example.com/\u007f', 'A9fLY-ow3uZIxL_P4dtu7297r7cxfXk4IHG2udo7IhHh4NegcGRaigGSPcXclMNTIyRBJMjKoEJpEzum0-7mLwVWJOi2MX5h', null],
+    ];
+    const data = await prepareData({ campaigns: ['legacy'] });
+    await sqlite(path.join(data.dataDir, 'spypixel.db'), `INSERT INTO meta(key, value) VALUES('secret_key', '${key}')`);
+    const old = await startServer({ dataDir: data.dataDir, token: data.token });
+    try {
+      for (const [target, token, location] of sealed) {
+        const res = await old.req(`/c/${token}`, { headers: { 'User-Agent': UA.chrome } });
+        if (location) {
+          assert.equal(res.status, 302, JSON.stringify(target));
+          assert.equal(res.headers.location, location);
+          assertValidUrl(res.headers.location);
+        } else {
+          assert.equal(res.status, 404, `${JSON.stringify(target)}: ${res.status} ${res.headers.location}`);
+          assert.equal(res.headers.location, undefined);
+        }
+      }
+    } finally {
+      await old.stop();
+    }
+  });
+});
