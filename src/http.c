@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -352,13 +353,146 @@ static enum MHD_Result route(sp_request_t *req)
     return sp_http_respond(req, 405, "text/plain", "method not allowed\n", 19);
 }
 
+/* ---- the request's life ---------------------------------------------------------- */
+
+/* Answers from the first call, when only the head is in. libmicrohttpd then reads no
+ * body and closes the connection once the answer is out. */
+static enum MHD_Result refuse(sp_request_t *req, unsigned status, const char *msg)
+{
+    sp_metric_inc(http_early_refusals);
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Connection", "close");
+    if (503 == status)
+        MHD_add_response_header(resp, "Retry-After", "5");
+    sp_http_secure_headers(resp, false);
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+typedef struct {
+    unsigned hosts, lengths, codings;
+    bool lengths_differ, bad_length, chunked_last, chunked_twice, unknown_coding;
+    unsigned long long length;
+} framing_t;
+
+static bool token_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && 0 == strncasecmp(s, word, n);
+}
+
+static enum MHD_Result look_at_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing_t *f = cls;
+    (void)kind;
+    if (!value)
+        value = "";
+    if (0 == strcasecmp(key, "Host")) {
+        f->hosts++;
+    } else if (0 == strcasecmp(key, "Content-Length")) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (errno || end == value || *end || !(value[0] >= '0' && value[0] <= '9'))
+            f->bad_length = true;
+        else if (f->lengths++ && n != f->length)
+            f->lengths_differ = true;
+        f->length = n;
+    } else if (0 == strcasecmp(key, "Transfer-Encoding")) {
+        /* A list of codings, possibly over several lines; chunked must come last, once. */
+        for (const char *p = value; *p;) {
+            p += strspn(p, " \t,");
+            size_t n = strcspn(p, ",;");
+            size_t trimmed = n;
+            while (trimmed && (' ' == p[trimmed - 1] || '\t' == p[trimmed - 1]))
+                trimmed--;
+            if (trimmed) {
+                f->codings++;
+                if (token_is(p, trimmed, "chunked")) {
+                    f->chunked_twice |= f->chunked_last || f->codings > 1;
+                    f->chunked_last = true;
+                } else {
+                    f->unknown_coding = true;
+                    f->chunked_last = false;
+                }
+            }
+            p += n;
+            p += strcspn(p, ","); /* past any parameters */
+        }
+    }
+    return MHD_YES;
+}
+
+/* What RFC 9112 requires of a request's framing before its body can be trusted. 0, or the
+ * status to refuse it with and MSG. libmicrohttpd 0.9.75 believes Transfer-Encoding over
+ * Content-Length, reads a body of unknown coding until the connection closes, takes the
+ * first of several Content-Length lines and, unless MHD_OPTION_STRICT_FOR_CLIENT is set
+ * (which also drops, with no answer at all, a request whose target holds a space), serves
+ * HTTP/1.1 without Host: so the rest is checked here. */
+static unsigned check_framing(sp_request_t *req, const char *version, framing_t *f,
+                              const char **msg)
+{
+    memset(f, 0, sizeof(*f));
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, look_at_header, f);
+    bool http11 = 0 == strcmp(version, MHD_HTTP_VERSION_1_1);
+    /* Section 3.2: exactly one Host in HTTP/1.1, never two. */
+    if ((http11 && 0 == f->hosts) || f->hosts > 1) {
+        *msg = "an HTTP/1.1 request needs one Host header";
+        return 400;
+    }
+    if (f->bad_length || f->lengths_differ) {
+        *msg = "malformed or conflicting Content-Length";
+        return 400;
+    }
+    if (f->codings) {
+        /* Section 6.1: both framings at once is how requests are smuggled past a proxy. */
+        if (f->lengths) {
+            *msg = "Content-Length and Transfer-Encoding together";
+            return 400;
+        }
+        if (!http11) {
+            *msg = "Transfer-Encoding in an HTTP/1.0 request";
+            return 400;
+        }
+        if (f->unknown_coding) {
+            *msg = "the only transfer coding understood is chunked";
+            return 501;
+        }
+        if (f->chunked_twice || !f->chunked_last) {
+            *msg = "chunked must be the last transfer coding, once";
+            return 400;
+        }
+    }
+    return 0;
+}
+
+/* The first call, with the head in and none of the body read. A request that passes is
+ * answered from a later call, once the whole request is read, bodyless GETs too:
+ * libmicrohttpd closes the connection after an answer queued from this first call (it
+ * cannot know the request is over), which would end every keep-alive. */
+static enum MHD_Result admit(sp_request_t *req, const char *version)
+{
+    const char *msg = NULL;
+    framing_t f;
+    unsigned status = check_framing(req, version, &f, &msg);
+    return status ? refuse(req, status, msg) : MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     sp_server_t *srv = cls;
     sp_request_t *req = *con_cls;
-    (void)version;
 
     if (!req) {
         req = calloc(1, sizeof(*req));
@@ -373,10 +507,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (0 == strcmp(method, "POST") || 0 == strcmp(method, "PUT") ||
             0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE"))
             req->body_max = 0 == strncmp(url, "/api/v1/images", 14) ? SP_IMAGE_MAX : SP_BODY_MAX;
-        /* Answer from the next call, once the whole request is read, bodyless GETs too:
-         * libmicrohttpd closes the connection after a response queued from this first
-         * call (it cannot know the request is over), which ends every keep-alive. */
-        return MHD_YES;
+        return admit(req, version);
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;

@@ -31,7 +31,8 @@
     X(retention_deleted, "events deleted by the retention period")                                 \
     X(webhooks_sent, "webhook notifications delivered")                                            \
     X(webhooks_failed, "webhook notifications given up after retries")                             \
-    X(webhooks_dropped, "webhook notifications dropped (queue full or shutdown)")
+    X(webhooks_dropped, "webhook notifications dropped (queue full or shutdown)")                  \
+    X(http_early_refusals, "requests refused from their head, before any of their body was read")
 
 typedef struct sp_metrics {
 #define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;

@@ -1,4 +1,5 @@
-// Link targets as valid URLs (RFC 3986), and links sealed before targets were checked.
+// Request framing (RFC 9112: smuggling, unknown codings, Host) and link targets as valid
+// URLs (RFC 3986), with links sealed before targets were checked.
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -99,6 +100,55 @@ function startUpload(srv, size) {
     req.on('error', reject);
   });
 }
+
+describe('request framing (RFC 9112)', () => {
+  let srv;
+  before(async () => { srv = await startServer({ campaigns: ['frame'] }); });
+  after(async () => { await srv?.stop(); });
+  const pixel = (email) => `GET /spy-pixel.gif?campaign=frame&email=${email} HTTP/1.1\r\nHost: a\r\n`;
+
+  test('Content-Length with Transfer-Encoding is refused with 400 and the connection closes', async () => {
+    for (const bytes of [
+      'POST /api/v1/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      `${pixel('smuggle')}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`,
+    ]) {
+      const r = await exchange(srv.port, bytes);
+      assert.equal(r.status, 400, bytes);
+      assert.ok(r.closed, `${bytes}: the connection must close`);
+    }
+  });
+
+  test('two different Content-Length values are refused with 400; the same value twice is served', async () => {
+    const bad = await exchange(srv.port, 'POST /api/v1/login HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}');
+    assert.equal(bad.status, 400);
+    assert.ok(bad.closed);
+    const same = await exchange(srv.port, `${pixel('twice')}Content-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    assert.equal(same.status, 200);
+  });
+
+  test('a transfer coding other than chunked is refused with 501 and the connection closes', async () => {
+    for (const coding of ['gzip', 'gzip, chunked', 'identity']) {
+      const r = await exchange(srv.port, `POST /api/v1/login HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${coding}\r\n\r\n`);
+      assert.equal(r.status, 501, coding);
+      assert.ok(r.closed, coding);
+    }
+    const twice = await exchange(srv.port, 'POST /api/v1/login HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n');
+    assert.equal(twice.status, 400);
+    const old = await exchange(srv.port, 'POST /api/v1/login HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    assert.equal(old.status, 400);
+  });
+
+  test('HTTP/1.1 without Host, or with two, is refused with 400; HTTP/1.0 without Host gets the pixel', async () => {
+    const none = await exchange(srv.port, 'GET /spy-pixel.gif?campaign=frame&email=nohost HTTP/1.1\r\nUser-Agent: x\r\n\r\n');
+    assert.equal(none.status, 400);
+    const two = await exchange(srv.port, `${pixel('twohosts')}Host: b\r\n\r\n`);
+    assert.equal(two.status, 400);
+    const old = await exchange(srv.port, 'GET /spy-pixel.gif?campaign=frame&email=http10 HTTP/1.0\r\nUser-Agent: x\r\n\r\n');
+    assert.equal(old.status, 200);
+    assert.match(old.head, /content-type: image\/gif/i);
+    assert.equal(Buffer.from(old.text, 'latin1').length, GIF_LENGTH);
+  });
+});
 
 /** RFC 3986 appendix A: only these characters, '%' only before two hex digits, one '#'. */
 function assertValidUrl(u) {
