@@ -544,7 +544,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     free(req->body);
-    free(req->image);
+    sp_image_release(req->image);
     free(req->redirect);
     free(req);
     *con_cls = NULL;
@@ -718,6 +718,7 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
     }
     pthread_key_create(&srv->reader_key, close_reader);
     srv->pixel = sp_pixel_response_new();
+    srv->images = sp_images_new(SP_IMAGE_CACHE_MAX);
 
     unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
                                              : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -795,4 +796,6 @@ void sp_http_stop(sp_server_t *srv)
     srv->pixel = NULL;
     sp_tls_free(srv->tls); /* after the daemons: no handshake can be under way */
     srv->tls = NULL;
+    sp_images_free(srv->images); /* after the daemons: no answer sends an image */
+    srv->images = NULL;
 }

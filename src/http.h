@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "config.h"
 #include "enrich.h"
+#include "images.h"
 #include "ingest.h"
 #include "journal.h"
 #include "listen.h"
@@ -20,8 +21,9 @@
 #include "token.h"
 #include "webhook.h"
 
-#define SP_BODY_MAX  (1u << 20) /* JSON bodies */
-#define SP_IMAGE_MAX (8u << 20) /* uploaded tracking images */
+#define SP_BODY_MAX        (1u << 20)         /* JSON bodies */
+#define SP_IMAGE_MAX       (8u << 20)         /* uploaded tracking images */
+#define SP_IMAGE_CACHE_MAX ((size_t)64 << 20) /* uploaded images kept in memory */
 
 typedef struct sp_server {
     sp_config_t *cfg;
@@ -36,6 +38,7 @@ typedef struct sp_server {
     struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
     size_t n_daemons;
     sp_tls_t *tls;              /* NULL without --tls-cert */
+    sp_images_t *images;        /* uploaded images being served */
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
     /* Parked requests: tracking requests until their record is on disk (--sync-full) or
@@ -62,10 +65,8 @@ typedef struct sp_request {
     bool waiting;         /* suspended until our journal record is on disk (--sync-full) */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
-    char *redirect; /* a click's destination (malloc'd), or NULL */
-    void *image;    /* an uploaded tracking image to answer with (malloc'd), or NULL */
-    size_t image_len;
-    char image_mime[64];
+    char *redirect;       /* a click's destination (malloc'd), or NULL */
+    sp_image_t *image;    /* an uploaded tracking image to answer with (a reference), or NULL */
     sp_net_addr_t client; /* after trusted-proxy handling */
     char client_ip[SP_NET_ADDR_MAX];
     bool https; /* reached over TLS (through a trusted proxy) */

@@ -1,5 +1,6 @@
-// Request framing (RFC 9112: smuggling, unknown codings, Host) and link targets as valid
-// URLs (RFC 3986), with links sealed before targets were checked.
+// Limits on the open internet: slow readers of uploaded images (resident memory, from
+// /proc), request framing (RFC 9112: smuggling, unknown codings, Host), link targets as
+// valid URLs (RFC 3986) with links sealed before targets were checked.
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -100,6 +101,41 @@ function startUpload(srv, size) {
     req.on('error', reject);
   });
 }
+
+describe('slow readers of uploaded images', () => {
+  test('forty readers of an 8 MiB image that read nothing: memory grows by less than two copies', async () => {
+    const srv = await startServer({ campaigns: ['img'] });
+    const socks = [];
+    try {
+      const image = png(8 * MiB);
+      const up = await srv.api('POST', '/images?campaign=img', image, { 'Content-Type': 'image/png' });
+      assert.equal(up.status, 201, up.text);
+      const p = new URL(up.json().url).pathname;
+      const first = await srv.req(p);
+      assert.ok(first.body.equals(image), 'the image comes back whole');
+      await sleep(300);
+      const before = rss(srv.pid);
+      const mem = sampleMemory(srv.pid);
+      for (let i = 0; i < 40; i++) {
+        const sock = net.connect(srv.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.on('connect', () => { sock.write(`GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`); sock.pause(); });
+        socks.push(sock);
+      }
+      await sleep(1500);
+      const peak = mem.stop();
+      assert.ok(peak - before < 16 * MiB, `resident memory grew by ${((peak - before) / MiB).toFixed(1)} MiB over 40 readers (from ${(before / MiB).toFixed(1)})`);
+      for (const s of socks) s.destroy();
+      const again = await srv.req(p);
+      assert.ok(again.body.equals(image), 'the shared copy is intact');
+      await srv.indexed();
+      assert.equal((await srv.events('img')).length >= 2, true);
+    } finally {
+      for (const s of socks) s.destroy();
+      await srv.stop();
+    }
+  });
+});
 
 describe('request framing (RFC 9112)', () => {
   let srv;
