@@ -211,6 +211,17 @@ static int authenticate(api_ctx_t *c)
     return 0;
 }
 
+bool sp_api_bearer_valid(sp_request_t *req)
+{
+    char hash[SP_AUTH_HASH_MAX], err[256], user[128];
+    const char *authz = sp_http_header(req, "Authorization");
+    sp_store_t *store = sp_http_reader(req->srv);
+    if (!store || !authz || 0 != strncasecmp(authz, "Bearer ", 7))
+        return false;
+    sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
+    return 0 == store->ops->token_get(store, hash, user, sizeof(user), err, sizeof(err));
+}
+
 static bool csrf_ok(api_ctx_t *c)
 {
     if (!c->by_session)

@@ -10,6 +10,9 @@
 /* Answers every request under /api/. */
 enum MHD_Result sp_api_handle(sp_request_t *req);
 
+/* Whether REQ carries a valid API token (Authorization: Bearer). */
+bool sp_api_bearer_valid(sp_request_t *req);
+
 /* The JSON of an event just committed, as the API shows stored events: for the live
  * streams and webhooks. New reference. */
 json_t *sp_api_event_json_of(const sp_event_t *ev);

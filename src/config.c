@@ -69,6 +69,8 @@ static const opt_t options[] = {
     {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
     {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
     {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
+    {"metrics-public", BOOL(metrics_public), NULL, SERVE,
+     "serve /metrics to anyone (default: loopback clients and API tokens only)"},
     {"batch-max", INT(batch_max), "N", SERVE, "most opens in one commit"},
     {"retention", INT(retention), "DAYS", SERVE, "delete events older than DAYS (0: keep)"},
     {"self-ip-window", INT(self_ip_window), "MINUTES", SERVE,

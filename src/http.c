@@ -306,6 +306,32 @@ static enum MHD_Result serve_asset(sp_request_t *req)
     return rc;
 }
 
+/* /metrics shows only counts, but what an operator's server does is theirs to show:
+ * by default to clients on this machine and to API tokens (Prometheus's
+ * authorization: bearer), with --metrics-public to anyone. A loopback peer that forwards
+ * for someone else (a reverse proxy not named with --trusted-proxy) is not local. */
+static const char metrics_refusal[] =
+    "{\"error\":\"/metrics is for loopback clients and API tokens (Authorization: Bearer "
+    "TOKEN); --metrics-public opens it\"}";
+
+static bool metrics_allowed(sp_request_t *req)
+{
+    if (req->srv->cfg->metrics_public)
+        return true;
+    sp_net_addr_t peer;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    memset(&peer, 0, sizeof(peer));
+    if (ci && ci->client_addr)
+        sp_net_from_sockaddr(ci->client_addr, &peer);
+    bool forwarded = !trusted(req->srv->cfg, &peer) &&
+                     (sp_http_header(req, "Forwarded") || sp_http_header(req, "X-Forwarded-For") ||
+                      sp_http_header(req, "X-Real-IP"));
+    if (SP_NET_LOOPBACK == sp_net_kind(&req->client) && !forwarded)
+        return true;
+    return sp_api_bearer_valid(req);
+}
+
 static enum MHD_Result route(sp_request_t *req)
 {
     const char *url = req->url;
@@ -328,6 +354,18 @@ static enum MHD_Result route(sp_request_t *req)
         return sp_http_respond(req, 200, "application/json", body, (size_t)n);
     }
     if (get && 0 == strcmp(url, "/metrics")) {
+        if (!metrics_allowed(req)) {
+            struct MHD_Response *resp = MHD_create_response_from_buffer(
+                sizeof(metrics_refusal) - 1, (void *)metrics_refusal, MHD_RESPMEM_PERSISTENT);
+            if (!resp)
+                return MHD_NO;
+            MHD_add_response_header(resp, "Content-Type", "application/json");
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+            sp_http_secure_headers(resp, false);
+            enum MHD_Result rc = MHD_queue_response(req->conn, 401, resp);
+            MHD_destroy_response(resp);
+            return rc;
+        }
         char extra[1024];
         uint64_t hits = 0, misses = 0;
         sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);

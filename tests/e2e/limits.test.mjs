@@ -1,6 +1,7 @@
 // Limits on the open internet: slow readers of uploaded images (resident memory, from
 // /proc), request framing (RFC 9112: smuggling, unknown codings, Host), link targets as
-// valid URLs (RFC 3986) with links sealed before targets were checked.
+// valid URLs (RFC 3986) with links sealed before targets were checked, and who may read
+// /metrics.
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -250,6 +251,36 @@ describe('link targets are valid URLs', () => {
       }
     } finally {
       await old.stop();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  test('loopback clients and API tokens only, unless --metrics-public; /healthz stays public', async () => {
+    // With a trusted proxy on loopback, X-Forwarded-For stands for a client elsewhere.
+    const srv = await startServer({ flags: ['--trusted-proxy', '127.0.0.1/32'] });
+    const away = { 'X-Forwarded-For': '203.0.113.9' };
+    try {
+      assert.equal((await srv.req('/metrics')).status, 200, 'a loopback client');
+      const refused = await srv.req('/metrics', { headers: away });
+      assert.equal(refused.status, 401);
+      assert.equal(refused.headers['www-authenticate'], 'Bearer');
+      assert.doesNotMatch(refused.text, /spypixel_/);
+      assert.equal((await srv.req('/metrics', { headers: { ...away, Authorization: 'Bearer spt_wrong' } })).status, 401);
+      const scraped = await srv.req('/metrics', { headers: { ...away, Authorization: `Bearer ${srv.token}` } });
+      assert.equal(scraped.status, 200);
+      assert.match(scraped.text, /spypixel_http_requests_total/);
+      // A loopback peer that forwards for someone else, not named a trusted proxy.
+      assert.equal((await srv.req('/metrics', { headers: away, localAddress: '127.0.0.2' })).status, 401);
+      assert.equal((await srv.req('/healthz', { headers: away })).status, 200);
+    } finally {
+      await srv.stop();
+    }
+    const open = await startServer({ flags: ['--trusted-proxy', '127.0.0.1/32', '--metrics-public'] });
+    try {
+      assert.equal((await open.req('/metrics', { headers: away })).status, 200);
+    } finally {
+      await open.stop();
     }
   });
 });

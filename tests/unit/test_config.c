@@ -144,6 +144,7 @@ static void test_defaults(void **state)
     assert_string_equal("logfmt", cfg.log_format);
     assert_string_equal("", cfg.tls_cert);
     assert_int_equal(1, cfg.n_listen);
+    assert_false(cfg.metrics_public);
     sp_config_free(&cfg);
 
     /* Loading nothing keeps them. */
@@ -404,6 +405,7 @@ static void test_env(void **state)
 {
     setenv("SPYPIXEL_LISTEN", "[::]:8443", 1);
     setenv("SPYPIXEL_MAX_CONNECTIONS", "77", 1);
+    setenv("SPYPIXEL_METRICS_PUBLIC", "true", 1);
     setenv("SPYPIXEL_SELF_IP_WINDOW", "30", 1);
     setenv("SPYPIXEL_ANONYMIZE_IP", "yes", 1);
     setenv("SPYPIXEL_NO_GEOIP", "1", 1);
@@ -417,6 +419,7 @@ static void test_env(void **state)
     assert_string_equal("[::]:8443", l->cfg.listen[0]);
     assert_string_equal("/srv/spy", l->cfg.data_dir);
     assert_int_equal(77, l->cfg.max_connections);
+    assert_true(l->cfg.metrics_public);
     assert_int_equal(30, l->cfg.self_ip_window);
     assert_true(l->cfg.anonymize_ip);
     assert_true(l->cfg.no_geoip);
@@ -661,6 +664,7 @@ static void test_usage(void **state)
                           "--threads N",
                           "--max-connections N",
                           "--timeout SECONDS",
+                          "--metrics-public ",
                           "--batch-max N",
                           "--retention DAYS",
                           "--self-ip-window MINUTES",
