@@ -69,6 +69,10 @@ static const opt_t options[] = {
     {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
     {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
     {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
+    {"header-timeout", INT(header_timeout), "SECONDS", SERVE,
+     "time a request's head has to arrive, else 408 (0: no limit)"},
+    {"max-connections-per-ip", INT(max_connections_per_ip), "N", SERVE,
+     "most open connections from one address, trusted proxies apart (0: no cap)"},
     {"metrics-public", BOOL(metrics_public), NULL, SERVE,
      "serve /metrics to anyone (default: loopback clients and API tokens only)"},
     {"batch-max", INT(batch_max), "N", SERVE, "most opens in one commit"},
@@ -106,6 +110,8 @@ void sp_config_defaults(sp_config_t *cfg)
     snprintf(cfg->answer_after, sizeof(cfg->answer_after), "journal");
     cfg->max_connections = 4096;
     cfg->timeout = 15;
+    cfg->header_timeout = 10;
+    cfg->max_connections_per_ip = 256;
     cfg->batch_max = 4096;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;

@@ -71,8 +71,10 @@ typedef struct sp_config {
     int unknown_campaigns_max;  /* most such IDs kept */
     int unknown_opens_max;      /* newest opens kept per such ID */
 
-    /* What one client may hold or see (http.c). */
-    bool metrics_public; /* /metrics for anyone, not only loopback and API tokens */
+    /* What one client may hold or see (http.c, guard.c). */
+    int header_timeout;         /* seconds a request head has to arrive; 0: no limit */
+    int max_connections_per_ip; /* 0: no cap */
+    bool metrics_public;        /* /metrics for anyone, not only loopback and API tokens */
 } sp_config_t;
 
 /* Fills CFG with the defaults (allocates: sp_config_free releases). */

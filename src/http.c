@@ -522,7 +522,17 @@ static enum MHD_Result admit(sp_request_t *req, const char *version)
     const char *msg = NULL;
     framing_t f;
     unsigned status = check_framing(req, version, &f, &msg);
-    return status ? refuse(req, status, msg) : MHD_YES;
+    if (status)
+        return refuse(req, status, msg);
+    sp_guard_busy(req->srv->guard, &req->connection->guard);
+    return MHD_YES;
+}
+
+static sp_connection_t *connection_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -538,6 +548,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             abort();
         req->srv = srv;
         req->conn = conn;
+        req->connection = connection_of(conn);
         req->method = method;
         req->url = url;
         *con_cls = req;
@@ -575,10 +586,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    sp_server_t *srv = cls;
     sp_request_t *req = *con_cls;
-    (void)cls;
-    (void)conn;
-    (void)toe;
+    sp_connection_t *c = connection_of(conn);
+    if (c && MHD_REQUEST_TERMINATED_COMPLETED_OK == toe)
+        sp_guard_idle(srv->guard, &c->guard);
     if (!req)
         return;
     free(req->body);
@@ -591,21 +603,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    sp_server_t *srv = cls;
     if (MHD_CONNECTION_NOTIFY_STARTED == toe) {
         sp_connection_t *c = calloc(1, sizeof(*c));
         if (!c)
             abort();
         *socket_context = c;
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd && addr && addr->client_addr)
+            sp_guard_opened(srv->guard, &c->guard, fd->connect_fd, addr->client_addr,
+                            over_tls(conn));
     } else if (*socket_context) {
         sp_connection_t *c = *socket_context;
+        sp_guard_closed(srv->guard, &c->guard);
         if (c->cookie_answer)
             MHD_destroy_response(c->cookie_answer);
         sp_tls_release(c->tls_hold);
         free(c);
         *socket_context = NULL;
     }
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    sp_server_t *srv = cls;
+    (void)addrlen;
+    return sp_guard_allow(srv->guard, addr) ? MHD_YES : MHD_NO;
 }
 
 static int hex_value(char c)
@@ -694,7 +720,7 @@ static struct MHD_Daemon *start_daemon(sp_server_t *srv, const sp_listen_t *l, i
                 MHD_USE_TLS;
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->cfg->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -762,6 +788,15 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
                                              : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
+    sp_guard_options_t guard = {
+        .head_timeout_ms = srv->cfg->header_timeout * 1000,
+        .per_ip_max = (unsigned)srv->cfg->max_connections_per_ip,
+        .thread_max = (unsigned)srv->cfg->max_connections / threads,
+        .exempt = srv->cfg->trusted_proxy,
+        .n_exempt = srv->cfg->n_trusted_proxy,
+        .sweep_ms = 250,
+    };
+    srv->guard = sp_guard_new(&guard);
     /* When answers wait (--sync-full, --answer-after store), the request threads run as
      * SCHED_BATCH, and so does whoever resumes them (the journal's syncer, the writer). It
      * resumes a whole batch of parked requests at once, and each MHD_resume_connection wakes
@@ -834,6 +869,8 @@ void sp_http_stop(sp_server_t *srv)
     srv->pixel = NULL;
     sp_tls_free(srv->tls); /* after the daemons: no handshake can be under way */
     srv->tls = NULL;
+    sp_guard_free(srv->guard); /* after the daemons: every connection is closed */
+    srv->guard = NULL;
     sp_images_free(srv->images); /* after the daemons: no answer sends an image */
     srv->images = NULL;
 }

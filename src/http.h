@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "config.h"
 #include "enrich.h"
+#include "guard.h"
 #include "images.h"
 #include "ingest.h"
 #include "journal.h"
@@ -38,6 +39,7 @@ typedef struct sp_server {
     struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
     size_t n_daemons;
     sp_tls_t *tls;              /* NULL without --tls-cert */
+    sp_guard_t *guard;          /* head deadline, per-address cap, shedding */
     sp_images_t *images;        /* uploaded images being served */
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
@@ -51,6 +53,7 @@ typedef struct sp_server {
 
 /* Per-connection state, libmicrohttpd's socket context: from accept to close. */
 typedef struct sp_connection {
+    sp_guard_conn_t guard;
     struct MHD_Response *cookie_answer; /* the last image answer with a Set-Cookie, or NULL */
     char visitor[40];                   /* the visitor ID it sets */
     bool https;
@@ -61,6 +64,7 @@ typedef struct sp_connection {
 typedef struct sp_request {
     sp_server_t *srv;
     struct MHD_Connection *conn;
+    sp_connection_t *connection; /* its socket context */
     const char *method, *url;
     bool waiting;         /* suspended until our journal record is on disk (--sync-full) */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */

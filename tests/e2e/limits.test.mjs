@@ -1,7 +1,7 @@
-// Limits on the open internet: slow readers of uploaded images (resident memory, from
-// /proc), request framing (RFC 9112: smuggling, unknown codings, Host), link targets as
-// valid URLs (RFC 3986) with links sealed before targets were checked, and who may read
-// /metrics.
+// Limits that keep the server up on the open internet: slow clients (Slowloris), slow
+// readers of uploaded images, request framing (RFC 9112), link targets as valid URLs, and
+// who may read /metrics. Memory is the server's resident set from /proc; time bounds are
+// generous (a hang or a starvation exceeds them, a slow machine does not).
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -102,6 +102,93 @@ function startUpload(srv, size) {
     req.on('error', reject);
   });
 }
+
+describe('slow clients (Slowloris)', () => {
+  test('a request whose head is not in within --header-timeout gets 408 and is closed', async () => {
+    const srv = await startServer({ campaigns: ['slow'], flags: ['--header-timeout', '1'] });
+    try {
+      const t0 = Date.now();
+      const got = await new Promise((resolve) => {
+        const sock = net.connect(srv.port, '127.0.0.1');
+        let text = '';
+        const drip = setInterval(() => sock.writable && sock.write(`X-Drip-${Date.now()}: 1\r\n`), 500);
+        const done = () => { clearInterval(drip); clearTimeout(limit); resolve(text); };
+        const limit = setTimeout(done, 8000);
+        sock.on('connect', () => sock.write('GET /spy-pixel.gif?campaign=slow HTTP/1.1\r\nHost: a\r\n'));
+        sock.on('data', (d) => { text += d; });
+        sock.on('error', () => {});
+        sock.on('close', done);
+      });
+      const ms = Date.now() - t0;
+      assert.match(got, /^HTTP\/1\.1 408 /);
+      assert.ok(ms >= 700 && ms < 7000, `closed after ${ms} ms`);
+      assertPixel(await srv.pixel({ campaign: 'slow', email: 'after' }, { 'User-Agent': UA.thunderbird }));
+      assert.ok((await srv.metrics()).spypixel_http_head_timeouts_total >= 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('thousands of trickling connections from 127.0.0.2-5: a pixel from 127.0.0.1 is still answered', async () => {
+    // 2,400 connections that each send a header line every 3 s (never idle for the 15 s
+    // timeout) against a limit of 1,000; whatever the server closes is opened again.
+    const srv = await startServer({ campaigns: ['loris'], flags: ['--max-connections', '1000'] });
+    const socks = new Set();
+    let stopping = false;
+    const open = (i) => {
+      if (stopping) return;
+      const sock = net.connect({ port: srv.port, host: '127.0.0.1', localAddress: `127.0.0.${2 + (i % 4)}` });
+      socks.add(sock);
+      sock.on('connect', () => sock.write('GET /spy-pixel.gif?campaign=loris HTTP/1.1\r\nHost: a\r\n'));
+      sock.on('data', () => {});
+      sock.on('error', () => {});
+      sock.on('close', () => { socks.delete(sock); setTimeout(() => open(i), 200); });
+    };
+    const drip = setInterval(() => { for (const s of socks) if (s.writable) s.write('X-Drip: 1\r\n'); }, 3000);
+    try {
+      for (let i = 0; i < 2400; i++) {
+        open(i);
+        if (i % 200 === 199) await sleep(50);
+      }
+      await sleep(1000);
+      for (let i = 0; i < 4; i++) {
+        const t0 = Date.now();
+        const res = await request(`${srv.base}/spy-pixel.gif?campaign=loris&email=probe${i}`, { headers: { 'User-Agent': UA.thunderbird }, timeoutMs: 5000 });
+        assertPixel(res, `probe ${i} (${Date.now() - t0} ms)`);
+        await sleep(300);
+      }
+      const m = await srv.metrics();
+      assert.ok(m.spypixel_http_shed_total + m.spypixel_http_address_refusals_total > 0, 'the trickling connections were held back');
+    } finally {
+      stopping = true;
+      clearInterval(drip);
+      for (const s of socks) s.destroy();
+      await srv.stop();
+    }
+  });
+
+  test('--max-connections-per-ip: connections past it from one address are refused, others served', async () => {
+    const srv = await startServer({ campaigns: ['cap'], flags: ['--max-connections-per-ip', '20'] });
+    const socks = [];
+    try {
+      let closed = 0;
+      for (let i = 0; i < 30; i++) {
+        const sock = net.connect({ port: srv.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        sock.on('error', () => {});
+        sock.on('close', () => { closed++; });
+        socks.push(sock);
+      }
+      await waitFor(() => closed >= 10, { timeoutMs: 5000, what: 'ten connections refused' });
+      await sleep(300);
+      assert.equal(closed, 10);
+      assertPixel(await srv.pixel({ campaign: 'cap', email: 'other' }, { 'User-Agent': UA.thunderbird }, { localAddress: '127.0.0.3' }));
+      assert.equal((await srv.metrics()).spypixel_http_address_refusals_total, 10);
+    } finally {
+      for (const s of socks) s.destroy();
+      await srv.stop();
+    }
+  });
+});
 
 describe('slow readers of uploaded images', () => {
   test('forty readers of an 8 MiB image that read nothing: memory grows by less than two copies', async () => {

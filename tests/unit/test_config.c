@@ -144,6 +144,8 @@ static void test_defaults(void **state)
     assert_string_equal("logfmt", cfg.log_format);
     assert_string_equal("", cfg.tls_cert);
     assert_int_equal(1, cfg.n_listen);
+    assert_int_equal(10, cfg.header_timeout);
+    assert_int_equal(256, cfg.max_connections_per_ip);
     assert_false(cfg.metrics_public);
     sp_config_free(&cfg);
 
@@ -405,6 +407,7 @@ static void test_env(void **state)
 {
     setenv("SPYPIXEL_LISTEN", "[::]:8443", 1);
     setenv("SPYPIXEL_MAX_CONNECTIONS", "77", 1);
+    setenv("SPYPIXEL_MAX_CONNECTIONS_PER_IP", "12", 1);
     setenv("SPYPIXEL_METRICS_PUBLIC", "true", 1);
     setenv("SPYPIXEL_SELF_IP_WINDOW", "30", 1);
     setenv("SPYPIXEL_ANONYMIZE_IP", "yes", 1);
@@ -419,6 +422,7 @@ static void test_env(void **state)
     assert_string_equal("[::]:8443", l->cfg.listen[0]);
     assert_string_equal("/srv/spy", l->cfg.data_dir);
     assert_int_equal(77, l->cfg.max_connections);
+    assert_int_equal(12, l->cfg.max_connections_per_ip);
     assert_true(l->cfg.metrics_public);
     assert_int_equal(30, l->cfg.self_ip_window);
     assert_true(l->cfg.anonymize_ip);
@@ -664,6 +668,8 @@ static void test_usage(void **state)
                           "--threads N",
                           "--max-connections N",
                           "--timeout SECONDS",
+                          "--header-timeout SECONDS",
+                          "--max-connections-per-ip N",
                           "--metrics-public ",
                           "--batch-max N",
                           "--retention DAYS",
