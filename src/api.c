@@ -869,6 +869,50 @@ static bool campaign_path(const char *path, char *id, size_t idlen, const char *
     return sp_event_id_valid(id);
 }
 
+unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const char **msg)
+{
+    const char *m = req->method;
+    bool reads = 0 == strcmp(m, "GET") || 0 == strcmp(m, "HEAD");
+    bool writes = 0 == strcmp(m, "POST") || 0 == strcmp(m, "PUT") || 0 == strcmp(m, "PATCH") ||
+                  0 == strcmp(m, "DELETE");
+    *body_max = 0;
+    *vouched = false;
+    if (0 != strncmp(req->url, "/api/v1/", 8)) {
+        *msg = "unknown API version";
+        return 404;
+    }
+    const char *path = req->url + 8;
+    if (!reads && !writes) {
+        *msg = "method not allowed";
+        return 405;
+    }
+    if (0 == strcmp(path, "login")) {
+        if (0 != strcmp(m, "POST")) {
+            *msg = "use POST";
+            return 405;
+        }
+        *body_max = SP_LOGIN_MAX;
+        return 0;
+    }
+    api_ctx_t c = {.req = req, .store = sp_http_reader(req->srv)};
+    if (!c.store) {
+        *msg = "the store is not available";
+        return 503;
+    }
+    if (authenticate(&c)) {
+        *msg = "log in or send Authorization: Bearer TOKEN";
+        return 401;
+    }
+    if (!reads && !csrf_ok(&c)) {
+        *msg = "missing or wrong X-CSRF-Token header";
+        return 403;
+    }
+    *vouched = true;
+    if (writes)
+        *body_max = 0 == strcmp(path, "images") ? SP_IMAGE_MAX : SP_BODY_MAX;
+    return 0;
+}
+
 enum MHD_Result sp_api_handle(sp_request_t *req)
 {
     api_ctx_t c = {.req = req};

@@ -2,12 +2,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "guard.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -27,9 +29,10 @@
  * (and its number reused) under us: libmicrohttpd sends the close notification, which
  * takes the same lock, before it closes the socket.
  *
- * - A request's head must arrive within head_timeout_ms of the connection's accept, or
- *   of its previous answer: else 408 (as nginx's client_header_timeout), or a silent
- *   close for an idle keep-alive connection.
+ * - A request must arrive whole (its head, and the body of one that needs no
+ *   credentials) within head_timeout_ms of the connection's accept, or of its previous
+ *   answer: else 408 (as nginx's client_header_timeout), or a silent close for an idle
+ *   keep-alive connection.
  * - One address holds at most per_ip_max connections; more are refused at accept.
  * - Near the connection limit, each new connection sheds the oldest connection that is
  *   still waiting for its request (503): a trickling client is always the oldest, and a
@@ -42,6 +45,12 @@
  */
 
 #define PEER_BUCKETS 4096
+/* Lingering closes: at most this many at once (each holds a descriptor), each for this
+ * long, reading at most this much per sweep. */
+#define LINGER_MAX        64
+#define LINGER_MS         2000
+#define LINGER_SWEEP_READ (256 * 1024)
+
 struct sp_guard_shard {
     pthread_mutex_t lock;
     sp_guard_conn_t *head, *tail; /* waiting connections, oldest first */
@@ -56,6 +65,12 @@ typedef struct sp_guard_peer {
     struct sp_guard_peer *next;
 } peer_t;
 
+typedef struct lingerer {
+    int fd; /* our own descriptor of the socket, dup(2)ed before libmicrohttpd closed its */
+    int64_t until_ms;
+    struct lingerer *next;
+} lingerer_t;
+
 struct sp_guard {
     sp_guard_options_t opt;
     uint64_t id;
@@ -64,6 +79,9 @@ struct sp_guard {
     struct sp_guard_shard *shards;
     pthread_mutex_t peers_lock;
     peer_t *peers[PEER_BUCKETS];
+    pthread_mutex_t linger_lock;
+    lingerer_t *lingering;
+    unsigned n_lingering;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     bool stop;
@@ -123,13 +141,14 @@ sp_guard_t *sp_guard_new(const sp_guard_options_t *opt)
     }
     pthread_mutex_init(&g->shards_lock, NULL);
     pthread_mutex_init(&g->peers_lock, NULL);
+    pthread_mutex_init(&g->linger_lock, NULL);
     pthread_mutex_init(&g->stop_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&g->stop_cond, &ca);
     pthread_condattr_destroy(&ca);
-    if (opt->sweep_ms > 0 && opt->head_timeout_ms > 0)
+    if (opt->sweep_ms > 0)
         g->sweeping = 0 == pthread_create(&g->sweeper, NULL, sweeper_main, g);
     return g;
 }
@@ -156,7 +175,13 @@ void sp_guard_free(sp_guard_t *g)
             free(p);
         }
     pthread_mutex_destroy(&g->shards_lock);
+    for (lingerer_t *l = g->lingering, *next; l; l = next) {
+        next = l->next;
+        close(l->fd);
+        free(l);
+    }
     pthread_mutex_destroy(&g->peers_lock);
+    pthread_mutex_destroy(&g->linger_lock);
     pthread_mutex_destroy(&g->stop_lock);
     pthread_cond_destroy(&g->stop_cond);
     free(g);
@@ -304,6 +329,23 @@ void sp_guard_closed(sp_guard_t *g, sp_guard_conn_t *c)
     pthread_mutex_unlock(&s->lock);
     c->shard = NULL;
 
+    if (c->linger) {
+        /* libmicrohttpd has sent the answer and closes its descriptor next: ours keeps the
+         * socket open, says the answer is complete, and drains what still comes. */
+        pthread_mutex_lock(&g->linger_lock);
+        lingerer_t *l = g->n_lingering < LINGER_MAX ? malloc(sizeof(*l)) : NULL;
+        if (l && (l->fd = dup(c->fd)) >= 0) {
+            shutdown(l->fd, SHUT_WR);
+            l->until_ms = sp_guard_now_ms() + LINGER_MS;
+            l->next = g->lingering;
+            g->lingering = l;
+            g->n_lingering++;
+        } else {
+            free(l);
+        }
+        pthread_mutex_unlock(&g->linger_lock);
+    }
+
     pthread_mutex_lock(&g->peers_lock);
     peer_t *p = c->peer;
     if (0 == --p->count) {
@@ -341,8 +383,44 @@ void sp_guard_idle(sp_guard_t *g, sp_guard_conn_t *c)
     pthread_mutex_unlock(&s->lock);
 }
 
+void sp_guard_linger(sp_guard_conn_t *c)
+{
+    if (c)
+        c->linger = true;
+}
+
+/* Reads and drops what lingering sockets received; closes those whose client closed, or
+ * whose time is up. */
+static void drain(sp_guard_t *g, int64_t now_ms)
+{
+    static char sink[64 * 1024];
+    pthread_mutex_lock(&g->linger_lock);
+    for (lingerer_t **at = &g->lingering, *l; (l = *at);) {
+        bool done = now_ms >= l->until_ms;
+        for (size_t read = 0; !done && read < LINGER_SWEEP_READ;) {
+            ssize_t n = recv(l->fd, sink, sizeof(sink), MSG_DONTWAIT);
+            if (n > 0)
+                read += (size_t)n;
+            else
+                done = n == 0 || (EAGAIN != errno && EWOULDBLOCK != errno && EINTR != errno);
+            if (n < 0 && !done)
+                break;
+        }
+        if (done) {
+            close(l->fd);
+            *at = l->next;
+            free(l);
+            g->n_lingering--;
+        } else {
+            at = &l->next;
+        }
+    }
+    pthread_mutex_unlock(&g->linger_lock);
+}
+
 void sp_guard_sweep(sp_guard_t *g, int64_t now_ms)
 {
+    drain(g, now_ms);
     if (g->opt.head_timeout_ms <= 0)
         return;
     pthread_mutex_lock(&g->shards_lock);

@@ -23,6 +23,7 @@ typedef struct sp_guard_conn {
     bool served;      /* it was answered before: an idle keep-alive connection */
     bool closing;     /* shut down by the guard; libmicrohttpd closes it on its own thread */
     bool quiet;       /* no answer may be written to it (TLS: bytes outside the session) */
+    bool linger;      /* answered before its body was read: drained a while after the close */
 } sp_guard_conn_t;
 
 typedef struct sp_guard_options {
@@ -33,8 +34,8 @@ typedef struct sp_guard_options {
     unsigned thread_max;
     const sp_net_cidr_t *exempt; /* addresses the cap does not apply to (trusted proxies) */
     size_t n_exempt;
-    int sweep_ms; /* how often a thread looks for overdue requests (0: no thread; tests
-                   * call sp_guard_sweep) */
+    int sweep_ms; /* how often a thread looks for overdue requests and drains lingering
+                   * closes (0: no thread; tests call sp_guard_sweep) */
 } sp_guard_options_t;
 
 /* Starts the sweeper thread. OPT->exempt is borrowed for the guard's life. */
@@ -57,14 +58,22 @@ void sp_guard_opened(sp_guard_t *g, sp_guard_conn_t *c, int fd, const struct soc
 /* C is about to be closed (its socket is still open). Any thread. */
 void sp_guard_closed(sp_guard_t *g, sp_guard_conn_t *c);
 
-/* C's request head is in: no deadline while it is served. */
+/* C's request is in (http.c counts its head, and a body sent without credentials): no
+ * deadline while it is served. */
 void sp_guard_busy(sp_guard_t *g, sp_guard_conn_t *c);
 
 /* C's answer went out; it waits for its next request. */
 void sp_guard_idle(sp_guard_t *g, sp_guard_conn_t *c);
 
+/* C was refused before its body was read, and libmicrohttpd closes it once the answer is
+ * out: when it does, the rest of the body is read and dropped for a short while (a
+ * lingering close, as nginx's lingering_close), so that a client still sending it reads
+ * the answer rather than a reset. */
+void sp_guard_linger(sp_guard_conn_t *c);
+
 /* Closes every connection whose request is overdue at NOW_MS (a monotonic clock: see
- * sp_guard_now_ms). The sweeper thread calls it; tests may. */
+ * sp_guard_now_ms), and drains the lingering closes. The sweeper thread calls it; tests
+ * may. */
 void sp_guard_sweep(sp_guard_t *g, int64_t now_ms);
 int64_t sp_guard_now_ms(void);
 

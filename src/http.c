@@ -394,10 +394,13 @@ static enum MHD_Result route(sp_request_t *req)
 /* ---- the request's life ---------------------------------------------------------- */
 
 /* Answers from the first call, when only the head is in. libmicrohttpd then reads no
- * body and closes the connection once the answer is out. */
+ * body and closes the connection once the answer is out: the client cannot go on
+ * sending a body nobody reads. */
 static enum MHD_Result refuse(sp_request_t *req, unsigned status, const char *msg)
 {
     sp_metric_inc(http_early_refusals);
+    if (req->connection)
+        sp_guard_linger(&req->connection->guard);
     json_t *j = json_pack("{s:s}", "error", msg);
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -456,7 +459,7 @@ static enum MHD_Result look_at_header(void *cls, enum MHD_ValueKind kind, const 
             if (trimmed) {
                 f->codings++;
                 if (token_is(p, trimmed, "chunked")) {
-                    f->chunked_twice |= f->chunked_last || f->codings > 1;
+                    f->chunked_twice |= f->chunked_last;
                     f->chunked_last = true;
                 } else {
                     f->unknown_coding = true;
@@ -513,10 +516,27 @@ static unsigned check_framing(sp_request_t *req, const char *version, framing_t 
     return 0;
 }
 
-/* The first call, with the head in and none of the body read. A request that passes is
- * answered from a later call, once the whole request is read, bodyless GETs too:
- * libmicrohttpd closes the connection after an answer queued from this first call (it
- * cannot know the request is over), which would end every keep-alive. */
+static bool is_get(const char *method)
+{
+    return 0 == strcmp(method, "GET") || 0 == strcmp(method, "HEAD");
+}
+
+/* Takes N bytes of the body memory budget; false when it would go over. */
+static bool reserve_body(sp_server_t *srv, size_t n)
+{
+    size_t budget = (size_t)srv->cfg->body_memory << 20;
+    size_t used = atomic_load(&srv->body_bytes);
+    do {
+        if (used + n > budget || used + n < used)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->body_bytes, &used, used + n));
+    return true;
+}
+
+/* The first call, with the head in and none of the body read: framing, and for a request
+ * with a body, whether it may send one (credentials, method, size, memory), so that a
+ * body is read only when it will be used. A request without a body is answered from the
+ * second call, as libmicrohttpd keeps the connection open only then. */
 static enum MHD_Result admit(sp_request_t *req, const char *version)
 {
     const char *msg = NULL;
@@ -524,7 +544,40 @@ static enum MHD_Result admit(sp_request_t *req, const char *version)
     unsigned status = check_framing(req, version, &f, &msg);
     if (status)
         return refuse(req, status, msg);
-    sp_guard_busy(req->srv->guard, &req->connection->guard);
+    bool chunked = f.codings > 0;
+    if (!chunked && 0 == f.length) {
+        sp_guard_busy(req->srv->guard, &req->connection->guard);
+        return MHD_YES;
+    }
+    size_t max = 0;
+    bool vouched = false;
+    if (0 == strncmp(req->url, "/api/", 5))
+        status = sp_api_admit(req, &max, &vouched, &msg);
+    else if (!is_get(req->method))
+        status = 405, msg = "method not allowed";
+    if (status)
+        return refuse(req, status, msg);
+    if (!vouched)
+        req->unvouched = true; /* a slow body holds a connection like a slow head */
+    else
+        sp_guard_busy(req->srv->guard, &req->connection->guard);
+    if (0 == max) {
+        req->discard = true; /* GET with a body: it has no meaning here (RFC 9110 9.3.1) */
+        return MHD_YES;
+    }
+    if (!chunked && f.length > max)
+        return refuse(req, 413, "request body too large");
+    size_t want = chunked ? max : (size_t)f.length;
+    if (!reserve_body(req->srv, want)) {
+        sp_metric_inc(http_body_budget_refusals);
+        return refuse(req, 503, "the server is receiving too many uploads; try again shortly");
+    }
+    /* The whole body's room at once: untouched pages cost nothing until the bytes come. */
+    req->body = malloc(want + 1);
+    if (!req->body)
+        abort();
+    req->body[0] = '\0';
+    req->body_max = want;
     return MHD_YES;
 }
 
@@ -553,26 +606,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->url = url;
         *con_cls = req;
         resolve_client(req);
-        if (0 == strcmp(method, "POST") || 0 == strcmp(method, "PUT") ||
-            0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE"))
-            req->body_max = 0 == strncmp(url, "/api/v1/images", 14) ? SP_IMAGE_MAX : SP_BODY_MAX;
         return admit(req, version);
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (req->discard)
+            return MHD_YES;
         if (req->body_too_big || req->body_len + n > req->body_max) {
-            req->body_too_big = true;
+            req->body_too_big = true; /* a chunked body longer than its route takes */
             return MHD_YES;
         }
-        char *grown = realloc(req->body, req->body_len + n + 1);
-        if (!grown)
-            abort();
-        req->body = grown;
         memcpy(req->body + req->body_len, upload_data, n);
         req->body_len += n;
         req->body[req->body_len] = '\0';
         return MHD_YES;
+    }
+    if (req->unvouched) {
+        req->unvouched = false;
+        sp_guard_busy(srv->guard, &req->connection->guard);
     }
     if (req->waiting)
         return sp_pixel_finish(req);
@@ -593,7 +645,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         sp_guard_idle(srv->guard, &c->guard);
     if (!req)
         return;
-    free(req->body);
+    if (req->body) {
+        atomic_fetch_sub(&srv->body_bytes, req->body_max);
+        free(req->body);
+    }
     sp_image_release(req->image);
     free(req->redirect);
     free(req);

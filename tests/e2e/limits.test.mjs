@@ -1,7 +1,8 @@
-// Limits that keep the server up on the open internet: slow clients (Slowloris), slow
-// readers of uploaded images, request framing (RFC 9112), link targets as valid URLs, and
-// who may read /metrics. Memory is the server's resident set from /proc; time bounds are
-// generous (a hang or a starvation exceeds them, a slow machine does not).
+// Limits that keep the server up on the open internet: bodies read only when they will be
+// used (and within a memory budget), slow clients (Slowloris), slow readers of uploaded
+// images, request framing (RFC 9112), link targets as valid URLs, and who may read
+// /metrics. Memory is the server's resident set from /proc; time bounds are generous (a
+// hang or a starvation exceeds them, a slow machine does not).
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
@@ -102,6 +103,94 @@ function startUpload(srv, size) {
     req.on('error', reject);
   });
 }
+
+describe('request bodies are read only when they will be used', () => {
+  let srv;
+  before(async () => { srv = await startServer({ campaigns: ['up', 'get'], flags: ['--body-memory', '16'] }); });
+  after(async () => { await srv?.stop(); });
+
+  test('a body without credentials is refused with 401 from its head, and the connection closes', async () => {
+    const r = await exchange(srv.port, 'POST /api/v1/images?campaign=up HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\nContent-Length: 8000000\r\n\r\n');
+    assert.equal(r.status, 401, 'answered before any of the body was sent');
+    assert.ok(r.closed, 'the connection is closed');
+    assert.match(r.text, /Bearer/);
+  });
+
+  test('a declared length over the route\'s limit is refused with 413 from the head', async () => {
+    const up = await exchange(srv.port, `POST /api/v1/images?campaign=up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${srv.token}\r\nContent-Length: ${9 * MiB}\r\n\r\n`);
+    assert.equal(up.status, 413);
+    assert.ok(up.closed);
+    const json = await exchange(srv.port, `POST /api/v1/campaigns HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${srv.token}\r\nContent-Length: ${2 * MiB}\r\n\r\n`);
+    assert.equal(json.status, 413);
+    // The login is the one body taken without credentials: a small one.
+    const login = await exchange(srv.port, 'POST /api/v1/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n');
+    assert.equal(login.status, 413);
+    assert.ok(login.closed);
+  });
+
+  test('a body on a method its route does not take is refused with 405 from the head', async () => {
+    for (const head of [
+      'POST /spy-pixel.gif?campaign=get HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n',
+      'GET /api/v1/login HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n',
+      `BREW /api/v1/campaigns HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${srv.token}\r\nContent-Length: 1000000\r\n\r\n`,
+    ]) {
+      const r = await exchange(srv.port, head);
+      assert.equal(r.status, 405, head);
+      assert.ok(r.closed, head);
+    }
+  });
+
+  test('forty unauthenticated 8 MB uploads: each gets 401, and resident memory stays flat', async () => {
+    const mem = sampleMemory(srv.pid);
+    const before = rss(srv.pid);
+    const head = 'POST /api/v1/images?campaign=up HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\nContent-Length: 8000000\r\n\r\n';
+    const results = await Promise.all(Array.from({ length: 40 }, () => exchange(srv.port, head, { body: 8000000, timeoutMs: 15000 })));
+    const peak = mem.stop();
+    assert.deepEqual(results.map((r) => r.status), Array(40).fill(401));
+    assert.ok(peak - before < 24 * MiB, `resident memory grew by ${((peak - before) / MiB).toFixed(1)} MiB (from ${(before / MiB).toFixed(1)})`);
+  });
+
+  test('uploads past --body-memory get 503 with Retry-After; the ones admitted complete', async () => {
+    const a = await startUpload(srv, 7000000);
+    const b = await startUpload(srv, 7000000);
+    try {
+      // 2 x 7 MB in flight of 16 MiB: a third does not fit, whatever its sender.
+      const c = await exchange(srv.port, `POST /api/v1/images?campaign=up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${srv.token}\r\nContent-Length: 7000000\r\n\r\n`);
+      assert.equal(c.status, 503);
+      assert.match(c.head, /\r\nRetry-After: \d+/i);
+      assert.ok(c.closed);
+      const [ra, rb] = await Promise.all([a.finish(), b.finish()]);
+      assert.equal(ra.status, 201, ra.text);
+      assert.equal(rb.status, 201, rb.text);
+    } finally {
+      a.abort();
+      b.abort();
+    }
+    // The budget came back.
+    const d = await startUpload(srv, 7000000);
+    assert.equal((await d.finish()).status, 201);
+  });
+
+  test('a GET with a body still gets the pixel, and its open is recorded', async () => {
+    const r = await exchange(srv.port, 'GET /spy-pixel.gif?campaign=get&email=withbody HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
+    assert.equal(r.status, 200);
+    assert.match(r.head, /content-type: image\/gif/i);
+    await waitFor(async () => (await srv.events('get')).some((e) => e.recipient === 'withbody'), { what: 'the open' });
+  });
+
+  test('a chunked login body is still read', async () => {
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: srv.port, method: 'POST', path: '/api/v1/login', agent: false, headers: { 'Content-Type': 'application/json' } }, (r) => {
+        r.resume();
+        r.on('end', () => resolve(r));
+      });
+      req.on('error', reject);
+      req.write(`{"user":"${srv.user}",`);
+      req.end(`"password":"${srv.password}"}`);
+    });
+    assert.equal(res.statusCode, 200);
+  });
+});
 
 describe('slow clients (Slowloris)', () => {
   test('a request whose head is not in within --header-timeout gets 408 and is closed', async () => {

@@ -146,6 +146,7 @@ static void test_defaults(void **state)
     assert_int_equal(1, cfg.n_listen);
     assert_int_equal(10, cfg.header_timeout);
     assert_int_equal(256, cfg.max_connections_per_ip);
+    assert_int_equal(64, cfg.body_memory);
     assert_false(cfg.metrics_public);
     sp_config_free(&cfg);
 
@@ -339,6 +340,7 @@ static void test_bad_values(void **state)
     load_fails((const char *[]){"--timeout", "2147483648", NULL}, "--timeout");
     load_fails((const char *[]){"--timeout", "99999999999999999999999", NULL}, "--timeout");
     load_fails((const char *[]){"--retention", "1.5", NULL}, "--retention");
+    load_fails((const char *[]){"--body-memory", "8", NULL}, "--body-memory: at least 9");
 
     load_t *l = load((const char *[]){"--timeout", "2147483647", "--retention", "0", NULL});
     assert_int_equal(0, l->rc);
@@ -670,6 +672,7 @@ static void test_usage(void **state)
                           "--timeout SECONDS",
                           "--header-timeout SECONDS",
                           "--max-connections-per-ip N",
+                          "--body-memory MIB",
                           "--metrics-public ",
                           "--batch-max N",
                           "--retention DAYS",

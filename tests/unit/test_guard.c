@@ -1,4 +1,4 @@
-/* test_guard: request-head deadline, per-address cap and shedding, on socket pairs. */
+/* test_guard: request-head deadline, per-address cap, shedding and lingering close on sockets. */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,6 +221,35 @@ static void test_oldest_waiting_shed_near_the_limit(void **state)
     sp_guard_free(g);
 }
 
+static void test_lingering_close_drains(void **state)
+{
+    (void)state;
+    sp_guard_options_t opt = {0};
+    sp_guard_t *g = sp_guard_new(&opt);
+    conn_t k;
+    open_conn(g, &k, "192.0.2.1");
+    assert_int_equal(5, send(k.server, "HTTP!", 5, 0)); /* the early answer */
+    sp_guard_linger(&k.c);
+    sp_guard_closed(g, &k.c);
+    close(k.server); /* libmicrohttpd's close: the guard's own descriptor keeps it open */
+
+    char body[32 * 1024], buf[64];
+    memset(body, 'x', sizeof(body));
+    assert_int_equal((ssize_t)sizeof(body), send(k.client, body, sizeof(body), MSG_NOSIGNAL));
+    bool eof;
+    client_read(&k, buf, sizeof(buf), &eof);
+    assert_string_equal(buf, "HTTP!");
+    assert_true(eof); /* the answer is complete */
+    sp_guard_sweep(g, sp_guard_now_ms());
+    assert_int_equal((ssize_t)sizeof(body), send(k.client, body, sizeof(body), MSG_NOSIGNAL));
+    sp_guard_sweep(g, sp_guard_now_ms() + 60000); /* its time is up: closed */
+    errno = 0;
+    assert_int_equal(-1, send(k.client, body, sizeof(body), MSG_NOSIGNAL));
+    assert_int_equal(EPIPE, errno);
+    close(k.client);
+    sp_guard_free(g);
+}
+
 static void test_sweeper_thread(void **state)
 {
     (void)state;
@@ -248,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_idle_keepalive_closed_silently),
         cmocka_unit_test(test_per_address_cap),
         cmocka_unit_test(test_oldest_waiting_shed_near_the_limit),
+        cmocka_unit_test(test_lingering_close_drains),
         cmocka_unit_test(test_sweeper_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
