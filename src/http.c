@@ -362,6 +362,7 @@ static enum MHD_Result route(sp_request_t *req)
             MHD_add_response_header(resp, "Content-Type", "application/json");
             MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
             sp_http_secure_headers(resp, false);
+            sp_http_hsts(req, resp);
             enum MHD_Result rc = MHD_queue_response(req->conn, 401, resp);
             MHD_destroy_response(resp);
             return rc;
@@ -414,6 +415,7 @@ static enum MHD_Result refuse(sp_request_t *req, unsigned status, const char *ms
     if (503 == status)
         MHD_add_response_header(resp, "Retry-After", "5");
     sp_http_secure_headers(resp, false);
+    sp_http_hsts(req, resp);
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
