@@ -10,9 +10,11 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 
-import { GIF_LENGTH, UA, assertPixel, prepareData, request, sleep, sqlite, startServer, waitFor } from './harness.mjs';
+import { GIF_LENGTH, UA, assertPixel, prepareData, request, sleep, sqlite, startServer, tempDir, waitFor } from './harness.mjs';
+import { httpsRequest, makeCA, startTls } from './tls.mjs';
 
 const MiB = 1 << 20;
 
@@ -213,6 +215,41 @@ describe('slow clients (Slowloris)', () => {
       assert.ok(ms >= 700 && ms < 7000, `closed after ${ms} ms`);
       assertPixel(await srv.pixel({ campaign: 'slow', email: 'after' }, { 'User-Agent': UA.thunderbird }));
       assert.ok((await srv.metrics()).spypixel_http_head_timeouts_total >= 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('over HTTPS an unfinished request is closed at --header-timeout with no bytes outside TLS', async () => {
+    const pki = await makeCA(await tempDir('spypixel-limits-tls-'));
+    const pair = await pki.cert('server', 'localhost');
+    const srv = await startTls({ ...pair, flags: ['--header-timeout', '1'] });
+    try {
+      // One that never starts its handshake, one that trickles its request inside TLS.
+      const raw = await new Promise((resolve) => {
+        const sock = net.connect(srv.tlsPort, '127.0.0.1');
+        let bytes = 0;
+        const t0 = Date.now();
+        sock.on('data', (d) => { bytes += d.length; });
+        sock.on('error', () => {});
+        sock.on('close', () => resolve({ bytes, ms: Date.now() - t0 }));
+      });
+      assert.equal(raw.bytes, 0);
+      assert.ok(raw.ms < 7000, `closed after ${raw.ms} ms`);
+      const inside = await new Promise((resolve) => {
+        const errors = [];
+        let text = '';
+        const sock = tls.connect({ port: srv.tlsPort, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(pki.ca) });
+        const drip = setInterval(() => sock.writable && sock.write('X-Drip: 1\r\n'), 300);
+        sock.on('secureConnect', () => sock.write('GET /spy-pixel.gif?campaign=x HTTP/1.1\r\nHost: a\r\n'));
+        sock.on('data', (d) => { text += d; });
+        sock.on('error', (e) => errors.push(e.code || e.message));
+        sock.on('close', () => { clearInterval(drip); resolve({ text, errors }); });
+      });
+      assert.equal(inside.text, '');
+      assert.deepEqual(inside.errors.filter((e) => !/ECONNRESET|EPIPE/.test(e)), [], 'bytes outside the TLS session');
+      const ok = await httpsRequest(`${srv.https}/spy-pixel.gif?campaign=x`, { ca: pki.ca });
+      assert.equal(ok.status, 200);
     } finally {
       await srv.stop();
     }
