@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snippet.h"
+#include "url.h"
 #include "utf8.h"
 
 #define SESSION_COOKIE "sp_session"
@@ -208,6 +209,17 @@ static int authenticate(api_ctx_t *c)
     c->by_session = true;
     sp_auth_note_dashboard_ip(req->srv->auth, &req->client);
     return 0;
+}
+
+bool sp_api_bearer_valid(sp_request_t *req)
+{
+    char hash[SP_AUTH_HASH_MAX], err[256], user[128];
+    const char *authz = sp_http_header(req, "Authorization");
+    sp_store_t *store = sp_http_reader(req->srv);
+    if (!store || !authz || 0 != strncasecmp(authz, "Bearer ", 7))
+        return false;
+    sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
+    return 0 == store->ops->token_get(store, hash, user, sizeof(user), err, sizeof(err));
 }
 
 static bool csrf_ok(api_ctx_t *c)
@@ -706,16 +718,19 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
                                "1-128 letters, digits or - _ @ + . characters");
         goto done;
     }
-    if (SP_TOKEN_CLICK == kind &&
-        (!target || strlen(target) >= sizeof(data.extra) ||
-         (0 != strncmp(target, "https://", 8) && 0 != strncmp(target, "http://", 7)) ||
-         strpbrk(target, " \r\n\t\"<>"))) {
-        result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
-        goto done;
+    /* Stored as the Location it will be sent as: a valid URL, or refused with the reason. */
+    if (SP_TOKEN_CLICK == kind) {
+        if (!target) {
+            result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
+            goto done;
+        }
+        if (0 != sp_url_target(target, data.extra, sizeof(data.extra), msg, sizeof(msg))) {
+            result = sp_http_error(c->req, 400, msg);
+            goto done;
+        }
     }
     snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
     snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
-    snprintf(data.extra, sizeof(data.extra), "%s", target ? target : "");
     if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
         result = store_error(c->req, err);
         goto done;
@@ -852,6 +867,50 @@ static bool campaign_path(const char *path, char *id, size_t idlen, const char *
     id[n] = '\0';
     *rest = slash ? slash + 1 : "";
     return sp_event_id_valid(id);
+}
+
+unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const char **msg)
+{
+    const char *m = req->method;
+    bool reads = 0 == strcmp(m, "GET") || 0 == strcmp(m, "HEAD");
+    bool writes = 0 == strcmp(m, "POST") || 0 == strcmp(m, "PUT") || 0 == strcmp(m, "PATCH") ||
+                  0 == strcmp(m, "DELETE");
+    *body_max = 0;
+    *vouched = false;
+    if (0 != strncmp(req->url, "/api/v1/", 8)) {
+        *msg = "unknown API version";
+        return 404;
+    }
+    const char *path = req->url + 8;
+    if (!reads && !writes) {
+        *msg = "method not allowed";
+        return 405;
+    }
+    if (0 == strcmp(path, "login")) {
+        if (0 != strcmp(m, "POST")) {
+            *msg = "use POST";
+            return 405;
+        }
+        *body_max = SP_LOGIN_MAX;
+        return 0;
+    }
+    api_ctx_t c = {.req = req, .store = sp_http_reader(req->srv)};
+    if (!c.store) {
+        *msg = "the store is not available";
+        return 503;
+    }
+    if (authenticate(&c)) {
+        *msg = "log in or send Authorization: Bearer TOKEN";
+        return 401;
+    }
+    if (!reads && !csrf_ok(&c)) {
+        *msg = "missing or wrong X-CSRF-Token header";
+        return 403;
+    }
+    *vouched = true;
+    if (writes)
+        *body_max = 0 == strcmp(path, "images") ? SP_IMAGE_MAX : SP_BODY_MAX;
+    return 0;
 }
 
 enum MHD_Result sp_api_handle(sp_request_t *req)

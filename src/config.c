@@ -69,6 +69,14 @@ static const opt_t options[] = {
     {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
     {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
     {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
+    {"header-timeout", INT(header_timeout), "SECONDS", SERVE,
+     "time a request's head has to arrive, else 408 (0: no limit)"},
+    {"max-connections-per-ip", INT(max_connections_per_ip), "N", SERVE,
+     "most open connections from one address, trusted proxies apart (0: no cap)"},
+    {"body-memory", INT(body_memory), "MIB", SERVE,
+     "memory all request bodies in flight may hold together; past it uploads get 503"},
+    {"metrics-public", BOOL(metrics_public), NULL, SERVE,
+     "serve /metrics to anyone (default: loopback clients and API tokens only)"},
     {"batch-max", INT(batch_max), "N", SERVE, "most opens in one commit"},
     {"retention", INT(retention), "DAYS", SERVE, "delete events older than DAYS (0: keep)"},
     {"self-ip-window", INT(self_ip_window), "MINUTES", SERVE,
@@ -110,6 +118,9 @@ void sp_config_defaults(sp_config_t *cfg)
     snprintf(cfg->answer_after, sizeof(cfg->answer_after), "journal");
     cfg->max_connections = 4096;
     cfg->timeout = 15;
+    cfg->header_timeout = 10;
+    cfg->max_connections_per_ip = 256;
+    cfg->body_memory = 64;
     cfg->batch_max = 4096;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
@@ -373,6 +384,11 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
     }
     if (0 == cfg->n_listen) {
         snprintf(err, errlen, "--listen: at least one address is needed");
+        return -1;
+    }
+    if (cfg->body_memory < 9) {
+        snprintf(err, errlen, "--body-memory: at least 9 (MiB: an image upload is up to 8), got %d",
+                 cfg->body_memory);
         return -1;
     }
     if (0 != strcmp(cfg->store, "sqlite") && 0 != strcmp(cfg->store, "postgres")) {

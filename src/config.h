@@ -72,6 +72,12 @@ typedef struct sp_config {
     bool auto_create_campaigns; /* create the campaign (otherwise: kept apart, bounded) */
     int unknown_campaigns_max;  /* most such IDs kept */
     int unknown_opens_max;      /* newest opens kept per such ID */
+
+    /* What one client may hold or see (http.c, guard.c). */
+    int header_timeout; /* seconds a request (head, unauthenticated body) has to arrive; 0: none */
+    int max_connections_per_ip; /* 0: no cap */
+    int body_memory;            /* MiB all request bodies in flight may hold together */
+    bool metrics_public;        /* /metrics for anyone, not only loopback and API tokens */
 } sp_config_t;
 
 /* Fills CFG with the defaults (allocates: sp_config_free releases). */

@@ -366,6 +366,32 @@ static enum MHD_Result healthz(sp_request_t *req)
     return rc;
 }
 
+/* /metrics shows only counts, but what an operator's server does is theirs to show:
+ * by default to clients on this machine and to API tokens (Prometheus's
+ * authorization: bearer), with --metrics-public to anyone. A loopback peer that forwards
+ * for someone else (a reverse proxy not named with --trusted-proxy) is not local. */
+static const char metrics_refusal[] =
+    "{\"error\":\"/metrics is for loopback clients and API tokens (Authorization: Bearer "
+    "TOKEN); --metrics-public opens it\"}";
+
+static bool metrics_allowed(sp_request_t *req)
+{
+    if (req->srv->cfg->metrics_public)
+        return true;
+    sp_net_addr_t peer;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    memset(&peer, 0, sizeof(peer));
+    if (ci && ci->client_addr)
+        sp_net_from_sockaddr(ci->client_addr, &peer);
+    bool forwarded = !trusted(req->srv->cfg, &peer) &&
+                     (sp_http_header(req, "Forwarded") || sp_http_header(req, "X-Forwarded-For") ||
+                      sp_http_header(req, "X-Real-IP"));
+    if (SP_NET_LOOPBACK == sp_net_kind(&req->client) && !forwarded)
+        return true;
+    return sp_api_bearer_valid(req);
+}
+
 static enum MHD_Result route(sp_request_t *req)
 {
     const char *url = req->url;
@@ -384,6 +410,19 @@ static enum MHD_Result route(sp_request_t *req)
     if (get && 0 == strcmp(url, "/healthz"))
         return healthz(req);
     if (get && 0 == strcmp(url, "/metrics")) {
+        if (!metrics_allowed(req)) {
+            struct MHD_Response *resp = MHD_create_response_from_buffer(
+                sizeof(metrics_refusal) - 1, (void *)metrics_refusal, MHD_RESPMEM_PERSISTENT);
+            if (!resp)
+                return MHD_NO;
+            MHD_add_response_header(resp, "Content-Type", "application/json");
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+            sp_http_secure_headers(resp, false);
+            sp_http_hsts(req, resp);
+            enum MHD_Result rc = MHD_queue_response(req->conn, 401, resp);
+            MHD_destroy_response(resp);
+            return rc;
+        }
         char extra[4096];
         uint64_t hits = 0, misses = 0;
         sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);
@@ -441,13 +480,210 @@ static enum MHD_Result route(sp_request_t *req)
     return sp_http_respond(req, 405, "text/plain", "method not allowed\n", 19);
 }
 
+/* ---- the request's life ---------------------------------------------------------- */
+
+/* Answers from the first call, when only the head is in. libmicrohttpd then reads no
+ * body and closes the connection once the answer is out: the client cannot go on
+ * sending a body nobody reads. */
+static enum MHD_Result refuse(sp_request_t *req, unsigned status, const char *msg)
+{
+    sp_metric_inc(http_early_refusals);
+    if (req->connection)
+        sp_guard_linger(&req->connection->guard);
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Connection", "close");
+    if (503 == status)
+        MHD_add_response_header(resp, "Retry-After", "5");
+    sp_http_secure_headers(resp, false);
+    sp_http_hsts(req, resp);
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+typedef struct {
+    unsigned hosts, lengths, codings;
+    bool lengths_differ, bad_length, chunked_last, chunked_twice, unknown_coding;
+    unsigned long long length;
+} framing_t;
+
+static bool token_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && 0 == strncasecmp(s, word, n);
+}
+
+static enum MHD_Result look_at_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing_t *f = cls;
+    (void)kind;
+    if (!value)
+        value = "";
+    if (0 == strcasecmp(key, "Host")) {
+        f->hosts++;
+    } else if (0 == strcasecmp(key, "Content-Length")) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (errno || end == value || *end || !(value[0] >= '0' && value[0] <= '9'))
+            f->bad_length = true;
+        else if (f->lengths++ && n != f->length)
+            f->lengths_differ = true;
+        f->length = n;
+    } else if (0 == strcasecmp(key, "Transfer-Encoding")) {
+        /* A list of codings, possibly over several lines; chunked must come last, once. */
+        for (const char *p = value; *p;) {
+            p += strspn(p, " \t,");
+            size_t n = strcspn(p, ",;");
+            size_t trimmed = n;
+            while (trimmed && (' ' == p[trimmed - 1] || '\t' == p[trimmed - 1]))
+                trimmed--;
+            if (trimmed) {
+                f->codings++;
+                if (token_is(p, trimmed, "chunked")) {
+                    f->chunked_twice |= f->chunked_last;
+                    f->chunked_last = true;
+                } else {
+                    f->unknown_coding = true;
+                    f->chunked_last = false;
+                }
+            }
+            p += n;
+            p += strcspn(p, ","); /* past any parameters */
+        }
+    }
+    return MHD_YES;
+}
+
+/* What RFC 9112 requires of a request's framing before its body can be trusted. 0, or the
+ * status to refuse it with and MSG. libmicrohttpd 0.9.75 believes Transfer-Encoding over
+ * Content-Length, reads a body of unknown coding until the connection closes, takes the
+ * first of several Content-Length lines and, unless MHD_OPTION_STRICT_FOR_CLIENT is set
+ * (which also drops, with no answer at all, a request whose target holds a space), serves
+ * HTTP/1.1 without Host: so the rest is checked here. */
+static unsigned check_framing(sp_request_t *req, const char *version, framing_t *f,
+                              const char **msg)
+{
+    memset(f, 0, sizeof(*f));
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, look_at_header, f);
+    bool http11 = 0 == strcmp(version, MHD_HTTP_VERSION_1_1);
+    /* Section 3.2: exactly one Host in HTTP/1.1, never two. */
+    if ((http11 && 0 == f->hosts) || f->hosts > 1) {
+        *msg = "an HTTP/1.1 request needs one Host header";
+        return 400;
+    }
+    if (f->bad_length || f->lengths_differ) {
+        *msg = "malformed or conflicting Content-Length";
+        return 400;
+    }
+    if (f->codings) {
+        /* Section 6.1: both framings at once is how requests are smuggled past a proxy. */
+        if (f->lengths) {
+            *msg = "Content-Length and Transfer-Encoding together";
+            return 400;
+        }
+        if (!http11) {
+            *msg = "Transfer-Encoding in an HTTP/1.0 request";
+            return 400;
+        }
+        if (f->unknown_coding) {
+            *msg = "the only transfer coding understood is chunked";
+            return 501;
+        }
+        if (f->chunked_twice || !f->chunked_last) {
+            *msg = "chunked must be the last transfer coding, once";
+            return 400;
+        }
+    }
+    return 0;
+}
+
+static bool is_get(const char *method)
+{
+    return 0 == strcmp(method, "GET") || 0 == strcmp(method, "HEAD");
+}
+
+/* Takes N bytes of the body memory budget; false when it would go over. */
+static bool reserve_body(sp_server_t *srv, size_t n)
+{
+    size_t budget = (size_t)srv->cfg->body_memory << 20;
+    size_t used = atomic_load(&srv->body_bytes);
+    do {
+        if (used + n > budget || used + n < used)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->body_bytes, &used, used + n));
+    return true;
+}
+
+/* The first call, with the head in and none of the body read: framing, and for a request
+ * with a body, whether it may send one (credentials, method, size, memory), so that a
+ * body is read only when it will be used. A request without a body is answered from the
+ * second call, as libmicrohttpd keeps the connection open only then. */
+static enum MHD_Result admit(sp_request_t *req, const char *version)
+{
+    const char *msg = NULL;
+    framing_t f;
+    unsigned status = check_framing(req, version, &f, &msg);
+    if (status)
+        return refuse(req, status, msg);
+    bool chunked = f.codings > 0;
+    if (!chunked && 0 == f.length) {
+        sp_guard_busy(req->srv->guard, &req->connection->guard);
+        return MHD_YES;
+    }
+    size_t max = 0;
+    bool vouched = false;
+    if (0 == strncmp(req->url, "/api/", 5))
+        status = sp_api_admit(req, &max, &vouched, &msg);
+    else if (!is_get(req->method))
+        status = 405, msg = "method not allowed";
+    if (status)
+        return refuse(req, status, msg);
+    if (!vouched)
+        req->unvouched = true; /* a slow body holds a connection like a slow head */
+    else
+        sp_guard_busy(req->srv->guard, &req->connection->guard);
+    if (0 == max) {
+        req->discard = true; /* GET with a body: it has no meaning here (RFC 9110 9.3.1) */
+        return MHD_YES;
+    }
+    if (!chunked && f.length > max)
+        return refuse(req, 413, "request body too large");
+    size_t want = chunked ? max : (size_t)f.length;
+    if (!reserve_body(req->srv, want)) {
+        sp_metric_inc(http_body_budget_refusals);
+        return refuse(req, 503, "the server is receiving too many uploads; try again shortly");
+    }
+    /* The whole body's room at once: untouched pages cost nothing until the bytes come. */
+    req->body = malloc(want + 1);
+    if (!req->body)
+        abort();
+    req->body[0] = '\0';
+    req->body_max = want;
+    return MHD_YES;
+}
+
+static sp_connection_t *connection_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     sp_server_t *srv = cls;
     sp_request_t *req = *con_cls;
-    (void)version;
 
     if (!req) {
         req = calloc(1, sizeof(*req));
@@ -455,33 +691,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             abort();
         req->srv = srv;
         req->conn = conn;
+        req->connection = connection_of(conn);
         req->method = method;
         req->url = url;
         *con_cls = req;
         resolve_client(req);
-        if (0 == strcmp(method, "POST") || 0 == strcmp(method, "PUT") ||
-            0 == strcmp(method, "PATCH") || 0 == strcmp(method, "DELETE"))
-            req->body_max = 0 == strncmp(url, "/api/v1/images", 14) ? SP_IMAGE_MAX : SP_BODY_MAX;
-        /* Answer from the next call, once the whole request is read, bodyless GETs too:
-         * libmicrohttpd closes the connection after a response queued from this first
-         * call (it cannot know the request is over), which ends every keep-alive. */
-        return MHD_YES;
+        return admit(req, version);
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (req->discard)
+            return MHD_YES;
         if (req->body_too_big || req->body_len + n > req->body_max) {
-            req->body_too_big = true;
+            req->body_too_big = true; /* a chunked body longer than its route takes */
             return MHD_YES;
         }
-        char *grown = realloc(req->body, req->body_len + n + 1);
-        if (!grown)
-            abort();
-        req->body = grown;
         memcpy(req->body + req->body_len, upload_data, n);
         req->body_len += n;
         req->body[req->body_len] = '\0';
         return MHD_YES;
+    }
+    if (req->unvouched) {
+        req->unvouched = false;
+        sp_guard_busy(srv->guard, &req->connection->guard);
     }
     if (req->waiting)
         return sp_pixel_finish(req);
@@ -495,14 +728,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    sp_server_t *srv = cls;
     sp_request_t *req = *con_cls;
-    (void)cls;
-    (void)conn;
-    (void)toe;
+    sp_connection_t *c = connection_of(conn);
+    if (c && MHD_REQUEST_TERMINATED_COMPLETED_OK == toe)
+        sp_guard_idle(srv->guard, &c->guard);
     if (!req)
         return;
-    free(req->body);
-    free(req->image);
+    if (req->body) {
+        atomic_fetch_sub(&srv->body_bytes, req->body_max);
+        free(req->body);
+    }
+    sp_image_release(req->image);
     free(req->redirect);
     free(req);
     *con_cls = NULL;
@@ -511,21 +748,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    sp_server_t *srv = cls;
     if (MHD_CONNECTION_NOTIFY_STARTED == toe) {
         sp_connection_t *c = calloc(1, sizeof(*c));
         if (!c)
             abort();
         *socket_context = c;
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd && addr && addr->client_addr)
+            sp_guard_opened(srv->guard, &c->guard, fd->connect_fd, addr->client_addr,
+                            over_tls(conn));
     } else if (*socket_context) {
         sp_connection_t *c = *socket_context;
+        sp_guard_closed(srv->guard, &c->guard);
         if (c->cookie_answer)
             MHD_destroy_response(c->cookie_answer);
         sp_tls_release(c->tls_hold);
         free(c);
         *socket_context = NULL;
     }
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    sp_server_t *srv = cls;
+    (void)addrlen;
+    return sp_guard_allow(srv->guard, addr) ? MHD_YES : MHD_NO;
 }
 
 static int hex_value(char c)
@@ -614,7 +865,7 @@ static struct MHD_Daemon *start_daemon(sp_server_t *srv, const sp_listen_t *l, i
                 MHD_USE_TLS;
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)srv->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->cfg->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -676,11 +927,21 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
     }
     pthread_key_create(&srv->reader_key, close_reader);
     srv->pixel = sp_pixel_response_new();
+    srv->images = sp_images_new(SP_IMAGE_CACHE_MAX);
 
     unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
                                              : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
+    sp_guard_options_t guard = {
+        .head_timeout_ms = srv->cfg->header_timeout * 1000,
+        .per_ip_max = (unsigned)srv->cfg->max_connections_per_ip,
+        .thread_max = (unsigned)srv->cfg->max_connections / threads,
+        .exempt = srv->cfg->trusted_proxy,
+        .n_exempt = srv->cfg->n_trusted_proxy,
+        .sweep_ms = 250,
+    };
+    srv->guard = sp_guard_new(&guard);
     /* When answers wait (--sync-full, --answer-after store), the request threads run as
      * SCHED_BATCH, and so does whoever resumes them (the journal's syncer, the writer). It
      * resumes a whole batch of parked requests at once, and each MHD_resume_connection wakes
@@ -753,4 +1014,8 @@ void sp_http_stop(sp_server_t *srv)
     srv->pixel = NULL;
     sp_tls_free(srv->tls); /* after the daemons: no handshake can be under way */
     srv->tls = NULL;
+    sp_guard_free(srv->guard); /* after the daemons: every connection is closed */
+    srv->guard = NULL;
+    sp_images_free(srv->images); /* after the daemons: no answer sends an image */
+    srv->images = NULL;
 }

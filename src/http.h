@@ -11,6 +11,8 @@
 #include "auth.h"
 #include "config.h"
 #include "enrich.h"
+#include "guard.h"
+#include "images.h"
 #include "ingest.h"
 #include "journal.h"
 #include "listen.h"
@@ -20,8 +22,10 @@
 #include "token.h"
 #include "webhook.h"
 
-#define SP_BODY_MAX  (1u << 20) /* JSON bodies */
-#define SP_IMAGE_MAX (8u << 20) /* uploaded tracking images */
+#define SP_BODY_MAX        (1u << 20) /* JSON bodies */
+#define SP_IMAGE_MAX       (8u << 20) /* uploaded tracking images */
+#define SP_LOGIN_MAX       (8u << 10) /* the login's body, the one read before credentials */
+#define SP_IMAGE_CACHE_MAX ((size_t)64 << 20) /* uploaded images kept in memory */
 
 typedef struct sp_server {
     sp_config_t *cfg;
@@ -36,6 +40,9 @@ typedef struct sp_server {
     struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
     size_t n_daemons;
     sp_tls_t *tls;              /* NULL without --tls-cert */
+    sp_guard_t *guard;          /* head deadline, per-address cap, shedding */
+    sp_images_t *images;        /* uploaded images being served */
+    atomic_size_t body_bytes;   /* request bodies in flight, against cfg->body_memory */
     pthread_key_t reader_key;   /* each request thread's own store connection */
     struct MHD_Response *pixel; /* the shared 43-byte GIF answer */
     /* Parked requests: tracking requests until their record is on disk (--sync-full) or
@@ -48,6 +55,7 @@ typedef struct sp_server {
 
 /* Per-connection state, libmicrohttpd's socket context: from accept to close. */
 typedef struct sp_connection {
+    sp_guard_conn_t guard;
     struct MHD_Response *cookie_answer; /* the last image answer with a Set-Cookie, or NULL */
     char visitor[40];                   /* the visitor ID it sets */
     bool https;
@@ -58,20 +66,23 @@ typedef struct sp_connection {
 typedef struct sp_request {
     sp_server_t *srv;
     struct MHD_Connection *conn;
+    sp_connection_t *connection; /* its socket context */
     const char *method, *url;
     bool waiting;         /* suspended until our journal record is on disk (--sync-full) */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
-    char *redirect; /* a click's destination (malloc'd), or NULL */
-    void *image;    /* an uploaded tracking image to answer with (malloc'd), or NULL */
-    size_t image_len;
-    char image_mime[64];
+    char *redirect;       /* a click's destination (malloc'd), or NULL */
+    sp_image_t *image;    /* an uploaded tracking image to answer with (a reference), or NULL */
     sp_net_addr_t client; /* after trusted-proxy handling */
     char client_ip[SP_NET_ADDR_MAX];
     bool https; /* reached over TLS (through a trusted proxy) */
+    /* The body: read into BODY (malloc'd, BODY_MAX + 1 bytes, counted in srv->body_bytes)
+     * when its route takes one, else dropped as it comes (DISCARD). */
     char *body;
     size_t body_len, body_max;
     bool body_too_big;
+    bool discard;
+    bool unvouched; /* no credentials vouch for it: the guard's deadline holds until it is in */
     int64_t index_behind; /* journal bytes this read's answer may miss (0: none) */
     enum { READ_BARRIER_NONE, READ_BARRIER_PARKED, READ_BARRIER_DONE } barrier;
     int64_t barrier_pos; /* the journal end a parked read waits for */

@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -300,6 +301,32 @@ static void serve_until_stopped(sp_server_t *srv, const sigset_t *signals)
     }
 }
 
+/* Every connection is a file descriptor, and the usual soft limit (1024) would refuse
+ * connections long before --max-connections (which each --listen address may hold): it is
+ * raised to the hard limit, which only an administrator can raise (systemd's
+ * LimitNOFILE=). */
+static void raise_open_files(const sp_config_t *cfg)
+{
+    struct rlimit rl;
+    if (0 != getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (RLIM_INFINITY == want.rlim_cur)
+            want.rlim_cur = 1 << 20; /* the kernel's usual nr_open */
+        if (0 == setrlimit(RLIMIT_NOFILE, &want))
+            rl.rlim_cur = want.rlim_cur;
+    }
+    /* Beyond the connections: the listening socket, the journal, the store's files and
+     * connections, libmicrohttpd's wake-up pipes, logs. */
+    rlim_t need = (rlim_t)cfg->max_connections * cfg->n_listen + 128;
+    if (RLIM_INFINITY != rl.rlim_cur && rl.rlim_cur < need)
+        sp_log_warn("the open files limit is too low for --max-connections: connections past it "
+                    "will be refused (raise the hard limit, e.g. LimitNOFILE=)",
+                    "open_files=%llu max_connections=%d", (unsigned long long)rl.rlim_cur,
+                    cfg->max_connections);
+}
+
 static int cmd_serve(sp_config_t *cfg)
 {
     char err[1024], line[512];
@@ -415,6 +442,7 @@ static int cmd_serve(sp_config_t *cfg)
         goto done;
     }
     store = NULL; /* the writer owns it now */
+    raise_open_files(cfg);
     if (0 != sp_http_start(&srv, err, sizeof(err))) {
         sp_log_error("cannot serve", "error=\"%s\"", err);
         goto done;

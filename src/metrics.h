@@ -31,7 +31,12 @@
     X(retention_deleted, "events deleted by the retention period")                                 \
     X(webhooks_sent, "webhook notifications delivered")                                            \
     X(webhooks_failed, "webhook notifications given up after retries")                             \
-    X(webhooks_dropped, "webhook notifications dropped (queue full or shutdown)")
+    X(webhooks_dropped, "webhook notifications dropped (queue full or shutdown)")                  \
+    X(http_early_refusals, "requests refused from their head, before any of their body was read")  \
+    X(http_body_budget_refusals, "uploads refused (503): bodies in flight had used their memory")  \
+    X(http_head_timeouts, "connections whose request did not arrive in time (408)")                \
+    X(http_shed, "waiting connections closed to make room near the connection limit (503)")        \
+    X(http_address_refusals, "connections refused: their address held too many already")
 
 typedef struct sp_metrics {
 #define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;

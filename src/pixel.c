@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "url.h"
 
 /* GIF89a, 1x1, one transparent colour: the smallest valid image every client shows. */
 const unsigned char sp_pixel_gif[43] = {
@@ -111,18 +112,26 @@ static enum MHD_Result answer_cookie_pixel(sp_request_t *req)
     return rc;
 }
 
+static void release_image(void *image)
+{
+    sp_image_release(image);
+}
+
 static enum MHD_Result answer_image(sp_request_t *req)
 {
     if (!req->image)
         return req->set_visitor ? answer_cookie_pixel(req)
                                 : MHD_queue_response(req->conn, 200, req->srv->pixel);
-    /* PERSISTENT: the request, which owns the bytes, is freed only after the answer is
-     * sent. */
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(req->image_len, req->image, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
+    /* Every reader is sent the one shared copy; the answer holds a reference until
+     * libmicrohttpd is done with it, however slowly its reader reads. */
+    sp_image_t *im = sp_image_ref(req->image);
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        im->len, (void *)im->data, release_image, im);
+    if (!resp) {
+        sp_image_release(im);
         return MHD_NO;
-    add_image_headers(resp, req->image_mime);
+    }
+    add_image_headers(resp, im->mime);
     add_visitor_cookie(resp, req);
     enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
     MHD_destroy_response(resp);
@@ -382,7 +391,19 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
         return sp_http_respond(req, 404, "text/plain; charset=utf-8",
                                "This tracked link is not valid.\n", 32);
     }
-    req->redirect = strdup(data.extra);
+    /* Links made before targets were checked may hold one that is no valid URL: it is
+     * written as one, or, when it cannot be (a control character, no host), not sent. */
+    char target[3 * sizeof(data.extra)], why[160]; /* escaping may triple it */
+    if (0 != sp_url_target(data.extra, target, sizeof(target), why, sizeof(why))) {
+        char quoted[200];
+        sp_metric_inc(opens_invalid);
+        sp_log_warn("a tracked link's target is not a valid URL: the click is not recorded",
+                    "campaign=%s reason=%s", data.campaign,
+                    sp_log_quote(why, quoted, sizeof(quoted)));
+        return sp_http_respond(req, 404, "text/plain; charset=utf-8",
+                               "This tracked link is not valid.\n", 32);
+    }
+    req->redirect = strdup(target);
     if (!req->redirect)
         abort();
     return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
@@ -401,10 +422,9 @@ enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path)
     }
     char err[256];
     sp_store_t *store = sp_http_reader(req->srv);
-    int rc =
-        store ? store->ops->image_get(store, data.extra, req->image_mime, sizeof(req->image_mime),
-                                      &req->image, &req->image_len, err, sizeof(err))
-              : -1;
+    int rc = store
+                 ? sp_images_get(req->srv->images, store, data.extra, &req->image, err, sizeof(err))
+                 : -1;
     if (rc < 0)
         sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
     /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */

@@ -108,6 +108,8 @@ export function request(url, { method = 'GET', headers = {}, body, localAddress,
       : Buffer.isBuffer(body) ? body
         : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     let h = Array.isArray(headers) ? headers.flat() : { ...headers };
+    // node sends no Host of its own with an array of headers; every real client does.
+    if (Array.isArray(h) && !headers.some(([k]) => k.toLowerCase() === 'host')) h.push('Host', u.host);
     if (payload) {
       if (Array.isArray(h)) h.push('Content-Length', String(payload.length));
       else {

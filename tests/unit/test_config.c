@@ -144,6 +144,10 @@ static void test_defaults(void **state)
     assert_string_equal("logfmt", cfg.log_format);
     assert_string_equal("", cfg.tls_cert);
     assert_int_equal(1, cfg.n_listen);
+    assert_int_equal(10, cfg.header_timeout);
+    assert_int_equal(256, cfg.max_connections_per_ip);
+    assert_int_equal(64, cfg.body_memory);
+    assert_false(cfg.metrics_public);
     sp_config_free(&cfg);
 
     /* Loading nothing keeps them. */
@@ -336,6 +340,7 @@ static void test_bad_values(void **state)
     load_fails((const char *[]){"--timeout", "2147483648", NULL}, "--timeout");
     load_fails((const char *[]){"--timeout", "99999999999999999999999", NULL}, "--timeout");
     load_fails((const char *[]){"--retention", "1.5", NULL}, "--retention");
+    load_fails((const char *[]){"--body-memory", "8", NULL}, "--body-memory: at least 9");
 
     load_t *l = load((const char *[]){"--timeout", "2147483647", "--retention", "0", NULL});
     assert_int_equal(0, l->rc);
@@ -404,6 +409,8 @@ static void test_env(void **state)
 {
     setenv("SPYPIXEL_LISTEN", "[::]:8443", 1);
     setenv("SPYPIXEL_MAX_CONNECTIONS", "77", 1);
+    setenv("SPYPIXEL_MAX_CONNECTIONS_PER_IP", "12", 1);
+    setenv("SPYPIXEL_METRICS_PUBLIC", "true", 1);
     setenv("SPYPIXEL_SELF_IP_WINDOW", "30", 1);
     setenv("SPYPIXEL_ANONYMIZE_IP", "yes", 1);
     setenv("SPYPIXEL_NO_GEOIP", "1", 1);
@@ -417,6 +424,8 @@ static void test_env(void **state)
     assert_string_equal("[::]:8443", l->cfg.listen[0]);
     assert_string_equal("/srv/spy", l->cfg.data_dir);
     assert_int_equal(77, l->cfg.max_connections);
+    assert_int_equal(12, l->cfg.max_connections_per_ip);
+    assert_true(l->cfg.metrics_public);
     assert_int_equal(30, l->cfg.self_ip_window);
     assert_true(l->cfg.anonymize_ip);
     assert_true(l->cfg.no_geoip);
@@ -661,6 +670,10 @@ static void test_usage(void **state)
                           "--threads N",
                           "--max-connections N",
                           "--timeout SECONDS",
+                          "--header-timeout SECONDS",
+                          "--max-connections-per-ip N",
+                          "--body-memory MIB",
+                          "--metrics-public ",
                           "--batch-max N",
                           "--retention DAYS",
                           "--self-ip-window MINUTES",
