@@ -15,7 +15,9 @@
 
 #include "ua.h"
 
-#define UAP_TESTS "/usr/share/uap-core/tests/"
+/* Debian's uap-core: the suites its own runner (tests/test.js) checks live in tests/ and
+ * test_resources/. */
+#define UAP_DIR "/usr/share/uap-core/"
 
 /* ---- uap-core test files ------------------------------------------------------------------ */
 
@@ -154,7 +156,7 @@ static void run_suite(const char *file, suite_t s)
 {
     char path[256];
     case_file_t cf;
-    snprintf(path, sizeof path, "%s%s", UAP_TESTS, file);
+    snprintf(path, sizeof path, "%s%s", UAP_DIR, file);
     assert_true(load_cases(path, &cf));
 
     size_t passed = 0, shown = 0, bounded_n = 0, extra_n = 0, extra_ok = 0;
@@ -209,22 +211,34 @@ static void run_suite(const char *file, suite_t s)
     assert_int_equal(passed, n);
 }
 
-static void test_uap_ua(void **state)
-{
-    (void)state;
-    run_suite("test_ua.yaml", SUITE_UA);
-}
+/* Every file uap-core's own runner (tests/test.js) checks, with the part it checks. */
+typedef struct suite_file {
+    const char *file;
+    suite_t suite;
+} suite_file_t;
 
-static void test_uap_os(void **state)
-{
-    (void)state;
-    run_suite("test_os.yaml", SUITE_OS);
-}
+static const suite_file_t suite_files[] = {
+    {"tests/test_ua.yaml", SUITE_UA},
+    {"tests/test_os.yaml", SUITE_OS},
+    {"tests/test_device.yaml", SUITE_DEVICE},
+    {"test_resources/firefox_user_agent_strings.yaml", SUITE_UA},
+    {"test_resources/pgts_browser_list.yaml", SUITE_UA},
+    {"test_resources/opera_mini_user_agent_strings.yaml", SUITE_UA},
+    {"test_resources/podcasting_user_agent_strings.yaml", SUITE_UA},
+    {"test_resources/additional_os_tests.yaml", SUITE_OS},
+};
+#define N_SUITE_FILES (sizeof suite_files / sizeof suite_files[0])
 
-static void test_uap_device(void **state)
+/* One cmocka test per file, named after it. */
+#define UAP_SUITE(i)                                                                               \
+    {                                                                                              \
+        suite_files[i].file, test_uap_suite, NULL, NULL, (void *)&suite_files[i]                   \
+    }
+
+static void test_uap_suite(void **state)
 {
-    (void)state;
-    run_suite("test_device.yaml", SUITE_DEVICE);
+    const suite_file_t *sf = *state;
+    run_suite(sf->file, sf->suite);
 }
 
 /* ---- fixed expectations ------------------------------------------------------------------ */
@@ -823,9 +837,14 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uap_ua),
-        cmocka_unit_test(test_uap_os),
-        cmocka_unit_test(test_uap_device),
+        UAP_SUITE(0),
+        UAP_SUITE(1),
+        UAP_SUITE(2),
+        UAP_SUITE(3),
+        UAP_SUITE(4),
+        UAP_SUITE(5),
+        UAP_SUITE(6),
+        UAP_SUITE(7),
         cmocka_unit_test(test_mail_clients),
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_version),
