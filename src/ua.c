@@ -4,6 +4,8 @@
 
 #include "ua.h"
 
+#include "prefilter.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <pcre2.h>
@@ -36,6 +38,8 @@ static const char *const slot_keys[KIND_COUNT][SLOT_MAX] = {
 typedef struct rule {
     pcre2_code *re;
     char *repl[SLOT_MAX]; /* owned; NULL when the rule names no replacement for the slot */
+    char *pattern;        /* owned, as compiled; freed once the prefilter has read it */
+    bool caseless;
 } rule_t;
 
 typedef struct rule_set {
@@ -54,6 +58,10 @@ typedef struct cache_entry {
 
 struct sp_ua_parser {
     rule_set_t sets[KIND_COUNT];
+    /* The literals each rule's matches contain, for all rules at once: rule I of kind K is
+     * prefilter pattern base[K] + I. */
+    sp_prefilter_t *pf;
+    size_t base[KIND_COUNT];
     uint32_t ovec_pairs; /* enough for the rule with the most groups */
     pcre2_match_context *mctx;
     size_t capacity;  /* cache entries; 0: no cache */
@@ -195,7 +203,8 @@ static int compile_rule(sp_ua_parser_t *p, rule_t *r, const char *pattern, bool 
     /* No PCRE2_UTF: user agents are untrusted bytes, and byte mode needs no UTF validity check
      * while every rule (all ASCII) still matches as intended. */
     r->re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &code, &off, NULL);
-    free(pat);
+    r->pattern = pat;
+    r->caseless = caseless;
     if (!r->re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -264,6 +273,7 @@ static int load_rule(sp_ua_parser_t *p, rule_kind_t kind, yaml_document_t *doc, 
 fail:
     for (int s = 0; s < SLOT_MAX; s++)
         free(r->repl[s]);
+    free(r->pattern);
     return -1;
 }
 
@@ -387,12 +397,34 @@ static void fill(char *dst, const char *repl, int default_group, const PCRE2_SIZ
         dst[k - 1] = '\0';
 }
 
-/* Runs the rules of SET in order; returns the result code of the first that matches (its groups
- * in MD), or 0. */
-static int first_match(const sp_ua_parser_t *p, const rule_set_t *set, const char *s, size_t len,
-                       pcre2_match_data *md, const rule_t **hit)
+/* The first bit set in CAND at FROM or after, below LIMIT; LIMIT when there is none. */
+static size_t next_candidate(const uint64_t *cand, size_t from, size_t limit)
 {
+    while (from < limit) {
+        uint64_t w = cand[from / 64] >> (from % 64);
+        if (w) {
+            size_t i = from + (size_t)__builtin_ctzll(w);
+            return i < limit ? i : limit;
+        }
+        from = (from / 64 + 1) * 64;
+    }
+    return limit;
+}
+
+/* Runs the rules of kind K in order, only those CAND names when it is not NULL; returns the
+ * result code of the first that matches (its groups in MD), or 0. A rule CAND leaves out cannot
+ * match S (see prefilter.h), so the first match is the same either way. */
+static int first_match(const sp_ua_parser_t *p, rule_kind_t k, const uint64_t *cand, const char *s,
+                       size_t len, pcre2_match_data *md, const rule_t **hit)
+{
+    const rule_set_t *set = &p->sets[k];
+    size_t base = p->base[k];
     for (size_t i = 0; i < set->n; i++) {
+        if (cand) {
+            i = next_candidate(cand, base + i, base + set->n) - base;
+            if (i == set->n)
+                break;
+        }
         int rc = pcre2_match(set->v[i].re, (PCRE2_SPTR)s, len, 0, 0, md, p->mctx);
         /* The JIT's fixed 32 KiB stack can run out where the interpreter would not: retry. */
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
@@ -423,14 +455,14 @@ static void fill_agent(sp_ua_agent_t *a, const rule_t *r, const PCRE2_SIZE *ov, 
         strcpy(a->family, "Other");
 }
 
-/* S is NUL-terminated and at most SP_UA_MAX_INPUT bytes long. */
-static void parse_bounded(sp_ua_parser_t *p, const char *s, size_t len, sp_ua_t *out)
+/* S is NUL-terminated and at most SP_UA_MAX_INPUT bytes long. FILTERED: only the rules the
+ * prefilter names run; otherwise all of them. */
+static void parse_bounded(sp_ua_parser_t *p, const char *s, size_t len, sp_ua_t *out, bool filtered)
 {
     set_other(out);
     if (len == 0)
         return;
-    /* Per call, so threads never share match state; one small allocation next to hundreds of
-     * regex runs. */
+    /* Per call, so threads never share match state; small allocations next to the regex runs. */
     pcre2_match_data *md = pcre2_match_data_create(p->ovec_pairs, NULL);
     if (!md)
         abort();
@@ -438,11 +470,21 @@ static void parse_bounded(sp_ua_parser_t *p, const char *s, size_t len, sp_ua_t 
     const rule_t *r;
     int rc;
 
-    if ((rc = first_match(p, &p->sets[KIND_UA], s, len, md, &r)) > 0)
+    /* The candidate set, then the scan's scratch space; on the stack when they fit. */
+    uint64_t stack[512], *cand = NULL, *heap = NULL;
+    if (filtered) {
+        size_t words = sp_prefilter_words(p->pf);
+        size_t need = words + (sp_prefilter_scratch_size(p->pf) + 7) / 8;
+        cand =
+            need <= sizeof stack / sizeof stack[0] ? stack : (heap = xmalloc(need * sizeof *heap));
+        sp_prefilter_scan(p->pf, s, len, cand, cand + words);
+    }
+
+    if ((rc = first_match(p, KIND_UA, cand, s, len, md, &r)) > 0)
         fill_agent(&out->browser, r, ov, rc, s);
-    if ((rc = first_match(p, &p->sets[KIND_OS], s, len, md, &r)) > 0)
+    if ((rc = first_match(p, KIND_OS, cand, s, len, md, &r)) > 0)
         fill_agent(&out->os, r, ov, rc, s);
-    if ((rc = first_match(p, &p->sets[KIND_DEVICE], s, len, md, &r)) > 0) {
+    if ((rc = first_match(p, KIND_DEVICE, cand, s, len, md, &r)) > 0) {
         /* Devices: family and model both default to $1; brand has no default. */
         fill(out->device.family, r->repl[0], 1, ov, rc, s);
         fill(out->device.brand, r->repl[1], 0, ov, rc, s);
@@ -451,6 +493,7 @@ static void parse_bounded(sp_ua_parser_t *p, const char *s, size_t len, sp_ua_t 
             strcpy(out->device.family, "Other");
     }
     pcre2_match_data_free(md);
+    free(heap);
 }
 
 /* Copies the part of UA that is looked at into BUF (SP_UA_MAX_INPUT + 1 bytes). */
@@ -467,7 +510,14 @@ void sp_ua_parse_uncached(sp_ua_parser_t *p, const char *ua, sp_ua_t *out)
 {
     char buf[SP_UA_MAX_INPUT + 1];
     size_t len = bound_input(ua, buf);
-    parse_bounded(p, buf, len, out);
+    parse_bounded(p, buf, len, out, true);
+}
+
+void sp_ua_parse_unfiltered(sp_ua_parser_t *p, const char *ua, sp_ua_t *out)
+{
+    char buf[SP_UA_MAX_INPUT + 1];
+    size_t len = bound_input(ua, buf);
+    parse_bounded(p, buf, len, out, false);
 }
 
 /* ---- cache ------------------------------------------------------------------------------ */
@@ -590,7 +640,7 @@ void sp_ua_parse(sp_ua_parser_t *p, const char *ua, sp_ua_t *out)
         pthread_mutex_lock(&p->lock);
         p->misses++;
         pthread_mutex_unlock(&p->lock);
-        parse_bounded(p, buf, len, out);
+        parse_bounded(p, buf, len, out, true);
         return;
     }
     uint64_t h = siphash13(p->seed, (const unsigned char *)buf, len);
@@ -610,7 +660,7 @@ void sp_ua_parse(sp_ua_parser_t *p, const char *ua, sp_ua_t *out)
 
     /* The regexes run unlocked; two threads missing on the same agent both parse it and the
      * second insert is skipped, which costs a little work but never blocks other lookups. */
-    parse_bounded(p, buf, len, out);
+    parse_bounded(p, buf, len, out, true);
 
     pthread_mutex_lock(&p->lock);
     if (!cache_find(p, h, buf, len))
@@ -629,6 +679,23 @@ void sp_ua_stats(sp_ua_parser_t *p, uint64_t *hits, uint64_t *misses)
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
+
+/* Reads every rule's literals (the rules in kind order, each kind in file order) into one
+ * prefilter, so that one scan of an agent names the candidates of all three kinds. */
+static void build_prefilter(sp_ua_parser_t *p)
+{
+    p->pf = sp_prefilter_new();
+    for (int k = 0; k < KIND_COUNT; k++) {
+        p->base[k] = sp_prefilter_count(p->pf);
+        for (size_t i = 0; i < p->sets[k].n; i++) {
+            rule_t *r = &p->sets[k].v[i];
+            sp_prefilter_add(p->pf, r->pattern, r->caseless);
+            free(r->pattern);
+            r->pattern = NULL;
+        }
+    }
+    sp_prefilter_compile(p->pf);
+}
 
 static void random_seed(uint64_t seed[2])
 {
@@ -651,6 +718,7 @@ sp_ua_parser_t *sp_ua_open(const char *regexes_path, size_t cache_entries, char 
 
     if (load_rules(p, path, err, errlen) < 0)
         goto fail;
+    build_prefilter(p);
 
     p->mctx = pcre2_match_context_create(NULL);
     if (!p->mctx)
@@ -679,6 +747,7 @@ void sp_ua_close(sp_ua_parser_t *p)
     for (int k = 0; k < KIND_COUNT; k++) {
         for (size_t i = 0; i < p->sets[k].n; i++) {
             pcre2_code_free(p->sets[k].v[i].re);
+            free(p->sets[k].v[i].pattern);
             for (int s = 0; s < SLOT_MAX; s++)
                 free(p->sets[k].v[i].repl[s]);
         }
@@ -689,6 +758,7 @@ void sp_ua_close(sp_ua_parser_t *p)
         free(e);
     }
     free(p->buckets);
+    sp_prefilter_free(p->pf);
     pcre2_match_context_free(p->mctx);
     pthread_mutex_destroy(&p->lock);
     free(p);

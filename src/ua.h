@@ -55,6 +55,11 @@ void sp_ua_parse(sp_ua_parser_t *p, const char *ua, sp_ua_t *out);
 /* The same without touching the cache. Thread-safe. */
 void sp_ua_parse_uncached(sp_ua_parser_t *p, const char *ua, sp_ua_t *out);
 
+/* sp_ua_parse_uncached without the literal prefilter: every rule is tried in order until one
+ * matches. Always the same answer, several times slower: for the tests and benchmarks that
+ * check the prefilter. Thread-safe. */
+void sp_ua_parse_unfiltered(sp_ua_parser_t *p, const char *ua, sp_ua_t *out);
+
 /* Writes the non-empty parts of major.minor.patch(.patch_minor) joined by dots, "" if none. */
 void sp_ua_version(const sp_ua_agent_t *a, char *buf, size_t len);
 
