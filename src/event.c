@@ -42,11 +42,22 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
         return -1;
     if (name_len > SP_HEADER_NAME_MAX)
         name_len = SP_HEADER_NAME_MAX;
+    if (!value)
+        value = "", value_len = 0;
     if (value_len > SP_HEADER_MAX)
         value_len = SP_HEADER_MAX;
+    /* Scrubbed here, on the one way into an event: a request thread's copy of the request
+     * and the writer's decoding of a journal record (one written by an older version may
+     * still hold credentials) both pass through. */
+    char scrubbed[SP_HEADER_MAX + 1];
+    long kept = sp_event_scrub_header(name, name_len, value, value_len, scrubbed, sizeof(scrubbed));
+    if (kept >= 0) {
+        value = scrubbed;
+        value_len = (size_t)kept;
+    }
     size_t used = ev->buf_used;
     const char *n = copy_in(ev, name, name_len);
-    const char *v = n ? copy_in(ev, value ? value : "", value ? value_len : 0) : NULL;
+    const char *v = n ? copy_in(ev, value, value_len) : NULL;
     if (!v) {
         ev->buf_used = used; /* a refused header leaves no name behind */
         return -1;
@@ -71,6 +82,148 @@ void sp_event_reset(sp_event_t *ev)
     ev->self_referer = ev->self_cookie = ev->self_ip = false;
     ev->campaign[0] = ev->recipient[0] = ev->target[0] = ev->ip[0] = ev->visitor[0] = '\0';
     ev->adopt_row = 0;
+}
+
+/* ---- spypixel's own credentials ------------------------------------------------------ */
+
+static const char *const own_cookies[] = {SP_COOKIE_SESSION, SP_COOKIE_SELF, SP_COOKIE_DEVICE};
+
+/* Headers whose whole value is a credential: RFC 9110's two, and the dashboard's CSRF
+ * token. */
+static const char *const credential_headers[] = {"Authorization", "Proxy-Authorization",
+                                                 "X-CSRF-Token"};
+
+static bool name_is(const char *name, size_t len, const char *want)
+{
+    return strlen(want) == len && 0 == strncasecmp(name, want, len);
+}
+
+/* Index in own_cookies, or -1. Case-insensitive although cookie names are not: removing
+ * too much is harmless, keeping a credential is not. */
+static int own_cookie_index(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(own_cookies) / sizeof(own_cookies[0]); i++)
+        if (name_is(name, len, own_cookies[i]))
+            return (int)i;
+    return -1;
+}
+
+bool sp_event_own_cookie(const char *name, size_t len)
+{
+    return own_cookie_index(name, len) >= 0;
+}
+
+/* Appends N bytes of S at *AT in OUT as far as they fit (a NUL's room is kept). */
+static void put_cut(char *out, size_t outlen, size_t *at, const char *s, size_t n)
+{
+    size_t room = *at + 1 < outlen ? outlen - 1 - *at : 0;
+    if (n > room)
+        n = room;
+    memcpy(out + *at, s, n);
+    *at += n;
+}
+
+/* "a=1; sp_session=X; b=2" -> "a=1; sp_session=[removed]; b=2". Each pair between semicolons
+ * is kept byte for byte but ours; a name is read as each_cookie reads it (spaces and tabs
+ * around it do not count), so that every cookie the API would take is found. Repeats of one
+ * of ours are dropped, which bounds how much longer than the header its copy can be. */
+static long scrub_cookies(const char *value, size_t len, char *out, size_t outlen)
+{
+    const char *p = value, *end = value + len;
+    unsigned seen = 0;
+    bool any = false, first = true;
+    size_t at = 0;
+    for (;;) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pair_end = semi ? semi : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *n0 = p, *n1 = eq ? eq : pair_end;
+        while (n0 < n1 && (' ' == *n0 || '\t' == *n0))
+            n0++;
+        while (n1 > n0 && (' ' == n1[-1] || '\t' == n1[-1]))
+            n1--;
+        int own = eq ? own_cookie_index(n0, (size_t)(n1 - n0)) : -1;
+        if (own < 0 || !(seen & (1u << own))) {
+            if (!first)
+                put_cut(out, outlen, &at, ";", 1);
+            first = false;
+            if (own < 0) {
+                put_cut(out, outlen, &at, p, (size_t)(pair_end - p));
+            } else {
+                put_cut(out, outlen, &at, p, (size_t)(eq + 1 - p));
+                put_cut(out, outlen, &at, SP_EVENT_REMOVED, sizeof(SP_EVENT_REMOVED) - 1);
+            }
+        }
+        if (own >= 0) {
+            seen |= 1u << own;
+            any = true;
+        }
+        if (!semi)
+            break;
+        p = semi + 1;
+    }
+    if (outlen)
+        out[at] = '\0';
+    return any ? (long)at : -1;
+}
+
+long sp_event_scrub_header(const char *name, size_t name_len, const char *value, size_t len,
+                           char *out, size_t outlen)
+{
+    /* Most headers are told apart by their first letter: this runs for each of every open. */
+    char c = name_len ? (char)(name[0] | 0x20) : '\0';
+    if ('a' != c && 'p' != c && 'x' != c && 'c' != c)
+        return -1;
+    if (name_is(name, name_len, "Cookie"))
+        return scrub_cookies(value, len, out, outlen);
+    for (size_t i = 0; i < sizeof(credential_headers) / sizeof(credential_headers[0]); i++) {
+        if (!name_is(name, name_len, credential_headers[i]))
+            continue;
+        if (!len)
+            return -1; /* nothing to remove */
+        size_t at = 0;
+        put_cut(out, outlen, &at, SP_EVENT_REMOVED, sizeof(SP_EVENT_REMOVED) - 1);
+        if (outlen)
+            out[at] = '\0';
+        return (long)at;
+    }
+    return -1;
+}
+
+char *sp_event_scrub_json(const char *json, bool cookies)
+{
+    json_t *obj = json_loads(json ? json : "", JSON_ALLOW_NUL, NULL);
+    bool changed = false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        const char *text = json_string_value(v);
+        size_t n = json_string_length(v), key_len = strlen(key);
+        if (cookies) {
+            if (sp_event_own_cookie(key, key_len) && 0 != strcmp(text, SP_EVENT_REMOVED)) {
+                json_object_set_new(obj, key, json_string(SP_EVENT_REMOVED));
+                changed = true;
+            }
+            continue;
+        }
+        /* Room for the longest scrubbed copy: one SP_EVENT_REMOVED per cookie of ours. */
+        size_t room = n + 4 * sizeof(SP_EVENT_REMOVED) + 1;
+        char *buf = malloc(room);
+        if (!buf)
+            abort();
+        long kept = sp_event_scrub_header(key, key_len, text, n, buf, room);
+        if (kept >= 0 && ((size_t)kept != n || 0 != memcmp(buf, text, n))) {
+            json_object_set_new(obj, key, json_stringn(buf, (size_t)kept));
+            changed = true;
+        }
+        free(buf);
+    }
+    char *out = changed ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return out;
 }
 
 /* ---- the journal form -------------------------------------------------------------- */
@@ -167,7 +320,9 @@ static void get_field(reader_t *r, char *dst, size_t size)
 sp_event_t *sp_event_decode(const void *buf, size_t len)
 {
     reader_t r = {buf, (const unsigned char *)buf + len, false};
-    sp_event_t *ev = sp_event_new(len); /* the headers take less room than their record */
+    /* The headers take less room than their record, but for what scrubbing a record written
+     * by an older version adds: an SP_EVENT_REMOVED per credential at most. */
+    sp_event_t *ev = sp_event_new(len + SP_HEADERS_MAX * 4 * sizeof(SP_EVENT_REMOVED));
     uint8_t kind = 0, flags = 0;
     uint16_t n_headers = 0;
     get_bytes(&r, &ev->ts_ms, sizeof(ev->ts_ms));

@@ -15,6 +15,15 @@
 #define SP_HEADER_MAX      4096 /* bytes kept of one header value */
 #define SP_FIELD_MAX       128  /* derived text fields */
 
+/* spypixel's own cookies. An event keeps that a request carried one (its name), never its
+ * value: the session and the known-browser token open the dashboard, and the self-view
+ * cookie marks the sender's browser. */
+#define SP_COOKIE_SESSION "sp_session"
+#define SP_COOKIE_SELF    "sp_self"
+#define SP_COOKIE_DEVICE  "sp_device"
+/* What stands in an event for the value of a credential it does not keep. */
+#define SP_EVENT_REMOVED "[removed]"
+
 typedef enum sp_event_kind { SP_EVENT_OPEN = 0, SP_EVENT_CLICK = 1 } sp_event_kind_t;
 
 /* What became of an event the writer indexed. */
@@ -107,10 +116,29 @@ sp_event_t *sp_event_decode(const void *buf, size_t len);
 /* Empties EV for reuse as a request thread's scratch event. */
 void sp_event_reset(sp_event_t *ev);
 
-/* Copies a header into the event, cut to the limits above. Remembers User-Agent,
- * Referer and Cookie. Returns 0, or -1 when the event holds SP_HEADERS_MAX already. */
+/* Copies a header into the event, cut to the limits above, without spypixel's own
+ * credentials (see sp_event_scrub_header). Remembers User-Agent, Referer and Cookie.
+ * Returns 0, or -1 when the event holds SP_HEADERS_MAX already. */
 int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
                         size_t value_len);
+
+/* Credentials of spypixel's own that a request may carry to a tracking URL: the values of
+ * Authorization, Proxy-Authorization and X-CSRF-Token, and the values of its cookies in
+ * Cookie. When header NAME's (NAME_LEN bytes) VALUE (LEN bytes) holds one, writes the value to keep
+ * instead into OUT (OUTLEN bytes, NUL-terminated, cut to fit) and returns its length: the header
+ * with SP_EVENT_REMOVED for its value, or the cookies with SP_EVENT_REMOVED for the values
+ * of ours (each of ours kept once). Returns -1 when VALUE is to be kept as it is. */
+long sp_event_scrub_header(const char *name, size_t name_len, const char *value, size_t len,
+                           char *out, size_t outlen);
+
+/* True when the cookie NAME (LEN bytes) is one of spypixel's own. */
+bool sp_event_own_cookie(const char *name, size_t len);
+
+/* A stored headers object (COOKIES false) or cookies object (true), in JSON, with the values
+ * sp_event_scrub_header removes replaced: a malloc'd string the caller frees, or NULL when
+ * JSON holds none of them (or is not a JSON object) and stays as it is. For stores written
+ * before events were scrubbed. */
+char *sp_event_scrub_json(const char *json, bool cookies);
 
 /* The first value of header NAME (case-insensitive), or NULL. */
 const char *sp_event_header(const sp_event_t *ev, const char *name);

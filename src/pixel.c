@@ -22,7 +22,6 @@ const unsigned char sp_pixel_gif[43] = {
 };
 
 #define VISITOR_COOKIE "spv"
-#define SELF_COOKIE    "sp_self"
 
 /* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
  * for every open. */
@@ -169,7 +168,9 @@ void sp_pixel_resume(void *ctx, void *waiter)
 
 struct header_walk {
     sp_event_t *ev;
+    sp_auth_t *auth;
     bool anonymize;
+    bool self_cookie; /* the first Cookie header holds a valid self-view cookie */
 };
 
 /* Each request thread builds its events in one scratch event and encodes them into one
@@ -225,6 +226,23 @@ static bool carries_address(const char *name)
     return false;
 }
 
+/* True when COOKIE (the request's first Cookie header) holds a valid self-view cookie, read
+ * from what an event keeps of the header (its first SP_HEADER_MAX bytes). */
+static bool self_cookie_valid(sp_auth_t *auth, const char *cookie)
+{
+    char value[128], cut[SP_HEADER_MAX + 1];
+    if (!strstr(cookie, SP_COOKIE_SELF))
+        return false;
+    size_t n = strlen(cookie);
+    if (n > SP_HEADER_MAX) {
+        memcpy(cut, cookie, SP_HEADER_MAX);
+        cut[SP_HEADER_MAX] = '\0';
+        cookie = cut;
+    }
+    return 0 == sp_event_cookie(cookie, SP_COOKIE_SELF, value, sizeof(value)) &&
+           sp_auth_self_cookie_valid(auth, value);
+}
+
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
@@ -232,9 +250,14 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
     (void)kind;
     if (w->anonymize && carries_address(key))
         value = ADDRESS_REMOVED;
-    return 0 == sp_event_add_header(w->ev, key, strlen(key), value, value ? strlen(value) : 0)
-               ? MHD_YES
-               : MHD_NO;
+    bool had_cookie = NULL != w->ev->cookie;
+    if (0 != sp_event_add_header(w->ev, key, strlen(key), value, value ? strlen(value) : 0))
+        return MHD_NO;
+    /* The event keeps the header without our cookies' values: the self-view cookie is
+     * checked on the request's own. */
+    if (!had_cookie && w->ev->cookie)
+        w->self_cookie = value && self_cookie_valid(w->auth, value);
+    return MHD_YES;
 }
 
 /* A visitor ID we issued: 32 hex digits. Anything else is replaced. */
@@ -268,7 +291,8 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
 
     scratch_t *sc = scratch_get();
     sp_event_t *ev = sc->ev;
-    struct header_walk w = {.ev = ev, .anonymize = req->srv->cfg->anonymize_ip};
+    struct header_walk w = {
+        .ev = ev, .auth = req->srv->auth, .anonymize = req->srv->cfg->anonymize_ip};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_header, &w);
 
     ev->ts_ms = sp_now_ms();
@@ -298,8 +322,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     copy_text(req->visitor, sizeof(req->visitor), ev->visitor);
 
     ev->self_referer = referer_is_dashboard(req, ev->referer);
-    ev->self_cookie = 0 == sp_event_cookie(ev->cookie, SELF_COOKIE, value, sizeof(value)) &&
-                      sp_auth_self_cookie_valid(req->srv->auth, value);
+    ev->self_cookie = w.self_cookie;
     ev->self_ip = sp_auth_recent_dashboard_ip(req->srv->auth, &req->client);
 
     size_t len = sp_event_encode(ev, sc->record);

@@ -400,7 +400,8 @@ static void test_format_ts(void **state)
 
 /* ---- the journal form ---------------------------------------------------------------------- */
 
-#define EV_BUF (SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2))
+#define EV_BUF       (SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2))
+#define EV_BUF_SCRUB 16384
 
 /* Encodes EV into a malloc'd buffer of exactly SP_EVENT_ENCODED_MAX bytes (so that the
  * sanitizers see a write past it) and returns it; *LEN is the encoding's length. */
@@ -921,6 +922,208 @@ static void test_reset(void **state)
     sp_event_free(ev);
 }
 
+/* ---- spypixel's own credentials -------------------------------------------------------------- */
+
+/* sp_event_scrub_header on NAME: VALUE as a string, or NULL when kept as it is. */
+static const char *scrub(const char *name, const char *value)
+{
+    static char out[SP_HEADER_MAX + 1];
+    long n = sp_event_scrub_header(name, strlen(name), value, strlen(value), out, sizeof(out));
+    if (n < 0)
+        return NULL;
+    assert_int_equal((size_t)n, strlen(out));
+    return out;
+}
+
+static void test_scrub_header(void **state)
+{
+    (void)state;
+    /* Whole-value credentials, whatever the case of the name. */
+    assert_string_equal(SP_EVENT_REMOVED, scrub("Authorization", "Bearer spt_secret"));
+    assert_string_equal(SP_EVENT_REMOVED, scrub("authorization", "Basic YWRtaW46cHc="));
+    assert_string_equal(SP_EVENT_REMOVED, scrub("Proxy-Authorization", "Basic cHJveHk6cHc="));
+    assert_string_equal(SP_EVENT_REMOVED, scrub("X-CSRF-Token", "csrfsecret"));
+    assert_null(scrub("Authorization", "")); /* nothing to remove */
+    /* Other headers, and names that only look alike, are kept. */
+    assert_null(scrub("User-Agent", "sp_session=x"));
+    assert_null(scrub("Authorization-Info", "x"));
+    assert_null(scrub("Cookies", "sp_session=x"));
+    assert_null(scrub("X-Authorization", "x"));
+    assert_null(scrub("", "x"));
+
+    /* Cookies: ours lose their values, the others stay byte for byte. */
+    assert_string_equal("a=1; sp_session=" SP_EVENT_REMOVED "; b=\"two\"",
+                        scrub("Cookie", "a=1; sp_session=S3CR3T; b=\"two\""));
+    assert_string_equal("sp_self=" SP_EVENT_REMOVED ";spv=0123",
+                        scrub("cookie", "sp_self=AAAA.BBBB;spv=0123"));
+    assert_string_equal("sp_device=" SP_EVENT_REMOVED, scrub("Cookie", "sp_device=N.M"));
+    assert_null(scrub("Cookie", "a=1; spv=0123; sp_sessionx=1; xsp_self=2"));
+    assert_null(scrub("Cookie", "sp_session; a=1")); /* a name without a value */
+    assert_null(scrub("Cookie", ""));
+    /* Every spelling the API's own cookie reader takes, and quoted values. */
+    assert_string_equal(" \tsp_session \t=" SP_EVENT_REMOVED,
+                        scrub("Cookie", " \tsp_session \t=S3CR3T"));
+    assert_string_equal("sp_session=" SP_EVENT_REMOVED, scrub("Cookie", "sp_session=\"S3CR3T\""));
+    assert_string_equal("SP_SESSION=" SP_EVENT_REMOVED, scrub("Cookie", "SP_SESSION=S3CR3T"));
+    assert_string_equal("sp_session=" SP_EVENT_REMOVED, scrub("Cookie", "sp_session="));
+    assert_string_equal("sp_session=" SP_EVENT_REMOVED, scrub("Cookie", "sp_session=a=b"));
+    /* Repeats of one of ours are dropped: the first stands for all. */
+    assert_string_equal("sp_self=" SP_EVENT_REMOVED "; x=1; y=2",
+                        scrub("Cookie", "sp_self=one; x=1; sp_self=two; y=2"));
+    assert_string_equal("sp_self=" SP_EVENT_REMOVED ";sp_session=" SP_EVENT_REMOVED,
+                        scrub("Cookie", "sp_self=;sp_self=;sp_session=;sp_self=;sp_session="));
+    /* Scrubbing what was scrubbed changes nothing. */
+    const char *once = "a=1; sp_session=" SP_EVENT_REMOVED;
+    assert_string_equal(once, scrub("Cookie", once));
+
+    /* The copy is cut to the buffer, never past it, and still holds no secret. */
+    char small[12];
+    long n = sp_event_scrub_header("Cookie", 6, "sp_session=S3CR3T", 17, small, sizeof(small));
+    assert_int_equal(11, n);
+    assert_string_equal("sp_session=", small);
+    n = sp_event_scrub_header("Authorization", 13, "Bearer x", 8, small, 4);
+    assert_int_equal(3, n);
+    assert_string_equal("[re", small);
+}
+
+static void test_scrub_event(void **state)
+{
+    (void)state;
+    sp_event_t *ev = sp_event_new(EV_BUF_SCRUB);
+    assert_int_equal(0, add(ev, "Authorization", "Bearer spt_secret"));
+    assert_int_equal(0, add(ev, "Cookie", "sp_session=S3CR3T; sp_self=N.M; spv=0123; a=b"));
+    assert_int_equal(0, add(ev, "Proxy-Authorization", "Basic cHJveHk="));
+    assert_int_equal(0, add(ev, "X-CSRF-Token", "csrfsecret"));
+    assert_int_equal(0, add(ev, "User-Agent", "UA"));
+    for (size_t i = 0; i < ev->n_headers; i++)
+        assert_null(strstr(ev->headers[i].value, "secret"));
+    assert_string_equal(SP_EVENT_REMOVED, sp_event_header(ev, "authorization"));
+    assert_string_equal(
+        "sp_session=" SP_EVENT_REMOVED "; sp_self=" SP_EVENT_REMOVED "; spv=0123; a=b", ev->cookie);
+    char value[64];
+    assert_int_equal(0, sp_event_cookie(ev->cookie, "spv", value, sizeof(value)));
+    assert_string_equal("0123", value);
+
+    char *cookies = sp_event_cookies_json(ev), *headers = sp_event_headers_json(ev);
+    assert_string_equal("{\"sp_session\":\"" SP_EVENT_REMOVED "\",\"sp_self\":\"" SP_EVENT_REMOVED
+                        "\",\"spv\":\"0123\",\"a\":\"b\"}",
+                        cookies);
+    assert_null(strstr(headers, "S3CR3T"));
+    assert_null(strstr(headers, "secret"));
+    assert_null(strstr(headers, "cHJveHk"));
+    free(cookies);
+    free(headers);
+
+    /* A Cookie header at the length limit: the copy is cut there too. */
+    sp_event_reset(ev);
+    char big[SP_HEADER_MAX + 100];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big, "a=", 2);
+    memcpy(big + SP_HEADER_MAX - 12, "; sp_self=", 10); /* its value cut to 2 bytes */
+    assert_int_equal(0, add(ev, "Cookie", big));
+    assert_int_equal(SP_HEADER_MAX, strlen(ev->cookie));
+    assert_null(strstr(ev->cookie, "sp_self=xx"));
+    assert_string_equal("; sp_self=[r", ev->cookie + SP_HEADER_MAX - 12);
+    sp_event_free(ev);
+}
+
+/* A journal written before events were scrubbed holds credentials: decoding scrubs them, and
+ * keeps the self-view evidence the request thread recorded. The old record is made by writing
+ * an event whose headers have look-alike names of the same lengths, then renaming them in
+ * the bytes. */
+static void test_scrub_old_record(void **state)
+{
+    (void)state;
+    sp_event_t *ev = sp_event_new(EV_BUF);
+    ev->ts_ms = 1700000000000;
+    ev->self_cookie = true;
+    snprintf(ev->campaign, sizeof(ev->campaign), "c");
+    assert_int_equal(0, add(ev, "Xookie", "sp_session=S3CR3T; sp_self=N.M; a=b"));
+    assert_int_equal(0, add(ev, "Xuthorization", "Bearer spt_secret"));
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    for (size_t i = 0; i + 13 <= len; i++) {
+        if (0 == memcmp(buf + i, "Xookie", 6))
+            buf[i] = 'C';
+        if (0 == memcmp(buf + i, "Xuthorization", 13))
+            buf[i] = 'A';
+    }
+    assert_non_null(memmem(buf, len, "S3CR3T", 6)); /* the old record holds them */
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    assert_true(got->self_cookie);
+    assert_string_equal("sp_session=" SP_EVENT_REMOVED "; sp_self=" SP_EVENT_REMOVED "; a=b",
+                        sp_event_header(got, "Cookie"));
+    assert_string_equal(SP_EVENT_REMOVED, sp_event_header(got, "Authorization"));
+
+    /* The largest old record: every header a Cookie made of the shortest cookies of ours. */
+    sp_event_reset(ev);
+    char value[SP_HEADER_MAX + 1];
+    size_t at = 0;
+    while (at + 20 <= SP_HEADER_MAX)
+        at += (size_t)sprintf(value + at, "sp_self=;sp_device=;");
+    value[at] = '\0';
+    for (int i = 0; i < SP_HEADERS_MAX; i++)
+        assert_int_equal(0, add(ev, "Xookie", value));
+    free(buf);
+    buf = encode(ev, &len);
+    for (size_t i = 0; i + 6 <= len; i++)
+        if (0 == memcmp(buf + i, "Xookie", 6))
+            buf[i] = 'C';
+    sp_event_free(got);
+    got = decode_exact(buf, len);
+    assert_non_null(got);
+    assert_int_equal(SP_HEADERS_MAX, got->n_headers);
+    assert_string_equal("sp_self=" SP_EVENT_REMOVED ";sp_device=" SP_EVENT_REMOVED ";",
+                        got->headers[SP_HEADERS_MAX - 1].value);
+    sp_event_free(got);
+    sp_event_free(ev);
+    free(buf);
+}
+
+static void test_scrub_json(void **state)
+{
+    (void)state;
+    char *out = sp_event_scrub_json("{\"Host\":\"h\",\"Authorization\":\"Bearer spt_x\","
+                                    "\"Cookie\":\"sp_session=S; a=1\",\"X-Odd\":\"\\u00e9\"}",
+                                    false);
+    assert_string_equal("{\"Host\":\"h\",\"Authorization\":\"" SP_EVENT_REMOVED
+                        "\",\"Cookie\":\"sp_session=" SP_EVENT_REMOVED
+                        "; a=1\",\"X-Odd\":\"\xc3\xa9\"}",
+                        out);
+    /* Once scrubbed, or never holding any, it stays. */
+    assert_null(sp_event_scrub_json(out, false));
+    free(out);
+    assert_null(sp_event_scrub_json("{\"Host\":\"h\",\"Cookie\":\"a=1\"}", false));
+    out = sp_event_scrub_json("{\"a\":\"1\",\"sp_session\":\"S\",\"SP_SELF\":\"F\"}", true);
+    assert_string_equal("{\"a\":\"1\",\"sp_session\":\"" SP_EVENT_REMOVED
+                        "\",\"SP_SELF\":\"" SP_EVENT_REMOVED "\"}",
+                        out);
+    assert_null(sp_event_scrub_json(out, true));
+    free(out);
+    /* Not an object, not JSON: left alone. */
+    assert_null(sp_event_scrub_json("[\"Authorization\"]", false));
+    assert_null(sp_event_scrub_json("{\"Authorization\":", false));
+    assert_null(sp_event_scrub_json("", true));
+    assert_null(sp_event_scrub_json(NULL, true));
+    /* A header value longer than an event keeps (repeated headers joined). */
+    size_t n = 3 * SP_HEADER_MAX;
+    char *json = malloc(n + 64);
+    assert_non_null(json);
+    int k = sprintf(json, "{\"Cookie\":\"");
+    memset(json + k, 'x', n);
+    memcpy(json + k, "a=", 2);
+    memcpy(json + k + n - 20, "; sp_self=0123456789", 20);
+    strcpy(json + k + n, "\"}");
+    out = sp_event_scrub_json(json, false);
+    assert_non_null(out);
+    assert_null(strstr(out, "0123456789"));
+    assert_non_null(strstr(out, "sp_self=" SP_EVENT_REMOVED "\"}"));
+    free(out);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -940,6 +1143,10 @@ int main(void)
         cmocka_unit_test(test_decode_malformed),
         cmocka_unit_test(test_decode_noise),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_scrub_header),
+        cmocka_unit_test(test_scrub_event),
+        cmocka_unit_test(test_scrub_old_record),
+        cmocka_unit_test(test_scrub_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
