@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "api.h"
 #include "cli.h"
 #include "config.h"
@@ -48,7 +49,9 @@ static const char usage_text[] =
     "Commands:\n"
     "  serve                            serve the pixel, links, API and dashboard\n"
     "  user add NAME --password-stdin   create or update a dashboard user\n"
+    "  user list|passwd|delete          list users, set a password, delete a user\n"
     "  token create NAME                print a new API token (Authorization: Bearer)\n"
+    "  token list|revoke                list API tokens, revoke one\n"
     "  campaign list|show|create|delete manage campaigns (--json for scripts)\n"
     "  pixel --campaign ID [--qp]       print a tracking pixel's HTML for a message\n"
     "  forget RECIPIENT                 erase one recipient's events everywhere\n"
@@ -503,80 +506,6 @@ done:
 
 /* ---- the other commands ------------------------------------------------------------------ */
 
-static int read_password(char *buf, size_t len)
-{
-    if (!fgets(buf, (int)len, stdin))
-        return -1;
-    size_t n = strlen(buf);
-    while (n && ('\n' == buf[n - 1] || '\r' == buf[n - 1]))
-        buf[--n] = '\0';
-    return n ? 0 : -1;
-}
-
-static int cmd_user(sp_config_t *cfg, int argc, char **argv)
-{
-    char err[512], password[1024], hash[256];
-    bool from_stdin = false;
-    const char *name = NULL;
-    bool extra = false;
-    for (int i = 1; i < argc; i++) {
-        if (0 == strcmp(argv[i], "--password-stdin"))
-            from_stdin = true;
-        else if (!name && '-' != argv[i][0])
-            name = argv[i];
-        else
-            extra = true;
-    }
-    if (argc < 2 || 0 != strcmp(argv[0], "add") || !name || !from_stdin || extra) {
-        fprintf(stderr, "usage: spypixel user add NAME --password-stdin [--data DIR]\n");
-        return 2;
-    }
-    if (strlen(name) > 128 || !sp_event_id_valid(name)) {
-        fprintf(stderr, "spypixel: a user name is 1-128 letters, digits or - _ @ + .\n");
-        return 2;
-    }
-    if (0 != read_password(password, sizeof(password)) || strlen(password) < 8) {
-        fprintf(stderr, "spypixel: give a password of at least 8 characters on standard input\n");
-        return 2;
-    }
-    if (0 != sp_auth_password_hash(password, hash, sizeof(hash))) {
-        fprintf(stderr, "spypixel: out of memory while hashing the password\n");
-        return 1;
-    }
-    sodium_memzero(password, sizeof(password));
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
-    int rc = store ? store->ops->user_put(store, name, hash, err, sizeof(err)) : -1;
-    sp_store_close(store);
-    if (rc) {
-        fprintf(stderr, "spypixel: %s\n", err);
-        return 1;
-    }
-    fprintf(stderr, "user %s saved\n", name);
-    return 0;
-}
-
-static int cmd_token(sp_config_t *cfg, int argc, char **argv)
-{
-    char err[512], token[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX];
-    if (argc != 2 || 0 != strcmp(argv[0], "create") || strlen(argv[1]) > 128 ||
-        !sp_event_id_valid(argv[1])) {
-        fprintf(stderr, "usage: spypixel token create NAME [--data DIR]\n"
-                        "NAME (1-128 letters, digits or - _ @ + .) says what the token is for.\n");
-        return 2;
-    }
-    sp_auth_new_secret("spt_", token, sizeof(token));
-    sp_auth_secret_hash(token, hash, sizeof(hash));
-    sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
-    int rc = store ? store->ops->token_put(store, hash, argv[1], err, sizeof(err)) : -1;
-    sp_store_close(store);
-    if (rc) {
-        fprintf(stderr, "spypixel: %s\n", err);
-        return 1;
-    }
-    printf("%s\n", token);
-    return 0;
-}
-
 static int cmd_forget(sp_config_t *cfg, int argc, char **argv)
 {
     char err[512];
@@ -620,15 +549,8 @@ static const struct {
      "every open answered before the signal is in the store when it exits. SIGHUP re-reads\n"
      "the TLS certificate and key.\n",
      SP_CONFIG_ALL},
-    {"user",
-     "usage: spypixel user add NAME --password-stdin [--data DIR]\n"
-     "Creates a dashboard user (or sets a new password); the password is read from\n"
-     "standard input and stored as an argon2id hash.\n",
-     SP_CONFIG_STORE | SP_CONFIG_LOG},
-    {"token",
-     "usage: spypixel token create NAME [--data DIR]\n"
-     "Prints a new API token for 'Authorization: Bearer TOKEN'; only its hash is stored.\n",
-     SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"user", SP_ADMIN_USER_HELP, SP_CONFIG_STORE | SP_CONFIG_LOG},
+    {"token", SP_ADMIN_TOKEN_HELP, SP_CONFIG_STORE | SP_CONFIG_LOG},
     {"campaign",
      "usage: spypixel campaign create ID\n"
      "       spypixel campaign list [--json]\n"
@@ -734,9 +656,9 @@ int main(int argc, char **argv)
             rc = cmd_serve(&cfg);
         }
     } else if (0 == strcmp(cmd, "user")) {
-        rc = cmd_user(&cfg, n_rest, rest);
+        rc = sp_admin_user(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "token")) {
-        rc = cmd_token(&cfg, n_rest, rest);
+        rc = sp_admin_token(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "campaign")) {
         rc = sp_cli_campaign(&cfg, n_rest, rest);
     } else if (0 == strcmp(cmd, "pixel")) {

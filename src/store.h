@@ -57,6 +57,27 @@ typedef struct sp_store_unknown {
     int64_t max_opens;     /* newest opens kept per unknown ID; older ones make way */
 } sp_store_unknown_t;
 
+/* A dashboard user as listed: never its password hash. Strings borrowed for the callback. */
+typedef struct sp_user_row {
+    const char *name;
+    int64_t created_at;
+    int64_t sessions; /* unexpired sessions */
+    int64_t tokens;   /* API tokens it owns */
+} sp_user_row_t;
+
+/* An API token's ID: the first hex digits of its stored hash. It names the token without
+ * telling anything of the secret. */
+#define SP_STORE_TOKEN_ID_LEN  12
+#define SP_STORE_TOKEN_ID_TEXT "12" /* the same, for SQL text */
+
+/* An API token as listed: never its hash. */
+typedef struct sp_token_row {
+    char id[SP_STORE_TOKEN_ID_LEN + 1];
+    const char *name;
+    const char *owner; /* NULL when no user owns it */
+    int64_t created_at;
+} sp_token_row_t;
+
 typedef struct sp_store sp_store_t;
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
@@ -81,6 +102,8 @@ typedef int (*sp_store_event_cb)(void *ctx, const sp_event_row_t *row);
 typedef int (*sp_store_unknown_cb)(void *ctx, const sp_unknown_campaign_t *u);
 /* A kept open of an unknown campaign: its row and its journal form (borrowed). */
 typedef int (*sp_store_kept_cb)(void *ctx, int64_t row, const void *record, size_t len);
+typedef int (*sp_store_user_cb)(void *ctx, const sp_user_row_t *row);
+typedef int (*sp_store_token_cb)(void *ctx, const sp_token_row_t *row);
 
 /* The backend's functions. Every one returns 0 on success and -1 with a message in
  * ERR on failure unless it says otherwise; a store is used by one thread at a time
@@ -133,12 +156,28 @@ typedef struct sp_store_ops {
     int (*campaign_delete)(sp_store_t *s, const char *id, int64_t *deleted, char *err,
                            size_t errlen);
     /* Users, API tokens, sessions: secrets arrive hashed. get_* return 1 when absent. */
-    int (*user_put)(sp_store_t *s, const char *name, const char *pwhash, char *err, size_t errlen);
+    /* Sets NAME's password hash, creating the user when CREATE (else 1 when there is no
+     * such user). Every session of the user and every API token it owns ends in the same
+     * transaction: whoever held the old password holds nothing any more. */
+    int (*user_put)(sp_store_t *s, const char *name, const char *pwhash, bool create, char *err,
+                    size_t errlen);
     int (*user_get)(sp_store_t *s, const char *name, char *pwhash, size_t pwlen, char *err,
                     size_t errlen);
-    int (*token_put)(sp_store_t *s, const char *hash, const char *name, char *err, size_t errlen);
+    /* Deletes NAME with its sessions and the API tokens it owns. 0, or 1 when absent. */
+    int (*user_delete)(sp_store_t *s, const char *name, char *err, size_t errlen);
+    /* Every user, by name. */
+    int (*user_list)(sp_store_t *s, sp_store_user_cb cb, void *ctx, char *err, size_t errlen);
+    /* OWNER: the user whose password change or deletion ends the token, or NULL. */
+    int (*token_put)(sp_store_t *s, const char *hash, const char *name, const char *owner,
+                     char *err, size_t errlen);
     int (*token_get)(sp_store_t *s, const char *hash, char *name, size_t namelen, char *err,
                      size_t errlen);
+    /* Every API token, oldest first. */
+    int (*token_list)(sp_store_t *s, sp_store_token_cb cb, void *ctx, char *err, size_t errlen);
+    /* Deletes the token whose ID is ID_OR_NAME and every token named ID_OR_NAME; *REVOKED
+     * says how many. */
+    int (*token_revoke)(sp_store_t *s, const char *id_or_name, int64_t *revoked, char *err,
+                        size_t errlen);
     int (*session_put)(sp_store_t *s, const char *hash, const char *user, const char *csrf,
                        int64_t expires_ms, char *err, size_t errlen);
     int (*session_get)(sp_store_t *s, const char *hash, int64_t now_ms, char *user, size_t userlen,

@@ -68,8 +68,24 @@ static const char *const migrations[] = {
     " ts BIGINT NOT NULL, recipient TEXT COLLATE \"C\" NOT NULL, record BYTEA NOT NULL);"
     "CREATE INDEX unknown_events_campaign ON unknown_events(campaign, id);"
     "CREATE INDEX unknown_events_ts ON unknown_events(ts);",
+    /* 5: no credentials of spypixel's own in stored events: older versions kept the
+     * session, self-view and Authorization values of the requests they recorded. */
+    "", /* migration_code */
+    /* 6: API tokens may belong to a user, and end with the user's password. */
+    "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+typedef struct pg_store pg_store_t;
+static int scrub_credentials(pg_store_t *s, char *err, size_t errlen);
+
+/* The steps that SQL alone cannot do, run for their version in place of its (empty) SQL. */
+static const struct {
+    int version;
+    int (*run)(pg_store_t *s, char *err, size_t errlen);
+} migration_code[] = {
+    {5, scrub_credentials},
+};
 
 /* Held for the migration's transaction by every server that opens the store: "spypixel". */
 #define MIGRATION_LOCK "8318282035466102124"
@@ -94,9 +110,16 @@ enum {
     Q_CAMPAIGN_DELETE_EVENTS,
     Q_CAMPAIGN_DELETE,
     Q_USER_PUT,
+    Q_USER_UPDATE,
     Q_USER_GET,
+    Q_USER_DELETE,
+    Q_USER_LIST,
+    Q_USER_SESSIONS_END,
+    Q_USER_TOKENS_END,
     Q_TOKEN_PUT,
     Q_TOKEN_GET,
+    Q_TOKEN_LIST,
+    Q_TOKEN_REVOKE,
     Q_SESSION_PURGE,
     Q_SESSION_PUT,
     Q_SESSION_GET,
@@ -193,9 +216,21 @@ static const char *const query_sql[Q_COUNT] = {
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
+    [Q_USER_UPDATE] = "UPDATE users SET pwhash = $2 WHERE name = $1",
     [Q_USER_GET] = "SELECT pwhash FROM users WHERE name = $1",
-    [Q_TOKEN_PUT] = "INSERT INTO api_tokens(hash, name, created_at) VALUES($1, $2, $3)",
+    [Q_USER_DELETE] = "DELETE FROM users WHERE name = $1",
+    [Q_USER_LIST] = "SELECT name, created_at,"
+                    " (SELECT count(*) FROM sessions WHERE \"user\" = u.name AND expires_at > $1),"
+                    " (SELECT count(*) FROM api_tokens WHERE owner = u.name)"
+                    " FROM users u ORDER BY name",
+    [Q_USER_SESSIONS_END] = "DELETE FROM sessions WHERE \"user\" = $1",
+    [Q_USER_TOKENS_END] = "DELETE FROM api_tokens WHERE owner = $1",
+    [Q_TOKEN_PUT] = "INSERT INTO api_tokens(hash, name, owner, created_at) VALUES($1, $2, $3, $4)",
     [Q_TOKEN_GET] = "SELECT name FROM api_tokens WHERE hash = $1",
+    [Q_TOKEN_LIST] = "SELECT substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT "), name, owner, created_at"
+                     " FROM api_tokens ORDER BY created_at, hash",
+    [Q_TOKEN_REVOKE] = "DELETE FROM api_tokens WHERE substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT
+                       ") = $1 OR name = $1",
     [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at < $1",
     [Q_SESSION_PUT] = "INSERT INTO sessions(hash, \"user\", csrf, expires_at)"
                       " VALUES($1, $2, $3, $4)",
@@ -242,14 +277,14 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
 };
 
-typedef struct {
+struct pg_store {
     sp_store_t base;
     PGconn *conn;
     bool prepared;           /* the statements exist on this connection */
     sp_store_failure_t last; /* what the last failed call met */
     bool faulted;            /* the database reported damage: this connection writes no more */
     char why[256];
-} pg_store_t;
+};
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
  * broken) means for the caller. Damage (XX001 data_corrupted, XX002 index_corrupted) is a
@@ -1164,6 +1199,8 @@ typedef struct {
     sp_store_campaign_cb campaign;
     sp_store_recipient_cb recipient;
     sp_store_event_cb event;
+    sp_store_user_cb user;
+    sp_store_token_cb token;
 } row_ctx_t;
 
 static int campaign_row(void *ctx, const PGresult *res)
@@ -1465,14 +1502,76 @@ static int lookup(pg_store_t *s, int q, params_t *p, char *out, size_t outlen, c
     return ret;
 }
 
-static int pg_user_put(sp_store_t *b, const char *name, const char *pwhash, char *err,
-                       size_t errlen)
+/* Runs Q (with NAME and, when the query takes it, ARG) then ends NAME's sessions and tokens,
+ * in one transaction; *CHANGED gets the rows Q changed. */
+static int user_change(pg_store_t *s, int q, const char *name, const char *arg, bool with_time,
+                       int64_t *changed, char *err, size_t errlen)
 {
     params_t p = {.n = 0};
+    PGresult *res;
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "user", err, errlen))
+        return -1;
     p_text(&p, name);
-    p_text(&p, pwhash);
+    if (arg)
+        p_text(&p, arg);
+    if (with_time)
+        p_int(&p, sp_now_ms());
+    if (!(res = exec_q(s, q, &p, "user", err, errlen)))
+        goto fail;
+    *changed = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    const int ends[] = {Q_USER_SESSIONS_END, Q_USER_TOKENS_END};
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        p_text(&p, name);
+        if (!(res = exec_q(s, ends[i], &p, "user", err, errlen)))
+            goto fail;
+        PQclear(res);
+    }
+    return exec_sql(s, "COMMIT", "user", err, errlen);
+fail:
+    rollback(s);
+    return -1;
+}
+
+static int pg_user_put(sp_store_t *b, const char *name, const char *pwhash, bool create, char *err,
+                       size_t errlen)
+{
+    int64_t changed = 0;
+    if (0 != user_change((pg_store_t *)b, create ? Q_USER_PUT : Q_USER_UPDATE, name, pwhash, create,
+                         &changed, err, errlen))
+        return -1;
+    return changed ? 0 : 1;
+}
+
+static int pg_user_delete(sp_store_t *b, const char *name, char *err, size_t errlen)
+{
+    int64_t changed = 0;
+    if (0 != user_change((pg_store_t *)b, Q_USER_DELETE, name, NULL, false, &changed, err, errlen))
+        return -1;
+    return changed ? 0 : 1;
+}
+
+static int user_row(void *ctx, const PGresult *res)
+{
+    row_ctx_t *rc = ctx;
+    sp_user_row_t r = {
+        .name = PQgetvalue(res, 0, 0),
+        .created_at = get_i64(res, 0, 1),
+        .sessions = get_i64(res, 0, 2),
+        .tokens = get_i64(res, 0, 3),
+    };
+    return rc->user(rc->ctx, &r);
+}
+
+static int pg_user_list(sp_store_t *b, sp_store_user_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)b;
+    params_t p = {.n = 0};
+    row_ctx_t rc = {.ctx = ctx, .user = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
     p_int(&p, sp_now_ms());
-    return lookup((pg_store_t *)b, Q_USER_PUT, &p, NULL, 0, NULL, 0, err, errlen);
+    return each_row(s, Q_USER_LIST, &p, user_row, &rc, "list users", err, errlen);
 }
 
 static int pg_user_get(sp_store_t *b, const char *name, char *pwhash, size_t pwlen, char *err,
@@ -1483,13 +1582,53 @@ static int pg_user_get(sp_store_t *b, const char *name, char *pwhash, size_t pwl
     return lookup((pg_store_t *)b, Q_USER_GET, &p, pwhash, pwlen, NULL, 0, err, errlen);
 }
 
-static int pg_token_put(sp_store_t *b, const char *hash, const char *name, char *err, size_t errlen)
+static int pg_token_put(sp_store_t *b, const char *hash, const char *name, const char *owner,
+                        char *err, size_t errlen)
 {
     params_t p = {.n = 0};
     p_text(&p, hash);
     p_text(&p, name);
+    p_text(&p, owner);
     p_int(&p, sp_now_ms());
     return lookup((pg_store_t *)b, Q_TOKEN_PUT, &p, NULL, 0, NULL, 0, err, errlen);
+}
+
+static int token_row(void *ctx, const PGresult *res)
+{
+    row_ctx_t *rc = ctx;
+    sp_token_row_t r = {
+        .name = PQgetvalue(res, 0, 1),
+        .owner = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2),
+        .created_at = get_i64(res, 0, 3),
+    };
+    snprintf(r.id, sizeof(r.id), "%s", PQgetvalue(res, 0, 0));
+    return rc->token(rc->ctx, &r);
+}
+
+static int pg_token_list(sp_store_t *b, sp_store_token_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)b;
+    params_t p = {.n = 0};
+    row_ctx_t rc = {.ctx = ctx, .token = cb};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    return each_row(s, Q_TOKEN_LIST, &p, token_row, &rc, "list tokens", err, errlen);
+}
+
+static int pg_token_revoke(sp_store_t *b, const char *id_or_name, int64_t *revoked, char *err,
+                           size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)b;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id_or_name);
+    PGresult *res = exec_q(s, Q_TOKEN_REVOKE, &p, "revoke token", err, errlen);
+    if (!res)
+        return -1;
+    *revoked = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
 }
 
 static int pg_token_get(sp_store_t *b, const char *hash, char *name, size_t namelen, char *err,
@@ -1646,8 +1785,12 @@ static const sp_store_ops_t pg_ops = {
     .campaign_delete = pg_campaign_delete,
     .user_put = pg_user_put,
     .user_get = pg_user_get,
+    .user_delete = pg_user_delete,
+    .user_list = pg_user_list,
     .token_put = pg_token_put,
     .token_get = pg_token_get,
+    .token_list = pg_token_list,
+    .token_revoke = pg_token_revoke,
     .session_put = pg_session_put,
     .session_get = pg_session_get,
     .session_delete = pg_session_delete,
@@ -1658,6 +1801,62 @@ static const sp_store_ops_t pg_ops = {
     .failure = pg_failure,
     .check = pg_check,
 };
+
+/* ---- migrations that SQL alone cannot do ---------------------------------------------------- */
+
+#define SCRUB_BATCH 500
+
+/* Events with spypixel's own credentials lose them (sp_event_scrub_json), SCRUB_BATCH rows at a
+ * time in ID order: memory stays bounded whatever the table holds. ILIKE only picks the rows
+ * worth parsing; the parser decides. Runs inside the migration's transaction. */
+static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)
+{
+    char last[32] = "0", limit[16];
+    snprintf(limit, sizeof(limit), "%d", SCRUB_BATCH);
+    for (;;) {
+        const char *args[] = {last, limit};
+        PGresult *rows =
+            PQexecParams(s->conn,
+                         "SELECT id, cookies, headers FROM events WHERE id > $1 AND"
+                         " (cookies ILIKE '%sp\\_%' OR headers ILIKE '%sp\\_%'"
+                         " OR headers ILIKE '%authorization%' OR headers ILIKE '%x-csrf-token%')"
+                         " ORDER BY id LIMIT $2",
+                         2, NULL, args, NULL, NULL, 0);
+        if (PGRES_TUPLES_OK != PQresultStatus(rows)) {
+            set_err(s, err, errlen, "scrub events", rows);
+            PQclear(rows);
+            return -1;
+        }
+        int n = PQntuples(rows);
+        for (int i = 0; i < n; i++) {
+            char *cookies = sp_event_scrub_json(PQgetvalue(rows, i, 1), true);
+            char *headers = sp_event_scrub_json(PQgetvalue(rows, i, 2), false);
+            int bad = 0;
+            if (cookies || headers) {
+                const char *values[] = {PQgetvalue(rows, i, 0), cookies, headers};
+                PGresult *res = PQexecParams(s->conn,
+                                             "UPDATE events SET cookies = coalesce($2, cookies),"
+                                             " headers = coalesce($3, headers) WHERE id = $1",
+                                             3, NULL, values, NULL, NULL, 0);
+                bad = PGRES_COMMAND_OK != PQresultStatus(res);
+                if (bad)
+                    set_err(s, err, errlen, "scrub events", res);
+                PQclear(res);
+            }
+            free(cookies);
+            free(headers);
+            if (bad) {
+                PQclear(rows);
+                return -1;
+            }
+        }
+        if (n)
+            snprintf(last, sizeof(last), "%s", PQgetvalue(rows, n - 1, 0));
+        PQclear(rows);
+        if (n < SCRUB_BATCH)
+            return 0;
+    }
+}
 
 static int migrate(pg_store_t *s, char *err, size_t errlen)
 {
@@ -1691,8 +1890,11 @@ static int migrate(pg_store_t *s, char *err, size_t errlen)
         char num[16];
         const char *arg[] = {num};
         snprintf(num, sizeof(num), "%d", v + 1);
-        if (0 != exec_sql(s, migrations[v], "migrate", err, errlen))
+        if (migrations[v][0] && 0 != exec_sql(s, migrations[v], "migrate", err, errlen))
             goto fail;
+        for (size_t c = 0; c < sizeof(migration_code) / sizeof(migration_code[0]); c++)
+            if (v + 1 == migration_code[c].version && 0 != migration_code[c].run(s, err, errlen))
+                goto fail;
         res = PQexecParams(s->conn, "UPDATE spypixel_schema SET version = $1", 1, NULL, arg, NULL,
                            NULL, 0);
         if (PGRES_COMMAND_OK != PQresultStatus(res)) {

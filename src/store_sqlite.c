@@ -20,6 +20,10 @@
 #include "classify.h"
 #include "sigbus.h"
 
+typedef struct sqlite_store sqlite_store_t;
+
+static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen);
+
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
     /* 1: campaigns with their counters, recipients, clients, events, auth. */
@@ -77,8 +81,21 @@ static const char *const migrations[] = {
     " ts INTEGER NOT NULL, recipient TEXT NOT NULL, record BLOB NOT NULL);"
     "CREATE INDEX unknown_events_campaign ON unknown_events(campaign, id);"
     "CREATE INDEX unknown_events_ts ON unknown_events(ts);",
+    /* 5: no credentials of spypixel's own in stored events: older versions kept the
+     * session, self-view and Authorization values of the requests they recorded. */
+    "", /* migration_code */
+    /* 6: API tokens may belong to a user, and end with the user's password. */
+    "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* The steps that SQL alone cannot do, run for their version in place of its (empty) SQL. */
+static const struct {
+    int version;
+    int (*run)(sqlite_store_t *s, char *err, size_t errlen);
+} migration_code[] = {
+    {5, scrub_credentials},
+};
 
 enum {
     Q_CAMPAIGN_EXISTS,
@@ -158,7 +175,7 @@ typedef struct {
 
 struct fault_group;
 
-typedef struct {
+struct sqlite_store {
     sp_store_t base;
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
@@ -169,7 +186,7 @@ typedef struct {
     struct fault_group *group; /* the database's fault state, shared by its connections */
     sp_store_failure_t last;   /* what the last failed call met */
     char why[512];             /* a fault's reason, when the database has no group */
-} sqlite_store_t;
+};
 
 /* ---- faults: a store that must not be written, and the WAL index's SIGBUS ------------------ */
 
@@ -1494,16 +1511,6 @@ static int run(sqlite_store_t *s, const char *sql, const char *const *args, int6
     return ret;
 }
 
-static int sq_user_put(sp_store_t *b, const char *name, const char *pwhash, char *err,
-                       size_t errlen)
-{
-    const char *args[] = {name, pwhash, NULL};
-    return run((sqlite_store_t *)b,
-               "INSERT INTO users(name, pwhash, created_at) VALUES(?1, ?2, ?3)"
-               " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
-               args, sp_now_ms(), NULL, 0, NULL, 0, err, errlen);
-}
-
 static int sq_user_get(sp_store_t *b, const char *name, char *pwhash, size_t pwlen, char *err,
                        size_t errlen)
 {
@@ -1512,12 +1519,25 @@ static int sq_user_get(sp_store_t *b, const char *name, char *pwhash, size_t pwl
                pwlen, NULL, 0, err, errlen);
 }
 
-static int sq_token_put(sp_store_t *b, const char *hash, const char *name, char *err, size_t errlen)
+static int sq_token_put(sp_store_t *b, const char *hash, const char *name, const char *owner,
+                        char *err, size_t errlen)
 {
-    const char *args[] = {hash, name, NULL};
-    return run((sqlite_store_t *)b,
-               "INSERT INTO api_tokens(hash, name, created_at) VALUES(?1, ?2, ?3)", args,
-               sp_now_ms(), NULL, 0, NULL, 0, err, errlen);
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "INSERT INTO api_tokens(hash, name, owner, created_at) VALUES(?1, ?2, ?3, ?4)", err,
+                errlen))
+        return -1;
+    bind_text(st, 1, hash);
+    bind_text(st, 2, name);
+    if (owner)
+        bind_text(st, 3, owner);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_int64(st, 4, sp_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "save token");
 }
 
 static int sq_token_get(sp_store_t *b, const char *hash, char *name, size_t namelen, char *err,
@@ -1620,6 +1640,203 @@ static int sq_image_get(sp_store_t *b, const char *id, char *mime, size_t mimele
     return ret;
 }
 
+/* ---- users and API tokens ----------------------------------------------------- */
+
+/* Runs the statements of STEPS, each bound to ARG, in one write transaction; *CHANGES (may be
+ * NULL) gets the rows the first one changed. */
+static int in_transaction(sqlite_store_t *s, const char *const *steps, size_t n, const char *arg,
+                          const char *arg2, int64_t *changes, char *err, size_t errlen)
+{
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = NULL;
+        if (prepare(s, &st, steps[i], err, errlen))
+            goto fail;
+        bind_text(st, 1, arg);
+        if (sqlite3_bind_parameter_count(st) > 1)
+            bind_text(st, 2, arg2);
+        if (sqlite3_bind_parameter_count(st) > 2)
+            sqlite3_bind_int64(st, 3, sp_now_ms());
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (SQLITE_DONE != rc) {
+            fail(s, err, errlen, "write");
+            goto fail;
+        }
+        if (0 == i && changes)
+            *changes = sqlite3_changes(s->db);
+    }
+    return exec(s, "COMMIT", err, errlen);
+fail:;
+    char ignored[64];
+    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    return -1;
+}
+
+static int sq_user_put(sp_store_t *b, const char *name, const char *pwhash, bool create, char *err,
+                       size_t errlen)
+{
+    const char *const steps[] = {
+        create ? "INSERT INTO users(name, pwhash, created_at) VALUES(?1, ?2, ?3)"
+                 " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash"
+               : "UPDATE users SET pwhash = ?2 WHERE name = ?1",
+        "DELETE FROM sessions WHERE user = ?1",
+        "DELETE FROM api_tokens WHERE owner = ?1",
+    };
+    int64_t changed = 0;
+    if (0 != in_transaction((sqlite_store_t *)b, steps, 3, name, pwhash, &changed, err, errlen))
+        return -1;
+    return changed ? 0 : 1;
+}
+
+static int sq_user_delete(sp_store_t *b, const char *name, char *err, size_t errlen)
+{
+    static const char *const steps[] = {
+        "DELETE FROM users WHERE name = ?1",
+        "DELETE FROM sessions WHERE user = ?1",
+        "DELETE FROM api_tokens WHERE owner = ?1",
+    };
+    int64_t deleted = 0;
+    if (0 != in_transaction((sqlite_store_t *)b, steps, 3, name, NULL, &deleted, err, errlen))
+        return -1;
+    return deleted ? 0 : 1;
+}
+
+static int sq_user_list(sp_store_t *b, sp_store_user_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT name, created_at,"
+                " (SELECT count(*) FROM sessions WHERE user = u.name AND expires_at > ?1),"
+                " (SELECT count(*) FROM api_tokens WHERE owner = u.name)"
+                " FROM users u ORDER BY name",
+                err, errlen))
+        return -1;
+    sqlite3_bind_int64(st, 1, sp_now_ms());
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_user_row_t r = {
+            .name = col_text(st, 0),
+            .created_at = sqlite3_column_int64(st, 1),
+            .sessions = sqlite3_column_int64(st, 2),
+            .tokens = sqlite3_column_int64(st, 3),
+        };
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list users");
+}
+
+static int sq_token_list(sp_store_t *b, sp_store_token_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT "), name, owner, created_at"
+                " FROM api_tokens ORDER BY created_at, hash",
+                err, errlen))
+        return -1;
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_token_row_t r = {
+            .name = col_text(st, 1),
+            .owner = SQLITE_NULL == sqlite3_column_type(st, 2) ? NULL : col_text(st, 2),
+            .created_at = sqlite3_column_int64(st, 3),
+        };
+        snprintf(r.id, sizeof(r.id), "%s", col_text(st, 0));
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list tokens");
+}
+
+static int sq_token_revoke(sp_store_t *b, const char *id_or_name, int64_t *revoked, char *err,
+                           size_t errlen)
+{
+    static const char *const steps[] = {
+        "DELETE FROM api_tokens WHERE substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT ") = ?1"
+        " OR name = ?1",
+    };
+    return in_transaction((sqlite_store_t *)b, steps, 1, id_or_name, NULL, revoked, err, errlen);
+}
+
+/* ---- migrations that SQL alone cannot do -------------------------------------- */
+
+#define SCRUB_BATCH 500
+
+/* Events with spypixel's own credentials lose them (sp_event_scrub_json), SCRUB_BATCH rows
+ * at a time in ID order: memory stays bounded whatever the table holds. LIKE (ASCII case-
+ * insensitive in SQLite) only picks the rows worth parsing; the parser decides. */
+static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int64_t ids[SCRUB_BATCH];
+    char *cookies[SCRUB_BATCH], *headers[SCRUB_BATCH];
+    int ret = -1;
+    if (prepare(s, &sel,
+                "SELECT id, cookies, headers FROM events WHERE id > ?1 AND"
+                " (cookies LIKE '%sp\\_%' ESCAPE '\\' OR headers LIKE '%sp\\_%' ESCAPE '\\'"
+                " OR headers LIKE '%authorization%' OR headers LIKE '%x-csrf-token%')"
+                " ORDER BY id LIMIT ?2",
+                err, errlen) ||
+        prepare(s, &upd,
+                "UPDATE events SET cookies = coalesce(?2, cookies),"
+                " headers = coalesce(?3, headers) WHERE id = ?1",
+                err, errlen))
+        goto done;
+    for (int64_t last = 0;;) {
+        size_t n = 0, rows = 0;
+        int rc;
+        sqlite3_bind_int64(sel, 1, last);
+        sqlite3_bind_int(sel, 2, SCRUB_BATCH);
+        while (SQLITE_ROW == (rc = sqlite3_step(sel))) {
+            rows++;
+            last = sqlite3_column_int64(sel, 0);
+            cookies[n] = sp_event_scrub_json(col_text(sel, 1), true);
+            headers[n] = sp_event_scrub_json(col_text(sel, 2), false);
+            if (cookies[n] || headers[n])
+                ids[n++] = last;
+        }
+        if (SQLITE_DONE != rc)
+            fail(s, err, errlen, "scrub events");
+        sqlite3_reset(sel);
+        /* Written once the batch is read, not under the running SELECT. */
+        for (size_t i = 0; i < n; i++) {
+            if (SQLITE_DONE == rc) {
+                sqlite3_reset(upd);
+                sqlite3_bind_int64(upd, 1, ids[i]);
+                bind_text(upd, 2, cookies[i]);
+                bind_text(upd, 3, headers[i]);
+                if (!cookies[i])
+                    sqlite3_bind_null(upd, 2);
+                if (!headers[i])
+                    sqlite3_bind_null(upd, 3);
+                if (SQLITE_DONE != (rc = sqlite3_step(upd)))
+                    fail(s, err, errlen, "scrub events");
+            }
+            free(cookies[i]);
+            free(headers[i]);
+        }
+        if (SQLITE_DONE != rc)
+            goto done;
+        if (rows < SCRUB_BATCH)
+            break;
+    }
+    ret = 0;
+done:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    return ret;
+}
+
 /* ---- open and close --------------------------------------------------------- */
 
 static void sq_close(sp_store_t *base)
@@ -1652,8 +1869,12 @@ static const sp_store_ops_t sqlite_ops = {
     .campaign_delete = sq_campaign_delete,
     .user_put = sq_user_put,
     .user_get = sq_user_get,
+    .user_delete = sq_user_delete,
+    .user_list = sq_user_list,
     .token_put = sq_token_put,
     .token_get = sq_token_get,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
     .session_put = sq_session_put,
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
@@ -1693,6 +1914,9 @@ static int migrate(sqlite_store_t *s, char *err, size_t errlen)
         char sql[64];
         if (0 != exec(s, migrations[v], err, errlen))
             goto fail;
+        for (size_t c = 0; c < sizeof(migration_code) / sizeof(migration_code[0]); c++)
+            if (v + 1 == migration_code[c].version && 0 != migration_code[c].run(s, err, errlen))
+                goto fail;
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
         if (0 != exec(s, sql, err, errlen))
             goto fail;

@@ -932,15 +932,15 @@ static void test_auth_and_meta(void **state)
     const sp_store_ops_t *o = s->ops;
 
     assert_int_equal(1, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
-    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$first", err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$first", true, err, sizeof(err)));
     assert_int_equal(0, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
     assert_string_equal("$argon2id$v=19$first", a);
-    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$second", err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "admin", "$argon2id$v=19$second", true, err, sizeof(err)));
     assert_int_equal(0, o->user_get(s, "admin", a, sizeof(a), err, sizeof(err)));
     assert_string_equal("$argon2id$v=19$second", a);
 
     assert_int_equal(1, o->token_get(s, "tokhash", a, sizeof(a), err, sizeof(err)));
-    assert_int_equal(0, o->token_put(s, "tokhash", "ci deploys", err, sizeof(err)));
+    assert_int_equal(0, o->token_put(s, "tokhash", "ci deploys", NULL, err, sizeof(err)));
     assert_int_equal(0, o->token_get(s, "tokhash", a, sizeof(a), err, sizeof(err)));
     assert_string_equal("ci deploys", a);
 
@@ -1058,7 +1058,7 @@ static void test_hostile_strings(void **state)
     assert_int_equal(1, r.n);
     assert_string_equal(rcpt, r.name[0]);
     assert_int_equal(
-        0, s->ops->user_put(s, "robert'); DROP TABLE users;--", "h'\\", err, sizeof(err)));
+        0, s->ops->user_put(s, "robert'); DROP TABLE users;--", "h'\\", true, err, sizeof(err)));
     assert_int_equal(
         0, s->ops->user_get(s, "robert'); DROP TABLE users;--", a, sizeof(a), err, sizeof(err)));
     assert_string_equal("h'\\", a);
@@ -1905,6 +1905,267 @@ static void test_sqlite_shm_fault(void **state)
 #fn "/postgres", fn, setup, teardown, (void *)&pg_backend                                  \
     }
 
+/* ---- users and API tokens -------------------------------------------------------------------- */
+
+typedef struct got_users {
+    int n;
+    char name[8][64];
+    int64_t created_at[8], sessions[8], tokens[8];
+} got_users_t;
+
+static int collect_user(void *ctx, const sp_user_row_t *u)
+{
+    got_users_t *g = ctx;
+    if (g->n < 8) {
+        snprintf(g->name[g->n], sizeof(g->name[0]), "%s", u->name);
+        g->created_at[g->n] = u->created_at;
+        g->sessions[g->n] = u->sessions;
+        g->tokens[g->n] = u->tokens;
+    }
+    g->n++;
+    return 0;
+}
+
+static got_users_t list_users(sp_store_t *s)
+{
+    got_users_t g = {0};
+    char err[512] = "";
+    assert_int_equal(0, s->ops->user_list(s, collect_user, &g, err, sizeof(err)));
+    return g;
+}
+
+typedef struct got_tokens {
+    int n;
+    char id[8][SP_STORE_TOKEN_ID_LEN + 1], name[8][64], owner[8][64];
+    int64_t created_at[8];
+} got_tokens_t;
+
+static int collect_token(void *ctx, const sp_token_row_t *t)
+{
+    got_tokens_t *g = ctx;
+    if (g->n < 8) {
+        snprintf(g->id[g->n], sizeof(g->id[0]), "%s", t->id);
+        snprintf(g->name[g->n], sizeof(g->name[0]), "%s", t->name);
+        snprintf(g->owner[g->n], sizeof(g->owner[0]), "%s", t->owner ? t->owner : "(none)");
+        g->created_at[g->n] = t->created_at;
+    }
+    g->n++;
+    return 0;
+}
+
+static got_tokens_t list_tokens(sp_store_t *s)
+{
+    got_tokens_t g = {0};
+    char err[512] = "";
+    assert_int_equal(0, s->ops->token_list(s, collect_token, &g, err, sizeof(err)));
+    return g;
+}
+
+/* 0 when the session HASH still opens the dashboard, 1 when it does not. */
+static int session_state(sp_store_t *s, const char *hash)
+{
+    char err[512] = "", user[64], csrf[64];
+    return s->ops->session_get(s, hash, sp_now_ms(), user, sizeof(user), csrf, sizeof(csrf), err,
+                               sizeof(err));
+}
+
+static int token_state(sp_store_t *s, const char *hash)
+{
+    char err[512] = "", name[64];
+    return s->ops->token_get(s, hash, name, sizeof(name), err, sizeof(err));
+}
+
+static void test_users_and_tokens(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "", a[256];
+    const sp_store_ops_t *o = s->ops;
+    int64_t t0 = sp_now_ms(), far = t0 + 3600000;
+
+    /* A new password for nobody creates nobody. */
+    assert_int_equal(1, o->user_put(s, "ann", "$h0", false, err, sizeof(err)));
+    assert_int_equal(1, o->user_get(s, "ann", a, sizeof(a), err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "ann", "$h1", true, err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "bob", "$b1", true, err, sizeof(err)));
+    assert_int_equal(0, list_users(s).n - 2);
+
+    assert_int_equal(0, o->session_put(s, "ann-s1", "ann", "c", far, err, sizeof(err)));
+    assert_int_equal(0, o->session_put(s, "ann-s2", "ann", "c", far, err, sizeof(err)));
+    assert_int_equal(0, o->session_put(s, "ann-old", "ann", "c", t0 - 1, err, sizeof(err)));
+    assert_int_equal(0, o->session_put(s, "bob-s1", "bob", "c", far, err, sizeof(err)));
+    assert_int_equal(
+        0, o->token_put(s, "aaaa11112222333344445555", "ann-ci", "ann", err, sizeof(err)));
+    assert_int_equal(
+        0, o->token_put(s, "bbbb11112222333344445555", "bob-ci", "bob", err, sizeof(err)));
+    assert_int_equal(0,
+                     o->token_put(s, "cccc11112222333344445555", "shared", NULL, err, sizeof(err)));
+
+    got_users_t u = list_users(s);
+    assert_int_equal(2, u.n);
+    assert_string_equal("ann", u.name[0]);
+    assert_string_equal("bob", u.name[1]);
+    assert_int_equal(2, u.sessions[0]); /* the expired one is not counted */
+    assert_int_equal(1, u.tokens[0]);
+    assert_int_equal(1, u.sessions[1]);
+    assert_true(u.created_at[0] >= t0 - 1000 && u.created_at[0] <= sp_now_ms() + 1000);
+
+    got_tokens_t t = list_tokens(s);
+    assert_int_equal(3, t.n);
+    assert_string_equal("aaaa11112222", t.id[0]); /* the hash's first digits, never all */
+    assert_string_equal("ann-ci", t.name[0]);
+    assert_string_equal("ann", t.owner[0]);
+    assert_string_equal("(none)", t.owner[2]);
+
+    /* A new password ends the user's sessions and tokens, no one else's. */
+    assert_int_equal(0, o->user_put(s, "ann", "$h2", false, err, sizeof(err)));
+    assert_int_equal(0, o->user_get(s, "ann", a, sizeof(a), err, sizeof(err)));
+    assert_string_equal("$h2", a);
+    assert_int_equal(1, session_state(s, "ann-s1"));
+    assert_int_equal(1, session_state(s, "ann-s2"));
+    assert_int_equal(1, token_state(s, "aaaa11112222333344445555"));
+    assert_int_equal(0, session_state(s, "bob-s1"));
+    assert_int_equal(0, token_state(s, "bbbb11112222333344445555"));
+    assert_int_equal(0, token_state(s, "cccc11112222333344445555"));
+    /* So does user add over an existing user (the upsert). */
+    assert_int_equal(0, o->session_put(s, "ann-s3", "ann", "c", far, err, sizeof(err)));
+    assert_int_equal(0, o->user_put(s, "ann", "$h3", true, err, sizeof(err)));
+    assert_int_equal(1, session_state(s, "ann-s3"));
+
+    /* Deleting a user ends its sessions and tokens with it. */
+    assert_int_equal(1, o->user_delete(s, "nobody", err, sizeof(err)));
+    assert_int_equal(0, o->user_delete(s, "bob", err, sizeof(err)));
+    assert_int_equal(1, o->user_delete(s, "bob", err, sizeof(err)));
+    assert_int_equal(1, o->user_get(s, "bob", a, sizeof(a), err, sizeof(err)));
+    assert_int_equal(1, session_state(s, "bob-s1"));
+    assert_int_equal(1, token_state(s, "bbbb11112222333344445555"));
+    assert_int_equal(0, token_state(s, "cccc11112222333344445555"));
+    u = list_users(s);
+    assert_int_equal(1, u.n);
+    assert_int_equal(0, u.sessions[0]);
+
+    /* Revoking: by ID, or every token of a name; nothing matched is 0, not an error. */
+    int64_t revoked = -1;
+    assert_int_equal(0,
+                     o->token_put(s, "dddd11112222333344445555", "shared", NULL, err, sizeof(err)));
+    assert_int_equal(0,
+                     o->token_put(s, "eeee11112222333344445555", "other", NULL, err, sizeof(err)));
+    assert_int_equal(0, o->token_revoke(s, "eeee11112222", &revoked, err, sizeof(err)));
+    assert_int_equal(1, revoked);
+    assert_int_equal(1, token_state(s, "eeee11112222333344445555"));
+    assert_int_equal(0, o->token_revoke(s, "eeee1111", &revoked, err, sizeof(err)));
+    assert_int_equal(0, revoked); /* a shorter prefix names nothing */
+    assert_int_equal(0, o->token_revoke(s, "shared", &revoked, err, sizeof(err)));
+    assert_int_equal(2, revoked);
+    assert_int_equal(0, list_tokens(s).n);
+    assert_int_equal(0, o->token_revoke(s, "x' OR '1'='1", &revoked, err, sizeof(err)));
+    assert_int_equal(0, revoked);
+    sp_store_close(s);
+}
+
+/* ---- a store written before events were scrubbed ----------------------------------------------
+ */
+
+/* The schema version just before the step that scrubs stored credentials. */
+#define VERSION_BEFORE_SCRUB 4
+#define OLD_EVENTS           1234 /* more than one scrub batch */
+
+/* Runs SQL on the fixture's store from outside spypixel, as an older version would have. */
+static void raw_sql(fixture_t *fx, const char *sqlite_sql, const char *pg_sql)
+{
+    if (fx->be->pg) {
+        char sql[8192];
+        snprintf(sql, sizeof(sql), "SET search_path = %s; %s", fx->schema, pg_sql);
+        assert_int_equal(0, pg_cmd(fx->admin, sql));
+        return;
+    }
+    char path[128], *msg = NULL;
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof(path), "%s/spypixel.db", fx->dir);
+    assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+    sqlite3_busy_timeout(db, 10000);
+    int rc = sqlite3_exec(db, sqlite_sql, NULL, NULL, &msg);
+    if (SQLITE_OK != rc)
+        print_error("%s: %s\n", sqlite_sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    assert_int_equal(SQLITE_OK, rc);
+}
+
+typedef struct old_events {
+    int n, with_secret, with_removed, other_kept;
+} old_events_t;
+
+static int check_old_event(void *ctx, const sp_event_row_t *r)
+{
+    old_events_t *g = ctx;
+    g->n++;
+    if (strstr(r->cookies_json, "SECRET") || strstr(r->headers_json, "SECRET"))
+        g->with_secret++;
+    if (strstr(r->cookies_json, "\"sp_session\":\"" SP_EVENT_REMOVED "\"") &&
+        strstr(r->headers_json, "\"Authorization\":\"" SP_EVENT_REMOVED "\""))
+        g->with_removed++;
+    if (strstr(r->cookies_json, "\"theme\":\"dark\"") && strstr(r->headers_json, "theme=dark"))
+        g->other_kept++;
+    return 0;
+}
+
+static void test_scrub_old_store(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *s = open_store(state);
+    create(s, "old", 1);
+    sp_store_close(s);
+
+    /* Back to the schema before the scrub, with events as older versions stored them:
+     * every third one from a logged-in browser. */
+    static const char cols[] =
+        "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
+        " headers, visitor, browser, browser_version, os, os_version, device, device_brand,"
+        " device_model, arch, country, region, city, latitude, longitude, geo_label, class,"
+        " rule, via, target) SELECT 1000 + i, 'old', 0, 'r' || i, '192.0.2.1', 'UA', NULL,"
+        " CASE WHEN i % 3 = 0 THEN '{\"theme\":\"dark\",\"sp_session\":\"SECRET' || i ||"
+        " '\",\"sp_self\":\"SECRET.SELF\"}' ELSE '{\"theme\":\"dark\"}' END,"
+        " CASE WHEN i % 3 = 0 THEN '{\"Host\":\"h\",\"Cookie\":\"theme=dark; sp_session=SECRET'"
+        " || i || '; sp_self=SECRET.SELF\",\"Authorization\":\"Bearer spt_SECRET\","
+        " \"x-csrf-token\":\"SECRETCSRF\"}' ELSE '{\"Host\":\"h\",\"Cookie\":\"theme=dark\"}' END,"
+        " 'v', '', '', '', '', '', '', '', '', '', '', '', NULL, NULL, '', 3, 'self-cookie', '',"
+        " ''";
+    char sqlite_sql[4096], pg_sql[4096];
+    snprintf(sqlite_sql, sizeof(sqlite_sql),
+             "ALTER TABLE api_tokens DROP COLUMN owner;"
+             "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
+             "PRAGMA user_version = %d;"
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
+             " FROM n;",
+             VERSION_BEFORE_SCRUB, OLD_EVENTS, cols);
+    snprintf(pg_sql, sizeof(pg_sql),
+             "ALTER TABLE api_tokens DROP COLUMN owner;"
+             "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
+             "UPDATE spypixel_schema SET version = %d;"
+             "%s FROM generate_series(1, %d) AS i;",
+             VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
+    raw_sql(fx, sqlite_sql, pg_sql);
+
+    /* Opening it migrates it. */
+    s = try_open(fx, err, sizeof(err));
+    if (!s)
+        print_error("open: %s\n", err);
+    assert_non_null(s);
+    old_events_t g = {0};
+    assert_int_equal(0, s->ops->events(s, "old", 0, -1, check_old_event, &g, err, sizeof(err)));
+    assert_int_equal(OLD_EVENTS, g.n);
+    assert_int_equal(0, g.with_secret);
+    assert_int_equal(OLD_EVENTS / 3, g.with_removed);
+    assert_int_equal(OLD_EVENTS, g.other_kept);
+    /* The tokens an older version made stay, owned by nobody. */
+    got_tokens_t t = list_tokens(s);
+    assert_int_equal(1, t.n);
+    assert_string_equal("kept", t.name[0]);
+    assert_string_equal("(none)", t.owner[0]);
+    sp_store_close(s);
+}
+
 #define SQLITE_ONLY(fn)                                                                            \
     {                                                                                              \
 #fn "/sqlite", fn, setup, teardown, (void *)&sqlite_backend                                \
@@ -1939,6 +2200,8 @@ int main(void)
         BOTH(test_unknown_adopt),
         BOTH(test_unknown_auto_create),
         BOTH(test_unknown_privacy),
+        BOTH(test_users_and_tokens),
+        BOTH(test_scrub_old_store),
     };
     if (!getenv("SPYPIXEL_TEST_PG"))
         print_message("test_store: SPYPIXEL_TEST_PG is unset, so the PostgreSQL half skips\n");
