@@ -11,16 +11,14 @@
 
 #include "classify.h"
 #include "log.h"
+#include "login.h"
 #include "metrics.h"
 #include "snippet.h"
 #include "url.h"
 #include "utf8.h"
 
-#define SESSION_COOKIE "sp_session"
-#define SELF_COOKIE    "sp_self"
-#define SESSION_TTL_MS (14LL * 24 * 3600 * 1000)
-#define PAGE_DEFAULT   100
-#define PAGE_MAX       100000
+#define PAGE_DEFAULT 100
+#define PAGE_MAX     100000
 
 typedef struct {
     sp_request_t *req;
@@ -200,7 +198,7 @@ static int authenticate(api_ctx_t *c)
             c->store->ops->token_get(c->store, hash, c->user, sizeof(c->user), err, sizeof(err));
         return 0 == rc ? 0 : 1;
     }
-    if (!cookie_value(req, SESSION_COOKIE, secret, sizeof(secret)))
+    if (!cookie_value(req, SP_COOKIE_SESSION, secret, sizeof(secret)))
         return 1;
     sp_auth_secret_hash(secret, hash, sizeof(hash));
     if (0 != c->store->ops->session_get(c->store, hash, sp_now_ms(), c->user, sizeof(c->user),
@@ -240,102 +238,17 @@ static void add_cookie(struct MHD_Response *resp, sp_request_t *req, const char 
     MHD_add_response_header(resp, "Set-Cookie", cookie);
 }
 
-static enum MHD_Result login(api_ctx_t *c)
-{
-    sp_request_t *req = c->req;
-    char msg[256], err[256];
-    json_t *body = body_json(req, msg, sizeof(msg));
-    if (!body)
-        return sp_http_error(req, 400, msg);
-    const char *user = NULL, *password = NULL;
-    if (member(body, "user", &user) || member(body, "password", &password) || !user || !password ||
-        strlen(user) > 128 || strlen(password) > 1024) {
-        json_decref(body);
-        return sp_http_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
-    }
-    int retry_after = 0;
-    char self[128];
-    bool known_browser = cookie_value(req, SELF_COOKIE, self, sizeof(self)) &&
-                         sp_auth_self_cookie_valid(req->srv->auth, self);
-    if (!sp_auth_login_allowed(req->srv->auth, &req->client, user, known_browser, &retry_after)) {
-        json_decref(body);
-        json_t *j = json_pack("{s:s, s:i}", "error", "too many failed logins; try again later",
-                              "retry_after", retry_after);
-        char *text = json_dumps(j, JSON_COMPACT), seconds[16];
-        json_decref(j);
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(resp, "Content-Type", "application/json");
-        snprintf(seconds, sizeof(seconds), "%d", retry_after);
-        MHD_add_response_header(resp, "Retry-After", seconds);
-        sp_http_secure_headers(resp, false);
-        enum MHD_Result rc = MHD_queue_response(req->conn, 429, resp);
-        MHD_destroy_response(resp);
-        return rc;
-    }
-    char pwhash[256];
-    int rc = c->store->ops->user_get(c->store, user, pwhash, sizeof(pwhash), err, sizeof(err));
-    /* Hash even for an unknown user, so that timing does not tell which names exist. */
-    static const char dummy[] = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
-                                "pNuwjVJHRVL0IQ3fVfYbl+Gc8Ug2T2yCbF3I3IQ7CSE";
-    bool ok = sp_auth_password_check(0 == rc ? pwhash : dummy, password) && 0 == rc;
-    if (rc < 0) {
-        json_decref(body);
-        return store_error(req, err);
-    }
-    if (!ok) {
-        sp_auth_login_failed(req->srv->auth, &req->client, user);
-        sp_metric_inc(login_failures);
-        sp_log_warn("login failed", "ip=%s", req->client_ip);
-        json_decref(body);
-        return sp_http_error(req, 401, "wrong user name or password");
-    }
-    sp_auth_login_succeeded(req->srv->auth, &req->client, user);
-    char session[SP_AUTH_SECRET_MAX], csrf[SP_AUTH_SECRET_MAX], hash[SP_AUTH_HASH_MAX];
-    sp_auth_new_secret("", session, sizeof(session));
-    sp_auth_new_secret("", csrf, sizeof(csrf));
-    sp_auth_secret_hash(session, hash, sizeof(hash));
-    if (0 != c->store->ops->session_put(c->store, hash, user, csrf, sp_now_ms() + SESSION_TTL_MS,
-                                        err, sizeof(err))) {
-        json_decref(body);
-        return store_error(req, err);
-    }
-    sp_auth_note_dashboard_ip(req->srv->auth, &req->client);
-    sp_auth_self_cookie(req->srv->auth, self, sizeof(self));
-
-    json_t *j = json_pack("{s:s, s:s}", "user", user, "csrf", csrf);
-    json_decref(body);
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    sp_http_secure_headers(resp, false);
-    sp_http_hsts(req, resp);
-    add_cookie(resp, req, SESSION_COOKIE, session, "Max-Age=1209600; HttpOnly; SameSite=Strict");
-    /* The self-view cookie must ride along with image loads inside webmail pages, which
-     * are cross-site: SameSite=None there (it needs Secure), Lax over plain HTTP. */
-    add_cookie(resp, req, SELF_COOKIE, self,
-               req->https ? "Max-Age=315360000; HttpOnly; SameSite=None"
-                          : "Max-Age=315360000; HttpOnly; SameSite=Lax");
-    enum MHD_Result r = MHD_queue_response(req->conn, 200, resp);
-    MHD_destroy_response(resp);
-    sp_log_info("login", "ip=%s", req->client_ip);
-    return r;
-}
-
 static enum MHD_Result logout(api_ctx_t *c)
 {
     char secret[256], hash[SP_AUTH_HASH_MAX], err[256];
-    if (cookie_value(c->req, SESSION_COOKIE, secret, sizeof(secret))) {
+    if (cookie_value(c->req, SP_COOKIE_SESSION, secret, sizeof(secret))) {
         sp_auth_secret_hash(secret, hash, sizeof(hash));
         c->store->ops->session_delete(c->store, hash, err, sizeof(err));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     sp_http_secure_headers(resp, false);
     /* The self-view cookie stays: the sender's browser is still the sender's. */
-    add_cookie(resp, c->req, SESSION_COOKIE, "", "Max-Age=0; HttpOnly; SameSite=Strict");
+    add_cookie(resp, c->req, SP_COOKIE_SESSION, "", "Max-Age=0; HttpOnly; SameSite=Strict");
     enum MHD_Result rc = MHD_queue_response(c->req->conn, 204, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -926,7 +839,7 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return sp_http_error(req, 503, "the store is not available");
 
     if (0 == strcmp(path, "login"))
-        return post ? login(&c) : sp_http_error(req, 405, "use POST");
+        return sp_login_handle(req, c.store);
     if (authenticate(&c))
         return sp_http_error(req, 401, "log in or send Authorization: Bearer TOKEN");
     if (!get && !csrf_ok(&c))

@@ -7,16 +7,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
-/* Small open-addressing tables: bounded memory whatever the traffic. An old entry is
- * simply overwritten when its slot is wanted. */
-#define LIMITER_SLOTS 4096
-#define SELF_IP_SLOTS 1024
+/* Small open-addressing tables: bounded memory whatever the traffic. When every slot a key
+ * may take is in use, the one whose last failure is oldest gives way. */
+#define LIMITER_SLOTS  16384
+#define LIMITER_PROBES 8
+#define SELF_IP_SLOTS  1024
+
+/* The pool's threads run below the request threads (a weight of 110 against 1024): the
+ * pixel's answers go first, and a login still gets a tenth of a busy core. */
+#define CHECK_NICE        10
+#define CHECK_THREADS_MAX 4
 
 typedef struct {
-    uint64_t key; /* hash of the address or user; 0 = empty */
-    int64_t window_start;
+    uint64_t key; /* keyed hash of the address, account or known browser; 0 = empty */
+    int64_t last; /* time of the last failure */
     int failures;
 } limiter_slot_t;
 
@@ -27,19 +35,34 @@ typedef struct {
 
 struct sp_auth {
     unsigned char cookie_key[crypto_auth_KEYBYTES];
+    unsigned char device_key[crypto_auth_KEYBYTES];
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     unsigned char visitor_key[crypto_shorthash_siphashx24_KEYBYTES];
     int self_ip_window_s;
     pthread_mutex_t lock;
     limiter_slot_t limiter[LIMITER_SLOTS];
     self_ip_slot_t self_ips[SELF_IP_SLOTS];
+
+    /* The password-check pool. */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_wake;
+    sp_auth_check_t *queue_head, *queue_tail;
+    int pending; /* queued or running */
+    int n_threads;
+    bool started, stopping;
+    pthread_t threads[CHECK_THREADS_MAX];
 };
 
-static int64_t now_s(void)
+int64_t sp_auth_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
+}
+
+static int64_t now_s(void)
+{
+    return sp_auth_now();
 }
 
 sp_auth_t *sp_auth_new(const unsigned char key[SP_AUTH_KEY_BYTES], int self_ip_window_min)
@@ -50,8 +73,15 @@ sp_auth_t *sp_auth_new(const unsigned char key[SP_AUTH_KEY_BYTES], int self_ip_w
     crypto_kdf_derive_from_key(a->cookie_key, sizeof(a->cookie_key), 1, "spselfck", key);
     crypto_kdf_derive_from_key(a->hash_key, sizeof(a->hash_key), 2, "splimitr", key);
     crypto_kdf_derive_from_key(a->visitor_key, sizeof(a->visitor_key), 5, "spvisitr", key);
+    crypto_kdf_derive_from_key(a->device_key, sizeof(a->device_key), 6, "spdevice", key);
     a->self_ip_window_s = self_ip_window_min * 60;
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->pool_lock, NULL);
+    pthread_cond_init(&a->pool_wake, NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    a->n_threads = cores >= 2 ? (int)(cores / 2) : 1;
+    if (a->n_threads > CHECK_THREADS_MAX)
+        a->n_threads = CHECK_THREADS_MAX;
     return a;
 }
 
@@ -59,6 +89,9 @@ void sp_auth_free(sp_auth_t *a)
 {
     if (!a)
         return;
+    sp_auth_checks_stop(a);
+    pthread_cond_destroy(&a->pool_wake);
+    pthread_mutex_destroy(&a->pool_lock);
     pthread_mutex_destroy(&a->lock);
     sodium_memzero(a, sizeof(*a));
     free(a);
@@ -96,6 +129,8 @@ void sp_auth_secret_hash(const char *secret, char *out, size_t len)
         out[0] = '\0';
 }
 
+/* ---- the login limiter ------------------------------------------------------------ */
+
 static uint64_t limiter_key(sp_auth_t *a, char tag, const void *data, size_t n)
 {
     unsigned char buf[160];
@@ -108,88 +143,133 @@ static uint64_t limiter_key(sp_auth_t *a, char tag, const void *data, size_t n)
     return k ? k : 1;
 }
 
-static limiter_slot_t *limiter_slot(sp_auth_t *a, uint64_t key, bool create)
+/* One client: an IPv4 address, or an IPv6 /64 (what one subscriber is usually given). */
+static uint64_t address_key(sp_auth_t *a, const sp_net_addr_t *ip)
 {
-    int64_t now = now_s();
-    for (int probe = 0; probe < 8; probe++) {
+    uint8_t b[sizeof(ip->b)];
+    memcpy(b, ip->b, sizeof(b));
+    if (!ip->v4)
+        memset(b + 8, 0, 8);
+    return limiter_key(a, 'i', b, sizeof(b));
+}
+
+static bool stale(const limiter_slot_t *s, int64_t now)
+{
+    return 0 == s->key || now - s->last > SP_AUTH_FORGET_S;
+}
+
+/* KEY's slot, or NULL when it has none (CREATE makes one). */
+static limiter_slot_t *limiter_slot(sp_auth_t *a, uint64_t key, bool create, int64_t now)
+{
+    limiter_slot_t *victim = NULL;
+    for (int probe = 0; probe < LIMITER_PROBES; probe++) {
         limiter_slot_t *s = &a->limiter[(key + (uint64_t)probe) % LIMITER_SLOTS];
-        bool stale = now - s->window_start > SP_AUTH_LOGIN_WINDOW_S;
-        if (s->key == key && !stale)
-            return s;
-        if (create && (0 == s->key || stale)) {
-            s->key = key;
-            s->window_start = now;
-            s->failures = 0;
-            return s;
-        }
+        if (s->key == key)
+            return stale(s, now) ? (create ? (s->failures = 0, s) : NULL) : s;
+        if (!victim || (!stale(victim, now) && (stale(s, now) || s->last < victim->last)))
+            victim = s;
     }
     if (!create)
         return NULL;
-    limiter_slot_t *s = &a->limiter[key % LIMITER_SLOTS];
-    s->key = key;
-    s->window_start = now;
-    s->failures = 0;
-    return s;
+    *victim = (limiter_slot_t){.key = key, .last = now, .failures = 0};
+    return victim;
 }
 
-bool sp_auth_login_allowed(sp_auth_t *a, const sp_net_addr_t *ip, const char *user,
-                           bool known_browser, int *retry_after)
+/* Seconds S must still wait at NOW with FREE free failures (0: none). */
+static int64_t wait_for(const limiter_slot_t *s, int free_tries, int64_t now)
 {
-    uint64_t keys[2] = {limiter_key(a, 'i', ip->b, sizeof(ip->b)),
-                        limiter_key(a, 'u', user, strlen(user))};
-    bool allowed = true;
+    if (!s || s->failures < free_tries)
+        return 0;
+    int over = s->failures - free_tries;
+    int64_t backoff = over >= 10 ? SP_AUTH_BACKOFF_MAX_S : (int64_t)SP_AUTH_BACKOFF_FIRST_S << over;
+    if (backoff > SP_AUTH_BACKOFF_MAX_S)
+        backoff = SP_AUTH_BACKOFF_MAX_S;
+    int64_t left = s->last + backoff - now;
+    return left > 0 ? left : 0;
+}
+
+static void charge(limiter_slot_t *s, int64_t now)
+{
+    s->failures++;
+    s->last = now;
+}
+
+bool sp_auth_login_begin(sp_auth_t *a, const sp_net_addr_t *ip, const char *user,
+                         const char *device, int64_t now, sp_auth_attempt_t *att, int *retry_after)
+{
+    bool known = device && sp_auth_device_cookie_valid(a, user, device);
+    uint64_t first = known ? limiter_key(a, 'd', device, strcspn(device, ".")) : address_key(a, ip);
+    uint64_t account = limiter_key(a, 'u', user, strlen(user));
+    int64_t wait;
+    *att = (sp_auth_attempt_t){.n = 0};
     pthread_mutex_lock(&a->lock);
-    for (int i = 0; i < (known_browser ? 1 : 2); i++) {
-        limiter_slot_t *s = limiter_slot(a, keys[i], false);
-        if (s && s->failures >= SP_AUTH_LOGIN_TRIES) {
-            allowed = false;
-            *retry_after = (int)(SP_AUTH_LOGIN_WINDOW_S - (now_s() - s->window_start)) + 1;
+    limiter_slot_t *s = limiter_slot(a, first, false, now);
+    if (known) {
+        wait = wait_for(s, SP_AUTH_LOGIN_FREE, now);
+    } else {
+        int64_t w2 = wait_for(limiter_slot(a, account, false, now), SP_AUTH_ACCOUNT_FREE, now);
+        wait = wait_for(s, SP_AUTH_LOGIN_FREE, now);
+        if (w2 > wait)
+            wait = w2;
+    }
+    if (!wait) {
+        s = limiter_slot(a, first, true, now);
+        /* An address counts against the account only within its own free tries. */
+        bool count_account = !known && s->failures < SP_AUTH_LOGIN_FREE;
+        charge(s, now);
+        att->keys[att->n++] = first;
+        if (count_account) {
+            charge(limiter_slot(a, account, true, now), now);
+            att->keys[att->n++] = account;
         }
     }
     pthread_mutex_unlock(&a->lock);
-    return allowed;
+    if (wait)
+        *retry_after = (int)wait;
+    return 0 == wait;
 }
 
-void sp_auth_login_failed(sp_auth_t *a, const sp_net_addr_t *ip, const char *user)
+void sp_auth_login_end(sp_auth_t *a, const sp_auth_attempt_t *att, bool failed, int64_t now)
 {
-    uint64_t keys[2] = {limiter_key(a, 'i', ip->b, sizeof(ip->b)),
-                        limiter_key(a, 'u', user, strlen(user))};
     pthread_mutex_lock(&a->lock);
-    for (int i = 0; i < 2; i++)
-        limiter_slot(a, keys[i], true)->failures++;
+    for (int i = 0; i < att->n; i++) {
+        limiter_slot_t *s = limiter_slot(a, att->keys[i], false, now);
+        if (!s)
+            continue;
+        if (failed)
+            s->last = now; /* the wait counts from the answer, not from the question */
+        else if (s->failures > 0)
+            s->failures--;
+    }
     pthread_mutex_unlock(&a->lock);
 }
 
-void sp_auth_login_succeeded(sp_auth_t *a, const sp_net_addr_t *ip, const char *user)
+/* "NONCE.MAC" in base64url over MAC(KEY, PREFIX || NONCE): PREFIX ("" or a user name and a
+ * NUL) binds the cookie to what it vouches for. */
+static void signed_cookie(const unsigned char *key, const char *prefix, size_t prefix_len,
+                          char *out, size_t len)
 {
-    uint64_t key = limiter_key(a, 'i', ip->b, sizeof(ip->b));
-    pthread_mutex_lock(&a->lock);
-    limiter_slot_t *s = limiter_slot(a, key, false);
-    if (s)
-        s->failures = 0;
-    (void)user; /* the user's own count stays: a guesser may share the address */
-    pthread_mutex_unlock(&a->lock);
-}
-
-/* "NONCE.MAC" in base64url: the cookie says nothing, only that this server issued it. */
-void sp_auth_self_cookie(sp_auth_t *a, char *out, size_t len)
-{
-    unsigned char nonce[16], mac[crypto_auth_BYTES];
+    unsigned char nonce[16], mac[crypto_auth_BYTES], msg[16 + 160];
     char n64[32], m64[64];
+    if (prefix_len > sizeof(msg) - sizeof(nonce))
+        prefix_len = sizeof(msg) - sizeof(nonce);
     randombytes_buf(nonce, sizeof(nonce));
-    crypto_auth(mac, nonce, sizeof(nonce), a->cookie_key);
+    memcpy(msg, prefix, prefix_len);
+    memcpy(msg + prefix_len, nonce, sizeof(nonce));
+    crypto_auth(mac, msg, prefix_len + sizeof(nonce), key);
     sodium_bin2base64(n64, sizeof(n64), nonce, sizeof(nonce),
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_bin2base64(m64, sizeof(m64), mac, sizeof(mac), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(out, len, "%s.%s", n64, m64);
 }
 
-bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
+static bool signed_cookie_valid(const unsigned char *key, const char *prefix, size_t prefix_len,
+                                const char *value)
 {
     const char *dot = value ? strchr(value, '.') : NULL;
-    unsigned char nonce[16], mac[crypto_auth_BYTES];
+    unsigned char msg[16 + 160], mac[crypto_auth_BYTES];
     size_t n_len = 0, m_len = 0;
-    if (!dot || (size_t)(dot - value) > 32 || strlen(dot + 1) > 64)
+    if (!dot || (size_t)(dot - value) > 32 || strlen(dot + 1) > 64 || prefix_len > sizeof(msg) - 16)
         return false;
     /* libsodium 1.0.18 decodes every byte >= 0x80 as '_'; only the alphabet may pass. */
     static const char alphabet[] =
@@ -197,15 +277,111 @@ bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
     if (strspn(value, alphabet) != (size_t)(dot - value) ||
         strspn(dot + 1, alphabet) != strlen(dot + 1))
         return false;
-    if (0 != sodium_base642bin(nonce, sizeof(nonce), value, (size_t)(dot - value), NULL, &n_len,
+    memcpy(msg, prefix, prefix_len);
+    if (0 != sodium_base642bin(msg + prefix_len, 16, value, (size_t)(dot - value), NULL, &n_len,
                                NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
-        sizeof(nonce) != n_len)
+        16 != n_len)
         return false;
     if (0 != sodium_base642bin(mac, sizeof(mac), dot + 1, strlen(dot + 1), NULL, &m_len, NULL,
                                sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
         sizeof(mac) != m_len)
         return false;
-    return 0 == crypto_auth_verify(mac, nonce, sizeof(nonce), a->cookie_key);
+    return 0 == crypto_auth_verify(mac, msg, prefix_len + 16, key);
+}
+
+void sp_auth_device_cookie(sp_auth_t *a, const char *user, char *out, size_t len)
+{
+    signed_cookie(a->device_key, user, strlen(user) + 1, out, len);
+}
+
+bool sp_auth_device_cookie_valid(sp_auth_t *a, const char *user, const char *value)
+{
+    size_t n = strlen(user) + 1;
+    return n <= 160 && signed_cookie_valid(a->device_key, user, n, value);
+}
+
+/* ---- the password-check pool ------------------------------------------------------- */
+
+static void *check_main(void *arg)
+{
+    sp_auth_t *a = arg;
+    /* An argon2id hash of "" under the same limits: an unknown user costs what a known one
+     * does, so timing does not tell which names exist. */
+    static const char dummy[] = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
+                                "pNuwjVJHRVL0IQ3fVfYbl+Gc8Ug2T2yCbF3I3IQ7CSE";
+    setpriority(PRIO_PROCESS, (id_t)gettid(), CHECK_NICE);
+    pthread_mutex_lock(&a->pool_lock);
+    for (;;) {
+        while (!a->queue_head && !a->stopping)
+            pthread_cond_wait(&a->pool_wake, &a->pool_lock);
+        sp_auth_check_t *c = a->queue_head;
+        if (!c)
+            break; /* stopping, and nothing left */
+        a->queue_head = c->next;
+        if (!a->queue_head)
+            a->queue_tail = NULL;
+        pthread_mutex_unlock(&a->pool_lock);
+        bool known = '\0' != c->pwhash[0];
+        bool ok = sp_auth_password_check(known ? c->pwhash : dummy, c->password);
+        c->ok = known && ok;
+        sodium_memzero(c->password, sizeof(c->password));
+        pthread_mutex_lock(&a->pool_lock);
+        a->pending--;
+        pthread_mutex_unlock(&a->pool_lock);
+        c->done(c->ctx); /* the last touch: C may be freed from here on */
+        pthread_mutex_lock(&a->pool_lock);
+    }
+    pthread_mutex_unlock(&a->pool_lock);
+    return NULL;
+}
+
+int sp_auth_check_submit(sp_auth_t *a, sp_auth_check_t *check)
+{
+    int rc = -1;
+    pthread_mutex_lock(&a->pool_lock);
+    if (!a->started && !a->stopping) {
+        a->started = true;
+        int n = 0;
+        for (; n < a->n_threads; n++)
+            if (0 != pthread_create(&a->threads[n], NULL, check_main, a))
+                break;
+        a->n_threads = n;
+    }
+    if (!a->stopping && a->n_threads > 0 && a->pending < a->n_threads * SP_AUTH_CHECKS_PER_THREAD) {
+        check->next = NULL;
+        if (a->queue_tail)
+            a->queue_tail->next = check;
+        else
+            a->queue_head = check;
+        a->queue_tail = check;
+        a->pending++;
+        pthread_cond_signal(&a->pool_wake);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&a->pool_lock);
+    return rc;
+}
+
+void sp_auth_checks_stop(sp_auth_t *a)
+{
+    pthread_mutex_lock(&a->pool_lock);
+    bool join = a->started && !a->stopping;
+    a->stopping = true;
+    pthread_cond_broadcast(&a->pool_wake);
+    pthread_mutex_unlock(&a->pool_lock);
+    for (int i = 0; join && i < a->n_threads; i++)
+        pthread_join(a->threads[i], NULL);
+}
+
+/* The self-view cookie says nothing, only that this server issued it. */
+void sp_auth_self_cookie(sp_auth_t *a, char *out, size_t len)
+{
+    signed_cookie(a->cookie_key, "", 0, out, len);
+}
+
+bool sp_auth_self_cookie_valid(sp_auth_t *a, const char *value)
+{
+    return signed_cookie_valid(a->cookie_key, "", 0, value);
 }
 
 void sp_auth_visitor_id(sp_auth_t *a, const char *ip, const char *user_agent, char *out, size_t len)

@@ -20,6 +20,7 @@
 #include "api.h"
 #include "assets.h"
 #include "log.h"
+#include "login.h"
 #include "metrics.h"
 #include "pixel.h"
 #include "utf8.h"
@@ -718,7 +719,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->waiting)
         return sp_pixel_finish(req);
-    if (READ_BARRIER_PARKED != req->barrier) /* counted once, not again when resumed */
+    if (READ_BARRIER_PARKED != req->barrier && !req->login) /* once, not when resumed */
         sp_metric_inc(http_requests);
     if (req->body_too_big)
         return sp_http_error(req, 413, "request body too large");
@@ -735,6 +736,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         sp_guard_idle(srv->guard, &c->guard);
     if (!req)
         return;
+    sp_login_free(req);
     if (req->body) {
         atomic_fetch_sub(&srv->body_bytes, req->body_max);
         free(req->body);
@@ -1006,6 +1008,8 @@ void sp_http_quiesce(sp_server_t *srv)
 
 void sp_http_stop(sp_server_t *srv)
 {
+    if (srv->auth)
+        sp_auth_checks_stop(srv->auth); /* parked logins are answered while the daemons run */
     for (size_t i = 0; i < srv->n_daemons; i++)
         MHD_stop_daemon(srv->daemons[i]);
     srv->n_daemons = 0;

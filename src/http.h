@@ -85,7 +85,8 @@ typedef struct sp_request {
     bool unvouched; /* no credentials vouch for it: the guard's deadline holds until it is in */
     int64_t index_behind; /* journal bytes this read's answer may miss (0: none) */
     enum { READ_BARRIER_NONE, READ_BARRIER_PARKED, READ_BARRIER_DONE } barrier;
-    int64_t barrier_pos; /* the journal end a parked read waits for */
+    int64_t barrier_pos;    /* the journal end a parked read waits for */
+    struct sp_login *login; /* a login parked for its password check (login.c), or NULL */
 } sp_request_t;
 
 /* Journal bytes answered but not yet indexed into the store. */

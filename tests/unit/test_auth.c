@@ -1,4 +1,5 @@
-/* test_auth: passwords, secrets, the login limiter, the self-view cookie and dashboard IPs. */
+/* test_auth: passwords, secrets, the login limiter, the known-browser and self-view cookies,
+ * the password-check pool and dashboard IPs. */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -6,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,28 +37,26 @@ static sp_net_addr_t ip(const char *text)
     return a;
 }
 
-static bool allowed(sp_auth_t *a, const char *addr, const char *user, int *retry_after)
+/* The limiter's clock in these tests: any start, moved by hand. */
+#define T0 1000000
+
+/* One login attempt for USER from ADDR at NOW carrying DEVICE (may be NULL): -1 when it must
+ * wait (*RETRY set), else FAILED ends it as a wrong password (0) or a right one (1). */
+static int try_login(sp_auth_t *a, const char *addr, const char *user, const char *device,
+                     int64_t now, bool failed, int *retry)
 {
     sp_net_addr_t x = ip(addr);
-    return sp_auth_login_allowed(a, &x, user, false, retry_after);
+    sp_auth_attempt_t att;
+    int ignored;
+    if (!sp_auth_login_begin(a, &x, user, device, now, &att, retry ? retry : &ignored))
+        return -1;
+    sp_auth_login_end(a, &att, failed, now);
+    return failed ? 0 : 1;
 }
 
-static bool allowed_known(sp_auth_t *a, const char *addr, const char *user, int *retry_after)
+static int fail_at(sp_auth_t *a, const char *addr, const char *user, int64_t now)
 {
-    sp_net_addr_t x = ip(addr);
-    return sp_auth_login_allowed(a, &x, user, true, retry_after);
-}
-
-static void failed(sp_auth_t *a, const char *addr, const char *user)
-{
-    sp_net_addr_t x = ip(addr);
-    sp_auth_login_failed(a, &x, user);
-}
-
-static void succeeded(sp_auth_t *a, const char *addr, const char *user)
-{
-    sp_net_addr_t x = ip(addr);
-    sp_auth_login_succeeded(a, &x, user);
+    return try_login(a, addr, user, NULL, now, true, NULL);
 }
 
 static void test_password(void **state)
@@ -156,93 +156,96 @@ static void test_secret_hash(void **state)
     assert_int_equal('Z', none);
 }
 
-static void test_limiter_counts(void **state)
+static void test_limiter_backoff(void **state)
 {
     sp_auth_t *a = sp_auth_new(key, 0);
     int retry = -7;
-    assert_true(allowed(a, "198.51.100.1", "alice", &retry));
-    assert_int_equal(-7, retry); /* untouched when allowed */
-
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES - 1; i++) {
-        failed(a, "198.51.100.1", "alice");
-        assert_true(allowed(a, "198.51.100.1", "alice", &retry));
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++)
+        assert_int_equal(0, fail_at(a, "198.51.100.1", "alice", T0));
+    /* Then each failure doubles the wait, counted from that failure. */
+    int64_t now = T0;
+    int64_t want = SP_AUTH_BACKOFF_FIRST_S;
+    for (int round = 0; round < 12; round++) {
+        assert_int_equal(-1, try_login(a, "198.51.100.1", "alice", NULL, now, true, &retry));
+        assert_int_equal(want, retry);
+        assert_int_equal(-1,
+                         try_login(a, "198.51.100.1", "alice", NULL, now + want - 1, true, &retry));
+        assert_int_equal(1, retry);
+        now += want;
+        assert_int_equal(0, fail_at(a, "198.51.100.1", "alice", now));
+        want = want * 2 > SP_AUTH_BACKOFF_MAX_S ? SP_AUTH_BACKOFF_MAX_S : want * 2;
     }
-    failed(a, "198.51.100.1", "alice");
-    retry = -7;
-    assert_false(allowed(a, "198.51.100.1", "alice", &retry));
-    assert_true(retry > 0);
-    assert_true(retry <= SP_AUTH_LOGIN_WINDOW_S + 1);
-    assert_true(retry >= SP_AUTH_LOGIN_WINDOW_S - 60);
-
-    /* More failures keep it closed. */
-    failed(a, "198.51.100.1", "alice");
-    assert_false(allowed(a, "198.51.100.1", "alice", &retry));
-
-    /* Someone else from somewhere else is not affected. */
-    retry = -7;
-    assert_true(allowed(a, "198.51.100.2", "bob", &retry));
-    assert_int_equal(-7, retry);
+    assert_int_equal(SP_AUTH_BACKOFF_MAX_S, want);
+    /* Refused attempts cost nothing and move nothing. */
+    assert_int_equal(-1, try_login(a, "198.51.100.1", "alice", NULL, now + 10, true, &retry));
+    assert_int_equal(SP_AUTH_BACKOFF_MAX_S - 10, retry);
+    /* A count ends SP_AUTH_FORGET_S after its last failure: free tries again. */
+    now += SP_AUTH_FORGET_S + 1;
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++)
+        assert_int_equal(0, fail_at(a, "198.51.100.1", "alice", now));
+    assert_int_equal(-1, try_login(a, "198.51.100.1", "alice", NULL, now, true, &retry));
+    assert_int_equal(SP_AUTH_BACKOFF_FIRST_S, retry);
     sp_auth_free(a);
     sp_auth_free(NULL);
 }
 
-static void test_limiter_per_user(void **state)
+static void test_limiter_one_address(void **state)
 {
     sp_auth_t *a = sp_auth_new(key, 0);
     int retry = 0;
-    char addr[32];
-    /* One user guessed from five addresses: the user is closed everywhere... */
-    for (int i = 1; i <= SP_AUTH_LOGIN_TRIES; i++) {
-        snprintf(addr, sizeof(addr), "203.0.113.%d", i);
-        failed(a, addr, "alice");
+    /* Guesses from one address, even for ever, slow that address only. */
+    int64_t now = T0;
+    for (int i = 0; i < 40; i++) {
+        if (fail_at(a, "203.0.113.7", "alice", now) < 0)
+            assert_int_equal(-1, try_login(a, "203.0.113.7", "alice", NULL, now, true, &retry));
+        now += SP_AUTH_BACKOFF_MAX_S; /* the guesser waits as told, and guesses on */
     }
-    assert_false(allowed(a, "192.0.2.200", "alice", &retry));
-    assert_true(retry > 0);
-    assert_false(allowed(a, "2001:db8::1", "alice", &retry));
-    /* ...except for a browser that logged in before: its address's own count decides. */
-    assert_true(allowed_known(a, "192.0.2.200", "alice", &retry));
-    /* A known browser is still held to its own address's limit. */
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES; i++)
-        failed(a, "198.51.100.77", "carol");
-    assert_false(allowed_known(a, "198.51.100.77", "carol", &retry));
-    assert_true(allowed_known(a, "192.0.2.5", "carol", &retry));
-    /* ...while each address, with one failure, still serves other users. */
-    assert_true(allowed(a, "203.0.113.1", "bob", &retry));
-    assert_true(allowed(a, "192.0.2.200", "bob", &retry));
-    /* Users are told apart exactly. */
-    assert_true(allowed(a, "192.0.2.200", "Alice", &retry));
-    assert_true(allowed(a, "192.0.2.200", "alice ", &retry));
-    assert_true(allowed(a, "192.0.2.200", "alic", &retry));
+    assert_int_equal(-1, try_login(a, "203.0.113.7", "bob", NULL, now - 1, true, &retry));
+    assert_int_equal(1, try_login(a, "192.0.2.200", "alice", NULL, now, false, &retry));
+    assert_int_equal(1, try_login(a, "2001:db8::1", "alice", NULL, now, false, &retry));
+    /* Anyone else at another address is unaffected. */
+    assert_int_equal(0, fail_at(a, "203.0.113.8", "bob", now));
     sp_auth_free(a);
 }
 
-static void test_limiter_per_ip(void **state)
+static void test_limiter_account(void **state)
 {
     sp_auth_t *a = sp_auth_new(key, 0);
     int retry = 0;
-    char user[32];
-    /* One address trying five users: the address is closed for everyone... */
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES; i++) {
-        snprintf(user, sizeof(user), "user%d", i);
-        failed(a, "2001:db8::66", user);
+    char owner[128], other[128], addr[32];
+    sp_auth_device_cookie(a, "alice", owner, sizeof(owner));
+    sp_auth_device_cookie(a, "mallory", other, sizeof(other));
+    /* Guesses from several addresses close the account to browsers it does not know. */
+    for (int i = 1; i <= 3; i++) {
+        snprintf(addr, sizeof(addr), "203.0.113.%d", i);
+        for (int k = 0; k < SP_AUTH_LOGIN_FREE; k++)
+            fail_at(a, addr, "alice", T0);
     }
-    assert_false(allowed(a, "2001:db8::66", "somebody-new", &retry));
-    assert_true(retry > 0);
-    assert_false(allowed(a, "[2001:db8::66]", "user0", &retry));
-    /* ...while those users, with one failure each, can log in from elsewhere. */
-    assert_true(allowed(a, "2001:db8::67", "user0", &retry));
-    assert_true(allowed(a, "2001:db8:1::66", "user1", &retry));
-    /* Addresses are told apart by every bit. */
-    assert_true(allowed(a, "2001:db8::64", "x", &retry));
-    sp_auth_free(a);
+    assert_int_equal(-1, try_login(a, "192.0.2.200", "alice", NULL, T0, false, &retry));
+    assert_int_equal(SP_AUTH_BACKOFF_FIRST_S, retry);
+    assert_int_equal(-1, try_login(a, "192.0.2.200", "alice", other, T0, false, &retry));
+    assert_int_equal(-1, try_login(a, "192.0.2.200", "alice", "forged.cookie", T0, false, &retry));
+    /* ...not to the owner's browser, wherever it is... */
+    assert_int_equal(1, try_login(a, "192.0.2.200", "alice", owner, T0, false, &retry));
+    assert_int_equal(1, try_login(a, "203.0.113.1", "alice", owner, T0, false, &retry));
+    /* ...nor other accounts. */
+    assert_int_equal(1, try_login(a, "192.0.2.200", "bob", NULL, T0, false, &retry));
+    /* Users are told apart exactly. */
+    assert_int_equal(1, try_login(a, "192.0.2.201", "Alice", NULL, T0, false, &retry));
+    assert_int_equal(1, try_login(a, "192.0.2.201", "alice ", NULL, T0, false, &retry));
+    /* After the wait, one more try. */
+    assert_int_equal(
+        1, try_login(a, "192.0.2.201", "alice", NULL, T0 + SP_AUTH_BACKOFF_FIRST_S, false, &retry));
 
-    /* An IPv4 address and its mapped form are one address. */
-    a = sp_auth_new(key, 0);
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES; i++) {
-        snprintf(user, sizeof(user), "u%d", i);
-        failed(a, "192.0.2.9", user);
-    }
-    assert_false(allowed(a, "::ffff:192.0.2.9", "other", &retry));
+    /* The known-browser cookie has its own count: a thief guessing with it waits too. */
+    for (int k = 0; k < SP_AUTH_LOGIN_FREE; k++)
+        assert_int_equal(0, try_login(a, "198.51.100.9", "alice", owner, T0, true, NULL));
+    assert_int_equal(-1, try_login(a, "198.51.100.9", "alice", owner, T0, true, &retry));
+    /* ...and that count is the cookie's, not the address's or the account's. */
+    char second[128];
+    sp_auth_device_cookie(a, "alice", second, sizeof(second));
+    assert_int_equal(1, try_login(a, "198.51.100.9", "alice", second, T0, false, &retry));
+    assert_int_equal(1, try_login(a, "198.51.100.9", "bob", NULL, T0, false, &retry));
     sp_auth_free(a);
 }
 
@@ -250,53 +253,198 @@ static void test_limiter_success(void **state)
 {
     sp_auth_t *a = sp_auth_new(key, 0);
     int retry = 0;
-    char user[32];
-    /* Four failures from an address, then a success: the address starts over. */
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES - 1; i++) {
-        snprintf(user, sizeof(user), "typo%d", i);
-        failed(a, "192.0.2.50", user);
+    char own[128];
+    sp_auth_device_cookie(a, "mallory", own, sizeof(own));
+    /* One user guesses another's password and logs in as herself between the guesses, from
+     * one address with her own cookie: her successes take back none of her failures. */
+    int checked = 0;
+    for (int i = 0; i < 20; i++) {
+        if (0 == try_login(a, "192.0.2.50", "alice", own, T0, true, &retry))
+            checked++;
+        assert_int_equal(1, try_login(a, "192.0.2.50", "mallory", own, T0, false, &retry));
     }
-    succeeded(a, "192.0.2.50", "carol");
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES - 1; i++) {
-        snprintf(user, sizeof(user), "again%d", i);
-        failed(a, "192.0.2.50", user);
-    }
-    assert_true(allowed(a, "192.0.2.50", "carol", &retry)); /* 4, not 8 */
-    failed(a, "192.0.2.50", "again-last");
-    assert_false(allowed(a, "192.0.2.50", "carol", &retry));
+    assert_int_equal(SP_AUTH_LOGIN_FREE, checked);
+    /* The address now waits, for every browser it does not know. */
+    assert_int_equal(-1, try_login(a, "192.0.2.50", "mallory", NULL, T0, false, &retry));
+    /* A success gives back its own charge only: four typos, a success, one more typo, and
+     * the address is at five. */
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE - 1; i++)
+        fail_at(a, "192.0.2.60", "dave", T0);
+    assert_int_equal(1, try_login(a, "192.0.2.60", "dave", NULL, T0, false, &retry));
+    fail_at(a, "192.0.2.60", "dave", T0);
+    assert_int_equal(-1, try_login(a, "192.0.2.60", "dave", NULL, T0, false, &retry));
     sp_auth_free(a);
+}
 
-    /* A success does not clear the user's own count: a guesser may share the address. */
-    a = sp_auth_new(key, 0);
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES - 1; i++)
-        failed(a, "192.0.2.60", "dave");
-    succeeded(a, "192.0.2.60", "dave");
-    assert_true(allowed(a, "192.0.2.60", "dave", &retry));
-    failed(a, "192.0.2.61", "dave");
-    assert_false(allowed(a, "192.0.2.62", "dave", &retry));
-    assert_true(allowed(a, "192.0.2.60", "erin", &retry));
+static void test_limiter_parallel(void **state)
+{
+    /* Attempts still being checked count: a burst cannot slip through together. */
+    sp_auth_t *a = sp_auth_new(key, 0);
+    sp_net_addr_t x = ip("198.51.100.20");
+    sp_auth_attempt_t att[10];
+    int retry = 0, allowed = 0;
+    for (int i = 0; i < 10; i++)
+        allowed += sp_auth_login_begin(a, &x, "alice", NULL, T0, &att[i], &retry);
+    assert_int_equal(SP_AUTH_LOGIN_FREE, allowed);
+    /* Those that turn out right give their charge back. */
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++)
+        sp_auth_login_end(a, &att[i], false, T0);
+    assert_true(sp_auth_login_begin(a, &x, "alice", NULL, T0, &att[0], &retry));
+    sp_auth_free(a);
+}
 
-    /* A success from an address that never failed changes nothing. */
-    succeeded(a, "192.0.2.99", "frank");
-    assert_true(allowed(a, "192.0.2.99", "frank", &retry));
+static void test_limiter_addresses(void **state)
+{
+    sp_auth_t *a = sp_auth_new(key, 0);
+    int retry = 0;
+    char user[32];
+    /* An IPv6 client is its /64: its many addresses share one count. */
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++) {
+        snprintf(user, sizeof(user), "user%d", i);
+        char addr[48];
+        snprintf(addr, sizeof(addr), "2001:db8:0:1::%x", i + 1);
+        fail_at(a, addr, user, T0);
+    }
+    assert_int_equal(-1, try_login(a, "2001:db8:0:1:ffff::1", "new", NULL, T0, false, &retry));
+    assert_int_equal(-1, try_login(a, "[2001:db8:0:1::66]", "new", NULL, T0, false, &retry));
+    assert_int_equal(1, try_login(a, "2001:db8:0:2::1", "new", NULL, T0, false, &retry));
+    /* IPv4 addresses are told apart by every bit, and one and its mapped form are one. */
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++) {
+        snprintf(user, sizeof(user), "u%d", i);
+        fail_at(a, "192.0.2.9", user, T0);
+    }
+    assert_int_equal(-1, try_login(a, "::ffff:192.0.2.9", "other", NULL, T0, false, &retry));
+    assert_int_equal(1, try_login(a, "192.0.2.8", "other", NULL, T0, false, &retry));
     sp_auth_free(a);
 }
 
 static void test_limiter_many(void **state)
 {
-    /* Far more addresses than the table has slots: memory stays bounded, the newest count. */
+    /* Far more addresses than the table has slots: memory stays bounded, and a count under
+     * way survives a flood of newer ones only as long as its slots are not all newer. */
     sp_auth_t *a = sp_auth_new(key, 0);
     char addr[48], user[32];
+    int retry = 0;
+    for (int i = 0; i < SP_AUTH_LOGIN_FREE; i++)
+        fail_at(a, "198.51.100.77", "target", T0);
     for (int i = 0; i < 20000; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
         snprintf(user, sizeof(user), "u%d", i);
-        failed(a, addr, user);
+        fail_at(a, addr, user, T0 - 1); /* older: they give way first */
     }
-    int retry = 0;
-    for (int i = 0; i < SP_AUTH_LOGIN_TRIES; i++)
-        failed(a, "198.51.100.77", "target");
-    assert_false(allowed(a, "198.51.100.77", "x", &retry));
-    assert_false(allowed(a, "198.51.100.78", "target", &retry));
+    assert_int_equal(-1, try_login(a, "198.51.100.77", "x", NULL, T0, false, &retry));
+    sp_auth_free(a);
+}
+
+static void test_device_cookie(void **state)
+{
+    sp_auth_t *a = sp_auth_new(key, 0), *other = sp_auth_new(other_key, 0);
+    char c[128], bad[160];
+    sp_auth_device_cookie(a, "alice", c, sizeof(c));
+    assert_int_equal(22 + 1 + 43, strlen(c));
+    assert_true(sp_auth_device_cookie_valid(a, "alice", c));
+    assert_false(sp_auth_device_cookie_valid(a, "bob", c));
+    assert_false(sp_auth_device_cookie_valid(a, "Alice", c));
+    assert_false(sp_auth_device_cookie_valid(a, "alice ", c));
+    assert_false(sp_auth_device_cookie_valid(a, "alic", c));
+    assert_false(sp_auth_device_cookie_valid(a, "", c));
+    assert_false(sp_auth_device_cookie_valid(other, "alice", c));
+    /* Not a self-view cookie, and a self-view cookie is not one. */
+    assert_false(sp_auth_self_cookie_valid(a, c));
+    char self[128];
+    sp_auth_self_cookie(a, self, sizeof(self));
+    assert_false(sp_auth_device_cookie_valid(a, "alice", self));
+    assert_false(sp_auth_device_cookie_valid(a, "", self));
+    for (size_t pos = 0; pos < strlen(c); pos++) {
+        memcpy(bad, c, strlen(c) + 1);
+        bad[pos] = 'A' == bad[pos] ? 'B' : 'A';
+        assert_false(sp_auth_device_cookie_valid(a, "alice", bad));
+    }
+    assert_false(sp_auth_device_cookie_valid(a, "alice", NULL));
+    assert_false(sp_auth_device_cookie_valid(a, "alice", ""));
+    char longname[300];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_false(sp_auth_device_cookie_valid(a, longname, c));
+    sp_auth_free(a);
+    sp_auth_free(other);
+}
+
+/* ---- the password-check pool ------------------------------------------------------------ */
+
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} waiter_t;
+
+static void check_done(void *ctx)
+{
+    waiter_t *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->done++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void wait_done(waiter_t *w, int n)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->done < n)
+        pthread_cond_wait(&w->cond, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void test_check_pool(void **state)
+{
+    sp_auth_t *a = sp_auth_new(key, 0);
+    waiter_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    static sp_auth_check_t checks[64];
+    char hash[crypto_pwhash_STRBYTES];
+    assert_int_equal(0, sp_auth_password_hash("right password", hash, sizeof(hash)));
+    const char *passwords[3] = {"right password", "wrong password", "right password"};
+    const char *hashes[3] = {hash, hash, ""}; /* "": a user that does not exist */
+    for (int i = 0; i < 3; i++) {
+        memset(&checks[i], 0, sizeof(checks[i]));
+        snprintf(checks[i].pwhash, sizeof(checks[i].pwhash), "%s", hashes[i]);
+        snprintf(checks[i].password, sizeof(checks[i].password), "%s", passwords[i]);
+        checks[i].done = check_done;
+        checks[i].ctx = &w;
+        checks[i].ok = !i; /* set by the check, whatever it was */
+        assert_int_equal(0, sp_auth_check_submit(a, &checks[i]));
+    }
+    wait_done(&w, 3);
+    assert_true(checks[0].ok);
+    assert_false(checks[1].ok);
+    assert_false(checks[2].ok);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal('\0', checks[i].password[0]); /* wiped */
+
+    /* The queue is bounded: past it, submissions are refused at once. */
+    int queued = 0, refused = 0;
+    for (int i = 0; i < 64; i++) {
+        memset(&checks[i], 0, sizeof(checks[i]));
+        snprintf(checks[i].pwhash, sizeof(checks[i].pwhash), "%s", hash);
+        snprintf(checks[i].password, sizeof(checks[i].password), "guess %d", i);
+        checks[i].done = check_done;
+        checks[i].ctx = &w;
+        if (0 == sp_auth_check_submit(a, &checks[i]))
+            queued++;
+        else
+            refused++;
+    }
+    assert_true(queued >= SP_AUTH_CHECKS_PER_THREAD);
+    assert_true(queued <= 4 * SP_AUTH_CHECKS_PER_THREAD);
+    assert_int_equal(64 - queued, refused);
+    /* Stopping runs what was queued, then refuses. */
+    sp_auth_checks_stop(a);
+    assert_int_equal(3 + queued, w.done);
+    assert_int_equal(-1, sp_auth_check_submit(a, &checks[0]));
+    sp_auth_checks_stop(a);
+    sp_auth_free(a);
+
+    /* A pool never used stops at once. */
+    a = sp_auth_new(key, 0);
     sp_auth_free(a);
 }
 
@@ -429,11 +577,20 @@ static void test_self_ip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_password),         cmocka_unit_test(test_new_secret),
-        cmocka_unit_test(test_secret_hash),      cmocka_unit_test(test_limiter_counts),
-        cmocka_unit_test(test_limiter_per_user), cmocka_unit_test(test_limiter_per_ip),
-        cmocka_unit_test(test_limiter_success),  cmocka_unit_test(test_limiter_many),
-        cmocka_unit_test(test_self_cookie),      cmocka_unit_test(test_self_ip),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_new_secret),
+        cmocka_unit_test(test_secret_hash),
+        cmocka_unit_test(test_limiter_backoff),
+        cmocka_unit_test(test_limiter_one_address),
+        cmocka_unit_test(test_limiter_account),
+        cmocka_unit_test(test_limiter_success),
+        cmocka_unit_test(test_limiter_parallel),
+        cmocka_unit_test(test_limiter_addresses),
+        cmocka_unit_test(test_limiter_many),
+        cmocka_unit_test(test_device_cookie),
+        cmocka_unit_test(test_check_pool),
+        cmocka_unit_test(test_self_cookie),
+        cmocka_unit_test(test_self_ip),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

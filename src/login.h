@@ -1,0 +1,20 @@
+/* login: POST /api/v1/login: same-origin JSON only, throttled, the password checked off the
+ * request threads. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_LOGIN_H
+#define SP_LOGIN_H
+
+#include "http.h"
+
+typedef struct sp_login sp_login_t;
+
+/* Answers POST /api/v1/login with STORE (REQ's thread's reader). While the password is
+ * checked (sp_auth_check_submit) the request is parked, its connection suspended, and the
+ * request thread goes on serving others; this is called again on its resumption and then
+ * answers. */
+enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store);
+
+/* Frees what a login left in REQ; at the request's end (nothing when REQ made none). */
+void sp_login_free(sp_request_t *req);
+
+#endif
