@@ -152,8 +152,8 @@ asan: test-deps
 bench: test-deps all $(BENCH_BIN)
 	BUILD=$(BUILD) bench/run
 
+# spypixel makes ./data itself, private (0700).
 run: deps all
-	mkdir -p data
 	$(BUILD)/spypixel serve --listen 127.0.0.1:8080 --data ./data
 
 format:

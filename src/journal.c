@@ -188,9 +188,13 @@ static int load_id(sp_journal_t *j, char *err, size_t errlen)
         snprintf(j->id + 2 * i, 3, "%02x", raw[i]);
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s/id.tmp", j->dir);
-    f = fopen(tmp, "w");
-    if (!f)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return fail(err, errlen, "cannot create", tmp);
+    }
     bool ok = fprintf(f, "%s\n", j->id) > 0 && 0 == fflush(f) && 0 == fsync(fileno(f));
     if (0 != fclose(f) || !ok || 0 != rename(tmp, path))
         return fail(err, errlen, "cannot write", path);
@@ -723,7 +727,7 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
         goto fail;
     }
     snprintf(j->dir, sizeof(j->dir), "%s", opt->dir);
-    if (0 != mkdir(j->dir, 0700) && EEXIST != errno) {
+    if (0 == mkdir(j->dir, 0700) ? 0 != chmod(j->dir, 0700) : EEXIST != errno) {
         fail(err, errlen, "cannot create", j->dir);
         goto fail;
     }
@@ -844,9 +848,13 @@ int sp_journal_bind(sp_journal_t *j, const char *store_id, char *err, size_t err
     char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof(path), "%s/store", j->dir);
     snprintf(tmp, sizeof(tmp), "%s/store.tmp", j->dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return fail(err, errlen, "cannot create", tmp);
+    }
     bool ok = fprintf(f, "%s\n", store_id) > 0 && 0 == fflush(f) && 0 == fsync(fileno(f));
     if (0 != fclose(f) || !ok || 0 != rename(tmp, path))
         return fail(err, errlen, "cannot write", path);

@@ -364,6 +364,12 @@ static int cmd_serve(sp_config_t *cfg)
         sp_log_warn("created a new data folder", "path=%s",
                     sp_log_quote(path, quoted, sizeof(quoted)));
     }
+    /* Private, whichever store: the journal lives there. */
+    if (0 != sp_store_data_dir(cfg->data_dir, err, sizeof(err))) {
+        sp_log_error("cannot use the data folder", "error=%s",
+                     sp_log_quote(err, line, sizeof(line)));
+        goto done;
+    }
     /* The journal first: its lock keeps a second server off the data folder, and it says
      * which store this data folder's opens were indexed into. It lives with the server,
      * beside its SQLite file or in place of one. */
@@ -584,6 +590,10 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    /* Whatever spypixel creates (the data folder, the database, the journal) is for its own
+     * user only, whatever umask it was started with; modes are also set where files are
+     * made. */
+    umask(077);
     if (argc < 2)
         return usage(stderr, 2);
     if (0 == strcmp(argv[1], "--version") || 0 == strcmp(argv[1], "version")) {

@@ -2,9 +2,11 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen)
 {
@@ -64,4 +66,50 @@ int sp_store_secret_key(sp_store_t *s, unsigned char *key, bool *made, char *err
         return -1;
     }
     return 0;
+}
+
+int sp_store_data_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (0 == mkdir(dir, 0700)) {
+        /* 0700 whatever the umask took away or left. */
+        if (0 != chmod(dir, 0700)) {
+            snprintf(err, errlen, "data folder %s: %s", dir, strerror(errno));
+            return -1;
+        }
+    } else if (EEXIST != errno) {
+        snprintf(err, errlen, "data folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (0 != stat(dir, &st)) {
+        snprintf(err, errlen, "data folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "data folder %s: not a folder", dir);
+        return -1;
+    }
+    /* The signing key, the sessions and every open are in there: like PostgreSQL with its
+     * data directory, refuse a folder other users may read or enter. */
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(err, errlen,
+                 "data folder %s is open to other users (mode %04o); it holds the signing key, "
+                 "the sessions and every open: make it private with 'chmod 700 %s'",
+                 dir, (unsigned)(st.st_mode & 07777), dir);
+        return -1;
+    }
+    return 0;
+}
+
+int sp_store_private_path(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (0 != stat(path, &st)) {
+        if (ENOENT == errno)
+            return 0;
+    } else if ((st.st_mode & 0777) == 0600 || 0 == chmod(path, 0600)) {
+        return 0;
+    }
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
 }

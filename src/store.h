@@ -221,6 +221,16 @@ void sp_store_close(sp_store_t *s);
 #define SP_STORE_KEY_BYTES 32
 int sp_store_secret_key(sp_store_t *s, unsigned char *key, bool *made, char *err, size_t errlen);
 
+/* Makes DIR, the data folder, ready: creates it 0700 when it is missing, whatever the umask,
+ * and refuses (-1 + ERR, which says how to fix it) a folder that group or others may read or
+ * enter, as PostgreSQL refuses such a data directory. */
+int sp_store_data_dir(const char *dir, char *err, size_t errlen);
+
+/* Sets PATH, when it exists, to 0600 (a file an older version made under a looser umask, or
+ * SQLite under any umask). By name: opening and closing a database file that SQLite has open
+ * in this process would drop SQLite's locks on it. 0, or -1 + ERR. */
+int sp_store_private_path(const char *path, char *err, size_t errlen);
+
 /* The backends. */
 sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err, size_t errlen);
 sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen);

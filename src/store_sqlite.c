@@ -2027,10 +2027,8 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_once);
     char path[1024];
-    if (0 != mkdir(data_dir, 0700) && EEXIST != errno) {
-        snprintf(err, errlen, "data folder %s: %s", data_dir, strerror(errno));
+    if (0 != sp_store_data_dir(data_dir, err, errlen))
         return NULL;
-    }
     snprintf(path, sizeof(path), "%s/spypixel.db", data_dir);
 
     sqlite_store_t *s = calloc(1, sizeof(*s));
@@ -2051,6 +2049,15 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     if (SQLITE_OK == sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) &&
         file && &vfile_methods == file->pMethods)
         s->group = ((vfile_t *)file)->group;
+    /* SQLite gives the -wal and -shm files the database's mode when it makes them: 0600,
+     * whatever the umask. Those an older version left looser are tightened too. */
+    static const char *const files[] = {"spypixel.db", "spypixel.db-wal", "spypixel.db-shm"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path_buf[1100];
+        snprintf(path_buf, sizeof(path_buf), "%s/%s", data_dir, files[i]);
+        if (0 != sp_store_private_path(path_buf, err, errlen))
+            goto fail;
+    }
     sqlite3_busy_timeout(s->db, 10000);
     /* WAL: readers never block the writer. synchronous=NORMAL survives a process crash
      * (kill -9) with every commit; FULL also survives power loss. */
