@@ -78,14 +78,16 @@ static bool json_content_type(const char *ct)
     return '\0' == *ct || ';' == *ct;
 }
 
-/* A browser says where a request comes from (Fetch Metadata's Sec-Fetch-Site, and Origin on
- * every POST); a login must come from our own pages. Clients that are not browsers send
- * neither, and cannot be made to log a victim in. */
+/* A browser says where a request comes from: Fetch Metadata's Sec-Fetch-Site, which it
+ * computes itself (so a proxy that rewrites Host cannot spoil it), else Origin, sent with
+ * every POST, which must then be ours (the Host the request came with, or --public-url). A
+ * login must come from our own pages. Clients that are not browsers send neither, and
+ * cannot be made to log a victim in. */
 static bool same_origin(sp_request_t *req)
 {
     const char *site = sp_http_header(req, "Sec-Fetch-Site");
-    if (site && 0 != strcasecmp(site, "same-origin") && 0 != strcasecmp(site, "none"))
-        return false;
+    if (site)
+        return 0 == strcasecmp(site, "same-origin") || 0 == strcasecmp(site, "none");
     const char *origin = sp_http_header(req, "Origin");
     if (!origin)
         return true;
@@ -127,7 +129,9 @@ static enum MHD_Result succeed(sp_request_t *req, sp_store_t *store, const char 
     sp_auth_self_cookie(auth, self, sizeof(self));
     sp_auth_device_cookie(auth, user, device, sizeof(device));
 
-    char *text = json_dumps(json_pack("{s:s, s:s}", "user", user, "csrf", csrf), JSON_COMPACT);
+    json_t *j = json_pack("{s:s, s:s}", "user", user, "csrf", csrf);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
     struct MHD_Response *resp =
         text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
     if (!resp)
