@@ -1809,7 +1809,7 @@ static const sp_store_ops_t pg_ops = {
 /* Events with spypixel's own credentials lose them (sp_event_scrub_json), SCRUB_BATCH rows at a
  * time in ID order: memory stays bounded whatever the table holds. ILIKE only picks the rows
  * worth parsing; the parser decides. Runs inside the migration's transaction. */
-static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)
+static int scrub_events(pg_store_t *s, char *err, size_t errlen)
 {
     char last[32] = "0", limit[16];
     snprintf(limit, sizeof(limit), "%d", SCRUB_BATCH);
@@ -1856,6 +1856,69 @@ static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)
         if (n < SCRUB_BATCH)
             return 0;
     }
+}
+
+/* The opens kept apart under unknown campaigns are journal records: decoding scrubs them
+ * (sp_event_add_header), and a record that encodes differently afterwards is written back,
+ * SCRUB_BATCH rows at a time. */
+static int scrub_kept(pg_store_t *s, char *err, size_t errlen)
+{
+    char last[32] = "0", limit[16];
+    unsigned char *buf = malloc(SP_EVENT_ENCODED_MAX);
+    int ret = -1;
+    if (!buf)
+        abort();
+    snprintf(limit, sizeof(limit), "%d", SCRUB_BATCH);
+    for (;;) {
+        const char *args[] = {last, limit};
+        PGresult *rows = PQexecParams(
+            s->conn, "SELECT id, record FROM unknown_events WHERE id > $1 ORDER BY id LIMIT $2", 2,
+            NULL, args, NULL, NULL, 0);
+        if (PGRES_TUPLES_OK != PQresultStatus(rows)) {
+            set_err(s, err, errlen, "scrub kept opens", rows);
+            PQclear(rows);
+            goto done;
+        }
+        int n = PQntuples(rows), bad = 0;
+        for (int i = 0; i < n && !bad; i++) {
+            size_t old_len = 0;
+            unsigned char *old =
+                PQunescapeBytea((const unsigned char *)PQgetvalue(rows, i, 1), &old_len);
+            if (!old)
+                abort();
+            sp_event_t *ev = sp_event_decode(old, old_len);
+            size_t len = ev ? sp_event_encode(ev, buf) : 0;
+            sp_event_free(ev);
+            if (ev && (len != old_len || 0 != memcmp(buf, old, len))) {
+                const char *values[] = {PQgetvalue(rows, i, 0), (const char *)buf};
+                int lengths[] = {0, (int)len}, formats[] = {0, 1};
+                PGresult *res =
+                    PQexecParams(s->conn, "UPDATE unknown_events SET record = $2 WHERE id = $1", 2,
+                                 NULL, values, lengths, formats, 0);
+                bad = PGRES_COMMAND_OK != PQresultStatus(res);
+                if (bad)
+                    set_err(s, err, errlen, "scrub kept opens", res);
+                PQclear(res);
+            }
+            PQfreemem(old);
+        }
+        if (n)
+            snprintf(last, sizeof(last), "%s", PQgetvalue(rows, n - 1, 0));
+        PQclear(rows);
+        if (bad)
+            goto done;
+        if (n < SCRUB_BATCH)
+            break;
+    }
+    ret = 0;
+done:
+    free(buf);
+    return ret;
+}
+
+static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)
+{
+    return scrub_events(s, err, errlen) || scrub_kept(s, err, errlen) ? -1 : 0;
 }
 
 static int migrate(pg_store_t *s, char *err, size_t errlen)

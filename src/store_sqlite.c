@@ -1775,7 +1775,7 @@ static int sq_token_revoke(sp_store_t *b, const char *id_or_name, int64_t *revok
 /* Events with spypixel's own credentials lose them (sp_event_scrub_json), SCRUB_BATCH rows
  * at a time in ID order: memory stays bounded whatever the table holds. LIKE (ASCII case-
  * insensitive in SQLite) only picks the rows worth parsing; the parser decides. */
-static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen)
+static int scrub_events(sqlite_store_t *s, char *err, size_t errlen)
 {
     sqlite3_stmt *sel = NULL, *upd = NULL;
     int64_t ids[SCRUB_BATCH];
@@ -1835,6 +1835,79 @@ done:
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
     return ret;
+}
+
+/* The opens kept apart under unknown campaigns are journal records: decoding scrubs them
+ * (sp_event_add_header), and a record that encodes differently afterwards is written back.
+ * The table is bounded (--unknown-*-max); it is read SCRUB_BATCH rows at a time all the
+ * same. */
+static int scrub_kept(sqlite_store_t *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int64_t ids[SCRUB_BATCH];
+    unsigned char *records[SCRUB_BATCH];
+    size_t lens[SCRUB_BATCH];
+    unsigned char *buf = malloc(SP_EVENT_ENCODED_MAX);
+    int ret = -1;
+    if (!buf)
+        abort();
+    if (prepare(s, &sel, "SELECT id, record FROM unknown_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+                err, errlen) ||
+        prepare(s, &upd, "UPDATE unknown_events SET record = ?2 WHERE id = ?1", err, errlen))
+        goto done;
+    for (int64_t last = 0;;) {
+        size_t n = 0, rows = 0;
+        int rc;
+        sqlite3_bind_int64(sel, 1, last);
+        sqlite3_bind_int(sel, 2, SCRUB_BATCH);
+        while (SQLITE_ROW == (rc = sqlite3_step(sel))) {
+            rows++;
+            last = sqlite3_column_int64(sel, 0);
+            const void *old = sqlite3_column_blob(sel, 1);
+            size_t old_len = (size_t)sqlite3_column_bytes(sel, 1);
+            sp_event_t *ev = old ? sp_event_decode(old, old_len) : NULL;
+            if (!ev)
+                continue; /* not a record: nothing of it is ever read */
+            size_t len = sp_event_encode(ev, buf);
+            sp_event_free(ev);
+            if (len == old_len && 0 == memcmp(buf, old, len))
+                continue;
+            records[n] = malloc(len);
+            if (!records[n])
+                abort();
+            memcpy(records[n], buf, len);
+            lens[n] = len;
+            ids[n++] = last;
+        }
+        if (SQLITE_DONE != rc)
+            fail(s, err, errlen, "scrub kept opens");
+        sqlite3_reset(sel);
+        for (size_t i = 0; i < n; i++) {
+            if (SQLITE_DONE == rc) {
+                sqlite3_reset(upd);
+                sqlite3_bind_int64(upd, 1, ids[i]);
+                sqlite3_bind_blob64(upd, 2, records[i], lens[i], SQLITE_STATIC);
+                if (SQLITE_DONE != (rc = sqlite3_step(upd)))
+                    fail(s, err, errlen, "scrub kept opens");
+            }
+            free(records[i]);
+        }
+        if (SQLITE_DONE != rc)
+            goto done;
+        if (rows < SCRUB_BATCH)
+            break;
+    }
+    ret = 0;
+done:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    free(buf);
+    return ret;
+}
+
+static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen)
+{
+    return scrub_events(s, err, errlen) || scrub_kept(s, err, errlen) ? -1 : 0;
 }
 
 /* ---- open and close --------------------------------------------------------- */
