@@ -14,12 +14,12 @@
 #define SP_AUTH_HASH_MAX   65 /* hex of a 32-byte hash, NUL included */
 /* Login throttling (OWASP's "Blocking Brute Force Attacks" and device cookies): each
  * client address (an IPv6 /64), each account and each known browser has its own count of
- * failures. Past its free tries each further attempt waits 4 s, 8 s, 16 s... up to
+ * failures. Past its free tries each further attempt waits 1, 2, 4, 8 minutes, then up to
  * SP_AUTH_BACKOFF_MAX_S after the last failure; a count is forgotten SP_AUTH_FORGET_S after
  * its last failure. */
 #define SP_AUTH_LOGIN_FREE      5    /* failures of one address, or of one known browser */
 #define SP_AUTH_ACCOUNT_FREE    10   /* failures of one account from browsers it does not know */
-#define SP_AUTH_BACKOFF_FIRST_S 4    /* the first wait, doubled with each failure */
+#define SP_AUTH_BACKOFF_FIRST_S 60   /* the first wait, doubled with each failure */
 #define SP_AUTH_BACKOFF_MAX_S   900  /* the longest wait */
 #define SP_AUTH_FORGET_S        3600 /* counts end this long after their last failure */
 

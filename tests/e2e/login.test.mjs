@@ -53,7 +53,8 @@ describe('throttling: per address and per account, with back-off', () => {
       const ok = await attempt(s, 'mallory', 'mallory password', { address: '127.0.0.3', cookie: own.cookieHeader });
       assert.equal(ok.res.status, 200, 'her own logins still work');
     }
-    // Five free guesses; then each waits 4 s, 8 s... (one more only if the test stalled).
+    // Five free guesses; then a minute's wait, and longer (one more only if the test stalled
+    // that long).
     assert.ok(wrong >= 5 && wrong <= 6, `${wrong} guesses checked`);
     assert.ok(waits >= 4, `${waits} answers 429`);
   });
