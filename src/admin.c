@@ -125,9 +125,8 @@ static int set_password(const sp_config_t *cfg, const char *name, bool create)
     }
     sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
     char old[256];
-    int existed =
-        store ? store->ops->user_get(store, name, old, sizeof(old), err, sizeof(err)) : -1;
-    rc = existed >= 0 ? store->ops->user_put(store, name, hash, create, err, sizeof(err)) : -1;
+    int absent = store ? store->ops->user_get(store, name, old, sizeof(old), err, sizeof(err)) : -1;
+    rc = absent >= 0 ? store->ops->user_put(store, name, hash, create, err, sizeof(err)) : -1;
     sp_store_close(store);
     if (rc < 0) {
         fprintf(stderr, "spypixel: %s\n", err);
@@ -137,7 +136,7 @@ static int set_password(const sp_config_t *cfg, const char *name, bool create)
         fprintf(stderr, "spypixel: no user %s (user add creates one)\n", name);
         return 1;
     }
-    if (existed)
+    if (absent)
         fprintf(stderr, "user %s created\n", name);
     else
         fprintf(stderr, "password of user %s changed; its sessions and API tokens have ended\n",
