@@ -800,12 +800,9 @@ unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const 
         return 405;
     }
     if (0 == strcmp(path, "login")) {
-        if (0 != strcmp(m, "POST")) {
-            *msg = "use POST";
-            return 405;
-        }
-        *body_max = SP_LOGIN_MAX;
-        return 0;
+        unsigned status = sp_login_admit(req, msg);
+        *body_max = status ? 0 : SP_LOGIN_MAX;
+        return status;
     }
     api_ctx_t c = {.req = req, .store = sp_http_reader(req->srv)};
     if (!c.store) {

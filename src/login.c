@@ -193,16 +193,31 @@ static void checked(void *ctx)
 
 /* ---- the first call -------------------------------------------------------------------------- */
 
+unsigned sp_login_admit(sp_request_t *req, const char **msg)
+{
+    if (0 != strcmp(req->method, "POST")) {
+        *msg = "use POST";
+        return 405;
+    }
+    if (!json_content_type(sp_http_header(req, "Content-Type"))) {
+        *msg = "login takes a JSON body (Content-Type: application/json)";
+        return 415;
+    }
+    if (!same_origin(req)) {
+        *msg = "login is taken from this server's own pages only";
+        return 403;
+    }
+    return 0;
+}
+
 enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store)
 {
     if (req->login)
         return finish(req, store);
-    if (0 != strcmp(req->method, "POST"))
-        return sp_http_error(req, 405, "use POST");
-    if (!json_content_type(sp_http_header(req, "Content-Type")))
-        return sp_http_error(req, 415, "login takes a JSON body (Content-Type: application/json)");
-    if (!same_origin(req))
-        return sp_http_error(req, 403, "login is taken from this server's own pages only");
+    const char *refusal = NULL;
+    unsigned status = sp_login_admit(req, &refusal);
+    if (status)
+        return sp_http_error(req, status, refusal);
 
     json_error_t e;
     json_t *body =

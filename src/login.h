@@ -8,6 +8,10 @@
 
 typedef struct sp_login sp_login_t;
 
+/* What the request's head says of a login (the method, a JSON body, our own pages): 0, or
+ * the status to refuse it with and *MSG, before its body is read. */
+unsigned sp_login_admit(sp_request_t *req, const char **msg);
+
 /* Answers POST /api/v1/login with STORE (REQ's thread's reader). While the password is
  * checked (sp_auth_check_submit) the request is parked, its connection suspended, and the
  * request thread goes on serving others; this is called again on its resumption and then
