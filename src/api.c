@@ -240,6 +240,16 @@ static void add_cookie(struct MHD_Response *resp, sp_request_t *req, const char 
     MHD_add_response_header(resp, "Set-Cookie", cookie);
 }
 
+/* The fields of a login's body (borrowed from BODY): 0, or -1 when one is missing, not a
+ * string or too long. */
+static int login_fields(json_t *body, const char **user, const char **password)
+{
+    if (member(body, "user", user) || member(body, "password", password) || !*user || !*password ||
+        strlen(*user) > 128 || strlen(*password) > 1024)
+        return -1;
+    return 0;
+}
+
 static enum MHD_Result login(api_ctx_t *c)
 {
     sp_request_t *req = c->req;
@@ -247,9 +257,8 @@ static enum MHD_Result login(api_ctx_t *c)
     json_t *body = body_json(req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(req, 400, msg);
-    const char *user = NULL, *password = NULL;
-    if (member(body, "user", &user) || member(body, "password", &password) || !user || !password ||
-        strlen(user) > 128 || strlen(password) > 1024) {
+    const char *user, *password;
+    if (0 != login_fields(body, &user, &password)) {
         json_decref(body);
         return sp_http_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
     }
@@ -360,14 +369,20 @@ static enum MHD_Result list_campaigns(api_ctx_t *c)
     return send_json(c->req, 200, arr);
 }
 
+/* The ID in a new campaign's body (borrowed from BODY): 0, or -1 when it is not a valid ID. */
+static int campaign_fields(json_t *body, const char **id)
+{
+    return member(body, "id", id) || !sp_event_id_valid(*id) ? -1 : 0;
+}
+
 static enum MHD_Result create_campaign(api_ctx_t *c)
 {
     char msg[256], err[512];
     json_t *body = body_json(c->req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(c->req, 400, msg);
-    const char *id = NULL;
-    if (member(body, "id", &id) || !sp_event_id_valid(id)) {
+    const char *id;
+    if (0 != campaign_fields(body, &id)) {
         json_decref(body);
         return sp_http_error(c->req, 400,
                              "\"id\" must be 1-128 letters, digits or - _ @ + . characters");
@@ -701,37 +716,47 @@ static enum MHD_Result discard_unknown(api_ctx_t *c, const char *id)
 
 /* ---- the creator: pixels and links ------------------------------------------------- */
 
+/* The fields of a pixel's or link's body into DATA, whose kind is set: 0, or -1 with what is
+ * wrong with them in MSG. */
+static int url_fields(json_t *body, sp_token_data_t *data, char *msg, size_t len)
+{
+    const char *campaign = NULL, *recipient = NULL, *target = NULL;
+    if (member(body, "campaign", &campaign) || member(body, "recipient", &recipient) ||
+        member(body, "target", &target) || !sp_event_id_valid(campaign) ||
+        (recipient && *recipient && !sp_event_id_valid(recipient))) {
+        snprintf(msg, len,
+                 "\"campaign\" (required) and \"recipient\" (optional) must be "
+                 "1-128 letters, digits or - _ @ + . characters");
+        return -1;
+    }
+    /* Stored as the Location it will be sent as: a valid URL, or refused with the reason. */
+    if (SP_TOKEN_CLICK == data->kind) {
+        if (!target) {
+            snprintf(msg, len, "\"target\" must be an http:// or https:// URL");
+            return -1;
+        }
+        if (0 != sp_url_target(target, data->extra, sizeof(data->extra), msg, len))
+            return -1;
+    }
+    snprintf(data->campaign, sizeof(data->campaign), "%s", campaign);
+    snprintf(data->recipient, sizeof(data->recipient), "%s", recipient ? recipient : "");
+    return 0;
+}
+
 static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
 {
     char msg[256], err[512];
     json_t *body = body_json(c->req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(c->req, 400, msg);
-    const char *campaign = NULL, *recipient = NULL, *target = NULL;
     sp_token_data_t data = {.kind = kind};
     enum MHD_Result result;
-    if (member(body, "campaign", &campaign) || member(body, "recipient", &recipient) ||
-        member(body, "target", &target) || !sp_event_id_valid(campaign) ||
-        (recipient && *recipient && !sp_event_id_valid(recipient))) {
-        result = sp_http_error(c->req, 400,
-                               "\"campaign\" (required) and \"recipient\" (optional) must be "
-                               "1-128 letters, digits or - _ @ + . characters");
+    if (0 != url_fields(body, &data, msg, sizeof(msg))) {
+        result = sp_http_error(c->req, 400, msg);
         goto done;
     }
-    /* Stored as the Location it will be sent as: a valid URL, or refused with the reason. */
-    if (SP_TOKEN_CLICK == kind) {
-        if (!target) {
-            result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
-            goto done;
-        }
-        if (0 != sp_url_target(target, data.extra, sizeof(data.extra), msg, sizeof(msg))) {
-            result = sp_http_error(c->req, 400, msg);
-            goto done;
-        }
-    }
-    snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
-    snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
-    if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
+    if (c->store->ops->campaign_create(c->store, data.campaign, sp_now_ms(), err, sizeof(err)) <
+        0) {
         result = store_error(c->req, err);
         goto done;
     }

@@ -221,13 +221,9 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errlen)
+/* The settings of the key = value lines of F, read from PATH (named in errors). */
+static int load_lines(sp_config_t *cfg, FILE *f, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
-        return -1;
-    }
     char line[2048];
     int lineno = 0, rc = 0;
     bool started[N_OPTIONS] = {false};
@@ -258,6 +254,17 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
             snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
         }
     }
+    return rc;
+}
+
+static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = load_lines(cfg, f, path, err, errlen);
     fclose(f);
     return rc;
 }
