@@ -38,7 +38,11 @@ static void json_route(int route, const char *body, size_t len)
     char msg[256];
     json_t *j = body_json(&req, msg, sizeof(msg));
     if (!j) {
+        /* The 400 answer sp_http_error builds around it: JSON needs the message in UTF-8. */
         FUZZ_CHECK(fuzz_terminated(msg, sizeof(msg)) && msg[0]);
+        json_t *answer = json_pack("{s:s}", "error", msg);
+        FUZZ_CHECK(answer);
+        json_decref(answer);
         return;
     }
     FUZZ_CHECK(json_is_object(j));
