@@ -14,7 +14,7 @@
 
 /* The byte of the flags in a record: after the time (8) and the kind (1). */
 #define FLAGS_AT    9
-#define FLAGS_KNOWN (FLAG_SELF_REFERER | FLAG_SELF_COOKIE | FLAG_SELF_IP | FLAG_V4)
+#define FLAGS_KNOWN (FLAG_SELF_REFERER | FLAG_SELF_COOKIE | FLAG_SELF_IP | FLAG_V4 | FLAG_ADOPTED)
 
 static void check_json(char *fast, char *general)
 {

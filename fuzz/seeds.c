@@ -181,6 +181,13 @@ int main(int argc, char **argv)
     ev->self_referer = ev->self_ip = true;
     size_t n4 = record(ev, r4, "open-no-headers");
 
+    /* An open kept under an unknown campaign, adopted: its kept row follows the headers. */
+    static unsigned char r5[SP_EVENT_ENCODED_MAX];
+    ev = event(SP_EVENT_OPEN, "newsleter-2026-11", "ann@example.com", "203.0.113.8");
+    header(ev, "User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X)");
+    ev->adopt_row = 42;
+    record(ev, r5, "open-adopted");
+
     unsigned char *recs[] = {r1, r2, r3, r4};
     size_t lens[] = {n1, n2, n3, n4};
     segment("active-whole", 0, recs, lens, 4, 0);
