@@ -133,6 +133,18 @@ static json_t *event_json(const sp_event_row_t *r)
 
 /* ---- request parts -------------------------------------------------------------- */
 
+/* Replaces each byte of S that is not part of a well-formed UTF-8 character with '?'. */
+static void utf8_scrub(char *s)
+{
+    size_t n = strlen(s), bad;
+    for (size_t i = 0; i < n;) {
+        size_t k = sp_utf8_char((const unsigned char *)s + i, n - i, &bad);
+        if (!k)
+            memset(s + i, '?', k = bad);
+        i += k;
+    }
+}
+
 static json_t *body_json(sp_request_t *req, char *msg, size_t len)
 {
     json_error_t e;
@@ -142,7 +154,10 @@ static json_t *body_json(sp_request_t *req, char *msg, size_t len)
     }
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
+        /* jansson's text quotes the body up to the error, which may fall inside a character:
+         * the message goes into a JSON answer, which must be UTF-8. */
         snprintf(msg, len, "malformed JSON at line %d: %s", e.line, e.text);
+        utf8_scrub(msg);
         return NULL;
     }
     if (!json_is_object(j)) {

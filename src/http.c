@@ -75,8 +75,12 @@ enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *
 enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg)
 {
     json_t *j = json_pack("{s:s}", "error", msg);
-    char *body = json_dumps(j, JSON_COMPACT);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    if (!body) /* MSG was not UTF-8: the answer still goes out, and says so */
+        body = strdup("{\"error\":\"(an error message that was not UTF-8)\"}");
+    if (!body)
+        abort();
     sp_metric_inc(api_errors);
     enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
     free(body);
