@@ -29,8 +29,10 @@ static int load(const void *data, size_t size, sp_config_t *cfg, char *err, size
 
 static void check_limits(const sp_config_t *cfg)
 {
-    FUZZ_CHECK(cfg->n_geoip <= SP_CONFIG_LIST_MAX && cfg->n_webhook <= SP_CONFIG_LIST_MAX &&
-               cfg->n_trusted_proxy <= SP_CONFIG_LIST_MAX);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (OPT_STRS == options[i].kind || OPT_CIDRS == options[i].kind)
+            FUZZ_CHECK(*(const size_t *)((const char *)cfg + options[i].count) <=
+                       SP_CONFIG_LIST_MAX);
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (OPT_STR == options[i].kind)
             FUZZ_CHECK(fuzz_terminated((const char *)cfg + options[i].offset, options[i].size));

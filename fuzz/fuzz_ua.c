@@ -20,7 +20,7 @@ static sp_ua_parser_t *small;
 
 static void setup(void)
 {
-    sp_config_t cfg;
+    static sp_config_t cfg; /* kept: it holds lists the enrichment may point into */
     char err[512];
     sp_config_defaults(&cfg);
     cfg.no_geoip = true;

@@ -580,7 +580,8 @@ static void test_file_long_lines(void **state)
     write_file("comment.conf", text, path, sizeof(path));
     load_t *l = load((const char *[]){"--config", path, NULL});
     assert_int_equal(0, l->rc);
-    assert_string_equal("127.0.0.1:8080", l->cfg.listen);
+    assert_int_equal(1, l->cfg.n_listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
     assert_int_equal(3, l->cfg.threads);
     done(l);
 
