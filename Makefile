@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wshadow -Wformat=2 \
            -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes \
-           -fno-strict-aliasing $(WERROR) $(SANITIZE) -MMD -MP -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+           -fno-strict-aliasing $(WERROR) $(CWARN) $(SANITIZE) -MMD -MP -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
@@ -24,6 +24,20 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# Fuzz targets (fuzz/fuzz_NAME.c): libFuzzer binaries built with clang by `make fuzz`, and
+# the same entry points built with $(CC) and fed their corpus and regressions by a small
+# driver (fuzz/replay.c) as build/tests/test_fuzz_NAME, which `make test` runs.
+FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_OBJ   := $(FUZZ_NAMES:%=$(BUILD)/obj/fuzz/fuzz_%.o) $(BUILD)/obj/fuzz/replay.o
+REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)
+FUZZ_S     ?= 60
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+# The libFuzzer build: its own tree, every object instrumented for coverage, ASan and UBSan
+# (a UBSan report stops the run like a crash). Debian 12's clang 14 warns about two habits
+# of the code that gcc accepts: string concatenation in SQL tables, non-literal formats.
+FUZZ_MAKE  := $(MAKE) BUILD=build/fuzz CC=clang OPT=-O1 \
+  SANITIZE="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -fno-omit-frame-pointer" CWARN="-Wno-string-concatenation -Wno-format-nonliteral"
 
 # Dashboard files built into the binary (STYLE.md habit 7).
 ASSETS   := $(shell find web -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort) \
@@ -51,7 +65,8 @@ INSTALL_DEFS := -DSP_DEFAULT_DATA_DIR='"$(LOCALSTATEDIR)/lib/spypixel"' \
 INSTALL_OBJ  := $(filter-out $(BUILD)/obj/config.o $(BUILD)/obj/geo.o,$(OBJ)) \
                 $(BUILD)/install/config.o $(BUILD)/install/geo.o
 
-.PHONY: all deps test-deps test unit asan bench run clean format install uninstall FORCE
+.PHONY: all deps test-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench run clean format \
+        install uninstall FORCE
 
 all: $(BUILD)/spypixel
 
@@ -82,7 +97,40 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(REPLAY_BIN)
+
+# Members are taken only for what a program still lacks, so a fuzz target may #include a
+# module's .c (to reach its statics) without clashing with that module's object.
+$(BUILD)/libspypixel.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+.PRECIOUS: $(BUILD)/obj/fuzz/%.o
+$(BUILD)/obj/fuzz/%.o: fuzz/%.c | $(BUILD)/gen/assets_data.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ifuzz -c -o $@ $<
+
+$(BUILD)/tests/test_fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(BUILD)/obj/fuzz/replay.o $(BUILD)/libspypixel.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(BUILD)/libspypixel.a
+	$(CC) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+
+# `make fuzz`: every target (or FUZZ_TARGETS="a b") for FUZZ_S seconds each, on a fresh
+# copy of its corpus in build/fuzz/run/NAME/ (the repository's corpus is not written to).
+fuzz: fuzz-deps
+	+$(FUZZ_MAKE) fuzz-build FUZZ_TARGETS="$(FUZZ_TARGETS)"
+	FUZZ_S=$(FUZZ_S) scripts/run-fuzz $(FUZZ_TARGETS)
+
+# Rewrites the binary seeds (journal records and segments) with the current encoders.
+fuzz-seeds: $(BUILD)/fuzz-seeds
+	$(BUILD)/fuzz-seeds fuzz/corpus
+
+$(BUILD)/fuzz-seeds: $(BUILD)/obj/fuzz/seeds.o $(BUILD)/libspypixel.a
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # Rebuilt when the installation's paths change.
 $(BUILD)/install/defs: FORCE
@@ -136,6 +184,9 @@ deps:
 test-deps:
 	scripts/install-deps --test
 
+fuzz-deps:
+	scripts/install-deps --fuzz
+
 # `make test`: installs what is missing, builds, runs every suite, ends with
 # one "N passed, N failed" line.
 test: test-deps
@@ -157,9 +208,10 @@ run: deps all
 	$(BUILD)/spypixel serve --listen 127.0.0.1:8080 --data ./data
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tools/*.c bench/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c tools/*.c bench/*.c fuzz/*.c fuzz/*.h
 
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d) $(BUILD)/install/config.d $(BUILD)/install/geo.d
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d) $(BUILD)/install/config.d $(BUILD)/install/geo.d \
+         $(FUZZ_OBJ:.o=.d) $(BUILD)/obj/fuzz/seeds.d

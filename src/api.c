@@ -131,7 +131,19 @@ static json_t *event_json(const sp_event_row_t *r)
 
 /* ---- request parts -------------------------------------------------------------- */
 
-static json_t *body_json(sp_request_t *req, char *msg, size_t len)
+/* Replaces each byte of S that is not part of a well-formed UTF-8 character with '?'. */
+static void utf8_scrub(char *s)
+{
+    size_t n = strlen(s), bad;
+    for (size_t i = 0; i < n;) {
+        size_t k = sp_utf8_char((const unsigned char *)s + i, n - i, &bad);
+        if (!k)
+            memset(s + i, '?', k = bad);
+        i += k;
+    }
+}
+
+json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len)
 {
     json_error_t e;
     if (!req->body_len) {
@@ -140,7 +152,10 @@ static json_t *body_json(sp_request_t *req, char *msg, size_t len)
     }
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
+        /* jansson's text quotes the body up to the error, which may fall inside a character:
+         * the message goes into a JSON answer, which must be UTF-8. */
         snprintf(msg, len, "malformed JSON at line %d: %s", e.line, e.text);
+        utf8_scrub(msg);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -273,14 +288,20 @@ static enum MHD_Result list_campaigns(api_ctx_t *c)
     return send_json(c->req, 200, arr);
 }
 
+/* The ID in a new campaign's body (borrowed from BODY): 0, or -1 when it is not a valid ID. */
+static int campaign_fields(json_t *body, const char **id)
+{
+    return member(body, "id", id) || !sp_event_id_valid(*id) ? -1 : 0;
+}
+
 static enum MHD_Result create_campaign(api_ctx_t *c)
 {
     char msg[256], err[512];
-    json_t *body = body_json(c->req, msg, sizeof(msg));
+    json_t *body = sp_api_body_json(c->req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(c->req, 400, msg);
-    const char *id = NULL;
-    if (member(body, "id", &id) || !sp_event_id_valid(id)) {
+    const char *id;
+    if (0 != campaign_fields(body, &id)) {
         json_decref(body);
         return sp_http_error(c->req, 400,
                              "\"id\" must be 1-128 letters, digits or - _ @ + . characters");
@@ -614,37 +635,47 @@ static enum MHD_Result discard_unknown(api_ctx_t *c, const char *id)
 
 /* ---- the creator: pixels and links ------------------------------------------------- */
 
-static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
+/* The fields of a pixel's or link's body into DATA, whose kind is set: 0, or -1 with what is
+ * wrong with them in MSG. */
+static int url_fields(json_t *body, sp_token_data_t *data, char *msg, size_t len)
 {
-    char msg[256], err[512];
-    json_t *body = body_json(c->req, msg, sizeof(msg));
-    if (!body)
-        return sp_http_error(c->req, 400, msg);
     const char *campaign = NULL, *recipient = NULL, *target = NULL;
-    sp_token_data_t data = {.kind = kind};
-    enum MHD_Result result;
     if (member(body, "campaign", &campaign) || member(body, "recipient", &recipient) ||
         member(body, "target", &target) || !sp_event_id_valid(campaign) ||
         (recipient && *recipient && !sp_event_id_valid(recipient))) {
-        result = sp_http_error(c->req, 400,
-                               "\"campaign\" (required) and \"recipient\" (optional) must be "
-                               "1-128 letters, digits or - _ @ + . characters");
-        goto done;
+        snprintf(msg, len,
+                 "\"campaign\" (required) and \"recipient\" (optional) must be "
+                 "1-128 letters, digits or - _ @ + . characters");
+        return -1;
     }
     /* Stored as the Location it will be sent as: a valid URL, or refused with the reason. */
-    if (SP_TOKEN_CLICK == kind) {
+    if (SP_TOKEN_CLICK == data->kind) {
         if (!target) {
-            result = sp_http_error(c->req, 400, "\"target\" must be an http:// or https:// URL");
-            goto done;
+            snprintf(msg, len, "\"target\" must be an http:// or https:// URL");
+            return -1;
         }
-        if (0 != sp_url_target(target, data.extra, sizeof(data.extra), msg, sizeof(msg))) {
-            result = sp_http_error(c->req, 400, msg);
-            goto done;
-        }
+        if (0 != sp_url_target(target, data->extra, sizeof(data->extra), msg, len))
+            return -1;
     }
-    snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
-    snprintf(data.recipient, sizeof(data.recipient), "%s", recipient ? recipient : "");
-    if (c->store->ops->campaign_create(c->store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
+    snprintf(data->campaign, sizeof(data->campaign), "%s", campaign);
+    snprintf(data->recipient, sizeof(data->recipient), "%s", recipient ? recipient : "");
+    return 0;
+}
+
+static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
+{
+    char msg[256], err[512];
+    json_t *body = sp_api_body_json(c->req, msg, sizeof(msg));
+    if (!body)
+        return sp_http_error(c->req, 400, msg);
+    sp_token_data_t data = {.kind = kind};
+    enum MHD_Result result;
+    if (0 != url_fields(body, &data, msg, sizeof(msg))) {
+        result = sp_http_error(c->req, 400, msg);
+        goto done;
+    }
+    if (c->store->ops->campaign_create(c->store, data.campaign, sp_now_ms(), err, sizeof(err)) <
+        0) {
         result = store_error(c->req, err);
         goto done;
     }

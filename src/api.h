@@ -19,6 +19,10 @@ unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const 
 /* Whether REQ carries a valid API token (Authorization: Bearer). */
 bool sp_api_bearer_valid(sp_request_t *req);
 
+/* REQ's body as a JSON object (a new reference), or NULL with a message for a 400 answer in
+ * MSG (UTF-8 whatever the body held). */
+json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len);
+
 /* The JSON of an event just committed, as the API shows stored events: for the live
  * streams and webhooks. New reference. */
 json_t *sp_api_event_json_of(const sp_event_t *ev);

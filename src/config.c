@@ -221,18 +221,22 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errlen)
+/* The settings of the key = value lines of F, read from PATH (named in errors). Each line is
+ * read whole, however long, so that the tail of a long line is never read as a line. */
+static int load_lines(sp_config_t *cfg, FILE *f, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char line[2048];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0, rc = 0;
     bool started[N_OPTIONS] = {false};
-    while (0 == rc && fgets(line, sizeof(line), f)) {
+    while (0 == rc && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (strlen(line) != (size_t)len) {
+            snprintf(err, errlen, "%s:%d: a NUL byte in the line", path, lineno);
+            rc = -1;
+            break;
+        }
         char *s = trim(line);
         if ('\0' == *s || '#' == *s)
             continue;
@@ -258,6 +262,18 @@ static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errle
             snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
         }
     }
+    free(line);
+    return rc;
+}
+
+static int load_file(sp_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = load_lines(cfg, f, path, err, errlen);
     fclose(f);
     return rc;
 }

@@ -76,8 +76,12 @@ enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *
 enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg)
 {
     json_t *j = json_pack("{s:s}", "error", msg);
-    char *body = json_dumps(j, JSON_COMPACT);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    if (!body) /* MSG was not UTF-8: the answer still goes out, and says so */
+        body = strdup("{\"error\":\"(an error message that was not UTF-8)\"}");
+    if (!body)
+        abort();
     sp_metric_inc(api_errors);
     enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
     free(body);
@@ -132,17 +136,20 @@ static bool trusted(const sp_config_t *cfg, const sp_net_addr_t *a)
 
 /* Walks a list of addresses from the right (the nearest hop) and takes the first that
  * is not one of our proxies: entries further left were written by the client and may
- * be lies. Returns 0 when one was found. */
+ * be lies, so the walk starts at the right end however long the list is, and looks at
+ * 64 hops at most. Returns 0 when one was found. */
 static int pick_forwarded(const sp_config_t *cfg, char *list, bool forwarded_syntax,
                           sp_net_addr_t *out)
 {
-    char *items[64];
     int n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(list, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-        items[n++] = t;
-    for (int i = n - 1; i >= 0; i--) {
-        char *t = items[i], *addr = t;
+    for (char *stop = list + strlen(list); stop && n < 64;) {
+        char *comma = memrchr(list, ',', (size_t)(stop - list));
+        char *t = comma ? comma + 1 : list, *addr = t;
+        *stop = '\0';
+        stop = comma;
+        if (!*t)
+            continue; /* "a,,b" */
+        n++;
         if (forwarded_syntax) {
             /* for=192.0.2.60;proto=http or for="[2001:db8::1]:4711" */
             addr = NULL;

@@ -10,12 +10,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api.h"
 #include "log.h"
 #include "metrics.h"
 
 #define SESSION_TTL_MS (14LL * 24 * 3600 * 1000)
-#define USER_MAX       128
-#define PASSWORD_MAX   1024
+#define USER_MAX       SP_LOGIN_USER_MAX
+#define PASSWORD_MAX   SP_LOGIN_PASSWORD_MAX
 
 /* A login parked while its password is checked: REQ->login from the first call to the end. */
 struct sp_login {
@@ -210,6 +211,16 @@ unsigned sp_login_admit(sp_request_t *req, const char **msg)
     return 0;
 }
 
+int sp_login_fields(json_t *body, const char **user, const char **password)
+{
+    *user = json_string_value(json_object_get(body, "user"));
+    *password = json_string_value(json_object_get(body, "password"));
+    if (!json_is_object(body) || !*user || !*password || strlen(*user) > USER_MAX ||
+        strlen(*password) > PASSWORD_MAX)
+        return -1;
+    return 0;
+}
+
 enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store)
 {
     if (req->login)
@@ -219,13 +230,12 @@ enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store)
     if (status)
         return sp_http_error(req, status, refusal);
 
-    json_error_t e;
-    json_t *body =
-        req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e) : NULL;
-    json_t *u = json_object_get(body, "user"), *p = json_object_get(body, "password");
-    const char *user = json_string_value(u), *password = json_string_value(p);
-    if (!json_is_object(body) || !user || !password || strlen(user) > USER_MAX ||
-        strlen(password) > PASSWORD_MAX) {
+    char msg[256];
+    json_t *body = sp_api_body_json(req, msg, sizeof(msg));
+    if (!body)
+        return sp_http_error(req, 400, msg);
+    const char *user, *password;
+    if (0 != sp_login_fields(body, &user, &password)) {
         json_decref(body);
         return sp_http_error(req, 400, "expected {\"user\": \"...\", \"password\": \"...\"}");
     }

@@ -56,6 +56,12 @@ describe('--trusted-proxy 127.0.0.1/32 with the default GeoIP database', () => {
     assert.equal((await openFrom(s, { 'X-Forwarded-For': '203.0.113.7, 127.0.0.1' })).ip, '203.0.113.7');
   });
 
+  test('entries the client wrote first cannot push the hop our proxy added out of the walk', async () => {
+    const lies = (prefix) => Array(70).fill(`${prefix}203.0.113.66`).join(', ');
+    assert.equal((await openFrom(s, { 'X-Forwarded-For': `${lies('')}, 198.51.100.3` })).ip, '198.51.100.3');
+    assert.equal((await openFrom(s, { Forwarded: `${lies('for=')}, for=198.51.100.4` })).ip, '198.51.100.4');
+  });
+
   test('Forwarded: for="[2001:db8::1]:4711" and for=IPv4', async () => {
     assert.equal((await openFrom(s, { Forwarded: 'for="[2001:db8::1]:4711"' })).ip, '2001:db8::1');
     assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43' })).ip, '192.0.2.60');

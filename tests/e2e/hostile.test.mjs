@@ -177,6 +177,18 @@ describe('hostile input', () => {
     await stillServing();
   });
 
+  test('a body whose JSON error falls inside a character gets a 400, and the server keeps serving', async () => {
+    // A broken \u escape just before a two-byte character: jansson's message quotes the body
+    // up to the error, that is half of the character.
+    const body = Buffer.concat([Buffer.from('{"user":"caf\\u0'), Buffer.from([0xd0, 0x96]), Buffer.from('9","password":"x"}')]);
+    for (const p of ['/login', '/campaigns', '/pixels', '/links']) {
+      const r = await srv.api('POST', p, body);
+      assert.equal(r.status, 400, `POST ${p}: ${r.status}`);
+      assert.match(r.json().error, /^malformed JSON at line 1: /, `POST ${p}`);
+    }
+    await stillServing();
+  });
+
   test('a hostile campaign path in the API is refused, not echoed', async () => {
     for (const p of ['/campaigns/%3Cscript%3E', '/campaigns/a%22b/events', `/campaigns/${'x'.repeat(300)}`, '/campaigns/..%2F..%2Fetc']) {
       const r = await srv.api('GET', p);

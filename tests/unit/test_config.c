@@ -567,6 +567,47 @@ static void test_file_errors(void **state)
     load_fails((const char *[]){"--listen", "a:1", "--config", NULL}, "--config");
 }
 
+/* A line is read whole, however long: the tail of a long comment is not a setting, a long
+ * value is not cut in two, and a NUL is an error rather than the line's end. */
+static void test_file_long_lines(void **state)
+{
+    char path[128], text[8192];
+    size_t n = 0;
+    text[n++] = '#';
+    while (n < 2047)
+        text[n++] = 'x'; /* the old line buffer's size, less its NUL */
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "listen = 0.0.0.0:80\nthreads = 3\n");
+    write_file("comment.conf", text, path, sizeof(path));
+    load_t *l = load((const char *[]){"--config", path, NULL});
+    assert_int_equal(0, l->rc);
+    assert_int_equal(1, l->cfg.n_listen);
+    assert_string_equal("127.0.0.1:8080", l->cfg.listen[0]);
+    assert_int_equal(3, l->cfg.threads);
+    done(l);
+
+    n = (size_t)snprintf(text, sizeof(text), "webhook = https://example.com/");
+    while (n < 5000)
+        text[n++] = 'a';
+    snprintf(text + n, sizeof(text) - n, "\nthreads = 4\n");
+    write_file("long.conf", text, path, sizeof(path));
+    l = load((const char *[]){"--config", path, NULL});
+    assert_int_equal(0, l->rc);
+    assert_int_equal(1, l->cfg.n_webhook);
+    assert_int_equal(5000 - strlen("webhook = "), strlen(l->cfg.webhook[0]));
+    assert_int_equal(4, l->cfg.threads);
+    done(l);
+
+    snprintf(path, sizeof(path), "%s/nul.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    static const char nul[] = "threads = 2\nlisten = 10.0.0.1:1\0 # the rest\n";
+    fwrite(nul, 1, sizeof(nul) - 1, f);
+    fclose(f);
+    char want[160];
+    snprintf(want, sizeof(want), "%s:2: a NUL byte", path);
+    load_fails((const char *[]){"--config", path, NULL}, want);
+}
+
 static void test_precedence(void **state)
 {
     char path[128];
@@ -704,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
