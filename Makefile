@@ -25,7 +25,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-# Dashboard files built into the binary (STYLE.md habit 7).
+# Dashboard files built into the binary (tools/bin2c), so that the binary is the whole product.
 ASSETS   := $(shell find web -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort) \
             $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
 
