@@ -39,7 +39,7 @@ FUZZ_MAKE  := $(MAKE) BUILD=build/fuzz CC=clang OPT=-O1 \
   SANITIZE="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
   -fno-omit-frame-pointer" CWARN="-Wno-string-concatenation -Wno-format-nonliteral"
 
-# Dashboard files built into the binary (STYLE.md habit 7).
+# Dashboard files built into the binary (tools/bin2c), so that the binary is the whole product.
 ASSETS   := $(shell find web -type f ! -name '.*' 2>/dev/null | LC_ALL=C sort) \
             $(wildcard node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
 

@@ -2,7 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "../src/event.c"
 
-#include "api.h"
+#include "serialize.h"
 #include "fuzz.h"
 
 /*
@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_json(sp_event_cookies_json(ev), cookies_json_general(ev));
 
     /* As the live stream and webhooks show it. */
-    json_t *j = sp_api_event_json_of(ev);
+    json_t *j = sp_serialize_event(sp_event_row(ev));
     char *text = json_dumps(j, JSON_COMPACT);
     FUZZ_CHECK(text);
     free(text);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "login.h"
 #include "metrics.h"
+#include "serialize.h"
 #include "snippet.h"
 #include "url.h"
 #include "utf8.h"
@@ -47,100 +48,23 @@ static enum MHD_Result store_error(sp_request_t *req, const char *err)
     return sp_http_error(req, 500, "the store failed; see the server log");
 }
 
-static json_t *ts_json(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char buf[32];
-    sp_format_ts(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
-/* Text from a request may be any bytes: JSON needs UTF-8. */
-static json_t *text_json(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    size_t n = strlen(s);
-    char *copy = malloc(n + 1);
-    if (!copy)
-        abort();
-    for (size_t i = 0; i <= n; i++)
-        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    j = json_string(copy);
-    free(copy);
-    return j;
-}
-
-static json_t *by_class_json(const int64_t *by_class)
-{
-    json_t *o = json_object();
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
-        json_object_set_new(o, sp_class_name((sp_class_t)i), json_integer(by_class[i]));
-    return o;
-}
-
-json_t *sp_api_campaign_json(const sp_campaign_t *c)
-{
-    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
-                     (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
-                     "last_view_at", ts_json(c->last_view_at), "created_at", ts_json(c->created_at),
-                     "by_class", by_class_json(c->by_class), "clicks", (json_int_t)c->clicks);
-}
-
-/* The JSON of one stored event. New reference. */
-static json_t *event_json(const sp_event_row_t *r)
-{
-    json_t *cookies = json_loads(r->cookies_json ? r->cookies_json : "{}", 0, NULL);
-    json_t *headers = json_loads(r->headers_json ? r->headers_json : "{}", 0, NULL);
-    json_t *j = json_object();
-    json_object_set_new(j, "id", json_integer(r->id));
-    json_object_set_new(j, "ts", ts_json(r->ts_ms));
-    json_object_set_new(j, "kind", json_string(SP_EVENT_CLICK == r->kind ? "click" : "open"));
-    json_object_set_new(j, "campaign", text_json(r->campaign));
-    json_object_set_new(j, "recipient", text_json(r->recipient));
-    json_object_set_new(j, "ip", text_json(r->ip));
-    json_object_set_new(j, "user_agent", text_json(r->user_agent));
-    json_object_set_new(j, "browser", text_json(r->browser));
-    json_object_set_new(j, "browser_version", text_json(r->browser_version));
-    json_object_set_new(j, "os", text_json(r->os));
-    json_object_set_new(j, "os_version", text_json(r->os_version));
-    json_object_set_new(j, "device", text_json(r->device));
-    json_object_set_new(j, "device_brand", text_json(r->device_brand));
-    json_object_set_new(j, "device_model", text_json(r->device_model));
-    json_object_set_new(j, "arch", text_json(r->arch));
-    json_object_set_new(j, "country", text_json(r->country));
-    json_object_set_new(j, "region", text_json(r->region));
-    json_object_set_new(j, "city", text_json(r->city));
-    json_object_set_new(j, "latitude", r->has_coords ? json_real(r->latitude) : json_null());
-    json_object_set_new(j, "longitude", r->has_coords ? json_real(r->longitude) : json_null());
-    json_object_set_new(j, "geo_label", text_json(r->geo_label));
-    json_object_set_new(j, "via", text_json(r->via));
-    json_object_set_new(j, "class", json_string(sp_class_name((sp_class_t)r->klass)));
-    json_object_set_new(j, "rule", text_json(r->rule));
-    json_object_set_new(j, "cookies", cookies ? cookies : json_object());
-    json_object_set_new(j, "headers", headers ? headers : json_object());
-    json_object_set_new(j, "referer", text_json(r->referer));
-    json_object_set_new(j, "target", text_json(r->target));
-    json_object_set_new(j, "visitor", text_json(r->visitor));
-    return j;
-}
-
 /* ---- request parts -------------------------------------------------------------- */
 
-/* Replaces each byte of S that is not part of a well-formed UTF-8 character with '?'. */
-static void utf8_scrub(char *s)
+/* TEXT into MSG (LEN bytes) as UTF-8: the one repair of request text (utf8.h), then cut at
+ * a character boundary. */
+static void copy_utf8(char *msg, size_t len, const char *text)
 {
-    size_t n = strlen(s), bad;
-    for (size_t i = 0; i < n;) {
-        size_t k = sp_utf8_char((const unsigned char *)s + i, n - i, &bad);
-        if (!k)
-            memset(s + i, '?', k = bad);
-        i += k;
+    char *clean = sp_utf8_clean(text);
+    const char *from = clean ? clean : text;
+    size_t n = strlen(from);
+    if (n >= len) {
+        n = len - 1;
+        while (n && ((unsigned char)from[n] & 0xC0) == 0x80)
+            n--;
     }
+    memcpy(msg, from, n);
+    msg[n] = 0;
+    free(clean);
 }
 
 json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len)
@@ -154,8 +78,9 @@ json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len)
     if (!j) {
         /* jansson's text quotes the body up to the error, which may fall inside a character:
          * the message goes into a JSON answer, which must be UTF-8. */
-        snprintf(msg, len, "malformed JSON at line %d: %s", e.line, e.text);
-        utf8_scrub(msg);
+        char raw[256];
+        snprintf(raw, sizeof(raw), "malformed JSON at line %d: %s", e.line, e.text);
+        copy_utf8(msg, len, raw);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -273,7 +198,7 @@ static enum MHD_Result logout(api_ctx_t *c)
 
 static int add_campaign(void *arr, const sp_campaign_t *c)
 {
-    json_array_append_new(arr, sp_api_campaign_json(c));
+    json_array_append_new(arr, sp_serialize_campaign(c));
     return 0;
 }
 
@@ -322,19 +247,10 @@ typedef struct {
     int64_t n;
 } page_t;
 
-json_t *sp_api_recipient_json(const sp_recipient_t *r)
-{
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "recipient", r->recipient, "views",
-                     (json_int_t)r->views, "machine", (json_int_t)r->by_class[SP_CLASS_MACHINE],
-                     "self", (json_int_t)r->by_class[SP_CLASS_SELF], "clicks",
-                     (json_int_t)r->clicks, "first_view_at", ts_json(r->first_at), "last_view_at",
-                     ts_json(r->last_at));
-}
-
 static int add_recipient(void *ctx, const sp_recipient_t *r)
 {
     page_t *p = ctx;
-    json_array_append_new(p->arr, sp_api_recipient_json(r));
+    json_array_append_new(p->arr, sp_serialize_recipient(r));
     snprintf(p->last, sizeof(p->last), "%s", r->recipient);
     p->n++;
     return 0;
@@ -359,7 +275,7 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
-    json_t *j = sp_api_campaign_json(&camp);
+    json_t *j = sp_serialize_campaign(&camp);
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -374,73 +290,16 @@ typedef struct {
 static int add_event(void *ctx, const sp_event_row_t *r)
 {
     events_page_t *p = ctx;
-    json_array_append_new(p->arr, event_json(r));
+    json_array_append_new(p->arr, sp_serialize_event(r));
     p->last_id = r->id;
     p->n++;
     return 0;
 }
 
-static void csv_field(FILE *f, const char *s, bool last)
-{
-    /* Quote every field; a leading = + - @ would run as a formula in a spreadsheet. */
-    fputc('"', f);
-    if (s && strchr("=+-@\t\r", s[0]) && s[0])
-        fputc('\'', f);
-    const char *end = s ? s + strlen(s) : NULL;
-    while (s && *s) {
-        size_t bad, n = sp_utf8_char((const unsigned char *)s, (size_t)(end - s), &bad);
-        if (!n) { /* request bytes that are not UTF-8: the file says it is */
-            fputs("\xef\xbf\xbd", f);
-            s += bad;
-            continue;
-        }
-        if ('"' == *s)
-            fputc('"', f);
-        fwrite(s, 1, n, f);
-        s += n;
-    }
-    fputc('"', f);
-    fputc(last ? '\n' : ',', f);
-}
-
 static int add_csv(void *ctx, const sp_event_row_t *r)
 {
     events_page_t *p = ctx;
-    char id[32], ts[32], lat[32] = "", lon[32] = "";
-    snprintf(id, sizeof(id), "%lld", (long long)r->id);
-    sp_format_ts(r->ts_ms, ts, sizeof(ts));
-    if (r->has_coords) {
-        snprintf(lat, sizeof(lat), "%.4f", r->latitude);
-        snprintf(lon, sizeof(lon), "%.4f", r->longitude);
-    }
-    const char *fields[] = {id,
-                            ts,
-                            SP_EVENT_CLICK == r->kind ? "click" : "open",
-                            r->campaign,
-                            r->recipient,
-                            sp_class_name((sp_class_t)r->klass),
-                            r->rule,
-                            r->via,
-                            r->ip,
-                            r->country,
-                            r->region,
-                            r->city,
-                            lat,
-                            lon,
-                            r->browser,
-                            r->browser_version,
-                            r->os,
-                            r->os_version,
-                            r->device,
-                            r->arch,
-                            r->user_agent,
-                            r->referer,
-                            r->target,
-                            r->cookies_json,
-                            r->headers_json};
-    size_t n = sizeof(fields) / sizeof(fields[0]);
-    for (size_t i = 0; i < n; i++)
-        csv_field(p->csv, fields[i], i + 1 == n);
+    sp_serialize_csv_row(p->csv, r);
     p->last_id = r->id;
     p->n++;
     return 0;
@@ -492,10 +351,7 @@ static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *for
         char *text = NULL;
         size_t len = 0;
         p.csv = open_memstream(&text, &len);
-        fputs("id,ts,kind,campaign,recipient,class,rule,via,ip,country,region,city,latitude,"
-              "longitude,browser,browser_version,os,os_version,device,arch,user_agent,referer,"
-              "target,cookies,headers\n",
-              p.csv);
+        sp_serialize_csv_header(p.csv);
         rc = c->store->ops->events(c->store, id, before, limit, add_csv, &p, err, sizeof(err));
         fclose(p.csv);
         if (rc) {
@@ -521,9 +377,7 @@ static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *for
 
 static int add_unknown(void *arr, const sp_unknown_campaign_t *u)
 {
-    json_array_append_new(arr, json_pack("{s:s, s:I, s:o, s:o}", "id", u->id, "opens",
-                                         (json_int_t)u->opens, "first_at", ts_json(u->first_at),
-                                         "last_at", ts_json(u->last_at)));
+    json_array_append_new(arr, sp_serialize_unknown(u));
     return 0;
 }
 
@@ -936,71 +790,4 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
             return stream(&c, id);
     }
     return sp_http_error(req, 404, "no such API endpoint");
-}
-
-/* ---- live updates -------------------------------------------------------------------- */
-
-json_t *sp_api_event_json_of(const sp_event_t *ev)
-{
-    char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
-    sp_event_row_t row = {
-        .id = ev->id,
-        .ts_ms = ev->ts_ms,
-        .kind = ev->kind,
-        .campaign = ev->campaign,
-        .recipient = ev->recipient,
-        .ip = ev->ip,
-        .user_agent = ev->user_agent,
-        .referer = ev->referer,
-        .cookies_json = cookies,
-        .headers_json = headers,
-        .visitor = ev->visitor,
-        .browser = ev->browser,
-        .browser_version = ev->browser_version,
-        .os = ev->os,
-        .os_version = ev->os_version,
-        .device = ev->device,
-        .device_brand = ev->device_brand,
-        .device_model = ev->device_model,
-        .arch = ev->arch,
-        .country = ev->country,
-        .region = ev->region,
-        .city = ev->city,
-        .geo_label = ev->geo_label,
-        .rule = ev->rule,
-        .via = ev->via,
-        .target = ev->target,
-        .latitude = ev->latitude,
-        .longitude = ev->longitude,
-        .has_coords = ev->has_coords,
-        .klass = ev->klass,
-    };
-    json_t *j = event_json(&row);
-    free(headers);
-    free(cookies);
-    return j;
-}
-
-void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
-{
-    sp_live_t *live = ctx;
-    if (!sp_live_has_subscribers(live))
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const sp_event_t *ev = evs[i];
-        if (SP_OUTCOME_STORED != ev->outcome)
-            continue;
-        json_t *j = sp_api_event_json_of(ev);
-        char *data = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        size_t len = strlen(data) + 32;
-        char *msg = malloc(len);
-        if (!msg)
-            abort();
-        int m = snprintf(msg, len, "event: %s\ndata: %s\n\n",
-                         SP_EVENT_CLICK == ev->kind ? "click" : "open", data);
-        sp_live_publish(live, ev->campaign, msg, (size_t)m);
-        free(msg);
-        free(data);
-    }
 }

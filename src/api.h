@@ -23,16 +23,4 @@ bool sp_api_bearer_valid(sp_request_t *req);
  * MSG (UTF-8 whatever the body held). */
 json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len);
 
-/* The JSON of an event just committed, as the API shows stored events: for the live
- * streams and webhooks. New reference. */
-json_t *sp_api_event_json_of(const sp_event_t *ev);
-
-/* A campaign and a recipient as the API shows them (the CLI's --json too). New
- * references. */
-json_t *sp_api_campaign_json(const sp_campaign_t *c);
-json_t *sp_api_recipient_json(const sp_recipient_t *r);
-
-/* The ingest's commit callback: sends each stored event to the live streams. */
-void sp_api_on_commit(void *ctx, sp_event_t *const *evs, size_t n);
-
 #endif

@@ -11,6 +11,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store_ops.h"
+
+int sp_auth_secret_key(sp_store_t *s, unsigned char key[SP_AUTH_KEY_BYTES], bool *made, char *err,
+                       size_t errlen)
+{
+    char hex[2 * SP_AUTH_KEY_BYTES + 1];
+    int rc = s->ops->meta_get(s, "secret_key", hex, sizeof(hex), err, errlen);
+    if (rc < 0)
+        return -1;
+    if (made)
+        *made = rc > 0;
+    if (rc > 0) {
+        unsigned char fresh[SP_AUTH_KEY_BYTES];
+        char fresh_hex[sizeof(hex)];
+        randombytes_buf(fresh, sizeof(fresh));
+        sodium_bin2hex(fresh_hex, sizeof(fresh_hex), fresh, sizeof(fresh));
+        sodium_memzero(fresh, sizeof(fresh));
+        /* Kept when another server made one first: then that one is read back. */
+        if (0 != s->ops->meta_put_new(s, "secret_key", fresh_hex, err, errlen) ||
+            0 != s->ops->meta_get(s, "secret_key", hex, sizeof(hex), err, errlen))
+            return -1;
+    }
+    if (0 != sodium_hex2bin(key, SP_AUTH_KEY_BYTES, hex, strlen(hex), NULL, NULL, NULL)) {
+        snprintf(err, errlen, "the stored secret key is damaged");
+        return -1;
+    }
+    return 0;
+}
+
 /* Small open-addressing tables: bounded memory whatever the traffic. When every slot a key
  * may take is in use, the one whose last failure is oldest gives way. */
 #define LIMITER_SLOTS  16384

@@ -25,6 +25,15 @@
 
 typedef struct sp_auth sp_auth_t;
 
+struct sp_store;
+
+/* The server's secret, which seals tokens and keys cookies and visitor IDs: made once and kept
+ * in store S's meta, so that every server and command on one store signs and checks the same;
+ * never changed once made. *MADE (may be NULL) says this call made it. 0, or -1 + ERR (the
+ * store failed, or holds a damaged key). */
+int sp_auth_secret_key(struct sp_store *s, unsigned char key[SP_AUTH_KEY_BYTES], bool *made,
+                       char *err, size_t errlen);
+
 /* KEY is the server's secret (shared by every server on one store); SELF_IP_WINDOW_MIN
  * enables the recent-dashboard-IP self-view rule (0: off). */
 sp_auth_t *sp_auth_new(const unsigned char key[SP_AUTH_KEY_BYTES], int self_ip_window_min);

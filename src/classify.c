@@ -69,7 +69,7 @@ static const rule_t rules[] = {
         .match = MATCH_SELF_REFERER,
         .reason = "The Referer is spypixel's own dashboard: the sender looked at the pixel or "
                   "link from the creator or a campaign page. Counting it would count the sender.",
-        .source = "PRODUCT.md, \"Self-views are not counted\"",
+        .source = "spypixel's own rule: the sender's own views are not counted",
     },
     {
         .name = "self-cookie",
@@ -77,7 +77,7 @@ static const rule_t rules[] = {
         .match = MATCH_SELF_COOKIE,
         .reason = "The browser carries the self-view cookie the dashboard gives the sender: the "
                   "sender opened their own mail (the Sent folder, a test send) in that browser.",
-        .source = "PRODUCT.md, \"Self-views are not counted\"",
+        .source = "spypixel's own rule: the sender's own views are not counted",
     },
     {
         .name = "self-ip",
@@ -87,7 +87,7 @@ static const rule_t rules[] = {
             "The address used the dashboard a short while ago: most likely the sender's own "
             "mail client on the same network. Weaker than the cookie (an office NAT can put a "
             "recipient behind the same address), so it comes after it.",
-        .source = "PRODUCT.md, \"Self-views are not counted\"",
+        .source = "spypixel's own rule: the sender's own views are not counted",
     },
 
     /* Requests that say themselves that nobody asked for them yet. */
@@ -380,7 +380,7 @@ static const rule_t rules[] = {
         .reason = "No rule matched: a person's mail client or browser fetched it. That includes a "
                   "bare 'Mozilla/5.0' from outside Apple's networks and a missing user agent: "
                   "neither is evidence of a machine on its own.",
-        .source = "PRODUCT.md, \"Derived fields\"",
+        .source = "spypixel's own rule: an open is a person's unless a rule above shows otherwise",
     },
 };
 

@@ -1,5 +1,4 @@
-/* cli: the commands that manage what the server keeps (campaign, pixel, settings) and the
- * data folder's checks. */
+/* cli: the commands that manage what the server keeps (campaign, pixel, settings). */
 /* SPDX-License-Identifier: MIT */
 #include "cli.h"
 
@@ -14,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
 #include "classify.h"
 #include "listen.h"
+#include "serialize.h"
 #include "snippet.h"
 #include "store.h"
 #include "token.h"
@@ -110,7 +109,7 @@ static int list_one(void *ctx, const sp_campaign_t *c)
 {
     listing_t *l = ctx;
     if (l->json) {
-        json_array_append_new(l->json, sp_api_campaign_json(c));
+        json_array_append_new(l->json, sp_serialize_campaign(c));
         return 0;
     }
     char total[24], uniq[24], machine[24], self[24], clicks[24], last[32], created[32];
@@ -162,7 +161,7 @@ static int recipient_one(void *ctx, const sp_recipient_t *r)
 {
     recipients_t *l = ctx;
     if (l->json) {
-        json_array_append_new(l->json, sp_api_recipient_json(r));
+        json_array_append_new(l->json, sp_serialize_recipient(r));
         return 0;
     }
     char views[24], machine[24], clicks[24], first[32], last[32];
@@ -198,7 +197,7 @@ static int campaign_show(sp_store_t *store, const char *id, bool json, int64_t l
     }
     if (json) {
         table_free(&r.table);
-        json_t *j = sp_api_campaign_json(&c);
+        json_t *j = sp_serialize_campaign(&c);
         json_object_set_new(j, "per_recipient", r.json);
         print_json(j);
         return 0;
@@ -373,11 +372,11 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
                 origin);
     }
     sp_store_t *store = sp_store_open(cfg, err, sizeof(err));
-    unsigned char key[SP_STORE_KEY_BYTES];
+    unsigned char key[SP_AUTH_KEY_BYTES];
     sp_token_t *tokens = NULL;
     int rc = 1;
     /* As the API: the campaign exists from its first pixel on. */
-    if (!store || 0 != sp_store_secret_key(store, key, NULL, err, sizeof(err)) ||
+    if (!store || 0 != sp_auth_secret_key(store, key, NULL, err, sizeof(err)) ||
         store->ops->campaign_create(store, campaign, sp_now_ms(), err, sizeof(err)) < 0) {
         fprintf(stderr, "spypixel: %s\n", err);
         goto done;
@@ -431,33 +430,6 @@ int sp_cli_settings(sp_config_t *cfg, int argc, char **argv)
 }
 
 /* ---- the data folder ---------------------------------------------------------------------- */
-
-int sp_cli_check_data(const sp_config_t *cfg, bool *created, char *err, size_t errlen)
-{
-    const char *dir = cfg->data_dir;
-    *created = 0 == mkdir(dir, 0700);
-    if (!*created && EEXIST != errno) {
-        snprintf(err, errlen, "cannot create the data folder %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (0 != stat(dir, &st)) {
-        snprintf(err, errlen, "data folder %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "data folder %s: not a folder", dir);
-        return -1;
-    }
-    if (0 != access(dir, R_OK | W_OK | X_OK)) {
-        snprintf(err, errlen,
-                 "data folder %s: %s (it belongs to uid %u, mode %03o; this runs as uid %u)", dir,
-                 strerror(errno), (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
-                 (unsigned)geteuid());
-        return -1;
-    }
-    return 0;
-}
 
 bool sp_cli_server_running(const sp_config_t *cfg)
 {

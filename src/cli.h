@@ -1,5 +1,4 @@
-/* cli: the commands that manage what the server keeps (campaign, pixel, settings) and the
- * data folder's checks. */
+/* cli: the commands that manage what the server keeps (campaign, pixel, settings). */
 /* SPDX-License-Identifier: MIT */
 #ifndef SP_CLI_H
 #define SP_CLI_H
@@ -18,12 +17,6 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv);
 
 /* `spypixel settings [--json|--example]`. Returns the exit code. */
 int sp_cli_settings(sp_config_t *cfg, int argc, char **argv);
-
-/* Makes the data folder when it is missing (*CREATED then says so: a command run from
- * another folder would otherwise quietly start a second ./data beside the real one) and
- * checks that this user may write in it: 0, or -1 with ERR naming the folder and the
- * reason in words. */
-int sp_cli_check_data(const sp_config_t *cfg, bool *created, char *err, size_t errlen);
 
 /* True when a server holds the data folder's journal lock: opens it has answered may not
  * be in the store yet. */

@@ -121,7 +121,7 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->header_timeout = 10;
     cfg->max_connections_per_ip = 256;
     cfg->body_memory = 64;
-    cfg->batch_max = 4096;
+    cfg->batch_max = SP_CONFIG_BATCH_MAX;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
     cfg->journal_spill = 64;

@@ -9,7 +9,8 @@
 
 #include "net.h"
 
-#define SP_CONFIG_LIST_MAX 32
+#define SP_CONFIG_LIST_MAX  32
+#define SP_CONFIG_BATCH_MAX 4096 /* --batch-max: most opens in one commit */
 
 /* Opens of campaigns that do not exist: how many IDs, and how many of each one's newest
  * opens, are kept apart unless configured. A kept open is its journal record, under 1 KiB

@@ -3,7 +3,9 @@
 #include "event.h"
 #include "utf8.h"
 
+#include <assert.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +21,103 @@ sp_event_t *sp_event_new(size_t buf_size)
     return ev;
 }
 
+static void row_forget(sp_event_t *ev)
+{
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        free(ev->row_owned[i]);
+        ev->row_owned[i] = NULL;
+    }
+    ev->row_made = false;
+}
+
 void sp_event_free(sp_event_t *ev)
 {
+    if (ev && ev->row_made)
+        row_forget(ev);
     free(ev);
+}
+
+/* ---- the stored form ---------------------------------------------------------------- */
+
+const sp_event_field_t sp_event_fields[SP_EVENT_N_FIELDS] = {
+#define FIELD_INFO(member, name, kind, csv, from)                                                  \
+    {name, SP_FIELD_##kind, csv, offsetof(sp_event_row_t, member)},
+    SP_EVENT_FIELDS(FIELD_INFO)
+#undef FIELD_INFO
+};
+
+/* TEXT well-formed, in the row: borrowed when it is, else a repaired copy the row owns. */
+static const char *row_text(sp_event_t *ev, size_t field, const char *text, bool nullable)
+{
+    if (!text)
+        return nullable ? NULL : "";
+    char *clean = sp_utf8_clean(text);
+    if (!clean)
+        return text;
+    ev->row_owned[field] = clean;
+    return clean;
+}
+
+/* An OBJECT's JSON, which the row owns. */
+static const char *row_object(sp_event_t *ev, size_t field, char *json)
+{
+    ev->row_owned[field] = json;
+    return json ? json : "{}";
+}
+
+#define ROW_SET_ID(member, from)    ev->row.member = (from);
+#define ROW_SET_TIME(member, from)  ev->row.member = (from);
+#define ROW_SET_KIND(member, from)  ev->row.member = (from);
+#define ROW_SET_CLASS(member, from) ev->row.member = (from);
+#define ROW_SET_COORD(member, from) ev->row.member = (from);
+#define ROW_SET_TEXT(member, from)                                                                 \
+    ev->row.member = row_text(ev, SP_EVENT_FIELD_##member, (from), false);
+#define ROW_SET_TEXT_OR_NULL(member, from)                                                         \
+    ev->row.member = row_text(ev, SP_EVENT_FIELD_##member, (from), true);
+#define ROW_SET_OBJECT(member, from)                                                               \
+    ev->row.member = row_object(ev, SP_EVENT_FIELD_##member, (from));
+
+const sp_event_row_t *sp_event_row(sp_event_t *ev)
+{
+    if (!ev->row_made) {
+#define ROW_SET(member, name, kind, csv, from) ROW_SET_##kind(member, from)
+        SP_EVENT_FIELDS(ROW_SET)
+#undef ROW_SET
+        ev->row_made = true;
+    }
+    ev->row.id = ev->id;
+    return &ev->row;
+}
+
+/* Appends TEXT at *AT of BUF (LEN bytes); aborts when it does not fit: the buffers are sized
+ * for the table, so that would be a bug. */
+static void append(char *buf, size_t len, size_t *at, const char *text)
+{
+    int n = snprintf(buf + *at, len - *at, "%s%s", *at ? ", " : "", text);
+    assert(n >= 0 && (size_t)n < len - *at);
+    if (n < 0 || (size_t)n >= len - *at)
+        abort();
+    *at += (size_t)n;
+}
+
+void sp_event_fields_sql(char *cols, size_t len, bool with_id, char *params, size_t plen, char mark)
+{
+    size_t at = 0, pat = 0;
+    int number = 0;
+    cols[0] = '\0';
+    if (params)
+        params[0] = '\0';
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        const sp_event_field_t *f = &sp_event_fields[i];
+        if (SP_FIELD_ID == f->kind && !with_id)
+            continue;
+        append(cols, len, &at, f->name);
+        if (params && SP_FIELD_ID != f->kind) {
+            char p[16];
+            snprintf(p, sizeof(p), "%c%d", mark, ++number);
+            append(params, plen, &pat, p);
+        }
+    }
 }
 
 static const char *copy_in(sp_event_t *ev, const char *s, size_t len)
@@ -77,6 +173,8 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
 void sp_event_reset(sp_event_t *ev)
 {
     /* Not a memset: the struct is kilobytes and this runs for every open. */
+    if (ev->row_made)
+        row_forget(ev);
     ev->n_headers = ev->buf_used = 0;
     ev->user_agent = ev->referer = ev->cookie = NULL;
     ev->self_referer = ev->self_cookie = ev->self_ip = false;
@@ -108,7 +206,7 @@ static int own_cookie_index(const char *name, size_t len)
     return -1;
 }
 
-bool sp_event_own_cookie(const char *name, size_t len)
+static bool own_cookie(const char *name, size_t len)
 {
     return own_cookie_index(name, len) >= 0;
 }
@@ -203,7 +301,7 @@ char *sp_event_scrub_json(const char *json, bool cookies)
         const char *text = json_string_value(v);
         size_t n = json_string_length(v), key_len = strlen(key);
         if (cookies) {
-            if (sp_event_own_cookie(key, key_len) && 0 != strcmp(text, SP_EVENT_REMOVED)) {
+            if (own_cookie(key, key_len) && 0 != strcmp(text, SP_EVENT_REMOVED)) {
                 json_object_set_new(obj, key, json_string(SP_EVENT_REMOVED));
                 changed = true;
             }
@@ -450,19 +548,14 @@ int sp_event_cookie(const char *cookie_header, const char *name, char *buf, size
     return f.found ? 0 : -1;
 }
 
-/* json_stringn rejects invalid UTF-8; request bytes are hostile, so replace those. */
+/* json_stringn rejects ill-formed UTF-8; request bytes are hostile: repaired as sp_event_row
+ * repairs text. */
 static json_t *json_text(const char *s, size_t len)
 {
-    json_t *j = json_stringn(s, len);
-    if (j)
-        return j;
-    char *copy = malloc(len + 1);
-    if (!copy)
-        abort();
-    for (size_t i = 0; i < len; i++)
-        copy[i] = ((unsigned char)s[i] < 0x80 && s[i]) ? s[i] : '?';
-    j = json_stringn(copy, len);
-    free(copy);
+    size_t n;
+    char *clean = sp_utf8_clean_n(s, len, &n);
+    json_t *j = clean ? json_stringn(clean, n) : json_stringn(s, len);
+    free(clean);
     return j;
 }
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_fields.h"
 #include "net.h"
 
 #define SP_ID_MAX          128 /* campaign and recipient IDs, bytes */
@@ -37,6 +38,83 @@ typedef enum sp_event_outcome {
                                   * stored twice */
     SP_OUTCOME_FAILED,
 } sp_event_outcome_t;
+
+/* The kinds of field (event_fields.h). */
+typedef enum sp_field_kind {
+    SP_FIELD_ID,
+    SP_FIELD_TIME,
+    SP_FIELD_KIND,
+    SP_FIELD_CLASS,
+    SP_FIELD_TEXT,
+    SP_FIELD_TEXT_OR_NULL,
+    SP_FIELD_OBJECT,
+    SP_FIELD_COORD,
+} sp_field_kind_t;
+
+#define SP_FIELD_C_ID           int64_t
+#define SP_FIELD_C_TIME         int64_t
+#define SP_FIELD_C_KIND         int64_t
+#define SP_FIELD_C_CLASS        int64_t
+#define SP_FIELD_C_TEXT         const char *
+#define SP_FIELD_C_TEXT_OR_NULL const char *
+#define SP_FIELD_C_OBJECT       const char *
+#define SP_FIELD_C_COORD        double
+
+/* One stored event: the fields of event_fields.h, in its order. Read back from a store, its
+ * strings are borrowed for the callback's duration; made from an event (sp_event_row), the
+ * event holds them. */
+typedef struct sp_event_row {
+#define SP_EVENT_ROW_MEMBER(member, name, kind, csv, from) SP_FIELD_C_##kind member;
+    SP_EVENT_FIELDS(SP_EVENT_ROW_MEMBER)
+#undef SP_EVENT_ROW_MEMBER
+} sp_event_row_t;
+
+/* Each field's index: SP_EVENT_FIELD_<member>. */
+enum {
+#define SP_EVENT_FIELD_INDEX(member, name, kind, csv, from) SP_EVENT_FIELD_##member,
+    SP_EVENT_FIELDS(SP_EVENT_FIELD_INDEX)
+#undef SP_EVENT_FIELD_INDEX
+        SP_EVENT_N_FIELDS
+};
+
+/* A field as the code that loops over them sees it. */
+typedef struct sp_event_field {
+    const char *name; /* column, JSON key, CSV header */
+    sp_field_kind_t kind;
+    int csv;       /* CSV column from 1; 0: not in the CSV */
+    size_t offset; /* of its member in sp_event_row_t */
+} sp_event_field_t;
+
+/* The fields, in event_fields.h's order. */
+extern const sp_event_field_t sp_event_fields[SP_EVENT_N_FIELDS];
+
+/* Field F of ROW by its kind's C type (ID, TIME, KIND, CLASS: int; the three text kinds: text;
+ * COORD: coord), and the same to set it. */
+static inline int64_t sp_event_row_int(const sp_event_row_t *row, const sp_event_field_t *f)
+{
+    return *(const int64_t *)(const void *)((const char *)row + f->offset);
+}
+static inline const char *sp_event_row_text(const sp_event_row_t *row, const sp_event_field_t *f)
+{
+    return *(const char *const *)(const void *)((const char *)row + f->offset);
+}
+static inline double sp_event_row_coord(const sp_event_row_t *row, const sp_event_field_t *f)
+{
+    return *(const double *)(const void *)((const char *)row + f->offset);
+}
+static inline void sp_event_row_set_int(sp_event_row_t *row, const sp_event_field_t *f, int64_t v)
+{
+    *(int64_t *)(void *)((char *)row + f->offset) = v;
+}
+static inline void sp_event_row_set_text(sp_event_row_t *row, const sp_event_field_t *f,
+                                         const char *v)
+{
+    *(const char **)(void *)((char *)row + f->offset) = v;
+}
+static inline void sp_event_row_set_coord(sp_event_row_t *row, const sp_event_field_t *f, double v)
+{
+    *(double *)(void *)((char *)row + f->offset) = v;
+}
 
 typedef struct sp_header {
     const char *name; /* points into the event's own buffer */
@@ -90,6 +168,12 @@ typedef struct sp_event {
     sp_event_outcome_t outcome;
     int64_t journal_end; /* the journal position just past this event's record */
 
+    /* Its stored form (sp_event_row), made on first use and kept: what it owns (its JSON, text
+     * repaired) in ROW_OWNED, by field. */
+    bool row_made;
+    sp_event_row_t row;
+    char *row_owned[SP_EVENT_N_FIELDS];
+
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */
 } sp_event_t;
@@ -98,6 +182,20 @@ typedef struct sp_event {
  * The caller frees it with sp_event_free. */
 sp_event_t *sp_event_new(size_t buf_size);
 void sp_event_free(sp_event_t *ev);
+
+/* EV as it is stored and shown: every field of event_fields.h, taken from the event the first
+ * time (so, once enrichment is done: later changes to EV but its id are not seen), with every
+ * text made well-formed UTF-8, each ill-formed part replaced by U+FFFD (Unicode's "maximal
+ * subpart" practice, as WHATWG's decoder does): the one repair of request text, made before a
+ * store, a stream or a webhook sees it. Borrowed from EV, which keeps it until freed. */
+const sp_event_row_t *sp_event_row(sp_event_t *ev);
+
+/* For the stores' statements: the fields' names joined by ", " into COLS (LEN bytes), the ID
+ * first when WITH_ID (the store assigns it: it is no column of an INSERT); and into PARAMS
+ * (PLEN bytes; may be NULL) a numbered parameter per field but the ID, "?1, ?2..." with MARK
+ * '?' (SQLite), "$1, $2..." with '$' (PostgreSQL). Aborts when they do not fit. */
+void sp_event_fields_sql(char *cols, size_t len, bool with_id, char *params, size_t plen,
+                         char mark);
 
 /* The journal's form of an event: what the request thread knew (time, IDs, address,
  * visitor, self-view evidence, headers, an adopted open's row), not what enrichment derives
@@ -130,9 +228,6 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
  * of ours (each of ours kept once). Returns -1 when VALUE is to be kept as it is. */
 long sp_event_scrub_header(const char *name, size_t name_len, const char *value, size_t len,
                            char *out, size_t outlen);
-
-/* True when the cookie NAME (LEN bytes) is one of spypixel's own. */
-bool sp_event_own_cookie(const char *name, size_t len);
 
 /* A stored headers object (COOKIES false) or cookies object (true), in JSON, with the values
  * sp_event_scrub_header removes replaced: a malloc'd string the caller frees, or NULL when

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store_ops.h"
 
 typedef struct sp_images sp_images_t;
 

@@ -291,7 +291,7 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
         switch (ev->outcome) {
         case SP_OUTCOME_STORED:
             sp_metric_inc(opens_recorded);
-            if (ev->klass >= 0 && ev->klass < 4)
+            if (ev->klass >= 0 && ev->klass < SP_CLASS_COUNT)
                 atomic_fetch_add(&sp_metrics.class_events[ev->klass], 1);
             if (ev->adopt_row > 0)
                 sp_metric_inc(opens_adopted);
@@ -435,9 +435,9 @@ static void *writer_main(void *arg)
      * their 1024), and a request thread that wakes takes the core from it at once. A burst
      * is answered at full speed and indexed as it eases, the backlog on disk; on a core
      * that stays busy the writer still gets its small share, so the index never stops.
-     * (SCHED_IDLE answered as fast but can starve for good, and a request thread that
-     * waited on a lock it held, such as a malloc arena's, waited as long: a keep-alive
-     * bench once left 128 answers hanging.) When answers wait for the store, the writer
+     * (Not SCHED_IDLE: it can starve for good, and a request thread waiting on a lock the
+     * writer holds, such as a malloc arena's, would wait as long.) When answers wait for the
+     * store, the writer
      * is on their path: SCHED_BATCH at nice 0, as the request threads (see sp_http_start). */
     struct sched_param param = {0};
     if (in->opt.answers_wait)
@@ -546,7 +546,7 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
         abort();
     in->opt = *opt;
     if (0 == in->opt.batch_max)
-        in->opt.batch_max = 4096;
+        in->opt.batch_max = SP_CONFIG_BATCH_MAX;
     mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));
 
     /* Where the store ends in this journal: nothing yet means from its start. */

@@ -28,7 +28,7 @@ typedef struct sp_ingest_options {
     sp_journal_t *journal;         /* borrowed: read from where the store says it ends */
     sp_store_t *store;             /* owned by the ingest from here on, used by the writer only */
     sp_enrich_t *enrich;           /* borrowed */
-    size_t batch_max;              /* most events in one transaction */
+    size_t batch_max;              /* most events in one transaction (0: SP_CONFIG_BATCH_MAX) */
     sp_ingest_commit_fn committed; /* may be NULL */
     void *committed_ctx;
     sp_ingest_indexed_fn indexed; /* for sp_ingest_notify; may be NULL without it */

@@ -8,10 +8,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
+#include "serialize.h"
 
 #define STREAM_BUFFER (256u << 10) /* bytes a slow stream may fall behind */
 #define STREAMS_MAX   256
+
+/* What every stream is sent besides events: its opening (how soon the browser reconnects),
+ * the pings, and the word that it fell behind. */
+static const char opening[] = "retry: 2000\n: open\n\n";
+static const char ping[] = ": ping\n\n";
+static const char overflow[] = "event: overflow\ndata: {}\n\n";
 
 typedef struct stream {
     sp_live_t *live;
@@ -41,7 +47,6 @@ static void push(stream_t *s, const char *text, size_t len)
     if (s->overflowed)
         return;
     if (s->len + len > STREAM_BUFFER) {
-        static const char overflow[] = "event: overflow\ndata: {}\n\n";
         s->overflowed = true;
         text = overflow;
         len = sizeof(overflow) - 1;
@@ -72,7 +77,7 @@ static void *pinger_main(void *arg)
         if (live->stopping)
             break;
         for (stream_t *s = live->streams; s; s = s->next)
-            push(s, ": ping\n\n", 8);
+            push(s, ping, sizeof(ping) - 1);
     }
     pthread_mutex_unlock(&live->lock);
     return NULL;
@@ -121,7 +126,8 @@ void sp_live_free(sp_live_t *live)
     free(live);
 }
 
-bool sp_live_has_subscribers(sp_live_t *live)
+/* True when someone listens: the writer builds no message otherwise. */
+static bool has_subscribers(sp_live_t *live)
 {
     pthread_mutex_lock(&live->lock);
     bool any = live->n_streams > 0;
@@ -136,6 +142,32 @@ void sp_live_publish(sp_live_t *live, const char *campaign, const char *text, si
         if ('\0' == s->campaign[0] || 0 == strcmp(s->campaign, campaign))
             push(s, text, len);
     pthread_mutex_unlock(&live->lock);
+}
+
+void sp_live_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
+{
+    sp_live_t *live = ctx;
+    if (!has_subscribers(live))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        sp_event_t *ev = evs[i];
+        if (SP_OUTCOME_STORED != ev->outcome)
+            continue;
+        json_t *j = sp_serialize_event(sp_event_row(ev));
+        char *data = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (!data)
+            abort();
+        size_t len = strlen(data) + 32;
+        char *msg = malloc(len);
+        if (!msg)
+            abort();
+        int m = snprintf(msg, len, "event: %s\ndata: %s\n\n",
+                         SP_EVENT_CLICK == ev->kind ? "click" : "open", data);
+        sp_live_publish(live, ev->campaign, msg, (size_t)m);
+        free(msg);
+        free(data);
+    }
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -199,8 +231,7 @@ struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn
         live->streams->prev = s;
     live->streams = s;
     live->n_streams++;
-    /* Tell the browser how soon to reconnect, and open the stream at once. */
-    push(s, "retry: 2000\n: open\n\n", 20);
+    push(s, opening, sizeof(opening) - 1); /* sent at once: the stream is open */
     pthread_mutex_unlock(&live->lock);
     return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
 }

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "event.h"
+
 typedef struct sp_live sp_live_t;
 
 /* Starts the hub and its heartbeat thread (a ": ping" comment every PING_S seconds keeps
@@ -20,13 +22,15 @@ void sp_live_close(sp_live_t *live);
 /* Frees the hub, after the daemon has stopped and so every stream is gone. */
 void sp_live_free(sp_live_t *live);
 
-/* True when someone listens: the writer skips building messages otherwise. */
-bool sp_live_has_subscribers(sp_live_t *live);
-
 /* Sends one SSE message (TEXT is "event: ...\ndata: ...\n\n") to the streams of CAMPAIGN
  * and to the all-campaigns streams. A slow stream whose buffer is full loses the message
  * and is told with an "event: overflow" so that the page reloads. */
 void sp_live_publish(sp_live_t *live, const char *campaign, const char *text, size_t len);
+
+/* The writer's commit callback (sp_ingest_commit_fn, CTX the hub): each stored event, as the
+ * API shows it (sp_serialize_event), to the streams of its campaign as "event: open" or
+ * "event: click". Nothing is built when no one listens. */
+void sp_live_on_commit(void *ctx, sp_event_t *const *evs, size_t n);
 
 /* A response streaming CAMPAIGN's messages ("" for all campaigns) to CONN. The caller
  * queues it with MHD_queue_response and destroys its reference. NULL when the hub is

@@ -19,6 +19,7 @@
 #include "api.h"
 #include "cli.h"
 #include "config.h"
+#include "datadir.h"
 #include "enrich.h"
 #include "http.h"
 #include "ingest.h"
@@ -75,8 +76,6 @@ static bool wants_help(int argc, char **argv)
             return true;
     return false;
 }
-
-_Static_assert(SP_STORE_KEY_BYTES == SP_AUTH_KEY_BYTES, "one key signs tokens and cookies");
 
 /* The store's ID (meta "store_id", 32 hex digits), made when absent with MAKE; "" when
  * absent without. The journal records the ID of the store it is indexed into. */
@@ -251,7 +250,7 @@ static void *retention_main(void *arg)
 static void on_commit(void *ctx, sp_event_t *const *evs, size_t n)
 {
     sp_server_t *srv = ctx;
-    sp_api_on_commit(srv->live, evs, n);
+    sp_live_on_commit(srv->live, evs, n);
     if (srv->webhook)
         sp_webhook_on_commit(srv->webhook, evs, n);
 }
@@ -352,7 +351,7 @@ static int cmd_serve(sp_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     bool created = false;
-    if (0 != sp_cli_check_data(cfg, &created, err, sizeof(err))) {
+    if (0 != sp_datadir_check(cfg->data_dir, &created, err, sizeof(err))) {
         sp_log_error("cannot use the data folder", "error=%s",
                      sp_log_quote(err, line, sizeof(line)));
         goto done;
@@ -365,7 +364,7 @@ static int cmd_serve(sp_config_t *cfg)
                     sp_log_quote(path, quoted, sizeof(quoted)));
     }
     /* Private, whichever store: the journal lives there. */
-    if (0 != sp_store_data_dir(cfg->data_dir, err, sizeof(err))) {
+    if (0 != sp_datadir_private(cfg->data_dir, err, sizeof(err))) {
         sp_log_error("cannot use the data folder", "error=%s",
                      sp_log_quote(err, line, sizeof(line)));
         goto done;
@@ -399,7 +398,7 @@ static int cmd_serve(sp_config_t *cfg)
     int identity = check_store_identity(cfg, store, srv.journal, store_id, err, sizeof(err));
     if (identity > 0)
         goto done; /* refused, and said why */
-    if (identity < 0 || 0 != sp_store_secret_key(store, key, &new_key, err, sizeof(err)) ||
+    if (identity < 0 || 0 != sp_auth_secret_key(store, key, &new_key, err, sizeof(err)) ||
         0 != load_store_id(store, true, store_id, err, sizeof(err))) {
         sp_log_error("cannot open the store", "error=\"%s\"", err);
         goto done;
@@ -438,7 +437,7 @@ static int cmd_serve(sp_config_t *cfg)
         .journal = srv.journal,
         .store = store,
         .enrich = srv.enrich,
-        .batch_max = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 4096),
+        .batch_max = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 0,
         .committed = on_commit,
         .committed_ctx = &srv,
         .indexed = sp_pixel_resume, /* parked pixels and API reads alike */
@@ -647,7 +646,7 @@ int main(int argc, char **argv)
         0 != strcmp(cmd, "serve") && 0 != strcmp(cmd, "scan") && 0 != strcmp(cmd, "settings");
     bool created = false;
     if (uses_store && 0 == strcmp(cfg.store, "sqlite") &&
-        0 != sp_cli_check_data(&cfg, &created, err, sizeof(err))) {
+        0 != sp_datadir_check(cfg.data_dir, &created, err, sizeof(err))) {
         fprintf(stderr, "spypixel: %s\n", err);
         rc = 1;
         goto done;

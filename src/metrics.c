@@ -25,7 +25,7 @@ char *sp_metrics_render(const char *extra)
 #undef SP_METRIC_PRINT
     fprintf(f, "# HELP spypixel_events_total recorded events by class\n"
                "# TYPE spypixel_events_total counter\n");
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         fprintf(f, "spypixel_events_total{class=\"%s\"} %llu\n", sp_class_name((sp_class_t)i),
                 (unsigned long long)atomic_load(&sp_metrics.class_events[i]));
     if (extra)

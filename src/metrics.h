@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "classify.h"
+
 /* X-macro: name, help. One place lists every counter. */
 #define SP_METRICS(X)                                                                              \
     X(http_requests, "HTTP requests answered")                                                     \
@@ -42,7 +44,7 @@ typedef struct sp_metrics {
 #define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;
     SP_METRICS(SP_METRIC_FIELD)
 #undef SP_METRIC_FIELD
-    atomic_uint_fast64_t class_events[4]; /* by sp_class_t */
+    atomic_uint_fast64_t class_events[SP_CLASS_COUNT]; /* by sp_class_t */
 } sp_metrics_t;
 
 extern sp_metrics_t sp_metrics;

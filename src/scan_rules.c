@@ -240,12 +240,6 @@ static bool path_matches(const char *pattern, const char *path)
     return 0 == fnmatch(pattern, path && *path ? path : "/", 0);
 }
 
-const sp_scan_host_rule_t *sp_scan_rules_hosts(size_t *n)
-{
-    *n = N_OF(host_rules);
-    return host_rules;
-}
-
 const sp_scan_host_rule_t *sp_scan_rules_match_host(const char *host, const char *path, unsigned on,
                                                     bool last_is_token)
 {
@@ -338,7 +332,11 @@ const sp_scan_param_rule_t *sp_scan_rules_match_param(const char *name, size_t l
  * redirect does, but they lead to the social network, not through a tracker to that URL:
  * treating them as redirects would both report them and, with --strip, turn a share button
  * into a link to the newsletter. */
-static const sp_scan_share_rule_t share_rules[] = {
+static const struct {
+    const char *host; /* as in sp_scan_host_rule_t */
+    const char *path; /* fnmatch glob, NULL for any */
+    const char *what;
+} share_rules[] = {
     {"facebook.com", "/sharer*", "Facebook share"},
     {"facebook.com", "/dialog/share*", "Facebook share"},
     {"twitter.com", "/intent/*", "X (Twitter) share"},
@@ -354,12 +352,6 @@ static const sp_scan_share_rule_t share_rules[] = {
     {"bsky.app", "/intent/*", "Bluesky share"},
     {"getpocket.com", "/save*", "Pocket"},
 };
-
-const sp_scan_share_rule_t *sp_scan_rules_shares(size_t *n)
-{
-    *n = N_OF(share_rules);
-    return share_rules;
-}
 
 bool sp_scan_rules_is_share(const char *host, const char *path)
 {

@@ -25,9 +25,6 @@ typedef struct sp_scan_host_rule {
     const char *reason;
 } sp_scan_host_rule_t;
 
-/* The host table, most specific first; *N gets its length. */
-const sp_scan_host_rule_t *sp_scan_rules_hosts(size_t *n);
-
 /* The first rule that matches HOST (lower case, may be NULL for none) and PATH (the URL's path,
  * still percent-encoded; may be NULL) for a URL used as ON (SP_SCAN_ON_IMAGE or
  * SP_SCAN_ON_LINK). LAST_IS_TOKEN tells whether the last path segment is an opaque token, for the
@@ -73,17 +70,8 @@ const sp_scan_param_rule_t *sp_scan_rules_params(size_t *n);
 /* The rule for the query parameter NAME (LEN bytes), or NULL. */
 const sp_scan_param_rule_t *sp_scan_rules_match_param(const char *name, size_t len);
 
-/* Links that carry a URL in a parameter without being a redirect: share buttons, whose
- * parameter is the page to share. */
-typedef struct sp_scan_share_rule {
-    const char *host; /* as in sp_scan_host_rule_t */
-    const char *path; /* fnmatch glob, NULL for any */
-    const char *what;
-} sp_scan_share_rule_t;
-
-const sp_scan_share_rule_t *sp_scan_rules_shares(size_t *n);
-
-/* True when HOST and PATH (as in sp_scan_rules_match_host) are a share endpoint. */
+/* True when HOST and PATH (as in sp_scan_rules_match_host) are a share endpoint: a link that
+ * carries a URL in a parameter without being a redirect, the page a share button shares. */
 bool sp_scan_rules_is_share(const char *host, const char *path);
 
 /* What a forward-detection selector names. */

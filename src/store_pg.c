@@ -1,14 +1,18 @@
 /* store_pg: the PostgreSQL backend, for several servers sharing one database. */
 /* SPDX-License-Identifier: MIT */
-#include "store.h"
-#include "utf8.h"
+#include "store_pg.h"
 
+#include <assert.h>
 #include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "classify.h"
+#include "tally.h"
+#include "utf8.h"
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. The tables
  * are store_sqlite.c's. IDs use the "C" collation so that ordering and paging compare bytes as
@@ -152,13 +156,7 @@ static const char *const query_sql[Q_COUNT] = {
      * event of it is written after its erasure. */
     [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE),"
                           " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
-    [Q_EVENT_INSERT] =
-        "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
-        " headers, visitor, browser, browser_version, os, os_version, device, device_brand,"
-        " device_model, arch, country, region, city, latitude, longitude, geo_label, class,"
-        " rule, via, target) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-        " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
-        " RETURNING id",
+    [Q_EVENT_INSERT] = NULL, /* made from the field table: made_sql */
     /* first_at is the earliest counted open even when batches from several servers commit
      * out of order; 0 means none yet. */
     [Q_RECIPIENT_UPSERT] =
@@ -171,7 +169,7 @@ static const char *const query_sql[Q_COUNT] = {
         " WHEN excluded.first_at = 0 THEN r.first_at"
         " ELSE LEAST(r.first_at, excluded.first_at) END,"
         " last_at = GREATEST(r.last_at, excluded.last_at)"
-        " RETURNING r.human + r.proxy",
+        " RETURNING " SP_TALLY_VIEWS_SQL("r."),
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
                         " ON CONFLICT DO NOTHING RETURNING 1",
     [Q_CAMPAIGN_COUNT] =
@@ -188,11 +186,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_RECIPIENTS] = "SELECT recipient, human, proxy, machine, self, clicks, first_at, last_at"
                      " FROM recipients WHERE campaign = $1 AND recipient > $2"
                      " ORDER BY recipient LIMIT $3",
-    [Q_EVENTS] = "SELECT id, ts, kind, campaign, recipient, ip, user_agent, referer, cookies,"
-                 " headers, visitor, browser, browser_version, os, os_version, device,"
-                 " device_brand, device_model, arch, country, region, city, geo_label, rule,"
-                 " via, target, latitude, longitude, class FROM events"
-                 " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_EVENTS] = NULL, /* made from the field table: made_sql */
     [Q_PURGE] = "DELETE FROM events WHERE ts < $1",
     /* forget locks rows in the writer's order (recipients by campaign and recipient, then
      * campaigns by ID), so that it and the writers of several servers never deadlock. */
@@ -201,11 +195,15 @@ static const char *const query_sql[Q_COUNT] = {
     /* One statement, one snapshot: the counts taken out are those of the row deleted. */
     [Q_FORGET_COUNTS] =
         "WITH r AS (DELETE FROM recipients WHERE campaign = $1 AND recipient = $2 RETURNING *)"
-        " UPDATE campaigns c SET total_views = c.total_views - r.human - r.proxy,"
-        " unique_views = c.unique_views - CASE WHEN r.human + r.proxy > 0 THEN 1 ELSE 0 END,"
-        " human = c.human - r.human, proxy = c.proxy - r.proxy,"
-        " machine = c.machine - r.machine, self = c.self - r.self, clicks = c.clicks - r.clicks"
-        " FROM r WHERE c.id = r.campaign",
+        " UPDATE campaigns c SET total_views = c.total_views - " SP_TALLY_VIEWS_SQL(
+            "r.") ","
+                  " unique_views = c.unique_views - CASE WHEN " SP_TALLY_VIEWS_SQL(
+                      "r.") " > 0"
+                            " THEN 1 ELSE 0 END,"
+                            " human = c.human - r.human, proxy = c.proxy - r.proxy,"
+                            " machine = c.machine - r.machine, self = c.self - r.self, clicks = "
+                            "c.clicks - r.clicks"
+                            " FROM r WHERE c.id = r.campaign",
     [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
     /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
     [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
@@ -277,6 +275,31 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
 };
 
+/* The statements above name the four class columns. */
+_Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and its place here");
+
+/* The events' INSERT and SELECT, made once from the field table. */
+static char made_sql[Q_COUNT][2048];
+static pthread_once_t made_once = PTHREAD_ONCE_INIT;
+
+static void make_sql(void)
+{
+    char cols[1024], params[512];
+    sp_event_fields_sql(cols, sizeof(cols), false, params, sizeof(params), '$');
+    snprintf(made_sql[Q_EVENT_INSERT], sizeof(made_sql[0]),
+             "INSERT INTO events(%s) VALUES(%s) RETURNING id", cols, params);
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+    /* A NULL limit is no limit, as SQLite reads a negative one. */
+    snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
+             "SELECT %s FROM events WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+             cols);
+}
+
+static const char *statement_sql(int q)
+{
+    return query_sql[q] ? query_sql[q] : made_sql[q];
+}
+
 struct pg_store {
     sp_store_t base;
     PGconn *conn;
@@ -337,7 +360,7 @@ static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, co
     return -1;
 }
 
-#define MAX_PARAMS 28
+#define MAX_PARAMS SP_EVENT_N_FIELDS /* the events' INSERT has the most: every field but the ID */
 
 /* A statement's parameters, all in text form; text is made valid UTF-8 on the way in. */
 typedef struct {
@@ -434,7 +457,7 @@ static int prepare_all(pg_store_t *s, char *err, size_t errlen)
     for (int q = 0; q < Q_COUNT; q++) {
         char name[16];
         stmt_name(q, name, sizeof(name));
-        PGresult *res = PQprepare(s->conn, name, query_sql[q], 0, NULL);
+        PGresult *res = PQprepare(s->conn, name, statement_sql(q), 0, NULL);
         int bad = PGRES_COMMAND_OK != PQresultStatus(res);
         if (bad)
             set_err(s, err, errlen, "prepare", res);
@@ -467,11 +490,10 @@ static int ready(pg_store_t *s, char *err, size_t errlen)
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
-/* What a batch does to one campaign's counters. */
+/* What becomes of one campaign's events in a batch; the counts are the tally's. */
 typedef struct {
     const char *id;
     bool known;
-    int64_t views, unique, cls[SP_STORE_CLASSES], clicks, last_view;
     /* A campaign that does not exist: created (auto_create), or its opens kept apart (a new
      * unknown ID when none was kept before) or refused. */
     bool kept_before, create, fresh;
@@ -480,25 +502,8 @@ typedef struct {
     sp_event_t *first;          /* its batch's first event: told that it is new (fresh, create) */
     sp_event_t *unknown_newest; /* told how many kept opens made way */
     bool adopted;               /* some of its kept opens were adopted in this batch */
+    const sp_tally_campaign_t *counts; /* what its stored events add, or NULL */
 } camp_t;
-
-/* What a batch does to one recipient of one campaign. */
-typedef struct {
-    const char *campaign, *recipient;
-    camp_t *camp;
-    int64_t cls[SP_STORE_CLASSES], clicks;
-    int64_t opens; /* counted ones */
-    int64_t first_at, last_at;
-    sp_event_t *first; /* the earliest counted open, told when it turns out a first view */
-} rec_t;
-
-/* An anonymous counted open's client. */
-typedef struct {
-    const char *campaign;
-    camp_t *camp;
-    char key[80];
-    sp_event_t *first;
-} client_t;
 
 /* A statement of the last phase, on one campaign. */
 typedef struct {
@@ -519,10 +524,7 @@ typedef struct {
     size_t n_creates;
     sp_event_t **stored, **kept;
     size_t n_stored, n_kept;
-    rec_t *recs;
-    size_t n_recs;
-    client_t *clients;
-    size_t n_clients;
+    sp_tally_t tally; /* what the stored events add */
     camp_op_t *ops;
     size_t n_ops;
     const sp_store_mark_t *mark; /* or NULL */
@@ -533,20 +535,6 @@ typedef struct {
 static int cmp_camp(const void *a, const void *b)
 {
     return strcmp(((const camp_t *)a)->id, ((const camp_t *)b)->id);
-}
-
-static int cmp_rec(const void *a, const void *b)
-{
-    const rec_t *x = a, *y = b;
-    int c = strcmp(x->campaign, y->campaign);
-    return c ? c : strcmp(x->recipient, y->recipient);
-}
-
-static int cmp_client(const void *a, const void *b)
-{
-    const client_t *x = a, *y = b;
-    int c = strcmp(x->campaign, y->campaign);
-    return c ? c : strcmp(x->key, y->key);
 }
 
 static void *xcalloc(size_t n, size_t size)
@@ -621,16 +609,14 @@ static void batch_new_unknown(batch_t *b)
     }
 }
 
-/* Counts the events of known campaigns as store_sqlite.c's write_one does, folded per
- * campaign, recipient and client, and gathers the opens kept apart. Everything is sorted: each
- * transaction then locks rows in one order (recipients, clients, campaigns, each by key), and
- * concurrent writers on several servers wait for each other instead of deadlocking. */
-static void batch_count(batch_t *b)
+/* Sorts the events into those stored (their counts from the tally, sorted: each transaction
+ * then locks rows in one order, recipients, clients, campaigns, each by key, and concurrent
+ * writers on several servers wait for each other instead of deadlocking) and the opens kept
+ * apart. */
+static void batch_fates(batch_t *b)
 {
     b->stored = xcalloc(b->n, sizeof(*b->stored));
     b->kept = xcalloc(b->n, sizeof(*b->kept));
-    b->recs = xcalloc(b->n, sizeof(*b->recs));
-    b->clients = xcalloc(b->n, sizeof(*b->clients));
     for (size_t i = 0; i < b->n; i++) {
         sp_event_t *ev = b->evs[i];
         camp_t *c = b->ev_camp[i];
@@ -638,48 +624,20 @@ static void batch_count(batch_t *b)
             continue;
         if (!c->first)
             c->first = ev;
-        if (!c->known) {
-            if (UNKNOWN_KEEP != c->unknown)
-                continue;
-            if (b->unknown->max_opens > 0)
-                b->kept[b->n_kept++] = ev;
-            if (!c->unknown_opens || ev->ts_ms < c->unknown_first)
-                c->unknown_first = ev->ts_ms;
-            if (!c->unknown_opens || ev->ts_ms > c->unknown_last)
-                c->unknown_last = ev->ts_ms;
-            c->unknown_opens++;
-            c->unknown_newest = ev;
+        if (c->known) {
+            b->stored[b->n_stored++] = ev;
             continue;
         }
-        b->stored[b->n_stored++] = ev;
-        bool open = SP_EVENT_OPEN == ev->kind;
-        bool counted = SP_CLASS_HUMAN == ev->klass || SP_CLASS_PROXY == ev->klass;
-        int cls = open && ev->klass >= 0 && ev->klass < SP_STORE_CLASSES ? ev->klass : -1;
-        int click = !open && counted;
-        c->views += open && counted;
-        if (cls >= 0)
-            c->cls[cls]++;
-        c->clicks += click;
-        if (counted && ev->ts_ms > c->last_view)
-            c->last_view = ev->ts_ms;
-        if (ev->recipient[0]) {
-            rec_t *r = &b->recs[b->n_recs++];
-            r->campaign = ev->campaign;
-            r->recipient = ev->recipient;
-            r->camp = c;
-            if (cls >= 0)
-                r->cls[cls] = 1;
-            r->clicks = click;
-            r->opens = open && counted;
-            r->first_at = r->last_at = open && counted ? ev->ts_ms : 0;
-            r->first = open && counted ? ev : NULL;
-        } else if (open && counted) {
-            client_t *k = &b->clients[b->n_clients++];
-            k->campaign = ev->campaign;
-            k->camp = c;
-            k->first = ev;
-            sp_store_client_key(ev, k->key, sizeof(k->key));
-        }
+        if (UNKNOWN_KEEP != c->unknown)
+            continue;
+        if (b->unknown->max_opens > 0)
+            b->kept[b->n_kept++] = ev;
+        if (!c->unknown_opens || ev->ts_ms < c->unknown_first)
+            c->unknown_first = ev->ts_ms;
+        if (!c->unknown_opens || ev->ts_ms > c->unknown_last)
+            c->unknown_last = ev->ts_ms;
+        c->unknown_opens++;
+        c->unknown_newest = ev;
     }
     /* Created with their first open's time; an unknown ID's first open is told it is new. */
     b->creates = xcalloc(b->n_camps, sizeof(*b->creates));
@@ -690,48 +648,26 @@ static void batch_count(batch_t *b)
         if (c->fresh && c->first)
             c->first->campaign_new = true;
     }
-
-    qsort(b->recs, b->n_recs, sizeof(*b->recs), cmp_rec);
-    size_t n = 0;
-    for (size_t i = 0; i < b->n_recs; i++) {
-        rec_t *r = &b->recs[i], *last = n ? &b->recs[n - 1] : NULL;
-        if (!last || cmp_rec(last, r)) {
-            b->recs[n++] = *r;
-            continue;
-        }
-        for (int k = 0; k < SP_STORE_CLASSES; k++)
-            last->cls[k] += r->cls[k];
-        last->clicks += r->clicks;
-        last->opens += r->opens;
-        if (r->first_at && (!last->first_at || r->first_at < last->first_at))
-            last->first_at = r->first_at;
-        if (r->last_at > last->last_at)
-            last->last_at = r->last_at;
-        if (r->first && (!last->first || r->first->ts_ms < last->first->ts_ms))
-            last->first = r->first;
-    }
-    b->n_recs = n;
-
-    qsort(b->clients, b->n_clients, sizeof(*b->clients), cmp_client);
-    n = 0;
-    for (size_t i = 0; i < b->n_clients; i++)
-        if (!n || cmp_client(&b->clients[n - 1], &b->clients[i]))
-            b->clients[n++] = b->clients[i];
-        else if (b->clients[i].first->ts_ms < b->clients[n - 1].first->ts_ms)
-            b->clients[n - 1].first = b->clients[i].first;
-    b->n_clients = n;
+    sp_tally_count(&b->tally, b->stored, b->n_stored);
+    /* Both lists are in ID order: each tallied campaign is a known one of the batch. */
+    size_t k = 0;
+    for (size_t i = 0; i < b->n_camps && k < b->tally.n_campaigns; i++)
+        if (0 == strcmp(b->camps[i].id, b->tally.campaigns[k].id))
+            b->camps[i].counts = &b->tally.campaigns[k++];
+    assert(k == b->tally.n_campaigns);
 }
 
 /* The last phase's statements, campaign by campaign in ID order: the counters that move
  * (unique views are known after phase 3), adoptions done, opens kept apart. */
 static void batch_ops(batch_t *b)
 {
-    b->ops = xcalloc(2 * b->n_camps, sizeof(*b->ops));
+    b->ops = xcalloc(2 * b->n_camps, sizeof(*b->ops)); /* known: count, adopted; or unknown: two */
     for (size_t i = 0; i < b->n_camps; i++) {
         camp_t *c = &b->camps[i];
-        bool moved = c->views || c->clicks || c->last_view;
-        for (int k = 0; k < SP_STORE_CLASSES; k++)
-            moved = moved || c->cls[k];
+        const sp_tally_campaign_t *t = c->counts;
+        bool moved = t && (t->views || t->clicks || t->last_view_at);
+        for (int k = 0; t && k < SP_CLASS_COUNT; k++)
+            moved = moved || t->by_class[k];
         if (c->known && moved)
             b->ops[b->n_ops++] = (camp_op_t){Q_CAMPAIGN_COUNT, c};
         if (c->known && c->adopted)
@@ -751,57 +687,48 @@ static void batch_free(batch_t *b)
     free(b->creates);
     free(b->stored);
     free(b->kept);
-    free(b->recs);
-    free(b->clients);
+    sp_tally_free(&b->tally);
     free(b->ops);
     free(b->record);
 }
 
-static int send_event(pg_store_t *s, const sp_event_t *ev)
+/* Adds field F of ROW to P. The row's text is well-formed UTF-8 already (sp_event_row). */
+static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field_t *f)
+{
+    switch (f->kind) {
+    case SP_FIELD_ID:
+    case SP_FIELD_TIME:
+    case SP_FIELD_KIND:
+    case SP_FIELD_CLASS:
+        p_int(p, sp_event_row_int(row, f));
+        return;
+    case SP_FIELD_TEXT:
+    case SP_FIELD_TEXT_OR_NULL:
+    case SP_FIELD_OBJECT:
+        p->owned[p->n] = NULL;
+        p->v[p->n++] = sp_event_row_text(row, f);
+        return;
+    case SP_FIELD_COORD:
+        if (isnan(sp_event_row_coord(row, f)))
+            p_null(p);
+        else
+            p_double(p, sp_event_row_coord(row, f));
+        return;
+    }
+}
+
+static int send_event(pg_store_t *s, sp_event_t *ev)
 {
     char name[16];
-    params_t p;
-    char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
-    p.n = 0;
-    p_int(&p, ev->ts_ms);
-    p_text(&p, ev->campaign);
-    p_int(&p, ev->kind);
-    p_text(&p, ev->recipient);
-    p_text(&p, ev->ip);
-    p_text(&p, ev->user_agent);
-    p_text(&p, ev->referer);
-    p_text(&p, cookies ? cookies : "{}");
-    p_text(&p, headers ? headers : "{}");
-    p_text(&p, ev->visitor);
-    p_text(&p, ev->browser);
-    p_text(&p, ev->browser_version);
-    p_text(&p, ev->os);
-    p_text(&p, ev->os_version);
-    p_text(&p, ev->device);
-    p_text(&p, ev->device_brand);
-    p_text(&p, ev->device_model);
-    p_text(&p, ev->arch);
-    p_text(&p, ev->country);
-    p_text(&p, ev->region);
-    p_text(&p, ev->city);
-    if (ev->has_coords) {
-        p_double(&p, ev->latitude);
-        p_double(&p, ev->longitude);
-    } else {
-        p_null(&p);
-        p_null(&p);
-    }
-    p_text(&p, ev->geo_label);
-    p_int(&p, ev->klass);
-    p_text(&p, ev->rule);
-    p_text(&p, ev->via);
-    p_text(&p, ev->target);
+    params_t p = {.n = 0};
+    const sp_event_row_t *row = sp_event_row(ev);
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+        if (SP_FIELD_ID != sp_event_fields[i].kind)
+            p_field(&p, row, &sp_event_fields[i]);
     stmt_name(Q_EVENT_INSERT, name, sizeof(name));
     /* libpq copies the parameters into its output buffer before it returns. */
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
     p_clear(&p);
-    free(headers);
-    free(cookies);
     return ok ? 0 : -1;
 }
 
@@ -837,6 +764,7 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
 {
     char name[16];
     params_t p = {.n = 0};
+    const sp_tally_t *t = &b->tally;
     int q;
     if (1 == b->phase) {
         if (0 == i)
@@ -863,25 +791,24 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         if (i < b->n_stored)
             return send_event(s, b->stored[i]);
         i -= b->n_stored;
-        if (i < b->n_recs) {
-            const rec_t *r = &b->recs[i];
+        if (i < t->n_recipients) {
+            const sp_tally_recipient_t *r = &t->recipients[i];
             q = Q_RECIPIENT_UPSERT;
-            p_text(&p, r->campaign);
+            p_text(&p, t->campaigns[r->campaign].id);
             p_text(&p, r->recipient);
-            for (int k = 0; k < SP_STORE_CLASSES; k++)
-                p_int(&p, r->cls[k]);
+            for (int k = 0; k < SP_CLASS_COUNT; k++)
+                p_int(&p, r->by_class[k]);
             p_int(&p, r->clicks);
             p_int(&p, r->first_at);
             p_int(&p, r->last_at);
             goto send;
         }
-        i -= b->n_recs;
-        if (i >= b->n_clients)
-            return send_kept(s, b, b->kept[i - b->n_clients]);
-        const client_t *k = &b->clients[i];
+        i -= t->n_recipients;
+        if (i >= t->n_clients)
+            return send_kept(s, b, b->kept[i - t->n_clients]);
         q = Q_CLIENT_INSERT;
-        p_text(&p, k->campaign);
-        p_text(&p, k->key);
+        p_text(&p, t->campaigns[t->clients[i].campaign].id);
+        p_text(&p, t->clients[i].key);
     } else if (i >= b->n_ops) {
         if (i == b->n_ops && b->mark) {
             q = Q_MARK;
@@ -895,12 +822,13 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         q = b->ops[i].q;
         p_text(&p, c->id);
         if (Q_CAMPAIGN_COUNT == q) {
-            p_int(&p, c->views);
-            p_int(&p, c->unique);
-            for (int k = 0; k < SP_STORE_CLASSES; k++)
-                p_int(&p, c->cls[k]);
-            p_int(&p, c->clicks);
-            p_int(&p, c->last_view);
+            const sp_tally_campaign_t *n = c->counts;
+            p_int(&p, n->views);
+            p_int(&p, n->unique);
+            for (int k = 0; k < SP_CLASS_COUNT; k++)
+                p_int(&p, n->by_class[k]);
+            p_int(&p, n->clicks);
+            p_int(&p, n->last_view_at);
         } else if (Q_UNKNOWN_UPSERT == q) {
             p_int(&p, c->unknown_opens);
             p_int(&p, c->unknown_first);
@@ -920,6 +848,7 @@ send:
 static void batch_recv(batch_t *b, size_t i, PGresult *res)
 {
     bool row = PQntuples(res) > 0;
+    sp_tally_t *t = &b->tally;
     if (1 == b->phase) {
         if (0 == i) {
             return;
@@ -948,17 +877,11 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
             return;
         }
         i -= b->n_stored;
-        if (i < b->n_recs) {
-            /* A new unique view when this batch's opens are all the counted opens there are. */
-            rec_t *r = &b->recs[i];
-            if (row && r->opens > 0 && get_i64(res, 0, 0) == r->opens) {
-                r->camp->unique++;
-                if (r->first)
-                    r->first->first_view = true;
-            }
-        } else if (i - b->n_recs < b->n_clients && row) {
-            b->clients[i - b->n_recs].camp->unique++;
-            b->clients[i - b->n_recs].first->first_view = true;
+        if (i < t->n_recipients) {
+            if (row)
+                sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
+        } else if (i - t->n_recipients < t->n_clients) {
+            sp_tally_client_seen(t, i - t->n_recipients, row);
         }
     } else if (i < b->n_ops && Q_UNKNOWN_TRIM == b->ops[i].q) {
         b->ops[i].camp->unknown_newest->dropped = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
@@ -1056,10 +979,12 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
             goto fail_pipe;
         batch_new_unknown(&b);
     }
-    batch_count(&b);
+    batch_fates(&b);
     b.phase = 3;
     if (0 !=
-        pipe_run(s, &b, b.n_creates + b.n_stored + b.n_recs + b.n_clients + b.n_kept, err, errlen))
+        pipe_run(s, &b,
+                 b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients + b.n_kept,
+                 err, errlen))
         goto fail_pipe;
     batch_ops(&b);
     b.phase = 4;
@@ -1128,7 +1053,7 @@ static void read_campaign(const PGresult *res, int row, sp_campaign_t *c)
     c->last_view_at = get_i64(res, row, 2);
     c->total_views = get_i64(res, row, 3);
     c->unique_views = get_i64(res, row, 4);
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = get_i64(res, row, 5 + i);
     c->clicks = get_i64(res, row, 9);
 }
@@ -1226,9 +1151,9 @@ static int recipient_row(void *ctx, const PGresult *res)
 {
     row_ctx_t *rc = ctx;
     sp_recipient_t r = {.recipient = PQgetvalue(res, 0, 0)};
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         r.by_class[i] = get_i64(res, 0, 1 + i);
-    r.views = r.by_class[SP_CLASS_HUMAN] + r.by_class[SP_CLASS_PROXY];
+    r.views = sp_tally_views(r.by_class);
     r.clicks = get_i64(res, 0, 5);
     r.first_at = get_i64(res, 0, 6);
     r.last_at = get_i64(res, 0, 7);
@@ -1255,29 +1180,30 @@ static int pg_recipients(sp_store_t *base, const char *campaign, const char *aft
 static int event_row(void *ctx, const PGresult *res)
 {
     row_ctx_t *rc = ctx;
-    sp_event_row_t r = {
-        .id = get_i64(res, 0, 0),
-        .ts_ms = get_i64(res, 0, 1),
-        .kind = (int)get_i64(res, 0, 2),
-    };
-    const char **text[] = {
-        &r.campaign,     &r.recipient,    &r.ip,      &r.user_agent,   &r.referer,
-        &r.cookies_json, &r.headers_json, &r.visitor, &r.browser,      &r.browser_version,
-        &r.os,           &r.os_version,   &r.device,  &r.device_brand, &r.device_model,
-        &r.arch,         &r.country,      &r.region,  &r.city,         &r.geo_label,
-        &r.rule,         &r.via,          &r.target};
-    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-        *text[i] = PQgetvalue(res, 0, 3 + (int)i);
-    if (PQgetisnull(res, 0, 6))
-        r.user_agent = NULL;
-    if (PQgetisnull(res, 0, 7))
-        r.referer = NULL;
-    r.has_coords = !PQgetisnull(res, 0, 26);
-    if (r.has_coords) {
-        r.latitude = strtod(PQgetvalue(res, 0, 26), NULL);
-        r.longitude = strtod(PQgetvalue(res, 0, 27), NULL);
+    sp_event_row_t r;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        const sp_event_field_t *f = &sp_event_fields[i];
+        bool null = PQgetisnull(res, 0, (int)i);
+        const char *v = PQgetvalue(res, 0, (int)i);
+        switch (f->kind) {
+        case SP_FIELD_ID:
+        case SP_FIELD_TIME:
+        case SP_FIELD_KIND:
+        case SP_FIELD_CLASS:
+            sp_event_row_set_int(&r, f, strtoll(v, NULL, 10));
+            break;
+        case SP_FIELD_TEXT:
+        case SP_FIELD_OBJECT:
+            sp_event_row_set_text(&r, f, v);
+            break;
+        case SP_FIELD_TEXT_OR_NULL:
+            sp_event_row_set_text(&r, f, null ? NULL : v);
+            break;
+        case SP_FIELD_COORD:
+            sp_event_row_set_coord(&r, f, null ? NAN : strtod(v, NULL));
+            break;
+        }
     }
-    r.klass = (int)get_i64(res, 0, 28);
     return rc->event(rc->ctx, &r);
 }
 
@@ -1984,6 +1910,7 @@ static void quiet(void *arg, const char *message)
 
 sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen)
 {
+    pthread_once(&made_once, make_sql);
     /* CONNINFO is expanded in place of dbname: what it sets wins over the keywords before it (a
      * connect timeout, so that a reconnection cannot hang the writer for minutes) and loses to
      * those after it (every string travels as UTF-8). */

@@ -1,10 +1,12 @@
 /* store_sqlite: the embedded backend, one SQLite file in WAL mode in the data folder. */
 /* SPDX-License-Identifier: MIT */
-#include "store.h"
+#include "store_sqlite.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -18,7 +20,9 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "datadir.h"
 #include "sigbus.h"
+#include "tally.h"
 
 typedef struct sqlite_store sqlite_store_t;
 
@@ -117,22 +121,17 @@ enum {
 
 static const char *const batch_sql[Q_COUNT] = {
     [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = ?1",
-    [Q_EVENT_INSERT] =
-        "INSERT INTO events(ts, campaign, kind, recipient, ip, user_agent, referer, cookies,"
-        " headers, visitor, browser, browser_version, os, os_version, device, device_brand,"
-        " device_model, arch, country, region, city, latitude, longitude, geo_label, class,"
-        " rule, via, target) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+    [Q_EVENT_INSERT] = NULL, /* insert_sql, made from the field table */
     [Q_RECIPIENT_UPSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
-        " first_at, last_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+        " first_at, last_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         " ON CONFLICT(campaign, recipient) DO UPDATE SET human = human + excluded.human,"
         " proxy = proxy + excluded.proxy, machine = machine + excluded.machine,"
         " self = self + excluded.self, clicks = clicks + excluded.clicks,"
         " first_at = CASE WHEN first_at = 0 THEN excluded.first_at"
         " WHEN excluded.first_at = 0 THEN first_at ELSE MIN(first_at, excluded.first_at) END,"
         " last_at = MAX(last_at, excluded.last_at)"
-        " RETURNING human + proxy",
+        " RETURNING " SP_TALLY_VIEWS_SQL(""),
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES(?1, ?2)"
                         " ON CONFLICT DO NOTHING",
     [Q_CAMPAIGN_COUNT] =
@@ -161,11 +160,16 @@ static const char *const batch_sql[Q_COUNT] = {
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
 };
 
-/* One campaign's counter changes within a batch, written with one UPDATE at its end. */
+/* The statements above name the four class columns. */
+_Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and its place here");
+
+/* The events' INSERT and SELECT, made once from the field table (sqlite_once). */
+static char insert_sql[2048], events_sql[2048];
+
+/* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
     const char *id; /* borrowed from the batch's first event of this campaign */
     bool exists;
-    int64_t views, unique, by_class[SP_STORE_CLASSES], clicks, last_view_at;
     /* A campaign that does not exist: its opens kept apart, or refused. */
     enum { UNKNOWN_UNDECIDED, UNKNOWN_KEEP, UNKNOWN_REFUSE } unknown;
     int64_t unknown_opens, unknown_first, unknown_last;
@@ -181,6 +185,8 @@ struct sqlite_store {
     sqlite3_stmt *q[Q_COUNT];
     campaign_delta_t *deltas; /* the campaigns of the batch being written */
     size_t n_deltas, cap_deltas;
+    sp_event_t **stored; /* the batch's events stored, for the tally */
+    size_t n_stored, cap_stored;
     int64_t n_unknown;     /* unknown campaigns in the store during a batch; -1: not looked up */
     unsigned char *record; /* SP_EVENT_ENCODED_MAX bytes for kept opens, allocated on first use */
     struct fault_group *group; /* the database's fault state, shared by its connections */
@@ -202,8 +208,8 @@ struct sqlite_store {
  * The WAL index (spypixel.db-shm) is a file that SQLite maps into memory and shares with the
  * other processes that open the database (the command line, sqlite3, a backup). When that
  * file is cut short, or made immutable (ext4 and xfs refuse the first write to a clean page of
- * it with SIGBUS), or its disk fails, an access to the mapping raises SIGBUS, which killed the
- * server. The choices were:
+ * it with SIGBUS), or its disk fails, an access to the mapping raises SIGBUS, which ends the
+ * process unless it is handled. The ways to handle it:
  *  - the WAL index in heap memory (PRAGMA locking_mode=EXCLUSIVE, or the unix-excl VFS): no
  *    mapping, so no SIGBUS, but no other process could open the store while the server runs:
  *    no `spypixel user add` or `campaign create` beside a running server, no online backup
@@ -900,9 +906,62 @@ static int keep_unknown(sqlite_store_t *s, campaign_delta_t *d, sp_event_t *ev, 
     return 0;
 }
 
+/* Binds field F of ROW as parameter I. */
+static void bind_field(sqlite3_stmt *st, int i, const sp_event_row_t *row,
+                       const sp_event_field_t *f)
+{
+    switch (f->kind) {
+    case SP_FIELD_ID:
+    case SP_FIELD_TIME:
+    case SP_FIELD_KIND:
+    case SP_FIELD_CLASS:
+        sqlite3_bind_int64(st, i, sp_event_row_int(row, f));
+        return;
+    case SP_FIELD_TEXT:
+    case SP_FIELD_TEXT_OR_NULL:
+    case SP_FIELD_OBJECT:
+        if (sp_event_row_text(row, f))
+            bind_text(st, i, sp_event_row_text(row, f));
+        else
+            sqlite3_bind_null(st, i);
+        return;
+    case SP_FIELD_COORD:
+        if (isnan(sp_event_row_coord(row, f)))
+            sqlite3_bind_null(st, i);
+        else
+            sqlite3_bind_double(st, i, sp_event_row_coord(row, f));
+        return;
+    }
+}
+
+/* Reads column I into field F of ROW (text borrowed from the statement's row). */
+static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_event_field_t *f)
+{
+    bool null = SQLITE_NULL == sqlite3_column_type(st, i);
+    switch (f->kind) {
+    case SP_FIELD_ID:
+    case SP_FIELD_TIME:
+    case SP_FIELD_KIND:
+    case SP_FIELD_CLASS:
+        sp_event_row_set_int(row, f, sqlite3_column_int64(st, i));
+        return;
+    case SP_FIELD_TEXT:
+    case SP_FIELD_OBJECT:
+        sp_event_row_set_text(row, f, col_text(st, i));
+        return;
+    case SP_FIELD_TEXT_OR_NULL:
+        sp_event_row_set_text(row, f, null ? NULL : col_text(st, i));
+        return;
+    case SP_FIELD_COORD:
+        sp_event_row_set_coord(row, f, null ? NAN : sqlite3_column_double(st, i));
+        return;
+    }
+}
+
+/* Settles what becomes of EV (adopted before, kept apart, refused, stored) and stores it when
+ * it is to be: its row, with the ID handed out. The counts come after, from the tally. */
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
-    int rc;
     sqlite3_stmt *st;
     if (ev->adopt_row > 0) {
         st = s->q[Q_ADOPT_TAKE];
@@ -923,126 +982,83 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
     if (!d->exists)
         return keep_unknown(s, d, ev, err, errlen);
 
-    char *headers = sp_event_headers_json(ev), *cookies = sp_event_cookies_json(ev);
+    const sp_event_row_t *row = sp_event_row(ev);
     st = s->q[Q_EVENT_INSERT];
     sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, ev->ts_ms);
-    bind_text(st, 2, ev->campaign);
-    sqlite3_bind_int(st, 3, ev->kind);
-    bind_text(st, 4, ev->recipient);
-    bind_text(st, 5, ev->ip);
-    if (ev->user_agent)
-        bind_text(st, 6, ev->user_agent);
-    else
-        sqlite3_bind_null(st, 6);
-    if (ev->referer)
-        bind_text(st, 7, ev->referer);
-    else
-        sqlite3_bind_null(st, 7);
-    bind_text(st, 8, cookies);
-    bind_text(st, 9, headers);
-    bind_text(st, 10, ev->visitor);
-    bind_text(st, 11, ev->browser);
-    bind_text(st, 12, ev->browser_version);
-    bind_text(st, 13, ev->os);
-    bind_text(st, 14, ev->os_version);
-    bind_text(st, 15, ev->device);
-    bind_text(st, 16, ev->device_brand);
-    bind_text(st, 17, ev->device_model);
-    bind_text(st, 18, ev->arch);
-    bind_text(st, 19, ev->country);
-    bind_text(st, 20, ev->region);
-    bind_text(st, 21, ev->city);
-    if (ev->has_coords) {
-        sqlite3_bind_double(st, 22, ev->latitude);
-        sqlite3_bind_double(st, 23, ev->longitude);
-    } else {
-        sqlite3_bind_null(st, 22);
-        sqlite3_bind_null(st, 23);
-    }
-    bind_text(st, 24, ev->geo_label);
-    sqlite3_bind_int(st, 25, ev->klass);
-    bind_text(st, 26, ev->rule);
-    bind_text(st, 27, ev->via);
-    bind_text(st, 28, ev->target);
-    rc = sqlite3_step(st);
-    free(headers);
-    free(cookies);
-    if (SQLITE_DONE != rc)
+    int param = 0;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+        if (SP_FIELD_ID != sp_event_fields[i].kind)
+            bind_field(st, ++param, row, &sp_event_fields[i]);
+    if (SQLITE_DONE != sqlite3_step(st))
         return fail(s, err, errlen, "insert event");
     ev->id = sqlite3_last_insert_rowid(s->db);
-
-    bool open = SP_EVENT_OPEN == ev->kind;
-    bool counted = SP_CLASS_HUMAN == ev->klass || SP_CLASS_PROXY == ev->klass;
-    int cls[SP_STORE_CLASSES] = {0};
-    if (open && ev->klass >= 0 && ev->klass < SP_STORE_CLASSES)
-        cls[ev->klass] = 1;
-    int click = !open && counted;
-    int new_unique = 0;
-
-    if (ev->recipient[0]) {
-        st = s->q[Q_RECIPIENT_UPSERT];
-        sqlite3_reset(st);
-        bind_text(st, 1, ev->campaign);
-        bind_text(st, 2, ev->recipient);
-        for (int i = 0; i < SP_STORE_CLASSES; i++)
-            sqlite3_bind_int(st, 3 + i, cls[i]);
-        sqlite3_bind_int(st, 7, click);
-        sqlite3_bind_int64(st, 8, open && counted ? ev->ts_ms : 0);
-        if (SQLITE_ROW != sqlite3_step(st))
-            return fail(s, err, errlen, "count recipient");
-        new_unique = open && counted && 1 == sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-    } else if (open && counted) {
-        char client[80];
-        sp_store_client_key(ev, client, sizeof(client));
-        st = s->q[Q_CLIENT_INSERT];
-        sqlite3_reset(st);
-        bind_text(st, 1, ev->campaign);
-        bind_text(st, 2, client);
-        if (SQLITE_DONE != sqlite3_step(st))
-            return fail(s, err, errlen, "count client");
-        new_unique = 1 == sqlite3_changes(s->db);
-    }
-
-    ev->first_view = new_unique;
-    d->views += open && counted;
-    d->unique += new_unique;
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
-        d->by_class[i] += cls[i];
-    d->clicks += click;
-    if (counted && ev->ts_ms > d->last_view_at)
-        d->last_view_at = ev->ts_ms;
     ev->outcome = SP_OUTCOME_STORED;
+    if (s->n_stored == s->cap_stored) {
+        s->cap_stored = s->cap_stored ? 2 * s->cap_stored : 256;
+        s->stored = realloc(s->stored, s->cap_stored * sizeof(*s->stored));
+        if (!s->stored)
+            abort();
+    }
+    s->stored[s->n_stored++] = ev;
     return 0;
 }
 
-/* Adds the batch's counts to each campaign's row: one UPDATE per campaign and batch, which
- * also moves the row's campaigns_last_view index entry once instead of once per open. */
-static int write_campaign_counts(sqlite_store_t *s, char *err, size_t errlen)
+/* Adds what the tally counted: each recipient's counts (the store says whether it is new), each
+ * client (likewise), then each campaign's, with the unique views those made: one UPDATE per
+ * campaign and batch, which also moves the row's campaigns_last_view index entry once instead
+ * of once per open. */
+static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < s->n_deltas; i++) {
-        const campaign_delta_t *d = &s->deltas[i];
-        if (!d->exists)
-            continue;
-        if (d->adopted) {
-            sqlite3_stmt *st = s->q[Q_ADOPT_DONE];
-            sqlite3_reset(st);
-            bind_text(st, 1, d->id);
-            if (SQLITE_DONE != sqlite3_step(st))
-                return fail(s, err, errlen, "adopt");
-        }
-        sqlite3_stmt *st = s->q[Q_CAMPAIGN_COUNT];
+    sqlite3_stmt *st;
+    for (size_t i = 0; i < t->n_recipients; i++) {
+        const sp_tally_recipient_t *r = &t->recipients[i];
+        st = s->q[Q_RECIPIENT_UPSERT];
         sqlite3_reset(st);
-        bind_text(st, 1, d->id);
-        sqlite3_bind_int64(st, 2, d->views);
-        sqlite3_bind_int64(st, 3, d->unique);
-        for (int c = 0; c < SP_STORE_CLASSES; c++)
-            sqlite3_bind_int64(st, 4 + c, d->by_class[c]);
-        sqlite3_bind_int64(st, 8, d->clicks);
-        sqlite3_bind_int64(st, 9, d->last_view_at);
+        bind_text(st, 1, t->campaigns[r->campaign].id);
+        bind_text(st, 2, r->recipient);
+        for (int k = 0; k < SP_CLASS_COUNT; k++)
+            sqlite3_bind_int64(st, 3 + k, r->by_class[k]);
+        sqlite3_bind_int64(st, 7, r->clicks);
+        sqlite3_bind_int64(st, 8, r->first_at);
+        sqlite3_bind_int64(st, 9, r->last_at);
+        if (SQLITE_ROW != sqlite3_step(st))
+            return fail(s, err, errlen, "count recipient");
+        sp_tally_recipient_seen(t, i, sqlite3_column_int64(st, 0));
+        sqlite3_reset(st);
+    }
+    for (size_t i = 0; i < t->n_clients; i++) {
+        st = s->q[Q_CLIENT_INSERT];
+        sqlite3_reset(st);
+        bind_text(st, 1, t->campaigns[t->clients[i].campaign].id);
+        bind_text(st, 2, t->clients[i].key);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "count client");
+        sp_tally_client_seen(t, i, 1 == sqlite3_changes(s->db));
+    }
+    for (size_t i = 0; i < t->n_campaigns; i++) {
+        const sp_tally_campaign_t *c = &t->campaigns[i];
+        st = s->q[Q_CAMPAIGN_COUNT];
+        sqlite3_reset(st);
+        bind_text(st, 1, c->id);
+        sqlite3_bind_int64(st, 2, c->views);
+        sqlite3_bind_int64(st, 3, c->unique);
+        for (int k = 0; k < SP_CLASS_COUNT; k++)
+            sqlite3_bind_int64(st, 4 + k, c->by_class[k]);
+        sqlite3_bind_int64(st, 8, c->clicks);
+        sqlite3_bind_int64(st, 9, c->last_view_at);
         if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "count campaign");
+    }
+    /* Adoptions: an unknown campaign goes once its last kept open is adopted. */
+    for (size_t i = 0; i < s->n_deltas; i++) {
+        const campaign_delta_t *d = &s->deltas[i];
+        if (!d->exists || !d->adopted)
+            continue;
+        st = s->q[Q_ADOPT_DONE];
+        sqlite3_reset(st);
+        bind_text(st, 1, d->id);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "adopt");
     }
     return 0;
 }
@@ -1087,26 +1103,33 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
                           char *err, size_t errlen)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
-        return -1;
-    s->n_deltas = 0;
-    s->n_unknown = -1;
-    for (size_t i = 0; i < n; i++) {
-        evs[i]->campaign_new = false;
+    sp_tally_t tally = {0};
+    for (size_t i = 0; i < n; i++) { /* a retried batch starts clean */
+        evs[i]->outcome = SP_OUTCOME_PENDING;
+        evs[i]->id = 0;
+        evs[i]->first_view = evs[i]->campaign_new = false;
         evs[i]->dropped = 0;
     }
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    s->n_deltas = s->n_stored = 0;
+    s->n_unknown = -1;
     for (size_t i = 0; i < n; i++)
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
-    if (0 != write_campaign_counts(s, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
+    sp_tally_count(&tally, s->stored, s->n_stored);
+    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
+    sp_tally_free(&tally);
     return 0;
 fail:;
     rollback(s);
+    sp_tally_free(&tally);
     for (size_t j = 0; j < n; j++) {
         evs[j]->outcome = SP_OUTCOME_PENDING;
-        evs[j]->campaign_new = false;
+        evs[j]->id = 0;
+        evs[j]->first_view = evs[j]->campaign_new = false;
         evs[j]->dropped = 0;
     }
     return -1;
@@ -1145,7 +1168,7 @@ static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
     c->last_view_at = sqlite3_column_int64(st, 2);
     c->total_views = sqlite3_column_int64(st, 3);
     c->unique_views = sqlite3_column_int64(st, 4);
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = sqlite3_column_int64(st, 5 + i);
     c->clicks = sqlite3_column_int64(st, 9);
 }
@@ -1211,9 +1234,9 @@ static int sq_recipients(sp_store_t *base, const char *campaign, const char *aft
     int rc;
     while (SQLITE_ROW == (rc = sqlite3_step(st))) {
         sp_recipient_t r = {.recipient = col_text(st, 0)};
-        for (int i = 0; i < SP_STORE_CLASSES; i++)
+        for (int i = 0; i < SP_CLASS_COUNT; i++)
             r.by_class[i] = sqlite3_column_int64(st, 1 + i);
-        r.views = r.by_class[SP_CLASS_HUMAN] + r.by_class[SP_CLASS_PROXY];
+        r.views = sp_tally_views(r.by_class);
         r.clicks = sqlite3_column_int64(st, 5);
         r.first_at = sqlite3_column_int64(st, 6);
         r.last_at = sqlite3_column_int64(st, 7);
@@ -1231,40 +1254,16 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
-    if (prepare(s, &st,
-                "SELECT id, ts, kind, campaign, recipient, ip, user_agent, referer, cookies,"
-                " headers, visitor, browser, browser_version, os, os_version, device,"
-                " device_brand, device_model, arch, country, region, city, geo_label, rule,"
-                " via, target, latitude, longitude, class FROM events"
-                " WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-                err, errlen))
+    if (prepare(s, &st, events_sql, err, errlen))
         return -1;
     bind_text(st, 1, campaign);
     sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int64(st, 3, limit);
     int rc;
     while (SQLITE_ROW == (rc = sqlite3_step(st))) {
-        sp_event_row_t r = {
-            .id = sqlite3_column_int64(st, 0),
-            .ts_ms = sqlite3_column_int64(st, 1),
-            .kind = sqlite3_column_int(st, 2),
-        };
-        const char **text[] = {
-            &r.campaign,     &r.recipient,    &r.ip,      &r.user_agent,   &r.referer,
-            &r.cookies_json, &r.headers_json, &r.visitor, &r.browser,      &r.browser_version,
-            &r.os,           &r.os_version,   &r.device,  &r.device_brand, &r.device_model,
-            &r.arch,         &r.country,      &r.region,  &r.city,         &r.geo_label,
-            &r.rule,         &r.via,          &r.target};
-        for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-            *text[i] = col_text(st, 3 + (int)i);
-        if (SQLITE_NULL == sqlite3_column_type(st, 6))
-            r.user_agent = NULL;
-        if (SQLITE_NULL == sqlite3_column_type(st, 7))
-            r.referer = NULL;
-        r.has_coords = SQLITE_NULL != sqlite3_column_type(st, 26);
-        r.latitude = sqlite3_column_double(st, 26);
-        r.longitude = sqlite3_column_double(st, 27);
-        r.klass = sqlite3_column_int(st, 28);
+        sp_event_row_t r;
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+            read_field(st, (int)i, &r, &sp_event_fields[i]);
         if (cb(ctx, &r)) {
             rc = SQLITE_DONE;
             break;
@@ -1398,13 +1397,16 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
     static const char *const steps[] = {
         /* Take the recipient's counts out of each campaign, then erase them. */
         "UPDATE campaigns SET"
-        " total_views = total_views - r.human - r.proxy,"
-        " unique_views = unique_views - (r.human + r.proxy > 0),"
-        " human = campaigns.human - r.human, proxy = campaigns.proxy - r.proxy,"
-        " machine = campaigns.machine - r.machine, self = campaigns.self - r.self,"
-        " clicks = campaigns.clicks - r.clicks"
-        " FROM (SELECT * FROM recipients WHERE recipient = ?1) AS r"
-        " WHERE campaigns.id = r.campaign",
+        " total_views = total_views - " SP_TALLY_VIEWS_SQL(
+            "r.") ","
+                  " unique_views = unique_views - (" SP_TALLY_VIEWS_SQL(
+                      "r.") " > 0),"
+                            " human = campaigns.human - r.human, proxy = campaigns.proxy - r.proxy,"
+                            " machine = campaigns.machine - r.machine, self = campaigns.self - "
+                            "r.self,"
+                            " clicks = campaigns.clicks - r.clicks"
+                            " FROM (SELECT * FROM recipients WHERE recipient = ?1) AS r"
+                            " WHERE campaigns.id = r.campaign",
         /* Through events_campaign: the recipient's campaigns, before their rows go. */
         "DELETE FROM events WHERE campaign IN (SELECT campaign FROM recipients"
         " WHERE recipient = ?1) AND recipient = ?1",
@@ -1474,8 +1476,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
     if (0 == exec(s, "COMMIT", err, errlen))
         return found ? 0 : 1;
 fail:;
-    char ignored[64];
-    exec(s, "ROLLBACK", ignored, sizeof(ignored));
+    rollback(s);
     return -1;
 }
 
@@ -1919,6 +1920,7 @@ static void sq_close(sp_store_t *base)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
     free(s->deltas);
+    free(s->stored);
     free(s->record);
     free(s);
 }
@@ -2013,13 +2015,21 @@ static int set_wal(sqlite_store_t *s, char *err, size_t errlen)
     }
 }
 
-/* SQLite keeps allocation statistics under one global mutex unless told not to: a lock
+/* Once per process: the events' statements from the field table; the fenced VFS; and no
+ * allocation statistics. SQLite keeps those under one global mutex unless told not to: a lock
  * and an unlock around every allocation and every free, several per row (about 8% of
  * write_batch). Nothing here reads them (sqlite3_memory_used and the like). It must be set
  * before SQLite initialises; if something in the process already used SQLite, the call
  * fails harmlessly. */
 static void sqlite_once(void)
 {
+    char cols[1024], params[512];
+    sp_event_fields_sql(cols, sizeof(cols), false, params, sizeof(params), '?');
+    snprintf(insert_sql, sizeof(insert_sql), "INSERT INTO events(%s) VALUES(%s)", cols, params);
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
+    snprintf(events_sql, sizeof(events_sql),
+             "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+             cols);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {
@@ -2100,7 +2110,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_once);
     char path[1024];
-    if (0 != sp_store_data_dir(data_dir, err, errlen))
+    if (0 != sp_datadir_private(data_dir, err, errlen))
         return NULL;
     snprintf(path, sizeof(path), "%s/spypixel.db", data_dir);
 
@@ -2128,7 +2138,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path_buf[1100];
         snprintf(path_buf, sizeof(path_buf), "%s/%s", data_dir, files[i]);
-        if (0 != sp_store_private_path(path_buf, err, errlen))
+        if (0 != sp_datadir_private_file(path_buf, err, errlen))
             goto fail;
     }
     sqlite3_busy_timeout(s->db, 10000);
@@ -2143,7 +2153,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
-        if (0 != prepare(s, &s->q[i], batch_sql[i], err, errlen))
+        if (0 != prepare(s, &s->q[i], Q_EVENT_INSERT == i ? insert_sql : batch_sql[i], err, errlen))
             goto fail;
     return &s->base;
 fail:

@@ -83,7 +83,7 @@ static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
-        abort(); /* STYLE: out-of-memory aborts */
+        abort();
     return p;
 }
 

@@ -14,8 +14,14 @@ size_t sp_utf8_char(const unsigned char *s, size_t len, size_t *bad);
 /* True when the LEN bytes at S are well-formed UTF-8. */
 bool sp_utf8_valid(const char *s, size_t len);
 
-/* NULL when S is well-formed already, else a malloc'd copy with each ill-formed subpart
- * replaced by U+FFFD; the caller frees it. */
+/* spypixel's one repair of request text: NULL when the LEN bytes at S are well-formed already,
+ * else a malloc'd, NUL-terminated copy with each maximal ill-formed subpart replaced by one
+ * U+FFFD (Unicode 15, section 3.9, "U+FFFD Substitution of Maximal Subparts"; the WHATWG
+ * Encoding Standard's UTF-8 decoder does the same), its length in *OUT_LEN (may be NULL). The
+ * caller frees it. */
+char *sp_utf8_clean_n(const char *s, size_t len, size_t *out_len);
+
+/* The same for the NUL-terminated S. */
 char *sp_utf8_clean(const char *s);
 
 #endif

@@ -10,10 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "api.h"
-#include "classify.h"
 #include "log.h"
 #include "metrics.h"
+#include "serialize.h"
 
 #ifndef SP_VERSION
 #define SP_VERSION "0.1.0"
@@ -139,7 +138,8 @@ static void *delivery_main(void *arg)
 sp_webhook_t *sp_webhook_start(const sp_webhook_options_t *opt, char *err, size_t errlen)
 {
     for (size_t i = 0; i < opt->n_urls; i++)
-        if (0 != strncmp(opt->urls[i], "http://", 7) && 0 != strncmp(opt->urls[i], "https://", 8)) {
+        if (0 != strncmp(opt->urls[i], "http://", strlen("http://")) &&
+            0 != strncmp(opt->urls[i], "https://", strlen("https://"))) {
             snprintf(err, errlen, "--webhook: expected an http:// or https:// URL, got '%s'",
                      opt->urls[i]);
             return NULL;
@@ -176,12 +176,12 @@ void sp_webhook_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
 {
     sp_webhook_t *w = ctx;
     for (size_t i = 0; i < n; i++) {
-        const sp_event_t *ev = evs[i];
+        sp_event_t *ev = evs[i];
         if (SP_OUTCOME_STORED != ev->outcome || (w->opt.first_only && !ev->first_view))
             continue;
         json_t *j =
             json_pack("{s:s, s:b, s:o}", "type", SP_EVENT_CLICK == ev->kind ? "click" : "open",
-                      "first_view", ev->first_view, "event", sp_api_event_json_of(ev));
+                      "first_view", ev->first_view, "event", sp_serialize_event(sp_event_row(ev)));
         note_t *note = calloc(1, sizeof(*note));
         if (!note)
             abort();

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -18,7 +19,11 @@
 
 #include "classify.h"
 #include "event.h"
+#include "serialize.h"
 #include "store.h"
+#include "store_pg.h"
+#include "store_sqlite.h"
+#include "tally.h"
 
 /* ---- fixtures: a fresh store per test -------------------------------------------------------- */
 
@@ -296,7 +301,7 @@ static int on_event(void *ctx, const sp_event_row_t *r)
     e->browser = strdup(r->browser);
     e->rule = strdup(r->rule);
     e->target = strdup(r->target);
-    e->has_coords = r->has_coords;
+    e->has_coords = !isnan(r->latitude);
     e->latitude = r->latitude;
     e->longitude = r->longitude;
     return g->stop_after && g->n >= g->stop_after;
@@ -463,7 +468,7 @@ static void test_campaign_create(void **state)
     assert_int_equal(0, c.total_views);
     assert_int_equal(0, c.unique_views);
     assert_int_equal(0, c.clicks);
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         assert_int_equal(0, c.by_class[i]);
     sp_store_close(s);
 }
@@ -989,7 +994,6 @@ static void test_auth_and_meta(void **state)
 
 static void test_hostile_strings(void **state)
 {
-    fixture_t *fx = *state;
     sp_store_t *s = open_store(state);
     char err[512] = "", a[256];
     const char *camp = "x'); DROP TABLE campaigns; --";
@@ -1028,20 +1032,18 @@ static void test_hostile_strings(void **state)
     assert_true(e->has_coords);
     assert_true(47.376887 == e->latitude);
     assert_true(-8.541694 == e->longitude);
-    /* PostgreSQL stores valid UTF-8 only, so invalid sequences come back as U+FFFD; SQLite keeps
-     * the bytes. Either way the rest of the text is intact. */
-    if (fx->be->pg) {
-        assert_string_equal(clean_ua, e->user_agent);
-        assert_string_equal("https://t.example/a\tb\nc?x=%00'" FFFD, e->target);
-    } else {
-        assert_string_equal(bad_ua, e->user_agent);
-    }
-    /* The event module's JSON is valid whatever the request held. */
+    /* Both stores hold the text repaired the one way (sp_event_row): each ill-formed part one
+     * U+FFFD, the rest intact. */
+    assert_string_equal(clean_ua, e->user_agent);
+    assert_string_equal("https://t.example/a\tb\nc?x=%00'" FFFD, e->target);
+    /* The event module's JSON is valid whatever the request held, and repaired alike. */
     json_error_t jerr;
     json_t *h = json_loads(e->headers, 0, &jerr);
     assert_non_null(h);
     assert_string_equal(referer, json_string_value(json_object_get(h, "Referer")));
-    assert_non_null(json_string_value(json_object_get(h, "X-Odd")));
+    assert_string_equal("value " FFFD FFFD " with bytes",
+                        json_string_value(json_object_get(h, "X-Odd")));
+    assert_string_equal(clean_ua, json_string_value(json_object_get(h, "User-Agent")));
     json_decref(h);
     json_t *ck = json_loads(e->cookies, 0, &jerr);
     assert_non_null(ck);
@@ -1212,7 +1214,7 @@ static void test_concurrent_writers(void **state)
                 }
                 sp_event_t *ev = make_event(&sp);
                 char key[80];
-                sp_store_client_key(ev, key, sizeof(key));
+                sp_tally_client_key(ev, key, sizeof(key));
                 sp_event_free(ev);
                 int j = 0;
                 while (j < n_clients[c] && 0 != strcmp(clients[c][j], key))
@@ -1228,15 +1230,147 @@ static void test_concurrent_writers(void **state)
         assert_int_equal(want[c].unique_views, got.unique_views);
         assert_int_equal(want[c].clicks, got.clicks);
         assert_int_equal(want[c].last_view_at, got.last_view_at);
-        for (int k = 0; k < SP_STORE_CLASSES; k++)
+        for (int k = 0; k < SP_CLASS_COUNT; k++)
             assert_int_equal(want[c].by_class[k], got.by_class[k]);
         got_events_t *g = list_events(s, camp_ids[c], 0, INT64_MAX);
         int64_t all = 0;
-        for (int k = 0; k < SP_STORE_CLASSES; k++)
+        for (int k = 0; k < SP_CLASS_COUNT; k++)
             all += want[c].by_class[k];
         assert_true(g->n >= (size_t)all);
         got_events_free(g);
     }
+    sp_store_close(s);
+}
+
+/* ---- the field table and the schema ----------------------------------------------------------- */
+
+/* Each kind's column type in each store (event_fields.h): a field without its column, of its
+ * kind's type, is a migration forgotten. */
+static const struct {
+    const char *sqlite, *pg;
+    bool nullable;
+} column_of[] = {
+    [SP_FIELD_ID] = {"INTEGER", "bigint", false},
+    [SP_FIELD_TIME] = {"INTEGER", "bigint", false},
+    [SP_FIELD_KIND] = {"INTEGER", "integer", false},
+    [SP_FIELD_CLASS] = {"INTEGER", "integer", false},
+    [SP_FIELD_TEXT] = {"TEXT", "text", false},
+    [SP_FIELD_TEXT_OR_NULL] = {"TEXT", "text", true},
+    [SP_FIELD_OBJECT] = {"TEXT", "text", false},
+    [SP_FIELD_COORD] = {"REAL", "double precision", true},
+};
+
+static void test_event_columns(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    sp_store_close(s);
+    size_t seen = 0;
+    if (fx->be->pg) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+                 " WHERE table_schema = '%s' AND table_name = 'events'",
+                 fx->schema);
+        PGresult *res = PQexec(fx->admin, sql);
+        assert_int_equal(PGRES_TUPLES_OK, PQresultStatus(res));
+        for (int row = 0; row < PQntuples(res); row++, seen++) {
+            const char *name = PQgetvalue(res, row, 0);
+            size_t i = 0;
+            while (i < SP_EVENT_N_FIELDS && 0 != strcmp(name, sp_event_fields[i].name))
+                i++;
+            if (i == SP_EVENT_N_FIELDS)
+                fail_msg("column %s of events is no field of event_fields.h", name);
+            sp_field_kind_t k = sp_event_fields[i].kind;
+            assert_string_equal(column_of[k].pg, PQgetvalue(res, row, 1));
+            assert_string_equal(column_of[k].nullable ? "YES" : "NO", PQgetvalue(res, row, 2));
+        }
+        PQclear(res);
+    } else {
+        char path[128];
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        snprintf(path, sizeof(path), "%s/spypixel.db", fx->dir);
+        assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+        assert_int_equal(SQLITE_OK,
+                         sqlite3_prepare_v2(db, "PRAGMA table_info(events)", -1, &st, NULL));
+        for (; SQLITE_ROW == sqlite3_step(st); seen++) {
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            size_t i = 0;
+            while (i < SP_EVENT_N_FIELDS && 0 != strcmp(name, sp_event_fields[i].name))
+                i++;
+            if (i == SP_EVENT_N_FIELDS)
+                fail_msg("column %s of events is no field of event_fields.h", name);
+            sp_field_kind_t k = sp_event_fields[i].kind;
+            assert_string_equal(column_of[k].sqlite, (const char *)sqlite3_column_text(st, 2));
+            /* The ID, SQLite's rowid, is never NULL though not declared so. */
+            if (SP_FIELD_ID != k)
+                assert_int_equal(!column_of[k].nullable, sqlite3_column_int(st, 3));
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    assert_int_equal(SP_EVENT_N_FIELDS, seen);
+}
+
+/* One event whose request held ill-formed UTF-8 reads the same from the store (the API's JSON
+ * and CSV) as from the event the writer hands to the live streams and webhooks. */
+typedef struct {
+    char *json, *csv;
+} read_back_t;
+
+static int read_back(void *ctx, const sp_event_row_t *row)
+{
+    read_back_t *rb = ctx;
+    size_t len = 0;
+    FILE *f = open_memstream(&rb->csv, &len);
+    sp_serialize_csv_row(f, row);
+    fclose(f);
+    json_t *j = sp_serialize_event(row);
+    rb->json = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return 0;
+}
+
+static void test_one_text(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    const char *ua = "agent \xff\xfe \xe2\x82x";
+    const char *referer = "https://e.example/\xc3";
+    const char *odd = "\xed\xa0\x80 surrogate";
+    create(s, "text", 1);
+    sp_event_t *ev = make_event(&(spec_t){"text", "ann", OPEN, H, 42, NULL, ua, NULL});
+    assert_int_equal(0, sp_event_add_header(ev, "Referer", 7, referer, strlen(referer)));
+    assert_int_equal(0, sp_event_add_header(ev, "X-Odd", 5, odd, strlen(odd)));
+    assert_int_equal(0, sp_event_add_header(ev, "Cookie", 6, "k=\xf8", 3));
+    snprintf(ev->city, sizeof(ev->city), "Z\xc3\xbcrich \xc3");
+    assert_int_equal(0, s->ops->write_batch(s, &ev, 1, NULL, err, sizeof(err)));
+
+    read_back_t stored = {0}, sent = {0};
+    assert_int_equal(0, s->ops->events(s, "text", 0, 10, read_back, &stored, err, sizeof(err)));
+    assert_non_null(stored.json);
+    read_back(&sent, sp_event_row(ev));
+    assert_string_equal(sent.json, stored.json);
+    assert_string_equal(sent.csv, stored.csv);
+
+    json_t *j = json_loads(stored.json, 0, NULL);
+    assert_string_equal("agent " FFFD FFFD " " FFFD "x",
+                        json_string_value(json_object_get(j, "user_agent")));
+    assert_string_equal("https://e.example/" FFFD, json_string_value(json_object_get(j, "referer")));
+    assert_string_equal("Z\xc3\xbcrich " FFFD, json_string_value(json_object_get(j, "city")));
+    json_t *h = json_object_get(j, "headers");
+    assert_string_equal("agent " FFFD FFFD " " FFFD "x",
+                        json_string_value(json_object_get(h, "User-Agent")));
+    assert_string_equal(FFFD FFFD FFFD " surrogate", json_string_value(json_object_get(h, "X-Odd")));
+    assert_string_equal(FFFD, json_string_value(json_object_get(json_object_get(j, "cookies"), "k")));
+    json_decref(j);
+    assert_non_null(strstr(stored.csv, "\"agent " FFFD FFFD " " FFFD "x\""));
+    free(stored.json);
+    free(stored.csv);
+    free(sent.json);
+    free(sent.csv);
+    sp_event_free(ev);
     sp_store_close(s);
 }
 
@@ -1666,7 +1800,7 @@ static void test_unknown_adopt(void **state)
     assert_int_equal(3, a.total_views);
     assert_int_equal(b.unique_views, a.unique_views);
     assert_int_equal(2, a.unique_views);
-    for (int i = 0; i < SP_STORE_CLASSES; i++)
+    for (int i = 0; i < SP_CLASS_COUNT; i++)
         assert_int_equal(b.by_class[i], a.by_class[i]);
     assert_int_equal(b.last_view_at, a.last_view_at);
     assert_int_equal(5000, a.created_at);
@@ -1678,7 +1812,7 @@ static void test_unknown_adopt(void **state)
         assert_int_equal(rb.r[i].views, ra.r[i].views);
         assert_int_equal(rb.r[i].first_at, ra.r[i].first_at);
         assert_int_equal(rb.r[i].last_at, ra.r[i].last_at);
-        for (int c = 0; c < SP_STORE_CLASSES; c++)
+        for (int c = 0; c < SP_CLASS_COUNT; c++)
             assert_int_equal(rb.r[i].by_class[c], ra.r[i].by_class[c]);
     }
     got_events_t *g = list_events(s, "typo", 0, 100);
@@ -2243,6 +2377,8 @@ int main(void)
         BOTH(test_campaign_delete),
         BOTH(test_auth_and_meta),
         BOTH(test_hostile_strings),
+        BOTH(test_event_columns),
+        BOTH(test_one_text),
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),

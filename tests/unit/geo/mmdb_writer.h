@@ -102,7 +102,7 @@ static void mw_uint(mw_buf_t *b, unsigned type, uint64_t v)
         mw_byte(b, (unsigned)(v >> (8 * (i - 1))) & 0xFF);
 }
 
-static void mw_double(mw_buf_t *b, double v)
+static inline void mw_double(mw_buf_t *b, double v)
 {
     uint64_t u;
     memcpy(&u, &v, 8);

@@ -1,0 +1,33 @@
+/* serialize: events, campaigns and recipients as JSON and CSV, for the API, live streams and
+ * webhooks. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_SERIALIZE_H
+#define SP_SERIALIZE_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "event.h"
+#include "store_ops.h"
+
+/* The JSON of a stored event: each field of event_fields.h under its name, in its order. Text
+ * a store kept from before text was repaired on the way in is repaired here the same way. New
+ * reference. */
+json_t *sp_serialize_event(const sp_event_row_t *row);
+
+/* The CSV export's header line, and ROW as one line of it: the fields with a CSV column, in
+ * that order, every value quoted (RFC 4180), one that a spreadsheet would run as a formula
+ * (starting with = + - @, a tab or a carriage return) led by a single quote (OWASP, "CSV
+ * Injection"). */
+void sp_serialize_csv_header(FILE *out);
+void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row);
+
+/* A campaign and a recipient as the API and the command line's --json show them. New
+ * references. */
+json_t *sp_serialize_campaign(const sp_campaign_t *c);
+json_t *sp_serialize_recipient(const sp_recipient_t *r);
+
+/* A campaign that does not exist but was opened, as the API lists them. New reference. */
+json_t *sp_serialize_unknown(const sp_unknown_campaign_t *u);
+
+#endif

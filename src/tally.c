@@ -1,0 +1,162 @@
+/* tally: what each stored open and click adds to the counters, decided once for every store. */
+/* SPDX-License-Identifier: MIT */
+#include "tally.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool sp_tally_counted(int klass)
+{
+    return SP_CLASS_HUMAN == klass || SP_CLASS_PROXY == klass;
+}
+
+int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT])
+{
+    return by_class[SP_CLASS_HUMAN] + by_class[SP_CLASS_PROXY];
+}
+
+void sp_tally_client_key(const sp_event_t *ev, char *buf, size_t len)
+{
+    snprintf(buf, len, "v:%s", ev->visitor);
+}
+
+/* One event, as the batch is sorted: by campaign, then its recipients, then its clients (of
+ * counted opens without a recipient), then the rest; within each, by key, then by time and
+ * batch order, so that a group's earliest open comes first. */
+typedef struct {
+    sp_event_t *ev;
+    const char *key; /* recipient, client key, or NULL */
+    int group;       /* GROUP_* */
+    size_t order;    /* in the batch */
+} entry_t;
+
+enum { GROUP_RECIPIENT, GROUP_CLIENT, GROUP_NONE };
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    int c = strcmp(x->ev->campaign, y->ev->campaign);
+    if (c)
+        return c;
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->key && (c = strcmp(x->key, y->key)))
+        return c;
+    if (x->ev->ts_ms != y->ev->ts_ms)
+        return x->ev->ts_ms < y->ev->ts_ms ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
+{
+    *t = (sp_tally_t){
+        .campaigns = xcalloc(n, sizeof(*t->campaigns)),
+        .recipients = xcalloc(n, sizeof(*t->recipients)),
+        .clients = xcalloc(n, sizeof(*t->clients)),
+    };
+    entry_t *entries = xcalloc(n, sizeof(*entries));
+    char(*keys)[SP_TALLY_CLIENT_MAX] = xcalloc(n, sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        sp_event_t *ev = evs[i];
+        entry_t *e = &entries[i];
+        *e = (entry_t){.ev = ev, .group = GROUP_NONE, .order = i};
+        if (ev->recipient[0]) {
+            e->group = GROUP_RECIPIENT;
+            e->key = ev->recipient;
+        } else if (SP_EVENT_OPEN == ev->kind && sp_tally_counted(ev->klass)) {
+            e->group = GROUP_CLIENT;
+            sp_tally_client_key(ev, keys[i], sizeof(keys[i]));
+            e->key = keys[i];
+        }
+    }
+    qsort(entries, n, sizeof(*entries), cmp_entry);
+
+    sp_tally_campaign_t *c = NULL;
+    sp_tally_recipient_t *r = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const entry_t *e = &entries[i], *prev = i ? &entries[i - 1] : NULL;
+        sp_event_t *ev = e->ev;
+        bool same_campaign = prev && 0 == strcmp(prev->ev->campaign, ev->campaign);
+        bool same_key =
+            same_campaign && prev->group == e->group && e->key && 0 == strcmp(prev->key, e->key);
+        if (!same_campaign) {
+            c = &t->campaigns[t->n_campaigns++];
+            c->id = ev->campaign;
+        }
+        bool open = SP_EVENT_OPEN == ev->kind;
+        bool counted = sp_tally_counted(ev->klass);
+        int klass = open && ev->klass >= 0 && ev->klass < SP_CLASS_COUNT ? ev->klass : -1;
+        bool view = open && counted, click = !open && counted;
+
+        if (klass >= 0)
+            c->by_class[klass]++;
+        c->views += view;
+        c->clicks += click;
+        if (counted && ev->ts_ms > c->last_view_at)
+            c->last_view_at = ev->ts_ms;
+
+        if (GROUP_RECIPIENT == e->group) {
+            if (!same_key) {
+                r = &t->recipients[t->n_recipients++];
+                r->campaign = t->n_campaigns - 1;
+                r->recipient = e->key;
+            }
+            if (klass >= 0)
+                r->by_class[klass]++;
+            r->views += view;
+            r->clicks += click;
+            if (view) {
+                /* Sorted by time: the first counted open is the earliest. */
+                if (!r->first) {
+                    r->first = ev;
+                    r->first_at = ev->ts_ms;
+                }
+                r->last_at = ev->ts_ms;
+            }
+        } else if (GROUP_CLIENT == e->group && !same_key) {
+            sp_tally_client_t *k = &t->clients[t->n_clients++];
+            k->campaign = t->n_campaigns - 1;
+            memcpy(k->key, e->key, sizeof(k->key));
+            k->first = ev; /* the earliest: sorted by time */
+        }
+    }
+    free(entries);
+    free(keys);
+}
+
+void sp_tally_recipient_seen(sp_tally_t *t, size_t i, int64_t views)
+{
+    assert(i < t->n_recipients);
+    sp_tally_recipient_t *r = &t->recipients[i];
+    if (r->views > 0 && views == r->views) {
+        t->campaigns[r->campaign].unique++;
+        r->first->first_view = true;
+    }
+}
+
+void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new)
+{
+    assert(i < t->n_clients);
+    if (is_new) {
+        t->campaigns[t->clients[i].campaign].unique++;
+        t->clients[i].first->first_view = true;
+    }
+}
+
+void sp_tally_free(sp_tally_t *t)
+{
+    free(t->campaigns);
+    free(t->recipients);
+    free(t->clients);
+    *t = (sp_tally_t){0};
+}

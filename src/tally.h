@@ -1,0 +1,97 @@
+/* tally: what each stored open and click adds to the counters, decided once for every store. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_TALLY_H
+#define SP_TALLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "classify.h"
+#include "event.h"
+
+/*
+ * The counting rule, in one place above the store's backends (as GoAccess keeps what each log
+ * line adds to each metric in one table above its storage). What one stored event adds:
+ *
+ *   counter                  kept per              an event adds
+ *   by class (human...self)  campaign, recipient   1 to its class, for an open
+ *   views (total_views)      campaign, recipient   1 for a counted open
+ *   clicks                   campaign, recipient   1 for a counted click
+ *   last_view_at             campaign              its time, for a counted open or click (latest)
+ *   first_at, last_at        recipient             its time, for a counted open (earliest, latest)
+ *   unique_views             campaign              1 for a counted open whose recipient (without
+ *                                                  one: whose client) had none before
+ *
+ * Counted means a person's: human or proxy (sp_tally_counted). Machine and self events are
+ * kept and shown, and counted by class only: spypixel counts only people's opens. Whether a
+ * recipient or a client had a counted open before is the store's to answer; the tally turns
+ * the answer into unique views (sp_tally_recipient_seen, sp_tally_client_seen).
+ */
+
+/* Whether an event of class KLASS counts (human or proxy). */
+bool sp_tally_counted(int klass);
+
+/* The counted opens among opens BY_CLASS (a recipient's, read back from a store). */
+int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT]);
+
+/* The same in SQL, of the class columns of the row named ROW ("" or "r."). */
+#define SP_TALLY_VIEWS_SQL(row) "(" row "human + " row "proxy)"
+
+#define SP_TALLY_CLIENT_MAX 64 /* a client key's bytes, NUL included */
+
+/* The client an open without a recipient is counted unique by: its visitor ID (the pixel
+ * handler always sets one: the visitor cookie, else a keyed hash of address and agent). */
+void sp_tally_client_key(const sp_event_t *ev, char *buf, size_t len);
+
+/* What a batch adds to one campaign. */
+typedef struct sp_tally_campaign {
+    const char *id; /* borrowed from the batch's events, as every string here */
+    int64_t views, unique, by_class[SP_CLASS_COUNT], clicks;
+    int64_t last_view_at; /* 0: no counted event */
+} sp_tally_campaign_t;
+
+/* What a batch adds to one recipient of one campaign. */
+typedef struct sp_tally_recipient {
+    size_t campaign; /* in campaigns */
+    const char *recipient;
+    int64_t views, by_class[SP_CLASS_COUNT], clicks;
+    int64_t first_at, last_at; /* of its counted opens; 0: none */
+    sp_event_t *first;         /* its earliest counted open (NULL: none), the first view if new */
+} sp_tally_recipient_t;
+
+/* A client of one campaign with counted opens in the batch, and none with a recipient. */
+typedef struct sp_tally_client {
+    size_t campaign;
+    char key[SP_TALLY_CLIENT_MAX];
+    sp_event_t *first; /* its earliest counted open */
+} sp_tally_client_t;
+
+/* A batch's counts, each list sorted by its keys (campaign ID, then recipient or client key),
+ * so that every writer locks rows in one order. */
+typedef struct sp_tally {
+    sp_tally_campaign_t *campaigns;
+    size_t n_campaigns;
+    sp_tally_recipient_t *recipients;
+    size_t n_recipients;
+    sp_tally_client_t *clients;
+    size_t n_clients;
+} sp_tally_t;
+
+/* Counts the N events EVS that a store is storing into T (emptied first), setting no event's
+ * first_view yet. The earliest counted open of a recipient or client goes first (by time, then
+ * in batch order). Aborts when out of memory. */
+void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n);
+
+/* The store found that recipient I (of T's recipients) now has VIEWS counted opens, this
+ * batch's included: when those are all this batch's, it is a unique view of its campaign, and
+ * its first open a first view. */
+void sp_tally_recipient_seen(sp_tally_t *t, size_t i, int64_t views);
+
+/* The store found client I (of T's clients) new to its campaign (NEW) or not. */
+void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new);
+
+/* Frees T's lists; T may then be counted again. */
+void sp_tally_free(sp_tally_t *t);
+
+#endif

@@ -1,0 +1,213 @@
+/* Unit tests for tally: what each stored open and click adds to which counter. */
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tally.h"
+
+#define H     SP_CLASS_HUMAN
+#define P     SP_CLASS_PROXY
+#define M     SP_CLASS_MACHINE
+#define S     SP_CLASS_SELF
+#define OPEN  SP_EVENT_OPEN
+#define CLICK SP_EVENT_CLICK
+
+typedef struct spec {
+    const char *campaign, *recipient, *visitor;
+    int kind, klass;
+    int64_t ts;
+} spec_t;
+
+static sp_event_t *make(const spec_t *sp)
+{
+    sp_event_t *ev = sp_event_new(64);
+    snprintf(ev->campaign, sizeof(ev->campaign), "%s", sp->campaign);
+    snprintf(ev->recipient, sizeof(ev->recipient), "%s", sp->recipient ? sp->recipient : "");
+    snprintf(ev->visitor, sizeof(ev->visitor), "%s", sp->visitor ? sp->visitor : "v0");
+    ev->kind = sp->kind;
+    ev->klass = sp->klass;
+    ev->ts_ms = sp->ts;
+    return ev;
+}
+
+/* Counts SPECS into T; the events stay in EVS until free_all. */
+static void count(sp_tally_t *t, const spec_t *specs, size_t n, sp_event_t **evs)
+{
+    for (size_t i = 0; i < n; i++)
+        evs[i] = make(&specs[i]);
+    sp_tally_count(t, evs, n);
+}
+
+static void free_all(sp_tally_t *t, sp_event_t **evs, size_t n)
+{
+    sp_tally_free(t);
+    for (size_t i = 0; i < n; i++)
+        sp_event_free(evs[i]);
+}
+
+static void test_counted(void **state)
+{
+    assert_true(sp_tally_counted(H));
+    assert_true(sp_tally_counted(P));
+    assert_false(sp_tally_counted(M));
+    assert_false(sp_tally_counted(S));
+    assert_false(sp_tally_counted(-1));
+    assert_false(sp_tally_counted(SP_CLASS_COUNT));
+    int64_t by_class[SP_CLASS_COUNT] = {[H] = 3, [P] = 4, [M] = 100, [S] = 1000};
+    assert_int_equal(7, sp_tally_views(by_class));
+    assert_string_equal("(r.human + r.proxy)", SP_TALLY_VIEWS_SQL("r."));
+}
+
+/* Every kind and class of event, with and without a recipient: what each counter gets. */
+static void test_rule(void **state)
+{
+    const spec_t specs[] = {
+        {"c", "ann", NULL, OPEN, H, 100},  {"c", "ann", NULL, OPEN, P, 50},
+        {"c", "ann", NULL, OPEN, M, 10},   {"c", "ann", NULL, OPEN, S, 500},
+        {"c", "ann", NULL, CLICK, H, 300}, {"c", "ann", NULL, CLICK, M, 900},
+        {"c", "", "va", OPEN, H, 200},     {"c", "", "va", OPEN, P, 150},
+        {"c", "", "vb", OPEN, M, 700},     {"c", "", "vc", CLICK, H, 800},
+        {"c", "bob", NULL, OPEN, S, 600},
+    };
+    enum { N = sizeof(specs) / sizeof(specs[0]) };
+    sp_event_t *evs[N];
+    sp_tally_t t;
+    count(&t, specs, N, evs);
+
+    assert_int_equal(1, t.n_campaigns);
+    const sp_tally_campaign_t *c = &t.campaigns[0];
+    assert_string_equal("c", c->id);
+    assert_int_equal(4, c->views); /* human and proxy opens, with a recipient or not */
+    assert_int_equal(2, c->by_class[H]);
+    assert_int_equal(2, c->by_class[P]);
+    assert_int_equal(2, c->by_class[M]);
+    assert_int_equal(2, c->by_class[S]);
+    assert_int_equal(2, c->clicks);        /* the human clicks; the machine's does not count */
+    assert_int_equal(800, c->last_view_at); /* the latest counted event, a click */
+    assert_int_equal(0, c->unique);         /* the store's answers make those */
+
+    assert_int_equal(2, t.n_recipients);
+    const sp_tally_recipient_t *ann = &t.recipients[0], *bob = &t.recipients[1];
+    assert_string_equal("ann", ann->recipient);
+    assert_int_equal(0, ann->campaign);
+    assert_int_equal(2, ann->views);
+    assert_int_equal(1, ann->by_class[H]);
+    assert_int_equal(1, ann->by_class[P]);
+    assert_int_equal(1, ann->by_class[M]);
+    assert_int_equal(1, ann->by_class[S]);
+    assert_int_equal(1, ann->clicks);
+    assert_int_equal(50, ann->first_at); /* counted opens only: not the machine's at 10 */
+    assert_int_equal(100, ann->last_at);
+    assert_ptr_equal(evs[1], ann->first);
+    /* A recipient with only the sender's views is kept, with nothing counted. */
+    assert_string_equal("bob", bob->recipient);
+    assert_int_equal(0, bob->views);
+    assert_int_equal(1, bob->by_class[S]);
+    assert_int_equal(0, bob->first_at);
+    assert_int_equal(0, bob->last_at);
+    assert_null(bob->first);
+
+    /* Clients: counted opens without a recipient, one per visitor; the earliest open first. */
+    assert_int_equal(1, t.n_clients);
+    assert_string_equal("v:va", t.clients[0].key);
+    assert_ptr_equal(evs[7], t.clients[0].first);
+    for (size_t i = 0; i < N; i++)
+        assert_false(evs[i]->first_view);
+    free_all(&t, evs, N);
+}
+
+/* Unique views: a recipient whose counted opens are all this batch's is new; a client the store
+ * had not seen is new. Each new one's earliest counted open is its first view. */
+static void test_seen(void **state)
+{
+    const spec_t specs[] = {
+        {"c", "ann", NULL, OPEN, H, 300}, {"c", "ann", NULL, OPEN, H, 200},
+        {"c", "ann", NULL, OPEN, H, 200}, /* the same time: batch order decides */
+        {"c", "bob", NULL, OPEN, H, 100}, {"c", "", "va", OPEN, H, 400},
+        {"c", "", "vb", OPEN, H, 50},     {"c", "cy", NULL, OPEN, M, 10},
+    };
+    enum { N = sizeof(specs) / sizeof(specs[0]) };
+    sp_event_t *evs[N];
+    sp_tally_t t;
+    count(&t, specs, N, evs);
+    assert_int_equal(3, t.n_recipients);
+    assert_int_equal(3, t.recipients[0].views); /* ann */
+    assert_ptr_equal(evs[1], t.recipients[0].first);
+
+    sp_tally_recipient_seen(&t, 0, 3); /* ann: these three are all there are: new */
+    sp_tally_recipient_seen(&t, 1, 2); /* bob had one before */
+    sp_tally_recipient_seen(&t, 2, 0); /* cy: nothing counted, never a unique view */
+    sp_tally_client_seen(&t, 0, true);
+    sp_tally_client_seen(&t, 1, false);
+    assert_int_equal(2, t.campaigns[0].unique);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(1 == i || 4 == i, evs[i]->first_view);
+    free_all(&t, evs, N);
+}
+
+/* Each list in key order, whatever the batch's order: writers on several servers lock rows in
+ * one order. */
+static void test_sorted(void **state)
+{
+    const spec_t specs[] = {
+        {"b", "zed", NULL, OPEN, H, 1}, {"a", "yan", NULL, CLICK, H, 2},
+        {"b", "", "v2", OPEN, H, 3},    {"a", "", "v9", OPEN, P, 4},
+        {"b", "amy", NULL, OPEN, M, 5}, {"a", "", "v1", OPEN, H, 6},
+        {"a", "yan", NULL, OPEN, H, 7},
+    };
+    enum { N = sizeof(specs) / sizeof(specs[0]) };
+    sp_event_t *evs[N];
+    sp_tally_t t;
+    count(&t, specs, N, evs);
+    assert_int_equal(2, t.n_campaigns);
+    assert_string_equal("a", t.campaigns[0].id);
+    assert_string_equal("b", t.campaigns[1].id);
+    assert_int_equal(3, t.n_recipients);
+    const char *want[][2] = {{"a", "yan"}, {"b", "amy"}, {"b", "zed"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(want[i][0], t.campaigns[t.recipients[i].campaign].id);
+        assert_string_equal(want[i][1], t.recipients[i].recipient);
+    }
+    assert_int_equal(3, t.n_clients);
+    const char *clients[][2] = {{"a", "v:v1"}, {"a", "v:v9"}, {"b", "v:v2"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(clients[i][0], t.campaigns[t.clients[i].campaign].id);
+        assert_string_equal(clients[i][1], t.clients[i].key);
+    }
+    assert_int_equal(1, t.campaigns[0].clicks);
+    assert_int_equal(3, t.campaigns[0].views);
+    assert_int_equal(7, t.campaigns[0].last_view_at);
+    free_all(&t, evs, N);
+
+    /* An empty batch counts nothing, and is freed alike. */
+    sp_tally_count(&t, NULL, 0);
+    assert_int_equal(0, t.n_campaigns + t.n_recipients + t.n_clients);
+    sp_tally_free(&t);
+}
+
+static void test_client_key(void **state)
+{
+    sp_event_t *ev = make(&(spec_t){"c", "", "0123456789abcdef0123456789abcdef", OPEN, H, 1});
+    char key[SP_TALLY_CLIENT_MAX];
+    sp_tally_client_key(ev, key, sizeof(key));
+    assert_string_equal("v:0123456789abcdef0123456789abcdef", key);
+    assert_true(strlen(key) + 1 <= SP_TALLY_CLIENT_MAX);
+    sp_event_free(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counted), cmocka_unit_test(test_rule),
+        cmocka_unit_test(test_seen),    cmocka_unit_test(test_sorted),
+        cmocka_unit_test(test_client_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
