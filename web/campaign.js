@@ -370,8 +370,8 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     const c = await loadRecipients();
     if (gone) return;
     campaign = c;
-    append(clear(created), c.created_at ? ['Created ', when(c.created_at)] : null,
-      c.last_view_at ? [' · last open ', when(c.last_view_at), ` (${ago(c.last_view_at)})`] : null);
+    append(clear(created), [c.created_at ? ['Created ', when(c.created_at)] : null,
+      c.last_view_at ? [' · last open ', when(c.last_view_at), ` (${ago(c.last_view_at)})`] : null]);
     archivedNote.hidden = !c.archived;
     archive.textContent = c.archived ? 'Unarchive' : 'Archive';
   }
@@ -431,12 +431,12 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     try {
       await loadSummary();
       if (gone) return;
-      append(tools, live.el,
+      append(tools, [live.el,
         download(`/api/v1/campaigns/${enc(id)}/events.csv`, `${id}-events.csv`, 'Export CSV', 'export-csv'),
         download(`/api/v1/campaigns/${enc(id)}/events.json`, `${id}-events.json`, 'Export JSON', 'export-json'),
         h('a', { class: 'button secondary', href: `#/compare?a=${enc(id)}` }, 'Compare'),
         archive, del,
-        h('a', { class: 'button', href: `#/create?campaign=${enc(id)}` }, 'New pixel'));
+        h('a', { class: 'button', href: `#/create?campaign=${enc(id)}` }, 'New pixel')]);
       tools.hidden = false;
       status.remove();
       body.hidden = false;
