@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_report.h"
 #include "classify.h"
 #include "log.h"
 #include "login.h"
@@ -780,6 +781,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
             return sp_http_error(req, 405, "use GET");
         if (0 == strcmp(rest, ""))
             return get_campaign(&c, id);
+        if (0 == strcmp(rest, "report"))
+            return sp_api_report(req, c.store, id);
         if (0 == strcmp(rest, "events"))
             return list_events(&c, id, "");
         if (0 == strcmp(rest, "events.csv"))

@@ -10,6 +10,7 @@
 #include "classify.h"
 #include "config.h"
 #include "event.h"
+#include "rollup.h"
 
 typedef struct sp_campaign {
     char id[SP_ID_MAX + 1];
@@ -64,6 +65,23 @@ typedef struct sp_token_row {
     const char *owner; /* NULL when no user owns it */
     int64_t created_at;
 } sp_token_row_t;
+
+/* What a report reads (rollup.h): the hours [hour_from, hour_to) from the rollups, and the events
+ * of the edges [edge_from[i], edge_to[i]) (ms; empty when from >= to) from the events. */
+typedef struct sp_store_span {
+    int64_t hour_from, hour_to;
+    int64_t edge_from[2], edge_to[2];
+} sp_store_span_t;
+
+/* A report's rows, as they come (strings borrowed for the call; return nonzero to stop):
+ * opens by class and counted clicks of a quarter hour (a quarter may come more than once: add
+ * them), a breakdown's value (dims 1-6, each dim's values by count, descending), the distinct
+ * openers (dim 0) and clickers (dim 7). */
+typedef struct sp_store_report_cb {
+    int (*counts)(void *ctx, int64_t quarter, const int64_t counts[SP_ROLLUP_COUNTS]);
+    int (*value)(void *ctx, int dim, const char *value, int64_t n);
+    int (*distinct)(void *ctx, int dim, int64_t n);
+} sp_store_report_cb_t;
 
 typedef struct sp_store sp_store_t;
 
@@ -130,6 +148,10 @@ typedef struct sp_store_ops {
      * ERR. */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
+    /* CAMPAIGN's report rows over SPAN (see sp_store_report_cb_t), read in one snapshot. 0
+     * (also for no such campaign), or -1 + ERR. */
+    int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
+                  const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
     /* Unknown campaigns, newest last open first. 0, or -1 + ERR. */
     int (*unknown_list)(sp_store_t *s, sp_store_unknown_cb cb, void *ctx, char *err, size_t errlen);
     /* The kept opens of unknown campaign ID, oldest first. 0 (also for none), or -1 + ERR. */

@@ -77,11 +77,23 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
+    /* 7: the report's rollups (rollup.h), filled from the events stored so far
+     * (migration_code), and events by time within a campaign, for the edges of a report's
+     * range that do not fill an hour. */
+    "CREATE TABLE rollup_counts(campaign TEXT COLLATE \"C\" NOT NULL, quarter BIGINT NOT NULL,"
+    " human BIGINT NOT NULL, proxy BIGINT NOT NULL, machine BIGINT NOT NULL,"
+    " self BIGINT NOT NULL, clicks BIGINT NOT NULL, PRIMARY KEY(campaign, quarter))"
+    " WITH (fillfactor = 80);"
+    "CREATE TABLE rollup_values(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " hour BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, hour, value)) WITH (fillfactor = 80);"
+    "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 typedef struct pg_store pg_store_t;
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen);
+static int backfill_rollups(pg_store_t *s, char *err, size_t errlen);
 
 /* The steps that SQL alone cannot do, run for their version in place of its (empty) SQL. */
 static const struct {
@@ -89,6 +101,7 @@ static const struct {
     int (*run)(pg_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
+    {7, backfill_rollups},
 };
 
 /* Held for the migration's transaction by every server that opens the store: "spypixel". */
@@ -143,6 +156,13 @@ enum {
     Q_UNKNOWN_PURGE,
     Q_FORGET_UNKNOWN,
     Q_FORGET_UNKNOWN_EMPTY,
+    Q_ROLLUP_COUNTS,
+    Q_ROLLUP_VALUES,
+    Q_FORGET_ROLLUP_COUNTS,
+    Q_FORGET_ROLLUP_VALUES,
+    Q_REPORT_COUNTS,
+    Q_REPORT_VALUES,
+    Q_REPORT_DISTINCT,
     Q_COUNT
 };
 
@@ -210,7 +230,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
     [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
                           " c AS (DELETE FROM clients WHERE campaign = $1),"
-                          " i AS (DELETE FROM images WHERE campaign = $1)"
+                          " i AS (DELETE FROM images WHERE campaign = $1),"
+                          " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
+                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
@@ -279,7 +301,8 @@ static const char *const query_sql[Q_COUNT] = {
 _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and its place here");
 
 /* The events' INSERT and SELECT, made once from the field table. */
-static char made_sql[Q_COUNT][2048];
+static char made_sql[Q_COUNT][8192];
+static char backfill_sql[2][8192]; /* schema 7: the rollups of every event stored before */
 static pthread_once_t made_once = PTHREAD_ONCE_INIT;
 
 static void make_sql(void)
@@ -293,6 +316,15 @@ static void make_sql(void)
     snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
              "SELECT %s FROM events WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
              cols);
+    /* The rollups (rollup.h): what a batch's events add (their IDs in $1), what forget takes
+     * out (recipient $2 of campaign $1), and the report's queries. */
+    sp_rollup_add_sql(made_sql[Q_ROLLUP_COUNTS], made_sql[Q_ROLLUP_VALUES], sizeof(made_sql[0]),
+                      "id = ANY($1::bigint[])", 1, true);
+    sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
+                      sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
+    sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
+                         made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+    sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 
 static const char *statement_sql(int q)
@@ -529,6 +561,7 @@ typedef struct {
     size_t n_ops;
     const sp_store_mark_t *mark; /* or NULL */
     unsigned char *record;       /* a kept open's journal form, being sent */
+    char *ids;                   /* the stored events' IDs as an array, for the rollups */
     int phase;
 } batch_t;
 
@@ -690,6 +723,26 @@ static void batch_free(batch_t *b)
     sp_tally_free(&b->tally);
     free(b->ops);
     free(b->record);
+    free(b->ids);
+}
+
+/* The statements that add the batch's stored events to the rollups: two, or none. */
+static size_t batch_rollups(const batch_t *b)
+{
+    return b->n_stored ? 2 : 0;
+}
+
+/* The IDs of the batch's stored events as a PostgreSQL array: malloc'd. */
+static char *ids_array(const batch_t *b)
+{
+    size_t len = 3 + 21 * b->n_stored, at = 0;
+    char *out = xcalloc(len, 1);
+    out[at++] = '{';
+    for (size_t i = 0; i < b->n_stored; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s%lld", i ? "," : "",
+                               (long long)b->stored[i]->id);
+    snprintf(out + at, len - at, "}");
+    return out;
 }
 
 /* Adds field F of ROW to P. The row's text is well-formed UTF-8 already (sp_event_row). */
@@ -809,14 +862,20 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         q = Q_CLIENT_INSERT;
         p_text(&p, t->campaigns[t->clients[i].campaign].id);
         p_text(&p, t->clients[i].key);
-    } else if (i >= b->n_ops) {
-        if (i == b->n_ops && b->mark) {
+    } else if (i >= b->n_ops + batch_rollups(b)) {
+        if (i == b->n_ops + batch_rollups(b) && b->mark) {
             q = Q_MARK;
             p_text(&p, b->mark->key);
             p_text(&p, b->mark->value);
         } else {
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
         }
+    } else if (i >= b->n_ops) {
+        /* What the stored events add to the rollups, by their IDs. */
+        q = 0 == i - b->n_ops ? Q_ROLLUP_COUNTS : Q_ROLLUP_VALUES;
+        if (!b->ids)
+            b->ids = ids_array(b);
+        p_text(&p, b->ids);
     } else {
         const camp_t *c = b->ops[i].camp;
         q = b->ops[i].q;
@@ -988,7 +1047,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         goto fail_pipe;
     batch_ops(&b);
     b.phase = 4;
-    if (0 != pipe_run(s, &b, b.n_ops + (mark ? 2 : 1), err, errlen))
+    if (0 != pipe_run(s, &b, b.n_ops + batch_rollups(&b) + (mark ? 2 : 1), err, errlen))
         goto fail_pipe;
     if (!PQpipelineSync(s->conn)) {
         set_err(s, err, errlen, "commit", NULL);
@@ -1224,6 +1283,55 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
     return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
 }
 
+/* ---- reports -------------------------------------------------------------------------------- */
+
+typedef struct {
+    const sp_store_report_cb_t *cb;
+    void *ctx;
+    int q;
+} report_ctx_t;
+
+static int report_row(void *ctx, const PGresult *res)
+{
+    report_ctx_t *rc = ctx;
+    if (Q_REPORT_COUNTS == rc->q) {
+        int64_t c[SP_ROLLUP_COUNTS];
+        for (int i = 0; i < SP_ROLLUP_COUNTS; i++)
+            c[i] = get_i64(res, 0, 1 + i);
+        return rc->cb->counts(rc->ctx, get_i64(res, 0, 0), c);
+    }
+    if (Q_REPORT_VALUES == rc->q)
+        return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
+                             get_i64(res, 0, 2));
+    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1));
+}
+
+static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
+                     const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    report_ctx_t rc = {.cb = cb, .ctx = ctx};
+    /* One snapshot: the three queries see the same commits. */
+    if (0 != ready(s, err, errlen) ||
+        0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
+        return -1;
+    for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
+        p_text(&p, campaign);
+        p_int(&p, span->hour_from);
+        p_int(&p, span->hour_to);
+        for (int e = 0; e < 2; e++) {
+            p_int(&p, span->edge_from[e]);
+            p_int(&p, span->edge_to[e]);
+        }
+        if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
+            rollback(s);
+            return -1;
+        }
+    }
+    return exec_sql(s, "COMMIT", "report", err, errlen);
+}
+
 /* ---- unknown campaigns ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -1344,6 +1452,14 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         if (!(res = exec_q(s, Q_FORGET_COUNTS, &p, "forget", err, errlen)))
             goto fail;
         PQclear(res);
+        /* Their share of the rollups, from their events before those go. */
+        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_VALUES; q++) {
+            p_text(&p, PQgetvalue(rows, i, 0));
+            p_text(&p, recipient);
+            if (!(res = exec_q(s, q, &p, "forget", err, errlen)))
+                goto fail;
+            PQclear(res);
+        }
         /* Through events_campaign: there is no index of events by recipient. */
         p_text(&p, PQgetvalue(rows, i, 0));
         p_text(&p, recipient);
@@ -1703,6 +1819,7 @@ static const sp_store_ops_t pg_ops = {
     .campaign_list = pg_campaign_list,
     .recipients = pg_recipients,
     .events = pg_events,
+    .report = pg_report,
     .unknown_list = pg_unknown_list,
     .unknown_opens = pg_unknown_opens,
     .unknown_delete = pg_unknown_delete,
@@ -1840,6 +1957,13 @@ static int scrub_kept(pg_store_t *s, char *err, size_t errlen)
 done:
     free(buf);
     return ret;
+}
+
+static int backfill_rollups(pg_store_t *s, char *err, size_t errlen)
+{
+    if (0 != exec_sql(s, backfill_sql[0], "migrate", err, errlen))
+        return -1;
+    return exec_sql(s, backfill_sql[1], "migrate", err, errlen);
 }
 
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)

@@ -27,6 +27,7 @@
 typedef struct sqlite_store sqlite_store_t;
 
 static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen);
+static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen);
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -90,6 +91,17 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
+    /* 7: the report's rollups (rollup.h), filled from the events stored so far
+     * (migration_code), and events by time within a campaign, for the edges of a report's
+     * range that do not fill an hour. */
+    "CREATE TABLE rollup_counts(campaign TEXT NOT NULL, quarter INTEGER NOT NULL,"
+    " human INTEGER NOT NULL, proxy INTEGER NOT NULL, machine INTEGER NOT NULL,"
+    " self INTEGER NOT NULL, clicks INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, quarter)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_values(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " hour INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, dim, hour, value)) WITHOUT ROWID;"
+    "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -99,6 +111,7 @@ static const struct {
     int (*run)(sqlite_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
+    {7, backfill_rollups},
 };
 
 enum {
@@ -116,6 +129,8 @@ enum {
     Q_UNKNOWN_TRIM,
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
+    Q_ROLLUP_COUNTS,
+    Q_ROLLUP_VALUES,
     Q_COUNT
 };
 
@@ -158,6 +173,8 @@ static const char *const batch_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
+    [Q_ROLLUP_COUNTS] = NULL, /* rollup_sql: the rollups of the events ?1 to ?2 */
+    [Q_ROLLUP_VALUES] = NULL,
 };
 
 /* The statements above name the four class columns. */
@@ -165,6 +182,13 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 
 /* The events' INSERT and SELECT, made once from the field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
+
+/* The rollups' statements (rollup.h), made once: what a batch adds (of its events' IDs ?1 to
+ * ?2: a batch's inserts take consecutive rowids), what forget takes out (of recipient ?1), what
+ * the migration adds (of every event), and the report's queries. */
+#define ROLLUP_SQL_MAX 8192
+enum { R_ADD, R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
+static char rollup_sql[R_KINDS][3][ROLLUP_SQL_MAX];
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -1090,6 +1114,24 @@ static int write_unknown_counts(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* What the batch's stored events add to the rollups. */
+static int write_rollups(sqlite_store_t *s, char *err, size_t errlen)
+{
+    if (!s->n_stored)
+        return 0;
+    for (int q = Q_ROLLUP_COUNTS; q <= Q_ROLLUP_VALUES; q++) {
+        sqlite3_stmt *st = s->q[q];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, s->stored[0]->id);
+        sqlite3_bind_int64(st, 2, s->stored[s->n_stored - 1]->id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (SQLITE_DONE != rc)
+            return fail(s, err, errlen, "rollups");
+    }
+    return 0;
+}
+
 static int write_mark(sqlite_store_t *s, const sp_store_mark_t *mark, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->q[Q_MARK];
@@ -1118,7 +1160,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
     sp_tally_count(&tally, s->stored, s->n_stored);
-    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
+    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, err, errlen) ||
+        0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
@@ -1273,6 +1316,54 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
 }
 
+/* ---- reports ----------------------------------------------------------------- */
+
+static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
+                     const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    /* One read transaction: the three queries see the same commits. */
+    if (0 != exec(s, "BEGIN", err, errlen))
+        return -1;
+    for (int k = 0; k < 3; k++) {
+        if (prepare(s, &st, rollup_sql[R_REPORT][k], err, errlen))
+            goto fail;
+        bind_text(st, 1, campaign);
+        sqlite3_bind_int64(st, 2, span->hour_from);
+        sqlite3_bind_int64(st, 3, span->hour_to);
+        for (int e = 0; e < 2; e++) {
+            sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
+            sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+        }
+        int rc = SQLITE_DONE;
+        bool stop = false;
+        while (!stop && SQLITE_ROW == (rc = sqlite3_step(st))) {
+            if (0 == k) {
+                int64_t c[SP_ROLLUP_COUNTS];
+                for (int i = 0; i < SP_ROLLUP_COUNTS; i++)
+                    c[i] = sqlite3_column_int64(st, 1 + i);
+                stop = cb->counts(ctx, sqlite3_column_int64(st, 0), c);
+            } else if (1 == k) {
+                stop = cb->value(ctx, sqlite3_column_int(st, 0), col_text(st, 1),
+                                 sqlite3_column_int64(st, 2));
+            } else {
+                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1));
+            }
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (!stop && SQLITE_DONE != rc) {
+            fail(s, err, errlen, "report");
+            goto fail;
+        }
+    }
+    return exec(s, "COMMIT", err, errlen);
+fail:
+    rollback(s);
+    return -1;
+}
+
 /* ---- unknown campaigns ------------------------------------------------------ */
 
 static int sq_unknown_list(sp_store_t *base, sp_store_unknown_cb cb, void *ctx, char *err,
@@ -1385,6 +1476,20 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
     return 0;
 }
 
+/* Runs rollup statement SQL with ARG (may be NULL) as ?1. */
+static int rollup_step(sqlite_store_t *s, const char *sql, const char *arg, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    if (arg)
+        bind_text(st, 1, arg);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "rollups");
+}
+
 static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, char *err,
                      size_t errlen)
 {
@@ -1394,7 +1499,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         snprintf(err, errlen, "forget: no recipient given");
         return -1;
     }
-    static const char *const steps[] = {
+    const char *const steps[] = {
         /* Take the recipient's counts out of each campaign, then erase them. */
         "UPDATE campaigns SET"
         " total_views = total_views - " SP_TALLY_VIEWS_SQL(
@@ -1436,6 +1541,10 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             *deleted = sqlite3_changes(s->db);
         else if (4 == i)
             *deleted += sqlite3_changes(s->db);
+        /* Their share of the rollups, from their events before those go. */
+        if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
+                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen)))
+            goto fail;
     }
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;
@@ -1452,6 +1561,8 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM events WHERE campaign = ?1",  "DELETE FROM recipients WHERE campaign = ?1",
         "DELETE FROM clients WHERE campaign = ?1", "DELETE FROM images WHERE campaign = ?1",
         "DELETE FROM campaigns WHERE id = ?1",
+        "DELETE FROM rollup_counts WHERE campaign = ?1",
+        "DELETE FROM rollup_values WHERE campaign = ?1",
     };
     int found = 0;
     *deleted = 0;
@@ -1913,6 +2024,14 @@ static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen)
 
 /* ---- open and close --------------------------------------------------------- */
 
+/* Schema 7: the rollups of every event stored before them. */
+static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen)
+{
+    if (0 != exec(s, rollup_sql[R_BACKFILL][0], err, errlen))
+        return -1;
+    return exec(s, rollup_sql[R_BACKFILL][1], err, errlen);
+}
+
 static void sq_close(sp_store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -1936,6 +2055,7 @@ static const sp_store_ops_t sqlite_ops = {
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,
+    .report = sq_report,
     .unknown_list = sq_unknown_list,
     .unknown_opens = sq_unknown_opens,
     .unknown_delete = sq_unknown_delete,
@@ -2030,6 +2150,16 @@ static void sqlite_once(void)
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);
+    sp_rollup_add_sql(rollup_sql[R_ADD][0], rollup_sql[R_ADD][1], ROLLUP_SQL_MAX,
+                      "id >= ?1 AND id <= ?2", 1, false);
+    sp_rollup_add_sql(rollup_sql[R_FORGET][0], rollup_sql[R_FORGET][1], ROLLUP_SQL_MAX,
+                      "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
+                      " AND recipient = ?1",
+                      -1, false);
+    sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX,
+                      "1 = 1", 1, false);
+    sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1],
+                         rollup_sql[R_REPORT][2], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {
@@ -2153,7 +2283,12 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
-        if (0 != prepare(s, &s->q[i], Q_EVENT_INSERT == i ? insert_sql : batch_sql[i], err, errlen))
+        if (0 != prepare(s, &s->q[i],
+                         Q_EVENT_INSERT == i    ? insert_sql
+                         : Q_ROLLUP_COUNTS == i ? rollup_sql[R_ADD][0]
+                         : Q_ROLLUP_VALUES == i ? rollup_sql[R_ADD][1]
+                                                : batch_sql[i],
+                         err, errlen))
             goto fail;
     return &s->base;
 fail:
