@@ -74,7 +74,7 @@ export function columnChart(title, values, labels, id) {
   const peak = Math.max(1, ...v);
   const W = 24 * labels.length;
   const H = 90;
-  const chart = svg('svg', { viewBox: `0 0 ${W} ${H + 14}`, class: 'col-chart', 'aria-hidden': 'true', preserveAspectRatio: 'none' });
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H + 14}`, class: 'col-chart', 'aria-hidden': 'true' });
   v.forEach((c, i) => {
     const bh = (H * c) / peak;
     chart.append(svg('g', {}, svg('title', {}, `${labels[i]}: ${c}`),

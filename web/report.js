@@ -245,7 +245,7 @@ const DIMENSIONS = [
 ];
 
 function rowName(dim, name) {
-  if (!name) return 'Unknown';
+  if (!name) return dim === 'via' ? 'Direct (no proxy)' : 'Unknown';
   if (dim === 'country') return countryName(name);
   return breakdownName(dim, name);
 }
@@ -253,8 +253,13 @@ function rowName(dim, name) {
 /** The breakdown lists of report R, named as people know them. */
 export function breakdownCards(r) {
   const b = r.breakdowns || {};
-  return DIMENSIONS.map(([dim, title]) => barList(title,
-    (Array.isArray(b[dim]) ? b[dim] : []).map((x) => [rowName(dim, x.name), Number(x.count) || 0]), `by-${dim}`));
+  const others = r.breakdowns_others || {};
+  return DIMENSIONS.map(([dim, title]) => {
+    const rows = (Array.isArray(b[dim]) ? b[dim] : []).map((x) => [rowName(dim, x.name), Number(x.count) || 0]);
+    const rest = Number(others[dim]) || 0;
+    if (rest > 0) rows.push(['All others', rest]);
+    return barList(title, rows, `by-${dim}`);
+  });
 }
 
 export function chart(r, width) {
