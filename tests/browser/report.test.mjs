@@ -109,7 +109,8 @@ test('range presets and a custom range ask the server again; the zone is shown, 
   await page.selectOption('#tz', 'Asia/Tokyo');
   await page.waitForFunction(() => /Asia\/Tokyo/.test(document.querySelector('#report-status')?.textContent || ''));
   assert.equal(asked.at(-1).get('tz'), 'Asia/Tokyo');
-  await page.reload();
+  await page.goto('about:blank');
+  await page.goto(`/#/campaigns/${CAMPAIGN}`);
   await page.waitForSelector('#by-client li');
   assert.equal(await page.$eval('#tz', (s) => s.value), 'Asia/Tokyo');
   assert.match(await page.textContent('#by-hour h3'), /Asia\/Tokyo/);
