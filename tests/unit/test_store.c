@@ -19,6 +19,7 @@
 
 #include "classify.h"
 #include "event.h"
+#include "report.h"
 #include "serialize.h"
 #include "store.h"
 #include "store_pg.h"
@@ -870,6 +871,209 @@ static void test_forget(void **state)
     sp_store_close(s);
 }
 
+/* ---- reports ------------------------------------------------------------------------------ */
+
+/* A campaign over three days and a bit, written in batches of varied sizes: opens of every
+ * class and clicks, with and without recipients, clients and places that vary. */
+#define REPORT_T0  1774656000000LL /* 2026-03-28T00:00:00Z: Europe/Berlin moves on the 29th */
+#define REPORT_N   900
+#define REPORT_WHO 37
+
+static void report_event(int i, spec_t *sp, char *who, size_t len)
+{
+    static const int classes[] = {H, H, H, P, M, S, H, P};
+    uint64_t x = (uint64_t)i * 2654435761u + 12345;
+    snprintf(who, len, "r%d", (int)(x % REPORT_WHO));
+    *sp = (spec_t){"rep",
+                   0 == x % 9 ? "" : who,
+                   0 == i % 7 ? CLICK : OPEN,
+                   classes[(x >> 8) % 8],
+                   REPORT_T0 + (int64_t)(x % (76 * 3600)) * 1000 + i % 1000,
+                   NULL,
+                   NULL,
+                   NULL};
+}
+
+static void write_report_events(sp_store_t *s, int from, int to)
+{
+    char err[512] = "", who[16];
+    size_t n = (size_t)(to - from);
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    assert_non_null(evs);
+    static const char *const browsers[] = {"Firefox", "Chrome", "Thunderbird", "Outlook"};
+    static const char *const countries[] = {"DE", "FR", "US"};
+    for (int i = from; i < to; i++) {
+        spec_t sp;
+        report_event(i, &sp, who, sizeof(who));
+        char visitor[16];
+        snprintf(visitor, sizeof(visitor), "v%d", i % 5);
+        sp.visitor = visitor;
+        sp_event_t *ev = evs[i - from] = make_event(&sp);
+        snprintf(ev->browser, sizeof(ev->browser), "%s", browsers[i % 4]);
+        snprintf(ev->os, sizeof(ev->os), "%s", i % 3 ? "Windows" : "Linux");
+        snprintf(ev->country, sizeof(ev->country), "%s", countries[i % 3]);
+        snprintf(ev->city, sizeof(ev->city), "%s", i % 2 ? "Berlin" : "");
+        if (P == sp.klass)
+            snprintf(ev->via, sizeof(ev->via), "%s", i % 2 ? "GoogleImageProxy (Gmail)" : "");
+    }
+    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
+    if (rc)
+        print_error("write_batch: %s\n", err);
+    assert_int_equal(0, rc);
+    for (size_t i = 0; i < n; i++)
+        sp_event_free(evs[i]);
+    free(evs);
+}
+
+static sp_report_t run_report(sp_store_t *s, int64_t from, int64_t to, const char *tz,
+                              sp_report_bucket_t bucket, bool scan)
+{
+    char err[512] = "";
+    sp_report_t r = {.from = from, .to = to, .bucket = bucket, .scan = scan};
+    assert_int_equal(0, sp_tz_load(&r.tz, tz, err, sizeof(err)));
+    int rc = sp_report_run(s, "rep", &r, err, sizeof(err));
+    if (rc)
+        print_error("report: %s\n", err);
+    assert_int_equal(0, rc);
+    return r;
+}
+
+/* The figures the rollups give are those read from the events themselves, and those counted
+ * here from what was written (the counting rule by hand: human and proxy count; unique by
+ * recipient, else visitor). SKIP_WHO: a recipient forgotten. */
+static void check_report(sp_store_t *s, int64_t from, int64_t to, const char *tz,
+                         sp_report_bucket_t bucket, const char *skip_who)
+{
+    sp_report_t a = run_report(s, from, to, tz, bucket, false);
+    sp_report_t b = run_report(s, from, to, tz, bucket, true);
+    int64_t by_class[4] = {0}, clicks = 0;
+    char openers[REPORT_N][16], clickers[REPORT_N][16];
+    int n_open = 0, n_click = 0;
+    for (int i = 0; i < REPORT_N; i++) {
+        spec_t sp;
+        char who[16], key[16];
+        report_event(i, &sp, who, sizeof(who));
+        if (sp.ts < from || sp.ts >= to || (skip_who && 0 == strcmp(sp.recipient, skip_who)))
+            continue;
+        bool counted = H == sp.klass || P == sp.klass;
+        snprintf(key, sizeof(key), "%s%s", sp.recipient[0] ? "" : "v:",
+                 sp.recipient[0] ? sp.recipient : (char[]){'v', (char)('0' + i % 5), 0});
+        char(*set)[16] = OPEN == sp.kind ? openers : clickers;
+        int *n = OPEN == sp.kind ? &n_open : &n_click;
+        if (OPEN == sp.kind)
+            by_class[sp.klass]++;
+        else if (counted)
+            clicks++;
+        if (!counted)
+            continue;
+        bool seen = false;
+        for (int k = 0; k < *n && !seen; k++)
+            seen = 0 == strcmp(set[k], key);
+        if (!seen)
+            snprintf(set[(*n)++], 16, "%s", key);
+    }
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(by_class[k], a.by_class[k]);
+        assert_int_equal(by_class[k], b.by_class[k]);
+    }
+    assert_int_equal(clicks, a.clicks);
+    assert_int_equal(clicks, b.clicks);
+    assert_int_equal(n_open, a.unique_views);
+    assert_int_equal(n_open, b.unique_views);
+    assert_int_equal(n_click, a.unique_clickers);
+    assert_int_equal(n_click, b.unique_clickers);
+    assert_int_equal(b.n_series, a.n_series);
+    int64_t in_series = 0;
+    for (size_t i = 0; i < a.n_series; i++) {
+        assert_int_equal(b.series[i].t, a.series[i].t);
+        assert_int_equal(b.series[i].counted, a.series[i].counted);
+        assert_int_equal(b.series[i].machine, a.series[i].machine);
+        assert_int_equal(b.series[i].self, a.series[i].self);
+        assert_int_equal(b.series[i].clicks, a.series[i].clicks);
+        in_series += a.series[i].counted;
+    }
+    assert_int_equal(by_class[H] + by_class[P], in_series);
+    int64_t hours = 0, days = 0;
+    for (int h = 0; h < 24; h++) {
+        assert_int_equal(b.hour_of_day[h], a.hour_of_day[h]);
+        hours += a.hour_of_day[h];
+    }
+    for (int d = 0; d < 7; d++) {
+        assert_int_equal(b.day_of_week[d], a.day_of_week[d]);
+        days += a.day_of_week[d];
+    }
+    assert_int_equal(by_class[H] + by_class[P], hours);
+    assert_int_equal(by_class[H] + by_class[P], days);
+    for (int d = SP_ROLLUP_CLIENT; d <= SP_ROLLUP_VIA; d++) {
+        int64_t sum = 0;
+        assert_int_equal(b.breakdowns[d].n, a.breakdowns[d].n);
+        for (size_t i = 0; i < a.breakdowns[d].n; i++) {
+            assert_string_equal(b.breakdowns[d].names[i].name, a.breakdowns[d].names[i].name);
+            assert_int_equal(b.breakdowns[d].names[i].count, a.breakdowns[d].names[i].count);
+            sum += a.breakdowns[d].names[i].count;
+        }
+        assert_int_equal(by_class[H] + by_class[P], sum); /* every counted open, once */
+    }
+    sp_report_free(&a);
+    sp_report_free(&b);
+}
+
+static void test_report(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "rep", 1);
+    create(s, "other", 1);
+    write_specs(s, (const spec_t[]){{"other", "r1", OPEN, H, REPORT_T0 + 5000, NULL, NULL, NULL}},
+                1, NULL);
+    for (int at = 0; at < REPORT_N;) {
+        int n = 1 + (at * 7) % 250;
+        n = at + n > REPORT_N ? REPORT_N - at : n;
+        write_report_events(s, at, at + n);
+        at += n;
+    }
+    const int64_t HOUR = 3600000, DAY = 24 * HOUR;
+    const int64_t ranges[][2] = {
+        {0, SP_REPORT_TIME_MAX},                                          /* all time */
+        {REPORT_T0 + 17 * 60000 + 3, REPORT_T0 + 29 * HOUR + 13 * 60000}, /* edges in hours */
+        {REPORT_T0 + 5 * HOUR + 1000, REPORT_T0 + 5 * HOUR + 2500000},    /* within an hour */
+        {REPORT_T0 + DAY, REPORT_T0 + 2 * DAY},                           /* whole hours */
+        {REPORT_T0 + 50 * HOUR + 123, SP_REPORT_TIME_MAX},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_HOUR, NULL);
+        check_report(s, ranges[i][0], ranges[i][1], "Europe/Berlin", SP_REPORT_DAY, NULL);
+        check_report(s, ranges[i][0], ranges[i][1], "Asia/Kathmandu", SP_REPORT_WEEK, NULL);
+        check_report(s, ranges[i][0], ranges[i][1], "America/St_Johns", SP_REPORT_HOUR, NULL);
+    }
+
+    /* Days in Berlin across the change to summer time: midnight is 23:00Z, then 22:00Z. */
+    sp_report_t r = run_report(s, 0, SP_REPORT_TIME_MAX, "Europe/Berlin", SP_REPORT_DAY, false);
+    assert_true(r.n_series >= 4);
+    assert_int_equal(REPORT_T0 - HOUR, r.series[0].t);
+    assert_int_equal(REPORT_T0 + 23 * HOUR, r.series[1].t);
+    assert_int_equal(REPORT_T0 + 46 * HOUR, r.series[2].t); /* a 23-hour day */
+    assert_int_equal(REPORT_T0 + 70 * HOUR, r.series[3].t);
+    sp_report_free(&r);
+
+    /* Forgetting a recipient takes their share out of the rollups too. */
+    char err[512] = "";
+    int64_t deleted = 0;
+    assert_int_equal(0, s->ops->forget(s, "r3", &deleted, err, sizeof(err)));
+    assert_true(deleted > 0);
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_DAY, "r3");
+
+    /* Deleting the campaign drops its rollups: a new one of the same name starts empty. */
+    assert_int_equal(0, s->ops->campaign_delete(s, "rep", &deleted, err, sizeof(err)));
+    create(s, "rep", 1);
+    r = run_report(s, 0, SP_REPORT_TIME_MAX, "UTC", SP_REPORT_DAY, false);
+    assert_int_equal(0, r.by_class[H] + r.by_class[P] + r.by_class[M] + r.by_class[S]);
+    assert_int_equal(0, r.unique_views);
+    assert_int_equal(0, r.n_series);
+    sp_report_free(&r);
+    sp_store_close(s);
+}
+
 static void test_campaign_delete(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -1242,7 +1446,8 @@ static void test_concurrent_writers(void **state)
     sp_store_close(s);
 }
 
-/* ---- the field table and the schema ----------------------------------------------------------- */
+/* ---- the field table and the schema -----------------------------------------------------------
+ */
 
 /* Each kind's column type in each store (event_fields.h): a field without its column, of its
  * kind's type, is a migration forgotten. */
@@ -1357,13 +1562,16 @@ static void test_one_text(void **state)
     json_t *j = json_loads(stored.json, 0, NULL);
     assert_string_equal("agent " FFFD FFFD " " FFFD "x",
                         json_string_value(json_object_get(j, "user_agent")));
-    assert_string_equal("https://e.example/" FFFD, json_string_value(json_object_get(j, "referer")));
+    assert_string_equal("https://e.example/" FFFD,
+                        json_string_value(json_object_get(j, "referer")));
     assert_string_equal("Z\xc3\xbcrich " FFFD, json_string_value(json_object_get(j, "city")));
     json_t *h = json_object_get(j, "headers");
     assert_string_equal("agent " FFFD FFFD " " FFFD "x",
                         json_string_value(json_object_get(h, "User-Agent")));
-    assert_string_equal(FFFD FFFD FFFD " surrogate", json_string_value(json_object_get(h, "X-Odd")));
-    assert_string_equal(FFFD, json_string_value(json_object_get(json_object_get(j, "cookies"), "k")));
+    assert_string_equal(FFFD FFFD FFFD " surrogate",
+                        json_string_value(json_object_get(h, "X-Odd")));
+    assert_string_equal(FFFD,
+                        json_string_value(json_object_get(json_object_get(j, "cookies"), "k")));
     json_decref(j);
     assert_non_null(strstr(stored.csv, "\"agent " FFFD FFFD " " FFFD "x\""));
     free(stored.json);
@@ -2284,6 +2492,7 @@ static void test_scrub_old_store(void **state)
     snprintf(sqlite_sql, sizeof(sqlite_sql),
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
+             "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
@@ -2291,6 +2500,7 @@ static void test_scrub_old_store(void **state)
     snprintf(pg_sql, sizeof(pg_sql),
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
+             "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "UPDATE spypixel_schema SET version = %d;"
              "%s FROM generate_series(1, %d) AS i;",
              VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
@@ -2340,6 +2550,15 @@ static void test_scrub_old_store(void **state)
     assert_int_equal(0, g.with_secret);
     assert_int_equal(OLD_EVENTS / 3, g.with_removed);
     assert_int_equal(OLD_EVENTS, g.other_kept);
+    /* The events stored before the rollups are in them (schema 7): the report's figures. */
+    sp_report_t r = {.to = SP_REPORT_TIME_MAX, .bucket = SP_REPORT_DAY};
+    assert_int_equal(0, sp_tz_load(&r.tz, "UTC", err, sizeof(err)));
+    assert_int_equal(0, sp_report_run(s, "old", &r, err, sizeof(err)));
+    assert_int_equal(OLD_EVENTS, r.by_class[S]);
+    assert_int_equal(0, r.by_class[H] + r.by_class[P] + r.by_class[M]);
+    assert_int_equal(1, r.n_series);
+    assert_int_equal(OLD_EVENTS, r.series[0].self);
+    sp_report_free(&r);
     /* The tokens an older version made stay, owned by nobody. */
     kept_t k = {0};
     assert_int_equal(0, s->ops->unknown_opens(s, "ghost", check_kept, &k, err, sizeof(err)));
@@ -2375,6 +2594,7 @@ int main(void)
         BOTH(test_purge_before),
         BOTH(test_forget),
         BOTH(test_campaign_delete),
+        BOTH(test_report),
         BOTH(test_auth_and_meta),
         BOTH(test_hostile_strings),
         BOTH(test_event_columns),
