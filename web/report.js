@@ -250,13 +250,16 @@ function rowName(dim, name) {
   return breakdownName(dim, name);
 }
 
+const SHOWN = 10; // rows of a breakdown; the server's counts of the rest are summed below
+
 /** The breakdown lists of report R, named as people know them. */
 export function breakdownCards(r) {
   const b = r.breakdowns || {};
   const others = r.breakdowns_others || {};
   return DIMENSIONS.map(([dim, title]) => {
-    const rows = (Array.isArray(b[dim]) ? b[dim] : []).map((x) => [rowName(dim, x.name), Number(x.count) || 0]);
-    const rest = Number(others[dim]) || 0;
+    const all = (Array.isArray(b[dim]) ? b[dim] : []).map((x) => [rowName(dim, x.name), Number(x.count) || 0]);
+    const rows = all.slice(0, SHOWN);
+    const rest = (Number(others[dim]) || 0) + all.slice(SHOWN).reduce((a, [, c]) => a + c, 0);
     if (rest > 0) rows.push(['All others', rest]);
     return barList(title, rows, `by-${dim}`);
   });
