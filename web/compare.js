@@ -71,7 +71,8 @@ export function renderCompare(root, query) {
     status.textContent = 'Loading…';
     let reports;
     try {
-      reports = await Promise.all(ids.map((id) => fetchReport(id, range.range(), 'auto', null)));
+      const now = Date.now();
+      reports = await Promise.all(ids.map((id) => fetchReport(id, range.range(), 'auto', null, now)));
     } catch (err) {
       if (!gone && mine === seq) status.textContent = `Could not load the reports: ${err.message}`;
       return;

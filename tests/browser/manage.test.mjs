@@ -1,0 +1,75 @@
+// Browser tests: managing campaigns from the dashboard. Two campaigns side by side, an image
+// uploaded as a tracker (previewed from the file, never loaded from its tracked address).
+// SPDX-License-Identifier: MIT
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, login } from './harness.mjs';
+
+const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148';
+// A 1x1 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+let srv;
+let browser;
+
+before(async () => {
+  srv = await startServer();
+  browser = await launchBrowser();
+  for (let i = 0; i < 3; i++) await srv.open(await srv.pixel('spring', `s${i}@example.com`), { 'User-Agent': IPHONE_UA }, `127.0.0.${2 + i}`);
+  await srv.open(await srv.pixel('autumn', 'a0@example.com'), { 'User-Agent': IPHONE_UA }, '127.0.0.9');
+});
+
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
+
+test('two campaigns compare side by side, over one range, from their reports', async () => {
+  const { context, page, seen } = await newPage(browser, srv);
+  await login(page, srv);
+  await page.goto('/#/compare?a=spring');
+  await page.waitForSelector('#compare-b option[value="autumn"]', { state: 'attached' });
+  await page.selectOption('#compare-b', 'autumn');
+  await page.waitForSelector('#compare-table');
+  assert.match(await page.evaluate(() => location.hash), /a=spring&b=autumn/);
+  const rows = await page.$$eval('#compare-table tbody tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.querySelector('th').textContent, [...tr.querySelectorAll('td')].map((td) => td.textContent)])));
+  assert.deepEqual(rows['Total views'], ['3', '1']);
+  assert.deepEqual(rows['Sent'], ['no list', 'no list']);
+  assert.equal(await page.$$eval('#compare-body svg.time-chart', (s) => s.length), 2);
+  // Both are asked for the same range.
+  const asked = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/report?')) asked.push(new URL(r.url()).searchParams.get('from'));
+  });
+  await page.click('button[data-range="7d"]');
+  await page.waitForFunction(() => /Last 7 days/.test(document.querySelector('#compare-status').textContent));
+  assert.equal(asked.length, 2);
+  assert.equal(asked[0], asked[1]);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+});
+
+test('an image uploads as a tracker: previewed from the file, its snippet copied, its address never loaded here', async () => {
+  const { context, page, seen } = await newPage(browser, srv, { clipboard: true });
+  await login(page, srv);
+  await page.goto('/#/create?campaign=spring');
+  await page.setInputFiles('#image-file', { name: 'logo.png', mimeType: 'image/png', buffer: PNG });
+  await page.waitForSelector('#image-preview:not([hidden])');
+  assert.match(await page.getAttribute('#image-preview', 'src'), /^data:image\/png;base64,/);
+  await page.fill('#image-alt', 'Our "logo" <b>');
+  await page.click('#upload-image');
+  await page.waitForSelector('#image-result:not([hidden])');
+  const html = await page.textContent('#image-html');
+  assert.match(html, /^<img src="http:\/\/127\.0\.0\.1:\d+\/i\/[^"]+\.png" alt="Our &quot;logo&quot; &lt;b&gt;" width="1" height="1">$/);
+  assert.match(await page.textContent('#image-status'), /Uploaded/);
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(clip, html);
+  assert.ok(!seen.requests.some((u) => u.includes('/i/')), 'the tracked image was not loaded by the dashboard');
+  // A file that is not an image is refused before any upload.
+  await page.setInputFiles('#image-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  assert.match(await page.textContent('#image-error'), /Not a PNG, GIF, JPEG or WebP/);
+  assert.equal(await page.isDisabled('#upload-image'), true);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+});
