@@ -1,5 +1,6 @@
 // screenshots: seeds a server with a few days of plausible opens and saves the dashboard's
-// main pages as PNGs under docs/img/. Run by hand: `node scripts/screenshots.mjs`.
+// main pages (the campaign report, a recipient, the creator...) as PNGs under docs/img/.
+// Run by hand: `node scripts/screenshots.mjs`.
 // With libfaketime installed (Debian: faketime) the opens are spread over past days; without
 // it they all happen now. With the default GeoIP database installed, places are filled in.
 // SPDX-License-Identifier: MIT
@@ -85,6 +86,12 @@ async function main() {
     await open('product-launch', 'lee@example.com', UA.gmail, 3, IPS[4]);
     await open('product-launch', '', UA.android, 2, IPS[2]);
     await setClock(0);
+    // The list of people the newsletter went to, for its rates (two never opened it).
+    const list = [...people, 'ken@example.com', 'lou@example.org'].join('\n');
+    const put = await request(`${srv.base}/api/v1/campaigns/spring-newsletter/recipients`, {
+      method: 'PUT', body: list, headers: { Authorization: `Bearer ${srv.token}`, 'Content-Type': 'text/csv' },
+    });
+    if (put.status >= 300) console.warn(`no recipient list (${put.status}): the rates panel shows what it needs`);
 
     const shoot = async (name, page, opts = {}) => {
       await sleep(400);
@@ -107,8 +114,15 @@ async function main() {
 
       await page.goto('/#/campaigns/spring-newsletter');
       await page.waitForSelector('#log li');
+      await page.waitForSelector('#by-client li');
       await page.waitForSelector('.live-status[data-state="live"]');
       await shoot('campaign.png', page, { fullPage: true });
+
+      await page.goto('/#/recipients/alice@example.com');
+      await page.waitForSelector('#timeline li, #timeline-status:not(:empty)');
+      await shoot('recipient.png', page, { fullPage: true });
+      await page.goto('/#/campaigns/spring-newsletter');
+      await page.waitForSelector('#log li');
 
       // A proxy open, expanded.
       const proxied = await page.$$('#log li');

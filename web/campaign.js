@@ -119,7 +119,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
         recHead.querySelector(`button[data-sort="${key}"]`).focus();
       });
       recHead.append(h('th', {
-        scope: 'col', class: key === 'recipient' ? '' : 'num',
+        scope: 'col', class: ['views', 'machine', 'self', 'clicks'].includes(key) ? 'num' : '',
         'aria-sort': active ? (sort.order === 'asc' ? 'ascending' : 'descending') : 'none',
       }, b));
     }
