@@ -84,9 +84,11 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     listStatus.textContent = `Uploading ${file.name}…`;
     try {
       const r = await api(`/campaigns/${enc(id)}/recipients`, { method: 'PUT', raw: await file.text(), type: 'text/csv' });
-      const invalid = Number(r && r.invalid) || 0;
+      const bad = Array.isArray(r && r.invalid) ? r.invalid : [];
+      const invalid = Number(r && r.invalid_count) || bad.length;
       listStatus.dataset.state = 'good';
-      listStatus.textContent = `List saved: ${count(r && r.sent)} recipients${invalid ? `; ${count(invalid)} ${invalid === 1 ? 'line was' : 'lines were'} not an address and left out` : ''}.`;
+      listStatus.textContent = `List saved: ${count(r && r.sent)} recipients.${invalid
+        ? ` ${count(invalid)} ${invalid === 1 ? 'line was' : 'lines were'} not an address and left out${bad.length ? ` (${bad.slice(0, 3).join(', ')}${invalid > 3 ? ', …' : ''})` : ''}.` : ''}`;
       listInput.value = '';
       loadReport();
     } catch (err) {
@@ -295,9 +297,11 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     clear(ratesBox);
     const t = rateTiles(r);
     if (t) {
+      const notOpened = typeof r.sent_opened === 'number' ? r.sent - r.sent_opened : null;
       ratesBox.append(t,
-        h('p', { class: 'actions' }, 'Who has not opened: ',
-          download(`/api/v1/campaigns/${enc(id)}/not-opened.csv`, `${id}-not-opened.csv`, 'Export who has not opened (CSV)', 'export-not-opened')));
+        h('p', { class: 'actions' },
+          notOpened !== null ? h('span', { id: 'not-opened-count' }, `${count(notOpened)} of ${count(r.sent)} did not open${range.range().preset === 'all' ? '' : ' in this range'}.`) : null,
+          download(`/api/v1/campaigns/${enc(id)}/not-opened.csv`, `${id}-not-opened.csv`, 'Export who never opened (CSV)', 'export-not-opened')));
     } else {
       ratesBox.append(h('p', { id: 'rates-need' },
         'Open, click and click-to-open rates need the list of people this campaign was sent to: upload it below. ',

@@ -220,8 +220,8 @@ export function rateTiles(r) {
   if (!hasList(r)) return null;
   return h('dl', { class: 'tiles rates', id: 'rate-tiles', 'aria-label': 'Rates' },
     tile('Sent', count(r.sent), 'people on the list', 'rate-sent'),
-    tile('Open rate', percent(r.open_rate), 'opened at least once', 'rate-open'),
-    tile('Click rate', percent(r.click_rate), 'clicked at least once', 'rate-click'),
+    tile('Open rate', percent(r.open_rate), typeof r.sent_opened === 'number' ? `${count(r.sent_opened)} opened` : 'opened at least once', 'rate-open'),
+    tile('Click rate', percent(r.click_rate), typeof r.sent_clicked === 'number' ? `${count(r.sent_clicked)} clicked` : 'clicked at least once', 'rate-click'),
     tile('Click-to-open', percent(r.click_to_open_rate), 'clickers among openers', 'rate-cto'));
 }
 

@@ -5,6 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
 
 const UA = {
@@ -125,5 +126,27 @@ test('without a recipient list the rates panel says what the rates need', async 
   assert.equal(await page.isVisible('#rate-tiles'), false);
   // The upload control is labelled.
   assert.match(await page.textContent('label[for="list-file"]'), /list of recipients/);
+  await context.close();
+});
+
+test('a recipient list uploaded as CSV gives the rates, and who never opened downloads', async () => {
+  const { context, page, seen } = await open();
+  const csv = ['email,name', ...Array.from({ length: 10 }, (_, i) => `r${i}@example.com,Reader ${i}`),
+    'never1@example.com,N1', 'never2@example.com,N2', 'not an address,X'].join('\n');
+  await page.setInputFiles('#list-file', { name: 'sent.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.waitForFunction(() => /List saved/.test(document.querySelector('#list-status').textContent));
+  assert.match(await page.textContent('#list-status'), /12 recipients\. 1 line was not an address and left out \(not an address\)/);
+  await page.waitForSelector('#rate-tiles');
+  assert.equal(await page.isVisible('#rates-need'), false);
+  const report = await srv.api('GET', `/campaigns/${CAMPAIGN}/report`);
+  assert.equal(report.sent, 12);
+  assert.equal(await page.textContent('#rate-sent dd:not(.small)'), '12');
+  assert.equal(await page.textContent('#rate-open dd:not(.small)'), '83.3%');
+  assert.equal(await page.textContent('#rate-click dd:not(.small)'), '0%');
+  assert.match(await page.textContent('#not-opened-count'), /^2 of 12 did not open\.$/);
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-not-opened')]);
+  const text = await readFile(await dl.path(), 'utf8');
+  assert.deepEqual(text.trim().split(/\r?\n/).filter((l) => /@/.test(l)).map((l) => l.replace(/"/g, '')).sort(), ['never1@example.com', 'never2@example.com']);
+  assert.deepEqual(seen.errors, []);
   await context.close();
 });
