@@ -161,6 +161,16 @@ int sp_report_run(sp_store_t *s, const char *campaign, sp_report_t *r, char *err
     collect_t c = {.r = r};
     const sp_store_report_cb_t cb = {on_counts, on_value, on_distinct};
     int ret = -1;
+    /* Over all time, the campaign's counter has its unique views: no distinct count of every
+     * opener's hours. */
+    if (!r->scan && 0 == r->from && SP_REPORT_TIME_MAX == r->to) {
+        sp_campaign_t camp;
+        int got = s->ops->campaign_get(s, campaign, &camp, err, errlen);
+        if (got < 0)
+            goto done;
+        span.no_openers = 0 == got;
+        r->unique_views = 0 == got ? camp.unique_views : 0;
+    }
     if (0 != s->ops->report(s, campaign, &span, &cb, &c, err, errlen))
         goto done;
 

@@ -71,6 +71,7 @@ typedef struct sp_token_row {
 typedef struct sp_store_span {
     int64_t hour_from, hour_to;
     int64_t edge_from[2], edge_to[2];
+    bool no_openers; /* the distinct openers are not wanted (known otherwise) */
 } sp_store_span_t;
 
 /* A report's rows, as they come (strings borrowed for the call; return nonzero to stop):

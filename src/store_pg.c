@@ -1324,6 +1324,8 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
             p_int(&p, span->edge_from[e]);
             p_int(&p, span->edge_to[e]);
         }
+        if (Q_REPORT_DISTINCT == rc.q)
+            p_int(&p, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
             rollback(s);
             return -1;

@@ -1336,6 +1336,8 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
             sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
             sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
         }
+        if (2 == k)
+            sqlite3_bind_int(st, 8, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         int rc = SQLITE_DONE;
         bool stop = false;
         while (!stop && SQLITE_ROW == (rc = sqlite3_step(st))) {
