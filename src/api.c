@@ -277,6 +277,11 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         return store_error(c->req, err);
     }
     json_t *j = sp_serialize_campaign(&camp);
+    if (0 != sp_api_campaign_rates(c->store, id, j, err, sizeof(err))) {
+        json_decref(j);
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -705,7 +710,8 @@ unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const 
     }
     *vouched = true;
     if (writes)
-        *body_max = 0 == strcmp(path, "images") ? SP_IMAGE_MAX : SP_BODY_MAX;
+        *body_max = 0 == strcmp(path, "images") || sp_api_report_big_body(path) ? SP_IMAGE_MAX
+                                                                                : SP_BODY_MAX;
     return 0;
 }
 
@@ -777,8 +783,13 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         const char *rest;
         if (!campaign_path(path + 10, id, sizeof(id), &rest))
             return sp_http_error(req, 400, "not a campaign ID");
+        if (0 == strcmp(rest, "recipients"))
+            return 0 == strcmp(m, "PUT") ? sp_api_put_recipients(req, c.store, id)
+                                         : sp_http_error(req, 405, "use PUT");
         if (!get)
             return sp_http_error(req, 405, "use GET");
+        if (0 == strcmp(rest, "not-opened") || 0 == strcmp(rest, "not-opened.csv"))
+            return sp_api_not_opened(req, c.store, id, 0 != strcmp(rest, "not-opened"));
         if (0 == strcmp(rest, ""))
             return get_campaign(&c, id);
         if (0 == strcmp(rest, "report"))

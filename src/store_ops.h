@@ -81,8 +81,16 @@ typedef struct sp_store_span {
 typedef struct sp_store_report_cb {
     int (*counts)(void *ctx, int64_t quarter, const int64_t counts[SP_ROLLUP_COUNTS]);
     int (*value)(void *ctx, int dim, const char *value, int64_t n);
-    int (*distinct)(void *ctx, int dim, int64_t n);
+    int (*distinct)(void *ctx, int dim, int64_t n, int64_t listed);
 } sp_store_report_cb_t;
+
+/* A campaign's list of the people it was sent to, against its counters (all time): how many,
+ * how many of them had a counted open, a counted click. */
+typedef struct sp_store_sent {
+    int64_t sent, openers, clickers;
+} sp_store_sent_t;
+
+typedef int (*sp_store_name_cb)(void *ctx, const char *name);
 
 typedef struct sp_store sp_store_t;
 
@@ -153,6 +161,17 @@ typedef struct sp_store_ops {
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
+    /* Replaces CAMPAIGN's list of the people it was sent to with the N valid IDs ADDRS
+     * (repeats count once), in one transaction. 0 with *STORED (distinct), or -1 + ERR. */
+    int (*sent_put)(sp_store_t *s, const char *campaign, const char *const *addrs, size_t n,
+                    int64_t *stored, char *err, size_t errlen);
+    /* CAMPAIGN's list against its counters into *OUT (all 0 without a list). 0, or -1 + ERR. */
+    int (*sent_stats)(sp_store_t *s, const char *campaign, sp_store_sent_t *out, char *err,
+                      size_t errlen);
+    /* The people of CAMPAIGN's list with no counted open, by ID after AFTER ("" from the
+     * start), at most LIMIT (negative: no limit). 0, or -1 + ERR. */
+    int (*not_opened)(sp_store_t *s, const char *campaign, const char *after, int64_t limit,
+                      sp_store_name_cb cb, void *ctx, char *err, size_t errlen);
     /* Unknown campaigns, newest last open first. 0, or -1 + ERR. */
     int (*unknown_list)(sp_store_t *s, sp_store_unknown_cb cb, void *ctx, char *err, size_t errlen);
     /* The kept opens of unknown campaign ID, oldest first. 0 (also for none), or -1 + ERR. */

@@ -88,6 +88,9 @@ static const char *const migrations[] = {
     " hour BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITH (fillfactor = 80);"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 8: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -163,6 +166,10 @@ enum {
     Q_REPORT_COUNTS,
     Q_REPORT_VALUES,
     Q_REPORT_DISTINCT,
+    Q_SENT_DELETE,
+    Q_SENT_INSERT,
+    Q_SENT_STATS,
+    Q_NOT_OPENED,
     Q_COUNT
 };
 
@@ -232,7 +239,8 @@ static const char *const query_sql[Q_COUNT] = {
                           " c AS (DELETE FROM clients WHERE campaign = $1),"
                           " i AS (DELETE FROM images WHERE campaign = $1),"
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
-                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1)"
+                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " st AS (DELETE FROM sent_to WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
@@ -295,6 +303,20 @@ static const char *const query_sql[Q_COUNT] = {
         " SELECT COUNT(*) FROM e",
     /* Apart: a statement cannot delete a row it updates. */
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
+    /* The IDs in one array: one statement for a list of any length. */
+    [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
+                      " ON CONFLICT DO NOTHING",
+    [Q_SENT_STATS] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+        "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+              " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+              " FROM sent_to t LEFT JOIN recipients r"
+              " ON r.campaign = t.campaign AND r.recipient = t.recipient WHERE t.campaign = $1",
+    [Q_NOT_OPENED] = "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                     " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                     " WHERE t.campaign = $1 AND t.recipient > $2"
+                     " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                     " ORDER BY t.recipient LIMIT $3",
 };
 
 /* The statements above name the four class columns. */
@@ -1303,7 +1325,8 @@ static int report_row(void *ctx, const PGresult *res)
     if (Q_REPORT_VALUES == rc->q)
         return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
                              get_i64(res, 0, 2));
-    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1));
+    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1),
+                            get_i64(res, 0, 2));
 }
 
 static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
@@ -1332,6 +1355,93 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
         }
     }
     return exec_sql(s, "COMMIT", "report", err, errlen);
+}
+
+/* ---- the people a campaign was sent to ------------------------------------------------------- */
+
+static int pg_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    PGresult *res = NULL;
+    *stored = 0;
+    /* The IDs hold no quote, backslash or comma (sp_event_id_valid): each is quoted, so that
+     * none reads as NULL. */
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(addrs[i]) + 3;
+    char *arr = xcalloc(len, 1), *o = arr;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s\"%s\"", i ? "," : "", addrs[i]);
+    *o++ = '}';
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "sent list", err, errlen)) {
+        free(arr);
+        return -1;
+    }
+    p_text(&p, campaign);
+    if (!(res = exec_q(s, Q_SENT_DELETE, &p, "sent list", err, errlen)))
+        goto fail;
+    PQclear(res);
+    p_text(&p, campaign);
+    p_text(&p, arr);
+    if (!(res = exec_q(s, Q_SENT_INSERT, &p, "sent list", err, errlen)))
+        goto fail;
+    *stored = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    free(arr);
+    return exec_sql(s, "COMMIT", "sent list", err, errlen);
+fail:
+    free(arr);
+    rollback(s);
+    return -1;
+}
+
+static int pg_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_store_sent_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    PGresult *res = exec_q(s, Q_SENT_STATS, &p, "sent list", err, errlen);
+    if (!res)
+        return -1;
+    if (PQntuples(res) > 0)
+        *out = (sp_store_sent_t){get_i64(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2)};
+    PQclear(res);
+    return 0;
+}
+
+typedef struct {
+    sp_store_name_cb cb;
+    void *ctx;
+} name_ctx_t;
+
+static int name_row(void *ctx, const PGresult *res)
+{
+    name_ctx_t *nc = ctx;
+    return nc->cb(nc->ctx, PQgetvalue(res, 0, 0));
+}
+
+static int pg_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    name_ctx_t nc = {cb, ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_text(&p, after ? after : "");
+    if (limit >= 0)
+        p_int(&p, limit);
+    else
+        p_null(&p);
+    return each_row(s, Q_NOT_OPENED, &p, name_row, &nc, "not opened", err, errlen);
 }
 
 /* ---- unknown campaigns ---------------------------------------------------------------------- */
@@ -1822,6 +1932,9 @@ static const sp_store_ops_t pg_ops = {
     .recipients = pg_recipients,
     .events = pg_events,
     .report = pg_report,
+    .sent_put = pg_sent_put,
+    .sent_stats = pg_sent_stats,
+    .not_opened = pg_not_opened,
     .unknown_list = pg_unknown_list,
     .unknown_opens = pg_unknown_opens,
     .unknown_delete = pg_unknown_delete,

@@ -28,6 +28,8 @@ typedef struct sqlite_store sqlite_store_t;
 
 static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen);
 static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen);
+static int rollup_step(sqlite_store_t *s, const char *sql, const char *arg, char *err,
+                       size_t errlen);
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -102,6 +104,9 @@ static const char *const migrations[] = {
     " hour INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITHOUT ROWID;"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 8: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1350,7 +1355,8 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
                 stop = cb->value(ctx, sqlite3_column_int(st, 0), col_text(st, 1),
                                  sqlite3_column_int64(st, 2));
             } else {
-                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1));
+                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+                                    sqlite3_column_int64(st, 2));
             }
         }
         sqlite3_finalize(st);
@@ -1364,6 +1370,88 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
 fail:
     rollback(s);
     return -1;
+}
+
+/* ---- the people a campaign was sent to ----------------------------------------- */
+
+static int sq_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *stored = 0;
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    if (0 != rollup_step(s, "DELETE FROM sent_to WHERE campaign = ?1", campaign, err, errlen) ||
+        prepare(s, &st, "INSERT INTO sent_to(campaign, recipient) VALUES(?1, ?2)"
+                        " ON CONFLICT DO NOTHING", err, errlen))
+        goto fail;
+    bind_text(st, 1, campaign);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 2, addrs[i]);
+        if (SQLITE_DONE != sqlite3_step(st)) {
+            fail(s, err, errlen, "sent list");
+            goto fail;
+        }
+        *stored += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
+    return exec(s, "COMMIT", err, errlen);
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return -1;
+}
+
+static int sq_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_store_sent_t){0};
+    if (prepare(s, &st,
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+                    "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+                          " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+                          " FROM sent_to t LEFT JOIN recipients r"
+                          " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                          " WHERE t.campaign = ?1",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc = sqlite3_step(st);
+    if (SQLITE_ROW == rc)
+        *out = (sp_store_sent_t){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                 sqlite3_column_int64(st, 2)};
+    sqlite3_finalize(st);
+    return SQLITE_ROW == rc ? 0 : fail(s, err, errlen, "sent list");
+}
+
+static int sq_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                " WHERE t.campaign = ?1 AND t.recipient > ?2"
+                " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                " ORDER BY t.recipient LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    bind_text(st, 2, after ? after : "");
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        if (cb(ctx, col_text(st, 0))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "not opened");
 }
 
 /* ---- unknown campaigns ------------------------------------------------------ */
@@ -1565,6 +1653,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM campaigns WHERE id = ?1",
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
+        "DELETE FROM sent_to WHERE campaign = ?1",
     };
     int found = 0;
     *deleted = 0;
@@ -2058,6 +2147,9 @@ static const sp_store_ops_t sqlite_ops = {
     .recipients = sq_recipients,
     .events = sq_events,
     .report = sq_report,
+    .sent_put = sq_sent_put,
+    .sent_stats = sq_sent_stats,
+    .not_opened = sq_not_opened,
     .unknown_list = sq_unknown_list,
     .unknown_opens = sq_unknown_opens,
     .unknown_delete = sq_unknown_delete,
