@@ -12,6 +12,8 @@
 #include "event.h"
 #include "log.h"
 #include "report.h"
+#include "sent.h"
+#include "serialize.h"
 
 #define TIME_ARG_MAX 40 /* "2026-12-04T19:32:38.123+01:00" is 29 */
 
@@ -196,23 +198,8 @@ static json_t *report_json(const char *id, const sp_report_t *r, const sp_campai
     json_object_set_new(j, "hour_of_day", hod);
     json_object_set_new(j, "day_of_week", dow);
     (void)camp;
-    sp_api_report_rates(j, r->sent, r->sent_openers, r->sent_clickers);
+    sp_serialize_rates(j, &(sp_store_sent_t){r->sent, r->sent_openers, r->sent_clickers});
     return j;
-}
-
-static json_t *ratio(int64_t a, int64_t b)
-{
-    return b > 0 ? json_real((double)a / (double)b) : json_null();
-}
-
-void sp_api_report_rates(json_t *j, int64_t sent, int64_t openers, int64_t clickers)
-{
-    json_object_set_new(j, "sent", sent > 0 ? json_integer(sent) : json_null());
-    json_object_set_new(j, "sent_opened", sent > 0 ? json_integer(openers) : json_null());
-    json_object_set_new(j, "sent_clicked", sent > 0 ? json_integer(clickers) : json_null());
-    json_object_set_new(j, "open_rate", ratio(openers, sent));
-    json_object_set_new(j, "click_rate", ratio(clickers, sent));
-    json_object_set_new(j, "click_to_open_rate", sent > 0 ? ratio(clickers, openers) : json_null());
 }
 
 int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *err, size_t errlen)
@@ -220,7 +207,7 @@ int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *er
     sp_store_sent_t s;
     if (0 != store->ops->sent_stats(store, id, &s, err, errlen))
         return -1;
-    sp_api_report_rates(j, s.sent, s.openers, s.clickers);
+    sp_serialize_rates(j, &s);
     return 0;
 }
 
@@ -231,167 +218,6 @@ bool sp_api_report_big_body(const char *path)
     size_t n = strlen(path);
     return 0 == strncmp(path, "campaigns/", 10) && n > 11 &&
            0 == strcmp(path + n - 11, "/recipients");
-}
-
-#define INVALID_SHOWN 10
-
-typedef struct {
-    char **addrs; /* malloc'd, each */
-    size_t n;
-    json_t *invalid; /* the first INVALID_SHOWN */
-    size_t n_invalid;
-} list_t;
-
-static void list_take(list_t *l, const char *s, size_t len)
-{
-    while (len && (' ' == *s || '\t' == *s)) { /* spaces around a cell are not the address */
-        s++;
-        len--;
-    }
-    while (len && (' ' == s[len - 1] || '\t' == s[len - 1]))
-        len--;
-    if (!len)
-        return; /* an empty line or cell */
-    char *a = strndup(s, len);
-    if (!a)
-        abort();
-    if (len > SP_ID_MAX || strlen(a) != len || !sp_event_id_valid(a)) {
-        if (l->n_invalid++ < INVALID_SHOWN) {
-            json_t *v = json_stringn(s, len > 200 ? 200 : len);
-            json_array_append_new(l->invalid, v ? v : json_string("(not UTF-8)"));
-        }
-        free(a);
-        return;
-    }
-    l->addrs[l->n++] = a;
-}
-
-/* One CSV row (RFC 4180: quoted cells with "" inside) from *P (END its end): its cells' bounds
- * into CELLS (unquoted copies in BUF), at most MAX. Returns the cells found. */
-typedef struct {
-    const char *s;
-    size_t len;
-} cell_t;
-
-static size_t csv_row(const char **p, const char *end, cell_t *cells, size_t max, char *buf,
-                      size_t buflen)
-{
-    size_t n = 0, at = 0;
-    const char *c = *p;
-    for (;;) {
-        size_t start = at;
-        if (c < end && '"' == *c) {
-            for (c++; c < end; c++) {
-                if ('"' == *c && c + 1 < end && '"' == c[1])
-                    c++;
-                else if ('"' == *c) {
-                    c++;
-                    break;
-                }
-                if (at + 1 < buflen)
-                    buf[at++] = *c;
-            }
-        }
-        for (; c < end && ',' != *c && '\n' != *c && '\r' != *c; c++)
-            if (at + 1 < buflen)
-                buf[at++] = *c;
-        if (n < max)
-            cells[n++] = (cell_t){buf + start, at - start};
-        if (c < end && ',' == *c) {
-            c++;
-            continue;
-        }
-        break;
-    }
-    if (c < end && '\r' == *c)
-        c++;
-    if (c < end && '\n' == *c)
-        c++;
-    *p = c;
-    return n;
-}
-
-#define CSV_COLUMNS 64
-
-static bool is_address_header(const cell_t *c)
-{
-    static const char *const names[] = {"email",     "e-mail",  "email address",
-                                        "recipient", "address", "mail"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == c->len && 0 == strncasecmp(names[i], c->s, c->len))
-            return true;
-    return false;
-}
-
-static int parse_csv(list_t *l, const char *body, size_t len, char *msg, size_t msglen)
-{
-    const char *p = body, *end = body + len;
-    cell_t cells[CSV_COLUMNS];
-    char *buf = malloc(len + 1);
-    if (!buf)
-        abort();
-    size_t col = 0;
-    bool first = true;
-    while (p < end) {
-        size_t n = csv_row(&p, end, cells, CSV_COLUMNS, buf, len + 1);
-        if (first) {
-            first = false;
-            /* A header names the column (email, recipient...); a first row whose first cell
-             * is no address at all (Name, ...) is a header too. */
-            bool header = false;
-            for (size_t i = 0; i < n && !header; i++)
-                if (is_address_header(&cells[i])) {
-                    col = i;
-                    header = true;
-                }
-            if (header)
-                continue;
-            char probe[SP_ID_MAX + 1];
-            if (n && cells[0].len && cells[0].len <= SP_ID_MAX) {
-                memcpy(probe, cells[0].s, cells[0].len);
-                probe[cells[0].len] = '\0';
-                if (!strchr(probe, '@') && !sp_event_id_valid(probe))
-                    continue;
-            }
-        }
-        if (col < n) {
-            if (l->n == SP_API_SENT_MAX) {
-                snprintf(msg, msglen, "at most %d addresses", SP_API_SENT_MAX);
-                free(buf);
-                return -1;
-            }
-            list_take(l, cells[col].s, cells[col].len);
-        }
-    }
-    free(buf);
-    return 0;
-}
-
-static int parse_json(list_t *l, const char *body, size_t len, char *msg, size_t msglen)
-{
-    json_error_t e;
-    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
-    if (!json_is_array(j)) {
-        json_decref(j);
-        snprintf(msg, msglen, "the body must be a JSON list of addresses, or CSV");
-        return -1;
-    }
-    if (json_array_size(j) > SP_API_SENT_MAX) {
-        json_decref(j);
-        snprintf(msg, msglen, "at most %d addresses", SP_API_SENT_MAX);
-        return -1;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(j, i, v)
-    {
-        if (json_is_string(v))
-            list_take(l, json_string_value(v), json_string_length(v));
-        else if (l->n_invalid++ < INVALID_SHOWN)
-            json_array_append_new(l->invalid, json_string("(not a string)"));
-    }
-    json_decref(j);
-    return 0;
 }
 
 enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, const char *id)
@@ -409,12 +235,8 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
         type && (0 == strncasecmp(type, "text/csv", 8) || 0 == strncasecmp(type, "text/plain", 10));
     if (!json && !csv)
         return sp_http_error(req, 415, "send application/json (a list of addresses) or text/csv");
-    list_t l = {.addrs = calloc(SP_API_SENT_MAX, sizeof(char *)), .invalid = json_array()};
-    if (!l.addrs)
-        abort();
-    const char *body = req->body ? req->body : "";
-    int rc = json ? parse_json(&l, body, req->body_len, msg, sizeof(msg))
-                  : parse_csv(&l, body, req->body_len, msg, sizeof(msg));
+    sp_sent_list_t l;
+    int rc = sp_sent_parse(&l, req->body ? req->body : "", req->body_len, json, msg, sizeof(msg));
     enum MHD_Result ret;
     int64_t stored = 0;
     if (rc)
@@ -426,10 +248,7 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
         ret = send_json(req,
                         json_pack("{s:s, s:I, s:O, s:I}", "id", id, "sent", (json_int_t)stored,
                                   "invalid", l.invalid, "invalid_count", (json_int_t)l.n_invalid));
-    for (size_t i = 0; i < l.n; i++)
-        free(l.addrs[i]);
-    free(l.addrs);
-    json_decref(l.invalid);
+    sp_sent_free(&l);
     return ret;
 }
 

@@ -14,8 +14,6 @@
 /* GET /api/v1/campaigns/ID/report: answers REQ from STORE for campaign ID (a valid ID). */
 enum MHD_Result sp_api_report(sp_request_t *req, sp_store_t *store, const char *id);
 
-#define SP_API_SENT_MAX 200000 /* addresses in a campaign's list of the people it was sent to */
-
 /* PUT /api/v1/campaigns/ID/recipients: replaces ID's list with the body's (a JSON list, or CSV
  * or text with one address a line). */
 enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, const char *id);
@@ -26,11 +24,8 @@ enum MHD_Result sp_api_not_opened(sp_request_t *req, sp_store_t *store, const ch
 /* Whether PATH (after /api/v1/) takes a body as large as an image's: a list of addresses. */
 bool sp_api_report_big_body(const char *path);
 
-/* Sets "sent", "sent_opened", "sent_clicked", "open_rate", "click_rate" and
- * "click_to_open_rate" in J (null without a list). */
-void sp_api_report_rates(json_t *j, int64_t sent, int64_t openers, int64_t clickers);
-
-/* The same for campaign ID over all time, read from STORE. 0, or -1 + ERR. */
+/* Sets campaign ID's rates over all time in J (sp_serialize_rates), read from STORE. 0, or -1 +
+ * ERR. */
 int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *err, size_t errlen);
 
 /* ISO 8601 time S (a date, a time, an offset or Z; without one, a wall-clock time in TZ) into

@@ -187,3 +187,20 @@ json_t *sp_serialize_unknown(const sp_unknown_campaign_t *u)
     return json_pack("{s:s, s:I, s:o, s:o}", "id", u->id, "opens", (json_int_t)u->opens, "first_at",
                      ts_json(u->first_at), "last_at", ts_json(u->last_at));
 }
+
+static json_t *ratio(int64_t a, int64_t b)
+{
+    return b > 0 ? json_real((double)a / (double)b) : json_null();
+}
+
+void sp_serialize_rates(json_t *j, const sp_store_sent_t *s)
+{
+    bool list = s->sent > 0;
+    json_object_set_new(j, "sent", list ? json_integer(s->sent) : json_null());
+    json_object_set_new(j, "sent_opened", list ? json_integer(s->openers) : json_null());
+    json_object_set_new(j, "sent_clicked", list ? json_integer(s->clickers) : json_null());
+    json_object_set_new(j, "open_rate", ratio(s->openers, s->sent));
+    json_object_set_new(j, "click_rate", ratio(s->clickers, s->sent));
+    json_object_set_new(j, "click_to_open_rate",
+                        list ? ratio(s->clickers, s->openers) : json_null());
+}

@@ -183,3 +183,31 @@ describe('rates from the list of people a campaign was sent to', () => {
     assert.equal(r.json().sent, 150000);
   });
 });
+
+test('the command line gives a campaign its list, from a file or standard input', async () => {
+  const { run } = await import('./harness.mjs');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'spypixel-list-'));
+  const data = path.join(dir, 'data');
+  try {
+    assert.equal((await run(['campaign', 'create', 'cli', '--data', data])).code, 0);
+    let r = await run(['campaign', 'recipients', 'cli', '-', '--data', data], { input: 'email\na@x.org\nb@x.org\nnot one\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /sent to 2; 1 not an address/);
+    const file = path.join(dir, 'list.txt');
+    await writeFile(file, 'a@x.org\nb@x.org\nc@x.org\n');
+    r = await run(['campaign', 'recipients', 'cli', file, '--data', data]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await run(['campaign', 'show', 'cli', '--json', '--data', data]);
+    const shown = JSON.parse(r.stdout);
+    assert.equal(shown.sent, 3);
+    assert.equal(shown.open_rate, 0);
+    assert.equal((await run(['campaign', 'recipients', 'cli', path.join(dir, 'missing'), '--data', data])).code, 1);
+    assert.equal((await run(['campaign', 'recipients', 'nope', file, '--data', data])).code, 1);
+    assert.equal((await run(['campaign', 'recipients', 'cli', '--data', data])).code, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
