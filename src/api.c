@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_manage.h"
 #include "api_report.h"
 #include "classify.h"
 #include "log.h"
@@ -197,17 +198,28 @@ static enum MHD_Result logout(api_ctx_t *c)
 
 /* ---- campaigns -------------------------------------------------------------------- */
 
-static int add_campaign(void *arr, const sp_campaign_t *c)
+typedef struct {
+    json_t *arr;
+    int archived; /* -1: every campaign; 0, 1: those not archived, those archived */
+} campaigns_t;
+
+static int add_campaign(void *ctx, const sp_campaign_t *c)
 {
-    json_array_append_new(arr, sp_serialize_campaign(c));
+    campaigns_t *l = ctx;
+    if (l->archived < 0 || l->archived == c->archived)
+        json_array_append_new(l->arr, sp_serialize_campaign(c));
     return 0;
 }
 
 static enum MHD_Result list_campaigns(api_ctx_t *c)
 {
     char err[512];
+    const char *archived = sp_http_arg(c->req, "archived");
+    if (archived && 0 != strcmp(archived, "0") && 0 != strcmp(archived, "1"))
+        return sp_http_error(c->req, 400, "archived must be 0 or 1");
     json_t *arr = json_array();
-    if (0 != c->store->ops->campaign_list(c->store, add_campaign, arr, err, sizeof(err))) {
+    campaigns_t l = {arr, archived ? '1' == archived[0] : -1};
+    if (0 != c->store->ops->campaign_list(c->store, add_campaign, &l, err, sizeof(err))) {
         json_decref(arr);
         return store_error(c->req, err);
     }
@@ -783,6 +795,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         const char *rest;
         if (!campaign_path(path + 10, id, sizeof(id), &rest))
             return sp_http_error(req, 400, "not a campaign ID");
+        if (0 == strcmp(rest, "") && !get)
+            return sp_api_campaign_manage(req, c.store, id);
         if (0 == strcmp(rest, "recipients"))
             return 0 == strcmp(m, "PUT") ? sp_api_put_recipients(req, c.store, id)
                                          : sp_http_error(req, 405, "use PUT");

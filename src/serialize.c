@@ -167,10 +167,11 @@ json_t *sp_serialize_campaign(const sp_campaign_t *c)
     json_t *by_class = json_object();
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         json_object_set_new(by_class, sp_class_name((sp_class_t)i), json_integer(c->by_class[i]));
-    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:b}", "id", c->id, "total_views",
                      (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
                      "last_view_at", ts_json(c->last_view_at), "created_at", ts_json(c->created_at),
-                     "by_class", by_class, "clicks", (json_int_t)c->clicks);
+                     "by_class", by_class, "clicks", (json_int_t)c->clicks, "archived",
+                     c->archived);
 }
 
 json_t *sp_serialize_recipient(const sp_recipient_t *r)

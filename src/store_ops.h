@@ -20,6 +20,7 @@ typedef struct sp_campaign {
     int64_t unique_views;
     int64_t by_class[SP_CLASS_COUNT];
     int64_t clicks; /* human + proxy clicks */
+    bool archived;  /* set aside by its owner: listed apart */
 } sp_campaign_t;
 
 typedef struct sp_recipient {
@@ -161,6 +162,9 @@ typedef struct sp_store_ops {
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
+    /* Archives campaign ID (ARCHIVED) or brings it back. 0, 1 no such campaign, -1 + ERR. */
+    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err,
+                            size_t errlen);
     /* Replaces CAMPAIGN's list of the people it was sent to with the N valid IDs ADDRS
      * (repeats count once), in one transaction. 0 with *STORED (distinct), or -1 + ERR. */
     int (*sent_put)(sp_store_t *s, const char *campaign, const char *const *addrs, size_t n,

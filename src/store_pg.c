@@ -91,6 +91,8 @@ static const char *const migrations[] = {
     /* 8: the people a campaign was sent to, for its rates. */
     "CREATE TABLE sent_to(campaign TEXT COLLATE \"C\" NOT NULL,"
     " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
+    /* 9: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -170,12 +172,13 @@ enum {
     Q_SENT_INSERT,
     Q_SENT_STATS,
     Q_NOT_OPENED,
+    Q_CAMPAIGN_ARCHIVE,
     Q_COUNT
 };
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
@@ -303,6 +306,7 @@ static const char *const query_sql[Q_COUNT] = {
         " SELECT COUNT(*) FROM e",
     /* Apart: a statement cannot delete a row it updates. */
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
     [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
     /* The IDs in one array: one statement for a list of any length. */
     [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
@@ -1137,6 +1141,24 @@ static void read_campaign(const PGresult *res, int row, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = get_i64(res, row, 5 + i);
     c->clicks = get_i64(res, row, 9);
+    c->archived = 0 != get_i64(res, row, 10);
+}
+
+static int pg_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    p_int(&p, archived);
+    PGresult *res = exec_q(s, Q_CAMPAIGN_ARCHIVE, &p, "archive campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = 0 == strcmp(PQcmdTuples(res), "0") ? 1 : 0;
+    PQclear(res);
+    return ret;
 }
 
 static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -1932,6 +1954,7 @@ static const sp_store_ops_t pg_ops = {
     .recipients = pg_recipients,
     .events = pg_events,
     .report = pg_report,
+    .campaign_archive = pg_campaign_archive,
     .sent_put = pg_sent_put,
     .sent_stats = pg_sent_stats,
     .not_opened = pg_not_opened,

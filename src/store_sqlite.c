@@ -107,6 +107,8 @@ static const char *const migrations[] = {
     /* 8: the people a campaign was sent to, for its rates. */
     "CREATE TABLE sent_to(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
     " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
+    /* 9: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1206,7 +1208,7 @@ static int sq_campaign_create(sp_store_t *base, const char *id, int64_t now_ms, 
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
 {
@@ -1219,6 +1221,23 @@ static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = sqlite3_column_int64(st, 5 + i);
     c->clicks = sqlite3_column_int64(st, 9);
+    c->archived = 0 != sqlite3_column_int64(st, 10);
+}
+
+static int sq_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "UPDATE campaigns SET archived = ?2 WHERE id = ?1", err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, archived);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (SQLITE_DONE != rc)
+        return fail(s, err, errlen, "archive campaign");
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
 }
 
 static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -2147,6 +2166,7 @@ static const sp_store_ops_t sqlite_ops = {
     .recipients = sq_recipients,
     .events = sq_events,
     .report = sq_report,
+    .campaign_archive = sq_campaign_archive,
     .sent_put = sq_sent_put,
     .sent_stats = sq_sent_stats,
     .not_opened = sq_not_opened,

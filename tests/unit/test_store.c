@@ -1107,7 +1107,7 @@ static void test_sent_list(void **state)
         {"news", "amy", OPEN, H, REPORT_T0 + 1000, NULL, NULL, NULL},
         {"news", "amy", CLICK, H, REPORT_T0 + 2000, NULL, NULL, NULL},
         {"news", "bob", OPEN, P, REPORT_T0 + 3 * 3600000, NULL, NULL, NULL},
-        {"news", "cat", OPEN, M, REPORT_T0 + 4000, NULL, NULL, NULL}, /* not counted */
+        {"news", "cat", OPEN, M, REPORT_T0 + 4000, NULL, NULL, NULL},  /* not counted */
         {"news", "dan", CLICK, H, REPORT_T0 + 5000, NULL, NULL, NULL}, /* clicked, no open */
         {"news", "zed", OPEN, H, REPORT_T0 + 6000, NULL, NULL, NULL},  /* not on the list */
         {"other", "eve", OPEN, H, REPORT_T0 + 7000, NULL, NULL, NULL}, /* another campaign */
@@ -1116,7 +1116,7 @@ static void test_sent_list(void **state)
     sp_store_sent_t st;
     assert_int_equal(0, s->ops->sent_stats(s, "news", &st, err, sizeof(err)));
     assert_int_equal(6, st.sent);
-    assert_int_equal(2, st.openers); /* amy, bob */
+    assert_int_equal(2, st.openers);  /* amy, bob */
     assert_int_equal(2, st.clickers); /* amy, dan */
     assert_int_equal(0, s->ops->sent_stats(s, "other", &st, err, sizeof(err)));
     assert_int_equal(0, st.sent);
@@ -1157,6 +1157,29 @@ static void test_sent_list(void **state)
     create(s, "news", 1);
     assert_int_equal(0, s->ops->sent_stats(s, "news", &st, err, sizeof(err)));
     assert_int_equal(0, st.sent);
+    sp_store_close(s);
+}
+
+/* Archiving sets a campaign aside and back; an unknown one is absent. */
+static void test_campaign_archive(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "old", 1);
+    create(s, "new", 2);
+    assert_false(get_campaign(s, "old").archived);
+    assert_int_equal(0, s->ops->campaign_archive(s, "old", true, err, sizeof(err)));
+    assert_true(get_campaign(s, "old").archived);
+    assert_false(get_campaign(s, "new").archived);
+    got_campaigns_t g = {0};
+    assert_int_equal(0, s->ops->campaign_list(s, on_campaign, &g, err, sizeof(err)));
+    assert_int_equal(2, g.n);
+    assert_string_equal("new", g.c[0].id);
+    assert_false(g.c[0].archived);
+    assert_true(g.c[1].archived);
+    assert_int_equal(0, s->ops->campaign_archive(s, "old", false, err, sizeof(err)));
+    assert_false(get_campaign(s, "old").archived);
+    assert_int_equal(1, s->ops->campaign_archive(s, "nope", true, err, sizeof(err)));
     sp_store_close(s);
 }
 
@@ -2579,7 +2602,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
-             "DROP TABLE sent_to;"
+             "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
@@ -2588,7 +2611,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
-             "DROP TABLE sent_to;"
+             "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "UPDATE spypixel_schema SET version = %d;"
              "%s FROM generate_series(1, %d) AS i;",
              VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
@@ -2684,6 +2707,7 @@ int main(void)
         BOTH(test_campaign_delete),
         BOTH(test_report),
         BOTH(test_sent_list),
+        BOTH(test_campaign_archive),
         BOTH(test_auth_and_meta),
         BOTH(test_hostile_strings),
         BOTH(test_event_columns),
