@@ -557,6 +557,13 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         result = sp_http_error(c->req, 400, "the link is too long");
         goto done;
     }
+    if (0 != sp_api_record_tracker(c->store, SP_TOKEN_OPEN == kind ? "pixel" : "link",
+                                   data.campaign, data.recipient,
+                                   SP_TOKEN_CLICK == kind ? data.extra : "", url, err,
+                                   sizeof(err))) {
+        result = store_error(c->req, err);
+        goto done;
+    }
     json_t *j = json_pack("{s:s}", "url", url);
     if (SP_TOKEN_OPEN == kind) {
         char html[SP_SNIPPET_HTML_MAX];
@@ -620,6 +627,9 @@ static enum MHD_Result upload_image(api_ctx_t *c)
         return sp_http_error(c->req, 400, "the image link would be too long");
     sp_http_origin(c->req, origin, sizeof(origin));
     snprintf(url, sizeof(url), "%s/i/%s.%s", origin, token, ext);
+    if (0 != sp_api_record_tracker(c->store, "image", campaign, data.recipient, "", url, err,
+                                   sizeof(err)))
+        return store_error(c->req, err);
     json_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "type", mime, "bytes",
                           (json_int_t)c->req->body_len);
     return send_json(c->req, 201, j);
@@ -802,6 +812,10 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
                                          : sp_http_error(req, 405, "use PUT");
         if (!get)
             return sp_http_error(req, 405, "use GET");
+        if (0 == strcmp(rest, "links"))
+            return sp_api_links(req, c.store, id);
+        if (0 == strcmp(rest, "trackers"))
+            return sp_api_trackers(req, c.store, id);
         if (0 == strcmp(rest, "not-opened") || 0 == strcmp(rest, "not-opened.csv"))
             return sp_api_not_opened(req, c.store, id, 0 != strcmp(rest, "not-opened"));
         if (0 == strcmp(rest, ""))

@@ -471,6 +471,17 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "spypixel: --public-url is too long\n");
         goto done;
     }
+    /* Kept as the API keeps what it makes: the campaign's list of its trackers. */
+    sp_store_tracker_t made = {.campaign = campaign,
+                               .recipient = recipient,
+                               .kind = "pixel",
+                               .target = "",
+                               .url = url,
+                               .created_at = sp_now_ms()};
+    if (0 != store->ops->tracker_put(store, &made, err, sizeof(err))) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        goto done;
+    }
     sp_snippet_pixel_html(url, html, sizeof(html));
     if (qp) {
         char *text = sp_snippet_qp(html);

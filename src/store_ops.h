@@ -93,6 +93,26 @@ typedef struct sp_store_sent {
 
 typedef int (*sp_store_name_cb)(void *ctx, const char *name);
 
+/* A pixel, link or image made for a campaign (strings borrowed). */
+typedef struct sp_store_tracker {
+    int64_t id; /* set by the store */
+    const char *campaign, *recipient;
+    const char *kind;   /* "pixel", "link", "image" */
+    const char *target; /* a link's destination; "" for the others */
+    const char *url;
+    int64_t created_at;
+} sp_store_tracker_t;
+
+/* A link's destination with what it got: tracked links made for it, counted clicks, distinct
+ * clickers, the first and last counted click (0: none). */
+typedef struct sp_store_link {
+    const char *target;
+    int64_t made, clicks, clickers, first_at, last_at;
+} sp_store_link_t;
+
+typedef int (*sp_store_tracker_cb)(void *ctx, const sp_store_tracker_t *t);
+typedef int (*sp_store_link_cb)(void *ctx, const sp_store_link_t *l);
+
 typedef struct sp_store sp_store_t;
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
@@ -162,6 +182,16 @@ typedef struct sp_store_ops {
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
+    /* Records tracker T (made now); the same URL twice is kept once. 0, or -1 + ERR. */
+    int (*tracker_put)(sp_store_t *s, const sp_store_tracker_t *t, char *err, size_t errlen);
+    /* CAMPAIGN's trackers, newest first, IDs below BEFORE (0: from the newest), at most LIMIT.
+     * 0, or -1 + ERR. */
+    int (*trackers)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
+                    sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen);
+    /* CAMPAIGN's link destinations, those made for it and those clicked (links made before
+     * trackers were kept count by their clicks), most clicked first. 0, or -1 + ERR. */
+    int (*links)(sp_store_t *s, const char *campaign, sp_store_link_cb cb, void *ctx, char *err,
+                 size_t errlen);
     /* Archives campaign ID (ARCHIVED) or brings it back. 0, 1 no such campaign, -1 + ERR. */
     int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err,
                             size_t errlen);

@@ -93,6 +93,14 @@ static const char *const migrations[] = {
     " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
     /* 9: archived campaigns, listed apart. */
     "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id BIGSERIAL PRIMARY KEY, campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,"
+    " url TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -173,6 +181,9 @@ enum {
     Q_SENT_STATS,
     Q_NOT_OPENED,
     Q_CAMPAIGN_ARCHIVE,
+    Q_TRACKER_PUT,
+    Q_TRACKERS,
+    Q_LINKS,
     Q_COUNT
 };
 
@@ -243,7 +254,8 @@ static const char *const query_sql[Q_COUNT] = {
                           " i AS (DELETE FROM images WHERE campaign = $1),"
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
                           " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
-                          " st AS (DELETE FROM sent_to WHERE campaign = $1)"
+                          " st AS (DELETE FROM sent_to WHERE campaign = $1),"
+                          " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
@@ -306,6 +318,11 @@ static const char *const query_sql[Q_COUNT] = {
         " SELECT COUNT(*) FROM e",
     /* Apart: a statement cannot delete a row it updates. */
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_TRACKER_PUT] = "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    [Q_TRACKERS] = "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                   " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
     [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
     [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
     /* The IDs in one array: one statement for a list of any length. */
@@ -350,6 +367,15 @@ static void make_sql(void)
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+    snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '$', '$');
     sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 
@@ -1379,6 +1405,74 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
     return exec_sql(s, "COMMIT", "report", err, errlen);
 }
 
+/* ---- trackers and links --------------------------------------------------------------------- */
+
+static int pg_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, t->campaign);
+    p_text(&p, t->recipient);
+    p_text(&p, t->kind);
+    p_text(&p, t->target);
+    p_text(&p, t->url);
+    p_int(&p, t->created_at);
+    PGresult *res = exec_q(s, Q_TRACKER_PUT, &p, "record tracker", err, errlen);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+typedef struct {
+    sp_store_tracker_cb tracker;
+    sp_store_link_cb link;
+    void *ctx;
+} made_ctx_t;
+
+static int tracker_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_tracker_t t = {get_i64(res, 0, 0),     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                            PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+                            get_i64(res, 0, 6)};
+    return mc->tracker(mc->ctx, &t);
+}
+
+static int pg_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.tracker = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    p_int(&p, limit);
+    return each_row(s, Q_TRACKERS, &p, tracker_row, &mc, "list trackers", err, errlen);
+}
+
+static int link_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_link_t l = {PQgetvalue(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2),
+                         get_i64(res, 0, 3),    get_i64(res, 0, 4), get_i64(res, 0, 5)};
+    return mc->link(mc->ctx, &l);
+}
+
+static int pg_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.link = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    return each_row(s, Q_LINKS, &p, link_row, &mc, "list links", err, errlen);
+}
+
 /* ---- the people a campaign was sent to ------------------------------------------------------- */
 
 static int pg_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
@@ -1955,6 +2049,9 @@ static const sp_store_ops_t pg_ops = {
     .events = pg_events,
     .report = pg_report,
     .campaign_archive = pg_campaign_archive,
+    .tracker_put = pg_tracker_put,
+    .trackers = pg_trackers,
+    .links = pg_links,
     .sent_put = pg_sent_put,
     .sent_stats = pg_sent_stats,
     .not_opened = pg_not_opened,

@@ -109,6 +109,14 @@ static const char *const migrations[] = {
     " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
     /* 9: archived campaigns, listed apart. */
     "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,"
+    " recipient TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, url TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1391,6 +1399,90 @@ fail:
     return -1;
 }
 
+/* ---- trackers and links ------------------------------------------------------ */
+
+static int sq_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, t->campaign);
+    bind_text(st, 2, t->recipient);
+    bind_text(st, 3, t->kind);
+    bind_text(st, 4, t->target);
+    bind_text(st, 5, t->url);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "record tracker");
+}
+
+static int sq_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                " WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_tracker_t t = {sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                                col_text(st, 3),             col_text(st, 4), col_text(st, 5),
+                                sqlite3_column_int64(st, 6)};
+        if (cb(ctx, &t)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list trackers");
+}
+
+static int sq_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '?', '?');
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_link_t l = {col_text(st, 0),
+                             sqlite3_column_int64(st, 1),
+                             sqlite3_column_int64(st, 2),
+                             sqlite3_column_int64(st, 3),
+                             sqlite3_column_int64(st, 4),
+                             sqlite3_column_int64(st, 5)};
+        if (cb(ctx, &l)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list links");
+}
+
 /* ---- the people a campaign was sent to ----------------------------------------- */
 
 static int sq_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
@@ -1673,6 +1765,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
+        "DELETE FROM trackers WHERE campaign = ?1",
     };
     int found = 0;
     *deleted = 0;
@@ -2167,6 +2260,9 @@ static const sp_store_ops_t sqlite_ops = {
     .events = sq_events,
     .report = sq_report,
     .campaign_archive = sq_campaign_archive,
+    .tracker_put = sq_tracker_put,
+    .trackers = sq_trackers,
+    .links = sq_links,
     .sent_put = sq_sent_put,
     .sent_stats = sq_sent_stats,
     .not_opened = sq_not_opened,

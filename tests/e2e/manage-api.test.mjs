@@ -54,3 +54,35 @@ test('DELETE erases a campaign and its events; a session needs its CSRF token', 
   assert.equal((await srv.api('DELETE', '/campaigns/gone')).status, 404);
   assert.equal((await srv.api('POST', '/campaigns/keep', {})).status, 405);
 });
+
+test('the pixels, links and images made are listed; each link with its clicks', async () => {
+  await srv.apiOk('POST', '/campaigns', { id: 'made' });
+  const pixel = await srv.apiOk('POST', '/pixels', { campaign: 'made', recipient: 'amy@x.org' });
+  const a = await srv.apiOk('POST', '/links', { campaign: 'made', recipient: 'amy@x.org', target: 'https://example.com/offer' });
+  const b = await srv.apiOk('POST', '/links', { campaign: 'made', recipient: 'bob@x.org', target: 'https://example.com/offer' });
+  await srv.apiOk('POST', '/links', { campaign: 'made', recipient: 'amy@x.org', target: 'https://example.com/offer' }); // the same again
+  await srv.apiOk('POST', '/links', { campaign: 'made', target: 'https://example.com/unclicked' });
+  const gif = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
+  const img = await srv.api('POST', '/images?campaign=made', gif, { 'Content-Type': 'image/gif' });
+  assert.equal(img.status, 201, img.text);
+  const human = { 'User-Agent': UA.thunderbird };
+  for (const u of [a.url, a.url, b.url]) assert.equal((await srv.req(new URL(u).pathname, { headers: human })).status, 302);
+  assert.equal((await srv.req(new URL(a.url).pathname, { headers: { 'User-Agent': UA.curl } })).status, 302);
+  await srv.indexed();
+  const t = await srv.apiOk('GET', '/campaigns/made/trackers');
+  assert.deepEqual(t.trackers.map((x) => x.kind), ['image', 'link', 'link', 'link', 'pixel']);
+  assert.equal(t.trackers[4].url, pixel.url);
+  assert.equal(t.trackers[4].recipient, 'amy@x.org');
+  assert.equal(t.trackers[3].target, 'https://example.com/offer');
+  assert.match(t.trackers[0].created_at, /^\d{4}-\d\d-\d\dT/);
+  const paged = await srv.apiOk('GET', `/campaigns/made/trackers?limit=2&before=${t.trackers[1].id}`);
+  assert.deepEqual(paged.trackers.map((x) => x.id), [t.trackers[2].id, t.trackers[3].id]);
+  assert.equal(paged.next_before, t.trackers[3].id);
+  const { links } = await srv.apiOk('GET', '/campaigns/made/links');
+  assert.equal(links.length, 2);
+  assert.deepEqual({ ...links[0], first_click_at: null, last_click_at: null }, { target: 'https://example.com/offer', made: 2, clicks: 3, unique_clickers: 2, first_click_at: null, last_click_at: null });
+  assert.ok(links[0].first_click_at <= links[0].last_click_at);
+  assert.deepEqual(links[1], { target: 'https://example.com/unclicked', made: 1, clicks: 0, unique_clickers: 0, first_click_at: null, last_click_at: null });
+  assert.equal((await srv.api('GET', '/campaigns/made/trackers?before=x')).status, 400);
+  assert.equal((await srv.api('GET', '/campaigns/nope/links')).status, 404);
+});
