@@ -6,10 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "event.h"
 #include "log.h"
 #include "report.h"
+#include "sent.h"
+#include "serialize.h"
 
 #define TIME_ARG_MAX 40 /* "2026-12-04T19:32:38.123+01:00" is 29 */
 
@@ -194,11 +198,139 @@ static json_t *report_json(const char *id, const sp_report_t *r, const sp_campai
     json_object_set_new(j, "hour_of_day", hod);
     json_object_set_new(j, "day_of_week", dow);
     (void)camp;
-    json_object_set_new(j, "sent", json_null());
-    json_object_set_new(j, "open_rate", json_null());
-    json_object_set_new(j, "click_rate", json_null());
-    json_object_set_new(j, "click_to_open_rate", json_null());
+    sp_serialize_rates(j, &(sp_store_sent_t){r->sent, r->sent_openers, r->sent_clickers});
     return j;
+}
+
+int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *err, size_t errlen)
+{
+    sp_store_sent_t s;
+    if (0 != store->ops->sent_stats(store, id, &s, err, errlen))
+        return -1;
+    sp_serialize_rates(j, &s);
+    return 0;
+}
+
+/* ---- the people a campaign was sent to ------------------------------------------------------ */
+
+bool sp_api_report_big_body(const char *path)
+{
+    size_t n = strlen(path);
+    return 0 == strncmp(path, "campaigns/", 10) && n > 11 &&
+           0 == strcmp(path + n - 11, "/recipients");
+}
+
+enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, const char *id)
+{
+    char err[512], msg[160];
+    sp_campaign_t camp;
+    int found = store->ops->campaign_get(store, id, &camp, err, sizeof(err));
+    if (found < 0)
+        return store_error(req, err);
+    if (found > 0)
+        return sp_http_error(req, 404, "no such campaign");
+    const char *type = sp_http_header(req, "Content-Type");
+    bool json = type && 0 == strncasecmp(type, "application/json", 16);
+    bool csv =
+        type && (0 == strncasecmp(type, "text/csv", 8) || 0 == strncasecmp(type, "text/plain", 10));
+    if (!json && !csv)
+        return sp_http_error(req, 415, "send application/json (a list of addresses) or text/csv");
+    sp_sent_list_t l;
+    int rc = sp_sent_parse(&l, req->body ? req->body : "", req->body_len, json, msg, sizeof(msg));
+    enum MHD_Result ret;
+    int64_t stored = 0;
+    if (rc)
+        ret = sp_http_error(req, 400, msg);
+    else if (0 != store->ops->sent_put(store, id, (const char *const *)l.addrs, l.n, &stored, err,
+                                       sizeof(err)))
+        ret = store_error(req, err);
+    else
+        ret = send_json(req,
+                        json_pack("{s:s, s:I, s:O, s:I}", "id", id, "sent", (json_int_t)stored,
+                                  "invalid", l.invalid, "invalid_count", (json_int_t)l.n_invalid));
+    sp_sent_free(&l);
+    return ret;
+}
+
+typedef struct {
+    json_t *arr;
+    FILE *csv;
+    char last[SP_ID_MAX + 1];
+    int64_t n;
+} names_t;
+
+static int add_name(void *ctx, const char *name)
+{
+    names_t *p = ctx;
+    if (p->csv) {
+        /* A cell a spreadsheet would run as a formula is led by a quote (OWASP, "CSV
+         * Injection"); IDs hold no quote or comma. */
+        bool formula = '=' == name[0] || '+' == name[0] || '-' == name[0] || '@' == name[0];
+        fprintf(p->csv, "\"%s%s\"\r\n", formula ? "'" : "", name);
+    } else {
+        json_array_append_new(p->arr, json_string(name));
+    }
+    snprintf(p->last, sizeof(p->last), "%s", name);
+    p->n++;
+    return 0;
+}
+
+enum MHD_Result sp_api_not_opened(sp_request_t *req, sp_store_t *store, const char *id, bool csv)
+{
+    char err[512];
+    sp_campaign_t camp;
+    int64_t limit = 100;
+    const char *after = sp_http_arg(req, "after"), *lim = sp_http_arg(req, "limit");
+    if (lim) {
+        char *end;
+        long long v = strtoll(lim, &end, 10);
+        if (end == lim || *end || v < 1 || v > 100000)
+            return sp_http_error(req, 400, "limit must be 1-100000; after a recipient ID");
+        limit = v;
+    }
+    if (after && strlen(after) > SP_ID_MAX)
+        return sp_http_error(req, 400, "limit must be 1-100000; after a recipient ID");
+    int found = store->ops->campaign_get(store, id, &camp, err, sizeof(err));
+    if (found < 0)
+        return store_error(req, err);
+    if (found > 0)
+        return sp_http_error(req, 404, "no such campaign");
+    names_t p = {.arr = csv ? NULL : json_array()};
+    char *buf = NULL;
+    size_t len = 0;
+    if (csv) {
+        p.csv = open_memstream(&buf, &len);
+        if (!p.csv)
+            abort();
+        fputs("\"recipient\"\r\n", p.csv);
+    }
+    int rc = store->ops->not_opened(store, id, csv ? "" : (after ? after : ""), csv ? -1 : limit,
+                                    add_name, &p, err, sizeof(err));
+    if (csv) {
+        fclose(p.csv);
+        if (rc) {
+            free(buf);
+            return store_error(req, err);
+        }
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        char disposition[256];
+        MHD_add_response_header(resp, "Content-Type", "text/csv; charset=utf-8");
+        snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-not-opened.csv\"",
+                 id);
+        MHD_add_response_header(resp, "Content-Disposition", disposition);
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        sp_http_secure_headers(resp, false);
+        enum MHD_Result r = MHD_queue_response(req->conn, 200, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+    if (rc) {
+        json_decref(p.arr);
+        return store_error(req, err);
+    }
+    return send_json(req, json_pack("{s:s, s:o, s:o}", "id", id, "recipients", p.arr, "next_after",
+                                    p.n == limit ? json_string(p.last) : json_null()));
 }
 
 enum MHD_Result sp_api_report(sp_request_t *req, sp_store_t *store, const char *id)

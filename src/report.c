@@ -89,13 +89,16 @@ static int on_value(void *ctx, int dim, const char *value, int64_t n)
     return 0;
 }
 
-static int on_distinct(void *ctx, int dim, int64_t n)
+static int on_distinct(void *ctx, int dim, int64_t n, int64_t listed)
 {
     collect_t *c = ctx;
-    if (SP_ROLLUP_OPENER == dim)
+    if (SP_ROLLUP_OPENER == dim) {
         c->r->unique_views = n;
-    else if (SP_ROLLUP_CLICKER == dim)
+        c->r->sent_openers = listed;
+    } else if (SP_ROLLUP_CLICKER == dim) {
         c->r->unique_clickers = n;
+        c->r->sent_clickers = listed;
+    }
     return 0;
 }
 
@@ -161,8 +164,27 @@ int sp_report_run(sp_store_t *s, const char *campaign, sp_report_t *r, char *err
     collect_t c = {.r = r};
     const sp_store_report_cb_t cb = {on_counts, on_value, on_distinct};
     int ret = -1;
+    sp_store_sent_t sent;
+    if (0 != s->ops->sent_stats(s, campaign, &sent, err, errlen))
+        goto done;
+    /* Over all time, the campaign's counters have its unique views and those of its list: no
+     * distinct count of every opener's hours. */
+    bool all_time = !r->scan && 0 == r->from && SP_REPORT_TIME_MAX == r->to;
+    if (all_time) {
+        sp_campaign_t camp;
+        int got = s->ops->campaign_get(s, campaign, &camp, err, errlen);
+        if (got < 0)
+            goto done;
+        span.no_openers = 0 == got;
+        r->unique_views = 0 == got ? camp.unique_views : 0;
+    }
     if (0 != s->ops->report(s, campaign, &span, &cb, &c, err, errlen))
         goto done;
+    r->sent = sent.sent;
+    if (all_time) {
+        r->sent_openers = sent.openers;
+        r->sent_clickers = sent.clickers;
+    }
 
     int64_t first = r->from, last = r->to - 1;
     if (c.n && (0 == r->from || SP_REPORT_TIME_MAX == r->to)) {

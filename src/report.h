@@ -50,6 +50,9 @@ typedef struct sp_report {
     size_t n_series;
     sp_report_breakdown_t breakdowns[SP_ROLLUP_DIMS]; /* dims 1-6 */
     int64_t hour_of_day[24], day_of_week[7]; /* counted opens by local hour, Monday first */
+    /* The campaign's list of the people it was sent to: how many (0: no list), and how many of
+     * them had a counted open, a counted click in the range. */
+    int64_t sent, sent_openers, sent_clickers;
 } sp_report_t;
 
 /* Reads campaign CAMPAIGN's report from S into R. 0; 1 when the series would have more than

@@ -140,10 +140,11 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len
 
     q = (sql_t){distinct, len, 0};
     put(&q,
-        "%sSELECT dim, COUNT(*) FROM (SELECT dim, value FROM rollup_values"
-        " WHERE campaign = %c1 AND dim IN (%d, %d) AND hour >= %c2 AND hour < %c3 AND n > 0"
+        "%sSELECT dim, COUNT(*), SUM(CASE WHEN value IN (SELECT recipient FROM sent_to"
+        " WHERE campaign = %c1) THEN 1 ELSE 0 END) FROM (SELECT dim, value FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%c8, %d) AND hour >= %c2 AND hour < %c3 AND n > 0"
         " UNION SELECT dim, value FROM (",
-        edges, m, SP_ROLLUP_OPENER, SP_ROLLUP_CLICKER, m, m);
+        edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
     values_select(&q, 1, pg);
-    put(&q, ") v WHERE dim IN (%d, %d)) x GROUP BY dim", SP_ROLLUP_OPENER, SP_ROLLUP_CLICKER);
+    put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
 }

@@ -61,9 +61,11 @@ void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where
 
 /* The report's three queries, into COUNTS, VALUES and DISTINCT (LEN bytes each), MARK the
  * parameters' sign ('?' or '$'). Parameters: 1 the campaign, 2 and 3 the hours [from, to) read
- * from the rollups, 4-5 and 6-7 the edges [from, to) in ms read from the events. Rows:
+ * from the rollups, 4-5 and 6-7 the edges [from, to) in ms read from the events, 8 the dim
+ * counted with the clickers (0: the openers too; 7: not them). Rows:
  * COUNTS (quarter, human, proxy, machine, self, clicks), a quarter possibly twice; VALUES (dim,
- * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n) of dims 0 and 7. */
+ * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n, listed) of dims 0 and 7, listed:
+ * those in the campaign's list of people it was sent to (sent_to). */
 void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg);
 
 #endif

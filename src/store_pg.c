@@ -88,6 +88,19 @@ static const char *const migrations[] = {
     " hour BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITH (fillfactor = 80);"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 8: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
+    /* 9: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id BIGSERIAL PRIMARY KEY, campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,"
+    " url TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -163,12 +176,20 @@ enum {
     Q_REPORT_COUNTS,
     Q_REPORT_VALUES,
     Q_REPORT_DISTINCT,
+    Q_SENT_DELETE,
+    Q_SENT_INSERT,
+    Q_SENT_STATS,
+    Q_NOT_OPENED,
+    Q_CAMPAIGN_ARCHIVE,
+    Q_TRACKER_PUT,
+    Q_TRACKERS,
+    Q_LINKS,
     Q_COUNT
 };
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
@@ -232,7 +253,9 @@ static const char *const query_sql[Q_COUNT] = {
                           " c AS (DELETE FROM clients WHERE campaign = $1),"
                           " i AS (DELETE FROM images WHERE campaign = $1),"
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
-                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1)"
+                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " st AS (DELETE FROM sent_to WHERE campaign = $1),"
+                          " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
@@ -295,6 +318,26 @@ static const char *const query_sql[Q_COUNT] = {
         " SELECT COUNT(*) FROM e",
     /* Apart: a statement cannot delete a row it updates. */
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_TRACKER_PUT] = "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    [Q_TRACKERS] = "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                   " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
+    [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
+    [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
+    /* The IDs in one array: one statement for a list of any length. */
+    [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
+                      " ON CONFLICT DO NOTHING",
+    [Q_SENT_STATS] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+        "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+              " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+              " FROM sent_to t LEFT JOIN recipients r"
+              " ON r.campaign = t.campaign AND r.recipient = t.recipient WHERE t.campaign = $1",
+    [Q_NOT_OPENED] = "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                     " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                     " WHERE t.campaign = $1 AND t.recipient > $2"
+                     " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                     " ORDER BY t.recipient LIMIT $3",
 };
 
 /* The statements above name the four class columns. */
@@ -324,6 +367,15 @@ static void make_sql(void)
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+    snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '$', '$');
     sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 
@@ -1115,6 +1167,24 @@ static void read_campaign(const PGresult *res, int row, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = get_i64(res, row, 5 + i);
     c->clicks = get_i64(res, row, 9);
+    c->archived = 0 != get_i64(res, row, 10);
+}
+
+static int pg_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    p_int(&p, archived);
+    PGresult *res = exec_q(s, Q_CAMPAIGN_ARCHIVE, &p, "archive campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = 0 == strcmp(PQcmdTuples(res), "0") ? 1 : 0;
+    PQclear(res);
+    return ret;
 }
 
 static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -1303,7 +1373,8 @@ static int report_row(void *ctx, const PGresult *res)
     if (Q_REPORT_VALUES == rc->q)
         return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
                              get_i64(res, 0, 2));
-    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1));
+    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1),
+                            get_i64(res, 0, 2));
 }
 
 static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
@@ -1324,12 +1395,169 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
             p_int(&p, span->edge_from[e]);
             p_int(&p, span->edge_to[e]);
         }
+        if (Q_REPORT_DISTINCT == rc.q)
+            p_int(&p, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
             rollback(s);
             return -1;
         }
     }
     return exec_sql(s, "COMMIT", "report", err, errlen);
+}
+
+/* ---- trackers and links --------------------------------------------------------------------- */
+
+static int pg_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, t->campaign);
+    p_text(&p, t->recipient);
+    p_text(&p, t->kind);
+    p_text(&p, t->target);
+    p_text(&p, t->url);
+    p_int(&p, t->created_at);
+    PGresult *res = exec_q(s, Q_TRACKER_PUT, &p, "record tracker", err, errlen);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+typedef struct {
+    sp_store_tracker_cb tracker;
+    sp_store_link_cb link;
+    void *ctx;
+} made_ctx_t;
+
+static int tracker_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_tracker_t t = {get_i64(res, 0, 0),     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                            PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+                            get_i64(res, 0, 6)};
+    return mc->tracker(mc->ctx, &t);
+}
+
+static int pg_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.tracker = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    p_int(&p, limit);
+    return each_row(s, Q_TRACKERS, &p, tracker_row, &mc, "list trackers", err, errlen);
+}
+
+static int link_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_link_t l = {PQgetvalue(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2),
+                         get_i64(res, 0, 3),    get_i64(res, 0, 4), get_i64(res, 0, 5)};
+    return mc->link(mc->ctx, &l);
+}
+
+static int pg_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.link = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    return each_row(s, Q_LINKS, &p, link_row, &mc, "list links", err, errlen);
+}
+
+/* ---- the people a campaign was sent to ------------------------------------------------------- */
+
+static int pg_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    PGresult *res = NULL;
+    *stored = 0;
+    /* The IDs hold no quote, backslash or comma (sp_event_id_valid): each is quoted, so that
+     * none reads as NULL. */
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(addrs[i]) + 3;
+    char *arr = xcalloc(len, 1), *o = arr;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s\"%s\"", i ? "," : "", addrs[i]);
+    *o++ = '}';
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "sent list", err, errlen)) {
+        free(arr);
+        return -1;
+    }
+    p_text(&p, campaign);
+    if (!(res = exec_q(s, Q_SENT_DELETE, &p, "sent list", err, errlen)))
+        goto fail;
+    PQclear(res);
+    p_text(&p, campaign);
+    p_text(&p, arr);
+    if (!(res = exec_q(s, Q_SENT_INSERT, &p, "sent list", err, errlen)))
+        goto fail;
+    *stored = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    free(arr);
+    return exec_sql(s, "COMMIT", "sent list", err, errlen);
+fail:
+    free(arr);
+    rollback(s);
+    return -1;
+}
+
+static int pg_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_store_sent_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    PGresult *res = exec_q(s, Q_SENT_STATS, &p, "sent list", err, errlen);
+    if (!res)
+        return -1;
+    if (PQntuples(res) > 0)
+        *out = (sp_store_sent_t){get_i64(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2)};
+    PQclear(res);
+    return 0;
+}
+
+typedef struct {
+    sp_store_name_cb cb;
+    void *ctx;
+} name_ctx_t;
+
+static int name_row(void *ctx, const PGresult *res)
+{
+    name_ctx_t *nc = ctx;
+    return nc->cb(nc->ctx, PQgetvalue(res, 0, 0));
+}
+
+static int pg_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    name_ctx_t nc = {cb, ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_text(&p, after ? after : "");
+    if (limit >= 0)
+        p_int(&p, limit);
+    else
+        p_null(&p);
+    return each_row(s, Q_NOT_OPENED, &p, name_row, &nc, "not opened", err, errlen);
 }
 
 /* ---- unknown campaigns ---------------------------------------------------------------------- */
@@ -1820,6 +2048,13 @@ static const sp_store_ops_t pg_ops = {
     .recipients = pg_recipients,
     .events = pg_events,
     .report = pg_report,
+    .campaign_archive = pg_campaign_archive,
+    .tracker_put = pg_tracker_put,
+    .trackers = pg_trackers,
+    .links = pg_links,
+    .sent_put = pg_sent_put,
+    .sent_stats = pg_sent_stats,
+    .not_opened = pg_not_opened,
     .unknown_list = pg_unknown_list,
     .unknown_opens = pg_unknown_opens,
     .unknown_delete = pg_unknown_delete,

@@ -28,6 +28,8 @@ typedef struct sqlite_store sqlite_store_t;
 
 static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen);
 static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen);
+static int rollup_step(sqlite_store_t *s, const char *sql, const char *arg, char *err,
+                       size_t errlen);
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -102,6 +104,19 @@ static const char *const migrations[] = {
     " hour INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITHOUT ROWID;"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 8: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
+    /* 9: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,"
+    " recipient TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, url TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1201,7 +1216,7 @@ static int sq_campaign_create(sp_store_t *base, const char *id, int64_t now_ms, 
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
 {
@@ -1214,6 +1229,23 @@ static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = sqlite3_column_int64(st, 5 + i);
     c->clicks = sqlite3_column_int64(st, 9);
+    c->archived = 0 != sqlite3_column_int64(st, 10);
+}
+
+static int sq_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "UPDATE campaigns SET archived = ?2 WHERE id = ?1", err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, archived);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (SQLITE_DONE != rc)
+        return fail(s, err, errlen, "archive campaign");
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
 }
 
 static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -1336,6 +1368,8 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
             sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
             sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
         }
+        if (2 == k)
+            sqlite3_bind_int(st, 8, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         int rc = SQLITE_DONE;
         bool stop = false;
         while (!stop && SQLITE_ROW == (rc = sqlite3_step(st))) {
@@ -1348,7 +1382,8 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
                 stop = cb->value(ctx, sqlite3_column_int(st, 0), col_text(st, 1),
                                  sqlite3_column_int64(st, 2));
             } else {
-                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1));
+                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+                                    sqlite3_column_int64(st, 2));
             }
         }
         sqlite3_finalize(st);
@@ -1362,6 +1397,172 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
 fail:
     rollback(s);
     return -1;
+}
+
+/* ---- trackers and links ------------------------------------------------------ */
+
+static int sq_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, t->campaign);
+    bind_text(st, 2, t->recipient);
+    bind_text(st, 3, t->kind);
+    bind_text(st, 4, t->target);
+    bind_text(st, 5, t->url);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "record tracker");
+}
+
+static int sq_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                " WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_tracker_t t = {sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                                col_text(st, 3),             col_text(st, 4), col_text(st, 5),
+                                sqlite3_column_int64(st, 6)};
+        if (cb(ctx, &t)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list trackers");
+}
+
+static int sq_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '?', '?');
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_link_t l = {col_text(st, 0),
+                             sqlite3_column_int64(st, 1),
+                             sqlite3_column_int64(st, 2),
+                             sqlite3_column_int64(st, 3),
+                             sqlite3_column_int64(st, 4),
+                             sqlite3_column_int64(st, 5)};
+        if (cb(ctx, &l)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list links");
+}
+
+/* ---- the people a campaign was sent to ----------------------------------------- */
+
+static int sq_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *stored = 0;
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    if (0 != rollup_step(s, "DELETE FROM sent_to WHERE campaign = ?1", campaign, err, errlen) ||
+        prepare(s, &st, "INSERT INTO sent_to(campaign, recipient) VALUES(?1, ?2)"
+                        " ON CONFLICT DO NOTHING", err, errlen))
+        goto fail;
+    bind_text(st, 1, campaign);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 2, addrs[i]);
+        if (SQLITE_DONE != sqlite3_step(st)) {
+            fail(s, err, errlen, "sent list");
+            goto fail;
+        }
+        *stored += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
+    return exec(s, "COMMIT", err, errlen);
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return -1;
+}
+
+static int sq_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_store_sent_t){0};
+    if (prepare(s, &st,
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+                    "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+                          " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+                          " FROM sent_to t LEFT JOIN recipients r"
+                          " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                          " WHERE t.campaign = ?1",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc = sqlite3_step(st);
+    if (SQLITE_ROW == rc)
+        *out = (sp_store_sent_t){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                 sqlite3_column_int64(st, 2)};
+    sqlite3_finalize(st);
+    return SQLITE_ROW == rc ? 0 : fail(s, err, errlen, "sent list");
+}
+
+static int sq_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                " WHERE t.campaign = ?1 AND t.recipient > ?2"
+                " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                " ORDER BY t.recipient LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    bind_text(st, 2, after ? after : "");
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        if (cb(ctx, col_text(st, 0))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "not opened");
 }
 
 /* ---- unknown campaigns ------------------------------------------------------ */
@@ -1563,6 +1764,8 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM campaigns WHERE id = ?1",
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
+        "DELETE FROM sent_to WHERE campaign = ?1",
+        "DELETE FROM trackers WHERE campaign = ?1",
     };
     int found = 0;
     *deleted = 0;
@@ -2056,6 +2259,13 @@ static const sp_store_ops_t sqlite_ops = {
     .recipients = sq_recipients,
     .events = sq_events,
     .report = sq_report,
+    .campaign_archive = sq_campaign_archive,
+    .tracker_put = sq_tracker_put,
+    .trackers = sq_trackers,
+    .links = sq_links,
+    .sent_put = sq_sent_put,
+    .sent_stats = sq_sent_stats,
+    .not_opened = sq_not_opened,
     .unknown_list = sq_unknown_list,
     .unknown_opens = sq_unknown_opens,
     .unknown_delete = sq_unknown_delete,

@@ -111,3 +111,103 @@ describe('report', () => {
     assert.equal(anon.status, 401);
   });
 });
+
+describe('rates from the list of people a campaign was sent to', () => {
+  const put = (body, type, id = 'rated') => srv.api('PUT', `/campaigns/${id}/recipients`, typeof body === 'string' ? body : JSON.stringify(body), { 'Content-Type': type });
+
+  before(async () => {
+    await srv.apiOk('POST', '/campaigns', { id: 'rated' });
+    for (const who of ['ann@x.org', 'ben@x.org', 'ann@x.org', 'zoe@x.org']) await srv.pixel({ campaign: 'rated', email: who }, human);
+    await srv.pixel({ campaign: 'rated', email: 'cal@x.org' }, { 'User-Agent': UA.curl }); // a machine: not an open
+    const { url } = await srv.apiOk('POST', '/links', { campaign: 'rated', recipient: 'ann@x.org', target: 'https://example.com/' });
+    assert.equal((await srv.req(new URL(url).pathname, { headers: human })).status, 302);
+    await srv.indexed();
+  });
+
+  test('without a list, the rates are null', async () => {
+    const r = await srv.apiOk('GET', '/campaigns/rated/report');
+    for (const k of ['sent', 'open_rate', 'click_rate', 'click_to_open_rate']) assert.equal(r[k], null, k);
+    assert.equal((await srv.campaign('rated')).open_rate, null);
+  });
+
+  test('a CSV with a header: its email column; rates, not-opened and its export', async () => {
+    const csv = 'Name,Email\r\nAnn,ann@x.org\r\n"Doe, Ben",ben@x.org\r\nCal,cal@x.org\r\nDee,dee@x.org\r\nBad,not an address\r\n,\r\n';
+    let r = await put(csv, 'text/csv');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { id: 'rated', sent: 4, invalid: ['not an address'], invalid_count: 1 });
+    const rep = await srv.apiOk('GET', '/campaigns/rated/report');
+    assert.equal(rep.sent, 4);
+    assert.equal(rep.sent_opened, 2); // ann, ben (zoe is not on the list; cal's open was a machine's)
+    assert.equal(rep.open_rate, 0.5);
+    assert.equal(rep.click_rate, 0.25);
+    assert.equal(rep.click_to_open_rate, 0.5);
+    const camp = await srv.campaign('rated');
+    assert.equal(camp.sent, 4);
+    assert.equal(camp.open_rate, 0.5);
+    const ranged = await srv.apiOk('GET', `/campaigns/rated/report?from=${new Date(Date.now() + 3600e3).toISOString()}`);
+    assert.equal(ranged.sent, 4);
+    assert.equal(ranged.open_rate, 0);
+    const no = await srv.apiOk('GET', '/campaigns/rated/not-opened');
+    assert.deepEqual(no, { id: 'rated', recipients: ['cal@x.org', 'dee@x.org'], next_after: null });
+    const page = await srv.apiOk('GET', '/campaigns/rated/not-opened?limit=1');
+    assert.deepEqual(page.recipients, ['cal@x.org']);
+    assert.equal(page.next_after, 'cal@x.org');
+    assert.deepEqual((await srv.apiOk('GET', '/campaigns/rated/not-opened?limit=1&after=cal@x.org')).recipients, ['dee@x.org']);
+    r = await srv.api('GET', '/campaigns/rated/not-opened.csv');
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'], /^text\/csv/);
+    assert.equal(r.text, '"recipient"\r\n"cal@x.org"\r\n"dee@x.org"\r\n');
+  });
+
+  test('a JSON list or plain lines replace the list; bad bodies are refused', async () => {
+    let r = await put(['ann@x.org', 'ann@x.org', 7, '=HYPERLINK("x")'], 'application/json');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().sent, 1);
+    assert.equal(r.json().invalid_count, 2);
+    assert.equal((await srv.apiOk('GET', '/campaigns/rated/report')).open_rate, 1);
+    r = await put('ann@x.org\nben@x.org\n+plus@x.org\n', 'text/plain');
+    assert.equal(r.json().sent, 3);
+    r = await srv.api('GET', '/campaigns/rated/not-opened.csv');
+    assert.equal(r.text, '"recipient"\r\n"\'+plus@x.org"\r\n'); // a formula's lead is quoted
+    assert.equal((await put('{"a":1}', 'application/json')).status, 400);
+    assert.equal((await put('x', 'application/xml')).status, 415);
+    assert.equal((await put(['a@x.org'], 'application/json', 'nope')).status, 404);
+    assert.equal((await srv.api('POST', '/campaigns/rated/recipients', '[]', { 'Content-Type': 'application/json' })).status, 405);
+    const many = Array.from({ length: 200001 }, (_, i) => `r${i}`);
+    r = await put(many, 'application/json');
+    assert.equal(r.status, 400);
+    assert.match(r.json().error, /200000/);
+    // A list of 150,000 (over 1 MiB) is taken.
+    r = await put(many.slice(0, 150000).join('\n'), 'text/csv');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().sent, 150000);
+  });
+});
+
+test('the command line gives a campaign its list, from a file or standard input', async () => {
+  const { run } = await import('./harness.mjs');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'spypixel-list-'));
+  const data = path.join(dir, 'data');
+  try {
+    assert.equal((await run(['campaign', 'create', 'cli', '--data', data])).code, 0);
+    let r = await run(['campaign', 'recipients', 'cli', '-', '--data', data], { input: 'email\na@x.org\nb@x.org\nnot one\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /sent to 2; 1 not an address/);
+    const file = path.join(dir, 'list.txt');
+    await writeFile(file, 'a@x.org\nb@x.org\nc@x.org\n');
+    r = await run(['campaign', 'recipients', 'cli', file, '--data', data]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await run(['campaign', 'show', 'cli', '--json', '--data', data]);
+    const shown = JSON.parse(r.stdout);
+    assert.equal(shown.sent, 3);
+    assert.equal(shown.open_rate, 0);
+    assert.equal((await run(['campaign', 'recipients', 'cli', path.join(dir, 'missing'), '--data', data])).code, 1);
+    assert.equal((await run(['campaign', 'recipients', 'nope', file, '--data', data])).code, 1);
+    assert.equal((await run(['campaign', 'recipients', 'cli', '--data', data])).code, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

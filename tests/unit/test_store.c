@@ -1074,6 +1074,203 @@ static void test_report(void **state)
     sp_store_close(s);
 }
 
+typedef struct {
+    int n;
+    char names[8][32];
+} got_names_t;
+
+static int on_name(void *ctx, const char *name)
+{
+    got_names_t *g = ctx;
+    if (g->n < 8)
+        snprintf(g->names[g->n], sizeof(g->names[0]), "%s", name);
+    g->n++;
+    return 0;
+}
+
+/* The list of the people a campaign was sent to: replaced whole, repeats once, against the
+ * counters (counted opens and clicks only), in the report's range, and who has not opened. */
+static void test_sent_list(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    int64_t stored = 0;
+    create(s, "news", 1);
+    create(s, "other", 1);
+    const char *first[] = {"zed", "amy", "bob"};
+    assert_int_equal(0, s->ops->sent_put(s, "news", first, 3, &stored, err, sizeof(err)));
+    assert_int_equal(3, stored);
+    const char *list[] = {"amy", "bob", "cat", "dan", "amy", "NULL", "eve"};
+    assert_int_equal(0, s->ops->sent_put(s, "news", list, 7, &stored, err, sizeof(err)));
+    assert_int_equal(6, stored);
+    const spec_t specs[] = {
+        {"news", "amy", OPEN, H, REPORT_T0 + 1000, NULL, NULL, NULL},
+        {"news", "amy", CLICK, H, REPORT_T0 + 2000, NULL, NULL, NULL},
+        {"news", "bob", OPEN, P, REPORT_T0 + 3 * 3600000, NULL, NULL, NULL},
+        {"news", "cat", OPEN, M, REPORT_T0 + 4000, NULL, NULL, NULL},  /* not counted */
+        {"news", "dan", CLICK, H, REPORT_T0 + 5000, NULL, NULL, NULL}, /* clicked, no open */
+        {"news", "zed", OPEN, H, REPORT_T0 + 6000, NULL, NULL, NULL},  /* not on the list */
+        {"other", "eve", OPEN, H, REPORT_T0 + 7000, NULL, NULL, NULL}, /* another campaign */
+    };
+    write_specs(s, specs, sizeof(specs) / sizeof(specs[0]), NULL);
+    sp_store_sent_t st;
+    assert_int_equal(0, s->ops->sent_stats(s, "news", &st, err, sizeof(err)));
+    assert_int_equal(6, st.sent);
+    assert_int_equal(2, st.openers);  /* amy, bob */
+    assert_int_equal(2, st.clickers); /* amy, dan */
+    assert_int_equal(0, s->ops->sent_stats(s, "other", &st, err, sizeof(err)));
+    assert_int_equal(0, st.sent);
+
+    got_names_t g = {0};
+    assert_int_equal(0, s->ops->not_opened(s, "news", "", -1, on_name, &g, err, sizeof(err)));
+    assert_int_equal(4, g.n);
+    assert_string_equal("NULL", g.names[0]);
+    assert_string_equal("cat", g.names[1]);
+    assert_string_equal("dan", g.names[2]);
+    assert_string_equal("eve", g.names[3]);
+    g = (got_names_t){0};
+    assert_int_equal(0, s->ops->not_opened(s, "news", "cat", 1, on_name, &g, err, sizeof(err)));
+    assert_int_equal(1, g.n);
+    assert_string_equal("dan", g.names[0]);
+
+    /* In the report: over all time as the counters say; over the first hour, bob's open (at
+     * three hours) is outside. */
+    sp_report_t r = {.to = SP_REPORT_TIME_MAX, .bucket = SP_REPORT_DAY};
+    assert_int_equal(0, sp_tz_load(&r.tz, "UTC", err, sizeof(err)));
+    assert_int_equal(0, sp_report_run(s, "news", &r, err, sizeof(err)));
+    assert_int_equal(6, r.sent);
+    assert_int_equal(2, r.sent_openers);
+    assert_int_equal(2, r.sent_clickers);
+    sp_report_free(&r);
+    r = (sp_report_t){.from = REPORT_T0, .to = REPORT_T0 + 3600000, .bucket = SP_REPORT_HOUR};
+    assert_int_equal(0, sp_tz_load(&r.tz, "UTC", err, sizeof(err)));
+    assert_int_equal(0, sp_report_run(s, "news", &r, err, sizeof(err)));
+    assert_int_equal(6, r.sent);
+    assert_int_equal(1, r.sent_openers);
+    assert_int_equal(2, r.sent_clickers);
+    assert_int_equal(2, r.unique_views); /* amy, zed */
+    sp_report_free(&r);
+
+    /* An empty list is no list; deleting the campaign drops it. */
+    int64_t deleted;
+    assert_int_equal(0, s->ops->campaign_delete(s, "news", &deleted, err, sizeof(err)));
+    create(s, "news", 1);
+    assert_int_equal(0, s->ops->sent_stats(s, "news", &st, err, sizeof(err)));
+    assert_int_equal(0, st.sent);
+    sp_store_close(s);
+}
+
+/* Archiving sets a campaign aside and back; an unknown one is absent. */
+static void test_campaign_archive(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "old", 1);
+    create(s, "new", 2);
+    assert_false(get_campaign(s, "old").archived);
+    assert_int_equal(0, s->ops->campaign_archive(s, "old", true, err, sizeof(err)));
+    assert_true(get_campaign(s, "old").archived);
+    assert_false(get_campaign(s, "new").archived);
+    got_campaigns_t g = {0};
+    assert_int_equal(0, s->ops->campaign_list(s, on_campaign, &g, err, sizeof(err)));
+    assert_int_equal(2, g.n);
+    assert_string_equal("new", g.c[0].id);
+    assert_false(g.c[0].archived);
+    assert_true(g.c[1].archived);
+    assert_int_equal(0, s->ops->campaign_archive(s, "old", false, err, sizeof(err)));
+    assert_false(get_campaign(s, "old").archived);
+    assert_int_equal(1, s->ops->campaign_archive(s, "nope", true, err, sizeof(err)));
+    sp_store_close(s);
+}
+
+typedef struct {
+    int n;
+    sp_store_link_t l[8];
+    char target[8][64];
+    int64_t tracker_ids[8];
+    char kinds[8][8];
+} got_made_t;
+
+static int on_link(void *ctx, const sp_store_link_t *l)
+{
+    got_made_t *g = ctx;
+    if (g->n < 8) {
+        g->l[g->n] = *l;
+        snprintf(g->target[g->n], sizeof(g->target[0]), "%s", l->target);
+    }
+    g->n++;
+    return 0;
+}
+
+static int on_tracker(void *ctx, const sp_store_tracker_t *t)
+{
+    got_made_t *g = ctx;
+    if (g->n < 8) {
+        g->tracker_ids[g->n] = t->id;
+        snprintf(g->kinds[g->n], sizeof(g->kinds[0]), "%s", t->kind);
+    }
+    g->n++;
+    return 0;
+}
+
+/* What was made for a campaign is kept once per URL; links count their counted clicks by
+ * destination, also those made before trackers were kept. */
+static void test_trackers_links(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "news", 1);
+    const sp_store_tracker_t made[] = {
+        {0, "news", "amy", "pixel", "", "https://t.example/o/1.gif", 10},
+        {0, "news", "amy", "link", "https://example.com/landing", "https://t.example/c/2", 11},
+        {0, "news", "bob", "link", "https://example.com/landing", "https://t.example/c/3", 12},
+        {0, "news", "", "link", "https://example.com/never", "https://t.example/c/4", 13},
+        {0, "news", "amy", "pixel", "", "https://t.example/o/1.gif", 14}, /* again */
+        {0, "news", "", "image", "", "https://t.example/i/5.png", 15},
+    };
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+        assert_int_equal(0, s->ops->tracker_put(s, &made[i], err, sizeof(err)));
+    got_made_t g = {0};
+    assert_int_equal(0, s->ops->trackers(s, "news", 0, 100, on_tracker, &g, err, sizeof(err)));
+    assert_int_equal(5, g.n);
+    assert_string_equal("image", g.kinds[0]);
+    got_made_t page = {0};
+    assert_int_equal(
+        0, s->ops->trackers(s, "news", g.tracker_ids[1], 2, on_tracker, &page, err, sizeof(err)));
+    assert_int_equal(2, page.n);
+    assert_int_equal(g.tracker_ids[2], page.tracker_ids[0]);
+
+    /* make_event gives clicks the target https://example.com/landing. */
+    const spec_t clicks[] = {
+        {"news", "amy", CLICK, H, 5000, NULL, NULL, NULL},
+        {"news", "amy", CLICK, P, 7000, NULL, NULL, NULL},
+        {"news", "bob", CLICK, H, 6000, NULL, NULL, NULL},
+        {"news", "cat", CLICK, M, 1000, NULL, NULL, NULL}, /* a scanner: not counted */
+        {"news", "amy", OPEN, H, 9000, NULL, NULL, NULL},
+    };
+    write_specs(s, clicks, sizeof(clicks) / sizeof(clicks[0]), NULL);
+    g = (got_made_t){0};
+    assert_int_equal(0, s->ops->links(s, "news", on_link, &g, err, sizeof(err)));
+    assert_int_equal(2, g.n);
+    assert_string_equal("https://example.com/landing", g.target[0]);
+    assert_int_equal(2, g.l[0].made);
+    assert_int_equal(3, g.l[0].clicks);
+    assert_int_equal(2, g.l[0].clickers);
+    assert_int_equal(5000, g.l[0].first_at);
+    assert_int_equal(7000, g.l[0].last_at);
+    assert_string_equal("https://example.com/never", g.target[1]);
+    assert_int_equal(1, g.l[1].made);
+    assert_int_equal(0, g.l[1].clicks);
+    assert_int_equal(0, g.l[1].first_at);
+
+    int64_t deleted;
+    assert_int_equal(0, s->ops->campaign_delete(s, "news", &deleted, err, sizeof(err)));
+    g = (got_made_t){0};
+    assert_int_equal(0, s->ops->trackers(s, "news", 0, 100, on_tracker, &g, err, sizeof(err)));
+    assert_int_equal(0, g.n);
+    sp_store_close(s);
+}
+
 static void test_campaign_delete(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -2493,6 +2690,8 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
+             "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
+             "DROP TABLE trackers; DROP INDEX events_clicks;"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
@@ -2501,6 +2700,8 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
+             "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
+             "DROP TABLE trackers; DROP INDEX events_clicks;"
              "UPDATE spypixel_schema SET version = %d;"
              "%s FROM generate_series(1, %d) AS i;",
              VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
@@ -2595,6 +2796,9 @@ int main(void)
         BOTH(test_forget),
         BOTH(test_campaign_delete),
         BOTH(test_report),
+        BOTH(test_sent_list),
+        BOTH(test_campaign_archive),
+        BOTH(test_trackers_links),
         BOTH(test_auth_and_meta),
         BOTH(test_hostile_strings),
         BOTH(test_event_columns),
