@@ -100,6 +100,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
   // ---- Recipients, sorted on the server.
   let sort = { key: 'last_view_at', order: 'desc' };
   let recNext = null;
+  let recParam = 'after'; // the server's cursor: "next" (sorted pages) or "next_after"
   const recBody = h('tbody');
   const recMore = h('button', { type: 'button', class: 'secondary', hidden: true, id: 'rec-more' }, 'Show more recipients');
   const recHead = h('tr');
@@ -142,9 +143,15 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     }
   }
 
+  function takeCursor(c) {
+    recParam = 'next' in c ? 'cursor' : 'after';
+    recNext = ('next' in c ? c.next : c.next_after) ?? null;
+    recMore.hidden = recNext === null;
+  }
+
   async function recPage(cursor) {
     const q = new URLSearchParams({ limit: String(RECIPIENTS), sort: sort.key, order: sort.order });
-    if (cursor !== null && cursor !== undefined) q.set('cursor', cursor);
+    if (cursor !== null && cursor !== undefined) q.set(recParam, cursor);
     const c = await api(`/campaigns/${enc(id)}?${q}`);
     return c;
   }
@@ -156,8 +163,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     const list = Array.isArray(c.per_recipient) ? c.per_recipient : [];
     if (!list.length) recBody.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No views yet.')));
     recRows(list);
-    recNext = c.next ?? null;
-    recMore.hidden = recNext === null;
+    takeCursor(c);
     recStatus.textContent = '';
     return c;
   }
@@ -167,8 +173,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     try {
       const c = await recPage(recNext);
       recRows(c.per_recipient || []);
-      recNext = c.next ?? null;
-      recMore.hidden = recNext === null;
+      takeCursor(c);
     } catch (err) {
       recStatus.textContent = `Could not load more: ${err.message}`;
     }
@@ -331,7 +336,10 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     reportStatus.textContent = `${rangeText(range.range())}, times in ${r.tz || zone()}. Every figure is over all events in the range; breakdowns count human and proxy opens, each by what describes the reader (proxy opens go under their proxy).`;
   }
 
-  // ---- Links and pixels.
+  // ---- Links and the trackers made for the campaign.
+  const trackersBody = h('tbody');
+  const trackersMore = h('button', { type: 'button', class: 'secondary', id: 'trackers-more', hidden: true }, 'Show older trackers');
+  let trackersBefore = null;
   async function loadLinks() {
     let data;
     try {
@@ -342,32 +350,58 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     }
     if (gone) return;
     const links = Array.isArray(data) ? data : (data && Array.isArray(data.links) ? data.links : []);
-    const pixels = data && !Array.isArray(data) && Array.isArray(data.pixels) ? data.pixels : [];
     clear(linksBox);
     if (!links.length) linksBox.append(h('p', { class: 'muted', id: 'links-none' }, 'No tracked links yet. Make one on the ', h('a', { href: `#/create?campaign=${enc(id)}` }, 'creator page'), '.'));
     else {
       linksBox.append(h('div', { class: 'table-wrap' }, h('table', { id: 'links-table', class: 'links' },
-        h('caption', { class: 'visually-hidden' }, 'Tracked links'),
-        h('thead', {}, h('tr', {}, ['Destination', 'Recipient', 'Clicks', 'Unique clickers', 'First click', 'Last click'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 3 ? 'num' : '' }, t)))),
+        h('caption', { class: 'visually-hidden' }, 'Tracked links by destination, most clicked first'),
+        h('thead', {}, h('tr', {}, ['Destination', 'Links made', 'Clicks', 'Unique clickers', 'First click', 'Last click'].map((t, i) => h('th', { scope: 'col', class: i >= 1 && i <= 3 ? 'num' : '' }, t)))),
         h('tbody', {}, links.map((l) => h('tr', {},
-          h('th', { scope: 'row', class: 'target' }, h('code', {}, l.target || l.url || '')),
-          h('td', { dataset: { label: 'Recipient' } }, l.recipient ? recipientText(l.recipient) : h('span', { class: 'muted' }, 'anyone')),
+          h('th', { scope: 'row', class: 'target' }, h('code', {}, l.target || '')),
+          h('td', { class: 'num', dataset: { label: 'Links made' } }, count(l.made)),
           h('td', { class: 'num', dataset: { label: 'Clicks' } }, count(l.clicks)),
           h('td', { class: 'num', dataset: { label: 'Unique clickers' } }, count(l.unique_clickers)),
           h('td', { dataset: { label: 'First click' } }, when(l.first_click_at, { empty: '—' })),
           h('td', { dataset: { label: 'Last click' } }, when(l.last_click_at, { empty: '—' }))))))));
     }
-    if (pixels.length) {
-      linksBox.append(h('h3', {}, 'Tracking pixels and images'),
-        h('div', { class: 'table-wrap' }, h('table', { id: 'pixels-table' },
-          h('caption', { class: 'visually-hidden' }, 'Tracking pixels and images'),
-          h('thead', {}, h('tr', {}, ['Kind', 'Recipient', 'Made'].map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, pixels.map((p) => h('tr', {},
-            h('td', {}, p.kind || p.type || 'pixel'),
-            h('td', {}, p.recipient ? recipientText(p.recipient) : h('span', { class: 'muted' }, 'anyone')),
-            h('td', {}, when(p.created_at, { empty: '—' }))))))));
-    }
+    linksBox.append(h('h3', { id: 'trackers-title' }, 'Everything made for this campaign'),
+      h('p', { class: 'muted small' }, 'Pixels, links and images, newest first. Their addresses are shown, never loaded.'),
+      h('div', { class: 'table-wrap' }, h('table', { id: 'trackers-table', class: 'links', 'aria-labelledby': 'trackers-title' },
+        h('thead', {}, h('tr', {}, ['Kind', 'Recipient', 'Destination', 'Made', 'Address'].map((t) => h('th', { scope: 'col' }, t)))),
+        trackersBody)), trackersMore);
+    clear(trackersBody);
+    trackersBefore = null;
+    await loadTrackers();
   }
+  async function loadTrackers() {
+    const q = new URLSearchParams({ limit: '50' });
+    if (trackersBefore !== null) q.set('before', String(trackersBefore));
+    let data;
+    try {
+      data = await api(`/campaigns/${enc(id)}/trackers?${q}`);
+    } catch (err) {
+      trackersBody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, `Could not load them: ${err.message}`)));
+      return;
+    }
+    if (gone) return;
+    const list = data && Array.isArray(data.trackers) ? data.trackers : [];
+    if (!list.length && trackersBefore === null) trackersBody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'Nothing made here yet.')));
+    for (const t of list) {
+      trackersBody.append(h('tr', {},
+        h('th', { scope: 'row' }, t.kind || ''),
+        h('td', { dataset: { label: 'Recipient' } }, t.recipient ? recipientText(t.recipient) : h('span', { class: 'muted' }, 'anyone')),
+        h('td', { dataset: { label: 'Destination' } }, t.target ? h('code', {}, t.target) : h('span', { class: 'muted' }, '—')),
+        h('td', { dataset: { label: 'Made' } }, when(t.created_at, { empty: '—' })),
+        h('td', { dataset: { label: 'Address' } }, h('code', { class: 'addr', title: t.url || '' }, t.url || ''))));
+    }
+    trackersBefore = data && data.next_before !== undefined ? data.next_before : null;
+    trackersMore.hidden = trackersBefore === null;
+  }
+  trackersMore.addEventListener('click', async () => {
+    trackersMore.disabled = true;
+    await loadTrackers();
+    trackersMore.disabled = false;
+  });
 
   // ---- Summary (campaign record, recipients).
   async function loadSummary() {
@@ -407,8 +441,8 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
       return;
     }
     try {
-      await api(`/campaigns/${enc(id)}`, { method: 'DELETE' });
-      location.hash = `#/campaigns?deleted=${enc(id)}`;
+      const r = await api(`/campaigns/${enc(id)}`, { method: 'DELETE' });
+      location.hash = `#/campaigns?deleted=${enc(id)}&events=${Number(r && r.deleted_events) || 0}`;
     } catch (err) {
       notice.dataset.state = 'bad';
       notice.textContent = `Could not delete: ${err.message}`;

@@ -136,7 +136,8 @@ export function renderCampaigns(root, query = new URLSearchParams()) {
   const deleted = query.get('deleted');
   if (deleted) {
     notice.dataset.state = 'good';
-    notice.textContent = `Deleted campaign ${deleted} and everything it recorded.`;
+    const n = Number(query.get('events')) || 0;
+    notice.textContent = `Deleted campaign ${deleted} and its ${count(n)} ${n === 1 ? 'event' : 'events'}.`;
   }
   const showArchived = h('input', { type: 'checkbox', id: 'show-archived' });
   const archivedToggle = h('p', { class: 'archived-toggle', hidden: true },

@@ -1,10 +1,11 @@
 // Browser tests: managing campaigns from the dashboard. Two campaigns side by side, an image
-// uploaded as a tracker (previewed from the file, never loaded from its tracked address).
+// uploaded as a tracker (previewed from the file, never loaded from its tracked address),
+// links with their clicks, archive and delete (after a confirmation).
 // SPDX-License-Identifier: MIT
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, login } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
 
 const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148';
 // A 1x1 PNG.
@@ -70,6 +71,68 @@ test('an image uploads as a tracker: previewed from the file, its snippet copied
   await page.setInputFiles('#image-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
   assert.match(await page.textContent('#image-error'), /Not a PNG, GIF, JPEG or WebP/);
   assert.equal(await page.isDisabled('#upload-image'), true);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
+});
+
+test('the links table shows each destination’s clicks, and everything made for the campaign is listed', async () => {
+  const link = await srv.api('POST', '/links', { campaign: 'spring', recipient: 's1@example.com', target: 'https://example.org/sale' });
+  for (const ip of ['127.0.0.20', '127.0.0.21']) {
+    assert.equal((await request(link.url, { headers: { 'User-Agent': IPHONE_UA }, localAddress: ip })).status, 302);
+  }
+  const { context, page, seen } = await newPage(browser, srv);
+  await login(page, srv);
+  await page.goto('/#/campaigns/spring');
+  await page.waitForSelector('#links-table tbody tr');
+  const row = await page.$eval('#links-table tbody tr', (tr) => [...tr.children].map((c) => c.textContent));
+  assert.equal(row[0], 'https://example.org/sale');
+  assert.deepEqual(row.slice(1, 4), ['1', '2', '1'], 'one link made, two clicks, one clicker');
+  assert.match(row[4], /\d\d:\d\d:\d\d/);
+  await page.waitForSelector('#trackers-table tbody tr');
+  const kinds = await page.$$eval('#trackers-table tbody th', (ths) => ths.map((t) => t.textContent));
+  assert.ok(kinds.includes('link') && kinds.includes('pixel'), JSON.stringify(kinds));
+  assert.ok(!seen.requests.some((u) => /\/(o|c|i)\//.test(new URL(u).pathname)), 'no tracker was loaded by the page');
+  await context.close();
+});
+
+test('a campaign is archived (off the list, shown on demand) and back, then deleted after a confirmation', async () => {
+  const { context, page, seen } = await newPage(browser, srv);
+  await login(page, srv);
+  await page.goto('/#/campaigns/autumn');
+  await page.waitForSelector('#archive');
+  await page.click('#archive');
+  await page.waitForFunction(() => /Archived/.test(document.querySelector('#campaign-status').textContent));
+  assert.equal(await page.isVisible('#archived-note'), true);
+  assert.equal(await page.textContent('#archive'), 'Unarchive');
+  assert.equal((await srv.api('GET', '/campaigns/autumn')).archived, true);
+
+  await page.goto('/#/campaigns');
+  await page.waitForSelector('#campaign-cards li');
+  const ids = async () => page.$$eval('#campaign-cards > li', (l) => l.map((li) => li.dataset.campaign));
+  assert.ok(!(await ids()).includes('autumn'), 'an archived campaign is off the list');
+  assert.match(await page.textContent('#show-archived-label'), /Show 1 archived campaign/);
+  await page.check('#show-archived');
+  await page.waitForSelector('#campaign-cards li[data-campaign="autumn"]');
+  assert.match(await page.textContent('#campaign-cards li[data-campaign="autumn"]'), /archived/);
+
+  await page.goto('/#/campaigns/autumn');
+  await page.waitForSelector('#archive');
+  await page.click('#archive');
+  await page.waitForFunction(() => document.querySelector('#archive').textContent === 'Archive');
+  assert.equal((await srv.api('GET', '/campaigns/autumn')).archived, false);
+
+  // Delete: a dialog first; Cancel keeps it, confirming erases it and its events.
+  await page.click('#delete-campaign');
+  await page.waitForSelector('dialog[open]');
+  assert.match(await page.textContent('dialog[open]'), /Delete campaign autumn\?.*1 open/s);
+  await page.click('#confirm-cancel');
+  assert.equal((await srv.api('GET', '/campaigns/autumn')).id, 'autumn');
+  await page.click('#delete-campaign');
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => /Deleted campaign autumn and its 1 event\./.test(document.querySelector('#unknown-status')?.textContent || ''));
+  const r = await request(`${srv.base}/api/v1/campaigns/autumn`, { headers: { Authorization: `Bearer ${srv.token}` } });
+  assert.equal(r.status, 404);
+  assert.ok(!(await ids()).includes('autumn'));
   assert.deepEqual(seen.errors, []);
   await context.close();
 });
