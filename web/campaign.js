@@ -14,11 +14,12 @@ import {
 const PAGE = 100; // log rows per request
 const RECIPIENTS = 100;
 
-const SORTS = [
+// The recipients table's columns: [key, label, first order] for those the server sorts by.
+const COLUMNS = [
   ['recipient', 'Recipient', 'asc'],
   ['views', 'Views', 'desc'],
-  ['machine', 'Machine', 'desc'],
-  ['self', 'Self', 'desc'],
+  ['machine', 'Machine', null],
+  ['self', 'Self', null],
   ['clicks', 'Clicks', 'desc'],
   ['first_view_at', 'First open', 'desc'],
   ['last_view_at', 'Last open', 'desc'],
@@ -100,7 +101,6 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
   // ---- Recipients, sorted on the server.
   let sort = { key: 'last_view_at', order: 'desc' };
   let recNext = null;
-  let recParam = 'after'; // the server's cursor: "next" (sorted pages) or "next_after"
   const recBody = h('tbody');
   const recMore = h('button', { type: 'button', class: 'secondary', hidden: true, id: 'rec-more' }, 'Show more recipients');
   const recHead = h('tr');
@@ -109,7 +109,12 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     h('thead', {}, recHead), recBody));
   function drawRecHead() {
     clear(recHead);
-    for (const [key, label, first] of SORTS) {
+    for (const [key, label, first] of COLUMNS) {
+      const cls = ['views', 'machine', 'self', 'clicks'].includes(key) ? 'num' : '';
+      if (!first) {
+        recHead.append(h('th', { scope: 'col', class: cls }, label));
+        continue;
+      }
       const active = sort.key === key;
       const b = h('button', { type: 'button', class: 'sort', dataset: { sort: key } }, label,
         h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, active ? (sort.order === 'asc' ? ' ▲' : ' ▼') : ''));
@@ -122,7 +127,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
         recHead.querySelector(`button[data-sort="${key}"]`).focus();
       });
       recHead.append(h('th', {
-        scope: 'col', class: ['views', 'machine', 'self', 'clicks'].includes(key) ? 'num' : '',
+        scope: 'col', class: cls,
         'aria-sort': active ? (sort.order === 'asc' ? 'ascending' : 'descending') : 'none',
       }, b));
     }
@@ -143,37 +148,33 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     }
   }
 
-  function takeCursor(c) {
-    recParam = 'next' in c ? 'cursor' : 'after';
-    recNext = ('next' in c ? c.next : c.next_after) ?? null;
-    recMore.hidden = recNext === null;
-  }
-
   async function recPage(cursor) {
     const q = new URLSearchParams({ limit: String(RECIPIENTS), sort: sort.key, order: sort.order });
-    if (cursor !== null && cursor !== undefined) q.set(recParam, cursor);
-    const c = await api(`/campaigns/${enc(id)}?${q}`);
-    return c;
+    if (cursor) q.set('next', cursor);
+    return api(`/campaigns/${enc(id)}/recipients-table?${q}`);
   }
 
+  let recSeq = 0;
   async function loadRecipients() {
-    const c = await recPage(null);
-    if (gone) return c;
+    const seq = ++recSeq;
+    const t = await recPage(null);
+    if (gone || seq !== recSeq) return;
     clear(recBody);
-    const list = Array.isArray(c.per_recipient) ? c.per_recipient : [];
+    const list = Array.isArray(t.recipients) ? t.recipients : [];
     if (!list.length) recBody.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No views yet.')));
     recRows(list);
-    takeCursor(c);
+    recNext = t.next ?? null;
+    recMore.hidden = recNext === null;
     recStatus.textContent = '';
-    return c;
   }
 
   recMore.addEventListener('click', async () => {
     recMore.disabled = true;
     try {
-      const c = await recPage(recNext);
-      recRows(c.per_recipient || []);
-      takeCursor(c);
+      const t = await recPage(recNext);
+      recRows(t.recipients || []);
+      recNext = t.next ?? null;
+      recMore.hidden = recNext === null;
     } catch (err) {
       recStatus.textContent = `Could not load more: ${err.message}`;
     }
@@ -282,6 +283,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     refreshTimer = setTimeout(() => {
       loadReport();
       loadSummary().catch(() => {});
+      loadRecipients().catch(() => {});
     }, 300);
   };
 
@@ -405,7 +407,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
 
   // ---- Summary (campaign record, recipients).
   async function loadSummary() {
-    const c = await loadRecipients();
+    const c = await api(`/campaigns/${enc(id)}?limit=1`);
     if (gone) return;
     campaign = c;
     append(clear(created), [c.created_at ? ['Created ', when(c.created_at)] : null,
@@ -481,6 +483,9 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
       loadReport();
       reloadLog();
       loadLinks();
+      loadRecipients().catch((err) => {
+        recStatus.textContent = `Could not load the recipients: ${err.message}`;
+      });
     } catch (err) {
       if (gone) return;
       live.close();

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 import { api, ApiError, enc } from './api.js';
-import { h, clear, count, confirmDialog, campaignHref, when, zone } from './dom.js';
+import { h, clear, count, confirmDialog, zone } from './dom.js';
 import { logItem, rules } from './eventlog.js';
 
 const PAGE = 200;
@@ -15,7 +15,6 @@ export function renderRecipient(root, addr) {
   });
   const erase = h('button', { type: 'button', class: 'danger', id: 'erase-recipient' }, 'Erase this recipient…');
   const notice = h('p', { class: 'status', id: 'recipient-status', role: 'status' });
-  const summary = h('div', { id: 'recipient-summary' });
   const log = h('ol', { class: 'log', id: 'timeline', 'aria-label': 'Opens and clicks, newest first' });
   const more = h('button', { type: 'button', class: 'secondary', id: 'timeline-more', hidden: true }, 'Show older');
   const status = h('p', { class: 'muted', role: 'status', id: 'timeline-status' }, 'Loading…');
@@ -23,7 +22,7 @@ export function renderRecipient(root, addr) {
     h('div', { class: 'page-head' },
       h('div', {}, h('h1', {}, h('span', { class: 'muted kicker' }, 'Recipient '), h('span', { class: 'addr-full' }, addr))),
       h('div', { class: 'head-tools' }, erase)),
-    notice, summary,
+    notice,
     h('section', { class: 'card', 'aria-labelledby': 'timeline-title' },
       h('h2', { id: 'timeline-title' }, 'Timeline'),
       h('p', { class: 'muted small' }, `Every open and click of this address in every campaign, newest first; times in ${zone()}.`),
@@ -37,25 +36,13 @@ export function renderRecipient(root, addr) {
     const data = await api(`/recipients/${enc(addr)}?${q}`);
     if (gone) return;
     const events = Array.isArray(data) ? data : (data && Array.isArray(data.events) ? data.events : []);
-    if (!older && data && !Array.isArray(data) && Array.isArray(data.campaigns)) {
-      clear(summary).append(h('section', { class: 'card', 'aria-labelledby': 'rc-title' },
-        h('h2', { id: 'rc-title' }, 'Campaigns'),
-        h('div', { class: 'table-wrap' }, h('table', { id: 'recipient-campaigns' },
-          h('thead', {}, h('tr', {}, ['Campaign', 'Views', 'Clicks', 'First open', 'Last open'].map((t, i) => h('th', { scope: 'col', class: i && i < 3 ? 'num' : '' }, t)))),
-          h('tbody', {}, data.campaigns.map((c) => h('tr', {},
-            h('th', { scope: 'row' }, h('a', { href: campaignHref(c.campaign || c.id) }, c.campaign || c.id)),
-            h('td', { class: 'num' }, count(c.views)),
-            h('td', { class: 'num' }, count(c.clicks)),
-            h('td', {}, when(c.first_view_at, { empty: '—' })),
-            h('td', {}, when(c.last_view_at, { empty: '—' })))))))));
-    }
     for (const e of events) {
       if (seen.has(e.id)) continue;
       seen.add(e.id);
       log.append(logItem(e, () => ruleMap, false, { campaign: true }));
     }
     if (events.length) before = events[events.length - 1].id;
-    const next = data && !Array.isArray(data) && 'next' in data ? data.next : undefined;
+    const next = data && !Array.isArray(data) && 'next_before' in data ? data.next_before : undefined;
     if (next !== undefined) before = next;
     more.hidden = next !== undefined ? next === null : events.length < PAGE;
     status.textContent = seen.size ? `${count(seen.size)} shown.` : 'Nothing recorded for this address.';
@@ -93,7 +80,6 @@ export function renderRecipient(root, addr) {
       notice.dataset.state = 'good';
       notice.textContent = `Erased: ${count(n)} ${n === 1 ? 'event' : 'events'} deleted.`;
       clear(log);
-      clear(summary);
       seen.clear();
       more.hidden = true;
       status.textContent = 'Nothing recorded for this address.';
