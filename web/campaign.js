@@ -25,8 +25,8 @@ const COLUMNS = [
   ['last_view_at', 'Last open', 'desc'],
 ];
 
-function download(href, name, label, id) {
-  return h('a', { class: 'button secondary', href, download: name, id }, label);
+function download(href, name, label, id, title) {
+  return h('a', { class: 'button secondary', href, download: name, id, title }, label);
 }
 
 // ---- The page ----------------------------------------------------------------------------
@@ -472,8 +472,8 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
       await loadSummary();
       if (gone) return;
       append(tools, [live.el,
-        download(`/api/v1/campaigns/${enc(id)}/events.csv`, `${id}-events.csv`, 'Export CSV', 'export-csv'),
-        download(`/api/v1/campaigns/${enc(id)}/events.json`, `${id}-events.json`, 'Export JSON', 'export-json'),
+        download(`/api/v1/campaigns/${enc(id)}/events.csv`, `${id}-events.csv`, 'Export CSV', 'export-csv', 'Every event; times in UTC (ISO 8601)'),
+        download(`/api/v1/campaigns/${enc(id)}/events.json`, `${id}-events.json`, 'Export JSON', 'export-json', 'Every event; times in UTC (ISO 8601)'),
         h('a', { class: 'button secondary', href: `#/compare?a=${enc(id)}` }, 'Compare'),
         archive, del,
         h('a', { class: 'button', href: `#/create?campaign=${enc(id)}` }, 'New pixel')]);
