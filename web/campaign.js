@@ -6,6 +6,7 @@ import { api, ApiError, enc } from './api.js';
 import { h, append, clear, when, ago, count, confirmDialog, zone } from './dom.js';
 import { subscribe } from './live.js';
 import { logItem, rules, recipientText } from './eventlog.js';
+import { clientName } from './names.js';
 import {
   rangeControls, rangeFromQuery, rangeToQuery, rangeText, rangeBounds, fetchReport, reportTiles, rateTiles, hasList,
   timeViews, breakdownCards, chart,
@@ -191,11 +192,13 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     class: h('select', { id: 'f-class', name: 'class' }, [['', 'Any'], ['human', 'human'], ['proxy', 'proxy'], ['machine', 'machine'], ['self', 'self']].map(([v, l]) => h('option', { value: v }, l))),
     kind: h('select', { id: 'f-kind', name: 'kind' }, [['', 'Any'], ['open', 'open'], ['click', 'click']].map(([v, l]) => h('option', { value: v }, l))),
     country: h('input', { id: 'f-country', name: 'country', autocomplete: 'off', maxlength: 2, placeholder: 'FR', size: 3 }),
-    client: h('input', { id: 'f-client', name: 'client', autocomplete: 'off', spellcheck: 'false', placeholder: 'Outlook' }),
+    client: h('input', { id: 'f-client', name: 'client', autocomplete: 'off', spellcheck: 'false', placeholder: 'Outlook', list: 'client-names', title: 'The client as the parser names it (an open’s details show it)' }),
   };
+  // The clients of the report, by their parsed names (what the filter matches), labelled as shown.
+  const clientNames = h('datalist', { id: 'client-names' });
   const field = (key, label) => h('div', { class: 'field' }, h('label', { for: `f-${key}` }, label), f[key]);
   const filters = h('form', { class: 'filters', id: 'log-filters', role: 'search', 'aria-label': 'Filter the log' },
-    field('recipient', 'Recipient'), field('class', 'Class'), field('kind', 'Kind'), field('country', 'Country code'), field('client', 'Client'),
+    field('recipient', 'Recipient'), field('class', 'Class'), field('kind', 'Kind'), field('country', 'Country code'), field('client', 'Client'), clientNames,
     h('div', { class: 'filter-actions' },
       h('button', { type: 'submit', id: 'f-apply' }, 'Filter'),
       h('button', { type: 'reset', class: 'secondary', id: 'f-reset' }, 'Clear')));
@@ -335,6 +338,11 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     drawChart();
     clear(timeBox).append(...timeViews(r));
     clear(breakdowns).append(...breakdownCards(r));
+    clear(clientNames);
+    for (const c of (r.breakdowns && r.breakdowns.client) || []) {
+      if (c.name && clientName(c.name) !== c.name) clientNames.append(h('option', { value: c.name, label: clientName(c.name) }));
+      else if (c.name) clientNames.append(h('option', { value: c.name }));
+    }
     reportStatus.textContent = `${rangeText(range.range())}, times in ${r.tz || zone()}. Every figure is over all events in the range; breakdowns count human and proxy opens, each by what describes the reader (proxy opens go under their proxy).`;
   }
 
