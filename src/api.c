@@ -11,6 +11,7 @@
 
 #include "api_manage.h"
 #include "api_report.h"
+#include "api_search.h"
 #include "classify.h"
 #include "log.h"
 #include "login.h"
@@ -800,6 +801,8 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return stream(&c, "");
     if (0 == strncmp(path, "recipients/", 11) && 0 == strcmp(m, "DELETE"))
         return forget_recipient(&c, path + 11);
+    if (0 == strncmp(path, "recipients/", 11) && get)
+        return sp_api_recipient(req, c.store, path + 11);
     if (0 == strncmp(path, "campaigns/", 10)) {
         char id[SP_ID_MAX + 2];
         const char *rest;
@@ -823,7 +826,9 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         if (0 == strcmp(rest, "report"))
             return sp_api_report(req, c.store, id);
         if (0 == strcmp(rest, "events"))
-            return list_events(&c, id, "");
+            return sp_api_events(req, c.store, id);
+        if (0 == strcmp(rest, "recipients-table"))
+            return sp_api_recipients_table(req, c.store, id);
         if (0 == strcmp(rest, "events.csv"))
             return list_events(&c, id, "csv");
         if (0 == strcmp(rest, "events.json"))

@@ -10,6 +10,7 @@
 #include "classify.h"
 #include "config.h"
 #include "event.h"
+#include "query.h"
 #include "rollup.h"
 
 typedef struct sp_campaign {
@@ -182,6 +183,12 @@ typedef struct sp_store_ops {
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
+    /* The page of events Q asks for (query.h), each row's text as stored. 0, or -1 + ERR. */
+    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb,
+                        void *ctx, char *err, size_t errlen);
+    /* The page of a campaign's recipients Q asks for (query.h). 0, or -1 + ERR. */
+    int (*recipients_sorted)(sp_store_t *s, const sp_query_recipients_t *q,
+                             sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
     /* Records tracker T (made now); the same URL twice is kept once. 0, or -1 + ERR. */
     int (*tracker_put)(sp_store_t *s, const sp_store_tracker_t *t, char *err, size_t errlen);
     /* CAMPAIGN's trackers, newest first, IDs below BEFORE (0: from the newest), at most LIMIT.

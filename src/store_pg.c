@@ -101,6 +101,10 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
     "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
     "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
+    /* 11: a recipient's events within a campaign, newest first: the log filtered by recipient,
+     * a recipient's page, and forget read them here instead of every event of the campaign. */
+    "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
+    " WHERE recipient <> '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1405,6 +1409,75 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
     return exec_sql(s, "COMMIT", "report", err, errlen);
 }
 
+/* ---- filtered and sorted pages -------------------------------------------------------------- */
+
+/* Runs SQL (not prepared: its shape depends on the filters) with PARAMS, each row to FN. */
+static int each_row_sql(pg_store_t *s, const char *sql, const sp_query_param_t *params, int n,
+                        row_fn fn, void *ctx, const char *what, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    for (int i = 0; i < n; i++)
+        if (params[i].text)
+            p_text(&p, params[i].s);
+        else
+            p_int(&p, params[i].n);
+    bool stopped = false, failed = false;
+    int sent = PQsendQueryParams(s->conn, sql, p.n, NULL, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    if (!sent)
+        return set_err(s, err, errlen, what, NULL);
+    if (!PQsetSingleRowMode(s->conn)) {
+        set_err(s, err, errlen, what, NULL);
+        failed = true;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(s->conn))) {
+        switch (PQresultStatus(res)) {
+        case PGRES_SINGLE_TUPLE:
+            if (!stopped && !failed && fn(ctx, res))
+                stopped = true;
+            break;
+        case PGRES_TUPLES_OK:
+            break;
+        default:
+            if (!failed)
+                set_err(s, err, errlen, what, res);
+            failed = true;
+        }
+        PQclear(res);
+    }
+    return failed ? -1 : 0;
+}
+
+static int pg_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
+                           void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    row_ctx_t rc = {.ctx = ctx, .event = cb};
+    char cols[1024], sql[4096];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    if (0 != ready(s, err, errlen))
+        return -1;
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+    sp_query_events_sql(q, cols, '$', sql, sizeof(sql), params, &n);
+    return each_row_sql(s, sql, params, n, event_row, &rc, "list events", err, errlen);
+}
+
+static int pg_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
+                                sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    row_ctx_t rc = {.ctx = ctx, .recipient = cb};
+    char sql[2048];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    if (0 != ready(s, err, errlen))
+        return -1;
+    sp_query_recipients_sql(q, '$', sql, sizeof(sql), params, &n);
+    return each_row_sql(s, sql, params, n, recipient_row, &rc, "list recipients", err, errlen);
+}
+
 /* ---- trackers and links --------------------------------------------------------------------- */
 
 static int pg_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
@@ -2049,6 +2122,8 @@ static const sp_store_ops_t pg_ops = {
     .events = pg_events,
     .report = pg_report,
     .campaign_archive = pg_campaign_archive,
+    .events_query = pg_events_query,
+    .recipients_sorted = pg_recipients_sorted,
     .tracker_put = pg_tracker_put,
     .trackers = pg_trackers,
     .links = pg_links,

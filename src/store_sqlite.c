@@ -117,6 +117,10 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
     "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
     "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
+    /* 11: a recipient's events within a campaign, newest first: the log filtered by recipient,
+     * a recipient's page, and forget read them here instead of every event of the campaign. */
+    "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
+    " WHERE recipient <> '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1399,6 +1403,74 @@ fail:
     return -1;
 }
 
+/* ---- filtered and sorted pages ------------------------------------------------- */
+
+static void bind_params(sqlite3_stmt *st, const sp_query_param_t *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].text)
+            bind_text(st, i + 1, p[i].s);
+        else
+            sqlite3_bind_int64(st, i + 1, p[i].n);
+}
+
+static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
+                           void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char cols[1024], sql[4096];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
+    sp_query_events_sql(q, cols, '?', sql, sizeof(sql), params, &n);
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_params(st, params, n);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_event_row_t r;
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+            read_field(st, (int)i, &r, &sp_event_fields[i]);
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+}
+
+static int sq_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
+                                sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[2048];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    sp_query_recipients_sql(q, '?', sql, sizeof(sql), params, &n);
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_params(st, params, n);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_recipient_t r = {.recipient = col_text(st, 0)};
+        for (int i = 0; i < SP_CLASS_COUNT; i++)
+            r.by_class[i] = sqlite3_column_int64(st, 1 + i);
+        r.views = sp_tally_views(r.by_class);
+        r.clicks = sqlite3_column_int64(st, 5);
+        r.first_at = sqlite3_column_int64(st, 6);
+        r.last_at = sqlite3_column_int64(st, 7);
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list recipients");
+}
+
 /* ---- trackers and links ------------------------------------------------------ */
 
 static int sq_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
@@ -2260,6 +2332,8 @@ static const sp_store_ops_t sqlite_ops = {
     .events = sq_events,
     .report = sq_report,
     .campaign_archive = sq_campaign_archive,
+    .events_query = sq_events_query,
+    .recipients_sorted = sq_recipients_sorted,
     .tracker_put = sq_tracker_put,
     .trackers = sq_trackers,
     .links = sq_links,
