@@ -83,6 +83,7 @@ async function main() {
 
     // The product launch, today.
     await open('product-launch', 'kim@example.com', UA.macmail, 5, IPS[6]);
+    await open('product-launch', 'alice@example.com', UA.iphone, 4, IPS[0]);
     await open('product-launch', 'lee@example.com', UA.gmail, 3, IPS[4]);
     await open('product-launch', '', UA.android, 2, IPS[2]);
     await setClock(0);

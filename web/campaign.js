@@ -374,11 +374,12 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
           h('td', { dataset: { label: 'First click' } }, when(l.first_click_at, { empty: '—' })),
           h('td', { dataset: { label: 'Last click' } }, when(l.last_click_at, { empty: '—' }))))))));
     }
-    linksBox.append(h('h3', { id: 'trackers-title' }, 'Everything made for this campaign'),
+    linksBox.append(h('details', { class: 'trackers', id: 'trackers' },
+      h('summary', {}, h('h3', { id: 'trackers-title' }, 'Everything made for this campaign')),
       h('p', { class: 'muted small' }, 'Pixels, links and images, newest first. Their addresses are shown, never loaded.'),
       h('div', { class: 'table-wrap' }, h('table', { id: 'trackers-table', class: 'links', 'aria-labelledby': 'trackers-title' },
         h('thead', {}, h('tr', {}, ['Kind', 'Recipient', 'Destination', 'Made', 'Address'].map((t) => h('th', { scope: 'col' }, t)))),
-        trackersBody)), trackersMore);
+        trackersBody)), trackersMore));
     clear(trackersBody);
     trackersBefore = null;
     await loadTrackers();

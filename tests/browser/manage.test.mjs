@@ -88,6 +88,7 @@ test('the links table shows each destination’s clicks, and everything made for
   assert.equal(row[0], 'https://example.org/sale');
   assert.deepEqual(row.slice(1, 4), ['1', '2', '1'], 'one link made, two clicks, one clicker');
   assert.match(row[4], /\d\d:\d\d:\d\d/);
+  await page.click('#trackers summary');
   await page.waitForSelector('#trackers-table tbody tr');
   const kinds = await page.$$eval('#trackers-table tbody th', (ths) => ths.map((t) => t.textContent));
   assert.ok(kinds.includes('link') && kinds.includes('pixel'), JSON.stringify(kinds));
