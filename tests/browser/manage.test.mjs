@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
+import { startServer, launchBrowser, newPage, session, request } from './harness.mjs';
 
 const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148';
 // A 1x1 PNG.
@@ -13,10 +13,12 @@ const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR
 
 let srv;
 let browser;
+let state; // one login for every test here: none of them tests the login
 
 before(async () => {
   srv = await startServer();
   browser = await launchBrowser();
+  state = await session(browser, srv);
   for (let i = 0; i < 3; i++) await srv.open(await srv.pixel('spring', `s${i}@example.com`), { 'User-Agent': IPHONE_UA }, `127.0.0.${2 + i}`);
   await srv.open(await srv.pixel('autumn', 'a0@example.com'), { 'User-Agent': IPHONE_UA }, '127.0.0.9');
 });
@@ -27,8 +29,7 @@ after(async () => {
 });
 
 test('two campaigns compare side by side, over one range, from their reports', async () => {
-  const { context, page, seen } = await newPage(browser, srv);
-  await login(page, srv);
+  const { context, page, seen } = await newPage(browser, srv, { storageState: state });
   await page.goto('/#/compare?a=spring');
   await page.waitForSelector('#compare-b option[value="autumn"]', { state: 'attached' });
   await page.selectOption('#compare-b', 'autumn');
@@ -52,8 +53,7 @@ test('two campaigns compare side by side, over one range, from their reports', a
 });
 
 test('an image uploads as a tracker: previewed from the file, its snippet copied, its address never loaded here', async () => {
-  const { context, page, seen } = await newPage(browser, srv, { clipboard: true });
-  await login(page, srv);
+  const { context, page, seen } = await newPage(browser, srv, { clipboard: true, storageState: state });
   await page.goto('/#/create?campaign=spring');
   await page.setInputFiles('#image-file', { name: 'logo.png', mimeType: 'image/png', buffer: PNG });
   await page.waitForSelector('#image-preview:not([hidden])');
@@ -80,8 +80,7 @@ test('the links table shows each destination’s clicks, and everything made for
   for (const ip of ['127.0.0.20', '127.0.0.21']) {
     assert.equal((await request(link.url, { headers: { 'User-Agent': IPHONE_UA }, localAddress: ip })).status, 302);
   }
-  const { context, page, seen } = await newPage(browser, srv);
-  await login(page, srv);
+  const { context, page, seen } = await newPage(browser, srv, { storageState: state });
   await page.goto('/#/campaigns/spring');
   await page.waitForSelector('#links-table tbody tr');
   const row = await page.$eval('#links-table tbody tr', (tr) => [...tr.children].map((c) => c.textContent));
@@ -97,8 +96,7 @@ test('the links table shows each destination’s clicks, and everything made for
 });
 
 test('a campaign is archived (off the list, shown on demand) and back, then deleted after a confirmation', async () => {
-  const { context, page, seen } = await newPage(browser, srv);
-  await login(page, srv);
+  const { context, page, seen } = await newPage(browser, srv, { storageState: state });
   await page.goto('/#/campaigns/autumn');
   await page.waitForSelector('#archive');
   await page.click('#archive');

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
+import { startServer, launchBrowser, newPage, session, request } from './harness.mjs';
 
 const IPHONE_UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148';
 const MAC_MAIL_UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)';
@@ -19,11 +19,13 @@ const WEST_IP = '216.160.83.56';
 
 let srv;
 let browser;
+let state; // one login for every test here: none of them tests the login
 const ids = {};
 
 before(async () => {
   srv = await startServer({ geoip: true, args: ['--trusted-proxy', '127.0.0.0/8'] });
   browser = await launchBrowser();
+  state = await session(browser, srv);
   await srv.open(await srv.pixel(CAMPAIGN, 'ios@example.com'), { 'User-Agent': IPHONE_UA }, '127.0.0.3');
   await srv.open(await srv.pixel(CAMPAIGN, 'mac@example.com'), { 'User-Agent': MAC_MAIL_UA }, '127.0.0.4');
   await srv.open(await srv.pixel(CAMPAIGN, 'gmail@example.com'), { 'User-Agent': GMAIL_PROXY_UA }, '127.0.0.5');
@@ -46,8 +48,7 @@ after(async () => {
 });
 
 async function campaignPage(opts) {
-  const p = await newPage(browser, srv, opts);
-  await login(p.page, srv);
+  const p = await newPage(browser, srv, { ...opts, storageState: state });
   await p.page.goto(`/#/campaigns/${CAMPAIGN}`);
   await p.page.waitForSelector('#log li');
   return p;
@@ -88,8 +89,7 @@ test('the CSV export keeps a negative coordinate a number, and still defuses tex
 });
 
 test('the Classes page fits a phone: no table wider than the screen', async () => {
-  const { context, page } = await newPage(browser, srv, { viewport: { width: 375, height: 800 } });
-  await login(page, srv);
+  const { context, page } = await newPage(browser, srv, { viewport: { width: 375, height: 800 }, storageState: state });
   await page.goto('/#/rules');
   await page.waitForSelector('#rules tbody tr');
   const [tableW, wrapW] = await page.$eval('#rules', (t) => [t.scrollWidth, t.parentElement.clientWidth]);
@@ -101,8 +101,7 @@ test('the Classes page fits a phone: no table wider than the screen', async () =
 });
 
 test('the link form forgets "Tracked link copied." when the destination changes or is refused', async () => {
-  const { context, page } = await newPage(browser, srv, { clipboard: true });
-  await login(page, srv);
+  const { context, page } = await newPage(browser, srv, { clipboard: true, storageState: state });
   await page.goto(`/#/create?campaign=${CAMPAIGN}`);
   await page.fill('#target', 'https://example.org/first');
   await page.click('#copy-link');
@@ -125,8 +124,7 @@ test('the link form forgets "Tracked link copied." when the destination changes 
 });
 
 test('the page of a campaign that does not exist offers no export and no new pixel', async () => {
-  const { context, page } = await newPage(browser, srv);
-  await login(page, srv);
+  const { context, page } = await newPage(browser, srv, { storageState: state });
   await page.goto('/#/campaigns/no-such-campaign');
   await page.waitForSelector('[role="alert"]');
   assert.match(await page.textContent('main'), /no campaign “no-such-campaign”/);
@@ -178,9 +176,9 @@ test('per-recipient dates use the log’s format, to the second; a long address 
 });
 
 test('a German browser gets one language: no German dates or relative times in the English page', async () => {
-  const context = await browser.newContext({ locale: 'de-DE', timezoneId: 'Europe/Berlin', baseURL: srv.base });
+  const context = await browser.newContext({ locale: 'de-DE', timezoneId: 'Europe/Berlin', baseURL: srv.base, storageState: state });
   const page = await context.newPage();
-  await login(page, srv);
+  await page.goto('/#/campaigns');
   await page.waitForSelector('#campaign-cards li');
   await page.waitForTimeout(200);
   const list = await page.textContent('main');

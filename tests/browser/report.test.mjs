@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
+import { startServer, launchBrowser, newPage, session, request } from './harness.mjs';
 
 const UA = {
   iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
@@ -19,10 +19,12 @@ const CAMPAIGN = 'big';
 
 let srv;
 let browser;
+let state; // one login for every test here: none of them tests the login
 
 before(async () => {
   srv = await startServer();
   browser = await launchBrowser();
+  state = await session(browser, srv);
   await srv.api('POST', '/campaigns', { id: CAMPAIGN });
   const jobs = [];
   let n = 0;
@@ -40,8 +42,7 @@ after(async () => {
 });
 
 async function open(opts, hash = `#/campaigns/${CAMPAIGN}`) {
-  const p = await newPage(browser, srv, opts);
-  await login(p.page, srv);
+  const p = await newPage(browser, srv, { ...opts, storageState: state });
   await p.page.goto(`/${hash}`);
   await p.page.waitForSelector('#by-client li');
   return p;

@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, login, request } from './harness.mjs';
+import { startServer, launchBrowser, newPage, session, request } from './harness.mjs';
 
 const UA = {
   iphone: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
@@ -15,6 +15,7 @@ const CAMPAIGN = 'search';
 
 let srv;
 let browser;
+let state; // one login for every test here: none of them tests the login
 
 async function openAs(campaign, recipient, ua, k = 0) {
   const r = await request(`${srv.base}/spy-pixel.gif?campaign=${campaign}&email=${encodeURIComponent(recipient)}`,
@@ -25,6 +26,7 @@ async function openAs(campaign, recipient, ua, k = 0) {
 before(async () => {
   srv = await startServer();
   browser = await launchBrowser();
+  state = await session(browser, srv);
   await srv.api('POST', '/campaigns', { id: CAMPAIGN });
   await srv.api('POST', '/campaigns', { id: 'other' });
   // 250 proxy opens among 400, so that the filtered log needs more than one page.
@@ -43,8 +45,7 @@ after(async () => {
 });
 
 async function page0(hash) {
-  const p = await newPage(browser, srv);
-  await login(p.page, srv);
+  const p = await newPage(browser, srv, { storageState: state });
   await p.page.goto(`/${hash}`);
   return p;
 }
