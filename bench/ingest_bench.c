@@ -54,7 +54,8 @@ static void fill(sp_journal_t *j, long n, long campaigns, long recipients)
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (long i = 0; i < n; i++) {
         sp_event_reset(ev);
-        bench_open(ev, &seed, campaigns, recipients, 1700000000000 + i);
+        bench_open(ev, &seed, (long)(bench_rand(&seed) % (uint64_t)campaigns), recipients,
+                   1700000000000 + i);
         size_t len = sp_event_encode(ev, record);
         if (sp_journal_append(j, record, len, NULL) < 0)
             die("append", "the journal refused a record");
