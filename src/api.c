@@ -338,10 +338,13 @@ static int export_row(void *ctx, const sp_event_row_t *r)
         if (!text)
             abort();
         fputs(p->x->sent + p->n ? ",\n " : "[\n ", p->out);
-        for (const char *c = text; *c; c++) {
-            fputc(*c, p->out);
-            if ('\n' == *c)
-                fputc(' ', p->out);
+        for (const char *c = text, *nl; *c; c = nl + 1) {
+            if (!(nl = strchr(c, '\n'))) {
+                fputs(c, p->out);
+                break;
+            }
+            fwrite(c, 1, (size_t)(nl - c), p->out);
+            fputs("\n ", p->out);
         }
         free(text);
     }
