@@ -330,23 +330,9 @@ static int export_row(void *ctx, const sp_event_row_t *r)
     if (p->x->csv) {
         sp_serialize_csv_row(p->out, r);
     } else {
-        /* The element at depth 1 of json_dumps's indented array: its own dump with every line
-         * but the first one space further in (a newline is never inside a JSON string). */
-        json_t *o = sp_serialize_event(r);
-        char *text = json_dumps(o, JSON_INDENT(1));
-        json_decref(o);
-        if (!text)
-            abort();
+        /* An element of json_dumps's indented array. */
         fputs(p->x->sent + p->n ? ",\n " : "[\n ", p->out);
-        for (const char *c = text, *nl; *c; c = nl + 1) {
-            if (!(nl = strchr(c, '\n'))) {
-                fputs(c, p->out);
-                break;
-            }
-            fwrite(c, 1, (size_t)(nl - c), p->out);
-            fputs("\n ", p->out);
-        }
-        free(text);
+        sp_serialize_event_text(p->out, r, 1);
     }
     p->x->before = r->id;
     p->n++;
