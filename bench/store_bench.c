@@ -147,13 +147,8 @@ static int count_event(void *ctx, const sp_event_row_t *row)
     r->last_id = row->id;
     if (r->out && !r->json)
         sp_serialize_csv_row(r->out, row);
-    if (r->out && r->json) {
-        json_t *o = sp_serialize_event(row);
-        char *text = json_dumps(o, JSON_INDENT(1));
-        fputs(text, r->out);
-        free(text);
-        json_decref(o);
-    }
+    if (r->out && r->json)
+        sp_serialize_event_text(r->out, row, 1);
     if (r->collect) {
         if (r->n_ids == r->cap_ids) {
             r->cap_ids = r->cap_ids ? 2 * r->cap_ids : 4096;
