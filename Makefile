@@ -65,7 +65,7 @@ INSTALL_DEFS := -DSP_DEFAULT_DATA_DIR='"$(LOCALSTATEDIR)/lib/spypixel"' \
 INSTALL_OBJ  := $(filter-out $(BUILD)/obj/config.o $(BUILD)/obj/geo.o,$(OBJ)) \
                 $(BUILD)/install/config.o $(BUILD)/install/geo.o
 
-.PHONY: all deps test-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench run clean format \
+.PHONY: all deps test-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench bench-writer bench-store run clean format \
         install uninstall FORCE
 
 all: $(BUILD)/spypixel
@@ -202,6 +202,15 @@ asan: test-deps
 
 bench: test-deps all $(BENCH_BIN)
 	BUILD=$(BUILD) bench/run
+	BUILD=$(BUILD) bench/writer
+	BUILD=$(BUILD) bench/store
+
+# The writer against BENCH_BASE (main), and a store of BENCH_EVENTS events, alone.
+bench-writer: all $(BENCH_BIN)
+	BUILD=$(BUILD) bench/writer
+
+bench-store: all $(BENCH_BIN)
+	BUILD=$(BUILD) bench/store
 
 # spypixel makes ./data itself, private (0700).
 run: deps all

@@ -302,7 +302,6 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
 
 typedef struct {
     json_t *arr;
-    FILE *csv;
     int64_t last_id, n;
 } events_page_t;
 
@@ -315,28 +314,141 @@ static int add_event(void *ctx, const sp_event_row_t *r)
     return 0;
 }
 
-static int add_csv(void *ctx, const sp_event_row_t *r)
+/*
+ * An export streams: it is read from the store a page at a time (EXPORT_PAGE events, the next
+ * page by keyset, IDs below the last one sent, through events_campaign) as libmicrohttpd asks
+ * for more, so its memory stays one page whatever the campaign's size. Its events are those
+ * of the campaign when it began (later events have higher IDs) less any that retention or
+ * forget takes out meanwhile. The bytes are those of the whole document built at once: the CSV
+ * rows one after the other, and the JSON array as json_dumps(JSON_INDENT(1)) writes it.
+ */
+#define EXPORT_PAGE 1000
+
+typedef struct export
 {
-    events_page_t *p = ctx;
-    sp_serialize_csv_row(p->csv, r);
-    p->last_id = r->id;
+    sp_server_t *srv;
+    char campaign[SP_ID_MAX + 1];
+    bool csv;
+    int64_t before, left; /* the next page's keyset, events still to send */
+    int64_t sent;         /* events sent */
+    bool started, done;
+    char *buf; /* the page being sent (BUF_LEN bytes, from BUF_AT) */
+    size_t buf_len, buf_at;
+}
+export_t;
+
+typedef struct {
+    export_t *x;
+    FILE *out;
+    int64_t n;
+} export_page_t;
+
+static int export_row(void *ctx, const sp_event_row_t *r)
+{
+    export_page_t *p = ctx;
+    if (p->x->csv) {
+        sp_serialize_csv_row(p->out, r);
+    } else {
+        /* An element of json_dumps's indented array. */
+        fputs(p->x->sent + p->n ? ",\n " : "[\n ", p->out);
+        sp_serialize_event_text(p->out, r, 1);
+    }
+    p->x->before = r->id;
     p->n++;
     return 0;
 }
 
-static enum MHD_Result attachment(sp_request_t *req, const char *type, const char *campaign,
-                                  const char *ext, char *body, size_t len)
+/* Makes X's next page. -1 when the store failed. */
+static int export_page(export_t *x)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    free(x->buf);
+    x->buf = NULL;
+    x->buf_len = x->buf_at = 0;
+    export_page_t p = {.x = x, .out = open_memstream(&x->buf, &x->buf_len)};
+    if (!p.out)
+        abort();
+    if (x->csv && !x->started)
+        sp_serialize_csv_header(p.out);
+    x->started = true;
+    int rc = 0;
+    if (x->left > 0) {
+        sp_store_t *store = sp_http_reader(x->srv);
+        char err[512];
+        int64_t limit = x->left < EXPORT_PAGE ? x->left : EXPORT_PAGE;
+        rc = store ? store->ops->events(store, x->campaign, x->before, limit, export_row, &p, err,
+                                        sizeof(err))
+                   : -1;
+        if (rc)
+            sp_log_error("export stopped: the store failed", "campaign=\"%s\" error=\"%s\"",
+                         x->campaign, store ? err : "no store connection");
+        x->left = p.n < limit ? 0 : x->left - p.n;
+    }
+    x->sent += p.n;
+    if (!rc && !x->left) {
+        x->done = true;
+        if (!x->csv)
+            fputs(x->sent ? "\n]" : "[]", p.out);
+    }
+    fclose(p.out);
+    return rc;
+}
+
+static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    export_t *x = cls;
+    (void)pos;
+    while (x->buf_at == x->buf_len) {
+        if (x->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (0 != export_page(x))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = x->buf_len - x->buf_at;
+    if (n > max)
+        n = max;
+    memcpy(buf, x->buf + x->buf_at, n);
+    x->buf_at += n;
+    return (ssize_t)n;
+}
+
+static void export_free(void *cls)
+{
+    export_t *x = cls;
+    free(x->buf);
+    free(x);
+}
+
+static enum MHD_Result export_events(api_ctx_t *c, const char *id, bool csv, int64_t before,
+                                     int64_t limit)
+{
+    export_t *x = calloc(1, sizeof(*x));
+    if (!x)
+        abort();
+    x->srv = c->req->srv;
+    snprintf(x->campaign, sizeof(x->campaign), "%s", id);
+    x->csv = csv;
+    x->before = before;
+    x->left = limit;
+    /* The first page is made at once: a store that fails at the start still gets its error
+     * answer, where later the connection can only be cut. */
+    if (0 != export_page(x)) {
+        export_free(x);
+        return store_error(c->req, "the store failed");
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
+    if (!resp)
+        abort();
     char disposition[256];
-    MHD_add_response_header(resp, "Content-Type", type);
-    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-events.%s\"", campaign,
-             ext);
+    MHD_add_response_header(resp, "Content-Type",
+                            csv ? "text/csv; charset=utf-8" : "application/json");
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-events.%s\"", id,
+             csv ? "csv" : "json");
     MHD_add_response_header(resp, "Content-Disposition", disposition);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
-    sp_http_backlog_header(req, resp);
-    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+    sp_http_backlog_header(c->req, resp);
+    enum MHD_Result rc = MHD_queue_response(c->req->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -364,30 +476,13 @@ static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *for
         return store_error(c->req, err);
     if (rc > 0)
         return sp_http_error(c->req, 404, "no such campaign");
+    if (export)
+        return export_events(c, id, 0 == strcmp(format, "csv"), before, limit);
 
-    events_page_t p = {0};
-    if (0 == strcmp(format, "csv")) {
-        char *text = NULL;
-        size_t len = 0;
-        p.csv = open_memstream(&text, &len);
-        sp_serialize_csv_header(p.csv);
-        rc = c->store->ops->events(c->store, id, before, limit, add_csv, &p, err, sizeof(err));
-        fclose(p.csv);
-        if (rc) {
-            free(text);
-            return store_error(c->req, err);
-        }
-        return attachment(c->req, "text/csv; charset=utf-8", id, "csv", text, len);
-    }
-    p.arr = json_array();
+    events_page_t p = {.arr = json_array()};
     if (0 != c->store->ops->events(c->store, id, before, limit, add_event, &p, err, sizeof(err))) {
         json_decref(p.arr);
         return store_error(c->req, err);
-    }
-    if (export) {
-        char *text = json_dumps(p.arr, JSON_INDENT(1));
-        json_decref(p.arr);
-        return attachment(c->req, "application/json", id, "json", text, strlen(text));
     }
     return send_json(c->req, 200, p.arr);
 }

@@ -14,9 +14,12 @@
 
 sp_event_t *sp_event_new(size_t buf_size)
 {
-    sp_event_t *ev = calloc(1, sizeof(*ev) + buf_size);
+    /* The header storage is written before it is read: only the struct is zeroed (the writer
+     * makes an event per open, and zeroing its storage too was 6% of its time). */
+    sp_event_t *ev = malloc(sizeof(*ev) + buf_size);
     if (!ev)
         abort();
+    memset(ev, 0, sizeof(*ev));
     ev->buf_size = buf_size;
     return ev;
 }

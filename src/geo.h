@@ -42,7 +42,8 @@ size_t sp_geo_default_paths(const char **out, size_t cap);
 
 /* Looks IP up ("1.2.3.4", "2001:db8::1", "[::1]"). Never fails: OUT is always filled, see
  * sp_geo_result_t.label. G may be NULL (no database). Safe to call from many threads at once
- * on one G: the files are mapped read-only and nothing in G changes after sp_geo_open. */
+ * on one G: the files are mapped read-only, and the records decoded (a bounded cache) are
+ * shared under a lock. */
 void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out);
 
 /* English name of an ISO 3166-1 alpha-2 code ("GB" or "gb" -> "United Kingdom"), static;

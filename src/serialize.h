@@ -15,6 +15,11 @@
  * reference. */
 json_t *sp_serialize_event(const sp_event_row_t *row);
 
+/* The same event as json_dumps(sp_serialize_event(ROW), JSON_INDENT(1)) writes it, byte for
+ * byte, nested DEPTH levels in (1: an element of an indented array), written to OUT without
+ * building it: an export's form. */
+void sp_serialize_event_text(FILE *out, const sp_event_row_t *row, int depth);
+
 /* The CSV export's header line, and ROW as one line of it: the fields with a CSV column, in
  * that order, every value quoted (RFC 4180), one that a spreadsheet would run as a formula
  * (starting with = + - @, a tab or a carriage return) led by a single quote (OWASP, "CSV

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { UA, assertPixel, startServer } from './harness.mjs';
+import { UA, assertPixel, startServer, waitFor } from './harness.mjs';
 
 let srv;
 before(async () => {
@@ -241,6 +241,39 @@ describe('campaigns', () => {
     const arr = r.json();
     assert.equal(arr.length, 4);
     assert.deepEqual(arr.map((e) => e.id), (await srv.events('csv')).map((e) => e.id));
+  });
+});
+
+describe('exports of many pages', () => {
+  test('events.json and events.csv hold every event of a campaign read over several store pages, in order, as the events API shows them', async () => {
+    await srv.apiOk('POST', '/campaigns', { id: 'big' });
+    const n = 2345; // the export reads the store 1,000 events at a time
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const i = next++;
+        assertPixel(await srv.pixel({ campaign: 'big', email: `r${i}@example.com` }, { 'User-Agent': `agent ${i % 7}` }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    let all;
+    await waitFor(async () => (all = await srv.events('big', '?limit=100000')).length === n, { what: `${n} events indexed` });
+    const json = await srv.api('GET', '/campaigns/big/events.json');
+    assert.equal(json.status, 200);
+    assert.deepEqual(json.json(), all);
+    const csv = await srv.api('GET', '/campaigns/big/events.csv');
+    assert.equal(csv.status, 200);
+    const rows = parseCsv(csv.text);
+    const id = rows[0].indexOf('id');
+    assert.equal(rows.length, 1 + n);
+    assert.deepEqual(rows.slice(1).map((r) => Number(r[id])), all.map((e) => e.id));
+    // limit and before as the events API takes them, across a page's end.
+    const part = await srv.api('GET', `/campaigns/big/events.json?limit=1500&before=${all[10].id}`);
+    assert.deepEqual(part.json(), all.slice(11, 1511));
+    const tail = await srv.api('GET', `/campaigns/big/events.csv?before=${all[n - 3].id}`);
+    assert.deepEqual(parseCsv(tail.text).slice(1).map((r) => Number(r[id])), all.slice(n - 2).map((e) => e.id));
+    const none = await srv.api('GET', `/campaigns/big/events.json?before=${all[n - 1].id}`);
+    assert.equal(none.text, '[]');
   });
 });
 

@@ -316,6 +316,36 @@ static void test_flat_layout(void **state)
     sp_geo_close(g);
 }
 
+/* Records are decoded once and remembered: a second lookup of every address, in another order
+ * and after other files' records went through the cache, answers exactly as the first. */
+static void test_cached_answers(void **state)
+{
+    (void)state;
+    static const char *const ips[] = {"8.8.8.8",    "81.2.69.160",  "9.9.9.9",   "2001:218:1::5",
+                                      "5.83.124.9", "2a00:1450::1", "46.99.1.2", "62.231.5.5",
+                                      "81.2.69.1",  "81.2.70.1",    "8.8.4.4"};
+    enum { N = sizeof(ips) / sizeof(ips[0]) };
+    sp_geo_t *g = open_paths(flat_path, geoip2_path);
+    sp_geo_result_t first[N], again;
+    for (size_t i = 0; i < N; i++)
+        sp_geo_lookup(g, ips[i], &first[i]);
+    for (int round = 0; round < 3; round++)
+        for (size_t k = N; k-- > 0;) {
+            sp_geo_lookup(g, ips[k], &again);
+            assert_string_equal(again.country, first[k].country);
+            assert_string_equal(again.country_name, first[k].country_name);
+            assert_string_equal(again.region, first[k].region);
+            assert_string_equal(again.city, first[k].city);
+            assert_int_equal(again.has_coords, first[k].has_coords);
+            assert_true(again.latitude == first[k].latitude);
+            assert_true(again.longitude == first[k].longitude);
+            assert_true(again.label == first[k].label);
+        }
+    assert_string_equal(first[0].city, "Mountain View");
+    assert_string_equal(first[1].city, "London");
+    sp_geo_close(g);
+}
+
 static void test_first_hit_wins(void **state)
 {
     (void)state;
@@ -569,11 +599,12 @@ static void test_dbip_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_geoip2_layout),  cmocka_unit_test(test_flat_layout),
-        cmocka_unit_test(test_first_hit_wins), cmocka_unit_test(test_labels_without_lookup),
-        cmocka_unit_test(test_garbage_input),  cmocka_unit_test(test_no_database),
-        cmocka_unit_test(test_open_errors),    cmocka_unit_test(test_country_names),
-        cmocka_unit_test(test_threads),        cmocka_unit_test(test_dbip_default),
+        cmocka_unit_test(test_geoip2_layout),         cmocka_unit_test(test_flat_layout),
+        cmocka_unit_test(test_first_hit_wins),        cmocka_unit_test(test_cached_answers),
+        cmocka_unit_test(test_labels_without_lookup), cmocka_unit_test(test_garbage_input),
+        cmocka_unit_test(test_no_database),           cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_country_names),         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_dbip_default),
     };
     return cmocka_run_group_tests_name("geo", tests, make_databases, remove_databases);
 }

@@ -135,6 +135,95 @@ static char *csv(const sp_event_row_t *r, bool header)
 }
 
 /* The CSV export: the header and the columns as they were written out by hand. */
+/* The export's text form is json_dumps(sp_serialize_event(row), JSON_INDENT(1)) byte for byte,
+ * at any depth, for rows of every shape: stored objects with escapes, surrogate pairs, arrays,
+ * repeated keys, NULs, numbers, broken text and invalid UTF-8 (those go through jansson);
+ * reals of every size; text needing repair and control characters. */
+static void text_form_is_jansson(const sp_event_row_t *r)
+{
+    for (int depth = 0; depth < 3; depth++) {
+        json_t *j = sp_serialize_event(r);
+        char *want = json_dumps(j, JSON_INDENT(1));
+        json_decref(j);
+        assert_non_null(want);
+        /* jansson's dump at DEPTH: each line after the first DEPTH spaces further in. */
+        char *nested = malloc(strlen(want) * 4 + 1), *o = nested;
+        assert_non_null(nested);
+        for (const char *c = want; *c; c++) {
+            *o++ = *c;
+            if ('\n' == *c)
+                for (int d = 0; d < depth; d++)
+                    *o++ = ' ';
+        }
+        *o = '\0';
+        char *got = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&got, &len);
+        assert_non_null(f);
+        sp_serialize_event_text(f, r, depth);
+        fclose(f);
+        if (0 != strcmp(got, nested))
+            fail_msg("depth %d: got\n%s\nwant\n%s", depth, got, nested);
+        free(got);
+        free(nested);
+        free(want);
+    }
+}
+
+static void test_event_text_form(void **state)
+{
+    static const char *const objects[] = {
+        "{}",
+        " { } ",
+        "{\"Host\":\"px.example\",\"User-Agent\":\"Mozilla/5.0\"}",
+        "{\"a\":\"q\\\"uote\\\\back\\/slash\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\"}",
+        "{\"e\":\"\\u00e9\\u20ac\\ud83d\\ude00 \xc3\xa9\"}",
+        "{\"X-Forwarded-For\":[\"1.2.3.4\",\"5.6.7.8\"],\"Accept\":\"*/*\"}",
+        "{\"empty\":[],\"v\":\"\"}",
+        "{\"dup\":\"1\",\"dup\":\"2\"}",
+        "{\"nul\":\"a\\u0000b\"}",
+        "{\"n\":1,\"t\":true,\"z\":null,\"o\":{\"x\":[1,2.5]}}",
+        "[\"array\",\"on top\"]",
+        "{\"lone\":\"\\ud83d\"}",
+        "{\"low\":\"\\ude00\"}",
+        "{\"bad\":\"\\x\"}",
+        "{\"ctl\":\"a\tb\"}",
+        "{\"bad utf8\":\"\xff\"}",
+        "{\"a\":\"1\"} trailing",
+        "{\"a\":\"1\",}",
+        "not json",
+        "",
+        "{\"k\\u00e9y\":\"v\", \"K2\" : [ \"a\" , \"b\" ] }",
+    };
+    static const double coords[] = {
+        48.25, -11.5, 0.0, 1e-5, -2.5e-7, 1e22, 51.514200000000002, 3.0, 123456789.0, NAN};
+    static const char *const texts[] = {"",
+                                        "plain",
+                                        "tab\there",
+                                        "nl\nthere",
+                                        "\x01\x1f\x7f",
+                                        "quote\"back\\",
+                                        "bad \xff\xfe utf8",
+                                        "\xc3\xa9\xe2\x82\xac",
+                                        "=cmd|calc"};
+    sp_event_row_t r = full_row();
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+        r.headers_json = objects[i];
+        r.cookies_json = objects[(i + 3) % (sizeof(objects) / sizeof(objects[0]))];
+        r.latitude = coords[i % (sizeof(coords) / sizeof(coords[0]))];
+        r.longitude = coords[(i + 4) % (sizeof(coords) / sizeof(coords[0]))];
+        r.user_agent = i % 4 ? texts[i % (sizeof(texts) / sizeof(texts[0]))] : NULL;
+        r.city = texts[(i + 2) % (sizeof(texts) / sizeof(texts[0]))];
+        r.ts_ms = i % 5 ? 1700000000123 + (int64_t)i : 0;
+        r.kind = i % 2 ? SP_EVENT_CLICK : SP_EVENT_OPEN;
+        r.klass = (int64_t)(i % 6);
+        r.id = (int64_t)i * 1000003;
+        text_form_is_jansson(&r);
+    }
+    r.headers_json = NULL;
+    text_form_is_jansson(&r);
+}
+
 static void test_csv(void **state)
 {
     text_is(csv(NULL, true),
@@ -283,9 +372,10 @@ static void test_campaign_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_json),   cmocka_unit_test(test_event_json_repairs),
-        cmocka_unit_test(test_csv),          cmocka_unit_test(test_field_table),
-        cmocka_unit_test(test_row_of_event), cmocka_unit_test(test_campaign_json),
+        cmocka_unit_test(test_event_json),      cmocka_unit_test(test_event_json_repairs),
+        cmocka_unit_test(test_event_text_form), cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_field_table),     cmocka_unit_test(test_row_of_event),
+        cmocka_unit_test(test_campaign_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
