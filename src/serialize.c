@@ -33,7 +33,7 @@ static json_t *text_json(const char *s)
 
 static const char *kind_name(int64_t kind)
 {
-    return SP_EVENT_CLICK == kind ? "click" : "open";
+    return sp_event_kind_name(kind);
 }
 
 static json_t *field_json(const sp_event_row_t *row, const sp_event_field_t *f)
@@ -58,6 +58,10 @@ static json_t *field_json(const sp_event_row_t *row, const sp_event_field_t *f)
     case SP_FIELD_COORD: {
         double v = sp_event_row_coord(row, f);
         return isnan(v) ? json_null() : json_real(v);
+    }
+    case SP_FIELD_DURATION: {
+        int64_t v = sp_event_row_int(row, f);
+        return v < 0 ? json_null() : json_integer(v);
     }
     }
     abort(); /* a kind without its JSON */
@@ -153,6 +157,10 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
         case SP_FIELD_COORD:
             if (!isnan(sp_event_row_coord(row, f)))
                 snprintf(buf, sizeof(buf), "%.4f", sp_event_row_coord(row, f));
+            break;
+        case SP_FIELD_DURATION:
+            if (sp_event_row_int(row, f) >= 0)
+                snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
             break;
         }
         csv_field(out, text, i + 1 == n_csv);
