@@ -275,7 +275,13 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
+    sp_engagement_t eng;
+    if (0 != c->store->ops->engagement(c->store, id, &eng, err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_t *j = sp_serialize_campaign(&camp);
+    json_object_set_new(j, "engagement", sp_serialize_engagement(&eng));
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);

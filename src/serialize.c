@@ -181,6 +181,14 @@ json_t *sp_serialize_campaign(const sp_campaign_t *c)
                      "by_class", by_class, "clicks", (json_int_t)c->clicks);
 }
 
+json_t *sp_serialize_engagement(const sp_engagement_t *e)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "glanced", (json_int_t)e->glanced, "skimmed",
+                     (json_int_t)e->skimmed, "read", (json_int_t)e->read, "unmeasured",
+                     (json_int_t)e->unmeasured, "prints", (json_int_t)e->prints, "forwards",
+                     (json_int_t)e->forwards);
+}
+
 json_t *sp_serialize_recipient(const sp_recipient_t *r)
 {
     return json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "recipient", r->recipient, "views",

@@ -34,3 +34,22 @@ void sp_store_close(sp_store_t *s)
     if (s)
         s->ops->close(s);
 }
+
+void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, const char *engagement,
+                             int64_t count)
+{
+    if (SP_EVENT_PRINT == kind)
+        e->prints += count;
+    else if (SP_EVENT_FORWARD == kind)
+        e->forwards += count;
+    else if (SP_EVENT_OPEN != kind || !engagement)
+        return;
+    else if (0 == strcmp(engagement, "glanced"))
+        e->glanced += count;
+    else if (0 == strcmp(engagement, "skimmed"))
+        e->skimmed += count;
+    else if (0 == strcmp(engagement, "read"))
+        e->read += count;
+    else if (0 == strcmp(engagement, "unmeasured"))
+        e->unmeasured += count;
+}

@@ -146,6 +146,7 @@ enum {
     Q_FORGET_UNKNOWN,
     Q_FORGET_UNKNOWN_EMPTY,
     Q_READ_FOLD,
+    Q_ENGAGEMENT,
     Q_COUNT
 };
 
@@ -183,6 +184,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
                           " ON CONFLICT DO NOTHING",
     [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
+    [Q_ENGAGEMENT] = SP_STORE_ENGAGEMENT_SQL("$"),
     [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
                         " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
     /* A NULL limit is no limit, as SQLite reads a negative one. */
@@ -1118,6 +1120,26 @@ static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     return ret;
 }
 
+static int pg_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_engagement_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    PGresult *res = exec_q(s, Q_ENGAGEMENT, &p, "read engagement", err, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        sp_store_engagement_add(out, get_i64(res, i, 0),
+                                PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1),
+                                get_i64(res, i, 2));
+    PQclear(res);
+    return 0;
+}
+
 /* Runs Q and calls FN on each row as it arrives, so that a long listing (an export) never sits
  * in memory whole. After FN stops, the rest is read and dropped: the connection is then ready
  * for the next call, where a cancel request could still be on its way. */
@@ -1743,6 +1765,7 @@ static const sp_store_ops_t pg_ops = {
     .write_batch = pg_write_batch,
     .campaign_create = pg_campaign_create,
     .campaign_get = pg_campaign_get,
+    .engagement = pg_engagement,
     .campaign_list = pg_campaign_list,
     .recipients = pg_recipients,
     .events = pg_events,

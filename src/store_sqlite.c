@@ -1235,6 +1235,24 @@ static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     return ret;
 }
 
+static int sq_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_engagement_t){0};
+    if (prepare(s, &st, SP_STORE_ENGAGEMENT_SQL("?"), err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        sp_store_engagement_add(out, sqlite3_column_int64(st, 0),
+                                (const char *)sqlite3_column_text(st, 1),
+                                sqlite3_column_int64(st, 2));
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read engagement");
+}
+
 static int sq_campaign_list(sp_store_t *base, sp_store_campaign_cb cb, void *ctx, char *err,
                             size_t errlen)
 {
@@ -1974,6 +1992,7 @@ static const sp_store_ops_t sqlite_ops = {
     .write_batch = sq_write_batch,
     .campaign_create = sq_campaign_create,
     .campaign_get = sq_campaign_get,
+    .engagement = sq_engagement,
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,

@@ -2365,6 +2365,14 @@ static void test_read_fold(void **state)
     assert_int_equal(0, s->ops->campaign_get(s, "blk", &c, err, sizeof(err)));
     assert_int_equal(3, c.total_views);
     assert_int_equal(0, c.clicks);
+    sp_engagement_t e;
+    assert_int_equal(0, s->ops->engagement(s, "blk", &e, err, sizeof(err)));
+    assert_int_equal(1, e.read);
+    assert_int_equal(0, e.skimmed);
+    assert_int_equal(1, e.glanced);
+    assert_int_equal(1, e.unmeasured);
+    assert_int_equal(1, e.prints);
+    assert_int_equal(1, e.forwards);
     sp_event_t **all[] = {b1, b2, b3, b4};
     size_t ns[] = {2, 1, 1, 6};
     for (size_t i = 0; i < 4; i++)
