@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startServer, launchBrowser, freePort } from './harness.mjs';
+import { startServer, launchBrowser, freePort, newPage, login } from './harness.mjs';
 
 // A person's Chromium: the headless agent would be a machine's open, never measured.
 const AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
@@ -110,4 +110,26 @@ test('the block quoted in a forwarded message records a forward: blockquote, Out
   await sleep(300);
   await plain.context.close();
   assert.ok(!(await srv.events('unfwd')).some((e) => e.kind === 'forward'));
+});
+
+test('the campaign page shows opens by engagement with prints and forwards; the creator makes a block', async () => {
+  const { context, page, seen } = await newPage(browser, srv, { clipboard: true });
+  await login(page, srv);
+  await page.goto('/#/campaigns/reading');
+  await page.waitForSelector('#engagement');
+  assert.equal(await page.textContent('#engagement-read dd'), '1');
+  assert.equal(await page.textContent('#engagement-glanced dd'), '1');
+  assert.equal(await page.textContent('#engagement-skimmed dd'), '0');
+  assert.equal(await page.locator('.engagement-bar span').count(), 2);
+  await page.goto('/#/campaigns/fwd');
+  await page.waitForSelector('#engagement');
+  assert.equal(await page.textContent('#engagement-forwards dd'), '3');
+  await page.goto('/#/create');
+  await page.fill('#campaign', 'made-in-creator');
+  await page.check('#block');
+  await page.click('#copy-pixel');
+  await page.waitForSelector('#snippet:not([hidden])');
+  assert.match(await page.textContent('#snippet-html'), /^<style>@media print/);
+  assert.deepEqual(seen.errors, []);
+  await context.close();
 });
