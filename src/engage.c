@@ -158,12 +158,12 @@ static void *engage_main(void *arg)
         pthread_mutex_lock(&e->lock);
         if (e->stop)
             break;
-        int64_t wait = POLL_MS;
-        if (e->head && e->head->due - mono_ms() < wait)
-            wait = e->head->due - mono_ms();
-        if (wait > 0 && !(e->closing && e->head)) {
+        /* One tick for every frame due in it: libmicrohttpd walks its list of suspended
+         * connections on each wake that resumes any, so resuming them one by one as each falls
+         * due would cost a walk per frame. A frame is at most a tick late. */
+        if (!(e->closing && e->head)) {
             struct timespec deadline;
-            sp_deadline(&deadline, (int)wait);
+            sp_deadline(&deadline, POLL_MS);
             pthread_cond_timedwait(&e->wake, &e->lock, &deadline);
         }
     }
