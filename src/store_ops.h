@@ -28,14 +28,15 @@ typedef struct sp_engagement {
     int64_t prints, forwards;
 } sp_engagement_t;
 
-/* Adds COUNT events of KIND with ENGAGEMENT (may be NULL) to E: the stores' rows, one way. */
-void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, const char *engagement,
-                             int64_t count);
+/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL) to E, as the tally
+ * counts them (sp_tally_engagement_counted): the stores' rows, one way. */
+void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
+                             const char *engagement, int64_t count);
 
 /* The same query in both stores, with the campaign as parameter 1 (MARK '?' or '$'). */
 #define SP_STORE_ENGAGEMENT_SQL(mark)                                                              \
-    "SELECT kind, engagement, COUNT(*) FROM events WHERE campaign = " mark "1 AND kind <> 1"       \
-    " GROUP BY kind, engagement"
+    "SELECT kind, class, engagement, COUNT(*) FROM events WHERE campaign = " mark "1"              \
+    " AND kind <> 1 GROUP BY kind, class, engagement"
 
 typedef struct sp_recipient {
     const char *recipient;

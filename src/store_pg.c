@@ -1133,9 +1133,9 @@ static int pg_engagement(sp_store_t *base, const char *id, sp_engagement_t *out,
     if (!res)
         return -1;
     for (int i = 0; i < PQntuples(res); i++)
-        sp_store_engagement_add(out, get_i64(res, i, 0),
-                                PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1),
-                                get_i64(res, i, 2));
+        sp_store_engagement_add(out, get_i64(res, i, 0), get_i64(res, i, 1),
+                                PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                                get_i64(res, i, 3));
     PQclear(res);
     return 0;
 }

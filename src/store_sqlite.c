@@ -1246,9 +1246,9 @@ static int sq_engagement(sp_store_t *base, const char *id, sp_engagement_t *out,
     bind_text(st, 1, id);
     int rc;
     while (SQLITE_ROW == (rc = sqlite3_step(st)))
-        sp_store_engagement_add(out, sqlite3_column_int64(st, 0),
-                                (const char *)sqlite3_column_text(st, 1),
-                                sqlite3_column_int64(st, 2));
+        sp_store_engagement_add(out, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                (const char *)sqlite3_column_text(st, 2),
+                                sqlite3_column_int64(st, 3));
     sqlite3_finalize(st);
     return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read engagement");
 }

@@ -35,6 +35,13 @@ const char *sp_tally_engagement(int klass, sp_event_engage_t how, int64_t read_m
     return read_ms < SP_TALLY_SKIMMED_MS ? "glanced" : "skimmed";
 }
 
+bool sp_tally_engagement_counted(int kind, int klass)
+{
+    if (SP_EVENT_OPEN == kind)
+        return SP_CLASS_SELF != klass;
+    return (SP_EVENT_PRINT == kind || SP_EVENT_FORWARD == kind) && sp_tally_counted(klass);
+}
+
 void sp_tally_read_params(const sp_event_t *read, sp_tally_read_t *out)
 {
     *out = (sp_tally_read_t){

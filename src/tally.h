@@ -43,6 +43,11 @@
  * come). */
 const char *sp_tally_engagement(int klass, sp_event_engage_t how, int64_t read_ms);
 
+/* Whether an event of KIND and class KLASS counts in a campaign's engagement: an open of any
+ * class but self (a proxy's and a machine's are its unmeasured ones), a print or a forward only
+ * when counted (a person's: a machine that fetches every image is no print). */
+bool sp_tally_engagement_counted(int kind, int klass);
+
 /* What the stores' fold of a read into its open binds: the read time, and the engagement of a
  * human open (the class HUMAN) and of any other. Strings are static. */
 typedef struct sp_tally_read {

@@ -224,6 +224,18 @@ static void test_engagement(void **state)
     assert_string_equal("read", sp_tally_engagement(H, SP_ENGAGE_CUT, 9000));
 }
 
+static void test_engagement_counted(void **state)
+{
+    (void)state;
+    assert_true(sp_tally_engagement_counted(OPEN, H));
+    assert_true(sp_tally_engagement_counted(OPEN, M));
+    assert_false(sp_tally_engagement_counted(OPEN, S));
+    assert_true(sp_tally_engagement_counted(SP_EVENT_PRINT, P));
+    assert_false(sp_tally_engagement_counted(SP_EVENT_PRINT, M));
+    assert_false(sp_tally_engagement_counted(SP_EVENT_FORWARD, S));
+    assert_false(sp_tally_engagement_counted(CLICK, H));
+}
+
 /* A print and a forward are neither views nor clicks. */
 static void test_print_forward(void **state)
 {
@@ -249,7 +261,7 @@ int main(void)
         cmocka_unit_test(test_counted),       cmocka_unit_test(test_rule),
         cmocka_unit_test(test_seen),          cmocka_unit_test(test_sorted),
         cmocka_unit_test(test_client_key),    cmocka_unit_test(test_engagement),
-        cmocka_unit_test(test_print_forward),
+        cmocka_unit_test(test_print_forward), cmocka_unit_test(test_engagement_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
