@@ -275,7 +275,13 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
+    sp_engagement_t eng;
+    if (0 != c->store->ops->engagement(c->store, id, &eng, err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_t *j = sp_serialize_campaign(&camp);
+    json_object_set_new(j, "engagement", sp_serialize_engagement(&eng));
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -623,6 +629,13 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         result = sp_http_error(c->req, 400, msg);
         goto done;
     }
+    /* "block": true asks a pixel for the tracking block in place of the lone image. */
+    json_t *b = json_object_get(body, "block");
+    if (b && (!json_is_boolean(b) || (SP_TOKEN_OPEN != kind && json_is_true(b)))) {
+        result = sp_http_error(c->req, 400, "\"block\" must be true or false, on a pixel");
+        goto done;
+    }
+    bool block = b && json_is_true(b);
     if (c->store->ops->campaign_create(c->store, data.campaign, sp_now_ms(), err, sizeof(err)) <
         0) {
         result = store_error(c->req, err);
@@ -630,6 +643,20 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
     }
     char origin[320], url[SP_SNIPPET_URL_MAX];
     sp_http_origin(c->req, origin, sizeof(origin));
+    if (block) {
+        char *html = malloc(SP_SNIPPET_BLOCK_MAX);
+        if (!html)
+            abort();
+        if (0 != sp_snippet_block_html(c->req->srv->tokens, origin, &data, url, sizeof(url), html,
+                                       SP_SNIPPET_BLOCK_MAX)) {
+            free(html);
+            result = sp_http_error(c->req, 400, "the link is too long");
+            goto done;
+        }
+        result = send_json(c->req, 200, json_pack("{s:s, s:s}", "url", url, "html", html));
+        free(html);
+        goto done;
+    }
     if (0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
         result = sp_http_error(c->req, 400, "the link is too long");
         goto done;

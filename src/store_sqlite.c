@@ -90,6 +90,9 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
+    /* 7: the tracking block's read time of an open. */
+    "ALTER TABLE events ADD COLUMN engagement TEXT;"
+    "ALTER TABLE events ADD COLUMN read_ms INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -117,6 +120,7 @@ enum {
     Q_UNKNOWN_TRIM,
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
+    Q_READ_FOLD,
     Q_COUNT
 };
 
@@ -164,6 +168,12 @@ static const char *const batch_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = ?5,"
+                    " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
+                    " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
 };
 
 /* The statements above name the four class columns. */
@@ -937,6 +947,12 @@ static void bind_field(sqlite3_stmt *st, int i, const sp_event_row_t *row,
         else
             sqlite3_bind_double(st, i, sp_event_row_coord(row, f));
         return;
+    case SP_FIELD_DURATION:
+        if (sp_event_row_int(row, f) < 0)
+            sqlite3_bind_null(st, i);
+        else
+            sqlite3_bind_int64(st, i, sp_event_row_int(row, f));
+        return;
     }
 }
 
@@ -961,6 +977,9 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
     case SP_FIELD_COORD:
         sp_event_row_set_coord(row, f, null ? NAN : sqlite3_column_double(st, i));
         return;
+    case SP_FIELD_DURATION:
+        sp_event_row_set_int(row, f, null ? -1 : sqlite3_column_int64(st, i));
+        return;
     }
 }
 
@@ -969,6 +988,28 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
+    if (SP_EVENT_READ == ev->kind) {
+        sp_tally_read_t r;
+        sp_tally_read_params(ev, &r);
+        st = s->q[Q_READ_FOLD];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ev->ts_ms);
+        bind_text(st, 2, ev->campaign);
+        bind_text(st, 3, ev->recipient);
+        bind_text(st, 4, ev->visitor);
+        sqlite3_bind_int64(st, 5, r.read_ms);
+        sqlite3_bind_int64(st, 6, r.human);
+        bind_text(st, 7, r.if_human);
+        bind_text(st, 8, r.otherwise);
+        int rc = sqlite3_step(st);
+        ev->outcome = SP_OUTCOME_UNMATCHED;
+        if (SQLITE_ROW == rc) {
+            sp_tally_read_folded(ev, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1));
+            rc = sqlite3_step(st);
+        }
+        sqlite3_reset(st);
+        return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read time");
+    }
     if (ev->adopt_row > 0) {
         st = s->q[Q_ADOPT_TAKE];
         sqlite3_reset(st);
@@ -1204,6 +1245,24 @@ static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     }
     sqlite3_finalize(st);
     return ret;
+}
+
+static int sq_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_engagement_t){0};
+    if (prepare(s, &st, SP_STORE_ENGAGEMENT_SQL("?"), err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        sp_store_engagement_add(out, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                (const char *)sqlite3_column_text(st, 2),
+                                sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read engagement");
 }
 
 static int sq_campaign_list(sp_store_t *base, sp_store_campaign_cb cb, void *ctx, char *err,
@@ -1945,6 +2004,7 @@ static const sp_store_ops_t sqlite_ops = {
     .write_batch = sq_write_batch,
     .campaign_create = sq_campaign_create,
     .campaign_get = sq_campaign_get,
+    .engagement = sq_engagement,
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,
