@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_manage.h"
+#include "api_report.h"
+#include "api_search.h"
 #include "classify.h"
 #include "log.h"
 #include "login.h"
@@ -196,17 +199,28 @@ static enum MHD_Result logout(api_ctx_t *c)
 
 /* ---- campaigns -------------------------------------------------------------------- */
 
-static int add_campaign(void *arr, const sp_campaign_t *c)
+typedef struct {
+    json_t *arr;
+    int archived; /* -1: every campaign; 0, 1: those not archived, those archived */
+} campaigns_t;
+
+static int add_campaign(void *ctx, const sp_campaign_t *c)
 {
-    json_array_append_new(arr, sp_serialize_campaign(c));
+    campaigns_t *l = ctx;
+    if (l->archived < 0 || l->archived == c->archived)
+        json_array_append_new(l->arr, sp_serialize_campaign(c));
     return 0;
 }
 
 static enum MHD_Result list_campaigns(api_ctx_t *c)
 {
     char err[512];
+    const char *archived = sp_http_arg(c->req, "archived");
+    if (archived && 0 != strcmp(archived, "0") && 0 != strcmp(archived, "1"))
+        return sp_http_error(c->req, 400, "archived must be 0 or 1");
     json_t *arr = json_array();
-    if (0 != c->store->ops->campaign_list(c->store, add_campaign, arr, err, sizeof(err))) {
+    campaigns_t l = {arr, archived ? '1' == archived[0] : -1};
+    if (0 != c->store->ops->campaign_list(c->store, add_campaign, &l, err, sizeof(err))) {
         json_decref(arr);
         return store_error(c->req, err);
     }
@@ -282,6 +296,11 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
     }
     json_t *j = sp_serialize_campaign(&camp);
     json_object_set_new(j, "engagement", sp_serialize_engagement(&eng));
+    if (0 != sp_api_campaign_rates(c->store, id, j, err, sizeof(err))) {
+        json_decref(j);
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -642,30 +661,38 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         goto done;
     }
     char origin[320], url[SP_SNIPPET_URL_MAX];
+    char *html = NULL;
     sp_http_origin(c->req, origin, sizeof(origin));
     if (block) {
-        char *html = malloc(SP_SNIPPET_BLOCK_MAX);
+        html = malloc(SP_SNIPPET_BLOCK_MAX);
         if (!html)
             abort();
-        if (0 != sp_snippet_block_html(c->req->srv->tokens, origin, &data, url, sizeof(url), html,
-                                       SP_SNIPPET_BLOCK_MAX)) {
-            free(html);
-            result = sp_http_error(c->req, 400, "the link is too long");
-            goto done;
-        }
+    }
+    if (block ? 0 != sp_snippet_block_html(c->req->srv->tokens, origin, &data, url, sizeof(url),
+                                           html, SP_SNIPPET_BLOCK_MAX)
+              : 0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
+        free(html);
+        result = sp_http_error(c->req, 400, "the link is too long");
+        goto done;
+    }
+    const char *made = block ? "block" : SP_TOKEN_OPEN == kind ? "pixel" : "link";
+    if (0 != sp_api_record_tracker(c->store, made, data.campaign, data.recipient,
+                                   SP_TOKEN_CLICK == kind ? data.extra : "", url, err,
+                                   sizeof(err))) {
+        free(html);
+        result = store_error(c->req, err);
+        goto done;
+    }
+    if (block) {
         result = send_json(c->req, 200, json_pack("{s:s, s:s}", "url", url, "html", html));
         free(html);
         goto done;
     }
-    if (0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
-        result = sp_http_error(c->req, 400, "the link is too long");
-        goto done;
-    }
     json_t *j = json_pack("{s:s}", "url", url);
     if (SP_TOKEN_OPEN == kind) {
-        char html[SP_SNIPPET_HTML_MAX];
-        sp_snippet_pixel_html(url, html, sizeof(html));
-        json_object_set_new(j, "html", json_string(html));
+        char pixel[SP_SNIPPET_HTML_MAX];
+        sp_snippet_pixel_html(url, pixel, sizeof(pixel));
+        json_object_set_new(j, "html", json_string(pixel));
     }
     result = send_json(c->req, 200, j);
 done:
@@ -724,6 +751,9 @@ static enum MHD_Result upload_image(api_ctx_t *c)
         return sp_http_error(c->req, 400, "the image link would be too long");
     sp_http_origin(c->req, origin, sizeof(origin));
     snprintf(url, sizeof(url), "%s/i/%s.%s", origin, token, ext);
+    if (0 != sp_api_record_tracker(c->store, "image", campaign, data.recipient, "", url, err,
+                                   sizeof(err)))
+        return store_error(c->req, err);
     json_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "type", mime, "bytes",
                           (json_int_t)c->req->body_len);
     return send_json(c->req, 201, j);
@@ -826,7 +856,8 @@ unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const 
     }
     *vouched = true;
     if (writes)
-        *body_max = 0 == strcmp(path, "images") ? SP_IMAGE_MAX : SP_BODY_MAX;
+        *body_max = 0 == strcmp(path, "images") || sp_api_report_big_body(path) ? SP_IMAGE_MAX
+                                                                                : SP_BODY_MAX;
     return 0;
 }
 
@@ -893,17 +924,34 @@ enum MHD_Result sp_api_handle(sp_request_t *req)
         return stream(&c, "");
     if (0 == strncmp(path, "recipients/", 11) && 0 == strcmp(m, "DELETE"))
         return forget_recipient(&c, path + 11);
+    if (0 == strncmp(path, "recipients/", 11) && get)
+        return sp_api_recipient(req, c.store, path + 11);
     if (0 == strncmp(path, "campaigns/", 10)) {
         char id[SP_ID_MAX + 2];
         const char *rest;
         if (!campaign_path(path + 10, id, sizeof(id), &rest))
             return sp_http_error(req, 400, "not a campaign ID");
+        if (0 == strcmp(rest, "") && !get)
+            return sp_api_campaign_manage(req, c.store, id);
+        if (0 == strcmp(rest, "recipients"))
+            return 0 == strcmp(m, "PUT") ? sp_api_put_recipients(req, c.store, id)
+                                         : sp_http_error(req, 405, "use PUT");
         if (!get)
             return sp_http_error(req, 405, "use GET");
+        if (0 == strcmp(rest, "links"))
+            return sp_api_links(req, c.store, id);
+        if (0 == strcmp(rest, "trackers"))
+            return sp_api_trackers(req, c.store, id);
+        if (0 == strcmp(rest, "not-opened") || 0 == strcmp(rest, "not-opened.csv"))
+            return sp_api_not_opened(req, c.store, id, 0 != strcmp(rest, "not-opened"));
         if (0 == strcmp(rest, ""))
             return get_campaign(&c, id);
+        if (0 == strcmp(rest, "report"))
+            return sp_api_report(req, c.store, id);
         if (0 == strcmp(rest, "events"))
-            return list_events(&c, id, "");
+            return sp_api_events(req, c.store, id);
+        if (0 == strcmp(rest, "recipients-table"))
+            return sp_api_recipients_table(req, c.store, id);
         if (0 == strcmp(rest, "events.csv"))
             return list_events(&c, id, "csv");
         if (0 == strcmp(rest, "events.json"))

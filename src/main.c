@@ -54,6 +54,7 @@ static const char usage_text[] =
     "  token create NAME                print a new API token (Authorization: Bearer)\n"
     "  token list|revoke                list API tokens, revoke one\n"
     "  campaign list|show|create|delete manage campaigns (--json for scripts)\n"
+    "  campaign recipients ID FILE|-    give a campaign the list of the people it was sent to\n"
     "  pixel --campaign ID [--block]    print a tracking pixel's HTML for a message\n"
     "  forget RECIPIENT                 erase one recipient's events everywhere\n"
     "  scan [--json] FILE...            list the trackers in .eml/mbox files (--strip FILE "

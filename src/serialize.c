@@ -590,10 +590,11 @@ json_t *sp_serialize_campaign(const sp_campaign_t *c)
     json_t *by_class = json_object();
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         json_object_set_new(by_class, sp_class_name((sp_class_t)i), json_integer(c->by_class[i]));
-    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:b}", "id", c->id, "total_views",
                      (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
                      "last_view_at", ts_json(c->last_view_at), "created_at", ts_json(c->created_at),
-                     "by_class", by_class, "clicks", (json_int_t)c->clicks);
+                     "by_class", by_class, "clicks", (json_int_t)c->clicks, "archived",
+                     c->archived);
 }
 
 json_t *sp_serialize_engagement(const sp_engagement_t *e)
@@ -617,4 +618,21 @@ json_t *sp_serialize_unknown(const sp_unknown_campaign_t *u)
 {
     return json_pack("{s:s, s:I, s:o, s:o}", "id", u->id, "opens", (json_int_t)u->opens, "first_at",
                      ts_json(u->first_at), "last_at", ts_json(u->last_at));
+}
+
+static json_t *ratio(int64_t a, int64_t b)
+{
+    return b > 0 ? json_real((double)a / (double)b) : json_null();
+}
+
+void sp_serialize_rates(json_t *j, const sp_store_sent_t *s)
+{
+    bool list = s->sent > 0;
+    json_object_set_new(j, "sent", list ? json_integer(s->sent) : json_null());
+    json_object_set_new(j, "sent_opened", list ? json_integer(s->openers) : json_null());
+    json_object_set_new(j, "sent_clicked", list ? json_integer(s->clickers) : json_null());
+    json_object_set_new(j, "open_rate", ratio(s->openers, s->sent));
+    json_object_set_new(j, "click_rate", ratio(s->clickers, s->sent));
+    json_object_set_new(j, "click_to_open_rate",
+                        list ? ratio(s->clickers, s->openers) : json_null());
 }

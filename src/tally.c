@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(0 == SP_CLASS_HUMAN && 1 == SP_CLASS_PROXY, "SP_TALLY_COUNTED_SQL names them");
+_Static_assert(0 == SP_EVENT_OPEN && 1 == SP_EVENT_CLICK, "SP_TALLY_OPEN_SQL names them");
+
 bool sp_tally_counted(int klass)
 {
     return SP_CLASS_HUMAN == klass || SP_CLASS_PROXY == klass;

@@ -70,6 +70,20 @@ int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT]);
 /* The same in SQL, of the class columns of the row named ROW ("" or "r."). */
 #define SP_TALLY_VIEWS_SQL(row) "(" row "human + " row "proxy)"
 
+/* The rule again in SQL, of the events table's columns, for the report's rollups (rollup.h):
+ * a counted event, an open, a click, and whom an event counts unique by (its recipient, else
+ * its client, as sp_tally_client_key makes it). */
+#define SP_TALLY_COUNTED_SQL "class IN (0, 1)"
+#define SP_TALLY_OPEN_SQL    "kind = 0"
+#define SP_TALLY_CLICK_SQL   "kind = 1"
+#define SP_TALLY_WHO_SQL     "CASE WHEN recipient <> '' THEN recipient ELSE 'v:' || visitor END"
+
+/* What a counted open tells of its reader, in a breakdown by COL (browser, os, device, country,
+ * city): a proxy's open describes the proxy, not the reader, so it counts under its proxy's
+ * name (its via, else "proxy"). */
+#define SP_TALLY_READER_SQL(col)                                                                  \
+    "CASE WHEN class = 1 THEN CASE WHEN via <> '' THEN via ELSE 'proxy' END ELSE " col " END"
+
 #define SP_TALLY_CLIENT_MAX 64 /* a client key's bytes, NUL included */
 
 /* The client an open without a recipient is counted unique by: its visitor ID (the pixel

@@ -98,6 +98,10 @@ describe('the tracking block', () => {
     assert.equal(c.clicks, 0, 'nor a click');
     assert.equal(c.engagement.prints, 1);
     assert.equal(c.engagement.forwards, 1);
+    for (const kind of ['print', 'forward']) {
+      const only = await srv.apiOk('GET', `/campaigns/pf/events?kind=${kind}`);
+      assert.deepEqual(only.map((e) => e.kind), [kind], `the log filtered by kind=${kind}`);
+    }
     await waitFor(() => posts.some((p) => p.type === 'print') && posts.some((p) => p.type === 'forward'),
       { what: 'print and forward webhooks' });
   });

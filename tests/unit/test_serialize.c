@@ -366,7 +366,20 @@ static void test_campaign_json(void **state)
     text_is(dump(sp_serialize_campaign(&c)),
             "{\"id\":\"spring\",\"total_views\":5,\"unique_views\":3,\"last_view_at\":null,"
             "\"created_at\":\"2023-11-14T22:13:20.123Z\",\"by_class\":{\"human\":4,\"proxy\":1,"
-            "\"machine\":7,\"self\":2},\"clicks\":6}");
+            "\"machine\":7,\"self\":2},\"clicks\":6,\"archived\":false}");
+    c.archived = true;
+    json_t *j = sp_serialize_campaign(&c);
+    sp_serialize_rates(j, &(sp_store_sent_t){.sent = 4, .openers = 2, .clickers = 1});
+    text_is(dump(j),
+            "{\"id\":\"spring\",\"total_views\":5,\"unique_views\":3,\"last_view_at\":null,"
+            "\"created_at\":\"2023-11-14T22:13:20.123Z\",\"by_class\":{\"human\":4,"
+            "\"proxy\":1,\"machine\":7,\"self\":2},\"clicks\":6,\"archived\":true,"
+            "\"sent\":4,\"sent_opened\":2,\"sent_clicked\":1,\"open_rate\":0.5,"
+            "\"click_rate\":0.25,\"click_to_open_rate\":0.5}");
+    j = json_object();
+    sp_serialize_rates(j, &(sp_store_sent_t){0});
+    text_is(dump(j), "{\"sent\":null,\"sent_opened\":null,\"sent_clicked\":null,"
+                     "\"open_rate\":null,\"click_rate\":null,\"click_to_open_rate\":null}");
     sp_recipient_t r = {.recipient = "ann",
                         .views = 2,
                         .by_class = {1, 1, 3, 4},
