@@ -289,7 +289,13 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
+    sp_engagement_t eng;
+    if (0 != c->store->ops->engagement(c->store, id, &eng, err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_t *j = sp_serialize_campaign(&camp);
+    json_object_set_new(j, "engagement", sp_serialize_engagement(&eng));
     if (0 != sp_api_campaign_rates(c->store, id, j, err, sizeof(err))) {
         json_decref(j);
         json_decref(p.arr);
@@ -642,29 +648,51 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         result = sp_http_error(c->req, 400, msg);
         goto done;
     }
+    /* "block": true asks a pixel for the tracking block in place of the lone image. */
+    json_t *b = json_object_get(body, "block");
+    if (b && (!json_is_boolean(b) || (SP_TOKEN_OPEN != kind && json_is_true(b)))) {
+        result = sp_http_error(c->req, 400, "\"block\" must be true or false, on a pixel");
+        goto done;
+    }
+    bool block = b && json_is_true(b);
     if (c->store->ops->campaign_create(c->store, data.campaign, sp_now_ms(), err, sizeof(err)) <
         0) {
         result = store_error(c->req, err);
         goto done;
     }
     char origin[320], url[SP_SNIPPET_URL_MAX];
+    char *html = NULL;
     sp_http_origin(c->req, origin, sizeof(origin));
-    if (0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
+    if (block) {
+        html = malloc(SP_SNIPPET_BLOCK_MAX);
+        if (!html)
+            abort();
+    }
+    if (block ? 0 != sp_snippet_block_html(c->req->srv->tokens, origin, &data, url, sizeof(url),
+                                           html, SP_SNIPPET_BLOCK_MAX)
+              : 0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
+        free(html);
         result = sp_http_error(c->req, 400, "the link is too long");
         goto done;
     }
-    if (0 != sp_api_record_tracker(c->store, SP_TOKEN_OPEN == kind ? "pixel" : "link",
-                                   data.campaign, data.recipient,
+    const char *made = block ? "block" : SP_TOKEN_OPEN == kind ? "pixel" : "link";
+    if (0 != sp_api_record_tracker(c->store, made, data.campaign, data.recipient,
                                    SP_TOKEN_CLICK == kind ? data.extra : "", url, err,
                                    sizeof(err))) {
+        free(html);
         result = store_error(c->req, err);
+        goto done;
+    }
+    if (block) {
+        result = send_json(c->req, 200, json_pack("{s:s, s:s}", "url", url, "html", html));
+        free(html);
         goto done;
     }
     json_t *j = json_pack("{s:s}", "url", url);
     if (SP_TOKEN_OPEN == kind) {
-        char html[SP_SNIPPET_HTML_MAX];
-        sp_snippet_pixel_html(url, html, sizeof(html));
-        json_object_set_new(j, "html", json_string(html));
+        char pixel[SP_SNIPPET_HTML_MAX];
+        sp_snippet_pixel_html(url, pixel, sizeof(pixel));
+        json_object_set_new(j, "html", json_string(pixel));
     }
     result = send_json(c->req, 200, j);
 done:

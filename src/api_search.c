@@ -72,12 +72,13 @@ static int parse_events(sp_request_t *req, sp_query_events_t *q, char *msg, size
         q->klass = (int)c;
     }
     if (kind) {
-        if (0 == strcmp(kind, "open"))
-            q->kind = SP_EVENT_OPEN;
-        else if (0 == strcmp(kind, "click"))
-            q->kind = SP_EVENT_CLICK;
-        else
-            return snprintf(msg, len, "kind must be open or click"), -1;
+        static const int stored[] = {SP_EVENT_OPEN, SP_EVENT_CLICK, SP_EVENT_PRINT,
+                                     SP_EVENT_FORWARD};
+        for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]) && q->kind < 0; i++)
+            if (0 == strcmp(kind, sp_event_kind_name(stored[i])))
+                q->kind = stored[i];
+        if (q->kind < 0)
+            return snprintf(msg, len, "kind must be open, click, print or forward"), -1;
     }
     if ((country && strlen(country) > TEXT_ARG_MAX) || (client && strlen(client) > TEXT_ARG_MAX))
         return snprintf(msg, len, "country and client are at most %d bytes", TEXT_ARG_MAX), -1;

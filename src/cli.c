@@ -416,7 +416,7 @@ int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
 int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
 {
     const char *campaign = NULL, *recipient = "";
-    bool qp = false;
+    bool qp = false, block = false;
     for (int i = 0; i < argc; i++) {
         if (0 == strcmp(argv[i], "--campaign") && i + 1 < argc)
             campaign = argv[++i];
@@ -428,12 +428,14 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
             recipient = argv[i] + 12;
         else if (0 == strcmp(argv[i], "--qp"))
             qp = true;
+        else if (0 == strcmp(argv[i], "--block"))
+            block = true;
         else
             campaign = NULL, i = argc; /* stop: usage below */
     }
     if (!campaign || !sp_event_id_valid(campaign) ||
         (*recipient && !sp_event_id_valid(recipient))) {
-        fprintf(stderr, "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp]\n"
+        fprintf(stderr, "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp] [--block]\n"
                         "ID and ADDR: 1-128 letters, digits or - _ @ + .\n");
         return 2;
     }
@@ -466,15 +468,17 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
     sp_token_data_t data = {.kind = SP_TOKEN_OPEN};
     snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
     snprintf(data.recipient, sizeof(data.recipient), "%s", recipient);
-    char url[SP_SNIPPET_URL_MAX], html[SP_SNIPPET_HTML_MAX];
-    if (0 != sp_snippet_url(tokens, origin, &data, url, sizeof(url))) {
+    static char url[SP_SNIPPET_URL_MAX], html[SP_SNIPPET_BLOCK_MAX];
+    if (block ? 0 != sp_snippet_block_html(tokens, origin, &data, url, sizeof(url), html,
+                                           sizeof(html))
+              : 0 != sp_snippet_url(tokens, origin, &data, url, sizeof(url))) {
         fprintf(stderr, "spypixel: --public-url is too long\n");
         goto done;
     }
     /* Kept as the API keeps what it makes: the campaign's list of its trackers. */
     sp_store_tracker_t made = {.campaign = campaign,
                                .recipient = recipient,
-                               .kind = "pixel",
+                               .kind = block ? "block" : "pixel",
                                .target = "",
                                .url = url,
                                .created_at = sp_now_ms()};
@@ -482,7 +486,8 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "spypixel: %s\n", err);
         goto done;
     }
-    sp_snippet_pixel_html(url, html, sizeof(html));
+    if (!block)
+        sp_snippet_pixel_html(url, html, sizeof(html));
     if (qp) {
         char *text = sp_snippet_qp(html);
         printf("%s\n", text);

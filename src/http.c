@@ -749,6 +749,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(req->body);
     }
     sp_image_release(req->image);
+    if (req->held) /* never queued: nothing was sent, so no read is journaled */
+        MHD_destroy_response(req->held);
     free(req->redirect);
     free(req);
     *con_cls = NULL;

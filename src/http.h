@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "engage.h"
 #include "enrich.h"
 #include "guard.h"
 #include "images.h"
@@ -36,6 +37,7 @@ typedef struct sp_server {
     sp_token_t *tokens;
     sp_live_t *live;
     sp_webhook_t *webhook;                          /* NULL without --webhook */
+    sp_engage_t *engage;                            /* the block's held read-time images */
     sp_listen_t listen[SP_CONFIG_LIST_MAX];         /* the --listen addresses */
     struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
     size_t n_daemons;
@@ -71,9 +73,10 @@ typedef struct sp_request {
     bool waiting;         /* suspended until our journal record is on disk (--sync-full) */
     unsigned set_visitor; /* 1: the image answer sets a new visitor cookie */
     char visitor[40];
-    char *redirect;       /* a click's destination (malloc'd), or NULL */
-    sp_image_t *image;    /* an uploaded tracking image to answer with (a reference), or NULL */
-    sp_net_addr_t client; /* after trusted-proxy handling */
+    char *redirect;    /* a click's destination (malloc'd), or NULL */
+    sp_image_t *image; /* an uploaded tracking image to answer with (a reference), or NULL */
+    struct MHD_Response *held; /* the block's read-time image to answer with (engage.c), or NULL */
+    sp_net_addr_t client;      /* after trusted-proxy handling */
     char client_ip[SP_NET_ADDR_MAX];
     bool https; /* reached over TLS (through a trusted proxy) */
     /* The body: read into BODY (malloc'd, BODY_MAX + 1 bytes, counted in srv->body_bytes)

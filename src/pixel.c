@@ -118,6 +118,15 @@ static void release_image(void *image)
 
 static enum MHD_Result answer_image(sp_request_t *req)
 {
+    if (req->held) {
+        struct MHD_Response *resp = req->held;
+        req->held = NULL;
+        add_image_headers(resp, "image/gif");
+        add_visitor_cookie(resp, req);
+        enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
     if (!req->image)
         return req->set_visitor ? answer_cookie_pixel(req)
                                 : MHD_queue_response(req->conn, 200, req->srv->pixel);
@@ -283,8 +292,8 @@ static bool referer_is_dashboard(sp_request_t *req, const char *referer)
 /* Records one open or click in the journal, then answers (with --sync-full once the
  * record is on disk). Bad input never stops the answer: the image (or the redirect) goes
  * out in every case. */
-static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const char *campaign,
-                              const char *recipient)
+static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_engage_t engage,
+                              const char *campaign, const char *recipient)
 {
     if (0 != strcmp(req->method, "GET")) /* HEAD: link checkers, nothing to count */
         return sp_pixel_finish(req);
@@ -324,6 +333,20 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     ev->self_referer = referer_is_dashboard(req, ev->referer);
     ev->self_cookie = w.self_cookie;
     ev->self_ip = sp_auth_recent_dashboard_ip(req->srv->auth, &req->client);
+
+    /* The block's image is held to time the read, unless its client is a caching proxy or the
+     * held ones are at the cap: then it is the plain image and the open unmeasured. */
+    ev->engage = engage;
+    if (SP_ENGAGE_PENDING == engage) {
+        if (!sp_engage_measurable(ev->user_agent)) {
+            ev->engage = SP_ENGAGE_UNMEASURED;
+        } else if (sp_engage_reserve(req->srv->engage)) {
+            req->held = sp_engage_response(req->srv->engage, req->conn, ev);
+        } else {
+            ev->engage = SP_ENGAGE_UNMEASURED;
+            sp_metric_inc(reads_over_cap);
+        }
+    }
 
     size_t len = sp_event_encode(ev, sc->record);
     sp_journal_t *journal = req->srv->journal;
@@ -383,7 +406,7 @@ enum MHD_Result sp_pixel_seed(sp_request_t *req)
         sp_metric_inc(opens_invalid);
         return answer_image(req);
     }
-    return record(req, SP_EVENT_OPEN, campaign, email);
+    return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, campaign, email);
 }
 
 enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path)
@@ -392,13 +415,26 @@ enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path)
     size_t n = strlen(path);
     sp_token_data_t data;
     if (n < 4 || 0 != strcmp(path + n - 4, ".gif") ||
-        0 != sp_token_open(req->srv->tokens, path, n - 4, &data) || SP_TOKEN_OPEN != data.kind ||
+        0 != sp_token_open(req->srv->tokens, path, n - 4, &data) ||
         !sp_event_id_valid(data.campaign) ||
         (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
         sp_metric_inc(opens_invalid);
         return answer_image(req);
     }
-    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
+    /* The pixel and the tracking block's images share the route; the token says which. */
+    switch (data.kind) {
+    case SP_TOKEN_OPEN:
+        return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    case SP_TOKEN_READ:
+        return record(req, SP_EVENT_OPEN, SP_ENGAGE_PENDING, data.campaign, data.recipient);
+    case SP_TOKEN_PRINT:
+        return record(req, SP_EVENT_PRINT, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    case SP_TOKEN_FORWARD:
+        return record(req, SP_EVENT_FORWARD, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    default:
+        sp_metric_inc(opens_invalid);
+        return answer_image(req);
+    }
 }
 
 enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
@@ -429,7 +465,7 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
     req->redirect = strdup(target);
     if (!req->redirect)
         abort();
-    return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
+    return record(req, SP_EVENT_CLICK, SP_ENGAGE_NONE, data.campaign, data.recipient);
 }
 
 enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path)
@@ -451,5 +487,5 @@ enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path)
     if (rc < 0)
         sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
     /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */
-    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
+    return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, data.campaign, data.recipient);
 }

@@ -24,6 +24,23 @@ typedef struct sp_campaign {
     bool archived;  /* set aside by its owner: listed apart */
 } sp_campaign_t;
 
+/* How a campaign's opens of the tracking block were read (tally.h), and its prints and
+ * forwards: counted from its events. */
+typedef struct sp_engagement {
+    int64_t glanced, skimmed, read, unmeasured;
+    int64_t prints, forwards;
+} sp_engagement_t;
+
+/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL) to E, as the tally
+ * counts them (sp_tally_engagement_counted): the stores' rows, one way. */
+void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
+                             const char *engagement, int64_t count);
+
+/* The same query in both stores, with the campaign as parameter 1 (MARK '?' or '$'). */
+#define SP_STORE_ENGAGEMENT_SQL(mark)                                                              \
+    "SELECT kind, class, engagement, COUNT(*) FROM events WHERE campaign = " mark "1"              \
+    " AND kind <> 1 GROUP BY kind, class, engagement"
+
 typedef struct sp_recipient {
     const char *recipient;
     int64_t views; /* human + proxy opens */
@@ -164,6 +181,9 @@ typedef struct sp_store_ops {
                        char *err, size_t errlen);
     /* Creates campaign ID dated NOW_MS. 0 created, 1 it existed (unchanged), -1 + ERR. */
     int (*campaign_create)(sp_store_t *s, const char *id, int64_t now_ms, char *err, size_t errlen);
+    /* Campaign ID's engagement into *OUT (zeros for no such campaign). 0, or -1 + ERR. */
+    int (*engagement)(sp_store_t *s, const char *id, sp_engagement_t *out, char *err,
+                      size_t errlen);
     /* Campaign ID into *OUT. 0 found, 1 no such campaign, -1 + ERR. */
     int (*campaign_get)(sp_store_t *s, const char *id, sp_campaign_t *out, char *err,
                         size_t errlen);

@@ -77,7 +77,9 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
-    /* 7: the report's rollups (rollup.h), filled from the events stored so far
+    /* 7: the tracking block's read time of an open. */
+    "ALTER TABLE events ADD COLUMN engagement TEXT, ADD COLUMN read_ms bigint;",
+    /* 8: the report's rollups (rollup.h), filled from the events stored so far
      * (migration_code), and events by time within a campaign, for the edges of a report's
      * range that do not fill an hour. */
     "CREATE TABLE rollup_counts(campaign TEXT COLLATE \"C\" NOT NULL, quarter BIGINT NOT NULL,"
@@ -88,12 +90,12 @@ static const char *const migrations[] = {
     " hour BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITH (fillfactor = 80);"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
-    /* 8: the people a campaign was sent to, for its rates. */
+    /* 9: the people a campaign was sent to, for its rates. */
     "CREATE TABLE sent_to(campaign TEXT COLLATE \"C\" NOT NULL,"
     " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
-    /* 9: archived campaigns, listed apart. */
+    /* 10: archived campaigns, listed apart. */
     "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
-    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+    /* 11: the pixels, links and images made for each campaign, and its clicks by destination
      * (an index of clicks only: opens, the most of the events, do not touch it). */
     "CREATE TABLE trackers(id BIGSERIAL PRIMARY KEY, campaign TEXT COLLATE \"C\" NOT NULL,"
     " recipient TEXT COLLATE \"C\" NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,"
@@ -101,7 +103,7 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
     "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
     "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
-    /* 11: a recipient's events within a campaign, newest first: the log filtered by recipient,
+    /* 12: a recipient's events within a campaign, newest first: the log filtered by recipient,
      * a recipient's page, and forget read them here instead of every event of the campaign. */
     "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
     " WHERE recipient <> '';",
@@ -118,7 +120,7 @@ static const struct {
     int (*run)(pg_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
-    {7, backfill_rollups},
+    {8, backfill_rollups},
 };
 
 /* Held for the migration's transaction by every server that opens the store: "spypixel". */
@@ -173,6 +175,8 @@ enum {
     Q_UNKNOWN_PURGE,
     Q_FORGET_UNKNOWN,
     Q_FORGET_UNKNOWN_EMPTY,
+    Q_READ_FOLD,
+    Q_ENGAGEMENT,
     Q_ROLLUP_COUNTS,
     Q_ROLLUP_VALUES,
     Q_FORGET_ROLLUP_COUNTS,
@@ -225,6 +229,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
                           " ON CONFLICT DO NOTHING",
     [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
+    [Q_ENGAGEMENT] = SP_STORE_ENGAGEMENT_SQL("$"),
     [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
                         " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
     /* A NULL limit is no limit, as SQLite reads a negative one. */
@@ -302,6 +307,12 @@ static const char *const query_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = $1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = $1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
+                    " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
+                    " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
                        " ORDER BY last_at DESC, id",
     [Q_UNKNOWN_OPENS] = "SELECT id, record FROM unknown_events WHERE campaign = $1 ORDER BY id",
@@ -610,8 +621,8 @@ typedef struct {
     int64_t n_unknown; /* unknown campaigns in the store; -1: not asked */
     camp_t **creates;
     size_t n_creates;
-    sp_event_t **stored, **kept;
-    size_t n_stored, n_kept;
+    sp_event_t **stored, **kept, **reads;
+    size_t n_stored, n_kept, n_reads;
     sp_tally_t tally; /* what the stored events add */
     camp_op_t *ops;
     size_t n_ops;
@@ -706,11 +717,17 @@ static void batch_fates(batch_t *b)
 {
     b->stored = xcalloc(b->n, sizeof(*b->stored));
     b->kept = xcalloc(b->n, sizeof(*b->kept));
+    b->reads = xcalloc(b->n, sizeof(*b->reads));
     for (size_t i = 0; i < b->n; i++) {
         sp_event_t *ev = b->evs[i];
         camp_t *c = b->ev_camp[i];
         if (SP_OUTCOME_ADOPTED_ALREADY == ev->outcome)
             continue;
+        if (SP_EVENT_READ == ev->kind) { /* folded into its open, after the inserts */
+            ev->outcome = SP_OUTCOME_UNMATCHED;
+            b->reads[b->n_reads++] = ev;
+            continue;
+        }
         if (!c->first)
             c->first = ev;
         if (c->known) {
@@ -775,6 +792,7 @@ static void batch_free(batch_t *b)
     free(b->adopts);
     free(b->creates);
     free(b->stored);
+    free(b->reads);
     free(b->kept);
     sp_tally_free(&b->tally);
     free(b->ops);
@@ -822,6 +840,12 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
             p_null(p);
         else
             p_double(p, sp_event_row_coord(row, f));
+        return;
+    case SP_FIELD_DURATION:
+        if (sp_event_row_int(row, f) < 0)
+            p_null(p);
+        else
+            p_int(p, sp_event_row_int(row, f));
         return;
     }
 }
@@ -913,6 +937,21 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             goto send;
         }
         i -= t->n_recipients;
+        if (i >= t->n_clients + b->n_kept) {
+            const sp_event_t *ev = b->reads[i - t->n_clients - b->n_kept];
+            sp_tally_read_t r;
+            sp_tally_read_params(ev, &r);
+            q = Q_READ_FOLD;
+            p_int(&p, ev->ts_ms);
+            p_text(&p, ev->campaign);
+            p_text(&p, ev->recipient);
+            p_text(&p, ev->visitor);
+            p_int(&p, r.read_ms);
+            p_int(&p, r.human);
+            p_text(&p, r.if_human);
+            p_text(&p, r.otherwise);
+            goto send;
+        }
         if (i >= t->n_clients)
             return send_kept(s, b, b->kept[i - t->n_clients]);
         q = Q_CLIENT_INSERT;
@@ -997,6 +1036,9 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
                 sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
         } else if (i - t->n_recipients < t->n_clients) {
             sp_tally_client_seen(t, i - t->n_recipients, row);
+        } else if (i - t->n_recipients - t->n_clients >= b->n_kept && row) {
+            sp_event_t *ev = b->reads[i - t->n_recipients - t->n_clients - b->n_kept];
+            sp_tally_read_folded(ev, get_i64(res, 0, 0), (int)get_i64(res, 0, 1));
         }
     } else if (i < b->n_ops && Q_UNKNOWN_TRIM == b->ops[i].q) {
         b->ops[i].camp->unknown_newest->dropped = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
@@ -1096,10 +1138,10 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     batch_fates(&b);
     b.phase = 3;
-    if (0 !=
-        pipe_run(s, &b,
-                 b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients + b.n_kept,
-                 err, errlen))
+    if (0 != pipe_run(s, &b,
+                      b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients +
+                          b.n_kept + b.n_reads,
+                      err, errlen))
         goto fail_pipe;
     batch_ops(&b);
     b.phase = 4;
@@ -1119,8 +1161,8 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     for (size_t i = 0; i < n; i++) {
         const camp_t *c = b.ev_camp[i];
-        if (SP_OUTCOME_ADOPTED_ALREADY == evs[i]->outcome)
-            continue;
+        if (SP_OUTCOME_ADOPTED_ALREADY == evs[i]->outcome || SP_EVENT_READ == evs[i]->kind)
+            continue; /* a read's outcome is its fold's */
         evs[i]->outcome = c->known                     ? SP_OUTCOME_STORED
                           : UNKNOWN_KEEP == c->unknown ? SP_OUTCOME_UNKNOWN_CAMPAIGN
                                                        : SP_OUTCOME_UNKNOWN_REFUSED;
@@ -1209,6 +1251,26 @@ static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     }
     PQclear(res);
     return ret;
+}
+
+static int pg_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_engagement_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    PGresult *res = exec_q(s, Q_ENGAGEMENT, &p, "read engagement", err, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        sp_store_engagement_add(out, get_i64(res, i, 0), get_i64(res, i, 1),
+                                PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                                get_i64(res, i, 3));
+    PQclear(res);
+    return 0;
 }
 
 /* Runs Q and calls FN on each row as it arrives, so that a long listing (an export) never sits
@@ -1334,6 +1396,9 @@ static int event_row(void *ctx, const PGresult *res)
             break;
         case SP_FIELD_COORD:
             sp_event_row_set_coord(&r, f, null ? NAN : strtod(v, NULL));
+            break;
+        case SP_FIELD_DURATION:
+            sp_event_row_set_int(&r, f, null ? -1 : strtoll(v, NULL, 10));
             break;
         }
     }
@@ -2117,6 +2182,7 @@ static const sp_store_ops_t pg_ops = {
     .write_batch = pg_write_batch,
     .campaign_create = pg_campaign_create,
     .campaign_get = pg_campaign_get,
+    .engagement = pg_engagement,
     .campaign_list = pg_campaign_list,
     .recipients = pg_recipients,
     .events = pg_events,

@@ -93,7 +93,10 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
-    /* 7: the report's rollups (rollup.h), filled from the events stored so far
+    /* 7: the tracking block's read time of an open. */
+    "ALTER TABLE events ADD COLUMN engagement TEXT;"
+    "ALTER TABLE events ADD COLUMN read_ms INTEGER;",
+    /* 8: the report's rollups (rollup.h), filled from the events stored so far
      * (migration_code), and events by time within a campaign, for the edges of a report's
      * range that do not fill an hour. */
     "CREATE TABLE rollup_counts(campaign TEXT NOT NULL, quarter INTEGER NOT NULL,"
@@ -104,12 +107,12 @@ static const char *const migrations[] = {
     " hour INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
     " PRIMARY KEY(campaign, dim, hour, value)) WITHOUT ROWID;"
     "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
-    /* 8: the people a campaign was sent to, for its rates. */
+    /* 9: the people a campaign was sent to, for its rates. */
     "CREATE TABLE sent_to(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
     " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
-    /* 9: archived campaigns, listed apart. */
+    /* 10: archived campaigns, listed apart. */
     "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
-    /* 10: the pixels, links and images made for each campaign, and its clicks by destination
+    /* 11: the pixels, links and images made for each campaign, and its clicks by destination
      * (an index of clicks only: opens, the most of the events, do not touch it). */
     "CREATE TABLE trackers(id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,"
     " recipient TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, url TEXT NOT NULL,"
@@ -117,7 +120,7 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
     "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
     "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
-    /* 11: a recipient's events within a campaign, newest first: the log filtered by recipient,
+    /* 12: a recipient's events within a campaign, newest first: the log filtered by recipient,
      * a recipient's page, and forget read them here instead of every event of the campaign. */
     "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
     " WHERE recipient <> '';",
@@ -130,7 +133,7 @@ static const struct {
     int (*run)(sqlite_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
-    {7, backfill_rollups},
+    {8, backfill_rollups},
 };
 
 enum {
@@ -149,6 +152,7 @@ enum {
     Q_UNKNOWN_TRIM,
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
+    Q_READ_FOLD,
     Q_ROLLUP_COUNTS,
     Q_ROLLUP_VALUES,
     Q_COUNT
@@ -198,6 +202,12 @@ static const char *const batch_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = ?5,"
+                    " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
+                    " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_ROLLUP_COUNTS] = NULL, /* rollup_sql: the rollups of the events ?1 to ?2 */
     [Q_ROLLUP_VALUES] = NULL,
 };
@@ -980,6 +990,12 @@ static void bind_field(sqlite3_stmt *st, int i, const sp_event_row_t *row,
         else
             sqlite3_bind_double(st, i, sp_event_row_coord(row, f));
         return;
+    case SP_FIELD_DURATION:
+        if (sp_event_row_int(row, f) < 0)
+            sqlite3_bind_null(st, i);
+        else
+            sqlite3_bind_int64(st, i, sp_event_row_int(row, f));
+        return;
     }
 }
 
@@ -1004,6 +1020,9 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
     case SP_FIELD_COORD:
         sp_event_row_set_coord(row, f, null ? NAN : sqlite3_column_double(st, i));
         return;
+    case SP_FIELD_DURATION:
+        sp_event_row_set_int(row, f, null ? -1 : sqlite3_column_int64(st, i));
+        return;
     }
 }
 
@@ -1012,6 +1031,28 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
+    if (SP_EVENT_READ == ev->kind) {
+        sp_tally_read_t r;
+        sp_tally_read_params(ev, &r);
+        st = s->q[Q_READ_FOLD];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ev->ts_ms);
+        bind_text(st, 2, ev->campaign);
+        bind_text(st, 3, ev->recipient);
+        bind_text(st, 4, ev->visitor);
+        sqlite3_bind_int64(st, 5, r.read_ms);
+        sqlite3_bind_int64(st, 6, r.human);
+        bind_text(st, 7, r.if_human);
+        bind_text(st, 8, r.otherwise);
+        int rc = sqlite3_step(st);
+        ev->outcome = SP_OUTCOME_UNMATCHED;
+        if (SQLITE_ROW == rc) {
+            sp_tally_read_folded(ev, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1));
+            rc = sqlite3_step(st);
+        }
+        sqlite3_reset(st);
+        return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read time");
+    }
     if (ev->adopt_row > 0) {
         st = s->q[Q_ADOPT_TAKE];
         sqlite3_reset(st);
@@ -1283,6 +1324,24 @@ static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     }
     sqlite3_finalize(st);
     return ret;
+}
+
+static int sq_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_engagement_t){0};
+    if (prepare(s, &st, SP_STORE_ENGAGEMENT_SQL("?"), err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        sp_store_engagement_add(out, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                (const char *)sqlite3_column_text(st, 2),
+                                sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read engagement");
 }
 
 static int sq_campaign_list(sp_store_t *base, sp_store_campaign_cb cb, void *ctx, char *err,
@@ -2339,6 +2398,7 @@ static const sp_store_ops_t sqlite_ops = {
     .write_batch = sq_write_batch,
     .campaign_create = sq_campaign_create,
     .campaign_get = sq_campaign_get,
+    .engagement = sq_engagement,
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,

@@ -7,6 +7,7 @@ import { h, append, clear, when, ago, count, confirmDialog, zone } from './dom.j
 import { subscribe } from './live.js';
 import { logItem, rules, recipientText } from './eventlog.js';
 import { clientName } from './names.js';
+import { engagementPanel } from './engagement.js';
 import {
   rangeControls, rangeFromQuery, rangeToQuery, rangeText, rangeBounds, fetchReport, reportTiles, rateTiles, hasList,
   timeViews, breakdownCards, chart,
@@ -64,6 +65,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
   });
 
   const tiles = h('dl', { class: 'tiles', id: 'tiles', 'aria-label': 'Totals' });
+  const engagementBox = h('div', { id: 'engagement-box' });
   const reportStatus = h('p', { class: 'muted small', id: 'report-status', role: 'status' });
   const ratesBox = h('div', { id: 'rates-body' });
   const chartBox = h('div', { id: 'chart' });
@@ -190,7 +192,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
   const f = {
     recipient: h('input', { id: 'f-recipient', name: 'recipient', autocomplete: 'off', spellcheck: 'false', placeholder: 'alice@example.com' }),
     class: h('select', { id: 'f-class', name: 'class' }, [['', 'Any'], ['human', 'human'], ['proxy', 'proxy'], ['machine', 'machine'], ['self', 'self']].map(([v, l]) => h('option', { value: v }, l))),
-    kind: h('select', { id: 'f-kind', name: 'kind' }, [['', 'Any'], ['open', 'open'], ['click', 'click']].map(([v, l]) => h('option', { value: v }, l))),
+    kind: h('select', { id: 'f-kind', name: 'kind' }, [['', 'Any'], ['open', 'open'], ['click', 'click'], ['print', 'print'], ['forward', 'forward']].map(([v, l]) => h('option', { value: v }, l))),
     country: h('input', { id: 'f-country', name: 'country', autocomplete: 'off', maxlength: 2, placeholder: 'FR', size: 3 }),
     client: h('input', { id: 'f-client', name: 'client', autocomplete: 'off', spellcheck: 'false', placeholder: 'Outlook', list: 'client-names', title: 'The client as the parser names it (an open’s details show it)' }),
   };
@@ -265,6 +267,10 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
   const live = subscribe(`/api/v1/campaigns/${enc(id)}/stream`, {
     onEvent: (ev) => {
       if (ev.campaign && ev.campaign !== id) return;
+      if (ev.kind === 'read') { // a read time folded into an open already shown
+        scheduleRefresh();
+        return;
+      }
       announce.textContent = `New ${ev.kind === 'click' ? 'click' : 'open'}: ${ev.recipient || 'no recipient'}, ${ev.class}`;
       const { to } = rangeBounds(range.range());
       if (!filtered() && to === null && ev.id !== undefined && !shownIds.has(ev.id)) {
@@ -421,6 +427,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
     campaign = c;
     append(clear(created), [c.created_at ? ['Created ', when(c.created_at)] : null,
       c.last_view_at ? [' · last open ', when(c.last_view_at), ` (${ago(c.last_view_at)})`] : null]);
+    append(clear(engagementBox), engagementPanel(c.engagement));
     archivedNote.hidden = !c.archived;
     archive.textContent = c.archived ? 'Unarchive' : 'Archive';
   }
@@ -462,7 +469,7 @@ export function renderCampaign(root, id, query = new URLSearchParams()) {
 
   const body = h('div', { class: 'campaign', hidden: true },
     range.el, reportStatus, tiles,
-    ratesCard,
+    ratesCard, engagementBox,
     h('section', { class: 'card', 'aria-labelledby': 'chart-title' }, h('h2', { id: 'chart-title' }, 'Opens over time'), chartBox),
     timeBox, breakdowns,
     h('section', { class: 'card', id: 'links', 'aria-labelledby': 'links-title' }, h('h2', { id: 'links-title' }, 'Links'), linksBox),

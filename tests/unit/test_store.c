@@ -1812,6 +1812,7 @@ static const struct {
     [SP_FIELD_TEXT_OR_NULL] = {"TEXT", "text", true},
     [SP_FIELD_OBJECT] = {"TEXT", "text", false},
     [SP_FIELD_COORD] = {"REAL", "double precision", true},
+    [SP_FIELD_DURATION] = {"INTEGER", "bigint", true},
 };
 
 static void test_event_columns(void **state)
@@ -2815,6 +2816,124 @@ static int check_kept(void *ctx, int64_t row, const void *record, size_t len)
     return 0;
 }
 
+/* ---- the tracking block: reads folded into their opens, prints and forwards ---------- */
+
+static sp_event_t *block_open(const char *visitor, int klass, int64_t ts)
+{
+    const spec_t sp = {"blk", "ann", OPEN, klass, ts, NULL, NULL, visitor};
+    sp_event_t *ev = make_event(&sp);
+    ev->engage = SP_ENGAGE_PENDING;
+    const char *e = sp_tally_engagement(klass, ev->engage, -1);
+    snprintf(ev->engagement, sizeof(ev->engagement), "%s", e ? e : "");
+    return ev;
+}
+
+static sp_event_t *block_read(const char *visitor, int64_t ts, int64_t ms)
+{
+    sp_event_t *ev = sp_event_new(0);
+    ev->kind = SP_EVENT_READ;
+    ev->ts_ms = ts;
+    snprintf(ev->campaign, sizeof(ev->campaign), "blk");
+    snprintf(ev->recipient, sizeof(ev->recipient), "ann");
+    snprintf(ev->visitor, sizeof(ev->visitor), "%s", visitor);
+    ev->engage = SP_ENGAGE_MEASURED;
+    ev->read_ms = ms;
+    return ev;
+}
+
+typedef struct {
+    int n;
+    int64_t id[8], read_ms[8], kind[8];
+    char engagement[8][16];
+} block_rows_t;
+
+static int block_row(void *ctx, const sp_event_row_t *row)
+{
+    block_rows_t *b = ctx;
+    if (b->n < 8) {
+        b->id[b->n] = row->id;
+        b->read_ms[b->n] = row->read_ms;
+        b->kind[b->n] = row->kind;
+        snprintf(b->engagement[b->n], 16, "%s", row->engagement ? row->engagement : "(null)");
+        b->n++;
+    }
+    return 0;
+}
+
+static void write_evs(sp_store_t *s, sp_event_t **evs, size_t n)
+{
+    char err[512] = "";
+    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
+    if (rc)
+        print_error("write_batch: %s\n", err);
+    assert_int_equal(0, rc);
+}
+
+static void test_read_fold(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "blk", 1);
+    /* An open and its read in one batch (a restart reads both at once). */
+    sp_event_t *b1[2] = {block_open("v1", H, 1000), block_read("v1", 1000, 9000)};
+    write_evs(s, b1, 2);
+    assert_int_equal(SP_OUTCOME_STORED, b1[1]->outcome);
+    assert_int_equal(b1[0]->id, b1[1]->id);
+    assert_string_equal("read", b1[1]->engagement);
+    /* A proxy's open and its read in later batches: never a read. */
+    sp_event_t *b2[1] = {block_open("v2", P, 2000)};
+    write_evs(s, b2, 1);
+    sp_event_t *b3[1] = {block_read("v2", 2000, 15000)};
+    write_evs(s, b3, 1);
+    assert_int_equal(SP_OUTCOME_STORED, b3[0]->outcome);
+    assert_string_equal("unmeasured", b3[0]->engagement);
+    /* A glance; a read of no stored open and a second read of the first: nothing to fold. A
+     * print and a forward count as neither views nor clicks. */
+    const spec_t pf[] = {{"blk", "ann", SP_EVENT_PRINT, H, 3001, NULL, NULL, "v3"},
+                         {"blk", "ann", SP_EVENT_FORWARD, H, 3002, NULL, NULL, "v9"}};
+    sp_event_t *b4[6] = {block_open("v3", H, 3000),    block_read("v3", 3000, 1500),
+                         block_read("v8", 3000, 4000), block_read("v1", 1000, 3000),
+                         make_event(&pf[0]),           make_event(&pf[1])};
+    write_evs(s, b4, 6);
+    assert_string_equal("glanced", b4[1]->engagement);
+    assert_int_equal(SP_OUTCOME_UNMATCHED, b4[2]->outcome);
+    assert_int_equal(SP_OUTCOME_UNMATCHED, b4[3]->outcome);
+    assert_int_equal(SP_OUTCOME_STORED, b4[4]->outcome);
+
+    block_rows_t rows = {0};
+    assert_int_equal(0, s->ops->events(s, "blk", 0, -1, block_row, &rows, err, sizeof(err)));
+    assert_int_equal(5, rows.n); /* newest first: forward, print, v3, v2, v1 */
+    assert_int_equal(SP_EVENT_FORWARD, rows.kind[0]);
+    assert_int_equal(SP_EVENT_PRINT, rows.kind[1]);
+    assert_string_equal("(null)", rows.engagement[0]);
+    assert_int_equal(-1, rows.read_ms[0]);
+    assert_string_equal("glanced", rows.engagement[2]);
+    assert_int_equal(1500, rows.read_ms[2]);
+    assert_string_equal("unmeasured", rows.engagement[3]);
+    assert_int_equal(15000, rows.read_ms[3]);
+    assert_string_equal("read", rows.engagement[4]);
+    assert_int_equal(9000, rows.read_ms[4]);
+
+    sp_campaign_t c;
+    assert_int_equal(0, s->ops->campaign_get(s, "blk", &c, err, sizeof(err)));
+    assert_int_equal(3, c.total_views);
+    assert_int_equal(0, c.clicks);
+    sp_engagement_t e;
+    assert_int_equal(0, s->ops->engagement(s, "blk", &e, err, sizeof(err)));
+    assert_int_equal(1, e.read);
+    assert_int_equal(0, e.skimmed);
+    assert_int_equal(1, e.glanced);
+    assert_int_equal(1, e.unmeasured);
+    assert_int_equal(1, e.prints);
+    assert_int_equal(1, e.forwards);
+    sp_event_t **all[] = {b1, b2, b3, b4};
+    size_t ns[] = {2, 1, 1, 6};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < ns[i]; j++)
+            sp_event_free(all[i][j]);
+    sp_store_close(s);
+}
+
 static void test_scrub_old_store(void **state)
 {
     fixture_t *fx = *state;
@@ -2840,6 +2959,7 @@ static void test_scrub_old_store(void **state)
     char sqlite_sql[4096], pg_sql[4096];
     snprintf(sqlite_sql, sizeof(sqlite_sql),
              "ALTER TABLE api_tokens DROP COLUMN owner;"
+             "ALTER TABLE events DROP COLUMN engagement; ALTER TABLE events DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
@@ -2850,6 +2970,7 @@ static void test_scrub_old_store(void **state)
              VERSION_BEFORE_SCRUB, OLD_EVENTS, cols);
     snprintf(pg_sql, sizeof(pg_sql),
              "ALTER TABLE api_tokens DROP COLUMN owner;"
+             "ALTER TABLE events DROP COLUMN engagement, DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
@@ -2939,6 +3060,7 @@ int main(void)
         BOTH(test_open_concurrent),
         BOTH(test_campaign_create),
         BOTH(test_batch_outcomes),
+        BOTH(test_read_fold),
         BOTH(test_big_batch),
         BOTH(test_counters),
         BOTH(test_events_paging),
