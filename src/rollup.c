@@ -1,4 +1,4 @@
-/* rollup: the report's counters, kept by the writer beside the events, in SQL both stores run. */
+/* rollup: the report's counters, kept by the writer beside the events, added up in C and in SQL. */
 /* SPDX-License-Identifier: MIT */
 #include "rollup.h"
 
