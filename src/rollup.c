@@ -1,10 +1,11 @@
-/* rollup: the report's counters, kept by the writer beside the events, in SQL both stores run. */
+/* rollup: the report's counters, kept by the writer beside the events, added up in C and in SQL. */
 /* SPDX-License-Identifier: MIT */
 #include "rollup.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tally.h"
 
@@ -33,6 +34,121 @@ static const struct {
     [SP_ROLLUP_VIA] = {"via", COUNTED_OPEN},
     [SP_ROLLUP_CLICKER] = {SP_TALLY_WHO_SQL, COUNTED_CLICK},
 };
+
+/* The same rule in C, of a stored row: whom it counts unique by (SP_TALLY_WHO_SQL) into KEY,
+ * and what it tells of its reader in column COL (SP_TALLY_READER_SQL). */
+static const char *who(const sp_event_row_t *row, char *key)
+{
+    if (row->recipient[0])
+        return row->recipient;
+    snprintf(key, SP_ROLLUP_KEY_MAX, "v:%s", row->visitor);
+    return key;
+}
+
+static const char *reader(const sp_event_row_t *row, const char *col)
+{
+    if (SP_CLASS_PROXY == row->klass)
+        return row->via[0] ? row->via : "proxy";
+    return col;
+}
+
+static int cmp_count(const void *pa, const void *pb)
+{
+    const sp_rollup_count_t *a = pa, *b = pb;
+    int c = strcmp(a->campaign, b->campaign);
+    return c ? c : (a->quarter > b->quarter) - (a->quarter < b->quarter);
+}
+
+static int cmp_value(const void *pa, const void *pb)
+{
+    const sp_rollup_value_t *a = pa, *b = pb;
+    int c = a->campaign == b->campaign ? 0 : strcmp(a->campaign, b->campaign);
+    if (c)
+        return c;
+    if (a->dim != b->dim)
+        return a->dim < b->dim ? -1 : 1;
+    if (a->hour != b->hour)
+        return a->hour < b->hour ? -1 : 1;
+    return a->value == b->value ? 0 : strcmp(a->value, b->value);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
+{
+    sp_rollup_free(r);
+    r->counts = xmalloc(n * sizeof(*r->counts));
+    r->values = xmalloc(n * SP_ROLLUP_DIMS * sizeof(*r->values));
+    r->keys = xmalloc(n * SP_ROLLUP_KEY_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const sp_event_row_t *row = sp_event_row(evs[i]);
+        bool open = SP_EVENT_OPEN == row->kind, click = SP_EVENT_CLICK == row->kind;
+        bool counted = sp_tally_counted((int)row->klass);
+        /* Every stored event has its quarter's row, as the SQL's grouping makes it, if only of
+         * zeros (a print, a machine's click). */
+        sp_rollup_count_t *c = &r->counts[r->n_counts++];
+        *c = (sp_rollup_count_t){.campaign = row->campaign,
+                                 .quarter = row->ts_ms / SP_ROLLUP_QUARTER_MS};
+        if (open)
+            c->n[row->klass] = 1;
+        else if (click && counted)
+            c->n[SP_ROLLUP_CLICKS] = 1;
+        if (!counted || !(open || click))
+            continue;
+        const char *whom = who(row, r->keys + i * SP_ROLLUP_KEY_MAX);
+        int64_t hour = row->ts_ms / SP_ROLLUP_HOUR_MS;
+        if (click) {
+            r->values[r->n_values++] =
+                (sp_rollup_value_t){row->campaign, whom, SP_ROLLUP_CLICKER, hour, 1};
+            continue;
+        }
+        const char *v[SP_ROLLUP_CLICKER] = {
+            [SP_ROLLUP_OPENER] = whom,
+            [SP_ROLLUP_CLIENT] = reader(row, row->browser),
+            [SP_ROLLUP_OS] = reader(row, row->os),
+            [SP_ROLLUP_DEVICE] = reader(row, row->device),
+            [SP_ROLLUP_COUNTRY] = reader(row, row->country),
+            [SP_ROLLUP_CITY] = reader(row, row->city),
+            [SP_ROLLUP_VIA] = row->via,
+        };
+        for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
+            r->values[r->n_values++] = (sp_rollup_value_t){row->campaign, v[d], d, hour, 1};
+    }
+    qsort(r->counts, r->n_counts, sizeof(*r->counts), cmp_count);
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_counts; i++) {
+        if (k && 0 == cmp_count(&r->counts[k - 1], &r->counts[i])) {
+            for (int j = 0; j < SP_ROLLUP_COUNTS; j++)
+                r->counts[k - 1].n[j] += r->counts[i].n[j];
+        } else {
+            r->counts[k++] = r->counts[i];
+        }
+    }
+    r->n_counts = k;
+    qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
+    k = 0;
+    for (size_t i = 0; i < r->n_values; i++) {
+        if (k && 0 == cmp_value(&r->values[k - 1], &r->values[i]))
+            r->values[k - 1].n += r->values[i].n;
+        else
+            r->values[k++] = r->values[i];
+    }
+    r->n_values = k;
+}
+
+void sp_rollup_free(sp_rollup_t *r)
+{
+    free(r->counts);
+    free(r->values);
+    free(r->keys);
+    *r = (sp_rollup_t){0};
+}
 
 /* The events' columns the rollups read. */
 #define SOURCE_COLS                                                                                \

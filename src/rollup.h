@@ -1,10 +1,13 @@
-/* rollup: the report's counters, kept by the writer beside the events, in SQL both stores run. */
+/* rollup: the report's counters, kept by the writer beside the events, added up in C and in SQL. */
 /* SPDX-License-Identifier: MIT */
 #ifndef SP_ROLLUP_H
 #define SP_ROLLUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
 
 /*
  * Two tables, added to in the transaction that stores the events (and taken from by forget),
@@ -18,10 +21,11 @@
  *       1-6), and who had counted opens (dim 0) or counted clicks (dim 7) in that hour, with
  *       how many: a range's unique openers are the distinct values of dim 0 over its hours.
  *
- * What an event adds is written once here, in SQL over the events table, from the counting
- * rule's SQL (tally.h): the writer runs it on the events it just inserted, the migration on
- * every stored event, forget (negated) on the events it erases, and the report on the events
- * at the edges of a range that do not fill an hour.
+ * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
+ * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
+ * and in SQL over the events table, which the migration runs on every stored event, forget
+ * (negated) on the events it erases, and the report on the events at the edges of a range
+ * that do not fill an hour. The store tests hold the two to the same rows.
  */
 
 enum {
@@ -48,6 +52,40 @@ enum {
     SP_ROLLUP_CLICKS,
     SP_ROLLUP_COUNTS
 };
+
+#define SP_ROLLUP_KEY_MAX 48 /* "v:", a visitor (event.h: 39 bytes at most), NUL */
+
+/* One row of rollup_counts a batch adds to. */
+typedef struct sp_rollup_count {
+    const char *campaign; /* borrowed from the batch's events */
+    int64_t quarter;
+    int64_t n[SP_ROLLUP_COUNTS];
+} sp_rollup_count_t;
+
+/* One row of rollup_values a batch adds to. */
+typedef struct sp_rollup_value {
+    const char *campaign, *value; /* borrowed from the batch's events, or from the batch's own */
+    int dim;
+    int64_t hour, n;
+} sp_rollup_value_t;
+
+/* What a batch adds to the rollups: each list sorted by its key (campaign, then quarter; campaign,
+ * dim, hour, value; strings by their bytes, as both stores compare them) and distinct, so that
+ * writers on several servers lock the rows in one order. */
+typedef struct sp_rollup {
+    sp_rollup_count_t *counts;
+    size_t n_counts;
+    sp_rollup_value_t *values;
+    size_t n_values;
+    char *keys; /* the values made here: "v:" and a visitor, SP_ROLLUP_KEY_MAX bytes each */
+} sp_rollup_t;
+
+/* What the N events EVS, as stored (sp_event_row), add to the rollups, into R (emptied first).
+ * Aborts when out of memory. */
+void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n);
+
+/* Frees R's lists; R may then be filled again. */
+void sp_rollup_free(sp_rollup_t *r);
 
 /* The breakdown name of dims 1-6 ("client", "os", ...); NULL for the others. */
 const char *sp_rollup_dim_name(int dim);

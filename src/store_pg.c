@@ -340,6 +340,19 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
     [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
     [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
+    /* The rows a batch adds to the rollups (sp_rollup_batch), a column an array each, in key
+     * order. */
+    [Q_ROLLUP_COUNTS] = "INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine,"
+                        " self, clicks) SELECT * FROM unnest($1::text[], $2::bigint[],"
+                        " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])"
+                        " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human +"
+                        " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
+                        " excluded.machine, self = r.self + excluded.self,"
+                        " clicks = r.clicks + excluded.clicks",
+    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
+                        " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
+                        " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
+                        " DO UPDATE SET n = r.n + excluded.n",
     /* The IDs in one array: one statement for a list of any length. */
     [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
                       " ON CONFLICT DO NOTHING",
@@ -374,10 +387,8 @@ static void make_sql(void)
     snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
              "SELECT %s FROM events WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
              cols);
-    /* The rollups (rollup.h): what a batch's events add (their IDs in $1), what forget takes
-     * out (recipient $2 of campaign $1), and the report's queries. */
-    sp_rollup_add_sql(made_sql[Q_ROLLUP_COUNTS], made_sql[Q_ROLLUP_VALUES], sizeof(made_sql[0]),
-                      "id = ANY($1::bigint[])", 1, true);
+    /* The rollups (rollup.h): what forget takes out (recipient $2 of campaign $1), and the
+     * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
@@ -626,9 +637,10 @@ typedef struct {
     sp_tally_t tally; /* what the stored events add */
     camp_op_t *ops;
     size_t n_ops;
-    const sp_store_mark_t *mark; /* or NULL */
-    unsigned char *record;       /* a kept open's journal form, being sent */
-    char *ids;                   /* the stored events' IDs as an array, for the rollups */
+    const sp_store_mark_t *mark;        /* or NULL */
+    unsigned char *record;              /* a kept open's journal form, being sent */
+    sp_rollup_t rollup;                 /* what the stored events add to the rollups */
+    char *arrays[SP_ROLLUP_COUNTS + 2]; /* a rollup statement's parameters, being sent */
     int phase;
 } batch_t;
 
@@ -755,6 +767,7 @@ static void batch_fates(batch_t *b)
             c->first->campaign_new = true;
     }
     sp_tally_count(&b->tally, b->stored, b->n_stored);
+    sp_rollup_batch(&b->rollup, b->stored, b->n_stored);
     /* Both lists are in ID order: each tallied campaign is a known one of the batch. */
     size_t k = 0;
     for (size_t i = 0; i < b->n_camps && k < b->tally.n_campaigns; i++)
@@ -797,7 +810,9 @@ static void batch_free(batch_t *b)
     sp_tally_free(&b->tally);
     free(b->ops);
     free(b->record);
-    free(b->ids);
+    sp_rollup_free(&b->rollup);
+    for (size_t i = 0; i < sizeof(b->arrays) / sizeof(b->arrays[0]); i++)
+        free(b->arrays[i]);
 }
 
 /* The statements that add the batch's stored events to the rollups: two, or none. */
@@ -806,17 +821,91 @@ static size_t batch_rollups(const batch_t *b)
     return b->n_stored ? 2 : 0;
 }
 
-/* The IDs of the batch's stored events as a PostgreSQL array: malloc'd. */
-static char *ids_array(const batch_t *b)
+/* A PostgreSQL array literal being made. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} array_t;
+
+static void array_put(array_t *a, const char *s, size_t n)
 {
-    size_t len = 3 + 21 * b->n_stored, at = 0;
-    char *out = xcalloc(len, 1);
-    out[at++] = '{';
-    for (size_t i = 0; i < b->n_stored; i++)
-        at += (size_t)snprintf(out + at, len - at, "%s%lld", i ? "," : "",
-                               (long long)b->stored[i]->id);
-    snprintf(out + at, len - at, "}");
+    if (a->len + n + 2 > a->cap) {
+        a->cap = 2 * (a->len + n + 2) + 64;
+        if (!(a->buf = realloc(a->buf, a->cap)))
+            abort();
+    }
+    memcpy(a->buf + a->len, s, n);
+    a->len += n;
+    a->buf[a->len] = '\0';
+}
+
+static void array_next(array_t *a)
+{
+    array_put(a, a->len ? "," : "{", 1);
+}
+
+static void array_int(array_t *a, int64_t v)
+{
+    char num[24];
+    array_next(a);
+    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+}
+
+/* Quoted, so that no text reads as NULL; a quote or a backslash escaped. */
+static void array_text(array_t *a, const char *s)
+{
+    array_next(a);
+    array_put(a, "\"", 1);
+    for (const char *run = s;; s++) {
+        if ('"' == *s || '\\' == *s || !*s) {
+            array_put(a, run, (size_t)(s - run));
+            if (!*s)
+                break;
+            array_put(a, "\\", 1);
+            run = s;
+        }
+    }
+    array_put(a, "\"", 1);
+}
+
+/* The array's text, closed: malloc'd, A emptied. */
+static char *array_end(array_t *a)
+{
+    array_put(a, a->len ? "}" : "{}", a->len ? 1 : 2);
+    char *out = a->buf;
+    *a = (array_t){0};
     return out;
+}
+
+/* The parameters of rollup statement Q (Q_ROLLUP_COUNTS or Q_ROLLUP_VALUES) into B's arrays. */
+static int rollup_arrays(batch_t *b, int q)
+{
+    const sp_rollup_t *r = &b->rollup;
+    array_t a[SP_ROLLUP_COUNTS + 2] = {{0}};
+    int n;
+    if (Q_ROLLUP_COUNTS == q) {
+        n = SP_ROLLUP_COUNTS + 2;
+        for (size_t i = 0; i < r->n_counts; i++) {
+            array_text(&a[0], r->counts[i].campaign);
+            array_int(&a[1], r->counts[i].quarter);
+            for (int k = 0; k < SP_ROLLUP_COUNTS; k++)
+                array_int(&a[2 + k], r->counts[i].n[k]);
+        }
+    } else {
+        n = 5;
+        for (size_t i = 0; i < r->n_values; i++) {
+            array_text(&a[0], r->values[i].campaign);
+            array_int(&a[1], r->values[i].dim);
+            array_int(&a[2], r->values[i].hour);
+            array_text(&a[3], r->values[i].value);
+            array_int(&a[4], r->values[i].n);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        free(b->arrays[k]);
+        b->arrays[k] = array_end(&a[k]);
+    }
+    return n;
 }
 
 /* Adds field F of ROW to P. The row's text is well-formed UTF-8 already (sp_event_row). */
@@ -966,11 +1055,14 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
         }
     } else if (i >= b->n_ops) {
-        /* What the stored events add to the rollups, by their IDs. */
+        /* What the stored events add to the rollups. Their text is valid UTF-8 already (the
+         * events' rows). */
         q = 0 == i - b->n_ops ? Q_ROLLUP_COUNTS : Q_ROLLUP_VALUES;
-        if (!b->ids)
-            b->ids = ids_array(b);
-        p_text(&p, b->ids);
+        int n = rollup_arrays(b, q);
+        for (int k = 0; k < n; k++) {
+            p.owned[p.n] = NULL;
+            p.v[p.n++] = b->arrays[k];
+        }
     } else {
         const camp_t *c = b->ops[i].camp;
         q = b->ops[i].q;

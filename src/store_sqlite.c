@@ -208,8 +208,16 @@ static const char *const batch_sql[Q_COUNT] = {
                     " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
                     " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
                     " ORDER BY id LIMIT 1) RETURNING id, class",
-    [Q_ROLLUP_COUNTS] = NULL, /* rollup_sql: the rollups of the events ?1 to ?2 */
-    [Q_ROLLUP_VALUES] = NULL,
+    /* A row a batch adds to the rollups (sp_rollup_batch). */
+    [Q_ROLLUP_COUNTS] = "INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine,"
+                        " self, clicks) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human +"
+                        " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
+                        " excluded.machine, self = r.self + excluded.self,"
+                        " clicks = r.clicks + excluded.clicks",
+    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, hour, value)"
+                        " DO UPDATE SET n = r.n + excluded.n",
 };
 
 /* The statements above name the four class columns. */
@@ -218,11 +226,10 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 /* The events' INSERT and SELECT, made once from the field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
 
-/* The rollups' statements (rollup.h), made once: what a batch adds (of its events' IDs ?1 to
- * ?2: a batch's inserts take consecutive rowids), what forget takes out (of recipient ?1), what
+/* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1), what
  * the migration adds (of every event), and the report's queries. */
 #define ROLLUP_SQL_MAX 8192
-enum { R_ADD, R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
+enum { R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
 static char rollup_sql[R_KINDS][3][ROLLUP_SQL_MAX];
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
@@ -1186,19 +1193,30 @@ static int write_unknown_counts(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* What the batch's stored events add to the rollups. */
-static int write_rollups(sqlite_store_t *s, char *err, size_t errlen)
+/* What the batch's stored events add to the rollups: one upsert per distinct row. */
+static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, size_t errlen)
 {
-    if (!s->n_stored)
-        return 0;
-    for (int q = Q_ROLLUP_COUNTS; q <= Q_ROLLUP_VALUES; q++) {
-        sqlite3_stmt *st = s->q[q];
+    sqlite3_stmt *st = s->q[Q_ROLLUP_COUNTS];
+    for (size_t i = 0; i < r->n_counts; i++) {
+        const sp_rollup_count_t *c = &r->counts[i];
         sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, s->stored[0]->id);
-        sqlite3_bind_int64(st, 2, s->stored[s->n_stored - 1]->id);
-        int rc = sqlite3_step(st);
+        bind_text(st, 1, c->campaign);
+        sqlite3_bind_int64(st, 2, c->quarter);
+        for (int k = 0; k < SP_ROLLUP_COUNTS; k++)
+            sqlite3_bind_int64(st, 3 + k, c->n[k]);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "rollups");
+    }
+    st = s->q[Q_ROLLUP_VALUES];
+    for (size_t i = 0; i < r->n_values; i++) {
+        const sp_rollup_value_t *v = &r->values[i];
         sqlite3_reset(st);
-        if (SQLITE_DONE != rc)
+        bind_text(st, 1, v->campaign);
+        sqlite3_bind_int(st, 2, v->dim);
+        sqlite3_bind_int64(st, 3, v->hour);
+        bind_text(st, 4, v->value);
+        sqlite3_bind_int64(st, 5, v->n);
+        if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "rollups");
     }
     return 0;
@@ -1218,6 +1236,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sp_tally_t tally = {0};
+    sp_rollup_t rollup = {0};
     for (size_t i = 0; i < n; i++) { /* a retried batch starts clean */
         evs[i]->outcome = SP_OUTCOME_PENDING;
         evs[i]->id = 0;
@@ -1232,15 +1251,18 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
     sp_tally_count(&tally, s->stored, s->n_stored);
-    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, err, errlen) ||
+    sp_rollup_batch(&rollup, s->stored, s->n_stored);
+    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
+    sp_rollup_free(&rollup);
     return 0;
 fail:;
     rollback(s);
     sp_tally_free(&tally);
+    sp_rollup_free(&rollup);
     for (size_t j = 0; j < n; j++) {
         evs[j]->outcome = SP_OUTCOME_PENDING;
         evs[j]->id = 0;
@@ -2506,16 +2528,14 @@ static void sqlite_once(void)
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);
-    sp_rollup_add_sql(rollup_sql[R_ADD][0], rollup_sql[R_ADD][1], ROLLUP_SQL_MAX,
-                      "id >= ?1 AND id <= ?2", 1, false);
     sp_rollup_add_sql(rollup_sql[R_FORGET][0], rollup_sql[R_FORGET][1], ROLLUP_SQL_MAX,
                       "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
                       " AND recipient = ?1",
                       -1, false);
-    sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX,
-                      "1 = 1", 1, false);
-    sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1],
-                         rollup_sql[R_REPORT][2], ROLLUP_SQL_MAX, false);
+    sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
+                      1, false);
+    sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
+                         ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {
@@ -2639,12 +2659,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
-        if (0 != prepare(s, &s->q[i],
-                         Q_EVENT_INSERT == i    ? insert_sql
-                         : Q_ROLLUP_COUNTS == i ? rollup_sql[R_ADD][0]
-                         : Q_ROLLUP_VALUES == i ? rollup_sql[R_ADD][1]
-                                                : batch_sql[i],
-                         err, errlen))
+        if (0 != prepare(s, &s->q[i], Q_EVENT_INSERT == i ? insert_sql : batch_sql[i], err, errlen))
             goto fail;
     return &s->base;
 fail:

@@ -912,7 +912,11 @@ static void write_report_events(sp_store_t *s, int from, int to)
         snprintf(ev->browser, sizeof(ev->browser), "%s", browsers[i % 4]);
         snprintf(ev->os, sizeof(ev->os), "%s", i % 3 ? "Windows" : "Linux");
         snprintf(ev->country, sizeof(ev->country), "%s", countries[i % 3]);
-        snprintf(ev->city, sizeof(ev->city), "%s", i % 2 ? "Berlin" : "");
+        /* A quote and a backslash, which PostgreSQL's array literals escape. */
+        snprintf(ev->city, sizeof(ev->city), "%s",
+                 i % 2         ? "Berlin"
+                 : 0 == i % 10 ? "S\\\"o\\"
+                               : "");
         if (P == sp.klass)
             snprintf(ev->via, sizeof(ev->via), "%s", i % 2 ? "GoogleImageProxy (Gmail)" : "");
     }
@@ -1018,6 +1022,36 @@ static void check_report(sp_store_t *s, int64_t from, int64_t to, const char *tz
     sp_report_free(&b);
 }
 
+static void raw_sql(fixture_t *fx, const char *sqlite_sql, const char *pg_sql);
+
+/* The rollups the writer added batch by batch are, row for row, what the migration's SQL makes
+ * of every stored event. */
+static void check_rollup_rows(void **state)
+{
+    fixture_t *fx = *state;
+    static char counts[2][8192], values[2][8192], sql[2][20000];
+    for (int pg = 0; pg < 2; pg++)
+        sp_rollup_add_sql(counts[pg], values[pg], sizeof(counts[0]), "1 = 1", 1, pg);
+    static const char *const snap = "CREATE TABLE snap_counts AS SELECT * FROM rollup_counts;"
+                                    " CREATE TABLE snap_values AS SELECT * FROM rollup_values;"
+                                    " DELETE FROM rollup_counts; DELETE FROM rollup_values;";
+    /* Any row of one not in the other fails the CHECK. */
+    static const char *const diff =
+        "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM snap_counts EXCEPT"
+        " SELECT * FROM rollup_counts) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_counts EXCEPT"
+        " SELECT * FROM snap_counts) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM snap_values EXCEPT"
+        " SELECT * FROM rollup_values) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_values EXCEPT"
+        " SELECT * FROM snap_values) x;"
+        " DROP TABLE snap_diff; DROP TABLE snap_counts; DROP TABLE snap_values;";
+    for (int pg = 0; pg < 2; pg++)
+        snprintf(sql[pg], sizeof(sql[0]), "%s %s; %s; %s", snap, counts[pg], values[pg], diff);
+    raw_sql(fx, sql[0], sql[1]);
+}
+
 static void test_report(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -1039,6 +1073,7 @@ static void test_report(void **state)
         {REPORT_T0 + DAY, REPORT_T0 + 2 * DAY},                           /* whole hours */
         {REPORT_T0 + 50 * HOUR + 123, SP_REPORT_TIME_MAX},
     };
+    check_rollup_rows(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_HOUR, NULL);
         check_report(s, ranges[i][0], ranges[i][1], "Europe/Berlin", SP_REPORT_DAY, NULL);
@@ -2765,7 +2800,7 @@ static void test_users_and_tokens(void **state)
 static void raw_sql(fixture_t *fx, const char *sqlite_sql, const char *pg_sql)
 {
     if (fx->be->pg) {
-        char sql[8192];
+        char sql[32768];
         snprintf(sql, sizeof(sql), "SET search_path = %s; %s", fx->schema, pg_sql);
         assert_int_equal(0, pg_cmd(fx->admin, sql));
         return;
