@@ -3,6 +3,7 @@
 #include "../src/api.c"
 
 #include "fuzz.h"
+#include "login.h"
 
 /*
  * The first byte picks the route, the rest is what the client sent:
@@ -36,7 +37,7 @@ static void json_route(int route, const char *body, size_t len)
 {
     sp_request_t req = {.body = (char *)body, .body_len = len};
     char msg[256];
-    json_t *j = sp_api_body_json(&req, msg, sizeof(msg));
+    json_t *j = sp_http_body_json(&req, msg, sizeof(msg));
     if (!j) {
         /* The 400 answer sp_http_error builds around it: JSON needs the message in UTF-8. */
         FUZZ_CHECK(fuzz_terminated(msg, sizeof(msg)) && msg[0]);
