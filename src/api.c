@@ -15,7 +15,6 @@
 #include "serialize.h"
 #include "snippet.h"
 #include "url.h"
-#include "utf8.h"
 
 #define PAGE_DEFAULT 100
 #define PAGE_MAX     100000
@@ -191,7 +190,8 @@ static enum MHD_Result logout(api_ctx_t *c)
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     sp_http_secure_headers(resp, false);
     /* The self-view cookie stays: the sender's browser is still the sender's. */
-    sp_http_set_cookie(c->req, resp, SP_COOKIE_SESSION, "", "Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    sp_http_set_cookie(c->req, resp, SP_COOKIE_SESSION, "",
+                       "Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
     enum MHD_Result rc = MHD_queue_response(c->req->conn, 204, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -796,9 +796,9 @@ static enum MHD_Result me(sp_request_t *req)
     api_ctx_t *c = req->state;
     if (wait_for_index(c, false))
         return MHD_YES;
-    return send_json(req, 200,
-                     json_pack("{s:s, s:s?}", "user", c->user, "csrf",
-                               c->by_session ? c->csrf : NULL));
+    return send_json(
+        req, 200,
+        json_pack("{s:s, s:s?}", "user", c->user, "csrf", c->by_session ? c->csrf : NULL));
 }
 
 static enum MHD_Result route_logout(sp_request_t *req)
@@ -950,11 +950,18 @@ static const sp_route_t routes[] = {
     ROUTE(SP_HTTP_GET, "rules", 0, 0, rules_get),
     ROUTE(SP_HTTP_DELETE, "recipients/", SP_ROUTE_PREFIX, BODY_MAX, recipient_delete),
     /* What no route above knows, with credentials or without. */
-    {.path = V1, .methods = SP_HTTP_ANY, .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
-     .authenticate = admit, .status = 404, .message = "no such API endpoint",
+    {.path = V1,
+     .methods = SP_HTTP_ANY,
+     .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
+     .authenticate = admit,
+     .status = 404,
+     .message = "no such API endpoint",
      .state_size = sizeof(api_ctx_t)},
-    {.path = "/api/", .methods = SP_HTTP_ANY, .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
-     .status = 404, .message = "unknown API version"},
+    {.path = "/api/",
+     .methods = SP_HTTP_ANY,
+     .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
+     .status = 404,
+     .message = "unknown API version"},
 };
 
 void sp_api_routes(sp_http_routes_t *table, sp_api_t *api)

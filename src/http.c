@@ -102,8 +102,7 @@ void sp_http_routes_add(sp_http_routes_t *table, const sp_route_t *routes, size_
 /* Whether PATH matches ROUTE's path: character by character, a '*' standing for one
  * segment (up to the next '/', maybe empty), and with SP_ROUTE_PREFIX anything after it.
  * *REST is where what follows begins; PARAMS where each '*' segment is. */
-static bool path_matches(const sp_route_t *route, const char *path, param_t *params,
-                         size_t *rest)
+static bool path_matches(const sp_route_t *route, const char *path, param_t *params, size_t *rest)
 {
     const char *p = route->path, *s = path;
     size_t n = 0;
@@ -143,7 +142,10 @@ static const char *allowed_text(unsigned allowed, char *buf, size_t len)
     size_t used = (size_t)snprintf(buf, len, "use");
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++)
         if (allowed & (1u << i))
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", 0 == k++ ? " " : k == n ? " or " : ", ",
+            used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                     0 == k++ ? " "
+                                     : k == n ? " or "
+                                              : ", ",
                                      names[i]);
     return buf;
 }
@@ -204,7 +206,6 @@ bool sp_http_param(const sp_request_t *req, unsigned i, char *buf, size_t len)
 }
 
 /* ---- answers ------------------------------------------------------------------------- */
-
 
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
@@ -905,8 +906,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *addr =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (fd && addr && addr->client_addr)
-            sp_guard_opened(h->guard, &c->guard, fd->connect_fd, addr->client_addr,
-                            over_tls(conn));
+            sp_guard_opened(h->guard, &c->guard, fd->connect_fd, addr->client_addr, over_tls(conn));
     } else if (*socket_context) {
         connection_t *c = *socket_context;
         sp_guard_closed(h->guard, &c->guard);
@@ -978,7 +978,6 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
     sp_log(level, "libmicrohttpd", "detail=%s", sp_log_quote(msg, quoted, sizeof(quoted)));
 }
 
-
 /* Where the TLS module keeps the certificate a connection's handshake took. */
 static void **tls_slot(struct MHD_Connection *conn)
 {
@@ -986,8 +985,7 @@ static void **tls_slot(struct MHD_Connection *conn)
     return c ? &c->tls_hold : NULL;
 }
 
-static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int fd,
-                                       unsigned threads)
+static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int fd, unsigned threads)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
@@ -1004,11 +1002,11 @@ static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int f
     return MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)h->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)h->cfg->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)SP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        h, MHD_OPTION_ARRAY, l->tls ? sp_tls_options(h->tls) : none,
+        (unsigned)h->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_ARRAY,
+        l->tls ? sp_tls_options(h->tls) : none,
         /* Last, so that one thread (no pool: libmicrohttpd warns at a size of 0 or 1) can end
          * the list before it. */
         threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, MHD_OPTION_END);
@@ -1178,7 +1176,7 @@ void sp_http_stop(sp_http_t *h)
     for (size_t i = 0; i < h->n_daemons; i++)
         MHD_stop_daemon(h->daemons[i]);
     h->n_daemons = 0;
-    sp_tls_free(h->tls); /* after the daemons: no handshake can be under way */
+    sp_tls_free(h->tls);     /* after the daemons: no handshake can be under way */
     sp_guard_free(h->guard); /* after the daemons: every connection is closed */
     if (h->reader_key_made)
         pthread_key_delete(h->reader_key);

@@ -84,8 +84,8 @@ typedef struct sp_route {
     sp_http_handler_fn handle;
     unsigned status;
     const char *message;
-    size_t state_size;                  /* the handler's own state per request (REQ->state) */
-    void (*done)(sp_request_t *req);    /* at the request's end (frees what STATE holds), or NULL */
+    size_t state_size;               /* the handler's own state per request (REQ->state) */
+    void (*done)(sp_request_t *req); /* at the request's end (frees what STATE holds), or NULL */
     void (*headers)(sp_request_t *req, struct MHD_Response *resp); /* for sp_http_respond */
 } sp_route_t;
 

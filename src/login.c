@@ -131,7 +131,6 @@ int sp_login_fields(json_t *body, const char **user, const char **password)
     return 0;
 }
 
-
 /* ---- the answer once the password is checked ---------------------------------------------- */
 
 static enum MHD_Result succeed(sp_request_t *req, sp_store_t *store, const char *user)

@@ -33,7 +33,6 @@
 #include "scan.h"
 #include "status.h"
 #include "store.h"
-#include "tls.h"
 #include "webhook.h"
 
 #ifndef SP_VERSION
@@ -533,7 +532,7 @@ done:
         sp_auth_checks_stop(srv.auth);
     sp_http_stop(srv.http);
     sp_pixel_free(srv.pixel); /* after the daemons: no answer sends its image */
-    if (srv.journal) /* what the disk refused until now, if it takes it now */
+    if (srv.journal)          /* what the disk refused until now, if it takes it now */
         sp_journal_flush(srv.journal, FLUSH_MS);
     sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
     sp_journal_close(srv.journal);

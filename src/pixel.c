@@ -344,8 +344,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     } else {
         /* The ID a cookieless client gets is derived from its address and agent, so
          * its opens count as one client before and after it keeps the cookie. */
-        sp_auth_visitor_id(px->opt.auth, ev->ip, ev->user_agent, ev->visitor,
-                           sizeof(ev->visitor));
+        sp_auth_visitor_id(px->opt.auth, ev->ip, ev->user_agent, ev->visitor, sizeof(ev->visitor));
         pr->set_visitor = true;
     }
     copy_text(pr->visitor, sizeof(pr->visitor), ev->visitor);
@@ -475,8 +474,8 @@ static enum MHD_Result image(sp_request_t *req)
     }
     char err[256];
     sp_store_t *store = sp_http_reader(req);
-    int rc = store ? sp_images_get(px->images, store, data.extra, &pr->image, err, sizeof(err))
-                   : -1;
+    int rc =
+        store ? sp_images_get(px->images, store, data.extra, &pr->image, err, sizeof(err)) : -1;
     if (rc < 0)
         sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
     /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */

@@ -53,11 +53,11 @@ static enum MHD_Result healthz(sp_request_t *req)
         add_problem(problems, text);
     }
     bool ok = 0 == json_array_size(problems);
-    json_t *body = json_pack(
-        "{s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status", ok ? "ok" : "degraded", "problems",
-        problems, "index_backlog_bytes", (json_int_t)sp_ingest_backlog(s->ingest), "journal",
-        "held", (json_int_t)st.held, "held_bytes", (json_int_t)st.held_bytes, "dropped",
-        (json_int_t)st.dropped, "damaged", (json_int_t)st.damaged);
+    json_t *body = json_pack("{s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status",
+                             ok ? "ok" : "degraded", "problems", problems, "index_backlog_bytes",
+                             (json_int_t)sp_ingest_backlog(s->ingest), "journal", "held",
+                             (json_int_t)st.held, "held_bytes", (json_int_t)st.held_bytes,
+                             "dropped", (json_int_t)st.dropped, "damaged", (json_int_t)st.damaged);
     if (!body)
         abort();
     return sp_http_json(req, ok ? 200 : 503, body);
@@ -136,8 +136,7 @@ static enum MHD_Result metrics(sp_request_t *req)
         st.held_max, st.spilled, st.dropped, st.damaged,
         sp_ingest_halted(s->ingest, NULL, 0) ? 1 : 0);
     char *text = sp_metrics_render(extra);
-    enum MHD_Result rc =
-        sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
+    enum MHD_Result rc = sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
     free(text);
     return rc;
 }
