@@ -94,12 +94,14 @@ static void server_start(server_t *s, bool anonymize, bool sync_full)
     server_serve(s, NULL);
 }
 
-static void server_stop(server_t *s)
+/* Stops serving, then INGEST (NULL: none), which reads the journal, then closes the rest. */
+static void server_stop(server_t *s, sp_ingest_t *ingest)
 {
     sp_http_quiesce(s->http);
     assert_int_equal(0, sp_http_drain(s->http, 5000));
     sp_http_stop(s->http);
     sp_pixel_free(s->pixel);
+    sp_ingest_stop(ingest);
     sp_journal_close(s->journal);
     sp_token_free(s->tokens);
     sp_auth_free(s->auth);
@@ -247,7 +249,7 @@ static void test_seed_records_then_answers(void **state)
     assert_string_equal(evs[1]->visitor, visitor);
     assert_string_equal(evs[1]->recipient, "");
     free_events(evs, n);
-    server_stop(&s);
+    server_stop(&s, NULL);
 }
 
 /* Bad IDs, HEAD: the image all the same, and nothing recorded. */
@@ -270,7 +272,7 @@ static void test_nothing_recorded(void **state)
     assert_int_equal(a.status, 200);
     sp_event_t *evs[4];
     assert_int_equal(0, journal_events(&s, evs, 4));
-    server_stop(&s);
+    server_stop(&s, NULL);
 }
 
 static void test_opaque_and_click(void **state)
@@ -314,7 +316,7 @@ static void test_opaque_and_click(void **state)
     assert_int_equal(evs[1]->kind, SP_EVENT_CLICK);
     assert_string_equal(evs[1]->target, "https://example.com/offer?a=1");
     free_events(evs, n);
-    server_stop(&s);
+    server_stop(&s, NULL);
 }
 
 /* --anonymize-ip: neither the address nor a header that carries one is kept. */
@@ -338,7 +340,7 @@ static void test_anonymize(void **state)
         }
     assert_true(seen);
     free_events(evs, n);
-    server_stop(&s);
+    server_stop(&s, NULL);
 }
 
 /* --sync-full: the answer is parked until the journal's syncer has the record on disk, then
@@ -357,7 +359,7 @@ static void test_sync_full_parks(void **state)
     size_t n = journal_events(&s, evs, 4);
     assert_int_equal(n, 3);
     free_events(evs, n);
-    server_stop(&s);
+    server_stop(&s, NULL);
 }
 
 /* ---- --answer-after store: a fake store behind the store interface, held shut ---------- */
@@ -475,8 +477,7 @@ static void test_answer_after_store_parks(void **state)
     assert_gif(&p.a);
     assert_int_equal(gate.stored, 1);
 
-    server_stop(&s);
-    sp_ingest_stop(in);
+    server_stop(&s, in);
     sp_enrich_close(enrich);
 }
 
