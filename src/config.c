@@ -69,6 +69,9 @@ static const opt_t options[] = {
     {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
     {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
     {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
+    {"read-time-max", INT(read_time_max), "N", SERVE,
+     "tracking blocks' read-time images held at once (each up to 20 s); past it the image ends "
+     "at once and the open's read time is unmeasured (0: hold none)"},
     {"header-timeout", INT(header_timeout), "SECONDS", SERVE,
      "time a request's head has to arrive, else 408 (0: no limit)"},
     {"max-connections-per-ip", INT(max_connections_per_ip), "N", SERVE,
@@ -117,6 +120,7 @@ void sp_config_defaults(sp_config_t *cfg)
     snprintf(cfg->webhook_events, sizeof(cfg->webhook_events), "all");
     snprintf(cfg->answer_after, sizeof(cfg->answer_after), "journal");
     cfg->max_connections = 4096;
+    cfg->read_time_max = 2048;
     cfg->timeout = 15;
     cfg->header_timeout = 10;
     cfg->max_connections_per_ip = 256;

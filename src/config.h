@@ -57,6 +57,7 @@ typedef struct sp_config {
     char config_file[512]; /* the file the settings were read from, or "" */
     int threads;           /* request threads; 0 = one per core */
     int max_connections;   /* across all threads */
+    int read_time_max;     /* the block's read-time images held at once (0: none) */
     int timeout;           /* idle connection timeout, seconds */
     int batch_max;         /* most events in one commit */
     int retention;         /* days; 0 keeps events forever */

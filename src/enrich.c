@@ -10,6 +10,7 @@
 
 #include "classify.h"
 #include "geo.h"
+#include "tally.h"
 #include "ua.h"
 
 #define UA_CACHE_ENTRIES 4096
@@ -124,6 +125,8 @@ static void arch(sp_enrich_t *e, sp_event_t *ev)
 
 void sp_enrich_event(sp_enrich_t *e, sp_event_t *ev)
 {
+    if (SP_EVENT_READ == ev->kind) /* the store gives it its open's class */
+        return;
     sp_ua_t ua;
     sp_ua_parse(e->ua, ev->user_agent, &ua);
     sp_ua_apply_client_hints(&ua, sp_event_header(ev, "Sec-CH-UA-Model"),
@@ -163,4 +166,6 @@ void sp_enrich_event(sp_enrich_t *e, sp_event_t *ev)
     ev->klass = (int)res.klass;
     set(ev->rule, sizeof(ev->rule), res.rule);
     set(ev->via, sizeof(ev->via), res.via);
+    const char *engagement = sp_tally_engagement(ev->klass, ev->engage, ev->read_ms);
+    set(ev->engagement, sizeof(ev->engagement), engagement ? engagement : "");
 }

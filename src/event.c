@@ -21,7 +21,24 @@ sp_event_t *sp_event_new(size_t buf_size)
         abort();
     memset(ev, 0, sizeof(*ev));
     ev->buf_size = buf_size;
+    ev->read_ms = -1;
     return ev;
+}
+
+const char *sp_event_kind_name(int64_t kind)
+{
+    switch (kind) {
+    case SP_EVENT_CLICK:
+        return "click";
+    case SP_EVENT_PRINT:
+        return "print";
+    case SP_EVENT_FORWARD:
+        return "forward";
+    case SP_EVENT_READ:
+        return "read";
+    default:
+        return "open";
+    }
 }
 
 static void row_forget(sp_event_t *ev)
@@ -68,11 +85,12 @@ static const char *row_object(sp_event_t *ev, size_t field, char *json)
     return json ? json : "{}";
 }
 
-#define ROW_SET_ID(member, from)    ev->row.member = (from);
-#define ROW_SET_TIME(member, from)  ev->row.member = (from);
-#define ROW_SET_KIND(member, from)  ev->row.member = (from);
-#define ROW_SET_CLASS(member, from) ev->row.member = (from);
-#define ROW_SET_COORD(member, from) ev->row.member = (from);
+#define ROW_SET_ID(member, from)       ev->row.member = (from);
+#define ROW_SET_TIME(member, from)     ev->row.member = (from);
+#define ROW_SET_KIND(member, from)     ev->row.member = (from);
+#define ROW_SET_CLASS(member, from)    ev->row.member = (from);
+#define ROW_SET_COORD(member, from)    ev->row.member = (from);
+#define ROW_SET_DURATION(member, from) ev->row.member = (from) < 0 ? -1 : (from);
 #define ROW_SET_TEXT(member, from)                                                                 \
     ev->row.member = row_text(ev, SP_EVENT_FIELD_##member, (from), false);
 #define ROW_SET_TEXT_OR_NULL(member, from)                                                         \
@@ -183,6 +201,9 @@ void sp_event_reset(sp_event_t *ev)
     ev->self_referer = ev->self_cookie = ev->self_ip = false;
     ev->campaign[0] = ev->recipient[0] = ev->target[0] = ev->ip[0] = ev->visitor[0] = '\0';
     ev->adopt_row = 0;
+    ev->engage = SP_ENGAGE_NONE;
+    ev->read_ms = -1;
+    ev->engagement[0] = '\0';
 }
 
 /* ---- spypixel's own credentials ------------------------------------------------------ */
@@ -336,7 +357,8 @@ enum {
     FLAG_SELF_COOKIE = 2,
     FLAG_SELF_IP = 4,
     FLAG_V4 = 8,
-    FLAG_ADOPTED = 16
+    FLAG_ADOPTED = 16,
+    FLAG_ENGAGE = 32, /* an open of the tracking block, or a read: its engage byte and read_ms */
 };
 
 static unsigned char *put_bytes(unsigned char *p, const void *s, size_t n)
@@ -358,7 +380,8 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
     uint8_t kind = (uint8_t)ev->kind;
     uint8_t flags = (ev->self_referer ? FLAG_SELF_REFERER : 0) |
                     (ev->self_cookie ? FLAG_SELF_COOKIE : 0) | (ev->self_ip ? FLAG_SELF_IP : 0) |
-                    (ev->addr.v4 ? FLAG_V4 : 0) | (ev->adopt_row > 0 ? FLAG_ADOPTED : 0);
+                    (ev->addr.v4 ? FLAG_V4 : 0) | (ev->adopt_row > 0 ? FLAG_ADOPTED : 0) |
+                    (ev->engage != SP_ENGAGE_NONE ? FLAG_ENGAGE : 0);
     uint16_t n_headers = (uint16_t)ev->n_headers;
     p = put_bytes(p, &ev->ts_ms, sizeof(ev->ts_ms));
     p = put_bytes(p, &kind, 1);
@@ -376,6 +399,11 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
     }
     if (ev->adopt_row > 0)
         p = put_bytes(p, &ev->adopt_row, sizeof(ev->adopt_row));
+    if (ev->engage != SP_ENGAGE_NONE) {
+        uint8_t engage = (uint8_t)ev->engage;
+        p = put_bytes(p, &engage, 1);
+        p = put_bytes(p, &ev->read_ms, sizeof(ev->read_ms));
+    }
     return (size_t)(p - buf);
 }
 
@@ -436,7 +464,7 @@ sp_event_t *sp_event_decode(const void *buf, size_t len)
     get_field(&r, ev->ip, sizeof(ev->ip));
     get_field(&r, ev->visitor, sizeof(ev->visitor));
     get_bytes(&r, &n_headers, sizeof(n_headers));
-    if (n_headers > SP_HEADERS_MAX || kind > SP_EVENT_CLICK)
+    if (n_headers > SP_HEADERS_MAX || kind > SP_EVENT_READ)
         r.bad = true;
     for (uint16_t i = 0; i < n_headers && !r.bad; i++) {
         const char *name, *value;
@@ -449,6 +477,17 @@ sp_event_t *sp_event_decode(const void *buf, size_t len)
         get_bytes(&r, &ev->adopt_row, sizeof(ev->adopt_row));
         r.bad = r.bad || ev->adopt_row <= 0;
     }
+    if (flags & FLAG_ENGAGE) {
+        uint8_t engage = 0;
+        get_bytes(&r, &engage, 1);
+        get_bytes(&r, &ev->read_ms, sizeof(ev->read_ms));
+        r.bad = r.bad || engage < SP_ENGAGE_PENDING || engage > SP_ENGAGE_CUT;
+        ev->engage = (sp_event_engage_t)engage;
+    }
+    /* A read belongs to an open, and only the block's opens and reads say how they are read. */
+    if ((SP_EVENT_READ == kind) != (ev->engage >= SP_ENGAGE_MEASURED) ||
+        (ev->engage != SP_ENGAGE_NONE && SP_EVENT_OPEN != kind && SP_EVENT_READ != kind))
+        r.bad = true;
     if (r.bad || r.p != r.end) {
         sp_event_free(ev);
         return NULL;

@@ -25,7 +25,29 @@
 /* What stands in an event for the value of a credential it does not keep. */
 #define SP_EVENT_REMOVED "[removed]"
 
-typedef enum sp_event_kind { SP_EVENT_OPEN = 0, SP_EVENT_CLICK = 1 } sp_event_kind_t;
+/* What a request was. A print or a forward is a load of the tracking block's print or forward
+ * image. A read is no event of its own: the read time of an open of the block, which the
+ * writer folds into that open (found by its campaign, recipient, visitor and time). */
+typedef enum sp_event_kind {
+    SP_EVENT_OPEN = 0,
+    SP_EVENT_CLICK = 1,
+    SP_EVENT_PRINT = 2,
+    SP_EVENT_FORWARD = 3,
+    SP_EVENT_READ = 4,
+} sp_event_kind_t;
+
+/* A kind's name in JSON and CSV ("open", "click", "print", "forward", "read"). */
+const char *sp_event_kind_name(int64_t kind);
+
+/* How an open's read time is known (the engage record of an open or a read). */
+typedef enum sp_event_engage {
+    SP_ENGAGE_NONE = 0,    /* a lone pixel: no read time asked for */
+    SP_ENGAGE_PENDING = 1, /* an open of the block whose image is being held: its read follows */
+    SP_ENGAGE_UNMEASURED =
+        2, /* an open of the block answered at once (a proxy, a machine, the cap) */
+    SP_ENGAGE_MEASURED = 3, /* a read: READ_MS is how long the client kept the image */
+    SP_ENGAGE_CUT = 4,      /* a read cut short by the server (shutdown): READ_MS a lower bound */
+} sp_event_engage_t;
 
 /* What became of an event the writer indexed. */
 typedef enum sp_event_outcome {
@@ -36,6 +58,8 @@ typedef enum sp_event_outcome {
                                   * may: counted, not kept */
     SP_OUTCOME_ADOPTED_ALREADY,  /* an adopted open whose kept copy was adopted before: not
                                   * stored twice */
+    SP_OUTCOME_UNMATCHED,        /* a read whose open is not stored (erased, expired, an unknown
+                                  * campaign's): nothing to fold it into */
     SP_OUTCOME_FAILED,
 } sp_event_outcome_t;
 
@@ -49,6 +73,7 @@ typedef enum sp_field_kind {
     SP_FIELD_TEXT_OR_NULL,
     SP_FIELD_OBJECT,
     SP_FIELD_COORD,
+    SP_FIELD_DURATION,
 } sp_field_kind_t;
 
 #define SP_FIELD_C_ID           int64_t
@@ -59,6 +84,7 @@ typedef enum sp_field_kind {
 #define SP_FIELD_C_TEXT_OR_NULL const char *
 #define SP_FIELD_C_OBJECT       const char *
 #define SP_FIELD_C_COORD        double
+#define SP_FIELD_C_DURATION     int64_t
 
 /* One stored event: the fields of event_fields.h, in its order. Read back from a store, its
  * strings are borrowed for the callback's duration; made from an event (sp_event_row), the
@@ -134,6 +160,10 @@ typedef struct sp_event {
     /* An open kept apart under an unknown campaign and now adopted: its row among the kept
      * opens, which the store takes out as it stores the open (0: none). */
     int64_t adopt_row;
+    /* The tracking block's read time: how it is known, and for a read its milliseconds (-1:
+     * none). */
+    sp_event_engage_t engage;
+    int64_t read_ms;
 
     /* Every request header, in order, names and values borrowed from the event. */
     sp_header_t headers[SP_HEADERS_MAX];
@@ -156,6 +186,7 @@ typedef struct sp_event {
     int klass;              /* sp_class_t */
     char rule[64];          /* the class rule that decided */
     char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
+    char engagement[16];    /* "glanced"... "unmeasured" (sp_tally_engagement), "" when none */
 
     bool first_view; /* set by the store: the recipient's (or client's) first counted open */
     /* Set by the store: the first open of a campaign that did not exist, kept apart under a

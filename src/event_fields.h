@@ -29,10 +29,11 @@
  *   TEXT_OR_NULL  const char *     TEXT     text, nullable    string or null     the text or ""
  *   OBJECT        const char *     TEXT     text              the JSON object    the JSON text
  *   COORD         double (NAN)     REAL     double precision  number or null     %.4f or ""
+ *   DURATION      int64_t (-1)     INTEGER  bigint, nullable  number or null     digits or ""
  *
  * ID is assigned by the store. Text is well-formed UTF-8 in a row (sp_event_row); a NULL
- * TEXT_OR_NULL and a NAN COORD are SQL NULLs, and only those kinds may be. An OBJECT's FROM
- * makes a malloc'd string, which the row owns.
+ * TEXT_OR_NULL, a NAN COORD and a negative DURATION are SQL NULLs, and only those kinds may be. An
+ * OBJECT's FROM makes a malloc'd string, which the row owns.
  */
 #define SP_EVENT_FIELDS(X)                                                                         \
     X(id, "id", ID, 1, ev->id)                                                                     \
@@ -63,6 +64,8 @@
     X(headers_json, "headers", OBJECT, 25, sp_event_headers_json(ev))                              \
     X(referer, "referer", TEXT_OR_NULL, 22, ev->referer)                                           \
     X(target, "target", TEXT, 23, ev->target)                                                      \
-    X(visitor, "visitor", TEXT, 0, ev->visitor)
+    X(visitor, "visitor", TEXT, 0, ev->visitor)                                                    \
+    X(engagement, "engagement", TEXT_OR_NULL, 26, ev->engagement[0] ? ev->engagement : NULL)       \
+    X(read_ms, "read_ms", DURATION, 27, ev->read_ms)
 
 #endif

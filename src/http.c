@@ -561,6 +561,69 @@ void sp_http_resume(void *ctx, void *waiter)
     MHD_resume_connection(((sp_request_t *)waiter)->conn);
 }
 
+/* ---- held answers ------------------------------------------------------------------- */
+
+struct sp_http_held {
+    struct MHD_Connection *conn;
+    int fd;
+    sp_http_held_read_fn read;
+    void (*free_fn)(void *cls);
+    void *cls;
+};
+
+static ssize_t held_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sp_http_held_t *held = cls;
+    (void)pos;
+    return held->read(held->cls, buf, max);
+}
+
+static void held_free(void *cls)
+{
+    sp_http_held_t *held = cls;
+    held->free_fn(held->cls);
+    free(held);
+}
+
+struct MHD_Response *sp_http_held_response(sp_request_t *req, sp_http_held_read_fn read,
+                                           void (*free_fn)(void *cls), void *cls,
+                                           sp_http_held_t **out)
+{
+    sp_http_held_t *held = calloc(1, sizeof(*held));
+    if (!held)
+        abort();
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *held = (sp_http_held_t){
+        .conn = req->conn,
+        .fd = ci ? ci->connect_fd : -1,
+        .read = read,
+        .free_fn = free_fn,
+        .cls = cls,
+    };
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, held_read, held, held_free);
+    if (!resp)
+        abort();
+    *out = held;
+    return resp;
+}
+
+void sp_http_held_wait(sp_http_held_t *held)
+{
+    MHD_suspend_connection(held->conn);
+}
+
+void sp_http_held_resume(sp_http_held_t *held)
+{
+    MHD_resume_connection(held->conn);
+}
+
+int sp_http_held_fd(const sp_http_held_t *held)
+{
+    return held->fd;
+}
+
 static void unpark(request_t *r)
 {
     if (r->parked) {

@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "net.h"
@@ -151,6 +152,36 @@ bool sp_http_park(sp_request_t *req, sp_http_handler_fn then);
 /* Resumes WAITER, a parked sp_request_t, from any thread, once. Shaped as the journal's and
  * the ingest's callbacks (CTX is not used). */
 void sp_http_resume(void *ctx, void *waiter);
+
+/* ---- held answers: a streamed answer that waits between its pieces ------------------- */
+
+/* The answer to one request that a reader sends a piece at a time, its connection parked
+ * between pieces (no request thread waits) and resumed by another thread when the next piece
+ * is due. */
+typedef struct sp_http_held sp_http_held_t;
+
+/* Gives the next piece: how many bytes it wrote in BUF (at most MAX), 0 after
+ * sp_http_held_wait (the answer waits), or MHD_CONTENT_READER_END_OF_STREAM. On a request
+ * thread. */
+typedef ssize_t (*sp_http_held_read_fn)(void *cls, char *buf, size_t max);
+
+/* The held answer to REQ (of unknown length) that READ gives; FREE_FN(CLS) at its end, however
+ * it ends (sent, the client gone, the server stopping), also when it is never queued. *HELD
+ * is its handle, valid until FREE_FN is called. The caller adds headers, queues it and
+ * destroys its reference, as for any response. Aborts when out of memory. */
+struct MHD_Response *sp_http_held_response(sp_request_t *req, sp_http_held_read_fn read,
+                                           void (*free_fn)(void *cls), void *cls,
+                                           sp_http_held_t **held);
+
+/* From READ only: the answer waits until sp_http_held_resume (READ then returns 0). */
+void sp_http_held_wait(sp_http_held_t *held);
+
+/* From any thread, once per wait: READ is asked for the next piece. */
+void sp_http_held_resume(sp_http_held_t *held);
+
+/* The socket of the held answer's connection (for another thread to see its client hang up
+ * while it waits: libmicrohttpd does not watch a parked connection), or -1. */
+int sp_http_held_fd(const sp_http_held_t *held);
 
 /* ---- request parts -------------------------------------------------------------------- */
 

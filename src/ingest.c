@@ -295,6 +295,10 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
         sp_event_t *ev = evs[i];
         switch (ev->outcome) {
         case SP_OUTCOME_STORED:
+            if (SP_EVENT_READ == ev->kind) {
+                sp_metric_inc(reads_recorded);
+                break;
+            }
             sp_metric_inc(opens_recorded);
             if (ev->klass >= 0 && ev->klass < SP_CLASS_COUNT)
                 atomic_fetch_add(&sp_metrics.class_events[ev->klass], 1);
@@ -308,6 +312,7 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
             note_unknown(in, ev);
             break;
         case SP_OUTCOME_ADOPTED_ALREADY:
+        case SP_OUTCOME_UNMATCHED:
             break;
         default:
             sp_metric_inc(opens_failed);

@@ -164,8 +164,7 @@ void sp_live_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
         char *msg = malloc(len);
         if (!msg)
             abort();
-        int m = snprintf(msg, len, "event: %s\ndata: %s\n\n",
-                         SP_EVENT_CLICK == ev->kind ? "click" : "open", data);
+        int m = snprintf(msg, len, "event: %s\ndata: %s\n\n", sp_event_kind_name(ev->kind), data);
         sp_live_publish(live, ev->campaign, msg, (size_t)m);
         free(msg);
         free(data);

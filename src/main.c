@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "config.h"
 #include "datadir.h"
+#include "engage.h"
 #include "enrich.h"
 #include "http.h"
 #include "ingest.h"
@@ -58,7 +59,8 @@ static const char usage_text[] =
     "  token create NAME                print a new API token (Authorization: Bearer)\n"
     "  token list|revoke                list API tokens, revoke one\n"
     "  campaign list|show|create|delete manage campaigns (--json for scripts)\n"
-    "  pixel --campaign ID [--qp]       print a tracking pixel's HTML for a message\n"
+    "  campaign recipients ID FILE|-    give a campaign the list of the people it was sent to\n"
+    "  pixel --campaign ID [--block]    print a tracking pixel's HTML for a message\n"
     "  forget RECIPIENT                 erase one recipient's events everywhere\n"
     "  scan [--json] FILE...            list the trackers in .eml/mbox files (--strip FILE "
     "removes them)\n"
@@ -261,6 +263,7 @@ typedef struct server {
     sp_token_t *tokens;
     sp_live_t *live;
     sp_webhook_t *webhook; /* NULL without --webhook */
+    sp_engage_t *engage;   /* the tracking block's held read-time images */
     sp_pixel_t *pixel;
     sp_api_t api;
     sp_status_t status;
@@ -286,6 +289,7 @@ static int start_serving(server_t *srv, char *err, size_t errlen)
         .ingest = srv->ingest,
         .auth = srv->auth,
         .tokens = srv->tokens,
+        .engage = srv->engage,
     };
     srv->pixel = sp_pixel_new(&pixel);
     srv->api = (sp_api_t){
@@ -467,6 +471,12 @@ static int cmd_serve(sp_config_t *cfg)
     srv.auth = sp_auth_new(key, cfg->self_ip_window);
     srv.tokens = sp_token_new(key);
     srv.live = sp_live_new(15);
+    sp_engage_options_t eopt = {.journal = srv.journal, .max_held = cfg->read_time_max};
+    srv.engage = sp_engage_new(&eopt, err, sizeof(err));
+    if (!srv.engage) {
+        sp_log_error("cannot time reads", "error=\"%s\"", err);
+        goto done;
+    }
     if (cfg->n_webhook) {
         sp_webhook_options_t wopt = {
             .urls = cfg->webhook,
@@ -523,6 +533,10 @@ static int cmd_serve(sp_config_t *cfg)
      * are on disk), then the writer indexes the rest of the journal. */
     sp_http_quiesce(srv.http);
     sp_live_close(srv.live);
+    /* The held read-time images end now (their reads cut short), before the daemons stop. */
+    sp_engage_close(srv.engage);
+    for (int waited = 0; sp_engage_held(srv.engage) > 0 && waited < 2000; waited += 10)
+        usleep(10 * 1000);
     int left = sp_http_drain(srv.http, 30000);
     if (left)
         sp_log_error("requests still waiting for the store at shutdown", "requests=%d", left);
@@ -532,7 +546,8 @@ done:
         sp_auth_checks_stop(srv.auth);
     sp_http_stop(srv.http);
     sp_pixel_free(srv.pixel); /* after the daemons: no answer sends its image */
-    if (srv.journal)          /* what the disk refused until now, if it takes it now */
+    sp_engage_free(srv.engage);
+    if (srv.journal) /* what the disk refused until now, if it takes it now */
         sp_journal_flush(srv.journal, FLUSH_MS);
     sp_ingest_stop(srv.ingest); /* indexes what the journal still holds */
     sp_journal_close(srv.journal);
@@ -615,11 +630,12 @@ static const struct {
      "--yes. --json prints what the API answers, for scripts.\n",
      SP_CONFIG_STORE | SP_CONFIG_LOG},
     {"pixel",
-     "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp]\n"
+     "usage: spypixel pixel --campaign ID [--recipient ADDR] [--qp] [--block]\n"
      "Prints the HTML of an opaque tracking pixel for the end of a message's body, signed\n"
      "as POST /api/v1/pixels signs it (the campaign is created if need be); --qp prints it\n"
-     "quoted-printable, for a raw MIME part. Its URL starts with --public-url, else the\n"
-     "first --listen address.\n",
+     "quoted-printable, for a raw MIME part; --block prints the tracking block instead (a\n"
+     "style, an element and an image: read time, prints and forwards). Its URL starts with\n"
+     "--public-url, else the first --listen address.\n",
      SP_CONFIG_STORE | SP_CONFIG_LOG | SP_CONFIG_LINKS},
     {"scan", SP_SCAN_HELP, 0},
     {"forget",

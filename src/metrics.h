@@ -16,6 +16,8 @@
     X(click_requests, "tracked link requests")                                                     \
     X(opens_journaled, "opens and clicks written to the journal (and answered)")                   \
     X(opens_recorded, "opens and clicks committed to the store")                                   \
+    X(reads_recorded, "read times of the tracking block folded into their opens")                  \
+    X(reads_over_cap, "read-time images answered at once: the held ones were at the cap")          \
     X(opens_unknown_campaign, "opens of campaigns that do not exist, kept apart")                  \
     X(opens_unknown_refused,                                                                       \
       "opens of campaigns that do not exist, not kept: too many such campaigns")                   \

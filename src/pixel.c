@@ -35,8 +35,9 @@ struct sp_pixel {
 typedef struct pixel_request {
     bool set_visitor; /* the answer sets a new visitor cookie */
     char visitor[40];
-    char *redirect;    /* a click's destination (malloc'd), or NULL */
-    sp_image_t *image; /* an uploaded image to answer with (a reference), or NULL */
+    char *redirect;            /* a click's destination (malloc'd), or NULL */
+    sp_image_t *image;         /* an uploaded image to answer with (a reference), or NULL */
+    struct MHD_Response *held; /* the block's read-time image to answer with, or NULL */
 } pixel_request_t;
 
 /* The last image answer with a Set-Cookie on a keep-alive connection, with what it sets. */
@@ -150,7 +151,16 @@ static void release_image(void *image)
 static enum MHD_Result answer_image(sp_request_t *req)
 {
     const sp_pixel_t *px = req->ctx;
-    const pixel_request_t *pr = req->state;
+    pixel_request_t *pr = req->state;
+    if (pr->held) {
+        struct MHD_Response *resp = pr->held;
+        pr->held = NULL;
+        add_image_headers(resp, "image/gif");
+        add_visitor_cookie(resp, req);
+        enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
     if (!pr->image)
         return pr->set_visitor ? answer_cookie_pixel(req)
                                : MHD_queue_response(req->conn, 200, px->gif);
@@ -310,8 +320,8 @@ static bool referer_is_dashboard(sp_request_t *req, const char *referer)
 /* Records one open or click in the journal, then answers (with --sync-full once the
  * record is on disk). Bad input never stops the answer: the image (or the redirect) goes
  * out in every case. */
-static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const char *campaign,
-                              const char *recipient)
+static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_engage_t engage,
+                              const char *campaign, const char *recipient)
 {
     const sp_pixel_t *px = req->ctx;
     const sp_config_t *cfg = px->opt.cfg;
@@ -352,6 +362,20 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, const cha
     ev->self_referer = referer_is_dashboard(req, ev->referer);
     ev->self_cookie = w.self_cookie;
     ev->self_ip = sp_auth_recent_dashboard_ip(px->opt.auth, &req->client);
+
+    /* The block's image is held to time the read, unless its client is a caching proxy or the
+     * held ones are at the cap: then it is the plain image and the open unmeasured. */
+    ev->engage = engage;
+    if (SP_ENGAGE_PENDING == engage) {
+        if (!sp_engage_measurable(ev->user_agent)) {
+            ev->engage = SP_ENGAGE_UNMEASURED;
+        } else if (sp_engage_reserve(px->opt.engage)) {
+            pr->held = sp_engage_response(px->opt.engage, req, ev);
+        } else {
+            ev->engage = SP_ENGAGE_UNMEASURED;
+            sp_metric_inc(reads_over_cap);
+        }
+    }
 
     size_t len = sp_event_encode(ev, sc->record);
     sp_journal_t *journal = px->opt.journal;
@@ -401,7 +425,7 @@ static enum MHD_Result seed(sp_request_t *req)
         sp_metric_inc(opens_invalid);
         return answer_image(req);
     }
-    return record(req, SP_EVENT_OPEN, campaign, email);
+    return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, campaign, email);
 }
 
 /* Whether TEXT[0..LEN) is a token of ours, of KIND, naming IDs that are valid: *DATA. */
@@ -421,11 +445,26 @@ static enum MHD_Result opaque(sp_request_t *req)
     size_t n = strlen(path);
     sp_token_data_t data;
     if (n < 4 || 0 != strcmp(path + n - 4, ".gif") ||
-        !token_holds(px, path, n - 4, SP_TOKEN_OPEN, &data)) {
+        0 != sp_token_open(px->opt.tokens, path, n - 4, &data) ||
+        !sp_event_id_valid(data.campaign) ||
+        (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
         sp_metric_inc(opens_invalid);
         return answer_image(req);
     }
-    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
+    /* The pixel and the tracking block's images share the route; the token says which. */
+    switch (data.kind) {
+    case SP_TOKEN_OPEN:
+        return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    case SP_TOKEN_READ:
+        return record(req, SP_EVENT_OPEN, SP_ENGAGE_PENDING, data.campaign, data.recipient);
+    case SP_TOKEN_PRINT:
+        return record(req, SP_EVENT_PRINT, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    case SP_TOKEN_FORWARD:
+        return record(req, SP_EVENT_FORWARD, SP_ENGAGE_NONE, data.campaign, data.recipient);
+    default:
+        sp_metric_inc(opens_invalid);
+        return answer_image(req);
+    }
 }
 
 static const char link_invalid[] = "This tracked link is not valid.\n";
@@ -457,7 +496,7 @@ static enum MHD_Result click(sp_request_t *req)
     pr->redirect = strdup(target);
     if (!pr->redirect)
         abort();
-    return record(req, SP_EVENT_CLICK, data.campaign, data.recipient);
+    return record(req, SP_EVENT_CLICK, SP_ENGAGE_NONE, data.campaign, data.recipient);
 }
 
 static enum MHD_Result image(sp_request_t *req)
@@ -479,7 +518,7 @@ static enum MHD_Result image(sp_request_t *req)
     if (rc < 0)
         sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
     /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */
-    return record(req, SP_EVENT_OPEN, data.campaign, data.recipient);
+    return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, data.campaign, data.recipient);
 }
 
 /* At the request's end. */
@@ -487,6 +526,8 @@ static void done(sp_request_t *req)
 {
     pixel_request_t *pr = req->state;
     sp_image_release(pr->image);
+    if (pr->held) /* never queued: nothing was sent, so no read is journaled */
+        MHD_destroy_response(pr->held);
     free(pr->redirect);
 }
 

@@ -5,6 +5,7 @@
 #define SP_PIXEL_H
 
 #include "auth.h"
+#include "engage.h"
 #include "http.h"
 #include "ingest.h"
 #include "journal.h"
@@ -21,6 +22,7 @@ typedef struct sp_pixel_options {
     sp_ingest_t *ingest;    /* what --answer-after store waits for */
     sp_auth_t *auth;        /* visitor IDs, self-view cookies and addresses */
     sp_token_t *tokens;     /* opens the opaque URLs */
+    sp_engage_t *engage;    /* the tracking block's held read-time images */
 } sp_pixel_options_t;
 
 /* The tracking endpoints with OPT's parts (borrowed until sp_pixel_free), and the shared

@@ -35,7 +35,7 @@ static json_t *text_json(const char *s)
 
 static const char *kind_name(int64_t kind)
 {
-    return SP_EVENT_CLICK == kind ? "click" : "open";
+    return sp_event_kind_name(kind);
 }
 
 static json_t *field_json(const sp_event_row_t *row, const sp_event_field_t *f)
@@ -60,6 +60,10 @@ static json_t *field_json(const sp_event_row_t *row, const sp_event_field_t *f)
     case SP_FIELD_COORD: {
         double v = sp_event_row_coord(row, f);
         return isnan(v) ? json_null() : json_real(v);
+    }
+    case SP_FIELD_DURATION: {
+        int64_t v = sp_event_row_int(row, f);
+        return v < 0 ? json_null() : json_integer(v);
     }
     }
     abort(); /* a kind without its JSON */
@@ -467,6 +471,14 @@ void sp_serialize_event_text(FILE *f, const sp_event_row_t *row, int depth)
                 put_real(f, v);
             break;
         }
+        case SP_FIELD_DURATION: {
+            int64_t v = sp_event_row_int(row, fd);
+            if (v < 0)
+                fputs_unlocked("null", f);
+            else
+                fprintf(f, "%lld", (long long)v);
+            break;
+        }
         }
     }
     put_indent(f, depth);
@@ -561,6 +573,10 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
             if (!isnan(sp_event_row_coord(row, f)))
                 snprintf(buf, sizeof(buf), "%.4f", sp_event_row_coord(row, f));
             break;
+        case SP_FIELD_DURATION:
+            if (sp_event_row_int(row, f) >= 0)
+                snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
+            break;
         }
         csv_field(out, text, i + 1 == n_csv);
     }
@@ -574,10 +590,19 @@ json_t *sp_serialize_campaign(const sp_campaign_t *c)
     json_t *by_class = json_object();
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         json_object_set_new(by_class, sp_class_name((sp_class_t)i), json_integer(c->by_class[i]));
-    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "id", c->id, "total_views",
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:b}", "id", c->id, "total_views",
                      (json_int_t)c->total_views, "unique_views", (json_int_t)c->unique_views,
                      "last_view_at", ts_json(c->last_view_at), "created_at", ts_json(c->created_at),
-                     "by_class", by_class, "clicks", (json_int_t)c->clicks);
+                     "by_class", by_class, "clicks", (json_int_t)c->clicks, "archived",
+                     c->archived);
+}
+
+json_t *sp_serialize_engagement(const sp_engagement_t *e)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "glanced", (json_int_t)e->glanced, "skimmed",
+                     (json_int_t)e->skimmed, "read", (json_int_t)e->read, "unmeasured",
+                     (json_int_t)e->unmeasured, "prints", (json_int_t)e->prints, "forwards",
+                     (json_int_t)e->forwards);
 }
 
 json_t *sp_serialize_recipient(const sp_recipient_t *r)
@@ -593,4 +618,21 @@ json_t *sp_serialize_unknown(const sp_unknown_campaign_t *u)
 {
     return json_pack("{s:s, s:I, s:o, s:o}", "id", u->id, "opens", (json_int_t)u->opens, "first_at",
                      ts_json(u->first_at), "last_at", ts_json(u->last_at));
+}
+
+static json_t *ratio(int64_t a, int64_t b)
+{
+    return b > 0 ? json_real((double)a / (double)b) : json_null();
+}
+
+void sp_serialize_rates(json_t *j, const sp_store_sent_t *s)
+{
+    bool list = s->sent > 0;
+    json_object_set_new(j, "sent", list ? json_integer(s->sent) : json_null());
+    json_object_set_new(j, "sent_opened", list ? json_integer(s->openers) : json_null());
+    json_object_set_new(j, "sent_clicked", list ? json_integer(s->clickers) : json_null());
+    json_object_set_new(j, "open_rate", ratio(s->openers, s->sent));
+    json_object_set_new(j, "click_rate", ratio(s->clickers, s->sent));
+    json_object_set_new(j, "click_to_open_rate",
+                        list ? ratio(s->clickers, s->openers) : json_null());
 }

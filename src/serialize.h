@@ -30,7 +30,14 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row);
 /* A campaign and a recipient as the API and the command line's --json show them. New
  * references. */
 json_t *sp_serialize_campaign(const sp_campaign_t *c);
+/* A campaign's engagement: {"glanced","skimmed","read","unmeasured","prints","forwards"}. */
+json_t *sp_serialize_engagement(const sp_engagement_t *e);
+
 json_t *sp_serialize_recipient(const sp_recipient_t *r);
+
+/* Sets "sent", "sent_opened", "sent_clicked", "open_rate", "click_rate" and
+ * "click_to_open_rate" in J from S (each null without a list: S->sent 0). */
+void sp_serialize_rates(json_t *j, const sp_store_sent_t *s);
 
 /* A campaign that does not exist but was opened, as the API lists them. New reference. */
 json_t *sp_serialize_unknown(const sp_unknown_campaign_t *u);

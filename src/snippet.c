@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "snippet.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,11 @@ int sp_snippet_url(const sp_token_t *tokens, const char *origin, const sp_token_
     size_t n = strlen(origin);
     if (n && '/' == origin[n - 1])
         n--;
-    int w = snprintf(url, len, "%.*s/%c/%s%s", (int)n, origin, (char)data->kind, token,
-                     SP_TOKEN_OPEN == data->kind ? ".gif" : "");
+    bool image = SP_TOKEN_OPEN == data->kind || SP_TOKEN_READ == data->kind ||
+                 SP_TOKEN_PRINT == data->kind || SP_TOKEN_FORWARD == data->kind;
+    /* The block's images share the pixel's route: the token says which part it is. */
+    int w = snprintf(url, len, "%.*s/%c/%s%s", (int)n, origin,
+                     image ? (char)SP_TOKEN_OPEN : (char)data->kind, token, image ? ".gif" : "");
     return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 
@@ -27,6 +31,43 @@ void sp_snippet_pixel_html(const char *url, char *html, size_t len)
              "<img src=\"%s\" width=\"1\" height=\"1\" alt=\"\" "
              "style=\"display:block;width:1px;height:1px;border:0;\">",
              url);
+}
+
+int sp_snippet_block_html(const sp_token_t *tokens, const char *origin, const sp_token_data_t *data,
+                          char *url, size_t url_len, char *html, size_t len)
+{
+    char print[SP_SNIPPET_URL_MAX], forward[SP_SNIPPET_URL_MAX];
+    sp_token_data_t part = *data;
+    part.extra[0] = '\0';
+    part.kind = SP_TOKEN_READ;
+    if (0 != sp_snippet_url(tokens, origin, &part, url, url_len))
+        return -1;
+    part.kind = SP_TOKEN_PRINT;
+    if (0 != sp_snippet_url(tokens, origin, &part, print, sizeof(print)))
+        return -1;
+    part.kind = SP_TOKEN_FORWARD;
+    if (0 != sp_snippet_url(tokens, origin, &part, forward, sizeof(forward)))
+        return -1;
+    /* A class of this block's own (from its forward token: base64url, so a valid class name),
+     * so that two blocks in one thread (a reply quoting an earlier message) keep their rules
+     * apart. */
+    const char *t = strstr(forward, "/o/");
+    char cls[16];
+    snprintf(cls, sizeof(cls), "sp-%.10s", t ? t + 3 : "block");
+    /* The forward rules match only where a client puts the message it forwards or quotes:
+     * the original never has its block inside them. A print of a forwarded copy counts as the
+     * forward (more specific). The element keeps a size: a client may skip a box with none. */
+    int w =
+        snprintf(html, len,
+                 "<style>@media print{.%1$s{background-image:url(%2$s)}}"
+                 "blockquote .%1$s,div.OutlookMessageHeader~* .%1$s,div.OutlookMessageHeader~.%1$s,"
+                 "table.moz-email-headers-table~* .%1$s,table.moz-email-headers-table~.%1$s,"
+                 ".moz-forward-container .%1$s{background-image:url(%3$s)}</style>"
+                 "<div class=\"%1$s\" style=\"width:1px;height:1px;overflow:hidden;line-height:1px;"
+                 "font-size:1px;\"><img src=\"%4$s\" width=\"1\" height=\"1\" alt=\"\" "
+                 "style=\"display:block;width:1px;height:1px;border:0;\"></div>",
+                 cls, print, forward, url);
+    return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 
 char *sp_snippet_qp(const char *text)

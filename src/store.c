@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store_pg.h"
+#include "tally.h"
 #include "store_sqlite.h"
 
 sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen)
@@ -33,4 +34,25 @@ void sp_store_close(sp_store_t *s)
 {
     if (s)
         s->ops->close(s);
+}
+
+void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
+                             const char *engagement, int64_t count)
+{
+    if (!sp_tally_engagement_counted((int)kind, (int)klass))
+        return;
+    if (SP_EVENT_PRINT == kind)
+        e->prints += count;
+    else if (SP_EVENT_FORWARD == kind)
+        e->forwards += count;
+    else if (SP_EVENT_OPEN != kind || !engagement)
+        return;
+    else if (0 == strcmp(engagement, "glanced"))
+        e->glanced += count;
+    else if (0 == strcmp(engagement, "skimmed"))
+        e->skimmed += count;
+    else if (0 == strcmp(engagement, "read"))
+        e->read += count;
+    else if (0 == strcmp(engagement, "unmeasured"))
+        e->unmeasured += count;
 }

@@ -10,6 +10,8 @@
 #include "classify.h"
 #include "config.h"
 #include "event.h"
+#include "query.h"
+#include "rollup.h"
 
 typedef struct sp_campaign {
     char id[SP_ID_MAX + 1];
@@ -19,7 +21,25 @@ typedef struct sp_campaign {
     int64_t unique_views;
     int64_t by_class[SP_CLASS_COUNT];
     int64_t clicks; /* human + proxy clicks */
+    bool archived;  /* set aside by its owner: listed apart */
 } sp_campaign_t;
+
+/* How a campaign's opens of the tracking block were read (tally.h), and its prints and
+ * forwards: counted from its events. */
+typedef struct sp_engagement {
+    int64_t glanced, skimmed, read, unmeasured;
+    int64_t prints, forwards;
+} sp_engagement_t;
+
+/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL) to E, as the tally
+ * counts them (sp_tally_engagement_counted): the stores' rows, one way. */
+void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
+                             const char *engagement, int64_t count);
+
+/* The same query in both stores, with the campaign as parameter 1 (MARK '?' or '$'). */
+#define SP_STORE_ENGAGEMENT_SQL(mark)                                                              \
+    "SELECT kind, class, engagement, COUNT(*) FROM events WHERE campaign = " mark "1"              \
+    " AND kind <> 1 GROUP BY kind, class, engagement"
 
 typedef struct sp_recipient {
     const char *recipient;
@@ -64,6 +84,52 @@ typedef struct sp_token_row {
     const char *owner; /* NULL when no user owns it */
     int64_t created_at;
 } sp_token_row_t;
+
+/* What a report reads (rollup.h): the hours [hour_from, hour_to) from the rollups, and the events
+ * of the edges [edge_from[i], edge_to[i]) (ms; empty when from >= to) from the events. */
+typedef struct sp_store_span {
+    int64_t hour_from, hour_to;
+    int64_t edge_from[2], edge_to[2];
+    bool no_openers; /* the distinct openers are not wanted (known otherwise) */
+} sp_store_span_t;
+
+/* A report's rows, as they come (strings borrowed for the call; return nonzero to stop):
+ * opens by class and counted clicks of a quarter hour (a quarter may come more than once: add
+ * them), a breakdown's value (dims 1-6, each dim's values by count, descending), the distinct
+ * openers (dim 0) and clickers (dim 7). */
+typedef struct sp_store_report_cb {
+    int (*counts)(void *ctx, int64_t quarter, const int64_t counts[SP_ROLLUP_COUNTS]);
+    int (*value)(void *ctx, int dim, const char *value, int64_t n);
+    int (*distinct)(void *ctx, int dim, int64_t n, int64_t listed);
+} sp_store_report_cb_t;
+
+/* A campaign's list of the people it was sent to, against its counters (all time): how many,
+ * how many of them had a counted open, a counted click. */
+typedef struct sp_store_sent {
+    int64_t sent, openers, clickers;
+} sp_store_sent_t;
+
+typedef int (*sp_store_name_cb)(void *ctx, const char *name);
+
+/* A pixel, link or image made for a campaign (strings borrowed). */
+typedef struct sp_store_tracker {
+    int64_t id; /* set by the store */
+    const char *campaign, *recipient;
+    const char *kind;   /* "pixel", "link", "image" */
+    const char *target; /* a link's destination; "" for the others */
+    const char *url;
+    int64_t created_at;
+} sp_store_tracker_t;
+
+/* A link's destination with what it got: tracked links made for it, counted clicks, distinct
+ * clickers, the first and last counted click (0: none). */
+typedef struct sp_store_link {
+    const char *target;
+    int64_t made, clicks, clickers, first_at, last_at;
+} sp_store_link_t;
+
+typedef int (*sp_store_tracker_cb)(void *ctx, const sp_store_tracker_t *t);
+typedef int (*sp_store_link_cb)(void *ctx, const sp_store_link_t *l);
 
 typedef struct sp_store sp_store_t;
 
@@ -115,6 +181,9 @@ typedef struct sp_store_ops {
                        char *err, size_t errlen);
     /* Creates campaign ID dated NOW_MS. 0 created, 1 it existed (unchanged), -1 + ERR. */
     int (*campaign_create)(sp_store_t *s, const char *id, int64_t now_ms, char *err, size_t errlen);
+    /* Campaign ID's engagement into *OUT (zeros for no such campaign). 0, or -1 + ERR. */
+    int (*engagement)(sp_store_t *s, const char *id, sp_engagement_t *out, char *err,
+                      size_t errlen);
     /* Campaign ID into *OUT. 0 found, 1 no such campaign, -1 + ERR. */
     int (*campaign_get)(sp_store_t *s, const char *id, sp_campaign_t *out, char *err,
                         size_t errlen);
@@ -130,6 +199,40 @@ typedef struct sp_store_ops {
      * ERR. */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
+    /* CAMPAIGN's report rows over SPAN (see sp_store_report_cb_t), read in one snapshot. 0
+     * (also for no such campaign), or -1 + ERR. */
+    int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
+                  const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
+    /* The page of events Q asks for (query.h), each row's text as stored. 0, or -1 + ERR. */
+    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb,
+                        void *ctx, char *err, size_t errlen);
+    /* The page of a campaign's recipients Q asks for (query.h). 0, or -1 + ERR. */
+    int (*recipients_sorted)(sp_store_t *s, const sp_query_recipients_t *q,
+                             sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
+    /* Records tracker T (made now); the same URL twice is kept once. 0, or -1 + ERR. */
+    int (*tracker_put)(sp_store_t *s, const sp_store_tracker_t *t, char *err, size_t errlen);
+    /* CAMPAIGN's trackers, newest first, IDs below BEFORE (0: from the newest), at most LIMIT.
+     * 0, or -1 + ERR. */
+    int (*trackers)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
+                    sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen);
+    /* CAMPAIGN's link destinations, those made for it and those clicked (links made before
+     * trackers were kept count by their clicks), most clicked first. 0, or -1 + ERR. */
+    int (*links)(sp_store_t *s, const char *campaign, sp_store_link_cb cb, void *ctx, char *err,
+                 size_t errlen);
+    /* Archives campaign ID (ARCHIVED) or brings it back. 0, 1 no such campaign, -1 + ERR. */
+    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err,
+                            size_t errlen);
+    /* Replaces CAMPAIGN's list of the people it was sent to with the N valid IDs ADDRS
+     * (repeats count once), in one transaction. 0 with *STORED (distinct), or -1 + ERR. */
+    int (*sent_put)(sp_store_t *s, const char *campaign, const char *const *addrs, size_t n,
+                    int64_t *stored, char *err, size_t errlen);
+    /* CAMPAIGN's list against its counters into *OUT (all 0 without a list). 0, or -1 + ERR. */
+    int (*sent_stats)(sp_store_t *s, const char *campaign, sp_store_sent_t *out, char *err,
+                      size_t errlen);
+    /* The people of CAMPAIGN's list with no counted open, by ID after AFTER ("" from the
+     * start), at most LIMIT (negative: no limit). 0, or -1 + ERR. */
+    int (*not_opened)(sp_store_t *s, const char *campaign, const char *after, int64_t limit,
+                      sp_store_name_cb cb, void *ctx, char *err, size_t errlen);
     /* Unknown campaigns, newest last open first. 0, or -1 + ERR. */
     int (*unknown_list)(sp_store_t *s, sp_store_unknown_cb cb, void *ctx, char *err, size_t errlen);
     /* The kept opens of unknown campaign ID, oldest first. 0 (also for none), or -1 + ERR. */

@@ -77,11 +77,42 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
+    /* 7: the tracking block's read time of an open. */
+    "ALTER TABLE events ADD COLUMN engagement TEXT, ADD COLUMN read_ms bigint;",
+    /* 8: the report's rollups (rollup.h), filled from the events stored so far
+     * (migration_code), and events by time within a campaign, for the edges of a report's
+     * range that do not fill an hour. */
+    "CREATE TABLE rollup_counts(campaign TEXT COLLATE \"C\" NOT NULL, quarter BIGINT NOT NULL,"
+    " human BIGINT NOT NULL, proxy BIGINT NOT NULL, machine BIGINT NOT NULL,"
+    " self BIGINT NOT NULL, clicks BIGINT NOT NULL, PRIMARY KEY(campaign, quarter))"
+    " WITH (fillfactor = 80);"
+    "CREATE TABLE rollup_values(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " hour BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, hour, value)) WITH (fillfactor = 80);"
+    "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 9: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY(campaign, recipient));",
+    /* 10: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 11: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id BIGSERIAL PRIMARY KEY, campaign TEXT COLLATE \"C\" NOT NULL,"
+    " recipient TEXT COLLATE \"C\" NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,"
+    " url TEXT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
+    /* 12: a recipient's events within a campaign, newest first: the log filtered by recipient,
+     * a recipient's page, and forget read them here instead of every event of the campaign. */
+    "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
+    " WHERE recipient <> '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 typedef struct pg_store pg_store_t;
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen);
+static int backfill_rollups(pg_store_t *s, char *err, size_t errlen);
 
 /* The steps that SQL alone cannot do, run for their version in place of its (empty) SQL. */
 static const struct {
@@ -89,6 +120,7 @@ static const struct {
     int (*run)(pg_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
+    {8, backfill_rollups},
 };
 
 /* Held for the migration's transaction by every server that opens the store: "spypixel". */
@@ -143,12 +175,29 @@ enum {
     Q_UNKNOWN_PURGE,
     Q_FORGET_UNKNOWN,
     Q_FORGET_UNKNOWN_EMPTY,
+    Q_READ_FOLD,
+    Q_ENGAGEMENT,
+    Q_ROLLUP_COUNTS,
+    Q_ROLLUP_VALUES,
+    Q_FORGET_ROLLUP_COUNTS,
+    Q_FORGET_ROLLUP_VALUES,
+    Q_REPORT_COUNTS,
+    Q_REPORT_VALUES,
+    Q_REPORT_DISTINCT,
+    Q_SENT_DELETE,
+    Q_SENT_INSERT,
+    Q_SENT_STATS,
+    Q_NOT_OPENED,
+    Q_CAMPAIGN_ARCHIVE,
+    Q_TRACKER_PUT,
+    Q_TRACKERS,
+    Q_LINKS,
     Q_COUNT
 };
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
@@ -180,6 +229,7 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
                           " ON CONFLICT DO NOTHING",
     [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
+    [Q_ENGAGEMENT] = SP_STORE_ENGAGEMENT_SQL("$"),
     [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
                         " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
     /* A NULL limit is no limit, as SQLite reads a negative one. */
@@ -210,7 +260,11 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
     [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
                           " c AS (DELETE FROM clients WHERE campaign = $1),"
-                          " i AS (DELETE FROM images WHERE campaign = $1)"
+                          " i AS (DELETE FROM images WHERE campaign = $1),"
+                          " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
+                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " st AS (DELETE FROM sent_to WHERE campaign = $1),"
+                          " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
     [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
                    " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
@@ -253,6 +307,12 @@ static const char *const query_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = $1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = $1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
+                    " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
+                    " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
                        " ORDER BY last_at DESC, id",
     [Q_UNKNOWN_OPENS] = "SELECT id, record FROM unknown_events WHERE campaign = $1 ORDER BY id",
@@ -273,13 +333,34 @@ static const char *const query_sql[Q_COUNT] = {
         " SELECT COUNT(*) FROM e",
     /* Apart: a statement cannot delete a row it updates. */
     [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_TRACKER_PUT] = "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    [Q_TRACKERS] = "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                   " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
+    [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
+    [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
+    /* The IDs in one array: one statement for a list of any length. */
+    [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
+                      " ON CONFLICT DO NOTHING",
+    [Q_SENT_STATS] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+        "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+              " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+              " FROM sent_to t LEFT JOIN recipients r"
+              " ON r.campaign = t.campaign AND r.recipient = t.recipient WHERE t.campaign = $1",
+    [Q_NOT_OPENED] = "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                     " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                     " WHERE t.campaign = $1 AND t.recipient > $2"
+                     " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                     " ORDER BY t.recipient LIMIT $3",
 };
 
 /* The statements above name the four class columns. */
 _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and its place here");
 
 /* The events' INSERT and SELECT, made once from the field table. */
-static char made_sql[Q_COUNT][2048];
+static char made_sql[Q_COUNT][8192];
+static char backfill_sql[2][8192]; /* schema 7: the rollups of every event stored before */
 static pthread_once_t made_once = PTHREAD_ONCE_INIT;
 
 static void make_sql(void)
@@ -293,6 +374,24 @@ static void make_sql(void)
     snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
              "SELECT %s FROM events WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
              cols);
+    /* The rollups (rollup.h): what a batch's events add (their IDs in $1), what forget takes
+     * out (recipient $2 of campaign $1), and the report's queries. */
+    sp_rollup_add_sql(made_sql[Q_ROLLUP_COUNTS], made_sql[Q_ROLLUP_VALUES], sizeof(made_sql[0]),
+                      "id = ANY($1::bigint[])", 1, true);
+    sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
+                      sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
+    sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
+                         made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+    snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '$', '$');
+    sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 
 static const char *statement_sql(int q)
@@ -522,13 +621,14 @@ typedef struct {
     int64_t n_unknown; /* unknown campaigns in the store; -1: not asked */
     camp_t **creates;
     size_t n_creates;
-    sp_event_t **stored, **kept;
-    size_t n_stored, n_kept;
+    sp_event_t **stored, **kept, **reads;
+    size_t n_stored, n_kept, n_reads;
     sp_tally_t tally; /* what the stored events add */
     camp_op_t *ops;
     size_t n_ops;
     const sp_store_mark_t *mark; /* or NULL */
     unsigned char *record;       /* a kept open's journal form, being sent */
+    char *ids;                   /* the stored events' IDs as an array, for the rollups */
     int phase;
 } batch_t;
 
@@ -617,11 +717,17 @@ static void batch_fates(batch_t *b)
 {
     b->stored = xcalloc(b->n, sizeof(*b->stored));
     b->kept = xcalloc(b->n, sizeof(*b->kept));
+    b->reads = xcalloc(b->n, sizeof(*b->reads));
     for (size_t i = 0; i < b->n; i++) {
         sp_event_t *ev = b->evs[i];
         camp_t *c = b->ev_camp[i];
         if (SP_OUTCOME_ADOPTED_ALREADY == ev->outcome)
             continue;
+        if (SP_EVENT_READ == ev->kind) { /* folded into its open, after the inserts */
+            ev->outcome = SP_OUTCOME_UNMATCHED;
+            b->reads[b->n_reads++] = ev;
+            continue;
+        }
         if (!c->first)
             c->first = ev;
         if (c->known) {
@@ -686,10 +792,31 @@ static void batch_free(batch_t *b)
     free(b->adopts);
     free(b->creates);
     free(b->stored);
+    free(b->reads);
     free(b->kept);
     sp_tally_free(&b->tally);
     free(b->ops);
     free(b->record);
+    free(b->ids);
+}
+
+/* The statements that add the batch's stored events to the rollups: two, or none. */
+static size_t batch_rollups(const batch_t *b)
+{
+    return b->n_stored ? 2 : 0;
+}
+
+/* The IDs of the batch's stored events as a PostgreSQL array: malloc'd. */
+static char *ids_array(const batch_t *b)
+{
+    size_t len = 3 + 21 * b->n_stored, at = 0;
+    char *out = xcalloc(len, 1);
+    out[at++] = '{';
+    for (size_t i = 0; i < b->n_stored; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s%lld", i ? "," : "",
+                               (long long)b->stored[i]->id);
+    snprintf(out + at, len - at, "}");
+    return out;
 }
 
 /* Adds field F of ROW to P. The row's text is well-formed UTF-8 already (sp_event_row). */
@@ -713,6 +840,12 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
             p_null(p);
         else
             p_double(p, sp_event_row_coord(row, f));
+        return;
+    case SP_FIELD_DURATION:
+        if (sp_event_row_int(row, f) < 0)
+            p_null(p);
+        else
+            p_int(p, sp_event_row_int(row, f));
         return;
     }
 }
@@ -804,19 +937,40 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             goto send;
         }
         i -= t->n_recipients;
+        if (i >= t->n_clients + b->n_kept) {
+            const sp_event_t *ev = b->reads[i - t->n_clients - b->n_kept];
+            sp_tally_read_t r;
+            sp_tally_read_params(ev, &r);
+            q = Q_READ_FOLD;
+            p_int(&p, ev->ts_ms);
+            p_text(&p, ev->campaign);
+            p_text(&p, ev->recipient);
+            p_text(&p, ev->visitor);
+            p_int(&p, r.read_ms);
+            p_int(&p, r.human);
+            p_text(&p, r.if_human);
+            p_text(&p, r.otherwise);
+            goto send;
+        }
         if (i >= t->n_clients)
             return send_kept(s, b, b->kept[i - t->n_clients]);
         q = Q_CLIENT_INSERT;
         p_text(&p, t->campaigns[t->clients[i].campaign].id);
         p_text(&p, t->clients[i].key);
-    } else if (i >= b->n_ops) {
-        if (i == b->n_ops && b->mark) {
+    } else if (i >= b->n_ops + batch_rollups(b)) {
+        if (i == b->n_ops + batch_rollups(b) && b->mark) {
             q = Q_MARK;
             p_text(&p, b->mark->key);
             p_text(&p, b->mark->value);
         } else {
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
         }
+    } else if (i >= b->n_ops) {
+        /* What the stored events add to the rollups, by their IDs. */
+        q = 0 == i - b->n_ops ? Q_ROLLUP_COUNTS : Q_ROLLUP_VALUES;
+        if (!b->ids)
+            b->ids = ids_array(b);
+        p_text(&p, b->ids);
     } else {
         const camp_t *c = b->ops[i].camp;
         q = b->ops[i].q;
@@ -882,6 +1036,9 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
                 sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
         } else if (i - t->n_recipients < t->n_clients) {
             sp_tally_client_seen(t, i - t->n_recipients, row);
+        } else if (i - t->n_recipients - t->n_clients >= b->n_kept && row) {
+            sp_event_t *ev = b->reads[i - t->n_recipients - t->n_clients - b->n_kept];
+            sp_tally_read_folded(ev, get_i64(res, 0, 0), (int)get_i64(res, 0, 1));
         }
     } else if (i < b->n_ops && Q_UNKNOWN_TRIM == b->ops[i].q) {
         b->ops[i].camp->unknown_newest->dropped = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
@@ -981,14 +1138,14 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     batch_fates(&b);
     b.phase = 3;
-    if (0 !=
-        pipe_run(s, &b,
-                 b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients + b.n_kept,
-                 err, errlen))
+    if (0 != pipe_run(s, &b,
+                      b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients +
+                          b.n_kept + b.n_reads,
+                      err, errlen))
         goto fail_pipe;
     batch_ops(&b);
     b.phase = 4;
-    if (0 != pipe_run(s, &b, b.n_ops + (mark ? 2 : 1), err, errlen))
+    if (0 != pipe_run(s, &b, b.n_ops + batch_rollups(&b) + (mark ? 2 : 1), err, errlen))
         goto fail_pipe;
     if (!PQpipelineSync(s->conn)) {
         set_err(s, err, errlen, "commit", NULL);
@@ -1004,8 +1161,8 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     for (size_t i = 0; i < n; i++) {
         const camp_t *c = b.ev_camp[i];
-        if (SP_OUTCOME_ADOPTED_ALREADY == evs[i]->outcome)
-            continue;
+        if (SP_OUTCOME_ADOPTED_ALREADY == evs[i]->outcome || SP_EVENT_READ == evs[i]->kind)
+            continue; /* a read's outcome is its fold's */
         evs[i]->outcome = c->known                     ? SP_OUTCOME_STORED
                           : UNKNOWN_KEEP == c->unknown ? SP_OUTCOME_UNKNOWN_CAMPAIGN
                                                        : SP_OUTCOME_UNKNOWN_REFUSED;
@@ -1056,6 +1213,24 @@ static void read_campaign(const PGresult *res, int row, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = get_i64(res, row, 5 + i);
     c->clicks = get_i64(res, row, 9);
+    c->archived = 0 != get_i64(res, row, 10);
+}
+
+static int pg_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    p_int(&p, archived);
+    PGresult *res = exec_q(s, Q_CAMPAIGN_ARCHIVE, &p, "archive campaign", err, errlen);
+    if (!res)
+        return -1;
+    int ret = 0 == strcmp(PQcmdTuples(res), "0") ? 1 : 0;
+    PQclear(res);
+    return ret;
 }
 
 static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -1076,6 +1251,26 @@ static int pg_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     }
     PQclear(res);
     return ret;
+}
+
+static int pg_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_engagement_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, id);
+    PGresult *res = exec_q(s, Q_ENGAGEMENT, &p, "read engagement", err, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++)
+        sp_store_engagement_add(out, get_i64(res, i, 0), get_i64(res, i, 1),
+                                PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),
+                                get_i64(res, i, 3));
+    PQclear(res);
+    return 0;
 }
 
 /* Runs Q and calls FN on each row as it arrives, so that a long listing (an export) never sits
@@ -1202,6 +1397,9 @@ static int event_row(void *ctx, const PGresult *res)
         case SP_FIELD_COORD:
             sp_event_row_set_coord(&r, f, null ? NAN : strtod(v, NULL));
             break;
+        case SP_FIELD_DURATION:
+            sp_event_row_set_int(&r, f, null ? -1 : strtoll(v, NULL, 10));
+            break;
         }
     }
     return rc->event(rc->ctx, &r);
@@ -1222,6 +1420,282 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
     else
         p_null(&p);
     return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+
+typedef struct {
+    const sp_store_report_cb_t *cb;
+    void *ctx;
+    int q;
+} report_ctx_t;
+
+static int report_row(void *ctx, const PGresult *res)
+{
+    report_ctx_t *rc = ctx;
+    if (Q_REPORT_COUNTS == rc->q) {
+        int64_t c[SP_ROLLUP_COUNTS];
+        for (int i = 0; i < SP_ROLLUP_COUNTS; i++)
+            c[i] = get_i64(res, 0, 1 + i);
+        return rc->cb->counts(rc->ctx, get_i64(res, 0, 0), c);
+    }
+    if (Q_REPORT_VALUES == rc->q)
+        return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
+                             get_i64(res, 0, 2));
+    return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1),
+                            get_i64(res, 0, 2));
+}
+
+static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
+                     const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    report_ctx_t rc = {.cb = cb, .ctx = ctx};
+    /* One snapshot: the three queries see the same commits. */
+    if (0 != ready(s, err, errlen) ||
+        0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
+        return -1;
+    for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
+        p_text(&p, campaign);
+        p_int(&p, span->hour_from);
+        p_int(&p, span->hour_to);
+        for (int e = 0; e < 2; e++) {
+            p_int(&p, span->edge_from[e]);
+            p_int(&p, span->edge_to[e]);
+        }
+        if (Q_REPORT_DISTINCT == rc.q)
+            p_int(&p, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
+        if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
+            rollback(s);
+            return -1;
+        }
+    }
+    return exec_sql(s, "COMMIT", "report", err, errlen);
+}
+
+/* ---- filtered and sorted pages -------------------------------------------------------------- */
+
+/* Runs SQL (not prepared: its shape depends on the filters) with PARAMS, each row to FN. */
+static int each_row_sql(pg_store_t *s, const char *sql, const sp_query_param_t *params, int n,
+                        row_fn fn, void *ctx, const char *what, char *err, size_t errlen)
+{
+    params_t p = {.n = 0};
+    for (int i = 0; i < n; i++)
+        if (params[i].text)
+            p_text(&p, params[i].s);
+        else
+            p_int(&p, params[i].n);
+    bool stopped = false, failed = false;
+    int sent = PQsendQueryParams(s->conn, sql, p.n, NULL, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    if (!sent)
+        return set_err(s, err, errlen, what, NULL);
+    if (!PQsetSingleRowMode(s->conn)) {
+        set_err(s, err, errlen, what, NULL);
+        failed = true;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(s->conn))) {
+        switch (PQresultStatus(res)) {
+        case PGRES_SINGLE_TUPLE:
+            if (!stopped && !failed && fn(ctx, res))
+                stopped = true;
+            break;
+        case PGRES_TUPLES_OK:
+            break;
+        default:
+            if (!failed)
+                set_err(s, err, errlen, what, res);
+            failed = true;
+        }
+        PQclear(res);
+    }
+    return failed ? -1 : 0;
+}
+
+static int pg_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
+                           void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    row_ctx_t rc = {.ctx = ctx, .event = cb};
+    char cols[1024], sql[4096];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    if (0 != ready(s, err, errlen))
+        return -1;
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+    sp_query_events_sql(q, cols, '$', sql, sizeof(sql), params, &n);
+    return each_row_sql(s, sql, params, n, event_row, &rc, "list events", err, errlen);
+}
+
+static int pg_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
+                                sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    row_ctx_t rc = {.ctx = ctx, .recipient = cb};
+    char sql[2048];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    if (0 != ready(s, err, errlen))
+        return -1;
+    sp_query_recipients_sql(q, '$', sql, sizeof(sql), params, &n);
+    return each_row_sql(s, sql, params, n, recipient_row, &rc, "list recipients", err, errlen);
+}
+
+/* ---- trackers and links --------------------------------------------------------------------- */
+
+static int pg_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, t->campaign);
+    p_text(&p, t->recipient);
+    p_text(&p, t->kind);
+    p_text(&p, t->target);
+    p_text(&p, t->url);
+    p_int(&p, t->created_at);
+    PGresult *res = exec_q(s, Q_TRACKER_PUT, &p, "record tracker", err, errlen);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+typedef struct {
+    sp_store_tracker_cb tracker;
+    sp_store_link_cb link;
+    void *ctx;
+} made_ctx_t;
+
+static int tracker_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_tracker_t t = {get_i64(res, 0, 0),     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                            PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+                            get_i64(res, 0, 6)};
+    return mc->tracker(mc->ctx, &t);
+}
+
+static int pg_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.tracker = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_int(&p, before > 0 ? before : INT64_MAX);
+    p_int(&p, limit);
+    return each_row(s, Q_TRACKERS, &p, tracker_row, &mc, "list trackers", err, errlen);
+}
+
+static int link_row(void *ctx, const PGresult *res)
+{
+    made_ctx_t *mc = ctx;
+    sp_store_link_t l = {PQgetvalue(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2),
+                         get_i64(res, 0, 3),    get_i64(res, 0, 4), get_i64(res, 0, 5)};
+    return mc->link(mc->ctx, &l);
+}
+
+static int pg_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    made_ctx_t mc = {.link = cb, .ctx = ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    return each_row(s, Q_LINKS, &p, link_row, &mc, "list links", err, errlen);
+}
+
+/* ---- the people a campaign was sent to ------------------------------------------------------- */
+
+static int pg_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    PGresult *res = NULL;
+    *stored = 0;
+    /* The IDs hold no quote, backslash or comma (sp_event_id_valid): each is quoted, so that
+     * none reads as NULL. */
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(addrs[i]) + 3;
+    char *arr = xcalloc(len, 1), *o = arr;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s\"%s\"", i ? "," : "", addrs[i]);
+    *o++ = '}';
+    if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "sent list", err, errlen)) {
+        free(arr);
+        return -1;
+    }
+    p_text(&p, campaign);
+    if (!(res = exec_q(s, Q_SENT_DELETE, &p, "sent list", err, errlen)))
+        goto fail;
+    PQclear(res);
+    p_text(&p, campaign);
+    p_text(&p, arr);
+    if (!(res = exec_q(s, Q_SENT_INSERT, &p, "sent list", err, errlen)))
+        goto fail;
+    *stored = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    free(arr);
+    return exec_sql(s, "COMMIT", "sent list", err, errlen);
+fail:
+    free(arr);
+    rollback(s);
+    return -1;
+}
+
+static int pg_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    *out = (sp_store_sent_t){0};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    PGresult *res = exec_q(s, Q_SENT_STATS, &p, "sent list", err, errlen);
+    if (!res)
+        return -1;
+    if (PQntuples(res) > 0)
+        *out = (sp_store_sent_t){get_i64(res, 0, 0), get_i64(res, 0, 1), get_i64(res, 0, 2)};
+    PQclear(res);
+    return 0;
+}
+
+typedef struct {
+    sp_store_name_cb cb;
+    void *ctx;
+} name_ctx_t;
+
+static int name_row(void *ctx, const PGresult *res)
+{
+    name_ctx_t *nc = ctx;
+    return nc->cb(nc->ctx, PQgetvalue(res, 0, 0));
+}
+
+static int pg_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    params_t p = {.n = 0};
+    name_ctx_t nc = {cb, ctx};
+    if (0 != ready(s, err, errlen))
+        return -1;
+    p_text(&p, campaign);
+    p_text(&p, after ? after : "");
+    if (limit >= 0)
+        p_int(&p, limit);
+    else
+        p_null(&p);
+    return each_row(s, Q_NOT_OPENED, &p, name_row, &nc, "not opened", err, errlen);
 }
 
 /* ---- unknown campaigns ---------------------------------------------------------------------- */
@@ -1344,6 +1818,14 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         if (!(res = exec_q(s, Q_FORGET_COUNTS, &p, "forget", err, errlen)))
             goto fail;
         PQclear(res);
+        /* Their share of the rollups, from their events before those go. */
+        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_VALUES; q++) {
+            p_text(&p, PQgetvalue(rows, i, 0));
+            p_text(&p, recipient);
+            if (!(res = exec_q(s, q, &p, "forget", err, errlen)))
+                goto fail;
+            PQclear(res);
+        }
         /* Through events_campaign: there is no index of events by recipient. */
         p_text(&p, PQgetvalue(rows, i, 0));
         p_text(&p, recipient);
@@ -1700,9 +2182,20 @@ static const sp_store_ops_t pg_ops = {
     .write_batch = pg_write_batch,
     .campaign_create = pg_campaign_create,
     .campaign_get = pg_campaign_get,
+    .engagement = pg_engagement,
     .campaign_list = pg_campaign_list,
     .recipients = pg_recipients,
     .events = pg_events,
+    .report = pg_report,
+    .campaign_archive = pg_campaign_archive,
+    .events_query = pg_events_query,
+    .recipients_sorted = pg_recipients_sorted,
+    .tracker_put = pg_tracker_put,
+    .trackers = pg_trackers,
+    .links = pg_links,
+    .sent_put = pg_sent_put,
+    .sent_stats = pg_sent_stats,
+    .not_opened = pg_not_opened,
     .unknown_list = pg_unknown_list,
     .unknown_opens = pg_unknown_opens,
     .unknown_delete = pg_unknown_delete,
@@ -1840,6 +2333,13 @@ static int scrub_kept(pg_store_t *s, char *err, size_t errlen)
 done:
     free(buf);
     return ret;
+}
+
+static int backfill_rollups(pg_store_t *s, char *err, size_t errlen)
+{
+    if (0 != exec_sql(s, backfill_sql[0], "migrate", err, errlen))
+        return -1;
+    return exec_sql(s, backfill_sql[1], "migrate", err, errlen);
 }
 
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)

@@ -27,6 +27,9 @@
 typedef struct sqlite_store sqlite_store_t;
 
 static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen);
+static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen);
+static int rollup_step(sqlite_store_t *s, const char *sql, const char *arg, char *err,
+                       size_t errlen);
 
 /* Each entry moves the schema from version i to i + 1; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -90,6 +93,37 @@ static const char *const migrations[] = {
     "", /* migration_code */
     /* 6: API tokens may belong to a user, and end with the user's password. */
     "ALTER TABLE api_tokens ADD COLUMN owner TEXT;",
+    /* 7: the tracking block's read time of an open. */
+    "ALTER TABLE events ADD COLUMN engagement TEXT;"
+    "ALTER TABLE events ADD COLUMN read_ms INTEGER;",
+    /* 8: the report's rollups (rollup.h), filled from the events stored so far
+     * (migration_code), and events by time within a campaign, for the edges of a report's
+     * range that do not fill an hour. */
+    "CREATE TABLE rollup_counts(campaign TEXT NOT NULL, quarter INTEGER NOT NULL,"
+    " human INTEGER NOT NULL, proxy INTEGER NOT NULL, machine INTEGER NOT NULL,"
+    " self INTEGER NOT NULL, clicks INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, quarter)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_values(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " hour INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, dim, hour, value)) WITHOUT ROWID;"
+    "CREATE INDEX events_campaign_ts ON events(campaign, ts);",
+    /* 9: the people a campaign was sent to, for its rates. */
+    "CREATE TABLE sent_to(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;",
+    /* 10: archived campaigns, listed apart. */
+    "ALTER TABLE campaigns ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;",
+    /* 11: the pixels, links and images made for each campaign, and its clicks by destination
+     * (an index of clicks only: opens, the most of the events, do not touch it). */
+    "CREATE TABLE trackers(id INTEGER PRIMARY KEY, campaign TEXT NOT NULL,"
+    " recipient TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, url TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX trackers_url ON trackers(url);"
+    "CREATE INDEX trackers_campaign ON trackers(campaign, id);"
+    "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;",
+    /* 12: a recipient's events within a campaign, newest first: the log filtered by recipient,
+     * a recipient's page, and forget read them here instead of every event of the campaign. */
+    "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
+    " WHERE recipient <> '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -99,6 +133,7 @@ static const struct {
     int (*run)(sqlite_store_t *s, char *err, size_t errlen);
 } migration_code[] = {
     {5, scrub_credentials},
+    {8, backfill_rollups},
 };
 
 enum {
@@ -117,6 +152,9 @@ enum {
     Q_UNKNOWN_TRIM,
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
+    Q_READ_FOLD,
+    Q_ROLLUP_COUNTS,
+    Q_ROLLUP_VALUES,
     Q_COUNT
 };
 
@@ -164,6 +202,14 @@ static const char *const batch_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = ?5,"
+                    " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
+                    " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
+    [Q_ROLLUP_COUNTS] = NULL, /* rollup_sql: the rollups of the events ?1 to ?2 */
+    [Q_ROLLUP_VALUES] = NULL,
 };
 
 /* The statements above name the four class columns. */
@@ -171,6 +217,13 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 
 /* The events' INSERT and SELECT, made once from the field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
+
+/* The rollups' statements (rollup.h), made once: what a batch adds (of its events' IDs ?1 to
+ * ?2: a batch's inserts take consecutive rowids), what forget takes out (of recipient ?1), what
+ * the migration adds (of every event), and the report's queries. */
+#define ROLLUP_SQL_MAX 8192
+enum { R_ADD, R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
+static char rollup_sql[R_KINDS][3][ROLLUP_SQL_MAX];
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -937,6 +990,12 @@ static void bind_field(sqlite3_stmt *st, int i, const sp_event_row_t *row,
         else
             sqlite3_bind_double(st, i, sp_event_row_coord(row, f));
         return;
+    case SP_FIELD_DURATION:
+        if (sp_event_row_int(row, f) < 0)
+            sqlite3_bind_null(st, i);
+        else
+            sqlite3_bind_int64(st, i, sp_event_row_int(row, f));
+        return;
     }
 }
 
@@ -961,6 +1020,9 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
     case SP_FIELD_COORD:
         sp_event_row_set_coord(row, f, null ? NAN : sqlite3_column_double(st, i));
         return;
+    case SP_FIELD_DURATION:
+        sp_event_row_set_int(row, f, null ? -1 : sqlite3_column_int64(st, i));
+        return;
     }
 }
 
@@ -969,6 +1031,28 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
+    if (SP_EVENT_READ == ev->kind) {
+        sp_tally_read_t r;
+        sp_tally_read_params(ev, &r);
+        st = s->q[Q_READ_FOLD];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ev->ts_ms);
+        bind_text(st, 2, ev->campaign);
+        bind_text(st, 3, ev->recipient);
+        bind_text(st, 4, ev->visitor);
+        sqlite3_bind_int64(st, 5, r.read_ms);
+        sqlite3_bind_int64(st, 6, r.human);
+        bind_text(st, 7, r.if_human);
+        bind_text(st, 8, r.otherwise);
+        int rc = sqlite3_step(st);
+        ev->outcome = SP_OUTCOME_UNMATCHED;
+        if (SQLITE_ROW == rc) {
+            sp_tally_read_folded(ev, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1));
+            rc = sqlite3_step(st);
+        }
+        sqlite3_reset(st);
+        return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read time");
+    }
     if (ev->adopt_row > 0) {
         st = s->q[Q_ADOPT_TAKE];
         sqlite3_reset(st);
@@ -1102,6 +1186,24 @@ static int write_unknown_counts(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* What the batch's stored events add to the rollups. */
+static int write_rollups(sqlite_store_t *s, char *err, size_t errlen)
+{
+    if (!s->n_stored)
+        return 0;
+    for (int q = Q_ROLLUP_COUNTS; q <= Q_ROLLUP_VALUES; q++) {
+        sqlite3_stmt *st = s->q[q];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, s->stored[0]->id);
+        sqlite3_bind_int64(st, 2, s->stored[s->n_stored - 1]->id);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (SQLITE_DONE != rc)
+            return fail(s, err, errlen, "rollups");
+    }
+    return 0;
+}
+
 static int write_mark(sqlite_store_t *s, const sp_store_mark_t *mark, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->q[Q_MARK];
@@ -1130,7 +1232,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
     sp_tally_count(&tally, s->stored, s->n_stored);
-    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
+    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, err, errlen) ||
+        0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
@@ -1170,7 +1273,7 @@ static int sq_campaign_create(sp_store_t *base, const char *id, int64_t now_ms, 
 
 #define CAMPAIGN_COLS                                                                              \
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
-    " clicks"
+    " clicks, archived"
 
 static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
 {
@@ -1183,6 +1286,23 @@ static void read_campaign(sqlite3_stmt *st, sp_campaign_t *c)
     for (int i = 0; i < SP_CLASS_COUNT; i++)
         c->by_class[i] = sqlite3_column_int64(st, 5 + i);
     c->clicks = sqlite3_column_int64(st, 9);
+    c->archived = 0 != sqlite3_column_int64(st, 10);
+}
+
+static int sq_campaign_archive(sp_store_t *base, const char *id, bool archived, char *err,
+                               size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, "UPDATE campaigns SET archived = ?2 WHERE id = ?1", err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, archived);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (SQLITE_DONE != rc)
+        return fail(s, err, errlen, "archive campaign");
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
 }
 
 static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out, char *err,
@@ -1204,6 +1324,24 @@ static int sq_campaign_get(sp_store_t *base, const char *id, sp_campaign_t *out,
     }
     sqlite3_finalize(st);
     return ret;
+}
+
+static int sq_engagement(sp_store_t *base, const char *id, sp_engagement_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_engagement_t){0};
+    if (prepare(s, &st, SP_STORE_ENGAGEMENT_SQL("?"), err, errlen))
+        return -1;
+    bind_text(st, 1, id);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        sp_store_engagement_add(out, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                (const char *)sqlite3_column_text(st, 2),
+                                sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read engagement");
 }
 
 static int sq_campaign_list(sp_store_t *base, sp_store_campaign_cb cb, void *ctx, char *err,
@@ -1283,6 +1421,291 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     }
     sqlite3_finalize(st);
     return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+}
+
+/* ---- reports ----------------------------------------------------------------- */
+
+static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
+                     const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    /* One read transaction: the three queries see the same commits. */
+    if (0 != exec(s, "BEGIN", err, errlen))
+        return -1;
+    for (int k = 0; k < 3; k++) {
+        if (prepare(s, &st, rollup_sql[R_REPORT][k], err, errlen))
+            goto fail;
+        bind_text(st, 1, campaign);
+        sqlite3_bind_int64(st, 2, span->hour_from);
+        sqlite3_bind_int64(st, 3, span->hour_to);
+        for (int e = 0; e < 2; e++) {
+            sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
+            sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+        }
+        if (2 == k)
+            sqlite3_bind_int(st, 8, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
+        int rc = SQLITE_DONE;
+        bool stop = false;
+        while (!stop && SQLITE_ROW == (rc = sqlite3_step(st))) {
+            if (0 == k) {
+                int64_t c[SP_ROLLUP_COUNTS];
+                for (int i = 0; i < SP_ROLLUP_COUNTS; i++)
+                    c[i] = sqlite3_column_int64(st, 1 + i);
+                stop = cb->counts(ctx, sqlite3_column_int64(st, 0), c);
+            } else if (1 == k) {
+                stop = cb->value(ctx, sqlite3_column_int(st, 0), col_text(st, 1),
+                                 sqlite3_column_int64(st, 2));
+            } else {
+                stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+                                    sqlite3_column_int64(st, 2));
+            }
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (!stop && SQLITE_DONE != rc) {
+            fail(s, err, errlen, "report");
+            goto fail;
+        }
+    }
+    return exec(s, "COMMIT", err, errlen);
+fail:
+    rollback(s);
+    return -1;
+}
+
+/* ---- filtered and sorted pages ------------------------------------------------- */
+
+static void bind_params(sqlite3_stmt *st, const sp_query_param_t *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].text)
+            bind_text(st, i + 1, p[i].s);
+        else
+            sqlite3_bind_int64(st, i + 1, p[i].n);
+}
+
+static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
+                           void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char cols[1024], sql[4096];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
+    sp_query_events_sql(q, cols, '?', sql, sizeof(sql), params, &n);
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_params(st, params, n);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_event_row_t r;
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+            read_field(st, (int)i, &r, &sp_event_fields[i]);
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+}
+
+static int sq_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
+                                sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[2048];
+    sp_query_param_t params[SP_QUERY_PARAMS];
+    int n;
+    sp_query_recipients_sql(q, '?', sql, sizeof(sql), params, &n);
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_params(st, params, n);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_recipient_t r = {.recipient = col_text(st, 0)};
+        for (int i = 0; i < SP_CLASS_COUNT; i++)
+            r.by_class[i] = sqlite3_column_int64(st, 1 + i);
+        r.views = sp_tally_views(r.by_class);
+        r.clicks = sqlite3_column_int64(st, 5);
+        r.first_at = sqlite3_column_int64(st, 6);
+        r.last_at = sqlite3_column_int64(st, 7);
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list recipients");
+}
+
+/* ---- trackers and links ------------------------------------------------------ */
+
+static int sq_tracker_put(sp_store_t *base, const sp_store_tracker_t *t, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, t->campaign);
+    bind_text(st, 2, t->recipient);
+    bind_text(st, 3, t->kind);
+    bind_text(st, 4, t->target);
+    bind_text(st, 5, t->url);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "record tracker");
+}
+
+static int sq_trackers(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
+                       sp_store_tracker_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                " WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_tracker_t t = {sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                                col_text(st, 3),             col_text(st, 4), col_text(st, 5),
+                                sqlite3_column_int64(st, 6)};
+        if (cb(ctx, &t)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list trackers");
+}
+
+static int sq_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb, void *ctx,
+                    char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+    " GROUP BY target ORDER BY 3 DESC, target", '?', '?');
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_store_link_t l = {col_text(st, 0),
+                             sqlite3_column_int64(st, 1),
+                             sqlite3_column_int64(st, 2),
+                             sqlite3_column_int64(st, 3),
+                             sqlite3_column_int64(st, 4),
+                             sqlite3_column_int64(st, 5)};
+        if (cb(ctx, &l)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list links");
+}
+
+/* ---- the people a campaign was sent to ----------------------------------------- */
+
+static int sq_sent_put(sp_store_t *base, const char *campaign, const char *const *addrs, size_t n,
+                       int64_t *stored, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *stored = 0;
+    if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
+        return -1;
+    if (0 != rollup_step(s, "DELETE FROM sent_to WHERE campaign = ?1", campaign, err, errlen) ||
+        prepare(s, &st, "INSERT INTO sent_to(campaign, recipient) VALUES(?1, ?2)"
+                        " ON CONFLICT DO NOTHING", err, errlen))
+        goto fail;
+    bind_text(st, 1, campaign);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 2, addrs[i]);
+        if (SQLITE_DONE != sqlite3_step(st)) {
+            fail(s, err, errlen, "sent list");
+            goto fail;
+        }
+        *stored += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
+    return exec(s, "COMMIT", err, errlen);
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return -1;
+}
+
+static int sq_sent_stats(sp_store_t *base, const char *campaign, sp_store_sent_t *out, char *err,
+                         size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    *out = (sp_store_sent_t){0};
+    if (prepare(s, &st,
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+                    "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+                          " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+                          " FROM sent_to t LEFT JOIN recipients r"
+                          " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                          " WHERE t.campaign = ?1",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    int rc = sqlite3_step(st);
+    if (SQLITE_ROW == rc)
+        *out = (sp_store_sent_t){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                 sqlite3_column_int64(st, 2)};
+    sqlite3_finalize(st);
+    return SQLITE_ROW == rc ? 0 : fail(s, err, errlen, "sent list");
+}
+
+static int sq_not_opened(sp_store_t *base, const char *campaign, const char *after, int64_t limit,
+                         sp_store_name_cb cb, void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                " WHERE t.campaign = ?1 AND t.recipient > ?2"
+                " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                " ORDER BY t.recipient LIMIT ?3",
+                err, errlen))
+        return -1;
+    bind_text(st, 1, campaign);
+    bind_text(st, 2, after ? after : "");
+    sqlite3_bind_int64(st, 3, limit);
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st)))
+        if (cb(ctx, col_text(st, 0))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "not opened");
 }
 
 /* ---- unknown campaigns ------------------------------------------------------ */
@@ -1397,6 +1820,20 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
     return 0;
 }
 
+/* Runs rollup statement SQL with ARG (may be NULL) as ?1. */
+static int rollup_step(sqlite_store_t *s, const char *sql, const char *arg, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, sql, err, errlen))
+        return -1;
+    if (arg)
+        bind_text(st, 1, arg);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "rollups");
+}
+
 static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, char *err,
                      size_t errlen)
 {
@@ -1406,7 +1843,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         snprintf(err, errlen, "forget: no recipient given");
         return -1;
     }
-    static const char *const steps[] = {
+    const char *const steps[] = {
         /* Take the recipient's counts out of each campaign, then erase them. */
         "UPDATE campaigns SET"
         " total_views = total_views - " SP_TALLY_VIEWS_SQL(
@@ -1448,6 +1885,10 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             *deleted = sqlite3_changes(s->db);
         else if (4 == i)
             *deleted += sqlite3_changes(s->db);
+        /* Their share of the rollups, from their events before those go. */
+        if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
+                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen)))
+            goto fail;
     }
     if (0 == exec(s, "COMMIT", err, errlen))
         return 0;
@@ -1464,6 +1905,10 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM events WHERE campaign = ?1",  "DELETE FROM recipients WHERE campaign = ?1",
         "DELETE FROM clients WHERE campaign = ?1", "DELETE FROM images WHERE campaign = ?1",
         "DELETE FROM campaigns WHERE id = ?1",
+        "DELETE FROM rollup_counts WHERE campaign = ?1",
+        "DELETE FROM rollup_values WHERE campaign = ?1",
+        "DELETE FROM sent_to WHERE campaign = ?1",
+        "DELETE FROM trackers WHERE campaign = ?1",
     };
     int found = 0;
     *deleted = 0;
@@ -1925,6 +2370,14 @@ static int scrub_credentials(sqlite_store_t *s, char *err, size_t errlen)
 
 /* ---- open and close --------------------------------------------------------- */
 
+/* Schema 7: the rollups of every event stored before them. */
+static int backfill_rollups(sqlite_store_t *s, char *err, size_t errlen)
+{
+    if (0 != exec(s, rollup_sql[R_BACKFILL][0], err, errlen))
+        return -1;
+    return exec(s, rollup_sql[R_BACKFILL][1], err, errlen);
+}
+
 static void sq_close(sp_store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -1945,9 +2398,20 @@ static const sp_store_ops_t sqlite_ops = {
     .write_batch = sq_write_batch,
     .campaign_create = sq_campaign_create,
     .campaign_get = sq_campaign_get,
+    .engagement = sq_engagement,
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,
+    .report = sq_report,
+    .campaign_archive = sq_campaign_archive,
+    .events_query = sq_events_query,
+    .recipients_sorted = sq_recipients_sorted,
+    .tracker_put = sq_tracker_put,
+    .trackers = sq_trackers,
+    .links = sq_links,
+    .sent_put = sq_sent_put,
+    .sent_stats = sq_sent_stats,
+    .not_opened = sq_not_opened,
     .unknown_list = sq_unknown_list,
     .unknown_opens = sq_unknown_opens,
     .unknown_delete = sq_unknown_delete,
@@ -2042,6 +2506,16 @@ static void sqlite_once(void)
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);
+    sp_rollup_add_sql(rollup_sql[R_ADD][0], rollup_sql[R_ADD][1], ROLLUP_SQL_MAX,
+                      "id >= ?1 AND id <= ?2", 1, false);
+    sp_rollup_add_sql(rollup_sql[R_FORGET][0], rollup_sql[R_FORGET][1], ROLLUP_SQL_MAX,
+                      "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
+                      " AND recipient = ?1",
+                      -1, false);
+    sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX,
+                      "1 = 1", 1, false);
+    sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1],
+                         rollup_sql[R_REPORT][2], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {
@@ -2165,7 +2639,12 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
-        if (0 != prepare(s, &s->q[i], Q_EVENT_INSERT == i ? insert_sql : batch_sql[i], err, errlen))
+        if (0 != prepare(s, &s->q[i],
+                         Q_EVENT_INSERT == i    ? insert_sql
+                         : Q_ROLLUP_COUNTS == i ? rollup_sql[R_ADD][0]
+                         : Q_ROLLUP_VALUES == i ? rollup_sql[R_ADD][1]
+                                                : batch_sql[i],
+                         err, errlen))
             goto fail;
     return &s->base;
 fail:

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(0 == SP_CLASS_HUMAN && 1 == SP_CLASS_PROXY, "SP_TALLY_COUNTED_SQL names them");
+_Static_assert(0 == SP_EVENT_OPEN && 1 == SP_EVENT_CLICK, "SP_TALLY_OPEN_SQL names them");
+
 bool sp_tally_counted(int klass)
 {
     return SP_CLASS_HUMAN == klass || SP_CLASS_PROXY == klass;
@@ -15,6 +18,50 @@ bool sp_tally_counted(int klass)
 int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT])
 {
     return by_class[SP_CLASS_HUMAN] + by_class[SP_CLASS_PROXY];
+}
+
+const char *sp_tally_engagement(int klass, sp_event_engage_t how, int64_t read_ms)
+{
+    if (SP_ENGAGE_NONE == how)
+        return NULL;
+    /* A proxy's or a machine's fetch says nothing of how long a person read: a caching proxy
+     * reads the whole image at once, a scanner whenever it likes. */
+    if (SP_CLASS_HUMAN != klass || SP_ENGAGE_UNMEASURED == how)
+        return "unmeasured";
+    if (SP_ENGAGE_PENDING == how)
+        return NULL;
+    if (read_ms >= SP_TALLY_READ_MS)
+        return "read";
+    /* Cut short by the server, a shorter time is only a lower bound. */
+    if (SP_ENGAGE_CUT == how || read_ms < 0)
+        return "unmeasured";
+    return read_ms < SP_TALLY_SKIMMED_MS ? "glanced" : "skimmed";
+}
+
+bool sp_tally_engagement_counted(int kind, int klass)
+{
+    if (SP_EVENT_OPEN == kind)
+        return SP_CLASS_SELF != klass;
+    return (SP_EVENT_PRINT == kind || SP_EVENT_FORWARD == kind) && sp_tally_counted(klass);
+}
+
+void sp_tally_read_params(const sp_event_t *read, sp_tally_read_t *out)
+{
+    *out = (sp_tally_read_t){
+        .read_ms = read->read_ms < 0 ? 0 : read->read_ms,
+        .human = SP_CLASS_HUMAN,
+        .if_human = sp_tally_engagement(SP_CLASS_HUMAN, read->engage, read->read_ms),
+        .otherwise = sp_tally_engagement(SP_CLASS_MACHINE, read->engage, read->read_ms),
+    };
+}
+
+void sp_tally_read_folded(sp_event_t *read, int64_t id, int klass)
+{
+    const char *e = sp_tally_engagement(klass, read->engage, read->read_ms);
+    read->id = id;
+    read->klass = klass;
+    snprintf(read->engagement, sizeof(read->engagement), "%s", e ? e : "");
+    read->outcome = SP_OUTCOME_STORED;
 }
 
 void sp_tally_client_key(const sp_event_t *ev, char *buf, size_t len)
@@ -96,7 +143,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         bool open = SP_EVENT_OPEN == ev->kind;
         bool counted = sp_tally_counted(ev->klass);
         int klass = open && ev->klass >= 0 && ev->klass < SP_CLASS_COUNT ? ev->klass : -1;
-        bool view = open && counted, click = !open && counted;
+        bool view = open && counted, click = SP_EVENT_CLICK == ev->kind && counted;
 
         if (klass >= 0)
             c->by_class[klass]++;

@@ -27,7 +27,39 @@
  * kept and shown, and counted by class only: spypixel counts only people's opens. Whether a
  * recipient or a client had a counted open before is the store's to answer; the tally turns
  * the answer into unique views (sp_tally_recipient_seen, sp_tally_client_seen).
+ *
+ * Prints and forwards are events of their own, counted by neither views nor clicks. An open of
+ * the tracking block gets its engagement from how long its client kept the slow image (Litmus
+ * Email Analytics' steps): glanced under 2 s, skimmed 2 to 8 s, read 8 s or more; unmeasured
+ * when it was not a person's own client that held it (sp_tally_engagement).
  */
+
+#define SP_TALLY_SKIMMED_MS 2000 /* from here an open is skimmed */
+#define SP_TALLY_READ_MS    8000 /* from here it is read */
+
+/* The engagement of an open of class KLASS whose read time is known as HOW, READ_MS long:
+ * "glanced", "skimmed", "read", "unmeasured" (a class other than human, an image answered at
+ * once, a time cut short under SP_TALLY_READ_MS), or NULL (no block, or its read is still to
+ * come). */
+const char *sp_tally_engagement(int klass, sp_event_engage_t how, int64_t read_ms);
+
+/* Whether an event of KIND and class KLASS counts in a campaign's engagement: an open of any
+ * class but self (a proxy's and a machine's are its unmeasured ones), a print or a forward only
+ * when counted (a person's: a machine that fetches every image is no print). */
+bool sp_tally_engagement_counted(int kind, int klass);
+
+/* What the stores' fold of a read into its open binds: the read time, and the engagement of a
+ * human open (the class HUMAN) and of any other. Strings are static. */
+typedef struct sp_tally_read {
+    int64_t read_ms;
+    int human;
+    const char *if_human, *otherwise;
+} sp_tally_read_t;
+void sp_tally_read_params(const sp_event_t *read, sp_tally_read_t *out);
+
+/* The store folded READ into its open, stored as ID with class KLASS: READ now stands for it
+ * (its id, class and engagement), for the live streams and webhooks. */
+void sp_tally_read_folded(sp_event_t *read, int64_t id, int klass);
 
 /* Whether an event of class KLASS counts (human or proxy). */
 bool sp_tally_counted(int klass);
@@ -37,6 +69,20 @@ int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT]);
 
 /* The same in SQL, of the class columns of the row named ROW ("" or "r."). */
 #define SP_TALLY_VIEWS_SQL(row) "(" row "human + " row "proxy)"
+
+/* The rule again in SQL, of the events table's columns, for the report's rollups (rollup.h):
+ * a counted event, an open, a click, and whom an event counts unique by (its recipient, else
+ * its client, as sp_tally_client_key makes it). */
+#define SP_TALLY_COUNTED_SQL "class IN (0, 1)"
+#define SP_TALLY_OPEN_SQL    "kind = 0"
+#define SP_TALLY_CLICK_SQL   "kind = 1"
+#define SP_TALLY_WHO_SQL     "CASE WHEN recipient <> '' THEN recipient ELSE 'v:' || visitor END"
+
+/* What a counted open tells of its reader, in a breakdown by COL (browser, os, device, country,
+ * city): a proxy's open describes the proxy, not the reader, so it counts under its proxy's
+ * name (its via, else "proxy"). */
+#define SP_TALLY_READER_SQL(col)                                                                  \
+    "CASE WHEN class = 1 THEN CASE WHEN via <> '' THEN via ELSE 'proxy' END ELSE " col " END"
 
 #define SP_TALLY_CLIENT_MAX 64 /* a client key's bytes, NUL included */
 

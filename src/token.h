@@ -14,6 +14,10 @@ typedef enum sp_token_kind {
     SP_TOKEN_OPEN = 'o',  /* a pixel */
     SP_TOKEN_CLICK = 'c', /* a tracked link: carries its target */
     SP_TOKEN_IMAGE = 'i', /* an uploaded image: carries the image's ID */
+    /* The tracking block's parts (sp_snippet_block_html), each its own URL: */
+    SP_TOKEN_READ = 'r',    /* its image, an open held to measure its read time */
+    SP_TOKEN_PRINT = 'p',   /* the background its print style loads */
+    SP_TOKEN_FORWARD = 'f', /* the background its forward style loads */
 } sp_token_kind_t;
 
 typedef struct sp_token_data {

@@ -179,9 +179,8 @@ void sp_webhook_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
         sp_event_t *ev = evs[i];
         if (SP_OUTCOME_STORED != ev->outcome || (w->opt.first_only && !ev->first_view))
             continue;
-        json_t *j =
-            json_pack("{s:s, s:b, s:o}", "type", SP_EVENT_CLICK == ev->kind ? "click" : "open",
-                      "first_view", ev->first_view, "event", sp_serialize_event(sp_event_row(ev)));
+        json_t *j = json_pack("{s:s, s:b, s:o}", "type", sp_event_kind_name(ev->kind), "first_view",
+                              ev->first_view, "event", sp_serialize_event(sp_event_row(ev)));
         note_t *note = calloc(1, sizeof(*note));
         if (!note)
             abort();

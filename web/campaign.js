@@ -5,6 +5,7 @@ import { api, ApiError, enc } from './api.js';
 import { h, append, clear, when, ago, count, countryName, joined } from './dom.js';
 import { subscribe } from './live.js';
 import { timeChart, tally, barList } from './chart.js';
+import { engagementPanel } from './engagement.js';
 
 const PAGE = 500; // events fetched per request
 const SHOW = 100; // log rows shown per step
@@ -124,6 +125,7 @@ function eventDetail(e, ruleMap) {
         h('dl', {},
           row('Time', when(e.ts)),
           row('Kind', e.kind),
+          e.engagement ? row('Engagement', e.read_ms === null ? e.engagement : `${e.engagement} (${(e.read_ms / 1000).toFixed(1)} s)`) : null,
           row('Recipient', e.recipient),
           row('Class', e.class),
           row('Rule', e.rule ? h('a', { href: `#/rules?rule=${enc(e.rule)}` }, e.rule) : '', rule && rule.reason ? rule.reason : null, 'note'),
@@ -138,7 +140,7 @@ function logItem(e, ruleMap, fresh) {
   const summary = h('summary', {},
     h('span', { class: 'ev-time' }, when(e.ts)),
     ' ', badge(e.class),
-    e.kind === 'click' ? [' ', h('span', { class: 'badge click' }, 'click')] : null,
+    e.kind !== 'open' ? [' ', h('span', { class: `badge ${e.kind}` }, e.kind)] : null,
     ' ', h('span', { class: 'ev-recipient' }, recipientText(e.recipient)),
     ' ', h('span', { class: 'ev-client muted' }, (e.class === 'proxy' || e.class === 'machine') && e.via ? `via ${e.via}` : clientText(e) || e.via || ''),
     ' ', h('span', { class: 'ev-place muted' }, placeText(e)));
@@ -169,6 +171,7 @@ export function renderCampaign(root, id) {
   const head = h('div', { class: 'page-head' });
   const tiles = h('dl', { class: 'tiles', id: 'tiles', 'aria-label': 'Totals' });
   const chartBox = h('div', { id: 'chart' });
+  const engagementBox = h('div', { id: 'engagement-box' });
   const breakdowns = h('div', { class: 'breakdowns', id: 'breakdowns' });
   const basis = h('p', { class: 'muted small', id: 'basis' });
   const recBody = h('tbody');
@@ -182,6 +185,10 @@ export function renderCampaign(root, id) {
   const live = subscribe(`/api/v1/campaigns/${enc(id)}/stream`, {
     onEvent: (ev) => {
       if (ev.campaign && ev.campaign !== id) return;
+      if (ev.kind === 'read') { // a read time folded into an open already shown
+        scheduleSummary();
+        return;
+      }
       if (!addEvents([ev], true)) return;
       announce.textContent = `New ${ev.kind === 'click' ? 'click' : 'open'}: ${ev.recipient || 'no recipient'}, ${ev.class}`;
       scheduleSummary();
@@ -203,7 +210,7 @@ export function renderCampaign(root, id) {
     recBody));
 
   const body = h('div', { class: 'campaign', hidden: true },
-    tiles,
+    tiles, engagementBox,
     h('section', { class: 'card', 'aria-labelledby': 'chart-title' }, h('h2', { id: 'chart-title' }, 'Opens over time'), chartBox),
     breakdowns, basis,
     h('section', { class: 'card', 'aria-labelledby': 'rec-title' }, h('h2', { id: 'rec-title' }, 'Views per recipient'),
@@ -248,6 +255,7 @@ export function renderCampaign(root, id) {
     const c = await api(`/campaigns/${enc(id)}?limit=${RECIPIENTS}`);
     if (gone) return;
     renderTiles(c);
+    append(clear(engagementBox), engagementPanel(c.engagement));
     clear(recBody);
     const list = Array.isArray(c.per_recipient) ? c.per_recipient : [];
     if (!list.length) recBody.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No views yet.')));
@@ -291,7 +299,7 @@ export function renderCampaign(root, id) {
 
   function renderStats() {
     renderChart();
-    const counted = events.filter((e) => e.kind !== 'click' && (e.class === 'human' || e.class === 'proxy'));
+    const counted = events.filter((e) => e.kind === 'open' && (e.class === 'human' || e.class === 'proxy'));
     clear(breakdowns).append(
       barList('Clients', tally(counted, (e) => (e.class === 'proxy' && e.via ? e.via : e.browser)), 'by-client'),
       barList('Operating systems', tally(counted, (e) => e.os), 'by-os'),

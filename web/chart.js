@@ -25,7 +25,7 @@ function label(t, step) {
  * proxy) and the rest (machine, self) are two stacked series.
  */
 export function bucketize(events, now = Date.now()) {
-  const opens = events.filter((e) => e.kind !== 'click');
+  const opens = events.filter((e) => e.kind === 'open');
   const times = opens.map((e) => Date.parse(e.ts)).filter((t) => !Number.isNaN(t));
   if (!times.length) return null;
   const first = Math.min(...times);

@@ -88,6 +88,9 @@ export function renderCreator(root, { campaign = '' } = {}) {
   const camp = idField({ id: 'campaign', label: 'Campaign ID', hint: 'spring-newsletter', required: true, value: campaign, listId: 'campaign-list' });
   const recp = idField({ id: 'recipient', label: 'Recipient', hint: 'alice@example.com', required: false, value: '' });
   const copy = h('button', { type: 'submit', id: 'copy-pixel', disabled: true }, 'Copy pixel');
+  const blockBox = h('input', { type: 'checkbox', id: 'block', 'aria-describedby': 'block-help' });
+  const block = h('div', { class: 'field' }, h('label', {}, blockBox, ' Tracking block'),
+    h('p', { class: 'help', id: 'block-help' }, 'A style, one element and the image in place of the lone image: it also times the read (glanced, skimmed, read) and records prints and forwards.'));
   const status = h('p', { id: 'copy-status', class: 'status', role: 'status', 'aria-live': 'polite' });
   const snippet = h('section', { id: 'snippet', class: 'card snippet', hidden: true, 'aria-labelledby': 'snippet-title' });
 
@@ -97,7 +100,7 @@ export function renderCreator(root, { campaign = '' } = {}) {
     ', up to 128 characters: no spaces. A new campaign ID creates the campaign.');
 
   const form = h('form', { class: 'card creator', id: 'creator-form', novalidate: true },
-    camp.el, datalist, recp.el, help,
+    camp.el, datalist, recp.el, help, block,
     h('div', { class: 'actions' }, copy,
       h('span', { class: 'muted small' }, 'Copies the pixel as rich HTML and as HTML text. It is not loaded here.')),
     status);
@@ -147,6 +150,7 @@ export function renderCreator(root, { campaign = '' } = {}) {
       return;
     }
     const body = { campaign: camp.input.value, recipient: recp.input.value };
+    if (blockBox.checked) body.block = true;
     copy.disabled = true;
     status.textContent = 'Creating the pixel…';
     status.dataset.state = '';

@@ -49,7 +49,10 @@ test('make install puts every file in DESTDIR under PREFIX, the configuration un
   assert.ok((await stat(bin)).mode & 0o111, 'the binary is executable');
   await access(path.join(dest, PREFIX, 'share/man/man1/spypixel.1'));
   const unit = await readFile(path.join(dest, PREFIX, 'lib/systemd/system/spypixel.service'), 'utf8');
-  assert.match(unit, new RegExp(`^ExecStart=${PREFIX}/bin/spypixel serve --config /etc/spypixel/spypixel.conf$`, 'm'));
+  assert.match(unit, new RegExp(`^ExecStart=${PREFIX}/bin/spypixel serve --config %d/spypixel.conf$`, 'm'));
+  assert.match(unit, /^LoadCredential=spypixel\.conf:\/etc\/spypixel\/spypixel\.conf$/m);
+  // It may hold secrets (a PostgreSQL password, a webhook secret): root's alone.
+  assert.equal((await stat(path.join(dest, 'etc/spypixel/spypixel.conf'))).mode & 0o777, 0o600);
   assert.match(unit, /^Type=notify$/m);
   assert.doesNotMatch(unit, /@[A-Z]+@/, 'every placeholder filled');
   const conf = await readFile(path.join(dest, 'etc/spypixel/spypixel.conf'), 'utf8');

@@ -788,6 +788,18 @@ static void test_decode_malformed(void **state)
     assert_int_equal(SP_EVENT_CLICK, got->kind);
     sp_event_free(got);
     buf[8] = 2;
+    got = decode_exact(buf, fixed);
+    assert_non_null(got);
+    assert_int_equal(SP_EVENT_PRINT, got->kind);
+    sp_event_free(got);
+    buf[8] = 3;
+    got = decode_exact(buf, fixed);
+    assert_non_null(got);
+    assert_int_equal(SP_EVENT_FORWARD, got->kind);
+    sp_event_free(got);
+    buf[8] = SP_EVENT_READ; /* a read says how long: without its engage part it is none */
+    assert_null(decode_exact(buf, fixed));
+    buf[8] = 5;
     assert_null(decode_exact(buf, fixed));
     buf[8] = 0xff;
     assert_null(decode_exact(buf, fixed));

@@ -49,6 +49,8 @@ static sp_event_row_t full_row(void)
         .referer = NULL,
         .target = "",
         .visitor = "0123456789abcdef0123456789abcdef",
+        .engagement = NULL,
+        .read_ms = -1,
     };
 }
 
@@ -81,7 +83,24 @@ static void test_event_json(void **state)
             "\"Bavaria\",\"city\":\"M\xc3\xbcnchen\",\"latitude\":48.25,\"longitude\":-11.5,"
             "\"geo_label\":\"\",\"via\":\"\",\"class\":\"human\",\"rule\":\"default-human\","
             "\"cookies\":{\"a\":\"1\"},\"headers\":{\"Host\":\"px.example\"},\"referer\":null,"
-            "\"target\":\"\",\"visitor\":\"0123456789abcdef0123456789abcdef\"}");
+            "\"target\":\"\",\"visitor\":\"0123456789abcdef0123456789abcdef\","
+            "\"engagement\":null,\"read_ms\":null}");
+    /* The tracking block's fields: a read open, a print. */
+    r.engagement = "read";
+    r.read_ms = 12345;
+    json_t *jr = sp_serialize_event(&r);
+    assert_string_equal("read", json_string_value(json_object_get(jr, "engagement")));
+    assert_int_equal(12345, json_integer_value(json_object_get(jr, "read_ms")));
+    json_decref(jr);
+    r.kind = SP_EVENT_PRINT;
+    jr = sp_serialize_event(&r);
+    assert_string_equal("print", json_string_value(json_object_get(jr, "kind")));
+    json_decref(jr);
+    r.kind = SP_EVENT_FORWARD;
+    jr = sp_serialize_event(&r);
+    assert_string_equal("forward", json_string_value(json_object_get(jr, "kind")));
+    json_decref(jr);
+    r = full_row();
 
     /* What may be missing: no agent, no coordinates, no time; a click; a class out of range;
      * stored JSON that does not parse. */
@@ -229,7 +248,7 @@ static void test_csv(void **state)
     text_is(csv(NULL, true),
             "id,ts,kind,campaign,recipient,class,rule,via,ip,country,region,city,latitude,"
             "longitude,browser,browser_version,os,os_version,device,arch,user_agent,referer,"
-            "target,cookies,headers\n");
+            "target,cookies,headers,engagement,read_ms\n");
     sp_event_row_t r = full_row();
     r.user_agent = "=cmd|' /C calc'!A0";
     r.referer = "say \"hi\"";
@@ -242,7 +261,14 @@ static void test_csv(void **state)
             "\"human\",\"'@rule\",\"\",\"192.0.2.0\",\"DE\",\"Bavaria\",\"Z\xc3\xbcrich " FFFD
             "\",\"47.3769\",\"'-8.5417\",\"Firefox\",\"120.0\",\"Windows\",\"10\",\"Other\","
             "\"x86_64\",\"'=cmd|' /C calc'!A0\",\"say \"\"hi\"\"\",\"\",\"{\"\"a\"\":\"\"1\"\"}\","
-            "\"{\"\"Host\"\":\"\"px.example\"\"}\"\n");
+            "\"{\"\"Host\"\":\"\"px.example\"\"}\",\"\",\"\"\n");
+    r.engagement = "skimmed";
+    r.read_ms = 4000;
+    char *tail = csv(&r, false);
+    assert_non_null(strstr(tail, ",\"skimmed\",\"4000\"\n"));
+    free(tail);
+    r.engagement = NULL;
+    r.read_ms = -1;
     r.user_agent = NULL;
     r.latitude = r.longitude = NAN;
     char *line = csv(&r, false);
@@ -266,7 +292,7 @@ static void test_field_table(void **state)
     }
     assert_int_equal(1, ids);
     assert_int_equal(SP_FIELD_ID, sp_event_fields[0].kind);
-    assert_int_equal(25, csv_columns);
+    assert_int_equal(27, csv_columns);
     for (int c = 1; c <= csv_columns; c++) {
         int found = 0;
         for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
@@ -340,7 +366,20 @@ static void test_campaign_json(void **state)
     text_is(dump(sp_serialize_campaign(&c)),
             "{\"id\":\"spring\",\"total_views\":5,\"unique_views\":3,\"last_view_at\":null,"
             "\"created_at\":\"2023-11-14T22:13:20.123Z\",\"by_class\":{\"human\":4,\"proxy\":1,"
-            "\"machine\":7,\"self\":2},\"clicks\":6}");
+            "\"machine\":7,\"self\":2},\"clicks\":6,\"archived\":false}");
+    c.archived = true;
+    json_t *j = sp_serialize_campaign(&c);
+    sp_serialize_rates(j, &(sp_store_sent_t){.sent = 4, .openers = 2, .clickers = 1});
+    text_is(dump(j),
+            "{\"id\":\"spring\",\"total_views\":5,\"unique_views\":3,\"last_view_at\":null,"
+            "\"created_at\":\"2023-11-14T22:13:20.123Z\",\"by_class\":{\"human\":4,"
+            "\"proxy\":1,\"machine\":7,\"self\":2},\"clicks\":6,\"archived\":true,"
+            "\"sent\":4,\"sent_opened\":2,\"sent_clicked\":1,\"open_rate\":0.5,"
+            "\"click_rate\":0.25,\"click_to_open_rate\":0.5}");
+    j = json_object();
+    sp_serialize_rates(j, &(sp_store_sent_t){0});
+    text_is(dump(j), "{\"sent\":null,\"sent_opened\":null,\"sent_clicked\":null,"
+                     "\"open_rate\":null,\"click_rate\":null,\"click_to_open_rate\":null}");
     sp_recipient_t r = {.recipient = "ann",
                         .views = 2,
                         .by_class = {1, 1, 3, 4},

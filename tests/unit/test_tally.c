@@ -89,7 +89,7 @@ static void test_rule(void **state)
     assert_int_equal(2, c->by_class[P]);
     assert_int_equal(2, c->by_class[M]);
     assert_int_equal(2, c->by_class[S]);
-    assert_int_equal(2, c->clicks);        /* the human clicks; the machine's does not count */
+    assert_int_equal(2, c->clicks);         /* the human clicks; the machine's does not count */
     assert_int_equal(800, c->last_view_at); /* the latest counted event, a click */
     assert_int_equal(0, c->unique);         /* the store's answers make those */
 
@@ -202,12 +202,66 @@ static void test_client_key(void **state)
     sp_event_free(ev);
 }
 
+/* Litmus' steps: glanced under 2 s, skimmed 2 to 8 s, read from 8 s; never a read for a proxy
+ * or a machine, nor from a time the server cut short. */
+static void test_engagement(void **state)
+{
+    (void)state;
+    assert_null(sp_tally_engagement(H, SP_ENGAGE_NONE, -1));
+    assert_null(sp_tally_engagement(H, SP_ENGAGE_PENDING, -1));
+    assert_string_equal("unmeasured", sp_tally_engagement(H, SP_ENGAGE_UNMEASURED, -1));
+    assert_string_equal("glanced", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 0));
+    assert_string_equal("glanced", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 1999));
+    assert_string_equal("skimmed", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 2000));
+    assert_string_equal("skimmed", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 7999));
+    assert_string_equal("read", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 8000));
+    assert_string_equal("read", sp_tally_engagement(H, SP_ENGAGE_MEASURED, 20000));
+    for (int k = P; k <= S; k++) {
+        assert_string_equal("unmeasured", sp_tally_engagement(k, SP_ENGAGE_MEASURED, 20000));
+        assert_string_equal("unmeasured", sp_tally_engagement(k, SP_ENGAGE_PENDING, -1));
+    }
+    assert_string_equal("unmeasured", sp_tally_engagement(H, SP_ENGAGE_CUT, 5000));
+    assert_string_equal("read", sp_tally_engagement(H, SP_ENGAGE_CUT, 9000));
+}
+
+static void test_engagement_counted(void **state)
+{
+    (void)state;
+    assert_true(sp_tally_engagement_counted(OPEN, H));
+    assert_true(sp_tally_engagement_counted(OPEN, M));
+    assert_false(sp_tally_engagement_counted(OPEN, S));
+    assert_true(sp_tally_engagement_counted(SP_EVENT_PRINT, P));
+    assert_false(sp_tally_engagement_counted(SP_EVENT_PRINT, M));
+    assert_false(sp_tally_engagement_counted(SP_EVENT_FORWARD, S));
+    assert_false(sp_tally_engagement_counted(CLICK, H));
+}
+
+/* A print and a forward are neither views nor clicks. */
+static void test_print_forward(void **state)
+{
+    (void)state;
+    const spec_t specs[] = {
+        {"c", "ann", NULL, SP_EVENT_PRINT, H, 1},
+        {"c", "ann", NULL, SP_EVENT_FORWARD, H, 2},
+        {"c", "ann", NULL, CLICK, H, 3},
+    };
+    sp_event_t *evs[3];
+    sp_tally_t t;
+    count(&t, specs, 3, evs);
+    assert_int_equal(1, t.n_campaigns);
+    assert_int_equal(0, t.campaigns[0].views);
+    assert_int_equal(1, t.campaigns[0].clicks);
+    assert_int_equal(0, t.campaigns[0].by_class[H]);
+    free_all(&t, evs, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counted), cmocka_unit_test(test_rule),
-        cmocka_unit_test(test_seen),    cmocka_unit_test(test_sorted),
-        cmocka_unit_test(test_client_key),
+        cmocka_unit_test(test_counted),       cmocka_unit_test(test_rule),
+        cmocka_unit_test(test_seen),          cmocka_unit_test(test_sorted),
+        cmocka_unit_test(test_client_key),    cmocka_unit_test(test_engagement),
+        cmocka_unit_test(test_print_forward), cmocka_unit_test(test_engagement_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,123 @@
+/* query: a filtered page of events and a sorted page of recipients, as SQL both stores run. */
+/* SPDX-License-Identifier: MIT */
+#include "query.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tally.h"
+
+typedef struct {
+    char *buf;
+    size_t len, at;
+    char mark;
+    sp_query_param_t *params;
+    int n;
+} build_t;
+
+__attribute__((format(printf, 2, 3))) static void put(build_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->buf + b->at, b->len - b->at, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->len - b->at)
+        abort(); /* the statements are of a known size: a buffer too small is a bug */
+    b->at += (size_t)n;
+}
+
+/* Appends the mark of a new parameter, and returns its number. */
+static int param(build_t *b, bool text, const char *s, int64_t n)
+{
+    if (b->n == SP_QUERY_PARAMS)
+        abort();
+    b->params[b->n++] = (sp_query_param_t){text, s, n};
+    put(b, "%c%d", b->mark, b->n);
+    return b->n;
+}
+
+void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark, char *sql,
+                         size_t len, sp_query_param_t *params, int *n_params)
+{
+    build_t b = {sql, len, 0, mark, params, 0};
+    put(&b, "SELECT %s FROM events WHERE ", cols);
+    if (q->campaign) {
+        put(&b, "campaign = ");
+        param(&b, true, q->campaign, 0);
+        if (q->recipient) {
+            put(&b, " AND recipient = ");
+            param(&b, true, q->recipient, 0);
+        }
+    } else {
+        /* A recipient's events everywhere: through the campaigns they are in, each read by
+         * events_recipient. */
+        put(&b, "campaign IN (SELECT campaign FROM recipients WHERE recipient = ");
+        int r = param(&b, true, q->recipient ? q->recipient : "", 0);
+        put(&b, ") AND recipient = %c%d", mark, r);
+    }
+    if (q->klass >= 0) {
+        put(&b, " AND class = ");
+        param(&b, false, NULL, q->klass);
+    }
+    if (q->kind >= 0) {
+        put(&b, " AND kind = ");
+        param(&b, false, NULL, q->kind);
+    }
+    if (q->country) {
+        put(&b, " AND country = ");
+        param(&b, true, q->country, 0);
+    }
+    if (q->client) {
+        put(&b, " AND browser = ");
+        param(&b, true, q->client, 0);
+    }
+    if (q->from > 0) {
+        put(&b, " AND ts >= ");
+        param(&b, false, NULL, q->from);
+    }
+    if (q->to < INT64_MAX) {
+        put(&b, " AND ts < ");
+        param(&b, false, NULL, q->to);
+    }
+    if (q->before > 0) {
+        put(&b, " AND id < ");
+        param(&b, false, NULL, q->before);
+    }
+    put(&b, " ORDER BY id DESC");
+    if (q->limit >= 0) {
+        put(&b, " LIMIT ");
+        param(&b, false, NULL, q->limit);
+    }
+    *n_params = b.n;
+}
+
+void sp_query_recipients_sql(const sp_query_recipients_t *q, char mark, char *sql, size_t len,
+                             sp_query_param_t *params, int *n_params)
+{
+    static const char *const values[] = {
+        [SP_SORT_RECIPIENT] = "(0 * clicks)", /* 0, but not a column number in ORDER BY */
+        [SP_SORT_VIEWS] = SP_TALLY_VIEWS_SQL(""),
+        [SP_SORT_CLICKS] = "clicks",
+        [SP_SORT_FIRST] = "first_at",
+        [SP_SORT_LAST] = "last_at",
+    };
+    const char *v = values[q->sort], *dir = q->desc ? "DESC" : "ASC", *cmp = q->desc ? "<" : ">";
+    build_t b = {sql, len, 0, mark, params, 0};
+    put(&b,
+        "SELECT recipient, human, proxy, machine, self, clicks, first_at, last_at, %s"
+        " FROM recipients WHERE campaign = ",
+        v);
+    param(&b, true, q->campaign, 0);
+    if (q->after) {
+        /* The keyset: past the last row in the order (value, recipient). */
+        put(&b, " AND (%s %s ", v, cmp);
+        int value = param(&b, false, NULL, q->after_value);
+        put(&b, " OR (%s = %c%d AND recipient %s ", v, mark, value, cmp);
+        param(&b, true, q->after, 0);
+        put(&b, "))");
+    }
+    put(&b, " ORDER BY %s %s, recipient %s LIMIT ", v, dir, dir);
+    param(&b, false, NULL, q->limit);
+    *n_params = b.n;
+}

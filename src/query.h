@@ -1,0 +1,63 @@
+/* query: a filtered page of events and a sorted page of recipients, as SQL both stores run. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_QUERY_H
+#define SP_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A page of events, newest first (by ID). Strings are borrowed; NULL is no filter. */
+typedef struct sp_query_events {
+    const char *campaign;  /* NULL: every campaign the recipient is in (recipient required) */
+    const char *recipient; /* exactly */
+    int klass, kind;       /* -1: any */
+    const char *country;   /* exactly (its ISO code as stored) */
+    const char *client;    /* the browser's family, exactly */
+    int64_t from, to;      /* ts in [from, to): 0 and INT64_MAX for none */
+    int64_t before;        /* IDs below it; 0: from the newest */
+    int64_t limit;         /* negative: no limit */
+} sp_query_events_t;
+
+/* A parameter of the statement, in the order of its marks. */
+typedef struct sp_query_param {
+    bool text;
+    const char *s;
+    int64_t n;
+} sp_query_param_t;
+
+#define SP_QUERY_PARAMS 12
+
+/* The statement for Q into SQL (LEN bytes) selecting COLS (the events' columns, in the field
+ * table's order), with MARK the parameters' sign ('?' or '$') and their values in PARAMS
+ * (*N_PARAMS of them, at most SP_QUERY_PARAMS); a negative limit is left out. Aborts when SQL
+ * is too small. */
+void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark, char *sql,
+                         size_t len, sp_query_param_t *params, int *n_params);
+
+/* What a campaign's recipients are sorted by. */
+typedef enum sp_query_sort {
+    SP_SORT_RECIPIENT,
+    SP_SORT_VIEWS,
+    SP_SORT_CLICKS,
+    SP_SORT_FIRST,
+    SP_SORT_LAST,
+} sp_query_sort_t;
+
+/* A page of a campaign's recipients sorted by SORT (DESC: descending), then by recipient in the
+ * same direction, after the row (AFTER_VALUE, AFTER) when AFTER is not NULL (keyset paging). */
+typedef struct sp_query_recipients {
+    const char *campaign;
+    sp_query_sort_t sort;
+    bool desc;
+    const char *after; /* the last row's recipient, or NULL for the first page */
+    int64_t after_value;
+    int64_t limit;
+} sp_query_recipients_t;
+
+/* The statement for Q into SQL, selecting (recipient, human, proxy, machine, self, clicks,
+ * first_at, last_at, the sort value); as sp_query_events_sql. */
+void sp_query_recipients_sql(const sp_query_recipients_t *q, char mark, char *sql, size_t len,
+                             sp_query_param_t *params, int *n_params);
+
+#endif

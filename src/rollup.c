@@ -1,0 +1,150 @@
+/* rollup: the report's counters, kept by the writer beside the events, in SQL both stores run. */
+/* SPDX-License-Identifier: MIT */
+#include "rollup.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tally.h"
+
+static const char *const dim_names[SP_ROLLUP_DIMS] = {
+    [SP_ROLLUP_CLIENT] = "client",   [SP_ROLLUP_OS] = "os",     [SP_ROLLUP_DEVICE] = "device",
+    [SP_ROLLUP_COUNTRY] = "country", [SP_ROLLUP_CITY] = "city", [SP_ROLLUP_VIA] = "via",
+};
+
+const char *sp_rollup_dim_name(int dim)
+{
+    return dim >= 0 && dim < SP_ROLLUP_DIMS ? dim_names[dim] : NULL;
+}
+
+/* What each dim counts: its value, and which events count (of the CTE "e"). */
+#define COUNTED_OPEN  "(" SP_TALLY_OPEN_SQL " AND " SP_TALLY_COUNTED_SQL ")"
+#define COUNTED_CLICK "(" SP_TALLY_CLICK_SQL " AND " SP_TALLY_COUNTED_SQL ")"
+static const struct {
+    const char *value, *when;
+} dims[SP_ROLLUP_DIMS] = {
+    [SP_ROLLUP_OPENER] = {SP_TALLY_WHO_SQL, COUNTED_OPEN},
+    [SP_ROLLUP_CLIENT] = {SP_TALLY_READER_SQL("browser"), COUNTED_OPEN},
+    [SP_ROLLUP_OS] = {SP_TALLY_READER_SQL("os"), COUNTED_OPEN},
+    [SP_ROLLUP_DEVICE] = {SP_TALLY_READER_SQL("device"), COUNTED_OPEN},
+    [SP_ROLLUP_COUNTRY] = {SP_TALLY_READER_SQL("country"), COUNTED_OPEN},
+    [SP_ROLLUP_CITY] = {SP_TALLY_READER_SQL("city"), COUNTED_OPEN},
+    [SP_ROLLUP_VIA] = {"via", COUNTED_OPEN},
+    [SP_ROLLUP_CLICKER] = {SP_TALLY_WHO_SQL, COUNTED_CLICK},
+};
+
+/* The events' columns the rollups read. */
+#define SOURCE_COLS                                                                                \
+    "campaign, ts, kind, class, recipient, visitor, browser, os, device, country, city, via"
+
+typedef struct {
+    char *buf;
+    size_t len, at;
+} sql_t;
+
+__attribute__((format(printf, 2, 3))) static void put(sql_t *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(q->buf + q->at, q->len - q->at, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= q->len - q->at)
+        abort(); /* the statements are fixed: a buffer too small is a bug */
+    q->at += (size_t)n;
+}
+
+/* Per quarter: opens by class, counted clicks; SIGN times each. Of "e", grouped. */
+static void counts_select(sql_t *q, int sign)
+{
+    put(q, "SELECT campaign, ts / %lld AS quarter", SP_ROLLUP_QUARTER_MS);
+    static const char *const names[4] = {"human", "proxy", "machine", "self"};
+    for (int k = 0; k < 4; k++)
+        put(q, ", %d * SUM(CASE WHEN %s AND class = %d THEN 1 ELSE 0 END) AS %s", sign,
+            SP_TALLY_OPEN_SQL, k, names[k]);
+    put(q,
+        ", %d * SUM(CASE WHEN %s THEN 1 ELSE 0 END) AS clicks FROM e GROUP BY campaign, ts / %lld",
+        sign, COUNTED_CLICK, SP_ROLLUP_QUARTER_MS);
+}
+
+/* Per dim, hour and value: how many; SIGN times each. Of "e", grouped. */
+static void values_select(sql_t *q, int sign, bool pg)
+{
+    put(q, "SELECT campaign, dim, hour, value, %d * COUNT(*) AS n FROM (", sign);
+    for (int d = 0; d < SP_ROLLUP_DIMS; d++)
+        put(q, "%sSELECT campaign, %d AS dim, ts / %lld AS hour, (%s)%s AS value FROM e WHERE %s",
+            d ? " UNION ALL " : "", d, SP_ROLLUP_HOUR_MS, dims[d].value, pg ? " COLLATE \"C\"" : "",
+            dims[d].when);
+    put(q, ") x GROUP BY campaign, dim, hour, value");
+}
+
+void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg)
+{
+    /* The rows are upserted in key order, so that writers on several servers lock them in one
+     * order and wait for each other instead of deadlocking. */
+    sql_t q = {counts, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
+    put(&q, " INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine, self,"
+            " clicks) SELECT * FROM (");
+    counts_select(&q, sign);
+    put(&q, ") c WHERE true ORDER BY campaign, quarter ON CONFLICT(campaign, quarter) DO UPDATE"
+            " SET human = r.human + excluded.human, proxy = r.proxy + excluded.proxy,"
+            " machine = r.machine + excluded.machine, self = r.self + excluded.self,"
+            " clicks = r.clicks + excluded.clicks");
+    q = (sql_t){values, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
+    put(&q, " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM (");
+    values_select(&q, sign, pg);
+    put(&q, ") v WHERE true ORDER BY campaign, dim, hour, value"
+            " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n");
+}
+
+/* Dims 1-6 as a list: an IN list lets each be read by its hours from the index, where a range
+ * of dims would read every hour of them. */
+#define BREAKDOWN_DIMS "1, 2, 3, 4, 5, 6"
+_Static_assert(1 == SP_ROLLUP_CLIENT && 6 == SP_ROLLUP_VIA, "BREAKDOWN_DIMS names them");
+
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg)
+{
+    char m = pg ? '$' : '?';
+    char edges[512];
+    /* Two range scans of events(campaign, ts), not one with OR, which may read the whole
+     * campaign. */
+    snprintf(edges, sizeof(edges),
+             "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
+             " WHERE campaign = %c1 AND ts >= %c4 AND ts < %c5 UNION ALL SELECT " SOURCE_COLS
+             " FROM events WHERE campaign = %c1 AND ts >= %c6 AND ts < %c7) ",
+             m, m, m, m, m, m);
+
+    sql_t q = {counts, len, 0};
+    put(&q,
+        "%sSELECT quarter, human, proxy, machine, self, clicks FROM rollup_counts"
+        " WHERE campaign = %c1 AND quarter >= CAST(%c2 AS BIGINT) * 4"
+        " AND quarter < CAST(%c3 AS BIGINT) * 4"
+        " UNION ALL SELECT quarter, human, proxy, machine, self, clicks FROM (",
+        edges, m, m, m);
+    counts_select(&q, 1);
+    put(&q, ") c");
+
+    q = (sql_t){values, len, 0};
+    put(&q,
+        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c3"
+        " UNION ALL SELECT dim, value, n FROM (",
+        edges, m, BREAKDOWN_DIMS, m, m);
+    values_select(&q, 1, pg);
+    put(&q,
+        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
+        " ORDER BY dim, SUM(n) DESC, value",
+        BREAKDOWN_DIMS);
+
+    q = (sql_t){distinct, len, 0};
+    put(&q,
+        "%sSELECT dim, COUNT(*), SUM(CASE WHEN value IN (SELECT recipient FROM sent_to"
+        " WHERE campaign = %c1) THEN 1 ELSE 0 END) FROM (SELECT dim, value FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%c8, %d) AND hour >= %c2 AND hour < %c3 AND n > 0"
+        " UNION SELECT dim, value FROM (",
+        edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
+    values_select(&q, 1, pg);
+    put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
+}

@@ -1,0 +1,71 @@
+/* rollup: the report's counters, kept by the writer beside the events, in SQL both stores run. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_ROLLUP_H
+#define SP_ROLLUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Two tables, added to in the transaction that stores the events (and taken from by forget),
+ * so that a report over any range reads counters, not events:
+ *
+ *   rollup_counts(campaign, quarter, human, proxy, machine, self, clicks)
+ *       opens by class and counted clicks per quarter hour (UTC): every time zone's offset
+ *       is a whole number of quarter hours, so local hours, days and weeks are sums of them;
+ *   rollup_values(campaign, dim, hour, value, n)
+ *       per hour (UTC), the counted opens by client, OS, device, country, city and via (dims
+ *       1-6), and who had counted opens (dim 0) or counted clicks (dim 7) in that hour, with
+ *       how many: a range's unique openers are the distinct values of dim 0 over its hours.
+ *
+ * What an event adds is written once here, in SQL over the events table, from the counting
+ * rule's SQL (tally.h): the writer runs it on the events it just inserted, the migration on
+ * every stored event, forget (negated) on the events it erases, and the report on the events
+ * at the edges of a range that do not fill an hour.
+ */
+
+enum {
+    SP_ROLLUP_OPENER = 0, /* who opened (counted) */
+    SP_ROLLUP_CLIENT,
+    SP_ROLLUP_OS,
+    SP_ROLLUP_DEVICE,
+    SP_ROLLUP_COUNTRY,
+    SP_ROLLUP_CITY,
+    SP_ROLLUP_VIA,
+    SP_ROLLUP_CLICKER, /* who clicked (counted) */
+    SP_ROLLUP_DIMS
+};
+
+#define SP_ROLLUP_QUARTER_MS 900000LL
+#define SP_ROLLUP_HOUR_MS    3600000LL
+
+/* The columns of rollup_counts after campaign and quarter, in order. */
+enum {
+    SP_ROLLUP_HUMAN,
+    SP_ROLLUP_PROXY,
+    SP_ROLLUP_MACHINE,
+    SP_ROLLUP_SELF,
+    SP_ROLLUP_CLICKS,
+    SP_ROLLUP_COUNTS
+};
+
+/* The breakdown name of dims 1-6 ("client", "os", ...); NULL for the others. */
+const char *sp_rollup_dim_name(int dim);
+
+/* Statements that add SIGN (1 or -1) times what the events of SOURCE add to the rollups:
+ * SOURCE is SQL selecting from events (its WHERE may name parameters); into COUNTS and VALUES
+ * (LEN bytes each). PG: PostgreSQL's dialect. Aborts when a buffer is too small (a fixed
+ * SOURCE: a bug). */
+void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign,
+                       bool pg);
+
+/* The report's three queries, into COUNTS, VALUES and DISTINCT (LEN bytes each), MARK the
+ * parameters' sign ('?' or '$'). Parameters: 1 the campaign, 2 and 3 the hours [from, to) read
+ * from the rollups, 4-5 and 6-7 the edges [from, to) in ms read from the events, 8 the dim
+ * counted with the clickers (0: the openers too; 7: not them). Rows:
+ * COUNTS (quarter, human, proxy, machine, self, clicks), a quarter possibly twice; VALUES (dim,
+ * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n, listed) of dims 0 and 7, listed:
+ * those in the campaign's list of people it was sent to (sent_to). */
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg);
+
+#endif
