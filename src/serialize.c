@@ -514,11 +514,14 @@ static void csv_order(void)
             abort();
 }
 
-/* A run of text at a time, not a character: an export writes a few hundred bytes a row. */
-static void csv_field(FILE *f, const char *s, bool last)
+/* TEXT cells a spreadsheet would run as a formula get a leading apostrophe (OWASP's CSV
+ * injection advice); numbers and times are written by us and never prefixed, so that a
+ * negative coordinate stays a number. A run of text is written at a time, not a character:
+ * an export writes a few hundred bytes a row. */
+static void csv_field(FILE *f, const char *s, bool guard, bool last)
 {
     fputc_unlocked('"', f);
-    if (s && s[0] && strchr("=+-@\t\r", s[0]))
+    if (guard && s && s[0] && strchr("=+-@\t\r", s[0]))
         fputc_unlocked('\'', f);
     char *clean = s ? sp_utf8_clean(s) : NULL;
     for (const char *p = clean ? clean : s; p && *p;) {
@@ -551,6 +554,7 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
         const sp_event_field_t *f = csv_fields[i];
         char buf[32] = "";
         const char *text = buf;
+        bool guard = false;
         switch (f->kind) {
         case SP_FIELD_ID:
             snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
@@ -568,6 +572,7 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
         case SP_FIELD_TEXT_OR_NULL:
         case SP_FIELD_OBJECT:
             text = sp_event_row_text(row, f);
+            guard = true;
             break;
         case SP_FIELD_COORD:
             if (!isnan(sp_event_row_coord(row, f)))
@@ -578,7 +583,7 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
                 snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
             break;
         }
-        csv_field(out, text, i + 1 == n_csv);
+        csv_field(out, text, guard, i + 1 == n_csv);
     }
 }
 

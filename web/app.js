@@ -7,6 +7,8 @@ import { renderCampaigns } from './campaigns.js';
 import { renderCampaign } from './campaign.js';
 import { renderCreator } from './creator.js';
 import { renderRules } from './rules.js';
+import { renderRecipient } from './recipient.js';
+import { renderCompare } from './compare.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -150,10 +152,16 @@ function route(initial) {
     setView('How opens are classed', (root) => renderRules(root, query.get('rule') || ''));
   } else if (parts[0] === 'campaigns' && parts[1]) {
     markNav('');
-    setView(parts[1], (root) => renderCampaign(root, parts[1]));
+    setView(parts[1], (root) => renderCampaign(root, parts[1], query));
+  } else if (parts[0] === 'recipients' && parts[1]) {
+    markNav('');
+    setView(parts[1], (root) => renderRecipient(root, parts[1]));
+  } else if (parts[0] === 'compare') {
+    markNav('compare');
+    setView('Compare campaigns', (root) => renderCompare(root, query));
   } else {
     markNav('campaigns');
-    setView('Campaigns', (root) => renderCampaigns(root));
+    setView('Campaigns', (root) => renderCampaigns(root, query));
   }
   if (!initial) focusMain();
 }

@@ -32,8 +32,8 @@ function card(c, fresh) {
   if (bc.machine) extra.push(`${count(bc.machine)} machine`);
   if (bc.self) extra.push(`${count(bc.self)} self`);
   if (c.clicks) extra.push(`${count(c.clicks)} ${c.clicks === 1 ? 'click' : 'clicks'}`);
-  return h('li', { class: `card campaign-card${fresh ? ' fresh' : ''}`, dataset: { campaign: c.id } },
-    h('h2', {}, h('a', { href: campaignHref(c.id) }, c.id)),
+  return h('li', { class: `card campaign-card${fresh ? ' fresh' : ''}${c.archived ? ' archived' : ''}`, dataset: { campaign: c.id } },
+    h('h2', {}, h('a', { href: campaignHref(c.id) }, c.id), c.archived ? [' ', h('span', { class: 'badge self' }, 'archived')] : null),
     h('dl', { class: 'stats' },
       stat('Total views', count(c.total_views), 'total'),
       stat('Unique views', count(c.unique_views), 'unique')),
@@ -128,11 +128,21 @@ function unknownBox(act) {
   };
 }
 
-export function renderCampaigns(root) {
+export function renderCampaigns(root, query = new URLSearchParams()) {
   const list = h('ul', { class: 'cards', id: 'campaign-cards', 'aria-label': 'Campaigns' });
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading campaigns…');
   const announce = h('p', { class: 'visually-hidden', 'aria-live': 'polite', id: 'live-announce' });
   const notice = h('p', { class: 'status', id: 'unknown-status', role: 'status' });
+  const deleted = query.get('deleted');
+  if (deleted) {
+    notice.dataset.state = 'good';
+    const n = Number(query.get('events')) || 0;
+    notice.textContent = `Deleted campaign ${deleted} and its ${count(n)} ${n === 1 ? 'event' : 'events'}.`;
+  }
+  const showArchived = h('input', { type: 'checkbox', id: 'show-archived' });
+  const archivedToggle = h('p', { class: 'archived-toggle', hidden: true },
+    showArchived, ' ', h('label', { for: 'show-archived', id: 'show-archived-label' }, 'Show archived campaigns'));
+  showArchived.addEventListener('change', () => load());
   const unknown = unknownBox(act);
   const fresh = new Set(); // campaigns with news since the last render
   let timer = null;
@@ -152,8 +162,10 @@ export function renderCampaigns(root) {
   root.append(
     h('div', { class: 'page-head' },
       h('h1', {}, 'Campaigns'),
-      h('div', { class: 'head-tools' }, live.el, h('a', { class: 'button', href: '#/create' }, 'Create a pixel'))),
-    notice, unknown.el, status, list, announce);
+      h('div', { class: 'head-tools' }, live.el,
+        h('a', { class: 'button secondary', href: '#/compare' }, 'Compare two'),
+        h('a', { class: 'button', href: '#/create' }, 'Create a pixel'))),
+    notice, unknown.el, status, archivedToggle, list, announce);
 
   async function act(kind, u) {
     unknown.busy(true);
@@ -190,7 +202,11 @@ export function renderCampaigns(root) {
     }
     if (gone) return;
     unknown.update(Array.isArray(kept) ? kept : []);
-    const sorted = sortCampaigns(Array.isArray(data) ? data : []);
+    const all = Array.isArray(data) ? data : [];
+    const archived = all.filter((c) => c.archived).length;
+    archivedToggle.hidden = archived === 0;
+    clear(archivedToggle.querySelector('label')).append(`Show ${count(archived)} archived ${archived === 1 ? 'campaign' : 'campaigns'}`);
+    const sorted = sortCampaigns(showArchived.checked ? all : all.filter((c) => !c.archived));
     clear(list);
     if (!sorted.length) {
       status.textContent = '';

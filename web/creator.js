@@ -106,11 +106,12 @@ export function renderCreator(root, { campaign = '' } = {}) {
     status);
 
   const link = linkForm(() => ({ campaign: camp.input.value, recipient: recp.input.value, ok: check() }));
+  const image = imageForm(() => ({ campaign: camp.input.value, recipient: recp.input.value, ok: check() }));
 
   root.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Create a tracking pixel')),
     h('p', { class: 'lead' }, 'A 1×1 transparent image with an opaque, signed address: it names neither the campaign nor the recipient, and cannot be forged for another one.'),
-    form, snippet, link);
+    form, snippet, link, image);
 
   let touched = { campaign: !!campaign, recipient: false };
   const check = () => {
@@ -216,15 +217,28 @@ function linkForm(ids) {
     target.setAttribute('aria-invalid', touched && problem ? 'true' : 'false');
     return !problem;
   };
+  let made = null; // the destination of the link shown below
+  // The message and the link below speak of the last link made: once the destination
+  // changes they would describe another address, so they go.
+  const forget = () => {
+    if (made !== null && target.value === made) return;
+    status.textContent = '';
+    status.dataset.state = '';
+    out.hidden = true;
+    clear(out);
+    made = null;
+  };
   target.addEventListener('input', () => {
     touched = touched || target.value !== '';
     check();
+    forget();
   });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     touched = true;
     const { campaign, recipient, ok } = ids();
     if (!check()) {
+      forget();
       target.focus();
       return;
     }
@@ -236,21 +250,135 @@ function linkForm(ids) {
     button.disabled = true;
     status.dataset.state = '';
     try {
-      const made = api('/links', { method: 'POST', body: { campaign, recipient, target: target.value } });
+      const pending = api('/links', { method: 'POST', body: { campaign, recipient, target: target.value } });
       let copied = false;
       try {
-        copied = await copyRichText(made.then((r) => r.url));
+        copied = await copyRichText(pending.then((r) => r.url));
       } catch {
         copied = false;
       }
-      const { url } = await made;
+      const { url } = await pending;
+      made = target.value;
       out.hidden = false;
       clear(out).append(h('code', {}, url));
       status.dataset.state = copied ? 'good' : 'bad';
       status.textContent = copied ? 'Tracked link copied.' : 'Copy it from below.';
     } catch (err) {
+      out.hidden = true;
+      clear(out);
+      made = null;
       status.dataset.state = 'bad';
       status.textContent = `Could not make the link: ${err.message}`;
+    }
+    button.disabled = false;
+  });
+  return form;
+}
+
+/** TEXT safe inside a double-quoted HTML attribute. */
+export function attr(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+const IMAGE_TYPES = ['image/png', 'image/gif', 'image/jpeg', 'image/webp'];
+const IMAGE_MAX = 8 * 1024 * 1024;
+
+/**
+ * Any image as a tracker: uploaded for the campaign and recipient above, previewed from the
+ * file itself (the tracked address is never loaded here: that would be a view), with its
+ * snippet to copy as for a pixel.
+ */
+function imageForm(ids) {
+  const file = h('input', { type: 'file', id: 'image-file', name: 'image', accept: IMAGE_TYPES.join(','), 'aria-describedby': 'image-help image-error' });
+  const alt = h('input', { id: 'image-alt', name: 'alt', autocomplete: 'off', placeholder: 'Our spring logo', maxlength: 200 });
+  const error = h('p', { class: 'field-error', id: 'image-error' });
+  const preview = h('img', { id: 'image-preview', class: 'image-preview', alt: 'Preview of the chosen image', hidden: true });
+  const button = h('button', { type: 'submit', id: 'upload-image', class: 'secondary', disabled: true }, 'Upload and copy');
+  const status = h('p', { class: 'status', role: 'status', id: 'image-status' });
+  const result = h('div', { id: 'image-result', hidden: true });
+  const form = h('form', { class: 'card creator', id: 'image-form', novalidate: true, 'aria-labelledby': 'image-title' },
+    h('h2', { id: 'image-title' }, 'Use an image as a tracker'),
+    h('p', { class: 'help', id: 'image-help' }, 'A logo or a banner (PNG, GIF, JPEG or WebP, up to 8 MB) for the campaign and recipient above: every load of it counts as an open. Without a recipient, one image serves everyone and counts visitors.'),
+    h('div', { class: 'field' }, h('label', { for: 'image-file' }, 'Image'), file, error),
+    preview,
+    h('div', { class: 'field' }, h('label', { for: 'image-alt' }, 'Alternative text', h('span', { class: 'muted' }, ' (optional)')), alt),
+    h('div', { class: 'actions' }, button), status, result);
+  let size = null;
+  file.addEventListener('change', () => {
+    const f = file.files && file.files[0];
+    clear(result);
+    result.hidden = true;
+    status.textContent = '';
+    preview.hidden = true;
+    size = null;
+    error.textContent = '';
+    file.setAttribute('aria-invalid', 'false');
+    button.disabled = true;
+    if (!f) return;
+    const problem = !IMAGE_TYPES.includes(f.type) ? 'Not a PNG, GIF, JPEG or WebP image.'
+      : f.size > IMAGE_MAX ? 'Too large: at most 8 MB.' : '';
+    if (problem) {
+      error.textContent = problem;
+      file.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    const reader = new FileReader();
+    reader.addEventListener('load', () => {
+      preview.addEventListener('load', () => {
+        size = { w: preview.naturalWidth, h: preview.naturalHeight };
+      }, { once: true });
+      preview.src = String(reader.result); // a data: URL of the file, not the tracker
+      preview.hidden = false;
+      button.disabled = false;
+    });
+    reader.readAsDataURL(f);
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = file.files && file.files[0];
+    const { campaign, recipient, ok } = ids();
+    if (!f) {
+      error.textContent = 'Choose an image first.';
+      file.focus();
+      return;
+    }
+    if (!ok) {
+      status.dataset.state = 'bad';
+      status.textContent = 'Fix the campaign ID and recipient above first.';
+      return;
+    }
+    button.disabled = true;
+    status.dataset.state = '';
+    status.textContent = 'Uploading…';
+    const q = new URLSearchParams({ campaign });
+    if (recipient) q.set('recipient', recipient);
+    const pending = api(`/images?${q}`, { method: 'POST', raw: f, type: f.type });
+    const htmlOf = (r) => `<img src="${attr(r.url)}" alt="${attr(alt.value)}"${size ? ` width="${size.w}" height="${size.h}"` : ''}>`;
+    let copied = false;
+    try {
+      copied = await copyRich(pending.then(htmlOf));
+    } catch {
+      copied = false;
+    }
+    try {
+      const r = await pending;
+      const html = htmlOf(r);
+      const copyHtml = h('button', { type: 'button', class: 'secondary', id: 'copy-image-html' }, 'Copy HTML as text');
+      const note = h('span', { class: 'muted small', role: 'status' });
+      copyHtml.addEventListener('click', async () => {
+        note.textContent = (await copyText(html)) ? 'HTML copied as text.' : 'Copy failed: select the text.';
+      });
+      clear(result).append(
+        h('p', {}, 'Campaign ', h('strong', {}, campaign), recipient ? [' · recipient ', h('strong', {}, recipient)] : ' · no recipient',
+          ' · ', h('a', { href: campaignHref(campaign) }, 'see its opens')),
+        h('pre', { class: 'code', id: 'image-html', tabindex: '0', 'aria-label': 'The image as HTML' }, h('code', {}, html)),
+        h('div', { class: 'actions' }, copyHtml, note));
+      result.hidden = false;
+      status.dataset.state = copied ? 'good' : 'bad';
+      status.textContent = copied ? 'Uploaded and copied. Paste it into your email.' : 'Uploaded. The browser did not let the page copy: copy the HTML below.';
+    } catch (err) {
+      status.dataset.state = 'bad';
+      status.textContent = `Could not upload the image: ${err.message}`;
     }
     button.disabled = false;
   });

@@ -39,18 +39,83 @@ export function clear(el) {
   return el;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const shortTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'short' });
+// One language on every page: the dashboard's text is English, so dates, numbers, relative
+// times and place names are too, whatever the browser's language.
+export const LANG = 'en';
+const TZ_KEY = 'spypixel.tz';
 
-/** A <time> in local time, with the ISO string in its title. */
-export function when(iso, { short = false, empty = 'never' } = {}) {
+function validZone(tz) {
+  try {
+    new Intl.DateTimeFormat(LANG, { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The browser's own time zone (IANA name). */
+export function browserZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+/** The time zone every date is shown in: the one chosen last, else the browser's. */
+export function zone() {
+  let tz = '';
+  try {
+    tz = localStorage.getItem(TZ_KEY) || '';
+  } catch {
+    tz = '';
+  }
+  return tz && validZone(tz) ? tz : browserZone();
+}
+
+/** Chooses (and remembers) the zone; a bad name is refused. Returns whether it was taken. */
+export function setZone(tz) {
+  if (!validZone(tz)) return false;
+  try {
+    localStorage.setItem(TZ_KEY, tz);
+  } catch {
+    // Private mode: it holds for this page only.
+  }
+  fmtCache.clear();
+  return true;
+}
+
+/** Every zone the browser knows, for a picker. */
+export function zones() {
+  const list = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  const all = new Set([...list, 'UTC', browserZone(), zone()]);
+  return [...all].sort();
+}
+
+const fmtCache = new Map();
+/** An Intl.DateTimeFormat in the page's language and the chosen zone, made once per options. */
+export function dateFormat(opts) {
+  const key = JSON.stringify(opts) + zone();
+  let f = fmtCache.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(LANG, { ...opts, timeZone: zone() });
+    fmtCache.set(key, f);
+  }
+  return f;
+}
+
+const FULL = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short' };
+
+/** "Dec 4, 2026, 19:33:46 UTC" in the chosen zone: the one format of a moment on every page. */
+export function formatTime(t) {
+  return dateFormat(FULL).format(t);
+}
+
+/** A <time> in the chosen zone, with the ISO string (UTC) in its title. */
+export function when(iso, { empty = 'never' } = {}) {
   if (!iso) return h('span', { class: 'muted' }, empty);
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return h('span', {}, String(iso));
-  return h('time', { datetime: iso, title: iso }, (short ? shortTime : dateTime).format(d));
+  return h('time', { datetime: iso, title: iso }, formatTime(d));
 }
 
-const rel = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const rel = new Intl.RelativeTimeFormat(LANG, { numeric: 'auto' });
 
 /** "3 minutes ago", for a compact hint next to a full timestamp. */
 export function ago(iso, now = Date.now()) {
@@ -66,14 +131,20 @@ export function ago(iso, now = Date.now()) {
   return '';
 }
 
-const num = new Intl.NumberFormat();
+const num = new Intl.NumberFormat(LANG);
 export function count(n) {
   return num.format(Number(n) || 0);
 }
 
+const pct = new Intl.NumberFormat(LANG, { style: 'percent', maximumFractionDigits: 1 });
+/** "42.5%" from 0.425; a dash for null. */
+export function percent(x) {
+  return typeof x === 'number' && Number.isFinite(x) ? pct.format(x) : '—';
+}
+
 let regionNames = null;
 try {
-  regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
+  regionNames = new Intl.DisplayNames([LANG], { type: 'region' });
 } catch {
   regionNames = null;
 }
@@ -119,4 +190,37 @@ export function idProblem(s, { required }) {
 /** The route of a campaign's page. */
 export function campaignHref(id) {
   return `#/campaigns/${encodeURIComponent(id)}`;
+}
+
+/** The route of a recipient's page. */
+export function recipientHref(addr) {
+  return `#/recipients/${encodeURIComponent(addr)}`;
+}
+
+/**
+ * Asks before something that cannot be undone, in a modal <dialog> (keyboard: Tab between
+ * the buttons, Escape cancels). Resolves true when the user confirms.
+ */
+export function confirmDialog({ title, text, confirm, danger = true }) {
+  return new Promise((resolve) => {
+    const ok = h('button', { type: 'button', class: danger ? 'danger' : '', id: 'confirm-ok' }, confirm);
+    const cancel = h('button', { type: 'button', class: 'secondary', id: 'confirm-cancel' }, 'Cancel');
+    const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' },
+      h('h2', { id: 'confirm-title' }, title),
+      h('p', { id: 'confirm-text' }, text),
+      h('div', { class: 'actions' }, cancel, ok));
+    let answer = false;
+    ok.addEventListener('click', () => {
+      answer = true;
+      dlg.close();
+    });
+    cancel.addEventListener('click', () => dlg.close());
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      resolve(answer);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    cancel.focus();
+  });
 }

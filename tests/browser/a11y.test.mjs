@@ -53,6 +53,8 @@ for (const colorScheme of ['light', 'dark']) {
     const pages = [
       ['#/campaigns', '#campaign-cards li'],
       [`#/campaigns/${CAMPAIGN}`, '#log li'],
+      [`#/compare?a=${CAMPAIGN}&b=${CAMPAIGN}`, '#compare-table'],
+      ['#/recipients/alice@example.com', '#timeline-status'],
       ['#/create', '#campaign'],
       ['#/rules', '#rules tbody tr'],
     ];
@@ -60,6 +62,8 @@ for (const colorScheme of ['light', 'dark']) {
       await page.goto(`/${route}`);
       await page.waitForSelector(ready);
       if (route.startsWith('#/campaigns/')) {
+        await page.waitForSelector('#by-client li');
+        await page.click('button[data-range="custom"]');
         for (const s of await page.$$('#log summary')) await s.click();
         await page.waitForSelector('#log .event-body');
       }
@@ -108,5 +112,30 @@ test('the keyboard alone gets from login to an expanded open', async () => {
   await page.waitForSelector('#log .event-body');
   await page.keyboard.press('Enter');
   assert.equal(await page.$eval('#log details', (d) => d.open), false, 'Enter closes it again');
+  await context.close();
+});
+
+test('the keyboard sorts the recipients, and a delete asks first and Escape keeps the campaign', async () => {
+  const { context, page } = await newPage(browser, srv);
+  await login(page, srv);
+  await page.goto(`/#/campaigns/${CAMPAIGN}`);
+  await page.waitForSelector('#recipients tbody th');
+  await page.focus('#recipients button[data-sort="views"]');
+  const asked = page.waitForRequest((r) => /[?&]sort=views/.test(r.url()));
+  await page.keyboard.press('Enter');
+  await asked;
+  assert.equal(await page.getAttribute('#recipients th:has(button[data-sort="views"])', 'aria-sort'), 'descending');
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.sort), 'views', 'focus stays on the header');
+
+  await page.focus('#delete-campaign');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog[open]');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'confirm-cancel', 'Cancel has the focus, not Delete');
+  assert.match(await page.textContent('dialog[open]'), /cannot be undone/);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('dialog', { state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'delete-campaign', 'focus returns to the button');
+  const c = await srv.api('GET', `/campaigns/${CAMPAIGN}`);
+  assert.equal(c.id, CAMPAIGN, 'the campaign is still there');
   await context.close();
 });

@@ -119,7 +119,7 @@ test('an open expands (by keyboard) to its metadata, and hostile headers stay in
   assert.ok(body.includes(HOSTILE_UA), 'the user agent shows as text');
   assert.ok(body.includes(HOSTILE_COOKIE_VALUE), 'the cookie shows as text');
   assert.ok(body.includes('<svg onload=alert(3)>'), 'raw headers show as text');
-  for (const label of ['Browser', 'Device', 'OS', 'Architecture', 'IP', 'Country', 'City', 'Rule', 'Cookies', 'Raw headers']) {
+  for (const label of ['Mail client', 'Device', 'OS', 'Architecture', 'IP', 'Country', 'City', 'Rule', 'Cookies', 'Raw headers']) {
     assert.ok(body.includes(label), `${label} in the expanded open`);
   }
   assert.ok(body.includes('127.0.0.2'), 'the IP');

@@ -119,8 +119,8 @@ export async function launchBrowser() {
  * A logged-out page on SRV that records dialogs, page errors and console errors (CSP
  * violations show there). Dialogs are dismissed and recorded, never left open.
  */
-export async function newPage(browser, srv, { viewport = { width: 1280, height: 900 }, colorScheme = 'light', clipboard = false } = {}) {
-  const context = await browser.newContext({ viewport, colorScheme, acceptDownloads: true, baseURL: srv.base });
+export async function newPage(browser, srv, { viewport = { width: 1280, height: 900 }, colorScheme = 'light', clipboard = false, storageState } = {}) {
+  const context = await browser.newContext({ viewport, colorScheme, acceptDownloads: true, baseURL: srv.base, storageState });
   if (clipboard) await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.base });
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
@@ -135,6 +135,18 @@ export async function newPage(browser, srv, { viewport = { width: 1280, height: 
   });
   page.on('request', (r) => seen.requests.push(r.url()));
   return { context, page, seen };
+}
+
+/**
+ * Logs in once and returns the browser state (the session cookies), for tests that need a
+ * logged-in page but do not test the login: newPage(browser, srv, {storageState}).
+ */
+export async function session(browser, srv) {
+  const { context, page } = await newPage(browser, srv);
+  await login(page, srv);
+  const state = await context.storageState();
+  await context.close();
+  return state;
 }
 
 /** Logs in through the form. */

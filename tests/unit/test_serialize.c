@@ -259,7 +259,7 @@ static void test_csv(void **state)
     text_is(csv(&r, false),
             "\"42\",\"2023-11-14T22:13:20.123Z\",\"open\",\"spring\",\"ann@example.com\","
             "\"human\",\"'@rule\",\"\",\"192.0.2.0\",\"DE\",\"Bavaria\",\"Z\xc3\xbcrich " FFFD
-            "\",\"47.3769\",\"'-8.5417\",\"Firefox\",\"120.0\",\"Windows\",\"10\",\"Other\","
+            "\",\"47.3769\",\"-8.5417\",\"Firefox\",\"120.0\",\"Windows\",\"10\",\"Other\","
             "\"x86_64\",\"'=cmd|' /C calc'!A0\",\"say \"\"hi\"\"\",\"\",\"{\"\"a\"\":\"\"1\"\"}\","
             "\"{\"\"Host\"\":\"\"px.example\"\"}\",\"\",\"\"\n");
     r.engagement = "skimmed";

