@@ -1,4 +1,4 @@
-/* api: the JSON API under /api/v1 (campaigns, events, exports, login, creator). */
+/* api: the JSON API under /api/v1 (campaigns, events, exports, the creator). */
 /* SPDX-License-Identifier: MIT */
 #include "api.h"
 
@@ -14,35 +14,92 @@
 #include "api_search.h"
 #include "classify.h"
 #include "log.h"
-#include "login.h"
 #include "metrics.h"
 #include "serialize.h"
 #include "snippet.h"
 #include "url.h"
-#include "utf8.h"
 
 #define PAGE_DEFAULT 100
 #define PAGE_MAX     100000
+#define BODY_MAX     (1u << 20) /* JSON bodies */
+#define IMAGE_MAX    (8u << 20) /* uploaded tracking images */
 
+/* The most a read waits for the writer, and the backlog it waits for at most. */
+#define INDEX_WAIT_MAX_MS    1000
+#define INDEX_WAIT_MAX_BYTES ((int64_t)4 << 20)
+/* An erasure waits for the whole backlog, however large, this long at most: what it
+ * leaves in the journal would be stored after it. */
+#define ERASE_WAIT_MAX_MS 30000
+
+/* One API request (REQ->state): who sent it, and how far its reads wait for the index. */
 typedef struct {
     sp_request_t *req;
-    sp_store_t *store;
+    const sp_api_t *api;
+    sp_store_t *store; /* the request thread's reader */
     char user[128];
     char csrf[SP_AUTH_SECRET_MAX];
     bool by_session; /* authenticated by the cookie (so CSRF applies), not a bearer token */
+    enum { INDEX_UNSEEN, INDEX_WAITING, INDEX_SEEN } index;
+    int64_t index_pos;    /* the journal end a parked read waits for */
+    int64_t index_behind; /* journal bytes this read's answer may miss (0: none) */
 } api_ctx_t;
+
+/* ---- reads see every open answered before them ------------------------------------ */
+
+/* X-Index-Backlog-Bytes on an answer whose read did not wait for the whole backlog: the
+ * route's headers, on every answer of an API request. */
+static void backlog_header(sp_request_t *req, struct MHD_Response *resp)
+{
+    const api_ctx_t *c = req->state;
+    if (c->index_behind <= 0)
+        return;
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)c->index_behind);
+    MHD_add_response_header(resp, "X-Index-Backlog-Bytes", v);
+}
+
+/* Before a read of the store, so that it sees every open answered before it: true when the
+ * request was parked until the writer has indexed them (at most a second; its handler is
+ * called again then, and this returns false). False to go on now; c->index_behind is then
+ * the backlog the answer may miss (a burst's, which is not waited for). WHOLE (an erasure):
+ * any backlog is waited for, up to 30 s. */
+static bool wait_for_index(api_ctx_t *c, bool whole)
+{
+    sp_ingest_t *ingest = c->api->ingest;
+    if (INDEX_WAITING == c->index) {
+        /* Resumed: the store caught up to index_pos, or the time ran out. */
+        c->index = INDEX_SEEN;
+        if (sp_ingest_indexed(ingest) < c->index_pos)
+            c->index_behind = sp_ingest_backlog(ingest);
+        return false;
+    }
+    if (INDEX_SEEN == c->index)
+        return false;
+    c->index = INDEX_SEEN;
+    int64_t end = sp_journal_accepted_end(c->api->journal);
+    int64_t behind = end - sp_ingest_indexed(ingest);
+    if (behind <= 0)
+        return false;
+    /* A small backlog is a commit or two away: the request is parked until the writer has
+     * indexed it, so that an open answered before this read is in its answer. A burst's
+     * backlog is not waited for; the answer says how far behind it is. Parked, not blocked:
+     * the thread goes on answering pixels meanwhile. */
+    if ((!whole && behind > INDEX_WAIT_MAX_BYTES) || !sp_http_park(c->req, NULL)) {
+        c->index_behind = behind;
+        return false;
+    }
+    c->index = INDEX_WAITING;
+    c->index_pos = end;
+    if (!sp_ingest_notify(ingest, end, whole ? ERASE_WAIT_MAX_MS : INDEX_WAIT_MAX_MS, c->req))
+        sp_http_resume(NULL, c->req); /* indexed meanwhile */
+    return true;
+}
 
 /* ---- answers -------------------------------------------------------------------- */
 
 static enum MHD_Result send_json(sp_request_t *req, unsigned status, json_t *j)
 {
-    char *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!body)
-        return sp_http_error(req, 500, "cannot encode the answer");
-    enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
-    free(body);
-    return rc;
+    return sp_http_json(req, status, j);
 }
 
 static enum MHD_Result store_error(sp_request_t *req, const char *err)
@@ -52,47 +109,6 @@ static enum MHD_Result store_error(sp_request_t *req, const char *err)
 }
 
 /* ---- request parts -------------------------------------------------------------- */
-
-/* TEXT into MSG (LEN bytes) as UTF-8: the one repair of request text (utf8.h), then cut at
- * a character boundary. */
-static void copy_utf8(char *msg, size_t len, const char *text)
-{
-    char *clean = sp_utf8_clean(text);
-    const char *from = clean ? clean : text;
-    size_t n = strlen(from);
-    if (n >= len) {
-        n = len - 1;
-        while (n && ((unsigned char)from[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(msg, from, n);
-    msg[n] = 0;
-    free(clean);
-}
-
-json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len)
-{
-    json_error_t e;
-    if (!req->body_len) {
-        snprintf(msg, len, "expected a JSON object in the request body");
-        return NULL;
-    }
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!j) {
-        /* jansson's text quotes the body up to the error, which may fall inside a character:
-         * the message goes into a JSON answer, which must be UTF-8. */
-        char raw[256];
-        snprintf(raw, sizeof(raw), "malformed JSON at line %d: %s", e.line, e.text);
-        copy_utf8(msg, len, raw);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        snprintf(msg, len, "expected a JSON object");
-        return NULL;
-    }
-    return j;
-}
 
 /* A string member, NULL when absent; -1 when present but not a string. */
 static int member(json_t *o, const char *key, const char **out)
@@ -124,11 +140,6 @@ static int parse_limit(sp_request_t *req, int64_t *limit)
 
 /* ---- authentication ---------------------------------------------------------------- */
 
-static bool cookie_value(sp_request_t *req, const char *name, char *buf, size_t len)
-{
-    return 0 == sp_event_cookie(sp_http_header(req, "Cookie"), name, buf, len);
-}
-
 /* 0 authenticated, 1 not. */
 static int authenticate(api_ctx_t *c)
 {
@@ -141,14 +152,14 @@ static int authenticate(api_ctx_t *c)
             c->store->ops->token_get(c->store, hash, c->user, sizeof(c->user), err, sizeof(err));
         return 0 == rc ? 0 : 1;
     }
-    if (!cookie_value(req, SP_COOKIE_SESSION, secret, sizeof(secret)))
+    if (!sp_http_cookie(req, SP_COOKIE_SESSION, secret, sizeof(secret)))
         return 1;
     sp_auth_secret_hash(secret, hash, sizeof(hash));
     if (0 != c->store->ops->session_get(c->store, hash, sp_now_ms(), c->user, sizeof(c->user),
                                         c->csrf, sizeof(c->csrf), err, sizeof(err)))
         return 1;
     c->by_session = true;
-    sp_auth_note_dashboard_ip(req->srv->auth, &req->client);
+    sp_auth_note_dashboard_ip(c->api->auth, &req->client);
     return 0;
 }
 
@@ -156,7 +167,7 @@ bool sp_api_bearer_valid(sp_request_t *req)
 {
     char hash[SP_AUTH_HASH_MAX], err[256], user[128];
     const char *authz = sp_http_header(req, "Authorization");
-    sp_store_t *store = sp_http_reader(req->srv);
+    sp_store_t *store = sp_http_reader(req);
     if (!store || !authz || 0 != strncasecmp(authz, "Bearer ", 7))
         return false;
     sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
@@ -172,26 +183,18 @@ static bool csrf_ok(api_ctx_t *c)
     return sent && strlen(sent) == n && 0 == sodium_memcmp(sent, c->csrf, n);
 }
 
-static void add_cookie(struct MHD_Response *resp, sp_request_t *req, const char *name,
-                       const char *value, const char *attrs)
-{
-    char cookie[512];
-    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; %s%s", name, value, attrs,
-             req->https ? "; Secure" : "");
-    MHD_add_response_header(resp, "Set-Cookie", cookie);
-}
-
 static enum MHD_Result logout(api_ctx_t *c)
 {
     char secret[256], hash[SP_AUTH_HASH_MAX], err[256];
-    if (cookie_value(c->req, SP_COOKIE_SESSION, secret, sizeof(secret))) {
+    if (sp_http_cookie(c->req, SP_COOKIE_SESSION, secret, sizeof(secret))) {
         sp_auth_secret_hash(secret, hash, sizeof(hash));
         c->store->ops->session_delete(c->store, hash, err, sizeof(err));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     sp_http_secure_headers(resp, false);
     /* The self-view cookie stays: the sender's browser is still the sender's. */
-    add_cookie(resp, c->req, SP_COOKIE_SESSION, "", "Max-Age=0; HttpOnly; SameSite=Strict");
+    sp_http_set_cookie(c->req, resp, SP_COOKIE_SESSION, "",
+                       "Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
     enum MHD_Result rc = MHD_queue_response(c->req->conn, 204, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -236,7 +239,7 @@ static int campaign_fields(json_t *body, const char **id)
 static enum MHD_Result create_campaign(api_ctx_t *c)
 {
     char msg[256], err[512];
-    json_t *body = sp_api_body_json(c->req, msg, sizeof(msg));
+    json_t *body = sp_http_body_json(c->req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(c->req, 400, msg);
     const char *id;
@@ -332,7 +335,9 @@ static int add_event(void *ctx, const sp_event_row_t *r)
 
 typedef struct export
 {
-    sp_server_t *srv;
+    /* Its store connection is the thread's that reads the next page (sp_http_reader): REQ is
+     * borrowed, as the pages are read while its answer is sent. */
+    sp_request_t *req;
     char campaign[SP_ID_MAX + 1];
     bool csv;
     int64_t before, left; /* the next page's keyset, events still to send */
@@ -378,7 +383,7 @@ static int export_page(export_t *x)
     x->started = true;
     int rc = 0;
     if (x->left > 0) {
-        sp_store_t *store = sp_http_reader(x->srv);
+        sp_store_t *store = sp_http_reader(x->req);
         char err[512];
         int64_t limit = x->left < EXPORT_PAGE ? x->left : EXPORT_PAGE;
         rc = store ? store->ops->events(store, x->campaign, x->before, limit, export_row, &p, err,
@@ -430,7 +435,7 @@ static enum MHD_Result export_events(api_ctx_t *c, const char *id, bool csv, int
     export_t *x = calloc(1, sizeof(*x));
     if (!x)
         abort();
-    x->srv = c->req->srv;
+    x->req = c->req;
     snprintf(x->campaign, sizeof(x->campaign), "%s", id);
     x->csv = csv;
     x->before = before;
@@ -453,7 +458,7 @@ static enum MHD_Result export_events(api_ctx_t *c, const char *id, bool csv, int
     MHD_add_response_header(resp, "Content-Disposition", disposition);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
-    sp_http_backlog_header(c->req, resp);
+    backlog_header(c->req, resp);
     enum MHD_Result rc = MHD_queue_response(c->req->conn, 200, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -565,7 +570,7 @@ static enum MHD_Result adopt_unknown(api_ctx_t *c, const char *id)
     int created = c->store->ops->campaign_create(c->store, id, sp_now_ms(), err, sizeof(err));
     if (created < 0)
         return store_error(c->req, err);
-    adoption_t a = {.journal = c->req->srv->journal, .record = malloc(SP_EVENT_ENCODED_MAX)};
+    adoption_t a = {.journal = c->api->journal, .record = malloc(SP_EVENT_ENCODED_MAX)};
     if (!a.record)
         abort();
     int rc = c->store->ops->unknown_opens(c->store, id, adopt_one, &a, err, sizeof(err));
@@ -639,7 +644,7 @@ static int url_fields(json_t *body, sp_token_data_t *data, char *msg, size_t len
 static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
 {
     char msg[256], err[512];
-    json_t *body = sp_api_body_json(c->req, msg, sizeof(msg));
+    json_t *body = sp_http_body_json(c->req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(c->req, 400, msg);
     sp_token_data_t data = {.kind = kind};
@@ -668,9 +673,9 @@ static enum MHD_Result make_url(api_ctx_t *c, sp_token_kind_t kind)
         if (!html)
             abort();
     }
-    if (block ? 0 != sp_snippet_block_html(c->req->srv->tokens, origin, &data, url, sizeof(url),
-                                           html, SP_SNIPPET_BLOCK_MAX)
-              : 0 != sp_snippet_url(c->req->srv->tokens, origin, &data, url, sizeof(url))) {
+    if (block ? 0 != sp_snippet_block_html(c->api->tokens, origin, &data, url, sizeof(url), html,
+                                           SP_SNIPPET_BLOCK_MAX)
+              : 0 != sp_snippet_url(c->api->tokens, origin, &data, url, sizeof(url))) {
         free(html);
         result = sp_http_error(c->req, 400, "the link is too long");
         goto done;
@@ -747,7 +752,7 @@ static enum MHD_Result upload_image(api_ctx_t *c)
         0 != c->store->ops->image_put(c->store, data.extra, campaign, mime, c->req->body,
                                       c->req->body_len, err, sizeof(err)))
         return store_error(c->req, err);
-    if (0 != sp_token_seal(c->req->srv->tokens, &data, token, sizeof(token)))
+    if (0 != sp_token_seal(c->api->tokens, &data, token, sizeof(token)))
         return sp_http_error(c->req, 400, "the image link would be too long");
     sp_http_origin(c->req, origin, sizeof(origin));
     snprintf(url, sizeof(url), "%s/i/%s.%s", origin, token, ext);
@@ -778,7 +783,7 @@ static enum MHD_Result forget_recipient(api_ctx_t *c, const char *recipient)
     if (!sp_event_id_valid(recipient))
         return sp_http_error(c->req, 400, "not a recipient ID");
     /* Opens answered before this request but not yet stored would come back after it. */
-    if (c->req->index_behind > 0)
+    if (c->index_behind > 0)
         return sp_http_error(c->req, 503,
                              "the store is still indexing opens answered before this request; "
                              "nothing was erased: try again shortly");
@@ -790,7 +795,7 @@ static enum MHD_Result forget_recipient(api_ctx_t *c, const char *recipient)
 
 static enum MHD_Result stream(api_ctx_t *c, const char *campaign)
 {
-    struct MHD_Response *resp = sp_live_stream(c->req->srv->live, c->req->conn, campaign);
+    struct MHD_Response *resp = sp_live_stream(c->api->live, c->req->conn, campaign);
     if (!resp)
         return sp_http_error(c->req, 503, "too many live streams");
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -804,160 +809,311 @@ static enum MHD_Result stream(api_ctx_t *c, const char *campaign)
     return rc;
 }
 
-/* ---- routing ---------------------------------------------------------------------- */
+/* ---- the routes ---------------------------------------------------------------------- */
 
-/* Splits "/api/v1/campaigns/ID/events.csv" into ID and the rest ("events.csv"). */
-static bool campaign_path(const char *path, char *id, size_t idlen, const char **rest)
+/* Credentials for every route but the login: an API token, or a session and, for a request
+ * that changes something, its CSRF token. */
+static unsigned admit(sp_request_t *req, const char **msg)
 {
-    const char *slash = strchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : strlen(path);
-    if (!n || n >= idlen)
-        return false;
-    memcpy(id, path, n);
-    id[n] = '\0';
-    *rest = slash ? slash + 1 : "";
-    return sp_event_id_valid(id);
-}
-
-unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const char **msg)
-{
-    const char *m = req->method;
-    bool reads = 0 == strcmp(m, "GET") || 0 == strcmp(m, "HEAD");
-    bool writes = 0 == strcmp(m, "POST") || 0 == strcmp(m, "PUT") || 0 == strcmp(m, "PATCH") ||
-                  0 == strcmp(m, "DELETE");
-    *body_max = 0;
-    *vouched = false;
-    if (0 != strncmp(req->url, "/api/v1/", 8)) {
-        *msg = "unknown API version";
-        return 404;
-    }
-    const char *path = req->url + 8;
-    if (!reads && !writes) {
-        *msg = "method not allowed";
-        return 405;
-    }
-    if (0 == strcmp(path, "login")) {
-        unsigned status = sp_login_admit(req, msg);
-        *body_max = status ? 0 : SP_LOGIN_MAX;
-        return status;
-    }
-    api_ctx_t c = {.req = req, .store = sp_http_reader(req->srv)};
-    if (!c.store) {
+    api_ctx_t *c = req->state;
+    c->req = req;
+    c->api = req->ctx;
+    c->store = sp_http_reader(req);
+    if (!c->store) {
         *msg = "the store is not available";
         return 503;
     }
-    if (authenticate(&c)) {
+    if (authenticate(c)) {
         *msg = "log in or send Authorization: Bearer TOKEN";
         return 401;
     }
-    if (!reads && !csrf_ok(&c)) {
+    bool safe = 0 == strcmp(req->method, "GET") || 0 == strcmp(req->method, "HEAD");
+    if (!safe && !csrf_ok(c)) {
         *msg = "missing or wrong X-CSRF-Token header";
         return 403;
     }
-    *vouched = true;
-    if (writes)
-        *body_max = 0 == strcmp(path, "images") || sp_api_report_big_body(path) ? SP_IMAGE_MAX
-                                                                                : SP_BODY_MAX;
     return 0;
 }
 
-enum MHD_Result sp_api_handle(sp_request_t *req)
+/* The campaign ID a route's path names ('*'), into ID (SP_ID_MAX + 1 bytes): false, with the
+ * answer queued, when it is not one. */
+static bool campaign_id(api_ctx_t *c, char *id, size_t len, enum MHD_Result *answer)
 {
-    api_ctx_t c = {.req = req};
-    const char *m = req->method, *url = req->url;
-    bool get = 0 == strcmp(m, "GET"), post = 0 == strcmp(m, "POST");
-    if (0 != strncmp(url, "/api/v1/", 8))
-        return sp_http_error(req, 404, "unknown API version");
-    const char *path = url + 8;
-    c.store = sp_http_reader(req->srv);
-    if (!c.store)
-        return sp_http_error(req, 503, "the store is not available");
+    if (sp_http_param(c->req, 0, id, len) && sp_event_id_valid(id))
+        return true;
+    *answer = sp_http_error(c->req, 400, "not a campaign ID");
+    return false;
+}
 
-    if (0 == strcmp(path, "login"))
-        return sp_login_handle(req, c.store);
-    if (authenticate(&c))
-        return sp_http_error(req, 401, "log in or send Authorization: Bearer TOKEN");
-    if (!get && !csrf_ok(&c))
-        return sp_http_error(req, 403, "missing or wrong X-CSRF-Token header");
-    /* Reads (and erasures, and adoptions of kept opens) see every open answered before them:
-     * see sp_http_read_barrier. */
-    bool streaming = get && strlen(path) >= 6 && 0 == strcmp(path + strlen(path) - 6, "stream");
-    bool erase = 0 == strcmp(m, "DELETE");
-    bool adopt = post && 0 == strncmp(path, "unknown-campaigns/", 18);
-    if ((get || erase || adopt) && !streaming && sp_http_read_barrier(req, erase))
-        return MHD_YES; /* parked until the store has caught up; called again then */
+/* The handlers of the table below: each is called with the request's credentials checked.
+ * Reads, erasures and adoptions first wait for the index (wait_for_index). */
 
-    if (0 == strcmp(path, "me") && get)
-        return send_json(
-            req, 200,
-            json_pack("{s:s, s:s?}", "user", c.user, "csrf", c.by_session ? c.csrf : NULL));
-    if (0 == strcmp(path, "logout") && post)
-        return logout(&c);
-    if (0 == strcmp(path, "campaigns")) {
-        if (get)
-            return list_campaigns(&c);
-        if (post)
-            return create_campaign(&c);
-        return sp_http_error(req, 405, "use GET or POST");
+static enum MHD_Result me(sp_request_t *req)
+{
+    api_ctx_t *c = req->state;
+    if (wait_for_index(c, false))
+        return MHD_YES;
+    return send_json(
+        req, 200,
+        json_pack("{s:s, s:s?}", "user", c->user, "csrf", c->by_session ? c->csrf : NULL));
+}
+
+static enum MHD_Result route_logout(sp_request_t *req)
+{
+    return logout(req->state);
+}
+
+static enum MHD_Result campaigns_get(sp_request_t *req)
+{
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return list_campaigns(req->state);
+}
+
+static enum MHD_Result campaigns_post(sp_request_t *req)
+{
+    return create_campaign(req->state);
+}
+
+static enum MHD_Result campaign_get(sp_request_t *req)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return campaign_id(req->state, id, sizeof(id), &answer) ? get_campaign(req->state, id) : answer;
+}
+
+/* The events of a campaign: a page of JSON, or the whole campaign as FORMAT ("csv", "json"). */
+static enum MHD_Result events_as(sp_request_t *req, const char *format)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return campaign_id(req->state, id, sizeof(id), &answer) ? list_events(req->state, id, format)
+                                                            : answer;
+}
+
+static enum MHD_Result events_page(sp_request_t *req)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    api_ctx_t *c = req->state;
+    if (wait_for_index(c, false))
+        return MHD_YES;
+    return campaign_id(c, id, sizeof(id), &answer) ? sp_api_events(req, c->store, id) : answer;
+}
+
+static enum MHD_Result events_csv(sp_request_t *req)
+{
+    return events_as(req, "csv");
+}
+
+static enum MHD_Result events_json(sp_request_t *req)
+{
+    return events_as(req, "json");
+}
+
+static enum MHD_Result campaign_stream(sp_request_t *req)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    return campaign_id(req->state, id, sizeof(id), &answer) ? stream(req->state, id) : answer;
+}
+
+static enum MHD_Result all_stream(sp_request_t *req)
+{
+    return stream(req->state, "");
+}
+
+static enum MHD_Result unknown_get(sp_request_t *req)
+{
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return list_unknown(req->state);
+}
+
+static enum MHD_Result unknown_adopt(sp_request_t *req)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return campaign_id(req->state, id, sizeof(id), &answer) ? adopt_unknown(req->state, id)
+                                                            : answer;
+}
+
+static enum MHD_Result unknown_delete(sp_request_t *req)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    if (wait_for_index(req->state, true))
+        return MHD_YES;
+    return campaign_id(req->state, id, sizeof(id), &answer) ? discard_unknown(req->state, id)
+                                                            : answer;
+}
+
+static enum MHD_Result pixels_post(sp_request_t *req)
+{
+    return make_url(req->state, SP_TOKEN_OPEN);
+}
+
+static enum MHD_Result links_post(sp_request_t *req)
+{
+    return make_url(req->state, SP_TOKEN_CLICK);
+}
+
+static enum MHD_Result images_post(sp_request_t *req)
+{
+    return upload_image(req->state);
+}
+
+static enum MHD_Result rules_get(sp_request_t *req)
+{
+    if (wait_for_index(req->state, false))
+        return MHD_YES;
+    return list_rules(req->state);
+}
+
+static enum MHD_Result recipient_delete(sp_request_t *req)
+{
+    if (wait_for_index(req->state, true))
+        return MHD_YES;
+    return forget_recipient(req->state, req->rest);
+}
+
+/* The campaign routes of api_report, api_search and api_manage: a campaign's ID, then its
+ * handler with the store this request reads. */
+typedef enum MHD_Result (*campaign_fn)(sp_request_t *req, sp_store_t *store, const char *id);
+
+static enum MHD_Result on_campaign(sp_request_t *req, bool wait, bool erase, campaign_fn fn)
+{
+    char id[SP_ID_MAX + 1];
+    enum MHD_Result answer;
+    api_ctx_t *c = req->state;
+    if (wait && wait_for_index(c, erase))
+        return MHD_YES;
+    return campaign_id(c, id, sizeof(id), &answer) ? fn(req, c->store, id) : answer;
+}
+
+static enum MHD_Result campaign_patch(sp_request_t *req)
+{
+    return on_campaign(req, false, false, sp_api_campaign_manage);
+}
+
+static enum MHD_Result campaign_delete(sp_request_t *req)
+{
+    return on_campaign(req, true, true, sp_api_campaign_manage);
+}
+
+static enum MHD_Result recipients_put(sp_request_t *req)
+{
+    return on_campaign(req, false, false, sp_api_put_recipients);
+}
+
+static enum MHD_Result report_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_report);
+}
+
+static enum MHD_Result links_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_links);
+}
+
+static enum MHD_Result trackers_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_trackers);
+}
+
+static enum MHD_Result recipients_table_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, sp_api_recipients_table);
+}
+
+static enum MHD_Result not_opened_json(sp_request_t *req, sp_store_t *store, const char *id)
+{
+    return sp_api_not_opened(req, store, id, false);
+}
+
+static enum MHD_Result not_opened_csv(sp_request_t *req, sp_store_t *store, const char *id)
+{
+    return sp_api_not_opened(req, store, id, true);
+}
+
+static enum MHD_Result not_opened_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, not_opened_json);
+}
+
+static enum MHD_Result not_opened_csv_get(sp_request_t *req)
+{
+    return on_campaign(req, true, false, not_opened_csv);
+}
+
+static enum MHD_Result recipient_get(sp_request_t *req)
+{
+    api_ctx_t *c = req->state;
+    if (wait_for_index(c, false))
+        return MHD_YES;
+    return sp_api_recipient(req, c->store, req->rest);
+}
+
+#define V1 "/api/v1/"
+#define ROUTE(METHODS, PATH, FLAGS, BODY, HANDLER)                                                 \
+    {                                                                                              \
+        .path = V1 PATH, .methods = METHODS, .flags = FLAGS, .body_max = BODY,                     \
+        .authenticate = admit, .handle = HANDLER, .state_size = sizeof(api_ctx_t),                 \
+        .headers = backlog_header,                                                                 \
     }
-    if (0 == strcmp(path, "unknown-campaigns"))
-        return get ? list_unknown(&c) : sp_http_error(req, 405, "use GET");
-    if (0 == strncmp(path, "unknown-campaigns/", 18)) {
-        char id[SP_ID_MAX + 2];
-        const char *rest;
-        if (!campaign_path(path + 18, id, sizeof(id), &rest))
-            return sp_http_error(req, 400, "not a campaign ID");
-        if (0 == strcmp(rest, "adopt"))
-            return post ? adopt_unknown(&c, id) : sp_http_error(req, 405, "use POST");
-        if (0 == strcmp(rest, ""))
-            return erase ? discard_unknown(&c, id) : sp_http_error(req, 405, "use DELETE");
-    }
-    if (0 == strcmp(path, "pixels") && post)
-        return make_url(&c, SP_TOKEN_OPEN);
-    if (0 == strcmp(path, "links") && post)
-        return make_url(&c, SP_TOKEN_CLICK);
-    if (0 == strcmp(path, "images") && post)
-        return upload_image(&c);
-    if (0 == strcmp(path, "rules") && get)
-        return list_rules(&c);
-    if (0 == strcmp(path, "stream") && get)
-        return stream(&c, "");
-    if (0 == strncmp(path, "recipients/", 11) && 0 == strcmp(m, "DELETE"))
-        return forget_recipient(&c, path + 11);
-    if (0 == strncmp(path, "recipients/", 11) && get)
-        return sp_api_recipient(req, c.store, path + 11);
-    if (0 == strncmp(path, "campaigns/", 10)) {
-        char id[SP_ID_MAX + 2];
-        const char *rest;
-        if (!campaign_path(path + 10, id, sizeof(id), &rest))
-            return sp_http_error(req, 400, "not a campaign ID");
-        if (0 == strcmp(rest, "") && !get)
-            return sp_api_campaign_manage(req, c.store, id);
-        if (0 == strcmp(rest, "recipients"))
-            return 0 == strcmp(m, "PUT") ? sp_api_put_recipients(req, c.store, id)
-                                         : sp_http_error(req, 405, "use PUT");
-        if (!get)
-            return sp_http_error(req, 405, "use GET");
-        if (0 == strcmp(rest, "links"))
-            return sp_api_links(req, c.store, id);
-        if (0 == strcmp(rest, "trackers"))
-            return sp_api_trackers(req, c.store, id);
-        if (0 == strcmp(rest, "not-opened") || 0 == strcmp(rest, "not-opened.csv"))
-            return sp_api_not_opened(req, c.store, id, 0 != strcmp(rest, "not-opened"));
-        if (0 == strcmp(rest, ""))
-            return get_campaign(&c, id);
-        if (0 == strcmp(rest, "report"))
-            return sp_api_report(req, c.store, id);
-        if (0 == strcmp(rest, "events"))
-            return sp_api_events(req, c.store, id);
-        if (0 == strcmp(rest, "recipients-table"))
-            return sp_api_recipients_table(req, c.store, id);
-        if (0 == strcmp(rest, "events.csv"))
-            return list_events(&c, id, "csv");
-        if (0 == strcmp(rest, "events.json"))
-            return list_events(&c, id, "json");
-        if (0 == strcmp(rest, "stream"))
-            return stream(&c, id);
-    }
-    return sp_http_error(req, 404, "no such API endpoint");
+
+/* Every route of the API (the login is login.c's): its method, path, the body it takes. */
+static const sp_route_t routes[] = {
+    ROUTE(SP_HTTP_GET, "me", 0, 0, me),
+    ROUTE(SP_HTTP_POST, "logout", 0, BODY_MAX, route_logout),
+    ROUTE(SP_HTTP_GET, "campaigns", 0, 0, campaigns_get),
+    ROUTE(SP_HTTP_POST, "campaigns", 0, BODY_MAX, campaigns_post),
+    ROUTE(SP_HTTP_GET, "campaigns/*", 0, 0, campaign_get),
+    ROUTE(SP_HTTP_PATCH, "campaigns/*", 0, BODY_MAX, campaign_patch),
+    ROUTE(SP_HTTP_DELETE, "campaigns/*", 0, BODY_MAX, campaign_delete),
+    ROUTE(SP_HTTP_PUT, "campaigns/*/recipients", 0, IMAGE_MAX, recipients_put),
+    ROUTE(SP_HTTP_GET, "campaigns/*/report", 0, 0, report_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/links", 0, 0, links_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/trackers", 0, 0, trackers_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/not-opened", 0, 0, not_opened_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/not-opened.csv", 0, 0, not_opened_csv_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/recipients-table", 0, 0, recipients_table_get),
+    ROUTE(SP_HTTP_GET, "campaigns/*/events", 0, 0, events_page),
+    ROUTE(SP_HTTP_GET, "campaigns/*/events.csv", 0, 0, events_csv),
+    ROUTE(SP_HTTP_GET, "campaigns/*/events.json", 0, 0, events_json),
+    ROUTE(SP_HTTP_GET, "campaigns/*/stream", 0, 0, campaign_stream),
+    ROUTE(SP_HTTP_GET, "stream", 0, 0, all_stream),
+    ROUTE(SP_HTTP_GET, "unknown-campaigns", 0, 0, unknown_get),
+    ROUTE(SP_HTTP_POST, "unknown-campaigns/*/adopt", 0, BODY_MAX, unknown_adopt),
+    ROUTE(SP_HTTP_DELETE, "unknown-campaigns/*", 0, BODY_MAX, unknown_delete),
+    ROUTE(SP_HTTP_POST, "pixels", 0, BODY_MAX, pixels_post),
+    ROUTE(SP_HTTP_POST, "links", 0, BODY_MAX, links_post),
+    ROUTE(SP_HTTP_POST, "images", 0, IMAGE_MAX, images_post),
+    ROUTE(SP_HTTP_GET, "rules", 0, 0, rules_get),
+    ROUTE(SP_HTTP_GET, "recipients/", SP_ROUTE_PREFIX, 0, recipient_get),
+    ROUTE(SP_HTTP_DELETE, "recipients/", SP_ROUTE_PREFIX, BODY_MAX, recipient_delete),
+    /* What no route above knows, with credentials or without. */
+    {.path = V1,
+     .methods = SP_HTTP_ANY,
+     .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
+     .authenticate = admit,
+     .status = 404,
+     .message = "no such API endpoint",
+     .state_size = sizeof(api_ctx_t)},
+    {.path = "/api/",
+     .methods = SP_HTTP_ANY,
+     .flags = SP_ROUTE_PREFIX | SP_ROUTE_FALLBACK,
+     .status = 404,
+     .message = "unknown API version"},
+};
+
+void sp_api_routes(sp_http_routes_t *table, sp_api_t *api)
+{
+    sp_http_routes_add(table, routes, sizeof(routes) / sizeof(routes[0]), api);
 }

@@ -1,26 +1,34 @@
-/* api: the JSON API under /api/v1 (campaigns, events, exports, login, creator). */
+/* api: the JSON API under /api/v1 (campaigns, events, exports, the creator). */
 /* SPDX-License-Identifier: MIT */
 #ifndef SP_API_H
 #define SP_API_H
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "http.h"
+#include "ingest.h"
+#include "journal.h"
+#include "live.h"
+#include "token.h"
 
-/* Answers every request under /api/. */
-enum MHD_Result sp_api_handle(sp_request_t *req);
+/* What the API works with, borrowed for the server's life. */
+typedef struct sp_api {
+    sp_auth_t *auth;       /* sessions, dashboard addresses */
+    sp_token_t *tokens;    /* seals the creator's URLs */
+    sp_journal_t *journal; /* adoptions append to it; reads wait until it is indexed */
+    sp_ingest_t *ingest;
+    sp_live_t *live; /* the event streams */
+} sp_api_t;
 
-/* The first look at a request under /api/ that carries a body, once its head is in and
- * before any of the body is read: 0 with *BODY_MAX, the most it may send (0: it is read
- * and dropped, as for a GET) and *VOUCHED (credentials came with it), or the status to
- * refuse it with and *MSG. Only the login takes a body without credentials. */
-unsigned sp_api_admit(sp_request_t *req, size_t *body_max, bool *vouched, const char **msg);
+/* Adds every route under /api/ but the login (login.h). Each needs credentials (401: an API
+ * token, or a session and, for a request that changes something, its CSRF token: 403); the
+ * routes that take a body take at most 1 MiB (8 MiB for POST /api/v1/images). A read waits
+ * (parked, at most a second) until the store holds every open answered before it. */
+void sp_api_routes(sp_http_routes_t *routes, sp_api_t *api);
 
-/* Whether REQ carries a valid API token (Authorization: Bearer). */
+/* Whether REQ carries a valid API token (Authorization: Bearer); false also when the store
+ * cannot be read. */
 bool sp_api_bearer_valid(sp_request_t *req);
-
-/* REQ's body as a JSON object (a new reference), or NULL with a message for a 400 answer in
- * MSG (UTF-8 whatever the body held). */
-json_t *sp_api_body_json(sp_request_t *req, char *msg, size_t len);
 
 #endif

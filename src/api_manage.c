@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "event.h"
 #include "log.h"
 
@@ -30,7 +29,7 @@ static enum MHD_Result store_error(sp_request_t *req, const char *err)
 static enum MHD_Result archive(sp_request_t *req, sp_store_t *store, const char *id)
 {
     char msg[256], err[512];
-    json_t *body = sp_api_body_json(req, msg, sizeof(msg));
+    json_t *body = sp_http_body_json(req, msg, sizeof(msg));
     if (!body)
         return sp_http_error(req, 400, msg);
     json_t *v = json_object_get(body, "archived");

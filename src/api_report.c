@@ -213,13 +213,6 @@ int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *er
 
 /* ---- the people a campaign was sent to ------------------------------------------------------ */
 
-bool sp_api_report_big_body(const char *path)
-{
-    size_t n = strlen(path);
-    return 0 == strncmp(path, "campaigns/", 10) && n > 11 &&
-           0 == strcmp(path + n - 11, "/recipients");
-}
-
 enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, const char *id)
 {
     char err[512], msg[160];

@@ -21,9 +21,6 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
 /* GET /api/v1/campaigns/ID/not-opened (JSON, paged) or, with CSV, not-opened.csv (all). */
 enum MHD_Result sp_api_not_opened(sp_request_t *req, sp_store_t *store, const char *id, bool csv);
 
-/* Whether PATH (after /api/v1/) takes a body as large as an image's: a list of addresses. */
-bool sp_api_report_big_body(const char *path);
-
 /* Sets campaign ID's rates over all time in J (sp_serialize_rates), read from STORE. 0, or -1 +
  * ERR. */
 int sp_api_campaign_rates(sp_store_t *store, const char *id, json_t *j, char *err, size_t errlen);

@@ -50,8 +50,7 @@ struct sp_engage {
 
 struct held {
     sp_engage_t *e;
-    struct MHD_Connection *conn;
-    int fd;
+    sp_http_held_t *answer;    /* http's handle of its answer */
     int64_t start, due, ended; /* CLOCK_MONOTONIC ms; ended: the client hung up, or the end */
     bool queued;               /* suspended, in the queue */
     bool frame_due;            /* resumed for its next frame */
@@ -127,7 +126,7 @@ static void *engage_main(void *arg)
             e->resume[n_resume++] = h;
         }
         for (held_t *h = e->head; h; h = h->next) {
-            e->fds[n_fds] = (struct pollfd){.fd = h->fd, .events = POLLRDHUP};
+            e->fds[n_fds] = (struct pollfd){.fd = sp_http_held_fd(h->answer), .events = POLLRDHUP};
             e->fd_held[n_fds++] = h;
         }
         pthread_mutex_unlock(&e->lock);
@@ -135,7 +134,7 @@ static void *engage_main(void *arg)
         /* Only this thread resumes, so each of these stays suspended (its socket open) until it
          * does. */
         for (size_t i = 0; i < n_resume; i++)
-            MHD_resume_connection(e->resume[i]->conn);
+            sp_http_held_resume(e->resume[i]->answer);
         if (n_fds && poll(e->fds, n_fds, 0) > 0) {
             now = mono_ms();
             for (size_t i = 0; i < n_fds; i++) {
@@ -151,7 +150,7 @@ static void *engage_main(void *arg)
                 }
                 pthread_mutex_unlock(&e->lock);
                 if (mine)
-                    MHD_resume_connection(h->conn);
+                    sp_http_held_resume(h->answer);
             }
         }
 
@@ -284,13 +283,12 @@ static void set_out(held_t *h, const unsigned char *a, size_t alen, const unsign
     h->out_off = 0;
 }
 
-/* libmicrohttpd asks for more of the answer. Between frames the connection is suspended and
- * 0 returned: it is asked again once the thread resumes it. */
-static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+/* http asks for more of the answer. Between frames the answer waits (sp_http_held_wait) and 0
+ * is returned: it is asked again once the thread resumes it. */
+static ssize_t reader(void *cls, char *buf, size_t max)
 {
     held_t *h = cls;
     sp_engage_t *e = h->e;
-    (void)pos;
     ssize_t n = 0;
     pthread_mutex_lock(&e->lock);
     if (h->out_off == h->out_len) {
@@ -314,7 +312,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         } else {
             int64_t due = now + e->opt.frame_ms - (now - h->start) % e->opt.frame_ms;
             h->due = due < h->start + e->opt.end_ms ? due : h->start + e->opt.end_ms;
-            MHD_suspend_connection(h->conn);
+            sp_http_held_wait(h->answer);
             enqueue(e, h);
             pthread_mutex_unlock(&e->lock);
             return 0;
@@ -370,17 +368,12 @@ static void reader_free(void *cls)
     free(h);
 }
 
-struct MHD_Response *sp_engage_response(sp_engage_t *e, struct MHD_Connection *conn,
-                                        const sp_event_t *open)
+struct MHD_Response *sp_engage_response(sp_engage_t *e, sp_request_t *req, const sp_event_t *open)
 {
     held_t *h = calloc(1, sizeof(*h));
     if (!h)
         abort();
     h->e = e;
-    h->conn = conn;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    h->fd = ci ? ci->connect_fd : -1;
     h->start = mono_ms();
     h->ts_ms = open->ts_ms;
     h->addr = open->addr;
@@ -388,9 +381,5 @@ struct MHD_Response *sp_engage_response(sp_engage_t *e, struct MHD_Connection *c
     memcpy(h->recipient, open->recipient, sizeof(h->recipient));
     memcpy(h->visitor, open->visitor, sizeof(h->visitor));
     memcpy(h->ip, open->ip, sizeof(h->ip));
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, reader, h, reader_free);
-    if (!resp)
-        abort();
-    return resp;
+    return sp_http_held_response(req, reader, reader_free, h, &h->answer);
 }

@@ -3,11 +3,11 @@
 #ifndef SP_ENGAGE_H
 #define SP_ENGAGE_H
 
-#include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "event.h"
+#include "http.h"
 #include "journal.h"
 
 /*
@@ -17,8 +17,9 @@
  * time, journaled as a record of its own (an SP_EVENT_READ) when the answer ends, which the
  * writer folds into the open. A crash while it is held loses the read time, never the open.
  *
- * Between frames a held connection is suspended (libmicrohttpd's MHD_suspend_connection from the
- * content reader, MHD_resume_connection from this module's one thread): it costs its socket,
+ * The answer is an http held answer (sp_http_held_response): between frames it waits
+ * (sp_http_held_wait from its reader, sp_http_held_resume from this module's one thread), its
+ * connection parked by http: it costs its socket,
  * libmicrohttpd's connection and a small record here, and no request thread's time. The thread
  * resumes each connection when its next frame is due, and polls the suspended sockets for a
  * client that hung up (libmicrohttpd does not see a suspended connection's close). At most
@@ -54,11 +55,10 @@ bool sp_engage_measurable(const char *user_agent);
 bool sp_engage_reserve(sp_engage_t *e);
 void sp_engage_release(sp_engage_t *e);
 
-/* The held image's answer for the open OPEN (its time, campaign, recipient, visitor and address
- * are copied) on connection CONN, with a place reserved. The caller adds headers, queues it and
+/* The held image's answer to REQ for the open OPEN (its time, campaign, recipient, visitor and
+ * address are copied), with a place reserved. The caller adds headers, queues it and
  * destroys its reference, as for any response. Aborts when out of memory. */
-struct MHD_Response *sp_engage_response(sp_engage_t *e, struct MHD_Connection *conn,
-                                        const sp_event_t *open);
+struct MHD_Response *sp_engage_response(sp_engage_t *e, sp_request_t *req, const sp_event_t *open);
 
 /* Images held now. */
 int sp_engage_held(sp_engage_t *e);

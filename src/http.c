@@ -1,14 +1,13 @@
-/* http: the libmicrohttpd daemon, request state, routing, limits and security headers. */
+/* http: the libmicrohttpd daemons, the route table, request state, parking and limits. */
 /* SPDX-License-Identifier: MIT */
 #include "http.h"
 
-#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <jansson.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +16,196 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "assets.h"
+#include "event.h"
+#include "guard.h"
+#include "listen.h"
 #include "log.h"
-#include "login.h"
 #include "metrics.h"
-#include "pixel.h"
+#include "tls.h"
 #include "utf8.h"
+
+/* libmicrohttpd's memory per connection: the request's headers, its parsed fields and the
+ * answer's headers live in it. It zeroes all of it between the requests of a keep-alive
+ * connection, which showed as 5-8% of a core's time at 32 KiB. 16 KiB still takes header
+ * blocks twice as large as nginx's 8 KiB per line; larger ones get 431. */
+#define SP_CONNECTION_MEMORY ((size_t)16 * 1024)
+
+struct sp_http {
+    const sp_config_t *cfg;
+    sp_http_routes_t routes;
+    sp_listen_t listen[SP_CONFIG_LIST_MAX];         /* the --listen addresses */
+    struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
+    size_t n_daemons;
+    sp_tls_t *tls;            /* NULL without --tls-cert */
+    sp_guard_t *guard;        /* head deadline, per-address cap, shedding */
+    atomic_size_t body_bytes; /* request bodies in flight, against cfg->body_memory */
+    pthread_key_t reader_key; /* each request thread's own store connection */
+    bool reader_key_made;
+    /* Parked requests (sp_http_park). Shutdown: once closing is set, no request is parked;
+     * sp_http_drain waits until none is before the daemons stop. */
+    atomic_bool closing;
+    atomic_int parked;
+};
+
+/* Per-connection state, libmicrohttpd's socket context: from accept to close. */
+typedef struct connection {
+    sp_guard_conn_t guard;
+    void *tls_hold; /* the certificate its TLS handshake took (tls.h), or NULL */
+    void *data;     /* one handler's (sp_http_set_conn_data), freed with data_free */
+    void (*data_free)(void *);
+} connection_t;
+
+typedef struct param {
+    size_t off, len; /* in the path */
+} param_t;
+
+/* Per-request state, libmicrohttpd's con_cls from the first call to completion: what the
+ * handler sees (PUB, first), what the core keeps, and the route's own state. */
+typedef struct request {
+    sp_request_t pub;
+    sp_http_t *http;
+    connection_t *connection;
+    /* The route that takes it. When none does, ALLOWED is the methods its path takes (405)
+     * and ROUTE the first whose path matches; or ALLOWED is 0 and ROUTE NULL (404). */
+    const sp_route_t *route;
+    unsigned allowed;
+    param_t params[SP_HTTP_PARAMS_MAX];
+    size_t body_max; /* BODY's room (counted in http->body_bytes); 0: no body kept */
+    bool body_too_big;
+    bool discard;   /* the body is dropped as it comes */
+    bool unvouched; /* no credentials vouch for it: the guard's deadline holds until it is in */
+    bool judged;    /* its head was judged (from the first call when it has a body) */
+    bool parked;    /* counted in http->parked until it is called again */
+    sp_http_handler_fn then; /* what answers it once resumed (NULL: the route's handler) */
+    alignas(max_align_t) unsigned char state[];
+} request_t;
+
+static request_t *request_of(const sp_request_t *req)
+{
+    return (request_t *)req; /* PUB is its first member */
+}
+
+/* ---- the route table ----------------------------------------------------------------- */
+
+void sp_http_routes_add(sp_http_routes_t *table, const sp_route_t *routes, size_t n, void *ctx)
+{
+    assert(table->n + n <= SP_HTTP_ROUTES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        assert(routes[i].path && '/' == routes[i].path[0] && routes[i].methods);
+        assert(routes[i].handle || routes[i].status);
+        table->at[table->n].route = &routes[i];
+        table->at[table->n].ctx = ctx;
+        table->n++;
+    }
+}
+
+/* Whether PATH matches ROUTE's path: character by character, a '*' standing for one
+ * segment (up to the next '/', maybe empty), and with SP_ROUTE_PREFIX anything after it.
+ * *REST is where what follows begins; PARAMS where each '*' segment is. */
+static bool path_matches(const sp_route_t *route, const char *path, param_t *params, size_t *rest)
+{
+    const char *p = route->path, *s = path;
+    size_t n = 0;
+    while (*p) {
+        if ('*' == *p) {
+            const char *end = strchrnul(s, '/');
+            assert(n < SP_HTTP_PARAMS_MAX);
+            params[n].off = (size_t)(s - path);
+            params[n].len = (size_t)(end - s);
+            n++;
+            s = end;
+            p++;
+        } else if (*p++ != *s++) {
+            return false;
+        }
+    }
+    if (*s && !(route->flags & SP_ROUTE_PREFIX))
+        return false;
+    *rest = (size_t)(s - path);
+    return true;
+}
+
+static unsigned method_bit(const char *method)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (0 == strcmp(method, names[i]))
+            return 1u << i;
+    return SP_HTTP_OTHER;
+}
+
+/* "use GET or POST": the methods of ALLOWED, into BUF. */
+static const char *allowed_text(unsigned allowed, char *buf, size_t len)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    unsigned n = (unsigned)__builtin_popcount(allowed & (SP_HTTP_ANY & ~SP_HTTP_OTHER)), k = 0;
+    size_t used = (size_t)snprintf(buf, len, "use");
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++)
+        if (allowed & (1u << i))
+            used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                     0 == k++ ? " "
+                                     : k == n ? " or "
+                                              : ", ",
+                                     names[i]);
+    return buf;
+}
+
+#define NONE ((size_t)-1)
+
+/* Where a request's path and method lead in the route table. */
+typedef struct match {
+    size_t route;     /* the route that takes it, or NONE */
+    size_t named;     /* the first route whose path matches, or NONE */
+    unsigned allowed; /* the methods of the routes whose path matches, when none takes it */
+    param_t params[SP_HTTP_PARAMS_MAX];
+    size_t rest;
+} match_t;
+
+/* The route that takes METHOD on PATH: the first that matches both among the routes that
+ * are not fallbacks, else among the fallbacks. When none does, *M says which route the path
+ * names (its credentials come before the 405) and the methods that would do. */
+static void find_route(const sp_http_t *h, const char *path, unsigned method, match_t *m)
+{
+    match_t fallback = {.route = NONE, .named = NONE};
+    *m = (match_t){.route = NONE, .named = NONE};
+    for (size_t i = 0; i < h->routes.n; i++) {
+        const sp_route_t *r = h->routes.at[i].route;
+        bool is_fallback = r->flags & SP_ROUTE_FALLBACK;
+        match_t *into = is_fallback ? &fallback : m;
+        param_t params[SP_HTTP_PARAMS_MAX];
+        size_t rest;
+        if (NONE != into->route || !path_matches(r, path, params, &rest))
+            continue;
+        if (NONE == into->named)
+            into->named = i;
+        if (!(r->methods & method)) {
+            into->allowed |= r->methods;
+            continue;
+        }
+        into->route = i;
+        into->allowed = 0;
+        memcpy(into->params, params, sizeof(params));
+        into->rest = rest;
+        if (!is_fallback)
+            return;
+    }
+    if (NONE == m->named)
+        *m = fallback;
+}
+
+bool sp_http_param(const sp_request_t *req, unsigned i, char *buf, size_t len)
+{
+    const request_t *r = request_of(req);
+    assert(i < SP_HTTP_PARAMS_MAX);
+    const param_t *p = &r->params[i];
+    if (p->len >= len)
+        return false;
+    memcpy(buf, req->url + p->off, p->len);
+    buf[p->len] = '\0';
+    return true;
+}
+
+/* ---- answers ------------------------------------------------------------------------- */
 
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
@@ -43,22 +225,27 @@ void sp_http_secure_headers(struct MHD_Response *resp, bool html)
     }
 }
 
-/* libmicrohttpd's memory per connection: the request's headers, its parsed fields and the
- * answer's headers live in it. It zeroes all of it between the requests of a keep-alive
- * connection, which showed as 5-8% of a core's time at 32 KiB. 16 KiB still takes header
- * blocks twice as large as nginx's 8 KiB per line; larger ones get 431. */
-#define SP_CONNECTION_MEMORY ((size_t)16 * 1024)
+void sp_http_hsts(const sp_request_t *req, struct MHD_Response *resp)
+{
+    /* A year, the value OWASP's HTTP Strict Transport Security cheat sheet gives; no
+     * includeSubDomains: the tracker's host says nothing about its neighbours. */
+    if (req->https)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+}
 
-/* The most a read waits for the writer, and the backlog it waits for at most. */
-#define READ_BARRIER_MAX_MS    1000
-#define READ_BARRIER_MAX_BYTES ((int64_t)4 << 20)
-/* An erasure waits for the whole backlog, however large, this long at most: what it
- * leaves in the journal would be stored after it. */
-#define ERASE_BARRIER_MAX_MS 30000
+void sp_http_set_cookie(const sp_request_t *req, struct MHD_Response *resp, const char *name,
+                        const char *value, const char *attrs)
+{
+    char cookie[512];
+    snprintf(cookie, sizeof(cookie), "%s=%s; %s%s", name, value, attrs,
+             req->https ? "; Secure" : "");
+    MHD_add_response_header(resp, "Set-Cookie", cookie);
+}
 
 enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *content_type,
                                 const char *body, size_t len)
 {
+    const sp_route_t *route = request_of(req)->route;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
@@ -67,13 +254,31 @@ enum MHD_Result sp_http_respond(sp_request_t *req, unsigned status, const char *
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     sp_http_secure_headers(resp, false);
     sp_http_hsts(req, resp);
-    sp_http_backlog_header(req, resp);
+    if (route && route->headers)
+        route->headers(req, resp);
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
-enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg)
+enum MHD_Result sp_http_text(sp_request_t *req, unsigned status, const char *text)
+{
+    return sp_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+enum MHD_Result sp_http_json(sp_request_t *req, unsigned status, json_t *j)
+{
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!body)
+        return sp_http_error(req, 500, "cannot encode the answer");
+    enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
+    free(body);
+    return rc;
+}
+
+/* {"error": MSG}, malloc'd. */
+static char *error_text(const char *msg)
 {
     json_t *j = json_pack("{s:s}", "error", msg);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -82,10 +287,59 @@ enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *ms
         body = strdup("{\"error\":\"(an error message that was not UTF-8)\"}");
     if (!body)
         abort();
+    return body;
+}
+
+enum MHD_Result sp_http_error(sp_request_t *req, unsigned status, const char *msg)
+{
+    char *body = error_text(msg);
     sp_metric_inc(api_errors);
     enum MHD_Result rc = sp_http_respond(req, status, "application/json", body, strlen(body));
     free(body);
     return rc;
+}
+
+/* ---- request parts ------------------------------------------------------------------- */
+
+/* TEXT into MSG (LEN bytes) as UTF-8: the one repair of request text (utf8.h), then cut at
+ * a character boundary. */
+static void copy_utf8(char *msg, size_t len, const char *text)
+{
+    char *clean = sp_utf8_clean(text);
+    const char *from = clean ? clean : text;
+    size_t n = strlen(from);
+    if (n >= len) {
+        n = len - 1;
+        while (n && ((unsigned char)from[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(msg, from, n);
+    msg[n] = 0;
+    free(clean);
+}
+
+json_t *sp_http_body_json(sp_request_t *req, char *msg, size_t len)
+{
+    json_error_t e;
+    if (!req->body_len) {
+        snprintf(msg, len, "expected a JSON object in the request body");
+        return NULL;
+    }
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        /* jansson's text quotes the body up to the error, which may fall inside a character:
+         * the message goes into a JSON answer, which must be UTF-8. */
+        char raw[256];
+        snprintf(raw, sizeof(raw), "malformed JSON at line %d: %s", e.line, e.text);
+        copy_utf8(msg, len, raw);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        snprintf(msg, len, "expected a JSON object");
+        return NULL;
+    }
+    return j;
 }
 
 const char *sp_http_header(sp_request_t *req, const char *name)
@@ -98,9 +352,33 @@ const char *sp_http_arg(sp_request_t *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+bool sp_http_cookie(sp_request_t *req, const char *name, char *buf, size_t len)
+{
+    return 0 == sp_event_cookie(sp_http_header(req, "Cookie"), name, buf, len);
+}
+
+void *sp_http_conn_data(sp_request_t *req, void (*free_fn)(void *))
+{
+    const connection_t *c = request_of(req)->connection;
+    return c && c->data_free == free_fn ? c->data : NULL;
+}
+
+void sp_http_set_conn_data(sp_request_t *req, void *data, void (*free_fn)(void *))
+{
+    connection_t *c = request_of(req)->connection;
+    if (!c) {
+        free_fn(data);
+        return;
+    }
+    if (c->data && c->data != data)
+        c->data_free(c->data);
+    c->data = data;
+    c->data_free = free_fn;
+}
+
 void sp_http_origin(sp_request_t *req, char *buf, size_t len)
 {
-    const sp_config_t *cfg = req->srv->cfg;
+    const sp_config_t *cfg = request_of(req)->http->cfg;
     if (cfg->public_url[0]) {
         snprintf(buf, len, "%s", cfg->public_url);
         size_t n = strlen(buf);
@@ -118,6 +396,8 @@ void sp_http_origin(sp_request_t *req, char *buf, size_t len)
 }
 
 /* ---- the client address ------------------------------------------------------ */
+
+/* ---- the client address ------------------------------------------------------------ */
 
 static bool over_tls(struct MHD_Connection *conn)
 {
@@ -193,7 +473,7 @@ static void resolve_client(sp_request_t *req)
     memset(&req->client, 0, sizeof(req->client));
     if (ci && ci->client_addr)
         sp_net_from_sockaddr(ci->client_addr, &req->client);
-    const sp_config_t *cfg = req->srv->cfg;
+    const sp_config_t *cfg = request_of(req)->http->cfg;
     if (trusted(cfg, &req->client)) {
         const char *fwd = sp_http_header(req, "Forwarded");
         const char *xff = sp_http_header(req, "X-Forwarded-For");
@@ -217,302 +497,178 @@ static void resolve_client(sp_request_t *req)
     sp_net_format(&req->client, req->client_ip, sizeof(req->client_ip));
 }
 
-/* ---- store connections for reading -------------------------------------------- */
-
-static void close_reader(void *store)
+bool sp_http_local(sp_request_t *req)
 {
-    sp_store_close(store);
-}
-
-sp_store_t *sp_http_reader(sp_server_t *srv)
-{
-    sp_store_t *s = pthread_getspecific(srv->reader_key);
-    if (s)
-        return s;
-    char err[512];
-    s = sp_store_open(srv->cfg, err, sizeof(err));
-    if (!s) {
-        sp_log_error("cannot open the store for reading", "error=\"%s\"", err);
-        return NULL;
-    }
-    pthread_setspecific(srv->reader_key, s);
-    return s;
-}
-
-/* ---- routing ------------------------------------------------------------------ */
-
-int64_t sp_http_backlog(sp_server_t *srv)
-{
-    /* Opens held in memory while the journal cannot be written are part of it. */
-    return sp_journal_accepted_end(srv->journal) - sp_ingest_indexed(srv->ingest);
-}
-
-void sp_http_backlog_header(const sp_request_t *req, struct MHD_Response *resp)
-{
-    if (req->index_behind <= 0)
-        return;
-    char v[24];
-    snprintf(v, sizeof(v), "%lld", (long long)req->index_behind);
-    MHD_add_response_header(resp, "X-Index-Backlog-Bytes", v);
-}
-
-bool sp_http_read_barrier(sp_request_t *req, bool whole)
-{
-    sp_server_t *srv = req->srv;
-    if (READ_BARRIER_PARKED == req->barrier) {
-        /* Resumed: the store caught up to barrier_pos, or the time ran out. */
-        req->barrier = READ_BARRIER_DONE;
-        atomic_fetch_sub(&srv->parked, 1);
-        if (sp_ingest_indexed(srv->ingest) < req->barrier_pos)
-            req->index_behind = sp_http_backlog(srv);
-        return false;
-    }
-    if (READ_BARRIER_DONE == req->barrier)
-        return false;
-    req->barrier = READ_BARRIER_DONE;
-    int64_t end = sp_journal_accepted_end(srv->journal);
-    int64_t behind = end - sp_ingest_indexed(srv->ingest);
-    if (behind <= 0)
-        return false;
-    /* A small backlog is a commit or two away: the request is parked until the writer has
-     * indexed it, so that an open answered before this read is in its answer. A burst's
-     * backlog is not waited for; the answer says how far behind it is. Parked, not blocked:
-     * the thread goes on answering pixels meanwhile. */
-    atomic_fetch_add(&srv->parked, 1); /* before closing is looked at, as in pixel.c */
-    if ((!whole && behind > READ_BARRIER_MAX_BYTES) || atomic_load(&srv->closing)) {
-        atomic_fetch_sub(&srv->parked, 1);
-        req->index_behind = behind;
-        return false;
-    }
-    req->barrier = READ_BARRIER_PARKED;
-    req->barrier_pos = end;
-    MHD_suspend_connection(req->conn);
-    if (!sp_ingest_notify(srv->ingest, end, whole ? ERASE_BARRIER_MAX_MS : READ_BARRIER_MAX_MS,
-                          req->conn))
-        MHD_resume_connection(req->conn); /* indexed meanwhile */
-    return true;
-}
-
-static enum MHD_Result serve_asset(sp_request_t *req)
-{
-    const sp_asset_t *a = sp_assets_find(req->url);
-    const char *slash = strrchr(req->url, '/');
-    /* A missing file is a 404; any other path gets the page, which routes itself. */
-    if (!a && !strchr(slash ? slash : req->url, '.'))
-        a = sp_assets_find("/index.html");
-    if (!a)
-        return sp_http_respond(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
-    const char *inm = sp_http_header(req, "If-None-Match");
-    bool fresh = inm && 0 == strcmp(inm, a->etag);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        fresh ? 0 : a->len, fresh ? NULL : (void *)a->data, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", a->mime);
-    MHD_add_response_header(resp, "ETag", a->etag);
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    sp_http_secure_headers(resp, true);
-    sp_http_hsts(req, resp);
-    enum MHD_Result rc = MHD_queue_response(req->conn, fresh ? 304 : 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-static void add_problem(json_t *problems, const char *text)
-{
-    char *clean = sp_utf8_clean(text); /* a path or a store's message may be anything */
-    json_array_append_new(problems, json_string(clean ? clean : text));
-    free(clean);
-}
-
-/* 200 while every answered open is kept on disk and indexed; 503, with what is wrong, while
- * the journal cannot be written (opens are held in memory, and dropped once that is full) or
- * the store is faulted (indexing has stopped; the journal keeps the opens): a load balancer
- * sends the opens to another server meanwhile. */
-static enum MHD_Result healthz(sp_request_t *req)
-{
-    sp_server_t *srv = req->srv;
-    sp_journal_stats_t st;
-    sp_journal_stats(srv->journal, &st);
-    char why[512], text[1024];
-    json_t *problems = json_array();
-    if (st.error) {
-        snprintf(text, sizeof(text),
-                 "journal: cannot be written (%s) for %lld s: %" PRIu64 " opens held in memory "
-                 "(%" PRIu64 " of %" PRIu64 " bytes), %" PRIu64 " dropped",
-                 strerror(st.error), (long long)(sp_now_ms() - st.error_since) / 1000, st.held,
-                 st.held_bytes, st.held_max, st.dropped);
-        add_problem(problems, text);
-    }
-    int64_t since = 0;
-    if (sp_ingest_failing(srv->ingest, &since, why, sizeof(why)) &&
-        sp_now_ms() - since >= SP_INGEST_STALL_MS) {
-        snprintf(text, sizeof(text),
-                 "store: commits have failed for %lld s (%s); the journal keeps the opens",
-                 (long long)(sp_now_ms() - since) / 1000, why);
-        add_problem(problems, text);
-    }
-    if (sp_ingest_halted(srv->ingest, why, sizeof(why))) {
-        snprintf(text, sizeof(text),
-                 "store: %s; indexing has stopped, the journal keeps the opens until a restart "
-                 "on a repaired or restored store",
-                 why);
-        add_problem(problems, text);
-    }
-    bool ok = 0 == json_array_size(problems);
-    json_t *body =
-        json_pack("{s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status", ok ? "ok" : "degraded",
-                  "problems", problems, "index_backlog_bytes", (json_int_t)sp_http_backlog(srv),
-                  "journal", "held", (json_int_t)st.held, "held_bytes", (json_int_t)st.held_bytes,
-                  "dropped", (json_int_t)st.dropped, "damaged", (json_int_t)st.damaged);
-    char *out = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!out)
-        abort();
-    enum MHD_Result rc = sp_http_respond(req, ok ? 200 : 503, "application/json", out, strlen(out));
-    free(out);
-    return rc;
-}
-
-/* /metrics shows only counts, but what an operator's server does is theirs to show:
- * by default to clients on this machine and to API tokens (Prometheus's
- * authorization: bearer), with --metrics-public to anyone. A loopback peer that forwards
- * for someone else (a reverse proxy not named with --trusted-proxy) is not local. */
-static const char metrics_refusal[] =
-    "{\"error\":\"/metrics is for loopback clients and API tokens (Authorization: Bearer "
-    "TOKEN); --metrics-public opens it\"}";
-
-static bool metrics_allowed(sp_request_t *req)
-{
-    if (req->srv->cfg->metrics_public)
-        return true;
+    const sp_config_t *cfg = request_of(req)->http->cfg;
     sp_net_addr_t peer;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     memset(&peer, 0, sizeof(peer));
     if (ci && ci->client_addr)
         sp_net_from_sockaddr(ci->client_addr, &peer);
-    bool forwarded = !trusted(req->srv->cfg, &peer) &&
+    bool forwarded = !trusted(cfg, &peer) &&
                      (sp_http_header(req, "Forwarded") || sp_http_header(req, "X-Forwarded-For") ||
                       sp_http_header(req, "X-Real-IP"));
-    if (SP_NET_LOOPBACK == sp_net_kind(&req->client) && !forwarded)
-        return true;
-    return sp_api_bearer_valid(req);
+    return SP_NET_LOOPBACK == sp_net_kind(&req->client) && !forwarded;
 }
 
-static enum MHD_Result route(sp_request_t *req)
+/* ---- store connections for reading ------------------------------------------------- */
+
+static void close_reader(void *store)
 {
-    const char *url = req->url;
-    bool get = 0 == strcmp(req->method, "GET") || 0 == strcmp(req->method, "HEAD");
-
-    if (get && 0 == strcmp(url, "/spy-pixel.gif"))
-        return sp_pixel_seed(req);
-    if (get && 0 == strncmp(url, "/o/", 3))
-        return sp_pixel_opaque(req, url + 3);
-    if (get && 0 == strncmp(url, "/c/", 3))
-        return sp_pixel_click(req, url + 3);
-    if (get && 0 == strncmp(url, "/i/", 3))
-        return sp_pixel_image(req, url + 3);
-    if (0 == strncmp(url, "/api/", 5))
-        return sp_api_handle(req);
-    if (get && 0 == strcmp(url, "/healthz"))
-        return healthz(req);
-    if (get && 0 == strcmp(url, "/metrics")) {
-        if (!metrics_allowed(req)) {
-            struct MHD_Response *resp = MHD_create_response_from_buffer(
-                sizeof(metrics_refusal) - 1, (void *)metrics_refusal, MHD_RESPMEM_PERSISTENT);
-            if (!resp)
-                return MHD_NO;
-            MHD_add_response_header(resp, "Content-Type", "application/json");
-            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
-            sp_http_secure_headers(resp, false);
-            sp_http_hsts(req, resp);
-            enum MHD_Result rc = MHD_queue_response(req->conn, 401, resp);
-            MHD_destroy_response(resp);
-            return rc;
-        }
-        char extra[4096];
-        uint64_t hits = 0, misses = 0;
-        sp_enrich_ua_stats(req->srv->enrich, &hits, &misses);
-        sp_journal_stats_t st;
-        sp_journal_stats(req->srv->journal, &st);
-        snprintf(
-            extra, sizeof(extra),
-            "# HELP spypixel_ua_cache_hits_total user-agent parses served from the cache\n"
-            "# TYPE spypixel_ua_cache_hits_total counter\nspypixel_ua_cache_hits_total %llu\n"
-            "# HELP spypixel_ua_cache_misses_total user-agent parses that ran the rules\n"
-            "# TYPE spypixel_ua_cache_misses_total counter\n"
-            "spypixel_ua_cache_misses_total %llu\n"
-            "# HELP spypixel_index_backlog_bytes journal bytes answered but not yet in the store\n"
-            "# TYPE spypixel_index_backlog_bytes gauge\nspypixel_index_backlog_bytes %lld\n"
-            "# HELP spypixel_journal_degraded 1 while the journal cannot be written (opens are "
-            "held in memory)\n"
-            "# TYPE spypixel_journal_degraded gauge\nspypixel_journal_degraded %d\n"
-            "# HELP spypixel_journal_held_records opens held in memory until the journal can be "
-            "written\n"
-            "# TYPE spypixel_journal_held_records gauge\nspypixel_journal_held_records %" PRIu64
-            "\n"
-            "# HELP spypixel_journal_held_bytes bytes of those opens\n"
-            "# TYPE spypixel_journal_held_bytes gauge\nspypixel_journal_held_bytes %" PRIu64 "\n"
-            "# HELP spypixel_journal_held_max_bytes most bytes held in memory "
-            "(--journal-spill)\n"
-            "# TYPE spypixel_journal_held_max_bytes gauge\nspypixel_journal_held_max_bytes %" PRIu64
-            "\n"
-            "# HELP spypixel_journal_spilled_total opens that were held in memory before the "
-            "journal took them\n"
-            "# TYPE spypixel_journal_spilled_total counter\nspypixel_journal_spilled_total %" PRIu64
-            "\n"
-            "# HELP spypixel_journal_dropped_total opens dropped: the journal could not be written "
-            "and the memory spill was full\n"
-            "# TYPE spypixel_journal_dropped_total counter\nspypixel_journal_dropped_total %" PRIu64
-            "\n"
-            "# HELP spypixel_journal_damaged_total damaged stretches of the journal skipped, not "
-            "indexed\n"
-            "# TYPE spypixel_journal_damaged_total counter\nspypixel_journal_damaged_total %" PRIu64
-            "\n"
-            "# HELP spypixel_store_faulted 1 once the store is damaged or its files cannot be "
-            "written (indexing stopped)\n"
-            "# TYPE spypixel_store_faulted gauge\nspypixel_store_faulted %d\n",
-            (unsigned long long)hits, (unsigned long long)misses,
-            (long long)sp_http_backlog(req->srv), st.error ? 1 : 0, st.held, st.held_bytes,
-            st.held_max, st.spilled, st.dropped, st.damaged,
-            sp_ingest_halted(req->srv->ingest, NULL, 0) ? 1 : 0);
-        char *text = sp_metrics_render(extra);
-        enum MHD_Result rc =
-            sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
-        free(text);
-        return rc;
-    }
-    if (get)
-        return serve_asset(req);
-    return sp_http_respond(req, 405, "text/plain", "method not allowed\n", 19);
+    sp_store_close(store);
 }
 
-/* ---- the request's life ---------------------------------------------------------- */
+sp_store_t *sp_http_reader(sp_request_t *req)
+{
+    sp_http_t *h = request_of(req)->http;
+    sp_store_t *s = pthread_getspecific(h->reader_key);
+    if (s)
+        return s;
+    char err[512];
+    s = sp_store_open(h->cfg, err, sizeof(err));
+    if (!s) {
+        sp_log_error("cannot open the store for reading", "error=\"%s\"", err);
+        return NULL;
+    }
+    pthread_setspecific(h->reader_key, s);
+    return s;
+}
+
+/* ---- parking ------------------------------------------------------------------------- */
+
+bool sp_http_park(sp_request_t *req, sp_http_handler_fn then)
+{
+    request_t *r = request_of(req);
+    sp_http_t *h = r->http;
+    assert(!r->parked);
+    /* Counted before closing is looked at: the shutdown sets closing and then waits for
+     * parked to reach 0, so no request parks after that wait ends. */
+    atomic_fetch_add(&h->parked, 1);
+    if (atomic_load(&h->closing)) {
+        atomic_fetch_sub(&h->parked, 1);
+        return false;
+    }
+    r->parked = true;
+    r->then = then;
+    MHD_suspend_connection(req->conn);
+    return true;
+}
+
+void sp_http_resume(void *ctx, void *waiter)
+{
+    (void)ctx;
+    MHD_resume_connection(((sp_request_t *)waiter)->conn);
+}
+
+/* ---- held answers ------------------------------------------------------------------- */
+
+struct sp_http_held {
+    struct MHD_Connection *conn;
+    int fd;
+    sp_http_held_read_fn read;
+    void (*free_fn)(void *cls);
+    void *cls;
+};
+
+static ssize_t held_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sp_http_held_t *held = cls;
+    (void)pos;
+    return held->read(held->cls, buf, max);
+}
+
+static void held_free(void *cls)
+{
+    sp_http_held_t *held = cls;
+    held->free_fn(held->cls);
+    free(held);
+}
+
+struct MHD_Response *sp_http_held_response(sp_request_t *req, sp_http_held_read_fn read,
+                                           void (*free_fn)(void *cls), void *cls,
+                                           sp_http_held_t **out)
+{
+    sp_http_held_t *held = calloc(1, sizeof(*held));
+    if (!held)
+        abort();
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *held = (sp_http_held_t){
+        .conn = req->conn,
+        .fd = ci ? ci->connect_fd : -1,
+        .read = read,
+        .free_fn = free_fn,
+        .cls = cls,
+    };
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, held_read, held, held_free);
+    if (!resp)
+        abort();
+    *out = held;
+    return resp;
+}
+
+void sp_http_held_wait(sp_http_held_t *held)
+{
+    MHD_suspend_connection(held->conn);
+}
+
+void sp_http_held_resume(sp_http_held_t *held)
+{
+    MHD_resume_connection(held->conn);
+}
+
+int sp_http_held_fd(const sp_http_held_t *held)
+{
+    return held->fd;
+}
+
+static void unpark(request_t *r)
+{
+    if (r->parked) {
+        r->parked = false;
+        atomic_fetch_sub(&r->http->parked, 1);
+    }
+}
+
+int sp_http_drain(sp_http_t *h, int max_ms)
+{
+    if (!h)
+        return 0;
+    atomic_store(&h->closing, true);
+    for (int waited = 0; atomic_load(&h->parked) > 0 && waited < max_ms; waited += 10) {
+        struct timespec pause = {0, 10000000L};
+        nanosleep(&pause, NULL);
+    }
+    return atomic_load(&h->parked);
+}
+
+/* ---- the request's life ---------------------------------------------------------------- */
 
 /* Answers from the first call, when only the head is in. libmicrohttpd then reads no
  * body and closes the connection once the answer is out: the client cannot go on
  * sending a body nobody reads. */
-static enum MHD_Result refuse(sp_request_t *req, unsigned status, const char *msg)
+static enum MHD_Result refuse(request_t *r, unsigned status, const char *msg)
 {
     sp_metric_inc(http_early_refusals);
-    if (req->connection)
-        sp_guard_linger(&req->connection->guard);
-    json_t *j = json_pack("{s:s}", "error", msg);
-    char *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
+    if (r->connection)
+        sp_guard_linger(&r->connection->guard);
+    char *body = error_text(msg);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
+    if (!resp) {
+        free(body);
         return MHD_NO;
+    }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "Connection", "close");
     if (503 == status)
         MHD_add_response_header(resp, "Retry-After", "5");
     sp_http_secure_headers(resp, false);
-    sp_http_hsts(req, resp);
-    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    sp_http_hsts(&r->pub, resp);
+    enum MHD_Result rc = MHD_queue_response(r->pub.conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
@@ -614,154 +770,197 @@ static unsigned check_framing(sp_request_t *req, const char *version, framing_t 
     return 0;
 }
 
-static bool is_get(const char *method)
-{
-    return 0 == strcmp(method, "GET") || 0 == strcmp(method, "HEAD");
-}
-
 /* Takes N bytes of the body memory budget; false when it would go over. */
-static bool reserve_body(sp_server_t *srv, size_t n)
+static bool reserve_body(sp_http_t *h, size_t n)
 {
-    size_t budget = (size_t)srv->cfg->body_memory << 20;
-    size_t used = atomic_load(&srv->body_bytes);
+    size_t budget = (size_t)h->cfg->body_memory << 20;
+    size_t used = atomic_load(&h->body_bytes);
     do {
         if (used + n > budget || used + n < used)
             return false;
-    } while (!atomic_compare_exchange_weak(&srv->body_bytes, &used, used + n));
+    } while (!atomic_compare_exchange_weak(&h->body_bytes, &used, used + n));
     return true;
 }
 
+/* What the route table says of R's head: 0, or the status to refuse it with and *MSG
+ * (BUF holds it when it is made here). The credentials of the route its path names come
+ * first, so that a client without them learns nothing of the routes; then the method; then
+ * the route's other checks. */
+static unsigned judge(request_t *r, char *buf, size_t len, const char **msg)
+{
+    r->judged = true;
+    const sp_route_t *route = r->route;
+    unsigned status = 0;
+    if (route && route->authenticate && (status = route->authenticate(&r->pub, msg)))
+        return status;
+    if (r->allowed) {
+        *msg = allowed_text(r->allowed, buf, len);
+        return 405;
+    }
+    if (!route) {
+        *msg = "not found";
+        return 404;
+    }
+    if (route->admit && (status = route->admit(&r->pub, msg)))
+        return status;
+    if (!route->handle) {
+        *msg = route->message;
+        return route->status;
+    }
+    return 0;
+}
+
 /* The first call, with the head in and none of the body read: framing, and for a request
- * with a body, whether it may send one (credentials, method, size, memory), so that a
- * body is read only when it will be used. A request without a body is answered from the
- * second call, as libmicrohttpd keeps the connection open only then. */
-static enum MHD_Result admit(sp_request_t *req, const char *version)
+ * with a body, whether it may send one (the route's method, credentials and checks, its
+ * size, memory), so that a body is read only when it will be used. A request without a
+ * body is judged and answered from the second call, as libmicrohttpd keeps the connection
+ * open only then. */
+static enum MHD_Result admit(request_t *r, const char *version)
 {
     const char *msg = NULL;
+    char buf[64];
     framing_t f;
-    unsigned status = check_framing(req, version, &f, &msg);
+    unsigned status = check_framing(&r->pub, version, &f, &msg);
     if (status)
-        return refuse(req, status, msg);
+        return refuse(r, status, msg);
     bool chunked = f.codings > 0;
     if (!chunked && 0 == f.length) {
-        sp_guard_busy(req->srv->guard, &req->connection->guard);
+        sp_guard_busy(r->http->guard, &r->connection->guard);
         return MHD_YES;
     }
-    size_t max = 0;
-    bool vouched = false;
-    if (0 == strncmp(req->url, "/api/", 5))
-        status = sp_api_admit(req, &max, &vouched, &msg);
-    else if (!is_get(req->method))
-        status = 405, msg = "method not allowed";
+    status = judge(r, buf, sizeof(buf), &msg);
     if (status)
-        return refuse(req, status, msg);
-    if (!vouched)
-        req->unvouched = true; /* a slow body holds a connection like a slow head */
+        return refuse(r, status, msg);
+    if (!r->route->authenticate)
+        r->unvouched = true; /* a slow body holds a connection like a slow head */
     else
-        sp_guard_busy(req->srv->guard, &req->connection->guard);
+        sp_guard_busy(r->http->guard, &r->connection->guard);
+    size_t max = r->route->body_max;
     if (0 == max) {
-        req->discard = true; /* GET with a body: it has no meaning here (RFC 9110 9.3.1) */
+        r->discard = true; /* GET with a body: it has no meaning here (RFC 9110 9.3.1) */
         return MHD_YES;
     }
     if (!chunked && f.length > max)
-        return refuse(req, 413, "request body too large");
+        return refuse(r, 413, "request body too large");
     size_t want = chunked ? max : (size_t)f.length;
-    if (!reserve_body(req->srv, want)) {
+    if (!reserve_body(r->http, want)) {
         sp_metric_inc(http_body_budget_refusals);
-        return refuse(req, 503, "the server is receiving too many uploads; try again shortly");
+        return refuse(r, 503, "the server is receiving too many uploads; try again shortly");
     }
     /* The whole body's room at once: untouched pages cost nothing until the bytes come. */
-    req->body = malloc(want + 1);
-    if (!req->body)
+    r->pub.body = malloc(want + 1);
+    if (!r->pub.body)
         abort();
-    req->body[0] = '\0';
-    req->body_max = want;
+    r->pub.body[0] = '\0';
+    r->body_max = want;
     return MHD_YES;
 }
 
-static sp_connection_t *connection_of(struct MHD_Connection *conn)
+static connection_t *connection_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
+/* The first call: the route, the request's state, its client. */
+static enum MHD_Result begin(sp_http_t *h, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, void **con_cls)
+{
+    match_t m;
+    find_route(h, url, method_bit(method), &m);
+    size_t at = NONE != m.route ? m.route : m.named;
+    const sp_route_t *route = NONE != at ? h->routes.at[at].route : NULL;
+    request_t *r = calloc(1, sizeof(*r) + (route ? route->state_size : 0));
+    if (!r)
+        abort();
+    memcpy(r->params, m.params, sizeof(r->params));
+    r->pub.rest = url + (NONE != m.route ? m.rest : strlen(url));
+    r->pub.conn = conn;
+    r->pub.method = method;
+    r->pub.url = url;
+    r->pub.ctx = route ? h->routes.at[at].ctx : NULL;
+    r->pub.state = r->state;
+    r->http = h;
+    r->connection = connection_of(conn);
+    r->route = route;
+    r->allowed = NONE != m.route ? 0 : m.allowed;
+    *con_cls = r;
+    resolve_client(&r->pub);
+    return admit(r, version);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    sp_server_t *srv = cls;
-    sp_request_t *req = *con_cls;
-
-    if (!req) {
-        req = calloc(1, sizeof(*req));
-        if (!req)
-            abort();
-        req->srv = srv;
-        req->conn = conn;
-        req->connection = connection_of(conn);
-        req->method = method;
-        req->url = url;
-        *con_cls = req;
-        resolve_client(req);
-        return admit(req, version);
-    }
+    request_t *r = *con_cls;
+    if (!r)
+        return begin(cls, conn, url, method, version, con_cls);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->discard)
+        if (r->discard)
             return MHD_YES;
-        if (req->body_too_big || req->body_len + n > req->body_max) {
-            req->body_too_big = true; /* a chunked body longer than its route takes */
+        if (r->body_too_big || r->pub.body_len + n > r->body_max) {
+            r->body_too_big = true; /* a chunked body longer than its route takes */
             return MHD_YES;
         }
-        memcpy(req->body + req->body_len, upload_data, n);
-        req->body_len += n;
-        req->body[req->body_len] = '\0';
+        memcpy(r->pub.body + r->pub.body_len, upload_data, n);
+        r->pub.body_len += n;
+        r->pub.body[r->pub.body_len] = '\0';
         return MHD_YES;
     }
-    if (req->unvouched) {
-        req->unvouched = false;
-        sp_guard_busy(srv->guard, &req->connection->guard);
+    if (r->unvouched) {
+        r->unvouched = false;
+        sp_guard_busy(r->http->guard, &r->connection->guard);
     }
-    if (req->waiting)
-        return sp_pixel_finish(req);
-    if (READ_BARRIER_PARKED != req->barrier && !req->login) /* once, not when resumed */
-        sp_metric_inc(http_requests);
-    if (req->body_too_big)
-        return sp_http_error(req, 413, "request body too large");
-    return route(req);
+    if (r->parked) { /* resumed */
+        sp_http_handler_fn then = r->then ? r->then : r->route->handle;
+        unpark(r);
+        r->then = NULL;
+        return then(&r->pub);
+    }
+    sp_metric_inc(http_requests);
+    if (r->body_too_big)
+        return sp_http_error(&r->pub, 413, "request body too large");
+    if (!r->judged) {
+        const char *msg = NULL;
+        char buf[64];
+        unsigned status = judge(r, buf, sizeof(buf), &msg);
+        if (status)
+            return sp_http_error(&r->pub, status, msg);
+    }
+    return r->route->handle(&r->pub);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    sp_server_t *srv = cls;
-    sp_request_t *req = *con_cls;
-    sp_connection_t *c = connection_of(conn);
+    sp_http_t *h = cls;
+    request_t *r = *con_cls;
+    connection_t *c = connection_of(conn);
     if (c && MHD_REQUEST_TERMINATED_COMPLETED_OK == toe)
-        sp_guard_idle(srv->guard, &c->guard);
-    if (!req)
+        sp_guard_idle(h->guard, &c->guard);
+    if (!r)
         return;
-    sp_login_free(req);
-    if (req->body) {
-        atomic_fetch_sub(&srv->body_bytes, req->body_max);
-        free(req->body);
+    unpark(r); /* its connection closed while it was parked */
+    if (r->route && r->route->done)
+        r->route->done(&r->pub);
+    if (r->pub.body) {
+        atomic_fetch_sub(&h->body_bytes, r->body_max);
+        free(r->pub.body);
     }
-    sp_image_release(req->image);
-    if (req->held) /* never queued: nothing was sent, so no read is journaled */
-        MHD_destroy_response(req->held);
-    free(req->redirect);
-    free(req);
+    free(r);
     *con_cls = NULL;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    sp_server_t *srv = cls;
+    sp_http_t *h = cls;
     if (MHD_CONNECTION_NOTIFY_STARTED == toe) {
-        sp_connection_t *c = calloc(1, sizeof(*c));
+        connection_t *c = calloc(1, sizeof(*c));
         if (!c)
             abort();
         *socket_context = c;
@@ -770,13 +969,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *addr =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (fd && addr && addr->client_addr)
-            sp_guard_opened(srv->guard, &c->guard, fd->connect_fd, addr->client_addr,
-                            over_tls(conn));
+            sp_guard_opened(h->guard, &c->guard, fd->connect_fd, addr->client_addr, over_tls(conn));
     } else if (*socket_context) {
-        sp_connection_t *c = *socket_context;
-        sp_guard_closed(srv->guard, &c->guard);
-        if (c->cookie_answer)
-            MHD_destroy_response(c->cookie_answer);
+        connection_t *c = *socket_context;
+        sp_guard_closed(h->guard, &c->guard);
+        if (c->data)
+            c->data_free(c->data);
         sp_tls_release(c->tls_hold);
         free(c);
         *socket_context = NULL;
@@ -785,9 +983,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    sp_server_t *srv = cls;
+    sp_http_t *h = cls;
     (void)addrlen;
-    return sp_guard_allow(srv->guard, addr) ? MHD_YES : MHD_NO;
+    return sp_guard_allow(h->guard, addr) ? MHD_YES : MHD_NO;
 }
 
 static int hex_value(char c)
@@ -846,22 +1044,11 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 /* Where the TLS module keeps the certificate a connection's handshake took. */
 static void **tls_slot(struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    sp_connection_t *c = ci ? ci->socket_context : NULL;
+    connection_t *c = connection_of(conn);
     return c ? &c->tls_hold : NULL;
 }
 
-void sp_http_hsts(const sp_request_t *req, struct MHD_Response *resp)
-{
-    /* A year, the value OWASP's HTTP Strict Transport Security cheat sheet gives; no
-     * includeSubDomains: the tracker's host says nothing about its neighbours. */
-    if (req->https)
-        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
-}
-
-static struct MHD_Daemon *start_daemon(sp_server_t *srv, const sp_listen_t *l, int fd,
-                                       unsigned threads)
+static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int fd, unsigned threads)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
@@ -876,13 +1063,13 @@ static struct MHD_Daemon *start_daemon(sp_server_t *srv, const sp_listen_t *l, i
                 MHD_USE_TLS;
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     return MHD_start_daemon(
-        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv,
+        flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)srv->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)srv->cfg->timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)SP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        srv, MHD_OPTION_ARRAY, l->tls ? sp_tls_options(srv->tls) : none,
+        (unsigned)h->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_ARRAY,
+        l->tls ? sp_tls_options(h->tls) : none,
         /* Last, so that one thread (no pool: libmicrohttpd warns at a size of 0 or 1) can end
          * the list before it. */
         threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, MHD_OPTION_END);
@@ -890,20 +1077,20 @@ static struct MHD_Daemon *start_daemon(sp_server_t *srv, const sp_listen_t *l, i
 
 /* Parses every --listen address, loads the certificate when one is HTTPS and binds them
  * all, so that a mistake stops the start before anything serves. */
-static int open_listeners(sp_server_t *srv, int *fds, char *err, size_t errlen)
+static int open_listeners(sp_http_t *h, int *fds, char *err, size_t errlen)
 {
-    const sp_config_t *cfg = srv->cfg;
+    const sp_config_t *cfg = h->cfg;
     bool any_tls = false;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         fds[i] = -1;
-        if (0 != sp_listen_parse(cfg->listen[i], cfg->tls_cert[0], &srv->listen[i], err, errlen))
+        if (0 != sp_listen_parse(cfg->listen[i], cfg->tls_cert[0], &h->listen[i], err, errlen))
             return -1;
-        if (srv->listen[i].tls && !cfg->tls_cert[0]) {
+        if (h->listen[i].tls && !cfg->tls_cert[0]) {
             snprintf(err, errlen, "--listen %s serves HTTPS: it needs --tls-cert and --tls-key",
                      cfg->listen[i]);
             return -1;
         }
-        any_tls |= srv->listen[i].tls;
+        any_tls |= h->listen[i].tls;
     }
     if (cfg->tls_cert[0] && !any_tls) {
         snprintf(err, errlen,
@@ -912,47 +1099,52 @@ static int open_listeners(sp_server_t *srv, int *fds, char *err, size_t errlen)
         return -1;
     }
     if (any_tls) {
-        srv->tls = sp_tls_new(cfg->tls_cert, cfg->tls_key, tls_slot, err, errlen);
-        if (!srv->tls)
+        h->tls = sp_tls_new(cfg->tls_cert, cfg->tls_key, tls_slot, err, errlen);
+        if (!h->tls)
             return -1;
     }
     for (size_t i = 0; i < cfg->n_listen; i++) {
-        fds[i] = sp_listen_open(&srv->listen[i], 1024, err, errlen);
+        fds[i] = sp_listen_open(&h->listen[i], 1024, err, errlen);
         if (fds[i] < 0)
             return -1;
     }
     return 0;
 }
 
-int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
+sp_http_t *sp_http_start(const sp_config_t *cfg, const sp_http_routes_t *routes, char *err,
+                         size_t errlen)
 {
     int fds[SP_CONFIG_LIST_MAX];
-    size_t n = srv->cfg->n_listen;
-    if (0 != open_listeners(srv, fds, err, errlen)) {
+    size_t n = cfg->n_listen;
+    sp_http_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        abort();
+    h->cfg = cfg;
+    h->routes = *routes;
+    if (0 != open_listeners(h, fds, err, errlen)) {
         for (size_t i = 0; i < n; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
-        sp_tls_free(srv->tls);
-        srv->tls = NULL;
-        return -1;
+        sp_tls_free(h->tls);
+        free(h);
+        return NULL;
     }
-    pthread_key_create(&srv->reader_key, close_reader);
-    srv->pixel = sp_pixel_response_new();
-    srv->images = sp_images_new(SP_IMAGE_CACHE_MAX);
+    pthread_key_create(&h->reader_key, close_reader);
+    h->reader_key_made = true;
 
-    unsigned threads = srv->cfg->threads > 0 ? (unsigned)srv->cfg->threads
-                                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads =
+        cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
     sp_guard_options_t guard = {
-        .head_timeout_ms = srv->cfg->header_timeout * 1000,
-        .per_ip_max = (unsigned)srv->cfg->max_connections_per_ip,
-        .thread_max = (unsigned)srv->cfg->max_connections / threads,
-        .exempt = srv->cfg->trusted_proxy,
-        .n_exempt = srv->cfg->n_trusted_proxy,
+        .head_timeout_ms = cfg->header_timeout * 1000,
+        .per_ip_max = (unsigned)cfg->max_connections_per_ip,
+        .thread_max = (unsigned)cfg->max_connections / threads,
+        .exempt = cfg->trusted_proxy,
+        .n_exempt = cfg->n_trusted_proxy,
         .sweep_ms = 250,
     };
-    srv->guard = sp_guard_new(&guard);
+    h->guard = sp_guard_new(&guard);
     /* When answers wait (--sync-full, --answer-after store), the request threads run as
      * SCHED_BATCH, and so does whoever resumes them (the journal's syncer, the writer). It
      * resumes a whole batch of parked requests at once, and each MHD_resume_connection wakes
@@ -967,68 +1159,89 @@ int sp_http_start(sp_server_t *srv, char *err, size_t errlen)
      * the thread that creates them, so it is set around MHD_start_daemon only. */
     int policy;
     struct sched_param saved, param = {0};
-    bool batch = srv->cfg->sync_full || srv->cfg->answer_after_store;
+    bool batch = cfg->sync_full || cfg->answer_after_store;
     bool restore = batch && 0 == pthread_getschedparam(pthread_self(), &policy, &saved) &&
                    0 == pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        srv->daemons[i] = start_daemon(srv, &srv->listen[i], fds[i], threads);
-        if (!srv->daemons[i]) {
+        h->daemons[i] = start_daemon(h, &h->listen[i], fds[i], threads);
+        if (!h->daemons[i]) {
             snprintf(err, errlen, "cannot serve %s (libmicrohttpd refused to start)",
-                     srv->listen[i].text);
+                     h->listen[i].text);
             for (size_t k = i; k < n; k++)
                 close(fds[k]);
             rc = -1;
             break;
         }
-        srv->n_daemons++;
+        h->n_daemons++;
     }
     if (restore)
         pthread_setschedparam(pthread_self(), policy, &saved);
-    return rc;
+    if (rc) {
+        sp_http_stop(h);
+        return NULL;
+    }
+    return h;
 }
 
-int sp_http_reload_tls(sp_server_t *srv, char *err, size_t errlen)
+int sp_http_reload_tls(sp_http_t *h, char *err, size_t errlen)
 {
-    if (!srv->tls)
+    if (!h->tls)
         return 1;
-    return sp_tls_reload(srv->tls, err, errlen);
+    return sp_tls_reload(h->tls, err, errlen);
 }
 
-void sp_http_describe(const sp_server_t *srv, char *buf, size_t len)
+void sp_http_describe(const sp_http_t *h, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < srv->cfg->n_listen && used < len; i++) {
-        const sp_listen_t *l = &srv->listen[i];
+    for (size_t i = 0; i < h->cfg->n_listen && used < len; i++) {
+        const sp_listen_t *l = &h->listen[i];
         used += (size_t)snprintf(buf + used, len - used, "%s%s://%s:%u", i ? " " : "",
                                  l->tls ? "https" : "http", l->any ? "*" : l->host, l->port);
     }
 }
 
-void sp_http_quiesce(sp_server_t *srv)
+bool sp_http_describe_tls(const sp_http_t *h, char *buf, size_t len)
 {
-    for (size_t i = 0; i < srv->n_daemons; i++) {
-        MHD_socket fd = MHD_quiesce_daemon(srv->daemons[i]);
+    if (!h->tls)
+        return false;
+    sp_tls_describe(h->tls, buf, len);
+    return true;
+}
+
+size_t sp_http_addresses(const sp_http_t *h)
+{
+    return h->n_daemons;
+}
+
+unsigned sp_http_port(const sp_http_t *h, size_t i)
+{
+    if (i >= h->n_daemons)
+        return 0;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemons[i], MHD_DAEMON_INFO_BIND_PORT);
+    return di ? di->port : 0;
+}
+
+void sp_http_quiesce(sp_http_t *h)
+{
+    for (size_t i = 0; i < h->n_daemons; i++) {
+        MHD_socket fd = MHD_quiesce_daemon(h->daemons[i]);
         if (MHD_INVALID_SOCKET != fd)
             close(fd);
     }
 }
 
-void sp_http_stop(sp_server_t *srv)
+void sp_http_stop(sp_http_t *h)
 {
-    if (srv->auth)
-        sp_auth_checks_stop(srv->auth); /* parked logins are answered while the daemons run */
-    for (size_t i = 0; i < srv->n_daemons; i++)
-        MHD_stop_daemon(srv->daemons[i]);
-    srv->n_daemons = 0;
-    if (srv->pixel)
-        MHD_destroy_response(srv->pixel);
-    srv->pixel = NULL;
-    sp_tls_free(srv->tls); /* after the daemons: no handshake can be under way */
-    srv->tls = NULL;
-    sp_guard_free(srv->guard); /* after the daemons: every connection is closed */
-    srv->guard = NULL;
-    sp_images_free(srv->images); /* after the daemons: no answer sends an image */
-    srv->images = NULL;
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n_daemons; i++)
+        MHD_stop_daemon(h->daemons[i]);
+    h->n_daemons = 0;
+    sp_tls_free(h->tls);     /* after the daemons: no handshake can be under way */
+    sp_guard_free(h->guard); /* after the daemons: every connection is closed */
+    if (h->reader_key_made)
+        pthread_key_delete(h->reader_key);
+    free(h);
 }

@@ -67,6 +67,11 @@ int64_t sp_ingest_indexed(sp_ingest_t *in)
     return atomic_load(&in->indexed);
 }
 
+int64_t sp_ingest_backlog(sp_ingest_t *in)
+{
+    return sp_journal_accepted_end(in->opt.journal) - atomic_load(&in->indexed);
+}
+
 bool sp_ingest_notify(sp_ingest_t *in, int64_t pos, int timeout_ms, void *waiter)
 {
     pthread_mutex_lock(&in->lock);

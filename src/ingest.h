@@ -48,6 +48,10 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
 /* The journal position the store holds everything before. */
 int64_t sp_ingest_indexed(sp_ingest_t *in);
 
+/* Journal bytes answered but not yet in the store (opens held in memory while the journal
+ * cannot be written are part of it). Thread-safe. */
+int64_t sp_ingest_backlog(sp_ingest_t *in);
+
 /* Asks for indexed(ctx, WAITER) once the store holds everything before POS, or once
  * TIMEOUT_MS have passed (0: no limit; checked between commits, so it may run a commit's
  * time over), or once the store has stalled (SP_INGEST_STALL_MS). False when the store

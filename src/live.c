@@ -19,17 +19,19 @@ static const char opening[] = "retry: 2000\n: open\n\n";
 static const char ping[] = ": ping\n\n";
 static const char overflow[] = "event: overflow\ndata: {}\n\n";
 
-typedef struct stream {
+struct sp_live_sub {
     sp_live_t *live;
-    struct MHD_Connection *conn;
+    sp_live_wake_fn sleep, wake;
+    void *ctx;
     char campaign[SP_ID_MAX + 1];
     char *buf;
     size_t len;
-    bool suspended; /* waiting in the content reader for data */
-    bool closed;    /* the hub is going away: end the stream */
+    bool asleep; /* sp_live_read found nothing: WAKE it when something comes */
+    bool closed; /* the hub is going away: end the stream */
     bool overflowed;
-    struct stream *prev, *next;
-} stream_t;
+    struct sp_live_sub *prev, *next;
+};
+typedef sp_live_sub_t stream_t;
 
 struct sp_live {
     pthread_mutex_t lock; /* guards the list and every stream's fields */
@@ -59,9 +61,9 @@ static void push(stream_t *s, const char *text, size_t len)
     s->buf = grown;
     memcpy(s->buf + s->len, text, len);
     s->len += len;
-    if (s->suspended) {
-        s->suspended = false;
-        MHD_resume_connection(s->conn);
+    if (s->asleep) {
+        s->asleep = false;
+        s->wake(s->ctx);
     }
 }
 
@@ -106,9 +108,9 @@ void sp_live_close(sp_live_t *live)
     live->stopping = true;
     for (stream_t *s = live->streams; s; s = s->next) {
         s->closed = true;
-        if (s->suspended) {
-            s->suspended = false;
-            MHD_resume_connection(s->conn);
+        if (s->asleep) {
+            s->asleep = false;
+            s->wake(s->ctx);
         }
     }
     pthread_cond_signal(&live->tick);
@@ -169,55 +171,16 @@ void sp_live_on_commit(void *ctx, sp_event_t *const *evs, size_t n)
     }
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    stream_t *s = cls;
-    sp_live_t *live = s->live;
-    (void)pos;
-    pthread_mutex_lock(&live->lock);
-    ssize_t n;
-    if (s->len) {
-        n = (ssize_t)(s->len < max ? s->len : max);
-        memcpy(buf, s->buf, (size_t)n);
-        memmove(s->buf, s->buf + n, s->len - (size_t)n);
-        s->len -= (size_t)n;
-    } else if (s->closed || s->overflowed) {
-        n = MHD_CONTENT_READER_END_OF_STREAM;
-    } else {
-        /* Nothing to send: park the connection until push() resumes it. */
-        s->suspended = true;
-        MHD_suspend_connection(s->conn);
-        n = 0;
-    }
-    pthread_mutex_unlock(&live->lock);
-    return n;
-}
-
-static void stream_free(void *cls)
-{
-    stream_t *s = cls;
-    sp_live_t *live = s->live;
-    pthread_mutex_lock(&live->lock);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        live->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    live->n_streams--;
-    pthread_mutex_unlock(&live->lock);
-    free(s->buf);
-    free(s);
-}
-
-struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn,
-                                    const char *campaign)
+sp_live_sub_t *sp_live_subscribe(sp_live_t *live, const char *campaign, sp_live_wake_fn sleep,
+                                 sp_live_wake_fn wake, void *ctx)
 {
     stream_t *s = calloc(1, sizeof(*s));
     if (!s)
         abort();
     s->live = live;
-    s->conn = conn;
+    s->sleep = sleep;
+    s->wake = wake;
+    s->ctx = ctx;
     snprintf(s->campaign, sizeof(s->campaign), "%s", campaign);
     pthread_mutex_lock(&live->lock);
     if (live->stopping || live->n_streams >= STREAMS_MAX) {
@@ -232,5 +195,79 @@ struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn
     live->n_streams++;
     push(s, opening, sizeof(opening) - 1); /* sent at once: the stream is open */
     pthread_mutex_unlock(&live->lock);
+    return s;
+}
+
+ssize_t sp_live_read(sp_live_sub_t *s, char *buf, size_t max)
+{
+    sp_live_t *live = s->live;
+    pthread_mutex_lock(&live->lock);
+    ssize_t n;
+    if (s->len) {
+        n = (ssize_t)(s->len < max ? s->len : max);
+        memcpy(buf, s->buf, (size_t)n);
+        memmove(s->buf, s->buf + n, s->len - (size_t)n);
+        s->len -= (size_t)n;
+    } else if (s->closed || s->overflowed) {
+        n = -1;
+    } else {
+        /* Nothing to send: asleep until push() wakes it, under the lock so that no push
+         * comes between. */
+        s->asleep = true;
+        s->sleep(s->ctx);
+        n = 0;
+    }
+    pthread_mutex_unlock(&live->lock);
+    return n;
+}
+
+void sp_live_unsubscribe(sp_live_sub_t *s)
+{
+    if (!s)
+        return;
+    sp_live_t *live = s->live;
+    pthread_mutex_lock(&live->lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        live->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    live->n_streams--;
+    pthread_mutex_unlock(&live->lock);
+    free(s->buf);
+    free(s);
+}
+
+/* ---- a stream as libmicrohttpd sends it ------------------------------------------------ */
+
+static void suspend(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static void resume(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    ssize_t n = sp_live_read(cls, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void stream_free(void *cls)
+{
+    sp_live_unsubscribe(cls);
+}
+
+struct MHD_Response *sp_live_stream(sp_live_t *live, struct MHD_Connection *conn,
+                                    const char *campaign)
+{
+    stream_t *s = sp_live_subscribe(live, campaign, suspend, resume, conn);
+    if (!s)
+        return NULL;
     return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
 }

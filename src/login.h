@@ -6,19 +6,14 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "http.h"
 
-typedef struct sp_login sp_login_t;
-
-/* What the request's head says of a login (the method, a JSON body, our own pages): 0, or
- * the status to refuse it with and *MSG, before its body is read. */
-unsigned sp_login_admit(sp_request_t *req, const char **msg);
-
-/* Answers POST /api/v1/login with STORE (REQ's thread's reader). While the password is
- * checked (sp_auth_check_submit) the request is parked, its connection suspended, and the
- * request thread goes on serving others; this is called again on its resumption and then
- * answers. */
-enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store);
+/* Adds POST /api/v1/login, with AUTH (borrowed for the server's life). Its head is judged
+ * before its body (at most 8 KiB) is read: JSON only (415), from this server's own pages only
+ * (403). While the password is checked (sp_auth_check_submit) the request is parked and the
+ * request thread goes on serving others; a full pool answers 503, as does a shutdown. */
+void sp_login_routes(sp_http_routes_t *routes, sp_auth_t *auth);
 
 /* The fields of a login's body {"user", "password"} (borrowed from BODY): 0, or -1 when
  * BODY is not an object or a field is missing, not a string or too long (the user name
@@ -26,8 +21,5 @@ enum MHD_Result sp_login_handle(sp_request_t *req, sp_store_t *store);
 #define SP_LOGIN_USER_MAX     128
 #define SP_LOGIN_PASSWORD_MAX 1024
 int sp_login_fields(json_t *body, const char **user, const char **password);
-
-/* Frees what a login left in REQ; at the request's end (nothing when REQ made none). */
-void sp_login_free(sp_request_t *req);
 
 #endif

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
@@ -17,17 +18,21 @@
 
 #include "admin.h"
 #include "api.h"
+#include "assets.h"
 #include "cli.h"
 #include "config.h"
 #include "datadir.h"
+#include "engage.h"
 #include "enrich.h"
 #include "http.h"
 #include "ingest.h"
 #include "journal.h"
 #include "log.h"
+#include "login.h"
 #include "metrics.h"
 #include "pixel.h"
 #include "scan.h"
+#include "status.h"
 #include "store.h"
 #include "webhook.h"
 
@@ -247,32 +252,77 @@ static void *retention_main(void *arg)
     return NULL;
 }
 
+/* What `serve` runs: the pipeline from the journal to the store, and the handlers the
+ * server routes requests to. */
+typedef struct server {
+    sp_config_t *cfg;
+    sp_journal_t *journal;
+    sp_ingest_t *ingest;
+    sp_enrich_t *enrich;
+    sp_auth_t *auth;
+    sp_token_t *tokens;
+    sp_live_t *live;
+    sp_webhook_t *webhook; /* NULL without --webhook */
+    sp_engage_t *engage;   /* the tracking block's held read-time images */
+    sp_pixel_t *pixel;
+    sp_api_t api;
+    sp_status_t status;
+    sp_http_t *http;
+} server_t;
+
 /* After each commit: live dashboards, then webhooks. */
 static void on_commit(void *ctx, sp_event_t *const *evs, size_t n)
 {
-    sp_server_t *srv = ctx;
+    server_t *srv = ctx;
     sp_live_on_commit(srv->live, evs, n);
     if (srv->webhook)
         sp_webhook_on_commit(srv->webhook, evs, n);
 }
 
-static int wait_for_parked(sp_server_t *srv, int max_ms)
+/* The handlers' routes, in the order they are tried, and the server that serves them. */
+static int start_serving(server_t *srv, char *err, size_t errlen)
 {
-    for (int waited = 0; atomic_load(&srv->parked) > 0 && waited < max_ms; waited += 10) {
-        struct timespec pause = {0, 10000000L};
-        nanosleep(&pause, NULL);
-    }
-    return atomic_load(&srv->parked);
+    sp_config_t *cfg = srv->cfg;
+    sp_pixel_options_t pixel = {
+        .cfg = cfg,
+        .journal = srv->journal,
+        .ingest = srv->ingest,
+        .auth = srv->auth,
+        .tokens = srv->tokens,
+        .engage = srv->engage,
+    };
+    srv->pixel = sp_pixel_new(&pixel);
+    srv->api = (sp_api_t){
+        .auth = srv->auth,
+        .tokens = srv->tokens,
+        .journal = srv->journal,
+        .ingest = srv->ingest,
+        .live = srv->live,
+    };
+    srv->status = (sp_status_t){
+        .cfg = cfg,
+        .journal = srv->journal,
+        .ingest = srv->ingest,
+        .enrich = srv->enrich,
+    };
+    sp_http_routes_t routes = {0};
+    sp_pixel_routes(&routes, srv->pixel);
+    sp_login_routes(&routes, srv->auth);
+    sp_api_routes(&routes, &srv->api);
+    sp_status_routes(&routes, &srv->status);
+    sp_assets_routes(&routes);
+    srv->http = sp_http_start(cfg, &routes, err, errlen);
+    return srv->http ? 0 : -1;
 }
 
 /* Waits for SIGTERM or SIGINT; a SIGHUP meanwhile re-reads the TLS certificate. systemd
  * (Type=notify) hears READY=1 once every address serves, RELOADING=1 and READY=1 around a
  * reload, and STOPPING=1 (sd_notify does nothing outside systemd). */
-static void serve_until_stopped(sp_server_t *srv, const sigset_t *signals)
+static void serve_until_stopped(server_t *srv, const sigset_t *signals)
 {
     char status[160], err[1024], quoted[1100];
-    snprintf(status, sizeof(status), "STATUS=serving %zu address%s", srv->n_daemons,
-             1 == srv->n_daemons ? "" : "es");
+    size_t n = sp_http_addresses(srv->http);
+    snprintf(status, sizeof(status), "STATUS=serving %zu address%s", n, 1 == n ? "" : "es");
     sd_notify(0, "READY=1");
     sd_notify(0, status);
     for (;;) {
@@ -289,9 +339,9 @@ static void serve_until_stopped(sp_server_t *srv, const sigset_t *signals)
         snprintf(reloading, sizeof(reloading), "RELOADING=1\nMONOTONIC_USEC=%lld",
                  (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
         sd_notify(0, reloading);
-        int rc = sp_http_reload_tls(srv, err, sizeof(err));
+        int rc = sp_http_reload_tls(srv->http, err, sizeof(err));
         if (0 == rc) {
-            sp_tls_describe(srv->tls, err, sizeof(err));
+            sp_http_describe_tls(srv->http, err, sizeof(err));
             sp_log_info("certificate reloaded: new connections use it", "certificate=%s",
                         sp_log_quote(err, quoted, sizeof(quoted)));
         } else if (rc > 0) {
@@ -334,7 +384,7 @@ static int cmd_serve(sp_config_t *cfg)
 {
     char err[1024], line[512];
     int rc = 1;
-    sp_server_t srv = {.cfg = cfg};
+    server_t srv = {.cfg = cfg};
     sp_store_t *store = NULL;
     unsigned char key[SP_AUTH_KEY_BYTES];
     retention_t retention = {.cfg = cfg};
@@ -379,7 +429,7 @@ static int cmd_serve(sp_config_t *cfg)
         .dir = journal_dir,
         /* With --answer-after store the store's own commit is what answers wait for. */
         .sync = cfg->sync_full && !cfg->answer_after_store,
-        .synced = sp_pixel_resume,
+        .synced = sp_http_resume, /* parked answers */
         .spill_max = (size_t)cfg->journal_spill << 20,
     };
     srv.journal = sp_journal_open(&jopt, err, sizeof(err));
@@ -447,7 +497,7 @@ static int cmd_serve(sp_config_t *cfg)
         .batch_max = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 0,
         .committed = on_commit,
         .committed_ctx = &srv,
-        .indexed = sp_pixel_resume, /* parked pixels and API reads alike */
+        .indexed = sp_http_resume, /* parked answers: pixels and API reads alike */
         .answers_wait = cfg->answer_after_store,
         .check_ms = STORE_CHECK_MS,
     };
@@ -458,7 +508,7 @@ static int cmd_serve(sp_config_t *cfg)
     }
     store = NULL; /* the writer owns it now */
     raise_open_files(cfg);
-    if (0 != sp_http_start(&srv, err, sizeof(err))) {
+    if (0 != start_serving(&srv, err, sizeof(err))) {
         sp_log_error("cannot serve", "error=\"%s\"", err);
         goto done;
     }
@@ -470,32 +520,32 @@ static int cmd_serve(sp_config_t *cfg)
     }
     char quoted[600], data[600], addrs[1024];
     sp_enrich_describe(srv.enrich, line, sizeof(line));
-    sp_http_describe(&srv, addrs, sizeof(addrs));
+    sp_http_describe(srv.http, addrs, sizeof(addrs));
     sp_log_info("serving", "listen=%s store=%s data=%s version=%s enrich=%s",
                 sp_log_quote(addrs, err, sizeof(err)), cfg->store,
                 sp_log_quote(cfg->data_dir, data, sizeof(data)), SP_VERSION,
                 sp_log_quote(line, quoted, sizeof(quoted)));
-    if (srv.tls) {
-        sp_tls_describe(srv.tls, line, sizeof(line));
+    if (sp_http_describe_tls(srv.http, line, sizeof(line)))
         sp_log_info("certificate", "certificate=%s", sp_log_quote(line, quoted, sizeof(quoted)));
-    }
     serve_until_stopped(&srv, &signals);
 
     /* No new connections; requests in flight finish (with --sync-full once their records
      * are on disk), then the writer indexes the rest of the journal. */
-    sp_http_quiesce(&srv);
-    atomic_store(&srv.closing, true);
+    sp_http_quiesce(srv.http);
     sp_live_close(srv.live);
     /* The held read-time images end now (their reads cut short), before the daemons stop. */
     sp_engage_close(srv.engage);
     for (int waited = 0; sp_engage_held(srv.engage) > 0 && waited < 2000; waited += 10)
         usleep(10 * 1000);
-    int left = wait_for_parked(&srv, 30000);
+    int left = sp_http_drain(srv.http, 30000);
     if (left)
         sp_log_error("requests still waiting for the store at shutdown", "requests=%d", left);
     rc = 0;
 done:
-    sp_http_stop(&srv);
+    if (srv.auth) /* parked logins are answered while the daemons run */
+        sp_auth_checks_stop(srv.auth);
+    sp_http_stop(srv.http);
+    sp_pixel_free(srv.pixel); /* after the daemons: no answer sends its image */
     sp_engage_free(srv.engage);
     if (srv.journal) /* what the disk refused until now, if it takes it now */
         sp_journal_flush(srv.journal, FLUSH_MS);

@@ -1,18 +1,20 @@
-/* pixel: the tracking endpoints (the seed's URL, /o/ pixels, /c/ links) and their answers. */
+/* pixel: the tracking endpoints (the seed's URL, /o/ pixels, /c/ links, /i/ images) and their
+ * answers. */
 /* SPDX-License-Identifier: MIT */
 #include "pixel.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "images.h"
 #include "log.h"
 #include "metrics.h"
 #include "url.h"
+
+#define IMAGE_CACHE_MAX ((size_t)64 << 20) /* uploaded images kept in memory */
 
 /* GIF89a, 1x1, one transparent colour: the smallest valid image every client shows. */
 const unsigned char sp_pixel_gif[43] = {
@@ -22,6 +24,28 @@ const unsigned char sp_pixel_gif[43] = {
 };
 
 #define VISITOR_COOKIE "spv"
+
+struct sp_pixel {
+    sp_pixel_options_t opt;
+    struct MHD_Response *gif; /* the shared answer of the GIF without a cookie */
+    sp_images_t *images;      /* uploaded images being served */
+};
+
+/* What one tracking request knows of its answer (REQ->state). */
+typedef struct pixel_request {
+    bool set_visitor; /* the answer sets a new visitor cookie */
+    char visitor[40];
+    char *redirect;            /* a click's destination (malloc'd), or NULL */
+    sp_image_t *image;         /* an uploaded image to answer with (a reference), or NULL */
+    struct MHD_Response *held; /* the block's read-time image to answer with, or NULL */
+} pixel_request_t;
+
+/* The last image answer with a Set-Cookie on a keep-alive connection, with what it sets. */
+typedef struct cookie_answer {
+    struct MHD_Response *resp;
+    char visitor[40];
+    bool https;
+} cookie_answer_t;
 
 /* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
  * for every open. */
@@ -45,13 +69,12 @@ static void add_image_headers(struct MHD_Response *resp, const char *mime)
     MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
 }
 
-struct MHD_Response *sp_pixel_response_new(void)
+static struct MHD_Response *gif_response(void)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        abort();
-    add_image_headers(resp, "image/gif");
+    if (resp)
+        add_image_headers(resp, "image/gif");
     return resp;
 }
 
@@ -60,17 +83,18 @@ struct MHD_Response *sp_pixel_response_new(void)
  * which browsers accept only with Secure. */
 static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *req)
 {
-    if (!req->set_visitor)
+    const pixel_request_t *pr = req->state;
+    if (!pr->set_visitor)
         return;
     /* Put together by hand: snprintf showed in profiles of the open path. */
     static const char head[] = VISITOR_COOKIE "=", attrs[] = "; Path=/; Max-Age=31536000; HttpOnly",
                       secure[] = "; Secure; SameSite=None", lax[] = "; SameSite=Lax";
-    char cookie[sizeof(head) + sizeof(req->visitor) + sizeof(attrs) + sizeof(secure)];
-    size_t v = strnlen(req->visitor, sizeof(req->visitor) - 1);
+    char cookie[sizeof(head) + sizeof(pr->visitor) + sizeof(attrs) + sizeof(secure)];
+    size_t v = strnlen(pr->visitor, sizeof(pr->visitor) - 1);
     char *p = cookie;
     memcpy(p, head, sizeof(head) - 1);
     p += sizeof(head) - 1;
-    memcpy(p, req->visitor, v);
+    memcpy(p, pr->visitor, v);
     p += v;
     memcpy(p, attrs, sizeof(attrs) - 1);
     p += sizeof(attrs) - 1;
@@ -85,29 +109,37 @@ static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *re
  * client (one address, usually one agent: a mail proxy fetching for many readers, a
  * browser loading several images) gets the same cookie every time, so the last answer is
  * kept with the connection and sent again: building one costs two dozen allocations. */
+static void cookie_answer_free(void *p)
+{
+    cookie_answer_t *c = p;
+    MHD_destroy_response(c->resp);
+    free(c);
+}
+
 static enum MHD_Result answer_cookie_pixel(sp_request_t *req)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    sp_connection_t *c = ci ? ci->socket_context : NULL;
-    if (c && c->cookie_answer && c->https == req->https && 0 == strcmp(c->visitor, req->visitor))
-        return MHD_queue_response(req->conn, 200, c->cookie_answer);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof(sp_pixel_gif), (void *)sp_pixel_gif, MHD_RESPMEM_PERSISTENT);
+    const pixel_request_t *pr = req->state;
+    cookie_answer_t *c = sp_http_conn_data(req, cookie_answer_free);
+    if (c && c->https == req->https && 0 == strcmp(c->visitor, pr->visitor))
+        return MHD_queue_response(req->conn, 200, c->resp);
+    struct MHD_Response *resp = gif_response();
     if (!resp)
         return MHD_NO;
-    add_image_headers(resp, "image/gif");
     add_visitor_cookie(resp, req);
     enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
-    if (c) {
-        if (c->cookie_answer)
-            MHD_destroy_response(c->cookie_answer);
-        c->cookie_answer = resp; /* our reference; dropped at the connection's close */
-        c->https = req->https;
-        copy_text(c->visitor, sizeof(c->visitor), req->visitor);
+    bool first = !c;
+    if (first) {
+        c = malloc(sizeof(*c));
+        if (!c)
+            abort();
     } else {
-        MHD_destroy_response(resp);
+        MHD_destroy_response(c->resp);
     }
+    c->resp = resp; /* our reference; dropped at the connection's close */
+    c->https = req->https;
+    copy_text(c->visitor, sizeof(c->visitor), pr->visitor);
+    if (first)
+        sp_http_set_conn_data(req, c, cookie_answer_free);
     return rc;
 }
 
@@ -118,21 +150,23 @@ static void release_image(void *image)
 
 static enum MHD_Result answer_image(sp_request_t *req)
 {
-    if (req->held) {
-        struct MHD_Response *resp = req->held;
-        req->held = NULL;
+    const sp_pixel_t *px = req->ctx;
+    pixel_request_t *pr = req->state;
+    if (pr->held) {
+        struct MHD_Response *resp = pr->held;
+        pr->held = NULL;
         add_image_headers(resp, "image/gif");
         add_visitor_cookie(resp, req);
         enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
         MHD_destroy_response(resp);
         return rc;
     }
-    if (!req->image)
-        return req->set_visitor ? answer_cookie_pixel(req)
-                                : MHD_queue_response(req->conn, 200, req->srv->pixel);
+    if (!pr->image)
+        return pr->set_visitor ? answer_cookie_pixel(req)
+                               : MHD_queue_response(req->conn, 200, px->gif);
     /* Every reader is sent the one shared copy; the answer holds a reference until
      * libmicrohttpd is done with it, however slowly its reader reads. */
-    sp_image_t *im = sp_image_ref(req->image);
+    sp_image_t *im = sp_image_ref(pr->image);
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
         im->len, (void *)im->data, release_image, im);
     if (!resp) {
@@ -148,10 +182,11 @@ static enum MHD_Result answer_image(sp_request_t *req)
 
 static enum MHD_Result answer_redirect(sp_request_t *req)
 {
+    const pixel_request_t *pr = req->state;
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Location", req->redirect);
+    MHD_add_response_header(resp, "Location", pr->redirect);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     add_visitor_cookie(resp, req);
@@ -160,19 +195,12 @@ static enum MHD_Result answer_redirect(sp_request_t *req)
     return rc;
 }
 
-enum MHD_Result sp_pixel_finish(sp_request_t *req)
+/* The answer: at once, or once the record is where --sync-full or --answer-after store
+ * wants it (the request parked meanwhile). */
+static enum MHD_Result answer(sp_request_t *req)
 {
-    if (req->waiting) {
-        req->waiting = false;
-        atomic_fetch_sub(&req->srv->parked, 1);
-    }
-    return req->redirect ? answer_redirect(req) : answer_image(req);
-}
-
-void sp_pixel_resume(void *ctx, void *waiter)
-{
-    (void)ctx;
-    MHD_resume_connection(waiter);
+    const pixel_request_t *pr = req->state;
+    return pr->redirect ? answer_redirect(req) : answer_image(req);
 }
 
 struct header_walk {
@@ -295,22 +323,24 @@ static bool referer_is_dashboard(sp_request_t *req, const char *referer)
 static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_engage_t engage,
                               const char *campaign, const char *recipient)
 {
+    const sp_pixel_t *px = req->ctx;
+    const sp_config_t *cfg = px->opt.cfg;
+    pixel_request_t *pr = req->state;
     if (0 != strcmp(req->method, "GET")) /* HEAD: link checkers, nothing to count */
-        return sp_pixel_finish(req);
+        return answer(req);
 
     scratch_t *sc = scratch_get();
     sp_event_t *ev = sc->ev;
-    struct header_walk w = {
-        .ev = ev, .auth = req->srv->auth, .anonymize = req->srv->cfg->anonymize_ip};
+    struct header_walk w = {.ev = ev, .auth = px->opt.auth, .anonymize = cfg->anonymize_ip};
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_header, &w);
 
     ev->ts_ms = sp_now_ms();
     ev->kind = kind;
     copy_text(ev->campaign, sizeof(ev->campaign), campaign);
     copy_text(ev->recipient, sizeof(ev->recipient), recipient ? recipient : "");
-    copy_text(ev->target, sizeof(ev->target), req->redirect ? req->redirect : "");
+    copy_text(ev->target, sizeof(ev->target), pr->redirect ? pr->redirect : "");
     ev->addr = req->client;
-    if (req->srv->cfg->anonymize_ip) {
+    if (cfg->anonymize_ip) {
         sp_net_anonymize(&ev->addr); /* before anything is stored or derived from it */
         sp_net_format(&ev->addr, ev->ip, sizeof(ev->ip));
     } else {
@@ -324,15 +354,14 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_
     } else {
         /* The ID a cookieless client gets is derived from its address and agent, so
          * its opens count as one client before and after it keeps the cookie. */
-        sp_auth_visitor_id(req->srv->auth, ev->ip, ev->user_agent, ev->visitor,
-                           sizeof(ev->visitor));
-        req->set_visitor = 1;
+        sp_auth_visitor_id(px->opt.auth, ev->ip, ev->user_agent, ev->visitor, sizeof(ev->visitor));
+        pr->set_visitor = true;
     }
-    copy_text(req->visitor, sizeof(req->visitor), ev->visitor);
+    copy_text(pr->visitor, sizeof(pr->visitor), ev->visitor);
 
     ev->self_referer = referer_is_dashboard(req, ev->referer);
     ev->self_cookie = w.self_cookie;
-    ev->self_ip = sp_auth_recent_dashboard_ip(req->srv->auth, &req->client);
+    ev->self_ip = sp_auth_recent_dashboard_ip(px->opt.auth, &req->client);
 
     /* The block's image is held to time the read, unless its client is a caching proxy or the
      * held ones are at the cap: then it is the plain image and the open unmeasured. */
@@ -340,8 +369,8 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_
     if (SP_ENGAGE_PENDING == engage) {
         if (!sp_engage_measurable(ev->user_agent)) {
             ev->engage = SP_ENGAGE_UNMEASURED;
-        } else if (sp_engage_reserve(req->srv->engage)) {
-            req->held = sp_engage_response(req->srv->engage, req->conn, ev);
+        } else if (sp_engage_reserve(px->opt.engage)) {
+            pr->held = sp_engage_response(px->opt.engage, req, ev);
         } else {
             ev->engage = SP_ENGAGE_UNMEASURED;
             sp_metric_inc(reads_over_cap);
@@ -349,8 +378,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_
     }
 
     size_t len = sp_event_encode(ev, sc->record);
-    sp_journal_t *journal = req->srv->journal;
-    const sp_config_t *cfg = req->srv->cfg;
+    sp_journal_t *journal = px->opt.journal;
     if (!cfg->sync_full && !cfg->answer_after_store) {
         /* In the page cache now, so a crash of the process cannot lose it. (Refused only when
          * the disk refuses it and the journal's memory spill is full: the journal counts and
@@ -359,43 +387,34 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_
             sp_metric_inc(opens_failed);
         else
             sp_metric_inc(opens_journaled);
-        return sp_pixel_finish(req);
+        return answer(req);
     }
 
-    /* The answer waits for the disk (--sync-full) or the store (--answer-after store).
-     * Count ourselves parked before looking at closing: the shutdown sets closing and
-     * then waits for parked to reach 0, so no request parks after that wait ends.
-     * Degraded, the answer does not wait for what cannot come: a record the journal holds in
-     * memory (its disk refuses it) is answered at once (with --sync-full the journal tells
-     * the waiter itself), and so is one the store will not take soon (faulted, or stalled:
-     * see sp_ingest_notify). Waiting for a disk or a store that may not come back would hold
-     * every connection; /healthz says 503 meanwhile, and the open is kept all the same. */
-    atomic_fetch_add(&req->srv->parked, 1);
-    bool park = !atomic_load(&req->srv->closing);
-    if (park) {
-        /* Suspend first, then append: we may be resumed at once. */
-        req->waiting = true;
-        MHD_suspend_connection(req->conn);
-    } else {
-        atomic_fetch_sub(&req->srv->parked, 1); /* the shutdown syncs and indexes it */
-    }
-    void *sync_waiter = park && !cfg->answer_after_store ? req->conn : NULL;
+    /* The answer waits for the disk (--sync-full) or the store (--answer-after store): the
+     * request is parked before the append, which may resume it at once. Shutting down, it is
+     * not (the shutdown syncs and indexes the record). Degraded, the answer does not wait for
+     * what cannot come: a record the journal holds in memory (its disk refuses it) is
+     * answered at once (with --sync-full the journal tells the waiter itself), and so is one
+     * the store will not take soon (faulted, or stalled: see sp_ingest_notify). Waiting for a
+     * disk or a store that may not come back would hold every connection; /healthz says 503
+     * meanwhile, and the open is kept all the same. */
+    bool parked = sp_http_park(req, answer);
+    void *sync_waiter = parked && !cfg->answer_after_store ? req : NULL;
     int64_t end = sp_journal_append(journal, sc->record, len, sync_waiter);
     if (end < 0) {
         sp_metric_inc(opens_failed);
-        if (park)
-            MHD_resume_connection(req->conn); /* answered from the next call */
+        if (parked)
+            sp_http_resume(NULL, req); /* answered from the next call */
     } else {
         sp_metric_inc(opens_journaled);
-        if (park && cfg->answer_after_store &&
-            (end > sp_journal_end(journal) ||
-             !sp_ingest_notify(req->srv->ingest, end, 0, req->conn)))
-            MHD_resume_connection(req->conn);
+        if (parked && cfg->answer_after_store &&
+            (end > sp_journal_end(journal) || !sp_ingest_notify(px->opt.ingest, end, 0, req)))
+            sp_http_resume(NULL, req);
     }
-    return park ? MHD_YES : sp_pixel_finish(req);
+    return parked ? MHD_YES : answer(req);
 }
 
-enum MHD_Result sp_pixel_seed(sp_request_t *req)
+static enum MHD_Result seed(sp_request_t *req)
 {
     sp_metric_inc(pixel_requests);
     const char *campaign = sp_http_arg(req, "campaign");
@@ -409,13 +428,24 @@ enum MHD_Result sp_pixel_seed(sp_request_t *req)
     return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, campaign, email);
 }
 
-enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path)
+/* Whether TEXT[0..LEN) is a token of ours, of KIND, naming IDs that are valid: *DATA. */
+static bool token_holds(const sp_pixel_t *px, const char *text, size_t len, sp_token_kind_t kind,
+                        sp_token_data_t *data)
 {
+    return 0 == sp_token_open(px->opt.tokens, text, len, data) && kind == data->kind &&
+           sp_event_id_valid(data->campaign) &&
+           (!data->recipient[0] || sp_event_id_valid(data->recipient));
+}
+
+static enum MHD_Result opaque(sp_request_t *req)
+{
+    const sp_pixel_t *px = req->ctx;
+    const char *path = req->rest;
     sp_metric_inc(pixel_requests);
     size_t n = strlen(path);
     sp_token_data_t data;
     if (n < 4 || 0 != strcmp(path + n - 4, ".gif") ||
-        0 != sp_token_open(req->srv->tokens, path, n - 4, &data) ||
+        0 != sp_token_open(px->opt.tokens, path, n - 4, &data) ||
         !sp_event_id_valid(data.campaign) ||
         (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
         sp_metric_inc(opens_invalid);
@@ -437,18 +467,20 @@ enum MHD_Result sp_pixel_opaque(sp_request_t *req, const char *path)
     }
 }
 
-enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
+static const char link_invalid[] = "This tracked link is not valid.\n";
+
+static enum MHD_Result click(sp_request_t *req)
 {
+    const sp_pixel_t *px = req->ctx;
+    pixel_request_t *pr = req->state;
+    const char *path = req->rest;
     sp_metric_inc(click_requests);
     sp_token_data_t data;
-    if (0 != sp_token_open(req->srv->tokens, path, strlen(path), &data) ||
-        SP_TOKEN_CLICK != data.kind || !sp_event_id_valid(data.campaign) ||
-        (data.recipient[0] && !sp_event_id_valid(data.recipient)) ||
+    if (!token_holds(px, path, strlen(path), SP_TOKEN_CLICK, &data) ||
         (0 != strncmp(data.extra, "https://", 8) && 0 != strncmp(data.extra, "http://", 7))) {
         /* A forged link must not become an open redirect: no Location at all. */
         sp_metric_inc(opens_invalid);
-        return sp_http_respond(req, 404, "text/plain; charset=utf-8",
-                               "This tracked link is not valid.\n", 32);
+        return sp_http_text(req, 404, link_invalid);
     }
     /* Links made before targets were checked may hold one that is no valid URL: it is
      * written as one, or, when it cannot be (a control character, no host), not sent. */
@@ -459,33 +491,82 @@ enum MHD_Result sp_pixel_click(sp_request_t *req, const char *path)
         sp_log_warn("a tracked link's target is not a valid URL: the click is not recorded",
                     "campaign=%s reason=%s", data.campaign,
                     sp_log_quote(why, quoted, sizeof(quoted)));
-        return sp_http_respond(req, 404, "text/plain; charset=utf-8",
-                               "This tracked link is not valid.\n", 32);
+        return sp_http_text(req, 404, link_invalid);
     }
-    req->redirect = strdup(target);
-    if (!req->redirect)
+    pr->redirect = strdup(target);
+    if (!pr->redirect)
         abort();
     return record(req, SP_EVENT_CLICK, SP_ENGAGE_NONE, data.campaign, data.recipient);
 }
 
-enum MHD_Result sp_pixel_image(sp_request_t *req, const char *path)
+static enum MHD_Result image(sp_request_t *req)
 {
+    const sp_pixel_t *px = req->ctx;
+    pixel_request_t *pr = req->state;
+    const char *path = req->rest;
     sp_metric_inc(pixel_requests);
     const char *dot = strrchr(path, '.');
     sp_token_data_t data;
-    if (!dot || 0 != sp_token_open(req->srv->tokens, path, (size_t)(dot - path), &data) ||
-        SP_TOKEN_IMAGE != data.kind || !sp_event_id_valid(data.campaign) ||
-        (data.recipient[0] && !sp_event_id_valid(data.recipient))) {
+    if (!dot || !token_holds(px, path, (size_t)(dot - path), SP_TOKEN_IMAGE, &data)) {
         sp_metric_inc(opens_invalid);
         return answer_image(req);
     }
     char err[256];
-    sp_store_t *store = sp_http_reader(req->srv);
-    int rc = store
-                 ? sp_images_get(req->srv->images, store, data.extra, &req->image, err, sizeof(err))
-                 : -1;
+    sp_store_t *store = sp_http_reader(req);
+    int rc =
+        store ? sp_images_get(px->images, store, data.extra, &pr->image, err, sizeof(err)) : -1;
     if (rc < 0)
         sp_log_error("cannot read a tracking image", "error=\"%s\"", store ? err : "no store");
     /* A lost image still answers: the 1x1 GIF stands in, and the load is recorded. */
     return record(req, SP_EVENT_OPEN, SP_ENGAGE_NONE, data.campaign, data.recipient);
+}
+
+/* At the request's end. */
+static void done(sp_request_t *req)
+{
+    pixel_request_t *pr = req->state;
+    sp_image_release(pr->image);
+    if (pr->held) /* never queued: nothing was sent, so no read is journaled */
+        MHD_destroy_response(pr->held);
+    free(pr->redirect);
+}
+
+#define TRACKING(PATH, FLAGS, HANDLER)                                                             \
+    {                                                                                              \
+        .path = PATH, .methods = SP_HTTP_GET | SP_HTTP_HEAD, .flags = FLAGS, .handle = HANDLER,    \
+        .state_size = sizeof(pixel_request_t), .done = done,                                       \
+    }
+
+static const sp_route_t routes[] = {
+    TRACKING("/spy-pixel.gif", 0, seed),
+    TRACKING("/o/", SP_ROUTE_PREFIX, opaque),
+    TRACKING("/c/", SP_ROUTE_PREFIX, click),
+    TRACKING("/i/", SP_ROUTE_PREFIX, image),
+};
+
+void sp_pixel_routes(sp_http_routes_t *table, sp_pixel_t *px)
+{
+    sp_http_routes_add(table, routes, sizeof(routes) / sizeof(routes[0]), px);
+}
+
+sp_pixel_t *sp_pixel_new(const sp_pixel_options_t *opt)
+{
+    sp_pixel_t *px = calloc(1, sizeof(*px));
+    if (!px)
+        abort();
+    px->opt = *opt;
+    px->gif = gif_response();
+    if (!px->gif)
+        abort();
+    px->images = sp_images_new(IMAGE_CACHE_MAX);
+    return px;
+}
+
+void sp_pixel_free(sp_pixel_t *px)
+{
+    if (!px)
+        return;
+    MHD_destroy_response(px->gif);
+    sp_images_free(px->images);
+    free(px);
 }
