@@ -25,21 +25,23 @@ typedef struct sp_campaign {
 } sp_campaign_t;
 
 /* How a campaign's opens of the tracking block were read (tally.h), and its prints and
- * forwards: counted from its events. */
+ * forwards (loads of the forward CSS) and likely forwards (tally.h's rule): counted from its
+ * events. */
 typedef struct sp_engagement {
     int64_t glanced, skimmed, read, unmeasured;
-    int64_t prints, forwards;
+    int64_t prints, forwards, likely_forwards;
 } sp_engagement_t;
 
-/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL) to E, as the tally
- * counts them (sp_tally_engagement_counted): the stores' rows, one way. */
+/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL; a forward's: its
+ * rule) to E, as the tally counts them (sp_tally_engagement_counted): the stores' rows, one
+ * way. */
 void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
                              const char *engagement, int64_t count);
 
 /* The same query in both stores, with the campaign as parameter 1 (MARK '?' or '$'). */
 #define SP_STORE_ENGAGEMENT_SQL(mark)                                                              \
-    "SELECT kind, class, engagement, COUNT(*) FROM events WHERE campaign = " mark "1"              \
-    " AND kind <> 1 GROUP BY kind, class, engagement"
+    "SELECT kind, class, CASE WHEN kind = 3 THEN rule ELSE engagement END, COUNT(*)"               \
+    " FROM events WHERE campaign = " mark "1 AND kind <> 1 GROUP BY 1, 2, 3"
 
 typedef struct sp_recipient {
     const char *recipient;
