@@ -43,7 +43,8 @@ void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
         return;
     if (SP_EVENT_PRINT == kind)
         e->prints += count;
-    else if (SP_EVENT_FORWARD == kind && engagement && 0 == strcmp(engagement, SP_TALLY_FORWARD_RULE))
+    else if (SP_EVENT_FORWARD == kind && engagement &&
+             0 == strcmp(engagement, SP_TALLY_FORWARD_RULE))
         e->likely_forwards += count;
     else if (SP_EVENT_FORWARD == kind)
         e->forwards += count;

@@ -206,8 +206,8 @@ typedef struct sp_store_ops {
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
     /* The page of events Q asks for (query.h), each row's text as stored. 0, or -1 + ERR. */
-    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb,
-                        void *ctx, char *err, size_t errlen);
+    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb, void *ctx,
+                        char *err, size_t errlen);
     /* The page of a campaign's recipients Q asks for (query.h). 0, or -1 + ERR. */
     int (*recipients_sorted)(sp_store_t *s, const sp_query_recipients_t *q,
                              sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
@@ -222,8 +222,7 @@ typedef struct sp_store_ops {
     int (*links)(sp_store_t *s, const char *campaign, sp_store_link_cb cb, void *ctx, char *err,
                  size_t errlen);
     /* Archives campaign ID (ARCHIVED) or brings it back. 0, 1 no such campaign, -1 + ERR. */
-    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err,
-                            size_t errlen);
+    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err, size_t errlen);
     /* Replaces CAMPAIGN's list of the people it was sent to with the N valid IDs ADDRS
      * (repeats count once), in one transaction. 0 with *STORED (distinct), or -1 + ERR. */
     int (*sent_put)(sp_store_t *s, const char *campaign, const char *const *addrs, size_t n,

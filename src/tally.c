@@ -107,7 +107,9 @@ static void *xcalloc(size_t n, size_t size)
 void sp_tally_reader(const sp_event_t *ev, char *client, char *network)
 {
     snprintf(client, SP_TALLY_READER_MAX, "%s/%s", ev->browser, ev->os);
-    sp_net_addr_t a = ev->addr;
+    sp_net_addr_t a; /* the address as stored (and shown) */
+    if (0 != sp_net_parse(ev->ip, &a))
+        a = ev->addr;
     sp_net_anonymize(&a);
     char ip[SP_NET_ADDR_MAX];
     sp_net_format(&a, ip, sizeof(ip));

@@ -81,7 +81,7 @@ int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT]);
 /* What a counted open tells of its reader, in a breakdown by COL (browser, os, device, country,
  * city): a proxy's open describes the proxy, not the reader, so it counts under its proxy's
  * name (its via, else "proxy"). */
-#define SP_TALLY_READER_SQL(col)                                                                  \
+#define SP_TALLY_READER_SQL(col)                                                                   \
     "CASE WHEN class = 1 THEN CASE WHEN via <> '' THEN via ELSE 'proxy' END ELSE " col " END"
 
 #define SP_TALLY_CLIENT_MAX 64 /* a client key's bytes, NUL included */
