@@ -2970,11 +2970,10 @@ static void test_likely_forward(void **state)
     char err[512] = "";
     create(s, "fwd", 1);
     /* The first human open (after a proxy's, which is no reader), and a CSS forward. */
-    const spec_t css = {"fwd", "ann", SP_EVENT_FORWARD, H, 1764000000000 + 5 * 60000, NULL, NULL,
-                        "v"};
+    const spec_t css = {"fwd", "ann", SP_EVENT_FORWARD, H, 1764000000000 + 5 * 60000, NULL,
+                        NULL,  "v"};
     sp_event_t *b1[] = {reader_open("Gmail", "Other", "66.249.84.1", P, -1),
-                        reader_open("Chrome", "Windows", "203.0.113.7", H, 0),
-                        make_event(&css)};
+                        reader_open("Chrome", "Windows", "203.0.113.7", H, 0), make_event(&css)};
     write_evs(s, b1, 3);
     /* An hour later: the same client elsewhere, a new client on the same network, a proxy, a
      * machine and a self view, none a forward; a new client from another network is. */
@@ -2992,7 +2991,7 @@ static void test_likely_forward(void **state)
 
     forward_rows_t rows = {0};
     assert_int_equal(0, s->ops->events(s, "fwd", 0, -1, forward_row, &rows, err, sizeof(err)));
-    assert_int_equal(11 + 2, rows.n); /* the opens stay opens, besides */
+    assert_int_equal(11 + 2, rows.n);   /* the opens stay opens, besides */
     assert_int_equal(3, rows.forwards); /* newest first */
     assert_string_equal(SP_TALLY_FORWARD_RULE, rows.rule[0]);
     assert_string_equal("2001:db8:1::5", rows.ip[0]);
