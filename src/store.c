@@ -27,6 +27,9 @@ sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen)
             .max_campaigns = cfg->unknown_campaigns_max,
             .max_opens = cfg->unknown_opens_max,
         };
+    if (s)
+        s->likely_forward_ms =
+            (int64_t)(cfg->likely_forward_after > 0 ? cfg->likely_forward_after : 0) * 1000;
     return s;
 }
 

@@ -319,6 +319,7 @@ struct sp_store {
     const sp_store_ops_t *ops;
     sp_store_unknown_t unknown; /* the backends start with the defaults; sp_store_open sets the
                                  * configured ones */
+    int64_t likely_forward_ms;  /* the wait of a likely forward (tally.h), likewise */
 };
 
 #endif

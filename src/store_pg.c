@@ -631,6 +631,7 @@ typedef struct {
     sp_event_t **evs;
     size_t n;
     const sp_store_unknown_t *unknown;
+    int64_t likely_forward_ms;
     camp_t *camps, **ev_camp;
     size_t n_camps;
     size_t *adopts; /* the adopted events, by row */
@@ -777,6 +778,7 @@ static void batch_fates(batch_t *b)
             c->first->campaign_new = true;
     }
     sp_tally_count(&b->tally, b->stored, b->n_stored);
+    b->tally.forward_after_ms = b->likely_forward_ms;
     /* Both lists are in ID order: each tallied campaign is a known one of the batch. */
     size_t k = 0;
     for (size_t i = 0; i < b->n_camps && k < b->tally.n_campaigns; i++)
@@ -1153,7 +1155,12 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
                           char *err, size_t errlen)
 {
     pg_store_t *s = (pg_store_t *)base;
-    batch_t b = {.evs = evs, .n = n, .mark = mark, .unknown = &base->unknown, .n_unknown = -1};
+    batch_t b = {.evs = evs,
+                 .n = n,
+                 .mark = mark,
+                 .unknown = &base->unknown,
+                 .likely_forward_ms = base->likely_forward_ms,
+                 .n_unknown = -1};
     bool synced = false;
     if (0 == n && !mark)
         return 0;
@@ -2479,6 +2486,7 @@ sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen)
     s->base.ops = &pg_ops;
     s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
                                            .max_opens = SP_CONFIG_UNKNOWN_OPENS};
+    s->base.likely_forward_ms = SP_TALLY_FORWARD_AFTER_MS;
     s->conn = PQconnectdbParams(keys, values, 1);
     if (!s->conn)
         abort();

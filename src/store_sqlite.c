@@ -1281,6 +1281,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
     sp_tally_count(&tally, s->stored, s->n_stored);
+    tally.forward_after_ms = base->likely_forward_ms;
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
@@ -2655,6 +2656,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     s->base.ops = &sqlite_ops;
     s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
                                            .max_opens = SP_CONFIG_UNKNOWN_OPENS};
+    s->base.likely_forward_ms = SP_TALLY_FORWARD_AFTER_MS;
     if (SQLITE_OK !=
         sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

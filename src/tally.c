@@ -153,7 +153,7 @@ void sp_tally_recipient_reader(sp_tally_t *t, size_t i, const char *client, cons
         sp_event_t *ev = t->humans[r->humans + k];
         char c[SP_TALLY_READER_MAX], net[SP_TALLY_NETWORK_MAX];
         sp_tally_reader(ev, c, net);
-        if (ev->ts_ms < at + SP_TALLY_FORWARD_AFTER_MS || 0 == strcmp(c, client) ||
+        if (ev->ts_ms < at + t->forward_after_ms || 0 == strcmp(c, client) ||
             0 == strcmp(net, network) || strchr(c, '\n') || listed(list, c))
             continue;
         size_t used = strlen(list);
@@ -189,6 +189,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         .clients = xcalloc(n, sizeof(*t->clients)),
         .humans = xcalloc(n, sizeof(*t->humans)),
         .forwards = xcalloc(n, sizeof(*t->forwards)),
+        .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
     entry_t *entries = xcalloc(n, sizeof(*entries));
     char(*keys)[SP_TALLY_CLIENT_MAX] = xcalloc(n, sizeof(*keys));

@@ -112,7 +112,7 @@ typedef struct sp_tally_campaign {
  * one on a mobile network): a forward is read, sent and opened again, which takes longer.
  */
 #define SP_TALLY_FORWARD_RULE        "likely-forward:new-client-new-network"
-#define SP_TALLY_FORWARD_AFTER_MS    (10 * 60 * 1000)
+#define SP_TALLY_FORWARD_AFTER_MS    (10 * 60 * 1000) /* --likely-forward-after's default */
 #define SP_TALLY_FORWARD_CLIENTS_MAX 8 /* more new clients: a list or a shared mailbox */
 #define SP_TALLY_READER_MAX          (2 * SP_FIELD_MAX + 2) /* a client key's bytes, NUL included */
 #define SP_TALLY_NETWORK_MAX         (SP_NET_ADDR_MAX + 4)
@@ -161,6 +161,7 @@ typedef struct sp_tally {
      * stores a copy of kind forward with rule SP_TALLY_FORWARD_RULE (sp_tally_forward_row). */
     sp_event_t **forwards;
     size_t n_forwards;
+    int64_t forward_after_ms; /* SP_TALLY_FORWARD_AFTER_MS unless the store sets another */
 } sp_tally_t;
 
 /* Counts the N events EVS that a store is storing into T (emptied first), setting no event's
