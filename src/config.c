@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "geo.h"
+#include "tally.h"
 
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL, OPT_CIDRS, OPT_STRS } opt_kind_t;
 
@@ -96,6 +97,9 @@ static const opt_t options[] = {
      "most unknown campaign IDs whose opens are kept; more are counted, not kept"},
     {"unknown-opens-max", INT(unknown_opens_max), "N", SERVE,
      "newest opens kept per unknown campaign ID"},
+    {"likely-forward-after", INT(likely_forward_after), "SECONDS", SERVE,
+     "least time from a recipient's first open to a likely forward (a new client from another "
+     "network)"},
     {"journal-spill", INT(journal_spill), "MIB", SERVE,
      "memory that holds opens while the journal cannot be written (a full disk, a read-only "
      "file), written out once it can (0: none, such opens are dropped and counted)"},
@@ -128,6 +132,7 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->batch_max = SP_CONFIG_BATCH_MAX;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
+    cfg->likely_forward_after = SP_TALLY_FORWARD_AFTER_MS / 1000;
     cfg->journal_spill = 64;
 }
 

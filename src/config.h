@@ -74,6 +74,7 @@ typedef struct sp_config {
     bool auto_create_campaigns; /* create the campaign (otherwise: kept apart, bounded) */
     int unknown_campaigns_max;  /* most such IDs kept */
     int unknown_opens_max;      /* newest opens kept per such ID */
+    int likely_forward_after;   /* seconds from a recipient's first open to a likely forward */
 
     /* What one client may hold or see (http.c, guard.c). */
     int header_timeout; /* seconds a request (head, unauthenticated body) has to arrive; 0: none */

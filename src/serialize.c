@@ -604,10 +604,10 @@ json_t *sp_serialize_campaign(const sp_campaign_t *c)
 
 json_t *sp_serialize_engagement(const sp_engagement_t *e)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "glanced", (json_int_t)e->glanced, "skimmed",
-                     (json_int_t)e->skimmed, "read", (json_int_t)e->read, "unmeasured",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "glanced", (json_int_t)e->glanced,
+                     "skimmed", (json_int_t)e->skimmed, "read", (json_int_t)e->read, "unmeasured",
                      (json_int_t)e->unmeasured, "prints", (json_int_t)e->prints, "forwards",
-                     (json_int_t)e->forwards);
+                     (json_int_t)e->forwards, "likely_forwards", (json_int_t)e->likely_forwards);
 }
 
 json_t *sp_serialize_recipient(const sp_recipient_t *r)

@@ -30,7 +30,8 @@ void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row);
 /* A campaign and a recipient as the API and the command line's --json show them. New
  * references. */
 json_t *sp_serialize_campaign(const sp_campaign_t *c);
-/* A campaign's engagement: {"glanced","skimmed","read","unmeasured","prints","forwards"}. */
+/* A campaign's engagement: {"glanced","skimmed","read","unmeasured","prints","forwards",
+ * "likely_forwards"}. */
 json_t *sp_serialize_engagement(const sp_engagement_t *e);
 
 json_t *sp_serialize_recipient(const sp_recipient_t *r);

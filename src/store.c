@@ -27,6 +27,9 @@ sp_store_t *sp_store_open(const sp_config_t *cfg, char *err, size_t errlen)
             .max_campaigns = cfg->unknown_campaigns_max,
             .max_opens = cfg->unknown_opens_max,
         };
+    if (s)
+        s->likely_forward_ms =
+            (int64_t)(cfg->likely_forward_after > 0 ? cfg->likely_forward_after : 0) * 1000;
     return s;
 }
 
@@ -43,6 +46,9 @@ void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
         return;
     if (SP_EVENT_PRINT == kind)
         e->prints += count;
+    else if (SP_EVENT_FORWARD == kind && engagement &&
+             0 == strcmp(engagement, SP_TALLY_FORWARD_RULE))
+        e->likely_forwards += count;
     else if (SP_EVENT_FORWARD == kind)
         e->forwards += count;
     else if (SP_EVENT_OPEN != kind || !engagement)

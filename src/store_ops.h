@@ -25,21 +25,23 @@ typedef struct sp_campaign {
 } sp_campaign_t;
 
 /* How a campaign's opens of the tracking block were read (tally.h), and its prints and
- * forwards: counted from its events. */
+ * forwards (loads of the forward CSS) and likely forwards (tally.h's rule): counted from its
+ * events. */
 typedef struct sp_engagement {
     int64_t glanced, skimmed, read, unmeasured;
-    int64_t prints, forwards;
+    int64_t prints, forwards, likely_forwards;
 } sp_engagement_t;
 
-/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL) to E, as the tally
- * counts them (sp_tally_engagement_counted): the stores' rows, one way. */
+/* Adds COUNT events of KIND and class KLASS with ENGAGEMENT (may be NULL; a forward's: its
+ * rule) to E, as the tally counts them (sp_tally_engagement_counted): the stores' rows, one
+ * way. */
 void sp_store_engagement_add(sp_engagement_t *e, int64_t kind, int64_t klass,
                              const char *engagement, int64_t count);
 
 /* The same query in both stores, with the campaign as parameter 1 (MARK '?' or '$'). */
 #define SP_STORE_ENGAGEMENT_SQL(mark)                                                              \
-    "SELECT kind, class, engagement, COUNT(*) FROM events WHERE campaign = " mark "1"              \
-    " AND kind <> 1 GROUP BY kind, class, engagement"
+    "SELECT kind, class, CASE WHEN kind = 3 THEN rule ELSE engagement END, COUNT(*)"               \
+    " FROM events WHERE campaign = " mark "1 AND kind <> 1 GROUP BY 1, 2, 3"
 
 typedef struct sp_recipient {
     const char *recipient;
@@ -204,8 +206,8 @@ typedef struct sp_store_ops {
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
                   const sp_store_report_cb_t *cb, void *ctx, char *err, size_t errlen);
     /* The page of events Q asks for (query.h), each row's text as stored. 0, or -1 + ERR. */
-    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb,
-                        void *ctx, char *err, size_t errlen);
+    int (*events_query)(sp_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb, void *ctx,
+                        char *err, size_t errlen);
     /* The page of a campaign's recipients Q asks for (query.h). 0, or -1 + ERR. */
     int (*recipients_sorted)(sp_store_t *s, const sp_query_recipients_t *q,
                              sp_store_recipient_cb cb, void *ctx, char *err, size_t errlen);
@@ -220,8 +222,7 @@ typedef struct sp_store_ops {
     int (*links)(sp_store_t *s, const char *campaign, sp_store_link_cb cb, void *ctx, char *err,
                  size_t errlen);
     /* Archives campaign ID (ARCHIVED) or brings it back. 0, 1 no such campaign, -1 + ERR. */
-    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err,
-                            size_t errlen);
+    int (*campaign_archive)(sp_store_t *s, const char *id, bool archived, char *err, size_t errlen);
     /* Replaces CAMPAIGN's list of the people it was sent to with the N valid IDs ADDRS
      * (repeats count once), in one transaction. 0 with *STORED (distinct), or -1 + ERR. */
     int (*sent_put)(sp_store_t *s, const char *campaign, const char *const *addrs, size_t n,
@@ -318,6 +319,7 @@ struct sp_store {
     const sp_store_ops_t *ops;
     sp_store_unknown_t unknown; /* the backends start with the defaults; sp_store_open sets the
                                  * configured ones */
+    int64_t likely_forward_ms;  /* the wait of a likely forward (tally.h), likewise */
 };
 
 #endif

@@ -107,6 +107,12 @@ static const char *const migrations[] = {
      * a recipient's page, and forget read them here instead of every event of the campaign. */
     "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
     " WHERE recipient <> '';",
+    /* 13: the reader of a recipient's first human open and the clients of its likely forwards
+     * (tally.h), so that the writer decides a forward from the row it upserts. */
+    "ALTER TABLE recipients ADD COLUMN first_client TEXT NOT NULL DEFAULT '',"
+    " ADD COLUMN first_network TEXT NOT NULL DEFAULT '',"
+    " ADD COLUMN first_human_at BIGINT NOT NULL DEFAULT 0,"
+    " ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -131,6 +137,7 @@ enum {
     Q_CAMPAIGN_EXISTS,
     Q_EVENT_INSERT,
     Q_RECIPIENT_UPSERT,
+    Q_RECIPIENT_FORWARDED,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
     Q_CAMPAIGN_CREATE,
@@ -199,6 +206,11 @@ enum {
     "id, created_at, last_view_at, total_views, unique_views, human, proxy, machine, self,"        \
     " clicks, archived"
 
+/* The reader of a recipient's first human open: the earliest the row or the batch knows. */
+#define FIRST_HUMAN_SET(col)                                                                       \
+    " " col " = CASE WHEN excluded.first_human_at <> 0 AND (r.first_human_at = 0"                  \
+    " OR excluded.first_human_at < r.first_human_at) THEN excluded." col " ELSE r." col " END"
+
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
      * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
@@ -210,15 +222,20 @@ static const char *const query_sql[Q_COUNT] = {
      * out of order; 0 means none yet. */
     [Q_RECIPIENT_UPSERT] =
         "INSERT INTO recipients AS r(campaign, recipient, human, proxy, machine, self, clicks,"
-        " first_at, last_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " first_at, last_at, first_client, first_network, first_human_at)"
+        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"
         " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
         " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"
         " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
         " WHEN excluded.first_at = 0 THEN r.first_at"
         " ELSE LEAST(r.first_at, excluded.first_at) END,"
-        " last_at = GREATEST(r.last_at, excluded.last_at)"
-        " RETURNING " SP_TALLY_VIEWS_SQL("r."),
+        " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client")
+            "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_at")
+        " RETURNING " SP_TALLY_VIEWS_SQL("r.") ", r.first_client, r.first_network,"
+                                              " r.first_human_at, r.forward_clients",
+    [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = $3"
+                              " WHERE campaign = $1 AND recipient = $2",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
                         " ON CONFLICT DO NOTHING RETURNING 1",
     [Q_CAMPAIGN_COUNT] =
@@ -625,6 +642,7 @@ typedef struct {
     sp_event_t **evs;
     size_t n;
     const sp_store_unknown_t *unknown;
+    int64_t likely_forward_ms;
     camp_t *camps, **ev_camp;
     size_t n_camps;
     size_t *adopts; /* the adopted events, by row */
@@ -641,8 +659,13 @@ typedef struct {
     unsigned char *record;              /* a kept open's journal form, being sent */
     sp_rollup_t rollup;                 /* what the stored events add to the rollups */
     char *arrays[SP_ROLLUP_COUNTS + 2]; /* a rollup statement's parameters, being sent */
+    size_t *forwarded;                  /* the recipients (in tally) whose likely forwards grew */
+    size_t n_forwarded;
     int phase;
 } batch_t;
+
+/* The phase between 3 and 4 that stores the likely forwards (tally.h), when there are any. */
+#define PHASE_FORWARDS 5
 
 static int cmp_camp(const void *a, const void *b)
 {
@@ -767,6 +790,7 @@ static void batch_fates(batch_t *b)
             c->first->campaign_new = true;
     }
     sp_tally_count(&b->tally, b->stored, b->n_stored);
+    b->tally.forward_after_ms = b->likely_forward_ms;
     sp_rollup_batch(&b->rollup, b->stored, b->n_stored);
     /* Both lists are in ID order: each tallied campaign is a known one of the batch. */
     size_t k = 0;
@@ -813,6 +837,7 @@ static void batch_free(batch_t *b)
     sp_rollup_free(&b->rollup);
     for (size_t i = 0; i < sizeof(b->arrays) / sizeof(b->arrays[0]); i++)
         free(b->arrays[i]);
+    free(b->forwarded);
 }
 
 /* The statements that add the batch's stored events to the rollups: two, or none. */
@@ -939,11 +964,10 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
     }
 }
 
-static int send_event(pg_store_t *s, sp_event_t *ev)
+static int send_row(pg_store_t *s, const sp_event_row_t *row)
 {
     char name[16];
     params_t p = {.n = 0};
-    const sp_event_row_t *row = sp_event_row(ev);
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
         if (SP_FIELD_ID != sp_event_fields[i].kind)
             p_field(&p, row, &sp_event_fields[i]);
@@ -952,6 +976,11 @@ static int send_event(pg_store_t *s, sp_event_t *ev)
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
     p_clear(&p);
     return ok ? 0 : -1;
+}
+
+static int send_event(pg_store_t *s, sp_event_t *ev)
+{
+    return send_row(s, sp_event_row(ev));
 }
 
 /* An open kept apart: its journal form goes as a binary parameter. */
@@ -1023,6 +1052,9 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             p_int(&p, r->clicks);
             p_int(&p, r->first_at);
             p_int(&p, r->last_at);
+            p_text(&p, r->client);
+            p_text(&p, r->network);
+            p_int(&p, r->human_at);
             goto send;
         }
         i -= t->n_recipients;
@@ -1046,6 +1078,17 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         q = Q_CLIENT_INSERT;
         p_text(&p, t->campaigns[t->clients[i].campaign].id);
         p_text(&p, t->clients[i].key);
+    } else if (PHASE_FORWARDS == b->phase) {
+        if (i < t->n_forwards) {
+            sp_event_row_t row;
+            sp_tally_forward_row(t->forwards[i], &row);
+            return send_row(s, &row);
+        }
+        const sp_tally_recipient_t *r = &t->recipients[b->forwarded[i - t->n_forwards]];
+        q = Q_RECIPIENT_FORWARDED;
+        p_text(&p, t->campaigns[r->campaign].id);
+        p_text(&p, r->recipient);
+        p_text(&p, r->forwarded);
     } else if (i >= b->n_ops + batch_rollups(b)) {
         if (i == b->n_ops + batch_rollups(b) && b->mark) {
             q = Q_MARK;
@@ -1124,14 +1167,20 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
         }
         i -= b->n_stored;
         if (i < t->n_recipients) {
-            if (row)
+            if (row) {
                 sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
+                if (t->recipients[i].n_humans)
+                    sp_tally_recipient_reader(t, i, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                                              get_i64(res, 0, 3), PQgetvalue(res, 0, 4));
+            }
         } else if (i - t->n_recipients < t->n_clients) {
             sp_tally_client_seen(t, i - t->n_recipients, row);
         } else if (i - t->n_recipients - t->n_clients >= b->n_kept && row) {
             sp_event_t *ev = b->reads[i - t->n_recipients - t->n_clients - b->n_kept];
             sp_tally_read_folded(ev, get_i64(res, 0, 0), (int)get_i64(res, 0, 1));
         }
+    } else if (PHASE_FORWARDS == b->phase) {
+        return;
     } else if (i < b->n_ops && Q_UNKNOWN_TRIM == b->ops[i].q) {
         b->ops[i].camp->unknown_newest->dropped = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
     }
@@ -1198,7 +1247,12 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
                           char *err, size_t errlen)
 {
     pg_store_t *s = (pg_store_t *)base;
-    batch_t b = {.evs = evs, .n = n, .mark = mark, .unknown = &base->unknown, .n_unknown = -1};
+    batch_t b = {.evs = evs,
+                 .n = n,
+                 .mark = mark,
+                 .unknown = &base->unknown,
+                 .likely_forward_ms = base->likely_forward_ms,
+                 .n_unknown = -1};
     bool synced = false;
     if (0 == n && !mark)
         return 0;
@@ -1235,6 +1289,15 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
                           b.n_kept + b.n_reads,
                       err, errlen))
         goto fail_pipe;
+    if (b.tally.n_forwards) {
+        b.forwarded = xcalloc(b.tally.n_recipients, sizeof(*b.forwarded));
+        for (size_t i = 0; i < b.tally.n_recipients; i++)
+            if (b.tally.recipients[i].forwarded)
+                b.forwarded[b.n_forwarded++] = i;
+        b.phase = PHASE_FORWARDS;
+        if (0 != pipe_run(s, &b, b.tally.n_forwards + b.n_forwarded, err, errlen))
+            goto fail_pipe;
+    }
     batch_ops(&b);
     b.phase = 4;
     if (0 != pipe_run(s, &b, b.n_ops + batch_rollups(&b) + (mark ? 2 : 1), err, errlen))
@@ -2515,6 +2578,7 @@ sp_store_t *sp_store_pg_open(const char *conninfo, char *err, size_t errlen)
     s->base.ops = &pg_ops;
     s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
                                            .max_opens = SP_CONFIG_UNKNOWN_OPENS};
+    s->base.likely_forward_ms = SP_TALLY_FORWARD_AFTER_MS;
     s->conn = PQconnectdbParams(keys, values, 1);
     if (!s->conn)
         abort();

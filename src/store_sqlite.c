@@ -124,6 +124,12 @@ static const char *const migrations[] = {
      * a recipient's page, and forget read them here instead of every event of the campaign. */
     "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
     " WHERE recipient <> '';",
+    /* 13: the reader of a recipient's first human open and the clients of its likely forwards
+     * (tally.h), so that the writer decides a forward from the row it upserts. */
+    "ALTER TABLE recipients ADD COLUMN first_client TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE recipients ADD COLUMN first_network TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE recipients ADD COLUMN first_human_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE recipients ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -141,6 +147,7 @@ enum {
     Q_EVENT_INSERT,
     Q_RECIPIENT_UPSERT,
     Q_RECIPIENT_VIEWS,
+    Q_RECIPIENT_FORWARDED,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
     Q_MARK,
@@ -158,24 +165,34 @@ enum {
     Q_COUNT
 };
 
+/* The reader of a recipient's first human open: the earliest the row or the batch knows. */
+#define FIRST_HUMAN_SET(col)                                                                       \
+    " " col " = CASE WHEN excluded.first_human_at <> 0 AND (first_human_at = 0"                    \
+    " OR excluded.first_human_at < first_human_at) THEN excluded." col " ELSE " col " END"
+
 static const char *const batch_sql[Q_COUNT] = {
     [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = ?1",
     [Q_EVENT_INSERT] = NULL, /* insert_sql, made from the field table */
     [Q_RECIPIENT_UPSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
-        " first_at, last_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " first_at, last_at, first_client, first_network, first_human_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         " ON CONFLICT(campaign, recipient) DO UPDATE SET human = human + excluded.human,"
         " proxy = proxy + excluded.proxy, machine = machine + excluded.machine,"
         " self = self + excluded.self, clicks = clicks + excluded.clicks,"
         " first_at = CASE WHEN first_at = 0 THEN excluded.first_at"
         " WHEN excluded.first_at = 0 THEN first_at ELSE MIN(first_at, excluded.first_at) END,"
-        " last_at = MAX(last_at, excluded.last_at)",
+        " last_at = MAX(last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client")
+            "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_at"),
     /* Not RETURNING on the upsert: SQLite gathers a RETURNING statement's rows in a temporary
      * b-tree, a page made and zeroed per run, which cost 10% of the writer's instructions with
      * a recipient per open. The row read back is in the page cache. */
     [Q_RECIPIENT_VIEWS] =
-        "SELECT " SP_TALLY_VIEWS_SQL("") " FROM recipients"
+        "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
+                                         " forward_clients FROM recipients"
                                          " WHERE campaign = ?1 AND recipient = ?2",
+    [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = ?3"
+                              " WHERE campaign = ?1 AND recipient = ?2",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES(?1, ?2)"
                         " ON CONFLICT DO NOTHING",
     [Q_CAMPAIGN_COUNT] =
@@ -1033,6 +1050,22 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
     }
 }
 
+/* Inserts ROW, its ID into *ID. */
+static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
+                      size_t errlen)
+{
+    sqlite3_stmt *st = s->q[Q_EVENT_INSERT];
+    sqlite3_reset(st);
+    int param = 0;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+        if (SP_FIELD_ID != sp_event_fields[i].kind)
+            bind_field(st, ++param, row, &sp_event_fields[i]);
+    if (SQLITE_DONE != sqlite3_step(st))
+        return fail(s, err, errlen, "insert event");
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
 /* Settles what becomes of EV (adopted before, kept apart, refused, stored) and stores it when
  * it is to be: its row, with the ID handed out. The counts come after, from the tally. */
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
@@ -1079,16 +1112,8 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
     if (!d->exists)
         return keep_unknown(s, d, ev, err, errlen);
 
-    const sp_event_row_t *row = sp_event_row(ev);
-    st = s->q[Q_EVENT_INSERT];
-    sqlite3_reset(st);
-    int param = 0;
-    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
-        if (SP_FIELD_ID != sp_event_fields[i].kind)
-            bind_field(st, ++param, row, &sp_event_fields[i]);
-    if (SQLITE_DONE != sqlite3_step(st))
-        return fail(s, err, errlen, "insert event");
-    ev->id = sqlite3_last_insert_rowid(s->db);
+    if (0 != insert_row(s, sp_event_row(ev), &ev->id, err, errlen))
+        return -1;
     ev->outcome = SP_OUTCOME_STORED;
     if (s->n_stored == s->cap_stored) {
         s->cap_stored = s->cap_stored ? 2 * s->cap_stored : 256;
@@ -1118,6 +1143,9 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         sqlite3_bind_int64(st, 7, r->clicks);
         sqlite3_bind_int64(st, 8, r->first_at);
         sqlite3_bind_int64(st, 9, r->last_at);
+        bind_text(st, 10, r->client);
+        bind_text(st, 11, r->network);
+        sqlite3_bind_int64(st, 12, r->human_at);
         if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "count recipient");
         st = s->q[Q_RECIPIENT_VIEWS];
@@ -1127,7 +1155,28 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         if (SQLITE_ROW != sqlite3_step(st))
             return fail(s, err, errlen, "count recipient");
         sp_tally_recipient_seen(t, i, sqlite3_column_int64(st, 0));
+        if (r->n_humans)
+            sp_tally_recipient_reader(t, i, col_text(st, 1), col_text(st, 2),
+                                      sqlite3_column_int64(st, 3), col_text(st, 4));
         sqlite3_reset(st);
+        if (!r->forwarded)
+            continue;
+        st = s->q[Q_RECIPIENT_FORWARDED];
+        sqlite3_reset(st);
+        bind_text(st, 1, t->campaigns[r->campaign].id);
+        bind_text(st, 2, r->recipient);
+        bind_text(st, 3, r->forwarded);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "count recipient");
+    }
+    /* The likely forwards, after the batch's events: the rollups' range of rowids ends before
+     * them (they count in none). */
+    for (size_t i = 0; i < t->n_forwards; i++) {
+        sp_event_row_t row;
+        int64_t id;
+        sp_tally_forward_row(t->forwards[i], &row);
+        if (0 != insert_row(s, &row, &id, err, errlen))
+            return -1;
     }
     for (size_t i = 0; i < t->n_clients; i++) {
         st = s->q[Q_CLIENT_INSERT];
@@ -1251,6 +1300,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         if (0 != write_one(s, evs[i], err, errlen))
             goto fail;
     sp_tally_count(&tally, s->stored, s->n_stored);
+    tally.forward_after_ms = base->likely_forward_ms;
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
@@ -2626,6 +2676,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     s->base.ops = &sqlite_ops;
     s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,
                                            .max_opens = SP_CONFIG_UNKNOWN_OPENS};
+    s->base.likely_forward_ms = SP_TALLY_FORWARD_AFTER_MS;
     if (SQLITE_OK !=
         sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

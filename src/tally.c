@@ -104,12 +104,92 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
+void sp_tally_reader(const sp_event_t *ev, char *client, char *network)
+{
+    snprintf(client, SP_TALLY_READER_MAX, "%s/%s", ev->browser, ev->os);
+    sp_net_addr_t a; /* the address as stored (and shown) */
+    if (0 != sp_net_parse(ev->ip, &a))
+        a = ev->addr;
+    sp_net_anonymize(&a);
+    char ip[SP_NET_ADDR_MAX];
+    sp_net_format(&a, ip, sizeof(ip));
+    snprintf(network, SP_TALLY_NETWORK_MAX, "%s/%d", ip, a.v4 ? 24 : 48);
+}
+
+/* Whether CLIENT is one of the lines of LIST. */
+static bool listed(const char *list, const char *client)
+{
+    size_t len = strlen(client);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && 0 == memcmp(p, client, len))
+            return true;
+        p = end ? end + 1 : p + n;
+    }
+    return false;
+}
+
+static size_t lines(const char *list)
+{
+    size_t n = 0;
+    for (const char *p = list; p && *p; p++)
+        n += '\n' == *p;
+    return n + (list && *list && '\n' != list[strlen(list) - 1]);
+}
+
+void sp_tally_recipient_reader(sp_tally_t *t, size_t i, const char *client, const char *network,
+                               int64_t at, const char *forwarded)
+{
+    assert(i < t->n_recipients);
+    sp_tally_recipient_t *r = &t->recipients[i];
+    if (!client || !client[0] || !network || !at)
+        return;
+    char list[SP_TALLY_FORWARDED_MAX + 1];
+    snprintf(list, sizeof(list), "%s", forwarded ? forwarded : "");
+    size_t n_listed = lines(list);
+    bool changed = false;
+    for (size_t k = 0; k < r->n_humans && n_listed < SP_TALLY_FORWARD_CLIENTS_MAX; k++) {
+        sp_event_t *ev = t->humans[r->humans + k];
+        char c[SP_TALLY_READER_MAX], net[SP_TALLY_NETWORK_MAX];
+        sp_tally_reader(ev, c, net);
+        if (ev->ts_ms < at + t->forward_after_ms || 0 == strcmp(c, client) ||
+            0 == strcmp(net, network) || strchr(c, '\n') || listed(list, c))
+            continue;
+        size_t used = strlen(list);
+        if (used + strlen(c) + 2 > sizeof(list))
+            break;
+        snprintf(list + used, sizeof(list) - used, "%s%s", used ? "\n" : "", c);
+        n_listed++;
+        changed = true;
+        t->forwards[t->n_forwards++] = ev;
+    }
+    if (changed) {
+        free(r->forwarded);
+        if (!(r->forwarded = strdup(list)))
+            abort();
+    }
+}
+
+void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
+{
+    *row = *sp_event_row(ev);
+    row->id = 0;
+    row->kind = SP_EVENT_FORWARD;
+    row->rule = SP_TALLY_FORWARD_RULE;
+    row->engagement = NULL;
+    row->read_ms = -1;
+}
+
 void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
 {
     *t = (sp_tally_t){
         .campaigns = xcalloc(n, sizeof(*t->campaigns)),
         .recipients = xcalloc(n, sizeof(*t->recipients)),
         .clients = xcalloc(n, sizeof(*t->clients)),
+        .humans = xcalloc(n, sizeof(*t->humans)),
+        .forwards = xcalloc(n, sizeof(*t->forwards)),
+        .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
     entry_t *entries = xcalloc(n, sizeof(*entries));
     char(*keys)[SP_TALLY_CLIENT_MAX] = xcalloc(n, sizeof(*keys));
@@ -157,6 +237,16 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                 r = &t->recipients[t->n_recipients++];
                 r->campaign = t->n_campaigns - 1;
                 r->recipient = e->key;
+                r->humans = t->n_humans;
+            }
+            if (open && SP_CLASS_HUMAN == ev->klass) {
+                /* Sorted by time: the first is the earliest. */
+                if (!r->n_humans) {
+                    sp_tally_reader(ev, r->client, r->network);
+                    r->human_at = ev->ts_ms;
+                }
+                t->humans[t->n_humans++] = ev;
+                r->n_humans++;
             }
             if (klass >= 0)
                 r->by_class[klass]++;
@@ -203,7 +293,11 @@ void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new)
 void sp_tally_free(sp_tally_t *t)
 {
     free(t->campaigns);
+    for (size_t i = 0; i < t->n_recipients; i++)
+        free(t->recipients[i].forwarded);
     free(t->recipients);
+    free(t->humans);
+    free(t->forwards);
     free(t->clients);
     *t = (sp_tally_t){0};
 }

@@ -81,7 +81,7 @@ int64_t sp_tally_views(const int64_t by_class[SP_CLASS_COUNT]);
 /* What a counted open tells of its reader, in a breakdown by COL (browser, os, device, country,
  * city): a proxy's open describes the proxy, not the reader, so it counts under its proxy's
  * name (its via, else "proxy"). */
-#define SP_TALLY_READER_SQL(col)                                                                  \
+#define SP_TALLY_READER_SQL(col)                                                                   \
     "CASE WHEN class = 1 THEN CASE WHEN via <> '' THEN via ELSE 'proxy' END ELSE " col " END"
 
 #define SP_TALLY_CLIENT_MAX 64 /* a client key's bytes, NUL included */
@@ -97,6 +97,31 @@ typedef struct sp_tally_campaign {
     int64_t last_view_at; /* 0: no counted event */
 } sp_tally_campaign_t;
 
+/*
+ * A likely forward: a human open of a recipient by a client (browser and OS family) and from a
+ * network (the /24 of an IPv4 address, the /48 of an IPv6 one) both other than those of the
+ * recipient's first human open, at least SP_TALLY_FORWARD_AFTER_MS after it. The writer stores
+ * an event of kind forward with rule SP_TALLY_FORWARD_RULE besides the open, at most once per
+ * recipient and new client, and for at most SP_TALLY_FORWARD_CLIENTS_MAX clients.
+ *
+ * The network is the address's prefix, not a GeoIP country or ASN: it needs no database, so
+ * the rule holds the same on every server, and the /24 and /48 are the smallest prefixes
+ * announced between networks (the longest that BGP peers commonly accept) and what an ISP gives
+ * a site (RFC 6177), so one home or office keeps its prefix. The wait keeps out the devices of
+ * one reader that show the message together as it arrives (a phone and a desktop, one on Wi-Fi,
+ * one on a mobile network): a forward is read, sent and opened again, which takes longer.
+ */
+#define SP_TALLY_FORWARD_RULE        "likely-forward:new-client-new-network"
+#define SP_TALLY_FORWARD_AFTER_MS    (10 * 60 * 1000) /* --likely-forward-after's default */
+#define SP_TALLY_FORWARD_CLIENTS_MAX 8 /* more new clients: a list or a shared mailbox */
+#define SP_TALLY_READER_MAX          (2 * SP_FIELD_MAX + 2) /* a client key's bytes, NUL included */
+#define SP_TALLY_NETWORK_MAX         (SP_NET_ADDR_MAX + 4)
+#define SP_TALLY_FORWARDED_MAX       (SP_TALLY_FORWARD_CLIENTS_MAX * SP_TALLY_READER_MAX)
+
+/* The client ("browser/os", families) and network ("203.0.113.0/24") of EV into CLIENT and
+ * NETWORK (SP_TALLY_READER_MAX and SP_TALLY_NETWORK_MAX bytes). */
+void sp_tally_reader(const sp_event_t *ev, char *client, char *network);
+
 /* What a batch adds to one recipient of one campaign. */
 typedef struct sp_tally_recipient {
     size_t campaign; /* in campaigns */
@@ -104,6 +129,14 @@ typedef struct sp_tally_recipient {
     int64_t views, by_class[SP_CLASS_COUNT], clicks;
     int64_t first_at, last_at; /* of its counted opens; 0: none */
     sp_event_t *first;         /* its earliest counted open (NULL: none), the first view if new */
+    /* Its human opens in the batch, by time (in the tally's humans); the reader of the first
+     * (for the row's first_client, first_network, first_human_at: "", "", 0 when none). */
+    size_t humans, n_humans;
+    char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
+    int64_t human_at;
+    /* Set by sp_tally_recipient_reader when the batch made likely forwards: the clients that
+     * made the recipient's likely forwards, one a line, for the row's forward_clients. */
+    char *forwarded;
 } sp_tally_recipient_t;
 
 /* A client of one campaign with counted opens in the batch, and none with a recipient. */
@@ -122,6 +155,13 @@ typedef struct sp_tally {
     size_t n_recipients;
     sp_tally_client_t *clients;
     size_t n_clients;
+    sp_event_t **humans; /* the recipients' human opens (sp_tally_recipient_t.humans) */
+    size_t n_humans;
+    /* The opens that are likely forwards (sp_tally_recipient_reader): for each, the store
+     * stores a copy of kind forward with rule SP_TALLY_FORWARD_RULE (sp_tally_forward_row). */
+    sp_event_t **forwards;
+    size_t n_forwards;
+    int64_t forward_after_ms; /* SP_TALLY_FORWARD_AFTER_MS unless the store sets another */
 } sp_tally_t;
 
 /* Counts the N events EVS that a store is storing into T (emptied first), setting no event's
@@ -133,6 +173,17 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n);
  * batch's included: when those are all this batch's, it is a unique view of its campaign, and
  * its first open a first view. */
 void sp_tally_recipient_seen(sp_tally_t *t, size_t i, int64_t views);
+
+/* The store read back recipient I's row: the reader of its first human open (CLIENT and
+ * NETWORK at AT; "", "" and 0: none) and the clients of its likely forwards so far
+ * (FORWARDED, one a line; "" or NULL: none). Appends the batch's likely forwards to T's
+ * forwards, and sets the recipient's forwarded when there are any. */
+void sp_tally_recipient_reader(sp_tally_t *t, size_t i, const char *client, const char *network,
+                               int64_t at, const char *forwarded);
+
+/* The stored form of the likely forward made of open EV into ROW (its strings borrowed from
+ * EV). */
+void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row);
 
 /* The store found client I (of T's clients) new to its campaign (NEW) or not. */
 void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new);

@@ -1,5 +1,5 @@
 // engagement: the campaign page's panel of how the tracking block's opens were read (glanced,
-// skimmed, read, unmeasured) and its prints and forwards, from GET /api/v1/campaigns/ID.
+// skimmed, read, unmeasured) and its prints, forwards and likely forwards, from GET /api/v1/campaigns/ID.
 // SPDX-License-Identifier: MIT
 
 import { h, count } from './dom.js';
@@ -33,5 +33,8 @@ export function engagementPanel(e) {
         h('dt', {}, h('span', { class: `engagement-key engagement-${k}`, 'aria-hidden': 'true' }), label),
         h('dd', {}, count(e[k] || 0)), h('dd', { class: 'muted small' }, note))),
       h('div', { class: 'tile', id: 'engagement-prints' }, h('dt', {}, 'Prints'), h('dd', {}, count(e.prints || 0))),
-      h('div', { class: 'tile', id: 'engagement-forwards' }, h('dt', {}, 'Forwards'), h('dd', {}, count(e.forwards || 0)))));
+      h('div', { class: 'tile', id: 'engagement-forwards' }, h('dt', {}, 'Forwards'), h('dd', {}, count(e.forwards || 0)),
+        h('dd', { class: 'muted small' }, 'the forward CSS loaded')),
+      h('div', { class: 'tile', id: 'engagement-likely-forwards' }, h('dt', {}, 'Likely forwards'), h('dd', {}, count(e.likely_forwards || 0)),
+        h('dd', { class: 'muted small' }, 'a new client on another network, 10 min or more after the first open'))));
 }

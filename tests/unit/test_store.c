@@ -2969,6 +2969,88 @@ static void test_read_fold(void **state)
     sp_store_close(s);
 }
 
+/* An open of "ann" in campaign "fwd" by BROWSER on OS from IP at minute MIN of class KLASS. */
+static sp_event_t *reader_open(const char *browser, const char *os, const char *ip, int klass,
+                               int64_t min)
+{
+    const spec_t sp = {"fwd", "ann", OPEN, klass, 1764000000000 + min * 60000, ip, NULL, "v"};
+    sp_event_t *ev = make_event(&sp);
+    snprintf(ev->browser, sizeof(ev->browser), "%s", browser);
+    snprintf(ev->os, sizeof(ev->os), "%s", os);
+    return ev;
+}
+
+typedef struct {
+    int n, forwards;
+    int64_t ts[16];
+    char rule[16][64], ip[16][48];
+} forward_rows_t;
+
+static int forward_row(void *ctx, const sp_event_row_t *row)
+{
+    forward_rows_t *f = ctx;
+    f->n++;
+    if (SP_EVENT_FORWARD == row->kind && f->forwards < 16) {
+        f->ts[f->forwards] = row->ts_ms;
+        snprintf(f->rule[f->forwards], 64, "%s", row->rule);
+        snprintf(f->ip[f->forwards], 48, "%s", row->ip);
+        f->forwards++;
+    }
+    return 0;
+}
+
+static void test_likely_forward(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "fwd", 1);
+    /* The first human open (after a proxy's, which is no reader), and a CSS forward. */
+    const spec_t css = {"fwd", "ann", SP_EVENT_FORWARD, H, 1764000000000 + 5 * 60000, NULL,
+                        NULL,  "v"};
+    sp_event_t *b1[] = {reader_open("Gmail", "Other", "66.249.84.1", P, -1),
+                        reader_open("Chrome", "Windows", "203.0.113.7", H, 0), make_event(&css)};
+    write_evs(s, b1, 3);
+    /* An hour later: the same client elsewhere, a new client on the same network, a proxy, a
+     * machine and a self view, none a forward; a new client from another network is. */
+    sp_event_t *b2[] = {reader_open("Chrome", "Windows", "198.51.100.1", H, 60),
+                        reader_open("Firefox", "Linux", "203.0.113.99", H, 61),
+                        reader_open("Edge", "Windows", "192.0.2.1", P, 62),
+                        reader_open("Edge", "Windows", "192.0.2.1", M, 62),
+                        reader_open("Edge", "Windows", "192.0.2.1", S, 62),
+                        reader_open("Firefox", "Linux", "198.51.100.9", H, 63)};
+    write_evs(s, b2, 6);
+    /* The new client again from yet another network: none; a third client: one. */
+    sp_event_t *b3[] = {reader_open("Firefox", "Linux", "100.64.0.1", H, 120),
+                        reader_open("Mobile Safari", "iOS", "2001:db8:1::5", H, 121)};
+    write_evs(s, b3, 2);
+
+    forward_rows_t rows = {0};
+    assert_int_equal(0, s->ops->events(s, "fwd", 0, -1, forward_row, &rows, err, sizeof(err)));
+    assert_int_equal(11 + 2, rows.n);   /* the opens stay opens, besides */
+    assert_int_equal(3, rows.forwards); /* newest first */
+    assert_string_equal(SP_TALLY_FORWARD_RULE, rows.rule[0]);
+    assert_string_equal("2001:db8:1::5", rows.ip[0]);
+    assert_int_equal(1764000000000 + 121 * 60000, rows.ts[0]);
+    assert_string_equal(SP_TALLY_FORWARD_RULE, rows.rule[1]);
+    assert_string_equal("198.51.100.9", rows.ip[1]);
+    assert_string_equal("test", rows.rule[2]);
+
+    sp_engagement_t e;
+    assert_int_equal(0, s->ops->engagement(s, "fwd", &e, err, sizeof(err)));
+    assert_int_equal(1, e.forwards);
+    assert_int_equal(2, e.likely_forwards);
+    sp_campaign_t c;
+    assert_int_equal(0, s->ops->campaign_get(s, "fwd", &c, err, sizeof(err)));
+    assert_int_equal(6, c.by_class[H]); /* a likely forward is no open */
+    assert_int_equal(8, c.total_views);
+    sp_event_t **all[] = {b1, b2, b3};
+    size_t ns[] = {3, 6, 2};
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < ns[i]; j++)
+            sp_event_free(all[i][j]);
+    sp_store_close(s);
+}
+
 static void test_scrub_old_store(void **state)
 {
     fixture_t *fx = *state;
@@ -2999,6 +3081,10 @@ static void test_scrub_old_store(void **state)
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
+             "ALTER TABLE recipients DROP COLUMN first_client;"
+             "ALTER TABLE recipients DROP COLUMN first_network;"
+             "ALTER TABLE recipients DROP COLUMN first_human_at;"
+             "ALTER TABLE recipients DROP COLUMN forward_clients;"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
@@ -3010,6 +3096,8 @@ static void test_scrub_old_store(void **state)
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
+             "ALTER TABLE recipients DROP COLUMN first_client, DROP COLUMN first_network,"
+             " DROP COLUMN first_human_at, DROP COLUMN forward_clients;"
              "UPDATE spypixel_schema SET version = %d;"
              "%s FROM generate_series(1, %d) AS i;",
              VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
@@ -3096,6 +3184,7 @@ int main(void)
         BOTH(test_campaign_create),
         BOTH(test_batch_outcomes),
         BOTH(test_read_fold),
+        BOTH(test_likely_forward),
         BOTH(test_big_batch),
         BOTH(test_counters),
         BOTH(test_events_paging),

@@ -255,6 +255,128 @@ static void test_print_forward(void **state)
     free_all(&t, evs, 3);
 }
 
+/* ---- likely forwards: a new client from another network, a while after the first ---------- */
+
+#define MIN_MS (60 * 1000)
+#define T0     INT64_C(1764000000000) /* minute 0 */
+
+/* An open of "ann" by BROWSER on OS from IP at minute MIN, of class KLASS. */
+static sp_event_t *reader_open(const char *browser, const char *os, const char *ip, int klass,
+                               int64_t min)
+{
+    const spec_t sp = {"c", "ann", NULL, OPEN, klass, T0 + min * MIN_MS};
+    sp_event_t *ev = make(&sp);
+    snprintf(ev->browser, sizeof(ev->browser), "%s", browser);
+    snprintf(ev->os, sizeof(ev->os), "%s", os);
+    snprintf(ev->ip, sizeof(ev->ip), "%s", ip);
+    return ev;
+}
+
+/* Counts EVS as one batch, as a store would with the row it read back (its first reader
+ * CLIENT, NETWORK at AT, its forwarded clients FORWARDED), and returns how many likely
+ * forwards it made; *LIST gets the recipient's new forward_clients ("" when unchanged). */
+static size_t forwards_of(sp_event_t **evs, size_t n, const char *client, const char *network,
+                          int64_t at, const char *forwarded, char *list, size_t len)
+{
+    sp_tally_t t;
+    sp_tally_count(&t, evs, n);
+    assert_int_equal(1, t.n_recipients);
+    const sp_tally_recipient_t *r = &t.recipients[0];
+    /* The row as the upsert leaves it: the batch's first human open when it had none. */
+    if (!at && r->human_at) {
+        client = r->client;
+        network = r->network;
+        at = r->human_at;
+    }
+    sp_tally_recipient_reader(&t, 0, client, network, at, forwarded);
+    size_t got = t.n_forwards;
+    for (size_t i = 0; i < got; i++) {
+        sp_event_row_t row;
+        sp_tally_forward_row(t.forwards[i], &row);
+        assert_int_equal(SP_EVENT_FORWARD, row.kind);
+        assert_string_equal(SP_TALLY_FORWARD_RULE, row.rule);
+        assert_null(row.engagement);
+        assert_int_equal(t.forwards[i]->ts_ms, row.ts_ms);
+    }
+    snprintf(list, len, "%s", r->forwarded ? r->forwarded : "");
+    sp_tally_free(&t);
+    return got;
+}
+
+static void free_evs(sp_event_t **evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sp_event_free(evs[i]);
+}
+
+static void test_reader(void **state)
+{
+    (void)state;
+    char client[SP_TALLY_READER_MAX], net[SP_TALLY_NETWORK_MAX];
+    sp_event_t *a = reader_open("Chrome", "Windows", "203.0.113.77", H, 0);
+    sp_tally_reader(a, client, net);
+    assert_string_equal("Chrome/Windows", client);
+    assert_string_equal("203.0.113.0/24", net);
+    sp_event_t *b = reader_open("Mobile Safari", "iOS", "2001:db8:aa:bb::1", H, 0);
+    sp_tally_reader(b, client, net);
+    assert_string_equal("Mobile Safari/iOS", client);
+    assert_string_equal("2001:db8:aa::/48", net);
+    sp_event_free(a);
+    sp_event_free(b);
+}
+
+static void test_likely_forward(void **state)
+{
+    (void)state;
+    char list[SP_TALLY_FORWARDED_MAX + 1];
+    /* The first open and, in the same batch, a new client on another network an hour later. */
+    sp_event_t *b1[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 0),
+                        reader_open("Firefox", "Linux", "198.51.100.9", H, 60)};
+    assert_int_equal(1, forwards_of(b1, 2, "", "", 0, "", list, sizeof(list)));
+    assert_string_equal("Firefox/Linux", list);
+    free_evs(b1, 2);
+
+    /* Later batches, against the row: the same client on another network is the reader
+     * travelling; a new client on the same network is the reader's other device; a new client on
+     * another network too soon is the reader's phone as the message arrives. */
+    const char *first = "Chrome/Windows", *first_net = "203.0.113.0/24";
+    sp_event_t *b2[] = {reader_open("Chrome", "Windows", "198.51.100.9", H, 100),
+                        reader_open("Firefox", "Linux", "203.0.113.200", H, 110),
+                        reader_open("Mobile Safari", "iOS", "192.0.2.1", H, 5)};
+    assert_int_equal(0, forwards_of(b2, 3, first, first_net, T0, "", list, sizeof(list)));
+    assert_string_equal("", list);
+    free_evs(b2, 3);
+
+    /* Proxies, machines and self views never. */
+    sp_event_t *b3[] = {reader_open("Firefox", "Linux", "198.51.100.9", P, 100),
+                        reader_open("Firefox", "Linux", "198.51.100.9", M, 100),
+                        reader_open("Firefox", "Linux", "198.51.100.9", S, 100)};
+    assert_int_equal(0, forwards_of(b3, 3, first, first_net, T0, "", list, sizeof(list)));
+    free_evs(b3, 3);
+
+    /* Once per new client: its second open, from yet another network, in this batch or a later
+     * one, makes none; a third client makes its own. */
+    sp_event_t *b4[] = {reader_open("Firefox", "Linux", "198.51.100.9", H, 100),
+                        reader_open("Firefox", "Linux", "100.64.0.1", H, 120)};
+    assert_int_equal(1, forwards_of(b4, 2, first, first_net, T0, "", list, sizeof(list)));
+    assert_ptr_equal(NULL, strchr(list, '\n'));
+    free_evs(b4, 2);
+    sp_event_t *b5[] = {reader_open("Firefox", "Linux", "192.0.2.50", H, 200),
+                        reader_open("Edge", "Mac OS X", "192.0.2.60", H, 210)};
+    assert_int_equal(1,
+                     forwards_of(b5, 2, first, first_net, T0, "Firefox/Linux", list, sizeof(list)));
+    assert_string_equal("Firefox/Linux\nEdge/Mac OS X", list);
+    free_evs(b5, 2);
+
+    /* No more than SP_TALLY_FORWARD_CLIENTS_MAX clients. */
+    char full[SP_TALLY_FORWARDED_MAX + 1] = "";
+    for (int i = 0; i < SP_TALLY_FORWARD_CLIENTS_MAX; i++)
+        snprintf(full + strlen(full), sizeof(full) - strlen(full), "%sB%d/X", i ? "\n" : "", i);
+    sp_event_t *b6[] = {reader_open("Opera", "Linux", "192.0.2.50", H, 200)};
+    assert_int_equal(0, forwards_of(b6, 1, first, first_net, T0, full, list, sizeof(list)));
+    free_evs(b6, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_seen),          cmocka_unit_test(test_sorted),
         cmocka_unit_test(test_client_key),    cmocka_unit_test(test_engagement),
         cmocka_unit_test(test_print_forward), cmocka_unit_test(test_engagement_counted),
+        cmocka_unit_test(test_reader),        cmocka_unit_test(test_likely_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
