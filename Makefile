@@ -13,14 +13,16 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wshadow -Wformat=2 \
            -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes \
-           -fno-strict-aliasing $(WERROR) $(CWARN) $(SANITIZE) -MMD -MP -Isrc -I$(BUILD)/gen $(PKG_CFLAGS)
+           -fno-strict-aliasing $(WERROR) $(CWARN) $(SANITIZE) -MMD -MP $(SRC_DIRS:%=-I%) -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
-SRC      := $(wildcard src/*.c)
+# src/ holds one folder per part (docs/ARCHITECTURE.md); a module is included by its name.
+SRC_DIRS := src/common src/pipeline src/server src/scan src/cli
+SRC      := $(wildcard $(SRC_DIRS:%=%/*.c))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/assets_data.o
-LIB_OBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+LIB_OBJ  := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJ))
+UNIT_SRC := $(wildcard tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -62,8 +64,8 @@ CONF          := $(SYSCONFDIR)/spypixel/spypixel.conf
 # objects that hold them are built again.
 INSTALL_DEFS := -DSP_DEFAULT_DATA_DIR='"$(LOCALSTATEDIR)/lib/spypixel"' \
                 -DSP_DEFAULT_CONFIG_FILE='"$(CONF)"' -DSP_GEO_DEFAULT_DIR='"$(GEOIP_DIR)"'
-INSTALL_OBJ  := $(filter-out $(BUILD)/obj/config.o $(BUILD)/obj/geo.o,$(OBJ)) \
-                $(BUILD)/install/config.o $(BUILD)/install/geo.o
+INSTALL_OBJ  := $(filter-out $(BUILD)/obj/common/config.o $(BUILD)/obj/pipeline/geo.o,$(OBJ)) \
+                $(BUILD)/install/common/config.o $(BUILD)/install/pipeline/geo.o
 
 .PHONY: all deps test-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench bench-writer bench-store run clean format \
         install uninstall FORCE
@@ -138,6 +140,7 @@ $(BUILD)/install/defs: FORCE
 	@echo '$(INSTALL_DEFS)' | cmp -s - $@ || echo '$(INSTALL_DEFS)' > $@
 
 $(BUILD)/install/%.o: src/%.c $(BUILD)/install/defs | $(BUILD)/gen/assets_data.c
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INSTALL_DEFS) -c -o $@ $<
 
 $(BUILD)/install/spypixel: $(INSTALL_OBJ)
@@ -217,10 +220,10 @@ run: deps all
 	$(BUILD)/spypixel serve --listen 127.0.0.1:8080 --data ./data
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tools/*.c bench/*.c fuzz/*.c fuzz/*.h
+	clang-format -i src/*/*.c src/*/*.h tests/unit/*/*.c tests/unit/*/*.h tools/*.c bench/*.c fuzz/*.c fuzz/*.h
 
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d) $(BUILD)/install/config.d $(BUILD)/install/geo.d \
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d) $(BUILD)/install/common/config.d $(BUILD)/install/pipeline/geo.d \
          $(FUZZ_OBJ:.o=.d) $(BUILD)/obj/fuzz/seeds.d

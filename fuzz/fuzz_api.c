@@ -1,6 +1,6 @@
 /* fuzz_api: the bodies and IDs the JSON API parses (api.c), without a server. */
 /* SPDX-License-Identifier: MIT */
-#include "../src/api.c"
+#include "../src/server/api.c"
 
 #include "fuzz.h"
 #include "login.h"

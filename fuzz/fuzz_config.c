@@ -1,6 +1,6 @@
 /* fuzz_config: a --config file's key = value lines (config.c). */
 /* SPDX-License-Identifier: MIT */
-#include "../src/config.c"
+#include "../src/common/config.c"
 
 #include "fuzz.h"
 

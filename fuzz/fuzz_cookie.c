@@ -1,8 +1,8 @@
 /* fuzz_cookie: the Cookie header: sp_event_cookie, the visitor and self-view cookie checks,
  * and the cookies' JSON. */
 /* SPDX-License-Identifier: MIT */
-#include "../src/event.c"
-#include "../src/pixel.c"
+#include "../src/pipeline/event.c"
+#include "../src/server/pixel.c"
 
 #include <sodium.h>
 

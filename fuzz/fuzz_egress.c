@@ -1,6 +1,6 @@
 /* fuzz_egress: the --apple-egress file, Apple's published relay ranges (classify.c). */
 /* SPDX-License-Identifier: MIT */
-#include "../src/classify.c"
+#include "../src/common/classify.c"
 
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 /* fuzz_forwarded: the client address behind trusted proxies (http.c's pick_forwarded). */
 /* SPDX-License-Identifier: MIT */
-#include "../src/http.c"
+#include "../src/server/http.c"
 
 #include "fuzz.h"
 

@@ -1,6 +1,6 @@
 /* fuzz_query: the pixel's query string: percent-decoding (http.c's unescape) and ID checks. */
 /* SPDX-License-Identifier: MIT */
-#include "../src/http.c"
+#include "../src/server/http.c"
 
 #include "fuzz.h"
 

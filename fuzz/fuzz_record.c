@@ -1,6 +1,6 @@
 /* fuzz_record: a journal record's payload decoded (sp_event_decode) and shown as JSON. */
 /* SPDX-License-Identifier: MIT */
-#include "../src/event.c"
+#include "../src/pipeline/event.c"
 
 #include "serialize.h"
 #include "fuzz.h"

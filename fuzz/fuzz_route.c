@@ -1,6 +1,6 @@
 /* fuzz_route: request paths against the server's route table (http.c's find_route). */
 /* SPDX-License-Identifier: MIT */
-#include "../src/http.c"
+#include "../src/server/http.c"
 
 #include "api.h"
 #include "assets.h"

@@ -1,7 +1,7 @@
 /* fuzz_scan: the recipient's scanner: a message or mbox scanned and stripped (scan.c, GMime,
  * libxml2). */
 /* SPDX-License-Identifier: MIT */
-#include "../src/scan.c"
+#include "../src/scan/scan.c"
 
 #include "fuzz.h"
 

@@ -1,6 +1,6 @@
 /* fuzz_token: opaque tokens (/o/TOKEN.gif, /c/TOKEN, /i/TOKEN.ext) as token.c opens them. */
 /* SPDX-License-Identifier: MIT */
-#include "../src/token.c"
+#include "../src/server/token.c"
 
 #include "fuzz.h"
 

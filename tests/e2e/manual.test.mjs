@@ -1,5 +1,5 @@
 // manual: docs/spypixel.1 and the settings table (spypixel settings --json, read from
-// src/config.c) name the same settings: each setting is in the SETTINGS section with its
+// src/common/config.c) name the same settings: each setting is in the SETTINGS section with its
 // flag, environment variable and file key, and the section names no setting that is gone.
 // Every command of `spypixel --help` has its place in COMMANDS.
 // SPDX-License-Identifier: MIT
@@ -55,7 +55,7 @@ test('the manual names no setting that the table lacks', async () => {
   const page = await sections();
   const entries = [...page.SETTINGS.matchAll(/^\.BI? \\-\\-([a-z0-9\\-]+)/gm)].map((m) => m[1].replace(/\\-/g, '-'));
   const stray = entries.filter((n) => !names.has(n) && n !== 'config');
-  assert.deepEqual(stray, [], 'settings in the manual that src/config.c does not have');
+  assert.deepEqual(stray, [], 'settings in the manual that src/common/config.c does not have');
   const envs = new Set(table.map((o) => o.env));
   const all = plain(Object.values(page).join('\n'));
   const strayEnv = [...new Set(all.match(/SPYPIXEL_[A-Z_]+[A-Z]/g))].filter((e) => !envs.has(e) && e !== 'SPYPIXEL_CONFIG' && e !== 'SPYPIXEL_NAME');

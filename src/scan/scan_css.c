@@ -2,6 +2,7 @@
  * them. */
 /* SPDX-License-Identifier: MIT */
 #include "scan_css.h"
+#include "text.h"
 
 #include <string.h>
 #include <strings.h>
@@ -518,7 +519,7 @@ static bool is_custom_property(const walk_t *w)
     const tok_t *t = (const tok_t *)w->toks->data;
     size_t n = w->toks->len, i = 0;
     if (!n || T_IDENT != t[0].type || t[0].vend - t[0].vstart < 2 ||
-        0 != strncmp(w->css + t[0].vstart, "--", 2))
+        !sp_has_prefix(w->css + t[0].vstart, "--"))
         return false;
     for (i = 1; i < n && T_WS == t[i].type; i++)
         ;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "geo.h"
-#include "geo/mmdb_writer.h"
+#include "mmdb_writer.h"
 
 /* Files made once for the whole run by make_databases, removed by remove_databases. */
 static char dir[64];

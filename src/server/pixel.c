@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "url.h"
+#include "text.h"
 
 #define IMAGE_CACHE_MAX ((size_t)64 << 20) /* uploaded images kept in memory */
 
@@ -477,7 +478,7 @@ static enum MHD_Result click(sp_request_t *req)
     sp_metric_inc(click_requests);
     sp_token_data_t data;
     if (!token_holds(px, path, strlen(path), SP_TOKEN_CLICK, &data) ||
-        (0 != strncmp(data.extra, "https://", 8) && 0 != strncmp(data.extra, "http://", 7))) {
+        (!sp_has_prefix(data.extra, "https://") && !sp_has_prefix(data.extra, "http://"))) {
         /* A forged link must not become an open redirect: no Location at all. */
         sp_metric_inc(opens_invalid);
         return sp_http_text(req, 404, link_invalid);

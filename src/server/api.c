@@ -18,6 +18,7 @@
 #include "serialize.h"
 #include "snippet.h"
 #include "url.h"
+#include "text.h"
 
 #define PAGE_DEFAULT 100
 #define PAGE_MAX     100000
@@ -146,8 +147,8 @@ static int authenticate(api_ctx_t *c)
     sp_request_t *req = c->req;
     char hash[SP_AUTH_HASH_MAX], err[256], secret[256];
     const char *authz = sp_http_header(req, "Authorization");
-    if (authz && 0 == strncasecmp(authz, "Bearer ", 7)) {
-        sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
+    if (authz && sp_has_prefix_ci(authz, "Bearer ")) {
+        sp_auth_secret_hash(authz + SP_LIT_LEN("Bearer "), hash, sizeof(hash));
         int rc =
             c->store->ops->token_get(c->store, hash, c->user, sizeof(c->user), err, sizeof(err));
         return 0 == rc ? 0 : 1;
@@ -168,9 +169,9 @@ bool sp_api_bearer_valid(sp_request_t *req)
     char hash[SP_AUTH_HASH_MAX], err[256], user[128];
     const char *authz = sp_http_header(req, "Authorization");
     sp_store_t *store = sp_http_reader(req);
-    if (!store || !authz || 0 != strncasecmp(authz, "Bearer ", 7))
+    if (!store || !authz || !sp_has_prefix_ci(authz, "Bearer "))
         return false;
-    sp_auth_secret_hash(authz + 7, hash, sizeof(hash));
+    sp_auth_secret_hash(authz + SP_LIT_LEN("Bearer "), hash, sizeof(hash));
     return 0 == store->ops->token_get(store, hash, user, sizeof(user), err, sizeof(err));
 }
 

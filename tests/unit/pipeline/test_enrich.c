@@ -14,7 +14,7 @@
 
 #include "classify.h"
 #include "enrich.h"
-#include "geo/mmdb_writer.h"
+#include "mmdb_writer.h"
 
 static const char *const THUNDERBIRD =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 Thunderbird/115.6.0";

@@ -17,6 +17,7 @@
 
 #include "scan_css.h"
 #include "scan_rules.h"
+#include "text.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -248,9 +249,9 @@ done:
  * that can log the click. */
 static bool same_site(const char *a, const char *b)
 {
-    if (0 == strncmp(a, "www.", 4))
+    if (sp_has_prefix(a, "www."))
         a += 4;
-    if (0 == strncmp(b, "www.", 4))
+    if (sp_has_prefix(b, "www."))
         b += 4;
     return 0 == strcmp(a, b);
 }
@@ -1449,7 +1450,7 @@ static void visit_comment(html_walk_t *w, xmlNode *n)
         return;
     while (g_ascii_isspace(*text))
         text++;
-    if (0 != strncmp(text, "[if", 3))
+    if (!sp_has_prefix(text, "[if"))
         return;
     const char *open_end = strstr(text, "]>");
     if (!open_end)

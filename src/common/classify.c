@@ -1,6 +1,7 @@
 /* classify: the class of every open and click (human, proxy, machine, self), from a rule table. */
 /* SPDX-License-Identifier: MIT */
 #include "classify.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -514,7 +515,7 @@ static int load_egress(sp_classifier_t *c, const char *path, char *err, size_t e
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
         char *s = line;
-        if (1 == lineno && 0 == strncmp(s, "\xef\xbb\xbf", 3))
+        if (1 == lineno && sp_has_prefix(s, "\xef\xbb\xbf"))
             s += 3; /* a byte-order mark left by a spreadsheet */
         char *cut = strpbrk(s, "#,");
         if (cut)

@@ -1,6 +1,7 @@
 /* listen: the addresses the server listens on, parsed and bound with errors in words. */
 /* SPDX-License-Identifier: MIT */
 #include "listen.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,12 +21,12 @@ int sp_listen_parse(const char *text, bool tls_default, sp_listen_t *out, char *
     snprintf(out->text, sizeof(out->text), "%s", text);
     const char *p = text;
     out->tls = tls_default;
-    if (0 == strncmp(p, "https://", 8)) {
+    if (sp_has_prefix(p, "https://")) {
         out->tls = true;
-        p += 8;
-    } else if (0 == strncmp(p, "http://", 7)) {
+        p += SP_LIT_LEN("https://");
+    } else if (sp_has_prefix(p, "http://")) {
         out->tls = false;
-        p += 7;
+        p += SP_LIT_LEN("http://");
     }
     const char *colon = strrchr(p, ':');
     char *end = NULL;

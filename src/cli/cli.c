@@ -20,6 +20,7 @@
 #include "snippet.h"
 #include "store.h"
 #include "token.h"
+#include "text.h"
 
 /* ---- tables -------------------------------------------------------------------------------- */
 
@@ -420,12 +421,12 @@ int sp_cli_pixel(sp_config_t *cfg, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (0 == strcmp(argv[i], "--campaign") && i + 1 < argc)
             campaign = argv[++i];
-        else if (0 == strncmp(argv[i], "--campaign=", 11))
-            campaign = argv[i] + 11;
+        else if (sp_has_prefix(argv[i], "--campaign="))
+            campaign = argv[i] + SP_LIT_LEN("--campaign=");
         else if (0 == strcmp(argv[i], "--recipient") && i + 1 < argc)
             recipient = argv[++i];
-        else if (0 == strncmp(argv[i], "--recipient=", 12))
-            recipient = argv[i] + 12;
+        else if (sp_has_prefix(argv[i], "--recipient="))
+            recipient = argv[i] + SP_LIT_LEN("--recipient=");
         else if (0 == strcmp(argv[i], "--qp"))
             qp = true;
         else if (0 == strcmp(argv[i], "--block"))

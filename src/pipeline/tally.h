@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "classify.h"
+#include "config.h"
 #include "event.h"
 
 /*
@@ -112,7 +113,7 @@ typedef struct sp_tally_campaign {
  * one on a mobile network): a forward is read, sent and opened again, which takes longer.
  */
 #define SP_TALLY_FORWARD_RULE        "likely-forward:new-client-new-network"
-#define SP_TALLY_FORWARD_AFTER_MS    (10 * 60 * 1000) /* --likely-forward-after's default */
+#define SP_TALLY_FORWARD_AFTER_MS    (SP_CONFIG_LIKELY_FORWARD_AFTER_S * 1000)
 #define SP_TALLY_FORWARD_CLIENTS_MAX 8 /* more new clients: a list or a shared mailbox */
 #define SP_TALLY_READER_MAX          (2 * SP_FIELD_MAX + 2) /* a client key's bytes, NUL included */
 #define SP_TALLY_NETWORK_MAX         (SP_NET_ADDR_MAX + 4)

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "tls.h"
 #include "utf8.h"
+#include "text.h"
 
 /* libmicrohttpd's memory per connection: the request's headers, its parsed fields and the
  * answer's headers live in it. It zeroes all of it between the requests of a keep-alive
@@ -437,8 +438,8 @@ static int pick_forwarded(const sp_config_t *cfg, char *list, bool forwarded_syn
             for (char *p = strtok_r(t, ";", &psave); p; p = strtok_r(NULL, ";", &psave)) {
                 while (' ' == *p)
                     p++;
-                if (0 == strncasecmp(p, "for=", 4))
-                    addr = p + 4;
+                if (sp_has_prefix_ci(p, "for="))
+                    addr = p + SP_LIT_LEN("for=");
             }
             if (!addr)
                 return -1;
@@ -492,7 +493,7 @@ static void resolve_client(sp_request_t *req)
             req->https = proto && 0 == strcasecmp(proto, "https");
         }
     }
-    if (0 == strncmp(cfg->public_url, "https:", 6) || over_tls(req->conn))
+    if (sp_has_prefix(cfg->public_url, "https:") || over_tls(req->conn))
         req->https = true;
     sp_net_format(&req->client, req->client_ip, sizeof(req->client_ip));
 }

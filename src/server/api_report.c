@@ -14,6 +14,7 @@
 #include "report.h"
 #include "sent.h"
 #include "serialize.h"
+#include "text.h"
 
 #define TIME_ARG_MAX 40 /* "2026-12-04T19:32:38.123+01:00" is 29 */
 
@@ -223,9 +224,9 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
     if (found > 0)
         return sp_http_error(req, 404, "no such campaign");
     const char *type = sp_http_header(req, "Content-Type");
-    bool json = type && 0 == strncasecmp(type, "application/json", 16);
+    bool json = type && sp_has_prefix_ci(type, "application/json");
     bool csv =
-        type && (0 == strncasecmp(type, "text/csv", 8) || 0 == strncasecmp(type, "text/plain", 10));
+        type && (sp_has_prefix_ci(type, "text/csv") || sp_has_prefix_ci(type, "text/plain"));
     if (!json && !csv)
         return sp_http_error(req, 415, "send application/json (a list of addresses) or text/csv");
     sp_sent_list_t l;

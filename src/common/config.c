@@ -1,6 +1,7 @@
 /* config: one settings table read from defaults, a file, the environment and flags. */
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,8 +12,6 @@
 
 #include <jansson.h>
 
-#include "geo.h"
-#include "tally.h"
 
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL, OPT_CIDRS, OPT_STRS } opt_kind_t;
 
@@ -132,7 +131,7 @@ void sp_config_defaults(sp_config_t *cfg)
     cfg->batch_max = SP_CONFIG_BATCH_MAX;
     cfg->unknown_campaigns_max = SP_CONFIG_UNKNOWN_CAMPAIGNS;
     cfg->unknown_opens_max = SP_CONFIG_UNKNOWN_OPENS;
-    cfg->likely_forward_after = SP_TALLY_FORWARD_AFTER_MS / 1000;
+    cfg->likely_forward_after = SP_CONFIG_LIKELY_FORWARD_AFTER_S;
     cfg->journal_spill = 64;
 }
 
@@ -330,8 +329,8 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
                 return -1;
             }
             file = argv[++i];
-        } else if (0 == strncmp(argv[i], "--config=", 9)) {
-            file = argv[i] + 9;
+        } else if (sp_has_prefix(argv[i], "--config=")) {
+            file = argv[i] + SP_LIT_LEN("--config=");
         }
     }
     /* An installed binary reads its own file when no other is named and it is there. */
@@ -362,7 +361,7 @@ int sp_config_load(sp_config_t *cfg, int argc, char **argv, char **rest, int *n_
                 i++;
             continue;
         }
-        if (0 != strncmp(a, "--", 2)) {
+        if (!sp_has_prefix(a, "--")) {
             rest[(*n_rest)++] = argv[i];
             continue;
         }

@@ -1,6 +1,7 @@
 /* url: link targets checked and written as URLs that are valid by RFC 3986. */
 /* SPDX-License-Identifier: MIT */
 #include "url.h"
+#include "text.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -72,9 +73,9 @@ int sp_url_target(const char *target, char *out, size_t len, char *err, size_t e
 {
     writer_t w = {.out = out, .len = len};
     const char *scheme;
-    if (0 == strncasecmp(target, "https://", 8))
+    if (sp_has_prefix_ci(target, "https://"))
         scheme = "https://";
-    else if (0 == strncasecmp(target, "http://", 7))
+    else if (sp_has_prefix_ci(target, "http://"))
         scheme = "http://";
     else
         return fail(err, errlen, "\"target\" must be an http:// or https:// URL");

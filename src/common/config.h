@@ -10,6 +10,13 @@
 #include "net.h"
 
 #define SP_CONFIG_LIST_MAX  32
+/* Where the set-up script installs the DB-IP Lite City files (`make install` builds geo.o
+ * and config.o with its own DATADIR). */
+#ifndef SP_GEO_DEFAULT_DIR
+#define SP_GEO_DEFAULT_DIR "/usr/local/share/spypixel/geoip"
+#endif
+
+#define SP_CONFIG_LIKELY_FORWARD_AFTER_S 600 /* --likely-forward-after: see tally.h */
 #define SP_CONFIG_BATCH_MAX 4096 /* --batch-max: most opens in one commit */
 
 /* Opens of campaigns that do not exist: how many IDs, and how many of each one's newest

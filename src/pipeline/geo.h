@@ -6,11 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Where the set-up script installs the DB-IP Lite City files (`make install` builds geo.o
- * and config.o with its own DATADIR). */
-#ifndef SP_GEO_DEFAULT_DIR
-#define SP_GEO_DEFAULT_DIR "/usr/local/share/spypixel/geoip"
-#endif
+#include "config.h"
 
 typedef struct sp_geo_result {
     char country[3];       /* ISO 3166-1 alpha-2 code, or "" */
