@@ -310,20 +310,6 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
     return send_json(c->req, 200, j);
 }
 
-typedef struct {
-    json_t *arr;
-    int64_t last_id, n;
-} events_page_t;
-
-static int add_event(void *ctx, const sp_event_row_t *r)
-{
-    events_page_t *p = ctx;
-    json_array_append_new(p->arr, sp_serialize_event(r));
-    p->last_id = r->id;
-    p->n++;
-    return 0;
-}
-
 /*
  * An export streams: it is read from the store a page at a time (EXPORT_PAGE events, the next
  * page by keyset, IDs below the last one sent, through events_campaign) as libmicrohttpd asks
@@ -465,15 +451,16 @@ static enum MHD_Result export_events(api_ctx_t *c, const char *id, bool csv, int
     return rc;
 }
 
-static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *format)
+/* The campaign's events as a download, CSV or JSON: the whole campaign unless limit or before
+ * says otherwise. */
+static enum MHD_Result export_campaign(api_ctx_t *c, const char *id, bool csv)
 {
     char err[512];
     int64_t limit, before = 0;
     const char *b = sp_http_arg(c->req, "before");
-    bool export = 0 != strcmp(format, "");
     if (parse_limit(c->req, &limit))
         return sp_http_error(c->req, 400, "limit must be 1-100000");
-    if (export && !sp_http_arg(c->req, "limit"))
+    if (!sp_http_arg(c->req, "limit"))
         limit = INT64_MAX; /* an export is the whole campaign unless asked otherwise */
     if (b) {
         char *end;
@@ -488,15 +475,7 @@ static enum MHD_Result list_events(api_ctx_t *c, const char *id, const char *for
         return store_error(c->req, err);
     if (rc > 0)
         return sp_http_error(c->req, 404, "no such campaign");
-    if (export)
-        return export_events(c, id, 0 == strcmp(format, "csv"), before, limit);
-
-    events_page_t p = {.arr = json_array()};
-    if (0 != c->store->ops->events(c->store, id, before, limit, add_event, &p, err, sizeof(err))) {
-        json_decref(p.arr);
-        return store_error(c->req, err);
-    }
-    return send_json(c->req, 200, p.arr);
+    return export_events(c, id, csv, before, limit);
 }
 
 /* ---- campaigns that do not exist ------------------------------------------------------ */
@@ -885,14 +864,14 @@ static enum MHD_Result campaign_get(sp_request_t *req)
     return campaign_id(req->state, id, sizeof(id), &answer) ? get_campaign(req->state, id) : answer;
 }
 
-/* The events of a campaign: a page of JSON, or the whole campaign as FORMAT ("csv", "json"). */
-static enum MHD_Result events_as(sp_request_t *req, const char *format)
+/* The whole campaign as a download: CSV, else JSON. */
+static enum MHD_Result events_as(sp_request_t *req, bool csv)
 {
     char id[SP_ID_MAX + 1];
     enum MHD_Result answer;
     if (wait_for_index(req->state, false))
         return MHD_YES;
-    return campaign_id(req->state, id, sizeof(id), &answer) ? list_events(req->state, id, format)
+    return campaign_id(req->state, id, sizeof(id), &answer) ? export_campaign(req->state, id, csv)
                                                             : answer;
 }
 
@@ -908,12 +887,12 @@ static enum MHD_Result events_page(sp_request_t *req)
 
 static enum MHD_Result events_csv(sp_request_t *req)
 {
-    return events_as(req, "csv");
+    return events_as(req, true);
 }
 
 static enum MHD_Result events_json(sp_request_t *req)
 {
-    return events_as(req, "json");
+    return events_as(req, false);
 }
 
 static enum MHD_Result campaign_stream(sp_request_t *req)

@@ -261,11 +261,6 @@ bool sp_engage_reserve(sp_engage_t *e)
     return true;
 }
 
-void sp_engage_release(sp_engage_t *e)
-{
-    atomic_fetch_sub(&e->held, 1);
-}
-
 int sp_engage_held(sp_engage_t *e)
 {
     return e ? atomic_load(&e->held) : 0;

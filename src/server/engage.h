@@ -50,10 +50,8 @@ void sp_engage_free(sp_engage_t *e);
 bool sp_engage_measurable(const char *user_agent);
 
 /* Takes a place among the held images for an open; false when they are at the cap (or E is
- * closed, or NULL). A place taken is given back by the response's end, or by
- * sp_engage_release when no response is made. */
+ * closed, or NULL). A place taken is given back by the response's end. */
 bool sp_engage_reserve(sp_engage_t *e);
-void sp_engage_release(sp_engage_t *e);
 
 /* The held image's answer to REQ for the open OPEN (its time, campaign, recipient, visitor and
  * address are copied), with a place reserved. The caller adds headers, queues it and
