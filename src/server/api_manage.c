@@ -9,17 +9,6 @@
 #include "event.h"
 #include "log.h"
 
-static enum MHD_Result send_json(sp_request_t *req, json_t *j)
-{
-    char *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!body)
-        return sp_http_error(req, 500, "cannot encode the answer");
-    enum MHD_Result rc = sp_http_respond(req, 200, "application/json", body, strlen(body));
-    free(body);
-    return rc;
-}
-
 static enum MHD_Result store_error(sp_request_t *req, const char *err)
 {
     sp_log_error("store error", "error=\"%s\"", err);
@@ -43,7 +32,7 @@ static enum MHD_Result archive(sp_request_t *req, sp_store_t *store, const char 
         return store_error(req, err);
     if (rc > 0)
         return sp_http_error(req, 404, "no such campaign");
-    return send_json(req, json_pack("{s:s, s:b}", "id", id, "archived", archived));
+    return sp_http_json(req, 200, json_pack("{s:s, s:b}", "id", id, "archived", archived));
 }
 
 static enum MHD_Result erase(sp_request_t *req, sp_store_t *store, const char *id)
@@ -56,8 +45,9 @@ static enum MHD_Result erase(sp_request_t *req, sp_store_t *store, const char *i
     if (rc > 0)
         return sp_http_error(req, 404, "no such campaign");
     sp_log_info("campaign deleted", "campaign=%s events=%lld", id, (long long)deleted);
-    return send_json(req, json_pack("{s:s, s:b, s:I}", "id", id, "deleted", true, "deleted_events",
-                                    (json_int_t)deleted));
+    return sp_http_json(req, 200,
+                        json_pack("{s:s, s:b, s:I}", "id", id, "deleted", true, "deleted_events",
+                                  (json_int_t)deleted));
 }
 
 static json_t *time_json(int64_t ms)
@@ -118,7 +108,7 @@ enum MHD_Result sp_api_links(sp_request_t *req, sp_store_t *store, const char *i
         json_decref(arr);
         return store_error(req, err);
     }
-    return send_json(req, json_pack("{s:s, s:o}", "id", id, "links", arr));
+    return sp_http_json(req, 200, json_pack("{s:s, s:o}", "id", id, "links", arr));
 }
 
 typedef struct {
@@ -162,8 +152,9 @@ enum MHD_Result sp_api_trackers(sp_request_t *req, sp_store_t *store, const char
         json_decref(p.arr);
         return store_error(req, err);
     }
-    return send_json(req, json_pack("{s:s, s:o, s:o}", "id", id, "trackers", p.arr, "next_before",
-                                    p.n == limit ? json_integer(p.last) : json_null()));
+    return sp_http_json(req, 200,
+                        json_pack("{s:s, s:o, s:o}", "id", id, "trackers", p.arr, "next_before",
+                                  p.n == limit ? json_integer(p.last) : json_null()));
 }
 
 enum MHD_Result sp_api_campaign_manage(sp_request_t *req, sp_store_t *store, const char *id)

@@ -18,17 +18,6 @@
 
 #define TIME_ARG_MAX 40 /* "2026-12-04T19:32:38.123+01:00" is 29 */
 
-static enum MHD_Result send_json(sp_request_t *req, json_t *j)
-{
-    char *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!body)
-        return sp_http_error(req, 500, "cannot encode the answer");
-    enum MHD_Result rc = sp_http_respond(req, 200, "application/json", body, strlen(body));
-    free(body);
-    return rc;
-}
-
 static enum MHD_Result store_error(sp_request_t *req, const char *err)
 {
     sp_log_error("store error", "error=\"%s\"", err);
@@ -225,8 +214,7 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
         return sp_http_error(req, 404, "no such campaign");
     const char *type = sp_http_header(req, "Content-Type");
     bool json = type && sp_has_prefix_ci(type, "application/json");
-    bool csv =
-        type && (sp_has_prefix_ci(type, "text/csv") || sp_has_prefix_ci(type, "text/plain"));
+    bool csv = type && (sp_has_prefix_ci(type, "text/csv") || sp_has_prefix_ci(type, "text/plain"));
     if (!json && !csv)
         return sp_http_error(req, 415, "send application/json (a list of addresses) or text/csv");
     sp_sent_list_t l;
@@ -239,9 +227,10 @@ enum MHD_Result sp_api_put_recipients(sp_request_t *req, sp_store_t *store, cons
                                        sizeof(err)))
         ret = store_error(req, err);
     else
-        ret = send_json(req,
-                        json_pack("{s:s, s:I, s:O, s:I}", "id", id, "sent", (json_int_t)stored,
-                                  "invalid", l.invalid, "invalid_count", (json_int_t)l.n_invalid));
+        ret =
+            sp_http_json(req, 200,
+                         json_pack("{s:s, s:I, s:O, s:I}", "id", id, "sent", (json_int_t)stored,
+                                   "invalid", l.invalid, "invalid_count", (json_int_t)l.n_invalid));
     sp_sent_free(&l);
     return ret;
 }
@@ -323,8 +312,9 @@ enum MHD_Result sp_api_not_opened(sp_request_t *req, sp_store_t *store, const ch
         json_decref(p.arr);
         return store_error(req, err);
     }
-    return send_json(req, json_pack("{s:s, s:o, s:o}", "id", id, "recipients", p.arr, "next_after",
-                                    p.n == limit ? json_string(p.last) : json_null()));
+    return sp_http_json(req, 200,
+                        json_pack("{s:s, s:o, s:o}", "id", id, "recipients", p.arr, "next_after",
+                                  p.n == limit ? json_string(p.last) : json_null()));
 }
 
 enum MHD_Result sp_api_report(sp_request_t *req, sp_store_t *store, const char *id)
@@ -374,7 +364,7 @@ enum MHD_Result sp_api_report(sp_request_t *req, sp_store_t *store, const char *
     else if (ran > 0)
         rc = sp_http_error(req, 400, err);
     else
-        rc = send_json(req, report_json(id, &r, &camp));
+        rc = sp_http_json(req, 200, report_json(id, &r, &camp));
 done:
     sp_report_free(&r);
     return rc;

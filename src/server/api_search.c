@@ -19,17 +19,6 @@
 #define PAGE_MAX     100000
 #define TEXT_ARG_MAX 128 /* a country or client name */
 
-static enum MHD_Result send_json(sp_request_t *req, json_t *j)
-{
-    char *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!body)
-        return sp_http_error(req, 500, "cannot encode the answer");
-    enum MHD_Result rc = sp_http_respond(req, 200, "application/json", body, strlen(body));
-    free(body);
-    return rc;
-}
-
 static enum MHD_Result store_error(sp_request_t *req, const char *err)
 {
     sp_log_error("store error", "error=\"%s\"", err);
@@ -142,7 +131,7 @@ enum MHD_Result sp_api_events(sp_request_t *req, sp_store_t *store, const char *
         json_decref(p.arr);
         return store_error(req, err);
     }
-    return send_json(req, p.arr);
+    return sp_http_json(req, 200, p.arr);
 }
 
 enum MHD_Result sp_api_recipient(sp_request_t *req, sp_store_t *store, const char *recipient)
@@ -159,9 +148,10 @@ enum MHD_Result sp_api_recipient(sp_request_t *req, sp_store_t *store, const cha
         json_decref(p.arr);
         return store_error(req, err);
     }
-    return send_json(req,
-                     json_pack("{s:s, s:o, s:o}", "recipient", recipient, "events", p.arr,
-                               "next_before", p.n == q.limit ? json_integer(p.last) : json_null()));
+    return sp_http_json(req, 200,
+                        json_pack("{s:s, s:o, s:o}", "recipient", recipient, "events", p.arr,
+                                  "next_before",
+                                  p.n == q.limit ? json_integer(p.last) : json_null()));
 }
 
 /* ---- the recipients table ------------------------------------------------------------------ */
@@ -273,7 +263,8 @@ enum MHD_Result sp_api_recipients_table(sp_request_t *req, sp_store_t *store, co
     char cursor[CURSOR_MAX + 1];
     if (t.n == q.limit)
         cursor_make(t.last_value, t.last, cursor, sizeof(cursor));
-    return send_json(req, json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", id, "sort", sorts[q.sort],
-                                    "order", q.desc ? "desc" : "asc", "recipients", t.arr, "next",
-                                    t.n == q.limit ? json_string(cursor) : json_null()));
+    return sp_http_json(req, 200,
+                        json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", id, "sort", sorts[q.sort],
+                                  "order", q.desc ? "desc" : "asc", "recipients", t.arr, "next",
+                                  t.n == q.limit ? json_string(cursor) : json_null()));
 }
