@@ -101,6 +101,8 @@ test('a campaign is archived (off the list, shown on demand) and back, then dele
   await page.waitForSelector('#archive');
   await page.click('#archive');
   await page.waitForFunction(() => /Archived/.test(document.querySelector('#campaign-status').textContent));
+  // The note follows the status once the campaign is read again.
+  await page.waitForSelector('#archived-note', { state: 'visible' });
   assert.equal(await page.isVisible('#archived-note'), true);
   assert.equal(await page.textContent('#archive'), 'Unarchive');
   assert.equal((await srv.api('GET', '/campaigns/autumn')).archived, true);
@@ -116,6 +118,8 @@ test('a campaign is archived (off the list, shown on demand) and back, then dele
 
   await page.goto('/#/campaigns/autumn');
   await page.waitForSelector('#archive');
+  // Clicked before the campaign is read, the button would archive it again.
+  await page.waitForFunction(() => document.querySelector('#archive').textContent === 'Unarchive');
   await page.click('#archive');
   await page.waitForFunction(() => document.querySelector('#archive').textContent === 'Archive');
   assert.equal((await srv.api('GET', '/campaigns/autumn')).archived, false);
