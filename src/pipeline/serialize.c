@@ -105,14 +105,27 @@ void sp_outbuf_free(sp_outbuf_t *b)
     *b = (sp_outbuf_t){0};
 }
 
+/* The same, inline where a row is written. */
+static inline void room(sp_outbuf_t *b, size_t n)
+{
+    if (b->cap - b->len < n)
+        sp_outbuf_reserve(b, n);
+}
+
+static inline void put(sp_outbuf_t *b, const char *s, size_t n)
+{
+    room(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
 static inline void put_char(sp_outbuf_t *b, char c)
 {
-    if (b->len == b->cap)
-        sp_outbuf_reserve(b, 1);
+    room(b, 1);
     b->data[b->len++] = c;
 }
 
-#define PUT_LIT(b, lit) sp_outbuf_put((b), "" lit, sizeof(lit) - 1)
+#define PUT_LIT(b, lit) put((b), "" lit, sizeof(lit) - 1)
 
 /* Eight bytes at a time: a byte of W with its top bit set, below 0x20, or equal to '"' or '\\'
  * (the bit hacks of Sean Anderson's "Bit Twiddling Hacks": hasless, haszero). Only ever used
@@ -157,7 +170,7 @@ static size_t format_int(int64_t v, char *out)
 static void put_int(sp_outbuf_t *b, int64_t v)
 {
     char buf[24];
-    sp_outbuf_put(b, buf, format_int(v, buf));
+    put(b, buf, format_int(v, buf));
 }
 
 static void put_2(char *p, int v)
@@ -248,7 +261,7 @@ static void put_real(sp_outbuf_t *b, double v)
             abort(); /* "%.17g" is 24 bytes at most */
         memcpy(c->text, buf, c->len);
     }
-    sp_outbuf_put(b, c->text, c->len);
+    put(b, c->text, c->len);
 }
 
 /* The CSV's "%.4f" in a cell of 31 bytes at most, as the export always wrote it. */
@@ -285,7 +298,7 @@ static size_t csv_real(double v, char *out)
 
 static void put_indent(sp_outbuf_t *b, int depth)
 {
-    sp_outbuf_reserve(b, (size_t)depth + 1);
+    room(b, (size_t)depth + 1);
     char *o = b->data + b->len;
     *o++ = '\n';
     memset(o, ' ', (size_t)depth);
@@ -298,7 +311,7 @@ static void put_indent(sp_outbuf_t *b, int depth)
 static void put_json_text(sp_outbuf_t *b, const char *s, size_t n, bool check)
 {
     static const char hex[] = "0123456789ABCDEF";
-    sp_outbuf_reserve(b, 6 * n + 2); /* "\u00XX" for each byte at worst */
+    room(b, 6 * n + 2); /* "\u00XX" for each byte at worst */
     char *o = b->data + b->len;
     *o++ = '"';
     size_t i = 0;
@@ -487,7 +500,7 @@ static bool put_object_canonical(sp_outbuf_t *b, const char *text, size_t len, i
             if (n_keys++)
                 put_char(b, ',');
             put_indent(b, depth + 1);
-            sp_outbuf_put(b, key, n);
+            put(b, key, n);
             PUT_LIT(b, ": ");
             skip_ws(&sc);
             if (sc.p >= sc.end || ':' != *sc.p++)
@@ -509,7 +522,7 @@ static bool put_object_canonical(sp_outbuf_t *b, const char *text, size_t len, i
                         if (item)
                             put_char(b, ',');
                         put_indent(b, depth + 2);
-                        sp_outbuf_put(b, v, n);
+                        put(b, v, n);
                         skip_ws(&sc);
                         if (sc.p < sc.end && ',' == *sc.p) {
                             sc.p++;
@@ -526,7 +539,7 @@ static bool put_object_canonical(sp_outbuf_t *b, const char *text, size_t len, i
                 const char *v = sc.p;
                 if (!(n = canonical_string(&sc)))
                     goto fail;
-                sp_outbuf_put(b, v, n);
+                put(b, v, n);
             }
             skip_ws(&sc);
             if (sc.p < sc.end && ',' == *sc.p) {
@@ -734,10 +747,10 @@ static void put_json_at(sp_outbuf_t *b, json_t *j, int depth)
         abort();
     for (const char *c = text, *nl; *c; c = nl + 1) {
         if (!(nl = strchr(c, '\n'))) {
-            sp_outbuf_put(b, c, strlen(c));
+            put(b, c, strlen(c));
             break;
         }
-        sp_outbuf_put(b, c, (size_t)(nl - c));
+        put(b, c, (size_t)(nl - c));
         put_indent(b, depth);
     }
     free(text);
@@ -748,6 +761,16 @@ static void put_text(sp_outbuf_t *b, const char *s)
     put_json_text(b, s, strlen(s), true);
 }
 
+/* Each field's key as the JSON writes it: the names are plain ASCII, escaped by nothing. */
+static const struct {
+    const char *text;
+    size_t len;
+} json_keys[SP_EVENT_N_FIELDS] = {
+#define SP_JSON_KEY(member, name, kind, csv, from) {"\"" name "\": ", sizeof("\"" name "\": ") - 1},
+    SP_EVENT_FIELDS(SP_JSON_KEY)
+#undef SP_JSON_KEY
+};
+
 void sp_serialize_event_buf(sp_outbuf_t *b, const sp_event_row_t *row, int depth)
 {
     put_char(b, '{');
@@ -756,8 +779,7 @@ void sp_serialize_event_buf(sp_outbuf_t *b, const sp_event_row_t *row, int depth
         if (i)
             put_char(b, ',');
         put_indent(b, depth + 1);
-        put_string(b, fd->name, strlen(fd->name));
-        PUT_LIT(b, ": ");
+        put(b, json_keys[i].text, json_keys[i].len);
         switch (fd->kind) {
         case SP_FIELD_ID:
             put_int(b, sp_event_row_int(row, fd));
@@ -872,7 +894,7 @@ static void csv_order(void)
  * byte above ASCII are copied as they are. */
 static void csv_cell(sp_outbuf_t *b, const char *s, size_t n, bool guard, bool last)
 {
-    sp_outbuf_reserve(b, 2 * n + 4);
+    room(b, 2 * n + 4);
     char *o = b->data + b->len;
     *o++ = '"';
     if (guard && n && strchr("=+-@\t\r", s[0]))
@@ -918,7 +940,7 @@ void sp_serialize_csv_header_buf(sp_outbuf_t *b)
 {
     pthread_once(&csv_once, csv_order);
     for (size_t i = 0; i < n_csv; i++) {
-        sp_outbuf_put(b, csv_fields[i]->name, strlen(csv_fields[i]->name));
+        put(b, csv_fields[i]->name, strlen(csv_fields[i]->name));
         put_char(b, i + 1 == n_csv ? '\n' : ',');
     }
 }
