@@ -127,9 +127,11 @@ static inline void put_char(sp_outbuf_t *b, char c)
 
 #define PUT_LIT(b, lit) put((b), "" lit, sizeof(lit) - 1)
 
-/* Eight bytes at a time: a byte of W with its top bit set, below 0x20, or equal to '"' or '\\'
- * (the bit hacks of Sean Anderson's "Bit Twiddling Hacks": hasless, haszero). Only ever used
- * as a yes or no, after which the eight bytes are looked at one by one. */
+/* Eight bytes at a time: the bytes of W (little-endian) with their top bit set, below 0x20, or
+ * equal to '"' or '\\', each marked by its top bit (the bit hacks of Sean Anderson's "Bit
+ * Twiddling Hacks": hasless, haszero). A borrow can mark a byte above a marked one that needs
+ * nothing, never one below: the lowest mark is exact, and the bytes under it are copied as
+ * they are. */
 #define ONES  0x0101010101010101u
 #define HIGHS 0x8080808080808080u
 
@@ -138,15 +140,21 @@ static inline uint64_t has_zero(uint64_t w)
     return (w - ONES) & ~w & HIGHS;
 }
 
-static inline bool json_plain8(uint64_t w)
+static inline uint64_t json_marks(uint64_t w)
 {
-    return !((w & HIGHS) | ((w - ONES * 0x20) & ~w & HIGHS) | has_zero(w ^ (ONES * '"')) |
-             has_zero(w ^ (ONES * '\\')));
+    return (w & HIGHS) | ((w - ONES * 0x20) & ~w & HIGHS) | has_zero(w ^ (ONES * '"')) |
+           has_zero(w ^ (ONES * '\\'));
 }
 
-static inline bool csv_plain8(uint64_t w)
+static inline uint64_t csv_marks(uint64_t w)
 {
-    return !((w & HIGHS) | has_zero(w ^ (ONES * '"')));
+    return (w & HIGHS) | has_zero(w ^ (ONES * '"'));
+}
+
+/* The bytes before the first mark of M (not 0). */
+static inline size_t plain_bytes(uint64_t m)
+{
+    return (size_t)__builtin_ctzll(m) >> 3;
 }
 
 /* V's decimal digits as "%lld" writes them into OUT (24 bytes at least), NUL-terminated; their
@@ -319,12 +327,15 @@ static void put_json_text(sp_outbuf_t *b, const char *s, size_t n, bool check)
         uint64_t w;
         if (i + 8 <= n) {
             memcpy(&w, s + i, 8);
-            if (json_plain8(w)) {
-                memcpy(o, s + i, 8);
+            memcpy(o, s + i, 8); /* room: 6 bytes a byte */
+            uint64_t m = json_marks(w);
+            if (!m) {
                 o += 8;
                 i += 8;
                 continue;
             }
+            o += plain_bytes(m);
+            i += plain_bytes(m);
         }
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
@@ -423,10 +434,12 @@ static size_t canonical_string(scan_t *sc)
         uint64_t w;
         if (end - p >= 8) {
             memcpy(&w, p, 8);
-            if (json_plain8(w)) {
+            uint64_t m = json_marks(w);
+            if (!m) {
                 p += 8;
                 continue;
             }
+            p += plain_bytes(m);
         }
         if (p >= end)
             return 0;
@@ -904,12 +917,15 @@ static void csv_cell(sp_outbuf_t *b, const char *s, size_t n, bool guard, bool l
         uint64_t w;
         if (i + 8 <= n) {
             memcpy(&w, s + i, 8);
-            if (csv_plain8(w)) {
-                memcpy(o, s + i, 8);
+            memcpy(o, s + i, 8); /* room: 2 bytes a byte */
+            uint64_t m = csv_marks(w);
+            if (!m) {
                 o += 8;
                 i += 8;
                 continue;
             }
+            o += plain_bytes(m);
+            i += plain_bytes(m);
         }
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
