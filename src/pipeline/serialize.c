@@ -151,10 +151,17 @@ static inline uint64_t csv_marks(uint64_t w)
     return (w & HIGHS) | has_zero(w ^ (ONES * '"'));
 }
 
-/* The bytes before the first mark of M (not 0). */
+/* The bytes before the first mark of M (not 0). The first byte is the word's lowest on a
+ * little-endian machine; on a big-endian one its first mark may be a borrow's, so none is
+ * skipped there. */
 static inline size_t plain_bytes(uint64_t m)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    (void)m;
+    return 0;
+#else
     return (size_t)__builtin_ctzll(m) >> 3;
+#endif
 }
 
 /* V's decimal digits as "%lld" writes them into OUT (24 bytes at least), NUL-terminated; their
