@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -77,6 +78,223 @@ json_t *sp_serialize_event(const sp_event_row_t *row)
     return j;
 }
 
+/* ---- the output buffer ------------------------------------------------------------------ */
+
+void sp_outbuf_reserve(sp_outbuf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n)
+        cap *= 2;
+    if (!(b->data = realloc(b->data, cap)))
+        abort();
+    b->cap = cap;
+}
+
+void sp_outbuf_put(sp_outbuf_t *b, const char *s, size_t n)
+{
+    sp_outbuf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+void sp_outbuf_free(sp_outbuf_t *b)
+{
+    free(b->data);
+    *b = (sp_outbuf_t){0};
+}
+
+/* The same, inline where a row is written. */
+static inline void room(sp_outbuf_t *b, size_t n)
+{
+    if (b->cap - b->len < n)
+        sp_outbuf_reserve(b, n);
+}
+
+static inline void put(sp_outbuf_t *b, const char *s, size_t n)
+{
+    room(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static inline void put_char(sp_outbuf_t *b, char c)
+{
+    room(b, 1);
+    b->data[b->len++] = c;
+}
+
+#define PUT_LIT(b, lit) put((b), "" lit, sizeof(lit) - 1)
+
+/* Eight bytes at a time: the bytes of W (little-endian) with their top bit set, below 0x20, or
+ * equal to '"' or '\\', each marked by its top bit (the bit hacks of Sean Anderson's "Bit
+ * Twiddling Hacks": hasless, haszero). A borrow can mark a byte above a marked one that needs
+ * nothing, never one below: the lowest mark is exact, and the bytes under it are copied as
+ * they are. */
+#define ONES  0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+static inline uint64_t has_zero(uint64_t w)
+{
+    return (w - ONES) & ~w & HIGHS;
+}
+
+static inline uint64_t json_marks(uint64_t w)
+{
+    return (w & HIGHS) | ((w - ONES * 0x20) & ~w & HIGHS) | has_zero(w ^ (ONES * '"')) |
+           has_zero(w ^ (ONES * '\\'));
+}
+
+static inline uint64_t csv_marks(uint64_t w)
+{
+    return (w & HIGHS) | has_zero(w ^ (ONES * '"'));
+}
+
+/* The bytes before the first mark of M (not 0). The first byte is the word's lowest on a
+ * little-endian machine; on a big-endian one its first mark may be a borrow's, so none is
+ * skipped there. */
+static inline size_t plain_bytes(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    (void)m;
+    return 0;
+#else
+    return (size_t)__builtin_ctzll(m) >> 3;
+#endif
+}
+
+/* V's decimal digits as "%lld" writes them into OUT (24 bytes at least), NUL-terminated; their
+ * length. */
+static size_t format_int(int64_t v, char *out)
+{
+    char buf[24], *e = buf + sizeof(buf), *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(e - p);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return n;
+}
+
+static void put_int(sp_outbuf_t *b, int64_t v)
+{
+    char buf[24];
+    put(b, buf, format_int(v, buf));
+}
+
+static void put_2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* sp_format_ts's text into BUF (32 bytes), its length. Years 1970-9999 are made here (days to
+ * a civil date: Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms"), the rest by
+ * sp_format_ts itself. */
+static size_t format_ts(int64_t ms, char *buf)
+{
+    if (ms < 0 || ms >= INT64_C(253402300800000)) {
+        sp_format_ts(ms, buf, 32);
+        return strlen(buf);
+    }
+    int64_t z = ms / 86400000 + 719468, rem = ms % 86400000;
+    int64_t era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400 + (m <= 2));
+    int secs = (int)(rem / 1000), milli = (int)(rem % 1000);
+    memcpy(buf, "0000-00-00T00:00:00.000Z", 25);
+    put_2(buf, y / 100);
+    put_2(buf + 2, y % 100);
+    put_2(buf + 5, m);
+    put_2(buf + 8, d);
+    put_2(buf + 11, secs / 3600);
+    put_2(buf + 14, secs / 60 % 60);
+    put_2(buf + 17, secs % 60);
+    buf[20] = (char)('0' + milli / 100);
+    put_2(buf + 21, milli % 100);
+    return 24;
+}
+
+/* Coordinates repeat (a city's): each thread keeps the text of the last ones it formatted. */
+#define REAL_CACHE 256
+
+typedef struct {
+    uint64_t bits;
+    bool used;
+    uint8_t len;
+    char text[32];
+} real_cached_t;
+
+static _Thread_local real_cached_t csv_reals[REAL_CACHE], json_reals[REAL_CACHE];
+
+static real_cached_t *real_slot(real_cached_t *cache, double v, bool *hit)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    real_cached_t *c = &cache[(bits * 0x9E3779B97F4A7C15u) >> 56];
+    *hit = c->used && c->bits == bits;
+    c->bits = bits;
+    c->used = true;
+    return c;
+}
+
+/* jansson's jsonp_dtostr at its default precision. */
+static void put_real(sp_outbuf_t *b, double v)
+{
+    bool hit;
+    real_cached_t *c = real_slot(json_reals, v, &hit);
+    if (!hit) {
+        char buf[64];
+        int n = snprintf(buf, sizeof(buf), "%.17g", v);
+        if (n < 0 || (size_t)n >= sizeof(buf) - 3)
+            abort();
+        if (!strpbrk(buf, ".eE")) {
+            memcpy(buf + n, ".0", 3);
+        } else {
+            char *e = strchr(buf, 'e');
+            if (e) { /* "1e+05" -> "1e5", "1e-05" -> "1e-5" */
+                char *d = e + 1, *from = d;
+                if ('-' == *from)
+                    d++, from++;
+                else if ('+' == *from)
+                    from++;
+                while ('0' == *from && from[1])
+                    from++;
+                memmove(d, from, strlen(from) + 1);
+            }
+        }
+        c->len = (uint8_t)strlen(buf);
+        if (c->len >= sizeof(c->text))
+            abort(); /* "%.17g" is 24 bytes at most */
+        memcpy(c->text, buf, c->len);
+    }
+    put(b, c->text, c->len);
+}
+
+/* The CSV's "%.4f" in a cell of 31 bytes at most, as the export always wrote it. */
+static size_t csv_real(double v, char *out)
+{
+    bool hit;
+    real_cached_t *c = real_slot(csv_reals, v, &hit);
+    if (!hit) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%.4f", v);
+        c->len = (uint8_t)strlen(buf);
+        memcpy(c->text, buf, c->len);
+    }
+    memcpy(out, c->text, c->len);
+    out[c->len] = '\0';
+    return c->len;
+}
+
 /* ---- JSON text, as jansson writes it --------------------------------------------------- */
 
 /*
@@ -86,93 +304,101 @@ json_t *sp_serialize_event(const sp_event_row_t *row)
  * 2.14's dump.c: ": " after a key, a newline and one space per level before each member,
  * strings with '"', '\\' and the control characters escaped, \u%04X for those without a short
  * form, reals by "%.17g" with ".0" added to an integral one), which the tests compare byte for
- * byte. A stored object this reader does not take exactly as jansson would (anything but an
+ * byte. A stored object is copied token by token when its strings are already escaped as
+ * jansson escapes them (the writer stores them so); one escaped otherwise is decoded and
+ * escaped again; anything else this reader does not take exactly as jansson would (but an
  * object of distinct string keys whose values are strings or arrays of strings, well-formed
- * UTF-8, no NUL) goes through jansson as before.
+ * UTF-8, no NUL) goes through jansson.
  */
 
-static void put_indent(FILE *f, int depth)
+static void put_indent(sp_outbuf_t *b, int depth)
 {
-    fputc_unlocked('\n', f);
-    for (int i = 0; i < depth; i++)
-        fputc_unlocked(' ', f);
+    room(b, (size_t)depth + 1);
+    char *o = b->data + b->len;
+    *o++ = '\n';
+    memset(o, ' ', (size_t)depth);
+    b->len += (size_t)depth + 1;
 }
 
-/* S (N bytes, well-formed UTF-8) as a JSON string. */
-static void put_string(FILE *f, const char *s, size_t n)
+/* S (N bytes) as a JSON string. With CHECK, text that is not well-formed UTF-8 is repaired
+ * first (sp_utf8_clean_n); without, S must be well-formed. Runs of eight bytes that need no
+ * escape are copied as they are. */
+static void put_json_text(sp_outbuf_t *b, const char *s, size_t n, bool check)
 {
     static const char hex[] = "0123456789ABCDEF";
-    fputc_unlocked('"', f);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    room(b, 6 * n + 2); /* "\u00XX" for each byte at worst */
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint64_t w;
+        if (i + 8 <= n) {
+            memcpy(&w, s + i, 8);
+            memcpy(o, s + i, 8); /* room: 6 bytes a byte */
+            uint64_t m = json_marks(w);
+            if (!m) {
+                o += 8;
+                i += 8;
+                continue;
+            }
+            o += plain_bytes(m);
+            i += plain_bytes(m);
+        }
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && '"' != c && '\\' != c)
+        if (c >= 0x80) {
+            size_t bad, k = 1;
+            if (check && !(k = sp_utf8_char((const unsigned char *)s + i, n - i, &bad))) {
+                size_t len;
+                char *clean = sp_utf8_clean_n(s, n, &len);
+                put_json_text(b, clean, len, false);
+                free(clean);
+                return;
+            }
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
             continue;
-        fwrite_unlocked(s + run, 1, i - run, f);
-        run = i + 1;
-        char esc[7] = {'\\', 0};
+        }
+        i++;
+        if (c >= 0x20 && '"' != c && '\\' != c) {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
         switch (c) {
         case '"':
         case '\\':
-            esc[1] = (char)c;
+            *o++ = (char)c;
             break;
         case '\b':
-            esc[1] = 'b';
+            *o++ = 'b';
             break;
         case '\f':
-            esc[1] = 'f';
+            *o++ = 'f';
             break;
         case '\n':
-            esc[1] = 'n';
+            *o++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *o++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *o++ = 't';
             break;
         default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-        }
-        fputs_unlocked(esc, f);
-    }
-    fwrite_unlocked(s + run, 1, n - run, f);
-    fputc_unlocked('"', f);
-}
-
-static void put_text(FILE *f, const char *s)
-{
-    char *clean = sp_utf8_clean(s);
-    const char *t = clean ? clean : s;
-    put_string(f, t, strlen(t));
-    free(clean);
-}
-
-/* jansson's jsonp_dtostr at its default precision. */
-static void put_real(FILE *f, double v)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof(buf), "%.17g", v);
-    if (n < 0 || (size_t)n >= sizeof(buf) - 3)
-        abort();
-    if (!strpbrk(buf, ".eE")) {
-        memcpy(buf + n, ".0", 3);
-    } else {
-        char *e = strchr(buf, 'e');
-        if (e) { /* "1e+05" -> "1e5", "1e-05" -> "1e-5" */
-            char *d = e + 1, *from = d;
-            if ('-' == *from)
-                d++, from++;
-            else if ('+' == *from)
-                from++;
-            while ('0' == *from && from[1])
-                from++;
-            memmove(d, from, strlen(from) + 1);
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         }
     }
-    fputs_unlocked(buf, f);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+}
+
+static void put_string(sp_outbuf_t *b, const char *s, size_t n)
+{
+    put_json_text(b, s, n, false);
 }
 
 /* A stored JSON object read as jansson reads it, kept as spans of the text. */
@@ -200,6 +426,159 @@ static int hex4(const char *p)
         v = v * 16 + d;
     }
     return v;
+}
+
+/* The string at SC->p when it is exactly as put_string would write what it stands for:
+ * well-formed UTF-8, '"', '\\' and the control characters escaped and nothing else, \u00XX in
+ * capitals only where there is no short form, no NUL. Then its length with the quotes, SC->p
+ * past it; else 0. The same text then stands for the same string, and is copied as it is. */
+static size_t canonical_string(scan_t *sc)
+{
+    const char *s = sc->p, *p = s + 1, *end = sc->end;
+    if (s >= end || '"' != *s)
+        return 0;
+    for (;;) {
+        uint64_t w;
+        if (end - p >= 8) {
+            memcpy(&w, p, 8);
+            uint64_t m = json_marks(w);
+            if (!m) {
+                p += 8;
+                continue;
+            }
+            p += plain_bytes(m);
+        }
+        if (p >= end)
+            return 0;
+        unsigned char c = (unsigned char)*p;
+        if ('"' == c)
+            break;
+        if (c < 0x20)
+            return 0;
+        if (c >= 0x80) {
+            size_t bad, k = sp_utf8_char((const unsigned char *)p, (size_t)(end - p), &bad);
+            if (!k)
+                return 0;
+            p += k;
+            continue;
+        }
+        if ('\\' != c) {
+            p++;
+            continue;
+        }
+        if (end - p < 2)
+            return 0;
+        char e = p[1];
+        if ('"' == e || '\\' == e || 'b' == e || 'f' == e || 'n' == e || 'r' == e || 't' == e) {
+            p += 2;
+            continue;
+        }
+        /* \u00XX, in capitals, for a control character without a short form */
+        if ('u' != e || end - p < 6 || '0' != p[2] || '0' != p[3] || ('0' != p[4] && '1' != p[4]))
+            return 0;
+        char x = p[5];
+        int lo = x >= '0' && x <= '9' ? x - '0' : x >= 'A' && x <= 'F' ? x - 'A' + 10 : -1;
+        int v = (p[4] - '0') * 16 + lo;
+        if (lo < 0 || 0 == v || '\b' == v || '\t' == v || '\n' == v || '\f' == v || '\r' == v)
+            return 0;
+        p += 6;
+    }
+    sc->p = p + 1;
+    return (size_t)(sc->p - s);
+}
+
+#define OBJECT_KEYS_MAX 128
+
+/* TEXT (LEN bytes), an object of distinct keys whose values are strings or arrays of strings,
+ * every string canonical (canonical_string), into B at DEPTH as jansson writes it: each token
+ * copied. False, with nothing written, when it is anything else. */
+static bool put_object_canonical(sp_outbuf_t *b, const char *text, size_t len, int depth)
+{
+    size_t start = b->len;
+    const char *keys[OBJECT_KEYS_MAX];
+    size_t key_len[OBJECT_KEYS_MAX], n_keys = 0, n;
+    scan_t sc = {text, text + len};
+    skip_ws(&sc);
+    if (sc.p >= sc.end || '{' != *sc.p++)
+        goto fail;
+    skip_ws(&sc);
+    if (sc.p < sc.end && '}' == *sc.p) {
+        sc.p++;
+        PUT_LIT(b, "{}");
+    } else {
+        put_char(b, '{');
+        for (;;) {
+            skip_ws(&sc);
+            const char *key = sc.p;
+            if (!(n = canonical_string(&sc)) || n_keys == OBJECT_KEYS_MAX)
+                goto fail;
+            for (size_t k = 0; k < n_keys; k++)
+                if (key_len[k] == n && 0 == memcmp(keys[k], key, n))
+                    goto fail; /* jansson keeps the last value of a repeated key */
+            keys[n_keys] = key;
+            key_len[n_keys] = n;
+            if (n_keys++)
+                put_char(b, ',');
+            put_indent(b, depth + 1);
+            put(b, key, n);
+            PUT_LIT(b, ": ");
+            skip_ws(&sc);
+            if (sc.p >= sc.end || ':' != *sc.p++)
+                goto fail;
+            skip_ws(&sc);
+            if (sc.p < sc.end && '[' == *sc.p) {
+                sc.p++;
+                skip_ws(&sc);
+                if (sc.p < sc.end && ']' == *sc.p) {
+                    sc.p++;
+                    PUT_LIT(b, "[]");
+                } else {
+                    put_char(b, '[');
+                    for (size_t item = 0;; item++) {
+                        skip_ws(&sc);
+                        const char *v = sc.p;
+                        if (!(n = canonical_string(&sc)))
+                            goto fail;
+                        if (item)
+                            put_char(b, ',');
+                        put_indent(b, depth + 2);
+                        put(b, v, n);
+                        skip_ws(&sc);
+                        if (sc.p < sc.end && ',' == *sc.p) {
+                            sc.p++;
+                            continue;
+                        }
+                        if (sc.p >= sc.end || ']' != *sc.p++)
+                            goto fail;
+                        break;
+                    }
+                    put_indent(b, depth + 1);
+                    put_char(b, ']');
+                }
+            } else {
+                const char *v = sc.p;
+                if (!(n = canonical_string(&sc)))
+                    goto fail;
+                put(b, v, n);
+            }
+            skip_ws(&sc);
+            if (sc.p < sc.end && ',' == *sc.p) {
+                sc.p++;
+                continue;
+            }
+            if (sc.p >= sc.end || '}' != *sc.p++)
+                goto fail;
+            put_indent(b, depth);
+            put_char(b, '}');
+            break;
+        }
+    }
+    skip_ws(&sc);
+    if (sc.p == sc.end)
+        return true;
+fail:
+    b->len = start;
+    return false;
 }
 
 /* A string at SC->p decoded into OUT (LEN bytes at most, NUL-terminated); its decoded length,
@@ -273,16 +652,14 @@ static long scan_string(scan_t *sc, char *out, size_t len)
     return (long)n;
 }
 
-#define OBJECT_KEYS_MAX 128
-
 /* TEXT, an object of distinct string keys whose values are strings or arrays of strings, into
- * F at DEPTH as jansson writes it. False, with nothing written, when it is anything else: the
- * caller goes through jansson. Two passes: the first only checks. */
-static bool put_object_fast(FILE *f, const char *text, int depth)
+ * B at DEPTH as jansson writes it, each string decoded and escaped again. False, with nothing
+ * written, when it is anything else: the caller goes through jansson. */
+static bool put_object_decoded(sp_outbuf_t *b, const char *text, size_t len, int depth)
 {
-    size_t len = strlen(text);
     if (!sp_utf8_valid(text, len))
         return false;
+    size_t start = b->len;
     char *buf = malloc(len + 8);
     const char *keys[OBJECT_KEYS_MAX];
     size_t key_len[OBJECT_KEYS_MAX], n_keys = 0;
@@ -290,107 +667,92 @@ static bool put_object_fast(FILE *f, const char *text, int depth)
     if (!buf || !keybuf)
         abort();
     bool ok = false;
-    for (int pass = 0; pass < 2; pass++) {
-        scan_t sc = {text, text + len};
-        skip_ws(&sc);
-        if (sc.p >= sc.end || '{' != *sc.p++)
-            goto out;
-        skip_ws(&sc);
-        bool empty = sc.p < sc.end && '}' == *sc.p;
-        if (empty) {
-            sc.p++;
-            if (pass)
-                fputs_unlocked("{}", f);
-        } else if (pass) {
-            fputc_unlocked('{', f);
-        }
-        for (size_t member = 0; !empty; member++) {
-            skip_ws(&sc);
-            long kn = scan_string(&sc, buf, len + 8);
-            if (kn < 0)
-                goto out;
-            if (!pass) {
-                for (size_t k = 0; k < n_keys; k++)
-                    if (key_len[k] == (size_t)kn && 0 == memcmp(keys[k], buf, (size_t)kn))
-                        goto out; /* jansson keeps the last value of a repeated key */
-                if (n_keys == OBJECT_KEYS_MAX || memchr(buf, '\0', (size_t)kn))
-                    goto out;
-                memcpy(kp, buf, (size_t)kn);
-                keys[n_keys] = kp;
-                key_len[n_keys++] = (size_t)kn;
-                kp += kn;
-            } else {
-                if (member)
-                    fputc_unlocked(',', f);
-                put_indent(f, depth + 1);
-                put_string(f, buf, (size_t)kn);
-                fputs_unlocked(": ", f);
-            }
-            skip_ws(&sc);
-            if (sc.p >= sc.end || ':' != *sc.p++)
-                goto out;
-            skip_ws(&sc);
-            if (sc.p < sc.end && '[' == *sc.p) {
-                sc.p++;
-                skip_ws(&sc);
-                if (sc.p < sc.end && ']' == *sc.p) {
-                    sc.p++;
-                    if (pass)
-                        fputs_unlocked("[]", f);
-                } else {
-                    if (pass)
-                        fputc_unlocked('[', f);
-                    for (size_t item = 0;; item++) {
-                        skip_ws(&sc);
-                        long vn = scan_string(&sc, buf, len + 8);
-                        if (vn < 0 || memchr(buf, '\0', (size_t)vn))
-                            goto out;
-                        if (pass) {
-                            if (item)
-                                fputc_unlocked(',', f);
-                            put_indent(f, depth + 2);
-                            put_string(f, buf, (size_t)vn);
-                        }
-                        skip_ws(&sc);
-                        if (sc.p < sc.end && ',' == *sc.p) {
-                            sc.p++;
-                            continue;
-                        }
-                        if (sc.p >= sc.end || ']' != *sc.p++)
-                            goto out;
-                        break;
-                    }
-                    if (pass) {
-                        put_indent(f, depth + 1);
-                        fputc_unlocked(']', f);
-                    }
-                }
-            } else {
-                long vn = scan_string(&sc, buf, len + 8);
-                if (vn < 0 || memchr(buf, '\0', (size_t)vn))
-                    goto out;
-                if (pass)
-                    put_string(f, buf, (size_t)vn);
-            }
-            skip_ws(&sc);
-            if (sc.p < sc.end && ',' == *sc.p) {
-                sc.p++;
-                continue;
-            }
-            if (sc.p >= sc.end || '}' != *sc.p++)
-                goto out;
-            if (pass) {
-                put_indent(f, depth);
-                fputc_unlocked('}', f);
-            }
-            break;
-        }
-        skip_ws(&sc);
-        if (sc.p != sc.end)
-            goto out;
+    scan_t sc = {text, text + len};
+    skip_ws(&sc);
+    if (sc.p >= sc.end || '{' != *sc.p++)
+        goto out;
+    skip_ws(&sc);
+    bool empty = sc.p < sc.end && '}' == *sc.p;
+    if (empty) {
+        sc.p++;
+        PUT_LIT(b, "{}");
+    } else {
+        put_char(b, '{');
     }
-    ok = true;
+    for (size_t member = 0; !empty; member++) {
+        skip_ws(&sc);
+        long kn = scan_string(&sc, buf, len + 8);
+        if (kn < 0)
+            goto out;
+        for (size_t k = 0; k < n_keys; k++)
+            if (key_len[k] == (size_t)kn && 0 == memcmp(keys[k], buf, (size_t)kn))
+                goto out; /* jansson keeps the last value of a repeated key */
+        if (n_keys == OBJECT_KEYS_MAX || memchr(buf, '\0', (size_t)kn))
+            goto out;
+        memcpy(kp, buf, (size_t)kn);
+        keys[n_keys] = kp;
+        key_len[n_keys++] = (size_t)kn;
+        kp += kn;
+        if (member)
+            put_char(b, ',');
+        put_indent(b, depth + 1);
+        put_string(b, buf, (size_t)kn);
+        PUT_LIT(b, ": ");
+        skip_ws(&sc);
+        if (sc.p >= sc.end || ':' != *sc.p++)
+            goto out;
+        skip_ws(&sc);
+        if (sc.p < sc.end && '[' == *sc.p) {
+            sc.p++;
+            skip_ws(&sc);
+            if (sc.p < sc.end && ']' == *sc.p) {
+                sc.p++;
+                PUT_LIT(b, "[]");
+            } else {
+                put_char(b, '[');
+                for (size_t item = 0;; item++) {
+                    skip_ws(&sc);
+                    long vn = scan_string(&sc, buf, len + 8);
+                    if (vn < 0 || memchr(buf, '\0', (size_t)vn))
+                        goto out;
+                    if (item)
+                        put_char(b, ',');
+                    put_indent(b, depth + 2);
+                    put_string(b, buf, (size_t)vn);
+                    skip_ws(&sc);
+                    if (sc.p < sc.end && ',' == *sc.p) {
+                        sc.p++;
+                        continue;
+                    }
+                    if (sc.p >= sc.end || ']' != *sc.p++)
+                        goto out;
+                    break;
+                }
+                put_indent(b, depth + 1);
+                put_char(b, ']');
+            }
+        } else {
+            long vn = scan_string(&sc, buf, len + 8);
+            if (vn < 0 || memchr(buf, '\0', (size_t)vn))
+                goto out;
+            put_string(b, buf, (size_t)vn);
+        }
+        skip_ws(&sc);
+        if (sc.p < sc.end && ',' == *sc.p) {
+            sc.p++;
+            continue;
+        }
+        if (sc.p >= sc.end || '}' != *sc.p++)
+            goto out;
+        put_indent(b, depth);
+        put_char(b, '}');
+        break;
+    }
+    skip_ws(&sc);
+    ok = sc.p == sc.end;
 out:
+    if (!ok)
+        b->len = start;
     free(buf);
     free(keybuf);
     return ok;
@@ -398,67 +760,84 @@ out:
 
 /* J dumped at DEPTH: its own dump with every line after the first DEPTH spaces further in
  * (a newline is never inside a JSON string). */
-static void put_json_at(FILE *f, json_t *j, int depth)
+static void put_json_at(sp_outbuf_t *b, json_t *j, int depth)
 {
     char *text = json_dumps(j, JSON_INDENT(1) | JSON_ENCODE_ANY);
     if (!text)
         abort();
     for (const char *c = text, *nl; *c; c = nl + 1) {
         if (!(nl = strchr(c, '\n'))) {
-            fputs_unlocked(c, f);
+            put(b, c, strlen(c));
             break;
         }
-        fwrite_unlocked(c, 1, (size_t)(nl - c), f);
-        put_indent(f, depth);
+        put(b, c, (size_t)(nl - c));
+        put_indent(b, depth);
     }
     free(text);
 }
 
-void sp_serialize_event_text(FILE *f, const sp_event_row_t *row, int depth)
+static void put_text(sp_outbuf_t *b, const char *s)
 {
-    fputc_unlocked('{', f);
+    put_json_text(b, s, strlen(s), true);
+}
+
+/* Each field's key as the JSON writes it: the names are plain ASCII, escaped by nothing. */
+static const struct {
+    const char *text;
+    size_t len;
+} json_keys[SP_EVENT_N_FIELDS] = {
+#define SP_JSON_KEY(member, name, kind, csv, from) {"\"" name "\": ", sizeof("\"" name "\": ") - 1},
+    SP_EVENT_FIELDS(SP_JSON_KEY)
+#undef SP_JSON_KEY
+};
+
+void sp_serialize_event_buf(sp_outbuf_t *b, const sp_event_row_t *row, int depth)
+{
+    put_char(b, '{');
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         const sp_event_field_t *fd = &sp_event_fields[i];
         if (i)
-            fputc_unlocked(',', f);
-        put_indent(f, depth + 1);
-        put_string(f, fd->name, strlen(fd->name));
-        fputs_unlocked(": ", f);
+            put_char(b, ',');
+        put_indent(b, depth + 1);
+        put(b, json_keys[i].text, json_keys[i].len);
         switch (fd->kind) {
         case SP_FIELD_ID:
-            fprintf(f, "%lld", (long long)sp_event_row_int(row, fd));
+            put_int(b, sp_event_row_int(row, fd));
             break;
         case SP_FIELD_TIME: {
             int64_t ms = sp_event_row_int(row, fd);
             char buf[32];
             if (ms <= 0) {
-                fputs_unlocked("null", f);
+                PUT_LIT(b, "null");
                 break;
             }
-            sp_format_ts(ms, buf, sizeof(buf));
-            put_string(f, buf, strlen(buf));
+            put_string(b, buf, format_ts(ms, buf));
             break;
         }
         case SP_FIELD_KIND:
-            put_text(f, kind_name(sp_event_row_int(row, fd)));
+            put_text(b, kind_name(sp_event_row_int(row, fd)));
             break;
         case SP_FIELD_CLASS:
-            put_text(f, sp_class_name((sp_class_t)sp_event_row_int(row, fd)));
+            put_text(b, sp_class_name((sp_class_t)sp_event_row_int(row, fd)));
             break;
         case SP_FIELD_TEXT:
         case SP_FIELD_TEXT_OR_NULL: {
             const char *t = sp_event_row_text(row, fd);
             if (t)
-                put_text(f, t);
+                put_text(b, t);
             else
-                fputs_unlocked("null", f);
+                PUT_LIT(b, "null");
             break;
         }
         case SP_FIELD_OBJECT: {
             const char *t = sp_event_row_text(row, fd);
-            if (!put_object_fast(f, t ? t : "{}", depth + 1)) {
+            if (!t)
+                t = "{}";
+            size_t len = strlen(t);
+            if (!put_object_canonical(b, t, len, depth + 1) &&
+                !put_object_decoded(b, t, len, depth + 1)) {
                 json_t *o = field_json(row, fd);
-                put_json_at(f, o, depth + 1);
+                put_json_at(b, o, depth + 1);
                 json_decref(o);
             }
             break;
@@ -466,23 +845,37 @@ void sp_serialize_event_text(FILE *f, const sp_event_row_t *row, int depth)
         case SP_FIELD_COORD: {
             double v = sp_event_row_coord(row, fd);
             if (isnan(v))
-                fputs_unlocked("null", f);
+                PUT_LIT(b, "null");
             else
-                put_real(f, v);
+                put_real(b, v);
             break;
         }
         case SP_FIELD_DURATION: {
             int64_t v = sp_event_row_int(row, fd);
             if (v < 0)
-                fputs_unlocked("null", f);
+                PUT_LIT(b, "null");
             else
-                fprintf(f, "%lld", (long long)v);
+                put_int(b, v);
             break;
         }
         }
     }
-    put_indent(f, depth);
-    fputc_unlocked('}', f);
+    put_indent(b, depth);
+    put_char(b, '}');
+}
+
+/* B's bytes to OUT, B emptied. */
+static void flush_to(FILE *out, sp_outbuf_t *b)
+{
+    fwrite(b->data, 1, b->len, out);
+    sp_outbuf_free(b);
+}
+
+void sp_serialize_event_text(FILE *out, const sp_event_row_t *row, int depth)
+{
+    sp_outbuf_t b = {0};
+    sp_serialize_event_buf(&b, row, depth);
+    flush_to(out, &b);
 }
 
 /* ---- CSV ------------------------------------------------------------------------------ */
@@ -514,77 +907,123 @@ static void csv_order(void)
             abort();
 }
 
-/* TEXT cells a spreadsheet would run as a formula get a leading apostrophe (OWASP's CSV
- * injection advice); numbers and times are written by us and never prefixed, so that a
- * negative coordinate stays a number. A run of text is written at a time, not a character:
- * an export writes a few hundred bytes a row. */
-static void csv_field(FILE *f, const char *s, bool guard, bool last)
+/* One quoted cell of S (N bytes) and its separator. TEXT cells a spreadsheet would run as a
+ * formula (GUARD) get a leading apostrophe (OWASP's CSV injection advice); numbers and times
+ * are written by us and never prefixed, so that a negative coordinate stays a number. Text
+ * that is not well-formed UTF-8 is repaired first; runs of eight bytes without a quote or a
+ * byte above ASCII are copied as they are. */
+static void csv_cell(sp_outbuf_t *b, const char *s, size_t n, bool guard, bool last)
 {
-    fputc_unlocked('"', f);
-    if (guard && s && s[0] && strchr("=+-@\t\r", s[0]))
-        fputc_unlocked('\'', f);
-    char *clean = s ? sp_utf8_clean(s) : NULL;
-    for (const char *p = clean ? clean : s; p && *p;) {
-        size_t n = strcspn(p, "\"");
-        fwrite_unlocked(p, 1, n, f);
-        p += n;
-        if ('"' == *p) {
-            fwrite_unlocked("\"\"", 1, 2, f);
-            p++;
+    room(b, 2 * n + 4);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    if (guard && n && strchr("=+-@\t\r", s[0]))
+        *o++ = '\'';
+    size_t i = 0;
+    while (i < n) {
+        uint64_t w;
+        if (i + 8 <= n) {
+            memcpy(&w, s + i, 8);
+            memcpy(o, s + i, 8); /* room: 2 bytes a byte */
+            uint64_t m = csv_marks(w);
+            if (!m) {
+                o += 8;
+                i += 8;
+                continue;
+            }
+            o += plain_bytes(m);
+            i += plain_bytes(m);
         }
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t bad, k = sp_utf8_char((const unsigned char *)s + i, n - i, &bad);
+            if (!k) {
+                size_t len;
+                char *clean = sp_utf8_clean_n(s, n, &len);
+                csv_cell(b, clean, len, guard, last);
+                free(clean);
+                return;
+            }
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        if ('"' == c)
+            *o++ = '"';
+        *o++ = (char)c;
+        i++;
     }
-    free(clean);
-    fputc_unlocked('"', f);
-    fputc_unlocked(last ? '\n' : ',', f);
+    *o++ = '"';
+    *o++ = last ? '\n' : ',';
+    b->len = (size_t)(o - b->data);
 }
 
-void sp_serialize_csv_header(FILE *out)
+void sp_serialize_csv_header_buf(sp_outbuf_t *b)
 {
     pthread_once(&csv_once, csv_order);
     for (size_t i = 0; i < n_csv; i++) {
-        fputs(csv_fields[i]->name, out);
-        fputc(i + 1 == n_csv ? '\n' : ',', out);
+        put(b, csv_fields[i]->name, strlen(csv_fields[i]->name));
+        put_char(b, i + 1 == n_csv ? '\n' : ',');
     }
 }
 
-void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
+void sp_serialize_csv_row_buf(sp_outbuf_t *b, const sp_event_row_t *row)
 {
     pthread_once(&csv_once, csv_order);
     for (size_t i = 0; i < n_csv; i++) {
         const sp_event_field_t *f = csv_fields[i];
-        char buf[32] = "";
+        char buf[32];
         const char *text = buf;
+        size_t n = 0;
         bool guard = false;
         switch (f->kind) {
         case SP_FIELD_ID:
-            snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
+            n = format_int(sp_event_row_int(row, f), buf);
             break;
         case SP_FIELD_TIME:
-            sp_format_ts(sp_event_row_int(row, f), buf, sizeof(buf));
+            n = format_ts(sp_event_row_int(row, f), buf);
             break;
         case SP_FIELD_KIND:
             text = kind_name(sp_event_row_int(row, f));
+            n = strlen(text);
             break;
         case SP_FIELD_CLASS:
             text = sp_class_name((sp_class_t)sp_event_row_int(row, f));
+            n = strlen(text);
             break;
         case SP_FIELD_TEXT:
         case SP_FIELD_TEXT_OR_NULL:
         case SP_FIELD_OBJECT:
             text = sp_event_row_text(row, f);
+            n = text ? strlen(text) : 0;
             guard = true;
             break;
         case SP_FIELD_COORD:
             if (!isnan(sp_event_row_coord(row, f)))
-                snprintf(buf, sizeof(buf), "%.4f", sp_event_row_coord(row, f));
+                n = csv_real(sp_event_row_coord(row, f), buf);
             break;
         case SP_FIELD_DURATION:
             if (sp_event_row_int(row, f) >= 0)
-                snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, f));
+                n = format_int(sp_event_row_int(row, f), buf);
             break;
         }
-        csv_field(out, text, guard, i + 1 == n_csv);
+        csv_cell(b, text, n, guard, i + 1 == n_csv);
     }
+}
+
+void sp_serialize_csv_header(FILE *out)
+{
+    sp_outbuf_t b = {0};
+    sp_serialize_csv_header_buf(&b);
+    flush_to(out, &b);
+}
+
+void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row)
+{
+    sp_outbuf_t b = {0};
+    sp_serialize_csv_row_buf(&b, row);
+    flush_to(out, &b);
 }
 
 /* ---- campaigns, recipients, unknown campaigns

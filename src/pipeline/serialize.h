@@ -15,15 +15,30 @@
  * reference. */
 json_t *sp_serialize_event(const sp_event_row_t *row);
 
+/* Bytes being made, appended to: DATA (malloc'd, NULL until the first append; the holder frees
+ * it with sp_outbuf_free) holds LEN bytes of CAP. Zero it to start. */
+typedef struct sp_outbuf {
+    char *data;
+    size_t len, cap;
+} sp_outbuf_t;
+
+/* Room for N more bytes; out of memory aborts. */
+void sp_outbuf_reserve(sp_outbuf_t *b, size_t n);
+void sp_outbuf_put(sp_outbuf_t *b, const char *s, size_t n);
+void sp_outbuf_free(sp_outbuf_t *b);
+
 /* The same event as json_dumps(sp_serialize_event(ROW), JSON_INDENT(1)) writes it, byte for
- * byte, nested DEPTH levels in (1: an element of an indented array), written to OUT without
- * building it: an export's form. */
+ * byte, nested DEPTH levels in (1: an element of an indented array), appended to B without
+ * building it: an export's form. The FILE form writes the same bytes to OUT. */
+void sp_serialize_event_buf(sp_outbuf_t *b, const sp_event_row_t *row, int depth);
 void sp_serialize_event_text(FILE *out, const sp_event_row_t *row, int depth);
 
 /* The CSV export's header line, and ROW as one line of it: the fields with a CSV column, in
  * that order, every value quoted (RFC 4180), one that a spreadsheet would run as a formula
  * (starting with = + - @, a tab or a carriage return) led by a single quote (OWASP, "CSV
- * Injection"). */
+ * Injection"). Appended to B, or written to OUT. */
+void sp_serialize_csv_header_buf(sp_outbuf_t *b);
+void sp_serialize_csv_row_buf(sp_outbuf_t *b, const sp_event_row_t *row);
 void sp_serialize_csv_header(FILE *out);
 void sp_serialize_csv_row(FILE *out, const sp_event_row_t *row);
 

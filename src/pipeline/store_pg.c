@@ -1527,14 +1527,13 @@ static int pg_recipients(sp_store_t *base, const char *campaign, const char *aft
     return each_row(s, Q_RECIPIENTS, &p, recipient_row, &rc, "list recipients", err, errlen);
 }
 
-static int event_row(void *ctx, const PGresult *res)
+/* Row I of RES as an event to RC's callback. */
+static int event_at(row_ctx_t *rc, const PGresult *res, int row)
 {
-    row_ctx_t *rc = ctx;
     sp_event_row_t r;
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         const sp_event_field_t *f = &sp_event_fields[i];
-        bool null = PQgetisnull(res, 0, (int)i);
-        const char *v = PQgetvalue(res, 0, (int)i);
+        const char *v = PQgetvalue(res, row, (int)i);
         switch (f->kind) {
         case SP_FIELD_ID:
         case SP_FIELD_TIME:
@@ -1547,18 +1546,28 @@ static int event_row(void *ctx, const PGresult *res)
             sp_event_row_set_text(&r, f, v);
             break;
         case SP_FIELD_TEXT_OR_NULL:
-            sp_event_row_set_text(&r, f, null ? NULL : v);
+            sp_event_row_set_text(&r, f, PQgetisnull(res, row, (int)i) ? NULL : v);
             break;
         case SP_FIELD_COORD:
-            sp_event_row_set_coord(&r, f, null ? NAN : strtod(v, NULL));
+            sp_event_row_set_coord(&r, f, PQgetisnull(res, row, (int)i) ? NAN : strtod(v, NULL));
             break;
         case SP_FIELD_DURATION:
-            sp_event_row_set_int(&r, f, null ? -1 : strtoll(v, NULL, 10));
+            sp_event_row_set_int(&r, f, PQgetisnull(res, row, (int)i) ? -1 : strtoll(v, NULL, 10));
             break;
         }
     }
     return rc->event(rc->ctx, &r);
 }
+
+static int event_row(void *ctx, const PGresult *res)
+{
+    return event_at(ctx, res, 0);
+}
+
+/* Up to this many events are read as one result: an export's page. Single-row mode makes a
+ * PGresult (an allocation and a copy) per row, most of the cost of a page; a bigger listing
+ * still arrives a row at a time so that it never sits in memory whole. */
+#define EVENTS_WHOLE_MAX 1000
 
 static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
                      sp_store_event_cb cb, void *ctx, char *err, size_t errlen)
@@ -1574,7 +1583,16 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
         p_int(&p, limit);
     else
         p_null(&p);
-    return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
+    if (limit < 0 || limit > EVENTS_WHOLE_MAX)
+        return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
+    PGresult *res = exec_q(s, Q_EVENTS, &p, "list events", err, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        if (event_at(&rc, res, i))
+            break;
+    PQclear(res);
+    return 0;
 }
 
 /* ---- reports -------------------------------------------------------------------------------- */

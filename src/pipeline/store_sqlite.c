@@ -1026,7 +1026,10 @@ static void bind_field(sqlite3_stmt *st, int i, const sp_event_row_t *row,
 /* Reads column I into field F of ROW (text borrowed from the statement's row). */
 static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_event_field_t *f)
 {
-    bool null = SQLITE_NULL == sqlite3_column_type(st, i);
+    /* Only the kinds that may be NULL ask: a column's type costs as much as its value. */
+    bool null = (SP_FIELD_TEXT_OR_NULL == f->kind || SP_FIELD_COORD == f->kind ||
+                 SP_FIELD_DURATION == f->kind) &&
+                SQLITE_NULL == sqlite3_column_type(st, i);
     switch (f->kind) {
     case SP_FIELD_ID:
     case SP_FIELD_TIME:

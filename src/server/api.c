@@ -330,14 +330,13 @@ typedef struct export
     int64_t before, left; /* the next page's keyset, events still to send */
     int64_t sent;         /* events sent */
     bool started, done;
-    char *buf; /* the page being sent (BUF_LEN bytes, from BUF_AT) */
-    size_t buf_len, buf_at;
+    sp_outbuf_t page; /* the page being sent, from PAGE_AT; its memory kept for the next */
+    size_t page_at;
 }
 export_t;
 
 typedef struct {
     export_t *x;
-    FILE *out;
     int64_t n;
 } export_page_t;
 
@@ -345,11 +344,11 @@ static int export_row(void *ctx, const sp_event_row_t *r)
 {
     export_page_t *p = ctx;
     if (p->x->csv) {
-        sp_serialize_csv_row(p->out, r);
+        sp_serialize_csv_row_buf(&p->x->page, r);
     } else {
         /* An element of json_dumps's indented array. */
-        fputs(p->x->sent + p->n ? ",\n " : "[\n ", p->out);
-        sp_serialize_event_text(p->out, r, 1);
+        sp_outbuf_put(&p->x->page, p->x->sent + p->n ? ",\n " : "[\n ", 3);
+        sp_serialize_event_buf(&p->x->page, r, 1);
     }
     p->x->before = r->id;
     p->n++;
@@ -359,14 +358,10 @@ static int export_row(void *ctx, const sp_event_row_t *r)
 /* Makes X's next page. -1 when the store failed. */
 static int export_page(export_t *x)
 {
-    free(x->buf);
-    x->buf = NULL;
-    x->buf_len = x->buf_at = 0;
-    export_page_t p = {.x = x, .out = open_memstream(&x->buf, &x->buf_len)};
-    if (!p.out)
-        abort();
+    x->page.len = x->page_at = 0;
+    export_page_t p = {.x = x};
     if (x->csv && !x->started)
-        sp_serialize_csv_header(p.out);
+        sp_serialize_csv_header_buf(&x->page);
     x->started = true;
     int rc = 0;
     if (x->left > 0) {
@@ -385,9 +380,8 @@ static int export_page(export_t *x)
     if (!rc && !x->left) {
         x->done = true;
         if (!x->csv)
-            fputs(x->sent ? "\n]" : "[]", p.out);
+            sp_outbuf_put(&x->page, x->sent ? "\n]" : "[]", 2);
     }
-    fclose(p.out);
     return rc;
 }
 
@@ -395,24 +389,24 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     export_t *x = cls;
     (void)pos;
-    while (x->buf_at == x->buf_len) {
+    while (x->page_at == x->page.len) {
         if (x->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (0 != export_page(x))
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    size_t n = x->buf_len - x->buf_at;
+    size_t n = x->page.len - x->page_at;
     if (n > max)
         n = max;
-    memcpy(buf, x->buf + x->buf_at, n);
-    x->buf_at += n;
+    memcpy(buf, x->page.data + x->page_at, n);
+    x->page_at += n;
     return (ssize_t)n;
 }
 
 static void export_free(void *cls)
 {
     export_t *x = cls;
-    free(x->buf);
+    sp_outbuf_free(&x->page);
     free(x);
 }
 

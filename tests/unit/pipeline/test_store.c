@@ -25,6 +25,7 @@
 #include "store_pg.h"
 #include "store_sqlite.h"
 #include "tally.h"
+#include "utf8.h"
 
 /* ---- fixtures: a fresh store per test -------------------------------------------------------- */
 
@@ -1967,6 +1968,241 @@ static void test_one_text(void **state)
     sp_store_close(s);
 }
 
+/* ---- exports: the bytes of the CSV and the JSON ---------------------------------------------- */
+
+/* The CSV line of ROW made here, a character at a time, as RFC 4180 and OWASP's advice on CSV
+ * injection say: the reference the export's own writer is compared with. */
+static void reference_csv(FILE *f, const sp_event_row_t *row)
+{
+    int columns = 0;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+        columns += sp_event_fields[i].csv > 0;
+    for (int column = 1; column <= columns; column++) {
+        const sp_event_field_t *fd = NULL;
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+            if (sp_event_fields[i].csv == column)
+                fd = &sp_event_fields[i];
+        assert_non_null(fd);
+        char buf[64] = "";
+        const char *text = buf;
+        bool text_cell = false;
+        switch (fd->kind) {
+        case SP_FIELD_ID:
+            snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, fd));
+            break;
+        case SP_FIELD_TIME:
+            sp_format_ts(sp_event_row_int(row, fd), buf, sizeof(buf));
+            break;
+        case SP_FIELD_KIND:
+            text = sp_event_kind_name(sp_event_row_int(row, fd));
+            break;
+        case SP_FIELD_CLASS:
+            text = sp_class_name((sp_class_t)sp_event_row_int(row, fd));
+            break;
+        case SP_FIELD_TEXT:
+        case SP_FIELD_TEXT_OR_NULL:
+        case SP_FIELD_OBJECT:
+            text = sp_event_row_text(row, fd) ? sp_event_row_text(row, fd) : "";
+            text_cell = true;
+            break;
+        case SP_FIELD_COORD:
+            if (!isnan(sp_event_row_coord(row, fd)))
+                snprintf(buf, sizeof(buf), "%.4f", sp_event_row_coord(row, fd));
+            break;
+        case SP_FIELD_DURATION:
+            if (sp_event_row_int(row, fd) >= 0)
+                snprintf(buf, sizeof(buf), "%lld", (long long)sp_event_row_int(row, fd));
+            break;
+        }
+        char *clean = sp_utf8_clean(text);
+        fputc('"', f);
+        if (text_cell && ('=' == text[0] || '+' == text[0] || '-' == text[0] || '@' == text[0] ||
+                          '\t' == text[0] || '\r' == text[0]))
+            fputc('\'', f);
+        for (const char *c = clean ? clean : text; *c; c++) {
+            if ('"' == *c)
+                fputc('"', f);
+            fputc(*c, f);
+        }
+        fputc('"', f);
+        fputc(column == columns ? '\n' : ',', f);
+        free(clean);
+    }
+}
+
+typedef struct {
+    int64_t n, last_id;
+    sp_outbuf_t csv, json;
+} export_check_t;
+
+/* Each row as the export writes it against the references: the CSV above, and jansson's own
+ * dump of the event's objects (an element of an indented array, one level in). */
+static int export_check(void *ctx, const sp_event_row_t *row)
+{
+    export_check_t *x = ctx;
+    x->csv.len = x->json.len = 0;
+    sp_serialize_csv_row_buf(&x->csv, row);
+    sp_serialize_event_buf(&x->json, row, 1);
+
+    char *want = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&want, &len);
+    assert_non_null(f);
+    reference_csv(f, row);
+    fclose(f);
+    if (x->csv.len != len || 0 != memcmp(x->csv.data, want, len))
+        fail_msg("event %lld: CSV\n%.*s\nwant\n%s", (long long)row->id, (int)x->csv.len,
+                 x->csv.data, want);
+    free(want);
+
+    json_t *j = sp_serialize_event(row);
+    char *dump = json_dumps(j, JSON_INDENT(1));
+    json_decref(j);
+    assert_non_null(dump);
+    f = open_memstream(&want, &len);
+    assert_non_null(f);
+    for (const char *c = dump; *c; c++) {
+        fputc(*c, f);
+        if ('\n' == *c)
+            fputc(' ', f);
+    }
+    fclose(f);
+    if (x->json.len != len || 0 != memcmp(x->json.data, want, len))
+        fail_msg("event %lld: JSON\n%.*s\nwant\n%s", (long long)row->id, (int)x->json.len,
+                 x->json.data, want);
+    free(want);
+    free(dump);
+    x->n++;
+    x->last_id = row->id;
+    return 0;
+}
+
+/* A campaign of hostile events exported a page at a time, as the API does, through each store:
+ * quotes, tabs, newlines, control characters, formula-like cells, ill-formed UTF-8 (repaired on
+ * the way in, and in SQLite also stored as such by hand, as an older version could have), agents
+ * at the header limit, repeated headers (arrays), objects stored escaped otherwise than the
+ * writer escapes them or not JSON at all, no coordinates and negative ones, times at the edges.
+ * Every CSV line and JSON element is byte for byte its reference. */
+static void test_export_bytes(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    static const char *const agents[] = {
+        "Mozilla/5.0 \"quoted\" agent, with a comma",
+        "tab\there, newline\nthere\r\nand a CRLF",
+        "=HYPERLINK(\"http://evil.example\")",
+        "+1+1",
+        "-2 minus",
+        "@SUM(A1)",
+        "\tlead tab",
+        "\rlead CR",
+        "bad \xff\xfe \xc3 end \xed\xa0\x80",
+        "controls \x01\x1f\x7f\x08\x0c back\\slash /slash",
+        "Z\xc3\xbcrich \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x98\x80",
+        "",
+    };
+    static char huge[SP_HEADER_MAX + 1];
+    for (size_t i = 0; i < SP_HEADER_MAX; i++)
+        huge[i] = "ab\"c\\d\xc3\xa9 "[i % 10];
+    huge[SP_HEADER_MAX - 1] = 'z'; /* not a cut character */
+    create(s, "hostile", 1);
+    enum { N = 2345, BATCH = 500 };
+    for (int from = 0; from < N; from += BATCH) {
+        sp_event_t *evs[BATCH];
+        int n = N - from < BATCH ? N - from : BATCH;
+        for (int k = 0; k < n; k++) {
+            int i = from + k;
+            const char *ua = i % 13 == 12 ? huge : agents[i % 12];
+            int64_t ts = 0 == i ? 0 : 1 == i ? INT64_C(253402300799999) : 1764000000000 + i * 7919;
+            sp_event_t *ev = make_event(
+                &(spec_t){"hostile", i % 5 ? "a\"b@example.com" : "=x@example.com",
+                          i % 7 ? OPEN : CLICK, (int)(i % SP_CLASS_COUNT), ts, NULL, ua, NULL});
+            assert_int_equal(0, sp_event_add_header(ev, "X-Dup", 5, "one", 3));
+            if (i % 2)
+                assert_int_equal(0, sp_event_add_header(ev, "X-Dup", 5, "two\t\"2\"", 7));
+            assert_int_equal(0, sp_event_add_header(ev, "Referer", 7, ua, strlen(ua)));
+            assert_int_equal(0, sp_event_add_header(ev, "Cookie", 6, "k=\"v\"; =odd; j=\xc3", 16));
+            snprintf(ev->city, sizeof(ev->city), "%s", i % 3 ? "S\xc3\xa3o \"Paulo\"" : "-City");
+            ev->has_coords = i % 4 != 0;
+            ev->latitude = -23.5505 - i * 1e-3;
+            ev->longitude = i % 8 ? -46.6333 : 151.0 + i;
+            evs[k] = ev;
+        }
+        int rc = s->ops->write_batch(s, evs, (size_t)n, NULL, err, sizeof(err));
+        if (rc)
+            print_error("write_batch: %s\n", err);
+        assert_int_equal(0, rc);
+        for (int k = 0; k < n; k++)
+            sp_event_free(evs[k]);
+    }
+    /* Rows as an older version (or a hand) could have left them. */
+    static const char *const odd_rows[] = {
+        "UPDATE events SET headers = '{\"A\":\"\\u00e9\\/x\\u001f\",\"B\":[\"1\",\"\\u0041\"]}'"
+        " WHERE campaign = 'hostile' AND id % 10 = 1",
+        "UPDATE events SET cookies = 'not json', headers = '{\"a\":1}'"
+        " WHERE campaign = 'hostile' AND id % 10 = 2",
+        "UPDATE events SET headers = ' { \"k\" : [ ] , \"l\" : \"v\" } ', cookies = '{}'"
+        " WHERE campaign = 'hostile' AND id % 10 = 3",
+        "UPDATE events SET headers = '{\"A\":\"a\\/b\"}' WHERE campaign = 'hostile' AND id % 10 = "
+        "5",
+        "UPDATE events SET headers = '{\"A\":\"\\u001f\"}', cookies = '{\"c\":\"\\u0041\"}'"
+        " WHERE campaign = 'hostile' AND id % 10 = 6",
+        "UPDATE events SET headers = '{\"A\":\"\\u001F\\t\\\"q\\\"\\\\\",\"B\":[\"x\",\"y\"]}'"
+        " WHERE campaign = 'hostile' AND id % 10 = 7",
+        "UPDATE events SET headers = '{\"A\":\"1\",\"A\":\"2\"}' WHERE campaign = 'hostile' AND id "
+        "% 10 = 8",
+    };
+    if (fx->be->pg) {
+        char sql[512];
+        for (size_t i = 0; i < sizeof(odd_rows) / sizeof(odd_rows[0]); i++) {
+            snprintf(sql, sizeof(sql), "SET search_path = %s; %s", fx->schema, odd_rows[i]);
+            assert_int_equal(0, pg_cmd(fx->admin, sql));
+        }
+    } else {
+        char path[128];
+        sqlite3 *db;
+        snprintf(path, sizeof(path), "%s/spypixel.db", fx->dir);
+        assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+        sqlite3_busy_timeout(db, 10000);
+        for (size_t i = 0; i < sizeof(odd_rows) / sizeof(odd_rows[0]); i++)
+            assert_int_equal(SQLITE_OK, sqlite3_exec(db, odd_rows[i], NULL, NULL, NULL));
+        /* Ill-formed text and an agent far above the header limit, as stored long ago. */
+        sqlite3_stmt *st;
+        assert_int_equal(SQLITE_OK, sqlite3_prepare_v2(
+                                        db,
+                                        "UPDATE events SET user_agent = ?1, city = ?2,"
+                                        " headers = ?3 WHERE campaign = 'hostile' AND id % 10 = 4",
+                                        -1, &st, NULL));
+        size_t big = 200000;
+        char *agent = malloc(big + 1);
+        assert_non_null(agent);
+        for (size_t i = 0; i < big; i++)
+            agent[i] = "x\xff\"\xc3"[i % 4];
+        agent[big] = '\0';
+        sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, "\xc3(\xa0\xa1 \xf4\x90\x80\x80", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, "{\"U\":\"\xff\"}", -1, SQLITE_STATIC);
+        assert_int_equal(SQLITE_DONE, sqlite3_step(st));
+        sqlite3_finalize(st);
+        free(agent);
+        sqlite3_close(db);
+    }
+
+    export_check_t x = {0};
+    int64_t before = 0, n0;
+    do {
+        n0 = x.n;
+        assert_int_equal(
+            0, s->ops->events(s, "hostile", before, 1000, export_check, &x, err, sizeof(err)));
+        before = x.last_id;
+    } while (x.n - n0 == 1000);
+    assert_int_equal(N, x.n);
+    sp_outbuf_free(&x.csv);
+    sp_outbuf_free(&x.json);
+    sp_store_close(s);
+}
+
 /* ---- PostgreSQL: a lost connection ----------------------------------------------------------- */
 
 static void kill_backends(fixture_t *fx)
@@ -3202,6 +3438,7 @@ int main(void)
         BOTH(test_hostile_strings),
         BOTH(test_event_columns),
         BOTH(test_one_text),
+        BOTH(test_export_bytes),
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),
