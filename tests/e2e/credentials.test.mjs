@@ -51,22 +51,28 @@ async function filesUnder(dir) {
   return out;
 }
 
-/** Opens the live stream of CAMPAIGN; resolves the first open's JSON once FIRE has run. */
+/** Opens the live stream of CAMPAIGN; resolves the first open's JSON once FIRE has run.
+ * The event can reach the stream before FIRE's own await returns (the writer indexes behind the
+ * answer), so it waits for both. */
 function streamOne(campaign, fire) {
   let req;
+  let fired;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no event on the stream within 10 s')), 10000);
     let buf = '';
+    let seen = null;
+    const done = (v) => { clearTimeout(timer); fired.then(() => resolve(v), reject); };
     req = http.get(`${srv.base}/api/v1/campaigns/${campaign}/stream`, { headers: { Authorization: `Bearer ${srv.token}` }, agent: false }, (res) => {
       if (res.statusCode !== 200) { clearTimeout(timer); reject(new Error(`stream: ${res.statusCode}`)); return; }
       res.setEncoding('utf8');
       res.on('data', (d) => {
         buf += d;
         const m = /(?:^|\n)event: open\ndata: (.*)\n\n/.exec(buf);
-        if (m) { clearTimeout(timer); resolve({ json: JSON.parse(m[1]), raw: buf }); }
+        if (m && !seen) { seen = { json: JSON.parse(m[1]), raw: buf }; done(seen); }
       });
       res.on('error', () => {});
-      fire().catch(reject);
+      fired = fire();
+      fired.catch(reject);
     });
     req.on('error', (e) => { clearTimeout(timer); reject(e); });
   }).finally(() => req?.destroy());
