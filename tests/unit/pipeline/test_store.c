@@ -1850,6 +1850,13 @@ static const struct {
     [SP_FIELD_DURATION] = {"INTEGER", "bigint", true},
 };
 
+/* The columns of interned texts (intern.h), which no field has. */
+static bool intern_column(const char *name)
+{
+    return 0 == strcmp(name, "agent") || 0 == strcmp(name, "header_set") ||
+           0 == strcmp(name, "header_addrs");
+}
+
 static void test_event_columns(void **state)
 {
     fixture_t *fx = *state;
@@ -1869,6 +1876,10 @@ static void test_event_columns(void **state)
             size_t i = 0;
             while (i < SP_EVENT_N_FIELDS && 0 != strcmp(name, sp_event_fields[i].name))
                 i++;
+            if (i == SP_EVENT_N_FIELDS && intern_column(name)) {
+                seen--;
+                continue;
+            }
             if (i == SP_EVENT_N_FIELDS)
                 fail_msg("column %s of events is no field of event_fields.h", name);
             sp_field_kind_t k = sp_event_fields[i].kind;
@@ -1889,6 +1900,10 @@ static void test_event_columns(void **state)
             size_t i = 0;
             while (i < SP_EVENT_N_FIELDS && 0 != strcmp(name, sp_event_fields[i].name))
                 i++;
+            if (i == SP_EVENT_N_FIELDS && intern_column(name)) {
+                seen--;
+                continue;
+            }
             if (i == SP_EVENT_N_FIELDS)
                 fail_msg("column %s of events is no field of event_fields.h", name);
             sp_field_kind_t k = sp_event_fields[i].kind;
@@ -3085,6 +3100,9 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE recipients DROP COLUMN first_network;"
              "ALTER TABLE recipients DROP COLUMN first_human_at;"
              "ALTER TABLE recipients DROP COLUMN forward_clients;"
+             "DROP TABLE agents; DROP TABLE header_sets; ALTER TABLE events DROP COLUMN agent;"
+             "ALTER TABLE events DROP COLUMN header_set;"
+             "ALTER TABLE events DROP COLUMN header_addrs;"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
@@ -3098,6 +3116,8 @@ static void test_scrub_old_store(void **state)
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client, DROP COLUMN first_network,"
              " DROP COLUMN first_human_at, DROP COLUMN forward_clients;"
+             "DROP TABLE agents; DROP TABLE header_sets; ALTER TABLE events DROP COLUMN agent,"
+             " DROP COLUMN header_set, DROP COLUMN header_addrs;"
              "UPDATE spypixel_schema SET version = %d;"
              "%s FROM generate_series(1, %d) AS i;",
              VERSION_BEFORE_SCRUB, cols, OLD_EVENTS);
