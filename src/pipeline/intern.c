@@ -92,29 +92,36 @@ void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id)
 /* Headers whose values are the request's own, not its client's: addresses set by proxies
  * (RFC 7239's Forwarded and its de facto forerunners), request IDs, and the cookies and
  * referrer that name a visitor. Kept in the row, they go with it (retention, forget). */
-static const char *const apart[] = {
-    "X-Forwarded-For",
-    "X-Real-IP",
-    "Forwarded",
-    "True-Client-IP",
-    "CF-Connecting-IP",
-    "X-Client-IP",
-    "X-Cluster-Client-IP",
-    "Fastly-Client-IP",
-    "X-Forwarded",
-    "Forwarded-For",
-    "X-Original-Forwarded-For",
-    "X-Request-ID",
-    "X-Amzn-Trace-Id",
-    "CF-Ray",
-    "Cookie",
-    "Referer",
+#define APART(name)                                                                                \
+    {                                                                                              \
+        name, sizeof(name) - 1                                                                     \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+} apart[] = {
+    APART("X-Forwarded-For"),
+    APART("X-Real-IP"),
+    APART("Forwarded"),
+    APART("True-Client-IP"),
+    APART("CF-Connecting-IP"),
+    APART("X-Client-IP"),
+    APART("X-Cluster-Client-IP"),
+    APART("Fastly-Client-IP"),
+    APART("X-Forwarded"),
+    APART("Forwarded-For"),
+    APART("X-Original-Forwarded-For"),
+    APART("X-Request-ID"),
+    APART("X-Amzn-Trace-Id"),
+    APART("CF-Ray"),
+    APART("Cookie"),
+    APART("Referer"),
 };
 
 int sp_intern_apart(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(apart) / sizeof(apart[0]); i++)
-        if (strlen(apart[i]) == len && 0 == strncasecmp(apart[i], name, len))
+        if (apart[i].len == len && 0 == strncasecmp(apart[i].name, name, len))
             return 1;
     return 0;
 }

@@ -138,6 +138,9 @@ static const char *const migrations[] = {
     "ALTER TABLE events ADD COLUMN agent INTEGER;"
     "ALTER TABLE events ADD COLUMN header_set INTEGER;"
     "ALTER TABLE events ADD COLUMN header_addrs TEXT;",
+    /* 15: no index of events by time alone: only retention read it, which now finds each
+     * campaign's old events through events_campaign_ts. One B-tree insert fewer per event. */
+    "DROP INDEX events_ts;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1985,8 +1988,13 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
                            size_t errlen)
 {
     /* An unknown campaign goes with its last open: every kept one is older. */
+    /* Campaign by campaign (each distinct one found through the index, a step each), so that
+     * events_campaign_ts bounds the time: no index of events by time alone (schema 15). */
     static const char *const steps[] = {
-        "DELETE FROM events WHERE ts < ?1",
+        "WITH RECURSIVE c(id) AS (SELECT (SELECT min(campaign) FROM events) UNION ALL"
+        " SELECT (SELECT min(campaign) FROM events WHERE campaign > c.id) FROM c"
+        " WHERE c.id IS NOT NULL)"
+        " DELETE FROM events WHERE campaign IN (SELECT id FROM c) AND ts < ?1",
         "DELETE FROM unknown_events WHERE ts < ?1",
         "DELETE FROM unknown_campaigns WHERE last_at < ?1",
     };

@@ -3207,7 +3207,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE recipients DROP COLUMN forward_clients;"
              "DROP TABLE agents; DROP TABLE header_sets; ALTER TABLE events DROP COLUMN agent;"
              "ALTER TABLE events DROP COLUMN header_set;"
-             "ALTER TABLE events DROP COLUMN header_addrs;"
+             "ALTER TABLE events DROP COLUMN header_addrs; CREATE INDEX events_ts ON events(ts);"
              "PRAGMA user_version = %d;"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) %s"
              " FROM n;",
