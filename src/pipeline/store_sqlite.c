@@ -1144,8 +1144,8 @@ static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id,
         sqlite3_bind_text(st, ++param, apart, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, ++param);
+    /* The texts bound are freed below: the next insert binds every parameter again. */
     int rc = sqlite3_step(st);
-    sqlite3_clear_bindings(st);
     free(set_text);
     free(apart);
     if (SQLITE_DONE != rc)
