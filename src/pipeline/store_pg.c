@@ -229,188 +229,185 @@ enum {
     " i AS (INSERT INTO " table "(text) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM f)"              \
     " RETURNING id) SELECT id FROM f UNION ALL SELECT id FROM i"
 
-static const char *const query_sql[Q_COUNT] =
-    {
-        /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
-         * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
-         * event of it is written after its erasure. */
-        [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE),"
-                              " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
-        [Q_EVENT_INSERT] = NULL, /* made from the field table: made_sql */
-        /* first_at is the earliest counted open even when batches from several servers commit
-         * out of order; 0 means none yet. */
-        [Q_RECIPIENT_UPSERT] =
-            "INSERT INTO recipients AS r(campaign, recipient, human, proxy, machine, self, clicks,"
-            " first_at, last_at, first_client, first_network, first_human_at)"
-            " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"
-            " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
-            " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"
-            " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
-            " WHEN excluded.first_at = 0 THEN r.first_at"
-            " ELSE LEAST(r.first_at, excluded.first_at) END,"
-            " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client") "," FIRST_HUMAN_SET(
-                "first_network") "," FIRST_HUMAN_SET("first_human_at") " RETURNING"
-                                                                       " " SP_TALLY_VIEWS_SQL("r.") ", r.first_client, r.first_network,"
-                                                                                                    " r.first_human_at, r.forward_clients",
-        [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = $3"
-                                  " WHERE campaign = $1 AND recipient = $2",
-        [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
-                            " ON CONFLICT DO NOTHING RETURNING 1",
-        [Q_CAMPAIGN_COUNT] =
-            "UPDATE campaigns SET total_views = total_views + $2,"
-            " unique_views = unique_views + $3, human = human + $4, proxy = proxy + $5,"
-            " machine = machine + $6, self = self + $7, clicks = clicks + $8,"
-            " last_view_at = GREATEST(last_view_at, $9) WHERE id = $1",
-        [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
-                              " ON CONFLICT DO NOTHING",
-        [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
-        [Q_ENGAGEMENT] = SP_STORE_ENGAGEMENT_SQL("$"),
-        [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
-                            " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
-        /* A NULL limit is no limit, as SQLite reads a negative one. */
-        [Q_RECIPIENTS] = "SELECT recipient, human, proxy, machine, self, clicks, first_at, last_at"
-                         " FROM recipients WHERE campaign = $1 AND recipient > $2"
-                         " ORDER BY recipient LIMIT $3",
-        [Q_EVENTS] = NULL, /* made from the field table: made_sql */
-        [Q_PURGE] = "DELETE FROM events WHERE ts < $1",
-        /* forget locks rows in the writer's order (recipients by campaign and recipient, then
-         * campaigns by ID), so that it and the writers of several servers never deadlock. */
-        [Q_FORGET_LOCK] = "SELECT campaign FROM recipients WHERE recipient = $1"
-                          " ORDER BY campaign FOR UPDATE",
-        /* One statement, one snapshot: the counts taken out are those of the row deleted. */
-        [Q_FORGET_COUNTS] =
-            "WITH r AS (DELETE FROM recipients WHERE campaign = $1 AND recipient = $2 RETURNING *)"
-            " UPDATE campaigns c SET total_views = c.total_views - " SP_TALLY_VIEWS_SQL(
-                "r.") ","
-                      " unique_views = c.unique_views - CASE WHEN " SP_TALLY_VIEWS_SQL(
-                          "r.") " > 0"
-                                " THEN 1 ELSE 0 END,"
-                                " human = c.human - r.human, proxy = c.proxy - r.proxy,"
-                                " machine = c.machine - r.machine, self = c.self - r.self, clicks "
-                                "= "
-                                "c.clicks - r.clicks"
-                                " FROM r WHERE c.id = r.campaign",
-        [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
-        /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
-        [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
-        [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
-        [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
-                              " c AS (DELETE FROM clients WHERE campaign = $1),"
-                              " i AS (DELETE FROM images WHERE campaign = $1),"
-                              " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
-                              " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
-                              " st AS (DELETE FROM sent_to WHERE campaign = $1),"
-                              " tr AS (DELETE FROM trackers WHERE campaign = $1)"
-                              " DELETE FROM campaigns WHERE id = $1",
-        [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
-                       " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
-        [Q_USER_UPDATE] = "UPDATE users SET pwhash = $2 WHERE name = $1",
-        [Q_USER_GET] = "SELECT pwhash FROM users WHERE name = $1",
-        [Q_USER_DELETE] = "DELETE FROM users WHERE name = $1",
-        [Q_USER_LIST] =
-            "SELECT name, created_at,"
-            " (SELECT count(*) FROM sessions WHERE \"user\" = u.name AND expires_at > $1),"
-            " (SELECT count(*) FROM api_tokens WHERE owner = u.name)"
-            " FROM users u ORDER BY name",
-        [Q_USER_SESSIONS_END] = "DELETE FROM sessions WHERE \"user\" = $1",
-        [Q_USER_TOKENS_END] = "DELETE FROM api_tokens WHERE owner = $1",
-        [Q_TOKEN_PUT] =
-            "INSERT INTO api_tokens(hash, name, owner, created_at) VALUES($1, $2, $3, $4)",
-        [Q_TOKEN_GET] = "SELECT name FROM api_tokens WHERE hash = $1",
-        [Q_TOKEN_LIST] =
-            "SELECT substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT "), name, owner, created_at"
-            " FROM api_tokens ORDER BY created_at, hash",
-        [Q_TOKEN_REVOKE] = "DELETE FROM api_tokens WHERE substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT
-                           ") = $1 OR name = $1",
-        [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at < $1",
-        [Q_SESSION_PUT] = "INSERT INTO sessions(hash, \"user\", csrf, expires_at)"
-                          " VALUES($1, $2, $3, $4)",
-        [Q_SESSION_GET] = "SELECT \"user\", csrf FROM sessions WHERE hash = $1 AND expires_at > $2",
-        [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = $1",
-        [Q_META_GET] = "SELECT value FROM meta WHERE key = $1",
-        [Q_META_PUT_NEW] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
-        [Q_MARK] = "INSERT INTO meta(key, value) VALUES($1, $2)"
-                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [Q_UNKNOWN_COUNT] = "SELECT COUNT(*) FROM unknown_campaigns",
-        [Q_UNKNOWN_KEEP] = "INSERT INTO unknown_events(campaign, ts, recipient, record)"
-                           " VALUES($1, $2, $3, $4)",
-        [Q_UNKNOWN_UPSERT] = "INSERT INTO unknown_campaigns AS u(id, opens, first_at, last_at) "
-                             "VALUES($1, $2, $3, $4)"
-                             " ON CONFLICT(id) DO UPDATE SET opens = u.opens + excluded.opens,"
-                             " first_at = LEAST(u.first_at, excluded.first_at),"
-                             " last_at = GREATEST(u.last_at, excluded.last_at)",
-        /* The newest $2 stay. */
-        [Q_UNKNOWN_TRIM] = "DELETE FROM unknown_events WHERE id IN (SELECT id FROM unknown_events"
-                           " WHERE campaign = $1 ORDER BY id DESC OFFSET $2)",
-        [Q_ADOPT_TAKE] = "DELETE FROM unknown_events WHERE id = $1 AND campaign = $2 RETURNING 1",
-        /* Once the last of its kept opens is adopted. */
-        [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = $1"
-                         " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = $1)",
-        /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
-        [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
-                        " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
-                        " WHERE id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
-                        " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
-                        " ORDER BY id LIMIT 1) RETURNING id, class",
-        [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
-                           " ORDER BY last_at DESC, id",
-        [Q_UNKNOWN_OPENS] = "SELECT id, record FROM unknown_events WHERE campaign = $1 ORDER BY id",
-        [Q_UNKNOWN_DELETE] =
-            "WITH e AS (DELETE FROM unknown_events WHERE campaign = $1 RETURNING 1),"
-            " u AS (DELETE FROM unknown_campaigns WHERE id = $1 RETURNING 1)"
-            " SELECT (SELECT COUNT(*) FROM e) + (SELECT COUNT(*) FROM u)",
-        /* An unknown campaign goes with its last open: every kept one is older. */
-        [Q_UNKNOWN_PURGE] = "WITH e AS (DELETE FROM unknown_events WHERE ts < $1 RETURNING 1),"
-                            " u AS (DELETE FROM unknown_campaigns WHERE last_at < $1)"
-                            " SELECT COUNT(*) FROM e",
-        /* A recipient's kept opens of unknown campaigns (a scan, but of a bounded table): out of
-         * the counts, then erased. */
-        [Q_FORGET_UNKNOWN] =
-            "WITH e AS (DELETE FROM unknown_events WHERE recipient = $1 RETURNING campaign),"
-            " n AS (SELECT campaign, COUNT(*) AS opens FROM e GROUP BY campaign),"
-            " u AS (UPDATE unknown_campaigns c SET opens = c.opens - n.opens FROM n"
-            " WHERE c.id = n.campaign)"
-            " SELECT COUNT(*) FROM e",
-        /* Apart: a statement cannot delete a row it updates. */
-        [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
-        [Q_TRACKER_PUT] = "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
-                          " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        [Q_TRACKERS] = "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
-                       " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
-        [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
-        [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
-        /* The rows a batch adds to the rollups (sp_rollup_batch), a column an array each, in key
-         * order. */
-        [Q_ROLLUP_COUNTS] =
-            "INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine,"
-            " self, clicks) SELECT * FROM unnest($1::text[], $2::bigint[],"
-            " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])"
-            " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human +"
-            " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
-            " excluded.machine, self = r.self + excluded.self,"
-            " clicks = r.clicks + excluded.clicks",
-        /* A text's ID (intern.h), added when new. */
-        [Q_AGENT_INTERN] = INTERN_SQL("agents"),
-        [Q_SET_INTERN] = INTERN_SQL("header_sets"),
-        [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
-                            " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
-                            " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
-                            " DO UPDATE SET n = r.n + excluded.n",
-        /* The IDs in one array: one statement for a list of any length. */
-        [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
+static const char *const query_sql[Q_COUNT] = {
+    /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
+     * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
+     * event of it is written after its erasure. */
+    [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE),"
+                          " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
+    [Q_EVENT_INSERT] = NULL, /* made from the field table: made_sql */
+    /* first_at is the earliest counted open even when batches from several servers commit
+     * out of order; 0 means none yet. */
+    [Q_RECIPIENT_UPSERT] =
+        "INSERT INTO recipients AS r(campaign, recipient, human, proxy, machine, self, clicks,"
+        " first_at, last_at, first_client, first_network, first_human_at)"
+        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"
+        " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
+        " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"
+        " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
+        " WHEN excluded.first_at = 0 THEN r.first_at"
+        " ELSE LEAST(r.first_at, excluded.first_at) END,"
+        " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client") "," FIRST_HUMAN_SET(
+            "first_network") "," FIRST_HUMAN_SET("first_human_at") " RETURNING"
+                                                                   " " SP_TALLY_VIEWS_SQL(
+                                                                       "r.") ", r.first_client, "
+                                                                             "r.first_network,"
+                                                                             " r.first_human_at, "
+                                                                             "r.forward_clients",
+    [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = $3"
+                              " WHERE campaign = $1 AND recipient = $2",
+    [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
+                        " ON CONFLICT DO NOTHING RETURNING 1",
+    [Q_CAMPAIGN_COUNT] =
+        "UPDATE campaigns SET total_views = total_views + $2,"
+        " unique_views = unique_views + $3, human = human + $4, proxy = proxy + $5,"
+        " machine = machine + $6, self = self + $7, clicks = clicks + $8,"
+        " last_view_at = GREATEST(last_view_at, $9) WHERE id = $1",
+    [Q_CAMPAIGN_CREATE] = "INSERT INTO campaigns(id, created_at) VALUES($1, $2)"
                           " ON CONFLICT DO NOTHING",
-        [Q_SENT_STATS] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
-            "r.") " > 0 THEN 1 ELSE 0 END), 0),"
-                  " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
-                  " FROM sent_to t LEFT JOIN recipients r"
-                  " ON r.campaign = t.campaign AND r.recipient = t.recipient WHERE t.campaign = $1",
-        [Q_NOT_OPENED] = "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
-                         " ON r.campaign = t.campaign AND r.recipient = t.recipient"
-                         " WHERE t.campaign = $1 AND t.recipient > $2"
-                         " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
-                                                                   " ORDER BY t.recipient LIMIT $3",
+    [Q_CAMPAIGN_GET] = "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = $1",
+    [Q_ENGAGEMENT] = SP_STORE_ENGAGEMENT_SQL("$"),
+    [Q_CAMPAIGN_LIST] = "SELECT " CAMPAIGN_COLS " FROM campaigns"
+                        " ORDER BY GREATEST(last_view_at, created_at) DESC, id",
+    /* A NULL limit is no limit, as SQLite reads a negative one. */
+    [Q_RECIPIENTS] = "SELECT recipient, human, proxy, machine, self, clicks, first_at, last_at"
+                     " FROM recipients WHERE campaign = $1 AND recipient > $2"
+                     " ORDER BY recipient LIMIT $3",
+    [Q_EVENTS] = NULL, /* made from the field table: made_sql */
+    [Q_PURGE] = "DELETE FROM events WHERE ts < $1",
+    /* forget locks rows in the writer's order (recipients by campaign and recipient, then
+     * campaigns by ID), so that it and the writers of several servers never deadlock. */
+    [Q_FORGET_LOCK] = "SELECT campaign FROM recipients WHERE recipient = $1"
+                      " ORDER BY campaign FOR UPDATE",
+    /* One statement, one snapshot: the counts taken out are those of the row deleted. */
+    [Q_FORGET_COUNTS] =
+        "WITH r AS (DELETE FROM recipients WHERE campaign = $1 AND recipient = $2 RETURNING *)"
+        " UPDATE campaigns c SET total_views = c.total_views - " SP_TALLY_VIEWS_SQL(
+            "r.") ","
+                  " unique_views = c.unique_views - CASE WHEN " SP_TALLY_VIEWS_SQL(
+                      "r.") " > 0"
+                            " THEN 1 ELSE 0 END,"
+                            " human = c.human - r.human, proxy = c.proxy - r.proxy,"
+                            " machine = c.machine - r.machine, self = c.self - r.self, clicks "
+                            "= "
+                            "c.clicks - r.clicks"
+                            " FROM r WHERE c.id = r.campaign",
+    [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
+    /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
+    [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
+    [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
+    [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
+                          " c AS (DELETE FROM clients WHERE campaign = $1),"
+                          " i AS (DELETE FROM images WHERE campaign = $1),"
+                          " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
+                          " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " st AS (DELETE FROM sent_to WHERE campaign = $1),"
+                          " tr AS (DELETE FROM trackers WHERE campaign = $1)"
+                          " DELETE FROM campaigns WHERE id = $1",
+    [Q_USER_PUT] = "INSERT INTO users(name, pwhash, created_at) VALUES($1, $2, $3)"
+                   " ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
+    [Q_USER_UPDATE] = "UPDATE users SET pwhash = $2 WHERE name = $1",
+    [Q_USER_GET] = "SELECT pwhash FROM users WHERE name = $1",
+    [Q_USER_DELETE] = "DELETE FROM users WHERE name = $1",
+    [Q_USER_LIST] = "SELECT name, created_at,"
+                    " (SELECT count(*) FROM sessions WHERE \"user\" = u.name AND expires_at > $1),"
+                    " (SELECT count(*) FROM api_tokens WHERE owner = u.name)"
+                    " FROM users u ORDER BY name",
+    [Q_USER_SESSIONS_END] = "DELETE FROM sessions WHERE \"user\" = $1",
+    [Q_USER_TOKENS_END] = "DELETE FROM api_tokens WHERE owner = $1",
+    [Q_TOKEN_PUT] = "INSERT INTO api_tokens(hash, name, owner, created_at) VALUES($1, $2, $3, $4)",
+    [Q_TOKEN_GET] = "SELECT name FROM api_tokens WHERE hash = $1",
+    [Q_TOKEN_LIST] = "SELECT substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT "), name, owner, created_at"
+                     " FROM api_tokens ORDER BY created_at, hash",
+    [Q_TOKEN_REVOKE] = "DELETE FROM api_tokens WHERE substr(hash, 1, " SP_STORE_TOKEN_ID_TEXT
+                       ") = $1 OR name = $1",
+    [Q_SESSION_PURGE] = "DELETE FROM sessions WHERE expires_at < $1",
+    [Q_SESSION_PUT] = "INSERT INTO sessions(hash, \"user\", csrf, expires_at)"
+                      " VALUES($1, $2, $3, $4)",
+    [Q_SESSION_GET] = "SELECT \"user\", csrf FROM sessions WHERE hash = $1 AND expires_at > $2",
+    [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = $1",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = $1",
+    [Q_META_PUT_NEW] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
+    [Q_MARK] = "INSERT INTO meta(key, value) VALUES($1, $2)"
+               " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [Q_UNKNOWN_COUNT] = "SELECT COUNT(*) FROM unknown_campaigns",
+    [Q_UNKNOWN_KEEP] = "INSERT INTO unknown_events(campaign, ts, recipient, record)"
+                       " VALUES($1, $2, $3, $4)",
+    [Q_UNKNOWN_UPSERT] = "INSERT INTO unknown_campaigns AS u(id, opens, first_at, last_at) "
+                         "VALUES($1, $2, $3, $4)"
+                         " ON CONFLICT(id) DO UPDATE SET opens = u.opens + excluded.opens,"
+                         " first_at = LEAST(u.first_at, excluded.first_at),"
+                         " last_at = GREATEST(u.last_at, excluded.last_at)",
+    /* The newest $2 stay. */
+    [Q_UNKNOWN_TRIM] = "DELETE FROM unknown_events WHERE id IN (SELECT id FROM unknown_events"
+                       " WHERE campaign = $1 ORDER BY id DESC OFFSET $2)",
+    [Q_ADOPT_TAKE] = "DELETE FROM unknown_events WHERE id = $1 AND campaign = $2 RETURNING 1",
+    /* Once the last of its kept opens is adopted. */
+    [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = $1"
+                     " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = $1)",
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
+                    " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
+                    " WHERE id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
+                    " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
+                    " ORDER BY id LIMIT 1) RETURNING id, class",
+    [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
+                       " ORDER BY last_at DESC, id",
+    [Q_UNKNOWN_OPENS] = "SELECT id, record FROM unknown_events WHERE campaign = $1 ORDER BY id",
+    [Q_UNKNOWN_DELETE] = "WITH e AS (DELETE FROM unknown_events WHERE campaign = $1 RETURNING 1),"
+                         " u AS (DELETE FROM unknown_campaigns WHERE id = $1 RETURNING 1)"
+                         " SELECT (SELECT COUNT(*) FROM e) + (SELECT COUNT(*) FROM u)",
+    /* An unknown campaign goes with its last open: every kept one is older. */
+    [Q_UNKNOWN_PURGE] = "WITH e AS (DELETE FROM unknown_events WHERE ts < $1 RETURNING 1),"
+                        " u AS (DELETE FROM unknown_campaigns WHERE last_at < $1)"
+                        " SELECT COUNT(*) FROM e",
+    /* A recipient's kept opens of unknown campaigns (a scan, but of a bounded table): out of
+     * the counts, then erased. */
+    [Q_FORGET_UNKNOWN] =
+        "WITH e AS (DELETE FROM unknown_events WHERE recipient = $1 RETURNING campaign),"
+        " n AS (SELECT campaign, COUNT(*) AS opens FROM e GROUP BY campaign),"
+        " u AS (UPDATE unknown_campaigns c SET opens = c.opens - n.opens FROM n"
+        " WHERE c.id = n.campaign)"
+        " SELECT COUNT(*) FROM e",
+    /* Apart: a statement cannot delete a row it updates. */
+    [Q_FORGET_UNKNOWN_EMPTY] = "DELETE FROM unknown_campaigns WHERE opens <= 0",
+    [Q_TRACKER_PUT] = "INSERT INTO trackers(campaign, recipient, kind, target, url, created_at)"
+                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    [Q_TRACKERS] = "SELECT id, campaign, recipient, kind, target, url, created_at FROM trackers"
+                   " WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [Q_LINKS] = NULL, /* made_sql: the counting rule's SQL */
+    [Q_CAMPAIGN_ARCHIVE] = "UPDATE campaigns SET archived = $2 WHERE id = $1",
+    [Q_SENT_DELETE] = "DELETE FROM sent_to WHERE campaign = $1",
+    /* The rows a batch adds to the rollups (sp_rollup_batch), a column an array each, in key
+     * order. */
+    [Q_ROLLUP_COUNTS] = "INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine,"
+                        " self, clicks) SELECT * FROM unnest($1::text[], $2::bigint[],"
+                        " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])"
+                        " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human +"
+                        " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
+                        " excluded.machine, self = r.self + excluded.self,"
+                        " clicks = r.clicks + excluded.clicks",
+    /* A text's ID (intern.h), added when new. */
+    [Q_AGENT_INTERN] = INTERN_SQL("agents"),
+    [Q_SET_INTERN] = INTERN_SQL("header_sets"),
+    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
+                        " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
+                        " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
+                        " DO UPDATE SET n = r.n + excluded.n",
+    /* The IDs in one array: one statement for a list of any length. */
+    [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
+                      " ON CONFLICT DO NOTHING",
+    [Q_SENT_STATS] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN " SP_TALLY_VIEWS_SQL(
+        "r.") " > 0 THEN 1 ELSE 0 END), 0),"
+              " COALESCE(SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END), 0)"
+              " FROM sent_to t LEFT JOIN recipients r"
+              " ON r.campaign = t.campaign AND r.recipient = t.recipient WHERE t.campaign = $1",
+    [Q_NOT_OPENED] = "SELECT t.recipient FROM sent_to t LEFT JOIN recipients r"
+                     " ON r.campaign = t.campaign AND r.recipient = t.recipient"
+                     " WHERE t.campaign = $1 AND t.recipient > $2"
+                     " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
+                                                               " ORDER BY t.recipient LIMIT $3",
 };
 
 /* The statements above name the four class columns. */
