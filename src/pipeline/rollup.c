@@ -80,6 +80,88 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+/* FNV-1a over S, from H. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t hash_int(uint64_t h, int64_t v)
+{
+    return (h ^ (uint64_t)v) * 1099511628211ULL;
+}
+
+#define HASH_SEED 14695981039346656037ULL
+
+static uint64_t hash_count(const void *p)
+{
+    const sp_rollup_count_t *c = p;
+    return hash_int(hash_str(HASH_SEED, c->campaign), c->quarter);
+}
+
+static bool same_count(const void *pa, const void *pb)
+{
+    return 0 == cmp_count(pa, pb);
+}
+
+static void add_count(void *pa, const void *pb)
+{
+    sp_rollup_count_t *a = pa;
+    const sp_rollup_count_t *b = pb;
+    for (int j = 0; j < SP_ROLLUP_COUNTS; j++)
+        a->n[j] += b->n[j];
+}
+
+static uint64_t hash_value(const void *p)
+{
+    const sp_rollup_value_t *v = p;
+    return hash_str(hash_int(hash_int(hash_str(HASH_SEED, v->campaign), v->dim), v->hour),
+                    v->value);
+}
+
+static bool same_value(const void *pa, const void *pb)
+{
+    return 0 == cmp_value(pa, pb);
+}
+
+static void add_value(void *pa, const void *pb)
+{
+    ((sp_rollup_value_t *)pa)->n += ((const sp_rollup_value_t *)pb)->n;
+}
+
+/* Merges the N entries of SIZE bytes at BASE that SAME says are one key (HASH equal) into the
+ * first of each (ADD), keeping those in front, in first-seen order; returns how many. */
+static size_t merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
+                    bool (*same)(const void *, const void *), void (*add)(void *, const void *))
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *slots = xmalloc(cap * sizeof(*slots)); /* an entry's index + 1; 0: free */
+    memset(slots, 0, cap * sizeof(*slots));
+    char *e = base;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *it = e + i * size;
+        size_t at = (size_t)hash(it) & (cap - 1);
+        while (slots[at] && !same(e + (slots[at] - 1) * size, it))
+            at = (at + 1) & (cap - 1);
+        if (slots[at]) {
+            add(e + (slots[at] - 1) * size, it);
+            continue;
+        }
+        if (k != i)
+            memcpy(e + k * size, it, size);
+        slots[at] = ++k;
+    }
+    free(slots);
+    return k;
+}
+
 void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
 {
     sp_rollup_free(r);
@@ -120,26 +202,14 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
             r->values[r->n_values++] = (sp_rollup_value_t){row->campaign, v[d], d, hour, 1};
     }
+    /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
+     * country in an hour), then the distinct keys sorted. */
+    r->n_counts =
+        merge(r->counts, r->n_counts, sizeof(*r->counts), hash_count, same_count, add_count);
     qsort(r->counts, r->n_counts, sizeof(*r->counts), cmp_count);
-    size_t k = 0;
-    for (size_t i = 0; i < r->n_counts; i++) {
-        if (k && 0 == cmp_count(&r->counts[k - 1], &r->counts[i])) {
-            for (int j = 0; j < SP_ROLLUP_COUNTS; j++)
-                r->counts[k - 1].n[j] += r->counts[i].n[j];
-        } else {
-            r->counts[k++] = r->counts[i];
-        }
-    }
-    r->n_counts = k;
+    r->n_values =
+        merge(r->values, r->n_values, sizeof(*r->values), hash_value, same_value, add_value);
     qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
-    k = 0;
-    for (size_t i = 0; i < r->n_values; i++) {
-        if (k && 0 == cmp_value(&r->values[k - 1], &r->values[i]))
-            r->values[k - 1].n += r->values[i].n;
-        else
-            r->values[k++] = r->values[i];
-    }
-    r->n_values = k;
 }
 
 void sp_rollup_free(sp_rollup_t *r)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "intern.h"
 #include "tally.h"
 #include "utf8.h"
 
@@ -113,6 +114,16 @@ static const char *const migrations[] = {
     " ADD COLUMN first_network TEXT NOT NULL DEFAULT '',"
     " ADD COLUMN first_human_at BIGINT NOT NULL DEFAULT 0,"
     " ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
+    /* 14: user agents and header sets stored once, an event naming them by ID, the values of
+     * its apart headers in its row (intern.h). Rows stored before keep their own text. Hash
+     * indexes: a header set may be longer than a B-tree entry may be; not unique, as two
+     * writers may add one text at once, which is then stored twice and read the same. */
+    "CREATE TABLE agents(id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL);"
+    "CREATE INDEX agents_text ON agents USING hash(text);"
+    "CREATE TABLE header_sets(id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL);"
+    "CREATE INDEX header_sets_text ON header_sets USING hash(text);"
+    "ALTER TABLE events ADD COLUMN agent BIGINT, ADD COLUMN header_set BIGINT,"
+    " ADD COLUMN header_addrs TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -186,6 +197,8 @@ enum {
     Q_ENGAGEMENT,
     Q_ROLLUP_COUNTS,
     Q_ROLLUP_VALUES,
+    Q_AGENT_INTERN,
+    Q_SET_INTERN,
     Q_FORGET_ROLLUP_COUNTS,
     Q_FORGET_ROLLUP_VALUES,
     Q_REPORT_COUNTS,
@@ -211,6 +224,11 @@ enum {
     " " col " = CASE WHEN excluded.first_human_at <> 0 AND (r.first_human_at = 0"                  \
     " OR excluded.first_human_at < r.first_human_at) THEN excluded." col " ELSE r." col " END"
 
+#define INTERN_SQL(table)                                                                          \
+    "WITH f AS (SELECT id FROM " table " WHERE text = $1 LIMIT 1),"                                \
+    " i AS (INSERT INTO " table "(text) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM f)"              \
+    " RETURNING id) SELECT id FROM f UNION ALL SELECT id FROM i"
+
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
      * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
@@ -230,10 +248,13 @@ static const char *const query_sql[Q_COUNT] = {
         " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
         " WHEN excluded.first_at = 0 THEN r.first_at"
         " ELSE LEAST(r.first_at, excluded.first_at) END,"
-        " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client")
-            "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_at")
-        " RETURNING " SP_TALLY_VIEWS_SQL("r.") ", r.first_client, r.first_network,"
-                                              " r.first_human_at, r.forward_clients",
+        " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client") "," FIRST_HUMAN_SET(
+            "first_network") "," FIRST_HUMAN_SET("first_human_at") " RETURNING"
+                                                                   " " SP_TALLY_VIEWS_SQL(
+                                                                       "r.") ", r.first_client, "
+                                                                             "r.first_network,"
+                                                                             " r.first_human_at, "
+                                                                             "r.forward_clients",
     [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = $3"
                               " WHERE campaign = $1 AND recipient = $2",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
@@ -268,7 +289,8 @@ static const char *const query_sql[Q_COUNT] = {
                       "r.") " > 0"
                             " THEN 1 ELSE 0 END,"
                             " human = c.human - r.human, proxy = c.proxy - r.proxy,"
-                            " machine = c.machine - r.machine, self = c.self - r.self, clicks = "
+                            " machine = c.machine - r.machine, self = c.self - r.self, clicks "
+                            "= "
                             "c.clicks - r.clicks"
                             " FROM r WHERE c.id = r.campaign",
     [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
@@ -312,11 +334,11 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_UNKNOWN_COUNT] = "SELECT COUNT(*) FROM unknown_campaigns",
     [Q_UNKNOWN_KEEP] = "INSERT INTO unknown_events(campaign, ts, recipient, record)"
                        " VALUES($1, $2, $3, $4)",
-    [Q_UNKNOWN_UPSERT] =
-        "INSERT INTO unknown_campaigns AS u(id, opens, first_at, last_at) VALUES($1, $2, $3, $4)"
-        " ON CONFLICT(id) DO UPDATE SET opens = u.opens + excluded.opens,"
-        " first_at = LEAST(u.first_at, excluded.first_at),"
-        " last_at = GREATEST(u.last_at, excluded.last_at)",
+    [Q_UNKNOWN_UPSERT] = "INSERT INTO unknown_campaigns AS u(id, opens, first_at, last_at) "
+                         "VALUES($1, $2, $3, $4)"
+                         " ON CONFLICT(id) DO UPDATE SET opens = u.opens + excluded.opens,"
+                         " first_at = LEAST(u.first_at, excluded.first_at),"
+                         " last_at = GREATEST(u.last_at, excluded.last_at)",
     /* The newest $2 stay. */
     [Q_UNKNOWN_TRIM] = "DELETE FROM unknown_events WHERE id IN (SELECT id FROM unknown_events"
                        " WHERE campaign = $1 ORDER BY id DESC OFFSET $2)",
@@ -366,6 +388,9 @@ static const char *const query_sql[Q_COUNT] = {
                         " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
                         " excluded.machine, self = r.self + excluded.self,"
                         " clicks = r.clicks + excluded.clicks",
+    /* A text's ID (intern.h), added when new. */
+    [Q_AGENT_INTERN] = INTERN_SQL("agents"),
+    [Q_SET_INTERN] = INTERN_SQL("header_sets"),
     [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
                         " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
                         " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
@@ -382,7 +407,7 @@ static const char *const query_sql[Q_COUNT] = {
                      " ON r.campaign = t.campaign AND r.recipient = t.recipient"
                      " WHERE t.campaign = $1 AND t.recipient > $2"
                      " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
-                     " ORDER BY t.recipient LIMIT $3",
+                                                               " ORDER BY t.recipient LIMIT $3",
 };
 
 /* The statements above name the four class columns. */
@@ -398,8 +423,10 @@ static void make_sql(void)
     char cols[1024], params[512];
     sp_event_fields_sql(cols, sizeof(cols), false, params, sizeof(params), '$');
     snprintf(made_sql[Q_EVENT_INSERT], sizeof(made_sql[0]),
-             "INSERT INTO events(%s) VALUES(%s) RETURNING id", cols, params);
-    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+             "INSERT INTO events(%s, agent, header_set, header_addrs) VALUES(%s, $%d, $%d, $%d)"
+             " RETURNING id",
+             cols, params, SP_EVENT_N_FIELDS, SP_EVENT_N_FIELDS + 1, SP_EVENT_N_FIELDS + 2);
+    sp_intern_select_sql(cols, sizeof(cols));
     /* A NULL limit is no limit, as SQLite reads a negative one. */
     snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
              "SELECT %s FROM events WHERE campaign = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
@@ -410,15 +437,18 @@ static void make_sql(void)
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
-    snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
-    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
-    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
-    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
-    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
-    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
-    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
-    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
-    " GROUP BY target ORDER BY 3 DESC, target", '$', '$');
+    snprintf(
+        made_sql[Q_LINKS], sizeof(made_sql[0]),
+        "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+        " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+        " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+        " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+        " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+        " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+        " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+        " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+        " GROUP BY target ORDER BY 3 DESC, target",
+        '$', '$');
     sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 
@@ -434,6 +464,8 @@ struct pg_store {
     sp_store_failure_t last; /* what the last failed call met */
     bool faulted;            /* the database reported damage: this connection writes no more */
     char why[256];
+    /* The writer's interned texts by ID (intern.h), made on its first batch. */
+    sp_intern_t *agents, *sets;
 };
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
@@ -487,7 +519,9 @@ static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, co
     return -1;
 }
 
-#define MAX_PARAMS SP_EVENT_N_FIELDS /* the events' INSERT has the most: every field but the ID */
+/* The events' INSERT has the most: every field but the ID, and the interned IDs and apart values
+ * (intern.h). */
+#define MAX_PARAMS (SP_EVENT_N_FIELDS + 2)
 
 /* A statement's parameters, all in text form; text is made valid UTF-8 on the way in. */
 typedef struct {
@@ -661,8 +695,18 @@ typedef struct {
     char *arrays[SP_ROLLUP_COUNTS + 2]; /* a rollup statement's parameters, being sent */
     size_t *forwarded;                  /* the recipients (in tally) whose likely forwards grew */
     size_t n_forwarded;
+    sp_intern_t *agents, *sets; /* the store's */
+    struct {
+        sp_intern_t *cache;
+        const char *text; /* borrowed from an event's row, or owned (a header set) */
+        char *owned;
+    } * interns; /* texts of the batch's rows that the caches do not hold */
+    size_t n_interns, cap_interns;
     int phase;
 } batch_t;
+
+/* The phase between 2 and 3 that interns the texts the caches miss (intern.h). */
+#define PHASE_INTERN 6
 
 /* The phase between 3 and 4 that stores the likely forwards (tally.h), when there are any. */
 #define PHASE_FORWARDS 5
@@ -838,6 +882,49 @@ static void batch_free(batch_t *b)
     for (size_t i = 0; i < sizeof(b->arrays) / sizeof(b->arrays[0]); i++)
         free(b->arrays[i]);
     free(b->forwarded);
+    for (size_t i = 0; i < b->n_interns; i++)
+        free(b->interns[i].owned);
+    free(b->interns);
+}
+
+/* TEXT for the intern phase when CACHE misses it (OWNED: the batch frees it). */
+static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char *owned)
+{
+    size_t len = strlen(text);
+    bool seen = len > SP_INTERN_TEXT_MAX || sp_intern_find(cache, text, len);
+    for (size_t i = 0; !seen && i < b->n_interns; i++)
+        seen = b->interns[i].cache == cache && 0 == strcmp(b->interns[i].text, text);
+    if (seen) {
+        free(owned);
+        return;
+    }
+    if (b->n_interns == b->cap_interns) {
+        b->cap_interns = b->cap_interns ? 2 * b->cap_interns : 16;
+        b->interns = realloc(b->interns, b->cap_interns * sizeof(*b->interns));
+        if (!b->interns)
+            abort();
+    }
+    b->interns[b->n_interns].cache = cache;
+    b->interns[b->n_interns].text = text;
+    b->interns[b->n_interns++].owned = owned;
+}
+
+/* The texts of the stored events' rows that the caches miss: their user agents and header
+ * sets (a likely forward's row has its open's). */
+static void batch_interns(batch_t *b)
+{
+    for (size_t i = 0; i < b->n_stored; i++) {
+        const sp_event_row_t *row = sp_event_row(b->stored[i]);
+        char *set, *apart;
+        if (row->user_agent)
+            batch_intern(b, b->agents, row->user_agent, NULL);
+        if (0 == sp_intern_split(row->headers_json, &set, &apart)) {
+            free(apart);
+            batch_intern(b, b->sets, set, set);
+        } else {
+            batch_intern(b, b->sets, row->headers_json, NULL);
+        }
+    }
 }
 
 /* The statements that add the batch's stored events to the rollups: two, or none. */
@@ -964,13 +1051,50 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
     }
 }
 
+/* ROW's insert: its user agent and header set by their IDs when the caches hold them (the
+ * intern phase put them there; else, a text too long to cache or a slot taken by another of
+ * the batch's texts, the row keeps its own text, read the same). */
 static int send_row(pg_store_t *s, const sp_event_row_t *row)
 {
     char name[16];
     params_t p = {.n = 0};
-    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
-        if (SP_FIELD_ID != sp_event_fields[i].kind)
+    int64_t agent =
+        row->user_agent ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent)) : 0;
+    int64_t set = 0;
+    char *set_text = NULL, *apart = NULL;
+    if (0 == sp_intern_split(row->headers_json, &set_text, &apart)) {
+        set = sp_intern_find(s->sets, set_text, strlen(set_text));
+    } else {
+        set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
+    }
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        if (SP_FIELD_ID == sp_event_fields[i].kind)
+            continue;
+        if (SP_EVENT_FIELD_user_agent == i && agent)
+            p_null(&p);
+        else if (SP_EVENT_FIELD_headers_json == i && set)
+            p_text(&p, "");
+        else
             p_field(&p, row, &sp_event_fields[i]);
+    }
+    if (agent)
+        p_int(&p, agent);
+    else
+        p_null(&p);
+    if (set)
+        p_int(&p, set);
+    else
+        p_null(&p);
+    /* The apart values only with their set: else the row's headers are whole. */
+    if (set && apart) {
+        p.owned[p.n] = apart;
+        p.v[p.n++] = apart;
+        apart = NULL;
+    } else {
+        p_null(&p);
+    }
+    free(set_text);
+    free(apart);
     stmt_name(Q_EVENT_INSERT, name, sizeof(name));
     /* libpq copies the parameters into its output buffer before it returns. */
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
@@ -1078,6 +1202,9 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         q = Q_CLIENT_INSERT;
         p_text(&p, t->campaigns[t->clients[i].campaign].id);
         p_text(&p, t->clients[i].key);
+    } else if (PHASE_INTERN == b->phase) {
+        q = b->interns[i].cache == b->agents ? Q_AGENT_INTERN : Q_SET_INTERN;
+        p_text(&p, b->interns[i].text);
     } else if (PHASE_FORWARDS == b->phase) {
         if (i < t->n_forwards) {
             sp_event_row_t row;
@@ -1153,6 +1280,10 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
         }
     } else if (2 == b->phase) {
         b->n_unknown = row ? get_i64(res, 0, 0) : 0;
+    } else if (PHASE_INTERN == b->phase) {
+        if (row)
+            sp_intern_keep(b->interns[i].cache, b->interns[i].text, strlen(b->interns[i].text),
+                           get_i64(res, 0, 0));
     } else if (3 == b->phase) {
         if (i < b->n_creates) {
             /* Nothing inserted: another server created it meanwhile. */
@@ -1283,6 +1414,18 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         batch_new_unknown(&b);
     }
     batch_fates(&b);
+    if (!s->agents) {
+        s->agents = sp_intern_new(SP_INTERN_AGENTS, SP_INTERN_TEXT_MAX);
+        s->sets = sp_intern_new(SP_INTERN_SETS, SP_INTERN_TEXT_MAX);
+    }
+    b.agents = s->agents;
+    b.sets = s->sets;
+    batch_interns(&b);
+    if (b.n_interns) {
+        b.phase = PHASE_INTERN;
+        if (0 != pipe_run(s, &b, b.n_interns, err, errlen))
+            goto fail_pipe;
+    }
     b.phase = 3;
     if (0 != pipe_run(s, &b,
                       b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients +
@@ -1328,6 +1471,11 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
 fail_pipe:
     pipe_abort(s, synced);
 fail:
+    /* IDs interned in the rolled back transaction are no more. */
+    if (s->agents) {
+        sp_intern_clear(s->agents);
+        sp_intern_clear(s->sets);
+    }
     for (size_t i = 0; i < n; i++) {
         evs[i]->outcome = SP_OUTCOME_PENDING;
         evs[i]->id = 0;
@@ -1476,6 +1624,8 @@ typedef struct {
     sp_store_event_cb event;
     sp_store_user_cb user;
     sp_store_token_cb token;
+    char *headers; /* an event's headers joined back (intern.h) */
+    size_t cap;
 } row_ctx_t;
 
 static int campaign_row(void *ctx, const PGresult *res)
@@ -1556,6 +1706,12 @@ static int event_at(row_ctx_t *rc, const PGresult *res, int row)
             break;
         }
     }
+    if (!PQgetisnull(res, row, SP_INTERN_APART_COLUMN)) {
+        const char *joined = sp_intern_join(
+            r.headers_json, PQgetvalue(res, row, SP_INTERN_APART_COLUMN), &rc->headers, &rc->cap);
+        if (joined)
+            r.headers_json = joined;
+    }
     return rc->event(rc->ctx, &r);
 }
 
@@ -1583,16 +1739,19 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
         p_int(&p, limit);
     else
         p_null(&p);
-    if (limit < 0 || limit > EVENTS_WHOLE_MAX)
-        return each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
-    PGresult *res = exec_q(s, Q_EVENTS, &p, "list events", err, errlen);
-    if (!res)
-        return -1;
-    for (int i = 0, n = PQntuples(res); i < n; i++)
-        if (event_at(&rc, res, i))
-            break;
-    PQclear(res);
-    return 0;
+    int ret;
+    if (limit < 0 || limit > EVENTS_WHOLE_MAX) {
+        ret = each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
+    } else {
+        PGresult *res = exec_q(s, Q_EVENTS, &p, "list events", err, errlen);
+        ret = res ? 0 : -1;
+        for (int i = 0, n = res ? PQntuples(res) : 0; i < n; i++)
+            if (event_at(&rc, res, i))
+                break;
+        PQclear(res);
+    }
+    free(rc.headers);
+    return ret;
 }
 
 /* ---- reports -------------------------------------------------------------------------------- */
@@ -1697,9 +1856,11 @@ static int pg_events_query(sp_store_t *base, const sp_query_events_t *q, sp_stor
     int n;
     if (0 != ready(s, err, errlen))
         return -1;
-    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+    sp_intern_select_sql(cols, sizeof(cols));
     sp_query_events_sql(q, cols, '$', sql, sizeof(sql), params, &n);
-    return each_row_sql(s, sql, params, n, event_row, &rc, "list events", err, errlen);
+    int ret = each_row_sql(s, sql, params, n, event_row, &rc, "list events", err, errlen);
+    free(rc.headers);
+    return ret;
 }
 
 static int pg_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
@@ -1744,7 +1905,7 @@ typedef struct {
 static int tracker_row(void *ctx, const PGresult *res)
 {
     made_ctx_t *mc = ctx;
-    sp_store_tracker_t t = {get_i64(res, 0, 0),     PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+    sp_store_tracker_t t = {get_i64(res, 0, 0),    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                             PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
                             get_i64(res, 0, 6)};
     return mc->tracker(mc->ctx, &t);
@@ -2322,6 +2483,8 @@ static void pg_close(sp_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
     PQfinish(s->conn);
+    sp_intern_free(s->agents);
+    sp_intern_free(s->sets);
     free(s);
 }
 

@@ -21,6 +21,7 @@
 
 #include "classify.h"
 #include "datadir.h"
+#include "intern.h"
 #include "sigbus.h"
 #include "tally.h"
 
@@ -130,6 +131,16 @@ static const char *const migrations[] = {
     "ALTER TABLE recipients ADD COLUMN first_network TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE recipients ADD COLUMN first_human_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE recipients ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
+    /* 14: user agents and header sets stored once, an event naming them by ID, the values of
+     * its apart headers in its row (intern.h). Rows stored before keep their own text. */
+    "CREATE TABLE agents(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE header_sets(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);"
+    "ALTER TABLE events ADD COLUMN agent INTEGER;"
+    "ALTER TABLE events ADD COLUMN header_set INTEGER;"
+    "ALTER TABLE events ADD COLUMN header_addrs TEXT;",
+    /* 15: no index of events by time alone: only retention read it, which now finds each
+     * campaign's old events through events_campaign_ts. One B-tree insert fewer per event. */
+    "DROP INDEX events_ts;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -162,6 +173,10 @@ enum {
     Q_READ_FOLD,
     Q_ROLLUP_COUNTS,
     Q_ROLLUP_VALUES,
+    Q_AGENT_FIND,
+    Q_AGENT_ADD,
+    Q_SET_FIND,
+    Q_SET_ADD,
     Q_COUNT
 };
 
@@ -182,8 +197,9 @@ static const char *const batch_sql[Q_COUNT] = {
         " self = self + excluded.self, clicks = clicks + excluded.clicks,"
         " first_at = CASE WHEN first_at = 0 THEN excluded.first_at"
         " WHEN excluded.first_at = 0 THEN first_at ELSE MIN(first_at, excluded.first_at) END,"
-        " last_at = MAX(last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client")
-            "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_at"),
+        " last_at = MAX(last_at, excluded.last_at)," FIRST_HUMAN_SET(
+            "first_client") "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_"
+                                                                                     "at"),
     /* Not RETURNING on the upsert: SQLite gathers a RETURNING statement's rows in a temporary
      * b-tree, a page made and zeroed per run, which cost 10% of the writer's instructions with
      * a recipient per open. The row read back is in the page cache. */
@@ -235,6 +251,11 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, hour, value)"
                         " DO UPDATE SET n = r.n + excluded.n",
+    /* Interned texts (intern.h), looked up when the writer's cache misses. */
+    [Q_AGENT_FIND] = "SELECT id FROM agents WHERE text = ?1",
+    [Q_AGENT_ADD] = "INSERT INTO agents(text) VALUES(?1)",
+    [Q_SET_FIND] = "SELECT id FROM header_sets WHERE text = ?1",
+    [Q_SET_ADD] = "INSERT INTO header_sets(text) VALUES(?1)",
 };
 
 /* The statements above name the four class columns. */
@@ -275,6 +296,8 @@ struct sqlite_store {
     struct fault_group *group; /* the database's fault state, shared by its connections */
     sp_store_failure_t last;   /* what the last failed call met */
     char why[512];             /* a fault's reason, when the database has no group */
+    /* The writer's interned texts by ID (intern.h), made on its first batch. */
+    sp_intern_t *agents, *sets;
 };
 
 /* ---- faults: a store that must not be written, and the WAL index's SIGBUS ------------------ */
@@ -1053,17 +1076,82 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
     }
 }
 
-/* Inserts ROW, its ID into *ID. */
+/* TEXT's ID in the table of FIND and ADD (agents or header_sets), added when new: from the
+ * writer's cache C when it holds it, else from the table. */
+static int intern(sqlite_store_t *s, sp_intern_t *c, int find, int add, const char *text,
+                  int64_t *id, char *err, size_t errlen)
+{
+    size_t len = strlen(text);
+    if (0 != (*id = sp_intern_find(c, text, len)))
+        return 0;
+    sqlite3_stmt *st = s->q[find];
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (SQLITE_ROW == rc)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (SQLITE_ROW != rc && SQLITE_DONE != rc)
+        return fail(s, err, errlen, "interned text");
+    if (SQLITE_DONE == rc) {
+        st = s->q[add];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "intern text");
+        *id = sqlite3_last_insert_rowid(s->db);
+    }
+    sp_intern_keep(c, text, len, *id);
+    return 0;
+}
+
+/* Inserts ROW, its ID into *ID: its user agent and header set by their IDs. */
 static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
                       size_t errlen)
 {
+    if (!s->agents) {
+        s->agents = sp_intern_new(SP_INTERN_AGENTS, SP_INTERN_TEXT_MAX);
+        s->sets = sp_intern_new(SP_INTERN_SETS, SP_INTERN_TEXT_MAX);
+    }
+    int64_t agent = 0, set = 0;
+    char *set_text = NULL, *apart = NULL;
+    int split = sp_intern_split(row->headers_json, &set_text, &apart);
+    if ((row->user_agent && 0 != intern(s, s->agents, Q_AGENT_FIND, Q_AGENT_ADD, row->user_agent,
+                                        &agent, err, errlen)) ||
+        0 != intern(s, s->sets, Q_SET_FIND, Q_SET_ADD, split ? row->headers_json : set_text, &set,
+                    err, errlen)) {
+        free(set_text);
+        free(apart);
+        return -1;
+    }
     sqlite3_stmt *st = s->q[Q_EVENT_INSERT];
     sqlite3_reset(st);
     int param = 0;
-    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
-        if (SP_FIELD_ID != sp_event_fields[i].kind)
-            bind_field(st, ++param, row, &sp_event_fields[i]);
-    if (SQLITE_DONE != sqlite3_step(st))
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        if (SP_FIELD_ID == sp_event_fields[i].kind)
+            continue;
+        ++param;
+        if (SP_EVENT_FIELD_user_agent == i)
+            sqlite3_bind_null(st, param);
+        else if (SP_EVENT_FIELD_headers_json == i)
+            sqlite3_bind_text(st, param, "", 0, SQLITE_STATIC);
+        else
+            bind_field(st, param, row, &sp_event_fields[i]);
+    }
+    if (agent)
+        sqlite3_bind_int64(st, ++param, agent);
+    else
+        sqlite3_bind_null(st, ++param);
+    sqlite3_bind_int64(st, ++param, set);
+    if (apart)
+        sqlite3_bind_text(st, ++param, apart, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, ++param);
+    /* The texts bound are freed below: the next insert binds every parameter again. */
+    int rc = sqlite3_step(st);
+    free(set_text);
+    free(apart);
+    if (SQLITE_DONE != rc)
         return fail(s, err, errlen, "insert event");
     *id = sqlite3_last_insert_rowid(s->db);
     return 0;
@@ -1314,6 +1402,11 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     return 0;
 fail:;
     rollback(s);
+    /* IDs interned in the rolled back transaction are no more. */
+    if (s->agents) {
+        sp_intern_clear(s->agents);
+        sp_intern_clear(s->sets);
+    }
     sp_tally_free(&tally);
     sp_rollup_free(&rollup);
     for (size_t j = 0; j < n; j++) {
@@ -1474,6 +1567,34 @@ static int sq_recipients(sp_store_t *base, const char *campaign, const char *aft
     return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list recipients");
 }
 
+/* Calls CB with each row of ST (sp_intern_select_sql's columns), its headers joined back
+ * from their set and apart values; finalizes ST. */
+static int read_events(sqlite_store_t *s, sqlite3_stmt *st, sp_store_event_cb cb, void *ctx,
+                       char *err, size_t errlen)
+{
+    char *headers = NULL;
+    size_t cap = 0;
+    int rc;
+    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
+        sp_event_row_t r;
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+            read_field(st, (int)i, &r, &sp_event_fields[i]);
+        if (SQLITE_NULL != sqlite3_column_type(st, SP_INTERN_APART_COLUMN)) {
+            const char *joined = sp_intern_join(
+                r.headers_json, col_text(st, SP_INTERN_APART_COLUMN), &headers, &cap);
+            if (joined)
+                r.headers_json = joined;
+        }
+        if (cb(ctx, &r)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    free(headers);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+}
+
 static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int64_t limit,
                      sp_store_event_cb cb, void *ctx, char *err, size_t errlen)
 {
@@ -1484,18 +1605,7 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     bind_text(st, 1, campaign);
     sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int64(st, 3, limit);
-    int rc;
-    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
-        sp_event_row_t r;
-        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
-            read_field(st, (int)i, &r, &sp_event_fields[i]);
-        if (cb(ctx, &r)) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_finalize(st);
-    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+    return read_events(s, st, cb, ctx, err, errlen);
 }
 
 /* ---- reports ----------------------------------------------------------------- */
@@ -1568,23 +1678,12 @@ static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_stor
     char cols[1024], sql[4096];
     sp_query_param_t params[SP_QUERY_PARAMS];
     int n;
-    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
+    sp_intern_select_sql(cols, sizeof(cols));
     sp_query_events_sql(q, cols, '?', sql, sizeof(sql), params, &n);
     if (prepare(s, &st, sql, err, errlen))
         return -1;
     bind_params(st, params, n);
-    int rc;
-    while (SQLITE_ROW == (rc = sqlite3_step(st))) {
-        sp_event_row_t r;
-        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
-            read_field(st, (int)i, &r, &sp_event_fields[i]);
-        if (cb(ctx, &r)) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_finalize(st);
-    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+    return read_events(s, st, cb, ctx, err, errlen);
 }
 
 static int sq_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,
@@ -1654,8 +1753,12 @@ static int sq_trackers(sp_store_t *base, const char *campaign, int64_t before, i
     sqlite3_bind_int64(st, 3, limit);
     int rc;
     while (SQLITE_ROW == (rc = sqlite3_step(st))) {
-        sp_store_tracker_t t = {sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
-                                col_text(st, 3),             col_text(st, 4), col_text(st, 5),
+        sp_store_tracker_t t = {sqlite3_column_int64(st, 0),
+                                col_text(st, 1),
+                                col_text(st, 2),
+                                col_text(st, 3),
+                                col_text(st, 4),
+                                col_text(st, 5),
                                 sqlite3_column_int64(st, 6)};
         if (cb(ctx, &t)) {
             rc = SQLITE_DONE;
@@ -1672,15 +1775,18 @@ static int sq_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb,
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     char sql[2048];
-    snprintf(sql, sizeof(sql), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
-    " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
-    " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
-    " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
-    " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
-    " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
-    " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
-    " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
-    " GROUP BY target ORDER BY 3 DESC, target", '?', '?');
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+        " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+        " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+        " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+        " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+        " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+        " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+        " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
+        " GROUP BY target ORDER BY 3 DESC, target",
+        '?', '?');
     if (prepare(s, &st, sql, err, errlen))
         return -1;
     bind_text(st, 1, campaign);
@@ -1712,8 +1818,10 @@ static int sq_sent_put(sp_store_t *base, const char *campaign, const char *const
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
     if (0 != rollup_step(s, "DELETE FROM sent_to WHERE campaign = ?1", campaign, err, errlen) ||
-        prepare(s, &st, "INSERT INTO sent_to(campaign, recipient) VALUES(?1, ?2)"
-                        " ON CONFLICT DO NOTHING", err, errlen))
+        prepare(s, &st,
+                "INSERT INTO sent_to(campaign, recipient) VALUES(?1, ?2)"
+                " ON CONFLICT DO NOTHING",
+                err, errlen))
         goto fail;
     bind_text(st, 1, campaign);
     for (size_t i = 0; i < n; i++) {
@@ -1767,7 +1875,7 @@ static int sq_not_opened(sp_store_t *base, const char *campaign, const char *aft
                 " ON r.campaign = t.campaign AND r.recipient = t.recipient"
                 " WHERE t.campaign = ?1 AND t.recipient > ?2"
                 " AND COALESCE(" SP_TALLY_VIEWS_SQL("r.") ", 0) = 0"
-                " ORDER BY t.recipient LIMIT ?3",
+                                                          " ORDER BY t.recipient LIMIT ?3",
                 err, errlen))
         return -1;
     bind_text(st, 1, campaign);
@@ -1883,8 +1991,13 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
                            size_t errlen)
 {
     /* An unknown campaign goes with its last open: every kept one is older. */
+    /* Campaign by campaign (each distinct one found through the index, a step each), so that
+     * events_campaign_ts bounds the time: no index of events by time alone (schema 15). */
     static const char *const steps[] = {
-        "DELETE FROM events WHERE ts < ?1",
+        "WITH RECURSIVE c(id) AS (SELECT (SELECT min(campaign) FROM events) UNION ALL"
+        " SELECT (SELECT min(campaign) FROM events WHERE campaign > c.id) FROM c"
+        " WHERE c.id IS NOT NULL)"
+        " DELETE FROM events WHERE campaign IN (SELECT id FROM c) AND ts < ?1",
         "DELETE FROM unknown_events WHERE ts < ?1",
         "DELETE FROM unknown_campaigns WHERE last_at < ?1",
     };
@@ -1977,8 +2090,10 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     static const char *const steps[] = {
-        "DELETE FROM events WHERE campaign = ?1",  "DELETE FROM recipients WHERE campaign = ?1",
-        "DELETE FROM clients WHERE campaign = ?1", "DELETE FROM images WHERE campaign = ?1",
+        "DELETE FROM events WHERE campaign = ?1",
+        "DELETE FROM recipients WHERE campaign = ?1",
+        "DELETE FROM clients WHERE campaign = ?1",
+        "DELETE FROM images WHERE campaign = ?1",
         "DELETE FROM campaigns WHERE id = ?1",
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
@@ -2458,6 +2573,8 @@ static void sq_close(sp_store_t *base)
     sqlite_store_t *s = (sqlite_store_t *)base;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
+    sp_intern_free(s->agents);
+    sp_intern_free(s->sets);
     sqlite3_close(s->db);
     free(s->deltas);
     free(s->stored);
@@ -2576,8 +2693,10 @@ static void sqlite_once(void)
 {
     char cols[1024], params[512];
     sp_event_fields_sql(cols, sizeof(cols), false, params, sizeof(params), '?');
-    snprintf(insert_sql, sizeof(insert_sql), "INSERT INTO events(%s) VALUES(%s)", cols, params);
-    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
+    snprintf(insert_sql, sizeof(insert_sql),
+             "INSERT INTO events(%s, agent, header_set, header_addrs) VALUES(%s, ?%d, ?%d, ?%d)",
+             cols, params, SP_EVENT_N_FIELDS, SP_EVENT_N_FIELDS + 1, SP_EVENT_N_FIELDS + 2);
+    sp_intern_select_sql(cols, sizeof(cols));
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);

@@ -62,6 +62,36 @@ describe('--trusted-proxy 127.0.0.1/32 with the default GeoIP database', () => {
     assert.equal((await openFrom(s, { Forwarded: `${lies('for=')}, for=198.51.100.4` })).ip, '198.51.100.4');
   });
 
+  test('each open reads back its own agent and headers, in the order sent, whatever the others sent', async () => {
+    // The store keeps a header set once per client and each request's addresses, cookies and
+    // referrer in its row: what comes back must be each request's own, byte for byte.
+    const sent = [];
+    for (let i = 0; i < 6; i++) {
+      const headers = {
+        'User-Agent': i % 2 ? UA.thunderbird : 'Agent "q" \\ @ {x}:,',
+        'X-Forwarded-For': `198.51.100.${40 + i}`,
+        Accept: 'image/*',
+        Cookie: `k=v${i}; theme="@"`,
+        Forwarded: `for=198.51.100.${40 + i}`,
+        'X-Odd': '@"}{',
+        Referer: `https://mail.example/${i}/@`,
+      };
+      const email = `interned${i}`;
+      assertPixel(await s.pixel({ campaign: 'ip', email }, headers));
+      sent.push({ email, headers });
+    }
+    const evs = await s.events('ip', '?limit=1000');
+    const csv = await s.api('GET', '/campaigns/ip/events.csv');
+    assert.equal(csv.status, 200);
+    for (const { email, headers } of sent) {
+      const ev = evs.find((e) => e.recipient === email);
+      assert.equal(ev.user_agent, headers['User-Agent']);
+      for (const [k, v] of Object.entries(headers)) assert.equal(ev.headers[k], v, k);
+      assert.deepEqual(Object.keys(ev.headers).filter((k) => k in headers), Object.keys(headers));
+      assert.ok(csv.text.includes(JSON.stringify(ev.headers).replaceAll('"', '""')), email);
+    }
+  });
+
   test('Forwarded: for="[2001:db8::1]:4711" and for=IPv4', async () => {
     assert.equal((await openFrom(s, { Forwarded: 'for="[2001:db8::1]:4711"' })).ip, '2001:db8::1');
     assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43' })).ip, '192.0.2.60');

@@ -156,7 +156,7 @@ describe('a logged-in browser loads a pixel', () => {
     assert.ok(files.some((f) => f.path.endsWith('.jnl')), 'a journal segment');
     // The sessions table keeps each session's CSRF token to compare: not a secret alone.
     for (const f of files) assertNoSecret(f.path, f.bytes.toString('latin1'), ['csrf']);
-    const rows = await sqlite(path.join(srv.dataDir, 'spypixel.db'), 'SELECT cookies, headers FROM events');
+    const rows = await sqlite(path.join(srv.dataDir, 'spypixel.db'), 'SELECT cookies, headers, header_addrs, (SELECT text FROM header_sets WHERE id = header_set) FROM events');
     assert.ok(rows.includes(REMOVED));
     assertNoSecret('the events table', rows);
   });

@@ -115,7 +115,7 @@ async function oneText(flags, stored) {
 describe('one text everywhere', () => {
   test('SQLite: JSON, CSV, live stream, webhook and the database agree', async () => {
     await oneText([], async (s) => {
-      const hex = (await sqlite(path.join(s.dataDir, 'spypixel.db'), 'SELECT hex(user_agent) FROM events')).trim();
+      const hex = (await sqlite(path.join(s.dataDir, 'spypixel.db'), 'SELECT hex(coalesce(user_agent, (SELECT text FROM agents WHERE id = events.agent))) FROM events')).trim();
       return Buffer.from(hex, 'hex').toString('utf8');
     });
   });
@@ -128,7 +128,7 @@ describe('one text everywhere', () => {
     process.env.SPYPIXEL_PG = conninfo;
     try {
       await oneText([], async () => {
-        const hex = (await psql(conninfo, "SELECT encode(convert_to(user_agent, 'UTF8'), 'hex') FROM events")).trim();
+        const hex = (await psql(conninfo, "SELECT encode(convert_to(coalesce(user_agent, (SELECT text FROM agents WHERE id = events.agent)), 'UTF8'), 'hex') FROM events")).trim();
         return Buffer.from(hex, 'hex').toString('utf8');
       });
     } finally {

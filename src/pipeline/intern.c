@@ -1,0 +1,275 @@
+/* intern: user agents and header sets stored once and referenced by ID, and the writer's cache. */
+/* SPDX-License-Identifier: MIT */
+#include "intern.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    char *text; /* NULL: empty */
+    size_t len;
+    int64_t id;
+} slot_t;
+
+struct sp_intern {
+    slot_t *slots;
+    size_t n_slots, max_len, count;
+};
+
+sp_intern_t *sp_intern_new(size_t slots, size_t max_len)
+{
+    sp_intern_t *c = calloc(1, sizeof(*c));
+    if (!c || !slots)
+        abort();
+    c->slots = calloc(slots, sizeof(*c->slots));
+    if (!c->slots)
+        abort();
+    c->n_slots = slots;
+    c->max_len = max_len;
+    return c;
+}
+
+void sp_intern_clear(sp_intern_t *c)
+{
+    for (size_t i = 0; i < c->n_slots; i++) {
+        free(c->slots[i].text);
+        c->slots[i] = (slot_t){0};
+    }
+    c->count = 0;
+}
+
+void sp_intern_free(sp_intern_t *c)
+{
+    if (!c)
+        return;
+    sp_intern_clear(c);
+    free(c->slots);
+    free(c);
+}
+
+size_t sp_intern_count(const sp_intern_t *c)
+{
+    return c->count;
+}
+
+/* FNV-1a's constants, a word at a time: the texts are hundreds of bytes. */
+static uint64_t hash(const char *s, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 1099511628211ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h ^ (h >> 32);
+}
+
+int64_t sp_intern_find(const sp_intern_t *c, const char *text, size_t len)
+{
+    const slot_t *e = &c->slots[hash(text, len) % c->n_slots];
+    return e->text && e->len == len && 0 == memcmp(e->text, text, len) ? e->id : 0;
+}
+
+void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id)
+{
+    if (len > c->max_len)
+        return;
+    slot_t *e = &c->slots[hash(text, len) % c->n_slots];
+    if (!e->text)
+        c->count++;
+    free(e->text);
+    e->text = malloc(len + 1);
+    if (!e->text)
+        abort();
+    memcpy(e->text, text, len);
+    e->text[len] = '\0';
+    e->len = len;
+    e->id = id;
+}
+
+/* Headers whose values are the request's own, not its client's: addresses set by proxies
+ * (RFC 7239's Forwarded and its de facto forerunners), request IDs, and the cookies and
+ * referrer that name a visitor. Kept in the row, they go with it (retention, forget). */
+#define APART(name)                                                                                \
+    {                                                                                              \
+        name, sizeof(name) - 1                                                                     \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+} apart[] = {
+    APART("X-Forwarded-For"),
+    APART("X-Real-IP"),
+    APART("Forwarded"),
+    APART("True-Client-IP"),
+    APART("CF-Connecting-IP"),
+    APART("X-Client-IP"),
+    APART("X-Cluster-Client-IP"),
+    APART("Fastly-Client-IP"),
+    APART("X-Forwarded"),
+    APART("Forwarded-For"),
+    APART("X-Original-Forwarded-For"),
+    APART("X-Request-ID"),
+    APART("X-Amzn-Trace-Id"),
+    APART("CF-Ray"),
+    APART("Cookie"),
+    APART("Referer"),
+};
+
+int sp_intern_apart(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(apart) / sizeof(apart[0]); i++)
+        if (apart[i].len == len && 0 == strncasecmp(apart[i].name, name, len))
+            return 1;
+    return 0;
+}
+
+/* The end of the JSON string at S (its opening quote), just past its closing quote; NULL when
+ * it does not end. */
+static const char *string_end(const char *s)
+{
+    if ('"' != *s)
+        return NULL;
+    for (s++; (s = strpbrk(s, "\\\"")); s++) {
+        if ('"' == *s)
+            return s + 1;
+        if (!*++s) /* past the escaped character */
+            return NULL;
+    }
+    return NULL;
+}
+
+static void put(char **p, const char *s, size_t len)
+{
+    memcpy(*p, s, len);
+    *p += len;
+}
+
+int sp_intern_split(const char *json, char **set, char **apart_out)
+{
+    size_t len = strlen(json);
+    char *a = malloc(len + 1), *b = malloc(len + 1);
+    if (!a || !b)
+        abort();
+    char *pa = a, *pb = b;
+    const char *p = json;
+    if ('{' != *p)
+        goto no;
+    put(&pa, p++, 1);
+    if ('}' == *p) {
+        put(&pa, p++, 1);
+    } else {
+        for (;;) {
+            const char *key = p, *key_end = string_end(p);
+            if (!key_end || ':' != *key_end)
+                goto no;
+            const char *value = key_end + 1, *value_end = string_end(value);
+            if (!value_end)
+                goto no;
+            put(&pa, key, (size_t)(value - key));
+            if (sp_intern_apart(key + 1, (size_t)(key_end - key - 2))) {
+                put(&pa, "@", 1);
+                put(&pb, value, (size_t)(value_end - value));
+            } else {
+                put(&pa, value, (size_t)(value_end - value));
+            }
+            p = value_end;
+            if (',' == *p) {
+                put(&pa, p++, 1);
+                continue;
+            }
+            if ('}' != *p)
+                goto no;
+            put(&pa, p++, 1);
+            break;
+        }
+    }
+    if (*p)
+        goto no;
+    *pa = *pb = '\0';
+    *set = a;
+    *apart_out = b;
+    return 0;
+no:
+    free(a);
+    free(b);
+    return -1;
+}
+
+static void grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    *buf = realloc(*buf, n);
+    if (!*buf)
+        abort();
+    *cap = n;
+}
+
+char *sp_intern_join(const char *set, const char *apart_values, char **buf, size_t *cap)
+{
+    grow(buf, cap, strlen(set) + strlen(apart_values) + 1);
+    char *out = *buf;
+    const char *p = set, *next = apart_values;
+    while (*p) {
+        if ('"' == *p) {
+            const char *end = string_end(p);
+            if (!end)
+                return NULL;
+            put(&out, p, (size_t)(end - p));
+            p = end;
+        } else if ('@' == *p) {
+            const char *end = string_end(next);
+            if (!end)
+                return NULL;
+            put(&out, next, (size_t)(end - next));
+            next = end;
+            p++;
+        } else {
+            put(&out, p++, 1);
+        }
+    }
+    *out = '\0';
+    return *next ? NULL : *buf;
+}
+
+/* Appends TEXT at *AT of BUF (LEN bytes); aborts when it does not fit: the buffers are sized
+ * for the table, so that would be a bug. */
+static void append(char *buf, size_t len, size_t *at, const char *text)
+{
+    int n = snprintf(buf + *at, len - *at, "%s%s", *at ? ", " : "", text);
+    assert(n >= 0 && (size_t)n < len - *at);
+    if (n < 0 || (size_t)n >= len - *at)
+        abort();
+    *at += (size_t)n;
+}
+
+void sp_intern_select_sql(char *cols, size_t len)
+{
+    size_t at = 0;
+    cols[0] = '\0';
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        if (SP_EVENT_FIELD_user_agent == i)
+            append(cols, len, &at,
+                   "coalesce(user_agent,"
+                   " (SELECT text FROM agents WHERE agents.id = events.agent)) AS user_agent");
+        else if (SP_EVENT_FIELD_headers_json == i)
+            append(
+                cols, len, &at,
+                "coalesce((SELECT text FROM header_sets WHERE header_sets.id = events.header_set),"
+                " headers) AS headers");
+        else
+            append(cols, len, &at, sp_event_fields[i].name);
+    }
+    append(cols, len, &at, "header_addrs");
+}

@@ -1,0 +1,72 @@
+/* intern: user agents and header sets stored once and referenced by ID, and the writer's cache. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_INTERN_H
+#define SP_INTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+/*
+ * An event's user agent (one of a few in real traffic) and its headers object are stored once
+ * each, in tables of their own (agents, header_sets), and an event row holds their IDs. A
+ * headers object differs from request to request only by the headers that carry the request's
+ * own addresses, IDs and cookies (X-Forwarded-For, Forwarded, Cookie...: sp_intern_apart): those
+ * values stay in the row (header_addrs) and the rest of the object, which repeats per client, is
+ * the set that is interned. Rows written before interning keep their own user_agent and
+ * headers; the stores read both through sp_intern_select_sql.
+ */
+
+/* A bounded cache of interned texts by their ID in one store, for the writer: SLOTS entries
+ * (one slot per hash, the newest kept), texts longer than MAX_LEN never kept. Not thread-safe:
+ * one writer owns it. */
+typedef struct sp_intern sp_intern_t;
+
+/* The writer's cache sizes: distinct agents are few, header sets one per client
+ * configuration; at most SLOTS * TEXT_MAX bytes each (about 4.5 MB in all). */
+#define SP_INTERN_AGENTS   256
+#define SP_INTERN_SETS     2048
+#define SP_INTERN_TEXT_MAX 2048
+
+/* Aborts when out of memory. */
+sp_intern_t *sp_intern_new(size_t slots, size_t max_len);
+void sp_intern_free(sp_intern_t *c);
+
+/* TEXT's ID (LEN bytes) when the cache holds it, else 0. */
+int64_t sp_intern_find(const sp_intern_t *c, const char *text, size_t len);
+
+/* Remembers TEXT (LEN bytes) as ID, in place of what its slot held. */
+void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id);
+
+/* Forgets every entry: after a rolled back transaction, whose IDs may not exist. */
+void sp_intern_clear(sp_intern_t *c);
+
+/* How many entries it holds (at most its slots). */
+size_t sp_intern_count(const sp_intern_t *c);
+
+/* True when header NAME (LEN bytes, any case) is kept in the row, apart from the set. */
+int sp_intern_apart(const char *name, size_t len);
+
+/* Splits a headers object JSON (as sp_event_headers_json writes it) into *SET, the object with
+ * each apart header's value replaced by @, and *APART, those values' JSON strings one after the
+ * other: malloc'd, the caller frees both. Returns 0, or -1 (nothing allocated) when JSON is not
+ * an object of strings, which is then stored whole. sp_intern_join makes JSON back, byte for
+ * byte. */
+int sp_intern_split(const char *json, char **set, char **apart);
+
+/* SET with each @ outside its strings replaced by the next JSON string of APART, into *BUF
+ * (*CAP bytes, grown with realloc as needed; aborts when out of memory). Returns *BUF, or NULL
+ * when APART runs out or is not a list of JSON strings. */
+char *sp_intern_join(const char *set, const char *apart, char **buf, size_t *cap);
+
+/* The events' columns to SELECT (LEN bytes into COLS): the fields of event_fields.h, the ID
+ * first, user_agent and headers read through their IDs when interned, then one more column:
+ * the apart headers' values (NULL for a row stored before interning). Aborts when it does not
+ * fit. */
+void sp_intern_select_sql(char *cols, size_t len);
+
+/* The column after the fields in sp_intern_select_sql's list. */
+#define SP_INTERN_APART_COLUMN SP_EVENT_N_FIELDS
+
+#endif

@@ -1,0 +1,151 @@
+/* Unit tests for intern: the writer's bounded cache, and header sets split and joined back. */
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intern.h"
+
+/* The cache holds at most its slots, never a text longer than its bound, finds what it holds
+ * and forgets all on clear. */
+static void test_cache_bounds(void **state)
+{
+    (void)state;
+    sp_intern_t *c = sp_intern_new(8, 16);
+    char text[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(text, sizeof(text), "agent %d", i);
+        sp_intern_keep(c, text, strlen(text), i + 1);
+        assert_int_equal(i + 1, sp_intern_find(c, text, strlen(text)));
+        assert_true(sp_intern_count(c) <= 8);
+    }
+    assert_int_equal(8, sp_intern_count(c));
+    int held = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(text, sizeof(text), "agent %d", i);
+        int64_t id = sp_intern_find(c, text, strlen(text));
+        assert_true(0 == id || i + 1 == id);
+        held += id != 0;
+    }
+    assert_int_equal(8, held);
+    sp_intern_keep(c, "a text longer than sixteen", 26, 5000);
+    assert_int_equal(0, sp_intern_find(c, "a text longer than sixteen", 26));
+    /* A prefix is another text. */
+    sp_intern_keep(c, "abc", 3, 7);
+    assert_int_equal(0, sp_intern_find(c, "ab", 2));
+    assert_int_equal(7, sp_intern_find(c, "abc", 3));
+    sp_intern_clear(c);
+    assert_int_equal(0, sp_intern_count(c));
+    assert_int_equal(0, sp_intern_find(c, "abc", 3));
+    sp_intern_free(c);
+}
+
+static void round_trip(const char *json, const char *want_set, const char *want_apart)
+{
+    char *set = NULL, *apart = NULL, *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(0, sp_intern_split(json, &set, &apart));
+    assert_string_equal(want_set, set);
+    assert_string_equal(want_apart, apart);
+    const char *back = sp_intern_join(set, apart, &buf, &cap);
+    assert_non_null(back);
+    assert_string_equal(json, back);
+    free(set);
+    free(apart);
+    free(buf);
+}
+
+/* The address headers' values leave the set, whatever their case, and come back in place. */
+static void test_split_join(void **state)
+{
+    (void)state;
+    round_trip("{}", "{}", "");
+    round_trip("{\"Host\":\"h\"}", "{\"Host\":\"h\"}", "");
+    round_trip("{\"Host\":\"h\",\"X-Forwarded-For\":\"192.0.2.1, 10.0.0.1\",\"Accept\":\"*/*\"}",
+               "{\"Host\":\"h\",\"X-Forwarded-For\":@,\"Accept\":\"*/*\"}",
+               "\"192.0.2.1, 10.0.0.1\"");
+    round_trip(
+        "{\"x-real-ip\":\"a\",\"FORWARDED\":\"for=\\\"[2001:db8::1]\\\"\",\"Cookie\":\"v=1\"}",
+        "{\"x-real-ip\":@,\"FORWARDED\":@,\"Cookie\":@}",
+        "\"a\"\"for=\\\"[2001:db8::1]\\\"\"\"v=1\"");
+    /* @, quotes, escapes and braces inside strings are text, in the set and apart. */
+    round_trip("{\"A@\":\"@ \\\"@\\\" {}:,\\\\\",\"Referer\":\"https://x/@\\\\\"}",
+               "{\"A@\":\"@ \\\"@\\\" {}:,\\\\\",\"Referer\":@}", "\"https://x/@\\\\\"");
+    round_trip("{\"X-Forwarded-For\":\"\"}", "{\"X-Forwarded-For\":@}", "\"\"");
+}
+
+/* What is not an object of strings is not split (stored whole); a join with too few or too
+ * many values fails. */
+static void test_split_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"a\":1}",
+        "{\"a\":\"b\"",
+        "{\"a\":\"b\"}x",
+        "{\"a\" : \"b\"}",
+        "{\"a\":\"b}",
+        "{\"a\":\"b\",}",
+        "null",
+        "{\"X-Forwarded-For\":{\"a\":\"b\"}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *set = (char *)"unchanged", *apart = (char *)"unchanged";
+        assert_int_equal(-1, sp_intern_split(bad[i], &set, &apart));
+        assert_string_equal("unchanged", set);
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    assert_null(sp_intern_join("{\"X-Real-IP\":@}", "", &buf, &cap));
+    assert_null(sp_intern_join("{\"X-Real-IP\":@}", "\"a\"\"b\"", &buf, &cap));
+    assert_null(sp_intern_join("{\"X-Real-IP\":@}", "\"a", &buf, &cap));
+    assert_string_equal("{\"X-Real-IP\":\"a\"}",
+                        sp_intern_join("{\"X-Real-IP\":@}", "\"a\"", &buf, &cap));
+    free(buf);
+}
+
+/* A headers object as the writer makes it, with the most headers, each at its longest: the
+ * join's buffer grows to hold it. */
+static void test_large(void **state)
+{
+    (void)state;
+    sp_event_t *ev = sp_event_new(SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2));
+    char *value = malloc(SP_HEADER_MAX);
+    assert_non_null(value);
+    memset(value, 'v', SP_HEADER_MAX);
+    for (int i = 0; i < SP_HEADERS_MAX; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), i % 2 ? "X-Real-IP" : "H%d", i);
+        assert_int_equal(0, sp_event_add_header(ev, name, strlen(name), value, SP_HEADER_MAX));
+    }
+    char *json = sp_event_headers_json(ev), *set, *apart, *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(0, sp_intern_split(json, &set, &apart));
+    assert_string_equal(json, sp_intern_join(set, apart, &buf, &cap));
+    free(json);
+    free(set);
+    free(apart);
+    free(buf);
+    free(value);
+    sp_event_free(ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cache_bounds),
+        cmocka_unit_test(test_split_join),
+        cmocka_unit_test(test_split_refused),
+        cmocka_unit_test(test_large),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
