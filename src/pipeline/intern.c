@@ -95,8 +95,9 @@ void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id)
 }
 
 /* Headers whose values are the request's own, not its client's: addresses set by proxies
- * (RFC 7239's Forwarded and its de facto forerunners), request IDs, and the cookies and
- * referrer that name a visitor. Kept in the row, they go with it (retention, forget). */
+ * (RFC 7239's Forwarded and its de facto forerunners), request IDs, and the cookies, referrer
+ * and From (RFC 9110 10.1.2: the user's email address) that name a person. Kept in the row,
+ * they go with it (retention, forget). */
 #define APART(name)                                                                                \
     {                                                                                              \
         name, sizeof(name) - 1                                                                     \
@@ -121,6 +122,7 @@ static const struct {
     APART("CF-Ray"),
     APART("Cookie"),
     APART("Referer"),
+    APART("From"),
 };
 
 int sp_intern_apart(const char *name, size_t len)

@@ -79,6 +79,9 @@ static void test_split_join(void **state)
     round_trip("{\"A@\":\"@ \\\"@\\\" {}:,\\\\\",\"Referer\":\"https://x/@\\\\\"}",
                "{\"A@\":\"@ \\\"@\\\" {}:,\\\\\",\"Referer\":@}", "\"https://x/@\\\\\"");
     round_trip("{\"X-Forwarded-For\":\"\"}", "{\"X-Forwarded-For\":@}", "\"\"");
+    /* From names the person (an email address): it goes with the event, not into the set. */
+    round_trip("{\"Host\":\"h\",\"from\":\"reader@example.com\"}", "{\"Host\":\"h\",\"from\":@}",
+               "\"reader@example.com\"");
 }
 
 /* What is not an object of strings is not split (stored whole); a join with too few or too
