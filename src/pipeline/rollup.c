@@ -183,15 +183,22 @@ static void counts_select(sql_t *q, int sign)
         sign, COUNTED_CLICK, SP_ROLLUP_QUARTER_MS);
 }
 
+/* Per dim from FIRST to LAST, unit (UNIT_MS: an hour, a day) and value: how many; SIGN times
+ * each. Of "e", grouped. */
+static void values_select_of(sql_t *q, int sign, bool pg, int first, int last, long long unit_ms)
+{
+    put(q, "SELECT campaign, dim, hour, value, %d * COUNT(*) AS n FROM (", sign);
+    for (int d = first; d <= last; d++)
+        put(q, "%sSELECT campaign, %d AS dim, ts / %lld AS hour, (%s)%s AS value FROM e WHERE %s",
+            d > first ? " UNION ALL " : "", d, unit_ms, dims[d].value, pg ? " COLLATE \"C\"" : "",
+            dims[d].when);
+    put(q, ") x GROUP BY campaign, dim, hour, value");
+}
+
 /* Per dim, hour and value: how many; SIGN times each. Of "e", grouped. */
 static void values_select(sql_t *q, int sign, bool pg)
 {
-    put(q, "SELECT campaign, dim, hour, value, %d * COUNT(*) AS n FROM (", sign);
-    for (int d = 0; d < SP_ROLLUP_DIMS; d++)
-        put(q, "%sSELECT campaign, %d AS dim, ts / %lld AS hour, (%s)%s AS value FROM e WHERE %s",
-            d ? " UNION ALL " : "", d, SP_ROLLUP_HOUR_MS, dims[d].value, pg ? " COLLATE \"C\"" : "",
-            dims[d].when);
-    put(q, ") x GROUP BY campaign, dim, hour, value");
+    values_select_of(q, sign, pg, 0, SP_ROLLUP_DIMS - 1, SP_ROLLUP_HOUR_MS);
 }
 
 void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg)
@@ -215,12 +222,28 @@ void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where
             " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n");
 }
 
+void sp_rollup_days_sql(char *days, size_t len, const char *where, int sign, bool pg)
+{
+    sql_t q = {days, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
+    put(&q, " INSERT INTO rollup_days AS r(campaign, dim, day, value, n) SELECT * FROM (");
+    values_select_of(&q, sign, pg, SP_ROLLUP_CLIENT, SP_ROLLUP_VIA, SP_ROLLUP_DAY_MS);
+    put(&q, ") v WHERE true ORDER BY campaign, dim, hour, value"
+            " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n");
+}
+
+bool sp_rollup_people_exact(int64_t hour_from, int64_t hour_to, int64_t first, int64_t last)
+{
+    return hour_from >= hour_to || first >= hour_from || last < hour_to;
+}
+
 /* Dims 1-6 as a list: an IN list lets each be read by its hours from the index, where a range
  * of dims would read every hour of them. */
 #define BREAKDOWN_DIMS "1, 2, 3, 4, 5, 6"
 _Static_assert(1 == SP_ROLLUP_CLIENT && 6 == SP_ROLLUP_VIA, "BREAKDOWN_DIMS names them");
 
-void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg)
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, size_t len,
+                          bool pg)
 {
     char m = pg ? '$' : '?';
     char edges[512];
@@ -242,12 +265,18 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len
     counts_select(&q, 1);
     put(&q, ") c");
 
+    /* Whole days from rollup_days, the hours around them from rollup_values, the rest from
+     * the events. */
     q = (sql_t){values, len, 0};
     put(&q,
-        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_values"
-        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c3"
+        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_days"
+        " WHERE campaign = %c1 AND dim IN (%s) AND day >= %c10 AND day < %c11"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c8"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c9 AND hour < %c3"
         " UNION ALL SELECT dim, value, n FROM (",
-        edges, m, BREAKDOWN_DIMS, m, m);
+        edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q,
         ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
@@ -263,4 +292,28 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len
         edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
     values_select(&q, 1, pg);
     put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
+
+    /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
+     * rows begin before the hours or end after them, sp_rollup_people_exact), and those of the
+     * edges' events who are not among them. */
+    char inside[128], inside_p[128];
+    snprintf(inside, sizeof(inside), "first_hour < %c3 AND last_hour >= %c2", m, m);
+    snprintf(inside_p, sizeof(inside_p), "p.first_hour < %c3 AND p.last_hour >= %c2", m, m);
+    q = (sql_t){people, len, 0};
+    put(&q,
+        "%sSELECT a.dim, a.n + COALESCE(b.n, 0), a.listed + COALESCE(b.listed, 0), a.lo, a.hi"
+        " FROM (SELECT dim, SUM(CASE WHEN %s THEN 1 ELSE 0 END) AS n,"
+        " SUM(CASE WHEN %s AND who IN (SELECT recipient FROM sent_to WHERE campaign = %c1)"
+        " THEN 1 ELSE 0 END) AS listed, MIN(first_hour) AS lo, MAX(last_hour) AS hi"
+        " FROM rollup_people WHERE campaign = %c1 AND dim IN (%c8, %d) GROUP BY dim) a"
+        " LEFT JOIN (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value IN (SELECT recipient"
+        " FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
+        " FROM (SELECT DISTINCT dim, value FROM (",
+        edges, inside, inside, m, m, m, SP_ROLLUP_CLICKER, m);
+    values_select(&q, 1, pg);
+    put(&q,
+        ") v WHERE dim IN (%c8, %d)) o WHERE NOT EXISTS (SELECT 1 FROM rollup_people p"
+        " WHERE p.campaign = %c1 AND p.dim = o.dim AND p.who = o.value AND %s)"
+        " GROUP BY dim) b ON b.dim = a.dim",
+        m, SP_ROLLUP_CLICKER, m, inside_p);
 }

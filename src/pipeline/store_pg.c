@@ -113,6 +113,20 @@ static const char *const migrations[] = {
     " ADD COLUMN first_network TEXT NOT NULL DEFAULT '',"
     " ADD COLUMN first_human_at BIGINT NOT NULL DEFAULT 0,"
     " ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
+    /* 14: the report's day rollups and each opener's and clicker's first and last hour
+     * (rollup.h), made from the hours' rollups. */
+    "CREATE TABLE rollup_days(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " day BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, day, value)) WITH (fillfactor = 80);"
+    "INSERT INTO rollup_days(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"
+    " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+    " GROUP BY campaign, dim, hour / 24, value;"
+    "CREATE TABLE rollup_people(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " who TEXT COLLATE \"C\" NOT NULL, first_hour BIGINT NOT NULL, last_hour BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, who)) WITH (fillfactor = 80);"
+    "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) SELECT campaign, dim,"
+    " value, MIN(hour), MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0"
+    " GROUP BY campaign, dim, value;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -188,8 +202,11 @@ enum {
     Q_ROLLUP_VALUES,
     Q_FORGET_ROLLUP_COUNTS,
     Q_FORGET_ROLLUP_VALUES,
+    Q_FORGET_ROLLUP_DAYS,
+    Q_FORGET_ROLLUP_PEOPLE,
     Q_REPORT_COUNTS,
     Q_REPORT_VALUES,
+    Q_REPORT_PEOPLE,
     Q_REPORT_DISTINCT,
     Q_SENT_DELETE,
     Q_SENT_INSERT,
@@ -280,6 +297,8 @@ static const char *const query_sql[Q_COUNT] = {
                           " i AS (DELETE FROM images WHERE campaign = $1),"
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
                           " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " rd AS (DELETE FROM rollup_days WHERE campaign = $1),"
+                          " rp AS (DELETE FROM rollup_people WHERE campaign = $1),"
                           " st AS (DELETE FROM sent_to WHERE campaign = $1),"
                           " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
@@ -366,10 +385,26 @@ static const char *const query_sql[Q_COUNT] = {
                         " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
                         " excluded.machine, self = r.self + excluded.self,"
                         " clicks = r.clicks + excluded.clicks",
-    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
-                        " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
-                        " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
-                        " DO UPDATE SET n = r.n + excluded.n",
+    /* With them, dims 1-6 to their days' rows and dims 0 and 7 to their people's hours
+     * (rollup.h), each in key order too. */
+    [Q_ROLLUP_VALUES] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[],"
+        " $5::bigint[]) AS v(campaign, dim, hour, value, n)),"
+        " d AS (INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
+        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM v WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, hour / 24, value"
+        " ORDER BY campaign COLLATE \"C\", dim, hour / 24, value COLLATE \"C\""
+        " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n),"
+        " p AS (INSERT INTO rollup_people AS r(campaign, dim, who, first_hour, last_hour)"
+        " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM v WHERE dim IN (0, 7)"
+        " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim,"
+        " value COLLATE \"C\" ON CONFLICT(campaign, dim, who) DO UPDATE"
+        " SET first_hour = LEAST(r.first_hour, excluded.first_hour),"
+        " last_hour = GREATEST(r.last_hour, excluded.last_hour))"
+        " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM v"
+        " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
+    [Q_FORGET_ROLLUP_PEOPLE] = "DELETE FROM rollup_people WHERE campaign = $1 AND dim IN (0, 7)"
+                               " AND who = $2",
     /* The IDs in one array: one statement for a list of any length. */
     [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
                       " ON CONFLICT DO NOTHING",
@@ -408,8 +443,11 @@ static void make_sql(void)
      * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
+    sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], sizeof(made_sql[0]),
+                       "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
-                         made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+                         made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
+                         sizeof(made_sql[0]), true);
     snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
     " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
     " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
@@ -1601,6 +1639,10 @@ typedef struct {
     const sp_store_report_cb_t *cb;
     void *ctx;
     int q;
+    const sp_store_span_t *span;
+    bool inexact;      /* the people rows are not exact: the distinct query's instead */
+    int64_t got[2][3]; /* the people rows, held until all are known exact */
+    int n_got;
 } report_ctx_t;
 
 static int report_row(void *ctx, const PGresult *res)
@@ -1615,6 +1657,16 @@ static int report_row(void *ctx, const PGresult *res)
     if (Q_REPORT_VALUES == rc->q)
         return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
                              get_i64(res, 0, 2));
+    if (Q_REPORT_PEOPLE == rc->q) {
+        if (!sp_rollup_people_exact(rc->span->hour_from, rc->span->hour_to, get_i64(res, 0, 3),
+                                    get_i64(res, 0, 4)))
+            rc->inexact = true;
+        else if (rc->n_got < 2)
+            for (int j = 0; j < 3; j++)
+                rc->got[rc->n_got][j] = get_i64(res, 0, j);
+        rc->n_got++;
+        return 0;
+    }
     return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1),
                             get_i64(res, 0, 2));
 }
@@ -1624,12 +1676,19 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
 {
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
-    report_ctx_t rc = {.cb = cb, .ctx = ctx};
-    /* One snapshot: the three queries see the same commits. */
+    report_ctx_t rc = {.cb = cb, .ctx = ctx, .span = span};
+    /* The hours read from rollup_values: those before and after the whole days, or all of
+     * them when there are none. */
+    bool days = span->day_from < span->day_to;
+    /* One snapshot: the queries see the same commits. */
     if (0 != ready(s, err, errlen) ||
         0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
         return -1;
+    /* Counts, values, the distinct people from rollup_people, and from rollup_values only when
+     * those are not exact (rollup.h). */
     for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
+        if (Q_REPORT_DISTINCT == rc.q && !rc.inexact)
+            break;
         p_text(&p, campaign);
         p_int(&p, span->hour_from);
         p_int(&p, span->hour_to);
@@ -1637,12 +1696,22 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
             p_int(&p, span->edge_from[e]);
             p_int(&p, span->edge_to[e]);
         }
-        if (Q_REPORT_DISTINCT == rc.q)
+        if (Q_REPORT_VALUES == rc.q) {
+            p_int(&p, days ? span->day_from * 24 : span->hour_to);
+            p_int(&p, days ? span->day_to * 24 : span->hour_to);
+            p_int(&p, span->day_from);
+            p_int(&p, span->day_to);
+        }
+        if (Q_REPORT_DISTINCT == rc.q || Q_REPORT_PEOPLE == rc.q)
             p_int(&p, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
             rollback(s);
             return -1;
         }
+        if (Q_REPORT_PEOPLE == rc.q && !rc.inexact)
+            for (int j = 0; j < rc.n_got && j < 2; j++)
+                if (cb->distinct(ctx, (int)rc.got[j][0], rc.got[j][1], rc.got[j][2]))
+                    break;
     }
     return exec_sql(s, "COMMIT", "report", err, errlen);
 }
@@ -1992,7 +2061,7 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             goto fail;
         PQclear(res);
         /* Their share of the rollups, from their events before those go. */
-        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_VALUES; q++) {
+        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_PEOPLE; q++) {
             p_text(&p, PQgetvalue(rows, i, 0));
             p_text(&p, recipient);
             if (!(res = exec_q(s, q, &p, "forget", err, errlen)))
