@@ -23,6 +23,9 @@
  *   rollup_days(campaign, dim, day, value, n)
  *       dims 1-6 of rollup_values summed per day (UTC): a report reads the whole days of its
  *       range here, the hours around them in rollup_values, the rest in the events;
+ *   rollup_totals(campaign, dim, value, n)
+ *       dims 1-6 of rollup_values summed over all time: a range that holds most of a
+ *       campaign's days reads these less the days, hours and events outside it;
  *   rollup_people(campaign, dim, who, first_hour, last_hour)
  *       for dims 0 and 7 of rollup_values, each value's first and last hour: the unique
  *       openers and clickers of a range are counted from one row each instead of one per
@@ -30,9 +33,9 @@
  *       (a range from before a campaign's first open, or to after its last: all time, the
  *       last N days, the days since it was sent), and from rollup_values otherwise.
  *
- * The writer adds each row of rollup_values of dims 1-6 to its day's row of rollup_days,
- * and each of dims 0 and 7 to its value's rollup_people row. Migration 14 made the two from
- * the rollup_values of its time.
+ * The writer adds each row of rollup_values of dims 1-6 to its day's row of rollup_days and
+ * to its value's row of rollup_totals, and each of dims 0 and 7 to its value's rollup_people
+ * row. Migration 14 made the three from the rollup_values of its time.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -111,9 +114,9 @@ const char *sp_rollup_dim_name(int dim);
 void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign,
                        bool pg);
 
-/* A statement that adds SIGN times what the events of SOURCE add to rollup_days, as
- * sp_rollup_add_sql, into DAYS (LEN bytes). */
-void sp_rollup_days_sql(char *days, size_t len, const char *where, int sign, bool pg);
+/* Statements that add SIGN times what the events of SOURCE add to rollup_days and
+ * rollup_totals, as sp_rollup_add_sql, into DAYS and TOTALS (LEN bytes each). */
+void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where, int sign, bool pg);
 
 /* The report's queries, into COUNTS, VALUES, DISTINCT and PEOPLE (LEN bytes each), MARK the
  * parameters' sign ('?' or '$'). Parameters: 1 the campaign, 2 and 3 the hours [from, to) read
@@ -125,9 +128,18 @@ void sp_rollup_days_sql(char *days, size_t len, const char *where, int sign, boo
  * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n, listed) of dims 0 and 7, listed:
  * those in the campaign's list of people it was sent to (sent_to); PEOPLE (dim, n, listed,
  * first, last) the same from rollup_people, with the first and last hour of anyone's rows: its
- * n and listed are DISTINCT's when sp_rollup_people_exact says so. */
-void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, size_t len,
-                          bool pg);
+ * n and listed are DISTINCT's when sp_rollup_people_exact says so; OUTSIDE the rows of VALUES,
+ * parameter 1 the campaign and 2-11 those sp_rollup_outside gives. */
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
+                          size_t len, bool pg);
+
+/* Whether SPAN's breakdowns read fewer rows as its campaign's totals less what lies outside
+ * the range (the query OUTSIDE of sp_rollup_report_sql), given the first and last quarter of
+ * the campaign's rows; if so, OUTSIDE's parameters 2-11 into PARAMS: the days before ?2 and from
+ * ?3, the hours [?4, ?5) and [?6, ?7), the events of [?8, ?9) and [?10, ?11). */
+struct sp_store_span;
+bool sp_rollup_outside(const struct sp_store_span *span, int64_t first_quarter,
+                       int64_t last_quarter, int64_t params[10]);
 
 /* Whether PEOPLE's counts of a dim are exact, of the hours [HOUR_FROM, HOUR_TO) and the FIRST
  * and LAST hour of its rows. */

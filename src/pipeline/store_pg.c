@@ -113,7 +113,7 @@ static const char *const migrations[] = {
     " ADD COLUMN first_network TEXT NOT NULL DEFAULT '',"
     " ADD COLUMN first_human_at BIGINT NOT NULL DEFAULT 0,"
     " ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
-    /* 14: the report's day rollups and each opener's and clicker's first and last hour
+    /* 14: the report's day and all-time rollups and each opener's and clicker's first and last hour
      * (rollup.h), made from the hours' rollups. */
     "CREATE TABLE rollup_days(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
     " day BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
@@ -121,12 +121,19 @@ static const char *const migrations[] = {
     "INSERT INTO rollup_days(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"
     " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
     " GROUP BY campaign, dim, hour / 24, value;"
+    "CREATE TABLE rollup_totals(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL, PRIMARY KEY(campaign, dim, value))"
+    " WITH (fillfactor = 80);"
+    "INSERT INTO rollup_totals(campaign, dim, value, n) SELECT campaign, dim, value, SUM(n)"
+    " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value;"
     "CREATE TABLE rollup_people(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
     " who TEXT COLLATE \"C\" NOT NULL, first_hour BIGINT NOT NULL, last_hour BIGINT NOT NULL,"
     " PRIMARY KEY(campaign, dim, who)) WITH (fillfactor = 80);"
     "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) SELECT campaign, dim,"
     " value, MIN(hour), MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0"
-    " GROUP BY campaign, dim, value;",
+    " GROUP BY campaign, dim, value;"
+    "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
+    "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -203,9 +210,12 @@ enum {
     Q_FORGET_ROLLUP_COUNTS,
     Q_FORGET_ROLLUP_VALUES,
     Q_FORGET_ROLLUP_DAYS,
+    Q_FORGET_ROLLUP_TOTALS,
     Q_FORGET_ROLLUP_PEOPLE,
+    Q_REPORT_LIFE,
     Q_REPORT_COUNTS,
     Q_REPORT_VALUES,
+    Q_REPORT_OUTSIDE,
     Q_REPORT_PEOPLE,
     Q_REPORT_DISTINCT,
     Q_SENT_DELETE,
@@ -298,6 +308,7 @@ static const char *const query_sql[Q_COUNT] = {
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
                           " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
                           " rd AS (DELETE FROM rollup_days WHERE campaign = $1),"
+                          " rt AS (DELETE FROM rollup_totals WHERE campaign = $1),"
                           " rp AS (DELETE FROM rollup_people WHERE campaign = $1),"
                           " st AS (DELETE FROM sent_to WHERE campaign = $1),"
                           " tr AS (DELETE FROM trackers WHERE campaign = $1)"
@@ -385,8 +396,8 @@ static const char *const query_sql[Q_COUNT] = {
                         " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
                         " excluded.machine, self = r.self + excluded.self,"
                         " clicks = r.clicks + excluded.clicks",
-    /* With them, dims 1-6 to their days' rows and dims 0 and 7 to their people's hours
-     * (rollup.h), each in key order too. */
+    /* With them, dims 1-6 to their days' and totals' rows and dims 0 and 7 to their people's
+     * hours (rollup.h), each in key order too. */
     [Q_ROLLUP_VALUES] =
         "WITH v AS (SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[],"
         " $5::bigint[]) AS v(campaign, dim, hour, value, n)),"
@@ -395,6 +406,10 @@ static const char *const query_sql[Q_COUNT] = {
         " GROUP BY campaign, dim, hour / 24, value"
         " ORDER BY campaign COLLATE \"C\", dim, hour / 24, value COLLATE \"C\""
         " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n),"
+        " t AS (INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
+        " SELECT campaign, dim, value, SUM(n) FROM v WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim, value COLLATE \"C\""
+        " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n),"
         " p AS (INSERT INTO rollup_people AS r(campaign, dim, who, first_hour, last_hour)"
         " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM v WHERE dim IN (0, 7)"
         " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim,"
@@ -403,6 +418,8 @@ static const char *const query_sql[Q_COUNT] = {
         " last_hour = GREATEST(r.last_hour, excluded.last_hour))"
         " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM v"
         " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
+    [Q_REPORT_LIFE] = "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = $1),"
+                      " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = $1)",
     [Q_FORGET_ROLLUP_PEOPLE] = "DELETE FROM rollup_people WHERE campaign = $1 AND dim IN (0, 7)"
                                " AND who = $2",
     /* The IDs in one array: one statement for a list of any length. */
@@ -443,11 +460,12 @@ static void make_sql(void)
      * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
-    sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], sizeof(made_sql[0]),
+    sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], made_sql[Q_FORGET_ROLLUP_TOTALS],
+                       sizeof(made_sql[0]),
                        "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
-                         sizeof(made_sql[0]), true);
+                         made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
     snprintf(made_sql[Q_LINKS], sizeof(made_sql[0]), "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
     " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
     " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
@@ -1654,7 +1672,7 @@ static int report_row(void *ctx, const PGresult *res)
             c[i] = get_i64(res, 0, 1 + i);
         return rc->cb->counts(rc->ctx, get_i64(res, 0, 0), c);
     }
-    if (Q_REPORT_VALUES == rc->q)
+    if (Q_REPORT_VALUES == rc->q || Q_REPORT_OUTSIDE == rc->q)
         return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
                              get_i64(res, 0, 2));
     if (Q_REPORT_PEOPLE == rc->q) {
@@ -1679,17 +1697,43 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
     report_ctx_t rc = {.cb = cb, .ctx = ctx, .span = span};
     /* The hours read from rollup_values: those before and after the whole days, or all of
      * them when there are none. */
-    bool days = span->day_from < span->day_to;
+    bool days = span->day_from < span->day_to, outside = false;
+    int64_t out[10];
     /* One snapshot: the queries see the same commits. */
     if (0 != ready(s, err, errlen) ||
         0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
         return -1;
+    if (days) { /* the campaign's first and last quarter: which way its breakdowns read less */
+        p_text(&p, campaign);
+        PGresult *res = exec_q(s, Q_REPORT_LIFE, &p, "report", err, errlen);
+        if (!res) {
+            rollback(s);
+            return -1;
+        }
+        if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+            outside = sp_rollup_outside(span, get_i64(res, 0, 0), get_i64(res, 0, 1), out);
+        PQclear(res);
+    }
     /* Counts, values, the distinct people from rollup_people, and from rollup_values only when
      * those are not exact (rollup.h). */
     for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
         if (Q_REPORT_DISTINCT == rc.q && !rc.inexact)
             break;
+        if (Q_REPORT_OUTSIDE == rc.q)
+            continue;
         p_text(&p, campaign);
+        if (Q_REPORT_VALUES == rc.q && outside) {
+            for (int j = 0; j < 10; j++)
+                p_int(&p, out[j]);
+            rc.q = Q_REPORT_OUTSIDE;
+            int failed = each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen);
+            rc.q = Q_REPORT_VALUES;
+            if (failed) {
+                rollback(s);
+                return -1;
+            }
+            continue;
+        }
         p_int(&p, span->hour_from);
         p_int(&p, span->hour_to);
         for (int e = 0; e < 2; e++) {

@@ -130,7 +130,7 @@ static const char *const migrations[] = {
     "ALTER TABLE recipients ADD COLUMN first_network TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE recipients ADD COLUMN first_human_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE recipients ADD COLUMN forward_clients TEXT NOT NULL DEFAULT '';",
-    /* 14: the report's day rollups and each opener's and clicker's first and last hour
+    /* 14: the report's day and all-time rollups and each opener's and clicker's first and last hour
      * (rollup.h), made from the hours' rollups. */
     "CREATE TABLE rollup_days(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
     " day INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
@@ -138,12 +138,18 @@ static const char *const migrations[] = {
     "INSERT INTO rollup_days(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"
     " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
     " GROUP BY campaign, dim, hour / 24, value;"
+    "CREATE TABLE rollup_totals(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, dim, value)) WITHOUT ROWID;"
+    "INSERT INTO rollup_totals(campaign, dim, value, n) SELECT campaign, dim, value, SUM(n)"
+    " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value;"
     "CREATE TABLE rollup_people(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
     " who TEXT NOT NULL, first_hour INTEGER NOT NULL, last_hour INTEGER NOT NULL,"
     " PRIMARY KEY(campaign, dim, who)) WITHOUT ROWID;"
     "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) SELECT campaign, dim,"
     " value, MIN(hour), MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0"
-    " GROUP BY campaign, dim, value;",
+    " GROUP BY campaign, dim, value;"
+    "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
+    "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -178,6 +184,7 @@ enum {
     Q_ROLLUP_VALUES,
     Q_ROLLUP_DAYS,
     Q_ROLLUP_PEOPLE,
+    Q_ROLLUP_TOTALS,
     Q_COUNT
 };
 
@@ -254,6 +261,9 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_ROLLUP_DAYS] = "INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
                       " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, day, value)"
                       " DO UPDATE SET n = r.n + excluded.n",
+    [Q_ROLLUP_TOTALS] = "INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
+                        " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(campaign, dim, value)"
+                        " DO UPDATE SET n = r.n + excluded.n",
     [Q_ROLLUP_PEOPLE] = "INSERT INTO rollup_people AS r(campaign, dim, who, first_hour,"
                         " last_hour) VALUES(?1, ?2, ?4, ?3, ?3) ON CONFLICT(campaign, dim, who)"
                         " DO UPDATE SET first_hour = MIN(r.first_hour, excluded.first_hour),"
@@ -267,10 +277,10 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 static char insert_sql[2048], events_sql[2048];
 
 /* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
- * values, days), what the migration adds (of every event), and the report's queries. */
+ * values, days, totals), what the migration adds (of every event), and the report's queries. */
 #define ROLLUP_SQL_MAX 8192
 enum { R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
-static char rollup_sql[R_KINDS][4][ROLLUP_SQL_MAX];
+static char rollup_sql[R_KINDS][5][ROLLUP_SQL_MAX];
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -1293,7 +1303,7 @@ static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, siz
         sqlite3_bind_int64(st, 5, v->n);
         if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "rollups");
-        /* The same to its day's row, or to its person's hours (rollup.h). */
+        /* The same to its day's and its total's rows, or to its person's hours (rollup.h). */
         bool person = SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim;
         sqlite3_stmt *also = s->q[person ? Q_ROLLUP_PEOPLE : Q_ROLLUP_DAYS];
         sqlite3_reset(also);
@@ -1303,6 +1313,16 @@ static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, siz
         bind_text(also, 4, v->value);
         if (!person)
             sqlite3_bind_int64(also, 5, v->n);
+        if (SQLITE_DONE != sqlite3_step(also))
+            return fail(s, err, errlen, "rollups");
+        if (person)
+            continue;
+        also = s->q[Q_ROLLUP_TOTALS];
+        sqlite3_reset(also);
+        bind_text(also, 1, v->campaign);
+        sqlite3_bind_int(also, 2, v->dim);
+        bind_text(also, 3, v->value);
+        sqlite3_bind_int64(also, 4, v->n);
         if (SQLITE_DONE != sqlite3_step(also))
             return fail(s, err, errlen, "rollups");
     }
@@ -1548,26 +1568,45 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
     /* Counts, values, then the distinct people from rollup_people, and from rollup_values only
      * when those are not exact (rollup.h). */
     static const int order[] = {0, 1, 3, 2};
-    bool inexact = false;
+    bool inexact = false, outside = false;
+    int64_t out[10];
     /* One read transaction: the queries see the same commits. */
     if (0 != exec(s, "BEGIN", err, errlen))
         return -1;
+    if (days) { /* the campaign's first and last quarter: which way its breakdowns read less */
+        if (prepare(s, &st,
+                    "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = ?1),"
+                    " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = ?1)",
+                    err, errlen))
+            goto fail;
+        bind_text(st, 1, campaign);
+        if (SQLITE_ROW == sqlite3_step(st) && SQLITE_NULL != sqlite3_column_type(st, 0))
+            outside = sp_rollup_outside(span, sqlite3_column_int64(st, 0),
+                                        sqlite3_column_int64(st, 1), out);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     for (int i = 0; i < 4; i++) {
         int k = order[i];
         if (2 == k && !inexact)
             break;
-        if (prepare(s, &st, rollup_sql[R_REPORT][k], err, errlen))
+        if (prepare(s, &st, rollup_sql[R_REPORT][1 == k && outside ? 4 : k], err, errlen))
             goto fail;
         bind_text(st, 1, campaign);
-        sqlite3_bind_int64(st, 2, span->hour_from);
-        sqlite3_bind_int64(st, 3, span->hour_to);
-        for (int e = 0; e < 2; e++) {
-            sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
-            sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+        if (1 == k && outside) {
+            for (int j = 0; j < 10; j++)
+                sqlite3_bind_int64(st, 2 + j, out[j]);
+        } else {
+            sqlite3_bind_int64(st, 2, span->hour_from);
+            sqlite3_bind_int64(st, 3, span->hour_to);
+            for (int e = 0; e < 2; e++) {
+                sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
+                sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+            }
         }
         if (k >= 2)
             sqlite3_bind_int(st, 8, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
-        if (1 == k) {
+        if (1 == k && !outside) {
             sqlite3_bind_int64(st, 8, hours_end);
             sqlite3_bind_int64(st, 9, hours_start);
             sqlite3_bind_int64(st, 10, span->day_from);
@@ -2032,6 +2071,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
                        0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
                        0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
+                       0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
                        0 != rollup_step(s,
                                         "DELETE FROM rollup_people WHERE campaign IN (SELECT"
                                         " campaign FROM recipients WHERE recipient = ?1)"
@@ -2057,6 +2097,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
         "DELETE FROM rollup_days WHERE campaign = ?1",
+        "DELETE FROM rollup_totals WHERE campaign = ?1",
         "DELETE FROM rollup_people WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
         "DELETE FROM trackers WHERE campaign = ?1",
@@ -2663,12 +2704,13 @@ static void sqlite_once(void)
                       -1, false);
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false);
-    sp_rollup_days_sql(rollup_sql[R_FORGET][2], ROLLUP_SQL_MAX,
+    sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
                        "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
                        " AND recipient = ?1",
                        -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
-                         rollup_sql[R_REPORT][3], ROLLUP_SQL_MAX, false);
+                         rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX,
+                         false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {

@@ -1053,7 +1053,7 @@ static void check_rollup_rows(void **state)
     raw_sql(fx, sql[0], sql[1]);
 }
 
-/* The day rollups and the people's hours are what the hours' rollups add up to. */
+/* The day and all-time rollups and the people's hours are what the hours' rollups add up to. */
 static void check_rollup_derived(void **state)
 {
     static const char *const sql =
@@ -1064,6 +1064,12 @@ static void check_rollup_derived(void **state)
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_days EXCEPT"
         " SELECT campaign, dim, hour / 24, value, SUM(n) FROM rollup_values"
         " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, hour / 24, value) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, SUM(n)"
+        " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"
+        " EXCEPT SELECT * FROM rollup_totals) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_totals EXCEPT"
+        " SELECT campaign, dim, value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, value) x;"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"
         " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"
         " value EXCEPT SELECT * FROM rollup_people) x;"
@@ -3343,7 +3349,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE events DROP COLUMN engagement; ALTER TABLE events DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
-             "DROP TABLE rollup_days; DROP TABLE rollup_people;"
+             "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client;"
@@ -3359,7 +3365,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE events DROP COLUMN engagement, DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
-             "DROP TABLE rollup_days; DROP TABLE rollup_people;"
+             "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client, DROP COLUMN first_network,"
