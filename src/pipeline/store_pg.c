@@ -1703,23 +1703,25 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
     if (0 != ready(s, err, errlen) ||
         0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
         return -1;
-    if (days) { /* the campaign's first and last quarter: which way its breakdowns read less */
-        p_text(&p, campaign);
-        PGresult *res = exec_q(s, Q_REPORT_LIFE, &p, "report", err, errlen);
-        if (!res) {
-            rollback(s);
-            return -1;
-        }
-        if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
-            outside = sp_rollup_outside(span, get_i64(res, 0, 0), get_i64(res, 0, 1), out);
-        PQclear(res);
+    /* The campaign's first and last quarter: which way its breakdowns read less, and whether
+     * its people can be exact (their hours lie within these). */
+    p_text(&p, campaign);
+    PGresult *res = exec_q(s, Q_REPORT_LIFE, &p, "report", err, errlen);
+    if (!res) {
+        rollback(s);
+        return -1;
     }
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
+        int64_t first = get_i64(res, 0, 0), last = get_i64(res, 0, 1);
+        outside = sp_rollup_outside(span, first, last, out);
+        rc.inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
+    }
+    PQclear(res);
     /* Counts, values, the distinct people from rollup_people, and from rollup_values only when
      * those are not exact (rollup.h). */
     for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
-        if (Q_REPORT_DISTINCT == rc.q && !rc.inexact)
-            break;
-        if (Q_REPORT_OUTSIDE == rc.q)
+        if ((Q_REPORT_DISTINCT == rc.q && !rc.inexact) || Q_REPORT_OUTSIDE == rc.q ||
+            (Q_REPORT_PEOPLE == rc.q && rc.inexact))
             continue;
         p_text(&p, campaign);
         if (Q_REPORT_VALUES == rc.q && outside) {

@@ -1573,23 +1573,25 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
     /* One read transaction: the queries see the same commits. */
     if (0 != exec(s, "BEGIN", err, errlen))
         return -1;
-    if (days) { /* the campaign's first and last quarter: which way its breakdowns read less */
-        if (prepare(s, &st,
-                    "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = ?1),"
-                    " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = ?1)",
-                    err, errlen))
-            goto fail;
-        bind_text(st, 1, campaign);
-        if (SQLITE_ROW == sqlite3_step(st) && SQLITE_NULL != sqlite3_column_type(st, 0))
-            outside = sp_rollup_outside(span, sqlite3_column_int64(st, 0),
-                                        sqlite3_column_int64(st, 1), out);
-        sqlite3_finalize(st);
-        st = NULL;
+    /* The campaign's first and last quarter: which way its breakdowns read less, and whether
+     * its people can be exact (their hours lie within these). */
+    if (prepare(s, &st,
+                "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = ?1),"
+                " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = ?1)",
+                err, errlen))
+        goto fail;
+    bind_text(st, 1, campaign);
+    if (SQLITE_ROW == sqlite3_step(st) && SQLITE_NULL != sqlite3_column_type(st, 0)) {
+        int64_t first = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
+        outside = sp_rollup_outside(span, first, last, out);
+        inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
     }
+    sqlite3_finalize(st);
+    st = NULL;
     for (int i = 0; i < 4; i++) {
         int k = order[i];
-        if (2 == k && !inexact)
-            break;
+        if ((2 == k && !inexact) || (3 == k && inexact))
+            continue;
         if (prepare(s, &st, rollup_sql[R_REPORT][1 == k && outside ? 4 : k], err, errlen))
             goto fail;
         bind_text(st, 1, campaign);
