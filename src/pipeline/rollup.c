@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_ops.h"
 #include "tally.h"
 
 static const char *const dim_names[SP_ROLLUP_DIMS] = {
@@ -240,19 +239,18 @@ void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where,
             " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n");
 }
 
-bool sp_rollup_outside(const sp_store_span_t *span, int64_t first_quarter, int64_t last_quarter,
-                       int64_t params[10])
+bool sp_rollup_outside(int64_t from, int64_t to, int64_t day_from, int64_t day_to,
+                       int64_t first_quarter, int64_t last_quarter, int64_t params[10])
 {
     const int64_t H = SP_ROLLUP_HOUR_MS;
-    if (span->day_from >= span->day_to || first_quarter > last_quarter)
+    if (day_from >= day_to || first_quarter > last_quarter)
         return false;
-    int64_t from = span->edge_from[0], to = span->edge_to[1];
     /* The hours that hold the range's ends. */
     int64_t hb = from / H, hc = to / H + (to % H ? 1 : 0);
     int64_t d0 = hb / 24, d1 = hc / 24 + (hc % 24 ? 1 : 0);
     /* The days of the campaign's life read either way: inside, or before and after. */
     int64_t first_day = first_quarter / 96, last_day = last_quarter / 96;
-    int64_t inside = span->day_to - span->day_from;
+    int64_t inside = day_to - day_from;
     int64_t before = d0 > first_day ? d0 - first_day : 0;
     int64_t after = last_day + 1 > d1 ? last_day + 1 - d1 : 0;
     if (before + after + 2 >= inside)

@@ -133,13 +133,13 @@ void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where,
 void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
                           size_t len, bool pg);
 
-/* Whether SPAN's breakdowns read fewer rows as its campaign's totals less what lies outside
- * the range (the query OUTSIDE of sp_rollup_report_sql), given the first and last quarter of
- * the campaign's rows; if so, OUTSIDE's parameters 2-11 into PARAMS: the days before ?2 and from
- * ?3, the hours [?4, ?5) and [?6, ?7), the events of [?8, ?9) and [?10, ?11). */
-struct sp_store_span;
-bool sp_rollup_outside(const struct sp_store_span *span, int64_t first_quarter,
-                       int64_t last_quarter, int64_t params[10]);
+/* Whether the breakdowns of the range [FROM, TO) (ms), whose whole days are [DAY_FROM, DAY_TO),
+ * read fewer rows as its campaign's totals less what lies outside the range (the query OUTSIDE
+ * of sp_rollup_report_sql), given the first and last quarter of the campaign's rows; if so,
+ * OUTSIDE's parameters 2-11 into PARAMS: the days before ?2 and from ?3, the hours [?4, ?5) and
+ * [?6, ?7), the events of [?8, ?9) and [?10, ?11). */
+bool sp_rollup_outside(int64_t from, int64_t to, int64_t day_from, int64_t day_to,
+                       int64_t first_quarter, int64_t last_quarter, int64_t params[10]);
 
 /* Whether PEOPLE's counts of a dim are exact, of the hours [HOUR_FROM, HOUR_TO) and the FIRST
  * and LAST hour of its rows. */

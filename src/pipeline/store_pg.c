@@ -1713,7 +1713,8 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
     }
     if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
         int64_t first = get_i64(res, 0, 0), last = get_i64(res, 0, 1);
-        outside = sp_rollup_outside(span, first, last, out);
+        outside = sp_rollup_outside(span->edge_from[0], span->edge_to[1], span->day_from,
+                                    span->day_to, first, last, out);
         rc.inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
     }
     PQclear(res);

@@ -1583,7 +1583,8 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
     bind_text(st, 1, campaign);
     if (SQLITE_ROW == sqlite3_step(st) && SQLITE_NULL != sqlite3_column_type(st, 0)) {
         int64_t first = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
-        outside = sp_rollup_outside(span, first, last, out);
+        outside = sp_rollup_outside(span->edge_from[0], span->edge_to[1], span->day_from,
+                                    span->day_to, first, last, out);
         inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
     }
     sqlite3_finalize(st);
