@@ -156,8 +156,11 @@ int sp_report_run(sp_store_t *s, const char *campaign, sp_report_t *r, char *err
         span.edge_from[0] = r->from;
         span.edge_to[0] = r->to;
     } else {
+        int64_t d0 = ceil_div(h0, 24), d1 = floor_div(h1, 24);
         span = (sp_store_span_t){.hour_from = h0,
                                  .hour_to = h1,
+                                 .day_from = d0 < d1 ? d0 : 0,
+                                 .day_to = d0 < d1 ? d1 : 0,
                                  .edge_from = {r->from, h1 * H},
                                  .edge_to = {h0 * H, r->to}};
     }

@@ -253,15 +253,22 @@ static void counts_select(sql_t *q, int sign)
         sign, COUNTED_CLICK, SP_ROLLUP_QUARTER_MS);
 }
 
+/* Per dim from FIRST to LAST, unit (UNIT_MS: an hour, a day) and value: how many; SIGN times
+ * each. Of "e", grouped. */
+static void values_select_of(sql_t *q, int sign, bool pg, int first, int last, long long unit_ms)
+{
+    put(q, "SELECT campaign, dim, hour, value, %d * COUNT(*) AS n FROM (", sign);
+    for (int d = first; d <= last; d++)
+        put(q, "%sSELECT campaign, %d AS dim, ts / %lld AS hour, (%s)%s AS value FROM e WHERE %s",
+            d > first ? " UNION ALL " : "", d, unit_ms, dims[d].value, pg ? " COLLATE \"C\"" : "",
+            dims[d].when);
+    put(q, ") x GROUP BY campaign, dim, hour, value");
+}
+
 /* Per dim, hour and value: how many; SIGN times each. Of "e", grouped. */
 static void values_select(sql_t *q, int sign, bool pg)
 {
-    put(q, "SELECT campaign, dim, hour, value, %d * COUNT(*) AS n FROM (", sign);
-    for (int d = 0; d < SP_ROLLUP_DIMS; d++)
-        put(q, "%sSELECT campaign, %d AS dim, ts / %lld AS hour, (%s)%s AS value FROM e WHERE %s",
-            d ? " UNION ALL " : "", d, SP_ROLLUP_HOUR_MS, dims[d].value, pg ? " COLLATE \"C\"" : "",
-            dims[d].when);
-    put(q, ") x GROUP BY campaign, dim, hour, value");
+    values_select_of(q, sign, pg, 0, SP_ROLLUP_DIMS - 1, SP_ROLLUP_HOUR_MS);
 }
 
 void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg)
@@ -285,22 +292,71 @@ void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where
             " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n");
 }
 
+void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where, int sign, bool pg)
+{
+    sql_t q = {days, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
+    put(&q, " INSERT INTO rollup_days AS r(campaign, dim, day, value, n) SELECT * FROM (");
+    values_select_of(&q, sign, pg, SP_ROLLUP_CLIENT, SP_ROLLUP_VIA, SP_ROLLUP_DAY_MS);
+    put(&q, ") v WHERE true ORDER BY campaign, dim, hour, value"
+            " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n");
+    q = (sql_t){totals, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
+    put(&q, " INSERT INTO rollup_totals AS r(campaign, dim, value, n) SELECT * FROM (SELECT"
+            " campaign, dim, value, SUM(n) AS n FROM (");
+    values_select_of(&q, sign, pg, SP_ROLLUP_CLIENT, SP_ROLLUP_VIA, SP_ROLLUP_DAY_MS);
+    put(&q, ") x GROUP BY campaign, dim, value) v WHERE true ORDER BY campaign, dim, value"
+            " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n");
+}
+
+bool sp_rollup_outside(int64_t from, int64_t to, int64_t day_from, int64_t day_to,
+                       int64_t first_quarter, int64_t last_quarter, int64_t params[10])
+{
+    const int64_t H = SP_ROLLUP_HOUR_MS;
+    if (day_from >= day_to || first_quarter > last_quarter)
+        return false;
+    /* The hours that hold the range's ends. */
+    int64_t hb = from / H, hc = to / H + (to % H ? 1 : 0);
+    int64_t d0 = hb / 24, d1 = hc / 24 + (hc % 24 ? 1 : 0);
+    /* The days of the campaign's life read either way: inside, or before and after. */
+    int64_t first_day = first_quarter / 96, last_day = last_quarter / 96;
+    int64_t inside = day_to - day_from;
+    int64_t before = d0 > first_day ? d0 - first_day : 0;
+    int64_t after = last_day + 1 > d1 ? last_day + 1 - d1 : 0;
+    if (before + after + 2 >= inside)
+        return false;
+    int64_t p[10] = {d0, d1, d0 * 24, hb, hc, d1 * 24, hb * H, from, to, hc * H};
+    memcpy(params, p, sizeof(p));
+    return true;
+}
+
+bool sp_rollup_people_exact(int64_t hour_from, int64_t hour_to, int64_t first, int64_t last)
+{
+    return hour_from >= hour_to || first >= hour_from || last < hour_to;
+}
+
 /* Dims 1-6 as a list: an IN list lets each be read by its hours from the index, where a range
  * of dims would read every hour of them. */
 #define BREAKDOWN_DIMS "1, 2, 3, 4, 5, 6"
 _Static_assert(1 == SP_ROLLUP_CLIENT && 6 == SP_ROLLUP_VIA, "BREAKDOWN_DIMS names them");
 
-void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg)
+/* The CTE "e": the campaign's events of [?A, ?B) and [?C, ?D), by two range scans of
+ * events(campaign, ts), not one with OR, which may read the whole campaign. */
+static void edges_cte(char *edges, size_t len, char m, int a, int b, int c, int d)
+{
+    snprintf(edges, len,
+             "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
+             " WHERE campaign = %c1 AND ts >= %c%d AND ts < %c%d UNION ALL SELECT " SOURCE_COLS
+             " FROM events WHERE campaign = %c1 AND ts >= %c%d AND ts < %c%d) ",
+             m, m, a, m, b, m, m, c, m, d);
+}
+
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
+                          size_t len, bool pg)
 {
     char m = pg ? '$' : '?';
     char edges[512];
-    /* Two range scans of events(campaign, ts), not one with OR, which may read the whole
-     * campaign. */
-    snprintf(edges, sizeof(edges),
-             "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
-             " WHERE campaign = %c1 AND ts >= %c4 AND ts < %c5 UNION ALL SELECT " SOURCE_COLS
-             " FROM events WHERE campaign = %c1 AND ts >= %c6 AND ts < %c7) ",
-             m, m, m, m, m, m);
+    edges_cte(edges, sizeof(edges), m, 4, 5, 6, 7);
 
     sql_t q = {counts, len, 0};
     put(&q,
@@ -312,12 +368,18 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len
     counts_select(&q, 1);
     put(&q, ") c");
 
+    /* Whole days from rollup_days, the hours around them from rollup_values, the rest from
+     * the events. */
     q = (sql_t){values, len, 0};
     put(&q,
-        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_values"
-        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c3"
+        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_days"
+        " WHERE campaign = %c1 AND dim IN (%s) AND day >= %c10 AND day < %c11"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c8"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c9 AND hour < %c3"
         " UNION ALL SELECT dim, value, n FROM (",
-        edges, m, BREAKDOWN_DIMS, m, m);
+        edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q,
         ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
@@ -333,4 +395,62 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len
         edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
     values_select(&q, 1, pg);
     put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
+
+    /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
+     * rows begin before the hours or end after them, sp_rollup_people_exact), counted through
+     * the index of first or last hours; and those of the edges' events who are not among them.
+     * Inexact: n NULL. The list's people are read from sent_to (CROSS JOIN: SQLite keeps that
+     * order), usually none, rather than each person looked up in it. */
+    char inside_p[128];
+    snprintf(inside_p, sizeof(inside_p), "p.first_hour < %c3 AND p.last_hour >= %c2", m, m);
+    q = (sql_t){people, len, 0};
+    put(&q,
+        "%sSELECT x.dim, x.n + COALESCE(b.n, 0), x.listed + COALESCE(b.listed, 0), x.lo, x.hi"
+        " FROM (SELECT dim, lo, hi,"
+        " CASE WHEN CAST(%c2 AS BIGINT) >= CAST(%c3 AS BIGINT) THEN 0"
+        " WHEN lo >= %c2 THEN (SELECT COUNT(*) FROM rollup_people"
+        " WHERE campaign = %c1 AND dim = k.dim AND first_hour < %c3)"
+        " WHEN hi < %c3 THEN (SELECT COUNT(*) FROM rollup_people"
+        " WHERE campaign = %c1 AND dim = k.dim AND last_hour >= %c2) END AS n,"
+        " CASE WHEN CAST(%c2 AS BIGINT) < CAST(%c3 AS BIGINT) AND (lo >= %c2 OR hi < %c3)"
+        " THEN (SELECT COUNT(*) FROM sent_to t"
+        " CROSS JOIN rollup_people p WHERE t.campaign = %c1 AND p.campaign = %c1"
+        " AND p.dim = k.dim AND p.who = t.recipient AND %s) ELSE 0 END AS listed"
+        " FROM (SELECT dim, (SELECT MIN(first_hour) FROM rollup_people WHERE campaign = %c1"
+        " AND dim = d.dim) AS lo, (SELECT MAX(last_hour) FROM rollup_people"
+        " WHERE campaign = %c1 AND dim = d.dim) AS hi FROM (SELECT CAST(%c8 AS INTEGER) AS dim"
+        " UNION SELECT %d) d) k WHERE lo IS NOT NULL) x"
+        " LEFT JOIN (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value IN (SELECT recipient"
+        " FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
+        " FROM (SELECT DISTINCT dim, value FROM (",
+        edges, m, m, m, m, m, m, m, m, m, m, m, m, m, m, inside_p, m, m, m, SP_ROLLUP_CLICKER, m);
+    values_select(&q, 1, pg);
+    put(&q,
+        ") v WHERE dim IN (%c8, %d)) o WHERE NOT EXISTS (SELECT 1 FROM rollup_people p"
+        " WHERE p.campaign = %c1 AND p.dim = o.dim AND p.who = o.value AND %s)"
+        " GROUP BY dim) b ON b.dim = x.dim",
+        m, SP_ROLLUP_CLICKER, m, inside_p);
+
+    /* The campaign's totals less what lies before and after the range. */
+    edges_cte(edges, sizeof(edges), m, 8, 9, 10, 11);
+    q = (sql_t){outside, len, 0};
+    put(&q,
+        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_totals"
+        " WHERE campaign = %c1 AND dim IN (%s)"
+        " UNION ALL SELECT dim, value, -n FROM rollup_days"
+        " WHERE campaign = %c1 AND dim IN (%s) AND day < %c2"
+        " UNION ALL SELECT dim, value, -n FROM rollup_days"
+        " WHERE campaign = %c1 AND dim IN (%s) AND day >= %c3"
+        " UNION ALL SELECT dim, value, -n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c4 AND hour < %c5"
+        " UNION ALL SELECT dim, value, -n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c6 AND hour < %c7"
+        " UNION ALL SELECT dim, value, -n FROM (",
+        edges, m, BREAKDOWN_DIMS, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m,
+        m, m, BREAKDOWN_DIMS, m, m);
+    values_select(&q, 1, pg);
+    put(&q,
+        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
+        " ORDER BY dim, SUM(n) DESC, value",
+        BREAKDOWN_DIMS);
 }

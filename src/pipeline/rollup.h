@@ -10,8 +10,8 @@
 #include "event.h"
 
 /*
- * Two tables, added to in the transaction that stores the events (and taken from by forget),
- * so that a report over any range reads counters, not events:
+ * Tables added to in the transaction that stores the events (and taken from by forget), so
+ * that a report over any range reads counters, not events:
  *
  *   rollup_counts(campaign, quarter, human, proxy, machine, self, clicks)
  *       opens by class and counted clicks per quarter hour (UTC): every time zone's offset
@@ -19,7 +19,23 @@
  *   rollup_values(campaign, dim, hour, value, n)
  *       per hour (UTC), the counted opens by client, OS, device, country, city and via (dims
  *       1-6), and who had counted opens (dim 0) or counted clicks (dim 7) in that hour, with
- *       how many: a range's unique openers are the distinct values of dim 0 over its hours.
+ *       how many: a range's unique openers are the distinct values of dim 0 over its hours;
+ *   rollup_days(campaign, dim, day, value, n)
+ *       dims 1-6 of rollup_values summed per day (UTC): a report reads the whole days of its
+ *       range here, the hours around them in rollup_values, the rest in the events;
+ *   rollup_totals(campaign, dim, value, n)
+ *       dims 1-6 of rollup_values summed over all time: a range that holds most of a
+ *       campaign's days reads these less the days, hours and events outside it;
+ *   rollup_people(campaign, dim, who, first_hour, last_hour)
+ *       for dims 0 and 7 of rollup_values, each value's first and last hour: the unique
+ *       openers and clickers of a range are counted from one row each instead of one per
+ *       hour, exactly when nobody's rows begin before the range's hours or end after them
+ *       (a range from before a campaign's first open, or to after its last: all time, the
+ *       last N days, the days since it was sent), and from rollup_values otherwise.
+ *
+ * The writer adds each row of rollup_values of dims 1-6 to its day's row of rollup_days and
+ * to its value's row of rollup_totals, and each of dims 0 and 7 to its value's rollup_people
+ * row. Migration 14 made the three from the rollup_values of its time.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -42,6 +58,7 @@ enum {
 
 #define SP_ROLLUP_QUARTER_MS 900000LL
 #define SP_ROLLUP_HOUR_MS    3600000LL
+#define SP_ROLLUP_DAY_MS     86400000LL
 
 /* The columns of rollup_counts after campaign and quarter, in order. */
 enum {
@@ -97,13 +114,35 @@ const char *sp_rollup_dim_name(int dim);
 void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign,
                        bool pg);
 
-/* The report's three queries, into COUNTS, VALUES and DISTINCT (LEN bytes each), MARK the
+/* Statements that add SIGN times what the events of SOURCE add to rollup_days and
+ * rollup_totals, as sp_rollup_add_sql, into DAYS and TOTALS (LEN bytes each). */
+void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where, int sign, bool pg);
+
+/* The report's queries, into COUNTS, VALUES, DISTINCT and PEOPLE (LEN bytes each), MARK the
  * parameters' sign ('?' or '$'). Parameters: 1 the campaign, 2 and 3 the hours [from, to) read
- * from the rollups, 4-5 and 6-7 the edges [from, to) in ms read from the events, 8 the dim
- * counted with the clickers (0: the openers too; 7: not them). Rows:
+ * from the rollups, 4-5 and 6-7 the edges [from, to) in ms read from the events; of DISTINCT
+ * and PEOPLE, 8 the dim counted with the clickers (0: the openers too; 7: not them); of VALUES,
+ * 8 and 9 where the hours before the whole days end and those after them begin, 10 and 11 the
+ * whole days [from, to) read from rollup_days. Rows:
  * COUNTS (quarter, human, proxy, machine, self, clicks), a quarter possibly twice; VALUES (dim,
  * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n, listed) of dims 0 and 7, listed:
- * those in the campaign's list of people it was sent to (sent_to). */
-void sp_rollup_report_sql(char *counts, char *values, char *distinct, size_t len, bool pg);
+ * those in the campaign's list of people it was sent to (sent_to); PEOPLE (dim, n, listed,
+ * first, last) the same from rollup_people, with the first and last hour of anyone's rows: its
+ * n and listed are DISTINCT's when sp_rollup_people_exact says so; OUTSIDE the rows of VALUES,
+ * parameter 1 the campaign and 2-11 those sp_rollup_outside gives. */
+void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
+                          size_t len, bool pg);
+
+/* Whether the breakdowns of the range [FROM, TO) (ms), whose whole days are [DAY_FROM, DAY_TO),
+ * read fewer rows as its campaign's totals less what lies outside the range (the query OUTSIDE
+ * of sp_rollup_report_sql), given the first and last quarter of the campaign's rows; if so,
+ * OUTSIDE's parameters 2-11 into PARAMS: the days before ?2 and from ?3, the hours [?4, ?5) and
+ * [?6, ?7), the events of [?8, ?9) and [?10, ?11). */
+bool sp_rollup_outside(int64_t from, int64_t to, int64_t day_from, int64_t day_to,
+                       int64_t first_quarter, int64_t last_quarter, int64_t params[10]);
+
+/* Whether PEOPLE's counts of a dim are exact, of the hours [HOUR_FROM, HOUR_TO) and the FIRST
+ * and LAST hour of its rows. */
+bool sp_rollup_people_exact(int64_t hour_from, int64_t hour_to, int64_t first, int64_t last);
 
 #endif

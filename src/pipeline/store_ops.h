@@ -91,6 +91,7 @@ typedef struct sp_token_row {
  * of the edges [edge_from[i], edge_to[i]) (ms; empty when from >= to) from the events. */
 typedef struct sp_store_span {
     int64_t hour_from, hour_to;
+    int64_t day_from, day_to; /* the whole days within the hours (none: equal) */
     int64_t edge_from[2], edge_to[2];
     bool no_openers; /* the distinct openers are not wanted (known otherwise) */
 } sp_store_span_t;

@@ -124,6 +124,27 @@ static const char *const migrations[] = {
     "CREATE INDEX header_sets_text ON header_sets USING hash(text);"
     "ALTER TABLE events ADD COLUMN agent BIGINT, ADD COLUMN header_set BIGINT,"
     " ADD COLUMN header_addrs TEXT;",
+    /* 15: the report's day and all-time rollups and each opener's and clicker's first and last hour
+     * (rollup.h), made from the hours' rollups. */
+    "CREATE TABLE rollup_days(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " day BIGINT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, day, value)) WITH (fillfactor = 80);"
+    "INSERT INTO rollup_days(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"
+    " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+    " GROUP BY campaign, dim, hour / 24, value;"
+    "CREATE TABLE rollup_totals(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " value TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL, PRIMARY KEY(campaign, dim, value))"
+    " WITH (fillfactor = 80);"
+    "INSERT INTO rollup_totals(campaign, dim, value, n) SELECT campaign, dim, value, SUM(n)"
+    " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value;"
+    "CREATE TABLE rollup_people(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " who TEXT COLLATE \"C\" NOT NULL, first_hour BIGINT NOT NULL, last_hour BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, who)) WITH (fillfactor = 80);"
+    "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) SELECT campaign, dim,"
+    " value, MIN(hour), MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0"
+    " GROUP BY campaign, dim, value;"
+    "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
+    "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -201,8 +222,14 @@ enum {
     Q_SET_INTERN,
     Q_FORGET_ROLLUP_COUNTS,
     Q_FORGET_ROLLUP_VALUES,
+    Q_FORGET_ROLLUP_DAYS,
+    Q_FORGET_ROLLUP_TOTALS,
+    Q_FORGET_ROLLUP_PEOPLE,
+    Q_REPORT_LIFE,
     Q_REPORT_COUNTS,
     Q_REPORT_VALUES,
+    Q_REPORT_OUTSIDE,
+    Q_REPORT_PEOPLE,
     Q_REPORT_DISTINCT,
     Q_SENT_DELETE,
     Q_SENT_INSERT,
@@ -302,6 +329,9 @@ static const char *const query_sql[Q_COUNT] = {
                           " i AS (DELETE FROM images WHERE campaign = $1),"
                           " rc AS (DELETE FROM rollup_counts WHERE campaign = $1),"
                           " rv AS (DELETE FROM rollup_values WHERE campaign = $1),"
+                          " rd AS (DELETE FROM rollup_days WHERE campaign = $1),"
+                          " rt AS (DELETE FROM rollup_totals WHERE campaign = $1),"
+                          " rp AS (DELETE FROM rollup_people WHERE campaign = $1),"
                           " st AS (DELETE FROM sent_to WHERE campaign = $1),"
                           " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
@@ -391,10 +421,32 @@ static const char *const query_sql[Q_COUNT] = {
     /* A text's ID (intern.h), added when new. */
     [Q_AGENT_INTERN] = INTERN_SQL("agents"),
     [Q_SET_INTERN] = INTERN_SQL("header_sets"),
-    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
-                        " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[],"
-                        " $4::text[], $5::bigint[]) ON CONFLICT(campaign, dim, hour, value)"
-                        " DO UPDATE SET n = r.n + excluded.n",
+    /* With them, dims 1-6 to their days' and totals' rows and dims 0 and 7 to their people's
+     * hours (rollup.h), each in key order too. */
+    [Q_ROLLUP_VALUES] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[],"
+        " $5::bigint[]) AS v(campaign, dim, hour, value, n)),"
+        " d AS (INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
+        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM v WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, hour / 24, value"
+        " ORDER BY campaign COLLATE \"C\", dim, hour / 24, value COLLATE \"C\""
+        " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n),"
+        " t AS (INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
+        " SELECT campaign, dim, value, SUM(n) FROM v WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim, value COLLATE \"C\""
+        " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n),"
+        " p AS (INSERT INTO rollup_people AS r(campaign, dim, who, first_hour, last_hour)"
+        " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM v WHERE dim IN (0, 7)"
+        " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim,"
+        " value COLLATE \"C\" ON CONFLICT(campaign, dim, who) DO UPDATE"
+        " SET first_hour = LEAST(r.first_hour, excluded.first_hour),"
+        " last_hour = GREATEST(r.last_hour, excluded.last_hour))"
+        " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM v"
+        " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
+    [Q_REPORT_LIFE] = "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = $1),"
+                      " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = $1)",
+    [Q_FORGET_ROLLUP_PEOPLE] = "DELETE FROM rollup_people WHERE campaign = $1 AND dim IN (0, 7)"
+                               " AND who = $2",
     /* The IDs in one array: one statement for a list of any length. */
     [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
                       " ON CONFLICT DO NOTHING",
@@ -435,8 +487,12 @@ static void make_sql(void)
      * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
+    sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], made_sql[Q_FORGET_ROLLUP_TOTALS],
+                       sizeof(made_sql[0]),
+                       "campaign = $1 AND recipient = $2", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
-                         made_sql[Q_REPORT_DISTINCT], sizeof(made_sql[0]), true);
+                         made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
+                         made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
     snprintf(
         made_sql[Q_LINKS], sizeof(made_sql[0]),
         "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
@@ -1760,6 +1816,10 @@ typedef struct {
     const sp_store_report_cb_t *cb;
     void *ctx;
     int q;
+    const sp_store_span_t *span;
+    bool inexact;      /* the people rows are not exact: the distinct query's instead */
+    int64_t got[2][3]; /* the people rows, held until all are known exact */
+    int n_got;
 } report_ctx_t;
 
 static int report_row(void *ctx, const PGresult *res)
@@ -1771,9 +1831,19 @@ static int report_row(void *ctx, const PGresult *res)
             c[i] = get_i64(res, 0, 1 + i);
         return rc->cb->counts(rc->ctx, get_i64(res, 0, 0), c);
     }
-    if (Q_REPORT_VALUES == rc->q)
+    if (Q_REPORT_VALUES == rc->q || Q_REPORT_OUTSIDE == rc->q)
         return rc->cb->value(rc->ctx, (int)get_i64(res, 0, 0), PQgetvalue(res, 0, 1),
                              get_i64(res, 0, 2));
+    if (Q_REPORT_PEOPLE == rc->q) {
+        if (!sp_rollup_people_exact(rc->span->hour_from, rc->span->hour_to, get_i64(res, 0, 3),
+                                    get_i64(res, 0, 4)))
+            rc->inexact = true;
+        else if (rc->n_got < 2)
+            for (int j = 0; j < 3; j++)
+                rc->got[rc->n_got][j] = get_i64(res, 0, j);
+        rc->n_got++;
+        return 0;
+    }
     return rc->cb->distinct(rc->ctx, (int)get_i64(res, 0, 0), get_i64(res, 0, 1),
                             get_i64(res, 0, 2));
 }
@@ -1783,25 +1853,71 @@ static int pg_report(sp_store_t *base, const char *campaign, const sp_store_span
 {
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
-    report_ctx_t rc = {.cb = cb, .ctx = ctx};
-    /* One snapshot: the three queries see the same commits. */
+    report_ctx_t rc = {.cb = cb, .ctx = ctx, .span = span};
+    /* The hours read from rollup_values: those before and after the whole days, or all of
+     * them when there are none. */
+    bool days = span->day_from < span->day_to, outside = false;
+    int64_t out[10];
+    /* One snapshot: the queries see the same commits. */
     if (0 != ready(s, err, errlen) ||
         0 != exec_sql(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "report", err, errlen))
         return -1;
+    /* The campaign's first and last quarter: which way its breakdowns read less, and whether
+     * its people can be exact (their hours lie within these). */
+    p_text(&p, campaign);
+    PGresult *res = exec_q(s, Q_REPORT_LIFE, &p, "report", err, errlen);
+    if (!res) {
+        rollback(s);
+        return -1;
+    }
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
+        int64_t first = get_i64(res, 0, 0), last = get_i64(res, 0, 1);
+        outside = sp_rollup_outside(span->edge_from[0], span->edge_to[1], span->day_from,
+                                    span->day_to, first, last, out);
+        rc.inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
+    }
+    PQclear(res);
+    /* Counts, values, the distinct people from rollup_people, and from rollup_values only when
+     * those are not exact (rollup.h). */
     for (rc.q = Q_REPORT_COUNTS; rc.q <= Q_REPORT_DISTINCT; rc.q++) {
+        if ((Q_REPORT_DISTINCT == rc.q && !rc.inexact) || Q_REPORT_OUTSIDE == rc.q ||
+            (Q_REPORT_PEOPLE == rc.q && rc.inexact))
+            continue;
         p_text(&p, campaign);
+        if (Q_REPORT_VALUES == rc.q && outside) {
+            for (int j = 0; j < 10; j++)
+                p_int(&p, out[j]);
+            rc.q = Q_REPORT_OUTSIDE;
+            int failed = each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen);
+            rc.q = Q_REPORT_VALUES;
+            if (failed) {
+                rollback(s);
+                return -1;
+            }
+            continue;
+        }
         p_int(&p, span->hour_from);
         p_int(&p, span->hour_to);
         for (int e = 0; e < 2; e++) {
             p_int(&p, span->edge_from[e]);
             p_int(&p, span->edge_to[e]);
         }
-        if (Q_REPORT_DISTINCT == rc.q)
+        if (Q_REPORT_VALUES == rc.q) {
+            p_int(&p, days ? span->day_from * 24 : span->hour_to);
+            p_int(&p, days ? span->day_to * 24 : span->hour_to);
+            p_int(&p, span->day_from);
+            p_int(&p, span->day_to);
+        }
+        if (Q_REPORT_DISTINCT == rc.q || Q_REPORT_PEOPLE == rc.q)
             p_int(&p, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
         if (0 != each_row(s, rc.q, &p, report_row, &rc, "report", err, errlen)) {
             rollback(s);
             return -1;
         }
+        if (Q_REPORT_PEOPLE == rc.q && !rc.inexact)
+            for (int j = 0; j < rc.n_got && j < 2; j++)
+                if (cb->distinct(ctx, (int)rc.got[j][0], rc.got[j][1], rc.got[j][2]))
+                    break;
     }
     return exec_sql(s, "COMMIT", "report", err, errlen);
 }
@@ -2153,7 +2269,7 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             goto fail;
         PQclear(res);
         /* Their share of the rollups, from their events before those go. */
-        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_VALUES; q++) {
+        for (int q = Q_FORGET_ROLLUP_COUNTS; q <= Q_FORGET_ROLLUP_PEOPLE; q++) {
             p_text(&p, PQgetvalue(rows, i, 0));
             p_text(&p, recipient);
             if (!(res = exec_q(s, q, &p, "forget", err, errlen)))

@@ -141,6 +141,26 @@ static const char *const migrations[] = {
     /* 15: no index of events by time alone: only retention read it, which now finds each
      * campaign's old events through events_campaign_ts. One B-tree insert fewer per event. */
     "DROP INDEX events_ts;",
+    /* 16: the report's day and all-time rollups and each opener's and clicker's first and last hour
+     * (rollup.h), made from the hours' rollups. */
+    "CREATE TABLE rollup_days(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " day INTEGER NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, dim, day, value)) WITHOUT ROWID;"
+    "INSERT INTO rollup_days(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"
+    " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+    " GROUP BY campaign, dim, hour / 24, value;"
+    "CREATE TABLE rollup_totals(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, dim, value)) WITHOUT ROWID;"
+    "INSERT INTO rollup_totals(campaign, dim, value, n) SELECT campaign, dim, value, SUM(n)"
+    " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value;"
+    "CREATE TABLE rollup_people(campaign TEXT NOT NULL, dim INTEGER NOT NULL,"
+    " who TEXT NOT NULL, first_hour INTEGER NOT NULL, last_hour INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, dim, who)) WITHOUT ROWID;"
+    "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) SELECT campaign, dim,"
+    " value, MIN(hour), MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0"
+    " GROUP BY campaign, dim, value;"
+    "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
+    "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -177,6 +197,9 @@ enum {
     Q_AGENT_ADD,
     Q_SET_FIND,
     Q_SET_ADD,
+    Q_ROLLUP_DAYS,
+    Q_ROLLUP_PEOPLE,
+    Q_ROLLUP_TOTALS,
     Q_COUNT
 };
 
@@ -256,6 +279,16 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_AGENT_ADD] = "INSERT INTO agents(text) VALUES(?1)",
     [Q_SET_FIND] = "SELECT id FROM header_sets WHERE text = ?1",
     [Q_SET_ADD] = "INSERT INTO header_sets(text) VALUES(?1)",
+    [Q_ROLLUP_DAYS] = "INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, day, value)"
+                      " DO UPDATE SET n = r.n + excluded.n",
+    [Q_ROLLUP_TOTALS] = "INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
+                        " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(campaign, dim, value)"
+                        " DO UPDATE SET n = r.n + excluded.n",
+    [Q_ROLLUP_PEOPLE] = "INSERT INTO rollup_people AS r(campaign, dim, who, first_hour,"
+                        " last_hour) VALUES(?1, ?2, ?4, ?3, ?3) ON CONFLICT(campaign, dim, who)"
+                        " DO UPDATE SET first_hour = MIN(r.first_hour, excluded.first_hour),"
+                        " last_hour = MAX(r.last_hour, excluded.last_hour)",
 };
 
 /* The statements above name the four class columns. */
@@ -264,11 +297,11 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 /* The events' INSERT and SELECT, made once from the field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
 
-/* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1), what
- * the migration adds (of every event), and the report's queries. */
+/* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
+ * values, days, totals), what the migration adds (of every event), and the report's queries. */
 #define ROLLUP_SQL_MAX 8192
 enum { R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
-static char rollup_sql[R_KINDS][3][ROLLUP_SQL_MAX];
+static char rollup_sql[R_KINDS][5][ROLLUP_SQL_MAX];
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -1358,6 +1391,28 @@ static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, siz
         sqlite3_bind_int64(st, 5, v->n);
         if (SQLITE_DONE != sqlite3_step(st))
             return fail(s, err, errlen, "rollups");
+        /* The same to its day's and its total's rows, or to its person's hours (rollup.h). */
+        bool person = SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim;
+        sqlite3_stmt *also = s->q[person ? Q_ROLLUP_PEOPLE : Q_ROLLUP_DAYS];
+        sqlite3_reset(also);
+        bind_text(also, 1, v->campaign);
+        sqlite3_bind_int(also, 2, v->dim);
+        sqlite3_bind_int64(also, 3, person ? v->hour : v->hour / 24);
+        bind_text(also, 4, v->value);
+        if (!person)
+            sqlite3_bind_int64(also, 5, v->n);
+        if (SQLITE_DONE != sqlite3_step(also))
+            return fail(s, err, errlen, "rollups");
+        if (person)
+            continue;
+        also = s->q[Q_ROLLUP_TOTALS];
+        sqlite3_reset(also);
+        bind_text(also, 1, v->campaign);
+        sqlite3_bind_int(also, 2, v->dim);
+        bind_text(also, 3, v->value);
+        sqlite3_bind_int64(also, 4, v->n);
+        if (SQLITE_DONE != sqlite3_step(also))
+            return fail(s, err, errlen, "rollups");
     }
     return 0;
 }
@@ -1615,32 +1670,84 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
-    /* One read transaction: the three queries see the same commits. */
+    /* The hours [hour_from, hour_to) read from rollup_values: those before and after the whole
+     * days, or all of them when there are none. */
+    bool days = span->day_from < span->day_to;
+    int64_t hours_end = days ? span->day_from * 24 : span->hour_to;
+    int64_t hours_start = days ? span->day_to * 24 : span->hour_to;
+    /* Counts, values, then the distinct people from rollup_people, and from rollup_values only
+     * when those are not exact (rollup.h). */
+    static const int order[] = {0, 1, 3, 2};
+    bool inexact = false, outside = false;
+    int64_t out[10];
+    /* One read transaction: the queries see the same commits. */
     if (0 != exec(s, "BEGIN", err, errlen))
         return -1;
-    for (int k = 0; k < 3; k++) {
-        if (prepare(s, &st, rollup_sql[R_REPORT][k], err, errlen))
+    /* The campaign's first and last quarter: which way its breakdowns read less, and whether
+     * its people can be exact (their hours lie within these). */
+    if (prepare(s, &st,
+                "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = ?1),"
+                " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = ?1)",
+                err, errlen))
+        goto fail;
+    bind_text(st, 1, campaign);
+    if (SQLITE_ROW == sqlite3_step(st) && SQLITE_NULL != sqlite3_column_type(st, 0)) {
+        int64_t first = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
+        outside = sp_rollup_outside(span->edge_from[0], span->edge_to[1], span->day_from,
+                                    span->day_to, first, last, out);
+        inexact = !sp_rollup_people_exact(span->hour_from, span->hour_to, first / 4, last / 4);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (int i = 0; i < 4; i++) {
+        int k = order[i];
+        if ((2 == k && !inexact) || (3 == k && inexact))
+            continue;
+        if (prepare(s, &st, rollup_sql[R_REPORT][1 == k && outside ? 4 : k], err, errlen))
             goto fail;
         bind_text(st, 1, campaign);
-        sqlite3_bind_int64(st, 2, span->hour_from);
-        sqlite3_bind_int64(st, 3, span->hour_to);
-        for (int e = 0; e < 2; e++) {
-            sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
-            sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+        if (1 == k && outside) {
+            for (int j = 0; j < 10; j++)
+                sqlite3_bind_int64(st, 2 + j, out[j]);
+        } else {
+            sqlite3_bind_int64(st, 2, span->hour_from);
+            sqlite3_bind_int64(st, 3, span->hour_to);
+            for (int e = 0; e < 2; e++) {
+                sqlite3_bind_int64(st, 4 + 2 * e, span->edge_from[e]);
+                sqlite3_bind_int64(st, 5 + 2 * e, span->edge_to[e]);
+            }
         }
-        if (2 == k)
+        if (k >= 2)
             sqlite3_bind_int(st, 8, span->no_openers ? SP_ROLLUP_CLICKER : SP_ROLLUP_OPENER);
+        if (1 == k && !outside) {
+            sqlite3_bind_int64(st, 8, hours_end);
+            sqlite3_bind_int64(st, 9, hours_start);
+            sqlite3_bind_int64(st, 10, span->day_from);
+            sqlite3_bind_int64(st, 11, span->day_to);
+        }
         int rc = SQLITE_DONE;
         bool stop = false;
+        /* The people rows are held until all are known exact. */
+        int64_t got[2][3];
+        int n_got = 0;
         while (!stop && SQLITE_ROW == (rc = sqlite3_step(st))) {
             if (0 == k) {
                 int64_t c[SP_ROLLUP_COUNTS];
-                for (int i = 0; i < SP_ROLLUP_COUNTS; i++)
-                    c[i] = sqlite3_column_int64(st, 1 + i);
+                for (int j = 0; j < SP_ROLLUP_COUNTS; j++)
+                    c[j] = sqlite3_column_int64(st, 1 + j);
                 stop = cb->counts(ctx, sqlite3_column_int64(st, 0), c);
             } else if (1 == k) {
                 stop = cb->value(ctx, sqlite3_column_int(st, 0), col_text(st, 1),
                                  sqlite3_column_int64(st, 2));
+            } else if (3 == k) {
+                if (!sp_rollup_people_exact(span->hour_from, span->hour_to,
+                                            sqlite3_column_int64(st, 3),
+                                            sqlite3_column_int64(st, 4)))
+                    inexact = true;
+                else if (n_got < 2)
+                    for (int j = 0; j < 3; j++)
+                        got[n_got][j] = sqlite3_column_int64(st, j);
+                n_got++;
             } else {
                 stop = cb->distinct(ctx, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
                                     sqlite3_column_int64(st, 2));
@@ -1652,6 +1759,9 @@ static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span
             fail(s, err, errlen, "report");
             goto fail;
         }
+        if (3 == k && !inexact)
+            for (int j = 0; j < n_got && j < 2 && !stop; j++)
+                stop = cb->distinct(ctx, (int)got[j][0], got[j][1], got[j][2]);
     }
     return exec(s, "COMMIT", err, errlen);
 fail:
@@ -2075,7 +2185,14 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
             *deleted += sqlite3_changes(s->db);
         /* Their share of the rollups, from their events before those go. */
         if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen)))
+                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
+                       0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
+                       0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
+                       0 != rollup_step(s,
+                                        "DELETE FROM rollup_people WHERE campaign IN (SELECT"
+                                        " campaign FROM recipients WHERE recipient = ?1)"
+                                        " AND dim IN (0, 7) AND who = ?1",
+                                        recipient, err, errlen)))
             goto fail;
     }
     if (0 == exec(s, "COMMIT", err, errlen))
@@ -2097,6 +2214,9 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM campaigns WHERE id = ?1",
         "DELETE FROM rollup_counts WHERE campaign = ?1",
         "DELETE FROM rollup_values WHERE campaign = ?1",
+        "DELETE FROM rollup_days WHERE campaign = ?1",
+        "DELETE FROM rollup_totals WHERE campaign = ?1",
+        "DELETE FROM rollup_people WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
         "DELETE FROM trackers WHERE campaign = ?1",
     };
@@ -2706,8 +2826,13 @@ static void sqlite_once(void)
                       -1, false);
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false);
+    sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
+                       "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
+                       " AND recipient = ?1",
+                       -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
-                         ROLLUP_SQL_MAX, false);
+                         rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX,
+                         false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {

@@ -1054,6 +1054,33 @@ static void check_rollup_rows(void **state)
     raw_sql(fx, sql[0], sql[1]);
 }
 
+/* The day and all-time rollups and the people's hours are what the hours' rollups add up to. */
+static void check_rollup_derived(void **state)
+{
+    static const char *const sql =
+        "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"
+        " SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"
+        " hour / 24, value EXCEPT SELECT * FROM rollup_days) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_days EXCEPT"
+        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM rollup_values"
+        " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, hour / 24, value) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, SUM(n)"
+        " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"
+        " EXCEPT SELECT * FROM rollup_totals) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_totals EXCEPT"
+        " SELECT campaign, dim, value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+        " GROUP BY campaign, dim, value) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"
+        " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"
+        " value EXCEPT SELECT * FROM rollup_people) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people EXCEPT"
+        " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM rollup_values"
+        " WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim, value) x;"
+        " DROP TABLE snap_diff;";
+    raw_sql(*state, sql, sql);
+}
+
 static void test_report(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -1074,8 +1101,14 @@ static void test_report(void **state)
         {REPORT_T0 + 5 * HOUR + 1000, REPORT_T0 + 5 * HOUR + 2500000},    /* within an hour */
         {REPORT_T0 + DAY, REPORT_T0 + 2 * DAY},                           /* whole hours */
         {REPORT_T0 + 50 * HOUR + 123, SP_REPORT_TIME_MAX},
+        /* From before the first open: the unique ones from each one's first hour. */
+        {REPORT_T0 - HOUR + 77, REPORT_T0 + 30 * HOUR + 5 * 60000},
+        {0, REPORT_T0 + 2 * DAY + 40 * 60000},
+        /* To after the last one: from each one's last hour. */
+        {REPORT_T0 + 25 * HOUR + 999, REPORT_T0 + 5 * DAY},
     };
     check_rollup_rows(state);
+    check_rollup_derived(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_HOUR, NULL);
         check_report(s, ranges[i][0], ranges[i][1], "Europe/Berlin", SP_REPORT_DAY, NULL);
@@ -1097,6 +1130,7 @@ static void test_report(void **state)
     int64_t deleted = 0;
     assert_int_equal(0, s->ops->forget(s, "r3", &deleted, err, sizeof(err)));
     assert_true(deleted > 0);
+    check_rollup_derived(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_DAY, "r3");
 
@@ -3440,6 +3474,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE events DROP COLUMN engagement; ALTER TABLE events DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
+             "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client;"
@@ -3458,6 +3493,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE events DROP COLUMN engagement, DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
+             "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client, DROP COLUMN first_network,"
