@@ -1,7 +1,7 @@
 -- soak.lua: wrk script for bench/soak. Paced opens from many recipients, clients and addresses.
 -- SPDX-License-Identifier: MIT
 --
--- Usage: wrk -t1 -s bench/soak.lua URL -- DELAY_MS RECIPIENTS [RATE]
+-- Usage: wrk -t1 -s bench/soak.lua URL -- DELAY_MS RECIPIENTS RATE LOAD_SECONDS
 -- Each connection waits DELAY_MS between its requests (wrk's delay()), so C connections
 -- send at most C * 1000 / DELAY_MS opens a second whatever the server's speed. With RATE,
 -- requests go out on one schedule of RATE a second instead, as bench/paced.lua sends
@@ -34,6 +34,10 @@ function init(args)
     local rate = tonumber(args[3]) or 0
     interval = rate > 0 and 1 / rate or nil
     slot = now()
+    -- Requests go out for LOAD_SECONDS only, then each connection goes idle once its last
+    -- answer is in (wrk's -d a little longer), so that wrk counts every open the server
+    -- took: cut in flight at -d, one would be stored and not counted.
+    deadline = now() + (tonumber(args[4]) or 1e9)
     reqs = {}
     for i = 0, 4095 do
         local path = wrk.path:gsub("RCPT", "r" .. ((i * 7919) % recipients))
@@ -46,7 +50,7 @@ function init(args)
 end
 
 function delay()
-    if not interval then
+    if not interval or now() >= deadline then
         return pause
     end
     local t = now()
@@ -59,6 +63,9 @@ function delay()
 end
 
 function request()
+    if now() >= deadline then
+        return ""
+    end
     n = n + 1
     return reqs[(n % #reqs) + 1]
 end
