@@ -18,7 +18,7 @@ set logscale x 2
 set xlabel "wrk connections"
 set ylabel "requests/s"
 set yrange [0:*]
-set format y "%.0s%c"
+set format y "%.0f"
 set grid ytics lc rgb "#dddddd"
 set bmargin 3.5
 set style line 1 lc rgb "#555555" lw 2 pt 7 ps 0.8
