@@ -67,7 +67,7 @@ INSTALL_DEFS := -DSP_DEFAULT_DATA_DIR='"$(LOCALSTATEDIR)/lib/spypixel"' \
 INSTALL_OBJ  := $(filter-out $(BUILD)/obj/common/config.o $(BUILD)/obj/pipeline/geo.o,$(OBJ)) \
                 $(BUILD)/install/common/config.o $(BUILD)/install/pipeline/geo.o
 
-.PHONY: all deps test-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench bench-writer bench-store run clean format \
+.PHONY: all deps test-deps bench-deps fuzz-deps test unit asan fuzz fuzz-build fuzz-seeds bench bench-writer bench-store run clean format \
         install uninstall FORCE
 
 all: $(BUILD)/spypixel
@@ -187,6 +187,9 @@ deps:
 test-deps:
 	scripts/install-deps --test
 
+bench-deps:
+	scripts/install-deps --bench
+
 fuzz-deps:
 	scripts/install-deps --fuzz
 
@@ -203,7 +206,7 @@ asan: test-deps
 	BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 scripts/run-tests
 
-bench: test-deps all $(BENCH_BIN)
+bench: bench-deps all $(BENCH_BIN)
 	BUILD=$(BUILD) bench/run
 	BUILD=$(BUILD) bench/writer
 	BUILD=$(BUILD) bench/store

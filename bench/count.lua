@@ -71,6 +71,7 @@ function done(summary, latency, requests)
         "connect_errors=%d read_errors=%d write_errors=%d timeouts=%d\n",
         sent_total, summary.requests, ok, e.status, e.connect, e.read, e.write, e.timeout))
     io.write(string.format("rate: rps=%.0f load_s=%.3f\n", summary.requests / load_s, load_s))
-    io.write(string.format("latency_us: p50=%d p90=%d p99=%d max=%d\n",
-        latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+    io.write(string.format("latency_us: p50=%d p90=%d p99=%d p999=%d max=%d\n",
+        latency:percentile(50), latency:percentile(90), latency:percentile(99),
+        latency:percentile(99.9), latency.max))
 end
