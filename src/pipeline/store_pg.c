@@ -761,8 +761,10 @@ static bool week_known(const pg_store_t *s, int64_t week)
 }
 
 /* The partitions of the weeks the batch's events fall in, and of the week after this one,
- * made where this connection has not seen them yet. A lock that does not come in time leaves
- * the rows to events_default until a later batch; another failure is the batch's. */
+ * made where this connection has not seen them yet. One that cannot be made now (its lock did
+ * not come in time, or the role may not create tables) leaves the rows to events_default, and
+ * is tried again PARTITION_RETRY_MS later: the batch goes on, as its insert cannot fail for
+ * want of a partition. Only a lost connection fails it (the batch would fail on it anyway). */
 static int ensure_partitions(pg_store_t *s, sp_event_t *const *evs, size_t n, char *err,
                              size_t errlen)
 {
@@ -783,9 +785,9 @@ static int ensure_partitions(pg_store_t *s, sp_event_t *const *evs, size_t n, ch
         if (week_known(s, week))
             continue;
         int made = make_partition(s, week, err, errlen);
-        if (made < 0)
+        if (made != 0 && CONNECTION_OK != PQstatus(s->conn))
             return -1;
-        if (made > 0) {
+        if (made != 0) {
             s->partition_retry_at = now + PARTITION_RETRY_MS;
             return 0;
         }
@@ -1155,14 +1157,14 @@ static void array_text(array_t *a, const char *s)
 {
     array_next(a);
     array_put(a, "\"", 1);
-    for (const char *run = s;; s++) {
-        if ('"' == *s || '\\' == *s || !*s) {
-            array_put(a, run, (size_t)(s - run));
-            if (!*s)
-                break;
-            array_put(a, "\\", 1);
-            run = s;
-        }
+    for (;;) {
+        size_t run = strcspn(s, "\"\\");
+        array_put(a, s, run);
+        if (!s[run])
+            break;
+        array_put(a, "\\", 1);
+        array_put(a, s + run, 1);
+        s += run + 1;
     }
     array_put(a, "\"", 1);
 }
