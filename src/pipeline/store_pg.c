@@ -5,8 +5,8 @@
 #include <assert.h>
 #include <libpq-fe.h>
 #include <math.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,8 +362,9 @@ static const char *const query_sql[Q_COUNT] = {
     /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
     [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
                     " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
-                    " WHERE ts = $1 AND id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
-                    " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
+                    " WHERE ts = $1 AND id = (SELECT id FROM events WHERE ts = $1"
+                    " AND campaign = $2 AND recipient = $3 AND visitor = $4 AND kind = 0"
+                    " AND read_ms IS NULL"
                     " ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
                        " ORDER BY last_at DESC, id",
@@ -498,11 +499,12 @@ struct pg_store {
     PGconn *conn;
     bool prepared;           /* the statements exist on this connection */
     sp_store_failure_t last; /* what the last failed call met */
+    char sqlstate[6];        /* and its SQLSTATE, "" when the server sent none */
     bool faulted;            /* the database reported damage: this connection writes no more */
     char why[256];
     int64_t weeks[PARTITIONS_KNOWN]; /* weeks (their first ms) whose partition exists */
     size_t n_weeks, next_week;
-    int64_t partition_retry_at; /* making one waited too long: not before then */
+    int64_t partition_retry_at; /* making one failed: not again before then */
 };
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
@@ -528,7 +530,9 @@ static sp_store_failure_t classify_failure(const char *sqlstate)
 static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, const PGresult *res)
 {
     const char *msg = res ? PQresultErrorMessage(res) : "";
-    s->last = classify_failure(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    s->last = classify_failure(state);
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state ? state : "");
     if (!msg[0])
         msg = PQerrorMessage(s->conn);
     if (!msg[0])
@@ -717,8 +721,8 @@ static int query_bool(pg_store_t *s, const char *sql, const char *what, char *er
 
 /* Makes WEEK's partition unless one exists or another partition covers it (events_legacy),
  * in a transaction of its own: a batch's transaction never waits on DDL. The week's rows kept
- * in events_default meanwhile move into it. 0 made or there, 1 it waited too long for a lock
- * (a long read of events holds one), -1 with ERR. */
+ * in events_default meanwhile move into it. 0 made or there, 1 a failure that may pass (a lock
+ * that did not come in time: a long read of events holds one), -1 another, with ERR. */
 static int make_partition(pg_store_t *s, int64_t week, char *err, size_t errlen)
 {
     char name[64], sql[1024];
@@ -750,8 +754,8 @@ static int make_partition(pg_store_t *s, int64_t week, char *err, size_t errlen)
     return 0;
 fail:
     rollback(s);
-    /* Another partition covers the week (42P17: it would overlap). */
-    if (SP_STORE_FAIL_DATA == s->last && strstr(err, "overlap"))
+    /* Another partition covers the week (it would overlap: invalid_object_definition). */
+    if (0 == strcmp(s->sqlstate, "42P17"))
         return 0;
     return SP_STORE_FAIL_RETRY == s->last ? 1 : -1;
 }
@@ -1267,7 +1271,8 @@ static int send_events(pg_store_t *s, batch_t *b)
     char name[16];
     params_t p = {.n = 0};
     array_t a[SP_EVENT_N_FIELDS] = {{0}};
-    assert(b->n_ids >= b->n_stored);
+    if (b->n_ids < b->n_stored) /* phase 1 took one for every event but the reads */
+        return -1;
     for (size_t e = 0; e < b->n_stored; e++) {
         b->stored[e]->id = b->ids[e];
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
