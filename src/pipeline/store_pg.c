@@ -6,9 +6,11 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "classify.h"
 #include "intern.h"
@@ -145,12 +147,15 @@ static const char *const migrations[] = {
     " GROUP BY campaign, dim, value;"
     "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
     "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
+    /* 16: events partitioned by week of ts (migration_code: partition_events). */
+    "",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 typedef struct pg_store pg_store_t;
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen);
 static int backfill_rollups(pg_store_t *s, char *err, size_t errlen);
+static int partition_events(pg_store_t *s, char *err, size_t errlen);
 
 /* The steps that SQL alone cannot do, run for their version in place of its (empty) SQL. */
 static const struct {
@@ -159,15 +164,39 @@ static const struct {
 } migration_code[] = {
     {5, scrub_credentials},
     {8, backfill_rollups},
+    {16, partition_events},
 };
 
 /* Held for the migration's transaction by every server that opens the store: "spypixel". */
 #define MIGRATION_LOCK "8318282035466102124"
+/* Held while partitions of events are made or dropped, by any server: "spypart". */
+#define PARTITION_LOCK "8318282035466102125"
+
+/* Events are partitioned by week (UTC, from Monday 00:00): a week is what retention drops
+ * whole, the weeks of a 90-day store are 13 partitions (each index scan of a page over every
+ * partition is one descent per partition), and a week of heavy traffic (millions of rows) keeps
+ * each partition's indexes in memory while it is written. Partitions are made by the writer for
+ * the weeks its batches reach (and the week after the current one, ahead of need) within
+ * PARTITION_PAST_MS before and PARTITION_AHEAD_MS after now; a row outside those, or written
+ * while its partition could not be made, goes to events_default, whose rows of a week move to
+ * the week's partition when it is made. */
+#define DAY_MS             INT64_C(86400000)
+#define WEEK_MS            (7 * DAY_MS)
+#define MONDAY_MS          (4 * DAY_MS) /* 1970-01-05, the epoch's first Monday */
+#define PARTITION_PAST_MS  (731 * DAY_MS)
+#define PARTITION_AHEAD_MS (28 * DAY_MS)
+/* How long DDL on events waits for a lock (a long export holds one) before it gives up and
+ * tries again later: other queries queue behind a waiting DDL lock. */
+#define PARTITION_LOCK_TIMEOUT "SET LOCAL lock_timeout = '1s'"
+#define PARTITION_RETRY_MS     INT64_C(30000)
+#define PARTITIONS_KNOWN       16 /* weeks a connection remembers having made */
 
 /* Prepared once per connection, named "sp<index>". */
 enum {
     Q_CAMPAIGN_EXISTS,
     Q_EVENT_INSERT,
+    Q_EVENT_IDS,
+    Q_EVENTS_INSERT,
     Q_RECIPIENT_UPSERT,
     Q_RECIPIENT_FORWARDED,
     Q_CLIENT_INSERT,
@@ -263,6 +292,9 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAMPAIGN_EXISTS] = "SELECT EXISTS(SELECT 1 FROM campaigns WHERE id = $1 FOR KEY SHARE),"
                           " EXISTS(SELECT 1 FROM unknown_campaigns WHERE id = $1)",
     [Q_EVENT_INSERT] = NULL, /* made from the field table: made_sql */
+    /* The IDs of a batch's events, in order, taken before they are inserted all at once. */
+    [Q_EVENT_IDS] = "SELECT nextval('events_id_seq') FROM generate_series(1, $1)",
+    [Q_EVENTS_INSERT] = NULL, /* made_sql: a column an array */
     /* first_at is the earliest counted open even when batches from several servers commit
      * out of order; 0 means none yet. */
     [Q_RECIPIENT_UPSERT] =
@@ -320,7 +352,10 @@ static const char *const query_sql[Q_COUNT] = {
                             "= "
                             "c.clicks - r.clicks"
                             " FROM r WHERE c.id = r.campaign",
-    [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2",
+    /* recipient <> '' (forget refuses "") lets a generic plan, which cannot see $2, use the
+     * partial index events_campaign_recipient. */
+    [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2"
+                        " AND recipient <> ''",
     /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
     [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
     [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
@@ -379,8 +414,9 @@ static const char *const query_sql[Q_COUNT] = {
     /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
     [Q_READ_FOLD] = "UPDATE events SET read_ms = $5,"
                     " engagement = CASE WHEN class = $6 THEN $7 ELSE $8 END"
-                    " WHERE id = (SELECT id FROM events WHERE ts = $1 AND campaign = $2"
-                    " AND recipient = $3 AND visitor = $4 AND kind = 0 AND read_ms IS NULL"
+                    " WHERE ts = $1 AND id = (SELECT id FROM events WHERE ts = $1"
+                    " AND campaign = $2 AND recipient = $3 AND visitor = $4 AND kind = 0"
+                    " AND read_ms IS NULL"
                     " ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_UNKNOWN_LIST] = "SELECT id, opens, first_at, last_at FROM unknown_campaigns"
                        " ORDER BY last_at DESC, id",
@@ -470,6 +506,27 @@ static char made_sql[Q_COUNT][8192];
 static char backfill_sql[2][8192]; /* schema 7: the rollups of every event stored before */
 static pthread_once_t made_once = PTHREAD_ONCE_INIT;
 
+/* A field's column type (event_fields.h). */
+static const char *pg_type(sp_field_kind_t kind)
+{
+    switch (kind) {
+    case SP_FIELD_KIND:
+    case SP_FIELD_CLASS:
+        return "integer";
+    case SP_FIELD_ID:
+    case SP_FIELD_TIME:
+    case SP_FIELD_DURATION:
+        return "bigint";
+    case SP_FIELD_COORD:
+        return "double precision";
+    case SP_FIELD_TEXT:
+    case SP_FIELD_TEXT_OR_NULL:
+    case SP_FIELD_OBJECT:
+        break;
+    }
+    return "text";
+}
+
 static void make_sql(void)
 {
     char cols[1024], params[512];
@@ -478,6 +535,21 @@ static void make_sql(void)
              "INSERT INTO events(%s, agent, header_set, header_addrs) VALUES(%s, $%d, $%d, $%d)"
              " RETURNING id",
              cols, params, SP_EVENT_N_FIELDS, SP_EVENT_N_FIELDS + 1, SP_EVENT_N_FIELDS + 2);
+    sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '$');
+    /* Every field of a batch's events, a column an array (unnest reads them side by side). */
+    char arrays[2048];
+    size_t at = 0;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++)
+        at += (size_t)snprintf(arrays + at, sizeof(arrays) - at, "%s$%zu::%s[]", i ? ", " : "",
+                               i + 1, pg_type(sp_event_fields[i].kind));
+    /* And the interned texts' IDs and the apart values (intern.h), as Q_EVENT_INSERT's. */
+    at += (size_t)snprintf(arrays + at, sizeof(arrays) - at,
+                           ", $%d::bigint[], $%d::bigint[], $%d::text[]", SP_EVENT_N_FIELDS + 1,
+                           SP_EVENT_N_FIELDS + 2, SP_EVENT_N_FIELDS + 3);
+    assert(at < sizeof(arrays));
+    snprintf(made_sql[Q_EVENTS_INSERT], sizeof(made_sql[0]),
+             "INSERT INTO events(%s, agent, header_set, header_addrs) SELECT * FROM unnest(%s)",
+             cols, arrays);
     sp_intern_select_sql(cols, sizeof(cols));
     /* A NULL limit is no limit, as SQLite reads a negative one. */
     snprintf(made_sql[Q_EVENTS], sizeof(made_sql[0]),
@@ -486,10 +558,11 @@ static void make_sql(void)
     /* The rollups (rollup.h): what forget takes out (recipient $2 of campaign $1), and the
      * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
-                      sizeof(made_sql[0]), "campaign = $1 AND recipient = $2", -1, true);
+                      sizeof(made_sql[0]), "campaign = $1 AND recipient = $2 AND recipient <> ''",
+                      -1, true);
     sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], made_sql[Q_FORGET_ROLLUP_TOTALS],
                        sizeof(made_sql[0]),
-                       "campaign = $1 AND recipient = $2", -1, true);
+                       "campaign = $1 AND recipient = $2 AND recipient <> ''", -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
                          made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
@@ -518,10 +591,14 @@ struct pg_store {
     PGconn *conn;
     bool prepared;           /* the statements exist on this connection */
     sp_store_failure_t last; /* what the last failed call met */
+    char sqlstate[6];        /* and its SQLSTATE, "" when the server sent none */
     bool faulted;            /* the database reported damage: this connection writes no more */
     char why[256];
     /* The writer's interned texts by ID (intern.h), made on its first batch. */
     sp_intern_t *agents, *sets;
+    int64_t weeks[PARTITIONS_KNOWN]; /* weeks (their first ms) whose partition exists */
+    size_t n_weeks, next_week;
+    int64_t partition_retry_at; /* making one failed: not again before then */
 };
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
@@ -547,7 +624,9 @@ static sp_store_failure_t classify_failure(const char *sqlstate)
 static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, const PGresult *res)
 {
     const char *msg = res ? PQresultErrorMessage(res) : "";
-    s->last = classify_failure(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    s->last = classify_failure(state);
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state ? state : "");
     if (!msg[0])
         msg = PQerrorMessage(s->conn);
     if (!msg[0])
@@ -577,7 +656,7 @@ static int set_err(pg_store_t *s, char *err, size_t errlen, const char *what, co
 
 /* The events' INSERT has the most: every field but the ID, and the interned IDs and apart values
  * (intern.h). */
-#define MAX_PARAMS (SP_EVENT_N_FIELDS + 2)
+#define MAX_PARAMS (SP_EVENT_N_FIELDS + 3)
 
 /* A statement's parameters, all in text form; text is made valid UTF-8 on the way in. */
 typedef struct {
@@ -705,6 +784,194 @@ static int ready(pg_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- partitions of events ------------------------------------------------------------------ */
+
+static int64_t week_of(int64_t ts)
+{
+    int64_t d = ts - MONDAY_MS, k = d / WEEK_MS;
+    if (d % WEEK_MS < 0)
+        k--;
+    return k * WEEK_MS + MONDAY_MS;
+}
+
+/* events_wYYYYMMDD, by the date of the week's Monday. */
+static void week_name(int64_t week, char *buf, size_t len)
+{
+    time_t t = (time_t)(week / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "events_w%04d%02d%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100);
+}
+
+/* Runs SQL and tells whether its first value is true; -1 with ERR. */
+static int query_bool(pg_store_t *s, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(s->conn, sql);
+    int ret = PGRES_TUPLES_OK == PQresultStatus(res)
+                  ? PQntuples(res) > 0 && 't' == PQgetvalue(res, 0, 0)[0]
+                  : set_err(s, err, errlen, what, res);
+    PQclear(res);
+    return ret;
+}
+
+/* Makes WEEK's partition unless one exists or another partition covers it (events_legacy),
+ * in a transaction of its own: a batch's transaction never waits on DDL. The week's rows kept
+ * in events_default meanwhile move into it. 0 made or there, 1 a failure that may pass (a lock
+ * that did not come in time: a long read of events holds one), -1 another, with ERR. */
+static int make_partition(pg_store_t *s, int64_t week, char *err, size_t errlen)
+{
+    char name[64], sql[1024];
+    week_name(week, name, sizeof(name));
+    if (0 != exec_sql(s, "BEGIN", "partition", err, errlen))
+        return -1;
+    snprintf(sql, sizeof(sql), "SELECT to_regclass('%s') IS NOT NULL", name);
+    int there;
+    if (0 != exec_sql(s, PARTITION_LOCK_TIMEOUT, "partition", err, errlen) ||
+        0 != exec_sql(s, "SELECT pg_advisory_xact_lock(" PARTITION_LOCK ")", "partition", err,
+                      errlen) ||
+        0 > (there = query_bool(s, sql, "partition", err, errlen)))
+        goto fail;
+    if (!there) {
+        /* ATTACH takes a lock on events that lets its reads and writes go on (SHARE UPDATE
+         * EXCLUSIVE), where CREATE TABLE ... PARTITION OF would stop them. */
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE %s (LIKE events INCLUDING DEFAULTS);"
+                 "WITH m AS (DELETE FROM events_default WHERE ts >= %lld AND ts < %lld"
+                 " RETURNING *) INSERT INTO %s SELECT * FROM m;"
+                 "ALTER TABLE events ATTACH PARTITION %s FOR VALUES FROM (%lld) TO (%lld)",
+                 name, (long long)week, (long long)(week + WEEK_MS), name, name, (long long)week,
+                 (long long)(week + WEEK_MS));
+        if (0 != exec_sql(s, sql, "partition", err, errlen))
+            goto fail;
+    }
+    if (0 != exec_sql(s, "COMMIT", "partition", err, errlen))
+        goto fail;
+    return 0;
+fail:
+    rollback(s);
+    /* Another partition covers the week (it would overlap: invalid_object_definition). */
+    if (0 == strcmp(s->sqlstate, "42P17"))
+        return 0;
+    return SP_STORE_FAIL_RETRY == s->last ? 1 : -1;
+}
+
+static bool week_known(const pg_store_t *s, int64_t week)
+{
+    for (size_t i = 0; i < s->n_weeks; i++)
+        if (s->weeks[i] == week)
+            return true;
+    return false;
+}
+
+/* The partitions of the weeks the batch's events fall in, and of the week after this one,
+ * made where this connection has not seen them yet. One that cannot be made now (its lock did
+ * not come in time, or the role may not create tables) leaves the rows to events_default, and
+ * is tried again PARTITION_RETRY_MS later: the batch goes on, as its insert cannot fail for
+ * want of a partition. Only a lost connection fails it (the batch would fail on it anyway). */
+static int ensure_partitions(pg_store_t *s, sp_event_t *const *evs, size_t n, char *err,
+                             size_t errlen)
+{
+    int64_t now = sp_now_ms(), this_week = week_of(now);
+    if (now < s->partition_retry_at)
+        return 0;
+    for (size_t i = 0; i <= n + 1; i++) {
+        int64_t week;
+        if (i < n) {
+            int64_t ts = evs[i]->ts_ms;
+            if (SP_EVENT_READ == evs[i]->kind || ts < now - PARTITION_PAST_MS ||
+                ts >= now + PARTITION_AHEAD_MS)
+                continue;
+            week = week_of(ts);
+        } else {
+            week = i == n ? this_week : this_week + WEEK_MS;
+        }
+        if (week_known(s, week))
+            continue;
+        int made = make_partition(s, week, err, errlen);
+        if (made != 0 && CONNECTION_OK != PQstatus(s->conn))
+            return -1;
+        if (made != 0) {
+            s->partition_retry_at = now + PARTITION_RETRY_MS;
+            return 0;
+        }
+        s->weeks[s->next_week] = week;
+        s->next_week = (s->next_week + 1) % PARTITIONS_KNOWN;
+        if (s->n_weeks < PARTITIONS_KNOWN)
+            s->n_weeks++;
+    }
+    return 0;
+}
+
+/* The upper bound of a partition from its bound's text ("FOR VALUES FROM (...) TO ('N')"):
+ * false for the default partition and an unbounded one. */
+static bool partition_upper(const char *bound, int64_t *upper)
+{
+    const char *p = strstr(bound, " TO (");
+    if (!p)
+        return false;
+    p += 5;
+    if ('\'' == *p)
+        p++;
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p)
+        return false;
+    *upper = v;
+    return true;
+}
+
+/* Drops the partitions of events that lie wholly before BEFORE_MS, adding their rows to
+ * *DELETED. One whose lock does not come in time (a long read holds it) stays: the rows of
+ * every partition that remains are deleted by the caller's DELETE. */
+static int drop_partitions(pg_store_t *s, int64_t before_ms, int64_t *deleted, char *err,
+                           size_t errlen)
+{
+    PGresult *rows = NULL;
+    if (0 != exec_sql(s, "BEGIN", "purge", err, errlen))
+        return -1;
+    /* The advisory lock first: a writer holds it for a moment, and retention runs hourly. */
+    if (0 != exec_sql(s, "SELECT pg_advisory_xact_lock(" PARTITION_LOCK ")", "purge", err,
+                      errlen) ||
+        0 != exec_sql(s, PARTITION_LOCK_TIMEOUT, "purge", err, errlen))
+        goto fail;
+    rows = PQexec(s->conn, "SELECT quote_ident(c.relname), pg_get_expr(c.relpartbound, c.oid)"
+                           " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                           " WHERE i.inhparent = 'events'::regclass");
+    if (PGRES_TUPLES_OK != PQresultStatus(rows)) {
+        set_err(s, err, errlen, "purge", rows);
+        goto fail;
+    }
+    for (int i = 0; i < PQntuples(rows); i++) {
+        int64_t upper;
+        if (!partition_upper(PQgetvalue(rows, i, 1), &upper) || upper > before_ms)
+            continue;
+        char sql[256];
+        if (0 != exec_sql(s, "SAVEPOINT p", "purge", err, errlen))
+            goto fail;
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", PQgetvalue(rows, i, 0));
+        PGresult *res = PQexec(s->conn, sql);
+        int64_t n = PGRES_TUPLES_OK == PQresultStatus(res) ? get_i64(res, 0, 0) : -1;
+        if (n < 0)
+            set_err(s, err, errlen, "purge", res);
+        PQclear(res);
+        snprintf(sql, sizeof(sql), "DROP TABLE %s", PQgetvalue(rows, i, 0));
+        if (n >= 0 && 0 == exec_sql(s, sql, "purge", err, errlen)) {
+            *deleted += n;
+            continue;
+        }
+        if (SP_STORE_FAIL_RETRY != s->last ||
+            0 != exec_sql(s, "ROLLBACK TO SAVEPOINT p", "purge", err, errlen))
+            goto fail;
+    }
+    PQclear(rows);
+    return exec_sql(s, "COMMIT", "purge", err, errlen);
+fail:
+    PQclear(rows);
+    rollback(s);
+    return -1;
+}
+
 /* ---- writing -------------------------------------------------------------------------------- */
 
 /* What becomes of one campaign's events in a batch; the counts are the tally's. */
@@ -758,6 +1025,9 @@ typedef struct {
         char *owned;
     } * interns; /* texts of the batch's rows that the caches do not hold */
     size_t n_interns, cap_interns;
+    int64_t *ids; /* taken for the events to insert (phase 1), in order */
+    size_t n_want_ids, n_ids;
+    char *columns[SP_EVENT_N_FIELDS + 3]; /* the events' insert's parameters, being sent */
     int phase;
 } batch_t;
 
@@ -941,6 +1211,9 @@ static void batch_free(batch_t *b)
     for (size_t i = 0; i < b->n_interns; i++)
         free(b->interns[i].owned);
     free(b->interns);
+    free(b->ids);
+    for (size_t i = 0; i < sizeof(b->columns) / sizeof(b->columns[0]); i++)
+        free(b->columns[i]);
 }
 
 /* TEXT for the intern phase when CACHE misses it (OWNED: the batch frees it). */
@@ -983,6 +1256,12 @@ static void batch_interns(batch_t *b)
     }
 }
 
+/* The statement that inserts the batch's stored events: one, or none. */
+static size_t batch_inserts(const batch_t *b)
+{
+    return b->n_stored ? 1 : 0;
+}
+
 /* The statements that add the batch's stored events to the rollups: two, or none. */
 static size_t batch_rollups(const batch_t *b)
 {
@@ -1019,19 +1298,32 @@ static void array_int(array_t *a, int64_t v)
     array_put(a, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
 }
 
+static void array_null(array_t *a)
+{
+    array_next(a);
+    array_put(a, "NULL", 4);
+}
+
+static void array_double(array_t *a, double v)
+{
+    char num[40];
+    array_next(a);
+    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%.17g", v));
+}
+
 /* Quoted, so that no text reads as NULL; a quote or a backslash escaped. */
 static void array_text(array_t *a, const char *s)
 {
     array_next(a);
     array_put(a, "\"", 1);
-    for (const char *run = s;; s++) {
-        if ('"' == *s || '\\' == *s || !*s) {
-            array_put(a, run, (size_t)(s - run));
-            if (!*s)
-                break;
-            array_put(a, "\\", 1);
-            run = s;
-        }
+    for (;;) {
+        size_t run = strcspn(s, "\"\\");
+        array_put(a, s, run);
+        if (!s[run])
+            break;
+        array_put(a, "\\", 1);
+        array_put(a, s + run, 1);
+        s += run + 1;
     }
     array_put(a, "\"", 1);
 }
@@ -1158,9 +1450,94 @@ static int send_row(pg_store_t *s, const sp_event_row_t *row)
     return ok ? 0 : -1;
 }
 
-static int send_event(pg_store_t *s, sp_event_t *ev)
+/* The stored events as one INSERT: each gets the next ID taken in phase 1, and each field is
+ * an array of the events' values, in B's columns; then the arrays of their agents' and header
+ * sets' IDs and apart values, as send_row sends one event's. */
+static int send_events(pg_store_t *s, batch_t *b)
 {
-    return send_row(s, sp_event_row(ev));
+    char name[16];
+    params_t p = {.n = 0};
+    array_t a[SP_EVENT_N_FIELDS + 3] = {{0}};
+    array_t *agents = &a[SP_EVENT_N_FIELDS], *sets = agents + 1, *aparts = agents + 2;
+    if (b->n_ids < b->n_stored) /* phase 1 took one for every event but the reads */
+        return -1;
+    for (size_t e = 0; e < b->n_stored; e++) {
+        b->stored[e]->id = b->ids[e];
+        const sp_event_row_t *row = sp_event_row(b->stored[e]);
+        int64_t agent = row->user_agent
+                            ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent))
+                            : 0;
+        int64_t set = 0;
+        char *set_text = NULL, *apart = NULL;
+        if (0 == sp_intern_split(row->headers_json, &set_text, &apart))
+            set = sp_intern_find(s->sets, set_text, strlen(set_text));
+        else
+            set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
+        if (agent)
+            array_int(agents, agent);
+        else
+            array_null(agents);
+        if (set)
+            array_int(sets, set);
+        else
+            array_null(sets);
+        /* The apart values only with their set: else the row's headers are whole. */
+        if (set && apart)
+            array_text(aparts, apart);
+        else
+            array_null(aparts);
+        free(set_text);
+        free(apart);
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+            const sp_event_field_t *f = &sp_event_fields[i];
+            if (SP_EVENT_FIELD_user_agent == i && agent) {
+                array_null(&a[i]);
+                continue;
+            }
+            if (SP_EVENT_FIELD_headers_json == i && set) {
+                array_text(&a[i], "");
+                continue;
+            }
+            switch (f->kind) {
+            case SP_FIELD_ID:
+            case SP_FIELD_TIME:
+            case SP_FIELD_KIND:
+            case SP_FIELD_CLASS:
+                array_int(&a[i], sp_event_row_int(row, f));
+                break;
+            case SP_FIELD_TEXT:
+            case SP_FIELD_TEXT_OR_NULL:
+            case SP_FIELD_OBJECT:
+                if (sp_event_row_text(row, f))
+                    array_text(&a[i], sp_event_row_text(row, f));
+                else
+                    array_null(&a[i]);
+                break;
+            case SP_FIELD_COORD:
+                if (isnan(sp_event_row_coord(row, f)))
+                    array_null(&a[i]);
+                else
+                    array_double(&a[i], sp_event_row_coord(row, f));
+                break;
+            case SP_FIELD_DURATION:
+                if (sp_event_row_int(row, f) < 0)
+                    array_null(&a[i]);
+                else
+                    array_int(&a[i], sp_event_row_int(row, f));
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS + 3; i++) {
+        free(b->columns[i]);
+        b->columns[i] = array_end(&a[i]);
+        p.owned[p.n] = NULL;
+        p.v[p.n++] = b->columns[i];
+    }
+    stmt_name(Q_EVENTS_INSERT, name, sizeof(name));
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    return ok ? 0 : -1;
 }
 
 /* An open kept apart: its journal form goes as a binary parameter. */
@@ -1203,6 +1580,9 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         if (i - 1 < b->n_camps) {
             q = Q_CAMPAIGN_EXISTS;
             p_text(&p, b->camps[i - 1].id);
+        } else if (i - 1 - b->n_camps == b->n_adopts) {
+            q = Q_EVENT_IDS;
+            p_int(&p, (int64_t)b->n_want_ids);
         } else {
             const sp_event_t *ev = b->evs[b->adopts[i - 1 - b->n_camps]];
             q = Q_ADOPT_TAKE;
@@ -1219,9 +1599,9 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             goto send;
         }
         i -= b->n_creates;
-        if (i < b->n_stored)
-            return send_event(s, b->stored[i]);
-        i -= b->n_stored;
+        if (i < batch_inserts(b))
+            return send_events(s, b);
+        i -= batch_inserts(b);
         if (i < t->n_recipients) {
             const sp_tally_recipient_t *r = &t->recipients[i];
             q = Q_RECIPIENT_UPSERT;
@@ -1327,6 +1707,10 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
         } else if (i - 1 < b->n_camps) {
             b->camps[i - 1].known = row && 't' == PQgetvalue(res, 0, 0)[0];
             b->camps[i - 1].kept_before = row && 't' == PQgetvalue(res, 0, 1)[0];
+        } else if (i - 1 - b->n_camps == b->n_adopts) {
+            b->ids = xcalloc((size_t)PQntuples(res), sizeof(*b->ids));
+            for (int k = 0; k < PQntuples(res); k++)
+                b->ids[b->n_ids++] = get_i64(res, k, 0);
         } else {
             size_t e = b->adopts[i - 1 - b->n_camps];
             if (row)
@@ -1348,11 +1732,9 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
             return;
         }
         i -= b->n_creates;
-        if (i < b->n_stored) {
-            b->stored[i]->id = row ? get_i64(res, 0, 0) : 0;
+        if (i < batch_inserts(b))
             return;
-        }
-        i -= b->n_stored;
+        i -= batch_inserts(b);
         if (i < t->n_recipients) {
             if (row) {
                 sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
@@ -1453,15 +1835,17 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         evs[i]->dropped = 0;
         evs[i]->outcome = SP_OUTCOME_PENDING;
     }
-    if (0 != ready(s, err, errlen))
+    if (0 != ready(s, err, errlen) || 0 != ensure_partitions(s, evs, n, err, errlen))
         goto fail;
     if (!PQenterPipelineMode(s->conn)) {
         set_err(s, err, errlen, "pipeline", NULL);
         goto fail;
     }
     batch_campaigns(&b);
+    for (size_t i = 0; i < n; i++)
+        b.n_want_ids += SP_EVENT_READ != evs[i]->kind;
     b.phase = 1;
-    if (0 != pipe_run(s, &b, 1 + b.n_camps + b.n_adopts, err, errlen))
+    if (0 != pipe_run(s, &b, 1 + b.n_camps + b.n_adopts + (b.n_want_ids ? 1 : 0), err, errlen))
         goto fail_pipe;
     if (batch_unknown(&b)) {
         b.phase = 2;
@@ -1484,7 +1868,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     b.phase = 3;
     if (0 != pipe_run(s, &b,
-                      b.n_creates + b.n_stored + b.tally.n_recipients + b.tally.n_clients +
+                      b.n_creates + batch_inserts(&b) + b.tally.n_recipients + b.tally.n_clients +
                           b.n_kept + b.n_reads,
                       err, errlen))
         goto fail_pipe;
@@ -2225,13 +2609,16 @@ static int pg_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
 {
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
-    if (0 != ready(s, err, errlen))
+    *deleted = 0;
+    if (0 != ready(s, err, errlen) || 0 != drop_partitions(s, before_ms, deleted, err, errlen))
         return -1;
+    /* What remains before the cut: the week that straddles it, events_default, and a partition
+     * whose lock did not come in time. */
     p_int(&p, before_ms);
     PGresult *res = exec_q(s, Q_PURGE, &p, "purge", err, errlen);
     if (!res)
         return -1;
-    *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    *deleted += strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     p_int(&p, before_ms);
     if (!(res = exec_q(s, Q_UNKNOWN_PURGE, &p, "purge", err, errlen)))
@@ -2792,6 +3179,93 @@ static int backfill_rollups(pg_store_t *s, char *err, size_t errlen)
     if (0 != exec_sql(s, backfill_sql[0], "migrate", err, errlen))
         return -1;
     return exec_sql(s, backfill_sql[1], "migrate", err, errlen);
+}
+
+/* Runs SQL, made with printf's FORMAT, in the migration. */
+static int exec_fmt(pg_store_t *s, char *err, size_t errlen, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+static int exec_fmt(pg_store_t *s, char *err, size_t errlen, const char *format, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(sql, sizeof(sql), format, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(sql)) {
+        snprintf(err, errlen, "postgres: migrate: a statement too long to make");
+        return -1;
+    }
+    return exec_sql(s, sql, "migrate", err, errlen);
+}
+
+/* Schema 14: events becomes a table partitioned by week of ts (PARTITION_LOCK's comment).
+ * What it holds stays where it is: the old table, renamed events_legacy, becomes the
+ * partition of every time up to the end of its newest row's week (its newest rows after
+ * this week move out first), so that the migration rewrites no row; retention drops it once
+ * all of it is past the cut. Its columns and indexes are copied from what the table has, not
+ * named here, so that migrations before and after this one may change them. */
+static int partition_events(pg_store_t *s, char *err, size_t errlen)
+{
+    PGresult *idx = NULL, *res = NULL;
+    char seq[256], pkey[128];
+    int ret = -1;
+    /* A store that an older version's schema number was given back to by hand. */
+    int done = query_bool(s, "SELECT relkind = 'p' FROM pg_class WHERE oid = 'events'::regclass",
+                          "migrate", err, errlen);
+    if (done)
+        return done < 0 ? -1 : 0;
+    idx = PQexec(s->conn, "SELECT quote_ident(c.relname), pg_get_indexdef(i.indexrelid)"
+                          " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                          " WHERE i.indrelid = 'events'::regclass AND NOT i.indisprimary");
+    res = PQexec(s->conn, "SELECT pg_get_serial_sequence('events', 'id'),"
+                          " (SELECT quote_ident(conname) FROM pg_constraint"
+                          " WHERE conrelid = 'events'::regclass AND contype = 'p'),"
+                          " (SELECT max(ts) FROM events)");
+    if (PGRES_TUPLES_OK != PQresultStatus(idx) || PGRES_TUPLES_OK != PQresultStatus(res)) {
+        set_err(s, err, errlen, "migrate", PGRES_TUPLES_OK != PQresultStatus(idx) ? idx : res);
+        goto done;
+    }
+    snprintf(seq, sizeof(seq), "%s", PQgetvalue(res, 0, 0));
+    snprintf(pkey, sizeof(pkey), "%s", PQgetvalue(res, 0, 1));
+    bool empty = PQgetisnull(res, 0, 2);
+    int64_t newest = empty ? 0 : get_i64(res, 0, 2), now = sp_now_ms();
+    /* A row dated in the future does not make the old table every week's partition. */
+    int64_t upper = week_of(newest < now ? newest : now) + WEEK_MS;
+    if (0 != exec_fmt(s, err, errlen, "ALTER TABLE events RENAME TO events_legacy") ||
+        (pkey[0] &&
+         0 != exec_fmt(s, err, errlen, "ALTER TABLE events_legacy DROP CONSTRAINT %s", pkey)))
+        goto done;
+    for (int i = 0; i < PQntuples(idx); i++)
+        if (0 != exec_fmt(s, err, errlen, "ALTER INDEX %s RENAME TO %.40s_legacy",
+                          PQgetvalue(idx, i, 0), PQgetvalue(idx, i, 0)))
+            goto done;
+    /* The sequence belongs to the new table, so that dropping the old one keeps it. */
+    if ((seq[0] && 0 != exec_fmt(s, err, errlen, "ALTER SEQUENCE %s OWNED BY NONE", seq)) ||
+        0 != exec_fmt(s, err, errlen,
+                      "CREATE TABLE events (LIKE events_legacy INCLUDING DEFAULTS)"
+                      " PARTITION BY RANGE (ts);"
+                      "ALTER TABLE events ADD PRIMARY KEY (id, ts);"
+                      "CREATE TABLE events_default PARTITION OF events DEFAULT") ||
+        (seq[0] && 0 != exec_fmt(s, err, errlen, "ALTER SEQUENCE %s OWNED BY events.id", seq)))
+        goto done;
+    /* Each index again, on the new table: its definition names the table, not the old one. */
+    for (int i = 0; i < PQntuples(idx); i++)
+        if (0 != exec_sql(s, PQgetvalue(idx, i, 1), "migrate", err, errlen))
+            goto done;
+    if (empty) {
+        ret = exec_fmt(s, err, errlen, "DROP TABLE events_legacy");
+        goto done;
+    }
+    ret = exec_fmt(s, err, errlen,
+                   "WITH m AS (DELETE FROM events_legacy WHERE ts >= %lld RETURNING *)"
+                   " INSERT INTO events SELECT * FROM m;"
+                   "ALTER TABLE events ATTACH PARTITION events_legacy"
+                   " FOR VALUES FROM (MINVALUE) TO (%lld)",
+                   (long long)upper, (long long)upper);
+done:
+    PQclear(idx);
+    PQclear(res);
+    return ret;
 }
 
 static int scrub_credentials(pg_store_t *s, char *err, size_t errlen)

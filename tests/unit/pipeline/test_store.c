@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
@@ -3621,9 +3622,357 @@ static void test_interned(void **state)
         sp_event_free(evs[i]);
 }
 
+/* ---- PostgreSQL: events partitioned by week ------------------------------------------------ */
+
+#define DAY_MS  INT64_C(86400000)
+#define WEEK_MS (7 * DAY_MS)
+
+/* The first ms of TS's week (UTC, from Monday 00:00) and its partition's name. */
+static int64_t week_of(int64_t ts)
+{
+    int64_t d = ts - 4 * DAY_MS, k = d / WEEK_MS;
+    if (d % WEEK_MS < 0)
+        k--;
+    return k * WEEK_MS + 4 * DAY_MS;
+}
+
+static void week_name(int64_t ts, char *buf, size_t len)
+{
+    time_t t = (time_t)(week_of(ts) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "events_w%04d%02d%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100);
+}
+
+/* The first value of the first row of the SQL made from FORMAT, on the fixture's schema, as text
+ * ("" for no row or NULL); the caller frees it. */
+static char *pg_value(fixture_t *fx, const char *format, ...)
+{
+    char sql[4096], set[160];
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(sql, sizeof(sql), format, ap);
+    va_end(ap);
+    snprintf(set, sizeof(set), "SET search_path = %s", fx->schema);
+    assert_int_equal(0, pg_cmd(fx->admin, set));
+    PGresult *res = PQexec(fx->admin, sql);
+    if (PGRES_TUPLES_OK != PQresultStatus(res))
+        print_error("%s: %s", sql, PQresultErrorMessage(res));
+    assert_int_equal(PGRES_TUPLES_OK, PQresultStatus(res));
+    char *v = strdup(PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
+    assert_non_null(v);
+    PQclear(res);
+    return v;
+}
+
+/* Asserts that the events at TS are N rows, all in partition WANT. */
+static void assert_partition(fixture_t *fx, int64_t ts, const char *want, int n)
+{
+    char *got = pg_value(fx,
+                         "SELECT string_agg(DISTINCT tableoid::regclass::text, ',')"
+                         " || ':' || count(*) FROM events WHERE ts = %lld",
+                         (long long)ts);
+    char expect[96];
+    snprintf(expect, sizeof(expect), "%s:%d", want, n);
+    if (0 != strcmp(expect, got))
+        print_error("ts %lld: want %s, got %s\n", (long long)ts, expect, got);
+    assert_string_equal(expect, got);
+    free(got);
+}
+
+static bool pg_true(fixture_t *fx, const char *format, const char *arg)
+{
+    char *v = pg_value(fx, format, arg);
+    bool t = 0 == strcmp("t", v);
+    free(v);
+    return t;
+}
+
+#define PARTITION_OF                                                                               \
+    "SELECT EXISTS(SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass('%s')"                   \
+    " AND inhparent = 'events'::regclass)"
+
+/* The writer makes the partition of each week it writes to (and of the next week ahead of
+ * need); a row too far back or ahead goes to the default partition, and moves out of it into
+ * its week's partition when a later batch makes that. */
+static void test_pg_partitions(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "w", 1);
+    int64_t now = sp_now_ms(), back = now - 100 * DAY_MS, far = now + 20 * 365 * DAY_MS;
+    const spec_t specs[] = {
+        {"w", "ann", OPEN, H, now, NULL, NULL, NULL},
+        {"w", "bob", OPEN, H, back, NULL, NULL, NULL},
+        {"w", "cat", OPEN, H, far, NULL, NULL, NULL},
+        {"w", "dan", OPEN, H, 1000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 4, NULL);
+    char name[64];
+    week_name(now, name, sizeof(name));
+    assert_partition(fx, now, name, 1);
+    week_name(back, name, sizeof(name));
+    assert_partition(fx, back, name, 1);
+    assert_partition(fx, far, "events_default", 1);
+    assert_partition(fx, 1000, "events_default", 1);
+    week_name(now + WEEK_MS, name, sizeof(name));
+    assert_true(pg_true(fx, PARTITION_OF, name));
+    /* Every row is read back, newest ID first, the IDs in the batch's order. */
+    got_events_t *g = list_events(s, "w", 0, 100);
+    assert_int_equal(4, g->n);
+    assert_string_equal("dan", g->e[0].recipient);
+    assert_string_equal("ann", g->e[3].recipient);
+    assert_true(g->e[0].id > g->e[1].id && g->e[1].id > g->e[2].id && g->e[2].id > g->e[3].id);
+    got_events_free(g);
+
+    /* A row in the default partition for a week that has none yet (written while its partition
+     * could not be made), then a batch that reaches that week. */
+    int64_t later = week_of(now) + 3 * WEEK_MS + 3600000;
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "CREATE TEMP TABLE t AS SELECT * FROM events WHERE ts = %lld;"
+             "UPDATE t SET id = nextval('events_id_seq'), ts = %lld;"
+             "INSERT INTO events SELECT * FROM t; DROP TABLE t",
+             (long long)now, (long long)later);
+    raw_sql(fx, "", sql);
+    assert_partition(fx, later, "events_default", 1);
+    const spec_t more = {"w", "eve", OPEN, H, later + 1, NULL, NULL, NULL};
+    write_specs(s, &more, 1, NULL);
+    week_name(later, name, sizeof(name));
+    assert_partition(fx, later, name, 1);
+    assert_partition(fx, later + 1, name, 1);
+    char *n = pg_value(fx, "SELECT count(*) FROM events_default");
+    assert_string_equal("2", n);
+    free(n);
+    g = list_events(s, "w", 0, 100);
+    assert_int_equal(6, g->n);
+    got_events_free(g);
+    sp_store_close(s);
+}
+
+/* Retention drops the partitions wholly before the cut and deletes only the rows before it in
+ * the rest: the week that straddles it and the default partition. */
+static void test_pg_partition_retention(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "r", 1);
+    int64_t w = week_of(sp_now_ms()), hour = 3600000;
+    const spec_t specs[] = {
+        {"r", "a", OPEN, H, w - 3 * WEEK_MS + hour, NULL, NULL, NULL},
+        {"r", "b", OPEN, H, w - 2 * WEEK_MS + hour, NULL, NULL, NULL},
+        {"r", "c", OPEN, H, w - WEEK_MS + hour, NULL, NULL, NULL},
+        {"r", "d", OPEN, H, w - WEEK_MS + 3 * DAY_MS, NULL, NULL, NULL},
+        {"r", "e", OPEN, H, w + hour, NULL, NULL, NULL},
+        {"r", "f", OPEN, H, 1000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 6, NULL);
+    char gone[2][64], straddles[64];
+    week_name(w - 3 * WEEK_MS, gone[0], sizeof(gone[0]));
+    week_name(w - 2 * WEEK_MS, gone[1], sizeof(gone[1]));
+    week_name(w - WEEK_MS, straddles, sizeof(straddles));
+    for (int i = 0; i < 2; i++)
+        assert_true(pg_true(fx, PARTITION_OF, gone[i]));
+    int64_t deleted = -1;
+    assert_int_equal(0,
+                     s->ops->purge_before(s, w - WEEK_MS + 2 * DAY_MS, &deleted, err, sizeof(err)));
+    assert_int_equal(4, deleted);
+    for (int i = 0; i < 2; i++) {
+        assert_false(pg_true(fx, PARTITION_OF, gone[i]));
+        assert_false(pg_true(fx, "SELECT to_regclass('%s') IS NOT NULL", gone[i]));
+    }
+    assert_true(pg_true(fx, PARTITION_OF, straddles));
+    got_events_t *g = list_events(s, "r", 0, 100);
+    assert_int_equal(2, g->n);
+    assert_string_equal("e", g->e[0].recipient);
+    assert_string_equal("d", g->e[1].recipient);
+    got_events_free(g);
+    /* The counters keep what retention deleted. */
+    assert_int_equal(6, get_campaign(s, "r").total_views);
+    assert_int_equal(0,
+                     s->ops->purge_before(s, w - WEEK_MS + 2 * DAY_MS, &deleted, err, sizeof(err)));
+    assert_int_equal(0, deleted);
+    sp_store_close(s);
+}
+
+enum { RACERS = 2, RACE_ROUNDS = 4, RACE_EVENTS = 20 };
+
+typedef struct racer {
+    fixture_t *fx;
+    pthread_barrier_t *start;
+    int failures;
+    char err[512];
+} racer_t;
+
+/* Each round, every racer writes a batch into a week that has no partition yet, at once. */
+static int64_t race_ts(int round, int i)
+{
+    return week_of(sp_now_ms()) - (int64_t)(40 + round) * WEEK_MS + i * 1000;
+}
+
+static void *racer_main(void *arg)
+{
+    racer_t *r = arg;
+    sp_store_t *s = try_open(r->fx, r->err, sizeof(r->err));
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        sp_event_t *evs[RACE_EVENTS];
+        for (int i = 0; i < RACE_EVENTS; i++) {
+            spec_t sp = {"race", "r", OPEN, H, race_ts(round, i), NULL, NULL, NULL};
+            evs[i] = make_event(&sp);
+        }
+        pthread_barrier_wait(r->start);
+        if (!s || 0 != s->ops->write_batch(s, evs, RACE_EVENTS, NULL, r->err, sizeof(r->err)))
+            r->failures++;
+        for (int i = 0; i < RACE_EVENTS; i++)
+            sp_event_free(evs[i]);
+    }
+    if (s)
+        sp_store_close(s);
+    return NULL;
+}
+
+/* Two servers making the same partition at once: both batches are stored, one partition. */
+static void test_pg_partition_race(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "race", 1);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACERS);
+    racer_t r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (racer_t){.fx = fx, .start = &start};
+        assert_int_equal(0, pthread_create(&t[i], NULL, racer_main, &r[i]));
+    }
+    for (int i = 0; i < RACERS; i++) {
+        assert_int_equal(0, pthread_join(t[i], NULL));
+        if (r[i].failures)
+            print_error("racer %d: %d failures, last: %s\n", i, r[i].failures, r[i].err);
+        assert_int_equal(0, r[i].failures);
+    }
+    pthread_barrier_destroy(&start);
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        char name[64];
+        week_name(race_ts(round, 0), name, sizeof(name));
+        for (int i = 0; i < RACE_EVENTS; i++)
+            assert_partition(fx, race_ts(round, i), name, RACERS);
+    }
+    assert_int_equal(RACERS * RACE_ROUNDS * RACE_EVENTS, get_campaign(s, "race").total_views);
+    sp_store_close(s);
+}
+
+/* A store of the schema before partitions (events one table, its key the ID alone) is
+ * partitioned when the new code opens it: its rows stay where they are, in events_legacy, a
+ * future-dated one moves to the default partition, the IDs go on, and retention drops the old
+ * table once all of it is past the cut. */
+static void test_pg_migrate_partitions(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *s = open_store(state);
+    create(s, "m", 1);
+    int64_t now = sp_now_ms(), ahead = now + 60 * DAY_MS;
+    const spec_t specs[] = {
+        {"m", "a", OPEN, H, now - 60 * DAY_MS, NULL, NULL, NULL},
+        {"m", "b", CLICK, H, now - DAY_MS, NULL, NULL, NULL},
+        {"m", "c", OPEN, H, now, NULL, NULL, NULL},
+        {"m", "d", OPEN, H, ahead, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 4, NULL);
+    got_events_t *before = list_events(s, "m", 0, 100);
+    assert_int_equal(4, before->n);
+    sp_store_close(s);
+
+    /* The events table as schema 15 had it, with the same columns and rows. */
+    raw_sql(fx, "",
+            "ALTER TABLE events RENAME TO events_p;"
+            "CREATE TABLE events (LIKE events_p INCLUDING DEFAULTS);"
+            "INSERT INTO events SELECT * FROM events_p;"
+            "ALTER SEQUENCE events_id_seq OWNED BY NONE; DROP TABLE events_p;"
+            "ALTER SEQUENCE events_id_seq OWNED BY events.id;"
+            "ALTER TABLE events ADD PRIMARY KEY (id);"
+            "CREATE INDEX events_campaign ON events(campaign, id);"
+            "CREATE INDEX events_ts ON events(ts);"
+            "CREATE INDEX events_campaign_ts ON events(campaign, ts);"
+            "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;"
+            "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
+            " WHERE recipient <> '';"
+            "UPDATE spypixel_schema SET version = 15;");
+    assert_true(
+        pg_true(fx, "SELECT relkind = '%s' FROM pg_class WHERE oid = 'events'::regclass", "r"));
+
+    s = try_open(fx, err, sizeof(err));
+    if (!s)
+        print_error("open: %s\n", err);
+    assert_non_null(s);
+    assert_true(
+        pg_true(fx, "SELECT relkind = '%s' FROM pg_class WHERE oid = 'events'::regclass", "p"));
+    assert_true(pg_true(fx, PARTITION_OF, "events_legacy"));
+    for (int i = 0; i < 3; i++)
+        assert_partition(fx, specs[i].ts, "events_legacy", 1);
+    assert_partition(fx, ahead, "events_default", 1);
+    /* Each index of the old table serves its partition of the new one's. */
+    char *n = pg_value(fx, "SELECT count(*) FROM pg_inherits i JOIN pg_class c"
+                           " ON c.oid = i.inhrelid WHERE c.relname LIKE '%%legacy'"
+                           " AND i.inhparent IN ('events_campaign'::regclass,"
+                           " 'events_ts'::regclass, 'events_campaign_ts'::regclass,"
+                           " 'events_clicks'::regclass, 'events_campaign_recipient'::regclass)");
+    assert_string_equal("5", n);
+    free(n);
+    got_events_t *after = list_events(s, "m", 0, 100);
+    assert_int_equal(before->n, after->n);
+    for (size_t i = 0; i < after->n; i++) {
+        assert_int_equal(before->e[i].id, after->e[i].id);
+        assert_int_equal(before->e[i].ts, after->e[i].ts);
+    }
+    got_events_free(after);
+
+    /* An event of this week goes to the old table, which covers the week: the writer, finding
+     * the week covered, goes on to make the next week's partition. */
+    const spec_t now_again = {"m", "c", OPEN, H, now + 1, NULL, NULL, NULL};
+    write_specs(s, &now_again, 1, NULL);
+    assert_partition(fx, now + 1, "events_legacy", 1);
+    char name[64];
+    week_name(now + WEEK_MS, name, sizeof(name));
+    assert_true(pg_true(fx, PARTITION_OF, name));
+
+    /* New events go to their weeks' partitions, their IDs after the old ones. */
+    int64_t next = week_of(now) + WEEK_MS + 3600000;
+    const spec_t more = {"m", "e", OPEN, H, next, NULL, NULL, NULL};
+    write_specs(s, &more, 1, NULL);
+    week_name(next, name, sizeof(name));
+    assert_partition(fx, next, name, 1);
+    after = list_events(s, "m", 0, 1);
+    assert_true(after->e[0].id > before->e[0].id);
+    got_events_free(after);
+
+    /* Once all of it is past the cut, the old table goes whole; the sequence stays. */
+    int64_t deleted = -1;
+    assert_int_equal(0,
+                     s->ops->purge_before(s, week_of(now) + WEEK_MS, &deleted, err, sizeof(err)));
+    assert_int_equal(4, deleted);
+    assert_false(pg_true(fx, "SELECT to_regclass('%s') IS NOT NULL", "events_legacy"));
+    const spec_t last = {"m", "f", OPEN, H, next + 1, NULL, NULL, NULL};
+    write_specs(s, &last, 1, NULL);
+    after = list_events(s, "m", 0, 100);
+    assert_int_equal(3, after->n);
+    assert_string_equal("f", after->e[0].recipient);
+    got_events_free(after);
+    got_events_free(before);
+    sp_store_close(s);
+}
+
 #define SQLITE_ONLY(fn)                                                                            \
     {                                                                                              \
 #fn "/sqlite", fn, setup, teardown, (void *)&sqlite_backend                                \
+    }
+
+#define PG_ONLY(fn)                                                                                \
+    {                                                                                              \
+#fn "/postgres", fn, setup, teardown, (void *)&pg_backend                                  \
     }
 
 int main(void)
@@ -3668,6 +4017,10 @@ int main(void)
         BOTH(test_users_and_tokens),
         BOTH(test_scrub_old_store),
         BOTH(test_interned),
+        PG_ONLY(test_pg_partitions),
+        PG_ONLY(test_pg_partition_retention),
+        PG_ONLY(test_pg_partition_race),
+        PG_ONLY(test_pg_migrate_partitions),
     };
     if (!getenv("SPYPIXEL_TEST_PG"))
         print_message("test_store: SPYPIXEL_TEST_PG is unset, so the PostgreSQL half skips\n");
