@@ -771,6 +771,11 @@ static unsigned check_framing(sp_request_t *req, const char *version, framing_t 
     return 0;
 }
 
+size_t sp_http_body_bytes(sp_request_t *req)
+{
+    return atomic_load(&request_of(req)->http->body_bytes);
+}
+
 /* Takes N bytes of the body memory budget; false when it would go over. */
 static bool reserve_body(sp_http_t *h, size_t n)
 {

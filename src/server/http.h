@@ -208,6 +208,9 @@ void sp_http_origin(sp_request_t *req, char *buf, size_t len);
  * for someone else (a reverse proxy not named with --trusted-proxy) is not local. */
 bool sp_http_local(sp_request_t *req);
 
+/* Bytes of request bodies in flight (held against --body-memory) on REQ's server. */
+size_t sp_http_body_bytes(sp_request_t *req);
+
 /* This thread's store connection for reading (opened on first use; closed when the thread
  * ends). NULL + log when the store cannot be opened. */
 sp_store_t *sp_http_reader(sp_request_t *req);

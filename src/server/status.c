@@ -130,11 +130,13 @@ static enum MHD_Result metrics(sp_request_t *req)
         "\n"
         "# HELP spypixel_store_faulted 1 once the store is damaged or its files cannot be "
         "written (indexing stopped)\n"
-        "# TYPE spypixel_store_faulted gauge\nspypixel_store_faulted %d\n",
+        "# TYPE spypixel_store_faulted gauge\nspypixel_store_faulted %d\n"
+        "# HELP spypixel_http_body_bytes request bodies in flight, bytes (--body-memory)\n"
+        "# TYPE spypixel_http_body_bytes gauge\nspypixel_http_body_bytes %zu\n",
         (unsigned long long)hits, (unsigned long long)misses,
         (long long)sp_ingest_backlog(s->ingest), st.error ? 1 : 0, st.held, st.held_bytes,
         st.held_max, st.spilled, st.dropped, st.damaged,
-        sp_ingest_halted(s->ingest, NULL, 0) ? 1 : 0);
+        sp_ingest_halted(s->ingest, NULL, 0) ? 1 : 0, sp_http_body_bytes(req));
     char *text = sp_metrics_render(extra);
     enum MHD_Result rc = sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
     free(text);

@@ -156,6 +156,8 @@ describe('request bodies are read only when they will be used', () => {
     const a = await startUpload(srv, 7000000);
     const b = await startUpload(srv, 7000000);
     try {
+      // Sent is not yet admitted: the server takes a body's room when it reads its head.
+      await waitFor(async () => (await srv.metrics()).spypixel_http_body_bytes === 14000000, { what: 'both uploads admitted' });
       // 2 x 7 MB in flight of 16 MiB: a third does not fit, whatever its sender.
       const c = await exchange(srv.port, `POST /api/v1/images?campaign=up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${srv.token}\r\nContent-Length: 7000000\r\n\r\n`);
       assert.equal(c.status, 503);
@@ -169,6 +171,7 @@ describe('request bodies are read only when they will be used', () => {
       b.abort();
     }
     // The budget came back.
+    await waitFor(async () => (await srv.metrics()).spypixel_http_body_bytes === 0, { what: 'the budget back' });
     const d = await startUpload(srv, 7000000);
     assert.equal((await d.finish()).status, 201);
   });
