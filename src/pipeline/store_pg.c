@@ -566,18 +566,7 @@ static void make_sql(void)
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
                          made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
-    snprintf(
-        made_sql[Q_LINKS], sizeof(made_sql[0]),
-        "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
-        " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
-        " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
-        " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
-        " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
-        " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
-        " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
-        " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
-        " GROUP BY target ORDER BY 3 DESC, target",
-        '$', '$');
+    sp_tally_links_sql(made_sql[Q_LINKS], sizeof(made_sql[0]), '$');
     sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
 }
 

@@ -1885,18 +1885,7 @@ static int sq_links(sp_store_t *base, const char *campaign, sp_store_link_cb cb,
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     char sql[2048];
-    snprintf(
-        sql, sizeof(sql),
-        "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
-        " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
-        " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
-        " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
-        " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
-        " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
-        " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
-        " FROM events WHERE campaign = %c1 AND kind = 1 GROUP BY target) x"
-        " GROUP BY target ORDER BY 3 DESC, target",
-        '?', '?');
+    sp_tally_links_sql(sql, sizeof(sql), '?');
     if (prepare(s, &st, sql, err, errlen))
         return -1;
     bind_text(st, 1, campaign);

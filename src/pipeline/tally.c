@@ -301,3 +301,19 @@ void sp_tally_free(sp_tally_t *t)
     free(t->clients);
     *t = (sp_tally_t){0};
 }
+
+void sp_tally_links_sql(char *buf, size_t len, char param)
+{
+    snprintf(
+        buf, len,
+        "SELECT target, SUM(made), SUM(clicks), SUM(clickers), MIN(first_at), MAX(last_at) FROM ("
+        " SELECT target, COUNT(*) AS made, 0 AS clicks, 0 AS clickers, NULL AS first_at,"
+        " NULL AS last_at FROM trackers WHERE campaign = %c1 AND kind = 'link' GROUP BY target"
+        " UNION ALL SELECT target, 0, SUM(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN 1 ELSE 0 END),"
+        " COUNT(DISTINCT CASE WHEN " SP_TALLY_COUNTED_SQL " THEN " SP_TALLY_WHO_SQL " END),"
+        " MIN(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END),"
+        " MAX(CASE WHEN " SP_TALLY_COUNTED_SQL " THEN ts END)"
+        " FROM events WHERE campaign = %c1 AND " SP_TALLY_CLICK_SQL " GROUP BY target) x"
+        " GROUP BY target ORDER BY 3 DESC, target",
+        param, param);
+}

@@ -192,4 +192,9 @@ void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new);
 /* Frees T's lists; T may then be counted again. */
 void sp_tally_free(sp_tally_t *t);
 
+/* Into BUF: the query of a campaign's links by destination (made, counted clicks, unique
+ * clickers, first and last counted click), the campaign its first parameter, written with
+ * PARAM ('?' for SQLite, '$' for PostgreSQL). Both stores run it. */
+void sp_tally_links_sql(char *buf, size_t len, char param);
+
 #endif
