@@ -561,8 +561,8 @@ static void make_sql(void)
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2 AND recipient <> ''",
                       -1, true);
     sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], made_sql[Q_FORGET_ROLLUP_TOTALS],
-                       sizeof(made_sql[0]),
-                       "campaign = $1 AND recipient = $2 AND recipient <> ''", -1, true);
+                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2 AND recipient <> ''",
+                       -1, true);
     sp_rollup_report_sql(made_sql[Q_REPORT_COUNTS], made_sql[Q_REPORT_VALUES],
                          made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
                          made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
@@ -920,8 +920,8 @@ static int drop_partitions(pg_store_t *s, int64_t before_ms, int64_t *deleted, c
     if (0 != exec_sql(s, "BEGIN", "purge", err, errlen))
         return -1;
     /* The advisory lock first: a writer holds it for a moment, and retention runs hourly. */
-    if (0 != exec_sql(s, "SELECT pg_advisory_xact_lock(" PARTITION_LOCK ")", "purge", err,
-                      errlen) ||
+    if (0 !=
+            exec_sql(s, "SELECT pg_advisory_xact_lock(" PARTITION_LOCK ")", "purge", err, errlen) ||
         0 != exec_sql(s, PARTITION_LOCK_TIMEOUT, "purge", err, errlen))
         goto fail;
     rows = PQexec(s->conn, "SELECT quote_ident(c.relname), pg_get_expr(c.relpartbound, c.oid)"
@@ -1388,22 +1388,36 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
     }
 }
 
-/* ROW's insert: its user agent and header set by their IDs when the caches hold them (the
- * intern phase put them there; else, a text too long to cache or a slot taken by another of
- * the batch's texts, the row keeps its own text, read the same). */
+/* ROW's user agent and header set by their IDs, 0 when the caches do not hold them (the intern
+ * phase put them there; else, a text too long to cache or a slot taken by another of the
+ * batch's texts, the row keeps its own text, read the same), and the apart values that go with
+ * the set, NULL when there is no set (the row's headers are then whole). *APART: caller frees. */
+static void row_interned(pg_store_t *s, const sp_event_row_t *row, int64_t *agent, int64_t *set,
+                         char **apart)
+{
+    char *set_text = NULL;
+    *agent =
+        row->user_agent ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent)) : 0;
+    *apart = NULL;
+    if (0 == sp_intern_split(row->headers_json, &set_text, apart))
+        *set = sp_intern_find(s->sets, set_text, strlen(set_text));
+    else
+        *set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
+    free(set_text);
+    if (!*set) {
+        free(*apart);
+        *apart = NULL;
+    }
+}
+
+/* ROW's insert, its texts by ID where row_interned finds them. */
 static int send_row(pg_store_t *s, const sp_event_row_t *row)
 {
     char name[16];
     params_t p = {.n = 0};
-    int64_t agent =
-        row->user_agent ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent)) : 0;
-    int64_t set = 0;
-    char *set_text = NULL, *apart = NULL;
-    if (0 == sp_intern_split(row->headers_json, &set_text, &apart)) {
-        set = sp_intern_find(s->sets, set_text, strlen(set_text));
-    } else {
-        set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
-    }
+    int64_t agent, set;
+    char *apart;
+    row_interned(s, row, &agent, &set, &apart);
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         if (SP_FIELD_ID == sp_event_fields[i].kind)
             continue;
@@ -1422,16 +1436,12 @@ static int send_row(pg_store_t *s, const sp_event_row_t *row)
         p_int(&p, set);
     else
         p_null(&p);
-    /* The apart values only with their set: else the row's headers are whole. */
-    if (set && apart) {
+    if (apart) {
         p.owned[p.n] = apart;
         p.v[p.n++] = apart;
-        apart = NULL;
     } else {
         p_null(&p);
     }
-    free(set_text);
-    free(apart);
     stmt_name(Q_EVENT_INSERT, name, sizeof(name));
     /* libpq copies the parameters into its output buffer before it returns. */
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
@@ -1453,15 +1463,9 @@ static int send_events(pg_store_t *s, batch_t *b)
     for (size_t e = 0; e < b->n_stored; e++) {
         b->stored[e]->id = b->ids[e];
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
-        int64_t agent = row->user_agent
-                            ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent))
-                            : 0;
-        int64_t set = 0;
-        char *set_text = NULL, *apart = NULL;
-        if (0 == sp_intern_split(row->headers_json, &set_text, &apart))
-            set = sp_intern_find(s->sets, set_text, strlen(set_text));
-        else
-            set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
+        int64_t agent, set;
+        char *apart;
+        row_interned(s, row, &agent, &set, &apart);
         if (agent)
             array_int(agents, agent);
         else
@@ -1470,12 +1474,10 @@ static int send_events(pg_store_t *s, batch_t *b)
             array_int(sets, set);
         else
             array_null(sets);
-        /* The apart values only with their set: else the row's headers are whole. */
-        if (set && apart)
+        if (apart)
             array_text(aparts, apart);
         else
             array_null(aparts);
-        free(set_text);
         free(apart);
         for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
             const sp_event_field_t *f = &sp_event_fields[i];
