@@ -382,8 +382,7 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q,
-        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
-        " ORDER BY dim, SUM(n) DESC, value",
+        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0",
         BREAKDOWN_DIMS);
 
     q = (sql_t){distinct, len, 0};
@@ -450,7 +449,6 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q,
-        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
-        " ORDER BY dim, SUM(n) DESC, value",
+        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0",
         BREAKDOWN_DIMS);
 }
