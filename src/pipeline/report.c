@@ -90,6 +90,11 @@ static int on_value(void *ctx, int dim, const char *value, int64_t n)
     return 0;
 }
 
+static int cmp_bytes(const void *pa, const void *pb)
+{
+    return strcmp(((const sp_report_name_t *)pa)->name, ((const sp_report_name_t *)pb)->name);
+}
+
 /* By count, descending, then by the name's bytes: the stores' order (COLLATE "C", BINARY). */
 static int cmp_name(const void *pa, const void *pb)
 {
@@ -99,22 +104,41 @@ static int cmp_name(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-/* Each breakdown's first SP_REPORT_BREAKDOWN_MAX names, the rest summed: ranked here rather
- * than by the store, whose sort of every value (thousands of cities) cost more than the rows. */
+/* Each breakdown's values added up (a value's rows: its total less what lies outside the
+ * range), those with opens ranked, the first SP_REPORT_BREAKDOWN_MAX kept and the rest summed:
+ * done here rather than by the store, whose grouping and sort of every value (thousands of
+ * cities) cost more than reading them. */
 static void rank_values(collect_t *c)
 {
     for (int d = SP_ROLLUP_CLIENT; d <= SP_ROLLUP_VIA; d++) {
         sp_report_breakdown_t *b = &c->r->breakdowns[d];
-        size_t n = c->n_vals[d];
-        if (!n)
+        sp_report_name_t *v = c->vals[d];
+        size_t n = 0;
+        if (!c->n_vals[d])
             continue;
-        qsort(c->vals[d], n, sizeof(*c->vals[d]), cmp_name);
+        qsort(v, c->n_vals[d], sizeof(*v), cmp_bytes);
+        for (size_t i = 0; i < c->n_vals[d]; i++) {
+            if (n && 0 == strcmp(v[n - 1].name, v[i].name)) {
+                v[n - 1].count += v[i].count;
+                free(v[i].name);
+            } else
+                v[n++] = v[i];
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].count > 0)
+                v[kept++] = v[i];
+            else
+                free(v[i].name);
+        }
+        n = kept;
+        qsort(v, n, sizeof(*v), cmp_name);
         size_t keep = n < SP_REPORT_BREAKDOWN_MAX ? n : SP_REPORT_BREAKDOWN_MAX;
         for (size_t i = keep; i < n; i++) {
-            b->others += c->vals[d][i].count;
-            free(c->vals[d][i].name);
+            b->others += v[i].count;
+            free(v[i].name);
         }
-        b->names = c->vals[d];
+        b->names = v;
         b->n = keep;
         c->vals[d] = NULL;
         c->n_vals[d] = 0;

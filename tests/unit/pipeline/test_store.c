@@ -1117,7 +1117,10 @@ static void test_report_ranking(void **state)
         for (int j = 0; j < want[i].count; j++) {
             char who[16];
             snprintf(who, sizeof(who), "r%d", i);
-            spec_t sp = {"rank", who, OPEN, H, REPORT_T0 + (int64_t)k * 60000, NULL, NULL, NULL};
+            /* The first 60 cities within the first hours, the rest over 18 days after. */
+            int64_t ts = i < 60 ? REPORT_T0 + (int64_t)k * 60000
+                                : REPORT_T0 + 2 * 86400000LL + (int64_t)k * 40 * 60000;
+            spec_t sp = {"rank", who, OPEN, H, ts, NULL, NULL, NULL};
             evs[k] = make_event(&sp);
             snprintf(evs[k]->city, sizeof(evs[k]->city), "%.15s", names[i]);
             k++;
@@ -1131,9 +1134,10 @@ static void test_report_ranking(void **state)
     int64_t others = 0;
     for (int i = SP_REPORT_BREAKDOWN_MAX; i < RANK_CITIES; i++)
         others += want[i].count;
-    const int64_t DAY = 86400000;
+    /* The events span 19 days: these ranges hold them all. */
+    const int64_t DAY = 86400000, HOUR = 3600000;
     const int64_t ranges[][2] = {{0, SP_REPORT_TIME_MAX},
-                                 {REPORT_T0 - 3 * DAY + 1234, REPORT_T0 + 4 * DAY + 5678}};
+                                 {REPORT_T0 - 3 * DAY + 1234, REPORT_T0 + 24 * DAY + 5678}};
     for (size_t r = 0; r < 2; r++)
         for (int scan = 0; scan < 2; scan++) {
             sp_report_t rep = {.from = ranges[r][0], .to = ranges[r][1], .scan = scan};
@@ -1148,6 +1152,27 @@ static void test_report_ranking(void **state)
             assert_int_equal(others, b->others);
             sp_report_free(&rep);
         }
+    /* All but the first day: the campaign's totals less the day, hours and events outside
+     * (sp_rollup_outside); the first 60 cities are none, as from the events. */
+    sp_report_t rep[2];
+    for (int scan = 0; scan < 2; scan++) {
+        rep[scan] = (sp_report_t){.from = REPORT_T0 + DAY + 5 * HOUR + 17000,
+                                  .to = REPORT_T0 + 21 * DAY + 3 * HOUR,
+                                  .scan = scan};
+        assert_int_equal(0, sp_tz_load(&rep[scan].tz, "UTC", err, sizeof(err)));
+        assert_int_equal(0, sp_report_run(s, "rank", &rep[scan], err, sizeof(err)));
+    }
+    const sp_report_breakdown_t *a = &rep[0].breakdowns[SP_ROLLUP_CITY],
+                                *b = &rep[1].breakdowns[SP_ROLLUP_CITY];
+    assert_int_equal(RANK_CITIES - 60, a->n);
+    assert_int_equal(b->n, a->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_string_equal(b->names[i].name, a->names[i].name);
+        assert_int_equal(b->names[i].count, a->names[i].count);
+    }
+    assert_int_equal(b->others, a->others);
+    for (int scan = 0; scan < 2; scan++)
+        sp_report_free(&rep[scan]);
     sp_store_close(s);
 }
 
