@@ -9,7 +9,8 @@
  *          newsletter, gets a tenth of every day's opens. The clients are bench/traffic.h's.
  *   read   times, on that store: the campaign list; a campaign's summary; an events page (100)
  *          at the start and deep (keyset before=, 90% into the campaign); a recipients page
- *          (100) at the start and deep (after=); the CSV and JSON export of the largest
+ *          (100) at the start and deep (after=); a recipient's page (100 of their events,
+ *          over every campaign and in the largest); the CSV and JSON export of the largest
  *          campaign, read a page at a time and serialised as the API does, in rows/s; and
  *          the store's bytes per event on disk. Each timing is the median of 5 runs (the list
  *          and pages) after one run to warm the cache.
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "enrich.h"
 #include "event.h"
+#include "query.h"
 #include "report.h"
 #include "serialize.h"
 #include "store.h"
@@ -405,6 +407,25 @@ static void read_timings(sp_store_t *st, const sp_config_t *cfg, long campaigns)
                 if (st->ops->recipients(st, c, "r90000@example.com", PAGE, count_recipient, &rp,
                                         err, sizeof(err))) die("recipients", err));
         printf("recipients page of %s, %d after r90000@example.com: %.2f ms", c, PAGE, ms);
+        print_cpu();
+    }
+    /* A recipient's page: their events over every campaign (their timeline), and in c0; the
+     * first of c0's recipients. */
+    reader_t first = {0};
+    if (st->ops->recipients(st, big, "", 1, count_recipient, &first, err, sizeof(err)))
+        die("recipients", err);
+    for (int k = 0; k < 2; k++) {
+        sp_query_events_t q = {.campaign = k ? big : NULL,
+                               .recipient = first.last,
+                               .klass = -1,
+                               .kind = -1,
+                               .to = INT64_MAX,
+                               .limit = PAGE};
+        reader_t rp = {0};
+        TIME_MS(ms, rp.n = 0; if (st->ops->events_query(st, &q, count_event, &rp, err, sizeof(err)))
+                    die("recipient", err));
+        printf("recipient's page of %s, %s (%" PRId64 " events): %.2f ms", first.last,
+               k ? big : "every campaign", rp.n, ms);
         print_cpu();
     }
     free(collect.ids);
