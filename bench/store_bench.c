@@ -9,7 +9,8 @@
  *          newsletter, gets a tenth of every day's opens. The clients are bench/traffic.h's.
  *   read   times, on that store: the campaign list; a campaign's summary; an events page (100)
  *          at the start and deep (keyset before=, 90% into the campaign); a recipients page
- *          (100) at the start and deep (after=); the CSV and JSON export of the largest
+ *          (100) at the start and deep (after=); a recipient's page (100 of their events,
+ *          over every campaign and in the largest); the CSV and JSON export of the largest
  *          campaign, read a page at a time and serialised as the API does, in rows/s; and
  *          the store's bytes per event on disk. Each timing is the median of 5 runs (the list
  *          and pages) after one run to warm the cache.
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "enrich.h"
 #include "event.h"
+#include "query.h"
 #include "report.h"
 #include "serialize.h"
 #include "store.h"
@@ -169,19 +171,71 @@ static int count_event(void *ctx, const sp_event_row_t *row)
     return 0;
 }
 
-/* The median of RUNS timings of WHAT (one more run first, not counted), in ms. */
+/* The PostgreSQL backend that serves the store's connection (0: none, or not found), whose
+ * CPU time /proc tells in nanoseconds (schedstat): on a shared machine the CPU a read cost says
+ * more than its time by the clock. */
+static int backend_pid;
+
+static double backend_cpu_ms(void)
+{
+    if (!backend_pid)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", backend_pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long ns = 0;
+    if (f) {
+        if (1 != fscanf(f, "%llu", &ns))
+            ns = 0;
+        fclose(f);
+    }
+    return (double)ns / 1e6;
+}
+
+static void find_backend(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (CONNECTION_OK != PQstatus(c))
+        die("postgres", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND application_name = 'spypixel' AND pid <> pg_backend_pid()");
+    if (PGRES_TUPLES_OK == PQresultStatus(r) && 1 == PQntuples(r))
+        backend_pid = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The medians of RUNS runs of WHAT (one more run first, not counted): its time in ms into
+ * RESULT, its CPU in ms (this thread's, the backend's) into cpu_client and cpu_server. */
+static double cpu_client, cpu_server;
 #define TIME_MS(result, what)                                                                      \
     do {                                                                                           \
-        double t_[RUNS];                                                                           \
+        double t_[RUNS], c_[RUNS], b_[RUNS];                                                       \
         for (int run_ = -1; run_ < RUNS; run_++) {                                                 \
-            double s_ = now_s();                                                                   \
+            double s_ = now_s(), cs_ = cpu_s(), bs_ = backend_cpu_ms();                            \
             what;                                                                                  \
-            if (run_ >= 0)                                                                         \
+            if (run_ >= 0) {                                                                       \
                 t_[run_] = (now_s() - s_) * 1e3;                                                   \
+                c_[run_] = (cpu_s() - cs_) * 1e3;                                                  \
+                b_[run_] = backend_cpu_ms() - bs_;                                                 \
+            }                                                                                      \
         }                                                                                          \
         qsort(t_, RUNS, sizeof(double), cmp_double);                                               \
+        qsort(c_, RUNS, sizeof(double), cmp_double);                                               \
+        qsort(b_, RUNS, sizeof(double), cmp_double);                                               \
         result = t_[RUNS / 2];                                                                     \
+        cpu_client = c_[RUNS / 2];                                                                 \
+        cpu_server = b_[RUNS / 2];                                                                 \
     } while (0)
+
+/* The CPU of the last TIME_MS, for its line. */
+static void print_cpu(void)
+{
+    if (backend_pid)
+        printf(" (CPU: client %.2f ms, server %.2f ms)\n", cpu_client, cpu_server);
+    else
+        printf(" (CPU %.2f ms)\n", cpu_client);
+}
 
 static long peak_rss_kib(void)
 {
@@ -273,17 +327,20 @@ static void read_timings(sp_store_t *st, const sp_config_t *cfg, long campaigns)
     char err[512];
     double ms;
     reader_t r = {0};
+    if (cfg->pg[0])
+        find_backend(cfg->pg);
     TIME_MS(ms, r.n = 0;
             if (st->ops->campaign_list(st, count_campaign, &r, err, sizeof(err))) die("list", err));
-    printf("campaign list (%" PRId64 " campaigns): %.2f ms\n", r.n, ms);
+    printf("campaign list (%" PRId64 " campaigns): %.2f ms", r.n, ms);
+    print_cpu();
     sp_campaign_t camp;
     const char *big = "c0";
     char mid[32];
     snprintf(mid, sizeof(mid), "c%ld", campaigns / 2);
     TIME_MS(ms,
             if (0 != st->ops->campaign_get(st, big, &camp, err, sizeof(err))) die("summary", err));
-    printf("campaign summary (%s, %" PRId64 " opens counted): %.3f ms\n", big, camp.total_views,
-           ms);
+    printf("campaign summary (%s, %" PRId64 " opens counted): %.3f ms", big, camp.total_views, ms);
+    print_cpu();
 
     /* The largest campaign's report, by day in Europe/Berlin: over the 90 days before today's
      * local midnight (a range that starts and ends inside UTC days), and over all time. */
@@ -297,9 +354,10 @@ static void read_timings(sp_store_t *st, const sp_config_t *cfg, long campaigns)
         TIME_MS(ms, report_once(st, big, &rep));
         report_once(st, big, &rep);
         printf("report of %s, %s (%" PRId64 " human opens, %" PRId64 " unique views, %zu days): "
-               "%.2f ms\n",
+               "%.2f ms",
                big, all ? "all time" : "90 days", rep.by_class[SP_CLASS_HUMAN], rep.unique_views,
                rep.n_series, ms);
+        print_cpu();
         sp_report_free(&rep);
     }
 
@@ -333,19 +391,42 @@ static void read_timings(sp_store_t *st, const sp_config_t *cfg, long campaigns)
         reader_t p = {0};
         TIME_MS(ms, p.n = 0; if (st->ops->events(st, c, 0, PAGE, count_event, &p, err, sizeof(err)))
                     die("page", err));
-        printf("events page of %s (%" PRId64 " events), first %d: %.2f ms\n", c, n, PAGE, ms);
+        printf("events page of %s (%" PRId64 " events), first %d: %.2f ms", c, n, PAGE, ms);
+        print_cpu();
         TIME_MS(ms, p.n = 0; if (st->ops->events(st, c, deep, PAGE, count_event, &p, err,
                                                  sizeof(err))) die("page", err));
-        printf("events page of %s, %d before ID %" PRId64 " (90%% deep): %.2f ms\n", c, PAGE, deep,
+        printf("events page of %s, %d before ID %" PRId64 " (90%% deep): %.2f ms", c, PAGE, deep,
                ms);
+        print_cpu();
         reader_t rp = {0};
         TIME_MS(ms, rp.n = 0; if (st->ops->recipients(st, c, "", PAGE, count_recipient, &rp, err,
                                                       sizeof(err))) die("recipients", err));
-        printf("recipients page of %s, first %d: %.2f ms\n", c, PAGE, ms);
+        printf("recipients page of %s, first %d: %.2f ms", c, PAGE, ms);
+        print_cpu();
         TIME_MS(ms, rp.n = 0;
                 if (st->ops->recipients(st, c, "r90000@example.com", PAGE, count_recipient, &rp,
                                         err, sizeof(err))) die("recipients", err));
-        printf("recipients page of %s, %d after r90000@example.com: %.2f ms\n", c, PAGE, ms);
+        printf("recipients page of %s, %d after r90000@example.com: %.2f ms", c, PAGE, ms);
+        print_cpu();
+    }
+    /* A recipient's page: their events over every campaign (their timeline), and in c0; the
+     * first of c0's recipients. */
+    reader_t first = {0};
+    if (st->ops->recipients(st, big, "", 1, count_recipient, &first, err, sizeof(err)))
+        die("recipients", err);
+    for (int k = 0; k < 2; k++) {
+        sp_query_events_t q = {.campaign = k ? big : NULL,
+                               .recipient = first.last,
+                               .klass = -1,
+                               .kind = -1,
+                               .to = INT64_MAX,
+                               .limit = PAGE};
+        reader_t rp = {0};
+        TIME_MS(ms, rp.n = 0; if (st->ops->events_query(st, &q, count_event, &rp, err, sizeof(err)))
+                    die("recipient", err));
+        printf("recipient's page of %s, %s (%" PRId64 " events): %.2f ms", first.last,
+               k ? big : "every campaign", rp.n, ms);
+        print_cpu();
     }
     free(collect.ids);
     export_rate(st, big, 0);

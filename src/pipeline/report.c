@@ -50,6 +50,8 @@ typedef struct {
     sp_report_t *r;
     quarter_t *q;
     size_t n, cap;
+    sp_report_name_t *vals[SP_ROLLUP_DIMS]; /* every value of each breakdown, unranked */
+    size_t n_vals[SP_ROLLUP_DIMS], cap_vals[SP_ROLLUP_DIMS];
 } collect_t;
 
 static int on_counts(void *ctx, int64_t quarter, const int64_t counts[SP_ROLLUP_COUNTS])
@@ -75,18 +77,72 @@ static int on_value(void *ctx, int dim, const char *value, int64_t n)
     collect_t *c = ctx;
     if (dim < SP_ROLLUP_CLIENT || dim > SP_ROLLUP_VIA)
         return 0;
-    sp_report_breakdown_t *b = &c->r->breakdowns[dim];
-    if (b->n >= SP_REPORT_BREAKDOWN_MAX) {
-        b->others += n;
-        return 0;
+    if (c->n_vals[dim] == c->cap_vals[dim]) {
+        c->cap_vals[dim] = c->cap_vals[dim] ? 2 * c->cap_vals[dim] : 64;
+        c->vals[dim] = realloc(c->vals[dim], c->cap_vals[dim] * sizeof(*c->vals[dim]));
+        if (!c->vals[dim])
+            abort();
     }
-    if (!b->names && !(b->names = calloc(SP_REPORT_BREAKDOWN_MAX, sizeof(*b->names))))
-        abort();
     char *copy = strdup(value);
     if (!copy)
         abort();
-    b->names[b->n++] = (sp_report_name_t){copy, n};
+    c->vals[dim][c->n_vals[dim]++] = (sp_report_name_t){copy, n};
     return 0;
+}
+
+static int cmp_bytes(const void *pa, const void *pb)
+{
+    return strcmp(((const sp_report_name_t *)pa)->name, ((const sp_report_name_t *)pb)->name);
+}
+
+/* By count, descending, then by the name's bytes: the stores' order (COLLATE "C", BINARY). */
+static int cmp_name(const void *pa, const void *pb)
+{
+    const sp_report_name_t *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+/* Each breakdown's values added up (a value's rows: its total less what lies outside the
+ * range), those with opens ranked, the first SP_REPORT_BREAKDOWN_MAX kept and the rest summed:
+ * done here rather than by the store, whose grouping and sort of every value (thousands of
+ * cities) cost more than reading them. */
+static void rank_values(collect_t *c)
+{
+    for (int d = SP_ROLLUP_CLIENT; d <= SP_ROLLUP_VIA; d++) {
+        sp_report_breakdown_t *b = &c->r->breakdowns[d];
+        sp_report_name_t *v = c->vals[d];
+        size_t n = 0;
+        if (!c->n_vals[d])
+            continue;
+        qsort(v, c->n_vals[d], sizeof(*v), cmp_bytes);
+        for (size_t i = 0; i < c->n_vals[d]; i++) {
+            if (n && 0 == strcmp(v[n - 1].name, v[i].name)) {
+                v[n - 1].count += v[i].count;
+                free(v[i].name);
+            } else
+                v[n++] = v[i];
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].count > 0)
+                v[kept++] = v[i];
+            else
+                free(v[i].name);
+        }
+        n = kept;
+        qsort(v, n, sizeof(*v), cmp_name);
+        size_t keep = n < SP_REPORT_BREAKDOWN_MAX ? n : SP_REPORT_BREAKDOWN_MAX;
+        for (size_t i = keep; i < n; i++) {
+            b->others += v[i].count;
+            free(v[i].name);
+        }
+        b->names = v;
+        b->n = keep;
+        c->vals[d] = NULL;
+        c->n_vals[d] = 0;
+    }
 }
 
 static int on_distinct(void *ctx, int dim, int64_t n, int64_t listed)
@@ -183,6 +239,7 @@ int sp_report_run(sp_store_t *s, const char *campaign, sp_report_t *r, char *err
     }
     if (0 != s->ops->report(s, campaign, &span, &cb, &c, err, errlen))
         goto done;
+    rank_values(&c);
     r->sent = sent.sent;
     if (all_time) {
         r->sent_openers = sent.openers;
@@ -222,6 +279,11 @@ int sp_report_run(sp_store_t *s, const char *campaign, sp_report_t *r, char *err
     ret = 0;
 done:
     free(c.q);
+    for (int d = 0; d < SP_ROLLUP_DIMS; d++) {
+        for (size_t i = 0; i < c.n_vals[d]; i++)
+            free(c.vals[d][i].name);
+        free(c.vals[d]);
+    }
     return ret;
 }
 

@@ -381,10 +381,7 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " UNION ALL SELECT dim, value, n FROM (",
         edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
-    put(&q,
-        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
-        " ORDER BY dim, SUM(n) DESC, value",
-        BREAKDOWN_DIMS);
+    put(&q, ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0", BREAKDOWN_DIMS);
 
     q = (sql_t){distinct, len, 0};
     put(&q,
@@ -431,11 +428,12 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " GROUP BY dim) b ON b.dim = x.dim",
         m, SP_ROLLUP_CLICKER, m, inside_p);
 
-    /* The campaign's totals less what lies before and after the range. */
+    /* The campaign's totals less what lies before and after the range, not added up: the
+     * totals are a row per value already, and the rest few. */
     edges_cte(edges, sizeof(edges), m, 8, 9, 10, 11);
     q = (sql_t){outside, len, 0};
     put(&q,
-        "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_totals"
+        "%sSELECT dim, value, n FROM rollup_totals"
         " WHERE campaign = %c1 AND dim IN (%s)"
         " UNION ALL SELECT dim, value, -n FROM rollup_days"
         " WHERE campaign = %c1 AND dim IN (%s) AND day < %c2"
@@ -449,8 +447,5 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         edges, m, BREAKDOWN_DIMS, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m,
         m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
-    put(&q,
-        ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0"
-        " ORDER BY dim, SUM(n) DESC, value",
-        BREAKDOWN_DIMS);
+    put(&q, ") v WHERE dim IN (%s)", BREAKDOWN_DIMS);
 }

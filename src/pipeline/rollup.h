@@ -125,11 +125,12 @@ void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where,
  * 8 and 9 where the hours before the whole days end and those after them begin, 10 and 11 the
  * whole days [from, to) read from rollup_days. Rows:
  * COUNTS (quarter, human, proxy, machine, self, clicks), a quarter possibly twice; VALUES (dim,
- * value, n) of dims 1-6, by dim, n descending; DISTINCT (dim, n, listed) of dims 0 and 7, listed:
- * those in the campaign's list of people it was sent to (sent_to); PEOPLE (dim, n, listed,
- * first, last) the same from rollup_people, with the first and last hour of anyone's rows: its
- * n and listed are DISTINCT's when sp_rollup_people_exact says so; OUTSIDE the rows of VALUES,
- * parameter 1 the campaign and 2-11 those sp_rollup_outside gives. */
+ * value, n) of dims 1-6, each value once with n > 0, in no order; DISTINCT (dim, n, listed) of dims
+ * 0 and 7, listed: those in the campaign's list of people it was sent to (sent_to); PEOPLE (dim, n,
+ * listed, first, last) the same from rollup_people, with the first and last hour of anyone's rows:
+ * its n and listed are DISTINCT's when sp_rollup_people_exact says so; OUTSIDE (dim, value, n) of
+ * dims 1-6 not added up: a value's rows sum to its n (none when not positive); parameter 1 the
+ * campaign and 2-11 those sp_rollup_outside gives. */
 void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
                           size_t len, bool pg);
 

@@ -98,8 +98,9 @@ typedef struct sp_store_span {
 
 /* A report's rows, as they come (strings borrowed for the call; return nonzero to stop):
  * opens by class and counted clicks of a quarter hour (a quarter may come more than once: add
- * them), a breakdown's value (dims 1-6, each dim's values by count, descending), the distinct
- * openers (dim 0) and clickers (dim 7). */
+ * them), a breakdown's value (dims 1-6, in no order: report.c ranks them; a value may come more
+ * than once: add them; a value whose sum is not positive has no opens), the distinct openers (dim
+ * 0) and clickers (dim 7). */
 typedef struct sp_store_report_cb {
     int (*counts)(void *ctx, int64_t quarter, const int64_t counts[SP_ROLLUP_COUNTS]);
     int (*value)(void *ctx, int dim, const char *value, int64_t n);

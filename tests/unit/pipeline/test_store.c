@@ -1082,6 +1082,100 @@ static void check_rollup_derived(void **state)
     raw_sql(*state, sql, sql);
 }
 
+/* A breakdown of more values than the report lists, with ties: the first
+ * SP_REPORT_BREAKDOWN_MAX by count, descending, then by their bytes, and the rest summed in
+ * others, the same from the rollups (all time: the totals; a range: days and hours) and from the
+ * events. */
+#define RANK_CITIES 150
+
+static int cmp_rank(const void *pa, const void *pb)
+{
+    const sp_report_name_t *a = pa, *b = pb;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+static void test_report_ranking(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "rank", 1);
+    char err[512] = "";
+    sp_report_name_t want[RANK_CITIES];
+    char names[RANK_CITIES][16];
+    size_t n = 0;
+    for (int i = 0; i < RANK_CITIES; i++)
+        n += 1 + (size_t)(i * 37 % 7);
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    assert_non_null(evs);
+    size_t k = 0;
+    for (int i = 0; i < RANK_CITIES; i++) {
+        /* Upper case, lower case and a byte past ASCII: bytes order them, not a locale. */
+        static const char *const first[] = {"a", "B", "\xc3\x9c", "b"};
+        snprintf(names[i], sizeof(names[i]), "%s%03d", first[i % 4], (i * 53) % RANK_CITIES);
+        want[i] = (sp_report_name_t){names[i], 1 + i * 37 % 7};
+        for (int j = 0; j < want[i].count; j++) {
+            char who[16];
+            snprintf(who, sizeof(who), "r%d", i);
+            /* The first 60 cities within the first hours, the rest over 18 days after. */
+            int64_t ts = i < 60 ? REPORT_T0 + (int64_t)k * 60000
+                                : REPORT_T0 + 2 * 86400000LL + (int64_t)k * 40 * 60000;
+            spec_t sp = {"rank", who, OPEN, H, ts, NULL, NULL, NULL};
+            evs[k] = make_event(&sp);
+            snprintf(evs[k]->city, sizeof(evs[k]->city), "%.15s", names[i]);
+            k++;
+        }
+    }
+    assert_int_equal(0, s->ops->write_batch(s, evs, n, NULL, err, sizeof(err)));
+    for (size_t i = 0; i < n; i++)
+        sp_event_free(evs[i]);
+    free(evs);
+    qsort(want, RANK_CITIES, sizeof(want[0]), cmp_rank);
+    int64_t others = 0;
+    for (int i = SP_REPORT_BREAKDOWN_MAX; i < RANK_CITIES; i++)
+        others += want[i].count;
+    /* The events span 19 days: these ranges hold them all. */
+    const int64_t DAY = 86400000, HOUR = 3600000;
+    const int64_t ranges[][2] = {{0, SP_REPORT_TIME_MAX},
+                                 {REPORT_T0 - 3 * DAY + 1234, REPORT_T0 + 24 * DAY + 5678}};
+    for (size_t r = 0; r < 2; r++)
+        for (int scan = 0; scan < 2; scan++) {
+            sp_report_t rep = {.from = ranges[r][0], .to = ranges[r][1], .scan = scan};
+            assert_int_equal(0, sp_tz_load(&rep.tz, "UTC", err, sizeof(err)));
+            assert_int_equal(0, sp_report_run(s, "rank", &rep, err, sizeof(err)));
+            const sp_report_breakdown_t *b = &rep.breakdowns[SP_ROLLUP_CITY];
+            assert_int_equal(SP_REPORT_BREAKDOWN_MAX, b->n);
+            for (int i = 0; i < SP_REPORT_BREAKDOWN_MAX; i++) {
+                assert_string_equal(want[i].name, b->names[i].name);
+                assert_int_equal(want[i].count, b->names[i].count);
+            }
+            assert_int_equal(others, b->others);
+            sp_report_free(&rep);
+        }
+    /* All but the first day: the campaign's totals less the day, hours and events outside
+     * (sp_rollup_outside); the first 60 cities are none, as from the events. */
+    sp_report_t rep[2];
+    for (int scan = 0; scan < 2; scan++) {
+        rep[scan] = (sp_report_t){.from = REPORT_T0 + DAY + 5 * HOUR + 17000,
+                                  .to = REPORT_T0 + 21 * DAY + 3 * HOUR,
+                                  .scan = scan};
+        assert_int_equal(0, sp_tz_load(&rep[scan].tz, "UTC", err, sizeof(err)));
+        assert_int_equal(0, sp_report_run(s, "rank", &rep[scan], err, sizeof(err)));
+    }
+    const sp_report_breakdown_t *a = &rep[0].breakdowns[SP_ROLLUP_CITY],
+                                *b = &rep[1].breakdowns[SP_ROLLUP_CITY];
+    assert_int_equal(RANK_CITIES - 60, a->n);
+    assert_int_equal(b->n, a->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_string_equal(b->names[i].name, a->names[i].name);
+        assert_int_equal(b->names[i].count, a->names[i].count);
+    }
+    assert_int_equal(b->others, a->others);
+    for (int scan = 0; scan < 2; scan++)
+        sp_report_free(&rep[scan]);
+    sp_store_close(s);
+}
+
 static void test_report(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -3996,6 +4090,7 @@ int main(void)
         BOTH(test_forget),
         BOTH(test_campaign_delete),
         BOTH(test_report),
+        BOTH(test_report_ranking),
         BOTH(test_sent_list),
         BOTH(test_campaign_archive),
         BOTH(test_trackers_links),
