@@ -34,13 +34,13 @@
 struct sp_http {
     const sp_config_t *cfg;
     sp_http_routes_t routes;
-    sp_listen_t listen[SP_CONFIG_LIST_MAX];         /* the --listen addresses */
+    sp_listen_t listen[SP_CONFIG_LIST_MAX]; /* the --listen addresses */
     /* THREADS daemons for each address, each with one thread and a listening socket of its
      * own (sp_listen_open_group): address I's are at [I * THREADS, (I + 1) * THREADS). */
     struct MHD_Daemon **daemons;
     size_t n_daemons;
     unsigned threads;
-    size_t n_addresses; /* the addresses whose daemons all started */
+    size_t n_addresses;       /* the addresses whose daemons all started */
     sp_tls_t *tls;            /* NULL without --tls-cert */
     sp_guard_t *guard;        /* head deadline, per-address cap, shedding */
     atomic_size_t body_bytes; /* request bodies in flight, against cfg->body_memory */

@@ -100,7 +100,8 @@ static int bind_one(const struct sockaddr_storage *ss, socklen_t len, bool dual,
     }
     if (AF_INET6 == ss->ss_family)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &off : &on, sizeof(on));
-    if (0 != bind(fd, (const struct sockaddr *)ss, len) || (backlog > 0 && 0 != listen(fd, backlog))) {
+    if (0 != bind(fd, (const struct sockaddr *)ss, len) ||
+        (backlog > 0 && 0 != listen(fd, backlog))) {
         int e = errno;
         close(fd);
         errno = e;
