@@ -66,7 +66,8 @@ static const opt_t options[] = {
     {"public-url", STR(public_url), "URL", LINKS,
      "base URL of tracking links (empty: the request's Host; for spypixel pixel, the first "
      "--listen address)"},
-    {"threads", INT(threads), "N", SERVE, "request threads per listen address (0: one per core)"},
+    {"threads", INT(threads), "N", SERVE,
+     "request threads per listen address (0: one per core it may run on)"},
     {"max-connections", INT(max_connections), "N", SERVE, "most open connections"},
     {"timeout", INT(timeout), "SECONDS", SERVE, "idle connection timeout"},
     {"read-time-max", INT(read_time_max), "N", SERVE,

@@ -39,9 +39,9 @@
  *   normal client's request arrives within a round trip, so room stays for it. nginx
  *   does the same with idle keep-alive connections when it runs out of connections.
  *
- * State is kept per request thread (a shard): libmicrohttpd gives each thread of its pool
- * its own share of the connection limit, accepts on that thread and serves the connection
- * there, so a thread's lock is contended only by the sweeper.
+ * State is kept per request thread (a shard): each request thread is a libmicrohttpd daemon
+ * of its own with its share of the connection limit, accepts on that thread and serves the
+ * connection there, so a thread's lock is contended only by the sweeper.
  */
 
 #define PEER_BUCKETS 4096

@@ -34,9 +34,13 @@
 struct sp_http {
     const sp_config_t *cfg;
     sp_http_routes_t routes;
-    sp_listen_t listen[SP_CONFIG_LIST_MAX];         /* the --listen addresses */
-    struct MHD_Daemon *daemons[SP_CONFIG_LIST_MAX]; /* one each */
+    sp_listen_t listen[SP_CONFIG_LIST_MAX]; /* the --listen addresses */
+    /* THREADS daemons for each address, each with one thread and a listening socket of its
+     * own (sp_listen_open_group): address I's are at [I * THREADS, (I + 1) * THREADS). */
+    struct MHD_Daemon **daemons;
     size_t n_daemons;
+    unsigned threads;
+    size_t n_addresses;       /* the addresses whose daemons all started */
     sp_tls_t *tls;            /* NULL without --tls-cert */
     sp_guard_t *guard;        /* head deadline, per-address cap, shedding */
     atomic_size_t body_bytes; /* request bodies in flight, against cfg->body_memory */
@@ -1054,7 +1058,12 @@ static void **tls_slot(struct MHD_Connection *conn)
     return c ? &c->tls_hold : NULL;
 }
 
-static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int fd, unsigned threads)
+/* One daemon with one thread on FD, its share of the connection limit. A connection wakes
+ * only the thread whose socket the kernel queued it on: with libmicrohttpd's thread pool every
+ * thread polled the one listening socket, and each new connection woke them all (two threads
+ * on one core: 1.0-1.3 context switches per Connection: close answer, 0.6 with a socket
+ * each). */
+static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int fd)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
@@ -1068,27 +1077,26 @@ static struct MHD_Daemon *start_daemon(sp_http_t *h, const sp_listen_t *l, int f
         flags = (flags & ~(unsigned)MHD_USE_EPOLL_INTERNAL_THREAD) | MHD_USE_POLL_INTERNAL_THREAD |
                 MHD_USE_TLS;
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    unsigned limit = (unsigned)h->cfg->max_connections / h->threads;
     return MHD_start_daemon(
         flags, 0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)h->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->timeout,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg->timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_ARRAY,
-        l->tls ? sp_tls_options(h->tls) : none,
-        /* Last, so that one thread (no pool: libmicrohttpd warns at a size of 0 or 1) can end
-         * the list before it. */
-        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, MHD_OPTION_END);
+        l->tls ? sp_tls_options(h->tls) : none, MHD_OPTION_END);
 }
 
 /* Parses every --listen address, loads the certificate when one is HTTPS and binds them
- * all, so that a mistake stops the start before anything serves. */
+ * all, THREADS sockets each, so that a mistake stops the start before anything serves. */
 static int open_listeners(sp_http_t *h, int *fds, char *err, size_t errlen)
 {
     const sp_config_t *cfg = h->cfg;
     bool any_tls = false;
-    for (size_t i = 0; i < cfg->n_listen; i++) {
+    for (size_t i = 0; i < cfg->n_listen * h->threads; i++)
         fds[i] = -1;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
         if (0 != sp_listen_parse(cfg->listen[i], cfg->tls_cert[0], &h->listen[i], err, errlen))
             return -1;
         if (h->listen[i].tls && !cfg->tls_cert[0]) {
@@ -1109,39 +1117,52 @@ static int open_listeners(sp_http_t *h, int *fds, char *err, size_t errlen)
         if (!h->tls)
             return -1;
     }
-    for (size_t i = 0; i < cfg->n_listen; i++) {
-        fds[i] = sp_listen_open(&h->listen[i], 1024, err, errlen);
-        if (fds[i] < 0)
+    for (size_t i = 0; i < cfg->n_listen; i++)
+        if (0 != sp_listen_open_group(&h->listen[i], 1024, fds + i * h->threads, h->threads, err,
+                                      errlen))
             return -1;
-    }
     return 0;
+}
+
+unsigned sp_http_cores(void)
+{
+    /* The cores this process may run on (taskset, a cpuset), not the machine's: more request
+     * threads than cores only take turns on them, each turn a context switch. */
+    cpu_set_t set;
+    if (0 == sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (unsigned)cores : 1;
 }
 
 sp_http_t *sp_http_start(const sp_config_t *cfg, const sp_http_routes_t *routes, char *err,
                          size_t errlen)
 {
-    int fds[SP_CONFIG_LIST_MAX];
-    size_t n = cfg->n_listen;
     sp_http_t *h = calloc(1, sizeof(*h));
     if (!h)
         abort();
     h->cfg = cfg;
     h->routes = *routes;
+    unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : sp_http_cores();
+    h->threads = threads;
+    size_t n = cfg->n_listen * threads; /* daemons, and sockets */
+    int *fds = calloc(n ? n : 1, sizeof(*fds));
+    h->daemons = calloc(n ? n : 1, sizeof(*h->daemons));
+    if (!fds || !h->daemons)
+        abort();
     if (0 != open_listeners(h, fds, err, errlen)) {
         for (size_t i = 0; i < n; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
+        free(fds);
         sp_tls_free(h->tls);
+        free(h->daemons);
         free(h);
         return NULL;
     }
     pthread_key_create(&h->reader_key, close_reader);
     h->reader_key_made = true;
 
-    unsigned threads =
-        cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1)
-        threads = 1;
     sp_guard_options_t guard = {
         .head_timeout_ms = cfg->header_timeout * 1000,
         .per_ip_max = (unsigned)cfg->max_connections_per_ip,
@@ -1170,17 +1191,20 @@ sp_http_t *sp_http_start(const sp_config_t *cfg, const sp_http_routes_t *routes,
                    0 == pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        h->daemons[i] = start_daemon(h, &h->listen[i], fds[i], threads);
+        const sp_listen_t *l = &h->listen[i / threads];
+        h->daemons[i] = start_daemon(h, l, fds[i]);
         if (!h->daemons[i]) {
-            snprintf(err, errlen, "cannot serve %s (libmicrohttpd refused to start)",
-                     h->listen[i].text);
+            snprintf(err, errlen, "cannot serve %s (libmicrohttpd refused to start)", l->text);
             for (size_t k = i; k < n; k++)
                 close(fds[k]);
             rc = -1;
             break;
         }
         h->n_daemons++;
+        if (0 == (i + 1) % threads)
+            h->n_addresses++;
     }
+    free(fds);
     if (restore)
         pthread_setschedparam(pthread_self(), policy, &saved);
     if (rc) {
@@ -1218,14 +1242,15 @@ bool sp_http_describe_tls(const sp_http_t *h, char *buf, size_t len)
 
 size_t sp_http_addresses(const sp_http_t *h)
 {
-    return h->n_daemons;
+    return h->n_addresses;
 }
 
 unsigned sp_http_port(const sp_http_t *h, size_t i)
 {
-    if (i >= h->n_daemons)
+    if (i >= h->n_addresses)
         return 0;
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemons[i], MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(h->daemons[i * h->threads], MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : 0;
 }
 
@@ -1249,5 +1274,6 @@ void sp_http_stop(sp_http_t *h)
     sp_guard_free(h->guard); /* after the daemons: every connection is closed */
     if (h->reader_key_made)
         pthread_key_delete(h->reader_key);
+    free(h->daemons);
     free(h);
 }

@@ -109,9 +109,14 @@ void sp_http_routes_add(sp_http_routes_t *table, const sp_route_t *routes, size_
 
 /* ---- the server --------------------------------------------------------------------- */
 
+/* The cores this process may run on (its CPU affinity: taskset, a cpuset), at least 1: the
+ * request threads per address when --threads is 0. */
+unsigned sp_http_cores(void);
+
 /* Serves every CFG->listen address (HTTPS ones with CFG->tls_cert) with ROUTES (copied; CFG
- * is borrowed until sp_http_stop). NULL + ERR when an address cannot be served: nothing
- * serves then. */
+ * is borrowed until sp_http_stop): each with its request threads (--threads, or one per
+ * core), each thread with a listening socket of its own. NULL + ERR when an address cannot
+ * be served: nothing serves then. */
 sp_http_t *sp_http_start(const sp_config_t *cfg, const sp_http_routes_t *routes, char *err,
                          size_t errlen);
 

@@ -84,16 +84,24 @@ int sp_listen_parse(const char *text, bool tls_default, sp_listen_t *out, char *
     return -1;
 }
 
-static int bind_one(const struct sockaddr_storage *ss, socklen_t len, bool dual, int backlog)
+static int bind_one(const struct sockaddr_storage *ss, socklen_t len, bool dual, bool shared,
+                    int backlog)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int on = 1, off = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (shared && 0 != setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on))) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     if (AF_INET6 == ss->ss_family)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &off : &on, sizeof(on));
-    if (0 != bind(fd, (const struct sockaddr *)ss, len) || 0 != listen(fd, backlog)) {
+    if (0 != bind(fd, (const struct sockaddr *)ss, len) ||
+        (backlog > 0 && 0 != listen(fd, backlog))) {
         int e = errno;
         close(fd);
         errno = e;
@@ -102,23 +110,62 @@ static int bind_one(const struct sockaddr_storage *ss, socklen_t len, bool dual,
     return fd;
 }
 
-int sp_listen_open(const sp_listen_t *l, int backlog, char *err, size_t errlen)
+/* Binds SS (LEN bytes) N times, each socket into FDS: one alone, or N sharing the address
+ * (SO_REUSEPORT) after a socket that does not share it has found the address free and,
+ * for port 0, taken the port they all bind. */
+static int bind_group(struct sockaddr_storage *ss, socklen_t len, bool dual, int backlog, int *fds,
+                      size_t n)
 {
+    if (1 == n)
+        return (fds[0] = bind_one(ss, len, dual, false, backlog)) < 0 ? -1 : 0;
+    /* Sockets that share an address take whoever else binds it with SO_REUSEPORT as one of
+     * them: a second server on the port would be handed part of the connections where it
+     * must be told that the port is in use. A socket that does not share it fails when
+     * anybody holds it, shared or not. */
+    int probe = bind_one(ss, len, dual, false, 0);
+    if (probe < 0)
+        return -1;
+    socklen_t got = len;
+    int rc = getsockname(probe, (struct sockaddr *)ss, &got);
+    int e = errno;
+    close(probe);
+    if (0 != rc) {
+        errno = e;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = bind_one(ss, len, dual, true, backlog);
+        if (fds[i] < 0) {
+            e = errno;
+            for (size_t k = 0; k < i; k++) {
+                close(fds[k]);
+                fds[k] = -1;
+            }
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sp_listen_open_group(const sp_listen_t *l, int backlog, int *fds, size_t n, char *err,
+                         size_t errlen)
+{
+    struct sockaddr_storage ss = l->addr;
     bool any6 = AF_INET6 == l->addr.ss_family &&
                 IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
-    int fd = bind_one(&l->addr, l->addr_len, any6, backlog);
-    if (fd < 0 && any6 && (EAFNOSUPPORT == errno || EADDRNOTAVAIL == errno)) {
+    int rc = bind_group(&ss, l->addr_len, any6, backlog, fds, n);
+    if (rc < 0 && any6 && (EAFNOSUPPORT == errno || EADDRNOTAVAIL == errno)) {
         /* No IPv6 on this machine: every IPv4 address, then. */
-        struct sockaddr_storage ss;
         memset(&ss, 0, sizeof(ss));
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         a->sin_family = AF_INET;
         a->sin_port = htons((uint16_t)l->port);
         a->sin_addr.s_addr = htonl(INADDR_ANY);
-        fd = bind_one(&ss, sizeof(*a), false, backlog);
+        rc = bind_group(&ss, sizeof(*a), false, backlog, fds, n);
     }
-    if (fd >= 0)
-        return fd;
+    if (0 == rc)
+        return 0;
     const char *why = strerror(errno);
     if (EADDRINUSE == errno)
         why = "address already in use (is another server on this port?)";
@@ -128,6 +175,12 @@ int sp_listen_open(const sp_listen_t *l, int backlog, char *err, size_t errlen)
         why = "this machine has no such address";
     snprintf(err, errlen, "cannot listen on %s: %s", l->text, why);
     return -1;
+}
+
+int sp_listen_open(const sp_listen_t *l, int backlog, char *err, size_t errlen)
+{
+    int fd;
+    return 0 == sp_listen_open_group(l, backlog, &fd, 1, err, errlen) ? fd : -1;
 }
 
 void sp_listen_url(const sp_listen_t *l, char *buf, size_t len)

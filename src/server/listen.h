@@ -27,6 +27,15 @@ int sp_listen_parse(const char *text, bool tls_default, sp_listen_t *out, char *
  * IPv4 at once, or 0.0.0.0 where the machine has no IPv6. */
 int sp_listen_open(const sp_listen_t *l, int backlog, char *err, size_t errlen);
 
+/* Binds L N times (N >= 1), the sockets into FDS (the caller's to close): each a listening
+ * socket of its own on the same address and port (SO_REUSEPORT when N > 1), among which the
+ * kernel spreads new connections, so that each of N threads accepts only from its own and a
+ * connection wakes one thread. The address must be free (a server already on it, sharing it
+ * or not, is "address already in use"); port 0 is one port chosen for all N. 0, or -1 with
+ * ERR as sp_listen_open's. */
+int sp_listen_open_group(const sp_listen_t *l, int backlog, int *fds, size_t n, char *err,
+                         size_t errlen);
+
 /* "http://HOST:PORT" or "https://HOST:PORT" (the port left out when it is the scheme's
  * own; HOST "localhost" when L is every address), for links made without --public-url. */
 void sp_listen_url(const sp_listen_t *l, char *buf, size_t len);

@@ -4,6 +4,7 @@
 #include "pixel.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,21 @@ typedef struct pixel_request {
     struct MHD_Response *held; /* the block's read-time image to answer with, or NULL */
 } pixel_request_t;
 
-/* The last image answer with a Set-Cookie on a keep-alive connection, with what it sets. */
+/* An image answer with a Set-Cookie, with what it sets: held by the request thread's recent
+ * answers and by the connection that sent it last, each with a reference. */
 typedef struct cookie_answer {
     struct MHD_Response *resp;
+    atomic_int refs;
     char visitor[40];
     bool https;
 } cookie_answer_t;
+
+/* The request thread's last RECENT_ANSWERS cookie answers, replaced in turn. */
+#define RECENT_ANSWERS 16
+typedef struct recent_answers {
+    cookie_answer_t *at[RECENT_ANSWERS];
+    unsigned next;
+} recent_answers_t;
 
 /* snprintf(DST, SIZE, "%s", SRC) without the formatting machinery: it runs several times
  * for every open. */
@@ -106,42 +116,87 @@ static void add_visitor_cookie(struct MHD_Response *resp, const sp_request_t *re
     MHD_add_response_header(resp, "Set-Cookie", cookie);
 }
 
-/* The image answer with this request's new visitor cookie. A keep-alive connection's
- * client (one address, usually one agent: a mail proxy fetching for many readers, a
- * browser loading several images) gets the same cookie every time, so the last answer is
- * kept with the connection and sent again: building one costs two dozen allocations. */
-static void cookie_answer_free(void *p)
+/* The image answer with this request's new visitor cookie. Building one costs two dozen
+ * allocations, and the same cookie goes to the same client again and again: a keep-alive
+ * connection's client (one address, usually one agent: a mail proxy fetching for many
+ * readers, a browser loading several images) on every request, and a mail provider's image
+ * proxy, whose opens from one address and agent share a visitor ID, on connection after
+ * connection. So the connection keeps the answer it sent last, and the request thread its
+ * last RECENT_ANSWERS, and either is sent again when it sets the same cookie. */
+static void cookie_answer_drop(void *p)
 {
     cookie_answer_t *c = p;
-    MHD_destroy_response(c->resp);
-    free(c);
+    if (c && 1 == atomic_fetch_sub(&c->refs, 1)) {
+        MHD_destroy_response(c->resp);
+        free(c);
+    }
+}
+
+static pthread_key_t recent_key;
+static pthread_once_t recent_once = PTHREAD_ONCE_INIT;
+
+static void recent_free(void *p)
+{
+    recent_answers_t *r = p;
+    for (unsigned i = 0; i < RECENT_ANSWERS; i++)
+        cookie_answer_drop(r->at[i]);
+    free(r);
+}
+
+static void recent_init(void)
+{
+    pthread_key_create(&recent_key, recent_free);
+}
+
+static bool sets(const cookie_answer_t *c, const sp_request_t *req)
+{
+    const pixel_request_t *pr = req->state;
+    return c && c->https == req->https && 0 == strcmp(c->visitor, pr->visitor);
+}
+
+/* The thread's recent answer that sets REQ's cookie, made (and kept, replacing the oldest)
+ * when there is none; borrowed. NULL when libmicrohttpd cannot make one. */
+static cookie_answer_t *recent_answer(sp_request_t *req)
+{
+    pthread_once(&recent_once, recent_init);
+    recent_answers_t *r = pthread_getspecific(recent_key);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            abort();
+        pthread_setspecific(recent_key, r);
+    }
+    for (unsigned i = 0; i < RECENT_ANSWERS; i++)
+        if (sets(r->at[i], req))
+            return r->at[i];
+    struct MHD_Response *resp = gif_response();
+    if (!resp)
+        return NULL;
+    add_visitor_cookie(resp, req);
+    cookie_answer_t *c = malloc(sizeof(*c));
+    if (!c)
+        abort();
+    c->resp = resp;
+    atomic_init(&c->refs, 1); /* the thread's */
+    c->https = req->https;
+    copy_text(c->visitor, sizeof(c->visitor), ((const pixel_request_t *)req->state)->visitor);
+    cookie_answer_drop(r->at[r->next]);
+    r->at[r->next] = c;
+    r->next = (r->next + 1) % RECENT_ANSWERS;
+    return c;
 }
 
 static enum MHD_Result answer_cookie_pixel(sp_request_t *req)
 {
-    const pixel_request_t *pr = req->state;
-    cookie_answer_t *c = sp_http_conn_data(req, cookie_answer_free);
-    if (c && c->https == req->https && 0 == strcmp(c->visitor, pr->visitor))
+    cookie_answer_t *c = sp_http_conn_data(req, cookie_answer_drop);
+    if (sets(c, req))
         return MHD_queue_response(req->conn, 200, c->resp);
-    struct MHD_Response *resp = gif_response();
-    if (!resp)
+    c = recent_answer(req);
+    if (!c)
         return MHD_NO;
-    add_visitor_cookie(resp, req);
-    enum MHD_Result rc = MHD_queue_response(req->conn, 200, resp);
-    bool first = !c;
-    if (first) {
-        c = malloc(sizeof(*c));
-        if (!c)
-            abort();
-    } else {
-        MHD_destroy_response(c->resp);
-    }
-    c->resp = resp; /* our reference; dropped at the connection's close */
-    c->https = req->https;
-    copy_text(c->visitor, sizeof(c->visitor), pr->visitor);
-    if (first)
-        sp_http_set_conn_data(req, c, cookie_answer_free);
-    return rc;
+    atomic_fetch_add(&c->refs, 1); /* the connection's, dropped at its close or next answer */
+    sp_http_set_conn_data(req, c, cookie_answer_drop);
+    return MHD_queue_response(req->conn, 200, c->resp);
 }
 
 static void release_image(void *image)

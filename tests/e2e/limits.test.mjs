@@ -6,9 +6,10 @@
 // SPDX-License-Identifier: MIT
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -315,6 +316,35 @@ describe('slow clients (Slowloris)', () => {
     } finally {
       for (const s of socks) s.destroy();
       await srv.stop();
+    }
+  });
+});
+
+/** The server's request threads: libmicrohttpd's, one per daemon. */
+function requestThreads(pid) {
+  return readdirSync(`/proc/${pid}/task`).filter((t) => {
+    try { return readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim() === 'MHD-single'; } catch { return false; }
+  }).length;
+}
+
+describe('request threads', () => {
+  test('one per core the server may run on (its CPU affinity), or --threads; each serves its share', async () => {
+    const srv = await startServer({ campaigns: ['th'] });
+    try {
+      assert.equal(requestThreads(srv.pid), os.availableParallelism());
+    } finally {
+      await srv.stop();
+    }
+    const three = await startServer({ campaigns: ['th'], flags: ['--threads', '3'] });
+    try {
+      assert.equal(requestThreads(three.pid), 3);
+      // Every connection is accepted by one of them and answered.
+      const answers = await Promise.all(Array.from({ length: 24 }, (_, i) =>
+        three.pixel({ campaign: 'th', email: `r${i}` }, { 'User-Agent': UA.thunderbird, Connection: 'close' })));
+      for (const res of answers) assertPixel(res);
+      await waitFor(async () => (await three.metrics()).spypixel_opens_recorded_total === 24, { timeoutMs: 10000, what: '24 opens indexed' });
+    } finally {
+      await three.stop();
     }
   });
 });

@@ -189,6 +189,28 @@ describe('GET /spy-pixel.gif', () => {
     }
   });
 
+  test('on new connections, each client gets its own visitor cookie and again the same one (answers kept by the request thread)', async () => {
+    // More clients than a request thread keeps answers for (16), each twice, every request on
+    // a connection of its own.
+    const agents = Array.from({ length: 20 }, (_, i) => `${UA.chrome} client/${i}`);
+    const cookie = async (ua, email) => {
+      const res = await srv.pixel({ campaign: 'news', email }, { 'User-Agent': ua, Connection: 'close' });
+      assertPixel(res);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.equal(res.headers['cross-origin-resource-policy'], 'cross-origin');
+      return setCookieLine(res, 'spv');
+    };
+    const first = [];
+    for (const [i, ua] of agents.entries()) first.push(await cookie(ua, `fresh-${i}`));
+    for (const line of first) assert.match(line, /^spv=[0-9a-f]{32}; Path=\/; Max-Age=31536000; HttpOnly; SameSite=Lax$/);
+    assert.equal(new Set(first).size, agents.length, 'each client its own visitor');
+    for (let round = 0; round < 2; round++) {
+      for (const [i, ua] of [...agents.entries()].reverse()) {
+        assert.equal(await cookie(ua, `again-${round}-${i}`), first[i], `client ${i}, round ${round}`);
+      }
+    }
+  });
+
   test('answers keep HTTP/1.1 connections alive (a mail client loads many images on one connection)', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {

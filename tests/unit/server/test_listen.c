@@ -106,12 +106,91 @@ static void test_open(void **state)
     assert_non_null(strstr(err, "192.0.2.1:8080"));
 }
 
+static unsigned port_of(int fd)
+{
+    struct sockaddr_in got;
+    socklen_t len = sizeof(got);
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&got, &len));
+    return ntohs(got.sin_port);
+}
+
+/* Connects to 127.0.0.1:PORT (blocking), or -1. */
+static int connect_to(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && 0 != connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One listening socket per request thread: all on one port, each accepting its share, and
+ * the port as much in use for anybody else as one socket makes it. */
+static void test_open_group(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    enum { N = 4, CLIENTS = 64 };
+    int fds[N];
+    sp_listen_t l = parsed("127.0.0.1:0", false);
+    assert_int_equal(0, sp_listen_open_group(&l, 128, fds, N, err, sizeof(err)));
+    unsigned port = port_of(fds[0]);
+    assert_true(port > 0);
+    for (int i = 1; i < N; i++)
+        assert_int_equal(port, port_of(fds[i]));
+
+    /* Every connection is queued on exactly one of them. */
+    int clients[CLIENTS], accepted = 0, used = 0;
+    for (int i = 0; i < CLIENTS; i++)
+        assert_true((clients[i] = connect_to(port)) >= 0);
+    for (int i = 0; i < N; i++) {
+        int n = 0, c;
+        while ((c = accept(fds[i], NULL, NULL)) >= 0) { /* non-blocking: until EAGAIN */
+            close(c);
+            n++;
+        }
+        assert_int_equal(EAGAIN, errno);
+        accepted += n;
+        used += n > 0;
+    }
+    assert_int_equal(CLIENTS, accepted);
+    assert_true(used > 1); /* spread, not all on one (64 connections over 4: never) */
+    for (int i = 0; i < CLIENTS; i++)
+        close(clients[i]);
+
+    /* Another server on the port, with one socket or a group of its own, is refused. */
+    char text[64];
+    snprintf(text, sizeof(text), "127.0.0.1:%u", port);
+    sp_listen_t again = parsed(text, false);
+    assert_int_equal(-1, sp_listen_open(&again, 16, err, sizeof(err)));
+    assert_non_null(strstr(err, "address already in use"));
+    int other[N];
+    assert_int_equal(-1, sp_listen_open_group(&again, 16, other, N, err, sizeof(err)));
+    assert_non_null(strstr(err, "address already in use"));
+    assert_non_null(strstr(err, text));
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+
+    /* And a group does not start on a port somebody else holds. */
+    int one = sp_listen_open(&l, 16, err, sizeof(err));
+    assert_true(one >= 0);
+    snprintf(text, sizeof(text), "127.0.0.1:%u", port_of(one));
+    sp_listen_t held = parsed(text, false);
+    assert_int_equal(-1, sp_listen_open_group(&held, 16, other, N, err, sizeof(err)));
+    assert_non_null(strstr(err, "address already in use"));
+    close(one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_open),
+        cmocka_unit_test(test_open_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
