@@ -86,14 +86,26 @@ typedef struct sp_rollup_value {
     int64_t hour, n;
 } sp_rollup_value_t;
 
+/* One row of rollup_people a batch adds to: a person's first and last hour in the batch. */
+typedef struct sp_rollup_person {
+    const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
+    int dim;
+    int64_t first, last;
+} sp_rollup_person_t;
+
 /* What a batch adds to the rollups: each list sorted by its key (campaign, then quarter; campaign,
  * dim, hour, value; strings by their bytes, as both stores compare them) and distinct, so that
- * writers on several servers lock the rows in one order. */
+ * writers on several servers lock the rows in one order. DAYS and TOTALS are VALUES' rows of
+ * dims 1-6 summed by day (hour holds the day) and over the batch (hour 0), PEOPLE its rows of
+ * dims 0 and 7 by person, each sorted and distinct in the same way (people by campaign, dim,
+ * who). */
 typedef struct sp_rollup {
     sp_rollup_count_t *counts;
     size_t n_counts;
-    sp_rollup_value_t *values;
-    size_t n_values;
+    sp_rollup_value_t *values, *days, *totals;
+    size_t n_values, n_days, n_totals;
+    sp_rollup_person_t *people;
+    size_t n_people;
     char *keys; /* the values made here: "v:" and a visitor, SP_ROLLUP_KEY_MAX bytes each */
 } sp_rollup_t;
 
