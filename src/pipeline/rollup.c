@@ -241,11 +241,17 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     qsort(r->counts, r->n_counts, sizeof(*r->counts), cmp_count);
     r->n_values =
         merge(r->values, r->n_values, sizeof(*r->values), hash_value, same_value, add_value);
-    /* The days, totals and people from the distinct hour rows: a batch over several hours adds
-     * to each of their rows once. */
+    qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
+}
+
+void sp_rollup_derive(sp_rollup_t *r)
+{
+    /* From the distinct hour rows: a batch over several hours adds to each day, total and person
+     * row once. */
     r->days = xmalloc(r->n_values * sizeof(*r->days));
     r->totals = xmalloc(r->n_values * sizeof(*r->totals));
     r->people = xmalloc(r->n_values * sizeof(*r->people));
+    r->n_days = r->n_totals = r->n_people = 0;
     for (size_t i = 0; i < r->n_values; i++) {
         const sp_rollup_value_t *v = &r->values[i];
         if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
@@ -258,7 +264,6 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
         r->totals[r->n_totals] = *v;
         r->totals[r->n_totals++].hour = 0;
     }
-    qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
     r->n_days = merge(r->days, r->n_days, sizeof(*r->days), hash_value, same_value, add_value);
     qsort(r->days, r->n_days, sizeof(*r->days), cmp_value);
     r->n_totals =

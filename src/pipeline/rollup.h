@@ -95,10 +95,10 @@ typedef struct sp_rollup_person {
 
 /* What a batch adds to the rollups: each list sorted by its key (campaign, then quarter; campaign,
  * dim, hour, value; strings by their bytes, as both stores compare them) and distinct, so that
- * writers on several servers lock the rows in one order. DAYS and TOTALS are VALUES' rows of
- * dims 1-6 summed by day (hour holds the day) and over the batch (hour 0), PEOPLE its rows of
- * dims 0 and 7 by person, each sorted and distinct in the same way (people by campaign, dim,
- * who). */
+ * writers on several servers lock the rows in one order. DAYS and TOTALS (sp_rollup_derive) are
+ * VALUES' rows of dims 1-6 summed by day (hour holds the day) and over the batch (hour 0), PEOPLE
+ * its rows of dims 0 and 7 by person, each sorted and distinct in the same way (people by
+ * campaign, dim, who). */
 typedef struct sp_rollup {
     sp_rollup_count_t *counts;
     size_t n_counts;
@@ -112,6 +112,10 @@ typedef struct sp_rollup {
 /* What the N events EVS, as stored (sp_event_row), add to the rollups, into R (emptied first).
  * Aborts when out of memory. */
 void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n);
+
+/* Fills R's days, totals and people from its values (sp_rollup_batch's). Aborts when out of
+ * memory. */
+void sp_rollup_derive(sp_rollup_t *r);
 
 /* Frees R's lists; R may then be filled again. */
 void sp_rollup_free(sp_rollup_t *r);

@@ -612,6 +612,12 @@ struct pg_store {
     int64_t weeks[PARTITIONS_KNOWN]; /* weeks (their first ms) whose partition exists */
     size_t n_weeks, next_week;
     int64_t partition_retry_at; /* making one failed: not again before then */
+    /* Coordinates as the events' insert writes them (COORDS_SLOTS, made on first use): a
+     * batch's come from a few places, and %.17g is most of a row's formatting. */
+    struct coord_text {
+        double v;
+        char text[32];
+    } * coords;
 };
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
@@ -679,6 +685,23 @@ typedef struct {
     int n;
 } params_t;
 
+/* V in decimal into OUT (21 bytes at least) with its NUL, as "%lld" writes it (without printf,
+ * a tenth of its cost: the writer formats a few numbers per event); returns its length. */
+static size_t int_text(char *out, int64_t v)
+{
+    char num[24], *at = num + sizeof(num);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--at = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--at = '-';
+    size_t n = (size_t)(num + sizeof(num) - at);
+    memcpy(out, at, n);
+    out[n] = '\0';
+    return n;
+}
+
 static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
 {
     p->owned[p->n] = s ? sp_utf8_clean(s) : NULL;
@@ -688,7 +711,7 @@ static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
 
 static void p_int(params_t *p, int64_t v)
 {
-    snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
+    int_text(p->num[p->n], v);
     p->owned[p->n] = NULL;
     p->v[p->n] = p->num[p->n];
     p->n++;
@@ -716,7 +739,11 @@ static void p_clear(params_t *p)
 
 static void stmt_name(int q, char *buf, size_t len)
 {
-    snprintf(buf, len, "sp%d", q);
+    if (len < 8 || q < 0 || q > 99999)
+        abort(); /* the statements and the callers' buffers are fixed: a bug */
+    buf[0] = 's';
+    buf[1] = 'p';
+    int_text(buf + 2, q);
 }
 
 static int64_t get_i64(const PGresult *res, int row, int col)
@@ -1038,6 +1065,9 @@ typedef struct {
         char *owned;
     } * interns; /* texts of the batch's rows that the caches do not hold */
     size_t n_interns, cap_interns;
+    /* Each stored event's headers split once (sp_intern_split) for the intern phase and the
+     * insert: its set and apart values, owned; NULL when its headers are stored whole. */
+    char **sets_text, **aparts;
     int64_t *ids; /* taken for the events to insert (phase 1), in order */
     size_t n_want_ids, n_ids;
     char *columns[SP_EVENT_N_FIELDS + 3]; /* the events' insert's parameters, being sent */
@@ -1223,6 +1253,12 @@ static void batch_free(batch_t *b)
     free(b->forwarded);
     for (size_t i = 0; i < b->n_interns; i++)
         free(b->interns[i].owned);
+    for (size_t i = 0; b->sets_text && i < b->n_stored; i++) {
+        free(b->sets_text[i]);
+        free(b->aparts[i]);
+    }
+    free(b->sets_text);
+    free(b->aparts);
     free(b->interns);
     free(b->ids);
     for (size_t i = 0; i < sizeof(b->columns) / sizeof(b->columns[0]); i++)
@@ -1255,17 +1291,16 @@ static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char 
  * sets (a likely forward's row has its open's). */
 static void batch_interns(batch_t *b)
 {
+    b->sets_text = xcalloc(b->n_stored, sizeof(*b->sets_text));
+    b->aparts = xcalloc(b->n_stored, sizeof(*b->aparts));
     for (size_t i = 0; i < b->n_stored; i++) {
         const sp_event_row_t *row = sp_event_row(b->stored[i]);
-        char *set, *apart;
         if (row->user_agent)
             batch_intern(b, b->agents, row->user_agent, NULL);
-        if (0 == sp_intern_split(row->headers_json, &set, &apart)) {
-            free(apart);
-            batch_intern(b, b->sets, set, set);
-        } else {
+        if (0 == sp_intern_split(row->headers_json, &b->sets_text[i], &b->aparts[i]))
+            batch_intern(b, b->sets, b->sets_text[i], NULL);
+        else
             batch_intern(b, b->sets, row->headers_json, NULL);
-        }
     }
 }
 
@@ -1307,8 +1342,9 @@ static void array_next(array_t *a)
 static void array_int(array_t *a, int64_t v)
 {
     char num[24];
+    size_t n = int_text(num, v);
     array_next(a);
-    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+    array_put(a, num, n);
 }
 
 static void array_null(array_t *a)
@@ -1317,11 +1353,22 @@ static void array_null(array_t *a)
     array_put(a, "NULL", 4);
 }
 
-static void array_double(array_t *a, double v)
+#define COORDS_SLOTS 1024
+
+/* V (not NaN) as %.17g writes it, through S's cache of coordinates. */
+static void array_double(pg_store_t *s, array_t *a, double v)
 {
-    char num[40];
+    if (!s->coords)
+        s->coords = xcalloc(COORDS_SLOTS, sizeof(*s->coords));
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    struct coord_text *c = &s->coords[(bits * 0x9e3779b97f4a7c15ULL) >> 54];
+    if (!c->text[0] || memcmp(&c->v, &v, sizeof(v))) {
+        c->v = v;
+        snprintf(c->text, sizeof(c->text), "%.17g", v);
+    }
     array_next(a);
-    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%.17g", v));
+    array_put(a, c->text, strlen(c->text));
 }
 
 /* Quoted, so that no text reads as NULL; a quote or a backslash escaped. */
@@ -1487,9 +1534,13 @@ static int send_events(pg_store_t *s, batch_t *b)
     for (size_t e = 0; e < b->n_stored; e++) {
         b->stored[e]->id = b->ids[e];
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
-        int64_t agent, set;
-        char *apart;
-        row_interned(s, row, &agent, &set, &apart);
+        /* As row_interned finds them, from the split made for the intern phase. */
+        int64_t agent = row->user_agent
+                            ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent))
+                            : 0;
+        const char *set_text = b->sets_text[e] ? b->sets_text[e] : row->headers_json;
+        int64_t set = sp_intern_find(s->sets, set_text, strlen(set_text));
+        const char *apart = set ? b->aparts[e] : NULL;
         if (agent)
             array_int(agents, agent);
         else
@@ -1502,7 +1553,6 @@ static int send_events(pg_store_t *s, batch_t *b)
             array_text(aparts, apart);
         else
             array_null(aparts);
-        free(apart);
         for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
             const sp_event_field_t *f = &sp_event_fields[i];
             if (SP_EVENT_FIELD_user_agent == i && agent) {
@@ -1532,7 +1582,7 @@ static int send_events(pg_store_t *s, batch_t *b)
                 if (isnan(sp_event_row_coord(row, f)))
                     array_null(&a[i]);
                 else
-                    array_double(&a[i], sp_event_row_coord(row, f));
+                    array_double(s, &a[i], sp_event_row_coord(row, f));
                 break;
             case SP_FIELD_DURATION:
                 if (sp_event_row_int(row, f) < 0)
@@ -3066,6 +3116,7 @@ static void pg_close(sp_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
     PQfinish(s->conn);
+    free(s->coords);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     free(s);

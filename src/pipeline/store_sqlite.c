@@ -1557,6 +1557,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_tally_count(&tally, s->stored, s->n_stored);
     tally.forward_after_ms = base->likely_forward_ms;
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
+    sp_rollup_derive(&rollup);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
