@@ -1367,6 +1367,25 @@ static void test_writer_counts(void **state)
     sp_store_close(s);
 }
 
+/* Two recipient IDs that are one once made valid UTF-8 (the pixel takes neither; a journal
+ * may hold anything) in one batch: PostgreSQL stores them as one, which a single statement for
+ * the batch's recipients could not touch twice. */
+static void test_recipients_unclean(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "u", 1);
+    const spec_t specs[] = {
+        {"u", "r\xff", OPEN, H, 1000, NULL, NULL, NULL},
+        {"u", "r\xfe", OPEN, H, 2000, NULL, NULL, NULL},
+        {"u", "ok", OPEN, H, 3000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 3, NULL);
+    sp_campaign_t c = get_campaign(s, "u");
+    assert_int_equal(3, c.total_views);
+    assert_true(c.unique_views >= 2);
+    sp_store_close(s);
+}
+
 typedef struct {
     int n;
     char names[8][32];
@@ -4219,6 +4238,7 @@ int main(void)
         BOTH(test_report),
         BOTH(test_report_ranking),
         BOTH(test_writer_counts),
+        BOTH(test_recipients_unclean),
         BOTH(test_sent_list),
         BOTH(test_campaign_archive),
         BOTH(test_trackers_links),
