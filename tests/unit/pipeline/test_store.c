@@ -1332,15 +1332,34 @@ static void test_writer_counts(void **state)
     assert_int_equal(T + 41 * HR, find_recipient(&r, "cy")->first_at);
     check_person(state, "cy", SP_ROLLUP_OPENER, h0 + 41, h0 + 42);
 
+    /* Among recipients new to this writer, one the other server stored first. */
+    other = open_store(state);
+    write_firsts(other, (const spec_t[]){{"w", "dee", OPEN, H, T + 43 * HR, NULL, NULL, NULL}}, 1,
+                 (const int[]){1});
+    sp_store_close(other);
+    const spec_t three[] = {
+        {"w", "dan", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dee", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dot", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dug", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+    };
+    write_firsts(s, three, 4, (const int[]){1, 0, 1, 1});
+    c = get_campaign(s, "w");
+    assert_int_equal(8, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(1, find_recipient(&r, "dan")->views);
+    assert_int_equal(2, find_recipient(&r, "dee")->views);
+    assert_int_equal(1, find_recipient(&r, "dot")->views);
+
     /* Amy forgotten, then opening again: a new reader, from nothing. */
     int64_t deleted = 0;
     assert_int_equal(0, s->ops->forget(s, "amy", &deleted, err, sizeof(err)));
     assert_int_equal(6, deleted);
-    assert_int_equal(3, get_campaign(s, "w").unique_views);
+    assert_int_equal(7, get_campaign(s, "w").unique_views);
     write_firsts(s, (const spec_t[]){{"w", "amy", OPEN, P, T + 50 * HR, NULL, NULL, NULL}}, 1,
                  (const int[]){1});
     c = get_campaign(s, "w");
-    assert_int_equal(4, c.unique_views);
+    assert_int_equal(8, c.unique_views);
     r = list_recipients(s, "w", "", 10);
     assert_int_equal(1, find_recipient(&r, "amy")->views);
     assert_int_equal(T + 50 * HR, find_recipient(&r, "amy")->first_at);
@@ -1356,7 +1375,7 @@ static void test_writer_counts(void **state)
     };
     write_firsts(s, again, 2, (const int[]){0, 0});
     c = get_campaign(s, "w");
-    assert_int_equal(4, c.unique_views);
+    assert_int_equal(8, c.unique_views);
     r = list_recipients(s, "w", "", 10);
     assert_int_equal(2, find_recipient(&r, "amy")->views);
     assert_int_equal(2, find_recipient(&r, "bob")->views);
