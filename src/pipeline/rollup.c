@@ -133,6 +133,38 @@ static void add_value(void *pa, const void *pb)
     ((sp_rollup_value_t *)pa)->n += ((const sp_rollup_value_t *)pb)->n;
 }
 
+static int cmp_person(const void *pa, const void *pb)
+{
+    const sp_rollup_person_t *a = pa, *b = pb;
+    int c = a->campaign == b->campaign ? 0 : strcmp(a->campaign, b->campaign);
+    if (c)
+        return c;
+    if (a->dim != b->dim)
+        return a->dim < b->dim ? -1 : 1;
+    return a->who == b->who ? 0 : strcmp(a->who, b->who);
+}
+
+static uint64_t hash_person(const void *p)
+{
+    const sp_rollup_person_t *v = p;
+    return hash_str(hash_int(hash_str(HASH_SEED, v->campaign), v->dim), v->who);
+}
+
+static bool same_person(const void *pa, const void *pb)
+{
+    return 0 == cmp_person(pa, pb);
+}
+
+static void add_person(void *pa, const void *pb)
+{
+    sp_rollup_person_t *a = pa;
+    const sp_rollup_person_t *b = pb;
+    if (b->first < a->first)
+        a->first = b->first;
+    if (b->last > a->last)
+        a->last = b->last;
+}
+
 /* Merges the N entries of SIZE bytes at BASE that SAME says are one key (HASH equal) into the
  * first of each (ADD), keeping those in front, in first-seen order; returns how many. */
 static size_t merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
@@ -212,10 +244,43 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
 }
 
+void sp_rollup_derive(sp_rollup_t *r)
+{
+    /* From the distinct hour rows: a batch over several hours adds to each day, total and person
+     * row once. */
+    r->days = xmalloc(r->n_values * sizeof(*r->days));
+    r->totals = xmalloc(r->n_values * sizeof(*r->totals));
+    r->people = xmalloc(r->n_values * sizeof(*r->people));
+    r->n_days = r->n_totals = r->n_people = 0;
+    for (size_t i = 0; i < r->n_values; i++) {
+        const sp_rollup_value_t *v = &r->values[i];
+        if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
+            r->people[r->n_people++] =
+                (sp_rollup_person_t){v->campaign, v->value, v->dim, v->hour, v->hour};
+            continue;
+        }
+        r->days[r->n_days] = *v;
+        r->days[r->n_days++].hour = v->hour / 24;
+        r->totals[r->n_totals] = *v;
+        r->totals[r->n_totals++].hour = 0;
+    }
+    r->n_days = merge(r->days, r->n_days, sizeof(*r->days), hash_value, same_value, add_value);
+    qsort(r->days, r->n_days, sizeof(*r->days), cmp_value);
+    r->n_totals =
+        merge(r->totals, r->n_totals, sizeof(*r->totals), hash_value, same_value, add_value);
+    qsort(r->totals, r->n_totals, sizeof(*r->totals), cmp_value);
+    r->n_people =
+        merge(r->people, r->n_people, sizeof(*r->people), hash_person, same_person, add_person);
+    qsort(r->people, r->n_people, sizeof(*r->people), cmp_person);
+}
+
 void sp_rollup_free(sp_rollup_t *r)
 {
     free(r->counts);
     free(r->values);
+    free(r->days);
+    free(r->totals);
+    free(r->people);
     free(r->keys);
     *r = (sp_rollup_t){0};
 }

@@ -86,20 +86,36 @@ typedef struct sp_rollup_value {
     int64_t hour, n;
 } sp_rollup_value_t;
 
+/* One row of rollup_people a batch adds to: a person's first and last hour in the batch. */
+typedef struct sp_rollup_person {
+    const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
+    int dim;
+    int64_t first, last;
+} sp_rollup_person_t;
+
 /* What a batch adds to the rollups: each list sorted by its key (campaign, then quarter; campaign,
  * dim, hour, value; strings by their bytes, as both stores compare them) and distinct, so that
- * writers on several servers lock the rows in one order. */
+ * writers on several servers lock the rows in one order. DAYS and TOTALS (sp_rollup_derive) are
+ * VALUES' rows of dims 1-6 summed by day (hour holds the day) and over the batch (hour 0), PEOPLE
+ * its rows of dims 0 and 7 by person, each sorted and distinct in the same way (people by
+ * campaign, dim, who). */
 typedef struct sp_rollup {
     sp_rollup_count_t *counts;
     size_t n_counts;
-    sp_rollup_value_t *values;
-    size_t n_values;
+    sp_rollup_value_t *values, *days, *totals;
+    size_t n_values, n_days, n_totals;
+    sp_rollup_person_t *people;
+    size_t n_people;
     char *keys; /* the values made here: "v:" and a visitor, SP_ROLLUP_KEY_MAX bytes each */
 } sp_rollup_t;
 
 /* What the N events EVS, as stored (sp_event_row), add to the rollups, into R (emptied first).
  * Aborts when out of memory. */
 void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n);
+
+/* Fills R's days, totals and people from its values (sp_rollup_batch's). Aborts when out of
+ * memory. */
+void sp_rollup_derive(sp_rollup_t *r);
 
 /* Frees R's lists; R may then be filled again. */
 void sp_rollup_free(sp_rollup_t *r);

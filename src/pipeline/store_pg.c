@@ -222,6 +222,7 @@ enum {
     Q_EVENT_IDS,
     Q_EVENTS_INSERT,
     Q_RECIPIENT_UPSERT,
+    Q_RECIPIENTS_UPSERT,
     Q_RECIPIENT_FORWARDED,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
@@ -304,6 +305,23 @@ enum {
     " " col " = CASE WHEN excluded.first_human_at <> 0 AND (r.first_human_at = 0"                  \
     " OR excluded.first_human_at < r.first_human_at) THEN excluded." col " ELSE r." col " END"
 
+#define RECIPIENT_COLS                                                                             \
+    "campaign, recipient, human, proxy, machine, self, clicks, first_at, last_at, first_client,"   \
+    " first_network, first_human_at"
+#define RECIPIENT_CONFLICT                                                                         \
+    " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"            \
+    " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"                   \
+    " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"                         \
+    " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"                                  \
+    " WHEN excluded.first_at = 0 THEN r.first_at"                                                  \
+    " ELSE LEAST(r.first_at, excluded.first_at) END,"                                              \
+    " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET(                           \
+        "first_client") "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_at")
+#define RECIPIENT_RETURNING                                                                        \
+    SP_TALLY_VIEWS_SQL("r.")                                                                       \
+    " AS views, r.first_client, r.first_network, r.first_human_at,"                                \
+    " r.forward_clients"
+
 #define INTERN_SQL(table)                                                                          \
     "WITH f AS (SELECT id FROM " table " WHERE text = $1 LIMIT 1),"                                \
     " i AS (INSERT INTO " table "(text) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM f)"              \
@@ -322,22 +340,21 @@ static const char *const query_sql[Q_COUNT] = {
     /* first_at is the earliest counted open even when batches from several servers commit
      * out of order; 0 means none yet. */
     [Q_RECIPIENT_UPSERT] =
-        "INSERT INTO recipients AS r(campaign, recipient, human, proxy, machine, self, clicks,"
-        " first_at, last_at, first_client, first_network, first_human_at)"
-        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        " ON CONFLICT(campaign, recipient) DO UPDATE SET human = r.human + excluded.human,"
-        " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
-        " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks,"
-        " first_at = CASE WHEN r.first_at = 0 THEN excluded.first_at"
-        " WHEN excluded.first_at = 0 THEN r.first_at"
-        " ELSE LEAST(r.first_at, excluded.first_at) END,"
-        " last_at = GREATEST(r.last_at, excluded.last_at)," FIRST_HUMAN_SET("first_client") "," FIRST_HUMAN_SET(
-            "first_network") "," FIRST_HUMAN_SET("first_human_at") " RETURNING"
-                                                                   " " SP_TALLY_VIEWS_SQL(
-                                                                       "r.") ", r.first_client, "
-                                                                             "r.first_network,"
-                                                                             " r.first_human_at, "
-                                                                             "r.forward_clients",
+        "INSERT INTO recipients AS r(" RECIPIENT_COLS ")"
+        " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)" RECIPIENT_CONFLICT
+        " RETURNING " RECIPIENT_RETURNING,
+    /* The same for all of a batch's recipients, a column an array each, in their order: each
+     * row returned with its place in the arrays (ord, from 1). */
+    [Q_RECIPIENTS_UPSERT] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
+        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[],"
+        " $11::text[], $12::bigint[]) WITH ORDINALITY AS v(" RECIPIENT_COLS ", ord)),"
+        " u AS (INSERT INTO recipients AS r(" RECIPIENT_COLS ") SELECT " RECIPIENT_COLS
+        " FROM v ORDER BY ord" RECIPIENT_CONFLICT
+        " RETURNING r.campaign, r.recipient, " RECIPIENT_RETURNING
+        ") SELECT v.ord, u.views, u.first_client, u.first_network,"
+        " u.first_human_at, u.forward_clients FROM u JOIN v ON v.campaign COLLATE \"C\" ="
+        " u.campaign AND v.recipient COLLATE \"C\" = u.recipient",
     [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = $3"
                               " WHERE campaign = $1 AND recipient = $2",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES($1, $2)"
@@ -612,6 +629,12 @@ struct pg_store {
     int64_t weeks[PARTITIONS_KNOWN]; /* weeks (their first ms) whose partition exists */
     size_t n_weeks, next_week;
     int64_t partition_retry_at; /* making one failed: not again before then */
+    /* Coordinates as the events' insert writes them (COORDS_SLOTS, made on first use): a
+     * batch's come from a few places, and %.17g is most of a row's formatting. */
+    struct coord_text {
+        double v;
+        char text[32];
+    } * coords;
 };
 
 /* What a failure with SQLSTATE (NULL when the server sent none: the connection is gone or
@@ -679,6 +702,23 @@ typedef struct {
     int n;
 } params_t;
 
+/* V in decimal into OUT (21 bytes at least) with its NUL, as "%lld" writes it (without printf,
+ * a tenth of its cost: the writer formats a few numbers per event); returns its length. */
+static size_t int_text(char *out, int64_t v)
+{
+    char num[24], *at = num + sizeof(num);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--at = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--at = '-';
+    size_t n = (size_t)(num + sizeof(num) - at);
+    memcpy(out, at, n);
+    out[n] = '\0';
+    return n;
+}
+
 static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
 {
     p->owned[p->n] = s ? sp_utf8_clean(s) : NULL;
@@ -688,7 +728,7 @@ static void p_text(params_t *p, const char *s) /* NULL binds SQL NULL */
 
 static void p_int(params_t *p, int64_t v)
 {
-    snprintf(p->num[p->n], sizeof(p->num[0]), "%lld", (long long)v);
+    int_text(p->num[p->n], v);
     p->owned[p->n] = NULL;
     p->v[p->n] = p->num[p->n];
     p->n++;
@@ -716,7 +756,11 @@ static void p_clear(params_t *p)
 
 static void stmt_name(int q, char *buf, size_t len)
 {
-    snprintf(buf, len, "sp%d", q);
+    if (len < 8 || q < 0 || q > 99999)
+        abort(); /* the statements and the callers' buffers are fixed: a bug */
+    buf[0] = 's';
+    buf[1] = 'p';
+    int_text(buf + 2, q);
 }
 
 static int64_t get_i64(const PGresult *res, int row, int col)
@@ -1038,9 +1082,16 @@ typedef struct {
         char *owned;
     } * interns; /* texts of the batch's rows that the caches do not hold */
     size_t n_interns, cap_interns;
+    /* Each stored event's headers split once (sp_intern_split) for the intern phase and the
+     * insert: its set and apart values, owned; NULL when its headers are stored whole. */
+    char **sets_text, **aparts;
     int64_t *ids; /* taken for the events to insert (phase 1), in order */
     size_t n_want_ids, n_ids;
     char *columns[SP_EVENT_N_FIELDS + 3]; /* the events' insert's parameters, being sent */
+    /* The recipients' counts as one statement (Q_RECIPIENTS_UPSERT; batch_recipient_stmts),
+     * its parameters being sent. */
+    bool recipients_bulk;
+    char *recipient_arrays[12];
     int phase;
 } batch_t;
 
@@ -1223,10 +1274,18 @@ static void batch_free(batch_t *b)
     free(b->forwarded);
     for (size_t i = 0; i < b->n_interns; i++)
         free(b->interns[i].owned);
+    for (size_t i = 0; b->sets_text && i < b->n_stored; i++) {
+        free(b->sets_text[i]);
+        free(b->aparts[i]);
+    }
+    free(b->sets_text);
+    free(b->aparts);
     free(b->interns);
     free(b->ids);
     for (size_t i = 0; i < sizeof(b->columns) / sizeof(b->columns[0]); i++)
         free(b->columns[i]);
+    for (size_t i = 0; i < sizeof(b->recipient_arrays) / sizeof(b->recipient_arrays[0]); i++)
+        free(b->recipient_arrays[i]);
 }
 
 /* TEXT for the intern phase when CACHE misses it (OWNED: the batch frees it). */
@@ -1255,17 +1314,16 @@ static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char 
  * sets (a likely forward's row has its open's). */
 static void batch_interns(batch_t *b)
 {
+    b->sets_text = xcalloc(b->n_stored, sizeof(*b->sets_text));
+    b->aparts = xcalloc(b->n_stored, sizeof(*b->aparts));
     for (size_t i = 0; i < b->n_stored; i++) {
         const sp_event_row_t *row = sp_event_row(b->stored[i]);
-        char *set, *apart;
         if (row->user_agent)
             batch_intern(b, b->agents, row->user_agent, NULL);
-        if (0 == sp_intern_split(row->headers_json, &set, &apart)) {
-            free(apart);
-            batch_intern(b, b->sets, set, set);
-        } else {
+        if (0 == sp_intern_split(row->headers_json, &b->sets_text[i], &b->aparts[i]))
+            batch_intern(b, b->sets, b->sets_text[i], NULL);
+        else
             batch_intern(b, b->sets, row->headers_json, NULL);
-        }
     }
 }
 
@@ -1279,6 +1337,26 @@ static size_t batch_inserts(const batch_t *b)
 static size_t batch_rollups(const batch_t *b)
 {
     return b->n_stored ? 2 : 0;
+}
+
+/* Whether the recipients' counts go as one statement: unless a campaign or recipient ID is not
+ * valid UTF-8 (the pixel takes only IDs of letters, digits and -_@+.), whose cleaning could make
+ * two of the batch's keys one, which a single INSERT ... ON CONFLICT DO UPDATE may not touch
+ * twice. */
+static bool recipients_bulk(const sp_tally_t *t)
+{
+    for (size_t i = 0; i < t->n_recipients; i++) {
+        const char *c = t->campaigns[t->recipients[i].campaign].id, *r = t->recipients[i].recipient;
+        if (!sp_utf8_valid(c, strlen(c)) || !sp_utf8_valid(r, strlen(r)))
+            return false;
+    }
+    return true;
+}
+
+/* The statements that count the batch's recipients: one per recipient, or one for all. */
+static size_t batch_recipient_stmts(const batch_t *b)
+{
+    return b->recipients_bulk ? (b->tally.n_recipients ? 1 : 0) : b->tally.n_recipients;
 }
 
 /* A PostgreSQL array literal being made. */
@@ -1307,8 +1385,9 @@ static void array_next(array_t *a)
 static void array_int(array_t *a, int64_t v)
 {
     char num[24];
+    size_t n = int_text(num, v);
     array_next(a);
-    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+    array_put(a, num, n);
 }
 
 static void array_null(array_t *a)
@@ -1317,11 +1396,22 @@ static void array_null(array_t *a)
     array_put(a, "NULL", 4);
 }
 
-static void array_double(array_t *a, double v)
+#define COORDS_SLOTS 1024
+
+/* V (not NaN) as %.17g writes it, through S's cache of coordinates. */
+static void array_double(pg_store_t *s, array_t *a, double v)
 {
-    char num[40];
+    if (!s->coords)
+        s->coords = xcalloc(COORDS_SLOTS, sizeof(*s->coords));
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    struct coord_text *c = &s->coords[(bits * 0x9e3779b97f4a7c15ULL) >> 54];
+    if (!c->text[0] || memcmp(&c->v, &v, sizeof(v))) {
+        c->v = v;
+        snprintf(c->text, sizeof(c->text), "%.17g", v);
+    }
     array_next(a);
-    array_put(a, num, (size_t)snprintf(num, sizeof(num), "%.17g", v));
+    array_put(a, c->text, strlen(c->text));
 }
 
 /* Quoted, so that no text reads as NULL; a quote or a backslash escaped. */
@@ -1487,9 +1577,13 @@ static int send_events(pg_store_t *s, batch_t *b)
     for (size_t e = 0; e < b->n_stored; e++) {
         b->stored[e]->id = b->ids[e];
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
-        int64_t agent, set;
-        char *apart;
-        row_interned(s, row, &agent, &set, &apart);
+        /* As row_interned finds them, from the split made for the intern phase. */
+        int64_t agent = row->user_agent
+                            ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent))
+                            : 0;
+        const char *set_text = b->sets_text[e] ? b->sets_text[e] : row->headers_json;
+        int64_t set = sp_intern_find(s->sets, set_text, strlen(set_text));
+        const char *apart = set ? b->aparts[e] : NULL;
         if (agent)
             array_int(agents, agent);
         else
@@ -1502,7 +1596,6 @@ static int send_events(pg_store_t *s, batch_t *b)
             array_text(aparts, apart);
         else
             array_null(aparts);
-        free(apart);
         for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
             const sp_event_field_t *f = &sp_event_fields[i];
             if (SP_EVENT_FIELD_user_agent == i && agent) {
@@ -1532,7 +1625,7 @@ static int send_events(pg_store_t *s, batch_t *b)
                 if (isnan(sp_event_row_coord(row, f)))
                     array_null(&a[i]);
                 else
-                    array_double(&a[i], sp_event_row_coord(row, f));
+                    array_double(s, &a[i], sp_event_row_coord(row, f));
                 break;
             case SP_FIELD_DURATION:
                 if (sp_event_row_int(row, f) < 0)
@@ -1553,6 +1646,66 @@ static int send_events(pg_store_t *s, batch_t *b)
     int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
     p_clear(&p);
     return ok ? 0 : -1;
+}
+
+/* The batch's recipients' counts as one statement (Q_RECIPIENTS_UPSERT), in the tally's order. */
+static int send_recipients(pg_store_t *s, batch_t *b)
+{
+    char name[16];
+    params_t p = {.n = 0};
+    array_t a[12] = {{0}};
+    const sp_tally_t *t = &b->tally;
+    for (size_t i = 0; i < t->n_recipients; i++) {
+        const sp_tally_recipient_t *r = &t->recipients[i];
+        array_text(&a[0], t->campaigns[r->campaign].id);
+        array_text(&a[1], r->recipient);
+        for (int k = 0; k < SP_CLASS_COUNT; k++)
+            array_int(&a[2 + k], r->by_class[k]);
+        array_int(&a[6], r->clicks);
+        array_int(&a[7], r->first_at);
+        array_int(&a[8], r->last_at);
+        /* A client's or network's text as p_text binds it: made valid UTF-8. */
+        for (int k = 0; k < 2; k++) {
+            const char *v = k ? r->network : r->client;
+            char *clean = sp_utf8_clean(v);
+            array_text(&a[9 + k], clean ? clean : v);
+            free(clean);
+        }
+        array_int(&a[11], r->human_at);
+    }
+    for (size_t i = 0; i < 12; i++) {
+        free(b->recipient_arrays[i]);
+        b->recipient_arrays[i] = array_end(&a[i]);
+        p.owned[p.n] = NULL;
+        p.v[p.n++] = b->recipient_arrays[i];
+    }
+    stmt_name(Q_RECIPIENTS_UPSERT, name, sizeof(name));
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    return ok ? 0 : -1;
+}
+
+/* What Q_RECIPIENTS_UPSERT returned, RES, told to the tally recipient by recipient in its order
+ * (the likely forwards it finds are stored in that order). */
+static void recv_recipients(batch_t *b, PGresult *res)
+{
+    sp_tally_t *t = &b->tally;
+    int *at = xcalloc(t->n_recipients, sizeof(*at)); /* a recipient's result row + 1; 0: none */
+    for (int k = 0; k < PQntuples(res); k++) {
+        int64_t ord = get_i64(res, k, 0);
+        if (ord >= 1 && (uint64_t)ord <= t->n_recipients)
+            at[ord - 1] = k + 1;
+    }
+    for (size_t i = 0; i < t->n_recipients; i++) {
+        int k = at[i] - 1;
+        if (k < 0)
+            continue;
+        sp_tally_recipient_seen(t, i, get_i64(res, k, 1));
+        if (t->recipients[i].n_humans)
+            sp_tally_recipient_reader(t, i, PQgetvalue(res, k, 2), PQgetvalue(res, k, 3),
+                                      get_i64(res, k, 4), PQgetvalue(res, k, 5));
+    }
+    free(at);
 }
 
 /* An open kept apart: its journal form goes as a binary parameter. */
@@ -1617,7 +1770,9 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         if (i < batch_inserts(b))
             return send_events(s, b);
         i -= batch_inserts(b);
-        if (i < t->n_recipients) {
+        if (b->recipients_bulk && i < batch_recipient_stmts(b))
+            return send_recipients(s, b);
+        if (i < batch_recipient_stmts(b)) {
             const sp_tally_recipient_t *r = &t->recipients[i];
             q = Q_RECIPIENT_UPSERT;
             p_text(&p, t->campaigns[r->campaign].id);
@@ -1632,7 +1787,7 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
             p_int(&p, r->human_at);
             goto send;
         }
-        i -= t->n_recipients;
+        i -= batch_recipient_stmts(b);
         if (i >= t->n_clients + b->n_kept) {
             const sp_event_t *ev = b->reads[i - t->n_clients - b->n_kept];
             sp_tally_read_t r;
@@ -1750,17 +1905,20 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
         if (i < batch_inserts(b))
             return;
         i -= batch_inserts(b);
-        if (i < t->n_recipients) {
+        size_t n_rs = batch_recipient_stmts(b);
+        if (b->recipients_bulk && i < n_rs) {
+            recv_recipients(b, res);
+        } else if (i < n_rs) {
             if (row) {
                 sp_tally_recipient_seen(t, i, get_i64(res, 0, 0));
                 if (t->recipients[i].n_humans)
                     sp_tally_recipient_reader(t, i, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                                               get_i64(res, 0, 3), PQgetvalue(res, 0, 4));
             }
-        } else if (i - t->n_recipients < t->n_clients) {
-            sp_tally_client_seen(t, i - t->n_recipients, row);
-        } else if (i - t->n_recipients - t->n_clients >= b->n_kept && row) {
-            sp_event_t *ev = b->reads[i - t->n_recipients - t->n_clients - b->n_kept];
+        } else if (i - n_rs < t->n_clients) {
+            sp_tally_client_seen(t, i - n_rs, row);
+        } else if (i - n_rs - t->n_clients >= b->n_kept && row) {
+            sp_event_t *ev = b->reads[i - n_rs - t->n_clients - b->n_kept];
             sp_tally_read_folded(ev, get_i64(res, 0, 0), (int)get_i64(res, 0, 1));
         }
     } else if (PHASE_FORWARDS == b->phase) {
@@ -1869,6 +2027,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         batch_new_unknown(&b);
     }
     batch_fates(&b);
+    b.recipients_bulk = recipients_bulk(&b.tally);
     if (!s->agents) {
         s->agents = sp_intern_new(SP_INTERN_AGENTS, SP_INTERN_TEXT_MAX);
         s->sets = sp_intern_new(SP_INTERN_SETS, SP_INTERN_TEXT_MAX);
@@ -1883,8 +2042,8 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     b.phase = 3;
     if (0 != pipe_run(s, &b,
-                      b.n_creates + batch_inserts(&b) + b.tally.n_recipients + b.tally.n_clients +
-                          b.n_kept + b.n_reads,
+                      b.n_creates + batch_inserts(&b) + batch_recipient_stmts(&b) +
+                          b.tally.n_clients + b.n_kept + b.n_reads,
                       err, errlen))
         goto fail_pipe;
     if (b.tally.n_forwards) {
@@ -3066,6 +3225,7 @@ static void pg_close(sp_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
     PQfinish(s->conn);
+    free(s->coords);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     free(s);

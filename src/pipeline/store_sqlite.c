@@ -177,6 +177,7 @@ enum {
     Q_CAMPAIGN_EXISTS,
     Q_EVENT_INSERT,
     Q_RECIPIENT_UPSERT,
+    Q_RECIPIENT_INSERT,
     Q_RECIPIENT_VIEWS,
     Q_RECIPIENT_FORWARDED,
     Q_CLIENT_INSERT,
@@ -191,15 +192,10 @@ enum {
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
     Q_READ_FOLD,
-    Q_ROLLUP_COUNTS,
-    Q_ROLLUP_VALUES,
     Q_AGENT_FIND,
     Q_AGENT_ADD,
     Q_SET_FIND,
     Q_SET_ADD,
-    Q_ROLLUP_DAYS,
-    Q_ROLLUP_PEOPLE,
-    Q_ROLLUP_TOTALS,
     Q_COUNT
 };
 
@@ -223,6 +219,11 @@ static const char *const batch_sql[Q_COUNT] = {
         " last_at = MAX(last_at, excluded.last_at)," FIRST_HUMAN_SET(
             "first_client") "," FIRST_HUMAN_SET("first_network") "," FIRST_HUMAN_SET("first_human_"
                                                                                      "at"),
+    /* A recipient's row when it is new: what the upsert would insert, and nothing else. */
+    [Q_RECIPIENT_INSERT] =
+        "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
+        " first_at, last_at, first_client, first_network, first_human_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
     /* Not RETURNING on the upsert: SQLite gathers a RETURNING statement's rows in a temporary
      * b-tree, a page made and zeroed per run, which cost 10% of the writer's instructions with
      * a recipient per open. The row read back is in the page cache. */
@@ -264,31 +265,45 @@ static const char *const batch_sql[Q_COUNT] = {
                     " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
                     " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
                     " ORDER BY id LIMIT 1) RETURNING id, class",
-    /* A row a batch adds to the rollups (sp_rollup_batch). */
-    [Q_ROLLUP_COUNTS] = "INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine,"
-                        " self, clicks) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                        " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human +"
-                        " excluded.human, proxy = r.proxy + excluded.proxy, machine = r.machine +"
-                        " excluded.machine, self = r.self + excluded.self,"
-                        " clicks = r.clicks + excluded.clicks",
-    [Q_ROLLUP_VALUES] = "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n)"
-                        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, hour, value)"
-                        " DO UPDATE SET n = r.n + excluded.n",
     /* Interned texts (intern.h), looked up when the writer's cache misses. */
     [Q_AGENT_FIND] = "SELECT id FROM agents WHERE text = ?1",
     [Q_AGENT_ADD] = "INSERT INTO agents(text) VALUES(?1)",
     [Q_SET_FIND] = "SELECT id FROM header_sets WHERE text = ?1",
     [Q_SET_ADD] = "INSERT INTO header_sets(text) VALUES(?1)",
-    [Q_ROLLUP_DAYS] = "INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign, dim, day, value)"
-                      " DO UPDATE SET n = r.n + excluded.n",
-    [Q_ROLLUP_TOTALS] = "INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
-                        " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(campaign, dim, value)"
-                        " DO UPDATE SET n = r.n + excluded.n",
-    [Q_ROLLUP_PEOPLE] = "INSERT INTO rollup_people AS r(campaign, dim, who, first_hour,"
-                        " last_hour) VALUES(?1, ?2, ?4, ?3, ?3) ON CONFLICT(campaign, dim, who)"
-                        " DO UPDATE SET first_hour = MIN(r.first_hour, excluded.first_hour),"
-                        " last_hour = MAX(r.last_hour, excluded.last_hour)",
+};
+
+/* The rows a batch adds to the rollups (sp_rollup_batch), upserted up to ROLLUP_ROWS a statement:
+ * a statement's own work (its start, its statement journal, its cursors, its end) once for many
+ * rows. Each is prepared on first use for 1, 2, 4... ROLLUP_ROWS rows. A person's row is
+ * rewritten only when the batch moves its hours (its two indexes otherwise rewritten with the
+ * same entries). */
+#define ROLLUP_ROWS  64
+#define ROLLUP_SIZES 7 /* 1 to ROLLUP_ROWS rows */
+enum { M_COUNTS, M_VALUES, M_DAYS, M_TOTALS, M_PEOPLE, M_TABLES };
+static const struct {
+    const char *head, *row, *tail;
+} rollup_rows_sql[M_TABLES] = {
+    [M_COUNTS] = {"INSERT INTO rollup_counts AS r(campaign, quarter, human, proxy, machine, self,"
+                  " clicks) VALUES",
+                  "(?, ?, ?, ?, ?, ?, ?)",
+                  " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human + excluded.human,"
+                  " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
+                  " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks"},
+    [M_VALUES] = {"INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) VALUES",
+                  "(?, ?, ?, ?, ?)",
+                  " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n"},
+    [M_DAYS] = {"INSERT INTO rollup_days AS r(campaign, dim, day, value, n) VALUES",
+                "(?, ?, ?, ?, ?)",
+                " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n"},
+    [M_TOTALS] = {"INSERT INTO rollup_totals AS r(campaign, dim, value, n) VALUES", "(?, ?, ?, ?)",
+                  " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n"},
+    [M_PEOPLE] =
+        {"INSERT INTO rollup_people AS r(campaign, dim, who, first_hour, last_hour) VALUES",
+         "(?, ?, ?, ?, ?)",
+         " ON CONFLICT(campaign, dim, who) DO UPDATE"
+         " SET first_hour = MIN(r.first_hour, excluded.first_hour),"
+         " last_hour = MAX(r.last_hour, excluded.last_hour)"
+         " WHERE excluded.first_hour < r.first_hour OR excluded.last_hour > r.last_hour"},
 };
 
 /* The statements above name the four class columns. */
@@ -331,6 +346,11 @@ struct sqlite_store {
     char why[512];             /* a fault's reason, when the database has no group */
     /* The writer's interned texts by ID (intern.h), made on its first batch. */
     sp_intern_t *agents, *sets;
+    sqlite3_stmt *rollup_rows[M_TABLES][ROLLUP_SIZES]; /* prepared on first use */
+    /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
+     * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
+     * recipient (write_counts); either way gives the same row. */
+    uint64_t *known;
 };
 
 /* ---- faults: a store that must not be written, and the WAL index's SIGBUS ------------------ */
@@ -1253,36 +1273,82 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
  * client (likewise), then each campaign's, with the unique views those made: one UPDATE per
  * campaign and batch, which also moves the row's campaigns_last_view index entry once instead
  * of once per open. */
+/* Binds what the batch adds to recipient R (of T) to recipient statement ST. */
+static void bind_recipient(sqlite3_stmt *st, const sp_tally_t *t, const sp_tally_recipient_t *r)
+{
+    sqlite3_reset(st);
+    bind_text(st, 1, t->campaigns[r->campaign].id);
+    bind_text(st, 2, r->recipient);
+    for (int k = 0; k < SP_CLASS_COUNT; k++)
+        sqlite3_bind_int64(st, 3 + k, r->by_class[k]);
+    sqlite3_bind_int64(st, 7, r->clicks);
+    sqlite3_bind_int64(st, 8, r->first_at);
+    sqlite3_bind_int64(st, 9, r->last_at);
+    bind_text(st, 10, r->client);
+    bind_text(st, 11, r->network);
+    sqlite3_bind_int64(st, 12, r->human_at);
+}
+
+#define KNOWN_SLOTS 16384
+
+/* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG (never 0). */
+static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
+                            uint64_t *tag)
+{
+    if (!s->known && !(s->known = calloc(KNOWN_SLOTS, sizeof(*s->known))))
+        abort();
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *p = campaign;; p++) { /* its NUL too: "ab"+"c" is not "a"+"bc" */
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        if (!*p)
+            break;
+    }
+    for (const char *p = recipient; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    *tag = h | 1;
+    return &s->known[(h >> 17) & (KNOWN_SLOTS - 1)];
+}
+
 static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     for (size_t i = 0; i < t->n_recipients; i++) {
         const sp_tally_recipient_t *r = &t->recipients[i];
-        st = s->q[Q_RECIPIENT_UPSERT];
-        sqlite3_reset(st);
-        bind_text(st, 1, t->campaigns[r->campaign].id);
-        bind_text(st, 2, r->recipient);
-        for (int k = 0; k < SP_CLASS_COUNT; k++)
-            sqlite3_bind_int64(st, 3 + k, r->by_class[k]);
-        sqlite3_bind_int64(st, 7, r->clicks);
-        sqlite3_bind_int64(st, 8, r->first_at);
-        sqlite3_bind_int64(st, 9, r->last_at);
-        bind_text(st, 10, r->client);
-        bind_text(st, 11, r->network);
-        sqlite3_bind_int64(st, 12, r->human_at);
-        if (SQLITE_DONE != sqlite3_step(st))
-            return fail(s, err, errlen, "count recipient");
-        st = s->q[Q_RECIPIENT_VIEWS];
-        sqlite3_reset(st);
-        bind_text(st, 1, t->campaigns[r->campaign].id);
-        bind_text(st, 2, r->recipient);
-        if (SQLITE_ROW != sqlite3_step(st))
-            return fail(s, err, errlen, "count recipient");
-        sp_tally_recipient_seen(t, i, sqlite3_column_int64(st, 0));
-        if (r->n_humans)
-            sp_tally_recipient_reader(t, i, col_text(st, 1), col_text(st, 2),
-                                      sqlite3_column_int64(st, 3), col_text(st, 4));
-        sqlite3_reset(st);
+        /* A recipient this writer has not stored yet is most likely new: its row inserted,
+         * its views and first reader are the batch's own, and nothing is read back (one
+         * statement instead of two). Otherwise, or when it was there after all, the upsert
+         * adds to the row and the row is read back. */
+        uint64_t tag, *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
+        bool inserted = false;
+        if (*known != tag) {
+            st = s->q[Q_RECIPIENT_INSERT];
+            bind_recipient(st, t, r);
+            if (SQLITE_DONE != sqlite3_step(st))
+                return fail(s, err, errlen, "count recipient");
+            inserted = 1 == sqlite3_changes(s->db);
+            *known = tag;
+        }
+        if (inserted) {
+            sp_tally_recipient_seen(t, i, sp_tally_views(r->by_class));
+            if (r->n_humans)
+                sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, "");
+        } else {
+            st = s->q[Q_RECIPIENT_UPSERT];
+            bind_recipient(st, t, r);
+            if (SQLITE_DONE != sqlite3_step(st))
+                return fail(s, err, errlen, "count recipient");
+            st = s->q[Q_RECIPIENT_VIEWS];
+            sqlite3_reset(st);
+            bind_text(st, 1, t->campaigns[r->campaign].id);
+            bind_text(st, 2, r->recipient);
+            if (SQLITE_ROW != sqlite3_step(st))
+                return fail(s, err, errlen, "count recipient");
+            sp_tally_recipient_seen(t, i, sqlite3_column_int64(st, 0));
+            if (r->n_humans)
+                sp_tally_recipient_reader(t, i, col_text(st, 1), col_text(st, 2),
+                                          sqlite3_column_int64(st, 3), col_text(st, 4));
+            sqlite3_reset(st);
+        }
         if (!r->forwarded)
             continue;
         st = s->q[Q_RECIPIENT_FORWARDED];
@@ -1366,55 +1432,98 @@ static int write_unknown_counts(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* What the batch's stored events add to the rollups: one upsert per distinct row. */
-static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, size_t errlen)
+/* Binds row I of a rollup list from parameter AT; returns the next parameter. */
+static int bind_count(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
 {
-    sqlite3_stmt *st = s->q[Q_ROLLUP_COUNTS];
-    for (size_t i = 0; i < r->n_counts; i++) {
-        const sp_rollup_count_t *c = &r->counts[i];
-        sqlite3_reset(st);
-        bind_text(st, 1, c->campaign);
-        sqlite3_bind_int64(st, 2, c->quarter);
-        for (int k = 0; k < SP_ROLLUP_COUNTS; k++)
-            sqlite3_bind_int64(st, 3 + k, c->n[k]);
-        if (SQLITE_DONE != sqlite3_step(st))
+    const sp_rollup_count_t *c = &r->counts[i];
+    bind_text(st, at++, c->campaign);
+    sqlite3_bind_int64(st, at++, c->quarter);
+    for (int k = 0; k < SP_ROLLUP_COUNTS; k++)
+        sqlite3_bind_int64(st, at++, c->n[k]);
+    return at;
+}
+
+static int bind_value_of(sqlite3_stmt *st, int at, const sp_rollup_value_t *v, bool hour)
+{
+    bind_text(st, at++, v->campaign);
+    sqlite3_bind_int(st, at++, v->dim);
+    if (hour)
+        sqlite3_bind_int64(st, at++, v->hour);
+    bind_text(st, at++, v->value);
+    sqlite3_bind_int64(st, at++, v->n);
+    return at;
+}
+
+static int bind_value(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
+{
+    return bind_value_of(st, at, &r->values[i], true);
+}
+
+static int bind_day(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
+{
+    return bind_value_of(st, at, &r->days[i], true);
+}
+
+static int bind_total(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
+{
+    return bind_value_of(st, at, &r->totals[i], false);
+}
+
+static int bind_person(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
+{
+    const sp_rollup_person_t *p = &r->people[i];
+    bind_text(st, at++, p->campaign);
+    sqlite3_bind_int(st, at++, p->dim);
+    bind_text(st, at++, p->who);
+    sqlite3_bind_int64(st, at++, p->first);
+    sqlite3_bind_int64(st, at++, p->last);
+    return at;
+}
+
+/* Upserts the N rows of one of R's lists into TABLE, BIND binding each, in their order. */
+static int rollup_rows(sqlite_store_t *s, int table, const sp_rollup_t *r, size_t n,
+                       int (*bind)(sqlite3_stmt *, int, const sp_rollup_t *, size_t), char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < n;) {
+        int k = ROLLUP_SIZES - 1;
+        while ((size_t)1 << k > n - i)
+            k--;
+        size_t rows = (size_t)1 << k;
+        sqlite3_stmt **st = &s->rollup_rows[table][k];
+        if (!*st) {
+            char sql[4096];
+            size_t at = (size_t)snprintf(sql, sizeof(sql), "%s", rollup_rows_sql[table].head);
+            for (size_t j = 0; j < rows; j++)
+                at += (size_t)snprintf(sql + at, sizeof(sql) - at, "%s%s", j ? ", " : " ",
+                                       rollup_rows_sql[table].row);
+            if (at + strlen(rollup_rows_sql[table].tail) >= sizeof(sql))
+                abort(); /* the statements are fixed: a buffer too small is a bug */
+            strcat(sql, rollup_rows_sql[table].tail);
+            if (0 != prepare(s, st, sql, err, errlen))
+                return -1;
+        }
+        sqlite3_reset(*st);
+        int at = 1;
+        for (size_t j = 0; j < rows; j++)
+            at = bind(*st, at, r, i + j);
+        if (SQLITE_DONE != sqlite3_step(*st))
             return fail(s, err, errlen, "rollups");
-    }
-    st = s->q[Q_ROLLUP_VALUES];
-    for (size_t i = 0; i < r->n_values; i++) {
-        const sp_rollup_value_t *v = &r->values[i];
-        sqlite3_reset(st);
-        bind_text(st, 1, v->campaign);
-        sqlite3_bind_int(st, 2, v->dim);
-        sqlite3_bind_int64(st, 3, v->hour);
-        bind_text(st, 4, v->value);
-        sqlite3_bind_int64(st, 5, v->n);
-        if (SQLITE_DONE != sqlite3_step(st))
-            return fail(s, err, errlen, "rollups");
-        /* The same to its day's and its total's rows, or to its person's hours (rollup.h). */
-        bool person = SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim;
-        sqlite3_stmt *also = s->q[person ? Q_ROLLUP_PEOPLE : Q_ROLLUP_DAYS];
-        sqlite3_reset(also);
-        bind_text(also, 1, v->campaign);
-        sqlite3_bind_int(also, 2, v->dim);
-        sqlite3_bind_int64(also, 3, person ? v->hour : v->hour / 24);
-        bind_text(also, 4, v->value);
-        if (!person)
-            sqlite3_bind_int64(also, 5, v->n);
-        if (SQLITE_DONE != sqlite3_step(also))
-            return fail(s, err, errlen, "rollups");
-        if (person)
-            continue;
-        also = s->q[Q_ROLLUP_TOTALS];
-        sqlite3_reset(also);
-        bind_text(also, 1, v->campaign);
-        sqlite3_bind_int(also, 2, v->dim);
-        bind_text(also, 3, v->value);
-        sqlite3_bind_int64(also, 4, v->n);
-        if (SQLITE_DONE != sqlite3_step(also))
-            return fail(s, err, errlen, "rollups");
+        i += rows;
     }
     return 0;
+}
+
+/* What the batch's stored events add to the rollups: each distinct row once. */
+static int write_rollups(sqlite_store_t *s, const sp_rollup_t *r, char *err, size_t errlen)
+{
+    return rollup_rows(s, M_COUNTS, r, r->n_counts, bind_count, err, errlen) ||
+                   rollup_rows(s, M_VALUES, r, r->n_values, bind_value, err, errlen) ||
+                   rollup_rows(s, M_DAYS, r, r->n_days, bind_day, err, errlen) ||
+                   rollup_rows(s, M_TOTALS, r, r->n_totals, bind_total, err, errlen) ||
+                   rollup_rows(s, M_PEOPLE, r, r->n_people, bind_person, err, errlen)
+               ? -1
+               : 0;
 }
 
 static int write_mark(sqlite_store_t *s, const sp_store_mark_t *mark, char *err, size_t errlen)
@@ -1448,6 +1557,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_tally_count(&tally, s->stored, s->n_stored);
     tally.forward_after_ms = base->likely_forward_ms;
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
+    sp_rollup_derive(&rollup);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
@@ -2682,6 +2792,10 @@ static void sq_close(sp_store_t *base)
     sqlite_store_t *s = (sqlite_store_t *)base;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
+    for (int t = 0; t < M_TABLES; t++)
+        for (int k = 0; k < ROLLUP_SIZES; k++)
+            sqlite3_finalize(s->rollup_rows[t][k]);
+    free(s->known);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     sqlite3_close(s->db);
@@ -2820,8 +2934,7 @@ static void sqlite_once(void)
                        " AND recipient = ?1",
                        -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
-                         rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX,
-                         false);
+                         rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {

@@ -1240,6 +1240,171 @@ static void test_report(void **state)
     sp_store_close(s);
 }
 
+/* Checks that WHO's row of rollup_people in campaign "w" for DIM holds hours FIRST and LAST. */
+static void check_person(void **state, const char *who, int dim, int64_t first, int64_t last)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE person_chk(n INTEGER CHECK (n = 1));"
+             " INSERT INTO person_chk SELECT COUNT(*) FROM rollup_people WHERE campaign = 'w'"
+             " AND dim = %d AND who = '%s' AND first_hour = %lld AND last_hour = %lld;"
+             " DROP TABLE person_chk;",
+             dim, who, (long long)first, (long long)last);
+    raw_sql(*state, sql, sql);
+}
+
+/* Writes SPECS as one batch into S and checks which of them were first views (FIRST: a 1 each). */
+static void write_firsts(sp_store_t *s, const spec_t *specs, size_t n, const int *first)
+{
+    sp_event_t *evs[16];
+    assert_true(n <= 16);
+    write_specs(s, specs, n, evs);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(first[i], evs[i]->first_view);
+        sp_event_free(evs[i]);
+    }
+}
+
+/* The writer's counts over batches: one person in several hours and days of one batch, a row
+ * that existed without views, a recipient another server stored first, one forgotten between
+ * batches, and one whose events retention took, each opening again. */
+static void test_writer_counts(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "w", 1);
+    const int64_t T = REPORT_T0, HR = 3600000, h0 = REPORT_T0 / 3600000;
+    const spec_t one[] = {
+        {"w", "amy", OPEN, H, T + 600000, NULL, NULL, NULL},
+        {"w", "amy", OPEN, H, T + 5 * HR, NULL, NULL, NULL},
+        {"w", "amy", OPEN, P, T + 30 * HR, NULL, NULL, NULL},
+        {"w", "bob", OPEN, M, T + HR, NULL, NULL, NULL},
+        {"w", "", OPEN, H, T + 2 * HR, NULL, NULL, "v1"},
+        {"w", "", OPEN, H, T + 26 * HR, NULL, NULL, "v1"},
+        {"w", "amy", CLICK, H, T + 6 * HR, NULL, NULL, NULL},
+    };
+    write_firsts(s, one, 7, (const int[]){1, 0, 0, 0, 1, 0, 0});
+    sp_campaign_t c = get_campaign(s, "w");
+    assert_int_equal(5, c.total_views);
+    assert_int_equal(2, c.unique_views); /* amy, v1 */
+    got_recipients_t r = list_recipients(s, "w", "", 10);
+    assert_int_equal(2, r.n);
+    assert_int_equal(3, find_recipient(&r, "amy")->views);
+    assert_int_equal(T + 600000, find_recipient(&r, "amy")->first_at);
+    assert_int_equal(T + 30 * HR, find_recipient(&r, "amy")->last_at);
+    assert_int_equal(0, find_recipient(&r, "bob")->views);
+    check_person(state, "amy", SP_ROLLUP_OPENER, h0, h0 + 30);
+    check_person(state, "amy", SP_ROLLUP_CLICKER, h0 + 6, h0 + 6);
+    check_person(state, "v:v1", SP_ROLLUP_OPENER, h0 + 2, h0 + 26);
+    check_rollup_rows(state);
+    check_rollup_derived(state);
+
+    /* Bob's row had no views: his first counted open is a unique view. Amy's hours move back
+     * (an open older than her first) and not forward (one inside them). */
+    const spec_t two[] = {
+        {"w", "bob", OPEN, H, T + 40 * HR, NULL, NULL, NULL},
+        {"w", "amy", OPEN, H, T + 3 * HR, NULL, NULL, NULL},
+        {"w", "amy", OPEN, H, T - 2 * HR, NULL, NULL, NULL},
+    };
+    write_firsts(s, two, 3, (const int[]){1, 0, 0});
+    c = get_campaign(s, "w");
+    assert_int_equal(3, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(5, find_recipient(&r, "amy")->views);
+    assert_int_equal(T - 2 * HR, find_recipient(&r, "amy")->first_at);
+    assert_int_equal(T + 30 * HR, find_recipient(&r, "amy")->last_at);
+    check_person(state, "amy", SP_ROLLUP_OPENER, h0 - 2, h0 + 30);
+    check_person(state, "bob", SP_ROLLUP_OPENER, h0 + 40, h0 + 40);
+    check_rollup_rows(state);
+    check_rollup_derived(state);
+
+    /* Another server stores cy first: this writer's open of cy is no unique view. */
+    sp_store_t *other = open_store(state);
+    write_firsts(other, (const spec_t[]){{"w", "cy", OPEN, H, T + 41 * HR, NULL, NULL, NULL}}, 1,
+                 (const int[]){1});
+    sp_store_close(other);
+    write_firsts(s, (const spec_t[]){{"w", "cy", OPEN, H, T + 42 * HR, NULL, NULL, NULL}}, 1,
+                 (const int[]){0});
+    c = get_campaign(s, "w");
+    assert_int_equal(4, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(2, find_recipient(&r, "cy")->views);
+    assert_int_equal(T + 41 * HR, find_recipient(&r, "cy")->first_at);
+    check_person(state, "cy", SP_ROLLUP_OPENER, h0 + 41, h0 + 42);
+
+    /* Among recipients new to this writer, one the other server stored first. */
+    other = open_store(state);
+    write_firsts(other, (const spec_t[]){{"w", "dee", OPEN, H, T + 43 * HR, NULL, NULL, NULL}}, 1,
+                 (const int[]){1});
+    sp_store_close(other);
+    const spec_t three[] = {
+        {"w", "dan", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dee", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dot", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+        {"w", "dug", OPEN, H, T + 44 * HR, NULL, NULL, NULL},
+    };
+    write_firsts(s, three, 4, (const int[]){1, 0, 1, 1});
+    c = get_campaign(s, "w");
+    assert_int_equal(8, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(1, find_recipient(&r, "dan")->views);
+    assert_int_equal(2, find_recipient(&r, "dee")->views);
+    assert_int_equal(1, find_recipient(&r, "dot")->views);
+
+    /* Amy forgotten, then opening again: a new reader, from nothing. */
+    int64_t deleted = 0;
+    assert_int_equal(0, s->ops->forget(s, "amy", &deleted, err, sizeof(err)));
+    assert_int_equal(6, deleted);
+    assert_int_equal(7, get_campaign(s, "w").unique_views);
+    write_firsts(s, (const spec_t[]){{"w", "amy", OPEN, P, T + 50 * HR, NULL, NULL, NULL}}, 1,
+                 (const int[]){1});
+    c = get_campaign(s, "w");
+    assert_int_equal(8, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(1, find_recipient(&r, "amy")->views);
+    assert_int_equal(T + 50 * HR, find_recipient(&r, "amy")->first_at);
+    check_person(state, "amy", SP_ROLLUP_OPENER, h0 + 50, h0 + 50);
+    check_rollup_derived(state); /* not the rows: forget leaves its hours' rows at zero */
+
+    /* Retention takes the events, not the counts: amy and bob again are no unique views. */
+    assert_int_equal(0, s->ops->purge_before(s, T + 60 * HR, &deleted, err, sizeof(err)));
+    assert_true(deleted > 0);
+    const spec_t again[] = {
+        {"w", "amy", OPEN, H, T + 61 * HR, NULL, NULL, NULL},
+        {"w", "bob", OPEN, H, T + 62 * HR, NULL, NULL, NULL},
+    };
+    write_firsts(s, again, 2, (const int[]){0, 0});
+    c = get_campaign(s, "w");
+    assert_int_equal(8, c.unique_views);
+    r = list_recipients(s, "w", "", 10);
+    assert_int_equal(2, find_recipient(&r, "amy")->views);
+    assert_int_equal(2, find_recipient(&r, "bob")->views);
+    assert_int_equal(T + 62 * HR, find_recipient(&r, "bob")->last_at);
+    check_person(state, "amy", SP_ROLLUP_OPENER, h0 + 50, h0 + 61);
+    check_person(state, "bob", SP_ROLLUP_OPENER, h0 + 40, h0 + 62);
+    check_rollup_derived(state);
+    sp_store_close(s);
+}
+
+/* Two recipient IDs that are one once made valid UTF-8 (the pixel takes neither; a journal
+ * may hold anything) in one batch: PostgreSQL stores them as one, which a single statement for
+ * the batch's recipients could not touch twice. */
+static void test_recipients_unclean(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "u", 1);
+    const spec_t specs[] = {
+        {"u", "r\xff", OPEN, H, 1000, NULL, NULL, NULL},
+        {"u", "r\xfe", OPEN, H, 2000, NULL, NULL, NULL},
+        {"u", "ok", OPEN, H, 3000, NULL, NULL, NULL},
+    };
+    write_specs(s, specs, 3, NULL);
+    sp_campaign_t c = get_campaign(s, "u");
+    assert_int_equal(3, c.total_views);
+    assert_true(c.unique_views >= 2);
+    sp_store_close(s);
+}
+
 typedef struct {
     int n;
     char names[8][32];
@@ -3270,8 +3435,8 @@ static void read_interned(sp_store_t *s, sp_event_t **evs, size_t n)
     assert_int_equal(n, g.matched);
     /* A page (an export's): PostgreSQL reads it as one result, each row's own columns. */
     g.matched = 0;
-    assert_int_equal(0, s->ops->events(s, "in", 0, (int64_t)n, check_interned, &g, err,
-                                       sizeof(err)));
+    assert_int_equal(0,
+                     s->ops->events(s, "in", 0, (int64_t)n, check_interned, &g, err, sizeof(err)));
     assert_int_equal(n, g.matched);
     g.matched = 0;
     sp_query_events_t q = {.campaign = "in", .klass = -1, .kind = -1, .to = INT64_MAX, .limit = -1};
@@ -4091,6 +4256,8 @@ int main(void)
         BOTH(test_campaign_delete),
         BOTH(test_report),
         BOTH(test_report_ranking),
+        BOTH(test_writer_counts),
+        BOTH(test_recipients_unclean),
         BOTH(test_sent_list),
         BOTH(test_campaign_archive),
         BOTH(test_trackers_links),
