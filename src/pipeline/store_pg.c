@@ -928,6 +928,17 @@ static bool week_known(const pg_store_t *s, int64_t week)
     return false;
 }
 
+/* Remembers that WEEK's partition exists. */
+static void week_made(pg_store_t *s, int64_t week)
+{
+    if (week_known(s, week))
+        return;
+    s->weeks[s->next_week] = week;
+    s->next_week = (s->next_week + 1) % PARTITIONS_KNOWN;
+    if (s->n_weeks < PARTITIONS_KNOWN)
+        s->n_weeks++;
+}
+
 /* The partitions of the weeks the batch's events fall in, and of the week after this one,
  * made where this connection has not seen them yet. One that cannot be made now (its lock did
  * not come in time, or the role may not create tables) leaves the rows to events_default, and
@@ -959,11 +970,63 @@ static int ensure_partitions(pg_store_t *s, sp_event_t *const *evs, size_t n, ch
             s->partition_retry_at = now + PARTITION_RETRY_MS;
             return 0;
         }
-        s->weeks[s->next_week] = week;
-        s->next_week = (s->next_week + 1) % PARTITIONS_KNOWN;
-        if (s->n_weeks < PARTITIONS_KNOWN)
-            s->n_weeks++;
+        week_made(s, week);
     }
+    return 0;
+}
+
+/*
+ * Rows wait in events_default while their week's partition cannot be made (its lock not granted
+ * in time, the role may not create tables), and until a batch reaches that week again. The
+ * writer's upkeep finds one such row a week at a time (a read that stops at the first row of
+ * the weeks a partition may hold) and makes its week's partition, which moves the week's rows
+ * into it; then it counts what stays, rows dated outside those weeks among them, stopping at
+ * SP_STORE_DEFAULT_ROWS_MAX.
+ */
+#define UPKEEP_WEEKS 16 /* weeks made by one upkeep at most */
+
+static int pg_upkeep(sp_store_t *base, int64_t *default_rows, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    char sql[256];
+    *default_rows = -1;
+    if (s->faulted || 0 != ready(s, err, errlen))
+        return s->faulted ? 0 : -1;
+    int64_t now = sp_now_ms(), last = INT64_MIN;
+    for (int i = 0; i < UPKEEP_WEEKS && now >= s->partition_retry_at; i++) {
+        snprintf(sql, sizeof(sql), "SELECT ts FROM events_default WHERE ts >= %lld AND ts < %lld"
+                 " LIMIT 1", (long long)(now - PARTITION_PAST_MS),
+                 (long long)(now + PARTITION_AHEAD_MS));
+        PGresult *res = PQexec(s->conn, sql);
+        if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+            set_err(s, err, errlen, "upkeep", res);
+            PQclear(res);
+            return -1;
+        }
+        int64_t week = PQntuples(res) > 0 ? week_of(get_i64(res, 0, 0)) : last;
+        PQclear(res);
+        if (week == last) /* none left, or one another partition covers */
+            break;
+        last = week;
+        int made = make_partition(s, week, err, errlen);
+        if (made < 0 && CONNECTION_OK != PQstatus(s->conn))
+            return -1;
+        if (made != 0) {
+            s->partition_retry_at = now + PARTITION_RETRY_MS;
+            break;
+        }
+        week_made(s, week);
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1 FROM events_default LIMIT %d) d",
+             SP_STORE_DEFAULT_ROWS_MAX);
+    PGresult *res = PQexec(s->conn, sql);
+    if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+        set_err(s, err, errlen, "upkeep", res);
+        PQclear(res);
+        return -1;
+    }
+    *default_rows = get_i64(res, 0, 0);
+    PQclear(res);
     return 0;
 }
 
@@ -3322,6 +3385,7 @@ static const sp_store_ops_t pg_ops = {
     .image_get = pg_image_get,
     .failure = pg_failure,
     .check = pg_check,
+    .upkeep = pg_upkeep,
 };
 
 /* ---- migrations that SQL alone cannot do ---------------------------------------------------- */
