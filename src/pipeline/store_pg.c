@@ -994,9 +994,10 @@ static int pg_upkeep(sp_store_t *base, int64_t *default_rows, char *err, size_t 
         return s->faulted ? 0 : -1;
     int64_t now = sp_now_ms(), last = INT64_MIN;
     for (int i = 0; i < UPKEEP_WEEKS && now >= s->partition_retry_at; i++) {
-        snprintf(sql, sizeof(sql), "SELECT ts FROM events_default WHERE ts >= %lld AND ts < %lld"
-                 " LIMIT 1", (long long)(now - PARTITION_PAST_MS),
-                 (long long)(now + PARTITION_AHEAD_MS));
+        snprintf(sql, sizeof(sql),
+                 "SELECT ts FROM events_default WHERE ts >= %lld AND ts < %lld"
+                 " LIMIT 1",
+                 (long long)(now - PARTITION_PAST_MS), (long long)(now + PARTITION_AHEAD_MS));
         PGresult *res = PQexec(s->conn, sql);
         if (PGRES_TUPLES_OK != PQresultStatus(res)) {
             set_err(s, err, errlen, "upkeep", res);

@@ -62,17 +62,16 @@ static enum MHD_Result healthz(sp_request_t *req)
                  "store: %s%lld rows wait in events_default (their week's partition could not "
                  "be made, or they are dated more than two years back or four weeks ahead); "
                  "the writer moves them into their week's partition as soon as it can be made",
-                 in_default >= SP_STORE_DEFAULT_ROWS_MAX ? "at least " : "",
-                 (long long)in_default);
+                 in_default >= SP_STORE_DEFAULT_ROWS_MAX ? "at least " : "", (long long)in_default);
         add_problem(warnings, text);
     }
     bool ok = 0 == json_array_size(problems);
-    json_t *body = json_pack("{s:s, s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status",
-                             ok ? "ok" : "degraded", "problems", problems, "warnings", warnings,
-                             "index_backlog_bytes", (json_int_t)sp_ingest_backlog(s->ingest),
-                             "journal", "held", (json_int_t)st.held, "held_bytes",
-                             (json_int_t)st.held_bytes, "dropped", (json_int_t)st.dropped,
-                             "damaged", (json_int_t)st.damaged);
+    json_t *body =
+        json_pack("{s:s, s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status", ok ? "ok" : "degraded",
+                  "problems", problems, "warnings", warnings, "index_backlog_bytes",
+                  (json_int_t)sp_ingest_backlog(s->ingest), "journal", "held", (json_int_t)st.held,
+                  "held_bytes", (json_int_t)st.held_bytes, "dropped", (json_int_t)st.dropped,
+                  "damaged", (json_int_t)st.damaged);
     if (!body)
         abort();
     if (in_default >= 0)
