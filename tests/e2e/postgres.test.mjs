@@ -136,27 +136,30 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     assert.equal(await psql(conninfo, 'SELECT count(*) FROM events_default'), String(before + 2));
 
     const c = await startServer();
-    let health;
-    const until = Date.now() + 15000;
-    do {
-      const r = await c.req('/healthz');
-      assert.equal(r.status, 200, 'rows in events_default are no reason to send opens elsewhere');
-      health = r.json();
-      if (health.events_default_rows === before + 1) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    } while (Date.now() < until);
-    assert.equal(health.events_default_rows, before + 1, JSON.stringify(health));
-    assert.equal(health.status, 'ok');
-    assert.deepEqual(health.problems, []);
-    assert.equal(health.warnings.length, 1);
-    assert.match(health.warnings[0], new RegExp(`^store: ${before + 1} rows wait in events_default`));
-    // The old week's row is in that week's partition now; the one four weeks ahead and more stays.
-    const d = new Date(monday(old));
-    const name = `events_w${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
-    assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[0]}`), name);
-    assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[1]}`), 'events_default');
-    const metrics = (await c.req('/metrics')).body.toString();
-    assert.match(metrics, new RegExp(`^spypixel_store_events_default_rows ${before + 1}$`, 'm'));
-    await c.stop();
+    try {
+      let health;
+      const until = Date.now() + 15000;
+      do {
+        const r = await c.req('/healthz');
+        assert.equal(r.status, 200, 'rows in events_default are no reason to send opens elsewhere');
+        health = r.json();
+        if (health.events_default_rows === before + 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } while (Date.now() < until);
+      assert.equal(health.events_default_rows, before + 1, JSON.stringify(health));
+      assert.equal(health.status, 'ok');
+      assert.deepEqual(health.problems, []);
+      assert.equal(health.warnings.length, 1);
+      assert.match(health.warnings[0], new RegExp(`^store: ${before + 1} rows wait in events_default`));
+      // The old week's row is in that week's partition now; the one four weeks ahead and more stays.
+      const d = new Date(monday(old));
+      const name = `events_w${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+      assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[0]}`), name);
+      assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[1]}`), 'events_default');
+      const metrics = (await c.req('/metrics')).body.toString();
+      assert.match(metrics, new RegExp(`^spypixel_store_events_default_rows ${before + 1}$`, 'm'));
+    } finally {
+      await c.stop();
+    }
   });
 });
