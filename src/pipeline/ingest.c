@@ -54,12 +54,48 @@ struct sp_ingest {
     /* On the writer only: the failing streak, for the log. */
     int64_t fail_logged_ms;
     uint64_t fails, fails_logged;
+    atomic_int_fast64_t default_rows; /* the store's upkeep's count; -1: none */
+    int64_t upkeep_at;                /* on the writer: when the store's upkeep is next due */
+    bool upkeep_logged;               /* its failure or the rows it found were logged */
 };
 
 /* The store's key for the position of journal ID: "journal:<ID>". */
 static void mark_key(const char *journal_id, char *buf, size_t len)
 {
     snprintf(buf, len, "journal:%s", journal_id);
+}
+
+int64_t sp_ingest_default_rows(sp_ingest_t *in)
+{
+    return atomic_load(&in->default_rows);
+}
+
+/* The store's upkeep (store_ops.h), when it is due: at the writer's start, then every
+ * SP_STORE_UPKEEP_MS between batches. Logged when it fails and when rows stay in
+ * events_default, once until that changes. */
+static void upkeep(sp_ingest_t *in)
+{
+    sp_store_t *store = in->opt.store;
+    int64_t now = sp_now_ms(), rows = -1;
+    if (!store->ops->upkeep || now < in->upkeep_at)
+        return;
+    in->upkeep_at = now + SP_STORE_UPKEEP_MS;
+    char err[512], quoted[600];
+    if (0 != store->ops->upkeep(store, &rows, err, sizeof(err))) {
+        if (!in->upkeep_logged)
+            sp_log_warn("the store's upkeep failed; it runs again later", "error=%s",
+                        sp_log_quote(err, quoted, sizeof(quoted)));
+        in->upkeep_logged = true;
+        return;
+    }
+    int64_t before = atomic_exchange(&in->default_rows, rows);
+    if (rows > 0 && before <= 0)
+        sp_log_warn("rows wait in events_default (their week's partition could not be made, or "
+                    "they are dated outside the weeks partitions hold)",
+                    "rows=%" PRId64 "%s", rows, rows >= SP_STORE_DEFAULT_ROWS_MAX ? "+" : "");
+    else if (0 == rows && before > 0)
+        sp_log_info("events_default is empty again", "rows_before=%" PRId64, before);
+    in->upkeep_logged = false;
 }
 
 int64_t sp_ingest_indexed(sp_ingest_t *in)
@@ -502,6 +538,7 @@ static void *writer_main(void *arg)
                 break; /* the appends have stopped: everything is in */
             } else {
                 log_unkept(in, false);
+                upkeep(in);
                 sp_journal_wait(in->opt.journal, pos, 200);
             }
             continue;
@@ -513,6 +550,7 @@ static void *writer_main(void *arg)
             pos = end;
             set_indexed(in, pos, false);
             sp_journal_release(in->opt.journal, pos);
+            upkeep(in);
             continue;
         }
         /* What the store took is done; the rest stays in the journal, read again from POS. */
@@ -555,6 +593,7 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     if (!in)
         abort();
     in->opt = *opt;
+    atomic_init(&in->default_rows, -1);
     if (0 == in->opt.batch_max)
         in->opt.batch_max = SP_CONFIG_BATCH_MAX;
     mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));

@@ -48,6 +48,11 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
 /* The journal position the store holds everything before. */
 int64_t sp_ingest_indexed(sp_ingest_t *in);
 
+/* The rows waiting in PostgreSQL's events_default as the writer's upkeep last counted them (up
+ * to SP_STORE_DEFAULT_ROWS_MAX), or -1 for a store without them (SQLite) or before a count.
+ * Thread-safe. */
+int64_t sp_ingest_default_rows(sp_ingest_t *in);
+
 /* Journal bytes answered but not yet in the store (opens held in memory while the journal
  * cannot be written are part of it). Thread-safe. */
 int64_t sp_ingest_backlog(sp_ingest_t *in);

@@ -29,6 +29,13 @@ typedef struct sp_intern sp_intern_t;
 #define SP_INTERN_SETS     2048
 #define SP_INTERN_TEXT_MAX 2048
 
+/* The store's meta key whose number grows by one in each transaction that deletes texts (the
+ * last event naming them went: retention, forget, a campaign's deletion). A writer's cached IDs
+ * hold only while it reads the number it filled them under: it empties its cache when the number
+ * moved, and PostgreSQL's writer checks it again, under a lock that a deletion waits for, just
+ * before each commit (docs/ARCHITECTURE.md, Storage). */
+#define SP_INTERN_GEN_KEY "intern_gen"
+
 /* Aborts when out of memory. */
 sp_intern_t *sp_intern_new(size_t slots, size_t max_len);
 void sp_intern_free(sp_intern_t *c);

@@ -76,6 +76,11 @@ typedef struct sp_user_row {
 
 /* An API token's ID: the first hex digits of its stored hash. It names the token without
  * telling anything of the secret. */
+/* How often the writer runs the store's upkeep, and where its count of rows in events_default
+ * stops (a bounded read, whatever that table holds). */
+#define SP_STORE_UPKEEP_MS        30000
+#define SP_STORE_DEFAULT_ROWS_MAX 10000
+
 #define SP_STORE_TOKEN_ID_LEN  12
 #define SP_STORE_TOKEN_ID_TEXT "12" /* the same, for SQL text */
 
@@ -311,6 +316,12 @@ typedef struct sp_store_ops {
      * fault. A fault is for good: once a store is faulted (by any connection of this process
      * to it) every call answers FAULT, and its writes are refused. Cannot fail. */
     sp_store_failure_t (*failure)(sp_store_t *s, char *why, size_t len);
+    /* The writer's upkeep between batches (sp_ingest calls it every SP_STORE_UPKEEP_MS): NULL
+     * for a store that has none (SQLite). PostgreSQL moves the rows waiting in events_default
+     * into their week's partition where it can be made now, and counts the rows that stay
+     * there into *DEFAULT_ROWS (at most SP_STORE_DEFAULT_ROWS_MAX: the count stops there).
+     * 0, or -1 + ERR. */
+    int (*upkeep)(sp_store_t *s, int64_t *default_rows, char *err, size_t errlen);
     /* Looks for damage in the store's structure for at most BUDGET_MS: 0 when none was found,
      * with *COMPLETE false when the budget ran out first; 1 when the store is damaged (ERR
      * says where, and the store is faulted); -1 + ERR when the check could not run. */

@@ -29,6 +29,10 @@
  * (in place, no new index entries). The report's rollup_counts, rollup_days and rollup_totals
  * are the exception since schema 17: their keys carry the counts, for reads from the index
  * alone, and an update adds an index entry. */
+/* Taken alone by a transaction that deletes interned texts, shared by each writer's check
+ * before its commit (intern_gc): "spyintern". */
+#define INTERN_LOCK "8318282035466102126"
+
 static const char *const migrations[] = {
     /* 1: campaigns with their counters, recipients, clients, events, auth. */
     "CREATE TABLE meta(key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL);"
@@ -173,6 +177,23 @@ static const char *const migrations[] = {
     "ALTER TABLE rollup_days SET (" ROLLUP_VACUUM ");"
     "ALTER TABLE rollup_totals SET (" ROLLUP_VACUUM ");"
     "ALTER TABLE rollup_people SET (" ROLLUP_VACUUM ");",
+    /* 18: events by the texts they name, so that deleting events deletes the texts no event
+     * names any more by looking up the IDs the deleted rows named (intern.h); the number of
+     * such deletions, and the writer's check of it before each commit, under a lock shared
+     * with other writers that a deletion takes alone (intern_gc). In a function: its second
+     * statement sees what committed while the first waited for the lock. */
+    "CREATE INDEX IF NOT EXISTS events_agent ON events(agent) WHERE agent IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS events_header_set ON events(header_set)"
+    " WHERE header_set IS NOT NULL;"
+    "INSERT INTO meta(key, value) VALUES('" SP_INTERN_GEN_KEY "', '0') ON CONFLICT DO NOTHING;"
+    "CREATE OR REPLACE FUNCTION spypixel_intern_check(gen TEXT) RETURNS void LANGUAGE plpgsql AS "
+    "$f$"
+    " DECLARE now_gen TEXT; BEGIN"
+    " PERFORM pg_advisory_xact_lock_shared(" INTERN_LOCK ");"
+    " SELECT value INTO now_gen FROM meta WHERE key = '" SP_INTERN_GEN_KEY "';"
+    " IF coalesce(now_gen, '') <> gen THEN"
+    " RAISE EXCEPTION 'interned texts were deleted during the batch'"
+    " USING ERRCODE = 'serialization_failure'; END IF; END $f$;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -274,6 +295,9 @@ enum {
     Q_ROLLUP_VALUES,
     Q_AGENT_INTERN,
     Q_SET_INTERN,
+    Q_INTERN_GEN,
+    Q_INTERN_CHECK,
+    Q_INTERN_GC,
     Q_FORGET_ROLLUP_COUNTS,
     Q_FORGET_ROLLUP_VALUES,
     Q_FORGET_ROLLUP_DAYS,
@@ -327,6 +351,11 @@ enum {
     " i AS (INSERT INTO " table "(text) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM f)"              \
     " RETURNING id) SELECT id FROM f UNION ALL SELECT id FROM i"
 
+/* The distinct agents and header sets of deleted rows D, as two arrays (NULL for none). */
+#define GONE_IDS                                                                                   \
+    "array_agg(DISTINCT agent) FILTER (WHERE agent IS NOT NULL),"                                  \
+    " array_agg(DISTINCT header_set) FILTER (WHERE header_set IS NOT NULL)"
+
 static const char *const query_sql[Q_COUNT] = {
     /* Whether the campaign exists, and whether its opens are kept apart already. KEY SHARE:
      * a campaign being deleted (campaign_delete) is waited for, then seen gone, so that no
@@ -375,7 +404,8 @@ static const char *const query_sql[Q_COUNT] = {
                      " FROM recipients WHERE campaign = $1 AND recipient > $2"
                      " ORDER BY recipient LIMIT $3",
     [Q_EVENTS] = NULL, /* made from the field table: made_sql */
-    [Q_PURGE] = "DELETE FROM events WHERE ts < $1",
+    [Q_PURGE] = "WITH d AS (DELETE FROM events WHERE ts < $1 RETURNING agent, header_set)"
+                " SELECT count(*), " GONE_IDS " FROM d",
     /* forget locks rows in the writer's order (recipients by campaign and recipient, then
      * campaigns by ID), so that it and the writers of several servers never deadlock. */
     [Q_FORGET_LOCK] = "SELECT campaign FROM recipients WHERE recipient = $1"
@@ -395,11 +425,14 @@ static const char *const query_sql[Q_COUNT] = {
                             " FROM r WHERE c.id = r.campaign",
     /* recipient <> '' (forget refuses "") lets a generic plan, which cannot see $2, use the
      * partial index events_campaign_recipient. */
-    [Q_FORGET_EVENTS] = "DELETE FROM events WHERE campaign = $1 AND recipient = $2"
-                        " AND recipient <> ''",
+    [Q_FORGET_EVENTS] = "WITH d AS (DELETE FROM events WHERE campaign = $1 AND recipient = $2"
+                        " AND recipient <> '' RETURNING agent, header_set)"
+                        " SELECT count(*), " GONE_IDS " FROM d",
     /* The campaign's row first, before anything a writer locks after its KEY SHARE of it. */
     [Q_CAMPAIGN_LOCK] = "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE",
-    [Q_CAMPAIGN_DELETE_EVENTS] = "DELETE FROM events WHERE campaign = $1",
+    [Q_CAMPAIGN_DELETE_EVENTS] =
+        "WITH d AS (DELETE FROM events WHERE campaign = $1"
+        " RETURNING agent, header_set) SELECT count(*), " GONE_IDS " FROM d",
     [Q_CAMPAIGN_DELETE] = "WITH r AS (DELETE FROM recipients WHERE campaign = $1),"
                           " c AS (DELETE FROM clients WHERE campaign = $1),"
                           " i AS (DELETE FROM images WHERE campaign = $1),"
@@ -498,6 +531,22 @@ static const char *const query_sql[Q_COUNT] = {
     /* A text's ID (intern.h), added when new. */
     [Q_AGENT_INTERN] = INTERN_SQL("agents"),
     [Q_SET_INTERN] = INTERN_SQL("header_sets"),
+    /* The number of text deletions the writer's cache is as of, read as a batch begins, and
+     * checked before it commits (intern.h). */
+    [Q_INTERN_GEN] = "SELECT value FROM meta WHERE key = '" SP_INTERN_GEN_KEY "'",
+    [Q_INTERN_CHECK] = "SELECT spypixel_intern_check($1)",
+    /* The texts of IDs $1 (agents) and $2 (header sets) that no event names, with the number
+     * of deletions moved on when any went. Through events_agent and events_header_set: a
+     * lookup per ID and partition. */
+    [Q_INTERN_GC] =
+        "WITH a AS (DELETE FROM agents WHERE id = ANY($1::bigint[]) AND NOT EXISTS"
+        " (SELECT 1 FROM events WHERE agent IS NOT NULL AND agent = agents.id) RETURNING 1),"
+        " h AS (DELETE FROM header_sets WHERE id = ANY($2::bigint[]) AND NOT EXISTS"
+        " (SELECT 1 FROM events WHERE header_set IS NOT NULL AND header_set = header_sets.id)"
+        " RETURNING 1)"
+        " INSERT INTO meta(key, value) SELECT '" SP_INTERN_GEN_KEY "', '1'"
+        " WHERE EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM h)"
+        " ON CONFLICT(key) DO UPDATE SET value = (meta.value::bigint + 1)::text",
     /* With them, dims 1-6 to their days' and totals' rows and dims 0 and 7 to their people's
      * hours (rollup.h), each in key order too. */
     [Q_ROLLUP_VALUES] =
@@ -624,8 +673,10 @@ struct pg_store {
     char sqlstate[6];        /* and its SQLSTATE, "" when the server sent none */
     bool faulted;            /* the database reported damage: this connection writes no more */
     char why[256];
-    /* The writer's interned texts by ID (intern.h), made on its first batch. */
+    /* The writer's interned texts by ID (intern.h), made on its first batch, and the number of
+     * text deletions they are as of (Q_INTERN_GEN). */
     sp_intern_t *agents, *sets;
+    char intern_gen[24];
     int64_t weeks[PARTITIONS_KNOWN]; /* weeks (their first ms) whose partition exists */
     size_t n_weeks, next_week;
     int64_t partition_retry_at; /* making one failed: not again before then */
@@ -921,6 +972,17 @@ static bool week_known(const pg_store_t *s, int64_t week)
     return false;
 }
 
+/* Remembers that WEEK's partition exists. */
+static void week_made(pg_store_t *s, int64_t week)
+{
+    if (week_known(s, week))
+        return;
+    s->weeks[s->next_week] = week;
+    s->next_week = (s->next_week + 1) % PARTITIONS_KNOWN;
+    if (s->n_weeks < PARTITIONS_KNOWN)
+        s->n_weeks++;
+}
+
 /* The partitions of the weeks the batch's events fall in, and of the week after this one,
  * made where this connection has not seen them yet. One that cannot be made now (its lock did
  * not come in time, or the role may not create tables) leaves the rows to events_default, and
@@ -952,11 +1014,64 @@ static int ensure_partitions(pg_store_t *s, sp_event_t *const *evs, size_t n, ch
             s->partition_retry_at = now + PARTITION_RETRY_MS;
             return 0;
         }
-        s->weeks[s->next_week] = week;
-        s->next_week = (s->next_week + 1) % PARTITIONS_KNOWN;
-        if (s->n_weeks < PARTITIONS_KNOWN)
-            s->n_weeks++;
+        week_made(s, week);
     }
+    return 0;
+}
+
+/*
+ * Rows wait in events_default while their week's partition cannot be made (its lock not granted
+ * in time, the role may not create tables), and until a batch reaches that week again. The
+ * writer's upkeep finds one such row a week at a time (a read that stops at the first row of
+ * the weeks a partition may hold) and makes its week's partition, which moves the week's rows
+ * into it; then it counts what stays, rows dated outside those weeks among them, stopping at
+ * SP_STORE_DEFAULT_ROWS_MAX.
+ */
+#define UPKEEP_WEEKS 16 /* weeks made by one upkeep at most */
+
+static int pg_upkeep(sp_store_t *base, int64_t *default_rows, char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    char sql[256];
+    *default_rows = -1;
+    if (s->faulted || 0 != ready(s, err, errlen))
+        return s->faulted ? 0 : -1;
+    int64_t now = sp_now_ms(), last = INT64_MIN;
+    for (int i = 0; i < UPKEEP_WEEKS && now >= s->partition_retry_at; i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT ts FROM events_default WHERE ts >= %lld AND ts < %lld"
+                 " LIMIT 1",
+                 (long long)(now - PARTITION_PAST_MS), (long long)(now + PARTITION_AHEAD_MS));
+        PGresult *res = PQexec(s->conn, sql);
+        if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+            set_err(s, err, errlen, "upkeep", res);
+            PQclear(res);
+            return -1;
+        }
+        int64_t week = PQntuples(res) > 0 ? week_of(get_i64(res, 0, 0)) : last;
+        PQclear(res);
+        if (week == last) /* none left, or one another partition covers */
+            break;
+        last = week;
+        int made = make_partition(s, week, err, errlen);
+        if (made < 0 && CONNECTION_OK != PQstatus(s->conn))
+            return -1;
+        if (made != 0) {
+            s->partition_retry_at = now + PARTITION_RETRY_MS;
+            break;
+        }
+        week_made(s, week);
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1 FROM events_default LIMIT %d) d",
+             SP_STORE_DEFAULT_ROWS_MAX);
+    PGresult *res = PQexec(s->conn, sql);
+    if (PGRES_TUPLES_OK != PQresultStatus(res)) {
+        set_err(s, err, errlen, "upkeep", res);
+        PQclear(res);
+        return -1;
+    }
+    *default_rows = get_i64(res, 0, 0);
+    PQclear(res);
     return 0;
 }
 
@@ -978,6 +1093,83 @@ static bool partition_upper(const char *bound, int64_t *upper)
     return true;
 }
 
+/* The IDs of the texts deleted rows named, gathered across a transaction's statements: two
+ * lists of numbers, as a PostgreSQL array's text without its braces. */
+typedef struct {
+    char *list[2]; /* agents, header sets */
+    size_t len[2];
+} gone_t;
+
+/* Adds the arrays in columns COL and COL + 1 of RES's first row (GONE_IDS). */
+static void gone_add(gone_t *g, const PGresult *res, int col)
+{
+    for (int k = 0; k < 2; k++) {
+        if (PQntuples(res) < 1 || PQgetisnull(res, 0, col + k))
+            continue;
+        const char *a = PQgetvalue(res, 0, col + k);
+        size_t n = strlen(a);
+        if (n < 3 || '{' != a[0] || '}' != a[n - 1])
+            continue;
+        g->list[k] = realloc(g->list[k], g->len[k] + n);
+        if (!g->list[k])
+            abort();
+        if (g->len[k])
+            g->list[k][g->len[k]++] = ',';
+        memcpy(g->list[k] + g->len[k], a + 1, n - 2);
+        g->len[k] += n - 2;
+        g->list[k][g->len[k]] = '\0';
+    }
+}
+
+static void gone_free(gone_t *g)
+{
+    free(g->list[0]);
+    free(g->list[1]);
+}
+
+/*
+ * Deletes the texts of G that no event names any more, in the caller's transaction, which has
+ * deleted the events. A writer may hold any of them in its cache and be about to commit events
+ * naming it: each writer checks, as the last statement before its COMMIT and under INTERN_LOCK
+ * shared, that the number of deletions is still the one its cache is as of (spypixel_intern_check),
+ * and this takes the lock alone before it looks. So a writer either commits before this looks
+ * (its events are seen: the text stays) or checks after this commits (the number moved: it rolls
+ * back, empties its cache and writes the batch again). The wait is for commits in flight only:
+ * a writer takes the lock after every other lock of its batch, so it never waits on this
+ * transaction's rows while holding it.
+ */
+static int intern_gc(pg_store_t *s, const gone_t *g, const char *what, char *err, size_t errlen)
+{
+    if (!g->len[0] && !g->len[1])
+        return 0;
+    /* A probe of each ID's index in each partition (about 5 us each on the bench machine), never
+     * the hash join of every event that the planner may take for a partitioned table it has no
+     * statistics of (0.7 s at 300,000 events for ten agents): the transaction's last
+     * statement, so the settings go with it. */
+    if (0 != exec_sql(s,
+                      "SELECT pg_advisory_xact_lock(" INTERN_LOCK ");"
+                      "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+                      what, err, errlen))
+        return -1;
+    params_t p = {.n = 0};
+    for (int k = 0; k < 2; k++) {
+        size_t n = g->len[k];
+        char *a = malloc(n + 3);
+        if (!a)
+            abort();
+        a[0] = '{';
+        if (n)
+            memcpy(a + 1, g->list[k], n);
+        a[n + 1] = '}';
+        a[n + 2] = '\0';
+        p.owned[p.n] = a;
+        p.v[p.n++] = a;
+    }
+    PGresult *res = exec_q(s, Q_INTERN_GC, &p, what, err, errlen);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
 /* Drops the partitions of events that lie wholly before BEFORE_MS, adding their rows to
  * *DELETED. One whose lock does not come in time (a long read holds it) stays: the rows of
  * every partition that remains are deleted by the caller's DELETE. */
@@ -985,6 +1177,7 @@ static int drop_partitions(pg_store_t *s, int64_t before_ms, int64_t *deleted, c
                            size_t errlen)
 {
     PGresult *rows = NULL;
+    gone_t gone = {{NULL, NULL}, {0, 0}};
     if (0 != exec_sql(s, "BEGIN", "purge", err, errlen))
         return -1;
     /* The advisory lock first: a writer holds it for a moment, and retention runs hourly. */
@@ -1006,25 +1199,34 @@ static int drop_partitions(pg_store_t *s, int64_t before_ms, int64_t *deleted, c
         char sql[256];
         if (0 != exec_sql(s, "SAVEPOINT p", "purge", err, errlen))
             goto fail;
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", PQgetvalue(rows, i, 0));
+        /* Its rows and the texts they name, in one scan that holds no lock on events. */
+        snprintf(sql, sizeof(sql), "SELECT count(*), " GONE_IDS " FROM %s", PQgetvalue(rows, i, 0));
         PGresult *res = PQexec(s->conn, sql);
         int64_t n = PGRES_TUPLES_OK == PQresultStatus(res) ? get_i64(res, 0, 0) : -1;
         if (n < 0)
             set_err(s, err, errlen, "purge", res);
-        PQclear(res);
         snprintf(sql, sizeof(sql), "DROP TABLE %s", PQgetvalue(rows, i, 0));
         if (n >= 0 && 0 == exec_sql(s, sql, "purge", err, errlen)) {
             *deleted += n;
+            gone_add(&gone, res, 1);
+            PQclear(res);
             continue;
         }
+        PQclear(res);
         if (SP_STORE_FAIL_RETRY != s->last ||
             0 != exec_sql(s, "ROLLBACK TO SAVEPOINT p", "purge", err, errlen))
             goto fail;
     }
     PQclear(rows);
+    rows = NULL;
+    /* Writers wait on the dropped partitions' lock on events meanwhile: none is checking. */
+    if (0 != intern_gc(s, &gone, "purge", err, errlen))
+        goto fail;
+    gone_free(&gone);
     return exec_sql(s, "COMMIT", "purge", err, errlen);
 fail:
     PQclear(rows);
+    gone_free(&gone);
     rollback(s);
     return -1;
 }
@@ -1085,6 +1287,7 @@ typedef struct {
     /* Each stored event's headers split once (sp_intern_split) for the intern phase and the
      * insert: its set and apart values, owned; NULL when its headers are stored whole. */
     char **sets_text, **aparts;
+    char gen[24]; /* the number of text deletions as the batch began (phase 1) */
     int64_t *ids; /* taken for the events to insert (phase 1), in order */
     size_t n_want_ids, n_ids;
     char *columns[SP_EVENT_N_FIELDS + 3]; /* the events' insert's parameters, being sent */
@@ -1748,6 +1951,8 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         if (i - 1 < b->n_camps) {
             q = Q_CAMPAIGN_EXISTS;
             p_text(&p, b->camps[i - 1].id);
+        } else if (i - 1 - b->n_camps == b->n_adopts + (b->n_want_ids ? 1 : 0)) {
+            q = Q_INTERN_GEN;
         } else if (i - 1 - b->n_camps == b->n_adopts) {
             q = Q_EVENT_IDS;
             p_int(&p, (int64_t)b->n_want_ids);
@@ -1823,10 +2028,16 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         p_text(&p, r->recipient);
         p_text(&p, r->forwarded);
     } else if (i >= b->n_ops + batch_rollups(b)) {
+        size_t k = i - b->n_ops - batch_rollups(b) - (b->mark ? 1 : 0);
         if (i == b->n_ops + batch_rollups(b) && b->mark) {
             q = Q_MARK;
             p_text(&p, b->mark->key);
             p_text(&p, b->mark->value);
+        } else if (0 == k) {
+            /* No text the batch named by a cached ID was deleted meanwhile, and none can be
+             * until it commits (intern_gc). */
+            q = Q_INTERN_CHECK;
+            p_text(&p, b->gen);
         } else {
             return PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ? 0 : -1;
         }
@@ -1877,6 +2088,8 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
         } else if (i - 1 < b->n_camps) {
             b->camps[i - 1].known = row && 't' == PQgetvalue(res, 0, 0)[0];
             b->camps[i - 1].kept_before = row && 't' == PQgetvalue(res, 0, 1)[0];
+        } else if (i - 1 - b->n_camps == b->n_adopts + (b->n_want_ids ? 1 : 0)) {
+            snprintf(b->gen, sizeof(b->gen), "%s", row ? PQgetvalue(res, 0, 0) : "");
         } else if (i - 1 - b->n_camps == b->n_adopts) {
             b->ids = xcalloc((size_t)PQntuples(res), sizeof(*b->ids));
             for (int k = 0; k < PQntuples(res); k++)
@@ -1985,8 +2198,8 @@ static void pipe_abort(pg_store_t *s, bool synced)
     rollback(s);
 }
 
-static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
-                          char *err, size_t errlen)
+static int write_batch_once(sp_store_t *base, sp_event_t **evs, size_t n,
+                            const sp_store_mark_t *mark, char *err, size_t errlen)
 {
     pg_store_t *s = (pg_store_t *)base;
     batch_t b = {.evs = evs,
@@ -2018,7 +2231,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     for (size_t i = 0; i < n; i++)
         b.n_want_ids += SP_EVENT_READ != evs[i]->kind;
     b.phase = 1;
-    if (0 != pipe_run(s, &b, 1 + b.n_camps + b.n_adopts + (b.n_want_ids ? 1 : 0), err, errlen))
+    if (0 != pipe_run(s, &b, 1 + b.n_camps + b.n_adopts + (b.n_want_ids ? 1 : 0) + 1, err, errlen))
         goto fail_pipe;
     if (batch_unknown(&b)) {
         b.phase = 2;
@@ -2031,6 +2244,12 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (!s->agents) {
         s->agents = sp_intern_new(SP_INTERN_AGENTS, SP_INTERN_TEXT_MAX);
         s->sets = sp_intern_new(SP_INTERN_SETS, SP_INTERN_TEXT_MAX);
+    }
+    /* Texts were deleted since the cache was filled: an ID it holds may be gone. */
+    if (0 != strcmp(b.gen, s->intern_gen)) {
+        sp_intern_clear(s->agents);
+        sp_intern_clear(s->sets);
+        snprintf(s->intern_gen, sizeof(s->intern_gen), "%s", b.gen);
     }
     b.agents = s->agents;
     b.sets = s->sets;
@@ -2057,7 +2276,7 @@ static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     batch_ops(&b);
     b.phase = 4;
-    if (0 != pipe_run(s, &b, b.n_ops + batch_rollups(&b) + (mark ? 2 : 1), err, errlen))
+    if (0 != pipe_run(s, &b, b.n_ops + batch_rollups(&b) + (mark ? 3 : 2), err, errlen))
         goto fail_pipe;
     if (!PQpipelineSync(s->conn)) {
         set_err(s, err, errlen, "commit", NULL);
@@ -2098,6 +2317,19 @@ fail:
     }
     batch_free(&b);
     return -1;
+}
+
+/* A batch whose check found texts deleted during it (serialization_failure: nothing else raises
+ * it at READ COMMITTED) is written again at once, with the cache emptied. */
+static int pg_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
+                          char *err, size_t errlen)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    s->sqlstate[0] = '\0';
+    int rc = write_batch_once(base, evs, n, mark, err, errlen);
+    if (0 != rc && 0 == strcmp(s->sqlstate, "40001"))
+        rc = write_batch_once(base, evs, n, mark, err, errlen);
+    return rc;
 }
 
 /* ---- campaigns ------------------------------------------------------------------------------ */
@@ -2853,18 +3085,29 @@ static int pg_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
         return -1;
     /* What remains before the cut: the week that straddles it, events_default, and a partition
      * whose lock did not come in time. */
+    gone_t gone = {{NULL, NULL}, {0, 0}};
+    if (0 != exec_sql(s, "BEGIN", "purge", err, errlen))
+        return -1;
     p_int(&p, before_ms);
     PGresult *res = exec_q(s, Q_PURGE, &p, "purge", err, errlen);
     if (!res)
-        return -1;
-    *deleted += strtoll(PQcmdTuples(res), NULL, 10);
+        goto fail;
+    *deleted += get_i64(res, 0, 0);
+    gone_add(&gone, res, 1);
     PQclear(res);
     p_int(&p, before_ms);
     if (!(res = exec_q(s, Q_UNKNOWN_PURGE, &p, "purge", err, errlen)))
-        return -1;
+        goto fail;
     *deleted += PQntuples(res) > 0 ? get_i64(res, 0, 0) : 0;
     PQclear(res);
-    return 0;
+    if (0 != intern_gc(s, &gone, "purge", err, errlen))
+        goto fail;
+    gone_free(&gone);
+    return exec_sql(s, "COMMIT", "purge", err, errlen);
+fail:
+    gone_free(&gone);
+    rollback(s);
+    return -1;
 }
 
 /* The recipient's rows are locked first, then each is deleted and its counts taken out of its
@@ -2877,6 +3120,7 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
     PGresult *rows = NULL, *res = NULL;
+    gone_t gone = {{NULL, NULL}, {0, 0}};
     if (!recipient || !*recipient) {
         /* "" is how events without a recipient are stored: never erase those. */
         snprintf(err, errlen, "forget: no recipient given");
@@ -2907,7 +3151,8 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         p_text(&p, recipient);
         if (!(res = exec_q(s, Q_FORGET_EVENTS, &p, "forget", err, errlen)))
             goto fail;
-        *deleted += strtoll(PQcmdTuples(res), NULL, 10);
+        *deleted += get_i64(res, 0, 0);
+        gone_add(&gone, res, 1);
         PQclear(res);
     }
     PQclear(rows);
@@ -2920,9 +3165,13 @@ static int pg_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
     if (!(res = exec_q(s, Q_FORGET_UNKNOWN_EMPTY, &p, "forget", err, errlen)))
         goto fail;
     PQclear(res);
+    if (0 != intern_gc(s, &gone, "forget", err, errlen))
+        goto fail;
+    gone_free(&gone);
     return exec_sql(s, "COMMIT", "forget", err, errlen);
 fail:
     PQclear(rows);
+    gone_free(&gone);
     rollback(s);
     return -1;
 }
@@ -2933,6 +3182,7 @@ static int pg_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
     pg_store_t *s = (pg_store_t *)base;
     params_t p = {.n = 0};
     PGresult *res = NULL;
+    gone_t gone = {{NULL, NULL}, {0, 0}};
     *deleted = 0;
     if (0 != ready(s, err, errlen) || 0 != exec_sql(s, "BEGIN", "delete campaign", err, errlen))
         return -1;
@@ -2948,14 +3198,19 @@ static int pg_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
     p_text(&p, id);
     if (!(res = exec_q(s, Q_CAMPAIGN_DELETE_EVENTS, &p, "delete campaign", err, errlen)))
         goto fail;
-    *deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    *deleted = get_i64(res, 0, 0);
+    gone_add(&gone, res, 1);
     PQclear(res);
     p_text(&p, id);
     if (!(res = exec_q(s, Q_CAMPAIGN_DELETE, &p, "delete campaign", err, errlen)))
         goto fail;
     PQclear(res);
+    if (0 != intern_gc(s, &gone, "delete campaign", err, errlen))
+        goto fail;
+    gone_free(&gone);
     return exec_sql(s, "COMMIT", "delete campaign", err, errlen);
 fail:
+    gone_free(&gone);
     rollback(s);
     return -1;
 }
@@ -3298,6 +3553,7 @@ static const sp_store_ops_t pg_ops = {
     .image_get = pg_image_get,
     .failure = pg_failure,
     .check = pg_check,
+    .upkeep = pg_upkeep,
 };
 
 /* ---- migrations that SQL alone cannot do ---------------------------------------------------- */

@@ -161,6 +161,14 @@ static const char *const migrations[] = {
     " GROUP BY campaign, dim, value;"
     "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"
     "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);",
+    /* 17: events by the texts they name, so that deleting events deletes the texts no event
+     * names any more by looking up the IDs the deleted rows named (intern.h); and the number
+     * each such deletion adds one to, which tells the writer its cache may name texts that are
+     * gone. */
+    "CREATE INDEX IF NOT EXISTS events_agent ON events(agent) WHERE agent IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS events_header_set ON events(header_set)"
+    " WHERE header_set IS NOT NULL;"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('" SP_INTERN_GEN_KEY "', '0');",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -196,6 +204,7 @@ enum {
     Q_AGENT_ADD,
     Q_SET_FIND,
     Q_SET_ADD,
+    Q_INTERN_GEN,
     Q_COUNT
 };
 
@@ -270,6 +279,9 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_AGENT_ADD] = "INSERT INTO agents(text) VALUES(?1)",
     [Q_SET_FIND] = "SELECT id FROM header_sets WHERE text = ?1",
     [Q_SET_ADD] = "INSERT INTO header_sets(text) VALUES(?1)",
+    /* How many times texts were deleted (intern_gc_sql): the writer's cached IDs are those of
+     * the number it last read. */
+    [Q_INTERN_GEN] = "SELECT value FROM meta WHERE key = '" SP_INTERN_GEN_KEY "'",
 };
 
 /* The rows a batch adds to the rollups (sp_rollup_batch), upserted up to ROLLUP_ROWS a statement:
@@ -344,8 +356,10 @@ struct sqlite_store {
     struct fault_group *group; /* the database's fault state, shared by its connections */
     sp_store_failure_t last;   /* what the last failed call met */
     char why[512];             /* a fault's reason, when the database has no group */
-    /* The writer's interned texts by ID (intern.h), made on its first batch. */
+    /* The writer's interned texts by ID (intern.h), made on its first batch, and the number
+     * of text deletions they are as of (Q_INTERN_GEN). */
     sp_intern_t *agents, *sets;
+    int64_t intern_gen;
     sqlite3_stmt *rollup_rows[M_TABLES][ROLLUP_SIZES]; /* prepared on first use */
     /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
      * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
@@ -1158,6 +1172,26 @@ static int intern(sqlite_store_t *s, sp_intern_t *c, int find, int add, const ch
     return 0;
 }
 
+/* Empties the writer's cache when texts were deleted since it was filled: an ID it holds may be
+ * gone, or given to another text since (SQLite gives the largest ID again once it is deleted).
+ * Read inside the batch's write transaction, which no deletion can commit in the middle of. */
+static int intern_fresh(sqlite_store_t *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->q[Q_INTERN_GEN];
+    sqlite3_reset(st);
+    int rc = sqlite3_step(st);
+    int64_t gen = SQLITE_ROW == rc ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (SQLITE_ROW != rc && SQLITE_DONE != rc)
+        return fail(s, err, errlen, "interned texts");
+    if (gen != s->intern_gen && s->agents) {
+        sp_intern_clear(s->agents);
+        sp_intern_clear(s->sets);
+    }
+    s->intern_gen = gen;
+    return 0;
+}
+
 /* Inserts ROW, its ID into *ID: its user agent and header set by their IDs. */
 static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
                       size_t errlen)
@@ -1549,6 +1583,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     }
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
+    if (0 != intern_fresh(s, err, errlen))
+        goto fail;
     s->n_deltas = s->n_stored = 0;
     s->n_unknown = -1;
     for (size_t i = 0; i < n; i++)
@@ -2196,6 +2232,33 @@ static int sq_unknown_delete(sp_store_t *base, const char *id, char *err, size_t
 
 /* ---- privacy ---------------------------------------------------------------- */
 
+/* Each connection notes the texts its deleted events named (a temporary table of IDs, in its
+ * transaction: a rollback takes the notes back too), so that any deletion of events ends with
+ * INTERN_GC_STEPS, which deletes those no event names any more: a lookup of each in
+ * events_agent or events_header_set, not a scan of every text. */
+static const char intern_gc_setup[] =
+    "CREATE TEMP TABLE IF NOT EXISTS gone_agents(id INTEGER PRIMARY KEY);"
+    "CREATE TEMP TABLE IF NOT EXISTS gone_sets(id INTEGER PRIMARY KEY);"
+    "CREATE TEMP TRIGGER IF NOT EXISTS events_gone AFTER DELETE ON main.events BEGIN"
+    " INSERT OR IGNORE INTO gone_agents SELECT old.agent WHERE old.agent IS NOT NULL;"
+    " INSERT OR IGNORE INTO gone_sets SELECT old.header_set WHERE old.header_set IS NOT NULL;"
+    " END;";
+
+/* The last steps of a transaction that deletes events. The number of deletions grows when a
+ * text went (intern.h: the writer's cache then empties; SQLite may give a deleted ID again). */
+#define INTERN_GC_STEPS                                                                            \
+    "DELETE FROM agents WHERE id IN (SELECT id FROM gone_agents)"                                  \
+    " AND NOT EXISTS (SELECT 1 FROM events WHERE agent IS NOT NULL AND agent = agents.id)",        \
+        "DELETE FROM header_sets WHERE id IN (SELECT id FROM gone_sets)"                           \
+        " AND NOT EXISTS (SELECT 1 FROM events WHERE header_set IS NOT NULL"                       \
+        " AND header_set = header_sets.id)",                                                       \
+        "INSERT INTO meta(key, value) SELECT '" SP_INTERN_GEN_KEY "', 1"                           \
+        " WHERE EXISTS (SELECT 1 FROM gone_agents g WHERE g.id NOT IN (SELECT id FROM agents))"    \
+        " OR EXISTS (SELECT 1 FROM gone_sets g WHERE g.id NOT IN (SELECT id FROM header_sets))"    \
+        " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",                      \
+        "DELETE FROM gone_agents", "DELETE FROM gone_sets"
+#define INTERN_GC_N 5
+
 static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted, char *err,
                            size_t errlen)
 {
@@ -2209,9 +2272,11 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
         " DELETE FROM events WHERE campaign IN (SELECT id FROM c) AND ts < ?1",
         "DELETE FROM unknown_events WHERE ts < ?1",
         "DELETE FROM unknown_campaigns WHERE last_at < ?1",
+        INTERN_GC_STEPS,
     };
-    int64_t changes[3];
-    if (0 != run_steps((sqlite_store_t *)base, steps, 3, NULL, before_ms, changes, err, errlen))
+    int64_t changes[3 + INTERN_GC_N];
+    if (0 != run_steps((sqlite_store_t *)base, steps, 3 + INTERN_GC_N, NULL, before_ms, changes,
+                       err, errlen))
         return -1;
     *deleted = changes[0] + changes[1];
     return 0;
@@ -2264,6 +2329,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         " WHERE id IN (SELECT campaign FROM unknown_events WHERE recipient = ?1)",
         "DELETE FROM unknown_events WHERE recipient = ?1",
         "DELETE FROM unknown_campaigns WHERE opens <= 0",
+        INTERN_GC_STEPS,
     };
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
@@ -2318,6 +2384,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM rollup_people WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
         "DELETE FROM trackers WHERE campaign = ?1",
+        INTERN_GC_STEPS,
     };
     int found = 0;
     *deleted = 0;
@@ -3056,7 +3123,8 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         /* Pages are read with read(2), never through a mapping of the database, which would
          * fault (SIGBUS) where read returns an error: a file cut short, a failing disk. */
         0 != exec(s, "PRAGMA mmap_size = 0", err, errlen) ||
-        0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen))
+        0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen) ||
+        0 != exec(s, intern_gc_setup, err, errlen))
         goto fail;
     for (int i = 0; i < Q_COUNT; i++)
         if (0 != prepare(s, &s->q[i], Q_EVENT_INSERT == i ? insert_sql : batch_sql[i], err, errlen))

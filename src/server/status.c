@@ -52,14 +52,30 @@ static enum MHD_Result healthz(sp_request_t *req)
                  why);
         add_problem(problems, text);
     }
+    /* Rows in PostgreSQL's events_default are kept and read like any other: worth an operator's
+     * look (a partition the role may not make, a client's wrong clock), not a reason to send
+     * the opens elsewhere, and every server on the store would say the same. */
+    json_t *warnings = json_array();
+    int64_t in_default = sp_ingest_default_rows(s->ingest);
+    if (in_default > 0) {
+        snprintf(text, sizeof(text),
+                 "store: %s%lld rows wait in events_default (their week's partition could not "
+                 "be made, or they are dated more than two years back or four weeks ahead); "
+                 "the writer moves them into their week's partition as soon as it can be made",
+                 in_default >= SP_STORE_DEFAULT_ROWS_MAX ? "at least " : "", (long long)in_default);
+        add_problem(warnings, text);
+    }
     bool ok = 0 == json_array_size(problems);
-    json_t *body = json_pack("{s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status",
-                             ok ? "ok" : "degraded", "problems", problems, "index_backlog_bytes",
-                             (json_int_t)sp_ingest_backlog(s->ingest), "journal", "held",
-                             (json_int_t)st.held, "held_bytes", (json_int_t)st.held_bytes,
-                             "dropped", (json_int_t)st.dropped, "damaged", (json_int_t)st.damaged);
+    json_t *body =
+        json_pack("{s:s, s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "status", ok ? "ok" : "degraded",
+                  "problems", problems, "warnings", warnings, "index_backlog_bytes",
+                  (json_int_t)sp_ingest_backlog(s->ingest), "journal", "held", (json_int_t)st.held,
+                  "held_bytes", (json_int_t)st.held_bytes, "dropped", (json_int_t)st.dropped,
+                  "damaged", (json_int_t)st.damaged);
     if (!body)
         abort();
+    if (in_default >= 0)
+        json_object_set_new(body, "events_default_rows", json_integer(in_default));
     return sp_http_json(req, ok ? 200 : 503, body);
 }
 
@@ -137,6 +153,16 @@ static enum MHD_Result metrics(sp_request_t *req)
         (long long)sp_ingest_backlog(s->ingest), st.error ? 1 : 0, st.held, st.held_bytes,
         st.held_max, st.spilled, st.dropped, st.damaged,
         sp_ingest_halted(s->ingest, NULL, 0) ? 1 : 0, sp_http_body_bytes(req));
+    int64_t in_default = sp_ingest_default_rows(s->ingest);
+    if (in_default >= 0) {
+        size_t at = strlen(extra);
+        snprintf(extra + at, sizeof(extra) - at,
+                 "# HELP spypixel_store_events_default_rows rows in PostgreSQL's events_default "
+                 "(counted up to %d every %d s)\n"
+                 "# TYPE spypixel_store_events_default_rows gauge\n"
+                 "spypixel_store_events_default_rows %lld\n",
+                 SP_STORE_DEFAULT_ROWS_MAX, SP_STORE_UPKEEP_MS / 1000, (long long)in_default);
+    }
     char *text = sp_metrics_render(extra);
     enum MHD_Result rc = sp_http_respond(req, 200, "text/plain; version=0.0.4", text, strlen(text));
     free(text);

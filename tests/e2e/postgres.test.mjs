@@ -121,4 +121,45 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     assert.deepEqual(who.filter((w) => !stored.has(w)), [], 'no restart needed');
     await c.stop();
   });
+
+  test('rows waiting in events_default: /healthz and /metrics tell, and a starting writer moves those of a week it can partition', async () => {
+    const week = 7 * 86400000;
+    const monday = (ts) => Math.floor((ts - 4 * 86400000) / week) * week + 4 * 86400000;
+    const old = monday(Date.now()) - 10 * week + 3600000; // no partition: rows go to events_default
+    const ahead = Date.now() + 6 * week; // past the weeks partitions are made for: stays there
+    const before = Number(await psql(conninfo, 'SELECT count(*) FROM events_default'));
+    const ids = (await psql(conninfo, `CREATE TEMP TABLE t AS SELECT * FROM events WHERE campaign = 'pg-news' LIMIT 1;
+      UPDATE t SET id = nextval('events_id_seq'), ts = ${old}; INSERT INTO events SELECT * FROM t;
+      UPDATE t SET id = nextval('events_id_seq'), ts = ${ahead}; INSERT INTO events SELECT * FROM t;
+      SELECT id FROM events_default WHERE ts IN (${old}, ${ahead}) ORDER BY ts`)).split('\n');
+    assert.equal(ids.length, 2);
+    assert.equal(await psql(conninfo, 'SELECT count(*) FROM events_default'), String(before + 2));
+
+    const c = await startServer();
+    try {
+      let health;
+      const until = Date.now() + 15000;
+      do {
+        const r = await c.req('/healthz');
+        assert.equal(r.status, 200, 'rows in events_default are no reason to send opens elsewhere');
+        health = r.json();
+        if (health.events_default_rows === before + 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } while (Date.now() < until);
+      assert.equal(health.events_default_rows, before + 1, JSON.stringify(health));
+      assert.equal(health.status, 'ok');
+      assert.deepEqual(health.problems, []);
+      assert.equal(health.warnings.length, 1);
+      assert.match(health.warnings[0], new RegExp(`^store: ${before + 1} rows wait in events_default`));
+      // The old week's row is in that week's partition now; the one four weeks ahead and more stays.
+      const d = new Date(monday(old));
+      const name = `events_w${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+      assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[0]}`), name);
+      assert.equal(await psql(conninfo, `SELECT tableoid::regclass FROM events WHERE id = ${ids[1]}`), 'events_default');
+      const metrics = (await c.req('/metrics')).body.toString();
+      assert.match(metrics, new RegExp(`^spypixel_store_events_default_rows ${before + 1}$`, 'm'));
+    } finally {
+      await c.stop();
+    }
+  });
 });
