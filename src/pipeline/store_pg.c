@@ -853,6 +853,20 @@ static PGresult *exec_q(pg_store_t *s, int q, params_t *p, const char *what, cha
     return NULL;
 }
 
+/* exec_q, the statement's text sent as an unnamed statement: planned for these parameters. */
+static PGresult *exec_q_planned(pg_store_t *s, int q, params_t *p, const char *what, char *err,
+                                size_t errlen)
+{
+    PGresult *res = PQexecParams(s->conn, statement_sql(q), p->n, NULL, p->v, NULL, NULL, 0);
+    p_clear(p);
+    ExecStatusType st = PQresultStatus(res);
+    if (PGRES_COMMAND_OK == st || PGRES_TUPLES_OK == st)
+        return res;
+    set_err(s, err, errlen, what, res);
+    PQclear(res);
+    return NULL;
+}
+
 static int prepare_all(pg_store_t *s, char *err, size_t errlen)
 {
     /* A half-done earlier attempt on this connection would make the names clash. */
@@ -2589,7 +2603,12 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
     if (limit < 0 || limit > EVENTS_WHOLE_MAX) {
         ret = each_row(s, Q_EVENTS, &p, event_row, &rc, "list events", err, errlen);
     } else {
-        PGresult *res = exec_q(s, Q_EVENTS, &p, "list events", err, errlen);
+        /* Planned for its campaign each time, not by the prepared statement's generic plan:
+         * that one assumes every campaign has its share of each week's events, and in a week
+         * one big campaign filled it walks the week's primary key backwards for a small
+         * campaign, past every event of the big one (22 ms for 100 events of a campaign of
+         * 9,000 at ten million events, 1-3 ms planned for it). */
+        PGresult *res = exec_q_planned(s, Q_EVENTS, &p, "list events", err, errlen);
         ret = res ? 0 : -1;
         for (int i = 0, n = res ? PQntuples(res) : 0; i < n; i++)
             if (event_at(&rc, res, i))
