@@ -1783,10 +1783,26 @@ static int send_row(pg_store_t *s, const sp_event_row_t *row)
 /* The stored events as one INSERT: each gets the next ID taken in phase 1, and each field is
  * an array of the events' values, in B's columns; then the arrays of their agents' and header
  * sets' IDs and apart values, as send_row sends one event's. */
-static int send_events(pg_store_t *s, batch_t *b)
+/* Sends statement Q with the N arrays A as its parameters, in the pipeline; their texts are kept
+ * in KEPT (the batch's, freed by the next call or the batch's end) until the result is read. */
+static int send_arrays(pg_store_t *s, int q, array_t *a, char **kept, size_t n)
 {
     char name[16];
     params_t p = {.n = 0};
+    for (size_t i = 0; i < n; i++) {
+        free(kept[i]);
+        kept[i] = array_end(&a[i]);
+        p.owned[p.n] = NULL;
+        p.v[p.n++] = kept[i];
+    }
+    stmt_name(q, name, sizeof(name));
+    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
+    p_clear(&p);
+    return ok ? 0 : -1;
+}
+
+static int send_events(pg_store_t *s, batch_t *b)
+{
     array_t a[SP_EVENT_N_FIELDS + 3] = {{0}};
     array_t *agents = &a[SP_EVENT_N_FIELDS], *sets = agents + 1, *aparts = agents + 2;
     if (b->n_ids < b->n_stored) /* phase 1 took one for every event but the reads */
@@ -1853,23 +1869,12 @@ static int send_events(pg_store_t *s, batch_t *b)
             }
         }
     }
-    for (size_t i = 0; i < SP_EVENT_N_FIELDS + 3; i++) {
-        free(b->columns[i]);
-        b->columns[i] = array_end(&a[i]);
-        p.owned[p.n] = NULL;
-        p.v[p.n++] = b->columns[i];
-    }
-    stmt_name(Q_EVENTS_INSERT, name, sizeof(name));
-    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
-    p_clear(&p);
-    return ok ? 0 : -1;
+    return send_arrays(s, Q_EVENTS_INSERT, a, b->columns, SP_EVENT_N_FIELDS + 3);
 }
 
 /* The batch's recipients' counts as one statement (Q_RECIPIENTS_UPSERT), in the tally's order. */
 static int send_recipients(pg_store_t *s, batch_t *b)
 {
-    char name[16];
-    params_t p = {.n = 0};
     array_t a[12] = {{0}};
     const sp_tally_t *t = &b->tally;
     for (size_t i = 0; i < t->n_recipients; i++) {
@@ -1890,16 +1895,7 @@ static int send_recipients(pg_store_t *s, batch_t *b)
         }
         array_int(&a[11], r->human_at);
     }
-    for (size_t i = 0; i < 12; i++) {
-        free(b->recipient_arrays[i]);
-        b->recipient_arrays[i] = array_end(&a[i]);
-        p.owned[p.n] = NULL;
-        p.v[p.n++] = b->recipient_arrays[i];
-    }
-    stmt_name(Q_RECIPIENTS_UPSERT, name, sizeof(name));
-    int ok = PQsendQueryPrepared(s->conn, name, p.n, p.v, NULL, NULL, 0);
-    p_clear(&p);
-    return ok ? 0 : -1;
+    return send_arrays(s, Q_RECIPIENTS_UPSERT, a, b->recipient_arrays, 12);
 }
 
 /* What Q_RECIPIENTS_UPSERT returned, RES, told to the tally recipient by recipient in its order
