@@ -40,7 +40,6 @@ struct sp_http {
     struct MHD_Daemon **daemons;
     size_t n_daemons;
     unsigned threads;
-    size_t n_addresses;       /* the addresses whose daemons all started */
     sp_tls_t *tls;            /* NULL without --tls-cert */
     sp_guard_t *guard;        /* head deadline, per-address cap, shedding */
     atomic_size_t body_bytes; /* request bodies in flight, against cfg->body_memory */
@@ -1201,8 +1200,6 @@ sp_http_t *sp_http_start(const sp_config_t *cfg, const sp_http_routes_t *routes,
             break;
         }
         h->n_daemons++;
-        if (0 == (i + 1) % threads)
-            h->n_addresses++;
     }
     free(fds);
     if (restore)
@@ -1242,12 +1239,12 @@ bool sp_http_describe_tls(const sp_http_t *h, char *buf, size_t len)
 
 size_t sp_http_addresses(const sp_http_t *h)
 {
-    return h->n_addresses;
+    return h->n_daemons / h->threads; /* the addresses whose daemons all started */
 }
 
 unsigned sp_http_port(const sp_http_t *h, size_t i)
 {
-    if (i >= h->n_addresses)
+    if (i >= sp_http_addresses(h))
         return 0;
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(h->daemons[i * h->threads], MHD_DAEMON_INFO_BIND_PORT);
