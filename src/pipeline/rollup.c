@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "merge.h"
 #include "tally.h"
 
 static const char *const dim_names[SP_ROLLUP_DIMS] = {
@@ -80,27 +81,10 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-/* FNV-1a over S, from H. */
-static uint64_t hash_str(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static uint64_t hash_int(uint64_t h, int64_t v)
-{
-    return (h ^ (uint64_t)v) * 1099511628211ULL;
-}
-
-#define HASH_SEED 14695981039346656037ULL
-
 static uint64_t hash_count(const void *p)
 {
     const sp_rollup_count_t *c = p;
-    return hash_int(hash_str(HASH_SEED, c->campaign), c->quarter);
+    return sp_hash_int(sp_hash_str(SP_HASH_SEED, c->campaign), c->quarter);
 }
 
 static bool same_count(const void *pa, const void *pb)
@@ -108,7 +92,7 @@ static bool same_count(const void *pa, const void *pb)
     return 0 == cmp_count(pa, pb);
 }
 
-static void add_count(void *pa, const void *pb)
+static void add_count(void *pa, void *pb)
 {
     sp_rollup_count_t *a = pa;
     const sp_rollup_count_t *b = pb;
@@ -119,8 +103,9 @@ static void add_count(void *pa, const void *pb)
 static uint64_t hash_value(const void *p)
 {
     const sp_rollup_value_t *v = p;
-    return hash_str(hash_int(hash_int(hash_str(HASH_SEED, v->campaign), v->dim), v->hour),
-                    v->value);
+    return sp_hash_str(
+        sp_hash_int(sp_hash_int(sp_hash_str(SP_HASH_SEED, v->campaign), v->dim), v->hour),
+        v->value);
 }
 
 static bool same_value(const void *pa, const void *pb)
@@ -128,7 +113,7 @@ static bool same_value(const void *pa, const void *pb)
     return 0 == cmp_value(pa, pb);
 }
 
-static void add_value(void *pa, const void *pb)
+static void add_value(void *pa, void *pb)
 {
     ((sp_rollup_value_t *)pa)->n += ((const sp_rollup_value_t *)pb)->n;
 }
@@ -147,7 +132,7 @@ static int cmp_person(const void *pa, const void *pb)
 static uint64_t hash_person(const void *p)
 {
     const sp_rollup_person_t *v = p;
-    return hash_str(hash_int(hash_str(HASH_SEED, v->campaign), v->dim), v->who);
+    return sp_hash_str(sp_hash_int(sp_hash_str(SP_HASH_SEED, v->campaign), v->dim), v->who);
 }
 
 static bool same_person(const void *pa, const void *pb)
@@ -155,7 +140,7 @@ static bool same_person(const void *pa, const void *pb)
     return 0 == cmp_person(pa, pb);
 }
 
-static void add_person(void *pa, const void *pb)
+static void add_person(void *pa, void *pb)
 {
     sp_rollup_person_t *a = pa;
     const sp_rollup_person_t *b = pb;
@@ -163,35 +148,6 @@ static void add_person(void *pa, const void *pb)
         a->first = b->first;
     if (b->last > a->last)
         a->last = b->last;
-}
-
-/* Merges the N entries of SIZE bytes at BASE that SAME says are one key (HASH equal) into the
- * first of each (ADD), keeping those in front, in first-seen order; returns how many. */
-static size_t merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
-                    bool (*same)(const void *, const void *), void (*add)(void *, const void *))
-{
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    size_t *slots = xmalloc(cap * sizeof(*slots)); /* an entry's index + 1; 0: free */
-    memset(slots, 0, cap * sizeof(*slots));
-    char *e = base;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        void *it = e + i * size;
-        size_t at = (size_t)hash(it) & (cap - 1);
-        while (slots[at] && !same(e + (slots[at] - 1) * size, it))
-            at = (at + 1) & (cap - 1);
-        if (slots[at]) {
-            add(e + (slots[at] - 1) * size, it);
-            continue;
-        }
-        if (k != i)
-            memcpy(e + k * size, it, size);
-        slots[at] = ++k;
-    }
-    free(slots);
-    return k;
 }
 
 void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
@@ -237,10 +193,10 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
      * country in an hour), then the distinct keys sorted. */
     r->n_counts =
-        merge(r->counts, r->n_counts, sizeof(*r->counts), hash_count, same_count, add_count);
+        sp_merge(r->counts, r->n_counts, sizeof(*r->counts), hash_count, same_count, add_count);
     qsort(r->counts, r->n_counts, sizeof(*r->counts), cmp_count);
     r->n_values =
-        merge(r->values, r->n_values, sizeof(*r->values), hash_value, same_value, add_value);
+        sp_merge(r->values, r->n_values, sizeof(*r->values), hash_value, same_value, add_value);
     qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
 }
 
@@ -264,13 +220,13 @@ void sp_rollup_derive(sp_rollup_t *r)
         r->totals[r->n_totals] = *v;
         r->totals[r->n_totals++].hour = 0;
     }
-    r->n_days = merge(r->days, r->n_days, sizeof(*r->days), hash_value, same_value, add_value);
+    r->n_days = sp_merge(r->days, r->n_days, sizeof(*r->days), hash_value, same_value, add_value);
     qsort(r->days, r->n_days, sizeof(*r->days), cmp_value);
     r->n_totals =
-        merge(r->totals, r->n_totals, sizeof(*r->totals), hash_value, same_value, add_value);
+        sp_merge(r->totals, r->n_totals, sizeof(*r->totals), hash_value, same_value, add_value);
     qsort(r->totals, r->n_totals, sizeof(*r->totals), cmp_value);
     r->n_people =
-        merge(r->people, r->n_people, sizeof(*r->people), hash_person, same_person, add_person);
+        sp_merge(r->people, r->n_people, sizeof(*r->people), hash_person, same_person, add_person);
     qsort(r->people, r->n_people, sizeof(*r->people), cmp_person);
 }
 

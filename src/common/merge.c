@@ -1,0 +1,48 @@
+/* merge: the entries of an array that hold one key made one, by a hash of the key. */
+/* SPDX-License-Identifier: MIT */
+#include "merge.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t sp_hash_str(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t sp_hash_int(uint64_t h, int64_t v)
+{
+    return (h ^ (uint64_t)v) * 1099511628211ULL;
+}
+
+size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
+                bool (*same)(const void *, const void *), void (*add)(void *into, void *from))
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *slots = calloc(cap, sizeof(*slots)); /* an entry's index + 1; 0: free */
+    if (!slots)
+        abort();
+    char *e = base;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *it = e + i * size;
+        size_t at = (size_t)hash(it) & (cap - 1);
+        while (slots[at] && !same(e + (slots[at] - 1) * size, it))
+            at = (at + 1) & (cap - 1);
+        if (slots[at]) {
+            add(e + (slots[at] - 1) * size, it);
+            continue;
+        }
+        if (k != i)
+            memcpy(e + k * size, it, size);
+        slots[at] = ++k;
+    }
+    free(slots);
+    return k;
+}

@@ -1,0 +1,22 @@
+/* merge: the entries of an array that hold one key made one, by a hash of the key. */
+/* SPDX-License-Identifier: MIT */
+#ifndef SP_MERGE_H
+#define SP_MERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* FNV-1a: where a hash starts, and a string's or a number's bytes added to hash H. */
+#define SP_HASH_SEED 14695981039346656037ULL
+uint64_t sp_hash_str(uint64_t h, const char *s);
+uint64_t sp_hash_int(uint64_t h, int64_t v);
+
+/* Merges the N entries of SIZE bytes at BASE that SAME says are one key (HASH equal) into the
+ * first of each: ADD(into, from) adds FROM to INTO, after which FROM is dropped (ADD releases
+ * what FROM owns). The entries kept are moved to the front in first-seen order; returns how
+ * many. Linear in N, where sorting to find the repeats is N log N comparisons. */
+size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
+                bool (*same)(const void *, const void *), void (*add)(void *into, void *from));
+
+#endif
