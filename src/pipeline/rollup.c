@@ -417,6 +417,10 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
     /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
      * rows begin before the hours or end after them, sp_rollup_people_exact), counted through
      * the index of first or last hours; and those of the edges' events who are not among them.
+     * Openers (dim 0), whose number the campaign's row keeps (unique_views), are counted from
+     * the nearer end: a range that ends near the campaign's last hour counts those who came
+     * after it and takes them from the number, not every one before it (100,000 index
+     * entries for a campaign's last 90 days at ten million events).
      * Inexact: n NULL. The list's people are read from sent_to (CROSS JOIN: SQLite keeps that
      * order), usually none, rather than each person looked up in it. */
     char inside_p[128];
@@ -426,8 +430,14 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         "%sSELECT x.dim, x.n + COALESCE(b.n, 0), x.listed + COALESCE(b.listed, 0), x.lo, x.hi"
         " FROM (SELECT dim, lo, hi,"
         " CASE WHEN CAST(%c2 AS BIGINT) >= CAST(%c3 AS BIGINT) THEN 0"
+        " WHEN lo >= %c2 AND k.dim = 0 AND %c3 - lo > hi - %c3 THEN (SELECT unique_views"
+        " FROM campaigns WHERE id = %c1) - (SELECT COUNT(*) FROM rollup_people"
+        " WHERE campaign = %c1 AND dim = 0 AND first_hour >= %c3)"
         " WHEN lo >= %c2 THEN (SELECT COUNT(*) FROM rollup_people"
         " WHERE campaign = %c1 AND dim = k.dim AND first_hour < %c3)"
+        " WHEN hi < %c3 AND k.dim = 0 AND hi - %c2 > %c2 - lo THEN (SELECT unique_views"
+        " FROM campaigns WHERE id = %c1) - (SELECT COUNT(*) FROM rollup_people"
+        " WHERE campaign = %c1 AND dim = 0 AND last_hour < %c2)"
         " WHEN hi < %c3 THEN (SELECT COUNT(*) FROM rollup_people"
         " WHERE campaign = %c1 AND dim = k.dim AND last_hour >= %c2) END AS n,"
         " CASE WHEN CAST(%c2 AS BIGINT) < CAST(%c3 AS BIGINT) AND (lo >= %c2 OR hi < %c3)"
@@ -441,7 +451,8 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " LEFT JOIN (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value IN (SELECT recipient"
         " FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
         " FROM (SELECT DISTINCT dim, value FROM (",
-        edges, m, m, m, m, m, m, m, m, m, m, m, m, m, m, inside_p, m, m, m, SP_ROLLUP_CLICKER, m);
+        edges, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m,
+        inside_p, m, m, m, SP_ROLLUP_CLICKER, m);
     values_select(&q, 1, pg);
     put(&q,
         ") v WHERE dim IN (%c8, %d)) o WHERE NOT EXISTS (SELECT 1 FROM rollup_people p"

@@ -1177,6 +1177,47 @@ static void test_report_ranking(void **state)
     sp_store_close(s);
 }
 
+/* The unique openers of a range that starts before a campaign's first hour or ends after its
+ * last, where the report counts them from the nearer end (those after the range, or before it,
+ * taken from the campaign's number): a person whose first or last hour is the range's edge
+ * hour is on the right side of it. */
+static void test_report_openers_ends(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "ends", 1);
+    const int64_t HOUR = 3600000, T = REPORT_T0;
+    /* a: hour 0; e: hours 0 and 2; b: hour 5; c: hour 10; d: hours 2 and 12. */
+    write_specs(s,
+                (const spec_t[]){{"ends", "a", OPEN, H, T + 60000, NULL, NULL, NULL},
+                                 {"ends", "e", OPEN, H, T + 120000, NULL, NULL, NULL},
+                                 {"ends", "e", OPEN, H, T + 2 * HOUR + 5000, NULL, NULL, NULL},
+                                 {"ends", "d", OPEN, H, T + 2 * HOUR + 9000, NULL, NULL, NULL},
+                                 {"ends", "b", OPEN, H, T + 5 * HOUR + 7000, NULL, NULL, NULL},
+                                 {"ends", "c", OPEN, H, T + 10 * HOUR, NULL, NULL, NULL},
+                                 {"ends", "d", OPEN, H, T + 12 * HOUR + 3000, NULL, NULL, NULL}},
+                7, NULL);
+    char err[512] = "";
+    const struct {
+        int64_t from, to, openers;
+    } ranges[] = {
+        {T - 3 * HOUR, T + 10 * HOUR, 4},       /* to at c's first hour: a, e, d, b */
+        {T - 3 * HOUR, T + 10 * HOUR + 1, 5},   /* c's open at the edge's first millisecond */
+        {T + 2 * HOUR, T + 20 * HOUR, 4},       /* from at e's last hour: e, d, b, c */
+        {T + 2 * HOUR + 5001, T + 20 * HOUR, 3} /* e's open just before: d, b, c */
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        for (int scan = 0; scan < 2; scan++) {
+            sp_report_t rep = {.from = ranges[i].from, .to = ranges[i].to, .scan = scan};
+            assert_int_equal(0, sp_tz_load(&rep.tz, "UTC", err, sizeof(err)));
+            assert_int_equal(0, sp_report_run(s, "ends", &rep, err, sizeof(err)));
+            if (ranges[i].openers != rep.unique_views)
+                fail_msg("range %zu (scan %d): %lld openers, want %lld", i, scan,
+                         (long long)rep.unique_views, (long long)ranges[i].openers);
+            sp_report_free(&rep);
+        }
+    sp_store_close(s);
+}
+
 static void test_report(void **state)
 {
     sp_store_t *s = open_store(state);
@@ -4521,6 +4562,7 @@ int main(void)
         BOTH(test_campaign_delete),
         BOTH(test_report),
         BOTH(test_report_ranking),
+        BOTH(test_report_openers_ends),
         BOTH(test_writer_counts),
         BOTH(test_recipients_unclean),
         BOTH(test_sent_list),
