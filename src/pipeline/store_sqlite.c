@@ -169,6 +169,17 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS events_header_set ON events(header_set)"
     " WHERE header_set IS NOT NULL;"
     "INSERT OR IGNORE INTO meta(key, value) VALUES('" SP_INTERN_GEN_KEY "', '0');",
+    /* 18: each text counts the events that name it (refs), kept by the writer once per distinct
+     * text and batch and by the deletions, in place of events_agent and events_header_set: two
+     * B-tree inserts fewer per event. Counted here through those indexes before they go. */
+    "ALTER TABLE agents ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE header_sets ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE agents SET refs = (SELECT count(*) FROM events"
+    " WHERE agent IS NOT NULL AND agent = agents.id);"
+    "UPDATE header_sets SET refs = (SELECT count(*) FROM events"
+    " WHERE header_set IS NOT NULL AND header_set = header_sets.id);"
+    "DROP INDEX IF EXISTS events_agent;"
+    "DROP INDEX IF EXISTS events_header_set;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -205,6 +216,8 @@ enum {
     Q_SET_FIND,
     Q_SET_ADD,
     Q_INTERN_GEN,
+    Q_AGENT_REFS,
+    Q_SET_REFS,
     Q_COUNT
 };
 
@@ -282,6 +295,9 @@ static const char *const batch_sql[Q_COUNT] = {
     /* How many times texts were deleted (intern_gc_sql): the writer's cached IDs are those of
      * the number it last read. */
     [Q_INTERN_GEN] = "SELECT value FROM meta WHERE key = '" SP_INTERN_GEN_KEY "'",
+    /* What the batch's rows add to the count of events naming text ?1 (write_refs). */
+    [Q_AGENT_REFS] = "UPDATE agents SET refs = refs + ?2 WHERE id = ?1",
+    [Q_SET_REFS] = "UPDATE header_sets SET refs = refs + ?2 WHERE id = ?1",
 };
 
 /* The rows a batch adds to the rollups (sp_rollup_batch), upserted up to ROLLUP_ROWS a statement:
@@ -360,6 +376,10 @@ struct sqlite_store {
      * of text deletions they are as of (Q_INTERN_GEN). */
     sp_intern_t *agents, *sets;
     int64_t intern_gen;
+    /* The IDs of the agents ([0]) and header sets ([1]) the batch's rows name, one entry per
+     * row, added to the texts' refs before the batch commits (write_refs). */
+    int64_t *named[2];
+    size_t n_named[2], cap_named[2];
     sqlite3_stmt *rollup_rows[M_TABLES][ROLLUP_SIZES]; /* prepared on first use */
     /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
      * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
@@ -1192,6 +1212,18 @@ static int intern_fresh(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Notes that a row of the batch names text ID of kind T (0 agent, 1 header set). */
+static void note_named(sqlite_store_t *s, int t, int64_t id)
+{
+    if (s->n_named[t] == s->cap_named[t]) {
+        s->cap_named[t] = s->cap_named[t] ? 2 * s->cap_named[t] : 256;
+        s->named[t] = realloc(s->named[t], s->cap_named[t] * sizeof(*s->named[t]));
+        if (!s->named[t])
+            abort();
+    }
+    s->named[t][s->n_named[t]++] = id;
+}
+
 /* Inserts ROW, its ID into *ID: its user agent and header set by their IDs. */
 static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
                       size_t errlen)
@@ -1241,6 +1273,44 @@ static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id,
     if (SQLITE_DONE != rc)
         return fail(s, err, errlen, "insert event");
     *id = sqlite3_last_insert_rowid(s->db);
+    if (agent)
+        note_named(s, 0, agent);
+    note_named(s, 1, set);
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Adds to each text's refs the batch's rows that name it: one UPDATE per distinct text. A text
+ * that is not there fails the batch (its rows would name nothing): the retry, with the cache
+ * emptied, stores it anew. */
+static int write_refs(sqlite_store_t *s, char *err, size_t errlen)
+{
+    static const int stmt[2] = {Q_AGENT_REFS, Q_SET_REFS};
+    for (int t = 0; t < 2; t++) {
+        int64_t *ids = s->named[t];
+        size_t n = s->n_named[t];
+        if (n > 1)
+            qsort(ids, n, sizeof(*ids), cmp_id);
+        for (size_t i = 0, j; i < n; i = j) {
+            for (j = i + 1; j < n && ids[j] == ids[i]; j++)
+                ;
+            sqlite3_stmt *st = s->q[stmt[t]];
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, ids[i]);
+            sqlite3_bind_int64(st, 2, (int64_t)(j - i));
+            if (SQLITE_DONE != sqlite3_step(st))
+                return fail(s, err, errlen, "count interned texts");
+            if (1 != sqlite3_changes(s->db)) {
+                snprintf(err, errlen, "sqlite: interned text %lld is gone", (long long)ids[i]);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -1586,6 +1656,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (0 != intern_fresh(s, err, errlen))
         goto fail;
     s->n_deltas = s->n_stored = 0;
+    s->n_named[0] = s->n_named[1] = 0;
     s->n_unknown = -1;
     for (size_t i = 0; i < n; i++)
         if (0 != write_one(s, evs[i], err, errlen))
@@ -1594,7 +1665,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     tally.forward_after_ms = base->likely_forward_ms;
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
     sp_rollup_derive(&rollup);
-    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
+    if (0 != write_counts(s, &tally, err, errlen) || 0 != write_refs(s, err, errlen) ||
+        0 != write_rollups(s, &rollup, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
@@ -2232,32 +2304,35 @@ static int sq_unknown_delete(sp_store_t *base, const char *id, char *err, size_t
 
 /* ---- privacy ---------------------------------------------------------------- */
 
-/* Each connection notes the texts its deleted events named (a temporary table of IDs, in its
- * transaction: a rollback takes the notes back too), so that any deletion of events ends with
- * INTERN_GC_STEPS, which deletes those no event names any more: a lookup of each in
- * events_agent or events_header_set, not a scan of every text. */
+/* Each connection counts the events it deletes per text they named (a temporary trigger of the
+ * connection into two temporary tables, in its transaction: a rollback takes the counts back
+ * too), so that any deletion of events ends with INTERN_GC_STEPS, which takes those from the
+ * texts' refs and deletes the texts no event names any more: only the texts the deleted rows
+ * named are looked at. */
 static const char intern_gc_setup[] =
-    "CREATE TEMP TABLE IF NOT EXISTS gone_agents(id INTEGER PRIMARY KEY);"
-    "CREATE TEMP TABLE IF NOT EXISTS gone_sets(id INTEGER PRIMARY KEY);"
+    "CREATE TEMP TABLE IF NOT EXISTS gone_agents(id INTEGER PRIMARY KEY, n INTEGER NOT NULL);"
+    "CREATE TEMP TABLE IF NOT EXISTS gone_sets(id INTEGER PRIMARY KEY, n INTEGER NOT NULL);"
     "CREATE TEMP TRIGGER IF NOT EXISTS events_gone AFTER DELETE ON main.events BEGIN"
-    " INSERT OR IGNORE INTO gone_agents SELECT old.agent WHERE old.agent IS NOT NULL;"
-    " INSERT OR IGNORE INTO gone_sets SELECT old.header_set WHERE old.header_set IS NOT NULL;"
+    " INSERT INTO gone_agents(id, n) SELECT old.agent, 1 WHERE old.agent IS NOT NULL"
+    " ON CONFLICT(id) DO UPDATE SET n = n + 1;"
+    " INSERT INTO gone_sets(id, n) SELECT old.header_set, 1 WHERE old.header_set IS NOT NULL"
+    " ON CONFLICT(id) DO UPDATE SET n = n + 1;"
     " END;";
 
 /* The last steps of a transaction that deletes events. The number of deletions grows when a
  * text went (intern.h: the writer's cache then empties; SQLite may give a deleted ID again). */
 #define INTERN_GC_STEPS                                                                            \
-    "DELETE FROM agents WHERE id IN (SELECT id FROM gone_agents)"                                  \
-    " AND NOT EXISTS (SELECT 1 FROM events WHERE agent IS NOT NULL AND agent = agents.id)",        \
-        "DELETE FROM header_sets WHERE id IN (SELECT id FROM gone_sets)"                           \
-        " AND NOT EXISTS (SELECT 1 FROM events WHERE header_set IS NOT NULL"                       \
-        " AND header_set = header_sets.id)",                                                       \
+    "UPDATE agents SET refs = refs - g.n FROM gone_agents AS g WHERE agents.id = g.id",            \
+        "UPDATE header_sets SET refs = refs - g.n FROM gone_sets AS g"                             \
+        " WHERE header_sets.id = g.id",                                                            \
+        "DELETE FROM agents WHERE id IN (SELECT id FROM gone_agents) AND refs <= 0",               \
+        "DELETE FROM header_sets WHERE id IN (SELECT id FROM gone_sets) AND refs <= 0",            \
         "INSERT INTO meta(key, value) SELECT '" SP_INTERN_GEN_KEY "', 1"                           \
         " WHERE EXISTS (SELECT 1 FROM gone_agents g WHERE g.id NOT IN (SELECT id FROM agents))"    \
         " OR EXISTS (SELECT 1 FROM gone_sets g WHERE g.id NOT IN (SELECT id FROM header_sets))"    \
         " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",                      \
         "DELETE FROM gone_agents", "DELETE FROM gone_sets"
-#define INTERN_GC_N 5
+#define INTERN_GC_N 7
 
 static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted, char *err,
                            size_t errlen)
@@ -2865,6 +2940,8 @@ static void sq_close(sp_store_t *base)
     free(s->known);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
+    free(s->named[0]);
+    free(s->named[1]);
     sqlite3_close(s->db);
     free(s->deltas);
     free(s->stored);
