@@ -376,9 +376,12 @@ struct sqlite_store {
      * of text deletions they are as of (Q_INTERN_GEN). */
     sp_intern_t *agents, *sets;
     int64_t intern_gen;
-    /* The IDs of the agents ([0]) and header sets ([1]) the batch's rows name, one entry per
-     * row, added to the texts' refs before the batch commits (write_refs). */
-    int64_t *named[2];
+    /* How many of the batch's rows name each agent ([0]) and header set ([1]): open addressing
+     * by ID (never 0), at most half full; added to the texts' refs before the batch commits
+     * (write_refs). */
+    struct named {
+        int64_t id, n;
+    } * named[2];
     size_t n_named[2], cap_named[2];
     sqlite3_stmt *rollup_rows[M_TABLES][ROLLUP_SIZES]; /* prepared on first use */
     /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
@@ -1212,16 +1215,36 @@ static int intern_fresh(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Notes that a row of the batch names text ID of kind T (0 agent, 1 header set). */
+/* The slot of ID in TABLE of CAP slots (a power of two): its own or the empty one it goes in. */
+static struct named *named_slot(struct named *table, size_t cap, int64_t id)
+{
+    size_t at = ((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 20;
+    for (;; at++)
+        if (table[at & (cap - 1)].id == id || 0 == table[at & (cap - 1)].id)
+            return &table[at & (cap - 1)];
+}
+
+/* Notes that a row of the batch names text ID (never 0) of kind T (0 agent, 1 header set). */
 static void note_named(sqlite_store_t *s, int t, int64_t id)
 {
-    if (s->n_named[t] == s->cap_named[t]) {
-        s->cap_named[t] = s->cap_named[t] ? 2 * s->cap_named[t] : 256;
-        s->named[t] = realloc(s->named[t], s->cap_named[t] * sizeof(*s->named[t]));
-        if (!s->named[t])
+    if (2 * (s->n_named[t] + 1) > s->cap_named[t]) {
+        size_t cap = s->cap_named[t] ? 2 * s->cap_named[t] : 256;
+        struct named *table = calloc(cap, sizeof(*table));
+        if (!table)
             abort();
+        for (size_t i = 0; i < s->cap_named[t]; i++)
+            if (s->named[t][i].id)
+                *named_slot(table, cap, s->named[t][i].id) = s->named[t][i];
+        free(s->named[t]);
+        s->named[t] = table;
+        s->cap_named[t] = cap;
     }
-    s->named[t][s->n_named[t]++] = id;
+    struct named *slot = named_slot(s->named[t], s->cap_named[t], id);
+    if (!slot->id) {
+        slot->id = id;
+        s->n_named[t]++;
+    }
+    slot->n++;
 }
 
 /* Inserts ROW, its ID into *ID: its user agent and header set by their IDs. */
@@ -1279,12 +1302,6 @@ static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id,
     return 0;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Adds to each text's refs the batch's rows that name it: one UPDATE per distinct text. A text
  * that is not there fails the batch (its rows would name nothing): the retry, with the cache
  * emptied, stores it anew. */
@@ -1292,21 +1309,18 @@ static int write_refs(sqlite_store_t *s, char *err, size_t errlen)
 {
     static const int stmt[2] = {Q_AGENT_REFS, Q_SET_REFS};
     for (int t = 0; t < 2; t++) {
-        int64_t *ids = s->named[t];
-        size_t n = s->n_named[t];
-        if (n > 1)
-            qsort(ids, n, sizeof(*ids), cmp_id);
-        for (size_t i = 0, j; i < n; i = j) {
-            for (j = i + 1; j < n && ids[j] == ids[i]; j++)
-                ;
+        for (size_t i = 0; i < s->cap_named[t]; i++) {
+            const struct named *e = &s->named[t][i];
+            if (!e->id)
+                continue;
             sqlite3_stmt *st = s->q[stmt[t]];
             sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, ids[i]);
-            sqlite3_bind_int64(st, 2, (int64_t)(j - i));
+            sqlite3_bind_int64(st, 1, e->id);
+            sqlite3_bind_int64(st, 2, e->n);
             if (SQLITE_DONE != sqlite3_step(st))
                 return fail(s, err, errlen, "count interned texts");
             if (1 != sqlite3_changes(s->db)) {
-                snprintf(err, errlen, "sqlite: interned text %lld is gone", (long long)ids[i]);
+                snprintf(err, errlen, "sqlite: interned text %lld is gone", (long long)e->id);
                 return -1;
             }
         }
@@ -1656,7 +1670,11 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (0 != intern_fresh(s, err, errlen))
         goto fail;
     s->n_deltas = s->n_stored = 0;
-    s->n_named[0] = s->n_named[1] = 0;
+    for (int t = 0; t < 2; t++) {
+        if (s->named[t])
+            memset(s->named[t], 0, s->cap_named[t] * sizeof(*s->named[t]));
+        s->n_named[t] = 0;
+    }
     s->n_unknown = -1;
     for (size_t i = 0; i < n; i++)
         if (0 != write_one(s, evs[i], err, errlen))
@@ -1666,8 +1684,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
     sp_rollup_derive(&rollup);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_refs(s, err, errlen) ||
-        0 != write_rollups(s, &rollup, err, errlen) ||
-        0 != write_unknown_counts(s, err, errlen) ||
+        0 != write_rollups(s, &rollup, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
