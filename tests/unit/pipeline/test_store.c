@@ -3706,6 +3706,63 @@ static void test_read_fold(void **state)
     sp_store_close(s);
 }
 
+/* N opens of campaign "ids" by recipients PREFIX0..., written as one batch by S, their IDs into
+ * IDS: each stored, in the batch's order. */
+static void ids_batch(sp_store_t *s, const char *prefix, size_t n, int64_t *ids)
+{
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    assert_non_null(evs);
+    for (size_t i = 0; i < n; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "%s%zu", prefix, i);
+        const spec_t sp = {"ids", who, OPEN, H, 1000 + (int64_t)i, NULL, i % 3 ? "A/1" : "B/2",
+                           NULL};
+        evs[i] = make_event(&sp);
+    }
+    write_evs(s, evs, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+        ids[i] = evs[i]->id;
+        if (i)
+            assert_true(ids[i] > ids[i - 1]);
+        sp_event_free(evs[i]);
+    }
+    free(evs);
+}
+
+/* A batch's events are written many rows a statement: each event is told the ID of its own row,
+ * IDs grow in the batch's order and from batch to batch, also between two connections writing
+ * in turn, and batches of any size (a statement's rows and a part of them) are stored whole. */
+static void test_event_ids_in_order(void **state)
+{
+    char err[512] = "";
+    sp_store_t *w1 = open_store(state), *w2 = open_store(state);
+    create(w1, "ids", 1);
+    enum { A = 75, B = 3, C = 40 };
+    int64_t ids[A + B + C];
+    ids_batch(w1, "a", A, ids);
+    ids_batch(w2, "b", B, ids + A);
+    ids_batch(w1, "c", C, ids + A + B);
+    assert_true(ids[A] > ids[A - 1]);
+    assert_true(ids[A + B] > ids[A + B - 1]);
+    got_events_t *g = list_events(w2, "ids", 0, 1000);
+    assert_int_equal(A + B + C, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        const char *r = g->e[i].recipient;
+        size_t at = strtoul(r + 1, NULL, 10) + ('a' == r[0] ? 0 : 'b' == r[0] ? A : A + B);
+        assert_true(at < A + B + C);
+        assert_int_equal(ids[at], g->e[i].id);
+        assert_int_equal(1000 + (int64_t)strtoul(r + 1, NULL, 10), g->e[i].ts);
+        assert_string_equal(strtoul(r + 1, NULL, 10) % 3 ? "A/1" : "B/2", g->e[i].user_agent);
+    }
+    got_events_free(g);
+    sp_campaign_t c;
+    assert_int_equal(0, w1->ops->campaign_get(w1, "ids", &c, err, sizeof(err)));
+    assert_int_equal(A + B + C, c.total_views);
+    sp_store_close(w2);
+    sp_store_close(w1);
+}
+
 /* An open of "ann" in campaign "fwd" by BROWSER on OS from IP at minute MIN of class KLASS. */
 static sp_event_t *reader_open(const char *browser, const char *os, const char *ip, int klass,
                                int64_t min)
@@ -4659,6 +4716,7 @@ int main(void)
         BOTH(test_batch_outcomes),
         BOTH(test_read_fold),
         BOTH(test_likely_forward),
+        BOTH(test_event_ids_in_order),
         BOTH(test_big_batch),
         BOTH(test_counters),
         BOTH(test_events_paging),
