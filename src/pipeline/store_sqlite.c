@@ -360,11 +360,14 @@ typedef struct {
 
 /* A batch's events are inserted up to EVENT_ROWS a statement (write_rows), like its rollups:
  * a statement's own work (its start, its cursors on the table and each index, its end) once
- * for many rows. Each is prepared on first use for 1, 2, 4... EVENT_ROWS rows. */
-#define EVENT_ROWS   32
-#define EVENT_SIZES  6                       /* 1 to EVENT_ROWS rows */
-#define EVENT_PARAMS (SP_EVENT_N_FIELDS + 3) /* the fields (the ID among them), agent, set, addrs  \
-                                              */
+ * for many rows. Each is prepared on first use for 1, 2, 4... EVENT_ROWS rows. OR FAIL: a row
+ * that breaks a constraint stops the statement without undoing the rows before it, so SQLite
+ * keeps no statement journal (a copy of each page the statement changes); the batch that fails
+ * is rolled back whole. */
+#define EVENT_ROWS  32
+#define EVENT_SIZES 6 /* 1 to EVENT_ROWS rows */
+/* A row's parameters: the fields (the ID among them), agent, header set, apart headers. */
+#define EVENT_PARAMS (SP_EVENT_N_FIELDS + 3)
 
 /* An event row waiting for its statement: the row (its strings borrowed from its event, which
  * outlives the batch's writing), its ID, its texts' IDs, and the values of its apart headers
@@ -3163,7 +3166,7 @@ static void sqlite_once(void)
     char cols[1024];
     sp_event_fields_sql(cols, sizeof(cols), true, NULL, 0, '?');
     snprintf(insert_sql, sizeof(insert_sql),
-             "INSERT INTO events(%s, agent, header_set, header_addrs)", cols);
+             "INSERT OR FAIL INTO events(%s, agent, header_set, header_addrs)", cols);
     sp_intern_select_sql(cols, sizeof(cols));
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",

@@ -3763,6 +3763,51 @@ static void test_event_ids_in_order(void **state)
     sp_store_close(w1);
 }
 
+static int64_t refs_wrong(fixture_t *fx);
+
+/* A row that fails in the middle of a batch's multi-row insert (here a trigger's RAISE(FAIL),
+ * which keeps the statement's rows before it) fails the batch whole: nothing of it is stored or
+ * counted, and the batch written again is stored once. */
+static void test_sqlite_batch_fails_whole(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *s = open_store(state);
+    create(s, "ids", 1);
+    int64_t ids[3];
+    ids_batch(s, "a", 3, ids);
+    raw_sql(fx,
+            "CREATE TRIGGER no_bad BEFORE INSERT ON events WHEN NEW.recipient = 'b37'"
+            " BEGIN SELECT RAISE(FAIL, 'refused'); END;",
+            "");
+    sp_event_t *evs[40];
+    for (size_t i = 0; i < 40; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "b%zu", i);
+        const spec_t sp = {"ids", who, OPEN, H, 2000 + (int64_t)i, NULL, "A/1", NULL};
+        evs[i] = make_event(&sp);
+    }
+    assert_int_equal(-1, s->ops->write_batch(s, evs, 40, NULL, err, sizeof(err)));
+    assert_int_equal(3, raw_int(fx, "SELECT count(*) FROM events"));
+    sp_campaign_t c;
+    assert_int_equal(0, s->ops->campaign_get(s, "ids", &c, err, sizeof(err)));
+    assert_int_equal(3, c.total_views);
+    assert_int_equal(2, raw_int(fx, "SELECT refs FROM agents WHERE text = 'A/1'"));
+    raw_sql(fx, "DROP TRIGGER no_bad;", "");
+    write_evs(s, evs, 40);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+        assert_int_equal(ids[2] + 1 + (int64_t)i, evs[i]->id);
+        sp_event_free(evs[i]);
+    }
+    assert_int_equal(43, raw_int(fx, "SELECT count(*) FROM events"));
+    assert_int_equal(43, raw_int(fx, "SELECT count(DISTINCT recipient) FROM events"));
+    assert_int_equal(0, s->ops->campaign_get(s, "ids", &c, err, sizeof(err)));
+    assert_int_equal(43, c.total_views);
+    assert_int_equal(0, refs_wrong(fx));
+    sp_store_close(s);
+}
+
 /* An open of "ann" in campaign "fwd" by BROWSER on OS from IP at minute MIN of class KLASS. */
 static sp_event_t *reader_open(const char *browser, const char *os, const char *ip, int klass,
                                int64_t min)
@@ -4717,6 +4762,7 @@ int main(void)
         BOTH(test_read_fold),
         BOTH(test_likely_forward),
         BOTH(test_event_ids_in_order),
+        SQLITE_ONLY(test_sqlite_batch_fails_whole),
         BOTH(test_big_batch),
         BOTH(test_counters),
         BOTH(test_events_paging),
