@@ -3706,6 +3706,108 @@ static void test_read_fold(void **state)
     sp_store_close(s);
 }
 
+/* N opens of campaign "ids" by recipients PREFIX0..., written as one batch by S, their IDs into
+ * IDS: each stored, in the batch's order. */
+static void ids_batch(sp_store_t *s, const char *prefix, size_t n, int64_t *ids)
+{
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    assert_non_null(evs);
+    for (size_t i = 0; i < n; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "%s%zu", prefix, i);
+        const spec_t sp = {"ids", who, OPEN, H, 1000 + (int64_t)i, NULL, i % 3 ? "A/1" : "B/2",
+                           NULL};
+        evs[i] = make_event(&sp);
+    }
+    write_evs(s, evs, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+        ids[i] = evs[i]->id;
+        if (i)
+            assert_true(ids[i] > ids[i - 1]);
+        sp_event_free(evs[i]);
+    }
+    free(evs);
+}
+
+/* A batch's events are written many rows a statement: each event is told the ID of its own row,
+ * IDs grow in the batch's order and from batch to batch, also between two connections writing
+ * in turn, and batches of any size (a statement's rows and a part of them) are stored whole. */
+static void test_event_ids_in_order(void **state)
+{
+    char err[512] = "";
+    sp_store_t *w1 = open_store(state), *w2 = open_store(state);
+    create(w1, "ids", 1);
+    enum { A = 75, B = 3, C = 40 };
+    int64_t ids[A + B + C];
+    ids_batch(w1, "a", A, ids);
+    ids_batch(w2, "b", B, ids + A);
+    ids_batch(w1, "c", C, ids + A + B);
+    assert_true(ids[A] > ids[A - 1]);
+    assert_true(ids[A + B] > ids[A + B - 1]);
+    got_events_t *g = list_events(w2, "ids", 0, 1000);
+    assert_int_equal(A + B + C, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        const char *r = g->e[i].recipient;
+        size_t at = strtoul(r + 1, NULL, 10) + ('a' == r[0] ? 0 : 'b' == r[0] ? A : A + B);
+        assert_true(at < A + B + C);
+        assert_int_equal(ids[at], g->e[i].id);
+        assert_int_equal(1000 + (int64_t)strtoul(r + 1, NULL, 10), g->e[i].ts);
+        assert_string_equal(strtoul(r + 1, NULL, 10) % 3 ? "A/1" : "B/2", g->e[i].user_agent);
+    }
+    got_events_free(g);
+    sp_campaign_t c;
+    assert_int_equal(0, w1->ops->campaign_get(w1, "ids", &c, err, sizeof(err)));
+    assert_int_equal(A + B + C, c.total_views);
+    sp_store_close(w2);
+    sp_store_close(w1);
+}
+
+static int64_t refs_wrong(fixture_t *fx);
+
+/* A row that fails in the middle of a batch's multi-row insert (here a trigger's RAISE(FAIL),
+ * which keeps the statement's rows before it) fails the batch whole: nothing of it is stored or
+ * counted, and the batch written again is stored once. */
+static void test_sqlite_batch_fails_whole(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *s = open_store(state);
+    create(s, "ids", 1);
+    int64_t ids[3];
+    ids_batch(s, "a", 3, ids);
+    raw_sql(fx,
+            "CREATE TRIGGER no_bad BEFORE INSERT ON events WHEN NEW.recipient = 'b37'"
+            " BEGIN SELECT RAISE(FAIL, 'refused'); END;",
+            "");
+    sp_event_t *evs[40];
+    for (size_t i = 0; i < 40; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "b%zu", i);
+        const spec_t sp = {"ids", who, OPEN, H, 2000 + (int64_t)i, NULL, "A/1", NULL};
+        evs[i] = make_event(&sp);
+    }
+    assert_int_equal(-1, s->ops->write_batch(s, evs, 40, NULL, err, sizeof(err)));
+    assert_int_equal(3, raw_int(fx, "SELECT count(*) FROM events"));
+    sp_campaign_t c;
+    assert_int_equal(0, s->ops->campaign_get(s, "ids", &c, err, sizeof(err)));
+    assert_int_equal(3, c.total_views);
+    assert_int_equal(2, raw_int(fx, "SELECT refs FROM agents WHERE text = 'A/1'"));
+    raw_sql(fx, "DROP TRIGGER no_bad;", "");
+    write_evs(s, evs, 40);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
+        assert_int_equal(ids[2] + 1 + (int64_t)i, evs[i]->id);
+        sp_event_free(evs[i]);
+    }
+    assert_int_equal(43, raw_int(fx, "SELECT count(*) FROM events"));
+    assert_int_equal(43, raw_int(fx, "SELECT count(DISTINCT recipient) FROM events"));
+    assert_int_equal(0, s->ops->campaign_get(s, "ids", &c, err, sizeof(err)));
+    assert_int_equal(43, c.total_views);
+    assert_int_equal(0, refs_wrong(fx));
+    sp_store_close(s);
+}
+
 /* An open of "ann" in campaign "fwd" by BROWSER on OS from IP at minute MIN of class KLASS. */
 static sp_event_t *reader_open(const char *browser, const char *os, const char *ip, int klass,
                                int64_t min)
@@ -3823,7 +3925,6 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE recipients DROP COLUMN first_network;"
              "ALTER TABLE recipients DROP COLUMN first_human_at;"
              "ALTER TABLE recipients DROP COLUMN forward_clients;"
-             "DROP INDEX events_agent; DROP INDEX events_header_set;"
              "DROP TABLE agents; DROP TABLE header_sets; ALTER TABLE events DROP COLUMN agent;"
              "ALTER TABLE events DROP COLUMN header_set;"
              "ALTER TABLE events DROP COLUMN header_addrs; CREATE INDEX events_ts ON events(ts);"
@@ -4274,6 +4375,114 @@ static void test_retention_texts(void **state)
     sp_store_close(w);
 }
 
+/* Texts whose refs (schema 18) are not the number of events that name them. */
+static int64_t refs_wrong(fixture_t *fx)
+{
+    return raw_int(fx, "SELECT (SELECT count(*) FROM agents a WHERE refs <>"
+                       " (SELECT count(*) FROM events WHERE agent = a.id)) + (SELECT count(*)"
+                       " FROM header_sets h WHERE refs <> (SELECT count(*) FROM events"
+                       " WHERE header_set = h.id))");
+}
+
+/* SQLite counts each text's events instead of indexing events by text: the counts follow
+ * every write (texts repeated within a batch and across batches, likely forwards written after
+ * the batch's events) and every deletion, and the last deletion takes the text. */
+static void test_sqlite_text_refs(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *w = open_store(state), *d = open_store(state);
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                    " AND tbl_name = 'events' AND (sql LIKE '%(agent)%'"
+                                    " OR sql LIKE '%(header_set)%')"));
+    gc_setup(w, 100, 102);
+    const char *rcpt[] = {"stays", "other", "gone@example.com"},
+               *uas[] = {"Shared/2.0", "Shared/2.0", "Solo/1.0"},
+               *tags[] = {"shared-tag", "shared-tag", "solo-tag"};
+    const int64_t ts[] = {200, 201, 202};
+    gc_write(w, "g", rcpt, ts, uas, tags, 3);
+    create(w, "fwd", 1);
+    sp_event_t *b1[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 0)};
+    write_evs(w, b1, 1);
+    sp_event_t *b2[] = {reader_open("Firefox", "Linux", "198.51.100.9", H, 63),
+                        reader_open("Mobile Safari", "iOS", "2001:db8:1::5", H, 64)};
+    write_evs(w, b2, 2);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE kind = %d", SP_EVENT_FORWARD);
+    assert_true(raw_int(fx, sql) >= 1);
+    sp_event_free(b1[0]);
+    sp_event_free(b2[0]);
+    sp_event_free(b2[1]);
+    assert_int_equal(4, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
+    assert_int_equal(2, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Solo/1.0'"));
+    assert_int_equal(0, refs_wrong(fx));
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM events"),
+                     raw_int(fx, "SELECT sum(refs) FROM header_sets"));
+
+    int64_t deleted = -1;
+    assert_int_equal(0, d->ops->forget(d, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(3, deleted);
+    assert_int_equal(0, gc_agents(fx, "Solo/1.0"));
+    assert_int_equal(0, gc_sets(fx, "solo-tag"));
+    assert_int_equal(0, refs_wrong(fx));
+    assert_int_equal(0, d->ops->purge_before(d, 150, &deleted, err, sizeof(err)));
+    assert_int_equal(1, deleted);
+    assert_int_equal(2, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
+    assert_int_equal(0, refs_wrong(fx));
+    gc_write_again(fx, w);
+    assert_int_equal(0, refs_wrong(fx));
+    assert_int_equal(1, d->ops->campaign_delete(d, "nothing", &deleted, err, sizeof(err)));
+    assert_int_equal(0, d->ops->campaign_delete(d, "fwd", &deleted, err, sizeof(err)));
+    assert_int_equal(0, refs_wrong(fx));
+    assert_int_equal(0, d->ops->campaign_delete(d, "g", &deleted, err, sizeof(err)));
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM events"));
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM agents"));
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM header_sets"));
+    sp_store_close(d);
+    sp_store_close(w);
+}
+
+/* A store of schema 17 (texts found through events_agent and events_header_set) counts the
+ * events of each text as it moves to 18, and deletes texts with their last event from then on. */
+static void test_sqlite_text_refs_migrated(void **state)
+{
+    fixture_t *fx = *state;
+    char err[512] = "";
+    sp_store_t *w = open_store(state);
+    gc_setup(w, 100, 102);
+    const char *rcpt[] = {"other"}, *uas[] = {"Shared/2.0"}, *tags[] = {"shared-tag"};
+    const int64_t ts[] = {200};
+    gc_write(w, "g", rcpt, ts, uas, tags, 1);
+    sp_store_close(w);
+    raw_sql(fx,
+            "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
+            "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
+            "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
+            "PRAGMA user_version = 17;",
+            "");
+    w = open_store(state);
+    sp_store_t *d = open_store(state);
+    assert_int_equal(18, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(3, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
+    assert_int_equal(1, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Solo/1.0'"));
+    assert_int_equal(0, refs_wrong(fx));
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                    " ('events_agent', 'events_header_set')"));
+    int64_t deleted = -1;
+    assert_int_equal(0, d->ops->forget(d, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(2, deleted);
+    assert_int_equal(0, gc_agents(fx, "Solo/1.0"));
+    assert_int_equal(0, gc_sets(fx, "solo-tag"));
+    assert_int_equal(1, gc_agents(fx, "Shared/2.0"));
+    assert_int_equal(1, gc_sets(fx, "shared-tag"));
+    assert_int_equal(0, gc_dangling(fx));
+    assert_int_equal(0, refs_wrong(fx));
+    gc_write_again(fx, w);
+    assert_int_equal(0, refs_wrong(fx));
+    sp_store_close(d);
+    sp_store_close(w);
+}
+
 /* PostgreSQL drops a week's partition whole: the texts only its rows named go with it. */
 static void test_pg_partition_texts(void **state)
 {
@@ -4552,6 +4761,8 @@ int main(void)
         BOTH(test_batch_outcomes),
         BOTH(test_read_fold),
         BOTH(test_likely_forward),
+        BOTH(test_event_ids_in_order),
+        SQLITE_ONLY(test_sqlite_batch_fails_whole),
         BOTH(test_big_batch),
         BOTH(test_counters),
         BOTH(test_events_paging),
@@ -4588,6 +4799,8 @@ int main(void)
         BOTH(test_interned),
         BOTH(test_forget_texts),
         BOTH(test_retention_texts),
+        SQLITE_ONLY(test_sqlite_text_refs),
+        SQLITE_ONLY(test_sqlite_text_refs_migrated),
         PG_ONLY(test_pg_partitions),
         PG_ONLY(test_pg_partition_retention),
         PG_ONLY(test_pg_partition_texts),
