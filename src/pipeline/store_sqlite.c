@@ -3184,10 +3184,6 @@ static void sqlite_once(void)
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
                          rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    /* A statement's journal (the pages it changed, kept to undo it alone) stays in memory up to
-     * 4 MiB instead of SQLite's 64 KiB: the writer's multi-row statements touch hundreds of index
-     * pages each, and a spilled journal is a pwrite per page to a temporary file. */
-    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 4 << 20);
     real_vfs = sqlite3_vfs_find(NULL);
     if (real_vfs) {
         fenced_vfs.szOsFile = (int)sizeof(vfile_t) + real_vfs->szOsFile;
