@@ -142,6 +142,9 @@ typedef int (*sp_store_link_cb)(void *ctx, const sp_store_link_t *l);
 
 typedef struct sp_store sp_store_t;
 
+/* An export's reading of a campaign's events (sp_store_ops_t.export_open). */
+typedef struct sp_store_export sp_store_export_t;
+
 /* A meta key/value written in the same transaction as a batch: the journal position the
  * store then holds everything before. */
 typedef struct sp_store_mark {
@@ -208,6 +211,24 @@ typedef struct sp_store_ops {
      * ERR. */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
+    /* Starts reading CAMPAIGN's events as events() lists them (IDs below BEFORE, at most LIMIT,
+     * negative: no limit), PAGE of them per export_next. Each page is its own statement: no
+     * transaction or cursor is held between pages, so a slow reader holds back neither
+     * retention nor the writer. A page holds the events there when it is read; PostgreSQL reads
+     * the next page as soon as the caller has one (while the caller formats and sends it), so
+     * an event taken out after export_next returned page N can still be in page N + 1, never in
+     * a later one. The reading belongs to S and uses it only within export_next and
+     * export_close; S may serve other calls (and other readings) in between. Never NULL
+     * (allocation aborts). */
+    sp_store_export_t *(*export_open)(sp_store_t *s, const char *campaign, int64_t before,
+                                      int64_t limit, int64_t page);
+    /* Calls CB on X's next page of events (borrowed for the call). 0 with more to read, 1 when
+     * that page was the last (maybe empty; and at every later call), -1 + ERR: the reading
+     * cannot go on (later calls fail too). A CB that returns nonzero ends the reading: 1. */
+    int (*export_next)(sp_store_t *s, sp_store_export_t *x, sp_store_event_cb cb, void *ctx,
+                       char *err, size_t errlen);
+    /* Ends and frees X (NULL is a no-op), before S is closed. Cannot fail. */
+    void (*export_close)(sp_store_t *s, sp_store_export_t *x);
     /* CAMPAIGN's report rows over SPAN (see sp_store_report_cb_t), read in one snapshot. 0
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,
