@@ -144,6 +144,8 @@ typedef struct sp_store sp_store_t;
 
 /* An export's reading of a campaign's events (sp_store_ops_t.export_open). */
 typedef struct sp_store_export sp_store_export_t;
+/* Pages a reading may have read beyond those it has handed out (PostgreSQL's read ahead). */
+#define SP_STORE_EXPORT_AHEAD 8
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
  * store then holds everything before. */
@@ -212,14 +214,13 @@ typedef struct sp_store_ops {
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
     /* Starts reading CAMPAIGN's events as events() lists them (IDs below BEFORE, at most LIMIT,
-     * negative: no limit), PAGE of them per export_next. Each page is its own statement: no
-     * transaction or cursor is held between pages, so a slow reader holds back neither
-     * retention nor the writer. A page holds the events there when it is read; PostgreSQL reads
-     * the next page as soon as the caller has one (while the caller formats and sends it), so
-     * an event taken out after export_next returned page N can still be in page N + 1, never in
-     * a later one. The reading belongs to S and uses it only within export_next and
-     * export_close; S may serve other calls (and other readings) in between. Never NULL
-     * (allocation aborts). */
+     * negative: no limit), PAGE of them per export_next. No transaction or cursor is held
+     * between calls, so a slow reader holds back neither retention nor the writer, and a page
+     * holds the events there when it was read: PostgreSQL reads ahead (the next pages while the
+     * caller formats one), so an event taken out after export_next returned page N can still be
+     * in the SP_STORE_EXPORT_AHEAD pages after it, never in a later one. The reading belongs to S
+     * and uses it only within export_next and export_close; S may serve other calls (and other
+     * readings) in between. Never NULL (allocation aborts). */
     sp_store_export_t *(*export_open)(sp_store_t *s, const char *campaign, int64_t before,
                                       int64_t limit, int64_t page);
     /* Calls CB on X's next page of events (borrowed for the call). 0 with more to read, 1 when

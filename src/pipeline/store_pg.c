@@ -2641,7 +2641,7 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
  * downloader would keep its locks on the partitions (retention's DROP would wait, and the
  * writer's inserts behind it). The rows carry the IDs of their interned texts (intern.h), looked
  * up once each per reading, not a copy of the text on every row. */
-#define EXPORT_STATEMENT_PAGES 4
+#define EXPORT_STATEMENT_PAGES (SP_STORE_EXPORT_AHEAD / 2) /* one held, one read ahead */
 /* Texts of each kind a reading keeps: those of a page at least (a page holds at most half). */
 #define EXPORT_TEXTS 4096
 
