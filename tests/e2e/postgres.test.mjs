@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { UA, request, startServer } from './harness.mjs';
+import { UA, assertPixel, request, startServer, waitFor } from './harness.mjs';
 
 const PG = process.env.SPYPIXEL_TEST_PG;
 
@@ -20,6 +20,25 @@ function psql(conninfo, sql) {
       else resolve(stdout.trim());
     });
   });
+}
+
+/** The ids of a CSV export's rows (RFC 4180: quoted fields with "", commas and newlines inside). */
+function csvIds(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (ch !== '\r') field += ch;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  const id = rows[0].indexOf('id');
+  return rows.slice(1).map((r) => Number(r[id]));
 }
 
 describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST_PG is unset (scripts/run-tests sets it)' }, () => {
@@ -161,5 +180,32 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     } finally {
       await c.stop();
     }
+  });
+  test('events.json and events.csv of a campaign read over several pages and read-ahead statements hold its events once each, in order', async () => {
+    await a.apiOk('POST', '/campaigns', { id: 'pg-big' });
+    // PostgreSQL's reading takes 4 pages of 1,000 per statement, the next read ahead.
+    const n = 4500;
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const i = next++;
+        assertPixel(await a.pixel({ campaign: 'pg-big', email: `r${i % 300}@example.com` }, { 'User-Agent': `agent ${i % 11}` }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    let all;
+    await waitFor(async () => (all = await a.events('pg-big', '?limit=100000')).length === n, { what: `${n} events indexed`, timeoutMs: 60000 });
+    for (const srv of [a, b]) {
+      const json = await srv.api('GET', '/campaigns/pg-big/events.json');
+      assert.equal(json.status, 200);
+      assert.deepEqual(json.json(), all);
+      const csv = await srv.api('GET', '/campaigns/pg-big/events.csv');
+      assert.equal(csv.status, 200);
+      assert.deepEqual(csvIds(csv.text), all.map((e) => e.id));
+    }
+    const part = await b.api('GET', `/campaigns/pg-big/events.json?limit=4100&before=${all[10].id}`);
+    assert.deepEqual(part.json(), all.slice(11, 4111));
+    const tail = await b.api('GET', `/campaigns/pg-big/events.csv?before=${all[n - 3].id}`);
+    assert.deepEqual(csvIds(tail.text), all.slice(n - 2).map((e) => e.id));
   });
 });
