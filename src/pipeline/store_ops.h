@@ -145,7 +145,7 @@ typedef struct sp_store sp_store_t;
 /* An export's reading of a campaign's events (sp_store_ops_t.export_open). */
 typedef struct sp_store_export sp_store_export_t;
 /* Pages a reading may have read beyond those it has handed out (PostgreSQL's read ahead). */
-#define SP_STORE_EXPORT_AHEAD 8
+#define SP_STORE_EXPORT_AHEAD 1
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
  * store then holds everything before. */
@@ -216,7 +216,7 @@ typedef struct sp_store_ops {
     /* Starts reading CAMPAIGN's events as events() lists them (IDs below BEFORE, at most LIMIT,
      * negative: no limit), PAGE of them per export_next. No transaction or cursor is held
      * between calls, so a slow reader holds back neither retention nor the writer, and a page
-     * holds the events there when it was read: PostgreSQL reads ahead (the next pages while the
+     * holds the events there when it was read: PostgreSQL reads ahead (the next page while the
      * caller formats one), so an event taken out after export_next returned page N can still be
      * in the SP_STORE_EXPORT_AHEAD pages after it, never in a later one. The reading belongs to S
      * and uses it only within export_next and export_close; S may serve other calls (and other

@@ -183,8 +183,8 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
   });
   test('events.json and events.csv of a campaign read over several pages and read-ahead statements hold its events once each, in order', async () => {
     await a.apiOk('POST', '/campaigns', { id: 'pg-big' });
-    // PostgreSQL's reading takes 4 pages of 1,000 per statement, the next read ahead.
-    const n = 4500;
+    // The export reads pages of 4,000, the next one read ahead.
+    const n = 8500;
     let next = 0;
     const worker = async () => {
       while (next < n) {
