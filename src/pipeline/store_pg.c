@@ -2838,8 +2838,8 @@ static int pg_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event
     if (0 != ready(s, err, errlen) ||
         0 != texts_fetch(s, &x->agents, Q_EXPORT_AGENTS, x->cur, x->at, to, SP_EVENT_N_FIELDS + 1,
                          err, errlen) ||
-        0 != texts_fetch(s, &x->sets, Q_EXPORT_SETS, x->cur, x->at, to, SP_EVENT_N_FIELDS + 2,
-                         err, errlen)) {
+        0 != texts_fetch(s, &x->sets, Q_EXPORT_SETS, x->cur, x->at, to, SP_EVENT_N_FIELDS + 2, err,
+                         errlen)) {
         x->failed = true;
         return -1;
     }

@@ -2019,8 +2019,8 @@ static int export_row(void *ctx, const sp_event_row_t *r)
     return x->stopped;
 }
 
-static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event_cb cb,
-                          void *ctx, char *err, size_t errlen)
+static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event_cb cb, void *ctx,
+                          char *err, size_t errlen)
 {
     if (x->failed) {
         snprintf(err, errlen, "export: an earlier page failed");

@@ -4386,7 +4386,7 @@ static void test_export_meanwhile(void **state)
     enum { N = 300, OLD = 100, PAGE = 5 };
     int64_t w = week_of(sp_now_ms()), cut = w - 2 * WEEK_MS;
     spec_t *specs = calloc(N, sizeof(*specs));
-    char (*rcpt)[32] = calloc(N, 32);
+    char(*rcpt)[32] = calloc(N, 32);
     assert_non_null(specs);
     assert_non_null(rcpt);
     for (int i = 0; i < N; i++) {
@@ -4434,8 +4434,8 @@ static void test_export_meanwhile(void **state)
         kept += !out;
         if (at < g->n && g->e[at].id == all->e[i].id) {
             if (out && page_of[at] > SP_STORE_EXPORT_AHEAD)
-                fail_msg("event %lld taken out before page %d was read",
-                         (long long)all->e[i].id, page_of[at]);
+                fail_msg("event %lld taken out before page %d was read", (long long)all->e[i].id,
+                         page_of[at]);
             at++;
         } else if (!out) {
             fail_msg("event %lld missing", (long long)all->e[i].id);
