@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
@@ -183,8 +184,9 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
   });
   test('events.json and events.csv of a campaign read over several pages and read-ahead statements hold its events once each, in order', async () => {
     await a.apiOk('POST', '/campaigns', { id: 'pg-big' });
-    // The export reads pages of 4,000, the next one read ahead.
-    const n = 8500;
+    // The export reads pages of 4,000, the next one read ahead: five pages (the test below needs
+    // more than the socket holds).
+    const n = 16500;
     let next = 0;
     const worker = async () => {
       while (next < n) {
@@ -207,5 +209,37 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     assert.deepEqual(part.json(), all.slice(11, 4111));
     const tail = await b.api('GET', `/campaigns/pg-big/events.csv?before=${all[n - 3].id}`);
     assert.deepEqual(csvIds(tail.text), all.slice(n - 2).map((e) => e.id));
+  });
+  test('an export whose store fails after its first page is cut, never ended as a whole document; between pages it holds no lock on events', async () => {
+    // pg-big (the test above): 16,500 events (12.6 MB), pages of 4,000 (3 MB). The download stops
+    // at its first bytes: the server reads on as long as the socket takes its pages (a few MB),
+    // then waits; the store fails before the pages after those are read.
+    const got = await new Promise((resolve, reject) => {
+      const req = http.get(`${a.base}/api/v1/campaigns/pg-big/events.json`, { headers: { Authorization: `Bearer ${a.token}` }, agent: false }, (res) => {
+        let body = '';
+        let paused = false;
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+          if (paused) return;
+          paused = true;
+          res.pause();
+          // Granted at once: no statement of the export waits on the connection with its locks.
+          psql(conninfo, "SET lock_timeout = '5s'; ALTER TABLE events RENAME TO events_away").then(() => res.resume(), reject);
+        });
+        res.on('error', () => {});
+        res.on('close', () => resolve({ status: res.statusCode, body, complete: res.complete }));
+      });
+      req.on('error', () => {});
+    });
+    await psql(conninfo, 'ALTER TABLE events_away RENAME TO events');
+    assert.equal(got.status, 200);
+    assert.equal(got.complete, false, `the answer was cut, not ended: ${got.body.length} bytes, ending ${JSON.stringify(got.body.slice(-40))}`);
+    assert.ok(got.body.length > 1000, 'the first page was sent');
+    assert.throws(() => JSON.parse(got.body), 'what came is no whole document');
+    assert.ok(!got.body.endsWith('\n]'));
+    // The store is fine afterwards.
+    const again = await b.api('GET', '/campaigns/pg-big/events.json?limit=3');
+    assert.equal(again.json().length, 3);
   });
 });
