@@ -2648,7 +2648,7 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
 #define EXPORT_STATEMENT_PAGES 1
 _Static_assert(2 * EXPORT_STATEMENT_PAGES - 1 <= SP_STORE_EXPORT_AHEAD,
                "a reading holds a statement's pages and the next statement's");
-/* Texts of each kind a reading keeps: those of a page at least (a page holds at most half). */
+/* Texts of each kind a reading keeps (at most half as many as slots): a page's at least. */
 #define EXPORT_TEXTS 8192
 
 typedef struct {
@@ -2730,8 +2730,6 @@ static bool export_texts(sp_store_export_t *x, const PGresult *res, int row, sp_
 static int texts_fetch(pg_store_t *s, export_texts_t *t, int q, const PGresult *res, int from,
                        int to, int col, char *err, size_t errlen)
 {
-    if (t->n + (size_t)(to - from) > EXPORT_TEXTS / 2)
-        texts_clear(t); /* a campaign of many texts: those of this page fit */
     array_t a = {0};
     size_t want = 0;
     for (int i = from; i < to; i++) {
@@ -2741,6 +2739,14 @@ static int texts_fetch(pg_store_t *s, export_texts_t *t, int q, const PGresult *
         size_t k = texts_slot(t, id);
         if (t->id[k])
             continue;
+        if (t->n == EXPORT_TEXTS / 2) {
+            /* Full: emptied, and the page's texts (at most a page of them) asked again. */
+            texts_clear(t);
+            free(array_end(&a));
+            want = 0;
+            i = from - 1;
+            continue;
+        }
         t->id[k] = id; /* asked once; its text NULL until found */
         t->n++;
         want++;

@@ -277,7 +277,7 @@ typedef struct got_event {
 } got_event_t;
 
 typedef struct got_events {
-    got_event_t e[1200];
+    got_event_t e[4200];
     size_t n, stop_after;
 } got_events_t;
 
@@ -4372,6 +4372,50 @@ static void test_export_reading(void **state)
     sp_store_close(s);
 }
 
+/* A campaign of more distinct user agents than a reading keeps (PostgreSQL's looks each up once
+ * and keeps at most 4,096): every row still has its own, at any page size. */
+static void test_export_many_texts(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "t", 1);
+    enum { N = 5000, BATCH = 500 };
+    for (int from = 0; from < N; from += BATCH) {
+        sp_event_t *evs[BATCH];
+        for (int k = 0; k < BATCH; k++) {
+            char ua[32];
+            snprintf(ua, sizeof(ua), "agent %d", from + k);
+            evs[k] = make_event(
+                &(spec_t){"t", "r@example.com", OPEN, H, 1764000000000 + from + k, NULL, ua, NULL});
+        }
+        int rc = s->ops->write_batch(s, evs, BATCH, NULL, err, sizeof(err));
+        if (rc)
+            print_error("write_batch: %s\n", err);
+        assert_int_equal(0, rc);
+        for (int k = 0; k < BATCH; k++)
+            sp_event_free(evs[k]);
+    }
+    static const int64_t pages[] = {1000, 4096};
+    for (size_t k = 0; k < 2; k++) {
+        sp_store_export_t *x = s->ops->export_open(s, "t", 0, -1, pages[k]);
+        int64_t want = N - 1;
+        for (int rc = 0; !rc;) {
+            got_events_t *g = calloc(1, sizeof(*g));
+            assert_non_null(g);
+            rc = export_page(s, x, g);
+            for (size_t i = 0; i < g->n; i++, want--) {
+                char ua[32];
+                snprintf(ua, sizeof(ua), "agent %lld", (long long)want);
+                assert_string_equal(ua, g->e[i].user_agent);
+            }
+            got_events_free(g);
+        }
+        assert_int_equal(-1, want);
+        s->ops->export_close(s, x);
+    }
+    sp_store_close(s);
+}
+
 /* A forget and retention made (by another connection, as the server's writer and API do) while
  * a campaign is read by pages: both go through at once (a reading holds no statement, lock or
  * snapshot between its calls: PostgreSQL's DROP of a week would wait for one), and what they took
@@ -5000,6 +5044,7 @@ int main(void)
         BOTH(test_one_text),
         BOTH(test_export_bytes),
         BOTH(test_export_reading),
+        BOTH(test_export_many_texts),
         BOTH(test_export_meanwhile),
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
