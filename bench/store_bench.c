@@ -250,7 +250,7 @@ static long peak_rss_kib(void)
     return v;
 }
 
-/* An export as the API makes it: pages of 1,000 by keyset, each row serialised. */
+/* An export as the API makes it: a reading by pages of 1,000 (export_open), each row serialised. */
 static void export_rate(sp_store_t *st, const char *campaign, int json)
 {
     char err[512];
@@ -259,17 +259,15 @@ static void export_rate(sp_store_t *st, const char *campaign, int json)
     reader_t r = {.out = &page, .json = json};
     long rss0 = peak_rss_kib();
     double s = now_s(), cpu = cpu_s();
-    int64_t before = 0;
-    for (;;) {
-        int64_t n0 = r.n;
+    sp_store_export_t *x = st->ops->export_open(st, campaign, 0, -1, 1000);
+    int rc;
+    do {
         page.len = 0;
-        if (0 != st->ops->events(st, campaign, before, 1000, count_event, &r, err, sizeof(err)))
+        if ((rc = st->ops->export_next(st, x, count_event, &r, err, sizeof(err))) < 0)
             die("export", err);
         fwrite(page.data, 1, page.len, out);
-        if (r.n - n0 < 1000)
-            break;
-        before = r.last_id;
-    }
+    } while (!rc);
+    st->ops->export_close(st, x);
     double t = now_s() - s;
     cpu = cpu_s() - cpu;
     sp_outbuf_free(&page);

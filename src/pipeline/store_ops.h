@@ -142,6 +142,11 @@ typedef int (*sp_store_link_cb)(void *ctx, const sp_store_link_t *l);
 
 typedef struct sp_store sp_store_t;
 
+/* An export's reading of a campaign's events (sp_store_ops_t.export_open). */
+typedef struct sp_store_export sp_store_export_t;
+/* Pages a reading may have read beyond those it has handed out (PostgreSQL's read ahead). */
+#define SP_STORE_EXPORT_AHEAD 1
+
 /* A meta key/value written in the same transaction as a batch: the journal position the
  * store then holds everything before. */
 typedef struct sp_store_mark {
@@ -208,6 +213,23 @@ typedef struct sp_store_ops {
      * ERR. */
     int (*events)(sp_store_t *s, const char *campaign, int64_t before, int64_t limit,
                   sp_store_event_cb cb, void *ctx, char *err, size_t errlen);
+    /* Starts reading CAMPAIGN's events as events() lists them (IDs below BEFORE, at most LIMIT,
+     * negative: no limit), PAGE of them per export_next. No transaction or cursor is held
+     * between calls, so a slow reader holds back neither retention nor the writer, and a page
+     * holds the events there when it was read: PostgreSQL reads ahead (the next page while the
+     * caller formats one), so an event taken out after export_next returned page N can still be
+     * in the SP_STORE_EXPORT_AHEAD pages after it, never in a later one. The reading belongs to S
+     * and uses it only within export_next and export_close; S may serve other calls (and other
+     * readings) in between. Never NULL (allocation aborts). */
+    sp_store_export_t *(*export_open)(sp_store_t *s, const char *campaign, int64_t before,
+                                      int64_t limit, int64_t page);
+    /* Calls CB on X's next page of events (borrowed for the call). 0 with more to read, 1 when
+     * that page was the last (maybe empty; and at every later call), -1 + ERR: the reading
+     * cannot go on (later calls fail too). A CB that returns nonzero ends the reading: 1. */
+    int (*export_next)(sp_store_t *s, sp_store_export_t *x, sp_store_event_cb cb, void *ctx,
+                       char *err, size_t errlen);
+    /* Ends and frees X (NULL is a no-op), before S is closed. Cannot fail. */
+    void (*export_close)(sp_store_t *s, sp_store_export_t *x);
     /* CAMPAIGN's report rows over SPAN (see sp_store_report_cb_t), read in one snapshot. 0
      * (also for no such campaign), or -1 + ERR. */
     int (*report)(sp_store_t *s, const char *campaign, const sp_store_span_t *span,

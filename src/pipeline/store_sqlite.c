@@ -1984,6 +1984,71 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     return read_events(s, st, cb, ctx, err, errlen);
 }
 
+/* An export's reading: each page a call of sq_events (SQLite reads in this process, nothing to
+ * read ahead). */
+struct sp_store_export {
+    char *campaign;
+    int64_t before, left, page, n; /* the next page's keyset, events still to read, page size */
+    bool done, failed;
+    sp_store_event_cb cb;
+    void *ctx;
+    bool stopped;
+};
+
+static sp_store_export_t *sq_export_open(sp_store_t *base, const char *campaign, int64_t before,
+                                         int64_t limit, int64_t page)
+{
+    (void)base;
+    sp_store_export_t *x = calloc(1, sizeof(*x));
+    if (!x || !(x->campaign = strdup(campaign)))
+        abort();
+    x->before = before;
+    x->left = limit < 0 ? INT64_MAX : limit;
+    x->page = page > 0 ? page : 1;
+    x->done = !x->left;
+    return x;
+}
+
+static int export_row(void *ctx, const sp_event_row_t *r)
+{
+    sp_store_export_t *x = ctx;
+    x->before = r->id;
+    x->n++;
+    if (x->cb(x->ctx, r))
+        x->stopped = true;
+    return x->stopped;
+}
+
+static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event_cb cb, void *ctx,
+                          char *err, size_t errlen)
+{
+    if (x->failed) {
+        snprintf(err, errlen, "export: an earlier page failed");
+        return -1;
+    }
+    if (x->done)
+        return 1;
+    int64_t limit = x->left < x->page ? x->left : x->page;
+    x->cb = cb;
+    x->ctx = ctx;
+    x->n = 0;
+    if (0 != sq_events(base, x->campaign, x->before, limit, export_row, x, err, errlen)) {
+        x->failed = true;
+        return -1;
+    }
+    x->left -= x->n;
+    x->done = x->stopped || x->n < limit || !x->left;
+    return x->done;
+}
+
+static void sq_export_close(sp_store_t *base, sp_store_export_t *x)
+{
+    (void)base;
+    if (x)
+        free(x->campaign);
+    free(x);
+}
+
 /* ---- reports ----------------------------------------------------------------- */
 
 static int sq_report(sp_store_t *base, const char *campaign, const sp_store_span_t *span,
@@ -3066,6 +3131,9 @@ static const sp_store_ops_t sqlite_ops = {
     .campaign_list = sq_campaign_list,
     .recipients = sq_recipients,
     .events = sq_events,
+    .export_open = sq_export_open,
+    .export_next = sq_export_next,
+    .export_close = sq_export_close,
     .report = sq_report,
     .campaign_archive = sq_campaign_archive,
     .events_query = sq_events_query,

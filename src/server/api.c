@@ -311,24 +311,29 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
 }
 
 /*
- * An export streams: it is read from the store a page at a time (EXPORT_PAGE events, the next
- * page by keyset, IDs below the last one sent, through events_campaign) as libmicrohttpd asks
- * for more, so its memory stays one page whatever the campaign's size. Its events are those
- * of the campaign when it began (later events have higher IDs) less any that retention or
- * forget takes out meanwhile. The bytes are those of the whole document built at once: the CSV
- * rows one after the other, and the JSON array as json_dumps(JSON_INDENT(1)) writes it.
+ * An export streams: it is read from the store a page at a time (EXPORT_PAGE events, each page
+ * its own statement, the next by keyset: IDs below the last one read, through events_campaign)
+ * as libmicrohttpd asks for more, so its memory stays about two pages whatever the campaign's
+ * size; a page is big so that PostgreSQL plans its statement (1-3 ms) once per thousands of
+ * rows. Its events are those of the campaign when it began (later events have higher IDs) less
+ * any that retention or forget takes out before the page that holds them is read: PostgreSQL
+ * reads a page ahead (store_ops.h, export_next), so an event taken out while one page is being
+ * sent can still be in the next, never in a later one. The bytes are those of the whole
+ * document built at once: the CSV rows one after the other, and the JSON array as
+ * json_dumps(JSON_INDENT(1)) writes it.
  */
-#define EXPORT_PAGE 1000
+#define EXPORT_PAGE 4000
 
 typedef struct export
 {
-    /* Its store connection is the thread's that reads the next page (sp_http_reader): REQ is
-     * borrowed, as the pages are read while its answer is sent. */
-    sp_request_t *req;
+    /* STORE is the connection of the thread that serves the request, the one that reads every
+     * page (sp_http_reader: a connection stays on its thread); the reading is closed with the
+     * answer, before the thread closes its store. */
+    sp_store_t *store;
+    sp_store_export_t *reading;
     char campaign[SP_ID_MAX + 1];
     bool csv;
-    int64_t before, left; /* the next page's keyset, events still to send */
-    int64_t sent;         /* events sent */
+    int64_t sent; /* events sent */
     bool started, done;
     sp_outbuf_t page; /* the page being sent, from PAGE_AT; its memory kept for the next */
     size_t page_at;
@@ -350,7 +355,6 @@ static int export_row(void *ctx, const sp_event_row_t *r)
         sp_outbuf_put(&p->x->page, p->x->sent + p->n ? ",\n " : "[\n ", 3);
         sp_serialize_event_buf(&p->x->page, r, 1);
     }
-    p->x->before = r->id;
     p->n++;
     return 0;
 }
@@ -363,26 +367,20 @@ static int export_page(export_t *x)
     if (x->csv && !x->started)
         sp_serialize_csv_header_buf(&x->page);
     x->started = true;
-    int rc = 0;
-    if (x->left > 0) {
-        sp_store_t *store = sp_http_reader(x->req);
-        char err[512];
-        int64_t limit = x->left < EXPORT_PAGE ? x->left : EXPORT_PAGE;
-        rc = store ? store->ops->events(store, x->campaign, x->before, limit, export_row, &p, err,
-                                        sizeof(err))
-                   : -1;
-        if (rc)
-            sp_log_error("export stopped: the store failed", "campaign=\"%s\" error=\"%s\"",
-                         x->campaign, store ? err : "no store connection");
-        x->left = p.n < limit ? 0 : x->left - p.n;
+    char err[512];
+    int rc = x->store->ops->export_next(x->store, x->reading, export_row, &p, err, sizeof(err));
+    if (rc < 0) {
+        sp_log_error("export stopped: the store failed", "campaign=\"%s\" error=\"%s\"",
+                     x->campaign, err);
+        return -1;
     }
     x->sent += p.n;
-    if (!rc && !x->left) {
+    if (rc > 0) {
         x->done = true;
         if (!x->csv)
             sp_outbuf_put(&x->page, x->sent ? "\n]" : "[]", 2);
     }
-    return rc;
+    return 0;
 }
 
 static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -406,6 +404,7 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void export_free(void *cls)
 {
     export_t *x = cls;
+    x->store->ops->export_close(x->store, x->reading);
     sp_outbuf_free(&x->page);
     free(x);
 }
@@ -416,11 +415,10 @@ static enum MHD_Result export_events(api_ctx_t *c, const char *id, bool csv, int
     export_t *x = calloc(1, sizeof(*x));
     if (!x)
         abort();
-    x->req = c->req;
+    x->store = c->store;
+    x->reading = c->store->ops->export_open(c->store, id, before, limit, EXPORT_PAGE);
     snprintf(x->campaign, sizeof(x->campaign), "%s", id);
     x->csv = csv;
-    x->before = before;
-    x->left = limit;
     /* The first page is made at once: a store that fails at the start still gets its error
      * answer, where later the connection can only be cut. */
     if (0 != export_page(x)) {

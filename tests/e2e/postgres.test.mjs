@@ -6,10 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { UA, request, startServer } from './harness.mjs';
+import { UA, assertPixel, request, startServer, waitFor } from './harness.mjs';
 
 const PG = process.env.SPYPIXEL_TEST_PG;
 
@@ -20,6 +21,25 @@ function psql(conninfo, sql) {
       else resolve(stdout.trim());
     });
   });
+}
+
+/** The ids of a CSV export's rows (RFC 4180: quoted fields with "", commas and newlines inside). */
+function csvIds(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (ch !== '\r') field += ch;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  const id = rows[0].indexOf('id');
+  return rows.slice(1).map((r) => Number(r[id]));
 }
 
 describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST_PG is unset (scripts/run-tests sets it)' }, () => {
@@ -161,5 +181,65 @@ describe('PostgreSQL store shared by two servers', { skip: !PG && 'SPYPIXEL_TEST
     } finally {
       await c.stop();
     }
+  });
+  test('events.json and events.csv of a campaign read over several pages and read-ahead statements hold its events once each, in order', async () => {
+    await a.apiOk('POST', '/campaigns', { id: 'pg-big' });
+    // The export reads pages of 4,000, the next one read ahead: five pages (the test below needs
+    // more than the socket holds).
+    const n = 16500;
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const i = next++;
+        assertPixel(await a.pixel({ campaign: 'pg-big', email: `r${i % 300}@example.com` }, { 'User-Agent': `agent ${i % 11}` }));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    let all;
+    await waitFor(async () => (all = await a.events('pg-big', '?limit=100000')).length === n, { what: `${n} events indexed`, timeoutMs: 60000 });
+    for (const srv of [a, b]) {
+      const json = await srv.api('GET', '/campaigns/pg-big/events.json');
+      assert.equal(json.status, 200);
+      assert.deepEqual(json.json(), all);
+      const csv = await srv.api('GET', '/campaigns/pg-big/events.csv');
+      assert.equal(csv.status, 200);
+      assert.deepEqual(csvIds(csv.text), all.map((e) => e.id));
+    }
+    const part = await b.api('GET', `/campaigns/pg-big/events.json?limit=4100&before=${all[10].id}`);
+    assert.deepEqual(part.json(), all.slice(11, 4111));
+    const tail = await b.api('GET', `/campaigns/pg-big/events.csv?before=${all[n - 3].id}`);
+    assert.deepEqual(csvIds(tail.text), all.slice(n - 2).map((e) => e.id));
+  });
+  test('an export whose store fails after its first page is cut, never ended as a whole document; between pages it holds no lock on events', async () => {
+    // pg-big (the test above): 16,500 events (12.6 MB), pages of 4,000 (3 MB). The download stops
+    // at its first bytes: the server reads on as long as the socket takes its pages (a few MB),
+    // then waits; the store fails before the pages after those are read.
+    const got = await new Promise((resolve, reject) => {
+      const req = http.get(`${a.base}/api/v1/campaigns/pg-big/events.json`, { headers: { Authorization: `Bearer ${a.token}` }, agent: false }, (res) => {
+        let body = '';
+        let paused = false;
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+          if (paused) return;
+          paused = true;
+          res.pause();
+          // Granted at once: no statement of the export waits on the connection with its locks.
+          psql(conninfo, "SET lock_timeout = '5s'; ALTER TABLE events RENAME TO events_away").then(() => res.resume(), reject);
+        });
+        res.on('error', () => {});
+        res.on('close', () => resolve({ status: res.statusCode, body, complete: res.complete }));
+      });
+      req.on('error', () => {});
+    });
+    await psql(conninfo, 'ALTER TABLE events_away RENAME TO events');
+    assert.equal(got.status, 200);
+    assert.equal(got.complete, false, `the answer was cut, not ended: ${got.body.length} bytes, ending ${JSON.stringify(got.body.slice(-40))}`);
+    assert.ok(got.body.length > 1000, 'the first page was sent');
+    assert.throws(() => JSON.parse(got.body), 'what came is no whole document');
+    assert.ok(!got.body.endsWith('\n]'));
+    // The store is fine afterwards.
+    const again = await b.api('GET', '/campaigns/pg-big/events.json?limit=3');
+    assert.equal(again.json().length, 3);
   });
 });

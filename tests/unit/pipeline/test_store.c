@@ -277,7 +277,7 @@ typedef struct got_event {
 } got_event_t;
 
 typedef struct got_events {
-    got_event_t e[1200];
+    got_event_t e[4200];
     size_t n, stop_after;
 } got_events_t;
 
@@ -4240,6 +4240,264 @@ static void test_pg_partition_retention(void **state)
     sp_store_close(s);
 }
 
+/* ---- an export's reading ------------------------------------------------------------------ */
+
+/* The next page of reading X into G; returns export_next's answer, checked not to be -1. */
+static int export_page(sp_store_t *s, sp_store_export_t *x, got_events_t *g)
+{
+    char err[512] = "";
+    int rc = s->ops->export_next(s, x, on_event, g, err, sizeof(err));
+    if (rc < 0)
+        print_error("export_next: %s\n", err);
+    assert_true(rc >= 0);
+    return rc;
+}
+
+/* Campaign x's events read by pages of every size through a reading, while the same store serves
+ * other calls and another reading between its pages: each page is full but the last, the rows are
+ * those events() lists, in its order, with their interned texts (40 agents, 13 header sets), none
+ * repeated or skipped at a page's end (nor at the end of PostgreSQL's statements of several
+ * pages); before and limit as events() takes them; a callback that stops ends the reading. */
+static void test_export_reading(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "x", 1);
+    create(s, "y", 1);
+    enum { N = 150, X = 100 };
+    sp_event_t *evs[N];
+    for (int i = 0; i < N; i++) {
+        char ua[32], rcpt[32], tag[16];
+        snprintf(ua, sizeof(ua), "agent %d", i % 40);
+        snprintf(rcpt, sizeof(rcpt), "r%d@example.com", i % 9);
+        snprintf(tag, sizeof(tag), "t%d", i % 13);
+        evs[i] = make_event(&(spec_t){i % 3 ? "x" : "y", rcpt, OPEN, i % SP_CLASS_COUNT,
+                                      1764000000000 + i, NULL, ua, NULL});
+        assert_int_equal(0, sp_event_add_header(evs[i], "X-Client-Tag", 12, tag, strlen(tag)));
+    }
+    int rc = s->ops->write_batch(s, evs, N, NULL, err, sizeof(err));
+    if (rc)
+        print_error("write_batch: %s\n", err);
+    assert_int_equal(0, rc);
+    for (int i = 0; i < N; i++)
+        sp_event_free(evs[i]);
+    got_events_t *all = list_events(s, "x", 0, -1);
+    assert_int_equal(X, all->n);
+
+    static const int64_t pages[] = {1, 7, 20, 25, 99, 100, 1000};
+    for (size_t k = 0; k < sizeof(pages) / sizeof(pages[0]); k++) {
+        int64_t page = pages[k];
+        sp_store_export_t *x = s->ops->export_open(s, "x", 0, -1, page);
+        sp_store_export_t *y = s->ops->export_open(s, "y", 0, -1, 3);
+        got_events_t *g = calloc(1, sizeof(*g)), *gy = calloc(1, sizeof(*gy));
+        assert_non_null(g);
+        assert_non_null(gy);
+        int calls = 0;
+        for (;;) {
+            size_t n0 = g->n;
+            rc = export_page(s, x, g);
+            calls++;
+            if (!rc)
+                assert_int_equal(page, g->n - n0);
+            else
+                assert_true((int64_t)(g->n - n0) <= page);
+            if (rc)
+                break;
+            /* The connection is the caller's between pages. */
+            got_events_t *other = list_events(s, "y", 0, 4);
+            assert_int_equal(4, other->n);
+            got_events_free(other);
+            assert_int_equal(1, get_campaign(s, "y").created_at);
+            if (gy->n < 50)
+                export_page(s, y, gy);
+        }
+        /* The last page may be empty when the one before ended the events. */
+        int full = (int)((X + page - 1) / page);
+        assert_true(calls == full || calls == full + 1);
+        assert_int_equal(1, export_page(s, x, g)); /* and at every later call */
+        assert_int_equal(X, g->n);
+        for (size_t i = 0; i < X; i++) {
+            assert_int_equal(all->e[i].id, g->e[i].id);
+            assert_string_equal(all->e[i].user_agent, g->e[i].user_agent);
+            assert_string_equal(all->e[i].headers, g->e[i].headers);
+            assert_string_equal(all->e[i].recipient, g->e[i].recipient);
+        }
+        s->ops->export_close(s, x);
+        s->ops->export_close(s, y);
+        got_events_free(g);
+        got_events_free(gy);
+    }
+
+    /* Below an ID, at most LIMIT, across pages. */
+    sp_store_export_t *x = s->ops->export_open(s, "x", all->e[10].id, 37, 7);
+    got_events_t *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    while (!export_page(s, x, g))
+        ;
+    assert_int_equal(37, g->n);
+    for (size_t i = 0; i < 37; i++)
+        assert_int_equal(all->e[11 + i].id, g->e[i].id);
+    s->ops->export_close(s, x);
+    got_events_free(g);
+    x = s->ops->export_open(s, "x", 0, 0, 7);
+    g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    assert_int_equal(1, export_page(s, x, g));
+    assert_int_equal(0, g->n);
+    s->ops->export_close(s, x);
+    got_events_free(g);
+
+    /* A callback that stops ends the reading; the store is fine afterwards, and a reading closed
+     * before its end leaves nothing behind. */
+    x = s->ops->export_open(s, "x", 0, -1, 7);
+    g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    assert_int_equal(0, export_page(s, x, g));
+    g->stop_after = 10;
+    assert_int_equal(1, export_page(s, x, g));
+    assert_int_equal(10, g->n);
+    assert_int_equal(1, export_page(s, x, g));
+    s->ops->export_close(s, x);
+    s->ops->export_close(s, s->ops->export_open(s, "x", 0, -1, 7)); /* never read */
+    x = s->ops->export_open(s, "x", 0, -1, 7);
+    g->stop_after = 0;
+    assert_int_equal(0, export_page(s, x, g));
+    s->ops->export_close(s, x);
+    got_events_free(g);
+    g = list_events(s, "x", 0, -1);
+    assert_int_equal(X, g->n);
+    got_events_free(g);
+    s->ops->export_close(s, NULL);
+    got_events_free(all);
+    sp_store_close(s);
+}
+
+/* A campaign of more distinct user agents than a reading keeps (PostgreSQL's looks each up once
+ * and keeps at most 4,096): every row still has its own, at any page size. */
+static void test_export_many_texts(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "t", 1);
+    enum { N = 5000, BATCH = 500 };
+    for (int from = 0; from < N; from += BATCH) {
+        sp_event_t *evs[BATCH];
+        for (int k = 0; k < BATCH; k++) {
+            char ua[32];
+            snprintf(ua, sizeof(ua), "agent %d", from + k);
+            evs[k] = make_event(
+                &(spec_t){"t", "r@example.com", OPEN, H, 1764000000000 + from + k, NULL, ua, NULL});
+        }
+        int rc = s->ops->write_batch(s, evs, BATCH, NULL, err, sizeof(err));
+        if (rc)
+            print_error("write_batch: %s\n", err);
+        assert_int_equal(0, rc);
+        for (int k = 0; k < BATCH; k++)
+            sp_event_free(evs[k]);
+    }
+    static const int64_t pages[] = {1000, 4096};
+    for (size_t k = 0; k < 2; k++) {
+        sp_store_export_t *x = s->ops->export_open(s, "t", 0, -1, pages[k]);
+        int64_t want = N - 1;
+        for (int rc = 0; !rc;) {
+            got_events_t *g = calloc(1, sizeof(*g));
+            assert_non_null(g);
+            rc = export_page(s, x, g);
+            for (size_t i = 0; i < g->n; i++, want--) {
+                char ua[32];
+                snprintf(ua, sizeof(ua), "agent %lld", (long long)want);
+                assert_string_equal(ua, g->e[i].user_agent);
+            }
+            got_events_free(g);
+        }
+        assert_int_equal(-1, want);
+        s->ops->export_close(s, x);
+    }
+    sp_store_close(s);
+}
+
+/* A forget and retention made (by another connection, as the server's writer and API do) while
+ * a campaign is read by pages: both go through at once (a reading holds no statement, lock or
+ * snapshot between its calls: PostgreSQL's DROP of a week would wait for one), and what they took
+ * out is in none of the pages after those read ahead (SP_STORE_EXPORT_AHEAD), while every event
+ * that stays is there once, in order. */
+static void test_export_meanwhile(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state), *other = open_store(state);
+    char err[512] = "";
+    create(s, "m", 1);
+    enum { N = 300, OLD = 100, PAGE = 5 };
+    int64_t w = week_of(sp_now_ms()), cut = w - 2 * WEEK_MS;
+    spec_t *specs = calloc(N, sizeof(*specs));
+    char(*rcpt)[32] = calloc(N, 32);
+    assert_non_null(specs);
+    assert_non_null(rcpt);
+    for (int i = 0; i < N; i++) {
+        snprintf(rcpt[i], 32, i % 4 ? "r%d@example.com" : "gone@example.com", i % 7);
+        /* The oldest OLD a week before the cut, the rest in the last week and this one. */
+        int64_t ts = i < OLD ? w - 3 * WEEK_MS + 3600000 + i : w - WEEK_MS + (int64_t)i * 60000;
+        specs[i] = (spec_t){"m", rcpt[i], OPEN, H, ts, NULL, NULL, NULL};
+    }
+    sp_event_t **evs = calloc(N, sizeof(*evs));
+    assert_non_null(evs);
+    write_specs(s, specs, N, evs);
+    got_events_t *all = list_events(s, "m", 0, -1);
+    assert_int_equal(N, all->n);
+
+    sp_store_export_t *x = s->ops->export_open(s, "m", 0, -1, PAGE);
+    got_events_t *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    assert_int_equal(0, export_page(s, x, g));
+    assert_int_equal(PAGE, g->n);
+    int64_t deleted = -1;
+    assert_int_equal(0, other->ops->forget(other, "gone@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(N / 4, deleted);
+    assert_int_equal(0, other->ops->purge_before(other, cut, &deleted, err, sizeof(err)));
+    assert_int_equal(OLD - OLD / 4, deleted);
+    if (fx->be->pg) {
+        char old[64];
+        week_name(w - 3 * WEEK_MS, old, sizeof(old));
+        assert_false(pg_true(fx, "SELECT to_regclass('%s') IS NOT NULL", old));
+    }
+    /* Where each row came: the page after the forget it was handed out in. */
+    int page_of[1200] = {0};
+    int page = 0, rc;
+    do {
+        size_t n0 = g->n;
+        rc = export_page(s, x, g);
+        page++;
+        for (size_t i = n0; i < g->n; i++)
+            page_of[i] = page;
+    } while (!rc);
+    s->ops->export_close(s, x);
+
+    size_t at = 0, kept = 0;
+    for (size_t i = 0; i < all->n; i++) {
+        bool out = 0 == strcmp("gone@example.com", all->e[i].recipient) || all->e[i].ts < cut;
+        kept += !out;
+        if (at < g->n && g->e[at].id == all->e[i].id) {
+            if (out && page_of[at] > SP_STORE_EXPORT_AHEAD)
+                fail_msg("event %lld taken out before page %d was read", (long long)all->e[i].id,
+                         page_of[at]);
+            at++;
+        } else if (!out) {
+            fail_msg("event %lld missing", (long long)all->e[i].id);
+        }
+    }
+    assert_int_equal(g->n, at); /* nothing else, nothing twice, in order */
+    assert_true(g->n < kept + (size_t)(SP_STORE_EXPORT_AHEAD + 1) * PAGE);
+    got_events_free(g);
+    got_events_free(all);
+    for (int i = 0; i < N; i++)
+        sp_event_free(evs[i]);
+    free(evs);
+    free(specs);
+    free(rcpt);
+    sp_store_close(other);
+    sp_store_close(s);
+}
+
 /* ---- interned texts go with the last event that names them ------------------------------------
  */
 
@@ -4785,6 +5043,9 @@ int main(void)
         BOTH(test_event_columns),
         BOTH(test_one_text),
         BOTH(test_export_bytes),
+        BOTH(test_export_reading),
+        BOTH(test_export_many_texts),
+        BOTH(test_export_meanwhile),
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),
