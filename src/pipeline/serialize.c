@@ -223,8 +223,12 @@ static size_t format_ts(int64_t ms, char *buf)
     return 24;
 }
 
-/* Coordinates repeat (a city's): each thread keeps the text of the last ones it formatted. */
-#define REAL_CACHE 256
+/* Coordinates repeat (a city's): each thread keeps the text of the last ones it formatted, in
+ * a slot per hash of the number. A large campaign's export meets tens of thousands of cities
+ * (27,000 for the largest at ten million events): with 256 slots most missed, and formatting
+ * (snprintf "%.17g") was 6% of a JSON export's CPU. 4,096 slots: 192 KiB a thread, each cache. */
+#define REAL_CACHE_BITS 12
+#define REAL_CACHE      (1 << REAL_CACHE_BITS)
 
 typedef struct {
     uint64_t bits;
@@ -239,7 +243,7 @@ static real_cached_t *real_slot(real_cached_t *cache, double v, bool *hit)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
-    real_cached_t *c = &cache[(bits * 0x9E3779B97F4A7C15u) >> 56];
+    real_cached_t *c = &cache[(bits * 0x9E3779B97F4A7C15u) >> (64 - REAL_CACHE_BITS)];
     *hit = c->used && c->bits == bits;
     c->bits = bits;
     c->used = true;
