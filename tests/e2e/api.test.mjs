@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { UA, assertPixel, startServer, waitFor } from './harness.mjs';
+import { UA, assertPixel, parseCsv, startServer, waitFor } from './harness.mjs';
 
 let srv;
 before(async () => {
@@ -25,23 +25,6 @@ function assertJsonError(r, status, what) {
   assert.equal(r.headers['x-content-type-options'], 'nosniff', `${what}: nosniff`);
 }
 
-/** Parses RFC 4180 CSV (quoted fields with "", commas and newlines inside). */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (ch !== '\r') field += ch;
-  }
-  if (field || row.length) { row.push(field); rows.push(row); }
-  return rows;
-}
 
 describe('authentication', () => {
   const endpoints = [

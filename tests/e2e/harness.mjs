@@ -197,6 +197,24 @@ export function parseMetrics(text) {
   return out;
 }
 
+/** Parses RFC 4180 CSV (quoted fields with "", commas and newlines inside) into arrays of fields. */
+export function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (ch !== '\r') field += ch;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
 /** Builds a /spy-pixel.gif path; PARAMS is an object (undefined values left out) or a raw query string. */
 export function pixelPath(params) {
   if (typeof params === 'string') return `/spy-pixel.gif${params ? `?${params}` : ''}`;

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { UA, assertPixel, request, startServer, waitFor } from './harness.mjs';
+import { UA, assertPixel, parseCsv, request, startServer, waitFor } from './harness.mjs';
 
 const PG = process.env.SPYPIXEL_TEST_PG;
 
@@ -25,19 +25,7 @@ function psql(conninfo, sql) {
 
 /** The ids of a CSV export's rows (RFC 4180: quoted fields with "", commas and newlines inside). */
 function csvIds(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (ch !== '\r') field += ch;
-  }
-  if (field || row.length) { row.push(field); rows.push(row); }
+  const rows = parseCsv(text);
   const id = rows[0].indexOf('id');
   return rows.slice(1).map((r) => Number(r[id]));
 }

@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { freePort, sqlite, startServer } from './harness.mjs';
+import { freePort, parseCsv, sqlite, startServer } from './harness.mjs';
 
 const PG = process.env.SPYPIXEL_TEST_PG;
 const FFFD = '\ufffd';
@@ -55,25 +55,6 @@ function firstStreamEvent(srv, streamPath, open) {
   }).finally(() => req?.destroy());
 }
 
-/** The CSV export's rows as arrays of fields (every field quoted, RFC 4180). */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; }
-    else field += c;
-  }
-  return rows;
-}
 
 async function oneText(flags, stored) {
   const got = [];
