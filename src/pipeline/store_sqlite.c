@@ -22,6 +22,7 @@
 #include "classify.h"
 #include "datadir.h"
 #include "intern.h"
+#include "merge.h"
 #include "sigbus.h"
 #include "tally.h"
 
@@ -397,8 +398,8 @@ struct sqlite_store {
      * of text deletions they are as of (Q_INTERN_GEN). */
     sp_intern_t *agents, *sets;
     int64_t intern_gen;
-    /* How many of the batch's rows name each agent ([0]) and header set ([1]): open addressing
-     * by ID (never 0), at most half full; added to the texts' refs before the batch commits
+    /* The texts each of the batch's rows names, agents ([0]) and header sets ([1]), one entry
+     * a row: merged per text (sp_merge) and added to the texts' refs before the batch commits
      * (write_refs). */
     struct named {
         int64_t id, n;
@@ -1243,36 +1244,31 @@ static int intern_fresh(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* The slot of ID in TABLE of CAP slots (a power of two): its own or the empty one it goes in. */
-static struct named *named_slot(struct named *table, size_t cap, int64_t id)
-{
-    size_t at = ((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 20;
-    for (;; at++)
-        if (table[at & (cap - 1)].id == id || 0 == table[at & (cap - 1)].id)
-            return &table[at & (cap - 1)];
-}
-
 /* Notes that a row of the batch names text ID (never 0) of kind T (0 agent, 1 header set). */
 static void note_named(sqlite_store_t *s, int t, int64_t id)
 {
-    if (2 * (s->n_named[t] + 1) > s->cap_named[t]) {
-        size_t cap = s->cap_named[t] ? 2 * s->cap_named[t] : 256;
-        struct named *table = calloc(cap, sizeof(*table));
-        if (!table)
+    if (s->n_named[t] == s->cap_named[t]) {
+        s->cap_named[t] = s->cap_named[t] ? 2 * s->cap_named[t] : 256;
+        s->named[t] = realloc(s->named[t], s->cap_named[t] * sizeof(*s->named[t]));
+        if (!s->named[t])
             abort();
-        for (size_t i = 0; i < s->cap_named[t]; i++)
-            if (s->named[t][i].id)
-                *named_slot(table, cap, s->named[t][i].id) = s->named[t][i];
-        free(s->named[t]);
-        s->named[t] = table;
-        s->cap_named[t] = cap;
     }
-    struct named *slot = named_slot(s->named[t], s->cap_named[t], id);
-    if (!slot->id) {
-        slot->id = id;
-        s->n_named[t]++;
-    }
-    slot->n++;
+    s->named[t][s->n_named[t]++] = (struct named){id, 1};
+}
+
+static uint64_t hash_named(const void *p)
+{
+    return sp_hash_int(SP_HASH_SEED, ((const struct named *)p)->id);
+}
+
+static bool same_named(const void *a, const void *b)
+{
+    return ((const struct named *)a)->id == ((const struct named *)b)->id;
+}
+
+static void add_named(void *into, void *from)
+{
+    ((struct named *)into)->n += ((const struct named *)from)->n;
 }
 
 /* Inserts the batch's pending rows (insert_row) and forgets them. */
@@ -1385,10 +1381,10 @@ static int write_refs(sqlite_store_t *s, char *err, size_t errlen)
 {
     static const int stmt[2] = {Q_AGENT_REFS, Q_SET_REFS};
     for (int t = 0; t < 2; t++) {
-        for (size_t i = 0; i < s->cap_named[t]; i++) {
+        s->n_named[t] = sp_merge(s->named[t], s->n_named[t], sizeof(*s->named[t]), hash_named,
+                                 same_named, add_named);
+        for (size_t i = 0; i < s->n_named[t]; i++) {
             const struct named *e = &s->named[t][i];
-            if (!e->id)
-                continue;
             sqlite3_stmt *st = s->q[stmt[t]];
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, e->id);
@@ -1749,11 +1745,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (0 != intern_fresh(s, err, errlen))
         goto fail;
     s->n_deltas = s->n_stored = 0;
-    for (int t = 0; t < 2; t++) {
-        if (s->named[t])
-            memset(s->named[t], 0, s->cap_named[t] * sizeof(*s->named[t]));
-        s->n_named[t] = 0;
-    }
+    s->n_named[0] = s->n_named[1] = 0;
     s->n_unknown = -1;
     s->next_id = 0;
     for (size_t i = 0; i < n; i++)
