@@ -216,11 +216,12 @@ typedef struct sp_store_ops {
     /* Starts reading CAMPAIGN's events as events() lists them (IDs below BEFORE, at most LIMIT,
      * negative: no limit), PAGE of them per export_next. No transaction or cursor is held
      * between calls, so a slow reader holds back neither retention nor the writer, and a page
-     * holds the events there when it was read: PostgreSQL reads ahead (the next page while the
-     * caller formats one), so an event taken out after export_next returned page N can still be
-     * in the SP_STORE_EXPORT_AHEAD pages after it, never in a later one. The reading belongs to S
-     * and uses it only within export_next and export_close; S may serve other calls (and other
-     * readings) in between. Never NULL (allocation aborts). */
+     * holds the events there when it was read: both stores read ahead (the next page while the
+     * caller formats one; SQLite on a thread and connection of the reading's own), so an event
+     * taken out after export_next returned page N can still be in the SP_STORE_EXPORT_AHEAD pages
+     * after it, never in a later one. The reading uses S only within export_next and
+     * export_close; S may serve other calls (and other readings) in between. Never NULL
+     * (allocation aborts). */
     sp_store_export_t *(*export_open)(sp_store_t *s, const char *campaign, int64_t before,
                                       int64_t limit, int64_t page);
     /* Calls CB on X's next page of events (borrowed for the call). 0 with more to read, 1 when

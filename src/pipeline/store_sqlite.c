@@ -384,6 +384,7 @@ struct fault_group;
 struct sqlite_store {
     sp_store_t base;
     sqlite3 *db;
+    char *data_dir; /* where it was opened: an export's reading opens its own connection there */
     sqlite3_stmt *q[Q_COUNT];
     campaign_delta_t *deltas; /* the campaigns of the batch being written */
     size_t n_deltas, cap_deltas;
@@ -1976,39 +1977,174 @@ static int sq_events(sp_store_t *base, const char *campaign, int64_t before, int
     return read_events(s, st, cb, ctx, err, errlen);
 }
 
-/* An export's reading: each page a call of sq_events (SQLite reads in this process, nothing to
- * read ahead). */
+/* An export's reading. Its first page is read on S's connection as the call asks for it; from
+ * then on each next page is read ahead by a thread of the reading's own, on a connection of its
+ * own (opened on its first page, closed with the reading), while the caller formats the page it
+ * was handed: reading and formatting a page cost about the same, so on a machine of two cores an
+ * export goes at the pace of the slower of the two instead of their sum. A page read ahead is
+ * copied out of SQLite's rows into one block of text (page_t), as its statement ends before the
+ * caller sees it. Each page is a statement of its own: between them no transaction is open on
+ * either connection. */
+typedef struct {
+    sp_event_row_t *rows; /* text fields hold offsets into text until the page is complete */
+    size_t n, cap;
+    char *text;
+    size_t len, text_cap;
+} page_t;
+
 struct sp_store_export {
     char *campaign;
-    int64_t before, left, page, n; /* the next page's keyset, events still to read, page size */
+    int64_t before, left, page; /* the next page's keyset, events still to read, page size */
     bool done, failed;
+    /* The caller's callback while a page is handed out (export_next). */
     sp_store_event_cb cb;
     void *ctx;
     bool stopped;
+    /* Reading ahead: the page the thread fills (ahead) and the one handed out (current). The
+     * thread waits for a job (ahead_limit > 0), fills ahead, and sets ready; quit ends it. */
+    char *data_dir;
+    page_t pages[2];
+    int ahead; /* index of the page the thread fills */
+    pthread_t thread;
+    bool started, quit, ready;
+    int64_t ahead_before, ahead_limit;
+    int ahead_rc;
+    char ahead_err[512];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    sp_store_t *conn; /* the thread's own connection */
 };
+
+/* Text fields of a row: copied into the page's text, their offsets kept until the page is
+ * complete (the text may move as it grows); an offset of 0 stands for NULL. */
+static bool field_is_text(const sp_event_field_t *f)
+{
+    return SP_FIELD_TEXT == f->kind || SP_FIELD_TEXT_OR_NULL == f->kind ||
+           SP_FIELD_OBJECT == f->kind;
+}
+
+static int page_add(void *ctx, const sp_event_row_t *r)
+{
+    page_t *p = ctx;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 256;
+        if (!(p->rows = realloc(p->rows, p->cap * sizeof(*p->rows))))
+            abort();
+    }
+    sp_event_row_t *row = &p->rows[p->n++];
+    *row = *r;
+    for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+        const sp_event_field_t *f = &sp_event_fields[i];
+        if (!field_is_text(f))
+            continue;
+        const char *t = sp_event_row_text(r, f);
+        uintptr_t at = 0;
+        if (t) {
+            size_t n = strlen(t) + 1;
+            if (p->len + n + 1 > p->text_cap) {
+                p->text_cap = p->text_cap ? 2 * p->text_cap : 64 * 1024;
+                while (p->len + n + 1 > p->text_cap)
+                    p->text_cap *= 2;
+                if (!(p->text = realloc(p->text, p->text_cap)))
+                    abort();
+            }
+            if (!p->len)
+                p->text[p->len++] = '\0'; /* offset 0 is NULL's */
+            at = p->len;
+            memcpy(p->text + p->len, t, n);
+            p->len += n;
+        }
+        sp_event_row_set_text(row, f, (const char *)at);
+    }
+    return 0;
+}
+
+/* The page's offsets made pointers into its text, once it holds every row. */
+static void page_complete(page_t *p)
+{
+    for (size_t k = 0; k < p->n; k++)
+        for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
+            const sp_event_field_t *f = &sp_event_fields[i];
+            if (!field_is_text(f))
+                continue;
+            uintptr_t at = (uintptr_t)sp_event_row_text(&p->rows[k], f);
+            sp_event_row_set_text(&p->rows[k], f, at ? p->text + at : NULL);
+        }
+}
+
+static void sq_close(sp_store_t *base);
+
+static void *read_ahead(void *arg)
+{
+    sp_store_export_t *x = arg;
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        while (!x->quit && !x->ahead_limit)
+            pthread_cond_wait(&x->cond, &x->lock);
+        if (x->quit)
+            break;
+        page_t *p = &x->pages[x->ahead];
+        int64_t before = x->ahead_before, limit = x->ahead_limit;
+        pthread_mutex_unlock(&x->lock);
+        char err[512] = "";
+        int rc = -1;
+        p->n = p->len = 0;
+        if (!x->conn)
+            x->conn = sp_store_sqlite_open(x->data_dir, false, err, sizeof(err));
+        if (x->conn) {
+            rc = sq_events(x->conn, x->campaign, before, limit, page_add, p, err, sizeof(err));
+            page_complete(p);
+        }
+        pthread_mutex_lock(&x->lock);
+        x->ahead_rc = rc;
+        snprintf(x->ahead_err, sizeof(x->ahead_err), "%s", err);
+        x->ahead_limit = 0;
+        x->ready = true;
+        pthread_cond_broadcast(&x->cond);
+    }
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+}
 
 static sp_store_export_t *sq_export_open(sp_store_t *base, const char *campaign, int64_t before,
                                          int64_t limit, int64_t page)
 {
-    (void)base;
+    sqlite_store_t *s = (sqlite_store_t *)base;
     sp_store_export_t *x = calloc(1, sizeof(*x));
-    if (!x || !(x->campaign = strdup(campaign)))
+    if (!x || !(x->campaign = strdup(campaign)) || !(x->data_dir = strdup(s->data_dir)))
         abort();
     x->before = before;
     x->left = limit < 0 ? INT64_MAX : limit;
     x->page = page > 0 ? page : 1;
     x->done = !x->left;
+    pthread_mutex_init(&x->lock, NULL);
+    pthread_cond_init(&x->cond, NULL);
     return x;
 }
 
 static int export_row(void *ctx, const sp_event_row_t *r)
 {
     sp_store_export_t *x = ctx;
-    x->before = r->id;
-    x->n++;
     if (x->cb(x->ctx, r))
         x->stopped = true;
     return x->stopped;
+}
+
+/* Asks the thread (started on the first ask) for the next LIMIT events below BEFORE, into the
+ * page not handed out. */
+static void ask_ahead(sp_store_export_t *x, int64_t before, int64_t limit)
+{
+    if (!x->started) {
+        if (0 != pthread_create(&x->thread, NULL, read_ahead, x))
+            abort();
+        x->started = true;
+    }
+    pthread_mutex_lock(&x->lock);
+    x->ahead_before = before;
+    x->ahead_limit = limit;
+    x->ready = false;
+    pthread_cond_broadcast(&x->cond);
+    pthread_mutex_unlock(&x->lock);
 }
 
 static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event_cb cb, void *ctx,
@@ -2021,23 +2157,66 @@ static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event
     if (x->done)
         return 1;
     int64_t limit = x->left < x->page ? x->left : x->page;
+    page_t *p;
+    if (x->started) { /* the page asked for when the last one was handed out */
+        pthread_mutex_lock(&x->lock);
+        while (!x->ready)
+            pthread_cond_wait(&x->cond, &x->lock);
+        int rc = x->ahead_rc;
+        if (rc)
+            snprintf(err, errlen, "%s", x->ahead_err);
+        pthread_mutex_unlock(&x->lock);
+        if (rc) {
+            x->failed = true;
+            return -1;
+        }
+        p = &x->pages[x->ahead];
+        x->ahead ^= 1;
+    } else {
+        p = &x->pages[x->ahead ^ 1];
+        p->n = p->len = 0;
+        if (0 != sq_events(base, x->campaign, x->before, limit, page_add, p, err, errlen)) {
+            x->failed = true;
+            return -1;
+        }
+        page_complete(p);
+    }
+    x->left -= (int64_t)p->n;
+    x->done = (int64_t)p->n < limit || !x->left;
+    if (p->n)
+        x->before = p->rows[p->n - 1].id;
+    if (!x->done)
+        ask_ahead(x, x->before, x->left < x->page ? x->left : x->page);
     x->cb = cb;
     x->ctx = ctx;
-    x->n = 0;
-    if (0 != sq_events(base, x->campaign, x->before, limit, export_row, x, err, errlen)) {
-        x->failed = true;
-        return -1;
-    }
-    x->left -= x->n;
-    x->done = x->stopped || x->n < limit || !x->left;
+    for (size_t i = 0; i < p->n && !export_row(x, &p->rows[i]); i++)
+        ;
+    x->done = x->done || x->stopped;
     return x->done;
 }
 
 static void sq_export_close(sp_store_t *base, sp_store_export_t *x)
 {
     (void)base;
-    if (x)
-        free(x->campaign);
+    if (!x)
+        return;
+    if (x->started) {
+        pthread_mutex_lock(&x->lock);
+        x->quit = true;
+        pthread_cond_broadcast(&x->cond);
+        pthread_mutex_unlock(&x->lock);
+        pthread_join(x->thread, NULL);
+    }
+    if (x->conn)
+        sq_close(x->conn);
+    pthread_mutex_destroy(&x->lock);
+    pthread_cond_destroy(&x->cond);
+    for (int i = 0; i < 2; i++) {
+        free(x->pages[i].rows);
+        free(x->pages[i].text);
+    }
+    free(x->campaign);
+    free(x->data_dir);
     free(x);
 }
 
@@ -3108,6 +3287,7 @@ static void sq_close(sp_store_t *base)
     free(s->deltas);
     free(s->stored);
     free(s->record);
+    free(s->data_dir);
     free(s);
 }
 
@@ -3328,7 +3508,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     snprintf(path, sizeof(path), "%s/spypixel.db", data_dir);
 
     sqlite_store_t *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s || !(s->data_dir = strdup(data_dir)))
         abort();
     s->base.ops = &sqlite_ops;
     s->base.unknown = (sp_store_unknown_t){.max_campaigns = SP_CONFIG_UNKNOWN_CAMPAIGNS,

@@ -317,8 +317,8 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
  * as libmicrohttpd asks for more, so its memory stays about two pages whatever the campaign's
  * size; a page is big so that PostgreSQL plans its statement (1-3 ms) once per thousands of
  * rows. Its events are those of the campaign when it began (later events have higher IDs) less
- * any that retention or forget takes out before the page that holds them is read: PostgreSQL
- * reads a page ahead (store_ops.h, export_next), so an event taken out while one page is being
+ * any that retention or forget takes out before the page that holds them is read: the stores
+ * read a page ahead (store_ops.h, export_next), so an event taken out while one page is being
  * sent can still be in the next, never in a later one. The bytes are those of the whole
  * document built at once: the CSV rows one after the other, and the JSON array as
  * json_dumps(JSON_INDENT(1)) writes it.
@@ -327,9 +327,9 @@ static enum MHD_Result get_campaign(api_ctx_t *c, const char *id)
 
 typedef struct export
 {
-    /* STORE is the connection of the thread that serves the request, the one that reads every
-     * page (sp_http_reader: a connection stays on its thread); the reading is closed with the
-     * answer, before the thread closes its store. */
+    /* STORE is the connection of the thread that serves the request, the one the reading is
+     * asked for every page through (sp_http_reader: a connection stays on its thread); the
+     * reading is closed with the answer, before the thread closes its store. */
     sp_store_t *store;
     sp_store_export_t *reading;
     char campaign[SP_ID_MAX + 1];
