@@ -2041,10 +2041,10 @@ static int page_add(void *ctx, const sp_event_row_t *r)
         uintptr_t at = 0;
         if (t) {
             size_t n = strlen(t) + 1;
-            if (p->len + n + 1 > p->text_cap) {
-                p->text_cap = p->text_cap ? 2 * p->text_cap : 64 * 1024;
+            if (p->len + n + 1 > p->text_cap) { /* by half again: a page's text is megabytes */
+                p->text_cap = p->text_cap ? p->text_cap + p->text_cap / 2 : 64 * 1024;
                 while (p->len + n + 1 > p->text_cap)
-                    p->text_cap *= 2;
+                    p->text_cap += p->text_cap / 2;
                 if (!(p->text = realloc(p->text, p->text_cap)))
                     abort();
             }
@@ -2089,8 +2089,14 @@ static void *read_ahead(void *arg)
         char err[512] = "";
         int rc = -1;
         p->n = p->len = 0;
-        if (!x->conn)
-            x->conn = sp_store_sqlite_open(x->data_dir, false, err, sizeof(err));
+        /* Its page cache 256 KiB, not 2 MiB: it reads each page of the table once, and as fast
+         * with the smaller cache (c0 at ten million events); twelve exports at once peaked 23
+         * MiB lower. */
+        if (!x->conn && (x->conn = sp_store_sqlite_open(x->data_dir, false, err, sizeof(err))) &&
+            0 != exec((sqlite_store_t *)x->conn, "PRAGMA cache_size = -256", err, sizeof(err))) {
+            sq_close(x->conn);
+            x->conn = NULL;
+        }
         if (x->conn) {
             rc = sq_events(x->conn, x->campaign, before, limit, page_add, p, err, sizeof(err));
             page_complete(p);
