@@ -1996,10 +1996,6 @@ struct sp_store_export {
     char *campaign;
     int64_t before, left, page; /* the next page's keyset, events still to read, page size */
     bool done, failed;
-    /* The caller's callback while a page is handed out (export_next). */
-    sp_store_event_cb cb;
-    void *ctx;
-    bool stopped;
     /* Reading ahead: the page the thread fills (ahead) and the one handed out (current). The
      * thread waits for a job (ahead_limit > 0), fills ahead, and sets ready; quit ends it. */
     char *data_dir;
@@ -2128,14 +2124,6 @@ static sp_store_export_t *sq_export_open(sp_store_t *base, const char *campaign,
     return x;
 }
 
-static int export_row(void *ctx, const sp_event_row_t *r)
-{
-    sp_store_export_t *x = ctx;
-    if (x->cb(x->ctx, r))
-        x->stopped = true;
-    return x->stopped;
-}
-
 /* Asks the thread (started on the first ask) for the next LIMIT events below BEFORE, into the
  * page not handed out. */
 static void ask_ahead(sp_store_export_t *x, int64_t before, int64_t limit)
@@ -2193,11 +2181,11 @@ static int sq_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event
         x->before = p->rows[p->n - 1].id;
     if (!x->done)
         ask_ahead(x, x->before, x->left < x->page ? x->left : x->page);
-    x->cb = cb;
-    x->ctx = ctx;
-    for (size_t i = 0; i < p->n && !export_row(x, &p->rows[i]); i++)
-        ;
-    x->done = x->done || x->stopped;
+    for (size_t i = 0; i < p->n; i++)
+        if (cb(ctx, &p->rows[i])) {
+            x->done = true; /* the caller stops the reading */
+            break;
+        }
     return x->done;
 }
 
