@@ -2003,6 +2003,7 @@ struct sp_store_export {
     int ahead; /* index of the page the thread fills */
     pthread_t thread;
     bool started, quit, ready;
+    bool inline_only; /* no thread could be started: every page read when asked for */
     int64_t ahead_before, ahead_limit;
     int ahead_rc;
     char ahead_err[512];
@@ -2125,12 +2126,15 @@ static sp_store_export_t *sq_export_open(sp_store_t *base, const char *campaign,
 }
 
 /* Asks the thread (started on the first ask) for the next LIMIT events below BEFORE, into the
- * page not handed out. */
+ * page not handed out. When no thread can be started (the process at its limit of threads or
+ * memory), the reading goes on without one, each page read when it is asked for. */
 static void ask_ahead(sp_store_export_t *x, int64_t before, int64_t limit)
 {
     if (!x->started) {
-        if (0 != pthread_create(&x->thread, NULL, read_ahead, x))
-            abort();
+        if (x->inline_only || 0 != pthread_create(&x->thread, NULL, read_ahead, x)) {
+            x->inline_only = true;
+            return;
+        }
         x->started = true;
     }
     pthread_mutex_lock(&x->lock);

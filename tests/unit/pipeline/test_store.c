@@ -7,11 +7,14 @@
 
 #include <cmocka.h>
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -4483,6 +4486,70 @@ static void test_export_ahead_fails(void **state)
     sp_store_close(s);
 }
 
+/* A number from /proc/self/status ("Threads"). */
+static long proc_status(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof(line), f))
+        if (0 == strncmp(line, key, n) && ':' == line[n])
+            v = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* pthread_create as the tests see it: the library's calls come here (this program's own
+ * definition comes first), and fail with EAGAIN while threads_refused is set, as when the
+ * process is at its limit of threads. */
+static atomic_bool threads_refused;
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg)
+{
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (atomic_load(&threads_refused))
+        return EAGAIN;
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+    return real(thread, attr, start, arg);
+}
+
+/* When no thread can be started for a SQLite reading, the export goes on without one, each
+ * page read when asked for: every event, in order, and no crash. */
+static void test_export_no_thread(void **state)
+{
+    sp_store_t *s = open_store(state);
+    create(s, "n", 1);
+    enum { N = 25, PAGE = 10 };
+    spec_t specs[N];
+    for (int i = 0; i < N; i++)
+        specs[i] = (spec_t){"n", "r@example.com", OPEN, H, 1764000000000 + i, NULL, NULL, NULL};
+    write_specs(s, specs, N, NULL);
+    got_events_t *all = list_events(s, "n", 0, -1), *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    long threads = proc_status("Threads");
+    assert_true(threads > 0);
+    atomic_store(&threads_refused, true);
+    sp_store_export_t *x = s->ops->export_open(s, "n", 0, -1, PAGE);
+    int rc = export_page(s, x, g), pages = 1;
+    assert_int_equal(threads, proc_status("Threads")); /* none was started */
+    while (!rc) {
+        rc = export_page(s, x, g);
+        pages++;
+    }
+    s->ops->export_close(s, x);
+    atomic_store(&threads_refused, false);
+    assert_int_equal(3, pages);
+    assert_int_equal(N, g->n);
+    for (size_t i = 0; i < N; i++)
+        assert_same_event(&all->e[i], &g->e[i]);
+    got_events_free(g);
+    got_events_free(all);
+    sp_store_close(s);
+}
+
 /* A forget and retention made (by another connection, as the server's writer and API do) while
  * a campaign is read by pages: both go through at once (a reading holds no statement, lock or
  * snapshot between its calls: PostgreSQL's DROP of a week would wait for one), and what they took
@@ -5114,6 +5181,7 @@ int main(void)
         BOTH(test_export_many_texts),
         BOTH(test_export_meanwhile),
         SQLITE_ONLY(test_export_ahead_fails),
+        SQLITE_ONLY(test_export_no_thread),
         BOTH(test_writer_and_reader),
         BOTH(test_concurrent_writers),
         BOTH(test_reconnect),
