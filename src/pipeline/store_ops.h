@@ -144,7 +144,7 @@ typedef struct sp_store sp_store_t;
 
 /* An export's reading of a campaign's events (sp_store_ops_t.export_open). */
 typedef struct sp_store_export sp_store_export_t;
-/* Pages a reading may have read beyond those it has handed out (PostgreSQL's read ahead). */
+/* Pages a reading may have read beyond those it has handed out (both stores read ahead). */
 #define SP_STORE_EXPORT_AHEAD 1
 
 /* A meta key/value written in the same transaction as a batch: the journal position the
