@@ -2632,22 +2632,20 @@ static int pg_events(sp_store_t *base, const char *campaign, int64_t before, int
     return ret;
 }
 
-/* An export's reading. Each statement reads EXPORT_STATEMENT_PAGES pages, planned for its
- * campaign as pg_events' pages are (1-3 ms over the partitions: an export asks for big pages, so
- * that it is paid once per thousands of rows). When a statement's rows arrive, their last ID is
- * the next one's keyset: the next statement is sent before the first of its pages is handed out,
- * so that the server plans and reads it while the caller formats, and its rows are taken in
- * before that export_next returns. Nothing is left running on the connection between calls: a
- * statement that waited there for a slow downloader would keep its locks on the partitions
- * (retention's DROP would wait, and the writer's inserts behind it). One page per statement: the
- * whole of the server's work on the next page then runs beside the caller's on this one (with
- * four pages of 1,000 per statement, three were formatted with the server idle: c0's export at
- * ten million events ran at 50-79k rows/s where one page of 4,000 ran at 71-102k alternately).
- * The rows carry the IDs of their interned texts (intern.h), looked up once each per reading,
- * not a copy of the text on every row. */
-#define EXPORT_STATEMENT_PAGES 1
-_Static_assert(2 * EXPORT_STATEMENT_PAGES - 1 <= SP_STORE_EXPORT_AHEAD,
-               "a reading holds a statement's pages and the next statement's");
+/* An export's reading. Each page is a statement, planned for its campaign as pg_events' pages
+ * are (1-3 ms over the partitions: an export asks for big pages, so that it is paid once per
+ * thousands of rows). When a page's rows arrive, their last ID is the next page's keyset: the
+ * next statement is sent before the page is handed out, so that the server plans and reads it
+ * while the caller formats, and its rows are taken in before that export_next returns. Nothing
+ * is left running on the connection between calls: a statement that waited there for a slow
+ * downloader would keep its locks on the partitions (retention's DROP would wait, and the
+ * writer's inserts behind it). One page per statement: the whole of the server's work on the
+ * next page then runs beside the caller's on this one (with four pages of 1,000 per statement,
+ * three were formatted with the server idle: c0's export at ten million events ran at 50-79k
+ * rows/s where one page of 4,000 ran at 71-102k alternately). The rows carry the IDs of their
+ * interned texts (intern.h), looked up once each per reading, not a copy of the text on every
+ * row. */
+_Static_assert(1 <= SP_STORE_EXPORT_AHEAD, "a reading holds a page and the next one");
 /* Texts of each kind a reading keeps (at most half as many as slots): a page's at least. */
 #define EXPORT_TEXTS 8192
 
@@ -2659,11 +2657,10 @@ typedef struct {
 
 struct sp_store_export {
     char *campaign;
-    int64_t before, left, page; /* the next statement's keyset, events it may still read, page */
+    int64_t before, left, page; /* the next page's keyset, events it may still read, page size */
     int64_t asked;              /* the limit of the statement last sent */
-    PGresult *cur, *next;       /* the rows being handed out (from AT), and the next ones */
-    int at;
-    bool cur_last, next_last; /* no rows after these */
+    PGresult *next;             /* the next page, read ahead */
+    bool next_last;             /* no rows after it */
     bool done, failed;
     char why[512]; /* what failed, for the next call */
     export_texts_t agents, sets;
@@ -2774,8 +2771,7 @@ static int texts_fetch(pg_store_t *s, export_texts_t *t, int q, const PGresult *
 static int export_send(pg_store_t *s, sp_store_export_t *x, char *err, size_t errlen)
 {
     params_t p = {.n = 0};
-    int64_t rows = x->page * EXPORT_STATEMENT_PAGES;
-    x->asked = x->left < rows ? x->left : rows;
+    x->asked = x->left < x->page ? x->left : x->page;
     p_text(&p, x->campaign);
     p_int(&p, x->before > 0 ? x->before : INT64_MAX);
     p_int(&p, x->asked);
@@ -2826,31 +2822,26 @@ static int pg_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event
         x->why[0] = '\0';
         return -1;
     }
-    bool taken = !x->cur;
-    if (taken) {
-        x->cur = x->next;
-        x->cur_last = x->next_last;
-        x->next = NULL;
-        x->at = 0;
-    }
-    if (taken && !x->cur &&
-        (0 != ready(s, err, errlen) || 0 != export_send(s, x, err, errlen) ||
-         !(x->cur = export_recv(s, x, &x->cur_last, err, errlen)))) {
+    PGresult *page = x->next;
+    bool last = x->next_last;
+    x->next = NULL;
+    if (!page && (0 != ready(s, err, errlen) || 0 != export_send(s, x, err, errlen) ||
+                  !(page = export_recv(s, x, &last, err, errlen)))) {
         x->failed = true;
         return -1;
     }
-    int n = PQntuples(x->cur);
-    int to = n - x->at < x->page ? n : x->at + (int)x->page;
+    int n = PQntuples(page);
     if (0 != ready(s, err, errlen) ||
-        0 != texts_fetch(s, &x->agents, Q_EXPORT_AGENTS, x->cur, x->at, to, SP_EVENT_N_FIELDS + 1,
-                         err, errlen) ||
-        0 != texts_fetch(s, &x->sets, Q_EXPORT_SETS, x->cur, x->at, to, SP_EVENT_N_FIELDS + 2, err,
+        0 != texts_fetch(s, &x->agents, Q_EXPORT_AGENTS, page, 0, n, SP_EVENT_N_FIELDS + 1, err,
+                         errlen) ||
+        0 != texts_fetch(s, &x->sets, Q_EXPORT_SETS, page, 0, n, SP_EVENT_N_FIELDS + 2, err,
                          errlen)) {
+        PQclear(page);
         x->failed = true;
         return -1;
     }
     bool ahead = false;
-    if (taken && !x->cur_last) {
+    if (!last) {
         if (0 != export_send(s, x, x->why, sizeof(x->why)))
             x->failed = true; /* this page is whole: the next call says it */
         else
@@ -2858,19 +2849,16 @@ static int pg_export_next(sp_store_t *base, sp_store_export_t *x, sp_store_event
     }
     row_ctx_t rc = {.ctx = ctx, .event = cb, .texts = x};
     bool stopped = false;
-    for (; x->at < to && !stopped; x->at++) {
-        if (ahead && x->at % EXPORT_CONSUME_ROWS == EXPORT_CONSUME_ROWS - 1)
+    for (int i = 0; i < n && !stopped; i++) {
+        if (ahead && i % EXPORT_CONSUME_ROWS == EXPORT_CONSUME_ROWS - 1)
             PQconsumeInput(s->conn); /* a failure is export_recv's to report */
-        stopped = event_at(&rc, x->cur, x->at);
+        stopped = event_at(&rc, page, i);
     }
     free(rc.headers);
+    PQclear(page);
     if (ahead && !(x->next = export_recv(s, x, &x->next_last, x->why, sizeof(x->why))))
         x->failed = true;
-    if (x->at == n) {
-        PQclear(x->cur);
-        x->cur = NULL;
-        x->done = x->cur_last;
-    }
+    x->done = last;
     if (stopped) {
         x->done = true;
         x->failed = false;
@@ -2883,7 +2871,6 @@ static void pg_export_close(sp_store_t *base, sp_store_export_t *x)
     (void)base;
     if (!x)
         return;
-    PQclear(x->cur);
     PQclear(x->next);
     texts_clear(&x->agents);
     texts_clear(&x->sets);

@@ -4290,8 +4290,8 @@ static int export_page(sp_store_t *s, sp_store_export_t *x, got_events_t *g)
 /* Campaign x's events read by pages of every size through a reading, while the same store serves
  * other calls and another reading between its pages: each page is full but the last, the rows are
  * those events() lists, in its order, with their interned texts (40 agents, 13 header sets), none
- * repeated or skipped at a page's end (nor at the end of PostgreSQL's statements of several
- * pages); before and limit as events() takes them; a callback that stops ends the reading. */
+ * repeated or skipped at a page's end; before and limit as events() takes them; a callback that
+ * stops ends the reading. */
 static void test_export_reading(void **state)
 {
     sp_store_t *s = open_store(state);
