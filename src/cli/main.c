@@ -287,11 +287,11 @@ static int start_serving(server_t *srv, char *err, size_t errlen)
     /* Blocks of 256 KiB and more (an export's pages of rows and of formatted text) are mapped
      * each for itself and unmapped when freed. By default glibc raises that threshold to the
      * largest block freed so far, after which such pages stay in the arenas of the threads that
-     * made them: 48 MiB resident after a few exports of a million events, 33 MiB with this. */
+     * made them: 48 MiB resident after a few exports of a million events, 36 MiB with this. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     /* And a thread's arena gives back what it holds free at its top, which glibc keeps 128 KiB
      * above: with an arena for each export's reading thread, twelve exports at once left the
-     * server at 62 MiB, 35 MiB with this. */
+     * server at 62 MiB, 43 MiB with this (docs/BENCHMARKS.md). */
     mallopt(M_TOP_PAD, 0);
     sp_pixel_options_t pixel = {
         .cfg = cfg,
