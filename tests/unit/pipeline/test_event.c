@@ -399,11 +399,14 @@ static void test_format_ts(void **state)
     sp_format_ts(1795622400123LL, small, sizeof(small));
     assert_string_equal("2026-11-25", small);
 
-    /* sp_now_ms is the wall clock in milliseconds. */
-    int64_t before = (int64_t)time(NULL) * 1000, now = sp_now_ms();
-    int64_t after = ((int64_t)time(NULL) + 1) * 1000;
-    assert_true(now >= before);
-    assert_true(now <= after);
+    /* sp_now_ms is the wall clock in milliseconds. Read around it from the same clock: time()
+     * reads a coarser one, a tick behind just after a second begins, which failed this once. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_REALTIME, &a);
+    int64_t now = sp_now_ms();
+    clock_gettime(CLOCK_REALTIME, &b);
+    assert_true(now >= (int64_t)a.tv_sec * 1000 + a.tv_nsec / 1000000);
+    assert_true(now <= (int64_t)b.tv_sec * 1000 + b.tv_nsec / 1000000);
 }
 
 /* ---- the journal form ---------------------------------------------------------------------- */
