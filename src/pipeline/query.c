@@ -57,7 +57,8 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
     } else {
         /* A recipient's events everywhere: through the campaigns they are in, each read by
          * events_campaign_recipient. */
-        put(&b, "campaign IN (SELECT campaign FROM recipients WHERE recipient = ");
+        put(&b,
+            "campaign IN (SELECT campaign FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(""));
         int r = param(&b, true, q->recipient ? q->recipient : "", 0);
         put(&b, ") AND recipient = %c%d%s", mark, r, named);
     }

@@ -19,6 +19,12 @@ typedef struct sp_query_events {
     int64_t limit;         /* negative: no limit */
 } sp_query_events_t;
 
+/* The campaigns recipient P is in, as a condition on recipients: a seek of each campaign's key
+ * (campaign, recipient), as no index holds recipients by address alone (a random B-tree entry
+ * per new recipient that the writer no longer makes: BENCHMARKS.md, "The writer at a million
+ * opens"). Every recipient's row has its campaign's (deleting a campaign deletes its rows). */
+#define SP_QUERY_RECIPIENT_CAMPAIGNS(p) "campaign IN (SELECT id FROM campaigns) AND recipient = " p
+
 /* A parameter of the statement, in the order of its marks. */
 typedef struct sp_query_param {
     bool text;

@@ -181,6 +181,11 @@ static const char *const migrations[] = {
     " WHERE header_set IS NOT NULL AND header_set = header_sets.id);"
     "DROP INDEX IF EXISTS events_agent;"
     "DROP INDEX IF EXISTS events_header_set;",
+    /* 19: no index of recipients by address: only forget and a recipient's page read it, and
+     * they now seek each campaign's key instead (SP_QUERY_RECIPIENT_CAMPAIGNS). A random
+     * B-tree entry fewer per new recipient: at a million opens, 15% more of them indexed a
+     * second and an eighth less written. */
+    "DROP INDEX IF EXISTS recipients_recipient;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -341,6 +346,12 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 /* The head of the events' INSERT (write_rows adds its rows) and their SELECT, made once from the
  * field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
+
+/* The events of recipient ?1 in every campaign, through events_campaign_recipient (whose
+ * rows all have a recipient, which SQLite must be told). */
+#define FORGET_EVENTS                                                                              \
+    "campaign IN (SELECT campaign FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(            \
+        "?1") ") AND recipient = ?1 AND recipient <> ''"
 
 /* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
  * values, days, totals), what the migration adds (of every event), and the report's queries. */
@@ -2738,12 +2749,12 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
                             " machine = campaigns.machine - r.machine, self = campaigns.self - "
                             "r.self,"
                             " clicks = campaigns.clicks - r.clicks"
-                            " FROM (SELECT * FROM recipients WHERE recipient = ?1) AS r"
-                            " WHERE campaigns.id = r.campaign",
-        /* Through events_campaign: the recipient's campaigns, before their rows go. */
-        "DELETE FROM events WHERE campaign IN (SELECT campaign FROM recipients"
-        " WHERE recipient = ?1) AND recipient = ?1",
-        "DELETE FROM recipients WHERE recipient = ?1",
+                            " FROM (SELECT * FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(
+                                "?1") ") AS r"
+                                      " WHERE campaigns.id = r.campaign",
+        /* Through events_campaign_recipient: the recipient's campaigns, before their rows go. */
+        "DELETE FROM events WHERE " FORGET_EVENTS,
+        "DELETE FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1"),
         /* Their kept opens of unknown campaigns (a scan, but of a bounded table): out of the
          * counts, then erased. */
         "UPDATE unknown_campaigns SET opens = opens - (SELECT COUNT(*) FROM unknown_events"
@@ -2771,15 +2782,17 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         else if (4 == i)
             *deleted += sqlite3_changes(s->db);
         /* Their share of the rollups, from their events before those go. */
-        if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
-                       0 != rollup_step(s,
-                                        "DELETE FROM rollup_people WHERE campaign IN (SELECT"
-                                        " campaign FROM recipients WHERE recipient = ?1)"
+        if (0 == i &&
+            (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
+             0 != rollup_step(s,
+                              "DELETE FROM rollup_people WHERE campaign IN (SELECT campaign"
+                              " FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(
+                                  "?1") ")"
                                         " AND dim IN (0, 7) AND who = ?1",
-                                        recipient, err, errlen)))
+                              recipient, err, errlen)))
             goto fail;
     }
     if (0 == exec(s, "COMMIT", err, errlen))
@@ -3420,15 +3433,11 @@ static void sqlite_once(void)
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);
     sp_rollup_add_sql(rollup_sql[R_FORGET][0], rollup_sql[R_FORGET][1], ROLLUP_SQL_MAX,
-                      "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
-                      " AND recipient = ?1",
-                      -1, false);
+                      FORGET_EVENTS, -1, false);
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false);
     sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
-                       "campaign IN (SELECT campaign FROM recipients WHERE recipient = ?1)"
-                       " AND recipient = ?1",
-                       -1, false);
+                       FORGET_EVENTS, -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
                          rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
