@@ -17,7 +17,13 @@
 #endif
 
 #define SP_CONFIG_LIKELY_FORWARD_AFTER_S 600 /* --likely-forward-after: see tally.h */
-#define SP_CONFIG_BATCH_MAX 4096 /* --batch-max: most opens in one commit */
+/* --batch-max: most opens in one commit. A backlog is indexed in commits this large: each
+ * commit writes every page it dirtied into the WAL and then the database, and the pages an
+ * open dirties at random (its recipient, its person, its place among the recipient's events)
+ * are shared by more opens in a larger commit. At 300,000 opens 16,384 a commit indexed twice
+ * as many a second as 4,096, with a third of the writes, for 9 KB of memory per open held
+ * (BENCHMARKS.md, "The writer's commits"). Below the index rate batches stay small. */
+#define SP_CONFIG_BATCH_MAX 16384
 
 /* Opens of campaigns that do not exist: how many IDs, and how many of each one's newest
  * opens, are kept apart unless configured. A kept open is its journal record, under 1 KiB

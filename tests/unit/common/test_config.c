@@ -132,7 +132,7 @@ static void test_defaults(void **state)
     assert_int_equal(0, cfg.threads);
     assert_int_equal(4096, cfg.max_connections);
     assert_int_equal(15, cfg.timeout);
-    assert_int_equal(4096, cfg.batch_max);
+    assert_int_equal(16384, cfg.batch_max);
     assert_int_equal(0, cfg.retention);
     assert_int_equal(0, cfg.self_ip_window);
     assert_false(cfg.anonymize_ip);
@@ -633,7 +633,7 @@ static void test_precedence(void **state)
     assert_int_equal(2, l->cfg.threads);             /* env > file */
     assert_int_equal(11, l->cfg.timeout);            /* file > default */
     assert_int_equal(222, l->cfg.retention);         /* env > file */
-    assert_int_equal(4096, l->cfg.batch_max);        /* default */
+    assert_int_equal(16384, l->cfg.batch_max);       /* default */
 
     /* A list given by a stronger source replaces the weaker one's. */
     assert_int_equal(1, l->cfg.n_geoip);
