@@ -446,6 +446,34 @@ static void get_field(reader_t *r, char *dst, size_t size)
     dst[n] = '\0';
 }
 
+/* EV with no more header storage than it uses: the room a decoding keeps for scrubbing is
+ * 2.5 KB of the 9 KB an event takes while its batch waits for the commit (up to 16,384 of
+ * them). Its pointers into the storage are moved with it. */
+static sp_event_t *shrink(sp_event_t *ev)
+{
+    size_t names[SP_HEADERS_MAX], values[SP_HEADERS_MAX], apart[3];
+    const char **pointers[3] = {&ev->user_agent, &ev->referer, &ev->cookie};
+    for (size_t i = 0; i < ev->n_headers; i++) {
+        names[i] = (size_t)(ev->headers[i].name - ev->buf);
+        values[i] = (size_t)(ev->headers[i].value - ev->buf);
+    }
+    for (int k = 0; k < 3; k++)
+        apart[k] = *pointers[k] ? (size_t)(*pointers[k] - ev->buf) : 0;
+    sp_event_t *small = realloc(ev, sizeof(*ev) + ev->buf_used);
+    if (!small)
+        return ev; /* it keeps its room */
+    small->buf_size = small->buf_used;
+    for (size_t i = 0; i < small->n_headers; i++) {
+        small->headers[i].name = small->buf + names[i];
+        small->headers[i].value = small->buf + values[i];
+    }
+    const char **moved[3] = {&small->user_agent, &small->referer, &small->cookie};
+    for (int k = 0; k < 3; k++)
+        if (*moved[k])
+            *moved[k] = small->buf + apart[k];
+    return small;
+}
+
 sp_event_t *sp_event_decode(const void *buf, size_t len)
 {
     reader_t r = {buf, (const unsigned char *)buf + len, false};
@@ -497,7 +525,7 @@ sp_event_t *sp_event_decode(const void *buf, size_t len)
     ev->self_referer = flags & FLAG_SELF_REFERER;
     ev->self_cookie = flags & FLAG_SELF_COOKIE;
     ev->self_ip = flags & FLAG_SELF_IP;
-    return ev;
+    return shrink(ev);
 }
 
 const char *sp_event_header(const sp_event_t *ev, const char *name)

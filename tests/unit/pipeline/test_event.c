@@ -455,6 +455,8 @@ static void same_event(const sp_event_t *want, const sp_event_t *got)
     assert_int_equal(want->self_ip, got->self_ip);
     assert_int_equal(want->adopt_row, got->adopt_row);
     assert_int_equal(want->n_headers, got->n_headers);
+    /* A decoded event keeps no room it does not use. */
+    assert_int_equal(got->buf_used, got->buf_size);
     for (size_t i = 0; i < want->n_headers; i++) {
         assert_string_equal(want->headers[i].name, got->headers[i].name);
         assert_string_equal(want->headers[i].value, got->headers[i].value);
