@@ -21,7 +21,7 @@
  * commit writes every page it dirtied into the WAL and then the database, and the pages an
  * open dirties at random (its recipient, its person, its place among the recipient's events)
  * are shared by more opens in a larger commit. At 300,000 opens 16,384 a commit indexed twice
- * as many a second as 4,096, with a third of the writes, for 9 KB of memory per open held
+ * as many a second as 4,096, with a third of the writes, for 7 KB of memory per open held
  * (BENCHMARKS.md, "The writer's commits"). Below the index rate batches stay small. */
 #define SP_CONFIG_BATCH_MAX 16384
 

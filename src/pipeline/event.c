@@ -446,8 +446,8 @@ static void get_field(reader_t *r, char *dst, size_t size)
     dst[n] = '\0';
 }
 
-/* EV with no more header storage than it uses: the room a decoding keeps for scrubbing is
- * 2.5 KB of the 9 KB an event takes while its batch waits for the commit (up to 16,384 of
+/* EV with no more header storage than it uses: the room a decoding keeps for scrubbing was
+ * 2.5 KB of the 9 KB an event took while its batch waits for the commit (up to 16,384 of
  * them). Its pointers into the storage are moved with it. */
 static sp_event_t *shrink(sp_event_t *ev)
 {

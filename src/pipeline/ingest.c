@@ -477,7 +477,7 @@ static void check_store(sp_ingest_t *in, int64_t pos)
     }
 }
 
-/* Once a backlog is indexed: the memory its batches' events took (9 KB an open, up to
+/* Once a backlog is indexed: the memory its batches' events took (7 KB an open, up to
  * --batch-max of them at once) is given back to the system. Freed events leave free pages
  * between the blocks still in use (the store's page cache, made in the same batches), which
  * malloc keeps for reuse; malloc_trim returns every whole free page of every arena. Without
