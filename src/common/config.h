@@ -9,7 +9,7 @@
 
 #include "net.h"
 
-#define SP_CONFIG_LIST_MAX  32
+#define SP_CONFIG_LIST_MAX 32
 /* Where the set-up script installs the DB-IP Lite City files (`make install` builds geo.o
  * and config.o with its own DATADIR). */
 #ifndef SP_GEO_DEFAULT_DIR

@@ -58,7 +58,7 @@ struct sp_ingest {
     uint64_t fails, fails_logged;
     atomic_int_fast64_t default_rows; /* the store's upkeep's count; -1: none */
     int64_t upkeep_at;                /* on the writer: when the store's upkeep is next due */
-    size_t batch_held;                /* on the writer: opens indexed since give_back */
+    size_t since_give_back;           /* on the writer: opens indexed since give_back */
     bool upkeep_logged;               /* its failure or the rows it found were logged */
 };
 
@@ -485,9 +485,9 @@ static void check_store(sp_ingest_t *in, int64_t pos)
  * instead of 81 MiB (BENCHMARKS.md, "The writer's commits"). */
 static void give_back(sp_ingest_t *in)
 {
-    if (in->batch_held < GIVE_BACK_OPENS)
+    if (in->since_give_back < GIVE_BACK_OPENS)
         return;
-    in->batch_held = 0;
+    in->since_give_back = 0;
     malloc_trim(0);
 }
 
@@ -564,7 +564,7 @@ static void *writer_main(void *arg)
         size_t done = 0;
         int stored = n ? store_batch(in, batch, n, end, &done) : commit(in, NULL, 0, end, 1);
         if (COMMIT_OK == stored) {
-            in->batch_held += n;
+            in->since_give_back += n;
             finish(in, batch, n);
             pos = end;
             set_indexed(in, pos, false);

@@ -347,11 +347,11 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
  * field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
 
-/* The events of recipient ?1 in every campaign, through events_campaign_recipient (whose
- * rows all have a recipient, which SQLite must be told). */
+/* Recipient ?1's rows of recipients, and their events in every campaign, through
+ * events_campaign_recipient (whose rows all have a recipient, which SQLite must be told). */
+#define FORGET_ROWS "recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1")
 #define FORGET_EVENTS                                                                              \
-    "campaign IN (SELECT campaign FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(            \
-        "?1") ") AND recipient = ?1 AND recipient <> ''"
+    "campaign IN (SELECT campaign FROM " FORGET_ROWS ") AND recipient = ?1 AND recipient <> ''"
 
 /* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
  * values, days, totals), what the migration adds (of every event), and the report's queries. */
@@ -2749,12 +2749,11 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
                             " machine = campaigns.machine - r.machine, self = campaigns.self - "
                             "r.self,"
                             " clicks = campaigns.clicks - r.clicks"
-                            " FROM (SELECT * FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(
-                                "?1") ") AS r"
-                                      " WHERE campaigns.id = r.campaign",
+                            " FROM (SELECT * FROM " FORGET_ROWS ") AS r"
+                            " WHERE campaigns.id = r.campaign",
         /* Through events_campaign_recipient: the recipient's campaigns, before their rows go. */
         "DELETE FROM events WHERE " FORGET_EVENTS,
-        "DELETE FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1"),
+        "DELETE FROM " FORGET_ROWS,
         /* Their kept opens of unknown campaigns (a scan, but of a bounded table): out of the
          * counts, then erased. */
         "UPDATE unknown_campaigns SET opens = opens - (SELECT COUNT(*) FROM unknown_events"
@@ -2789,9 +2788,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
              0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
              0 != rollup_step(s,
                               "DELETE FROM rollup_people WHERE campaign IN (SELECT campaign"
-                              " FROM recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(
-                                  "?1") ")"
-                                        " AND dim IN (0, 7) AND who = ?1",
+                              " FROM " FORGET_ROWS ") AND dim IN (0, 7) AND who = ?1",
                               recipient, err, errlen)))
             goto fail;
     }
