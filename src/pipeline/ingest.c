@@ -392,6 +392,45 @@ static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **ba
     return 0;
 }
 
+/* What salvage has done of a batch the store refused: events stored, events settled (stored or
+ * refused alone) from the batch's start, and whether the store holds the position past the
+ * last settled one. */
+typedef struct salvaged {
+    size_t stored, done;
+    bool marked;
+} salvaged_t;
+
+/* Stores BATCH[LO, HI), which the store refused as a whole for its data, by halves, each half
+ * it refuses halved again down to the events it refuses alone (marked failed), in order: one
+ * refused event among a batch of N costs about 2 log2(N) commits, not N (a batch is up to
+ * 16,384 opens). COMMIT_OK, or the first other failure (S says what was done before it). */
+static int salvage(sp_ingest_t *in, sp_event_t **batch, size_t lo, size_t hi, int tries,
+                   salvaged_t *s)
+{
+    size_t mid = lo + (hi - lo) / 2;
+    size_t parts[2][2] = {{lo, mid}, {mid, hi}};
+    for (int k = 0; k < 2; k++) {
+        size_t a = parts[k][0], b = parts[k][1];
+        if (a == b)
+            continue;
+        int rc = commit(in, &batch[a], b - a, batch[b - 1]->journal_end, tries);
+        if (COMMIT_OK == rc) {
+            s->stored += b - a;
+            s->done = b;
+            s->marked = true;
+        } else if (COMMIT_DATA != rc) {
+            return rc;
+        } else if (1 == b - a) {
+            batch[a]->outcome = SP_OUTCOME_FAILED;
+            s->done = b;
+            s->marked = false;
+        } else if (COMMIT_OK != (rc = salvage(in, batch, a, b, tries, s))) {
+            return rc;
+        }
+    }
+    return COMMIT_OK;
+}
+
 /* Stores N events read up to END. COMMIT_OK when all are done (stored, or refused for their
  * data alone: those are marked failed and counted); otherwise *DONE says how many of the
  * first ones are (their journal position is in the store), and the rest stay in the journal:
@@ -414,22 +453,12 @@ static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t en
     /* One event may be what the store refuses: save the others, in order. When it takes
      * none of them, it is the store that is wrong (its schema, its permissions), not the
      * events: they stay in the journal and are tried again. */
-    bool marked = true; /* the store holds the position past the last one done */
-    size_t stored = 0;
-    for (size_t i = 0; i < n; i++) {
-        rc = commit(in, &batch[i], 1, batch[i]->journal_end, stopping ? 1 : COMMIT_TRIES);
-        if (COMMIT_DATA == rc) {
-            batch[i]->outcome = SP_OUTCOME_FAILED;
-            marked = false;
-        } else if (COMMIT_OK != rc) {
-            return rc;
-        } else {
-            marked = true;
-            stored++;
-        }
-        *done = i + 1;
-    }
-    if (!stored) {
+    salvaged_t s = {0, 0, true};
+    rc = salvage(in, batch, 0, n, stopping ? 1 : COMMIT_TRIES, &s);
+    *done = s.done;
+    if (COMMIT_OK != rc)
+        return rc;
+    if (!s.stored) {
         *done = 0;
         return COMMIT_RETRY;
     }
@@ -440,7 +469,7 @@ static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t en
                          batch[i]->campaign);
     /* The last ones refused: the store learns that it holds everything up to END all the
      * same, or they would be tried again at the next start. */
-    if (!marked || batch[n - 1]->journal_end != end) {
+    if (!s.marked || batch[n - 1]->journal_end != end) {
         rc = commit(in, NULL, 0, end, stopping ? 1 : COMMIT_TRIES);
         if (COMMIT_OK != rc)
             return rc;

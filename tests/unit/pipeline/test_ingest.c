@@ -18,7 +18,8 @@
 #include "ingest.h"
 #include "metrics.h"
 
-/* ---- a fake store: records what it is given, fails as it is told ------------------------------ */
+/* ---- a fake store: records what it is given, fails as it is told ------------------------------
+ */
 
 #define FAKE_MAX 64
 
@@ -26,14 +27,14 @@ typedef struct fake {
     sp_store_t base;
     pthread_mutex_t lock;
     /* What it is told. */
-    int fail_calls;                  /* the next this many write_batch calls fail ... */
-    sp_store_failure_t fail_kind;    /* ... so */
-    char refuse[SP_ID_MAX + 1];      /* a batch holding an event of this campaign fails (DATA) */
-    bool refuse_all;                 /* every batch with events fails (DATA) */
+    int fail_calls;               /* the next this many write_batch calls fail ... */
+    sp_store_failure_t fail_kind; /* ... so */
+    char refuse[SP_ID_MAX + 1];   /* a batch holding an event of this campaign fails (DATA) */
+    bool refuse_all;              /* every batch with events fails (DATA) */
     /* What it did. */
     sp_store_failure_t last;
     int calls, batches_stored;
-    size_t biggest;                  /* events in the largest batch it was given */
+    size_t biggest;                       /* events in the largest batch it was given */
     char stored[FAKE_MAX][SP_ID_MAX + 1]; /* recipients, in the order stored */
     size_t n_stored;
     char mark[64]; /* the journal position it holds ("" none) */
@@ -110,7 +111,8 @@ static const sp_store_ops_t fake_ops = {
     .failure = fake_failure,
 };
 
-/* ---- fixture: a journal in a fresh folder, enrichment, the fake ------------------------------- */
+/* ---- fixture: a journal in a fresh folder, enrichment, the fake -------------------------------
+ */
 
 typedef struct fixture {
     char dir[64], jdir[80];
@@ -324,6 +326,38 @@ static void test_salvage(void **state)
     assert_int_equal(3, fx->committed_stored);
 }
 
+/* One refused open in a large batch: the others are stored in order by halves, in a few
+ * commits, not one commit per open. */
+static void test_salvage_halves(void **state)
+{
+    fixture_t *fx = *state;
+    snprintf(fx->fake.refuse, sizeof(fx->fake.refuse), "bad");
+    char want_buf[63][16];
+    const char *want[63];
+    for (int i = 0, w = 0; i < 64; i++) {
+        if (40 == i) {
+            append(fx, "bad", "b");
+            continue;
+        }
+        snprintf(want_buf[w], sizeof(want_buf[w]), "g%d", i);
+        append(fx, "good", want_buf[w]);
+        want[w] = want_buf[w];
+        w++;
+    }
+    start(fx, 0);
+    wait_indexed(fx);
+    stored_are(fx, want, 63);
+    mark_is_end(fx);
+    pthread_mutex_lock(&fx->fake.lock);
+    int calls = fx->fake.calls;
+    size_t biggest = fx->fake.biggest;
+    pthread_mutex_unlock(&fx->fake.lock);
+    assert_int_equal(64, biggest); /* one batch first */
+    /* The batch, then two halves at each of six levels at most, and the end's mark. */
+    if (calls > 1 + 2 * 6 + 1)
+        fail_msg("%d commits for one refused open among 64", calls);
+}
+
 /* When the store refuses every event alone too, it is the store that is wrong (its schema, its
  * permissions), not the events: they stay in the journal, and are stored once it takes them. */
 static void test_store_refuses_all(void **state)
@@ -400,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salvage_halves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
