@@ -20,8 +20,9 @@
 /* A commit the store cannot take for now (a full disk, a database locked by another
  * program, a server out of reach) is retried this many times, then the writer waits and
  * tries again from the same place: the journal still holds every open. One the store refuses
- * for its data is tried event by event, so that one bad event cannot hold up the rest. A
- * fault (a damaged store, files that cannot be written) stops the writer for good. */
+ * for its data is tried by halves down to single events (salvage), so that one bad event
+ * cannot hold up the rest. A fault (a damaged store, files that cannot be written) stops the
+ * writer for good. */
 #define COMMIT_TRIES    5
 #define GIVE_BACK_OPENS 4096 /* opens indexed since the writer last gave memory back */
 /* A failing store is logged at its first failure, then at most this often. */
