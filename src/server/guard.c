@@ -61,7 +61,8 @@ struct sp_guard_shard {
 
 typedef struct sp_guard_peer {
     sp_net_addr_t addr;
-    unsigned count;
+    unsigned count;   /* its connections */
+    unsigned pending; /* admitted at accept, not yet opened (reserved_peer) */
     struct sp_guard_peer *next;
 } peer_t;
 
@@ -93,6 +94,13 @@ struct sp_guard {
  * freed and another made at the same address must not inherit it). */
 static _Thread_local struct sp_guard_shard *my_shard;
 static _Thread_local uint64_t my_guard;
+/* The connection this thread admitted last (sp_guard_allow) and has not yet seen opened
+ * (sp_guard_opened), counted in its peer's pending: libmicrohttpd calls the two in a row on
+ * the accepting thread, so two threads accepting at once cannot both take an address's last
+ * place. One admitted but never opened (libmicrohttpd failed in between) is let go at this
+ * thread's next admission. */
+static _Thread_local peer_t *reserved_peer;
+static _Thread_local uint64_t reserved_guard;
 static atomic_uint_fast64_t next_id = 1;
 
 static const char answer_408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -222,6 +230,45 @@ static peer_t *find_peer(sp_guard_t *g, const sp_net_addr_t *a)
     return NULL;
 }
 
+/* A's peer, made when it has none. Under peers_lock. */
+static peer_t *get_peer(sp_guard_t *g, const sp_net_addr_t *a)
+{
+    peer_t *p = find_peer(g, a);
+    if (p)
+        return p;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    p->addr = *a;
+    size_t b = bucket_of(a);
+    p->next = g->peers[b];
+    g->peers[b] = p;
+    return p;
+}
+
+/* P gone when nothing holds it any more. Under peers_lock. */
+static void put_peer(sp_guard_t *g, peer_t *p)
+{
+    if (p->count || p->pending)
+        return;
+    peer_t **at = &g->peers[bucket_of(&p->addr)];
+    while (*at != p)
+        at = &(*at)->next;
+    *at = p->next;
+    free(p);
+}
+
+/* This thread's reservation in G let go (opened, or never to be). Under peers_lock. */
+static peer_t *take_reservation(sp_guard_t *g)
+{
+    peer_t *p = reserved_guard == g->id ? reserved_peer : NULL;
+    reserved_peer = NULL;
+    reserved_guard = 0;
+    if (p)
+        p->pending--;
+    return p;
+}
+
 bool sp_guard_allow(sp_guard_t *g, const struct sockaddr *addr)
 {
     if (!g->opt.per_ip_max)
@@ -232,8 +279,17 @@ bool sp_guard_allow(sp_guard_t *g, const struct sockaddr *addr)
         if (sp_net_in_cidr(&a, &g->opt.exempt[i]))
             return true;
     pthread_mutex_lock(&g->peers_lock);
+    peer_t *stale = take_reservation(g);
+    if (stale)
+        put_peer(g, stale);
     peer_t *p = find_peer(g, &a);
-    bool ok = !p || p->count < g->opt.per_ip_max;
+    bool ok = !p || p->count + p->pending < g->opt.per_ip_max;
+    if (ok) {
+        p = get_peer(g, &a);
+        p->pending++;
+        reserved_peer = p;
+        reserved_guard = g->id;
+    }
     pthread_mutex_unlock(&g->peers_lock);
     if (!ok)
         sp_metric_inc(http_address_refusals);
@@ -288,17 +344,11 @@ void sp_guard_opened(sp_guard_t *g, sp_guard_conn_t *c, int fd, const struct soc
     sp_net_addr_t a;
     sp_net_from_sockaddr(addr, &a);
     pthread_mutex_lock(&g->peers_lock);
-    peer_t *p = find_peer(g, &a);
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p)
-            abort();
-        p->addr = a;
-        size_t b = bucket_of(&a);
-        p->next = g->peers[b];
-        g->peers[b] = p;
-    }
+    peer_t *p = get_peer(g, &a);
     p->count++;
+    peer_t *reserved = take_reservation(g);
+    if (reserved && reserved != p)
+        put_peer(g, reserved); /* not this connection's: its accept was let go */
     pthread_mutex_unlock(&g->peers_lock);
 
     c->shard = s;
@@ -348,13 +398,8 @@ void sp_guard_closed(sp_guard_t *g, sp_guard_conn_t *c)
 
     pthread_mutex_lock(&g->peers_lock);
     peer_t *p = c->peer;
-    if (0 == --p->count) {
-        peer_t **at = &g->peers[bucket_of(&p->addr)];
-        while (*at != p)
-            at = &(*at)->next;
-        *at = p->next;
-        free(p);
-    }
+    p->count--;
+    put_peer(g, p);
     pthread_mutex_unlock(&g->peers_lock);
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -172,6 +173,51 @@ static void test_per_address_cap(void **state)
     sp_guard_free(g);
 }
 
+typedef struct {
+    sp_guard_t *g;
+    struct sockaddr_in addr;
+    bool allowed;
+} admit_t;
+
+static void *admit_main(void *arg)
+{
+    admit_t *a = arg;
+    a->allowed = sp_guard_allow(a->g, (struct sockaddr *)&a->addr);
+    return NULL;
+}
+
+/* sp_guard_allow on another thread (as a second request thread accepting at once). */
+static bool allow_elsewhere(sp_guard_t *g, const char *ip)
+{
+    admit_t a = {g, peer(ip), false};
+    pthread_t t;
+    assert_int_equal(0, pthread_create(&t, NULL, admit_main, &a));
+    assert_int_equal(0, pthread_join(t, NULL));
+    return a.allowed;
+}
+
+/* Two request threads accepting from one address at once cannot both take its last place:
+ * an admission holds the place until its connection is opened, and a place admitted but
+ * never opened is let go at that thread's next admission. */
+static void test_per_address_cap_between_threads(void **state)
+{
+    (void)state;
+    sp_guard_options_t opt = {.per_ip_max = 1};
+    sp_guard_t *g = sp_guard_new(&opt);
+    struct sockaddr_in a = peer("192.0.2.1"), b = peer("192.0.2.2");
+    conn_t k;
+    assert_true(sp_guard_allow(g, (struct sockaddr *)&a)); /* this thread, not yet opened */
+    assert_false(allow_elsewhere(g, "192.0.2.1"));         /* another thread at the same time */
+    open_conn(g, &k, "192.0.2.1");
+    assert_false(allow_elsewhere(g, "192.0.2.1"));
+    close_conn(g, &k);
+    assert_true(sp_guard_allow(g, (struct sockaddr *)&a)); /* admitted, never opened */
+    assert_false(allow_elsewhere(g, "192.0.2.1"));
+    assert_true(sp_guard_allow(g, (struct sockaddr *)&b)); /* this thread's next admission */
+    assert_true(allow_elsewhere(g, "192.0.2.1"));
+    sp_guard_free(g);
+}
+
 static void test_oldest_waiting_shed_near_the_limit(void **state)
 {
     (void)state;
@@ -276,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_tls_connection_closed_without_answer),
         cmocka_unit_test(test_idle_keepalive_closed_silently),
         cmocka_unit_test(test_per_address_cap),
+        cmocka_unit_test(test_per_address_cap_between_threads),
         cmocka_unit_test(test_oldest_waiting_shed_near_the_limit),
         cmocka_unit_test(test_lingering_close_drains),
         cmocka_unit_test(test_sweeper_thread),
