@@ -258,15 +258,17 @@ static void put_peer(sp_guard_t *g, peer_t *p)
     free(p);
 }
 
-/* This thread's reservation in G let go (opened, or never to be). Under peers_lock. */
-static peer_t *take_reservation(sp_guard_t *g)
+/* This thread's reservation in G let go (opened, or never to be), its peer with it when
+ * nothing else holds it. Under peers_lock. */
+static void let_go_reservation(sp_guard_t *g)
 {
     peer_t *p = reserved_guard == g->id ? reserved_peer : NULL;
     reserved_peer = NULL;
     reserved_guard = 0;
-    if (p)
+    if (p) {
         p->pending--;
-    return p;
+        put_peer(g, p);
+    }
 }
 
 bool sp_guard_allow(sp_guard_t *g, const struct sockaddr *addr)
@@ -279,9 +281,7 @@ bool sp_guard_allow(sp_guard_t *g, const struct sockaddr *addr)
         if (sp_net_in_cidr(&a, &g->opt.exempt[i]))
             return true;
     pthread_mutex_lock(&g->peers_lock);
-    peer_t *stale = take_reservation(g);
-    if (stale)
-        put_peer(g, stale);
+    let_go_reservation(g);
     peer_t *p = find_peer(g, &a);
     bool ok = !p || p->count + p->pending < g->opt.per_ip_max;
     if (ok) {
@@ -346,9 +346,7 @@ void sp_guard_opened(sp_guard_t *g, sp_guard_conn_t *c, int fd, const struct soc
     pthread_mutex_lock(&g->peers_lock);
     peer_t *p = get_peer(g, &a);
     p->count++;
-    peer_t *reserved = take_reservation(g);
-    if (reserved && reserved != p)
-        put_peer(g, reserved); /* not this connection's: its accept was let go */
+    let_go_reservation(g); /* counted now, or another accept's that was let go */
     pthread_mutex_unlock(&g->peers_lock);
 
     c->shard = s;
