@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 
-
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL, OPT_CIDRS, OPT_STRS } opt_kind_t;
 
 typedef struct {
