@@ -230,8 +230,76 @@ void sp_rollup_derive(sp_rollup_t *r)
     qsort(r->people, r->n_people, sizeof(*r->people), cmp_person);
 }
 
+static int cmp_hour(const void *pa, const void *pb)
+{
+    const sp_rollup_hour_t *a = pa, *b = pb;
+    int c = a->campaign == b->campaign ? 0 : strcmp(a->campaign, b->campaign);
+    if (c)
+        return c;
+    if (a->dim != b->dim)
+        return a->dim < b->dim ? -1 : 1;
+    return a->hour == b->hour ? 0 : (a->hour < b->hour ? -1 : 1);
+}
+
+static uint64_t hash_hour(const void *p)
+{
+    const sp_rollup_hour_t *h = p;
+    return sp_hash_int(sp_hash_int(sp_hash_str(SP_HASH_SEED, h->campaign), h->dim), h->hour);
+}
+
+static bool same_hour(const void *pa, const void *pb)
+{
+    return 0 == cmp_hour(pa, pb);
+}
+
+static void add_hour(void *pa, void *pb)
+{
+    sp_rollup_hour_t *a = pa;
+    const sp_rollup_hour_t *b = pb;
+    a->firsts += b->firsts;
+    a->lasts += b->lasts;
+}
+
+void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2],
+                            bool *changed)
+{
+    /* At most four rows a person: a first and a last hour left, and one each arrived at. */
+    free(r->hours);
+    r->hours = xmalloc((4 * r->n_people + 1) * sizeof(*r->hours));
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_people; i++) {
+        const sp_rollup_person_t *p = &r->people[i];
+        int64_t first = p->first, last = p->last;
+        if (found[i]) {
+            first = old[i][0] < first ? old[i][0] : first;
+            last = old[i][1] > last ? old[i][1] : last;
+        }
+        bool first_moved = !found[i] || first != old[i][0];
+        bool last_moved = !found[i] || last != old[i][1];
+        changed[i] = first_moved || last_moved;
+        if (first_moved) {
+            r->hours[n++] = (sp_rollup_hour_t){p->campaign, p->dim, first, 1, 0};
+            if (found[i])
+                r->hours[n++] = (sp_rollup_hour_t){p->campaign, p->dim, old[i][0], -1, 0};
+        }
+        if (last_moved) {
+            r->hours[n++] = (sp_rollup_hour_t){p->campaign, p->dim, last, 0, 1};
+            if (found[i])
+                r->hours[n++] = (sp_rollup_hour_t){p->campaign, p->dim, old[i][1], 0, -1};
+        }
+    }
+    n = sp_merge(r->hours, n, sizeof(*r->hours), hash_hour, same_hour, add_hour);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (r->hours[i].firsts || r->hours[i].lasts)
+            r->hours[kept++] = r->hours[i];
+    qsort(r->hours, kept, sizeof(*r->hours), cmp_hour);
+    r->n_hours = kept;
+}
+
 void sp_rollup_free(sp_rollup_t *r)
 {
+    free(r->hours);
     free(r->counts);
     free(r->values);
     free(r->days);
@@ -415,12 +483,12 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
     put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
 
     /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
-     * rows begin before the hours or end after them, sp_rollup_people_exact), counted through
-     * the index of first or last hours; and those of the edges' events who are not among them.
-     * Openers (dim 0), whose number the campaign's row keeps (unique_views), are counted from
-     * the nearer end: a range that ends near the campaign's last hour counts those who came
-     * after it and takes them from the number, not every one before it (100,000 index
-     * entries for a campaign's last 90 days at ten million events).
+     * rows begin before the hours or end after them, sp_rollup_people_exact), counted from
+     * rollup_people_hours, the number of people whose first or last hour each hour is; and
+     * those of the edges' events who are not among them. Openers (dim 0), whose number the
+     * campaign's row keeps (unique_views), are counted from the nearer end: a range that ends
+     * near the campaign's last hour adds up the hours after it and takes them from the
+     * number, not every hour before it.
      * Inexact: n NULL. The list's people are read from sent_to (CROSS JOIN: SQLite keeps that
      * order), usually none, rather than each person looked up in it. */
     char inside_p[128];
@@ -431,22 +499,23 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " FROM (SELECT dim, lo, hi,"
         " CASE WHEN CAST(%c2 AS BIGINT) >= CAST(%c3 AS BIGINT) THEN 0"
         " WHEN lo >= %c2 AND k.dim = 0 AND %c3 - lo > hi - %c3 THEN (SELECT unique_views"
-        " FROM campaigns WHERE id = %c1) - (SELECT COUNT(*) FROM rollup_people"
-        " WHERE campaign = %c1 AND dim = 0 AND first_hour >= %c3)"
-        " WHEN lo >= %c2 THEN (SELECT COUNT(*) FROM rollup_people"
-        " WHERE campaign = %c1 AND dim = k.dim AND first_hour < %c3)"
+        " FROM campaigns WHERE id = %c1) - (SELECT COALESCE(SUM(firsts), 0)"
+        " FROM rollup_people_hours WHERE campaign = %c1 AND dim = 0 AND hour >= %c3)"
+        " WHEN lo >= %c2 THEN (SELECT COALESCE(SUM(firsts), 0) FROM rollup_people_hours"
+        " WHERE campaign = %c1 AND dim = k.dim AND hour < %c3)"
         " WHEN hi < %c3 AND k.dim = 0 AND hi - %c2 > %c2 - lo THEN (SELECT unique_views"
-        " FROM campaigns WHERE id = %c1) - (SELECT COUNT(*) FROM rollup_people"
-        " WHERE campaign = %c1 AND dim = 0 AND last_hour < %c2)"
-        " WHEN hi < %c3 THEN (SELECT COUNT(*) FROM rollup_people"
-        " WHERE campaign = %c1 AND dim = k.dim AND last_hour >= %c2) END AS n,"
+        " FROM campaigns WHERE id = %c1) - (SELECT COALESCE(SUM(lasts), 0)"
+        " FROM rollup_people_hours WHERE campaign = %c1 AND dim = 0 AND hour < %c2)"
+        " WHEN hi < %c3 THEN (SELECT COALESCE(SUM(lasts), 0) FROM rollup_people_hours"
+        " WHERE campaign = %c1 AND dim = k.dim AND hour >= %c2) END AS n,"
         " CASE WHEN CAST(%c2 AS BIGINT) < CAST(%c3 AS BIGINT) AND (lo >= %c2 OR hi < %c3)"
         " THEN (SELECT COUNT(*) FROM sent_to t"
         " CROSS JOIN rollup_people p WHERE t.campaign = %c1 AND p.campaign = %c1"
         " AND p.dim = k.dim AND p.who = t.recipient AND %s) ELSE 0 END AS listed"
-        " FROM (SELECT dim, (SELECT MIN(first_hour) FROM rollup_people WHERE campaign = %c1"
-        " AND dim = d.dim) AS lo, (SELECT MAX(last_hour) FROM rollup_people"
-        " WHERE campaign = %c1 AND dim = d.dim) AS hi FROM (SELECT CAST(%c8 AS INTEGER) AS dim"
+        " FROM (SELECT dim, (SELECT MIN(hour) FROM rollup_people_hours WHERE campaign = %c1"
+        " AND dim = d.dim AND firsts > 0) AS lo, (SELECT MAX(hour) FROM rollup_people_hours"
+        " WHERE campaign = %c1 AND dim = d.dim AND lasts > 0) AS hi"
+        " FROM (SELECT CAST(%c8 AS INTEGER) AS dim"
         " UNION SELECT %d) d) k WHERE lo IS NOT NULL) x"
         " LEFT JOIN (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value IN (SELECT recipient"
         " FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"

@@ -31,11 +31,19 @@
  *       openers and clickers of a range are counted from one row each instead of one per
  *       hour, exactly when nobody's rows begin before the range's hours or end after them
  *       (a range from before a campaign's first open, or to after its last: all time, the
- *       last N days, the days since it was sent), and from rollup_values otherwise.
+ *       last N days, the days since it was sent), and from rollup_values otherwise;
+ *   rollup_people_hours(campaign, dim, hour, firsts, lasts)
+ *       of rollup_people's rows, how many have each hour as first_hour (firsts) and as
+ *       last_hour (lasts): those of a range are counted by adding up hours (a row per hour
+ *       of the campaign's life) where an index of people by hour took two B-tree entries for
+ *       each new person (schema 20).
  *
  * The writer adds each row of rollup_values of dims 1-6 to its day's row of rollup_days and
  * to its value's row of rollup_totals, and each of dims 0 and 7 to its value's rollup_people
- * row. Migration 14 made the three from the rollup_values of its time.
+ * row, and what that row's hours were and became to rollup_people_hours (in C on SQLite,
+ * sp_rollup_people_hours; by statement triggers on PostgreSQL, whose writers on several
+ * servers may move the same person at once); forget and a campaign's deletion take theirs
+ * out with the rows. Migration 14 made the three from the rollup_values of its time.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -86,12 +94,27 @@ typedef struct sp_rollup_value {
     int64_t hour, n;
 } sp_rollup_value_t;
 
+/* rollup_people_hours made from rollup_people (schema 20, both stores). */
+#define SP_ROLLUP_PEOPLE_HOURS_FILL                                                                \
+    "INSERT INTO rollup_people_hours(campaign, dim, hour, firsts, lasts)"                          \
+    " SELECT campaign, dim, hour, SUM(f), SUM(l) FROM (SELECT campaign, dim, first_hour AS hour,"  \
+    " 1 AS f, 0 AS l FROM rollup_people UNION ALL SELECT campaign, dim, last_hour, 0, 1"           \
+    " FROM rollup_people) x GROUP BY campaign, dim, hour;"
+
 /* One row of rollup_people a batch adds to: a person's first and last hour in the batch. */
 typedef struct sp_rollup_person {
     const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
     int dim;
     int64_t first, last;
 } sp_rollup_person_t;
+
+/* What a batch adds to one row of rollup_people_hours: people whose first hour (FIRSTS) and last
+ * hour (LASTS) HOUR became, less those whose it was. */
+typedef struct sp_rollup_hour {
+    const char *campaign; /* borrowed as sp_rollup_person_t's */
+    int dim;
+    int64_t hour, firsts, lasts;
+} sp_rollup_hour_t;
 
 /* What a batch adds to the rollups: each list sorted by its key (campaign, then quarter; campaign,
  * dim, hour, value; strings by their bytes, as both stores compare them) and distinct, so that
@@ -106,6 +129,8 @@ typedef struct sp_rollup {
     size_t n_values, n_days, n_totals;
     sp_rollup_person_t *people;
     size_t n_people;
+    sp_rollup_hour_t *hours; /* sp_rollup_people_hours's */
+    size_t n_hours;
     char *keys; /* the values made here: "v:" and a visitor, SP_ROLLUP_KEY_MAX bytes each */
 } sp_rollup_t;
 
@@ -116,6 +141,15 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n);
 /* Fills R's days, totals and people from its values (sp_rollup_batch's). Aborts when out of
  * memory. */
 void sp_rollup_derive(sp_rollup_t *r);
+
+/* What R's people (sp_rollup_derive's) do to rollup_people: each one's row before the batch is
+ * OLD[i] (first and last hour), or none when FOUND[i] is false. Sets CHANGED[i] when person i's
+ * row is new or its hours move, and fills R's hours with what that adds to
+ * rollup_people_hours, sorted by campaign, dim and hour, distinct, none all zero. The writer
+ * that runs this must be the only one changing those people's rows until it commits: SQLite's,
+ * which holds the database's write lock. Aborts when out of memory. */
+void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2],
+                            bool *changed);
 
 /* Frees R's lists; R may then be filled again. */
 void sp_rollup_free(sp_rollup_t *r);

@@ -198,6 +198,40 @@ static const char *const migrations[] = {
      * campaign's key instead (SP_QUERY_RECIPIENT_CAMPAIGNS), and the writer makes one B-tree
      * entry fewer per new recipient. */
     "DROP INDEX IF EXISTS recipients_recipient;",
+    /* 20: the number of people whose first and last hour each hour is, in place of the indexes
+     * of people by first and by last hour (rollup.h), kept by statement triggers from the rows
+     * each statement inserted and moved, as they were and became: a writer on another server
+     * may move the same person at the same time, and a trigger sees the row versions its own
+     * statement replaced. */
+    "CREATE TABLE rollup_people_hours(campaign TEXT COLLATE \"C\" NOT NULL, dim INTEGER NOT NULL,"
+    " hour BIGINT NOT NULL, firsts BIGINT NOT NULL, lasts BIGINT NOT NULL,"
+    " PRIMARY KEY(campaign, dim, hour) INCLUDE(firsts, lasts))"
+    " WITH (fillfactor = 80, " ROLLUP_VACUUM ");" SP_ROLLUP_PEOPLE_HOURS_FILL
+    "CREATE OR REPLACE FUNCTION spypixel_people_hours() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN IF TG_OP = 'INSERT' THEN"
+    " INSERT INTO rollup_people_hours AS r(campaign, dim, hour, firsts, lasts)"
+    " SELECT campaign, dim, hour, SUM(f), SUM(l) FROM (SELECT campaign, dim, first_hour AS hour,"
+    " 1 AS f, 0 AS l FROM added UNION ALL SELECT campaign, dim, last_hour, 0, 1 FROM added) x"
+    " GROUP BY campaign, dim, hour ORDER BY campaign, dim, hour"
+    " ON CONFLICT(campaign, dim, hour) DO UPDATE"
+    " SET firsts = r.firsts + excluded.firsts, lasts = r.lasts + excluded.lasts;"
+    " ELSE"
+    " INSERT INTO rollup_people_hours AS r(campaign, dim, hour, firsts, lasts)"
+    " SELECT campaign, dim, hour, SUM(f), SUM(l) FROM (SELECT campaign, dim, first_hour AS hour,"
+    " 1 AS f, 0 AS l FROM moved_to UNION ALL SELECT campaign, dim, first_hour, -1, 0"
+    " FROM moved_from UNION ALL SELECT campaign, dim, last_hour, 0, 1 FROM moved_to"
+    " UNION ALL SELECT campaign, dim, last_hour, 0, -1 FROM moved_from) x"
+    " GROUP BY campaign, dim, hour HAVING SUM(f) <> 0 OR SUM(l) <> 0"
+    " ORDER BY campaign, dim, hour ON CONFLICT(campaign, dim, hour) DO UPDATE"
+    " SET firsts = r.firsts + excluded.firsts, lasts = r.lasts + excluded.lasts;"
+    " END IF; RETURN NULL; END $f$;"
+    "CREATE TRIGGER rollup_people_added AFTER INSERT ON rollup_people"
+    " REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION spypixel_people_hours();"
+    "CREATE TRIGGER rollup_people_moved AFTER UPDATE ON rollup_people"
+    " REFERENCING OLD TABLE AS moved_from NEW TABLE AS moved_to"
+    " FOR EACH STATEMENT EXECUTE FUNCTION spypixel_people_hours();"
+    "DROP INDEX rollup_people_first;"
+    "DROP INDEX rollup_people_last;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -451,6 +485,7 @@ static const char *const query_sql[Q_COUNT] = {
                           " rd AS (DELETE FROM rollup_days WHERE campaign = $1),"
                           " rt AS (DELETE FROM rollup_totals WHERE campaign = $1),"
                           " rp AS (DELETE FROM rollup_people WHERE campaign = $1),"
+                          " rh AS (DELETE FROM rollup_people_hours WHERE campaign = $1),"
                           " st AS (DELETE FROM sent_to WHERE campaign = $1),"
                           " tr AS (DELETE FROM trackers WHERE campaign = $1)"
                           " DELETE FROM campaigns WHERE id = $1",
@@ -558,7 +593,9 @@ static const char *const query_sql[Q_COUNT] = {
         " WHERE EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM h)"
         " ON CONFLICT(key) DO UPDATE SET value = (meta.value::bigint + 1)::text",
     /* With them, dims 1-6 to their days' and totals' rows and dims 0 and 7 to their people's
-     * hours (rollup.h), each in key order too. */
+     * hours (rollup.h), each in key order too; a person's row is updated only when the batch
+     * moves its hours, and rollup_people's triggers add what was inserted and moved to
+     * rollup_people_hours (schema 20). */
     [Q_ROLLUP_VALUES] =
         "WITH v AS (SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[],"
         " $5::bigint[]) AS v(campaign, dim, hour, value, n)),"
@@ -576,13 +613,21 @@ static const char *const query_sql[Q_COUNT] = {
         " GROUP BY campaign, dim, value ORDER BY campaign COLLATE \"C\", dim,"
         " value COLLATE \"C\" ON CONFLICT(campaign, dim, who) DO UPDATE"
         " SET first_hour = LEAST(r.first_hour, excluded.first_hour),"
-        " last_hour = GREATEST(r.last_hour, excluded.last_hour))"
+        " last_hour = GREATEST(r.last_hour, excluded.last_hour)"
+        " WHERE excluded.first_hour < r.first_hour OR excluded.last_hour > r.last_hour)"
         " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM v"
         " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
     [Q_REPORT_LIFE] = "SELECT (SELECT MIN(quarter) FROM rollup_counts WHERE campaign = $1),"
                       " (SELECT MAX(quarter) FROM rollup_counts WHERE campaign = $1)",
-    [Q_FORGET_ROLLUP_PEOPLE] = "DELETE FROM rollup_people WHERE campaign = $1 AND dim IN (0, 7)"
-                               " AND who = $2",
+    /* What the rows counted in rollup_people_hours goes with them (one UPDATE: a first and a
+     * last hour may be one row). */
+    [Q_FORGET_ROLLUP_PEOPLE] =
+        "WITH p AS (DELETE FROM rollup_people WHERE campaign = $1 AND dim IN (0, 7) AND who = $2"
+        " RETURNING dim, first_hour, last_hour)"
+        " UPDATE rollup_people_hours h SET firsts = h.firsts - d.f, lasts = h.lasts - d.l"
+        " FROM (SELECT dim, hour, SUM(f) AS f, SUM(l) AS l FROM (SELECT dim, first_hour AS hour,"
+        " 1 AS f, 0 AS l FROM p UNION ALL SELECT dim, last_hour, 0, 1 FROM p) x"
+        " GROUP BY dim, hour) d WHERE h.campaign = $1 AND h.dim = d.dim AND h.hour = d.hour",
     /* The IDs in one array: one statement for a list of any length. */
     [Q_SENT_INSERT] = "INSERT INTO sent_to(campaign, recipient) SELECT $1, unnest($2::text[])"
                       " ON CONFLICT DO NOTHING",

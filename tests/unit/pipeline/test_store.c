@@ -1090,7 +1090,14 @@ static void check_rollup_rows(void **state)
     raw_sql(fx, sql[0], sql[1]);
 }
 
-/* The day and all-time rollups and the people's hours are what the hours' rollups add up to. */
+/* The day and all-time rollups and the people's hours are what the hours' rollups add up to, and
+ * the number of people by first and by last hour what the people's rows say (hours where no one
+ * begins or ends count zero, or have no row). */
+#define PEOPLE_HOURS                                                                               \
+    "SELECT campaign, dim, hour, SUM(f), SUM(l) FROM (SELECT campaign, dim, first_hour AS hour,"   \
+    " 1 AS f, 0 AS l FROM rollup_people UNION ALL SELECT campaign, dim, last_hour, 0, 1"           \
+    " FROM rollup_people) y GROUP BY campaign, dim, hour"
+
 static void check_rollup_derived(void **state)
 {
     static const char *const sql =
@@ -1113,6 +1120,10 @@ static void check_rollup_derived(void **state)
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people EXCEPT"
         " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM rollup_values"
         " WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim, value) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (" PEOPLE_HOURS " EXCEPT SELECT * FROM"
+        " rollup_people_hours WHERE firsts <> 0 OR lasts <> 0) x;"
+        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people_hours"
+        " WHERE firsts <> 0 OR lasts <> 0 EXCEPT " PEOPLE_HOURS ") x;"
         " DROP TABLE snap_diff;";
     raw_sql(*state, sql, sql);
 }
@@ -3958,6 +3969,7 @@ static void test_scrub_old_store(void **state)
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
+             "DROP TABLE rollup_people_hours;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client;"
@@ -3977,6 +3989,7 @@ static void test_scrub_old_store(void **state)
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
              "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
              "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
+             "DROP TABLE rollup_people_hours;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
              "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
              "ALTER TABLE recipients DROP COLUMN first_client, DROP COLUMN first_network,"
@@ -4839,6 +4852,12 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
+/* The people by hour as schema 19 had them (the migrations run again from an older version). */
+#define UNDO_SCHEMA_20                                                                             \
+    "DROP TABLE rollup_people_hours;"                                                              \
+    "CREATE INDEX rollup_people_first ON rollup_people(campaign, dim, first_hour);"                \
+    "CREATE INDEX rollup_people_last ON rollup_people(campaign, dim, last_hour);"
+
 /* A store of schema 17 (texts found through events_agent and events_header_set) counts the
  * events of each text as it moves to 18, and deletes texts with their last event from then on. */
 static void test_sqlite_text_refs_migrated(void **state)
@@ -4855,14 +4874,19 @@ static void test_sqlite_text_refs_migrated(void **state)
             "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
             "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
             "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-            "CREATE INDEX recipients_recipient ON recipients(recipient);"
+            "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_20
             "PRAGMA user_version = 17;",
             "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(19, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(20, raw_int(fx, "PRAGMA user_version"));
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
                                     " WHERE name = 'recipients_recipient'"));
+    /* Schema 20: the people counted by hour from their rows, the indexes gone. */
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                    " ('rollup_people_first', 'rollup_people_last')"));
+    assert_true(raw_int(fx, "SELECT count(*) FROM rollup_people_hours") > 0);
+    check_rollup_derived(state);
     assert_int_equal(3, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
     assert_int_equal(1, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Solo/1.0'"));
     assert_int_equal(0, refs_wrong(fx));
@@ -5072,7 +5096,9 @@ static void test_pg_migrate_partitions(void **state)
             "CREATE INDEX events_campaign_ts ON events(campaign, ts);"
             "CREATE INDEX events_clicks ON events(campaign, target) WHERE kind = 1;"
             "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"
-            " WHERE recipient <> '';"
+            " WHERE recipient <> '';" UNDO_SCHEMA_20
+            "DROP TRIGGER rollup_people_added ON rollup_people;"
+            "DROP TRIGGER rollup_people_moved ON rollup_people;"
             "UPDATE spypixel_schema SET version = 15;");
     assert_true(
         pg_true(fx, "SELECT relkind = '%s' FROM pg_class WHERE oid = 'events'::regclass", "r"));
@@ -5095,6 +5121,13 @@ static void test_pg_migrate_partitions(void **state)
                            " 'events_clicks'::regclass, 'events_campaign_recipient'::regclass)");
     assert_string_equal("5", n);
     free(n);
+    /* Schema 20 from the people's rows, its triggers there and the indexes gone. */
+    check_rollup_derived(state);
+    assert_true(pg_true(fx,
+                        "SELECT count(*) = 2 AND bool_and(tgname LIKE '%s') FROM pg_trigger"
+                        " WHERE tgrelid = 'rollup_people'::regclass",
+                        "rollup_people_%"));
+    assert_true(pg_true(fx, "SELECT to_regclass('%s') IS NULL", "rollup_people_first"));
     got_events_t *after = list_events(s, "m", 0, 100);
     assert_int_equal(before->n, after->n);
     for (size_t i = 0; i < after->n; i++) {
