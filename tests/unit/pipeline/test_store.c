@@ -3940,6 +3940,61 @@ static void test_likely_forward(void **state)
     sp_store_close(s);
 }
 
+/* Batches one after the other on one connection, nothing else committing between them: the
+ * writer updates the recipients' rows it wrote without reading them back, so what it keeps of
+ * them must be what they hold. Ann's first counted open comes in her second batch (a unique
+ * view then, not after); in the third her reader moves to an open older than it, so that her
+ * first reader's client, from another network an hour after, is a likely forward; in the
+ * fourth that client, listed since, is none from yet another network. Bob's row changes through
+ * another connection between two of this writer's batches: what it kept of him is let go. */
+static void test_writer_kept_rows(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "fwd", 1);
+    sp_event_t *b1[] = {reader_open("Chrome", "Windows", "203.0.113.7", M, 0)};
+    write_evs(s, b1, 1);
+    assert_false(b1[0]->first_view);
+    sp_event_t *b2[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 60)};
+    write_evs(s, b2, 1);
+    assert_true(b2[0]->first_view);
+    sp_event_t *b3[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 61),
+                        reader_open("Firefox", "Linux", "198.51.100.9", H, 30)};
+    write_evs(s, b3, 2);
+    assert_false(b3[0]->first_view);
+    assert_false(b3[1]->first_view);
+    sp_event_t *b4[] = {reader_open("Chrome", "Windows", "192.0.2.44", H, 240)};
+    write_evs(s, b4, 1);
+    assert_false(b4[0]->first_view);
+
+    sp_campaign_t c;
+    assert_int_equal(0, s->ops->campaign_get(s, "fwd", &c, err, sizeof(err)));
+    assert_int_equal(1, c.unique_views);
+    got_recipients_t r = list_recipients(s, "fwd", "", 10);
+    assert_int_equal(4, find_recipient(&r, "ann")->views);
+    forward_rows_t rows = {0};
+    assert_int_equal(0, s->ops->events(s, "fwd", 0, -1, forward_row, &rows, err, sizeof(err)));
+    assert_int_equal(1, rows.forwards);
+    assert_string_equal("203.0.113.7", rows.ip[0]);
+    assert_int_equal(1764000000000 + 61 * 60000, rows.ts[0]);
+
+    const spec_t bob[] = {{"fwd", "bob", OPEN, M, 1764000000000, NULL, NULL, NULL},
+                          {"fwd", "bob", OPEN, H, 1764000000000 + 60000, NULL, NULL, NULL}};
+    write_firsts(s, &bob[0], 1, (const int[]){0});
+    sp_store_t *other = open_store(state);
+    write_firsts(other, &bob[1], 1, (const int[]){1});
+    sp_store_close(other);
+    write_firsts(s, &bob[1], 1, (const int[]){0});
+    assert_int_equal(0, s->ops->campaign_get(s, "fwd", &c, err, sizeof(err)));
+    assert_int_equal(2, c.unique_views);
+    sp_event_t **all[] = {b1, b2, b3, b4};
+    size_t ns[] = {1, 1, 2, 1};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < ns[i]; j++)
+            sp_event_free(all[i][j]);
+    sp_store_close(s);
+}
+
 static void test_scrub_old_store(void **state)
 {
     fixture_t *fx = *state;
@@ -5194,6 +5249,7 @@ int main(void)
         BOTH(test_batch_outcomes),
         BOTH(test_read_fold),
         BOTH(test_likely_forward),
+        BOTH(test_writer_kept_rows),
         BOTH(test_event_ids_in_order),
         SQLITE_ONLY(test_sqlite_batch_fails_whole),
         BOTH(test_big_batch),
