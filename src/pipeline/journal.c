@@ -631,7 +631,8 @@ static int load_store_id(sp_journal_t *j, char *err, size_t errlen)
         snprintf(err, errlen, "journal: %s does not hold a store ID", path);
         return -1;
     }
-    snprintf(j->store_id, sizeof(j->store_id), "%s", line);
+    /* At most 64 characters (store_id_valid): the precision says so to the compiler. */
+    snprintf(j->store_id, sizeof(j->store_id), "%.64s", line);
     return 0;
 }
 

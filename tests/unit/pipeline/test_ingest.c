@@ -417,7 +417,7 @@ static void test_stop_drains(void **state)
     fixture_t *fx = *state;
     start(fx, 2);
     for (int i = 0; i < 7; i++) {
-        char r[8];
+        char r[16];
         snprintf(r, sizeof(r), "s%d", i);
         append(fx, "c", r);
     }

@@ -2926,7 +2926,7 @@ static void test_unknown_limits(void **state)
     /* u1 has two kept; five more keep the newest three, and the newest of the batch says how
      * many older ones made way. The count goes on. */
     spec_t burst[5];
-    char names[5][8];
+    char names[5][16];
     for (int i = 0; i < 5; i++) {
         snprintf(names[i], sizeof(names[i]), "r%d", i);
         burst[i] = (spec_t){"u1", names[i], OPEN, H, 200 + i, NULL, NULL, NULL};
