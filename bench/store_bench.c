@@ -359,6 +359,40 @@ static void read_timings(sp_store_t *st, const sp_config_t *cfg, long campaigns)
         sp_report_free(&rep);
     }
 
+    /* A week of the largest campaign's report whose ends fall inside hours (17 and 43 minutes
+     * past: the edges read from the events), and its events of a day, both ending 45 days ago:
+     * the middle of its life. */
+    int64_t mid_hour = ((int64_t)time(NULL) - 45 * 86400) / 3600 * 3600000;
+    {
+        sp_report_t rep = {.bucket = SP_REPORT_DAY};
+        if (0 != sp_tz_load(&rep.tz, "UTC", err, sizeof(err)))
+            die("zone", err);
+        rep.to = mid_hour + 43 * 60000;
+        rep.from = mid_hour - 7 * 86400000LL + 17 * 60000;
+        TIME_MS(ms, report_once(st, big, &rep));
+        report_once(st, big, &rep);
+        printf("report of %s, a week ending 45 days ago, ends inside hours (%" PRId64
+               " human opens): %.2f ms",
+               big, rep.by_class[SP_CLASS_HUMAN], ms);
+        print_cpu();
+        sp_report_free(&rep);
+    }
+    {
+        sp_query_events_t q = {.campaign = big,
+                               .klass = -1,
+                               .kind = -1,
+                               .from = mid_hour - 86400000LL + 17 * 60000,
+                               .to = mid_hour + 17 * 60000,
+                               .limit = PAGE};
+        reader_t rp = {0};
+        TIME_MS(ms, rp.n = 0; if (st->ops->events_query(st, &q, count_event, &rp, err, sizeof(err)))
+                    die("events of a day", err));
+        printf("events page of %s, a day ending 45 days ago, first %d (%" PRId64
+               " events): %.2f ms",
+               big, PAGE, rp.n, ms);
+        print_cpu();
+    }
+
     /* Every ID of the largest campaign, to know where deep is. */
     reader_t collect = {.collect = true};
     for (int64_t before = 0;;) {

@@ -37,6 +37,26 @@ static int param(build_t *b, bool text, const char *s, int64_t n)
     return b->n;
 }
 
+void sp_query_ids_in_time(char *out, size_t len, const char *campaign, const char *from,
+                          const char *to)
+{
+    build_t b = {out, len, 0, 0, NULL, 0};
+    char in[512]; /* the quarters of the range */
+    build_t r = {in, sizeof(in), 0, 0, NULL, 0};
+    put(&r, "campaign = %s", campaign);
+    if (from)
+        put(&r, " AND quarter >= (%s) / %lld", from, SP_QUERY_QUARTER_MS);
+    if (to)
+        put(&r, " AND quarter <= (%s - 1) / %lld", to, SP_QUERY_QUARTER_MS);
+    if (!from && !to)
+        put(&b, "1");
+    if (from)
+        put(&b, "id >= (SELECT min(first_id) FROM events_quarters WHERE %s)", in);
+    if (to)
+        put(&b, "%sid <= (SELECT max(last_id) FROM events_quarters WHERE %s)", from ? " AND " : "",
+            in);
+}
+
 void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark, char *sql,
                          size_t len, sp_query_param_t *params, int *n_params)
 {
@@ -46,9 +66,10 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
      * without the term said out loud it reads the whole campaign by time instead. */
     const char *named = q->recipient && q->recipient[0] ? " AND recipient <> ''" : "";
     put(&b, "SELECT %s FROM events WHERE ", cols);
+    int campaign = 0, from = 0, to = 0;
     if (q->campaign) {
         put(&b, "campaign = ");
-        param(&b, true, q->campaign, 0);
+        campaign = param(&b, true, q->campaign, 0);
         if (q->recipient) {
             put(&b, " AND recipient = ");
             param(&b, true, q->recipient, 0);
@@ -80,11 +101,20 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
     }
     if (q->from > 0) {
         put(&b, " AND ts >= ");
-        param(&b, false, NULL, q->from);
+        from = param(&b, false, NULL, q->from);
     }
     if (q->to < INT64_MAX) {
         put(&b, " AND ts < ");
-        param(&b, false, NULL, q->to);
+        to = param(&b, false, NULL, q->to);
+    }
+    if ('?' == mark && campaign && (from || to)) {
+        /* SQLite: the range's IDs, read through events_campaign (no index by time). */
+        char c[16], f[16], t[16], span[1024];
+        snprintf(c, sizeof(c), "?%d", campaign);
+        snprintf(f, sizeof(f), "?%d", from);
+        snprintf(t, sizeof(t), "?%d", to);
+        sp_query_ids_in_time(span, sizeof(span), c, from ? f : NULL, to ? t : NULL);
+        put(&b, " AND %s", span);
     }
     if (q->before > 0) {
         put(&b, " AND id < ");

@@ -26,6 +26,23 @@ typedef struct sp_query_events {
  * row has its campaign's (deleting a campaign deletes its rows). */
 #define SP_QUERY_RECIPIENT_CAMPAIGNS(p) "campaign IN (SELECT id FROM campaigns) AND recipient = " p
 
+/* SQLite's events have no index by time (schema 21): a campaign's events of a time range are
+ * found among its IDs from the least to the greatest of the quarter hours (UTC) the range
+ * touches, which the writer keeps in events_quarters(campaign, quarter, first_id, last_id) and
+ * never narrows (a deletion leaves them as they were: a bound, not an exact range). IDs follow
+ * time but for late rows (an adopted open, a batch's forwards), which only widen a quarter's
+ * range. */
+#define SP_QUERY_QUARTER_MS  900000LL
+#define SP_QUERY_QUARTER_SQL "900000"
+
+/* The condition on id into OUT (LEN bytes) that holds for every event of CAMPAIGN whose time is
+ * in [FROM, TO), each an SQL expression (a parameter's mark, a column), FROM or TO NULL for an
+ * open end; "1" when both are. Every stored event is in its quarter's range, so no event of
+ * the time range fails it; a range with no quarter of the campaign's makes it NULL (none).
+ * Aborts when OUT is too small. */
+void sp_query_ids_in_time(char *out, size_t len, const char *campaign, const char *from,
+                          const char *to);
+
 /* A parameter of the statement, in the order of its marks. */
 typedef struct sp_query_param {
     bool text;
@@ -36,7 +53,8 @@ typedef struct sp_query_param {
 #define SP_QUERY_PARAMS 12
 
 /* The statement for Q into SQL (LEN bytes) selecting COLS (the events' columns, in the field
- * table's order), with MARK the parameters' sign ('?' or '$') and their values in PARAMS
+ * table's order), with MARK the parameters' sign ('?': SQLite, whose time range is also one of
+ * IDs, sp_query_ids_in_time; '$': PostgreSQL) and their values in PARAMS
  * (*N_PARAMS of them, at most SP_QUERY_PARAMS); a negative limit is left out. Aborts when SQL
  * is too small. */
 void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark, char *sql,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "merge.h"
+#include "query.h"
 #include "tally.h"
 
 static const char *const dim_names[SP_ROLLUP_DIMS] = {
@@ -429,23 +430,36 @@ bool sp_rollup_people_exact(int64_t hour_from, int64_t hour_to, int64_t first, i
 #define BREAKDOWN_DIMS "1, 2, 3, 4, 5, 6"
 _Static_assert(1 == SP_ROLLUP_CLIENT && 6 == SP_ROLLUP_VIA, "BREAKDOWN_DIMS names them");
 
-/* The CTE "e": the campaign's events of [?A, ?B) and [?C, ?D), by two range scans of
- * events(campaign, ts), not one with OR, which may read the whole campaign. */
-static void edges_cte(char *edges, size_t len, char m, int a, int b, int c, int d)
+/* The CTE "e": the campaign's events of [?A, ?B) and [?C, ?D), by two range scans, not one
+ * with OR, which may read the whole campaign: of events(campaign, ts) on PostgreSQL, of the
+ * IDs of those times' quarter hours on SQLite (sp_query_ids_in_time). */
+static void edges_cte(char *edges, size_t len, bool pg, int a, int b, int c, int d)
 {
-    snprintf(edges, len,
-             "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
-             " WHERE campaign = %c1 AND ts >= %c%d AND ts < %c%d UNION ALL SELECT " SOURCE_COLS
-             " FROM events WHERE campaign = %c1 AND ts >= %c%d AND ts < %c%d) ",
-             m, m, a, m, b, m, m, c, m, d);
+    char m = pg ? '$' : '?', ids[2][1024], from[16], to[16];
+    for (int e = 0; e < 2; e++) {
+        snprintf(from, sizeof(from), "?%d", e ? c : a);
+        snprintf(to, sizeof(to), "?%d", e ? d : b);
+        if (pg)
+            snprintf(ids[e], sizeof(ids[e]), "true");
+        else
+            sp_query_ids_in_time(ids[e], sizeof(ids[e]), "?1", from, to);
+    }
+    int n = snprintf(edges, len,
+                     "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
+                     " WHERE campaign = %c1 AND %s AND ts >= %c%d AND ts < %c%d UNION ALL"
+                     " SELECT " SOURCE_COLS " FROM events WHERE campaign = %c1 AND %s"
+                     " AND ts >= %c%d AND ts < %c%d) ",
+                     m, ids[0], m, a, m, b, m, ids[1], m, c, m, d);
+    if (n < 0 || (size_t)n >= len)
+        abort(); /* the statements are fixed: a buffer too small is a bug */
 }
 
 void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
                           size_t len, bool pg)
 {
     char m = pg ? '$' : '?';
-    char edges[512];
-    edges_cte(edges, sizeof(edges), m, 4, 5, 6, 7);
+    char edges[2048];
+    edges_cte(edges, sizeof(edges), pg, 4, 5, 6, 7);
 
     sql_t q = {counts, len, 0};
     put(&q,
@@ -531,7 +545,7 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
 
     /* The campaign's totals less what lies before and after the range, not added up: the
      * totals are a row per value already, and the rest few. */
-    edges_cte(edges, sizeof(edges), m, 8, 9, 10, 11);
+    edges_cte(edges, sizeof(edges), pg, 8, 9, 10, 11);
     q = (sql_t){outside, len, 0};
     put(&q,
         "%sSELECT dim, value, n FROM rollup_totals"

@@ -194,6 +194,18 @@ static const char *const migrations[] = {
     " PRIMARY KEY(campaign, dim, hour)) WITHOUT ROWID;" SP_ROLLUP_PEOPLE_HOURS_FILL
     "DROP INDEX rollup_people_first;"
     "DROP INDEX rollup_people_last;",
+    /* 21: no index of events by campaign and time: a campaign's events of a time range are
+     * those of its IDs between the least and the greatest of the quarter hours the range
+     * touches, kept by the writer a row per campaign, quarter and batch (sp_query_ids_in_time) and
+     * read through events_campaign. One B-tree entry fewer per event, at a random place
+     * among the campaigns. */
+    "CREATE TABLE events_quarters(campaign TEXT NOT NULL, quarter INTEGER NOT NULL,"
+    " first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, quarter)) WITHOUT ROWID;"
+    "INSERT INTO events_quarters(campaign, quarter, first_id, last_id)"
+    " SELECT campaign, ts / " SP_QUERY_QUARTER_SQL ", MIN(id), MAX(id) FROM events"
+    " GROUP BY campaign, ts / " SP_QUERY_QUARTER_SQL ";"
+    "DROP INDEX events_campaign_ts;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -224,6 +236,7 @@ enum {
     Q_ADOPT_TAKE,
     Q_ADOPT_DONE,
     Q_READ_FOLD,
+    Q_READ_FOLD_ANONYMOUS,
     Q_AGENT_FIND,
     Q_AGENT_ADD,
     Q_SET_FIND,
@@ -232,6 +245,7 @@ enum {
     Q_AGENT_REFS,
     Q_SET_REFS,
     Q_EVENT_MAX,
+    Q_QUARTER_IDS,
     Q_COUNT
 };
 
@@ -239,6 +253,11 @@ enum {
 #define FIRST_HUMAN_SET(col)                                                                       \
     " " col " = CASE WHEN excluded.first_human_at <> 0 AND (first_human_at = 0"                    \
     " OR excluded.first_human_at < first_human_at) THEN excluded." col " ELSE " col " END"
+
+#define READ_FOLD_ANONYMOUS                                                                        \
+    "UPDATE events SET read_ms = ?5, engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"        \
+    " WHERE id = (SELECT id FROM events WHERE campaign = ?2 AND %s AND ts = ?1 AND recipient = ?3" \
+    " AND visitor = ?4 AND kind = 0 AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class"
 
 static const char *const batch_sql[Q_COUNT] = {
     [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = ?1",
@@ -294,12 +313,21 @@ static const char *const batch_sql[Q_COUNT] = {
     /* Once the last of its kept opens is adopted. */
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
-    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read. */
+    /* A read into its open (sp_tally_read_params), the earliest of its key not yet read:
+     * found through events_campaign_recipient (the term recipient <> '' lets the planner use
+     * that partial index) or, for an open with no recipient, among its campaign's IDs of the
+     * open's quarter hour. */
     [Q_READ_FOLD] = "UPDATE events SET read_ms = ?5,"
                     " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
                     " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
-                    " AND recipient = ?3 AND visitor = ?4 AND kind = 0 AND read_ms IS NULL"
-                    " ORDER BY id LIMIT 1) RETURNING id, class",
+                    " AND recipient = ?3 AND recipient <> '' AND visitor = ?4 AND kind = 0"
+                    " AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class",
+    [Q_READ_FOLD_ANONYMOUS] = READ_FOLD_ANONYMOUS, /* made with the IDs of time ?1 (sqlite_open) */
+    /* What a batch's rows add to their campaign's quarter hours (write_quarters). */
+    [Q_QUARTER_IDS] = "INSERT INTO events_quarters(campaign, quarter, first_id, last_id)"
+                      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(campaign, quarter) DO UPDATE SET"
+                      " first_id = MIN(first_id, excluded.first_id),"
+                      " last_id = MAX(last_id, excluded.last_id)",
     /* Interned texts (intern.h), looked up when the writer's cache misses. */
     [Q_AGENT_FIND] = "SELECT id FROM agents WHERE text = ?1",
     [Q_AGENT_ADD] = "INSERT INTO agents(text) VALUES(?1)",
@@ -449,6 +477,14 @@ struct sqlite_store {
     size_t n_pending;
     int64_t next_id;
     sqlite3_stmt *event_rows[EVENT_SIZES]; /* prepared on first use */
+    /* The least and greatest ID of the batch's rows in each campaign and quarter hour, one
+     * entry per run of rows in one (note_quarter), merged and added to events_quarters before the
+     * batch commits (write_quarters). */
+    struct quarter_ids {
+        const char *campaign; /* borrowed from the row, whose strings outlive the batch */
+        int64_t quarter, first, last;
+    } * quarters;
+    size_t n_quarters, cap_quarters;
     /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
      * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
      * recipient (write_counts); either way gives the same row. */
@@ -1372,6 +1408,66 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Notes that the batch's row ID is of CAMPAIGN at time TS. Rows come in runs of one campaign's
+ * quarter hour (a batch is an instant's opens, of a few campaigns): a run makes one entry. */
+static void note_quarter(sqlite_store_t *s, const char *campaign, int64_t ts, int64_t id)
+{
+    int64_t quarter = ts / SP_QUERY_QUARTER_MS;
+    struct quarter_ids *last = s->n_quarters ? &s->quarters[s->n_quarters - 1] : NULL;
+    if (last && last->quarter == quarter && 0 == strcmp(last->campaign, campaign)) {
+        last->last = id; /* IDs grow through the batch */
+        return;
+    }
+    if (s->n_quarters == s->cap_quarters) {
+        s->cap_quarters = s->cap_quarters ? 2 * s->cap_quarters : 64;
+        s->quarters = realloc(s->quarters, s->cap_quarters * sizeof(*s->quarters));
+        if (!s->quarters)
+            abort();
+    }
+    s->quarters[s->n_quarters++] = (struct quarter_ids){campaign, quarter, id, id};
+}
+
+static uint64_t hash_quarter(const void *p)
+{
+    const struct quarter_ids *e = p;
+    return sp_hash_int(sp_hash_str(SP_HASH_SEED, e->campaign), e->quarter);
+}
+
+static bool same_quarter(const void *a, const void *b)
+{
+    const struct quarter_ids *x = a, *y = b;
+    return x->quarter == y->quarter && 0 == strcmp(x->campaign, y->campaign);
+}
+
+static void add_quarter(void *into, void *from)
+{
+    struct quarter_ids *x = into;
+    const struct quarter_ids *y = from;
+    if (y->first < x->first)
+        x->first = y->first;
+    if (y->last > x->last)
+        x->last = y->last;
+}
+
+/* Adds the batch's rows to events_quarters: one upsert per campaign and quarter hour. */
+static int write_quarters(sqlite_store_t *s, char *err, size_t errlen)
+{
+    s->n_quarters = sp_merge(s->quarters, s->n_quarters, sizeof(*s->quarters), hash_quarter,
+                             same_quarter, add_quarter);
+    for (size_t i = 0; i < s->n_quarters; i++) {
+        const struct quarter_ids *e = &s->quarters[i];
+        sqlite3_stmt *st = s->q[Q_QUARTER_IDS];
+        sqlite3_reset(st);
+        bind_text(st, 1, e->campaign);
+        sqlite3_bind_int64(st, 2, e->quarter);
+        sqlite3_bind_int64(st, 3, e->first);
+        sqlite3_bind_int64(st, 4, e->last);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "events' quarter hours");
+    }
+    return 0;
+}
+
 /* Queues ROW, its ID into *ID: its user agent and header set by their IDs. Its statement runs
  * when EVENT_ROWS are queued, or with the others at write_rows. */
 static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
@@ -1405,6 +1501,7 @@ static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id,
     *r = (pending_row_t){
         .row = *row, .id = s->next_id++, .agent = agent, .set = set, .apart = apart};
     *id = r->id;
+    note_quarter(s, row->campaign, row->ts_ms, r->id);
     if (agent)
         note_named(s, 0, agent);
     note_named(s, 1, set);
@@ -1448,7 +1545,7 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
             return -1;
         sp_tally_read_t r;
         sp_tally_read_params(ev, &r);
-        st = s->q[Q_READ_FOLD];
+        st = s->q[ev->recipient[0] ? Q_READ_FOLD : Q_READ_FOLD_ANONYMOUS];
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, ev->ts_ms);
         bind_text(st, 2, ev->campaign);
@@ -1876,6 +1973,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         goto fail;
     s->n_deltas = s->n_stored = 0;
     s->n_named[0] = s->n_named[1] = 0;
+    s->n_quarters = 0;
     s->n_unknown = -1;
     s->next_id = 0;
     for (size_t i = 0; i < n; i++)
@@ -1888,8 +1986,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
     sp_rollup_derive(&rollup);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rows(s, err, errlen) ||
-        0 != write_refs(s, err, errlen) || 0 != write_rollups(s, &rollup, err, errlen) ||
-        0 != write_unknown_counts(s, err, errlen) ||
+        0 != write_refs(s, err, errlen) || 0 != write_quarters(s, err, errlen) ||
+        0 != write_rollups(s, &rollup, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
@@ -2804,22 +2902,27 @@ static int sq_purge_before(sp_store_t *base, int64_t before_ms, int64_t *deleted
                            size_t errlen)
 {
     /* An unknown campaign goes with its last open: every kept one is older. */
-    /* Campaign by campaign (each distinct one found through the index, a step each), so that
-     * events_campaign_ts bounds the time: no index of events by time alone (schema 15). */
+    /* Campaign by campaign (each distinct one found through events_quarters' key, a step
+     * each), its events up to the last ID of its quarter hours before ?1 read through
+     * events_campaign: no index of events by time (schemas 15 and 21). Then the quarter hours
+     * that held only deleted events. */
     static const char *const steps[] = {
-        "WITH RECURSIVE c(id) AS (SELECT (SELECT min(campaign) FROM events) UNION ALL"
-        " SELECT (SELECT min(campaign) FROM events WHERE campaign > c.id) FROM c"
+        "WITH RECURSIVE c(id) AS (SELECT (SELECT min(campaign) FROM events_quarters) UNION ALL"
+        " SELECT (SELECT min(campaign) FROM events_quarters WHERE campaign > c.id) FROM c"
         " WHERE c.id IS NOT NULL)"
-        " DELETE FROM events WHERE campaign IN (SELECT id FROM c) AND ts < ?1",
+        " DELETE FROM events WHERE id IN (SELECT e.id FROM c, events e WHERE e.campaign = c.id"
+        " AND e.id <= (SELECT max(last_id) FROM events_quarters q WHERE q.campaign = c.id"
+        " AND q.quarter <= (?1 - 1) / " SP_QUERY_QUARTER_SQL ") AND e.ts < ?1)",
+        "DELETE FROM events_quarters WHERE quarter < ?1 / " SP_QUERY_QUARTER_SQL,
         "DELETE FROM unknown_events WHERE ts < ?1",
         "DELETE FROM unknown_campaigns WHERE last_at < ?1",
         INTERN_GC_STEPS,
     };
-    int64_t changes[3 + INTERN_GC_N];
-    if (0 != run_steps((sqlite_store_t *)base, steps, 3 + INTERN_GC_N, NULL, before_ms, changes,
+    int64_t changes[4 + INTERN_GC_N];
+    if (0 != run_steps((sqlite_store_t *)base, steps, 4 + INTERN_GC_N, NULL, before_ms, changes,
                        err, errlen))
         return -1;
-    *deleted = changes[0] + changes[1];
+    *deleted = changes[0] + changes[2];
     return 0;
 }
 
@@ -2924,6 +3027,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM rollup_totals WHERE campaign = ?1",
         "DELETE FROM rollup_people WHERE campaign = ?1",
         "DELETE FROM rollup_people_hours WHERE campaign = ?1",
+        "DELETE FROM events_quarters WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
         "DELETE FROM trackers WHERE campaign = ?1",
         INTERN_GC_STEPS,
@@ -3411,6 +3515,7 @@ static void sq_close(sp_store_t *base)
     sp_intern_free(s->sets);
     free(s->named[0]);
     free(s->named[1]);
+    free(s->quarters);
     sqlite3_close(s->db);
     free(s->deltas);
     free(s->stored);
@@ -3671,9 +3776,15 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen) ||
         0 != exec(s, intern_gc_setup, err, errlen))
         goto fail;
-    for (int i = 0; i < Q_COUNT; i++)
-        if (0 != prepare(s, &s->q[i], batch_sql[i], err, errlen))
+    for (int i = 0; i < Q_COUNT; i++) {
+        char sql[2048], ids[1024];
+        if (Q_READ_FOLD_ANONYMOUS == i) {
+            sp_query_ids_in_time(ids, sizeof(ids), "?2", "?1", "?1 + 1");
+            snprintf(sql, sizeof(sql), READ_FOLD_ANONYMOUS, ids);
+        }
+        if (0 != prepare(s, &s->q[i], Q_READ_FOLD_ANONYMOUS == i ? sql : batch_sql[i], err, errlen))
             goto fail;
+    }
     return &s->base;
 fail:
     sq_close(&s->base);

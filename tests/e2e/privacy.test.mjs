@@ -95,6 +95,17 @@ describe('forget a recipient', () => {
   });
 });
 
+// Makes the events WHERE selects DAYS older in the SQLite store at DB, as the writer would have
+// stored them: each in its campaign's quarter hour's range of IDs (events_quarters), which is
+// how retention finds a campaign's old events (docs/ARCHITECTURE.md).
+async function ageEvents(db, where, days) {
+  await sqlite(db, `UPDATE events SET ts = ts - ${days} * 86400000 WHERE ${where};
+    INSERT INTO events_quarters(campaign, quarter, first_id, last_id)
+      SELECT campaign, ts / 900000, MIN(id), MAX(id) FROM events WHERE ${where} GROUP BY 1, 2
+      ON CONFLICT DO UPDATE SET first_id = MIN(first_id, excluded.first_id),
+        last_id = MAX(last_id, excluded.last_id);`);
+}
+
 describe('retention', () => {
   test('--retention 1 deletes events older than a day and keeps the counts', async () => {
     const s = await startServer({ campaigns: ['ret'], keepData: true });
@@ -105,7 +116,7 @@ describe('retention', () => {
     assert.equal((await s.stop()).code, 0);
 
     const db = path.join(s.dataDir, 'spypixel.db');
-    await sqlite(db, "UPDATE events SET ts = ts - 2 * 86400000 WHERE recipient LIKE 'old%';");
+    await ageEvents(db, "recipient LIKE 'old%'", 2);
     assert.equal((await sqlite(db, "SELECT count(*) FROM events WHERE recipient LIKE 'old%';")).trim(), '3');
 
     const s2 = await startServer({ dataDir: s.dataDir, token: s.token, flags: ['--retention', '1'], keepData: true });
@@ -130,7 +141,7 @@ describe('retention', () => {
     cleanup.push(() => rm(s.dataDir, { recursive: true, force: true }));
     assertPixel(await s.pixel({ campaign: 'ret', email: 'ancient' }, human));
     await s.stop();
-    await sqlite(path.join(s.dataDir, 'spypixel.db'), 'UPDATE events SET ts = ts - 400 * 86400000;');
+    await ageEvents(path.join(s.dataDir, 'spypixel.db'), 'true', 400);
     const s2 = await startServer({ dataDir: s.dataDir, token: s.token, keepData: true });
     cleanup.push(() => s2.stop({ keep: true }));
     assert.equal((await s2.events('ret')).length, 1);

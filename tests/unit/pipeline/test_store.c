@@ -1061,6 +1061,7 @@ static void check_report(sp_store_t *s, int64_t from, int64_t to, const char *tz
 }
 
 static void raw_sql(fixture_t *fx, const char *sqlite_sql, const char *pg_sql);
+static int64_t raw_int(fixture_t *fx, const char *sql);
 
 /* The rollups the writer added batch by batch are, row for row, what the migration's SQL makes
  * of every stored event. */
@@ -1126,6 +1127,19 @@ static void check_rollup_derived(void **state)
         " WHERE firsts <> 0 OR lasts <> 0 EXCEPT " PEOPLE_HOURS ") x;"
         " DROP TABLE snap_diff;";
     raw_sql(*state, sql, sql);
+}
+
+/* SQLite: every event's ID is in its campaign's quarter hour's range of IDs (events_quarters),
+ * which is what finds it by time. */
+static void check_event_quarters(void **state)
+{
+    fixture_t *fx = *state;
+    if (fx->be->pg)
+        return;
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1"
+                                    " FROM events_quarters q WHERE q.campaign = e.campaign"
+                                    " AND q.quarter = e.ts / " SP_QUERY_QUARTER_SQL
+                                    " AND e.id BETWEEN q.first_id AND q.last_id)"));
 }
 
 /* A breakdown of more values than the report lists, with ties: the first
@@ -1291,6 +1305,7 @@ static void test_report(void **state)
     };
     check_rollup_rows(state);
     check_rollup_derived(state);
+    check_event_quarters(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_HOUR, NULL);
         check_report(s, ranges[i][0], ranges[i][1], "Europe/Berlin", SP_REPORT_DAY, NULL);
@@ -1313,6 +1328,7 @@ static void test_report(void **state)
     assert_int_equal(0, s->ops->forget(s, "r3", &deleted, err, sizeof(err)));
     assert_true(deleted > 0);
     check_rollup_derived(state);
+    check_event_quarters(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_DAY, "r3");
 
@@ -1324,6 +1340,121 @@ static void test_report(void **state)
     assert_int_equal(0, r.unique_views);
     assert_int_equal(0, r.n_series);
     sp_report_free(&r);
+    sp_store_close(s);
+}
+
+typedef struct {
+    int64_t from, to, last_id;
+    int n, wrong;
+} in_time_t;
+
+static int on_in_time(void *ctx, const sp_event_row_t *r)
+{
+    in_time_t *t = ctx;
+    t->wrong += r->ts_ms < t->from || r->ts_ms >= t->to || (t->last_id && r->id >= t->last_id);
+    t->last_id = r->id;
+    t->n++;
+    return 0;
+}
+
+/* The events of "rep" in [FROM, TO) that REPORT_N opens at times in no order of their IDs left
+ * (before retention at KEPT_FROM: from it on), by hand. */
+static int report_in_time(int64_t from, int64_t to, int64_t kept_from)
+{
+    int n = 0;
+    for (int i = 0; i < REPORT_N; i++) {
+        spec_t sp;
+        char who[16];
+        report_event(i, &sp, who, sizeof(who));
+        n += sp.ts >= from && sp.ts < to && sp.ts >= kept_from;
+    }
+    return n;
+}
+
+/* A campaign's events of a time range, whole and paged, where the IDs follow no order of time
+ * (each batch's opens at times all over three days), before and after retention; on SQLite
+ * found by the IDs of their quarter hours, which must hold every event. */
+static void test_events_by_time(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "rep", 1);
+    create(s, "other", 1);
+    for (int at = 0; at < REPORT_N;) {
+        int n = 1 + (at * 7) % 250;
+        n = at + n > REPORT_N ? REPORT_N - at : n;
+        write_report_events(s, at, at + n);
+        /* Another campaign's opens between, in the same quarter hours. */
+        write_specs(
+            s,
+            (const spec_t[]){{"other", "r1", OPEN, H, REPORT_T0 + at * 300000LL, NULL, NULL, NULL}},
+            1, NULL);
+        at += n;
+    }
+    check_event_quarters(state);
+    const int64_t Q = SP_QUERY_QUARTER_MS, HOUR = 3600000;
+    const int64_t ranges[][2] = {
+        {REPORT_T0, INT64_MAX},
+        {1, REPORT_T0 + 20 * HOUR + 7},
+        {REPORT_T0 + 3 * Q, REPORT_T0 + 4 * Q},              /* one quarter hour */
+        {REPORT_T0 + 3 * Q + 1, REPORT_T0 + 3 * Q + 600000}, /* within one */
+        {REPORT_T0 + 17 * HOUR + 123, REPORT_T0 + 41 * HOUR + 4567},
+        {REPORT_T0 + 75 * HOUR + 1, INT64_MAX},
+        {REPORT_T0 - 2 * HOUR, REPORT_T0 - HOUR}, /* before every open */
+        {REPORT_T0 + 80 * HOUR, INT64_MAX},       /* after every open */
+    };
+    int64_t kept_from = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+            sp_query_events_t q = {.campaign = "rep",
+                                   .klass = -1,
+                                   .kind = -1,
+                                   .from = ranges[i][0],
+                                   .to = ranges[i][1],
+                                   .limit = -1};
+            int expect = report_in_time(q.from, q.to, kept_from);
+            in_time_t all = {.from = q.from, .to = q.to};
+            assert_int_equal(0, s->ops->events_query(s, &q, on_in_time, &all, err, sizeof(err)));
+            if (expect != all.n || all.wrong)
+                fail_msg("[%lld, %lld) pass %d: %d events (%d out of range or order), %d written",
+                         (long long)q.from, (long long)q.to, pass, all.n, all.wrong, expect);
+            /* Pages of 37 by the last ID give the same. */
+            q.limit = 37;
+            in_time_t paged = {.from = q.from, .to = q.to};
+            for (;;) {
+                int before = paged.n;
+                assert_int_equal(0,
+                                 s->ops->events_query(s, &q, on_in_time, &paged, err, sizeof(err)));
+                if (paged.n - before < 37)
+                    break;
+                q.before = paged.last_id;
+            }
+            assert_int_equal(expect, paged.n);
+            assert_int_equal(0, paged.wrong);
+        }
+        /* Retention in the middle of a quarter hour. */
+        kept_from = REPORT_T0 + 30 * HOUR + 5 * 60000 + 17;
+        int64_t deleted = -1;
+        assert_int_equal(0, s->ops->purge_before(s, kept_from, &deleted, err, sizeof(err)));
+        if (0 == pass) {
+            int other = 0;
+            for (int at = 0; at < REPORT_N;) {
+                other += REPORT_T0 + at * 300000LL < kept_from;
+                int n = 1 + (at * 7) % 250;
+                at += at + n > REPORT_N ? REPORT_N - at : n;
+            }
+            assert_int_equal(report_in_time(0, kept_from, 0) + other, deleted);
+        } else {
+            assert_int_equal(0, deleted);
+        }
+        check_event_quarters(state);
+        if (!((fixture_t *)*state)->be->pg) {
+            char sql[256];
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM events_quarters WHERE quarter < %lld",
+                     (long long)(kept_from / Q));
+            assert_int_equal(0, raw_int(*state, sql));
+        }
+    }
     sp_store_close(s);
 }
 
@@ -1385,6 +1516,7 @@ static void test_writer_counts(void **state)
     check_person(state, "v:v1", SP_ROLLUP_OPENER, h0 + 2, h0 + 26);
     check_rollup_rows(state);
     check_rollup_derived(state);
+    check_event_quarters(state);
 
     /* Bob's row had no views: his first counted open is a unique view. Amy's hours move back
      * (an open older than her first) and not forward (one inside them). */
@@ -1404,6 +1536,7 @@ static void test_writer_counts(void **state)
     check_person(state, "bob", SP_ROLLUP_OPENER, h0 + 40, h0 + 40);
     check_rollup_rows(state);
     check_rollup_derived(state);
+    check_event_quarters(state);
 
     /* Another server stores cy first: this writer's open of cy is no unique view. */
     sp_store_t *other = open_store(state);
@@ -1470,6 +1603,7 @@ static void test_writer_counts(void **state)
     check_person(state, "amy", SP_ROLLUP_OPENER, h0 + 50, h0 + 61);
     check_person(state, "bob", SP_ROLLUP_OPENER, h0 + 40, h0 + 62);
     check_rollup_derived(state);
+    check_event_quarters(state);
     sp_store_close(s);
 }
 
@@ -3457,6 +3591,24 @@ static int64_t raw_int(fixture_t *fx, const char *sql)
  * events_campaign_recipient (everywhere: the campaigns they are in by the recipients' key), as
  * SQLite plans the statement with its parameters unbound (reading the campaign by time instead took
  * seconds for a campaign of a million events). */
+/* SQLite's plan of SQL on the store at PATH into PLAN, a line per step. */
+static void query_plan(const char *path, const char *sql, char *plan, size_t len)
+{
+    char explain[4200];
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+    assert_int_equal(SQLITE_OK, sqlite3_prepare_v2(db, explain, -1, &st, NULL));
+    size_t at = 0;
+    plan[0] = '\0';
+    while (SQLITE_ROW == sqlite3_step(st) && at < len - 256)
+        at +=
+            (size_t)snprintf(plan + at, len - at, "%s\n", (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void test_recipient_page_plan(void **state)
 {
     fixture_t *fx = *state;
@@ -3473,20 +3625,8 @@ static void test_recipient_page_plan(void **state)
                                .kind = -1,
                                .to = INT64_MAX,
                                .limit = 100};
-        char explain[4200];
         sp_query_events_sql(&q, cols, '?', sql, sizeof(sql), params, &n);
-        snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
-        sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
-        assert_int_equal(SQLITE_OK, sqlite3_prepare_v2(db, explain, -1, &st, NULL));
-        size_t at = 0;
-        plan[0] = '\0';
-        while (SQLITE_ROW == sqlite3_step(st) && at < sizeof(plan) - 256)
-            at += (size_t)snprintf(plan + at, sizeof(plan) - at, "%s\n",
-                                   (const char *)sqlite3_column_text(st, 3));
-        sqlite3_finalize(st);
-        sqlite3_close(db);
+        query_plan(path, sql, plan, sizeof(plan));
         if (!strstr(plan, "events_campaign_recipient (campaign=? AND recipient=?)"))
             fail_msg("a recipient's page (%s) is not read by events_campaign_recipient:\n%s",
                      everywhere ? "everywhere" : "in a campaign", plan);
@@ -3495,6 +3635,15 @@ static void test_recipient_page_plan(void **state)
                                         " recipient=?)"))
             fail_msg("a recipient's campaigns are not sought by their key:\n%s", plan);
     }
+    /* A campaign's page of a time range: its IDs of those quarter hours (no index by time). */
+    sp_query_events_t q = {
+        .campaign = "c", .klass = -1, .kind = -1, .from = 5000, .to = 90000000, .limit = 100};
+    sp_query_events_sql(&q, cols, '?', sql, sizeof(sql), params, &n);
+    query_plan(path, sql, plan, sizeof(plan));
+    if (!strstr(plan, "SEARCH events USING INDEX events_campaign (campaign=? AND id>? AND id<?)") ||
+        !strstr(plan, "SEARCH events_quarters USING PRIMARY KEY (campaign=? AND quarter>? AND"
+                      " quarter<?)"))
+        fail_msg("a time range's page is not read by its IDs:\n%s", plan);
     sp_store_close(s);
 }
 
@@ -3748,9 +3897,22 @@ static void test_read_fold(void **state)
     assert_int_equal(1, e.unmeasured);
     assert_int_equal(1, e.prints);
     assert_int_equal(1, e.forwards);
-    sp_event_t **all[] = {b1, b2, b3, b4};
-    size_t ns[] = {2, 1, 1, 6};
-    for (size_t i = 0; i < 4; i++)
+    /* An open with no recipient, read in a later batch: found among its quarter hour's IDs (on
+     * SQLite); a read of a time with no open is not. */
+    sp_event_t *b5[2] = {block_open("va", H, 4 * 3600000 + 17), block_open("vb", H, 1000)};
+    b5[0]->recipient[0] = b5[1]->recipient[0] = '\0';
+    write_evs(s, b5, 2);
+    sp_event_t *b6[2] = {block_read("va", 4 * 3600000 + 17, 12000),
+                         block_read("va", 4 * 3600000 + 18, 12000)};
+    b6[0]->recipient[0] = b6[1]->recipient[0] = '\0';
+    write_evs(s, b6, 2);
+    assert_int_equal(SP_OUTCOME_STORED, b6[0]->outcome);
+    assert_int_equal(b5[0]->id, b6[0]->id);
+    assert_string_equal("read", b6[0]->engagement);
+    assert_int_equal(SP_OUTCOME_UNMATCHED, b6[1]->outcome);
+    sp_event_t **all[] = {b1, b2, b3, b4, b5, b6};
+    size_t ns[] = {2, 1, 1, 6, 2, 2};
+    for (size_t i = 0; i < 6; i++)
         for (size_t j = 0; j < ns[i]; j++)
             sp_event_free(all[i][j]);
     sp_store_close(s);
@@ -4022,7 +4184,7 @@ static void test_scrub_old_store(void **state)
              "ALTER TABLE api_tokens DROP COLUMN owner;"
              "ALTER TABLE events DROP COLUMN engagement; ALTER TABLE events DROP COLUMN read_ms;"
              "INSERT INTO api_tokens(hash, name, created_at) VALUES('ffff0000', 'kept', 1);"
-             "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP INDEX events_campaign_ts;"
+             "DROP TABLE rollup_counts; DROP TABLE rollup_values; DROP TABLE events_quarters;"
              "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE rollup_people_hours;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
@@ -4907,6 +5069,11 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
+/* SQLite's events by campaign and time as schema 20 had them (the migrations run again). */
+#define UNDO_SCHEMA_21                                                                             \
+    "DROP TABLE events_quarters;"                                                                  \
+    "CREATE INDEX events_campaign_ts ON events(campaign, ts);"
+
 /* The people by hour as schema 19 had them (the migrations run again from an older version). */
 #define UNDO_SCHEMA_20                                                                             \
     "DROP TABLE rollup_people_hours;"                                                              \
@@ -4925,16 +5092,21 @@ static void test_sqlite_text_refs_migrated(void **state)
     const int64_t ts[] = {200};
     gc_write(w, "g", rcpt, ts, uas, tags, 1);
     sp_store_close(w);
-    raw_sql(fx,
-            "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
-            "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
-            "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-            "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_20
-            "PRAGMA user_version = 17;",
-            "");
+    raw_sql(
+        fx,
+        "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
+        "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
+        "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
+        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_20 UNDO_SCHEMA_21
+        "PRAGMA user_version = 17;",
+        "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(20, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(21, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 21: the events' quarter hours from their rows, the index by time gone. */
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
+                                    " WHERE name = 'events_campaign_ts'"));
+    assert_true(raw_int(fx, "SELECT count(*) FROM events_quarters") > 0);
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
                                     " WHERE name = 'recipients_recipient'"));
     /* Schema 20: the people counted by hour from their rows, the indexes gone. */
@@ -4942,6 +5114,7 @@ static void test_sqlite_text_refs_migrated(void **state)
                                     " ('rollup_people_first', 'rollup_people_last')"));
     assert_true(raw_int(fx, "SELECT count(*) FROM rollup_people_hours") > 0);
     check_rollup_derived(state);
+    check_event_quarters(state);
     assert_int_equal(3, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
     assert_int_equal(1, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Solo/1.0'"));
     assert_int_equal(0, refs_wrong(fx));
@@ -5178,6 +5351,7 @@ static void test_pg_migrate_partitions(void **state)
     free(n);
     /* Schema 20 from the people's rows, its triggers there and the indexes gone. */
     check_rollup_derived(state);
+    check_event_quarters(state);
     assert_true(pg_true(fx,
                         "SELECT count(*) = 2 AND bool_and(tgname LIKE '%s') FROM pg_trigger"
                         " WHERE tgrelid = 'rollup_people'::regclass",
@@ -5261,6 +5435,7 @@ int main(void)
         BOTH(test_forget),
         BOTH(test_campaign_delete),
         BOTH(test_report),
+        BOTH(test_events_by_time),
         BOTH(test_report_ranking),
         BOTH(test_report_openers_ends),
         BOTH(test_writer_counts),
