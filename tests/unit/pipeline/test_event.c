@@ -14,6 +14,7 @@
 
 #include "event.h"
 #include "net.h"
+#include "utf8.h"
 
 static int add(sp_event_t *ev, const char *name, const char *value)
 {
@@ -335,6 +336,83 @@ static void test_headers_json_full(void **state)
     json_decref(obj);
     free(text);
     sp_event_free(ev);
+}
+
+/* The headers' JSON made a word at a time is jansson's, byte for byte, whatever the values hold
+ * and wherever it falls against the words: quotes, backslashes, control bytes, well-formed
+ * UTF-8 of every length and ill-formed bytes (repaired), at every offset. */
+static void test_headers_json_bytes(void **state)
+{
+    /* Ill-formed UTF-8 last: most rounds leave it out, as it sends the whole object down
+     * jansson's path. */
+    static const char *const pieces[] = {
+        "a",  "Z",       " ",           "/",    "\"",       "\\",           "\x01",
+        "\t", "\n",      "\x1f",        "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "~",  "0123456", "abcdefghijk", "\x80", "\xff",     "\xe2\x82",     "\xed\xa0\x80",
+    };
+    const size_t well_formed = 17;
+    /* Each special piece alone at every offset of a plain run, against the words. */
+    for (size_t k = 4; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        if (k >= 14 && k < well_formed)
+            continue; /* plain */
+        for (size_t at = 0; at < 17; at++) {
+            char value[64];
+            memset(value, 'a', 24);
+            size_t pl = strlen(pieces[k]);
+            memcpy(value + at, pieces[k], pl);
+            value[24 + pl] = '\0';
+            memset(value + at + pl, 'b', 24 - at);
+            sp_event_t *ev = sp_event_new(1 << 12);
+            assert_int_equal(0, sp_event_add_header(ev, "X-One", 5, value, strlen(value)));
+            json_t *want = json_object();
+            size_t clean_len;
+            char *clean = sp_utf8_clean_n(value, strlen(value), &clean_len);
+            json_object_set_new(want, "X-One",
+                                clean ? json_stringn(clean, clean_len) : json_string(value));
+            free(clean);
+            char *got = sp_event_headers_json(ev), *expect = json_dumps(want, JSON_COMPACT);
+            assert_string_equal(expect, got);
+            free(got);
+            free(expect);
+            json_decref(want);
+            sp_event_free(ev);
+        }
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 3000; round++) {
+        sp_event_t *ev = sp_event_new(1 << 14);
+        json_t *want = json_object();
+        int n = 1 + round % 5;
+        for (int h = 0; h < n; h++) {
+            char name[16], value[256];
+            size_t len = 0;
+            snprintf(name, sizeof(name), "X-H%d", h);
+            int parts = (int)(seed % 40);
+            for (int k = 0; k < parts; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                size_t kinds = round % 8 ? well_formed : sizeof(pieces) / sizeof(pieces[0]);
+                const char *piece = pieces[(seed >> 33) % kinds];
+                size_t pl = strlen(piece);
+                if (len + pl >= sizeof(value))
+                    break;
+                memcpy(value + len, piece, pl);
+                len += pl;
+            }
+            value[len] = '\0';
+            assert_int_equal(0, sp_event_add_header(ev, name, strlen(name), value, len));
+            size_t clean_len;
+            char *clean = sp_utf8_clean_n(value, len, &clean_len);
+            json_object_set_new(want, name,
+                                clean ? json_stringn(clean, clean_len) : json_stringn(value, len));
+            free(clean);
+        }
+        char *got = sp_event_headers_json(ev), *expect = json_dumps(want, JSON_COMPACT);
+        assert_string_equal(expect, got);
+        free(got);
+        free(expect);
+        json_decref(want);
+        sp_event_free(ev);
+    }
 }
 
 static void test_cookies_json(void **state)
@@ -1159,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_cookie),
         cmocka_unit_test(test_headers_json),
         cmocka_unit_test(test_headers_json_full),
+        cmocka_unit_test(test_headers_json_bytes),
         cmocka_unit_test(test_cookies_json),
         cmocka_unit_test(test_format_ts),
         cmocka_unit_test(test_encode_decode),
