@@ -99,8 +99,10 @@ static void image_route(const uint8_t *data, size_t size)
     FUZZ_CHECK(size >= 7); /* the shortest magic (JPEG's) and 4 bytes more */
     if (ids) {
         sp_token_data_t d = {.kind = SP_TOKEN_IMAGE};
-        snprintf(d.campaign, sizeof(d.campaign), "%s", campaign);
-        snprintf(d.recipient, sizeof(d.recipient), "%s", recipient);
+        /* Valid IDs are at most SP_ID_MAX bytes (sp_event_id_valid): the precision says so to
+         * the compiler. */
+        snprintf(d.campaign, sizeof(d.campaign), "%.*s", SP_ID_MAX, campaign);
+        snprintf(d.recipient, sizeof(d.recipient), "%.*s", SP_ID_MAX, recipient);
         snprintf(d.extra, sizeof(d.extra), "00112233445566778899aabbccddeeff");
         check_token(&d);
     }
