@@ -51,9 +51,14 @@ bool sp_utf8_valid(const char *s, size_t len)
         if (w & 0x8080808080808080u)
             break;
     }
-    for (; i < len; i += n)
+    for (; i < len; i += n) {
+        if (p[i] < 0x80) { /* the tail of plain text, without a call a byte */
+            n = 1;
+            continue;
+        }
         if (0 == (n = sp_utf8_char(p + i, len - i, &bad)))
             return false;
+    }
     return true;
 }
 
