@@ -49,7 +49,7 @@ void sp_query_ids_in_time(char *out, size_t len, const char *campaign, const cha
     if (to)
         put(&r, " AND quarter <= (%s - 1) / %lld", to, SP_QUERY_QUARTER_MS);
     if (!from && !to)
-        put(&b, "1");
+        abort(); /* no range: the callers bound one end at least */
     if (from)
         put(&b, "id >= (SELECT min(first_id) FROM events_quarters WHERE %s)", in);
     if (to)

@@ -37,7 +37,7 @@ typedef struct sp_query_events {
 
 /* The condition on id into OUT (LEN bytes) that holds for every event of CAMPAIGN whose time is
  * in [FROM, TO), each an SQL expression (a parameter's mark, a column), FROM or TO NULL for an
- * open end; "1" when both are. Every stored event is in its quarter's range, so no event of
+ * open end (not both). Every stored event is in its quarter's range, so no event of
  * the time range fails it; a range with no quarter of the campaign's makes it NULL (none).
  * Aborts when OUT is too small. */
 void sp_query_ids_in_time(char *out, size_t len, const char *campaign, const char *from,

@@ -435,23 +435,23 @@ _Static_assert(1 == SP_ROLLUP_CLIENT && 6 == SP_ROLLUP_VIA, "BREAKDOWN_DIMS name
  * IDs of those times' quarter hours on SQLite (sp_query_ids_in_time). */
 static void edges_cte(char *edges, size_t len, bool pg, int a, int b, int c, int d)
 {
-    char m = pg ? '$' : '?', ids[2][1024], from[16], to[16];
+    char m = pg ? '$' : '?';
+    const int ends[2][2] = {{a, b}, {c, d}};
+    sql_t q = {edges, len, 0};
+    put(&q, "WITH e AS MATERIALIZED (");
     for (int e = 0; e < 2; e++) {
-        snprintf(from, sizeof(from), "?%d", e ? c : a);
-        snprintf(to, sizeof(to), "?%d", e ? d : b);
-        if (pg)
-            snprintf(ids[e], sizeof(ids[e]), "true");
-        else
-            sp_query_ids_in_time(ids[e], sizeof(ids[e]), "?1", from, to);
+        put(&q, "%sSELECT " SOURCE_COLS " FROM events WHERE campaign = %c1", e ? " UNION ALL " : "",
+            m);
+        if (!pg) {
+            char ids[1024], from[16], to[16];
+            snprintf(from, sizeof(from), "?%d", ends[e][0]);
+            snprintf(to, sizeof(to), "?%d", ends[e][1]);
+            sp_query_ids_in_time(ids, sizeof(ids), "?1", from, to);
+            put(&q, " AND %s", ids);
+        }
+        put(&q, " AND ts >= %c%d AND ts < %c%d", m, ends[e][0], m, ends[e][1]);
     }
-    int n = snprintf(edges, len,
-                     "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events"
-                     " WHERE campaign = %c1 AND %s AND ts >= %c%d AND ts < %c%d UNION ALL"
-                     " SELECT " SOURCE_COLS " FROM events WHERE campaign = %c1 AND %s"
-                     " AND ts >= %c%d AND ts < %c%d) ",
-                     m, ids[0], m, a, m, b, m, ids[1], m, c, m, d);
-    if (n < 0 || (size_t)n >= len)
-        abort(); /* the statements are fixed: a buffer too small is a bug */
+    put(&q, ") ");
 }
 
 void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *people, char *outside,
