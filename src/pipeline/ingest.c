@@ -1,4 +1,5 @@
-/* ingest: the writer thread, which indexes the journal into the store in batches. */
+/* ingest: the reader thread, which reads the journal ahead and makes its opens ready to store,
+ * and the writer thread, which stores them in batches. */
 /* SPDX-License-Identifier: MIT */
 #include "ingest.h"
 
@@ -26,14 +27,35 @@
  * writer for good. */
 #define COMMIT_TRIES    5
 #define GIVE_BACK_OPENS 4096 /* opens indexed since the writer last gave memory back */
+/* The reader publishes what it has read at least this often (in opens), so that the writer
+ * never waits long for a large read to finish. */
+#define READ_CHUNK 256
 /* A failing store is logged at its first failure, then at most this often. */
 #define FAIL_LOG_MS 10000
 
 enum { COMMIT_OK = 0, COMMIT_RETRY = -1, COMMIT_DATA = -2, COMMIT_FAULT = -3 };
 
+/* Opens read from the journal, decoded, enriched and made into rows by the reader, in journal
+ * order, for the writer to take (under their own lock). The reader stays at most a batch ahead:
+ * at most two batches of opens are held at once, the one being stored and the next. */
+struct ahead {
+    pthread_mutex_t lock;
+    pthread_cond_t ready; /* the reader has queued opens, or has stopped */
+    pthread_cond_t room;  /* the writer has taken opens, rewound, or stopped */
+    sp_event_t **ring;    /* batch_max slots; N from HEAD */
+    size_t head, n;
+    int64_t end;        /* the journal position past everything queued or skipped */
+    uint64_t rewinds;   /* bumped by the writer's rewind: what was read before is stale */
+    int64_t rewind_pos; /* where the reader starts again */
+    bool at_end;        /* the reader has queued all that the journal held when it last looked */
+    bool reader_done;   /* the reader has stopped: the appends had stopped and it read them all */
+    bool writer_done;   /* the writer has stopped: the reader stops too */
+};
+
 struct sp_ingest {
     sp_ingest_options_t opt;
-    pthread_t writer;
+    pthread_t writer, reader;
+    struct ahead ahead;
     char mark_key[64];
     pthread_mutex_t lock;
     atomic_int_fast64_t indexed; /* the journal position the store holds up to */
@@ -363,10 +385,59 @@ static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
     log_unkept(in, false);
 }
 
-/* Reads up to CAP events from the cursor into BATCH. *END is the position past the last
- * record read (undecodable ones are logged and skipped). -1 on a read error. */
-static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **batch, size_t cap,
-                      size_t *n, int64_t *end)
+/* The ingest's time slice when it runs behind the answers: the kernel's least (0.1 ms). */
+#define INGEST_SLICE_NS 100000
+
+/* Nice 19 with the shortest slice: Linux's scheduler since 6.6 (EEVDF) lets the task on the core
+ * finish the slice it was given before a task that wakes takes the core, and a nice-19 task's
+ * slice is as long as any other's (1.4 ms on two cores: /proc/PID/task/TID/sched, se.slice), so
+ * an answer whose request came in as the writer began one waited for it. A request thread that
+ * wakes now waits 0.1 ms at most (BENCHMARKS.md, "The writer's slice"). Kernels before 6.12
+ * ignore the slice; one that refuses the call gets nice 19 alone. */
+static void run_behind(void)
+{
+    /* sched_setattr(2)'s argument, which glibc 2.36 does not declare (and the kernel's header
+     * declares with a struct sched_param of its own). */
+    struct {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    } attr = {
+        .size = sizeof(attr),
+        .sched_policy = SCHED_OTHER,
+        .sched_nice = 19,
+        .sched_runtime = INGEST_SLICE_NS,
+    };
+    if (0 != syscall(SYS_sched_setattr, 0, &attr, 0))
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+}
+
+/* The scheduling of the ingest's threads, the writer's and the reader's. */
+static void set_priority(sp_ingest_t *in)
+{
+    /* Nice 19: indexing runs on what the request threads leave (a weight of 15 against
+     * their 1024), and a request thread that wakes takes the core from it within its short
+     * slice (run_behind). A burst is answered at full speed and indexed as it eases, the
+     * backlog on disk; on a core that stays busy the ingest still gets its small share, so
+     * the index never stops. (Not SCHED_IDLE: it can starve for good, and a request thread
+     * waiting on a lock the writer holds, such as a malloc arena's, would wait as long.) When
+     * answers wait for the store, the ingest is on their path: SCHED_BATCH at nice 0, as the
+     * request threads (see sp_http_start). */
+    struct sched_param param = {0};
+    if (in->opt.answers_wait)
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    else
+        run_behind();
+}
+
+/* Reads up to CAP events from the cursor into OUT, each decoded, enriched and made into its row
+ * (what the store writes), so that the writer only stores. *END is the position past the last
+ * record read (undecodable ones are logged and skipped). 1 when it reached the journal's end,
+ * 0 when it read CAP, -1 on a read error. */
+static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out, size_t cap,
+                     size_t *n, int64_t *end)
 {
     char err[256];
     *n = 0;
@@ -376,7 +447,7 @@ static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **ba
         int64_t next;
         int rc = sp_journal_next(cur, &payload, &len, &next, err, sizeof(err));
         if (0 == rc)
-            return 0;
+            return 1;
         if (rc < 0) {
             sp_log_error("cannot read the journal", "error=\"%s\"", err);
             return -1;
@@ -388,10 +459,160 @@ static int read_batch(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **ba
             sp_log_error("journal record not understood, skipped", "position=%" PRId64, next);
             continue;
         }
-        batch[(*n)++] = ev;
         ev->journal_end = next;
+        sp_enrich_event(in->opt.enrich, ev);
+        sp_event_row(ev);
+        out[(*n)++] = ev;
     }
     return 0;
+}
+
+/* The reader stops: the writer takes what is queued and stops too. */
+static void reader_stops(struct ahead *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->reader_done = true;
+    pthread_cond_signal(&a->ready);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* The reader thread: reads the journal ahead of the writer, from where the store ends, and
+ * queues its opens ready to store. Decoding, enrichment and the rows' making (a fifth to a
+ * quarter of the work an open costs the ingest) run beside the store's work, on the other
+ * core when one is free. Started again from the writer's position when the writer rewinds. */
+static void *reader_main(void *arg)
+{
+    sp_ingest_t *in = arg;
+    struct ahead *a = &in->ahead;
+    set_priority(in);
+    sp_event_t *chunk[READ_CHUNK];
+    char err[256];
+    sp_journal_cursor_t *cur = NULL;
+    pthread_mutex_lock(&a->lock);
+    int64_t pos = a->end;
+    uint64_t rewinds = a->rewinds;
+    pthread_mutex_unlock(&a->lock);
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        while (!a->writer_done && rewinds == a->rewinds && a->n == in->opt.batch_max)
+            pthread_cond_wait(&a->room, &a->lock);
+        bool writer_done = a->writer_done;
+        size_t room = in->opt.batch_max - a->n;
+        if (rewinds != a->rewinds) {
+            rewinds = a->rewinds;
+            pos = a->rewind_pos;
+            room = in->opt.batch_max;
+            sp_journal_cursor_free(cur);
+            cur = NULL;
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (writer_done)
+            break;
+        if (!cur && !(cur = sp_journal_cursor_new(in->opt.journal, pos, err, sizeof(err)))) {
+            sp_log_error("cannot read the journal", "error=\"%s\"", err);
+            if (atomic_load(&in->stopping)) {
+                reader_stops(a);
+                break;
+            }
+            sleep(1);
+            continue;
+        }
+        size_t n = 0;
+        int64_t end = pos;
+        int rc = read_some(in, cur, chunk, room < READ_CHUNK ? room : READ_CHUNK, &n, &end);
+        if (0 == n && end == pos) {
+            pthread_mutex_lock(&a->lock);
+            if (!a->at_end && rewinds == a->rewinds) { /* the writer need not wait for more */
+                a->at_end = true;
+                pthread_cond_signal(&a->ready);
+            }
+            pthread_mutex_unlock(&a->lock);
+            if (rc < 0) { /* a read error: nothing can be read past it for now */
+                sp_journal_cursor_free(cur);
+                cur = NULL;
+                if (atomic_load(&in->stopping)) {
+                    reader_stops(a);
+                    break;
+                }
+                sleep(1);
+            } else if (atomic_load(&in->stopping)) {
+                reader_stops(a); /* the appends have stopped: everything is in */
+                break;
+            } else {
+                sp_journal_wait(in->opt.journal, pos, 200);
+            }
+            continue;
+        }
+        pthread_mutex_lock(&a->lock);
+        bool stale = rewinds != a->rewinds;
+        if (!stale) {
+            for (size_t i = 0; i < n; i++)
+                a->ring[(a->head + a->n++) % in->opt.batch_max] = chunk[i];
+            a->end = end;
+            a->at_end = 0 != rc;
+            pthread_cond_signal(&a->ready);
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (stale) /* the writer went back while these were read: read again from there */
+            for (size_t i = 0; i < n; i++)
+                sp_event_free(chunk[i]);
+        else
+            pos = end;
+    }
+    sp_journal_cursor_free(cur);
+    return NULL;
+}
+
+/* Takes up to CAP of the opens the reader has queued into BATCH: CAP of them, or all that the
+ * journal held when the reader last looked (a batch is what the writer would have read itself),
+ * waiting up to 200 ms for the first. *END is the position past the last one taken (past the records
+ * skipped after it when it takes them all); *DONE says the reader has stopped and nothing is
+ * left to take. */
+static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int64_t *end,
+                 int64_t pos, bool *done)
+{
+    struct ahead *a = &in->ahead;
+    struct timespec deadline;
+    sp_deadline(&deadline, 200);
+    pthread_mutex_lock(&a->lock);
+    /* Once some are queued the reader is reading on (it waits only at the journal's end or
+     * for room), so the writer waits for the rest however long that takes: a batch of
+     * 16,384 can take the reader longer than 200 ms on a busy machine. */
+    bool timed = true;
+    while (!a->reader_done && a->n < cap && !(a->at_end && (a->n || a->end != pos))) {
+        if (!timed)
+            pthread_cond_wait(&a->ready, &a->lock);
+        else if (0 != pthread_cond_timedwait(&a->ready, &a->lock, &deadline) && !a->n)
+            break;
+        else
+            timed = !a->n;
+    }
+    *n = a->n < cap ? a->n : cap;
+    for (size_t i = 0; i < *n; i++)
+        batch[i] = a->ring[(a->head + i) % in->opt.batch_max];
+    a->head = (a->head + *n) % in->opt.batch_max;
+    a->n -= *n;
+    *end = a->n ? batch[*n - 1]->journal_end : a->end;
+    *done = a->reader_done && !a->n && a->end == *end;
+    if (*n)
+        pthread_cond_signal(&a->room);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* What the reader has queued is dropped, and it reads again from POS: the events past POS
+ * that the store did not take are read from the journal again. */
+static void rewind_reader(sp_ingest_t *in, int64_t pos)
+{
+    struct ahead *a = &in->ahead;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < a->n; i++)
+        sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
+    a->head = a->n = 0;
+    a->end = a->rewind_pos = pos;
+    a->at_end = false;
+    a->rewinds++;
+    pthread_cond_signal(&a->room);
+    pthread_mutex_unlock(&a->lock);
 }
 
 /* What salvage has done of a batch the store refused: events stored, events settled (stored or
@@ -440,8 +661,6 @@ static int salvage(sp_ingest_t *in, sp_event_t **batch, size_t lo, size_t hi, in
 static int store_batch(sp_ingest_t *in, sp_event_t **batch, size_t n, int64_t end, size_t *done)
 {
     *done = 0;
-    for (size_t i = 0; i < n; i++)
-        sp_enrich_event(in->opt.enrich, batch[i]);
     bool stopping = atomic_load(&in->stopping);
     int rc = commit(in, batch, n, end, stopping ? 1 : COMMIT_TRIES);
     if (COMMIT_OK == rc) {
@@ -522,59 +741,15 @@ static void give_back(sp_ingest_t *in)
     malloc_trim(0);
 }
 
-/* The writer's time slice when it runs behind the answers: the kernel's least (0.1 ms). */
-#define WRITER_SLICE_NS 100000
-
-/* Nice 19 with the shortest slice: Linux's scheduler since 6.6 (EEVDF) lets the task on the core
- * finish the slice it was given before a task that wakes takes the core, and a nice-19 task's
- * slice is as long as any other's (1.4 ms on two cores: /proc/PID/task/TID/sched, se.slice), so
- * an answer whose request came in as the writer began one waited for it. A request thread that
- * wakes now waits 0.1 ms at most (BENCHMARKS.md, "The writer's slice"). Kernels before 6.12
- * ignore the slice; one that refuses the call gets nice 19 alone. */
-static void run_behind(void)
-{
-    /* sched_setattr(2)'s argument, which glibc 2.36 does not declare (and the kernel's header
-     * declares with a struct sched_param of its own). */
-    struct {
-        uint32_t size, sched_policy;
-        uint64_t sched_flags;
-        int32_t sched_nice;
-        uint32_t sched_priority;
-        uint64_t sched_runtime, sched_deadline, sched_period;
-    } attr = {
-        .size = sizeof(attr),
-        .sched_policy = SCHED_OTHER,
-        .sched_nice = 19,
-        .sched_runtime = WRITER_SLICE_NS,
-    };
-    if (0 != syscall(SYS_sched_setattr, 0, &attr, 0))
-        setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
-}
-
 static void *writer_main(void *arg)
 {
     sp_ingest_t *in = arg;
-    /* Nice 19: indexing runs on what the request threads leave (a weight of 15 against
-     * their 1024), and a request thread that wakes takes the core from it within its short
-     * slice (run_behind). A burst
-     * is answered at full speed and indexed as it eases, the backlog on disk; on a core
-     * that stays busy the writer still gets its small share, so the index never stops.
-     * (Not SCHED_IDLE: it can starve for good, and a request thread waiting on a lock the
-     * writer holds, such as a malloc arena's, would wait as long.) When answers wait for the
-     * store, the writer
-     * is on their path: SCHED_BATCH at nice 0, as the request threads (see sp_http_start). */
-    struct sched_param param = {0};
-    if (in->opt.answers_wait)
-        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-    else
-        run_behind();
+    set_priority(in);
     size_t cap = in->opt.batch_max;
     sp_event_t **batch = calloc(cap, sizeof(*batch));
     if (!batch)
         abort();
-    char err[256];
     int64_t pos = atomic_load(&in->indexed);
-    sp_journal_cursor_t *cur = NULL;
 
     check_store(in, pos);
     for (;;) {
@@ -595,31 +770,16 @@ static void *writer_main(void *arg)
             nanosleep(&pause, NULL);
             continue;
         }
-        if (!cur && !(cur = sp_journal_cursor_new(in->opt.journal, pos, err, sizeof(err)))) {
-            sp_log_error("cannot read the journal", "error=\"%s\"", err);
-            if (atomic_load(&in->stopping))
-                break;
-            sleep(1);
-            continue;
-        }
         size_t n = 0;
         int64_t end = pos;
-        int rc = read_batch(in, cur, batch, cap, &n, &end);
+        bool reader_done = false;
+        take(in, batch, cap, &n, &end, pos, &reader_done);
         if (0 == n && end == pos) {
-            if (rc < 0) { /* a read error: nothing can be read past it for now */
-                sp_journal_cursor_free(cur);
-                cur = NULL;
-                if (atomic_load(&in->stopping))
-                    break;
-                sleep(1);
-            } else if (atomic_load(&in->stopping)) {
-                break; /* the appends have stopped: everything is in */
-            } else {
-                log_unkept(in, false);
-                upkeep(in);
-                give_back(in);
-                sp_journal_wait(in->opt.journal, pos, 200);
-            }
+            if (reader_done)
+                break; /* the appends have stopped and everything is in (or cannot be read) */
+            log_unkept(in, false);
+            upkeep(in);
+            give_back(in);
             continue;
         }
         size_t done = 0;
@@ -642,8 +802,7 @@ static void *writer_main(void *arg)
         }
         for (size_t i = done; i < n; i++)
             sp_event_free(batch[i]);
-        sp_journal_cursor_free(cur);
-        cur = NULL;
+        rewind_reader(in, pos);
         if (COMMIT_FAULT == stored)
             continue;
         if (atomic_load(&in->stopping)) {
@@ -658,13 +817,33 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&in->lock);
         sleep(1);
     }
-    sp_journal_cursor_free(cur);
+    pthread_mutex_lock(&in->ahead.lock);
+    in->ahead.writer_done = true;
+    pthread_cond_signal(&in->ahead.room);
+    pthread_mutex_unlock(&in->ahead.lock);
     free(batch);
     log_unkept(in, true);
     /* Anyone still waiting (the store went down at shutdown) is answered: the journal keeps
      * their opens for the next start. */
     set_indexed(in, pos, true);
     return NULL;
+}
+
+/* Frees IN once its threads have stopped, with the opens the reader read that the writer did
+ * not take. */
+static void free_ingest(sp_ingest_t *in)
+{
+    struct ahead *a = &in->ahead;
+    for (size_t i = 0; i < a->n; i++)
+        sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
+    free(a->ring);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->ready);
+    pthread_cond_destroy(&a->room);
+    pthread_mutex_destroy(&in->lock);
+    pthread_cond_destroy(&in->expiry_wake);
+    free(in->waiters);
+    free(in);
 }
 
 sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t errlen)
@@ -715,10 +894,28 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&in->expiry_wake, &ca);
+    struct ahead *a = &in->ahead;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->ready, &ca);
+    pthread_cond_init(&a->room, NULL);
     pthread_condattr_destroy(&ca);
+    if (!(a->ring = calloc(in->opt.batch_max, sizeof(*a->ring))))
+        abort();
+    a->end = pos;
+    if (0 != pthread_create(&in->reader, NULL, reader_main, in)) {
+        snprintf(err, errlen, "cannot start the reader thread");
+        free_ingest(in);
+        return NULL;
+    }
     if (0 != pthread_create(&in->writer, NULL, writer_main, in)) {
         snprintf(err, errlen, "cannot start the writer thread");
-        free(in);
+        pthread_mutex_lock(&a->lock);
+        a->writer_done = true;
+        pthread_cond_signal(&a->room);
+        pthread_mutex_unlock(&a->lock);
+        sp_journal_wake(in->opt.journal);
+        pthread_join(in->reader, NULL);
+        free_ingest(in);
         return NULL;
     }
     in->expiry_started = 0 == pthread_create(&in->expiry, NULL, expiry_main, in);
@@ -735,11 +932,10 @@ void sp_ingest_stop(sp_ingest_t *in)
     pthread_mutex_unlock(&in->lock);
     sp_journal_wake(in->opt.journal);
     pthread_join(in->writer, NULL);
+    sp_journal_wake(in->opt.journal); /* the reader, if the writer stopped first */
+    pthread_join(in->reader, NULL);
     if (in->expiry_started)
         pthread_join(in->expiry, NULL);
     sp_store_close(in->opt.store);
-    pthread_mutex_destroy(&in->lock);
-    pthread_cond_destroy(&in->expiry_wake);
-    free(in->waiters);
-    free(in);
+    free_ingest(in);
 }

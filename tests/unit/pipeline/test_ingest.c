@@ -1,5 +1,6 @@
-/* Unit tests for ingest, the writer: batches in journal order, retries, the one-by-one salvage of
- * a batch the store refuses, a faulted store, the drain at stop; behind it a fake store. */
+/* Unit tests for ingest, the reader and the writer: batches in journal order, retries (the opens
+ * read ahead dropped and read again), the one-by-one salvage of a batch the store refuses, a
+ * faulted store, the drain at stop; behind it a fake store. */
 /* SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +22,7 @@
 /* ---- a fake store: records what it is given, fails as it is told ------------------------------
  */
 
-#define FAKE_MAX 64
+#define FAKE_MAX 600
 
 typedef struct fake {
     sp_store_t base;
@@ -282,6 +283,27 @@ static void test_in_order(void **state)
     assert_false(sp_ingest_failing(fx->in, NULL, NULL, 0));
 }
 
+/* A backlog is stored in full batches: the writer takes what the reader has read ahead once it
+ * is a batch or all that the journal holds, never the reader's first part of it alone. */
+static void test_backlog_full_batches(void **state)
+{
+    fixture_t *fx = *state;
+    for (int i = 0; i < 600; i++) {
+        char r[16];
+        snprintf(r, sizeof(r), "b%d", i);
+        append(fx, "c", r);
+    }
+    start(fx, 300);
+    wait_indexed(fx);
+    pthread_mutex_lock(&fx->fake.lock);
+    assert_int_equal(600, fx->fake.n_stored);
+    assert_string_equal("b599", fx->fake.stored[599]);
+    assert_int_equal(300, fx->fake.biggest);
+    assert_int_equal(2, fx->fake.calls);
+    pthread_mutex_unlock(&fx->fake.lock);
+    mark_is_end(fx);
+}
+
 /* A store that cannot take a commit for now (busy, full, out of reach) gets the same batch
  * again, until it takes it: nothing lost, nothing twice. */
 static void test_retry(void **state)
@@ -301,6 +323,31 @@ static void test_retry(void **state)
     assert_int_equal(errors + 2, atomic_load(&sp_metrics.store_errors));
     assert_false(sp_ingest_failing(fx->in, NULL, NULL, 0)); /* succeeding again */
     assert_int_equal(3, fx->committed_stored);
+}
+
+/* A store that fails every try of a commit makes the writer go back to where the store ends:
+ * the opens the reader had read ahead in the meantime are dropped and read again, so that each
+ * is stored once, in order. */
+static void test_rewind_read_ahead(void **state)
+{
+    fixture_t *fx = *state;
+    fx->fake.fail_calls = 5; /* every try of the first commit */
+    fx->fake.fail_kind = SP_STORE_FAIL_RETRY;
+    const char *want[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"};
+    for (size_t i = 0; i < 10; i++)
+        append(fx, "c", want[i]);
+    start(fx, 2);
+    for (int i = 0; i < 500 && !sp_ingest_failing(fx->in, NULL, NULL, 0); i++)
+        usleep(10000);
+    assert_true(sp_ingest_failing(fx->in, NULL, NULL, 0));
+    append(fx, "c", "r10"); /* read after the writer went back */
+    wait_indexed(fx);
+    const char *all[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10"};
+    stored_are(fx, all, 11);
+    mark_is_end(fx);
+    assert_true(fx->fake.biggest <= 2);
+    assert_int_equal(11, fx->committed_stored);
+    assert_int_equal(11, fx->committed);
 }
 
 /* A batch the store refuses for its data is stored event by event: the one refused is left out
@@ -432,7 +479,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_full_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewind_read_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_halves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_refuses_all, setup, teardown),
