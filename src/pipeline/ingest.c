@@ -565,9 +565,9 @@ static void *reader_main(void *arg)
 
 /* Takes up to CAP of the opens the reader has queued into BATCH: CAP of them, or all that the
  * journal held when the reader last looked (a batch is what the writer would have read itself),
- * waiting up to 200 ms for the first. *END is the position past the last one taken (past the records
- * skipped after it when it takes them all); *DONE says the reader has stopped and nothing is
- * left to take. */
+ * waiting up to 200 ms for the first. *END is the position past the last one taken (past the
+ * records skipped after it when it takes them all); *DONE says the reader has stopped and nothing
+ * is left to take. */
 static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int64_t *end,
                  int64_t pos, bool *done)
 {
