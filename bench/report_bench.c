@@ -52,8 +52,8 @@ static void load(sp_store_t *s, long n, long recipients, long days)
     static const char *const browsers[] = {"Chrome", "Firefox", "Thunderbird", "Apple Mail",
                                            "Outlook"};
     static const char *const countries[] = {"DE", "FR", "US", "GB", "NL", "ES", "IT"};
-    static const int classes[] = {SP_CLASS_HUMAN, SP_CLASS_HUMAN, SP_CLASS_HUMAN, SP_CLASS_PROXY,
-                                  SP_CLASS_PROXY, SP_CLASS_MACHINE, SP_CLASS_SELF, SP_CLASS_HUMAN};
+    static const int classes[] = {SP_CLASS_HUMAN, SP_CLASS_HUMAN,   SP_CLASS_HUMAN, SP_CLASS_PROXY,
+                                  SP_CLASS_PROXY, SP_CLASS_MACHINE, SP_CLASS_SELF,  SP_CLASS_HUMAN};
     enum { BATCH = 1000 };
     sp_event_t *evs[BATCH];
     char err[512];
@@ -84,8 +84,12 @@ static void load(sp_store_t *s, long n, long recipients, long days)
             snprintf(ev->rule, sizeof(ev->rule), "bench");
             if (SP_CLASS_PROXY == ev->klass)
                 snprintf(ev->via, sizeof(ev->via), "GoogleImageProxy (Gmail)");
-            if (SP_EVENT_CLICK == ev->kind)
-                snprintf(ev->target, sizeof(ev->target), "https://example.com/%d", (int)(x % 5));
+            if (SP_EVENT_CLICK == ev->kind) {
+                char target[64];
+                snprintf(target, sizeof(target), "https://example.com/%d", (int)(x % 5));
+                if (0 != sp_event_set_target(ev, target))
+                    abort();
+            }
             if (0 != sp_event_add_header(ev, "Host", 4, "px.example", 10))
                 abort();
         }
@@ -197,8 +201,8 @@ int main(int argc, char **argv)
         double ta = timed(s, ranges[i].from, ranges[i].to, false, runs, &a);
         double tb = timed(s, ranges[i].from, ranges[i].to, true, runs, &b);
         same(&a, &b);
-        printf("%-28s %12.1f %12.1f %8.1f   (views %lld, unique %lld)\n", ranges[i].name,
-               ta * 1e3, tb * 1e3, tb / ta,
+        printf("%-28s %12.1f %12.1f %8.1f   (views %lld, unique %lld)\n", ranges[i].name, ta * 1e3,
+               tb * 1e3, tb / ta,
                (long long)(a.by_class[SP_CLASS_HUMAN] + a.by_class[SP_CLASS_PROXY]),
                (long long)a.unique_views);
         sp_report_free(&a);

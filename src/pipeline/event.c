@@ -20,6 +20,7 @@ sp_event_t *sp_event_new(size_t buf_size)
     if (!ev)
         abort();
     memset(ev, 0, sizeof(*ev));
+    ev->target = "";
     ev->buf_size = buf_size;
     ev->read_ms = -1;
     return ev;
@@ -152,6 +153,14 @@ static const char *copy_in(sp_event_t *ev, const char *s, size_t len)
     return dst;
 }
 
+int sp_event_set_target(sp_event_t *ev, const char *text)
+{
+    size_t len = strnlen(text, SP_TARGET_MAX);
+    const char *copy = len ? copy_in(ev, text, len) : "";
+    ev->target = copy ? copy : "";
+    return copy ? 0 : -1;
+}
+
 int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
                         size_t value_len)
 {
@@ -199,7 +208,8 @@ void sp_event_reset(sp_event_t *ev)
     ev->n_headers = ev->buf_used = 0;
     ev->user_agent = ev->referer = ev->cookie = NULL;
     ev->self_referer = ev->self_cookie = ev->self_ip = false;
-    ev->campaign[0] = ev->recipient[0] = ev->target[0] = ev->ip[0] = ev->visitor[0] = '\0';
+    ev->campaign[0] = ev->recipient[0] = ev->ip[0] = ev->visitor[0] = '\0';
+    ev->target = "";
     ev->adopt_row = 0;
     ev->engage = SP_ENGAGE_NONE;
     ev->read_ms = -1;
@@ -389,7 +399,7 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf)
     p = put_bytes(p, ev->addr.b, sizeof(ev->addr.b));
     p = put_text(p, ev->campaign, SP_ID_MAX);
     p = put_text(p, ev->recipient, SP_ID_MAX);
-    p = put_text(p, ev->target, sizeof(ev->target) - 1);
+    p = put_text(p, ev->target, SP_TARGET_MAX);
     p = put_text(p, ev->ip, sizeof(ev->ip) - 1);
     p = put_text(p, ev->visitor, sizeof(ev->visitor) - 1);
     p = put_bytes(p, &n_headers, sizeof(n_headers));
@@ -453,6 +463,9 @@ static sp_event_t *shrink(sp_event_t *ev)
 {
     size_t names[SP_HEADERS_MAX], values[SP_HEADERS_MAX], apart[3];
     const char **pointers[3] = {&ev->user_agent, &ev->referer, &ev->cookie};
+    /* A target is in the storage unless it is "" (sp_event_set_target). */
+    bool has_target = ev->target[0];
+    size_t target = has_target ? (size_t)(ev->target - ev->buf) : 0;
     for (size_t i = 0; i < ev->n_headers; i++) {
         names[i] = (size_t)(ev->headers[i].name - ev->buf);
         values[i] = (size_t)(ev->headers[i].value - ev->buf);
@@ -467,6 +480,8 @@ static sp_event_t *shrink(sp_event_t *ev)
         small->headers[i].name = small->buf + names[i];
         small->headers[i].value = small->buf + values[i];
     }
+    if (has_target)
+        small->target = small->buf + target;
     const char **moved[3] = {&small->user_agent, &small->referer, &small->cookie};
     for (int k = 0; k < 3; k++)
         if (*moved[k])
@@ -488,7 +503,10 @@ sp_event_t *sp_event_decode(const void *buf, size_t len)
     get_bytes(&r, ev->addr.b, sizeof(ev->addr.b));
     get_field(&r, ev->campaign, sizeof(ev->campaign));
     get_field(&r, ev->recipient, sizeof(ev->recipient));
-    get_field(&r, ev->target, sizeof(ev->target));
+    const char *target;
+    size_t target_len = get_text(&r, &target, SP_TARGET_MAX);
+    if (target_len && !(ev->target = copy_in(ev, target, target_len)))
+        r.bad = true;
     get_field(&r, ev->ip, sizeof(ev->ip));
     get_field(&r, ev->visitor, sizeof(ev->visitor));
     get_bytes(&r, &n_headers, sizeof(n_headers));

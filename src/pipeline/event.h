@@ -15,6 +15,7 @@
 #define SP_HEADER_NAME_MAX 128
 #define SP_HEADER_MAX      4096 /* bytes kept of one header value */
 #define SP_FIELD_MAX       128  /* derived text fields */
+#define SP_TARGET_MAX      2047 /* a click's destination, bytes */
 
 /* spypixel's own cookies. An event keeps that a request carried one (its name), never its
  * value: the session and the known-browser token open the dashboard, and the self-view
@@ -153,7 +154,9 @@ typedef struct sp_event {
     sp_event_kind_t kind;
     char campaign[SP_ID_MAX + 1];
     char recipient[SP_ID_MAX + 1]; /* "" when the URL named none */
-    char target[2048];             /* a click's destination */
+    /* A click's destination, in the header storage (sp_event_set_target); "" when none. Not an
+     * array of its own: 2 KB of every open, held by the thousands while a batch is stored. */
+    const char *target;
     sp_net_addr_t addr;
     char ip[SP_NET_ADDR_MAX];
     char visitor[40]; /* first-party visitor cookie value, "" when none */
@@ -232,8 +235,7 @@ void sp_event_fields_sql(char *cols, size_t len, bool with_id, char *params, siz
  * visitor, self-view evidence, headers, an adopted open's row), not what enrichment derives
  * later. Native byte order: a journal is read back on the machine that wrote it. */
 #define SP_EVENT_ENCODED_MAX                                                                       \
-    (72 + 5 * (2 + sizeof(((sp_event_t *)0)->target)) +                                            \
-     SP_HEADERS_MAX * (4 + SP_HEADER_NAME_MAX + SP_HEADER_MAX))
+    (72 + 5 * (2 + SP_TARGET_MAX + 1) + SP_HEADERS_MAX * (4 + SP_HEADER_NAME_MAX + SP_HEADER_MAX))
 
 /* Writes EV's journal form into BUF (at least SP_EVENT_ENCODED_MAX bytes); returns its
  * length. */
@@ -244,6 +246,10 @@ sp_event_t *sp_event_decode(const void *buf, size_t len);
 
 /* Empties EV for reuse as a request thread's scratch event. */
 void sp_event_reset(sp_event_t *ev);
+
+/* Sets EV's target to TEXT, cut to SP_TARGET_MAX bytes, copied into its header storage. -1
+ * (the target left "") when the storage has no room for it. */
+int sp_event_set_target(sp_event_t *ev, const char *text);
 
 /* Copies a header into the event, cut to the limits above, without spypixel's own
  * credentials (see sp_event_scrub_header). Remembers User-Agent, Referer and Cookie.

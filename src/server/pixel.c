@@ -296,7 +296,8 @@ static scratch_t *scratch_get(void)
         sc = malloc(sizeof(*sc));
         if (!sc)
             abort();
-        sc->ev = sp_event_new(SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2));
+        sc->ev = sp_event_new(SP_HEADERS_MAX * (SP_HEADER_NAME_MAX + SP_HEADER_MAX + 2) +
+                              SP_TARGET_MAX + 1);
         pthread_setspecific(scratch_key, sc);
     }
     sp_event_reset(sc->ev);
@@ -394,7 +395,7 @@ static enum MHD_Result record(sp_request_t *req, sp_event_kind_t kind, sp_event_
     ev->kind = kind;
     copy_text(ev->campaign, sizeof(ev->campaign), campaign);
     copy_text(ev->recipient, sizeof(ev->recipient), recipient ? recipient : "");
-    copy_text(ev->target, sizeof(ev->target), pr->redirect ? pr->redirect : "");
+    sp_event_set_target(ev, pr->redirect ? pr->redirect : ""); /* room kept by scratch_get */
     ev->addr = req->client;
     if (cfg->anonymize_ip) {
         sp_net_anonymize(&ev->addr); /* before anything is stored or derived from it */

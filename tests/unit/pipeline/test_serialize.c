@@ -325,7 +325,7 @@ static void test_row_of_event(void **state)
     ev->klass = SP_CLASS_PROXY;
     snprintf(ev->campaign, sizeof(ev->campaign), "c");
     snprintf(ev->region, sizeof(ev->region), "\xc3");
-    snprintf(ev->target, sizeof(ev->target), "https://t.example/");
+    assert_int_equal(0, sp_event_set_target(ev, "https://t.example/"));
     const char *ua = "agent \xff";
     assert_int_equal(0, sp_event_add_header(ev, "User-Agent", 10, ua, strlen(ua)));
     assert_int_equal(0, sp_event_add_header(ev, "Cookie", 6, "k=v", 3));

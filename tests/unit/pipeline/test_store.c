@@ -225,7 +225,8 @@ static sp_event_t *make_event(const spec_t *sp)
     snprintf(ev->rule, sizeof(ev->rule), "test");
     snprintf(ev->browser, sizeof(ev->browser), "Firefox");
     if (SP_EVENT_CLICK == sp->kind)
-        snprintf(ev->target, sizeof(ev->target), "https://example.com/landing");
+        if (0 != sp_event_set_target(ev, "https://example.com/landing"))
+            abort();
     return ev;
 }
 
@@ -2120,7 +2121,7 @@ static void test_hostile_strings(void **state)
     assert_int_equal(0, sp_event_add_header(ev, "X-Odd", 5, odd, strlen(odd)));
     snprintf(ev->region, sizeof(ev->region), "\xc3"); /* a field cut inside a character */
     snprintf(ev->city, sizeof(ev->city), "Z\xc3\xbcrich 'n' \"\\\"");
-    snprintf(ev->target, sizeof(ev->target), "https://t.example/a\tb\nc?x=%%00'\xff");
+    assert_int_equal(0, sp_event_set_target(ev, "https://t.example/a\tb\nc?x=%00'\xff"));
     ev->latitude = 47.376887;
     ev->longitude = -8.541694;
     ev->has_coords = true;
