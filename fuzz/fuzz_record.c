@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ev->n_headers <= SP_HEADERS_MAX);
     FUZZ_CHECK(fuzz_terminated(ev->campaign, sizeof(ev->campaign)));
     FUZZ_CHECK(fuzz_terminated(ev->recipient, sizeof(ev->recipient)));
-    FUZZ_CHECK(fuzz_terminated(ev->target, sizeof(ev->target)));
+    FUZZ_CHECK(strnlen(ev->target, SP_TARGET_MAX + 1) <= SP_TARGET_MAX);
     FUZZ_CHECK(fuzz_terminated(ev->ip, sizeof(ev->ip)));
     FUZZ_CHECK(fuzz_terminated(ev->visitor, sizeof(ev->visitor)));
 

@@ -170,7 +170,8 @@ int main(int argc, char **argv)
     size_t n2 = record(ev, r2, "open-proxy-self");
 
     ev = event(SP_EVENT_CLICK, "launch", "bob+news@example.org", "2001:db8::1");
-    snprintf(ev->target, sizeof(ev->target), "https://example.com/spring?a=1&b=2");
+    if (0 != sp_event_set_target(ev, "https://example.com/spring?a=1&b=2"))
+        abort();
     header(ev, "User-Agent", "curl/8.0");
     header(ev, "Accept", "*/*");
     header(ev, "Accept", "text/html");

@@ -42,7 +42,7 @@ const char *sp_event_kind_name(int64_t kind)
     }
 }
 
-static void row_forget(sp_event_t *ev)
+void sp_event_row_forget(sp_event_t *ev)
 {
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         free(ev->row_owned[i]);
@@ -54,7 +54,7 @@ static void row_forget(sp_event_t *ev)
 void sp_event_free(sp_event_t *ev)
 {
     if (ev && ev->row_made)
-        row_forget(ev);
+        sp_event_row_forget(ev);
     free(ev);
 }
 
@@ -204,7 +204,7 @@ void sp_event_reset(sp_event_t *ev)
 {
     /* Not a memset: the struct is kilobytes and this runs for every open. */
     if (ev->row_made)
-        row_forget(ev);
+        sp_event_row_forget(ev);
     ev->n_headers = ev->buf_used = 0;
     ev->user_agent = ev->referer = ev->cookie = NULL;
     ev->self_referer = ev->self_cookie = ev->self_ip = false;

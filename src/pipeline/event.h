@@ -224,6 +224,9 @@ void sp_event_free(sp_event_t *ev);
  * store, a stream or a webhook sees it. Borrowed from EV, which keeps it until freed. */
 const sp_event_row_t *sp_event_row(sp_event_t *ev);
 
+/* EV's row, if made, is made again at its next use: for a change to a field the row holds. */
+void sp_event_row_forget(sp_event_t *ev);
+
 /* For the stores' statements: the fields' names joined by ", " into COLS (LEN bytes), the ID
  * first when WITH_ID (the store assigns it: it is no column of an INSERT); and into PARAMS
  * (PLEN bytes; may be NULL) a numbered parameter per field but the ID, "?1, ?2..." with MARK

@@ -61,6 +61,7 @@ void sp_tally_read_folded(sp_event_t *read, int64_t id, int klass)
     read->id = id;
     read->klass = klass;
     snprintf(read->engagement, sizeof(read->engagement), "%s", e ? e : "");
+    sp_event_row_forget(read); /* made by the ingest's reader before the open was known */
     read->outcome = SP_OUTCOME_STORED;
 }
 

@@ -3856,9 +3856,14 @@ static void test_read_fold(void **state)
     sp_event_t *b2[1] = {block_open("v2", P, 2000)};
     write_evs(s, b2, 1);
     sp_event_t *b3[1] = {block_read("v2", 2000, 15000)};
+    sp_event_row(b3[0]); /* made before the batch, as the ingest's reader makes it */
     write_evs(s, b3, 1);
     assert_int_equal(SP_OUTCOME_STORED, b3[0]->outcome);
     assert_string_equal("unmeasured", b3[0]->engagement);
+    /* The row (what the webhook and the live view send) is the folded read's, its open's. */
+    assert_string_equal("unmeasured", sp_event_row(b3[0])->engagement);
+    assert_int_equal(P, sp_event_row(b3[0])->klass);
+    assert_int_equal(b2[0]->id, sp_event_row(b3[0])->id);
     /* A glance; a read of no stored open and a second read of the first: nothing to fold. A
      * print and a forward count as neither views nor clicks. */
     const spec_t pf[] = {{"blk", "ann", SP_EVENT_PRINT, H, 3001, NULL, NULL, "v3"},
