@@ -27,8 +27,8 @@
  * writer for good. */
 #define COMMIT_TRIES    5
 #define GIVE_BACK_OPENS 4096 /* opens indexed since the writer last gave memory back */
-/* The reader publishes what it has read at least this often (in opens), so that the writer
- * never waits long for a large read to finish. */
+/* The reader queues what it reads this many opens at a time: the writer sees a batch grow as
+ * it is read, and a rewind drops at most this much reading in progress. */
 #define READ_CHUNK 256
 /* A failing store is logged at its first failure, then at most this often. */
 #define FAIL_LOG_MS 10000
@@ -477,7 +477,7 @@ static void reader_stops(struct ahead *a)
 }
 
 /* The reader thread: reads the journal ahead of the writer, from where the store ends, and
- * queues its opens ready to store. Decoding, enrichment and the rows' making (a fifth to a
+ * queues its opens ready to store. Decoding, enrichment and the rows' making (a sixth to a
  * quarter of the work an open costs the ingest) run beside the store's work, on the other
  * core when one is free. Started again from the writer's position when the writer rewinds. */
 static void *reader_main(void *arg)
