@@ -12,14 +12,27 @@
 #include <strings.h>
 #include <time.h>
 
+/* The bytes of an event of BUF_SIZE bytes of header storage and SLOTS header slots, and the
+ * slots' place in its storage (*AT): after the storage, aligned. */
+static size_t event_size(size_t buf_size, size_t slots, size_t *at)
+{
+    size_t align = _Alignof(sp_header_t), base = offsetof(sp_event_t, buf);
+    *at = (base + buf_size + align - 1) / align * align - base;
+    size_t size = base + *at + slots * sizeof(sp_header_t);
+    return size > sizeof(sp_event_t) ? size : sizeof(sp_event_t);
+}
+
 sp_event_t *sp_event_new(size_t buf_size)
 {
     /* The header storage is written before it is read: only the struct is zeroed (the writer
      * makes an event per open, and zeroing its storage too was 6% of its time). */
-    sp_event_t *ev = malloc(sizeof(*ev) + buf_size);
+    size_t at;
+    sp_event_t *ev = malloc(event_size(buf_size, SP_HEADERS_MAX, &at));
     if (!ev)
         abort();
     memset(ev, 0, sizeof(*ev));
+    ev->headers = (sp_header_t *)(void *)(ev->buf + at);
+    ev->header_slots = SP_HEADERS_MAX;
     ev->target = "";
     ev->buf_size = buf_size;
     ev->read_ms = -1;
@@ -164,7 +177,7 @@ int sp_event_set_target(sp_event_t *ev, const char *text)
 int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
                         size_t value_len)
 {
-    if (ev->n_headers >= SP_HEADERS_MAX)
+    if (ev->n_headers >= ev->header_slots)
         return -1;
     if (name_len > SP_HEADER_NAME_MAX)
         name_len = SP_HEADER_NAME_MAX;
@@ -472,10 +485,13 @@ static sp_event_t *shrink(sp_event_t *ev)
     }
     for (int k = 0; k < 3; k++)
         apart[k] = *pointers[k] ? (size_t)(*pointers[k] - ev->buf) : 0;
-    sp_event_t *small = realloc(ev, sizeof(*ev) + ev->buf_used);
+    size_t at;
+    sp_event_t *small = realloc(ev, event_size(ev->buf_used, ev->n_headers, &at));
     if (!small)
         return ev; /* it keeps its room */
     small->buf_size = small->buf_used;
+    small->headers = (sp_header_t *)(void *)(small->buf + at);
+    small->header_slots = small->n_headers;
     for (size_t i = 0; i < small->n_headers; i++) {
         small->headers[i].name = small->buf + names[i];
         small->headers[i].value = small->buf + values[i];

@@ -169,8 +169,10 @@ typedef struct sp_event {
     int64_t read_ms;
 
     /* Every request header, in order, names and values borrowed from the event. */
-    sp_header_t headers[SP_HEADERS_MAX];
-    size_t n_headers;
+    /* Its slots follow the header storage: SP_HEADERS_MAX of them, as many as it holds once
+     * decoded (a whole array in the struct was 1 KB of every event held for its batch). */
+    sp_header_t *headers;
+    size_t n_headers, header_slots;
     const char *user_agent; /* borrowed from headers, or NULL */
     const char *referer;
     const char *cookie;

@@ -683,6 +683,27 @@ static void test_encode_decode(void **state)
 
 /* Every field at its longest and SP_HEADERS_MAX headers at theirs: within
  * SP_EVENT_ENCODED_MAX, and back whole. */
+/* A decoded event keeps as many header slots as it holds headers, and no room: a header added
+ * later is refused, never written past them. */
+static void test_decoded_header_slots(void **state)
+{
+    sp_event_t *ev = sp_event_new(EV_BUF);
+    assert_int_equal(0, sp_event_add_header(ev, "Host", 4, "px.example", 10));
+    assert_int_equal(0, sp_event_add_header(ev, "Accept", 6, "image/*", 7));
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_event_t *got = decode_exact(buf, len);
+    assert_non_null(got);
+    assert_int_equal(2, got->n_headers);
+    assert_int_equal(2, got->header_slots);
+    assert_int_equal(-1, sp_event_add_header(got, "X", 1, "", 0));
+    assert_int_equal(2, got->n_headers);
+    assert_string_equal("image/*", sp_event_header(got, "accept"));
+    sp_event_free(got);
+    free(buf);
+    sp_event_free(ev);
+}
+
 static void test_encode_largest(void **state)
 {
     sp_event_t *ev = sp_event_new(EV_BUF);
@@ -1247,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_cookies_json),
         cmocka_unit_test(test_format_ts),
         cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_decoded_header_slots),
         cmocka_unit_test(test_encode_largest),
         cmocka_unit_test(test_encode_adopted),
         cmocka_unit_test(test_decode_truncated),
