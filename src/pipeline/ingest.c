@@ -727,8 +727,9 @@ static void check_store(sp_ingest_t *in, int64_t pos)
     }
 }
 
-/* Once a backlog is indexed: the memory its batches' events took (7 KB an open, up to
- * --batch-max of them at once) is given back to the system. Freed events leave free pages
+/* Once a backlog is indexed: the memory its batches' events took (about 4 KB an open, two
+ * batches of up to --batch-max at once: the one stored, the one read ahead) is given back to
+ * the system. Freed events leave free pages
  * between the blocks still in use (the store's page cache, made in the same batches), which
  * malloc keeps for reuse; malloc_trim returns every whole free page of every arena. Without
  * it a server kept 189 MiB resident after indexing a backlog in commits of 16,384 opens
