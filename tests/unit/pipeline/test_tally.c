@@ -321,8 +321,24 @@ static void test_reader(void **state)
     sp_tally_reader(b, client, net);
     assert_string_equal("Mobile Safari/iOS", client);
     assert_string_equal("2001:db8:aa::/48", net);
+    /* The longest names whole; none at all; the longest address. */
+    char longest[SP_FIELD_MAX], want[SP_TALLY_READER_MAX];
+    memset(longest, 'b', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    sp_event_t *c =
+        reader_open(longest, longest, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", H, 0);
+    sp_tally_reader(c, client, net);
+    snprintf(want, sizeof(want), "%s/%s", longest, longest);
+    assert_string_equal(want, client);
+    assert_string_equal("ffff:ffff:ffff::/48", net);
+    sp_event_t *d = reader_open("", "", "192.0.2.9", H, 0);
+    sp_tally_reader(d, client, net);
+    assert_string_equal("/", client);
+    assert_string_equal("192.0.2.0/24", net);
     sp_event_free(a);
     sp_event_free(b);
+    sp_event_free(c);
+    sp_event_free(d);
 }
 
 static void test_likely_forward(void **state)
