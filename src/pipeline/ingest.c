@@ -599,15 +599,22 @@ static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int
     pthread_mutex_unlock(&a->lock);
 }
 
+/* Frees the opens the reader has queued (under the lock, or once the threads have stopped). */
+static void drop_queued(sp_ingest_t *in)
+{
+    struct ahead *a = &in->ahead;
+    for (size_t i = 0; i < a->n; i++)
+        sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
+    a->head = a->n = 0;
+}
+
 /* What the reader has queued is dropped, and it reads again from POS: the events past POS
  * that the store did not take are read from the journal again. */
 static void rewind_reader(sp_ingest_t *in, int64_t pos)
 {
     struct ahead *a = &in->ahead;
     pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < a->n; i++)
-        sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
-    a->head = a->n = 0;
+    drop_queued(in);
     a->end = a->rewind_pos = pos;
     a->at_end = false;
     a->rewinds++;
@@ -835,8 +842,7 @@ static void *writer_main(void *arg)
 static void free_ingest(sp_ingest_t *in)
 {
     struct ahead *a = &in->ahead;
-    for (size_t i = 0; i < a->n; i++)
-        sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
+    drop_queued(in);
     free(a->ring);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->ready);
