@@ -2023,14 +2023,24 @@ static void test_campaign_delete(void **state)
     assert_int_equal(1, s->ops->campaign_delete(s, "doomed", &deleted, err, sizeof(err)));
     assert_int_equal(0, deleted);
 
-    /* Made again, it starts from nothing: the anonymous client counts as new. */
+    /* Made again, it starts from nothing: the anonymous client counts as new, and so does
+     * the recipient this writer stored before (its row is made again, not added to). */
     create(s, "doomed", 300);
-    const spec_t again[] = {{"doomed", "", OPEN, P, 301, "192.0.2.7", NULL, "visitor-1"}};
-    write_specs(s, again, 1, NULL);
+    const spec_t again[] = {{"doomed", "", OPEN, P, 301, "192.0.2.7", NULL, "visitor-1"},
+                            {"doomed", "ann@example.com", OPEN, H, 302, NULL, NULL, NULL}};
+    write_specs(s, again, 2, NULL);
     c = get_campaign(s, "doomed");
-    assert_int_equal(1, c.total_views);
-    assert_int_equal(1, c.unique_views);
+    assert_int_equal(2, c.total_views);
+    assert_int_equal(2, c.unique_views);
     assert_int_equal(0, c.clicks);
+    got_recipients_t r = list_recipients(s, "doomed", "", 10);
+    assert_int_equal(1, r.n);
+    const sp_recipient_t *ann = find_recipient(&r, "ann@example.com");
+    assert_non_null(ann);
+    assert_int_equal(1, ann->views);
+    assert_int_equal(0, ann->clicks);
+    assert_int_equal(302, ann->first_at);
+    assert_int_equal(302, ann->last_at);
     sp_store_close(s);
 }
 
