@@ -3775,7 +3775,13 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
     sqlite3_busy_timeout(s->db, 10000);
     /* WAL: readers never block the writer. synchronous=NORMAL survives a process crash
      * (kill -9) with every commit; FULL also survives power loss. */
-    if (0 != set_wal(s, err, errlen) ||
+    /* 16 KiB pages for a new store (one made before keeps its own: only VACUUM changes it).
+     * A commit dirties pages all over the indexes, and SQLite writes them to the WAL and back
+     * a page per system call or two: with 4 KiB pages, 0.75 pwrite and 0.36 pread per open
+     * indexed, a fifth of the writer's time in the kernel; with 16 KiB, 0.20 and 0.08, the
+     * kernel's time a third less, and 2% fewer instructions (shallower trees). The caches are
+     * set in KiB, so they hold as much. Set before the WAL mode, which writes the header. */
+    if (0 != exec(s, "PRAGMA page_size = 16384", err, errlen) || 0 != set_wal(s, err, errlen) ||
         0 != exec(s, sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
                   errlen) ||
         /* Pages are read with read(2), never through a mapping of the database, which would

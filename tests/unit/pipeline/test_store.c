@@ -3365,6 +3365,41 @@ static void test_sqlite_damaged(void **state)
     free(after);
 }
 
+/* A new store is made with 16 KiB pages; one made before keeps its 4 KiB pages (only VACUUM
+ * could change them) and is written and read as before. */
+static void test_sqlite_page_size(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "c", 1);
+    sp_store_close(s);
+    assert_int_equal(16384, raw_int(fx, "PRAGMA page_size"));
+
+    char path[128];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        db_path(fx, suffixes[i], path, sizeof(path));
+        unlink(path);
+    }
+    db_path(fx, "", path, sizeof(path));
+    sqlite3 *db = NULL;
+    assert_int_equal(SQLITE_OK, sqlite3_open(path, &db));
+    assert_int_equal(SQLITE_OK, sqlite3_exec(db,
+                                             "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+                                             " CREATE TABLE made_before(x)",
+                                             NULL, NULL, NULL));
+    sqlite3_close(db);
+    s = open_store(state);
+    create(s, "c", 1);
+    const spec_t specs[] = {{"c", "ann@example.com", OPEN, H, 100, NULL, NULL, NULL},
+                            {"c", "bo@example.com", OPEN, H, 101, NULL, NULL, NULL}};
+    write_specs(s, specs, 2, NULL);
+    assert_int_equal(2, get_campaign(s, "c").total_views);
+    sp_store_close(s);
+    assert_int_equal(4096, raw_int(fx, "PRAGMA page_size"));
+    assert_int_equal(2, raw_int(fx, "SELECT COUNT(*) FROM events"));
+}
+
 /* The WAL index cut short under two connections (what made the server die of SIGBUS): the
  * process lives on, the store is faulted for both, reads still answer, and a store opened
  * afresh once every connection is closed writes again. */
@@ -5432,6 +5467,7 @@ int main(void)
         BOTH(test_check_clean),
         SQLITE_ONLY(test_sqlite_damaged),
         SQLITE_ONLY(test_sqlite_shm_fault),
+        SQLITE_ONLY(test_sqlite_page_size),
         SQLITE_ONLY(test_recipient_page_plan),
         BOTH(test_open_twice),
         BOTH(test_open_concurrent),
