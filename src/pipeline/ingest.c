@@ -476,6 +476,15 @@ static void reader_stops(struct ahead *a)
     pthread_mutex_unlock(&a->lock);
 }
 
+/* The writer stops (or never started): the reader stops too. */
+static void writer_stops(struct ahead *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->writer_done = true;
+    pthread_cond_signal(&a->room);
+    pthread_mutex_unlock(&a->lock);
+}
+
 /* The reader thread: reads the journal ahead of the writer, from where the store ends, and
  * queues its opens ready to store. Decoding, enrichment and the rows' making (a sixth to a
  * quarter of the work an open costs the ingest) run beside the store's work, on the other
@@ -825,10 +834,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&in->lock);
         sleep(1);
     }
-    pthread_mutex_lock(&in->ahead.lock);
-    in->ahead.writer_done = true;
-    pthread_cond_signal(&in->ahead.room);
-    pthread_mutex_unlock(&in->ahead.lock);
+    writer_stops(&in->ahead);
     free(batch);
     log_unkept(in, true);
     /* Anyone still waiting (the store went down at shutdown) is answered: the journal keeps
@@ -916,10 +922,7 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     }
     if (0 != pthread_create(&in->writer, NULL, writer_main, in)) {
         snprintf(err, errlen, "cannot start the writer thread");
-        pthread_mutex_lock(&a->lock);
-        a->writer_done = true;
-        pthread_cond_signal(&a->room);
-        pthread_mutex_unlock(&a->lock);
+        writer_stops(a);
         sp_journal_wake(in->opt.journal);
         pthread_join(in->reader, NULL);
         free_ingest(in);
