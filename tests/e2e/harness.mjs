@@ -36,17 +36,28 @@ process.on('exit', () => {
   }
 });
 
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+// Ports this test process has handed out. The kernel may give the port it has just freed
+// to the next bind to port 0 (about 1 pair in 5,000 here), and a test that asks for two
+// ports before its server binds either would then get one port twice.
+const handedPorts = new Set();
+
+/** A TCP port on 127.0.0.1, free now and never handed out before in this process. */
+export async function freePort() {
+  for (let tries = 1; ; tries++) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedPorts.has(port) || tries === 100) {
+      handedPorts.add(port);
+      return port;
+    }
+  }
 }
 
 export async function tempDir(prefix = 'spypixel-e2e-') {
