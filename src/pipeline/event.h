@@ -204,11 +204,10 @@ typedef struct sp_event {
     sp_event_outcome_t outcome;
     int64_t journal_end; /* the journal position just past this event's record */
 
-    /* Its stored form (sp_event_row), made on first use and kept: what it owns (its JSON, text
-     * repaired) in ROW_OWNED, by field. */
+    /* Its stored form (sp_event_row), made on first use and kept; ROW_TEXTS holds its texts. */
     bool row_made;
     sp_event_row_t row;
-    char *row_owned[SP_EVENT_N_FIELDS];
+    char *row_texts;
 
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */
@@ -223,7 +222,8 @@ void sp_event_free(sp_event_t *ev);
  * time (so, once enrichment is done: later changes to EV but its id are not seen), with every
  * text made well-formed UTF-8, each ill-formed part replaced by U+FFFD (Unicode's "maximal
  * subpart" practice, as WHATWG's decoder does): the one repair of request text, made before a
- * store, a stream or a webhook sees it. Borrowed from EV, which keeps it until freed. */
+ * store, a stream or a webhook sees it. Its texts are copies in one block EV keeps with it
+ * until freed (or until sp_event_row_forget). */
 const sp_event_row_t *sp_event_row(sp_event_t *ev);
 
 /* EV's row, if made, is made again at its next use: for a change to a field the row holds. */

@@ -1052,6 +1052,58 @@ static void test_reset(void **state)
     sp_event_free(ev);
 }
 
+/* The row's texts are what the event holds (repaired where ill-formed), packed into one block
+ * the row owns: none points into the event's arrays, empty ones are "", and a row made again
+ * after sp_event_row_forget says the same (ASan: the copies made for it are freed). */
+static void test_row_packed(void **state)
+{
+    sp_event_t *ev = rich_event();
+    strcpy(ev->browser, "Chrome");
+    strcpy(ev->city, "caf\xe9"); /* ill-formed: repaired into a copy */
+    ev->region[0] = '\0';
+    ev->read_ms = -1;
+    const sp_event_row_t *row = sp_event_row(ev);
+    assert_string_equal("spring-2026", row->campaign);
+    assert_string_equal("alice+news@example.com", row->recipient);
+    assert_string_equal("Chrome", row->browser);
+    assert_string_equal("caf\xef\xbf\xbd", row->city);
+    assert_string_equal("", row->region);
+    assert_string_equal("Mozilla/5.0 (Windows NT 10.0; Win64; x64)", row->user_agent);
+    assert_null(row->engagement);
+    json_t *headers = parse_object(row->headers_json);
+    assert_string_equal("t.example.com", member(headers, "Host"));
+    json_decref(headers);
+
+    const char *lo = ev->row_texts, *hi = lo;
+    for (size_t f = 0; f < SP_EVENT_N_FIELDS; f++) {
+        const sp_event_field_t *fd = &sp_event_fields[f];
+        if (SP_FIELD_TEXT != fd->kind && SP_FIELD_TEXT_OR_NULL != fd->kind &&
+            SP_FIELD_OBJECT != fd->kind)
+            continue;
+        const char *t = sp_event_row_text(row, fd);
+        if (!t || !t[0])
+            continue;
+        /* Each text follows the one before it in the block. */
+        assert_ptr_equal(hi, t);
+        hi = t + strlen(t) + 1;
+    }
+    assert_true(hi - lo > 200);
+    assert_true((const char *)row->region < (const char *)ev ||
+                (const char *)row->region >= (const char *)ev + sizeof(*ev) + ev->buf_size);
+
+    char before[4096];
+    snprintf(before, sizeof(before), "%s|%s|%s|%s", row->campaign, row->city, row->target,
+             row->cookies_json);
+    sp_event_row_forget(ev);
+    assert_null(ev->row_texts);
+    row = sp_event_row(ev);
+    char after[4096];
+    snprintf(after, sizeof(after), "%s|%s|%s|%s", row->campaign, row->city, row->target,
+             row->cookies_json);
+    assert_string_equal(before, after);
+    sp_event_free(ev);
+}
+
 /* ---- spypixel's own credentials -------------------------------------------------------------- */
 
 /* sp_event_scrub_header on NAME: VALUE as a string, or NULL when kept as it is. */
@@ -1275,6 +1327,7 @@ int main(void)
         cmocka_unit_test(test_decode_malformed),
         cmocka_unit_test(test_decode_noise),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_row_packed),
         cmocka_unit_test(test_scrub_header),
         cmocka_unit_test(test_scrub_event),
         cmocka_unit_test(test_scrub_old_record),
