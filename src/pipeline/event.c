@@ -87,15 +87,15 @@ struct row_texts {
     size_t n_owned;
 };
 
-/* SLOT's text (never NULL) to be packed; an empty one is the static "" at once. */
-static void note_text(struct row_texts *t, const char **slot)
+/* SLOT's text (never NULL), LEN bytes, to be packed; an empty one is the static "" at once. */
+static void note_text(struct row_texts *t, const char **slot, size_t len)
 {
-    if (!(*slot)[0]) {
+    if (!len) {
         *slot = "";
         return;
     }
     t->slot[t->n] = slot;
-    t->total += t->len[t->n++] = strlen(*slot) + 1;
+    t->total += t->len[t->n++] = len + 1;
 }
 
 /* TEXT well-formed into SLOT: as it is, or a repaired copy. */
@@ -105,11 +105,12 @@ static void row_text(struct row_texts *t, const char **slot, const char *text, b
         *slot = nullable ? NULL : "";
         return;
     }
-    char *clean = sp_utf8_clean(text);
+    size_t len = strlen(text);
+    char *clean = sp_utf8_clean_n(text, len, &len);
     if (clean)
         t->owned[t->n_owned++] = clean;
     *slot = clean ? clean : text;
-    note_text(t, slot);
+    note_text(t, slot, len);
 }
 
 /* An OBJECT's JSON (made for the row) into SLOT. */
@@ -118,7 +119,7 @@ static void row_object(struct row_texts *t, const char **slot, char *json)
     if (json)
         t->owned[t->n_owned++] = json;
     *slot = json ? json : "{}";
-    note_text(t, slot);
+    note_text(t, slot, strlen(*slot));
 }
 
 #define ROW_SET_ID(member, from)           ev->row.member = (from);
