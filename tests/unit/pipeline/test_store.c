@@ -3400,6 +3400,31 @@ static void test_sqlite_page_size(void **state)
     assert_int_equal(2, raw_int(fx, "SELECT COUNT(*) FROM events"));
 }
 
+/* The WAL is checkpointed by its bytes, not by SQLite's 1,000 pages (16 MiB with 16 KiB pages):
+ * live traffic's small commits, each writing the same hot pages again, keep it near 4 MiB, and
+ * its file (reused from the start after a checkpoint, never cut) never grows past that and a
+ * commit. With the 1,000 pages, 150 commits of one open left a WAL of several times that. */
+static void test_sqlite_wal_bound(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "w", 1);
+    for (int i = 0; i < 150; i++) {
+        char who[32];
+        snprintf(who, sizeof(who), "r%d@example.com", i);
+        const spec_t spec = {"w", who, OPEN, H, 1000 + i, NULL, NULL, NULL};
+        write_specs(s, &spec, 1, NULL);
+    }
+    char path[128];
+    struct stat st;
+    db_path(fx, "-wal", path, sizeof(path));
+    assert_int_equal(0, stat(path, &st));
+    assert_true(st.st_size > 1024 * 1024); /* it did grow */
+    assert_true(st.st_size < 6 * 1024 * 1024);
+    assert_int_equal(150, get_campaign(s, "w").total_views);
+    sp_store_close(s);
+}
+
 /* The WAL index cut short under two connections (what made the server die of SIGBUS): the
  * process lives on, the store is faulted for both, reads still answer, and a store opened
  * afresh once every connection is closed writes again. */
@@ -5468,6 +5493,7 @@ int main(void)
         SQLITE_ONLY(test_sqlite_damaged),
         SQLITE_ONLY(test_sqlite_shm_fault),
         SQLITE_ONLY(test_sqlite_page_size),
+        SQLITE_ONLY(test_sqlite_wal_bound),
         SQLITE_ONLY(test_recipient_page_plan),
         BOTH(test_open_twice),
         BOTH(test_open_concurrent),
