@@ -355,6 +355,12 @@ static void note_unknown(sp_ingest_t *in, const sp_event_t *ev)
     }
 }
 
+static void free_events(sp_event_t **evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sp_event_free(evs[i]);
+}
+
 /* Hands the N opens at EVS, which the writer is done with, to the reader to free: the thread
  * that made them frees them, into its own malloc arena and off the writer's core. Freed by
  * the writer, each free read its event's header again, cold a batch after it was made (a fifth
@@ -366,8 +372,7 @@ static void hand_back(sp_ingest_t *in, sp_event_t **evs, size_t n)
     pthread_mutex_lock(&a->lock);
     if (a->reader_done || a->writer_done) {
         pthread_mutex_unlock(&a->lock);
-        for (size_t i = 0; i < n; i++)
-            sp_event_free(evs[i]);
+        free_events(evs, n);
         return;
     }
     if (a->n_spent + n > a->cap_spent) {
@@ -396,12 +401,6 @@ static size_t take_spent(struct ahead *a, sp_event_t ***mine, size_t *cap)
     *mine = list;
     *cap = list_cap;
     return n;
-}
-
-static void free_events(sp_event_t **evs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        sp_event_free(evs[i]);
 }
 
 static void finish(sp_ingest_t *in, sp_event_t **evs, size_t n)
