@@ -3582,14 +3582,20 @@ static const sp_store_ops_t sqlite_ops = {
     .check = sq_check,
 };
 
-static int schema_version(sqlite_store_t *s, char *err, size_t errlen)
+/* The number a PRAGMA that reads one says (-1 when it cannot be read). */
+static int pragma_int(sqlite_store_t *s, const char *pragma, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    if (prepare(s, &st, "PRAGMA user_version", err, errlen))
+    if (prepare(s, &st, pragma, err, errlen))
         return -1;
-    int version = SQLITE_ROW == sqlite3_step(st) ? sqlite3_column_int(st, 0) : -1;
+    int value = SQLITE_ROW == sqlite3_step(st) ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
-    return version;
+    return value;
+}
+
+static int schema_version(sqlite_store_t *s, char *err, size_t errlen)
+{
+    return pragma_int(s, "PRAGMA user_version", err, errlen);
 }
 
 static int migrate(sqlite_store_t *s, char *err, size_t errlen)
@@ -3646,17 +3652,11 @@ static int set_wal(sqlite_store_t *s, char *err, size_t errlen)
 
 static int set_wal_bound(sqlite_store_t *s, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (SQLITE_OK != sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) ||
-        SQLITE_ROW != sqlite3_step(st)) {
-        sqlite3_finalize(st);
+    int page = pragma_int(s, "PRAGMA page_size", err, errlen);
+    if (page <= 0)
         return fail(s, err, errlen, "page size");
-    }
-    int page = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
     char sql[64];
-    snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d",
-             page > 0 ? WAL_CHECKPOINT_BYTES / page : 1000);
+    snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", WAL_CHECKPOINT_BYTES / page);
     return exec(s, sql, err, errlen);
 }
 
