@@ -890,8 +890,7 @@ static void *writer_main(void *arg)
             set_indexed(in, pos, false);
             sp_journal_release(in->opt.journal, pos);
         }
-        for (size_t i = done; i < n; i++)
-            sp_event_free(batch[i]);
+        free_events(batch + done, n - done);
         rewind_reader(in, pos);
         if (COMMIT_FAULT == stored)
             continue;

@@ -1618,6 +1618,14 @@ static void bind_recipient(sqlite3_stmt *st, const sp_tally_t *t, const sp_tally
     sqlite3_bind_int64(st, 12, r->human_at);
 }
 
+/* Runs statement Q (the recipient's update or insert) for R. */
+static int step_recipient(sqlite_store_t *s, int q, const sp_tally_t *t,
+                          const sp_tally_recipient_t *r, char *err, size_t errlen)
+{
+    bind_recipient(s->q[q], t, r);
+    return SQLITE_DONE == sqlite3_step(s->q[q]) ? 0 : fail(s, err, errlen, "count recipient");
+}
+
 #define KNOWN_SLOTS 16384
 
 /* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG (never 0). */
@@ -1650,10 +1658,8 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         uint64_t tag, *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
         bool inserted = false;
         if (*known != tag) {
-            st = s->q[Q_RECIPIENT_INSERT];
-            bind_recipient(st, t, r);
-            if (SQLITE_DONE != sqlite3_step(st))
-                return fail(s, err, errlen, "count recipient");
+            if (0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen))
+                return -1;
             inserted = 1 == sqlite3_changes(s->db);
             *known = tag;
         }
@@ -1662,16 +1668,10 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
             if (r->n_humans)
                 sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, "");
         } else {
-            st = s->q[Q_RECIPIENT_ADD];
-            bind_recipient(st, t, r);
-            if (SQLITE_DONE != sqlite3_step(st))
-                return fail(s, err, errlen, "count recipient");
-            if (0 == sqlite3_changes(s->db)) { /* gone since: its campaign made again */
-                st = s->q[Q_RECIPIENT_INSERT];
-                bind_recipient(st, t, r);
-                if (SQLITE_DONE != sqlite3_step(st))
-                    return fail(s, err, errlen, "count recipient");
-            }
+            if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen) ||
+                (0 == sqlite3_changes(s->db) && /* gone since: its campaign made again */
+                 0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen)))
+                return -1;
             st = s->q[Q_RECIPIENT_VIEWS];
             sqlite3_reset(st);
             bind_text(st, 1, t->campaigns[r->campaign].id);
