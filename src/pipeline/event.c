@@ -60,11 +60,14 @@ void sp_event_row_forget(sp_event_t *ev)
     free(ev->row_texts);
     ev->row_texts = NULL;
     ev->row_made = false;
+    free(ev->headers_set);
+    ev->headers_set = ev->headers_apart = NULL;
+    ev->headers_split = false;
 }
 
 void sp_event_free(sp_event_t *ev)
 {
-    if (ev && ev->row_made)
+    if (ev && (ev->row_made || ev->headers_split))
         sp_event_row_forget(ev);
     free(ev);
 }

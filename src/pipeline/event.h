@@ -208,6 +208,11 @@ typedef struct sp_event {
     bool row_made;
     sp_event_row_t row;
     char *row_texts;
+    /* Its row's headers as the stores keep them (sp_intern_split_event): split once tried; the
+     * set and the apart values in one block, HEADERS_SET NULL when the headers are kept whole.
+     * Forgotten with the row. */
+    bool headers_split;
+    char *headers_set, *headers_apart;
 
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "intern.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -486,7 +487,8 @@ static void set_priority(sp_ingest_t *in)
 }
 
 /* Reads up to CAP events from the cursor into OUT, each decoded, enriched and made into its row
- * (what the store writes), so that the writer only stores. *END is the position past the last
+ * (what the store writes) with its headers split for the store's interning, so that the writer
+ * only stores. *END is the position past the last
  * record read (undecodable ones are logged and skipped). 1 when it reached the journal's end,
  * 0 when it read CAP, -1 on a read error. */
 static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out, size_t cap,
@@ -515,6 +517,7 @@ static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out
         ev->journal_end = next;
         sp_enrich_event(in->opt.enrich, ev);
         sp_event_row(ev);
+        sp_intern_split_event(ev, NULL, NULL);
         out[(*n)++] = ev;
     }
     return 0;

@@ -154,16 +154,14 @@ static void put(char **p, const char *s, size_t len)
     *p += len;
 }
 
-int sp_intern_split(const char *json, char **set, char **apart_out)
+/* Splits JSON into A and B, each as long as JSON with its NUL: sp_intern_split's set and apart
+ * values, each ended by a NUL. Returns 0, or -1 when JSON is not an object of strings. */
+static int split_into(const char *json, char *a, char *b)
 {
-    size_t len = strlen(json);
-    char *a = malloc(len + 1), *b = malloc(len + 1);
-    if (!a || !b)
-        abort();
     char *pa = a, *pb = b;
     const char *p = json;
     if ('{' != *p)
-        goto no;
+        return -1;
     put(&pa, p++, 1);
     if ('}' == *p) {
         put(&pa, p++, 1);
@@ -171,10 +169,10 @@ int sp_intern_split(const char *json, char **set, char **apart_out)
         for (;;) {
             const char *key = p, *key_end = string_end(p);
             if (!key_end || ':' != *key_end)
-                goto no;
+                return -1;
             const char *value = key_end + 1, *value_end = string_end(value);
             if (!value_end)
-                goto no;
+                return -1;
             put(&pa, key, (size_t)(value - key));
             if (sp_intern_apart(key + 1, (size_t)(key_end - key - 2))) {
                 put(&pa, "@", 1);
@@ -188,21 +186,62 @@ int sp_intern_split(const char *json, char **set, char **apart_out)
                 continue;
             }
             if ('}' != *p)
-                goto no;
+                return -1;
             put(&pa, p++, 1);
             break;
         }
     }
     if (*p)
-        goto no;
+        return -1;
     *pa = *pb = '\0';
+    return 0;
+}
+
+int sp_intern_split(const char *json, char **set, char **apart_out)
+{
+    size_t len = strlen(json);
+    char *a = malloc(len + 1), *b = malloc(len + 1);
+    if (!a || !b)
+        abort();
+    if (0 != split_into(json, a, b)) {
+        free(a);
+        free(b);
+        return -1;
+    }
     *set = a;
     *apart_out = b;
     return 0;
-no:
-    free(a);
-    free(b);
-    return -1;
+}
+
+int sp_intern_split_event(sp_event_t *ev, const char **set_out, const char **apart_out)
+{
+    if (!ev->headers_split) {
+        const char *json = sp_event_row(ev)->headers_json;
+        size_t len = strlen(json);
+        /* Split on the stack (most headers are well under a kilobyte), then copied to one block
+         * of the two's size: the block is held with the event until its batch is stored. */
+        char small[2 * 2048], *scratch = small;
+        if (2 * (len + 1) > sizeof(small) && !(scratch = malloc(2 * (len + 1))))
+            abort();
+        if (0 == split_into(json, scratch, scratch + len + 1)) {
+            size_t set_size = strlen(scratch) + 1, apart_size = strlen(scratch + len + 1) + 1;
+            char *block = malloc(set_size + apart_size);
+            if (!block)
+                abort();
+            memcpy(block, scratch, set_size);
+            memcpy(block + set_size, scratch + len + 1, apart_size);
+            ev->headers_set = block;
+            ev->headers_apart = block + set_size;
+        }
+        if (scratch != small)
+            free(scratch);
+        ev->headers_split = true;
+    }
+    if (set_out)
+        *set_out = ev->headers_set;
+    if (apart_out)
+        *apart_out = ev->headers_apart;
+    return ev->headers_set ? 0 : -1;
 }
 
 static void grow(char **buf, size_t *cap, size_t need)

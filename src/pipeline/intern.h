@@ -62,6 +62,13 @@ int sp_intern_apart(const char *name, size_t len);
  * byte. */
 int sp_intern_split(const char *json, char **set, char **apart);
 
+/* EV's row's headers split as sp_intern_split splits them into *SET and *APART (borrowed from
+ * EV until its row is forgotten or it is freed), made once and kept in EV: the ingest's reader
+ * makes it as it makes the row, so that the writer, the slower of the two threads, does not.
+ * Returns 0, or -1 (*SET and *APART NULL) when the headers are stored whole. SET and APART may be
+ * NULL. Aborts when out of memory. */
+int sp_intern_split_event(sp_event_t *ev, const char **set, const char **apart);
+
 /* SET with each @ outside its strings replaced by the next JSON string of APART, into *BUF
  * (*CAP bytes, grown with realloc as needed; aborts when out of memory). Returns *BUF, or NULL
  * when APART runs out or is not a list of JSON strings. */

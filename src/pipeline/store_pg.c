@@ -1359,9 +1359,6 @@ typedef struct {
         char *owned;
     } * interns; /* texts of the batch's rows that the caches do not hold */
     size_t n_interns, cap_interns;
-    /* Each stored event's headers split once (sp_intern_split) for the intern phase and the
-     * insert: its set and apart values, owned; NULL when its headers are stored whole. */
-    char **sets_text, **aparts;
     char gen[24]; /* the number of text deletions as the batch began (phase 1) */
     int64_t *ids; /* taken for the events to insert (phase 1), in order */
     size_t n_want_ids, n_ids;
@@ -1552,12 +1549,6 @@ static void batch_free(batch_t *b)
     free(b->forwarded);
     for (size_t i = 0; i < b->n_interns; i++)
         free(b->interns[i].owned);
-    for (size_t i = 0; b->sets_text && i < b->n_stored; i++) {
-        free(b->sets_text[i]);
-        free(b->aparts[i]);
-    }
-    free(b->sets_text);
-    free(b->aparts);
     free(b->interns);
     free(b->ids);
     for (size_t i = 0; i < sizeof(b->columns) / sizeof(b->columns[0]); i++)
@@ -1592,16 +1583,14 @@ static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char 
  * sets (a likely forward's row has its open's). */
 static void batch_interns(batch_t *b)
 {
-    b->sets_text = xcalloc(b->n_stored, sizeof(*b->sets_text));
-    b->aparts = xcalloc(b->n_stored, sizeof(*b->aparts));
     for (size_t i = 0; i < b->n_stored; i++) {
         const sp_event_row_t *row = sp_event_row(b->stored[i]);
+        const char *set_text;
         if (row->user_agent)
             batch_intern(b, b->agents, row->user_agent, NULL);
-        if (0 == sp_intern_split(row->headers_json, &b->sets_text[i], &b->aparts[i]))
-            batch_intern(b, b->sets, b->sets_text[i], NULL);
-        else
-            batch_intern(b, b->sets, row->headers_json, NULL);
+        if (0 != sp_intern_split_event(b->stored[i], &set_text, NULL))
+            set_text = row->headers_json;
+        batch_intern(b, b->sets, set_text, NULL);
     }
 }
 
@@ -1780,36 +1769,32 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
     }
 }
 
-/* ROW's user agent and header set by their IDs, 0 when the caches do not hold them (the intern
- * phase put them there; else, a text too long to cache or a slot taken by another of the
- * batch's texts, the row keeps its own text, read the same), and the apart values that go with
- * the set, NULL when there is no set (the row's headers are then whole). *APART: caller frees. */
-static void row_interned(pg_store_t *s, const sp_event_row_t *row, int64_t *agent, int64_t *set,
-                         char **apart)
+/* ROW's (EV's, or made from EV's) user agent and header set by their IDs, 0 when the caches do
+ * not hold them (the intern phase put them there; else, a text too long to cache or a slot
+ * taken by another of the batch's texts, the row keeps its own text, read the same), and the
+ * apart values that go with the set, borrowed from EV, NULL when there is no set (the row's
+ * headers are then whole). */
+static void row_interned(pg_store_t *s, sp_event_t *ev, const sp_event_row_t *row, int64_t *agent,
+                         int64_t *set, const char **apart)
 {
-    char *set_text = NULL;
+    const char *set_text;
     *agent =
         row->user_agent ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent)) : 0;
-    *apart = NULL;
-    if (0 == sp_intern_split(row->headers_json, &set_text, apart))
-        *set = sp_intern_find(s->sets, set_text, strlen(set_text));
-    else
-        *set = sp_intern_find(s->sets, row->headers_json, strlen(row->headers_json));
-    free(set_text);
-    if (!*set) {
-        free(*apart);
+    if (0 != sp_intern_split_event(ev, &set_text, apart))
+        set_text = row->headers_json;
+    *set = sp_intern_find(s->sets, set_text, strlen(set_text));
+    if (!*set)
         *apart = NULL;
-    }
 }
 
-/* ROW's insert, its texts by ID where row_interned finds them. */
-static int send_row(pg_store_t *s, const sp_event_row_t *row)
+/* ROW's insert (EV's, or made from EV's), its texts by ID where row_interned finds them. */
+static int send_row(pg_store_t *s, sp_event_t *ev, const sp_event_row_t *row)
 {
     char name[16];
     params_t p = {.n = 0};
     int64_t agent, set;
-    char *apart;
-    row_interned(s, row, &agent, &set, &apart);
+    const char *apart;
+    row_interned(s, ev, row, &agent, &set, &apart);
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         if (SP_FIELD_ID == sp_event_fields[i].kind)
             continue;
@@ -1828,8 +1813,8 @@ static int send_row(pg_store_t *s, const sp_event_row_t *row)
         p_int(&p, set);
     else
         p_null(&p);
-    if (apart) {
-        p.owned[p.n] = apart;
+    if (apart) { /* well-formed: cut from the row's headers */
+        p.owned[p.n] = NULL;
         p.v[p.n++] = apart;
     } else {
         p_null(&p);
@@ -1871,13 +1856,9 @@ static int send_events(pg_store_t *s, batch_t *b)
     for (size_t e = 0; e < b->n_stored; e++) {
         b->stored[e]->id = b->ids[e];
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
-        /* As row_interned finds them, from the split made for the intern phase. */
-        int64_t agent = row->user_agent
-                            ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent))
-                            : 0;
-        const char *set_text = b->sets_text[e] ? b->sets_text[e] : row->headers_json;
-        int64_t set = sp_intern_find(s->sets, set_text, strlen(set_text));
-        const char *apart = set ? b->aparts[e] : NULL;
+        int64_t agent, set;
+        const char *apart;
+        row_interned(s, b->stored[e], row, &agent, &set, &apart);
         if (agent)
             array_int(agents, agent);
         else
@@ -2091,7 +2072,7 @@ static int batch_send(pg_store_t *s, batch_t *b, size_t i)
         if (i < t->n_forwards) {
             sp_event_row_t row;
             sp_tally_forward_row(t->forwards[i], &row);
-            return send_row(s, &row);
+            return send_row(s, t->forwards[i], &row);
         }
         const sp_tally_recipient_t *r = &t->recipients[b->forwarded[i - t->n_forwards]];
         q = Q_RECIPIENT_FORWARDED;

@@ -435,13 +435,13 @@ typedef struct {
 /* A row's parameters: the fields (the ID among them), agent, header set, apart headers. */
 #define EVENT_PARAMS (SP_EVENT_N_FIELDS + 3)
 
-/* An event row waiting for its statement: the row (its strings borrowed from its event, which
- * outlives the batch's writing), its ID, its texts' IDs, and the values of its apart headers
- * (owned, NULL: none). */
+/* An event row waiting for its statement: the row and the values of its apart headers (NULL:
+ * none), borrowed from its event, which outlives the batch's writing; its ID and its texts'
+ * IDs. */
 typedef struct pending_row {
     sp_event_row_t row;
+    const char *apart;
     int64_t id, agent, set;
-    char *apart;
 } pending_row_t;
 
 struct fault_group;
@@ -1404,8 +1404,6 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
         sqlite3_reset(*st);
         i += rows;
     }
-    for (size_t i = 0; i < s->n_pending; i++)
-        free(s->pending[i].apart);
     s->n_pending = 0;
     return rc;
 }
@@ -1470,10 +1468,10 @@ static int write_quarters(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Queues ROW, its ID into *ID: its user agent and header set by their IDs. Its statement runs
- * when EVENT_ROWS are queued, or with the others at write_rows. */
-static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id, char *err,
-                      size_t errlen)
+/* Queues ROW (EV's, or made from EV's), its ID into *ID: its user agent and header set by their
+ * IDs. Its statement runs when EVENT_ROWS are queued, or with the others at write_rows. */
+static int insert_row(sqlite_store_t *s, sp_event_t *ev, const sp_event_row_t *row, int64_t *id,
+                      char *err, size_t errlen)
 {
     if (!s->agents) {
         s->agents = sp_intern_new(SP_INTERN_AGENTS, SP_INTERN_TEXT_MAX);
@@ -1488,17 +1486,13 @@ static int insert_row(sqlite_store_t *s, const sp_event_row_t *row, int64_t *id,
         sqlite3_reset(st);
     }
     int64_t agent = 0, set = 0;
-    char *set_text = NULL, *apart = NULL;
-    int split = sp_intern_split(row->headers_json, &set_text, &apart);
-    int rc = (row->user_agent && 0 != intern(s, s->agents, Q_AGENT_FIND, Q_AGENT_ADD,
-                                             row->user_agent, &agent, err, errlen)) ||
-             0 != intern(s, s->sets, Q_SET_FIND, Q_SET_ADD, split ? row->headers_json : set_text,
-                         &set, err, errlen);
-    free(set_text);
-    if (rc) {
-        free(apart);
+    const char *set_text, *apart;
+    if (0 != sp_intern_split_event(ev, &set_text, &apart))
+        set_text = row->headers_json;
+    if ((row->user_agent && 0 != intern(s, s->agents, Q_AGENT_FIND, Q_AGENT_ADD, row->user_agent,
+                                        &agent, err, errlen)) ||
+        0 != intern(s, s->sets, Q_SET_FIND, Q_SET_ADD, set_text, &set, err, errlen))
         return -1;
-    }
     pending_row_t *r = &s->pending[s->n_pending++];
     *r = (pending_row_t){
         .row = *row, .id = s->next_id++, .agent = agent, .set = set, .apart = apart};
@@ -1585,7 +1579,7 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
     if (!d->exists)
         return keep_unknown(s, d, ev, err, errlen);
 
-    if (0 != insert_row(s, sp_event_row(ev), &ev->id, err, errlen))
+    if (0 != insert_row(s, ev, sp_event_row(ev), &ev->id, err, errlen))
         return -1;
     ev->outcome = SP_OUTCOME_STORED;
     if (s->n_stored == s->cap_stored) {
@@ -1700,7 +1694,7 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         sp_event_row_t row;
         int64_t id;
         sp_tally_forward_row(t->forwards[i], &row);
-        if (0 != insert_row(s, &row, &id, err, errlen))
+        if (0 != insert_row(s, t->forwards[i], &row, &id, err, errlen))
             return -1;
     }
     for (size_t i = 0; i < t->n_clients; i++) {
@@ -2003,8 +1997,6 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     return 0;
 fail:;
     rollback(s);
-    for (size_t i = 0; i < s->n_pending; i++)
-        free(s->pending[i].apart);
     s->n_pending = 0;
     /* IDs interned in the rolled back transaction are no more. */
     if (s->agents) {

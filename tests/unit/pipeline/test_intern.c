@@ -116,6 +116,62 @@ static void test_split_refused(void **state)
     free(buf);
 }
 
+static void add_header(sp_event_t *ev, const char *name, const char *value)
+{
+    assert_int_equal(0, sp_event_add_header(ev, name, strlen(name), value, strlen(value)));
+}
+
+/* An event's split (made by the ingest's reader, used by the stores' writers) is
+ * sp_intern_split's, made once and kept until the event's row is made again; headers that are
+ * not an object of strings are kept whole. */
+static void test_split_event(void **state)
+{
+    (void)state;
+    sp_event_t *ev = sp_event_new(4096);
+    add_header(ev, "Host", "h");
+    add_header(ev, "X-Forwarded-For", "192.0.2.1, 10.0.0.1");
+    add_header(ev, "Accept", "*/*");
+    char *set, *apart;
+    assert_int_equal(0, sp_intern_split(sp_event_row(ev)->headers_json, &set, &apart));
+    assert_non_null(strstr(apart, "192.0.2.1"));
+    const char *set1, *apart1, *set2, *apart2;
+    assert_int_equal(0, sp_intern_split_event(ev, &set1, &apart1));
+    assert_string_equal(set, set1);
+    assert_string_equal(apart, apart1);
+    assert_int_equal(0, sp_intern_split_event(ev, &set2, &apart2));
+    assert_ptr_equal(set1, set2);
+    assert_ptr_equal(apart1, apart2);
+    assert_int_equal(0, sp_intern_split_event(ev, NULL, NULL));
+    free(set);
+    free(apart);
+
+    /* Headers larger than the split's room on the stack. */
+    sp_event_t *large = sp_event_new(16384);
+    char value[3000];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    add_header(large, "Accept", value);
+    add_header(large, "X-Real-IP", value);
+    assert_int_equal(0, sp_intern_split(sp_event_row(large)->headers_json, &set, &apart));
+    assert_int_equal(0, sp_intern_split_event(large, &set1, &apart1));
+    assert_true(strlen(set1) > sizeof(value) && strlen(apart1) > sizeof(value));
+    assert_string_equal(set, set1);
+    assert_string_equal(apart, apart1);
+    free(set);
+    free(apart);
+    sp_event_free(large);
+
+    /* Made again with the row: here from headers that are not split. */
+    sp_event_row_forget(ev);
+    sp_event_row(ev);
+    ev->row.headers_json = "{\"a\":1}";
+    set1 = apart1 = "unchanged";
+    assert_int_equal(-1, sp_intern_split_event(ev, &set1, &apart1));
+    assert_null(set1);
+    assert_null(apart1);
+    sp_event_free(ev);
+}
+
 /* A headers object as the writer makes it, with the most headers, each at its longest: the
  * join's buffer grows to hold it. */
 static void test_large(void **state)
@@ -145,9 +201,8 @@ static void test_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cache_bounds),
-        cmocka_unit_test(test_split_join),
-        cmocka_unit_test(test_split_refused),
+        cmocka_unit_test(test_cache_bounds),  cmocka_unit_test(test_split_join),
+        cmocka_unit_test(test_split_refused), cmocka_unit_test(test_split_event),
         cmocka_unit_test(test_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
