@@ -472,9 +472,9 @@ struct sqlite_store {
     } * named[2];
     size_t n_named[2], cap_named[2];
     sqlite3_stmt *rollup_rows[M_TABLES][ROLLUP_SIZES]; /* prepared on first use */
-    /* The batch's event rows not yet inserted (insert_row, write_rows), each with the ID it is
-     * given: one past the largest in the table as the batch began (next_id, 0 until read), then
-     * in order, the ID SQLite would give. */
+    /* The batch's event rows not yet inserted (insert_row, write_rows), each with the ID SQLite
+     * gives it: one past the largest in the table as the batch began (next_id, 0 until read),
+     * then in order. */
     pending_row_t pending[EVENT_ROWS];
     size_t n_pending;
     int64_t next_id;
@@ -1379,8 +1379,10 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
             const pending_row_t *r = &s->pending[i + j];
             for (size_t f = 0; f < SP_EVENT_N_FIELDS; f++) {
                 ++param;
+                /* No ID: SQLite gives the next one, which is the row's (checked below), without
+                 * looking for the ID given among the table's (a seek a row). */
                 if (SP_FIELD_ID == sp_event_fields[f].kind)
-                    sqlite3_bind_int64(*st, param, r->id);
+                    sqlite3_bind_null(*st, param);
                 else if (SP_EVENT_FIELD_user_agent == f)
                     sqlite3_bind_null(*st, param);
                 else if (SP_EVENT_FIELD_headers_json == f)
@@ -1398,8 +1400,14 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
             else
                 sqlite3_bind_null(*st, ++param);
         }
-        if (SQLITE_DONE != sqlite3_step(*st))
+        if (SQLITE_DONE != sqlite3_step(*st)) {
             rc = fail(s, err, errlen, "insert event");
+        } else if (sqlite3_last_insert_rowid(s->db) != s->pending[i + rows - 1].id) {
+            snprintf(err, errlen, "sqlite: event IDs out of step (%lld given, %lld expected)",
+                     (long long)sqlite3_last_insert_rowid(s->db),
+                     (long long)s->pending[i + rows - 1].id);
+            rc = -1;
+        }
         /* The texts bound are freed below: the next run binds every parameter again. */
         sqlite3_reset(*st);
         i += rows;
