@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,13 @@ void sp_event_row_forget(sp_event_t *ev)
     free(ev->headers_set);
     ev->headers_set = ev->headers_apart = NULL;
     ev->headers_split = false;
+}
+
+size_t sp_event_held(const sp_event_t *ev)
+{
+    /* malloc_usable_size(NULL) is 0. */
+    return malloc_usable_size((void *)ev) + malloc_usable_size(ev->row_texts) +
+           malloc_usable_size(ev->headers_set);
 }
 
 void sp_event_free(sp_event_t *ev)

@@ -203,6 +203,7 @@ typedef struct sp_event {
     /* Set by the writer. */
     sp_event_outcome_t outcome;
     int64_t journal_end; /* the journal position just past this event's record */
+    size_t held;         /* set by the ingest's reader: sp_event_held as it queued the event */
 
     /* Its stored form (sp_event_row), made on first use and kept; ROW_TEXTS holds its texts. */
     bool row_made;
@@ -233,6 +234,10 @@ const sp_event_row_t *sp_event_row(sp_event_t *ev);
 
 /* EV's row, if made, is made again at its next use: for a change to a field the row holds. */
 void sp_event_row_forget(sp_event_t *ev);
+
+/* The bytes of memory EV holds: itself with its header storage, its row's texts and its split
+ * headers, as the allocator counts them. */
+size_t sp_event_held(const sp_event_t *ev);
 
 /* For the stores' statements: the fields' names joined by ", " into COLS (LEN bytes), the ID
  * first when WITH_ID (the store assigns it: it is no column of an INSERT); and into PARAMS

@@ -37,14 +37,16 @@
 enum { COMMIT_OK = 0, COMMIT_RETRY = -1, COMMIT_DATA = -2, COMMIT_FAULT = -3 };
 
 /* Opens read from the journal, decoded, enriched and made into rows by the reader, in journal
- * order, for the writer to take (under their own lock). The reader stays at most a batch ahead:
- * at most two batches of opens are held at once, the one being stored and the next. */
+ * order, for the writer to take (under their own lock). The reader stays at most a batch ahead,
+ * of at most batch_max opens and ahead_bytes of memory: two such batches are held at once, the
+ * one being stored and the next (and until the reader frees them, the last one stored). */
 struct ahead {
     pthread_mutex_t lock;
     pthread_cond_t ready; /* the reader has queued opens, or has stopped */
     pthread_cond_t room;  /* the writer has taken opens, rewound, or stopped */
     sp_event_t **ring;    /* batch_max slots; N from HEAD */
     size_t head, n;
+    size_t bytes;       /* the memory the N hold (their held) */
     int64_t end;        /* the journal position past everything queued or skipped */
     uint64_t rewinds;   /* bumped by the writer's rewind: what was read before is stale */
     int64_t rewind_pos; /* where the reader starts again */
@@ -488,15 +490,15 @@ static void set_priority(sp_ingest_t *in)
 
 /* Reads up to CAP events from the cursor into OUT, each decoded, enriched and made into its row
  * (what the store writes) with its headers split for the store's interning, so that the writer
- * only stores. *END is the position past the last
- * record read (undecodable ones are logged and skipped). 1 when it reached the journal's end,
- * 0 when it read CAP, -1 on a read error. */
+ * only stores; one at least, and no more once they hold BYTES of memory, their sum into *HELD.
+ * *END is the position past the last record read (undecodable ones are logged and skipped). 1
+ * when it reached the journal's end, 0 when it read CAP (or BYTES), -1 on a read error. */
 static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out, size_t cap,
-                     size_t *n, int64_t *end)
+                     size_t bytes, size_t *n, size_t *held, int64_t *end)
 {
     char err[256];
-    *n = 0;
-    while (*n < cap) {
+    *n = *held = 0;
+    while (*n < cap && (!*n || *held < bytes)) {
         const void *payload;
         size_t len;
         int64_t next;
@@ -518,6 +520,7 @@ static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out
         sp_enrich_event(in->opt.enrich, ev);
         sp_event_row(ev);
         sp_intern_split_event(ev, NULL, NULL);
+        *held += ev->held = sp_event_held(ev);
         out[(*n)++] = ev;
     }
     return 0;
@@ -571,14 +574,16 @@ static void *reader_main(void *arg)
                 malloc_trim(0);
             pthread_mutex_lock(&a->lock);
         }
-        while (!a->writer_done && rewinds == a->rewinds && a->n == in->opt.batch_max)
+        while (!a->writer_done && rewinds == a->rewinds &&
+               (a->n == in->opt.batch_max || a->bytes >= in->opt.ahead_bytes))
             pthread_cond_wait(&a->room, &a->lock);
         bool writer_done = a->writer_done;
-        size_t room = in->opt.batch_max - a->n;
+        size_t room = in->opt.batch_max - a->n, bytes_room = in->opt.ahead_bytes - a->bytes;
         if (rewinds != a->rewinds) {
             rewinds = a->rewinds;
             pos = a->rewind_pos;
             room = in->opt.batch_max;
+            bytes_room = in->opt.ahead_bytes;
             sp_journal_cursor_free(cur);
             cur = NULL;
         }
@@ -594,9 +599,10 @@ static void *reader_main(void *arg)
             sleep(1);
             continue;
         }
-        size_t n = 0;
+        size_t n = 0, held = 0;
         int64_t end = pos;
-        int rc = read_some(in, cur, chunk, room < READ_CHUNK ? room : READ_CHUNK, &n, &end);
+        int rc = read_some(in, cur, chunk, room < READ_CHUNK ? room : READ_CHUNK, bytes_room, &n,
+                           &held, &end);
         if (0 == n && end == pos) {
             pthread_mutex_lock(&a->lock);
             if (!a->at_end && rewinds == a->rewinds) { /* the writer need not wait for more */
@@ -625,6 +631,7 @@ static void *reader_main(void *arg)
         if (!stale) {
             for (size_t i = 0; i < n; i++)
                 a->ring[(a->head + a->n++) % in->opt.batch_max] = chunk[i];
+            a->bytes += held;
             a->end = end;
             a->at_end = 0 != rc;
             pthread_cond_signal(&a->ready);
@@ -641,11 +648,11 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Takes up to CAP of the opens the reader has queued into BATCH: CAP of them, or all that the
+/* Takes up to CAP of the opens the reader has queued into BATCH: CAP of them, all that the
  * journal held when the reader last looked (a batch is what the writer would have read itself),
- * waiting up to 200 ms for the first. *END is the position past the last one taken (past the
- * records skipped after it when it takes them all); *DONE says the reader has stopped and nothing
- * is left to take. */
+ * or all that the reader may hold ahead (ahead_bytes), waiting up to 200 ms for the first. *END is
+ * the position past the last one taken (past the records skipped after it when it takes them all);
+ * *DONE says the reader has stopped and nothing is left to take. */
 static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int64_t *end,
                  int64_t pos, bool *done)
 {
@@ -657,7 +664,8 @@ static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int
      * for room), so the writer waits for the rest however long that takes: a batch of
      * 16,384 can take the reader longer than 200 ms on a busy machine. */
     bool timed = true;
-    while (!a->reader_done && a->n < cap && !(a->at_end && (a->n || a->end != pos))) {
+    while (!a->reader_done && a->n < cap && a->bytes < in->opt.ahead_bytes &&
+           !(a->at_end && (a->n || a->end != pos))) {
         if (!timed)
             pthread_cond_wait(&a->ready, &a->lock);
         else if (0 != pthread_cond_timedwait(&a->ready, &a->lock, &deadline) && !a->n)
@@ -666,8 +674,10 @@ static void take(sp_ingest_t *in, sp_event_t **batch, size_t cap, size_t *n, int
             timed = !a->n;
     }
     *n = a->n < cap ? a->n : cap;
-    for (size_t i = 0; i < *n; i++)
+    for (size_t i = 0; i < *n; i++) {
         batch[i] = a->ring[(a->head + i) % in->opt.batch_max];
+        a->bytes -= batch[i]->held;
+    }
     a->head = (a->head + *n) % in->opt.batch_max;
     a->n -= *n;
     *end = a->n ? batch[*n - 1]->journal_end : a->end;
@@ -683,7 +693,7 @@ static void drop_queued(sp_ingest_t *in)
     struct ahead *a = &in->ahead;
     for (size_t i = 0; i < a->n; i++)
         sp_event_free(a->ring[(a->head + i) % in->opt.batch_max]);
-    a->head = a->n = 0;
+    a->head = a->n = a->bytes = 0;
 }
 
 /* What the reader has queued is dropped, and it reads again from POS: the events past POS
@@ -945,6 +955,8 @@ sp_ingest_t *sp_ingest_start(const sp_ingest_options_t *opt, char *err, size_t e
     atomic_init(&in->default_rows, -1);
     if (0 == in->opt.batch_max)
         in->opt.batch_max = SP_CONFIG_BATCH_MAX;
+    if (0 == in->opt.ahead_bytes)
+        in->opt.ahead_bytes = SP_INGEST_AHEAD_BYTES;
     mark_key(sp_journal_id(opt->journal), in->mark_key, sizeof(in->mark_key));
 
     /* Where the store ends in this journal: nothing yet means from its start. */

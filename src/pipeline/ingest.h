@@ -24,11 +24,19 @@ typedef void (*sp_ingest_commit_fn)(void *ctx, sp_event_t *const *evs, size_t n)
 /* Called on the writer thread once the store holds what WAITER waited for. */
 typedef void (*sp_ingest_indexed_fn)(void *ctx, void *waiter);
 
+/* The bytes of opens read ahead, as they are held in memory (sp_event_held): a batch of
+ * realistic opens (about 3.5 KB each) fits, so it is the batch's size that bounds them; opens
+ * with headers as large as a request may bring (up to about 150 KB each, escaped in their JSON
+ * and split) make smaller batches instead of gigabytes. */
+#define SP_INGEST_AHEAD_BYTES ((size_t)64 << 20)
+
 typedef struct sp_ingest_options {
-    sp_journal_t *journal;         /* borrowed: read from where the store says it ends */
-    sp_store_t *store;             /* owned by the ingest from here on, used by the writer only */
-    sp_enrich_t *enrich;           /* borrowed */
-    size_t batch_max;              /* most events in one transaction (0: SP_CONFIG_BATCH_MAX) */
+    sp_journal_t *journal; /* borrowed: read from where the store says it ends */
+    sp_store_t *store;     /* owned by the ingest from here on, used by the writer only */
+    sp_enrich_t *enrich;   /* borrowed */
+    size_t batch_max;      /* most events in one transaction (0: SP_CONFIG_BATCH_MAX) */
+    /* Most bytes of opens the reader holds ahead of the writer (0: SP_INGEST_AHEAD_BYTES). */
+    size_t ahead_bytes;
     sp_ingest_commit_fn committed; /* may be NULL */
     void *committed_ctx;
     sp_ingest_indexed_fn indexed; /* for sp_ingest_notify; may be NULL without it */

@@ -196,11 +196,11 @@ static void on_commit(void *ctx, sp_event_t *const *evs, size_t n)
     pthread_mutex_unlock(&fx->lock);
 }
 
-/* Journals an open of CAMPAIGN by RECIPIENT. */
-static void append(fixture_t *fx, const char *campaign, const char *recipient)
+/* Journals an open of CAMPAIGN by RECIPIENT, with a header of EXTRA bytes. */
+static void append_large(fixture_t *fx, const char *campaign, const char *recipient, size_t extra)
 {
     static unsigned char record[SP_EVENT_ENCODED_MAX];
-    sp_event_t *ev = sp_event_new(1024);
+    sp_event_t *ev = sp_event_new(1024 + extra);
     ev->ts_ms = sp_now_ms();
     ev->kind = SP_EVENT_OPEN;
     snprintf(ev->campaign, sizeof(ev->campaign), "%s", campaign);
@@ -209,12 +209,25 @@ static void append(fixture_t *fx, const char *campaign, const char *recipient)
     const char *ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 "
                      "Thunderbird/115.6.0";
     assert_int_equal(0, sp_event_add_header(ev, "User-Agent", 10, ua, strlen(ua)));
+    if (extra) {
+        char *value = malloc(extra);
+        assert_non_null(value);
+        memset(value, 'x', extra);
+        assert_int_equal(0, sp_event_add_header(ev, "X-Large", 7, value, extra));
+        free(value);
+    }
     size_t len = sp_event_encode(ev, record);
     assert_true(sp_journal_append(fx->journal, record, len, NULL) > 0);
     sp_event_free(ev);
 }
 
-static void start(fixture_t *fx, size_t batch_max)
+static void append(fixture_t *fx, const char *campaign, const char *recipient)
+{
+    append_large(fx, campaign, recipient, 0);
+}
+
+/* Starts the ingest, holding at most AHEAD_BYTES of opens read ahead (0: the default). */
+static void start_ahead(fixture_t *fx, size_t batch_max, size_t ahead_bytes)
 {
     char err[256];
     sp_ingest_options_t opt = {
@@ -222,6 +235,7 @@ static void start(fixture_t *fx, size_t batch_max)
         .store = &fx->fake.base,
         .enrich = fx->enrich,
         .batch_max = batch_max,
+        .ahead_bytes = ahead_bytes,
         .committed = on_commit,
         .committed_ctx = fx,
     };
@@ -229,6 +243,11 @@ static void start(fixture_t *fx, size_t batch_max)
     if (!fx->in)
         print_error("ingest: %s\n", err);
     assert_non_null(fx->in);
+}
+
+static void start(fixture_t *fx, size_t batch_max)
+{
+    start_ahead(fx, batch_max, 0);
 }
 
 /* Waits (at most 10 s) until the store holds the whole journal. */
@@ -300,6 +319,30 @@ static void test_backlog_full_batches(void **state)
     assert_string_equal("b599", fx->fake.stored[599]);
     assert_int_equal(300, fx->fake.biggest);
     assert_int_equal(2, fx->fake.calls);
+    pthread_mutex_unlock(&fx->fake.lock);
+    mark_is_end(fx);
+}
+
+/* Opens that hold much memory (here a 4 KB header each, in the event, its row's JSON and its
+ * split) are read ahead up to ahead_bytes, not up to a batch: the batches are smaller, and every
+ * open is stored in order. */
+static void test_read_ahead_bytes(void **state)
+{
+    fixture_t *fx = *state;
+    for (int i = 0; i < 300; i++) {
+        char r[16];
+        snprintf(r, sizeof(r), "b%d", i);
+        append_large(fx, "c", r, 4000);
+    }
+    start_ahead(fx, 300, 64 << 10);
+    wait_indexed(fx);
+    pthread_mutex_lock(&fx->fake.lock);
+    assert_int_equal(300, fx->fake.n_stored);
+    assert_string_equal("b0", fx->fake.stored[0]);
+    assert_string_equal("b299", fx->fake.stored[299]);
+    /* An open holds more than 8 KB: 64 KiB is at most 8 of them, and one more read past it. */
+    assert_true(fx->fake.biggest >= 1 && fx->fake.biggest <= 9);
+    assert_true(fx->fake.calls >= 300 / 9);
     pthread_mutex_unlock(&fx->fake.lock);
     mark_is_end(fx);
 }
@@ -480,6 +523,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_full_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ahead_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewind_read_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage, setup, teardown),
