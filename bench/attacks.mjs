@@ -6,6 +6,8 @@
 //   node bench/attacks.mjs body        40 unauthenticated 8 MB uploads to /api/v1/images
 //   node bench/attacks.mjs slowloris   4,200 connections sending a header line every 4 s
 //   node bench/attacks.mjs slowread    40 slow readers of an uploaded 8 MiB image
+//   node bench/attacks.mjs largeheaders 20,000 opens with three 4 KB headers of control bytes,
+//                                      sent while the store is write-locked
 //
 // SPYPIXEL_BIN chooses the binary (default build/spypixel); extra server flags after the
 // attack's name. Every figure comes from /proc/PID/status of the server (VmRSS, VmHWM).
@@ -13,7 +15,7 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 
-import { sleep, startServer } from '../tests/e2e/harness.mjs';
+import { lockStore, sleep, startServer } from '../tests/e2e/harness.mjs';
 
 const mib = (kb) => `${(kb / 1024).toFixed(1)} MiB`;
 
@@ -165,10 +167,66 @@ async function slowread(flags) {
   }
 }
 
+/**
+ * Sends N pixel requests with HEAD over one keep-alive connection, each after the last answer;
+ * resolves the number answered 200.
+ */
+function keepAliveOpens(port, head, n) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    let buf = Buffer.alloc(0);
+    let sent = 0;
+    let ok = 0;
+    sock.on('error', reject);
+    sock.on('connect', () => { sock.write(head); sent++; });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const text = buf.subarray(0, end).toString('latin1');
+        const length = Number((/content-length:\s*(\d+)/i.exec(text) || [0, 0])[1]);
+        if (buf.length < end + 4 + length) return;
+        ok += text.startsWith('HTTP/1.1 200') ? 1 : 0;
+        buf = buf.subarray(end + 4 + length);
+        if (sent === n) {
+          sock.destroy();
+          resolve(ok);
+          return;
+        }
+        sock.write(head);
+        sent++;
+      }
+    });
+  });
+}
+
+async function largeheaders(flags) {
+  const srv = await startServer({ flags, campaigns: ['hx'] });
+  try {
+    const n = 20000;
+    const value = '\x01'.repeat(4096); // each byte escaped as \u0001 in the row's JSON
+    const head = 'GET /spy-pixel.gif?campaign=hx&email=a%40example.com HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+      `X-A: ${value}\r\nX-B: ${value}\r\nX-C: ${value}\r\n\r\n`;
+    const before = memory(srv.pid);
+    const lock = await lockStore(srv.dataDir);
+    const t0 = Date.now();
+    const ok = await keepAliveOpens(srv.port, Buffer.from(head, 'latin1'), n);
+    const answered = Date.now() - t0;
+    await lock.release();
+    await srv.indexed(120000);
+    const after = memory(srv.pid);
+    console.log(`${n} opens with three 4 KB headers of control bytes, the store write-locked while they came (${answered} ms)`);
+    console.log(`  answered 200: ${ok}; server resident: before ${mib(before.rss)}, peak ${mib(after.hwm)}, once indexed ${mib(after.rss)}`);
+  } finally {
+    await srv.stop();
+  }
+}
+
 const [what, ...flags] = process.argv.slice(2);
-const attacks = { body, slowloris, slowread };
+const attacks = { body, slowloris, slowread, largeheaders };
 if (!attacks[what]) {
-  console.error('usage: node bench/attacks.mjs body|slowloris|slowread [SERVER FLAGS...]');
+  console.error('usage: node bench/attacks.mjs body|slowloris|slowread|largeheaders [SERVER FLAGS...]');
   process.exit(2);
 }
 await attacks[what](flags);
