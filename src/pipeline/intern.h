@@ -59,7 +59,7 @@ int sp_intern_apart(const char *name, size_t len);
  * each apart header's value replaced by @, and *APART, those values' JSON strings one after the
  * other: malloc'd, the caller frees both. Returns 0, or -1 (nothing allocated) when JSON is not
  * an object of strings, which is then stored whole. sp_intern_join makes JSON back, byte for
- * byte. */
+ * byte. The stores split an event's headers through sp_intern_split_event, the same split. */
 int sp_intern_split(const char *json, char **set, char **apart);
 
 /* EV's row's headers split as sp_intern_split splits them into *SET and *APART (borrowed from

@@ -1408,7 +1408,8 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
                      (long long)s->pending[i + rows - 1].id);
             rc = -1;
         }
-        /* The texts bound are freed below: the next run binds every parameter again. */
+        /* The texts bound are the events' (SQLITE_STATIC), freed once the batch is stored: the
+         * next run binds every parameter again. */
         sqlite3_reset(*st);
         i += rows;
     }
