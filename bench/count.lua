@@ -2,9 +2,13 @@
 -- request in flight come back before wrk stops, so that "answered" is exact.
 -- SPDX-License-Identifier: MIT
 --
--- Usage: wrk -d TOTAL -s bench/count.lua URL -- LOAD_SECONDS [RECIPIENTS]
+-- Usage: wrk -d TOTAL -s bench/count.lua URL -- LOAD_SECONDS [RECIPIENTS [MIX]]
 -- With RECIPIENTS, the word RCPT in URL becomes r0 ... r(RECIPIENTS-1) in turn, so that
 -- the opens come from many recipients as a mailing's do (the requests are built once).
+-- With MIX 1, realistic opens instead: a request for each of the RECIPIENTS, each of
+-- campaign=bench-0 ... bench-19 in place of campaign=bench, of one of four clients (Apple's
+-- proxy's bare agent, Gmail's image proxy, desktop Chrome, Outlook) and of one of 4,096 public
+-- addresses in X-Forwarded-For (the server must trust the client's address as a proxy).
 -- wrk cuts whatever is in flight when -d runs out, and the server may have recorded
 -- those requests although wrk never counts their answers. So requests go out only for
 -- LOAD_SECONDS; after that request() returns nothing, each connection goes idle once
@@ -25,6 +29,13 @@ end
 
 local threads = {}
 
+local agents = {
+    "Mozilla/5.0",
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17029; Pro)",
+}
+
 function setup(thread)
     table.insert(threads, thread)
     thread:set("first", #threads == 1)
@@ -37,7 +48,18 @@ function init(args)
     -- wrk calls the first thread's request() once before the run, to check the script.
     sent = first and -1 or 0
     reqs = {}
-    if recipients > 0 then
+    if tonumber(args[3]) == 1 then
+        for i = 0, math.max(recipients, 1) - 1 do
+            local path = wrk.path:gsub("campaign=bench", "campaign=bench-" .. (i % 20))
+            path = path:gsub("RCPT", "r" .. ((i * 7919) % math.max(recipients, 1)))
+            local a = i % 4096
+            reqs[i + 1] = wrk.format("GET", path, {
+                ["User-Agent"] = agents[(i % 4) + 1],
+                ["X-Forwarded-For"] = string.format("%d.%d.%d.%d", 20 + a % 180, (a * 13) % 256,
+                    (a * 31) % 256, 1 + a % 250),
+            })
+        end
+    elseif recipients > 0 then
         for i = 0, recipients - 1 do
             local path = wrk.path:gsub("RCPT", "r" .. i)
             reqs[i + 1] = wrk.format(nil, path)
