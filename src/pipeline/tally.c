@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "merge.h"
+
 _Static_assert(0 == SP_CLASS_HUMAN && 1 == SP_CLASS_PROXY, "SP_TALLY_COUNTED_SQL names them");
 _Static_assert(0 == SP_EVENT_OPEN && 1 == SP_EVENT_CLICK, "SP_TALLY_OPEN_SQL names them");
 
@@ -72,29 +74,58 @@ void sp_tally_client_key(const sp_event_t *ev, char *buf, size_t len)
 
 /* One event, as the batch is sorted: by campaign, then its recipients, then its clients (of
  * counted opens without a recipient), then the rest; within each, by key, then by time and
- * batch order, so that a group's earliest open comes first. */
+ * batch order, so that a group's earliest open comes first. The sort reads what it compares
+ * from the entry (the campaign as a rank, the key's first bytes, the time) and the texts only
+ * where those tie: the events were made by the ingest's reader a batch ago, and reading theirs
+ * was a cache miss a comparison. */
 typedef struct {
     sp_event_t *ev;
-    const char *key; /* recipient, client key, or NULL */
-    int group;       /* GROUP_* */
-    size_t order;    /* in the batch */
+    const char *key;   /* recipient, client key, or NULL */
+    uint64_t key_head; /* KEY's first 8 bytes as a big-endian number (0s past its end) */
+    int64_t ts_ms;     /* EV's */
+    uint32_t campaign; /* EV's campaign's rank among the batch's (campaign_ranks) */
+    int group;         /* GROUP_* */
+    size_t order;      /* in the batch */
 } entry_t;
 
 enum { GROUP_RECIPIENT, GROUP_CLIENT, GROUP_NONE };
 
+/* S's first 8 bytes as a big-endian number, 0s past its end: two texts whose heads differ
+ * compare as their heads do (strcmp's order: unsigned bytes, a prefix first). */
+static uint64_t text_head(const char *s)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 8 && s[i]; i++)
+        h |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
+    return h;
+}
+
+static int cmp_key(const entry_t *x, const entry_t *y)
+{
+    if (x->key_head != y->key_head)
+        return x->key_head < y->key_head ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     const entry_t *x = a, *y = b;
-    int c = strcmp(x->ev->campaign, y->ev->campaign);
-    if (c)
-        return c;
+    int c;
+    if (x->campaign != y->campaign)
+        return x->campaign < y->campaign ? -1 : 1;
     if (x->group != y->group)
         return x->group < y->group ? -1 : 1;
-    if (x->key && (c = strcmp(x->key, y->key)))
+    if (x->key && (c = cmp_key(x, y)))
         return c;
-    if (x->ev->ts_ms != y->ev->ts_ms)
-        return x->ev->ts_ms < y->ev->ts_ms ? -1 : 1;
+    if (x->ts_ms != y->ts_ms)
+        return x->ts_ms < y->ts_ms ? -1 : 1;
     return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int cmp_text_at(const void *a, const void *b, void *texts)
+{
+    const char *const *t = texts;
+    return strcmp(t[*(const uint32_t *)a], t[*(const uint32_t *)b]);
 }
 
 static void *xcalloc(size_t n, size_t size)
@@ -200,6 +231,45 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
     row->read_ms = -1;
 }
 
+/* Each of the N events' campaign as its rank among the batch's distinct campaigns in strcmp's
+ * order, into RANKS: equal ranks, equal campaigns. Each campaign is read once, to find it in a
+ * hash table of those seen (a batch may hold as many campaigns as opens). */
+static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slots = xcalloc(cap, sizeof(*slots)); /* 1 + the campaign's index; 0: empty */
+    const char **distinct = xcalloc(n, sizeof(*distinct));
+    uint32_t n_distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *campaign = evs[i]->campaign;
+        for (size_t j = sp_hash_str(SP_HASH_SEED, campaign) & (cap - 1);; j = (j + 1) & (cap - 1)) {
+            if (!slots[j]) {
+                distinct[n_distinct] = campaign;
+                slots[j] = ++n_distinct;
+            } else if (0 != strcmp(distinct[slots[j] - 1], campaign)) {
+                continue;
+            }
+            ranks[i] = slots[j] - 1;
+            break;
+        }
+    }
+    uint32_t *order = xcalloc(n_distinct, sizeof(*order)),
+             *rank = xcalloc(n_distinct, sizeof(*rank));
+    for (uint32_t k = 0; k < n_distinct; k++)
+        order[k] = k;
+    qsort_r(order, n_distinct, sizeof(*order), cmp_text_at, distinct);
+    for (uint32_t k = 0; k < n_distinct; k++)
+        rank[order[k]] = k;
+    for (size_t i = 0; i < n; i++)
+        ranks[i] = rank[ranks[i]];
+    free(slots);
+    free(distinct);
+    free(order);
+    free(rank);
+}
+
 void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
 {
     *t = (sp_tally_t){
@@ -212,10 +282,13 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     };
     entry_t *entries = xcalloc(n, sizeof(*entries));
     char(*keys)[SP_TALLY_CLIENT_MAX] = xcalloc(n, sizeof(*keys));
+    uint32_t *ranks = xcalloc(n, sizeof(*ranks));
+    campaign_ranks(evs, n, ranks);
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
         entry_t *e = &entries[i];
-        *e = (entry_t){.ev = ev, .group = GROUP_NONE, .order = i};
+        *e = (entry_t){
+            .ev = ev, .ts_ms = ev->ts_ms, .campaign = ranks[i], .group = GROUP_NONE, .order = i};
         if (ev->recipient[0]) {
             e->group = GROUP_RECIPIENT;
             e->key = ev->recipient;
@@ -224,7 +297,10 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             sp_tally_client_key(ev, keys[i], sizeof(keys[i]));
             e->key = keys[i];
         }
+        if (e->key)
+            e->key_head = text_head(e->key);
     }
+    free(ranks);
     qsort(entries, n, sizeof(*entries), cmp_entry);
 
     sp_tally_campaign_t *c = NULL;
@@ -232,9 +308,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     for (size_t i = 0; i < n; i++) {
         const entry_t *e = &entries[i], *prev = i ? &entries[i - 1] : NULL;
         sp_event_t *ev = e->ev;
-        bool same_campaign = prev && 0 == strcmp(prev->ev->campaign, ev->campaign);
-        bool same_key =
-            same_campaign && prev->group == e->group && e->key && 0 == strcmp(prev->key, e->key);
+        bool same_campaign = prev && prev->campaign == e->campaign;
+        bool same_key = same_campaign && prev->group == e->group && e->key && 0 == cmp_key(prev, e);
         if (!same_campaign) {
             c = &t->campaigns[t->n_campaigns++];
             c->id = ev->campaign;

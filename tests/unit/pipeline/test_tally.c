@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tally.h"
@@ -190,6 +191,62 @@ static void test_sorted(void **state)
     sp_tally_count(&t, NULL, 0);
     assert_int_equal(0, t.n_campaigns + t.n_recipients + t.n_clients);
     sp_tally_free(&t);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The order is strcmp's where the sort compares numbers first (a campaign's rank, a key's first
+ * 8 bytes): keys that share those bytes, keys that are prefixes of others, bytes above 0x7f,
+ * and more campaigns than a batch usually holds; a recipient's opens are one entry. */
+static void test_sorted_heads(void **state)
+{
+    static const char *const recipients[] = {
+        "person-a2@example.com", "person-a1@example.com",    "person-a", "person-",
+        "person-a1@example.co",  "\xc3\xa9mile@example.com", "Zed@x",    "person-a1@example.com",
+    };
+    enum { R = sizeof(recipients) / sizeof(recipients[0]), C = 40, N = R * C };
+    spec_t specs[N];
+    char campaigns[C][16];
+    for (size_t c = 0; c < C; c++)
+        snprintf(campaigns[c], sizeof(campaigns[c]), "campaign-%zu", (c * 17) % C);
+    for (size_t i = 0; i < N; i++)
+        specs[i] =
+            (spec_t){campaigns[i % C], recipients[(i / C) % R], NULL, OPEN, H, (int64_t)(N - i)};
+    sp_event_t *evs[N];
+    sp_tally_t t;
+    count(&t, specs, N, evs);
+
+    const char *ids[C];
+    for (size_t c = 0; c < C; c++)
+        ids[c] = campaigns[c];
+    qsort(ids, C, sizeof(ids[0]), cmp_str);
+    assert_int_equal(C, t.n_campaigns);
+    for (size_t c = 0; c < C; c++)
+        assert_string_equal(ids[c], t.campaigns[c].id);
+
+    const char *keys[R];
+    memcpy(keys, recipients, sizeof(keys));
+    qsort(keys, R, sizeof(keys[0]), cmp_str);
+    size_t distinct = 0;
+    for (size_t k = 0; k < R; k++)
+        distinct += !k || strcmp(keys[k - 1], keys[k]);
+    assert_int_equal(C * distinct, t.n_recipients);
+    for (size_t i = 0, at = 0; i < C; i++) {
+        for (size_t k = 0; k < R; k++) {
+            if (k && 0 == strcmp(keys[k - 1], keys[k]))
+                continue;
+            const sp_tally_recipient_t *r = &t.recipients[at++];
+            assert_string_equal(ids[i], t.campaigns[r->campaign].id);
+            assert_string_equal(keys[k], r->recipient);
+            /* person-a1@example.com twice in each campaign: one entry, its earliest open first */
+            int64_t views = 0 == strcmp(keys[k], "person-a1@example.com") ? 2 : 1;
+            assert_int_equal(views, r->views);
+        }
+    }
+    free_all(&t, evs, N);
 }
 
 static void test_client_key(void **state)
@@ -396,11 +453,17 @@ static void test_likely_forward(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counted),       cmocka_unit_test(test_rule),
-        cmocka_unit_test(test_seen),          cmocka_unit_test(test_sorted),
-        cmocka_unit_test(test_client_key),    cmocka_unit_test(test_engagement),
-        cmocka_unit_test(test_print_forward), cmocka_unit_test(test_engagement_counted),
-        cmocka_unit_test(test_reader),        cmocka_unit_test(test_likely_forward),
+        cmocka_unit_test(test_counted),
+        cmocka_unit_test(test_rule),
+        cmocka_unit_test(test_seen),
+        cmocka_unit_test(test_sorted),
+        cmocka_unit_test(test_sorted_heads),
+        cmocka_unit_test(test_client_key),
+        cmocka_unit_test(test_engagement),
+        cmocka_unit_test(test_print_forward),
+        cmocka_unit_test(test_engagement_counted),
+        cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_likely_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
