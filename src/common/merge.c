@@ -19,6 +19,29 @@ uint64_t sp_hash_int(uint64_t h, int64_t v)
     return (h ^ (uint64_t)v) * 1099511628211ULL;
 }
 
+size_t sp_distinct_texts(const char *const *texts, size_t n, uint32_t *index, const char **distinct)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slots = calloc(cap, sizeof(*slots)); /* a distinct text's place + 1; 0: free */
+    if (!slots)
+        abort();
+    uint32_t n_distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (size_t)sp_hash_str(SP_HASH_SEED, texts[i]) & (cap - 1);
+        while (slots[at] && 0 != strcmp(distinct[slots[at] - 1], texts[i]))
+            at = (at + 1) & (cap - 1);
+        if (!slots[at]) {
+            distinct[n_distinct] = texts[i];
+            slots[at] = ++n_distinct;
+        }
+        index[i] = slots[at] - 1;
+    }
+    free(slots);
+    return n_distinct;
+}
+
 size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
                 bool (*same)(const void *, const void *), void (*add)(void *into, void *from))
 {

@@ -19,4 +19,12 @@ uint64_t sp_hash_int(uint64_t h, int64_t v);
 size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *),
                 bool (*same)(const void *, const void *), void (*add)(void *into, void *from));
 
+/* The N TEXTS numbered by their value: INDEX[i] is the place of TEXTS[i] among the distinct
+ * ones in first-seen order, and DISTINCT (room for N) gets the first pointer seen of each.
+ * Returns how many are distinct; DISTINCT may be TEXTS itself. Each text is read once, for its
+ * hash (and where hashes meet, compared): a batch's texts, cold, are then compared as numbers
+ * or pointers. */
+size_t sp_distinct_texts(const char *const *texts, size_t n, uint32_t *index,
+                         const char **distinct);
+
 #endif

@@ -57,7 +57,7 @@ static const char *reader(const sp_event_row_t *row, const char *col)
 static int cmp_count(const void *pa, const void *pb)
 {
     const sp_rollup_count_t *a = pa, *b = pb;
-    int c = strcmp(a->campaign, b->campaign);
+    int c = a->campaign == b->campaign ? 0 : strcmp(a->campaign, b->campaign);
     return c ? c : (a->quarter > b->quarter) - (a->quarter < b->quarter);
 }
 
@@ -157,15 +157,22 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     r->counts = xmalloc(n * sizeof(*r->counts));
     r->values = xmalloc(n * SP_ROLLUP_DIMS * sizeof(*r->values));
     r->keys = xmalloc(n * SP_ROLLUP_KEY_MAX);
+    /* Each campaign as one text, the first event's: the entries' sorting and merging then find
+     * equal campaigns equal pointers, where the events' own texts, cold, were compared. */
+    const char **campaigns = xmalloc(n * sizeof(*campaigns));
+    uint32_t *campaign = xmalloc(n * sizeof(*campaign));
+    for (size_t i = 0; i < n; i++)
+        campaigns[i] = sp_event_row(evs[i])->campaign;
+    sp_distinct_texts(campaigns, n, campaign, campaigns);
     for (size_t i = 0; i < n; i++) {
         const sp_event_row_t *row = sp_event_row(evs[i]);
+        const char *id = campaigns[campaign[i]];
         bool open = SP_EVENT_OPEN == row->kind, click = SP_EVENT_CLICK == row->kind;
         bool counted = sp_tally_counted((int)row->klass);
         /* Every stored event has its quarter's row, as the SQL's grouping makes it, if only of
          * zeros (a print, a machine's click). */
         sp_rollup_count_t *c = &r->counts[r->n_counts++];
-        *c = (sp_rollup_count_t){.campaign = row->campaign,
-                                 .quarter = row->ts_ms / SP_ROLLUP_QUARTER_MS};
+        *c = (sp_rollup_count_t){.campaign = id, .quarter = row->ts_ms / SP_ROLLUP_QUARTER_MS};
         if (open)
             c->n[row->klass] = 1;
         else if (click && counted)
@@ -175,8 +182,7 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
         const char *whom = who(row, r->keys + i * SP_ROLLUP_KEY_MAX);
         int64_t hour = row->ts_ms / SP_ROLLUP_HOUR_MS;
         if (click) {
-            r->values[r->n_values++] =
-                (sp_rollup_value_t){row->campaign, whom, SP_ROLLUP_CLICKER, hour, 1};
+            r->values[r->n_values++] = (sp_rollup_value_t){id, whom, SP_ROLLUP_CLICKER, hour, 1};
             continue;
         }
         const char *v[SP_ROLLUP_CLICKER] = {
@@ -189,8 +195,10 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
             [SP_ROLLUP_VIA] = row->via,
         };
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
-            r->values[r->n_values++] = (sp_rollup_value_t){row->campaign, v[d], d, hour, 1};
+            r->values[r->n_values++] = (sp_rollup_value_t){id, v[d], d, hour, 1};
     }
+    free(campaigns);
+    free(campaign);
     /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
      * country in an hour), then the distinct keys sorted. */
     r->n_counts =

@@ -232,29 +232,14 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
 }
 
 /* Each of the N events' campaign as its rank among the batch's distinct campaigns in strcmp's
- * order, into RANKS: equal ranks, equal campaigns. Each campaign is read once, to find it in a
- * hash table of those seen (a batch may hold as many campaigns as opens). */
+ * order, into RANKS: equal ranks, equal campaigns. Each campaign is read once (a batch may
+ * hold as many campaigns as opens). */
 static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
 {
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    uint32_t *slots = xcalloc(cap, sizeof(*slots)); /* 1 + the campaign's index; 0: empty */
-    const char **distinct = xcalloc(n, sizeof(*distinct));
-    uint32_t n_distinct = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *campaign = evs[i]->campaign;
-        for (size_t j = sp_hash_str(SP_HASH_SEED, campaign) & (cap - 1);; j = (j + 1) & (cap - 1)) {
-            if (!slots[j]) {
-                distinct[n_distinct] = campaign;
-                slots[j] = ++n_distinct;
-            } else if (0 != strcmp(distinct[slots[j] - 1], campaign)) {
-                continue;
-            }
-            ranks[i] = slots[j] - 1;
-            break;
-        }
-    }
+    const char **texts = xcalloc(n, sizeof(*texts)), **distinct = xcalloc(n, sizeof(*distinct));
+    for (size_t i = 0; i < n; i++)
+        texts[i] = evs[i]->campaign;
+    uint32_t n_distinct = (uint32_t)sp_distinct_texts(texts, n, ranks, distinct);
     uint32_t *order = xcalloc(n_distinct, sizeof(*order)),
              *rank = xcalloc(n_distinct, sizeof(*rank));
     for (uint32_t k = 0; k < n_distinct; k++)
@@ -264,7 +249,7 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
         rank[order[k]] = k;
     for (size_t i = 0; i < n; i++)
         ranks[i] = rank[ranks[i]];
-    free(slots);
+    free(texts);
     free(distinct);
     free(order);
     free(rank);
