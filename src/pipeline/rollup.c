@@ -160,13 +160,13 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     /* Each campaign as one text, the first event's: the entries' sorting and merging then find
      * equal campaigns equal pointers, where the events' own texts, cold, were compared. */
     const char **campaigns = xmalloc(n * sizeof(*campaigns));
-    uint32_t *campaign = xmalloc(n * sizeof(*campaign));
+    uint32_t *campaign_of = xmalloc(n * sizeof(*campaign_of));
     for (size_t i = 0; i < n; i++)
         campaigns[i] = sp_event_row(evs[i])->campaign;
-    sp_distinct_texts(campaigns, n, campaign, campaigns);
+    sp_distinct_texts(campaigns, n, campaign_of, campaigns);
     for (size_t i = 0; i < n; i++) {
         const sp_event_row_t *row = sp_event_row(evs[i]);
-        const char *id = campaigns[campaign[i]];
+        const char *id = campaigns[campaign_of[i]];
         bool open = SP_EVENT_OPEN == row->kind, click = SP_EVENT_CLICK == row->kind;
         bool counted = sp_tally_counted((int)row->klass);
         /* Every stored event has its quarter's row, as the SQL's grouping makes it, if only of
@@ -198,7 +198,7 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
             r->values[r->n_values++] = (sp_rollup_value_t){id, v[d], d, hour, 1};
     }
     free(campaigns);
-    free(campaign);
+    free(campaign_of);
     /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
      * country in an hour), then the distinct keys sorted. */
     r->n_counts =

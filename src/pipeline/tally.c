@@ -236,10 +236,10 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
  * hold as many campaigns as opens). */
 static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
 {
-    const char **texts = xcalloc(n, sizeof(*texts)), **distinct = xcalloc(n, sizeof(*distinct));
+    const char **distinct = xcalloc(n, sizeof(*distinct)); /* the campaigns, then the distinct */
     for (size_t i = 0; i < n; i++)
-        texts[i] = evs[i]->campaign;
-    uint32_t n_distinct = (uint32_t)sp_distinct_texts(texts, n, ranks, distinct);
+        distinct[i] = evs[i]->campaign;
+    uint32_t n_distinct = (uint32_t)sp_distinct_texts(distinct, n, ranks, distinct);
     uint32_t *order = xcalloc(n_distinct, sizeof(*order)),
              *rank = xcalloc(n_distinct, sizeof(*rank));
     for (uint32_t k = 0; k < n_distinct; k++)
@@ -249,7 +249,6 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
         rank[order[k]] = k;
     for (size_t i = 0; i < n; i++)
         ranks[i] = rank[ranks[i]];
-    free(texts);
     free(distinct);
     free(order);
     free(rank);
