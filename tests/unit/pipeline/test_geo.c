@@ -346,6 +346,43 @@ static void test_cached_answers(void **state)
     sp_geo_close(g);
 }
 
+/* Addresses are remembered with the record they found, in fewer slots than these addresses:
+ * every one, looked up again in other orders after others took its slot, answers for its own
+ * network (or for none), never for the address it collided with. */
+static void test_cached_addresses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *prefix, *country; /* "" for an address no file knows */
+        bool v6;                      /* the host's two parts in hexadecimal, ':' between */
+    } nets[] = {{"46.99.", "XK", false},    {"62.231.", "GB", false},
+                {"2001:218::", "JP", true}, {"::ffff:46.99.", "XK", false},
+                {"12.34.", "", false},      {"2a00:1450::", "", true}};
+    enum { NETS = sizeof(nets) / sizeof(nets[0]), PER_NET = 8000, N = NETS * PER_NET };
+    sp_geo_t *g = open_paths(flat_path, geoip2_path);
+    for (int round = 0; round < 3; round++)
+        for (unsigned k = 0; k < N; k++) {
+            /* Forwards, backwards, then strided across the networks. */
+            unsigned i = 0 == round ? k : 1 == round ? N - 1 - k : (k * 7919u) % N;
+            unsigned net = i % NETS, host = i / NETS;
+            char ip[64];
+            if (nets[net].v6)
+                snprintf(ip, sizeof ip, "%s%x:%x", nets[net].prefix, host >> 8, host & 0xff);
+            else
+                snprintf(ip, sizeof ip, "%s%u.%u", nets[net].prefix, host >> 8, host & 0xff);
+            sp_geo_result_t r;
+            sp_geo_lookup(g, ip, &r);
+            if (0 != strcmp(r.country, nets[net].country))
+                fail_msg("%s (round %d): \"%s\", want \"%s\"", ip, round, r.country,
+                         nets[net].country);
+            if (nets[net].country[0])
+                assert_null(r.label);
+            else
+                assert_label(r, "unknown");
+        }
+    sp_geo_close(g);
+}
+
 static void test_first_hit_wins(void **state)
 {
     (void)state;
@@ -599,12 +636,12 @@ static void test_dbip_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_geoip2_layout),         cmocka_unit_test(test_flat_layout),
-        cmocka_unit_test(test_first_hit_wins),        cmocka_unit_test(test_cached_answers),
-        cmocka_unit_test(test_labels_without_lookup), cmocka_unit_test(test_garbage_input),
-        cmocka_unit_test(test_no_database),           cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_country_names),         cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_dbip_default),
+        cmocka_unit_test(test_geoip2_layout),    cmocka_unit_test(test_flat_layout),
+        cmocka_unit_test(test_first_hit_wins),   cmocka_unit_test(test_cached_answers),
+        cmocka_unit_test(test_cached_addresses), cmocka_unit_test(test_labels_without_lookup),
+        cmocka_unit_test(test_garbage_input),    cmocka_unit_test(test_no_database),
+        cmocka_unit_test(test_open_errors),      cmocka_unit_test(test_country_names),
+        cmocka_unit_test(test_threads),          cmocka_unit_test(test_dbip_default),
     };
     return cmocka_run_group_tests_name("geo", tests, make_databases, remove_databases);
 }
