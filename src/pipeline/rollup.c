@@ -209,7 +209,7 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     qsort(r->values, r->n_values, sizeof(*r->values), cmp_value);
 }
 
-void sp_rollup_derive(sp_rollup_t *r)
+void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
 {
     /* From the distinct hour rows: a batch over several hours adds to each day, total and person
      * row once. */
@@ -224,6 +224,8 @@ void sp_rollup_derive(sp_rollup_t *r)
                 (sp_rollup_person_t){v->campaign, v->value, v->dim, v->hour, v->hour};
             continue;
         }
+        if (v->hour >= folded)
+            continue;
         r->days[r->n_days] = *v;
         r->days[r->n_days++].hour = v->hour / 24;
         r->totals[r->n_totals] = *v;
@@ -486,11 +488,15 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         "%sSELECT dim, value, SUM(n) FROM (SELECT dim, value, n FROM rollup_days"
         " WHERE campaign = %c1 AND dim IN (%s) AND day >= %c10 AND day < %c11"
         " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= " SP_ROLLUP_FOLDED_SQL
+        " AND hour >= CAST(%c10 AS BIGINT) * 24 AND hour < CAST(%c11 AS BIGINT) * 24"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
         " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c2 AND hour < %c8"
         " UNION ALL SELECT dim, value, n FROM rollup_values"
         " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c9 AND hour < %c3"
         " UNION ALL SELECT dim, value, n FROM (",
-        edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
+        edges, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, m,
+        BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q, ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0", BREAKDOWN_DIMS);
 
@@ -558,6 +564,9 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
     put(&q,
         "%sSELECT dim, value, n FROM rollup_totals"
         " WHERE campaign = %c1 AND dim IN (%s)"
+        " UNION ALL SELECT dim, value, n FROM rollup_values"
+        " WHERE campaign = %c1 AND dim IN (%s) AND hour >= " SP_ROLLUP_FOLDED_SQL
+        " AND hour >= %c4 AND hour < %c7"
         " UNION ALL SELECT dim, value, -n FROM rollup_days"
         " WHERE campaign = %c1 AND dim IN (%s) AND day < %c2"
         " UNION ALL SELECT dim, value, -n FROM rollup_days"
@@ -567,8 +576,8 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " UNION ALL SELECT dim, value, -n FROM rollup_values"
         " WHERE campaign = %c1 AND dim IN (%s) AND hour >= %c6 AND hour < %c7"
         " UNION ALL SELECT dim, value, -n FROM (",
-        edges, m, BREAKDOWN_DIMS, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS, m,
-        m, m, BREAKDOWN_DIMS, m, m);
+        edges, m, BREAKDOWN_DIMS, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m, BREAKDOWN_DIMS,
+        m, m, BREAKDOWN_DIMS, m, m, m, BREAKDOWN_DIMS, m, m);
     values_select(&q, 1, pg);
     put(&q, ") v WHERE dim IN (%s)", BREAKDOWN_DIMS);
 }

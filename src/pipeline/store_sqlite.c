@@ -206,6 +206,12 @@ static const char *const migrations[] = {
     " SELECT campaign, ts / " SP_QUERY_QUARTER_SQL ", MIN(id), MAX(id) FROM events"
     " GROUP BY campaign, ts / " SP_QUERY_QUARTER_SQL ";"
     "DROP INDEX events_campaign_ts;",
+    /* 22: rollup_days and rollup_totals hold the hours before meta's SP_ROLLUP_FOLDED_KEY, the
+     * writer folding later hours into them once it has passed them (rollup.h); every hour
+     * stored so far was added to them as it was written. */
+    "INSERT INTO meta(key, value) SELECT '" SP_ROLLUP_FOLDED_KEY "',"
+    " COALESCE(MAX(hour) + 1, 0) FROM rollup_values WHERE true"
+    " ON CONFLICT(key) DO NOTHING;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -246,6 +252,10 @@ enum {
     Q_SET_REFS,
     Q_EVENT_MAX,
     Q_QUARTER_IDS,
+    Q_FOLDED,
+    Q_FOLD_DAYS,
+    Q_FOLD_TOTALS,
+    Q_FOLDED_SET,
     Q_COUNT
 };
 
@@ -342,6 +352,23 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_AGENT_REFS] = "UPDATE agents SET refs = refs + ?2 WHERE id = ?1",
     [Q_SET_REFS] = "UPDATE header_sets SET refs = refs + ?2 WHERE id = ?1",
     [Q_EVENT_MAX] = "SELECT coalesce(max(id), 0) FROM events",
+    /* The hours folded into rollup_days and rollup_totals (rollup.h), and the fold of the hours
+     * [?1, ?2) of dims 1-6: each campaign's read by its key, not the whole table. */
+    [Q_FOLDED] = "SELECT " SP_ROLLUP_FOLDED_SQL,
+    [Q_FOLD_DAYS] = "INSERT INTO rollup_days AS r(campaign, dim, day, value, n)"
+                    " SELECT v.campaign, v.dim, v.hour / 24, v.value, SUM(v.n) FROM campaigns c"
+                    " CROSS JOIN (VALUES(1), (2), (3), (4), (5), (6)) d CROSS JOIN rollup_values v"
+                    " WHERE v.campaign = c.id AND v.dim = d.column1 AND v.hour >= ?1"
+                    " AND v.hour < ?2 GROUP BY v.campaign, v.dim, v.hour / 24, v.value"
+                    " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n",
+    [Q_FOLD_TOTALS] = "INSERT INTO rollup_totals AS r(campaign, dim, value, n)"
+                      " SELECT v.campaign, v.dim, v.value, SUM(v.n) FROM campaigns c"
+                      " CROSS JOIN (VALUES(1), (2), (3), (4), (5), (6)) d"
+                      " CROSS JOIN rollup_values v WHERE v.campaign = c.id AND v.dim = d.column1"
+                      " AND v.hour >= ?1 AND v.hour < ?2 GROUP BY v.campaign, v.dim, v.value"
+                      " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n",
+    [Q_FOLDED_SET] = "INSERT INTO meta(key, value) VALUES('" SP_ROLLUP_FOLDED_KEY "', ?1)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
 /* The rows a batch adds to the rollups (sp_rollup_batch), upserted up to ROLLUP_ROWS a statement:
@@ -1948,6 +1975,46 @@ static int write_rollups(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t er
                : 0;
 }
 
+/* The first hour not folded into rollup_days and rollup_totals (rollup.h); INT64_MAX when the
+ * store names none: every hour is added to them as it is written, none folded. */
+static int read_folded(sqlite_store_t *s, int64_t *folded, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->q[Q_FOLDED];
+    sqlite3_reset(st);
+    if (SQLITE_ROW != sqlite3_step(st))
+        return fail(s, err, errlen, "folded hours");
+    *folded = SQLITE_NULL == sqlite3_column_type(st, 0) ? INT64_MAX : sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Folds the hours from FOLDED to the batch's last (R's values, written) into rollup_days and
+ * rollup_totals, and names that hour the first not folded: those before it are passed, or
+ * nearly (a late open of one is added at once). */
+static int fold_hours(sqlite_store_t *s, const sp_rollup_t *r, int64_t folded, char *err,
+                      size_t errlen)
+{
+    int64_t last = INT64_MIN;
+    for (size_t i = 0; i < r->n_values; i++)
+        if (r->values[i].hour > last)
+            last = r->values[i].hour;
+    if (INT64_MAX == folded || last <= folded)
+        return 0;
+    for (int q = Q_FOLD_DAYS; q <= Q_FOLDED_SET; q++) {
+        sqlite3_stmt *st = s->q[q];
+        sqlite3_reset(st);
+        if (Q_FOLDED_SET == q) {
+            sqlite3_bind_int64(st, 1, last);
+        } else {
+            sqlite3_bind_int64(st, 1, folded);
+            sqlite3_bind_int64(st, 2, last);
+        }
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "fold hours");
+    }
+    return 0;
+}
+
 static int write_mark(sqlite_store_t *s, const sp_store_mark_t *mark, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->q[Q_MARK];
@@ -1995,10 +2062,15 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_tally_count(&tally, s->stored, s->n_stored);
     tally.forward_after_ms = base->likely_forward_ms;
     sp_rollup_batch(&rollup, s->stored, s->n_stored);
-    sp_rollup_derive(&rollup);
+    int64_t folded;
+    if (0 != read_folded(s, &folded, err, errlen))
+        goto fail;
+    sp_rollup_derive(&rollup, folded);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rows(s, err, errlen) ||
         0 != write_refs(s, err, errlen) || 0 != write_quarters(s, err, errlen) ||
-        0 != write_rollups(s, &rollup, err, errlen) || 0 != write_unknown_counts(s, err, errlen) ||
+        0 != write_rollups(s, &rollup, err, errlen) ||
+        0 != fold_hours(s, &rollup, folded, err, errlen) ||
+        0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
         goto fail;
     sp_tally_free(&tally);
@@ -3682,7 +3754,9 @@ static void sqlite_once(void)
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false);
     sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
-                       FORGET_EVENTS, -1, false);
+                       FORGET_EVENTS " AND ts / 3600000 < COALESCE(" SP_ROLLUP_FOLDED_SQL
+                                     ", ts / 3600000 + 1)",
+                       -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
                          rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);

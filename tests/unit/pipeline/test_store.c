@@ -27,6 +27,7 @@
 #include "intern.h"
 #include "query.h"
 #include "report.h"
+#include "rollup.h"
 #include "serialize.h"
 #include "store.h"
 #include "store_pg.h"
@@ -1100,21 +1101,26 @@ static void check_rollup_rows(void **state)
     " 1 AS f, 0 AS l FROM rollup_people UNION ALL SELECT campaign, dim, last_hour, 0, 1"           \
     " FROM rollup_people) y GROUP BY campaign, dim, hour"
 
+/* The hours' rows folded into the days and totals (rollup.h): on PostgreSQL, every one. */
+#define FOLDED_VALUES                                                                              \
+    "(SELECT * FROM rollup_values WHERE hour < COALESCE(" SP_ROLLUP_FOLDED_SQL                     \
+    ", 9223372036854775807)) f"
+
 static void check_rollup_derived(void **state)
 {
     static const char *const sql =
         "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"
-        " SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"
+        " SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"
         " hour / 24, value EXCEPT SELECT * FROM rollup_days) x;"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_days EXCEPT"
-        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM rollup_values"
+        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM " FOLDED_VALUES
         " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, hour / 24, value) x;"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, SUM(n)"
-        " FROM rollup_values WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"
+        " FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"
         " EXCEPT SELECT * FROM rollup_totals) x;"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_totals EXCEPT"
-        " SELECT campaign, dim, value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"
+        " SELECT campaign, dim, value, SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6"
         " GROUP BY campaign, dim, value) x;"
         " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"
         " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"
@@ -1234,6 +1240,99 @@ static void test_report_ranking(void **state)
     assert_int_equal(b->others, a->others);
     for (int scan = 0; scan < 2; scan++)
         sp_report_free(&rep[scan]);
+    sp_store_close(s);
+}
+
+/* The report of [FROM, TO) from the rollups is the report from the events (breakdowns, opens,
+ * unique openers). */
+static void same_report(sp_store_t *s, const char *campaign, int64_t from, int64_t to)
+{
+    char err[512] = "";
+    sp_report_t rep[2];
+    for (int scan = 0; scan < 2; scan++) {
+        rep[scan] = (sp_report_t){.from = from, .to = to, .scan = scan};
+        assert_int_equal(0, sp_tz_load(&rep[scan].tz, "UTC", err, sizeof(err)));
+        if (0 != sp_report_run(s, campaign, &rep[scan], err, sizeof(err)))
+            fail_msg("report: %s", err);
+    }
+    for (int c = 0; c < SP_CLASS_COUNT; c++)
+        assert_int_equal(rep[1].by_class[c], rep[0].by_class[c]);
+    assert_int_equal(rep[1].unique_views, rep[0].unique_views);
+    for (int d = SP_ROLLUP_CLIENT; d <= SP_ROLLUP_VIA; d++) {
+        const sp_report_breakdown_t *a = &rep[0].breakdowns[d], *b = &rep[1].breakdowns[d];
+        if (b->n != a->n)
+            fail_msg("[%lld, %lld) dim %d: %zu names, from the events %zu", (long long)from,
+                     (long long)to, d, a->n, b->n);
+        for (size_t i = 0; i < a->n; i++) {
+            assert_string_equal(b->names[i].name, a->names[i].name);
+            assert_int_equal(b->names[i].count, a->names[i].count);
+        }
+        assert_int_equal(b->others, a->others);
+    }
+    for (int scan = 0; scan < 2; scan++)
+        sp_report_free(&rep[scan]);
+}
+
+/* Opens of hours the writer has folded into the days and totals, of hours it has not yet (the
+ * batch's last), and late ones of folded hours (added at once), then forgotten: the days and
+ * totals are the hours folded, and every report reads as from the events, whole days, the
+ * campaign less what lies outside, and the hour not folded among them. */
+static void test_report_folded_hours(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "fold", 1);
+    const int64_t DAY = 86400000, HOUR = 3600000, T = REPORT_T0 + 10 * DAY;
+    static const char *const cities[] = {"Oslo", "Lima", "Kyiv", "Pune", "Baku"};
+    static const char *const who[] = {"ann", "bob", "cy", "dee", "gone"};
+    /* Batches: days 0-2; day 5, hour 7; late ones of days 1 and 5; day 5, hour 7 again. */
+    static const int64_t first[] = {0, 5 * 24 + 7, 24 + 3, 5 * 24 + 7}, hours[] = {60, 1, 3, 1};
+    int64_t folded_before = -1;
+    for (size_t b = 0; b < 4; b++) {
+        spec_t specs[60];
+        sp_event_t *evs[60];
+        size_t n = 0;
+        int64_t newest = 0; /* the batch's newest hour */
+        for (int64_t h = 0; h<hours[b]; h += hours[b]> 3 ? 7 : 1)
+            for (int k = 0; k < 3; k++, n++) {
+                newest = first[b] + h > newest ? first[b] + h : newest;
+                int i = (int)((first[b] + h) * 3 + k + (int64_t)b);
+                specs[n] = (spec_t){
+                    "fold", who[i % 5], OPEN, H, T + (first[b] + h) * HOUR + k * 60000 + (int64_t)b,
+                    NULL,   NULL,       NULL};
+            }
+        for (size_t i = 0; i < n; i++) {
+            evs[i] = make_event(&specs[i]);
+            snprintf(evs[i]->city, sizeof(evs[i]->city), "%s", cities[(i + b) % 5]);
+        }
+        char err[512] = "";
+        assert_int_equal(0, s->ops->write_batch(s, evs, n, NULL, err, sizeof(err)));
+        for (size_t i = 0; i < n; i++)
+            sp_event_free(evs[i]);
+        check_rollup_derived(state);
+        if (!fx->be->pg) {
+            /* The hours up to the batch's newest are folded, and only those. */
+            int64_t folded = raw_int(fx, "SELECT " SP_ROLLUP_FOLDED_SQL);
+            assert_int_equal(T / HOUR + (b < 2 ? newest : 5 * 24 + 7), folded);
+            assert_true(folded >= folded_before);
+            folded_before = folded;
+            assert_true(raw_int(fx, "SELECT COUNT(*) FROM rollup_values WHERE dim = 5"
+                                    " AND hour >= " SP_ROLLUP_FOLDED_SQL) > 0);
+        }
+        same_report(s, "fold", 0, SP_REPORT_TIME_MAX);
+        same_report(s, "fold", T, T + 6 * DAY);                  /* whole days */
+        same_report(s, "fold", T + 5 * DAY, T + 6 * DAY);        /* the day not folded */
+        same_report(s, "fold", T + DAY + 5 * HOUR, T + 9 * DAY); /* outside */
+        same_report(s, "fold", T + 2 * HOUR, T + 5 * DAY + 8 * HOUR);
+    }
+    int64_t deleted = -1;
+    char err[512] = "";
+    assert_int_equal(0, s->ops->forget(s, "gone", &deleted, err, sizeof(err)));
+    assert_true(deleted > 0);
+    check_rollup_derived(state);
+    same_report(s, "fold", 0, SP_REPORT_TIME_MAX);
+    same_report(s, "fold", T, T + 6 * DAY);
+    same_report(s, "fold", T + DAY + 5 * HOUR, T + 9 * DAY);
     sp_store_close(s);
 }
 
@@ -3819,7 +3918,7 @@ static void raw_sql(fixture_t *fx, const char *sqlite_sql, const char *pg_sql)
     sqlite3_busy_timeout(db, 10000);
     int rc = sqlite3_exec(db, sqlite_sql, NULL, NULL, &msg);
     if (SQLITE_OK != rc)
-        print_error("%s: %s\n", sqlite_sql, msg ? msg : "?");
+        print_error("%s (in: %.120s)\n", msg ? msg : "?", sqlite_sql);
     sqlite3_free(msg);
     sqlite3_close(db);
     assert_int_equal(SQLITE_OK, rc);
@@ -5145,6 +5244,19 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
+/* Every hour in the days and totals as they were written, as schema 21 had them (the
+ * migrations run again): the hours not folded yet added to them. */
+#define UNDO_SCHEMA_22                                                                             \
+    "INSERT INTO rollup_days AS r(campaign, dim, day, value, n) SELECT campaign, dim, hour / 24,"  \
+    " value, SUM(n) FROM rollup_values WHERE dim BETWEEN 1 AND 6"                                  \
+    " AND hour >= " SP_ROLLUP_FOLDED_SQL " GROUP BY campaign, dim, hour / 24, value"               \
+    " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n;"                  \
+    "INSERT INTO rollup_totals AS r(campaign, dim, value, n) SELECT campaign, dim, value, SUM(n)"  \
+    " FROM rollup_values WHERE dim BETWEEN 1 AND 6 AND hour >= " SP_ROLLUP_FOLDED_SQL              \
+    " GROUP BY campaign, dim, value"                                                               \
+    " ON CONFLICT(campaign, dim, value) DO UPDATE SET n = r.n + excluded.n;"                       \
+    "DELETE FROM meta WHERE key = '" SP_ROLLUP_FOLDED_KEY "';"
+
 /* SQLite's events by campaign and time as schema 20 had them (the migrations run again). */
 #define UNDO_SCHEMA_21                                                                             \
     "DROP TABLE events_quarters;"                                                                  \
@@ -5174,11 +5286,14 @@ static void test_sqlite_text_refs_migrated(void **state)
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
         "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
         "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_20 UNDO_SCHEMA_21
-        "PRAGMA user_version = 17;",
+            UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(21, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(22, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 22: every hour stored so far folded into the days and totals. */
+    assert_int_equal(raw_int(fx, "SELECT MAX(hour) + 1 FROM rollup_values"),
+                     raw_int(fx, "SELECT " SP_ROLLUP_FOLDED_SQL));
     /* Schema 21: the events' quarter hours from their rows, the index by time gone. */
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
                                     " WHERE name = 'events_campaign_ts'"));
@@ -5515,6 +5630,7 @@ int main(void)
         BOTH(test_report),
         BOTH(test_events_by_time),
         BOTH(test_report_ranking),
+        BOTH(test_report_folded_hours),
         BOTH(test_report_openers_ends),
         BOTH(test_writer_counts),
         BOTH(test_recipients_unclean),
