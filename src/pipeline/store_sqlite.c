@@ -378,7 +378,17 @@ static const char *const batch_sql[Q_COUNT] = {
  * that only the rows that are new or whose hours move are written (write_people). */
 #define ROLLUP_ROWS  64
 #define ROLLUP_SIZES 7 /* 1 to ROLLUP_ROWS rows */
-enum { M_COUNTS, M_VALUES, M_DAYS, M_TOTALS, M_PEOPLE, M_PEOPLE_OLD, M_HOURS, M_TABLES };
+enum {
+    M_COUNTS,
+    M_VALUES,
+    M_DAYS,
+    M_TOTALS,
+    M_PEOPLE,
+    M_PEOPLE_NEW,
+    M_PEOPLE_OLD,
+    M_HOURS,
+    M_TABLES
+};
 static const struct {
     const char *head, *row, *tail;
 } rollup_rows_sql[M_TABLES] = {
@@ -403,6 +413,10 @@ static const struct {
          " SET first_hour = MIN(r.first_hour, excluded.first_hour),"
          " last_hour = MAX(r.last_hour, excluded.last_hour)"
          " WHERE excluded.first_hour < r.first_hour OR excluded.last_hour > r.last_hour"},
+    /* People who cannot have a row yet (write_people): inserted, none read first. A row there
+     * after all fails the statement, which SQLite undoes alone. */
+    [M_PEOPLE_NEW] = {"INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour) VALUES",
+                      "(?, ?, ?, ?, ?)", ""},
     [M_PEOPLE_OLD] = {"SELECT b.column1, p.first_hour, p.last_hour FROM (VALUES", "(?, ?, ?, ?)",
                       ") AS b CROSS JOIN rollup_people p ON p.campaign = b.column2"
                       " AND p.dim = b.column3 AND p.who = b.column4"},
@@ -518,6 +532,10 @@ struct sqlite_store {
      * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
      * recipient (write_counts); either way gives the same row. */
     uint64_t *known;
+    /* The tags (recipient_tag) of the recipients whose rows the batch inserted (write_counts):
+     * people with no rollup_people row yet (write_people). */
+    uint64_t *new_rows;
+    size_t n_new_rows, cap_new_rows;
     bool batch_cache; /* its page cache grown for batches (sq_write_batch) */
 };
 
@@ -1656,14 +1674,14 @@ static int step_recipient(sqlite_store_t *s, int q, const sp_tally_t *t,
     return SQLITE_DONE == sqlite3_step(s->q[q]) ? 0 : fail(s, err, errlen, "count recipient");
 }
 
-#define KNOWN_SLOTS 16384
+/* 4 MB: with 16,384 slots, realistic opens of 100,000 recipients found nearly every recipient
+ * seen before gone from its slot, and tried to insert its row first (a seek at a random place,
+ * 3% of the writer's instructions). Pages of slots never used are never touched. */
+#define KNOWN_SLOTS (1u << 19)
 
-/* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG (never 0). */
-static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
-                            uint64_t *tag)
+/* A hash of CAMPAIGN's RECIPIENT (FNV-1a), never 0. */
+static uint64_t recipient_tag(const char *campaign, const char *recipient)
 {
-    if (!s->known && !(s->known = calloc(KNOWN_SLOTS, sizeof(*s->known))))
-        abort();
     uint64_t h = 14695981039346656037ULL;
     for (const char *p = campaign;; p++) { /* its NUL too: "ab"+"c" is not "a"+"bc" */
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -1672,8 +1690,17 @@ static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char 
     }
     for (const char *p = recipient; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    *tag = h | 1;
-    return &s->known[(h >> 17) & (KNOWN_SLOTS - 1)];
+    return h | 1;
+}
+
+/* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG. */
+static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
+                            uint64_t *tag)
+{
+    if (!s->known && !(s->known = calloc(KNOWN_SLOTS, sizeof(*s->known))))
+        abort();
+    *tag = recipient_tag(campaign, recipient);
+    return &s->known[(*tag >> 17) & (KNOWN_SLOTS - 1)];
 }
 
 static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errlen)
@@ -1694,6 +1721,13 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
             *known = tag;
         }
         if (inserted) {
+            if (s->n_new_rows == s->cap_new_rows) {
+                s->cap_new_rows = s->cap_new_rows ? 2 * s->cap_new_rows : 1024;
+                s->new_rows = realloc(s->new_rows, s->cap_new_rows * sizeof(*s->new_rows));
+                if (!s->new_rows)
+                    abort();
+            }
+            s->new_rows[s->n_new_rows++] = tag;
             sp_tally_recipient_seen(t, i, sp_tally_views(r->by_class));
             if (r->n_humans)
                 sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, "");
@@ -1907,23 +1941,78 @@ static int rollup_rows(sqlite_store_t *s, int table, const sp_rollup_t *r, size_
     return 0;
 }
 
-/* The batch's people: their rows as they are, read ROLLUP_ROWS a statement, then the rows that
- * are new or whose hours move, and what that changes in rollup_people_hours (rollup.h). A
- * person the batch adds nothing to costs a read where it cost an upsert's seek; a new one, no
- * entries in indexes of people by hour. The writer's transaction holds the write lock, so the
- * rows read are the rows written over. */
-static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t errlen)
+static int cmp_tag(const void *pa, const void *pb)
 {
-    size_t n = r->n_people;
-    bool *found = calloc(n + 1, sizeof(*found)), *changed = calloc(n + 1, sizeof(*changed));
-    int64_t(*old)[2] = calloc(n + 1, sizeof(*old));
-    sp_rollup_t written = {.people = malloc((n + 1) * sizeof(*written.people))};
-    if (!found || !changed || !old || !written.people)
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Inserts the people of R that FRESH marks, ROLLUP_ROWS a statement; those of a statement that
+ * met a row after all are unmarked, to be read as the others. */
+static int insert_fresh(sqlite_store_t *s, const sp_rollup_t *r, bool *fresh, char *err,
+                        size_t errlen)
+{
+    size_t n = 0, *at = malloc((r->n_people + 1) * sizeof(*at));
+    if (!at)
         abort();
+    for (size_t i = 0; i < r->n_people; i++)
+        if (fresh[i])
+            at[n++] = i;
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         size_t rows;
-        sqlite3_stmt *st = rows_statement(s, M_PEOPLE_OLD, n - i, &rows, err, errlen);
+        sqlite3_stmt *st = rows_statement(s, M_PEOPLE_NEW, n - i, &rows, err, errlen);
+        if (!st) {
+            rc = -1;
+            break;
+        }
+        int param = 1;
+        for (size_t j = 0; j < rows; j++)
+            param = bind_person(st, param, r, at[i + j]);
+        int step = sqlite3_step(st);
+        if (SQLITE_CONSTRAINT == (step & 0xff)) {
+            sqlite3_reset(st);
+            for (size_t j = 0; j < rows; j++)
+                fresh[at[i + j]] = false;
+        } else if (SQLITE_DONE != step) {
+            rc = fail(s, err, errlen, "rollups");
+        }
+        i += rows;
+    }
+    free(at);
+    return rc;
+}
+
+/* The batch's people: those whose recipients' rows the batch inserted have no row yet, and are
+ * inserted as they are (a person is a recipient, or a visitor's key that names no recipient);
+ * the others' rows are read as they are, ROLLUP_ROWS a statement, then the rows that are new or
+ * whose hours move are written, and what that changes in rollup_people_hours (rollup.h). A
+ * person the batch adds nothing to costs a read where it cost an upsert's seek; a new one, an
+ * insert. The writer's transaction holds the write lock, so the rows read are the rows written
+ * over. The recipient's row only hints: a person found there after all (a row left by hand) is
+ * read as the others. */
+static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t errlen)
+{
+    size_t n = r->n_people;
+    bool *found = calloc(n + 1, sizeof(*found)), *changed = calloc(n + 1, sizeof(*changed)),
+         *fresh = calloc(n + 1, sizeof(*fresh));
+    int64_t(*old)[2] = calloc(n + 1, sizeof(*old));
+    size_t *read = malloc((n + 1) * sizeof(*read)), n_read = 0;
+    sp_rollup_t written = {.people = malloc((n + 1) * sizeof(*written.people))};
+    if (!found || !changed || !fresh || !old || !read || !written.people)
+        abort();
+    qsort(s->new_rows, s->n_new_rows, sizeof(*s->new_rows), cmp_tag);
+    for (size_t i = 0; i < n && s->n_new_rows; i++) {
+        uint64_t tag = recipient_tag(r->people[i].campaign, r->people[i].who);
+        fresh[i] = bsearch(&tag, s->new_rows, s->n_new_rows, sizeof(tag), cmp_tag);
+    }
+    int rc = insert_fresh(s, r, fresh, err, errlen);
+    for (size_t i = 0; i < n; i++)
+        if (!fresh[i])
+            read[n_read++] = i;
+    for (size_t i = 0; i < n_read && !rc;) {
+        size_t rows;
+        sqlite3_stmt *st = rows_statement(s, M_PEOPLE_OLD, n_read - i, &rows, err, errlen);
         if (!st) {
             rc = -1;
             break;
@@ -1931,16 +2020,17 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
         int at = 1;
         for (size_t j = 0; j < rows; j++) {
             sqlite3_bind_int64(st, at++, (sqlite3_int64)j);
-            at = bind_person_key(st, at, &r->people[i + j]);
+            at = bind_person_key(st, at, &r->people[read[i + j]]);
         }
         int step;
         while (SQLITE_ROW == (step = sqlite3_step(st))) {
             sqlite3_int64 j = sqlite3_column_int64(st, 0);
             if (j < 0 || (size_t)j >= rows)
                 continue;
-            found[i + (size_t)j] = true;
-            old[i + (size_t)j][0] = sqlite3_column_int64(st, 1);
-            old[i + (size_t)j][1] = sqlite3_column_int64(st, 2);
+            size_t k = read[i + (size_t)j];
+            found[k] = true;
+            old[k][0] = sqlite3_column_int64(st, 1);
+            old[k][1] = sqlite3_column_int64(st, 2);
         }
         if (SQLITE_DONE != step)
             rc = fail(s, err, errlen, "rollups");
@@ -1950,7 +2040,7 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
     if (!rc) {
         sp_rollup_people_hours(r, found, (const int64_t(*)[2])old, changed);
         for (size_t i = 0; i < n; i++)
-            if (changed[i])
+            if (changed[i] && !fresh[i])
                 written.people[written.n_people++] = r->people[i];
         if (0 != rollup_rows(s, M_PEOPLE, &written, written.n_people, bind_person, err, errlen) ||
             0 != rollup_rows(s, M_HOURS, r, r->n_hours, bind_hour, err, errlen))
@@ -1958,7 +2048,9 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
     }
     free(found);
     free(changed);
+    free(fresh);
     free(old);
+    free(read);
     free(written.people);
     return rc;
 }
@@ -2052,6 +2144,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     s->n_deltas = s->n_stored = 0;
     s->n_named[0] = s->n_named[1] = 0;
     s->n_quarters = 0;
+    s->n_new_rows = 0;
     s->n_unknown = -1;
     s->next_id = 0;
     for (size_t i = 0; i < n; i++)
@@ -3592,6 +3685,7 @@ static void sq_close(sp_store_t *base)
     for (int k = 0; k < EVENT_SIZES; k++)
         sqlite3_finalize(s->event_rows[k]);
     free(s->known);
+    free(s->new_rows);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     free(s->named[0]);

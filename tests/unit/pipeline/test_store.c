@@ -1273,6 +1273,40 @@ static void same_report(sp_store_t *s, const char *campaign, int64_t from, int64
         sp_report_free(&rep[scan]);
 }
 
+/* SQLite: a recipient whose row the batch inserts has no rollup_people row yet, so the writer
+ * inserts theirs without reading it; one left there by hand (its recipient's row deleted) is
+ * read after all: the batch is stored, the person's hours move, and the people's hours add
+ * up. (Not the report: the campaign counts kim as a new unique opener, the row being gone.) */
+static void test_sqlite_people_left(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "left", 1);
+    const int64_t HOUR = 3600000, T = REPORT_T0;
+    const spec_t first[] = {{"left", "kim", OPEN, H, T, NULL, NULL, NULL},
+                            {"left", "lee", OPEN, H, T + 60000, NULL, NULL, NULL}};
+    write_specs(s, first, 2, NULL);
+    check_rollup_derived(state);
+    raw_sql(fx, "DELETE FROM recipients WHERE recipient = 'kim'", "");
+    /* A writer that has not stored kim's row itself (its hint would have it updated first). */
+    sp_store_close(s);
+    s = open_store(state);
+    /* kim again, hours later, among new people before and after (one statement holds them). */
+    const spec_t again[] = {{"left", "amy", OPEN, H, T + 5 * HOUR, NULL, NULL, NULL},
+                            {"left", "kim", OPEN, H, T + 5 * HOUR + 1, NULL, NULL, NULL},
+                            {"left", "zed", OPEN, H, T + 5 * HOUR + 2, NULL, NULL, NULL}};
+    write_specs(s, again, 3, NULL);
+    assert_int_equal(T / HOUR, raw_int(fx, "SELECT first_hour FROM rollup_people"
+                                           " WHERE campaign = 'left' AND dim = 0 AND who = 'kim'"));
+    assert_int_equal(T / HOUR + 5,
+                     raw_int(fx, "SELECT last_hour FROM rollup_people"
+                                 " WHERE campaign = 'left' AND dim = 0 AND who = 'kim'"));
+    assert_int_equal(
+        4, raw_int(fx, "SELECT COUNT(*) FROM rollup_people WHERE campaign = 'left' AND dim = 0"));
+    check_rollup_derived(state);
+    sp_store_close(s);
+}
+
 /* Opens of hours the writer has folded into the days and totals, of hours it has not yet (the
  * batch's last), and late ones of folded hours (added at once), then forgotten: the days and
  * totals are the hours folded, and every report reads as from the events, whole days, the
@@ -5631,6 +5665,7 @@ int main(void)
         BOTH(test_events_by_time),
         BOTH(test_report_ranking),
         BOTH(test_report_folded_hours),
+        SQLITE_ONLY(test_sqlite_people_left),
         BOTH(test_report_openers_ends),
         BOTH(test_writer_counts),
         BOTH(test_recipients_unclean),
