@@ -567,12 +567,28 @@ void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
     sp_net_addr_t addr;
     if (!ip || 0 != sp_net_parse(ip, &addr))
         return;
+    /* Only public addresses are remembered: one found skips the special ranges' check too. */
+    geo_addr_slot_t *as = NULL, seen;
+    if (g && g->n) { /* no files: no cache either */
+        as = addr_slot(g, &addr);
+        pthread_mutex_lock(&g->cache->lock);
+        seen = *as;
+        pthread_mutex_unlock(&g->cache->lock);
+        if (seen.used && seen.v4 == addr.v4 && 0 == memcmp(seen.addr, addr.b, sizeof seen.addr)) {
+            if (!seen.file)
+                return;
+            MMDB_entry_s entry = {.mmdb = &g->db[seen.file - 1], .offset = seen.offset};
+            if (read_cached(g, seen.file - 1, &entry, out))
+                out->label = NULL;
+            return;
+        }
+    }
     const char *kind = sp_net_kind_name(sp_net_kind(&addr));
     if (kind) {
         out->label = kind;
         return;
     }
-    if (!g || !g->n) /* no files: no cache either */
+    if (!as)
         return;
 
     /* A sockaddr rather than MMDB_lookup_string: the text is already parsed, and this keeps
@@ -586,19 +602,6 @@ void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
     } else {
         memcpy(&sin6.sin6_addr, addr.b, 16);
         sa = (const struct sockaddr *)&sin6;
-    }
-
-    geo_addr_slot_t *as = addr_slot(g, &addr), seen;
-    pthread_mutex_lock(&g->cache->lock);
-    seen = *as;
-    pthread_mutex_unlock(&g->cache->lock);
-    if (seen.used && seen.v4 == addr.v4 && 0 == memcmp(seen.addr, addr.b, sizeof seen.addr)) {
-        if (!seen.file)
-            return;
-        MMDB_entry_s entry = {.mmdb = &g->db[seen.file - 1], .offset = seen.offset};
-        if (read_cached(g, seen.file - 1, &entry, out))
-            out->label = NULL;
-        return;
     }
 
     geo_addr_slot_t found = {.used = true, .v4 = addr.v4};
