@@ -2001,7 +2001,8 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
     sp_rollup_t written = {.people = malloc((n + 1) * sizeof(*written.people))};
     if (!found || !changed || !fresh || !old || !read || !written.people)
         abort();
-    qsort(s->new_rows, s->n_new_rows, sizeof(*s->new_rows), cmp_tag);
+    if (s->n_new_rows) /* none: new_rows may be NULL, which qsort must not be given */
+        qsort(s->new_rows, s->n_new_rows, sizeof(*s->new_rows), cmp_tag);
     for (size_t i = 0; i < n && s->n_new_rows; i++) {
         uint64_t tag = recipient_tag(r->people[i].campaign, r->people[i].who);
         fresh[i] = bsearch(&tag, s->new_rows, s->n_new_rows, sizeof(tag), cmp_tag);
