@@ -83,7 +83,14 @@ enum {
 
 #define SP_ROLLUP_QUARTER_MS 900000LL
 #define SP_ROLLUP_HOUR_MS    3600000LL
-#define SP_ROLLUP_DAY_MS     86400000LL
+#define SP_ROLLUP_HOUR_SQL   "3600000" /* SP_ROLLUP_HOUR_MS in SQL */
+
+/* Whether the event of the row in scope (its ts) is in the days and totals: its hour is folded,
+ * or the store names no hour (every hour folded). */
+#define SP_ROLLUP_EVENT_FOLDED_SQL                                                                 \
+    "ts / " SP_ROLLUP_HOUR_SQL " < COALESCE(" SP_ROLLUP_FOLDED_SQL ", ts / " SP_ROLLUP_HOUR_SQL    \
+    " + 1)"
+#define SP_ROLLUP_DAY_MS 86400000LL
 
 /* The columns of rollup_counts after campaign and quarter, in order. */
 enum {

@@ -3849,9 +3849,7 @@ static void sqlite_once(void)
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false);
     sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
-                       FORGET_EVENTS " AND ts / 3600000 < COALESCE(" SP_ROLLUP_FOLDED_SQL
-                                     ", ts / 3600000 + 1)",
-                       -1, false);
+                       FORGET_EVENTS " AND " SP_ROLLUP_EVENT_FOLDED_SQL, -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],
                          rollup_sql[R_REPORT][3], rollup_sql[R_REPORT][4], ROLLUP_SQL_MAX, false);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
