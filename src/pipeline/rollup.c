@@ -308,6 +308,11 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
     r->n_hours = kept;
 }
 
+bool sp_rollup_named(const char *who)
+{
+    return 0 != strncmp(who, "v:", 2);
+}
+
 void sp_rollup_free(sp_rollup_t *r)
 {
     free(r->hours);
@@ -521,6 +526,22 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
      * order), usually none, rather than each person looked up in it. */
     char inside_p[128];
     snprintf(inside_p, sizeof(inside_p), "p.first_hour < %c3 AND p.last_hour >= %c2", m, m);
+    /* SQLite's named openers, in their recipients rows ("Named openers" in rollup.h): the same
+     * two lookups there. */
+    char named_listed[512] = "", named_not[512] = "";
+    if (!pg) {
+        const char *row = "r.first_at > 0 AND " SP_ROLLUP_NAMED_SQL(
+            "r.recipient") " AND r.first_at / " SP_ROLLUP_HOUR_SQL
+                           " < ?3 AND r.last_at / " SP_ROLLUP_HOUR_SQL " >= ?2";
+        snprintf(named_listed, sizeof(named_listed),
+                 " + (SELECT COUNT(*) FROM sent_to t CROSS JOIN recipients r WHERE k.dim = 0"
+                 " AND t.campaign = ?1 AND r.campaign = ?1 AND r.recipient = t.recipient AND %s)",
+                 row);
+        snprintf(named_not, sizeof(named_not),
+                 " AND NOT EXISTS (SELECT 1 FROM recipients r WHERE o.dim = 0"
+                 " AND r.campaign = ?1 AND r.recipient = o.value AND %s)",
+                 row);
+    }
     q = (sql_t){people, len, 0};
     put(&q,
         "%sSELECT x.dim, x.n + COALESCE(b.n, 0), x.listed + COALESCE(b.listed, 0), x.lo, x.hi"
@@ -539,7 +560,7 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " CASE WHEN CAST(%c2 AS BIGINT) < CAST(%c3 AS BIGINT) AND (lo >= %c2 OR hi < %c3)"
         " THEN (SELECT COUNT(*) FROM sent_to t"
         " CROSS JOIN rollup_people p WHERE t.campaign = %c1 AND p.campaign = %c1"
-        " AND p.dim = k.dim AND p.who = t.recipient AND %s) ELSE 0 END AS listed"
+        " AND p.dim = k.dim AND p.who = t.recipient AND %s)%s ELSE 0 END AS listed"
         " FROM (SELECT dim, (SELECT MIN(hour) FROM rollup_people_hours WHERE campaign = %c1"
         " AND dim = d.dim AND firsts > 0) AS lo, (SELECT MAX(hour) FROM rollup_people_hours"
         " WHERE campaign = %c1 AND dim = d.dim AND lasts > 0) AS hi"
@@ -549,13 +570,13 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         " FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
         " FROM (SELECT DISTINCT dim, value FROM (",
         edges, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m,
-        inside_p, m, m, m, SP_ROLLUP_CLICKER, m);
+        inside_p, named_listed, m, m, m, SP_ROLLUP_CLICKER, m);
     values_select(&q, 1, pg);
     put(&q,
         ") v WHERE dim IN (%c8, %d)) o WHERE NOT EXISTS (SELECT 1 FROM rollup_people p"
-        " WHERE p.campaign = %c1 AND p.dim = o.dim AND p.who = o.value AND %s)"
+        " WHERE p.campaign = %c1 AND p.dim = o.dim AND p.who = o.value AND %s)%s"
         " GROUP BY dim) b ON b.dim = x.dim",
-        m, SP_ROLLUP_CLICKER, m, inside_p);
+        m, SP_ROLLUP_CLICKER, m, inside_p, named_not);
 
     /* The campaign's totals less what lies before and after the range, not added up: the
      * totals are a row per value already, and the rest few. */

@@ -27,7 +27,8 @@
  *       dims 1-6 of rollup_values summed over all time: a range that holds most of a
  *       campaign's days reads these less the days, hours and events outside it;
  *   rollup_people(campaign, dim, who, first_hour, last_hour)
- *       for dims 0 and 7 of rollup_values, each value's first and last hour: the unique
+ *       for dims 0 and 7 of rollup_values, each value's first and last hour (on SQLite, but
+ *       a named recipient's as an opener, below): the unique
  *       openers and clickers of a range are counted from one row each instead of one per
  *       hour, exactly when nobody's rows begin before the range's hours or end after them
  *       (a range from before a campaign's first open, or to after its last: all time, the
@@ -55,6 +56,15 @@
  * The report adds the hours not folded yet to the days and totals it reads; forget takes an
  * event out of the days and totals only when its hour is folded. PostgreSQL, whose writers
  * on several servers would race to fold, has no such key: every hour is folded there.
+ *
+ * Named openers (SQLite): a recipient's first and last hour as an opener (dim 0) are those of
+ * its recipients row's first_at and last_at, which are its first and last counted open; that
+ * row is the person's, and rollup_people holds dim 0 only for the visitors' keys ("v:", which
+ * a recipient named so shares: SP_ROLLUP_NAMED_SQL tells them apart). The writer updates that
+ * row for every batch anyway, so a new opener costs no B-tree entry of its own (a tenth of the
+ * writer's instructions on realistic opens). SP_ROLLUP_PEOPLE_SQL is every person's row as
+ * rollup_people had them. PostgreSQL keeps them all in rollup_people, its triggers counting
+ * them by hour.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -91,6 +101,17 @@ enum {
     "ts / " SP_ROLLUP_HOUR_SQL " < COALESCE(" SP_ROLLUP_FOLDED_SQL ", ts / " SP_ROLLUP_HOUR_SQL    \
     " + 1)"
 #define SP_ROLLUP_DAY_MS 86400000LL
+
+/* Whether person WHO (SQL) of dim 0 is a named recipient's, kept in its recipients row on SQLite
+ * (above); sp_rollup_named in C. */
+#define SP_ROLLUP_NAMED_SQL(who) "substr(" who ", 1, 2) <> 'v:'"
+
+/* SQLite's people as rows of rollup_people: its own, and the named openers' from recipients. */
+#define SP_ROLLUP_PEOPLE_SQL                                                                       \
+    "(SELECT campaign, dim, who, first_hour, last_hour FROM rollup_people UNION ALL"               \
+    " SELECT campaign, 0, recipient, first_at / " SP_ROLLUP_HOUR_SQL                               \
+    ", last_at / " SP_ROLLUP_HOUR_SQL                                                              \
+    " FROM recipients WHERE first_at > 0 AND " SP_ROLLUP_NAMED_SQL("recipient") ")"
 
 /* The columns of rollup_counts after campaign and quarter, in order. */
 enum {
@@ -174,6 +195,9 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded);
  * which holds the database's write lock. Aborts when out of memory. */
 void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2],
                             bool *changed);
+
+/* Whether WHO, a person of dim 0, is a named recipient's (SP_ROLLUP_NAMED_SQL). */
+bool sp_rollup_named(const char *who);
 
 /* Frees R's lists; R may then be filled again. */
 void sp_rollup_free(sp_rollup_t *r);

@@ -212,6 +212,18 @@ static const char *const migrations[] = {
     "INSERT INTO meta(key, value) SELECT '" SP_ROLLUP_FOLDED_KEY "',"
     " COALESCE(MAX(hour) + 1, 0) FROM rollup_values WHERE true"
     " ON CONFLICT(key) DO NOTHING;",
+    /* 23: a named recipient's hours as an opener are its recipients row's (rollup.h, "Named
+     * openers"): its row of rollup_people goes, and the openers are counted by hour again from
+     * the rows that hold them now. One random B-tree entry fewer per new person. */
+    "DELETE FROM rollup_people WHERE dim = 0 AND " SP_ROLLUP_NAMED_SQL(
+        "who") ";"
+               "DELETE FROM rollup_people_hours WHERE dim = 0;"
+               "INSERT INTO rollup_people_hours(campaign, dim, hour, firsts, lasts)"
+               " SELECT campaign, 0, hour, SUM(f), SUM(l) FROM (SELECT campaign, first_hour AS "
+               "hour,"
+               " 1 AS f, 0 AS l FROM " SP_ROLLUP_PEOPLE_SQL " p WHERE dim = 0 UNION ALL"
+               " SELECT campaign, last_hour, 0, 1 FROM " SP_ROLLUP_PEOPLE_SQL " q WHERE dim = 0) x"
+               " GROUP BY campaign, hour;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -290,12 +302,14 @@ static const char *const batch_sql[Q_COUNT] = {
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
         " first_at, last_at, first_client, first_network, first_human_at)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
-    /* Not RETURNING on the update: SQLite gathers a RETURNING statement's rows in a temporary
+    /* A recipient's row as it was before the batch's update (write_counts): its counted views,
+     * first human reader, and first and last counted open. Not RETURNING on the update, which
+     * gives the row as it becomes: SQLite gathers a RETURNING statement's rows in a temporary
      * b-tree, a page made and zeroed per run, which cost 10% of the writer's instructions with
-     * a recipient per open. The row read back is in the page cache. */
+     * a recipient per open. The row updated next is in the page cache. */
     [Q_RECIPIENT_VIEWS] =
         "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
-                                         " forward_clients FROM recipients"
+                                         " forward_clients, first_at, last_at FROM recipients"
                                          " WHERE campaign = ?1 AND recipient = ?2",
     [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = ?3"
                               " WHERE campaign = ?1 AND recipient = ?2",
@@ -448,6 +462,13 @@ static char insert_sql[2048], events_sql[2048];
     "UPDATE rollup_people_hours SET " count " = " count " - 1 WHERE (campaign, dim, hour) IN"      \
     " (SELECT campaign, dim, " column " FROM rollup_people WHERE " FORGET_PEOPLE ")"
 
+/* The same of their hours as an opener, which their recipients rows hold (rollup.h, "Named
+ * openers"; COLUMN: first_at or last_at). */
+#define FORGET_OPENER_HOURS(column, count)                                                         \
+    "UPDATE rollup_people_hours SET " count " = " count " - 1 WHERE (campaign, dim, hour) IN"      \
+    " (SELECT campaign, 0, " column " / " SP_ROLLUP_HOUR_SQL " FROM " FORGET_ROWS                  \
+    " AND first_at > 0 AND " SP_ROLLUP_NAMED_SQL("recipient") ")"
+
 /* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
  * values, days, totals), what the migration adds (of every event), and the report's queries. */
 #define ROLLUP_SQL_MAX 8192
@@ -536,6 +557,14 @@ struct sqlite_store {
      * people with no rollup_people row yet (write_people). */
     uint64_t *new_rows;
     size_t n_new_rows, cap_new_rows;
+    /* Of each of the batch's recipients (the tally's, in its order): its tag, and its row's first
+     * and last counted open before the batch (0: none), which are its hours as an opener
+     * (rollup.h, "Named openers"): write_counts reads them, write_people counts them by hour. */
+    struct recipient_was {
+        uint64_t tag;
+        int64_t first_at, last_at;
+    } * was;
+    size_t cap_was;
     bool batch_cache; /* its page cache grown for batches (sq_write_batch) */
 };
 
@@ -1703,22 +1732,82 @@ static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char 
     return &s->known[(*tag >> 17) & (KNOWN_SLOTS - 1)];
 }
 
+/* Reads recipient R's row (of T) as it was before the batch into S's WAS[I], adds the batch to
+ * it, and tells T what the row became: its views, and its first human reader (FIRST_HUMAN_SETS
+ * in C). *GONE when there was no row after all (its campaign made again since this writer
+ * stored it): nothing is written then. */
+static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, bool *gone, char *err,
+                            size_t errlen)
+{
+    const sp_tally_recipient_t *r = &t->recipients[i];
+    sqlite3_stmt *st = s->q[Q_RECIPIENT_VIEWS];
+    sqlite3_reset(st);
+    bind_text(st, 1, t->campaigns[r->campaign].id);
+    bind_text(st, 2, r->recipient);
+    int rc = sqlite3_step(st);
+    *gone = SQLITE_DONE == rc;
+    if (*gone) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    if (SQLITE_ROW != rc)
+        return fail(s, err, errlen, "count recipient");
+    int64_t views = sqlite3_column_int64(st, 0), human_at = sqlite3_column_int64(st, 3);
+    s->was[i].first_at = sqlite3_column_int64(st, 5);
+    s->was[i].last_at = sqlite3_column_int64(st, 6);
+    /* Copied: the update below rewrites the row the statement's texts may point into. */
+    char client[SP_TALLY_READER_MAX] = "", network[SP_TALLY_NETWORK_MAX] = "",
+         forwarded[SP_TALLY_FORWARDED_MAX + 1] = "";
+    bool earlier = r->human_at && (!human_at || r->human_at < human_at);
+    if (r->n_humans && !earlier) {
+        snprintf(client, sizeof(client), "%s", col_text(st, 1));
+        snprintf(network, sizeof(network), "%s", col_text(st, 2));
+    }
+    if (r->n_humans)
+        snprintf(forwarded, sizeof(forwarded), "%s", col_text(st, 4));
+    sqlite3_reset(st);
+    if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
+        return -1;
+    sp_tally_recipient_seen(t, i, views + sp_tally_views(r->by_class));
+    if (r->n_humans) {
+        if (earlier)
+            sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, forwarded);
+        else
+            sp_tally_recipient_reader(t, i, client, network, human_at, forwarded);
+    }
+    return 0;
+}
+
 static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
+    if (t->n_recipients > s->cap_was) {
+        s->cap_was = t->n_recipients;
+        free(s->was);
+        if (!(s->was = malloc(s->cap_was * sizeof(*s->was))))
+            abort();
+    }
     for (size_t i = 0; i < t->n_recipients; i++) {
         const sp_tally_recipient_t *r = &t->recipients[i];
         /* A recipient this writer has not stored yet is most likely new: its row inserted,
          * its views and first reader are the batch's own, and nothing is read back (one
-         * statement instead of two). Otherwise, or when it was there after all, the update
-         * adds to the row and the row is read back. */
+         * statement instead of two). Otherwise, or when it was there after all, the row is
+         * read as it was and then added to. */
         uint64_t tag, *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
-        bool inserted = false;
+        bool inserted = false, gone = false;
+        s->was[i] = (struct recipient_was){tag, 0, 0};
         if (*known != tag) {
             if (0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen))
                 return -1;
             inserted = 1 == sqlite3_changes(s->db);
             *known = tag;
+        }
+        if (!inserted && 0 != add_to_recipient(s, t, i, &gone, err, errlen))
+            return -1;
+        if (gone) {
+            if (0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen))
+                return -1;
+            inserted = true;
         }
         if (inserted) {
             if (s->n_new_rows == s->cap_new_rows) {
@@ -1731,22 +1820,6 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
             sp_tally_recipient_seen(t, i, sp_tally_views(r->by_class));
             if (r->n_humans)
                 sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, "");
-        } else {
-            if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen) ||
-                (0 == sqlite3_changes(s->db) && /* gone since: its campaign made again */
-                 0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen)))
-                return -1;
-            st = s->q[Q_RECIPIENT_VIEWS];
-            sqlite3_reset(st);
-            bind_text(st, 1, t->campaigns[r->campaign].id);
-            bind_text(st, 2, r->recipient);
-            if (SQLITE_ROW != sqlite3_step(st))
-                return fail(s, err, errlen, "count recipient");
-            sp_tally_recipient_seen(t, i, sqlite3_column_int64(st, 0));
-            if (r->n_humans)
-                sp_tally_recipient_reader(t, i, col_text(st, 1), col_text(st, 2),
-                                          sqlite3_column_int64(st, 3), col_text(st, 4));
-            sqlite3_reset(st);
         }
         if (!r->forwarded)
             continue;
@@ -1983,33 +2056,89 @@ static int insert_fresh(sqlite_store_t *s, const sp_rollup_t *r, bool *fresh, ch
     return rc;
 }
 
-/* The batch's people: those whose recipients' rows the batch inserted have no row yet, and are
- * inserted as they are (a person is a recipient, or a visitor's key that names no recipient);
- * the others' rows are read as they are, ROLLUP_ROWS a statement, then the rows that are new or
- * whose hours move are written, and what that changes in rollup_people_hours (rollup.h). A
- * person the batch adds nothing to costs a read where it cost an upsert's seek; a new one, an
- * insert. The writer's transaction holds the write lock, so the rows read are the rows written
- * over. The recipient's row only hints: a person found there after all (a row left by hand) is
- * read as the others. */
-static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t errlen)
+/* The named openers among R's people (rollup.h, "Named openers"): NAMED[i] set for each, and its
+ * hours before the batch, which its recipient's row held (write_counts read them into S's was),
+ * into FOUND[i] and OLD[i]. Every such person is one of T's recipients: found by the tag
+ * write_counts kept, through a table of twice their number. */
+static int named_openers(sqlite_store_t *s, const sp_tally_t *t, const sp_rollup_t *r, bool *named,
+                         bool *found, int64_t (*old)[2], char *err, size_t errlen)
+{
+    size_t slots = 2;
+    while (slots < 2 * t->n_recipients)
+        slots *= 2;
+    size_t *slot = calloc(slots, sizeof(*slot)); /* a recipient's index + 1; 0: free */
+    if (!slot)
+        abort();
+    for (size_t k = 0; k < t->n_recipients; k++) {
+        size_t at = (size_t)(s->was[k].tag >> 17) & (slots - 1);
+        while (slot[at])
+            at = (at + 1) & (slots - 1);
+        slot[at] = k + 1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < r->n_people && !rc; i++) {
+        const sp_rollup_person_t *p = &r->people[i];
+        if (SP_ROLLUP_OPENER != p->dim || !sp_rollup_named(p->who))
+            continue;
+        uint64_t tag = recipient_tag(p->campaign, p->who);
+        size_t at = (size_t)(tag >> 17) & (slots - 1), k = 0;
+        for (; slot[at]; at = (at + 1) & (slots - 1)) {
+            const sp_tally_recipient_t *e = &t->recipients[slot[at] - 1];
+            if (s->was[slot[at] - 1].tag == tag && 0 == strcmp(e->recipient, p->who) &&
+                0 == strcmp(t->campaigns[e->campaign].id, p->campaign)) {
+                k = slot[at];
+                break;
+            }
+        }
+        if (!k) {
+            snprintf(err, errlen, "sqlite: opener %s of %s is none of the batch's recipients",
+                     p->who, p->campaign);
+            rc = -1;
+            break;
+        }
+        const struct recipient_was *w = &s->was[k - 1];
+        named[i] = true;
+        found[i] = w->first_at > 0;
+        old[i][0] = w->first_at / SP_ROLLUP_HOUR_MS;
+        old[i][1] = w->last_at / SP_ROLLUP_HOUR_MS;
+    }
+    free(slot);
+    return rc;
+}
+
+/* The batch's people (T its tally): a named opener's hours are its recipient's row's, updated
+ * by write_counts, and only counted by hour here. Of the others, those whose recipients' rows
+ * the batch inserted have no row yet, and are inserted as they are (a person is a recipient, or
+ * a visitor's key that names no recipient); the others' rows are read as they are, ROLLUP_ROWS
+ * a statement, then the rows that are new or whose hours move are written, and what that
+ * changes in rollup_people_hours (rollup.h). A person the batch adds nothing to costs a read
+ * where it cost an upsert's seek; a new one, an insert. The writer's transaction holds the
+ * write lock, so the rows read are the rows written over. The recipient's row only hints: a
+ * person found there after all (a row left by hand) is read as the others. */
+static int write_people(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, char *err,
+                        size_t errlen)
 {
     size_t n = r->n_people;
     bool *found = calloc(n + 1, sizeof(*found)), *changed = calloc(n + 1, sizeof(*changed)),
-         *fresh = calloc(n + 1, sizeof(*fresh));
+         *fresh = calloc(n + 1, sizeof(*fresh)), *named = calloc(n + 1, sizeof(*named));
     int64_t(*old)[2] = calloc(n + 1, sizeof(*old));
     size_t *read = malloc((n + 1) * sizeof(*read)), n_read = 0;
     sp_rollup_t written = {.people = malloc((n + 1) * sizeof(*written.people))};
-    if (!found || !changed || !fresh || !old || !read || !written.people)
+    if (!found || !changed || !fresh || !named || !old || !read || !written.people)
         abort();
+    int rc = named_openers(s, t, r, named, found, old, err, errlen);
     if (s->n_new_rows) /* none: new_rows may be NULL, which qsort must not be given */
         qsort(s->new_rows, s->n_new_rows, sizeof(*s->new_rows), cmp_tag);
     for (size_t i = 0; i < n && s->n_new_rows; i++) {
+        if (named[i])
+            continue;
         uint64_t tag = recipient_tag(r->people[i].campaign, r->people[i].who);
         fresh[i] = bsearch(&tag, s->new_rows, s->n_new_rows, sizeof(tag), cmp_tag);
     }
-    int rc = insert_fresh(s, r, fresh, err, errlen);
+    if (!rc)
+        rc = insert_fresh(s, r, fresh, err, errlen);
     for (size_t i = 0; i < n; i++)
-        if (!fresh[i])
+        if (!fresh[i] && !named[i])
             read[n_read++] = i;
     for (size_t i = 0; i < n_read && !rc;) {
         size_t rows;
@@ -2041,7 +2170,7 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
     if (!rc) {
         sp_rollup_people_hours(r, found, (const int64_t(*)[2])old, changed);
         for (size_t i = 0; i < n; i++)
-            if (changed[i] && !fresh[i])
+            if (changed[i] && !fresh[i] && !named[i])
                 written.people[written.n_people++] = r->people[i];
         if (0 != rollup_rows(s, M_PEOPLE, &written, written.n_people, bind_person, err, errlen) ||
             0 != rollup_rows(s, M_HOURS, r, r->n_hours, bind_hour, err, errlen))
@@ -2050,6 +2179,7 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
     free(found);
     free(changed);
     free(fresh);
+    free(named);
     free(old);
     free(read);
     free(written.people);
@@ -2057,13 +2187,14 @@ static int write_people(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t err
 }
 
 /* What the batch's stored events add to the rollups: each distinct row once. */
-static int write_rollups(sqlite_store_t *s, sp_rollup_t *r, char *err, size_t errlen)
+static int write_rollups(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, char *err,
+                         size_t errlen)
 {
     return rollup_rows(s, M_COUNTS, r, r->n_counts, bind_count, err, errlen) ||
                    rollup_rows(s, M_VALUES, r, r->n_values, bind_value, err, errlen) ||
                    rollup_rows(s, M_DAYS, r, r->n_days, bind_day, err, errlen) ||
                    rollup_rows(s, M_TOTALS, r, r->n_totals, bind_total, err, errlen) ||
-                   write_people(s, r, err, errlen)
+                   write_people(s, t, r, err, errlen)
                ? -1
                : 0;
 }
@@ -2162,7 +2293,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_rollup_derive(&rollup, folded);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rows(s, err, errlen) ||
         0 != write_refs(s, err, errlen) || 0 != write_quarters(s, err, errlen) ||
-        0 != write_rollups(s, &rollup, err, errlen) ||
+        0 != write_rollups(s, &tally, &rollup, err, errlen) ||
         0 != fold_hours(s, &rollup, folded, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))
@@ -3167,16 +3298,20 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         else if (4 == i)
             *deleted += sqlite3_changes(s->db);
         /* Their share of the rollups, from their events before those go. */
-        if (0 == i && (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
-                       0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
-                       0 != rollup_step(s, FORGET_PEOPLE_HOURS("first_hour", "firsts"), recipient,
-                                        err, errlen) ||
-                       0 != rollup_step(s, FORGET_PEOPLE_HOURS("last_hour", "lasts"), recipient,
-                                        err, errlen) ||
-                       0 != rollup_step(s, "DELETE FROM rollup_people WHERE " FORGET_PEOPLE,
-                                        recipient, err, errlen)))
+        if (0 == i &&
+            (0 != rollup_step(s, rollup_sql[R_FORGET][0], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][1], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][2], recipient, err, errlen) ||
+             0 != rollup_step(s, rollup_sql[R_FORGET][3], recipient, err, errlen) ||
+             0 != rollup_step(s, FORGET_PEOPLE_HOURS("first_hour", "firsts"), recipient, err,
+                              errlen) ||
+             0 != rollup_step(s, FORGET_PEOPLE_HOURS("last_hour", "lasts"), recipient, err,
+                              errlen) ||
+             0 != rollup_step(s, FORGET_OPENER_HOURS("first_at", "firsts"), recipient, err,
+                              errlen) ||
+             0 != rollup_step(s, FORGET_OPENER_HOURS("last_at", "lasts"), recipient, err, errlen) ||
+             0 != rollup_step(s, "DELETE FROM rollup_people WHERE " FORGET_PEOPLE, recipient, err,
+                              errlen)))
             goto fail;
     }
     if (0 == exec(s, "COMMIT", err, errlen))
@@ -3687,6 +3822,7 @@ static void sq_close(sp_store_t *base)
         sqlite3_finalize(s->event_rows[k]);
     free(s->known);
     free(s->new_rows);
+    free(s->was);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     free(s->named[0]);

@@ -274,8 +274,10 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         *e = (entry_t){
             .ev = ev, .ts_ms = ev->ts_ms, .campaign = ranks[i], .group = GROUP_NONE, .order = i};
         if (ev->recipient[0]) {
+            /* As stored: the row's text, valid UTF-8 (the pixel takes only plain IDs; an
+             * older journal's record may hold anything), the key of its rollups' rows too. */
             e->group = GROUP_RECIPIENT;
-            e->key = ev->recipient;
+            e->key = sp_event_row(ev)->recipient;
         } else if (SP_EVENT_OPEN == ev->kind && sp_tally_counted(ev->klass)) {
             e->group = GROUP_CLIENT;
             sp_tally_client_key(ev, keys[i], sizeof(keys[i]));

@@ -1096,44 +1096,59 @@ static void check_rollup_rows(void **state)
 /* The day and all-time rollups and the people's hours are what the hours' rollups add up to, and
  * the number of people by first and by last hour what the people's rows say (hours where no one
  * begins or ends count zero, or have no row). */
-#define PEOPLE_HOURS                                                                               \
+#define PEOPLE_HOURS(people)                                                                       \
     "SELECT campaign, dim, hour, SUM(f), SUM(l) FROM (SELECT campaign, dim, first_hour AS hour,"   \
-    " 1 AS f, 0 AS l FROM rollup_people UNION ALL SELECT campaign, dim, last_hour, 0, 1"           \
-    " FROM rollup_people) y GROUP BY campaign, dim, hour"
+    " 1 AS f, 0 AS l FROM " people " p UNION ALL SELECT campaign, dim, last_hour, 0, 1"            \
+    " FROM " people " q) y GROUP BY campaign, dim, hour"
 
 /* The hours' rows folded into the days and totals (rollup.h): on PostgreSQL, every one. */
 #define FOLDED_VALUES                                                                              \
     "(SELECT * FROM rollup_values WHERE hour < COALESCE(" SP_ROLLUP_FOLDED_SQL                     \
     ", 9223372036854775807)) f"
 
+/* The days and totals (as FOLDED_VALUES) and the people (PEOPLE: every person's row, as
+ * rollup_people's) against the hours. */
+#define ROLLUP_DERIVED(people)                                                                     \
+    "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"                                             \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"         \
+    " SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"             \
+    " hour / 24, value EXCEPT SELECT * FROM rollup_days) x;"                                       \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_days EXCEPT"                \
+    " SELECT campaign, dim, hour / 24, value, SUM(n) FROM " FOLDED_VALUES                          \
+    " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, hour / 24, value) x;"                      \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, SUM(n)"             \
+    " FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"              \
+    " EXCEPT SELECT * FROM rollup_totals) x;"                                                      \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_totals EXCEPT"              \
+    " SELECT campaign, dim, value, SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6"        \
+    " GROUP BY campaign, dim, value) x;"                                                           \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"         \
+    " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"          \
+    " value EXCEPT SELECT * FROM " people " p) x;"                                                 \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM " people " p EXCEPT"               \
+    " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM rollup_values"                        \
+    " WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim, value) x;"                             \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM (" PEOPLE_HOURS(                                  \
+        people) " EXCEPT SELECT * FROM"                                                            \
+                " rollup_people_hours WHERE firsts <> 0 OR lasts <> 0) x;"                         \
+                " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people_hours"   \
+                " WHERE firsts <> 0 OR lasts <> 0 EXCEPT " PEOPLE_HOURS(people) ") x;"
+
+/* SQLite keeps a named recipient's hours as an opener in its recipients row only (rollup.h,
+ * "Named openers"): rollup_people has no such row, and each person has one row (EXCEPT alone
+ * would not see one twice). */
+#define NAMED_OPENERS_APART                                                                        \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM rollup_people WHERE dim = 0 "                     \
+    "AND " SP_ROLLUP_NAMED_SQL("who") ";"                                                          \
+                                      " INSERT INTO snap_diff SELECT COUNT(*) - COUNT(DISTINCT "   \
+                                      "campaign || ' ' || dim || ' ' || who)"                      \
+                                      " FROM " SP_ROLLUP_PEOPLE_SQL " p;"
+
 static void check_rollup_derived(void **state)
 {
-    static const char *const sql =
-        "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"
-        " SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"
-        " hour / 24, value EXCEPT SELECT * FROM rollup_days) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_days EXCEPT"
-        " SELECT campaign, dim, hour / 24, value, SUM(n) FROM " FOLDED_VALUES
-        " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, hour / 24, value) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, SUM(n)"
-        " FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim, value"
-        " EXCEPT SELECT * FROM rollup_totals) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_totals EXCEPT"
-        " SELECT campaign, dim, value, SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6"
-        " GROUP BY campaign, dim, value) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"
-        " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"
-        " value EXCEPT SELECT * FROM rollup_people) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people EXCEPT"
-        " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM rollup_values"
-        " WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim, value) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (" PEOPLE_HOURS " EXCEPT SELECT * FROM"
-        " rollup_people_hours WHERE firsts <> 0 OR lasts <> 0) x;"
-        " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM rollup_people_hours"
-        " WHERE firsts <> 0 OR lasts <> 0 EXCEPT " PEOPLE_HOURS ") x;"
-        " DROP TABLE snap_diff;";
-    raw_sql(*state, sql, sql);
+    raw_sql(*state,
+            ROLLUP_DERIVED(SP_ROLLUP_PEOPLE_SQL) NAMED_OPENERS_APART " DROP TABLE snap_diff;",
+            ROLLUP_DERIVED("rollup_people") " DROP TABLE snap_diff;");
 }
 
 /* SQLite: every event's ID is in its campaign's quarter hour's range of IDs (events_quarters),
@@ -1274,17 +1289,17 @@ static void same_report(sp_store_t *s, const char *campaign, int64_t from, int64
 }
 
 /* SQLite: a recipient whose row the batch inserts has no rollup_people row yet, so the writer
- * inserts theirs without reading it; one left there by hand (its recipient's row deleted) is
- * read after all: the batch is stored, the person's hours move, and the people's hours add
- * up. (Not the report: the campaign counts kim as a new unique opener, the row being gone.) */
+ * inserts theirs (as a clicker: an opener's hours are its recipient's row's) without reading
+ * it; one left there by hand (its recipient's row deleted) is read after all: the batch is
+ * stored, the person's hours move, and the people's hours add up. */
 static void test_sqlite_people_left(void **state)
 {
     fixture_t *fx = *state;
     sp_store_t *s = open_store(state);
     create(s, "left", 1);
     const int64_t HOUR = 3600000, T = REPORT_T0;
-    const spec_t first[] = {{"left", "kim", OPEN, H, T, NULL, NULL, NULL},
-                            {"left", "lee", OPEN, H, T + 60000, NULL, NULL, NULL}};
+    const spec_t first[] = {{"left", "kim", CLICK, H, T, NULL, NULL, NULL},
+                            {"left", "lee", CLICK, H, T + 60000, NULL, NULL, NULL}};
     write_specs(s, first, 2, NULL);
     check_rollup_derived(state);
     raw_sql(fx, "DELETE FROM recipients WHERE recipient = 'kim'", "");
@@ -1292,17 +1307,17 @@ static void test_sqlite_people_left(void **state)
     sp_store_close(s);
     s = open_store(state);
     /* kim again, hours later, among new people before and after (one statement holds them). */
-    const spec_t again[] = {{"left", "amy", OPEN, H, T + 5 * HOUR, NULL, NULL, NULL},
-                            {"left", "kim", OPEN, H, T + 5 * HOUR + 1, NULL, NULL, NULL},
-                            {"left", "zed", OPEN, H, T + 5 * HOUR + 2, NULL, NULL, NULL}};
+    const spec_t again[] = {{"left", "amy", CLICK, H, T + 5 * HOUR, NULL, NULL, NULL},
+                            {"left", "kim", CLICK, H, T + 5 * HOUR + 1, NULL, NULL, NULL},
+                            {"left", "zed", CLICK, H, T + 5 * HOUR + 2, NULL, NULL, NULL}};
     write_specs(s, again, 3, NULL);
     assert_int_equal(T / HOUR, raw_int(fx, "SELECT first_hour FROM rollup_people"
-                                           " WHERE campaign = 'left' AND dim = 0 AND who = 'kim'"));
+                                           " WHERE campaign = 'left' AND dim = 7 AND who = 'kim'"));
     assert_int_equal(T / HOUR + 5,
                      raw_int(fx, "SELECT last_hour FROM rollup_people"
-                                 " WHERE campaign = 'left' AND dim = 0 AND who = 'kim'"));
+                                 " WHERE campaign = 'left' AND dim = 7 AND who = 'kim'"));
     assert_int_equal(
-        4, raw_int(fx, "SELECT COUNT(*) FROM rollup_people WHERE campaign = 'left' AND dim = 0"));
+        4, raw_int(fx, "SELECT COUNT(*) FROM rollup_people WHERE campaign = 'left' AND dim = 7"));
     check_rollup_derived(state);
     sp_store_close(s);
 }
@@ -1595,13 +1610,14 @@ static void test_events_by_time(void **state)
 /* Checks that WHO's row of rollup_people in campaign "w" for DIM holds hours FIRST and LAST. */
 static void check_person(void **state, const char *who, int dim, int64_t first, int64_t last)
 {
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof(sql),
              "CREATE TABLE person_chk(n INTEGER CHECK (n = 1));"
-             " INSERT INTO person_chk SELECT COUNT(*) FROM rollup_people WHERE campaign = 'w'"
+             " INSERT INTO person_chk SELECT COUNT(*) FROM %s p WHERE campaign = 'w'"
              " AND dim = %d AND who = '%s' AND first_hour = %lld AND last_hour = %lld;"
              " DROP TABLE person_chk;",
-             dim, who, (long long)first, (long long)last);
+             ((fixture_t *)*state)->be->pg ? "rollup_people" : SP_ROLLUP_PEOPLE_SQL, dim, who,
+             (long long)first, (long long)last);
     raw_sql(*state, sql, sql);
 }
 
@@ -5278,6 +5294,15 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
+/* The named openers' rows of rollup_people as schema 22 had them (the migrations run again),
+ * and their hours counted again from them: the recipients' rows count as theirs. */
+#define UNDO_SCHEMA_23                                                                             \
+    "INSERT INTO rollup_people(campaign, dim, who, first_hour, last_hour)"                         \
+    " SELECT campaign, 0, recipient, first_at / 3600000, last_at / 3600000 FROM recipients"        \
+    " WHERE first_at > 0 AND " SP_ROLLUP_NAMED_SQL(                                                \
+        "recipient") ";"                                                                           \
+                     "DELETE FROM rollup_people_hours; " SP_ROLLUP_PEOPLE_HOURS_FILL
+
 /* Every hour in the days and totals as they were written, as schema 21 had them (the
  * migrations run again): the hours not folded yet added to them. */
 #define UNDO_SCHEMA_22                                                                             \
@@ -5319,12 +5344,15 @@ static void test_sqlite_text_refs_migrated(void **state)
         "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
         "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_20 UNDO_SCHEMA_21
-            UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
+        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_23 UNDO_SCHEMA_20
+            UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(22, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(23, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 23: the named openers' hours in their recipients' rows only. */
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM rollup_people WHERE dim = 0"
+                                    " AND " SP_ROLLUP_NAMED_SQL("who")));
     /* Schema 22: every hour stored so far folded into the days and totals. */
     assert_int_equal(raw_int(fx, "SELECT MAX(hour) + 1 FROM rollup_values"),
                      raw_int(fx, "SELECT " SP_ROLLUP_FOLDED_SQL));
