@@ -61,20 +61,32 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
                          size_t len, sp_query_param_t *params, int *n_params)
 {
     build_t b = {sql, len, 0, mark, params, 0};
-    /* events_campaign_recipient only holds rows with a recipient, and a planner cannot see
-     * that a bound parameter is not empty (SQLite never, PostgreSQL not in a generic plan):
-     * without the term said out loud it reads the whole campaign by time instead. */
-    const char *named = q->recipient && q->recipient[0] ? " AND recipient <> ''" : "";
+    bool pg = '$' == mark;
+    /* PostgreSQL: events_campaign_recipient only holds rows with a recipient, and a planner
+     * cannot see that a bound parameter is not empty (not in a generic plan): without the term
+     * said out loud it reads the whole campaign by time instead. */
+    const char *named = pg && q->recipient && q->recipient[0] ? " AND recipient <> ''" : "";
     put(&b, "SELECT %s FROM events WHERE ", cols);
     int campaign = 0, from = 0, to = 0;
     if (q->campaign) {
-        put(&b, "campaign = ");
+        /* SQLite: the IDs the recipient's row lists (SP_QUERY_EVENT_IDS), each row found by its
+         * ID ("+": not through events_campaign, a seek more each). */
+        bool listed = q->recipient && !pg;
+        if (listed)
+            put(&b, "id IN " SP_QUERY_RECIPIENT_EVENT_IDS("?%d", "?%d") " AND ", b.n + 1, b.n + 2);
+        put(&b, "%scampaign = ", listed ? "+" : "");
         campaign = param(&b, true, q->campaign, 0);
         if (q->recipient) {
             put(&b, " AND recipient = ");
             param(&b, true, q->recipient, 0);
             put(&b, "%s", named);
         }
+    } else if (!pg) {
+        /* A recipient's events everywhere: the IDs its row in each campaign lists. */
+        put(&b, "id IN (SELECT j.value FROM recipients r, " SP_QUERY_EVENT_IDS(
+                    "r.event_ids") " j WHERE r." SP_QUERY_RECIPIENT_CAMPAIGNS(""));
+        int r = param(&b, true, q->recipient ? q->recipient : "", 0);
+        put(&b, ") AND recipient = %c%d", mark, r);
     } else {
         /* A recipient's events everywhere: through the campaigns they are in, each read by
          * events_campaign_recipient. */

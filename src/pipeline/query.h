@@ -26,6 +26,18 @@ typedef struct sp_query_events {
  * row has its campaign's (deleting a campaign deletes its rows). */
 #define SP_QUERY_RECIPIENT_CAMPAIGNS(p) "campaign IN (SELECT id FROM campaigns) AND recipient = " p
 
+/* SQLite has no index of events by campaign and recipient (schema 24): a recipient's row lists
+ * the IDs of its events in its campaign (recipients.event_ids: decimal IDs joined by commas, ''
+ * for none), which the writer adds to as it stores them. SP_QUERY_EVENT_IDS is the table of the
+ * IDs a list (SQL) holds, as its column "value"; SP_QUERY_RECIPIENT_EVENT_IDS those of campaign
+ * C's recipient R (SQL) as a subquery. A list keeps the IDs of events deleted since (retention),
+ * which a later event may have again: readers join the IDs to events and test the campaign and
+ * recipient. */
+#define SP_QUERY_EVENT_IDS(list) "json_each('[' || " list " || ']')"
+#define SP_QUERY_RECIPIENT_EVENT_IDS(c, r)                                                         \
+    "(SELECT value FROM " SP_QUERY_EVENT_IDS(                                                      \
+        "(SELECT event_ids FROM recipients WHERE campaign = " c " AND recipient = " r ")") ")"
+
 /* SQLite's events have no index by time (schema 21): a campaign's events of a time range are
  * found among its IDs from the least to the greatest of the quarter hours (UTC) the range
  * touches, which the writer keeps in events_quarters(campaign, quarter, first_id, last_id) and

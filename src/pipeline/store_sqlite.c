@@ -224,6 +224,18 @@ static const char *const migrations[] = {
                " 1 AS f, 0 AS l FROM " SP_ROLLUP_PEOPLE_SQL " p WHERE dim = 0 UNION ALL"
                " SELECT campaign, last_hour, 0, 1 FROM " SP_ROLLUP_PEOPLE_SQL " q WHERE dim = 0) x"
                " GROUP BY campaign, hour;",
+    /* 24: no index of events by campaign and recipient: a recipient's row lists its events' IDs
+     * (SP_QUERY_EVENT_IDS), which the writer adds to in the update it makes of that row for
+     * each batch anyway. One random B-tree entry fewer per event, and about 40 bytes. */
+    "ALTER TABLE recipients ADD COLUMN event_ids TEXT NOT NULL DEFAULT '';"
+    /* A recipient's events with no row (none the writer made: a store edited by hand) get one,
+     * so that forget finds them. */
+    "INSERT INTO recipients(campaign, recipient) SELECT DISTINCT campaign, recipient FROM events"
+    " WHERE recipient <> '' ON CONFLICT DO NOTHING;"
+    "UPDATE recipients SET event_ids = COALESCE((SELECT group_concat(id, ',') FROM"
+    " (SELECT id FROM events WHERE events.campaign = recipients.campaign"
+    " AND events.recipient = recipients.recipient AND events.recipient <> '' ORDER BY id)), '');"
+    "DROP INDEX events_campaign_recipient;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -242,6 +254,7 @@ enum {
     Q_RECIPIENT_INSERT,
     Q_RECIPIENT_VIEWS,
     Q_RECIPIENT_FORWARDED,
+    Q_RECIPIENT_EVENT,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
     Q_MARK,
@@ -276,6 +289,12 @@ enum {
 #define FIRST_HUMAN_SET(col, param)                                                                \
     " " col " = CASE WHEN ?12 <> 0 AND (first_human_at = 0 OR ?12 < first_human_at) THEN " param   \
     " ELSE " col " END"
+/* A recipient's event_ids (SP_QUERY_EVENT_IDS) with the IDs listed in P added. */
+#define EVENT_IDS_ADD(p)                                                                           \
+    "CASE WHEN event_ids = '' THEN " p " WHEN " p " = '' THEN event_ids"                           \
+    " ELSE event_ids || ',' || " p " END"
+#define RECIPIENT_EVENT_IDS SP_QUERY_RECIPIENT_EVENT_IDS
+
 #define FIRST_HUMAN_SETS                                                                           \
     FIRST_HUMAN_SET("first_client", "?10")                                                         \
     "," FIRST_HUMAN_SET("first_network", "?11") "," FIRST_HUMAN_SET("first_human_at", "?12")
@@ -296,12 +315,12 @@ static const char *const batch_sql[Q_COUNT] = {
         " self = self + ?6, clicks = clicks + ?7,"
         " first_at = CASE WHEN first_at = 0 THEN ?8 WHEN ?8 = 0 THEN first_at"
         " ELSE MIN(first_at, ?8) END, last_at = MAX(last_at, ?9)," FIRST_HUMAN_SETS
-        " WHERE campaign = ?1 AND recipient = ?2",
+        ", event_ids = " EVENT_IDS_ADD("?13") " WHERE campaign = ?1 AND recipient = ?2",
     /* A recipient's row when it is new. */
     [Q_RECIPIENT_INSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
-        " first_at, last_at, first_client, first_network, first_human_at)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+        " first_at, last_at, first_client, first_network, first_human_at, event_ids)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
     /* A recipient's row as it was before the batch's update (write_counts): its counted views,
      * first human reader, and first and last counted open. Not RETURNING on the update, which
      * gives the row as it becomes: SQLite gathers a RETURNING statement's rows in a temporary
@@ -311,6 +330,9 @@ static const char *const batch_sql[Q_COUNT] = {
         "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
                                          " forward_clients, first_at, last_at FROM recipients"
                                          " WHERE campaign = ?1 AND recipient = ?2",
+    /* A likely forward's ID, stored after its recipient's row was written. */
+    [Q_RECIPIENT_EVENT] = "UPDATE recipients SET event_ids = " EVENT_IDS_ADD(
+        "?3") " WHERE campaign = ?1 AND recipient = ?2",
     [Q_RECIPIENT_FORWARDED] = "UPDATE recipients SET forward_clients = ?3"
                               " WHERE campaign = ?1 AND recipient = ?2",
     [Q_CLIENT_INSERT] = "INSERT INTO clients(campaign, client) VALUES(?1, ?2)"
@@ -340,14 +362,15 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_ADOPT_DONE] = "DELETE FROM unknown_campaigns WHERE id = ?1"
                      " AND NOT EXISTS (SELECT 1 FROM unknown_events WHERE campaign = ?1)",
     /* A read into its open (sp_tally_read_params), the earliest of its key not yet read:
-     * found through events_campaign_recipient (the term recipient <> '' lets the planner use
-     * that partial index) or, for an open with no recipient, among its campaign's IDs of the
-     * open's quarter hour. */
-    [Q_READ_FOLD] = "UPDATE events SET read_ms = ?5,"
-                    " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
-                    " WHERE id = (SELECT id FROM events WHERE ts = ?1 AND campaign = ?2"
-                    " AND recipient = ?3 AND recipient <> '' AND visitor = ?4 AND kind = 0"
-                    " AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class",
+     * found among its recipient's event IDs or, for an open with no recipient, among its
+     * campaign's IDs of the open's quarter hour. */
+    [Q_READ_FOLD] =
+        "UPDATE events SET read_ms = ?5,"
+        " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
+        " WHERE id = (SELECT id FROM events WHERE id IN " RECIPIENT_EVENT_IDS(
+            "?2",
+            "?3") " AND ts = ?1 AND campaign = ?2 AND recipient = ?3 AND visitor = ?4"
+                  " AND kind = 0 AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class",
     [Q_READ_FOLD_ANONYMOUS] = READ_FOLD_ANONYMOUS, /* made with the IDs of time ?1 (sqlite_open) */
     /* What a batch's rows add to their campaign's quarter hours (write_quarters). */
     [Q_QUARTER_IDS] = "INSERT INTO events_quarters(campaign, quarter, first_id, last_id)"
@@ -448,11 +471,12 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
  * field table (sqlite_once). */
 static char insert_sql[2048], events_sql[2048];
 
-/* Recipient ?1's rows of recipients, and their events in every campaign, through
- * events_campaign_recipient (whose rows all have a recipient, which SQLite must be told). */
+/* Recipient ?1's rows of recipients, and their events in every campaign, by the IDs those rows
+ * list (SP_QUERY_RECIPIENT_EVENTS). */
 #define FORGET_ROWS "recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1")
 #define FORGET_EVENTS                                                                              \
-    "campaign IN (SELECT campaign FROM " FORGET_ROWS ") AND recipient = ?1 AND recipient <> ''"
+    "id IN (SELECT j.value FROM recipients r, " SP_QUERY_EVENT_IDS(                                \
+        "r.event_ids") " j WHERE r." SP_QUERY_RECIPIENT_CAMPAIGNS("?1") ") AND recipient = ?1"
 
 /* Recipient ?1's rows of rollup_people, and what they count in rollup_people_hours, taken out
  * before them (COLUMN: first_hour or last_hour, counted in COUNT). */
@@ -565,6 +589,12 @@ struct sqlite_store {
         int64_t first_at, last_at;
     } * was;
     size_t cap_was;
+    char *ids; /* a recipient's IDs of the batch, as event_ids lists them (batch_ids) */
+    size_t cap_ids;
+    /* The batch's reads, folded into their opens once every row of the batch is in and its
+     * recipients' rows list them (fold_reads). */
+    sp_event_t **reads;
+    size_t n_reads, cap_reads;
     bool batch_cache; /* its page cache grown for batches (sq_write_batch) */
 };
 
@@ -1613,18 +1643,15 @@ static int write_refs(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Settles what becomes of EV (adopted before, kept apart, refused, stored) and stores it when
- * it is to be: its row, with the ID handed out. The counts come after, from the tally. */
-static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
+/* Folds each of the batch's reads into its open, in the batch's order, once the batch's rows are
+ * in and its recipients' rows list them: its open may be among them. */
+static int fold_reads(sqlite_store_t *s, char *err, size_t errlen)
 {
-    sqlite3_stmt *st;
-    if (SP_EVENT_READ == ev->kind) {
-        /* Its open may be among the rows still queued. */
-        if (0 != write_rows(s, err, errlen))
-            return -1;
+    for (size_t i = 0; i < s->n_reads; i++) {
+        sp_event_t *ev = s->reads[i];
         sp_tally_read_t r;
         sp_tally_read_params(ev, &r);
-        st = s->q[ev->recipient[0] ? Q_READ_FOLD : Q_READ_FOLD_ANONYMOUS];
+        sqlite3_stmt *st = s->q[ev->recipient[0] ? Q_READ_FOLD : Q_READ_FOLD_ANONYMOUS];
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, ev->ts_ms);
         bind_text(st, 2, ev->campaign);
@@ -1641,7 +1668,26 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
             rc = sqlite3_step(st);
         }
         sqlite3_reset(st);
-        return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "read time");
+        if (SQLITE_DONE != rc)
+            return fail(s, err, errlen, "read time");
+    }
+    return 0;
+}
+
+/* Settles what becomes of EV (adopted before, kept apart, refused, stored) and stores it when
+ * it is to be: its row, with the ID handed out. The counts come after, from the tally. */
+static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (SP_EVENT_READ == ev->kind) {
+        if (s->n_reads == s->cap_reads) {
+            s->cap_reads = s->cap_reads ? 2 * s->cap_reads : 64;
+            s->reads = realloc(s->reads, s->cap_reads * sizeof(*s->reads));
+            if (!s->reads)
+                abort();
+        }
+        s->reads[s->n_reads++] = ev;
+        return 0;
     }
     if (ev->adopt_row > 0) {
         st = s->q[Q_ADOPT_TAKE];
@@ -1679,10 +1725,29 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
  * client (likewise), then each campaign's, with the unique views those made: one UPDATE per
  * campaign and batch, which also moves the row's campaigns_last_view index entry once instead
  * of once per open. */
+/* The IDs of recipient R's events in the batch (of T), as event_ids lists them, in S's ids. */
+static const char *batch_ids(sqlite_store_t *s, const sp_tally_t *t, const sp_tally_recipient_t *r)
+{
+    size_t need = r->n_members * 21 + 1, at = 0; /* an ID's 19 digits at most, and a comma */
+    if (need > s->cap_ids) {
+        s->cap_ids = need < 4096 ? 4096 : need;
+        free(s->ids);
+        if (!(s->ids = malloc(s->cap_ids)))
+            abort();
+    }
+    s->ids[0] = '\0';
+    for (size_t k = 0; k < r->n_members; k++)
+        at += (size_t)snprintf(s->ids + at, s->cap_ids - at, "%s%lld", k ? "," : "",
+                               (long long)t->members[r->members + k]->id);
+    return s->ids;
+}
+
 /* Binds what the batch adds to recipient R (of T) to recipient statement ST. */
-static void bind_recipient(sqlite3_stmt *st, const sp_tally_t *t, const sp_tally_recipient_t *r)
+static void bind_recipient(sqlite_store_t *s, sqlite3_stmt *st, const sp_tally_t *t,
+                           const sp_tally_recipient_t *r)
 {
     sqlite3_reset(st);
+    sqlite3_bind_text(st, 13, batch_ids(s, t, r), -1, SQLITE_TRANSIENT);
     bind_text(st, 1, t->campaigns[r->campaign].id);
     bind_text(st, 2, r->recipient);
     for (int k = 0; k < SP_CLASS_COUNT; k++)
@@ -1699,7 +1764,7 @@ static void bind_recipient(sqlite3_stmt *st, const sp_tally_t *t, const sp_tally
 static int step_recipient(sqlite_store_t *s, int q, const sp_tally_t *t,
                           const sp_tally_recipient_t *r, char *err, size_t errlen)
 {
-    bind_recipient(s->q[q], t, r);
+    bind_recipient(s, s->q[q], t, r);
     return SQLITE_DONE == sqlite3_step(s->q[q]) ? 0 : fail(s, err, errlen, "count recipient");
 }
 
@@ -1839,6 +1904,20 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         sp_tally_forward_row(t->forwards[i], &row);
         if (0 != insert_row(s, t->forwards[i], &row, &id, err, errlen))
             return -1;
+        char ids[24];
+        snprintf(ids, sizeof(ids), "%lld", (long long)id);
+        st = s->q[Q_RECIPIENT_EVENT];
+        sqlite3_reset(st);
+        bind_text(st, 1, row.campaign);
+        bind_text(st, 2, row.recipient);
+        bind_text(st, 3, ids);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "list a forward");
+        if (1 != sqlite3_changes(s->db)) {
+            snprintf(err, errlen, "sqlite: the recipient of forward %lld has no row",
+                     (long long)id);
+            return -1;
+        }
     }
     for (size_t i = 0; i < t->n_clients; i++) {
         st = s->q[Q_CLIENT_INSERT];
@@ -2277,6 +2356,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     s->n_named[0] = s->n_named[1] = 0;
     s->n_quarters = 0;
     s->n_new_rows = 0;
+    s->n_reads = 0;
     s->n_unknown = -1;
     s->next_id = 0;
     for (size_t i = 0; i < n; i++)
@@ -2292,7 +2372,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         goto fail;
     sp_rollup_derive(&rollup, folded);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rows(s, err, errlen) ||
-        0 != write_refs(s, err, errlen) || 0 != write_quarters(s, err, errlen) ||
+        0 != fold_reads(s, err, errlen) || 0 != write_refs(s, err, errlen) ||
+        0 != write_quarters(s, err, errlen) ||
         0 != write_rollups(s, &tally, &rollup, err, errlen) ||
         0 != fold_hours(s, &rollup, folded, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
@@ -3823,6 +3904,8 @@ static void sq_close(sp_store_t *base)
     free(s->known);
     free(s->new_rows);
     free(s->was);
+    free(s->ids);
+    free(s->reads);
     sp_intern_free(s->agents);
     sp_intern_free(s->sets);
     free(s->named[0]);

@@ -261,6 +261,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         .recipients = xcalloc(n, sizeof(*t->recipients)),
         .clients = xcalloc(n, sizeof(*t->clients)),
         .humans = xcalloc(n, sizeof(*t->humans)),
+        .members = xcalloc(n, sizeof(*t->members)),
         .forwards = xcalloc(n, sizeof(*t->forwards)),
         .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
@@ -318,7 +319,10 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                 r->campaign = t->n_campaigns - 1;
                 r->recipient = e->key;
                 r->humans = t->n_humans;
+                r->members = t->n_members;
             }
+            t->members[t->n_members++] = ev;
+            r->n_members++;
             if (open && SP_CLASS_HUMAN == ev->klass) {
                 /* Sorted by time: the first is the earliest. */
                 if (!r->n_humans) {
@@ -377,6 +381,7 @@ void sp_tally_free(sp_tally_t *t)
         free(t->recipients[i].forwarded);
     free(t->recipients);
     free(t->humans);
+    free(t->members);
     free(t->forwards);
     free(t->clients);
     *t = (sp_tally_t){0};

@@ -133,6 +133,7 @@ typedef struct sp_tally_recipient {
     /* Its human opens in the batch, by time (in the tally's humans); the reader of the first
      * (for the row's first_client, first_network, first_human_at: "", "", 0 when none). */
     size_t humans, n_humans;
+    size_t members, n_members; /* all its events in the batch, by time (in the tally's members) */
     char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
     int64_t human_at;
     /* Set by sp_tally_recipient_reader when the batch made likely forwards: the clients that
@@ -158,6 +159,8 @@ typedef struct sp_tally {
     size_t n_clients;
     sp_event_t **humans; /* the recipients' human opens (sp_tally_recipient_t.humans) */
     size_t n_humans;
+    sp_event_t **members; /* the recipients' events (sp_tally_recipient_t.members) */
+    size_t n_members;
     /* The opens that are likely forwards (sp_tally_recipient_reader): for each, the store
      * stores a copy of kind forward with rule SP_TALLY_FORWARD_RULE (sp_tally_forward_row). */
     sp_event_t **forwards;

@@ -1164,6 +1164,23 @@ static void check_event_quarters(void **state)
                                     " AND e.id BETWEEN q.first_id AND q.last_id)"));
 }
 
+/* SQLite: every event with a recipient is among the IDs its recipient's row lists, which is what
+ * finds it for a recipient's page, a read and forget (schema 24), and every ID listed is of an
+ * event of that recipient, or of none. */
+static void check_recipient_events(void **state)
+{
+    fixture_t *fx = *state;
+    if (fx->be->pg)
+        return;
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM events e WHERE e.recipient <> ''"
+                                    " AND e.id NOT IN " SP_QUERY_RECIPIENT_EVENT_IDS(
+                                        "e.campaign", "e.recipient")));
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM recipients r, " SP_QUERY_EVENT_IDS(
+                                        "r.event_ids") " j JOIN events e ON e.id = j.value"
+                                                       " WHERE e.campaign <> r.campaign"
+                                                       " OR e.recipient <> r.recipient"));
+}
+
 /* A breakdown of more values than the report lists, with ties: the first
  * SP_REPORT_BREAKDOWN_MAX by count, descending, then by their bytes, and the rest summed in
  * others, the same from the rollups (all time: the totals; a range: days and hours) and from the
@@ -1455,6 +1472,7 @@ static void test_report(void **state)
     check_rollup_rows(state);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_HOUR, NULL);
         check_report(s, ranges[i][0], ranges[i][1], "Europe/Berlin", SP_REPORT_DAY, NULL);
@@ -1478,6 +1496,7 @@ static void test_report(void **state)
     assert_true(deleted > 0);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
         check_report(s, ranges[i][0], ranges[i][1], "UTC", SP_REPORT_DAY, "r3");
 
@@ -1541,6 +1560,7 @@ static void test_events_by_time(void **state)
         at += n;
     }
     check_event_quarters(state);
+    check_recipient_events(state);
     const int64_t Q = SP_QUERY_QUARTER_MS, HOUR = 3600000;
     const int64_t ranges[][2] = {
         {REPORT_T0, INT64_MAX},
@@ -1597,6 +1617,7 @@ static void test_events_by_time(void **state)
             assert_int_equal(0, deleted);
         }
         check_event_quarters(state);
+        check_recipient_events(state);
         if (!((fixture_t *)*state)->be->pg) {
             char sql[256];
             snprintf(sql, sizeof(sql), "SELECT count(*) FROM events_quarters WHERE quarter < %lld",
@@ -1667,6 +1688,7 @@ static void test_writer_counts(void **state)
     check_rollup_rows(state);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
 
     /* Bob's row had no views: his first counted open is a unique view. Amy's hours move back
      * (an open older than her first) and not forward (one inside them). */
@@ -1687,6 +1709,7 @@ static void test_writer_counts(void **state)
     check_rollup_rows(state);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
 
     /* Another server stores cy first: this writer's open of cy is no unique view. */
     sp_store_t *other = open_store(state);
@@ -1754,6 +1777,7 @@ static void test_writer_counts(void **state)
     check_person(state, "bob", SP_ROLLUP_OPENER, h0 + 40, h0 + 62);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
     sp_store_close(s);
 }
 
@@ -3483,9 +3507,13 @@ static void test_sqlite_damaged(void **state)
     free(slurp(path, &len));
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
-    fseek(f, (long)(len / 2 / 4096 * 4096), SEEK_SET);
-    for (int i = 0; i < 8192; i++)
-        fputc((i * 131 + 17) & 0xff, f);
+    /* Three places, so that one is a B-tree's page whatever the layout (an overflow page's
+     * bytes, a long list of IDs, are not checked). */
+    for (int at = 1; at <= 3; at++) {
+        fseek(f, (long)(len * (size_t)at / 4 / 4096 * 4096), SEEK_SET);
+        for (int i = 0; i < 8192; i++)
+            fputc((i * 131 + 17) & 0xff, f);
+    }
     fclose(f);
 
     s = open_store(state);
@@ -3807,9 +3835,9 @@ static int64_t raw_int(fixture_t *fx, const char *sql)
     return v;
 }
 
-/* A recipient's page, in a campaign and everywhere, is read through
- * events_campaign_recipient (everywhere: the campaigns they are in by the recipients' key), as
- * SQLite plans the statement with its parameters unbound (reading the campaign by time instead took
+/* A recipient's page, in a campaign and everywhere, is read by the IDs its rows list (schema 24;
+ * everywhere: the campaigns they are in by the recipients' key), each event by its ID, as SQLite
+ * plans the statement with its parameters unbound (reading the campaign by time instead took
  * seconds for a campaign of a million events). */
 /* SQLite's plan of SQL on the store at PATH into PLAN, a line per step. */
 static void query_plan(const char *path, const char *sql, char *plan, size_t len)
@@ -3847,13 +3875,16 @@ static void test_recipient_page_plan(void **state)
                                .limit = 100};
         sp_query_events_sql(&q, cols, '?', sql, sizeof(sql), params, &n);
         query_plan(path, sql, plan, sizeof(plan));
-        if (!strstr(plan, "events_campaign_recipient (campaign=? AND recipient=?)"))
-            fail_msg("a recipient's page (%s) is not read by events_campaign_recipient:\n%s",
+        if (!strstr(plan, "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)") ||
+            strstr(plan, "SCAN events") || strstr(plan, "TEMP B-TREE"))
+            fail_msg("a recipient's page (%s) is not read by the IDs its row lists:\n%s",
                      everywhere ? "everywhere" : "in a campaign", plan);
-        /* Their campaigns: a seek of each campaign's key, never a scan of every recipient. */
-        if (everywhere && !strstr(plan, "SEARCH recipients USING PRIMARY KEY (campaign=? AND"
-                                        " recipient=?)"))
-            fail_msg("a recipient's campaigns are not sought by their key:\n%s", plan);
+        /* Their rows (everywhere: of each of their campaigns): a seek of the key, never a scan
+         * of every recipient. */
+        if (!strstr(plan, everywhere ? "SEARCH r USING PRIMARY KEY (campaign=? AND recipient=?)"
+                                     : "SEARCH recipients USING PRIMARY KEY (campaign=? AND"
+                                       " recipient=?)"))
+            fail_msg("a recipient's rows are not sought by their key:\n%s", plan);
     }
     /* A campaign's page of a time range: its IDs of those quarter hours (no index by time). */
     sp_query_events_t q = {
@@ -4319,6 +4350,15 @@ static void test_likely_forward(void **state)
     assert_int_equal(0, s->ops->campaign_get(s, "fwd", &c, err, sizeof(err)));
     assert_int_equal(6, c.by_class[H]); /* a likely forward is no open */
     assert_int_equal(8, c.total_views);
+    /* The likely forwards, written after their recipient's row, are its events too: forget
+     * erases them with the others. */
+    check_recipient_events(state);
+    int64_t deleted = 0;
+    assert_int_equal(0, s->ops->forget(s, "ann", &deleted, err, sizeof(err)));
+    assert_int_equal(13, deleted);
+    rows = (forward_rows_t){0};
+    assert_int_equal(0, s->ops->events(s, "fwd", 0, -1, forward_row, &rows, err, sizeof(err)));
+    assert_int_equal(0, rows.n);
     sp_event_t **all[] = {b1, b2, b3};
     size_t ns[] = {3, 6, 2};
     for (size_t i = 0; i < 3; i++)
@@ -4413,7 +4453,8 @@ static void test_scrub_old_store(void **state)
              "DROP TABLE rollup_days; DROP TABLE rollup_totals; DROP TABLE rollup_people;"
              "DROP TABLE rollup_people_hours;"
              "DROP TABLE sent_to; ALTER TABLE campaigns DROP COLUMN archived;"
-             "DROP TABLE trackers; DROP INDEX events_clicks; DROP INDEX events_campaign_recipient;"
+             "DROP TABLE trackers; DROP INDEX events_clicks;"
+             "ALTER TABLE recipients DROP COLUMN event_ids;"
              "ALTER TABLE recipients DROP COLUMN first_client;"
              "ALTER TABLE recipients DROP COLUMN first_network;"
              "ALTER TABLE recipients DROP COLUMN first_human_at;"
@@ -5294,6 +5335,12 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
+/* SQLite's events by campaign and recipient as schema 23 had them (the migrations run again). */
+#define UNDO_SCHEMA_24                                                                             \
+    "ALTER TABLE recipients DROP COLUMN event_ids;"                                                \
+    "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"                    \
+    " WHERE recipient <> '';"
+
 /* The named openers' rows of rollup_people as schema 22 had them (the migrations run again),
  * and their hours counted again from them: the recipients' rows count as theirs. */
 #define UNDO_SCHEMA_23                                                                             \
@@ -5344,12 +5391,16 @@ static void test_sqlite_text_refs_migrated(void **state)
         "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
         "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_23 UNDO_SCHEMA_20
-            UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
+        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_24 UNDO_SCHEMA_23
+            UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(23, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(24, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 24: each recipient's events listed in its row, the index gone. */
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
+                                    " WHERE name = 'events_campaign_recipient'"));
+    check_recipient_events(state);
     /* Schema 23: the named openers' hours in their recipients' rows only. */
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM rollup_people WHERE dim = 0"
                                     " AND " SP_ROLLUP_NAMED_SQL("who")));
@@ -5368,6 +5419,7 @@ static void test_sqlite_text_refs_migrated(void **state)
     assert_true(raw_int(fx, "SELECT count(*) FROM rollup_people_hours") > 0);
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
     assert_int_equal(3, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Shared/2.0'"));
     assert_int_equal(1, raw_int(fx, "SELECT refs FROM agents WHERE text = 'Solo/1.0'"));
     assert_int_equal(0, refs_wrong(fx));
@@ -5605,6 +5657,7 @@ static void test_pg_migrate_partitions(void **state)
     /* Schema 20 from the people's rows, its triggers there and the indexes gone. */
     check_rollup_derived(state);
     check_event_quarters(state);
+    check_recipient_events(state);
     assert_true(pg_true(fx,
                         "SELECT count(*) = 2 AND bool_and(tgname LIKE '%s') FROM pg_trigger"
                         " WHERE tgrelid = 'rollup_people'::regclass",
