@@ -27,12 +27,19 @@ __attribute__((format(printf, 2, 3))) static void put(build_t *b, const char *fm
     b->at += (size_t)n;
 }
 
-/* Appends the mark of a new parameter, and returns its number. */
-static int param(build_t *b, bool text, const char *s, int64_t n)
+/* Adds a parameter, and returns its number: the SQL names it where it has to. */
+static int add_param(build_t *b, bool text, const char *s, int64_t n)
 {
     if (b->n == SP_QUERY_PARAMS)
         abort();
     b->params[b->n++] = (sp_query_param_t){text, s, n};
+    return b->n;
+}
+
+/* Appends the mark of a new parameter, and returns its number. */
+static int param(build_t *b, bool text, const char *s, int64_t n)
+{
+    add_param(b, text, s, n);
     put(b, "%c%d", b->mark, b->n);
     return b->n;
 }
@@ -73,7 +80,8 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
          * ID ("+": not through events_campaign, a seek more each). */
         bool listed = q->recipient && !pg;
         if (listed)
-            put(&b, "id IN " SP_QUERY_RECIPIENT_EVENT_IDS("?%d", "?%d") " AND ", b.n + 1, b.n + 2);
+            put(&b, "id IN " SP_QUERY_RECIPIENT_EVENT_IDS("?%1$d", "?%2$d") " AND ", b.n + 1,
+                b.n + 2);
         put(&b, "%scampaign = ", listed ? "+" : "");
         campaign = param(&b, true, q->campaign, 0);
         if (q->recipient) {
@@ -82,11 +90,9 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
             put(&b, "%s", named);
         }
     } else if (!pg) {
-        /* A recipient's events everywhere: the IDs its row in each campaign lists. */
-        put(&b, "id IN (SELECT j.value FROM recipients r, " SP_QUERY_EVENT_IDS(
-                    "r.event_ids") " j WHERE r." SP_QUERY_RECIPIENT_CAMPAIGNS(""));
-        int r = param(&b, true, q->recipient ? q->recipient : "", 0);
-        put(&b, ") AND recipient = %c%d", mark, r);
+        /* A recipient's events everywhere: the IDs its rows in their campaigns list. */
+        int r = add_param(&b, true, q->recipient ? q->recipient : "", 0);
+        put(&b, "id IN " SP_QUERY_RECIPIENT_ALL_EVENT_IDS("?%1$d") " AND recipient = ?%1$d", r);
     } else {
         /* A recipient's events everywhere: through the campaigns they are in, each read by
          * events_campaign_recipient. */

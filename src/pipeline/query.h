@@ -27,16 +27,29 @@ typedef struct sp_query_events {
 #define SP_QUERY_RECIPIENT_CAMPAIGNS(p) "campaign IN (SELECT id FROM campaigns) AND recipient = " p
 
 /* SQLite has no index of events by campaign and recipient (schema 24): a recipient's row lists
- * the IDs of its events in its campaign (recipients.event_ids: decimal IDs joined by commas, ''
- * for none), which the writer adds to as it stores them. SP_QUERY_EVENT_IDS is the table of the
- * IDs a list (SQL) holds, as its column "value"; SP_QUERY_RECIPIENT_EVENT_IDS those of campaign
- * C's recipient R (SQL) as a subquery. A list keeps the IDs of events deleted since (retention),
- * which a later event may have again: readers join the IDs to events and test the campaign and
- * recipient. */
+ * the IDs of its newest events in its campaign (recipients.event_ids: decimal IDs joined by
+ * commas, '' for none), which the writer adds to as it stores them, and once that list is long
+ * the writer moves it whole into a row of recipient_events(campaign, recipient, first_id, ids),
+ * so that a recipient opened without end (a bot, an attack) never makes its row long: each
+ * batch rewrites the row. SP_QUERY_EVENT_IDS is the table of the IDs a list (SQL) holds, as its
+ * column "value"; SP_QUERY_RECIPIENT_EVENT_IDS those of campaign C's recipient R (SQL), and
+ * SP_QUERY_RECIPIENT_ALL_EVENT_IDS those of recipient R in every campaign, as subqueries. A list
+ * keeps the IDs of events deleted since (retention), which a later event may have again:
+ * readers join the IDs to events and test the campaign and recipient. */
 #define SP_QUERY_EVENT_IDS(list) "json_each('[' || " list " || ']')"
 #define SP_QUERY_RECIPIENT_EVENT_IDS(c, r)                                                         \
     "(SELECT value FROM " SP_QUERY_EVENT_IDS(                                                      \
-        "(SELECT event_ids FROM recipients WHERE campaign = " c " AND recipient = " r ")") ")"
+        "(SELECT event_ids FROM recipients WHERE campaign = " c                                    \
+        " AND recipient = " r ")") " UNION ALL SELECT l.value FROM recipient_events "              \
+                                   "x, " SP_QUERY_EVENT_IDS("x.ids") " l WHERE x.campaign = " c    \
+                                                                     " AND x.recipient = " r ")"
+#define SP_QUERY_RECIPIENT_ALL_EVENT_IDS(r)                                                        \
+    "(SELECT l.value FROM recipients x, " SP_QUERY_EVENT_IDS(                                      \
+        "x.event_ids") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) " UNION ALL SELECT l.value "  \
+                                                                     "FROM recipient_events "      \
+                                                                     "x, " SP_QUERY_EVENT_IDS("x." \
+                                                                                              "id" \
+                                                                                              "s") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) ")"
 
 /* SQLite's events have no index by time (schema 21): a campaign's events of a time range are
  * found among its IDs from the least to the greatest of the quarter hours (UTC) the range

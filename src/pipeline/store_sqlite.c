@@ -228,6 +228,9 @@ static const char *const migrations[] = {
      * (SP_QUERY_EVENT_IDS), which the writer adds to in the update it makes of that row for
      * each batch anyway. One random B-tree entry fewer per event, and about 40 bytes. */
     "ALTER TABLE recipients ADD COLUMN event_ids TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE recipient_events(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " first_id INTEGER NOT NULL, ids TEXT NOT NULL,"
+    " PRIMARY KEY(campaign, recipient, first_id)) WITHOUT ROWID;"
     /* A recipient's events with no row (none the writer made: a store edited by hand) get one,
      * so that forget finds them. */
     "INSERT INTO recipients(campaign, recipient) SELECT DISTINCT campaign, recipient FROM events"
@@ -255,6 +258,7 @@ enum {
     Q_RECIPIENT_VIEWS,
     Q_RECIPIENT_FORWARDED,
     Q_RECIPIENT_EVENT,
+    Q_RECIPIENT_EVENTS_OUT,
     Q_CLIENT_INSERT,
     Q_CAMPAIGN_COUNT,
     Q_MARK,
@@ -293,6 +297,13 @@ enum {
 #define EVENT_IDS_ADD(p)                                                                           \
     "CASE WHEN event_ids = '' THEN " p " WHEN " p " = '' THEN event_ids"                           \
     " ELSE event_ids || ',' || " p " END"
+
+/* A row's list of event IDs longer than this many bytes (about 70 IDs) is moved out into
+ * recipient_events by the next batch that adds to it (add_to_recipient), which starts the row's
+ * list anew. */
+#define EVENT_IDS_ROW_MAX     512
+#define EVENT_IDS_ROW_MAX_SQL "512"
+_Static_assert(EVENT_IDS_ROW_MAX == 512, "EVENT_IDS_ROW_MAX_SQL says it");
 #define RECIPIENT_EVENT_IDS SP_QUERY_RECIPIENT_EVENT_IDS
 
 #define FIRST_HUMAN_SETS                                                                           \
@@ -315,7 +326,9 @@ static const char *const batch_sql[Q_COUNT] = {
         " self = self + ?6, clicks = clicks + ?7,"
         " first_at = CASE WHEN first_at = 0 THEN ?8 WHEN ?8 = 0 THEN first_at"
         " ELSE MIN(first_at, ?8) END, last_at = MAX(last_at, ?9)," FIRST_HUMAN_SETS
-        ", event_ids = " EVENT_IDS_ADD("?13") " WHERE campaign = ?1 AND recipient = ?2",
+        ", event_ids = CASE WHEN ?14 THEN ?13 ELSE " EVENT_IDS_ADD(
+            "?13") " END"
+                   " WHERE campaign = ?1 AND recipient = ?2",
     /* A recipient's row when it is new. */
     [Q_RECIPIENT_INSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
@@ -328,8 +341,16 @@ static const char *const batch_sql[Q_COUNT] = {
      * a recipient per open. The row updated next is in the page cache. */
     [Q_RECIPIENT_VIEWS] =
         "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
-                                         " forward_clients, first_at, last_at FROM recipients"
+                                         " forward_clients, first_at, last_at,"
+                                         " CASE WHEN length(event_ids) > " EVENT_IDS_ROW_MAX_SQL
+                                         " THEN event_ids END FROM recipients"
                                          " WHERE campaign = ?1 AND recipient = ?2",
+    /* A row's list moved out whole (EVENT_IDS_ROW_MAX), keyed by its first ID (the same again
+     * only if retention let a later event have an ID again: then added to). */
+    [Q_RECIPIENT_EVENTS_OUT] = "INSERT INTO recipient_events(campaign, recipient, first_id, ids)"
+                               " VALUES(?1, ?2, CAST(substr(?3, 1, instr(?3 || ',', ',') - 1)"
+                               " AS INTEGER), ?3) ON CONFLICT DO UPDATE SET"
+                               " ids = ids || ',' || excluded.ids",
     /* A likely forward's ID, stored after its recipient's row was written. */
     [Q_RECIPIENT_EVENT] = "UPDATE recipients SET event_ids = " EVENT_IDS_ADD(
         "?3") " WHERE campaign = ?1 AND recipient = ?2",
@@ -472,11 +493,9 @@ _Static_assert(4 == SP_CLASS_COUNT, "a class needs its columns (a migration) and
 static char insert_sql[2048], events_sql[2048];
 
 /* Recipient ?1's rows of recipients, and their events in every campaign, by the IDs those rows
- * list (SP_QUERY_RECIPIENT_EVENTS). */
-#define FORGET_ROWS "recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1")
-#define FORGET_EVENTS                                                                              \
-    "id IN (SELECT j.value FROM recipients r, " SP_QUERY_EVENT_IDS(                                \
-        "r.event_ids") " j WHERE r." SP_QUERY_RECIPIENT_CAMPAIGNS("?1") ") AND recipient = ?1"
+ * and their lists moved out list (SP_QUERY_RECIPIENT_ALL_EVENT_IDS). */
+#define FORGET_ROWS   "recipients WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1")
+#define FORGET_EVENTS "id IN " SP_QUERY_RECIPIENT_ALL_EVENT_IDS("?1") " AND recipient = ?1"
 
 /* Recipient ?1's rows of rollup_people, and what they count in rollup_people_hours, taken out
  * before them (COLUMN: first_hour or last_hour, counted in COUNT). */
@@ -1830,7 +1849,22 @@ static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, bool *go
     }
     if (r->n_humans)
         snprintf(forwarded, sizeof(forwarded), "%s", col_text(st, 4));
+    /* A long list of its events goes out whole, and the row's starts again with the batch's. */
+    bool out = SQLITE_NULL != sqlite3_column_type(st, 7);
+    if (out) {
+        sqlite3_stmt *o = s->q[Q_RECIPIENT_EVENTS_OUT];
+        sqlite3_reset(o);
+        bind_text(o, 1, t->campaigns[r->campaign].id);
+        bind_text(o, 2, r->recipient);
+        sqlite3_bind_text(o, 3, col_text(st, 7), -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(o);
+        sqlite3_reset(o);
+        if (SQLITE_DONE != rc)
+            return fail(s, err, errlen, "move a recipient's events out");
+    }
     sqlite3_reset(st);
+    sqlite3_reset(s->q[Q_RECIPIENT_ADD]);             /* a statement run since takes no binding */
+    sqlite3_bind_int(s->q[Q_RECIPIENT_ADD], 14, out); /* kept by bind_recipient's reset */
     if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
         return -1;
     sp_tally_recipient_seen(t, i, views + sp_tally_views(r->by_class));
@@ -3349,7 +3383,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
                             " clicks = campaigns.clicks - r.clicks"
                             " FROM (SELECT * FROM " FORGET_ROWS ") AS r"
                             " WHERE campaigns.id = r.campaign",
-        /* Through events_campaign_recipient: the recipient's campaigns, before their rows go. */
+        /* By the IDs their rows list, before those go. */
         "DELETE FROM events WHERE " FORGET_EVENTS,
         "DELETE FROM " FORGET_ROWS,
         /* Their kept opens of unknown campaigns (a scan, but of a bounded table): out of the
@@ -3359,6 +3393,7 @@ static int sq_forget(sp_store_t *base, const char *recipient, int64_t *deleted, 
         " WHERE id IN (SELECT campaign FROM unknown_events WHERE recipient = ?1)",
         "DELETE FROM unknown_events WHERE recipient = ?1",
         "DELETE FROM unknown_campaigns WHERE opens <= 0",
+        "DELETE FROM recipient_events WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS("?1"),
         INTERN_GC_STEPS,
     };
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
@@ -3418,6 +3453,7 @@ static int sq_campaign_delete(sp_store_t *base, const char *id, int64_t *deleted
         "DELETE FROM rollup_totals WHERE campaign = ?1",
         "DELETE FROM rollup_people WHERE campaign = ?1",
         "DELETE FROM rollup_people_hours WHERE campaign = ?1",
+        "DELETE FROM recipient_events WHERE campaign = ?1",
         "DELETE FROM events_quarters WHERE campaign = ?1",
         "DELETE FROM sent_to WHERE campaign = ?1",
         "DELETE FROM trackers WHERE campaign = ?1",
