@@ -1744,7 +1744,8 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
  * client (likewise), then each campaign's, with the unique views those made: one UPDATE per
  * campaign and batch, which also moves the row's campaigns_last_view index entry once instead
  * of once per open. */
-/* The IDs of recipient R's events in the batch (of T), as event_ids lists them, in S's ids. */
+/* The IDs of recipient R's events in the batch (of T), as event_ids lists them, in S's ids:
+ * written digit by digit (snprintf's were 4% of the writer's instructions). */
 static const char *batch_ids(sqlite_store_t *s, const sp_tally_t *t, const sp_tally_recipient_t *r)
 {
     size_t need = r->n_members * 21 + 1, at = 0; /* an ID's 19 digits at most, and a comma */
@@ -1754,10 +1755,19 @@ static const char *batch_ids(sqlite_store_t *s, const sp_tally_t *t, const sp_ta
         if (!(s->ids = malloc(s->cap_ids)))
             abort();
     }
-    s->ids[0] = '\0';
-    for (size_t k = 0; k < r->n_members; k++)
-        at += (size_t)snprintf(s->ids + at, s->cap_ids - at, "%s%lld", k ? "," : "",
-                               (long long)t->members[r->members + k]->id);
+    for (size_t k = 0; k < r->n_members; k++) {
+        uint64_t id = (uint64_t)t->members[r->members + k]->id; /* > 0: given by the writer */
+        char digits[20];
+        int n = 0;
+        do
+            digits[n++] = (char)('0' + id % 10);
+        while ((id /= 10));
+        if (k)
+            s->ids[at++] = ',';
+        while (n)
+            s->ids[at++] = digits[--n];
+    }
+    s->ids[at] = '\0';
     return s->ids;
 }
 
