@@ -1663,7 +1663,8 @@ static int write_refs(sqlite_store_t *s, char *err, size_t errlen)
 }
 
 /* Folds each of the batch's reads into its open, in the batch's order, once the batch's rows are
- * in and its recipients' rows list them: its open may be among them. */
+ * in, its recipients' rows list them and its quarter hours hold their IDs: its open may be
+ * among them, with a recipient or without. */
 static int fold_reads(sqlite_store_t *s, char *err, size_t errlen)
 {
     for (size_t i = 0; i < s->n_reads; i++) {
@@ -2416,9 +2417,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
         goto fail;
     sp_rollup_derive(&rollup, folded);
     if (0 != write_counts(s, &tally, err, errlen) || 0 != write_rows(s, err, errlen) ||
-        0 != fold_reads(s, err, errlen) || 0 != write_refs(s, err, errlen) ||
-        0 != write_quarters(s, err, errlen) ||
-        0 != write_rollups(s, &tally, &rollup, err, errlen) ||
+        0 != write_refs(s, err, errlen) || 0 != write_quarters(s, err, errlen) ||
+        0 != fold_reads(s, err, errlen) || 0 != write_rollups(s, &tally, &rollup, err, errlen) ||
         0 != fold_hours(s, &rollup, folded, err, errlen) ||
         0 != write_unknown_counts(s, err, errlen) ||
         (mark && 0 != write_mark(s, mark, err, errlen)) || 0 != exec(s, "COMMIT", err, errlen))

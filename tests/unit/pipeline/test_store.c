@@ -4238,9 +4238,17 @@ static void test_read_fold(void **state)
     assert_int_equal(b5[0]->id, b6[0]->id);
     assert_string_equal("read", b6[0]->engagement);
     assert_int_equal(SP_OUTCOME_UNMATCHED, b6[1]->outcome);
-    sp_event_t **all[] = {b1, b2, b3, b4, b5, b6};
-    size_t ns[] = {2, 1, 1, 6, 2, 2};
-    for (size_t i = 0; i < 6; i++)
+    /* And an open with no recipient and its read in one batch. */
+    sp_event_t *b7[2] = {block_open("vc", H, 5 * 3600000 + 3),
+                         block_read("vc", 5 * 3600000 + 3, 8000)};
+    b7[0]->recipient[0] = b7[1]->recipient[0] = '\0';
+    write_evs(s, b7, 2);
+    assert_int_equal(SP_OUTCOME_STORED, b7[1]->outcome);
+    assert_int_equal(b7[0]->id, b7[1]->id);
+    assert_string_equal("read", b7[1]->engagement);
+    sp_event_t **all[] = {b1, b2, b3, b4, b5, b6, b7};
+    size_t ns[] = {2, 1, 1, 6, 2, 2, 2};
+    for (size_t i = 0; i < 7; i++)
         for (size_t j = 0; j < ns[i]; j++)
             sp_event_free(all[i][j]);
     sp_store_close(s);
