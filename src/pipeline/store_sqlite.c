@@ -1694,19 +1694,24 @@ static int fold_reads(sqlite_store_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Appends EV to the list *LIST of *N events (room for *CAP, grown as needed). */
+static void push_event(sp_event_t ***list, size_t *n, size_t *cap, sp_event_t *ev)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        if (!(*list = realloc(*list, *cap * sizeof(**list))))
+            abort();
+    }
+    (*list)[(*n)++] = ev;
+}
+
 /* Settles what becomes of EV (adopted before, kept apart, refused, stored) and stores it when
  * it is to be: its row, with the ID handed out. The counts come after, from the tally. */
 static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     if (SP_EVENT_READ == ev->kind) {
-        if (s->n_reads == s->cap_reads) {
-            s->cap_reads = s->cap_reads ? 2 * s->cap_reads : 64;
-            s->reads = realloc(s->reads, s->cap_reads * sizeof(*s->reads));
-            if (!s->reads)
-                abort();
-        }
-        s->reads[s->n_reads++] = ev;
+        push_event(&s->reads, &s->n_reads, &s->cap_reads, ev);
         return 0;
     }
     if (ev->adopt_row > 0) {
@@ -1731,13 +1736,7 @@ static int write_one(sqlite_store_t *s, sp_event_t *ev, char *err, size_t errlen
     if (0 != insert_row(s, ev, sp_event_row(ev), &ev->id, err, errlen))
         return -1;
     ev->outcome = SP_OUTCOME_STORED;
-    if (s->n_stored == s->cap_stored) {
-        s->cap_stored = s->cap_stored ? 2 * s->cap_stored : 256;
-        s->stored = realloc(s->stored, s->cap_stored * sizeof(*s->stored));
-        if (!s->stored)
-            abort();
-    }
-    s->stored[s->n_stored++] = ev;
+    push_event(&s->stored, &s->n_stored, &s->cap_stored, ev);
     return 0;
 }
 
