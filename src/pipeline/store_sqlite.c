@@ -301,10 +301,7 @@ enum {
 /* A row's list of event IDs longer than this many bytes (about 70 IDs) is moved out into
  * recipient_events by the next batch that adds to it (add_to_recipient), which starts the row's
  * list anew. */
-#define EVENT_IDS_ROW_MAX     512
-#define EVENT_IDS_ROW_MAX_SQL "512"
-_Static_assert(EVENT_IDS_ROW_MAX == 512, "EVENT_IDS_ROW_MAX_SQL says it");
-#define RECIPIENT_EVENT_IDS SP_QUERY_RECIPIENT_EVENT_IDS
+#define EVENT_IDS_ROW_MAX "512"
 
 #define FIRST_HUMAN_SETS                                                                           \
     FIRST_HUMAN_SET("first_client", "?10")                                                         \
@@ -342,7 +339,7 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_RECIPIENT_VIEWS] =
         "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
                                          " forward_clients, first_at, last_at,"
-                                         " CASE WHEN length(event_ids) > " EVENT_IDS_ROW_MAX_SQL
+                                         " CASE WHEN length(event_ids) > " EVENT_IDS_ROW_MAX
                                          " THEN event_ids END FROM recipients"
                                          " WHERE campaign = ?1 AND recipient = ?2",
     /* A row's list moved out whole (EVENT_IDS_ROW_MAX), keyed by its first ID (the same again
@@ -388,7 +385,7 @@ static const char *const batch_sql[Q_COUNT] = {
     [Q_READ_FOLD] =
         "UPDATE events SET read_ms = ?5,"
         " engagement = CASE WHEN class = ?6 THEN ?7 ELSE ?8 END"
-        " WHERE id = (SELECT id FROM events WHERE id IN " RECIPIENT_EVENT_IDS(
+        " WHERE id = (SELECT id FROM events WHERE id IN " SP_QUERY_RECIPIENT_EVENT_IDS(
             "?2",
             "?3") " AND ts = ?1 AND campaign = ?2 AND recipient = ?3 AND visitor = ?4"
                   " AND kind = 0 AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class",
