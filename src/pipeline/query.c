@@ -64,11 +64,25 @@ void sp_query_ids_in_time(char *out, size_t len, const char *campaign, const cha
             in);
 }
 
+/* SQLite: the condition on a recipient's lists moved out that Q asks for (the bounds are
+ * numbers, written into the SQL: a page's statement is prepared for it alone). */
+static const char *lists_sql(const sp_query_events_t *q, char *buf, size_t len)
+{
+    int at = 0;
+    buf[0] = '\0';
+    if (q->lists_from > 0)
+        at = snprintf(buf, len, " AND x.first_id >= %lld", (long long)q->lists_from);
+    if (q->lists_to > 0)
+        snprintf(buf + at, len - (size_t)at, " AND x.first_id < %lld", (long long)q->lists_to);
+    return buf;
+}
+
 void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark, char *sql,
                          size_t len, sp_query_param_t *params, int *n_params)
 {
     build_t b = {sql, len, 0, mark, params, 0};
     bool pg = '$' == mark;
+    char lists[96];
     /* PostgreSQL: events_campaign_recipient only holds rows with a recipient, and a planner
      * cannot see that a bound parameter is not empty (not in a generic plan): without the term
      * said out loud it reads the whole campaign by time instead. */
@@ -80,8 +94,8 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
          * ID ("+": not through events_campaign, a seek more each). */
         bool listed = q->recipient && !pg;
         if (listed)
-            put(&b, "id IN " SP_QUERY_RECIPIENT_EVENT_IDS("?%1$d", "?%2$d") " AND ", b.n + 1,
-                b.n + 2);
+            put(&b, "id IN " SP_QUERY_RECIPIENT_EVENT_IDS_IN("?%1$d", "?%2$d", "%3$s") " AND ",
+                b.n + 1, b.n + 2, lists_sql(q, lists, sizeof(lists)));
         put(&b, "%scampaign = ", listed ? "+" : "");
         campaign = param(&b, true, q->campaign, 0);
         if (q->recipient) {
@@ -92,7 +106,9 @@ void sp_query_events_sql(const sp_query_events_t *q, const char *cols, char mark
     } else if (!pg) {
         /* A recipient's events everywhere: the IDs its rows in their campaigns list. */
         int r = add_param(&b, true, q->recipient ? q->recipient : "", 0);
-        put(&b, "id IN " SP_QUERY_RECIPIENT_ALL_EVENT_IDS("?%1$d") " AND recipient = ?%1$d", r);
+        put(&b,
+            "id IN " SP_QUERY_RECIPIENT_ALL_EVENT_IDS_IN("?%1$d", "%2$s") " AND recipient = ?%1$d",
+            r, lists_sql(q, lists, sizeof(lists)));
     } else {
         /* A recipient's events everywhere: through the campaigns they are in, each read by
          * events_campaign_recipient. */

@@ -17,6 +17,9 @@ typedef struct sp_query_events {
     int64_t from, to;      /* ts in [from, to): 0 and INT64_MAX for none */
     int64_t before;        /* IDs below it; 0: from the newest */
     int64_t limit;         /* negative: no limit */
+    /* SQLite, a recipient's events: of its lists moved out (recipient_events), only those whose
+     * first ID is in [lists_from, lists_to) (lists_to 0: no bound; both 0: every list). */
+    int64_t lists_from, lists_to;
 } sp_query_events_t;
 
 /* The campaigns recipient P is in, as a condition on recipients: a seek of each campaign's key
@@ -36,20 +39,25 @@ typedef struct sp_query_events {
  * SP_QUERY_RECIPIENT_ALL_EVENT_IDS those of recipient R in every campaign, as subqueries. A list
  * keeps the IDs of events deleted since (retention), which a later event may have again:
  * readers join the IDs to events and test the campaign and recipient. */
-#define SP_QUERY_EVENT_IDS(list) "json_each('[' || " list " || ']')"
-#define SP_QUERY_RECIPIENT_EVENT_IDS(c, r)                                                         \
+#define SP_QUERY_EVENT_IDS(list)            "json_each('[' || " list " || ']')"
+#define SP_QUERY_RECIPIENT_EVENT_IDS(c, r)  SP_QUERY_RECIPIENT_EVENT_IDS_IN(c, r, "")
+#define SP_QUERY_RECIPIENT_ALL_EVENT_IDS(r) SP_QUERY_RECIPIENT_ALL_EVENT_IDS_IN(r, "")
+/* The same with a condition LISTS (SQL beginning with " AND ") on the lists moved out, x. */
+#define SP_QUERY_RECIPIENT_EVENT_IDS_IN(c, r, lists)                                               \
     "(SELECT value FROM " SP_QUERY_EVENT_IDS(                                                      \
         "(SELECT event_ids FROM recipients WHERE campaign = " c                                    \
         " AND recipient = " r ")") " UNION ALL SELECT l.value FROM recipient_events "              \
                                    "x, " SP_QUERY_EVENT_IDS("x.ids") " l WHERE x.campaign = " c    \
-                                                                     " AND x.recipient = " r ")"
-#define SP_QUERY_RECIPIENT_ALL_EVENT_IDS(r)                                                        \
-    "(SELECT l.value FROM recipients x, " SP_QUERY_EVENT_IDS(                                      \
-        "x.event_ids") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) " UNION ALL SELECT l.value "  \
-                                                                     "FROM recipient_events "      \
-                                                                     "x, " SP_QUERY_EVENT_IDS("x." \
-                                                                                              "id" \
-                                                                                              "s") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) ")"
+                                                                     " AND x.recipient = " r lists \
+                                                                     ")"
+#define SP_QUERY_RECIPIENT_ALL_EVENT_IDS_IN(r, lists)                                                                                            \
+    "(SELECT l.value FROM recipients x, " SP_QUERY_EVENT_IDS(                                                                                    \
+        "x.event_ids") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) " UNION ALL SELECT l.value "                                                \
+                                                                     "FROM recipient_events "                                                    \
+                                                                     "x, " SP_QUERY_EVENT_IDS("x."                                               \
+                                                                                              "id"                                               \
+                                                                                              "s") " l WHERE x." SP_QUERY_RECIPIENT_CAMPAIGNS(r) \
+                                                                         lists ")"
 
 /* SQLite's events have no index by time (schema 21): a campaign's events of a time range are
  * found among its IDs from the least to the greatest of the quarter hours (UTC) the range

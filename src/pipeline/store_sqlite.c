@@ -2989,10 +2989,10 @@ static void bind_params(sqlite3_stmt *st, const sp_query_param_t *p, int n)
             sqlite3_bind_int64(st, i + 1, p[i].n);
 }
 
-static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
-                           void *ctx, char *err, size_t errlen)
+/* Runs the page Q once, every row to CB. */
+static int events_query_once(sqlite_store_t *s, const sp_query_events_t *q, sp_store_event_cb cb,
+                             void *ctx, char *err, size_t errlen)
 {
-    sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     char cols[1024], sql[4096];
     sp_query_param_t params[SP_QUERY_PARAMS];
@@ -3003,6 +3003,81 @@ static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_stor
         return -1;
     bind_params(st, params, n);
     return read_events(s, st, cb, ctx, err, errlen);
+}
+
+/* A recipient's page is read a window of its lists at a time, newest first: the lists moved out
+ * whose first IDs are the WINDOW_LISTS greatest below the last window's least (each list's
+ * IDs lie below the next one's first), and the row's own list each time (its IDs the newest).
+ * A page of a recipient opened a hundred thousand times read every one of its IDs: 47 ms,
+ * where a window of eight lists holds about 560. */
+#define WINDOW_LISTS 8
+
+struct window_count {
+    sp_store_event_cb cb;
+    void *ctx;
+    int64_t rows;
+    bool stopped; /* the callback asked for no more */
+};
+
+static int count_row(void *ctx, const sp_event_row_t *r)
+{
+    struct window_count *w = ctx;
+    w->rows++;
+    w->stopped = 0 != w->cb(w->ctx, r);
+    return w->stopped;
+}
+
+/* The first ID of the list moved out WINDOW_LISTS below TO (0: none that far) among Q's
+ * recipient's lists (in Q's campaign, or every one), into *FROM. */
+static int window_from(sqlite_store_t *s, const sp_query_events_t *q, int64_t to, int64_t *from,
+                       char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st,
+                q->campaign
+                    ? "SELECT first_id FROM recipient_events WHERE campaign = ?1"
+                      " AND recipient = ?2 AND first_id < ?3 ORDER BY first_id DESC"
+                      " LIMIT 1 OFFSET ?4"
+                    : "SELECT first_id FROM recipient_events WHERE " SP_QUERY_RECIPIENT_CAMPAIGNS(
+                          "?2") " AND first_id < ?3 ORDER BY first_id DESC LIMIT 1 OFFSET ?4",
+                err, errlen))
+        return -1;
+    if (q->campaign)
+        bind_text(st, 1, q->campaign);
+    bind_text(st, 2, q->recipient);
+    sqlite3_bind_int64(st, 3, to);
+    sqlite3_bind_int(st, 4, WINDOW_LISTS - 1);
+    int rc = sqlite3_step(st);
+    *from = SQLITE_ROW == rc ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return SQLITE_ROW == rc || SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "list events");
+}
+
+static int sq_events_query(sp_store_t *base, const sp_query_events_t *q, sp_store_event_cb cb,
+                           void *ctx, char *err, size_t errlen)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (!q->recipient || !q->recipient[0] || q->limit < 0)
+        return events_query_once(s, q, cb, ctx, err, errlen);
+    sp_query_events_t w = *q;
+    struct window_count count = {cb, ctx, 0, false};
+    int64_t to = q->before > 0 ? q->before : INT64_MAX;
+    for (;;) {
+        int64_t from;
+        if (0 != window_from(s, q, to, &from, err, errlen))
+            return -1;
+        w.lists_from = from;
+        w.lists_to = INT64_MAX == to ? 0 : to;
+        w.limit = q->limit - count.rows;
+        if (0 != events_query_once(s, &w, count_row, &count, err, errlen))
+            return -1;
+        /* Done: the page full, the callback stopped it, or every list read. */
+        if (count.rows >= q->limit || count.stopped || !from)
+            return 0;
+        /* The row's own list is read with each window: the next takes only older IDs. */
+        w.before = from;
+        to = from;
+    }
 }
 
 static int sq_recipients_sorted(sp_store_t *base, const sp_query_recipients_t *q,

@@ -4107,6 +4107,21 @@ static void write_evs(sp_store_t *s, sp_event_t **evs, size_t n)
     assert_int_equal(0, rc);
 }
 
+/* Rows of pages read one after the other: how many, the last ID, whether IDs only fell. */
+typedef struct {
+    int64_t n, last;
+    bool ordered;
+} paged_t;
+
+static int on_paged(void *ctx, const sp_event_row_t *r)
+{
+    paged_t *p = ctx;
+    p->ordered = p->ordered && r->id < p->last;
+    p->last = r->id;
+    p->n++;
+    return 0;
+}
+
 /* A recipient opened again and again: SQLite moves its row's list of events out once it is
  * long, so that the row each batch rewrites stays short; its page, a read of an early open and
  * forget still find every one of its events. */
@@ -4116,20 +4131,22 @@ static void test_recipient_many_events(void **state)
     sp_store_t *s = open_store(state);
     char err[512] = "";
     create(s, "blk", 1);
-    enum { BATCHES = 6, PER = 100 };
+    enum { BATCHES = 24, PER = 100 };
     for (int b = 0; b < BATCHES; b++) {
         sp_event_t *evs[PER + 1];
         for (int i = 0; i < PER; i++)
-            evs[i] = block_open("v1", H, 1000 + (b * PER + i) * 1000);
+            evs[i] = block_open("v1", (b < 2 || b == BATCHES - 1) && i % 40 == 0 ? P : H,
+                                1000 + (b * PER + i) * 1000);
         evs[PER] = make_event(&(spec_t){"blk", "bob", OPEN, H, 999, NULL, NULL, NULL});
         write_evs(s, evs, PER + 1);
         for (int i = 0; i <= PER; i++)
             sp_event_free(evs[i]);
     }
     if (!fx->be->pg) {
-        /* 400 bytes of IDs a batch: out every other batch. */
+        /* 300-500 bytes of IDs a batch: out every other batch, more lists than a page's
+         * window reads at a time (WINDOW_LISTS). */
         assert_true(raw_int(fx, "SELECT count(*) FROM recipient_events WHERE recipient = 'ann'") >=
-                    2);
+                    10);
         assert_true(raw_int(fx, "SELECT length(event_ids) FROM recipients"
                                 " WHERE recipient = 'ann'") < 2048);
     }
@@ -4147,6 +4164,29 @@ static void test_recipient_many_events(void **state)
     all = (got_ids_t){0};
     assert_int_equal(0, s->ops->events_query(s, &q, on_id, &all, err, sizeof(err)));
     assert_int_equal(BATCHES * PER, all.n);
+    /* Pages of 7 and of 250 (more than a window of lists holds), and of 4 of the proxy's opens
+     * (nine: three in the row's list, six in the oldest lists, so that a page takes several
+     * windows), in a campaign and everywhere, by the last ID: every event once, newest first. */
+    for (int k = 0; k < 6; k++) {
+        static const int64_t limits[] = {7, 250, 4};
+        sp_query_events_t p = {.campaign = k & 1 ? NULL : "blk",
+                               .recipient = "ann",
+                               .klass = k >= 4 ? P : -1,
+                               .kind = -1,
+                               .to = INT64_MAX,
+                               .limit = limits[k / 2]};
+        paged_t pages = {.last = INT64_MAX, .ordered = true};
+        for (int page = 0; page < BATCHES * PER; page++) {
+            int64_t before = pages.n;
+            assert_int_equal(0, s->ops->events_query(s, &p, on_paged, &pages, err, sizeof(err)));
+            assert_true(pages.n - before <= p.limit);
+            if (pages.n - before < p.limit)
+                break;
+            p.before = pages.last;
+        }
+        assert_true(pages.ordered);
+        assert_int_equal(k >= 4 ? 9 : BATCHES * PER, pages.n);
+    }
     /* The read of the first open, whose ID left the row's list long ago. */
     sp_event_t *rd[1] = {block_read("v1", 1000, 7000)};
     write_evs(s, rd, 1);
