@@ -1864,10 +1864,9 @@ static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, bool *go
         bind_text(o, 1, t->campaigns[r->campaign].id);
         bind_text(o, 2, r->recipient);
         sqlite3_bind_text(o, 3, col_text(st, 7), -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(o);
-        sqlite3_reset(o);
-        if (SQLITE_DONE != rc)
+        if (SQLITE_DONE != sqlite3_step(o))
             return fail(s, err, errlen, "move a recipient's events out");
+        sqlite3_reset(o);
     }
     sqlite3_reset(st);
     sqlite3_reset(s->q[Q_RECIPIENT_ADD]);             /* a statement run since takes no binding */
