@@ -530,9 +530,9 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
      * two lookups there. */
     char named_listed[512] = "", named_not[512] = "";
     if (!pg) {
-        const char *row = "r.first_at > 0 AND " SP_ROLLUP_NAMED_SQL(
-            "r.recipient") " AND r.first_at / " SP_ROLLUP_HOUR_SQL
-                           " < ?3 AND r.last_at / " SP_ROLLUP_HOUR_SQL " >= ?2";
+        const char *row =
+            SP_ROLLUP_NAMED_OPENER_SQL("r.") " AND r.first_at / " SP_ROLLUP_HOUR_SQL
+                                             " < ?3 AND r.last_at / " SP_ROLLUP_HOUR_SQL " >= ?2";
         snprintf(named_listed, sizeof(named_listed),
                  " + (SELECT COUNT(*) FROM sent_to t CROSS JOIN recipients r WHERE k.dim = 0"
                  " AND t.campaign = ?1 AND r.campaign = ?1 AND r.recipient = t.recipient AND %s)",

@@ -106,12 +106,15 @@ enum {
  * (above); sp_rollup_named in C. */
 #define SP_ROLLUP_NAMED_SQL(who) "substr(" who ", 1, 2) <> 'v:'"
 
+/* Whether the recipients row in scope (its columns prefixed with ROW: "" or "r.") holds a named
+ * opener's hours: it has counted opens, and its name is not a visitor's key. */
+#define SP_ROLLUP_NAMED_OPENER_SQL(row) row "first_at > 0 AND " SP_ROLLUP_NAMED_SQL(row "recipient")
+
 /* SQLite's people as rows of rollup_people: its own, and the named openers' from recipients. */
 #define SP_ROLLUP_PEOPLE_SQL                                                                       \
     "(SELECT campaign, dim, who, first_hour, last_hour FROM rollup_people UNION ALL"               \
     " SELECT campaign, 0, recipient, first_at / " SP_ROLLUP_HOUR_SQL                               \
-    ", last_at / " SP_ROLLUP_HOUR_SQL                                                              \
-    " FROM recipients WHERE first_at > 0 AND " SP_ROLLUP_NAMED_SQL("recipient") ")"
+    ", last_at / " SP_ROLLUP_HOUR_SQL " FROM recipients WHERE " SP_ROLLUP_NAMED_OPENER_SQL("") ")"
 
 /* The columns of rollup_counts after campaign and quarter, in order. */
 enum {

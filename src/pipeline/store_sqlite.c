@@ -507,7 +507,7 @@ static char insert_sql[2048], events_sql[2048];
 #define FORGET_OPENER_HOURS(column, count)                                                         \
     "UPDATE rollup_people_hours SET " count " = " count " - 1 WHERE (campaign, dim, hour) IN"      \
     " (SELECT campaign, 0, " column " / " SP_ROLLUP_HOUR_SQL " FROM " FORGET_ROWS                  \
-    " AND first_at > 0 AND " SP_ROLLUP_NAMED_SQL("recipient") ")"
+    " AND " SP_ROLLUP_NAMED_OPENER_SQL("") ")"
 
 /* The rollups' statements (rollup.h), made once: what forget takes out (of recipient ?1: counts,
  * values, days, totals), what the migration adds (of every event), and the report's queries. */
