@@ -145,8 +145,10 @@ static void add_person(void *pa, void *pb)
 {
     sp_rollup_person_t *a = pa;
     const sp_rollup_person_t *b = pb;
-    if (b->first < a->first)
+    if (b->first < a->first) {
         a->first = b->first;
+        a->first_value = b->first_value;
+    }
     if (b->last > a->last)
         a->last = b->last;
 }
@@ -221,7 +223,7 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
         const sp_rollup_value_t *v = &r->values[i];
         if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
             r->people[r->n_people++] =
-                (sp_rollup_person_t){v->campaign, v->value, v->dim, v->hour, v->hour};
+                (sp_rollup_person_t){v->campaign, v->value, v->dim, v->hour, v->hour, i};
             continue;
         }
         if (v->hour >= folded)
@@ -308,6 +310,30 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
     r->n_hours = kept;
 }
 
+void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved)
+{
+    bool *drop = calloc(r->n_values + 1, sizeof(*drop));
+    if (!drop)
+        abort();
+    for (size_t i = 0; i < r->n_people; i++) {
+        const sp_rollup_person_t *p = &r->people[i];
+        moved[i] = false;
+        if (SP_ROLLUP_OPENER != p->dim)
+            continue;
+        /* The batch's rows of a person who had an earlier hour are all after its first. */
+        if (found[i] && old[i][0] < p->first)
+            continue;
+        drop[p->first_value] = true;
+        moved[i] = found[i] && p->first < old[i][0]; /* an open of an earlier hour stored late */
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n_values; i++)
+        if (!drop[i])
+            r->values[kept++] = r->values[i];
+    r->n_values = kept;
+    free(drop);
+}
+
 bool sp_rollup_named(const char *who)
 {
     return 0 != strncmp(who, "v:", 2);
@@ -376,7 +402,18 @@ static void values_select(sql_t *q, int sign, bool pg)
     values_select_of(q, sign, pg, 0, SP_ROLLUP_DIMS - 1, SP_ROLLUP_HOUR_MS);
 }
 
-void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg)
+/* values_select without each opener's first hour (rollup.h, "Openers' first hours"): that of its
+ * first counted open among "e", which must hold all of its events. */
+static void values_select_later(sql_t *q, int sign)
+{
+    put(q, "SELECT campaign, dim, hour, value, n FROM (SELECT campaign, dim, hour, value, n,"
+           " MIN(hour) OVER (PARTITION BY campaign, dim, value) AS first FROM (");
+    values_select(q, sign, false);
+    put(q, ") g) f WHERE dim <> %d OR hour <> first", SP_ROLLUP_OPENER);
+}
+
+void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg,
+                       bool first_hours)
 {
     /* The rows are upserted in key order, so that writers on several servers lock them in one
      * order and wait for each other instead of deadlocking. */
@@ -392,9 +429,29 @@ void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where
     q = (sql_t){values, len, 0};
     put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
     put(&q, " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM (");
-    values_select(&q, sign, pg);
+    if (first_hours || pg)
+        values_select(&q, sign, pg);
+    else
+        values_select_later(&q, sign);
     put(&q, ") v WHERE true ORDER BY campaign, dim, hour, value"
             " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n");
+}
+
+void sp_rollup_moved_first_sql(char *out, size_t len)
+{
+    char ids[1024];
+    sp_query_ids_in_time(ids, sizeof(ids), "?1", "?2 * " SP_ROLLUP_HOUR_SQL,
+                         "(?2 + 1) * " SP_ROLLUP_HOUR_SQL);
+    sql_t q = {out, len, 0};
+    /* At least 1: the person's row said it opened in that hour, even if retention has since
+     * deleted those events. */
+    put(&q,
+        "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT ?1, %d, ?2, ?3,"
+        " MAX(COUNT(*), 1) FROM events WHERE campaign = ?1 AND %s AND ts >= ?2 * %lld"
+        " AND ts < (?2 + 1) * %lld AND id < ?4 AND %s AND (%s) = ?3"
+        " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
+        SP_ROLLUP_OPENER, ids, SP_ROLLUP_HOUR_MS, SP_ROLLUP_HOUR_MS, dims[SP_ROLLUP_OPENER].when,
+        dims[SP_ROLLUP_OPENER].value);
 }
 
 void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where, int sign, bool pg)
@@ -505,15 +562,40 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
     values_select(&q, 1, pg);
     put(&q, ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0", BREAKDOWN_DIMS);
 
+    /* SQLite's rows of dim 0 leave out each opener's first hour (rollup.h): the openers whose
+     * first hour is in the hours are counted from rollup_people_hours, and those of the rows and
+     * the edges whose first hour is not, one by one. */
+    char first_in[512] = "", firsts[1536] = "";
+    if (!pg) {
+        snprintf(first_in, sizeof(first_in),
+                 " WHERE dim <> 0 OR COALESCE((SELECT r.first_at / " SP_ROLLUP_HOUR_SQL
+                 " FROM recipients r WHERE r.campaign = ?1 AND r.recipient = x.value AND "
+                 "%s), (SELECT first_hour FROM rollup_people p WHERE p.campaign = ?1"
+                 " AND p.dim = 0 AND p.who = x.value), -1) NOT BETWEEN ?2 AND ?3 - 1",
+                 SP_ROLLUP_NAMED_OPENER_SQL("r."));
+        snprintf(firsts, sizeof(firsts),
+                 " UNION ALL SELECT 0, (SELECT COALESCE(SUM(firsts), 0) FROM rollup_people_hours"
+                 " WHERE campaign = ?1 AND dim = 0 AND hour >= ?2 AND hour < ?3),"
+                 " (SELECT COUNT(*) FROM sent_to t CROSS JOIN rollup_people p"
+                 " WHERE t.campaign = ?1 AND p.campaign = ?1 AND p.dim = 0"
+                 " AND p.who = t.recipient AND p.first_hour >= ?2 AND p.first_hour < ?3)"
+                 " + (SELECT COUNT(*) FROM sent_to t CROSS JOIN recipients r"
+                 " WHERE t.campaign = ?1 AND r.campaign = ?1 AND r.recipient = t.recipient AND "
+                 "%s AND r.first_at / " SP_ROLLUP_HOUR_SQL
+                 " >= ?2 AND r.first_at / " SP_ROLLUP_HOUR_SQL " < ?3) WHERE ?8 = 0",
+                 SP_ROLLUP_NAMED_OPENER_SQL("r."));
+    }
     q = (sql_t){distinct, len, 0};
     put(&q,
-        "%sSELECT dim, COUNT(*), SUM(CASE WHEN value IN (SELECT recipient FROM sent_to"
-        " WHERE campaign = %c1) THEN 1 ELSE 0 END) FROM (SELECT dim, value FROM rollup_values"
+        "%sSELECT dim, SUM(n), SUM(listed) FROM (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value"
+        " IN (SELECT recipient FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
+        " FROM (SELECT dim, value FROM rollup_values"
         " WHERE campaign = %c1 AND dim IN (%c8, %d) AND hour >= %c2 AND hour < %c3 AND n > 0"
         " UNION SELECT dim, value FROM (",
         edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
     values_select(&q, 1, pg);
-    put(&q, ") v WHERE dim IN (%c8, %d)) x GROUP BY dim", m, SP_ROLLUP_CLICKER);
+    put(&q, ") v WHERE dim IN (%c8, %d)) x%s GROUP BY dim%s) y GROUP BY dim", m, SP_ROLLUP_CLICKER,
+        first_in, firsts);
 
     /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
      * rows begin before the hours or end after them, sp_rollup_people_exact), counted from

@@ -18,8 +18,9 @@
  *       is a whole number of quarter hours, so local hours, days and weeks are sums of them;
  *   rollup_values(campaign, dim, hour, value, n)
  *       per hour (UTC), the counted opens by client, OS, device, country, city and via (dims
- *       1-6), and who had counted opens (dim 0) or counted clicks (dim 7) in that hour, with
- *       how many: a range's unique openers are the distinct values of dim 0 over its hours;
+ *       1-6), and who had counted opens (dim 0; on SQLite, but in an opener's first hour:
+ *       below) or counted clicks (dim 7) in that hour, with how many: a range's unique openers
+ *       are the distinct values of dim 0 over its hours;
  *   rollup_days(campaign, dim, day, value, n)
  *       dims 1-6 of rollup_values summed per day (UTC): a report reads the whole days of its
  *       range here, the hours around them in rollup_values, the rest in the events;
@@ -65,6 +66,16 @@
  * writer's instructions on realistic opens). SP_ROLLUP_PEOPLE_SQL is every person's row as
  * rollup_people had them. PostgreSQL keeps them all in rollup_people, its triggers counting
  * them by hour.
+ *
+ * Openers' first hours (SQLite): rollup_values has no row of dim 0 for an opener's first hour,
+ * which its row of people holds already (first_hour, or its recipients row's first_at). Most
+ * openers open in one hour only, so most new openers cost no entry of rollup_values (a seventh
+ * of the writer's instructions on realistic opens). The report's unique openers of hours that
+ * are not exact (sp_rollup_people_exact) are those whose first hour is in them, counted from
+ * rollup_people_hours, and those of the hours' rows and the edges whose first hour is not, each
+ * looked up. An open of an hour before its opener's first, stored late, moves that first hour:
+ * the hour that was first gets its row, counted from the events stored before
+ * (sp_rollup_moved_first_sql). PostgreSQL keeps every hour.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -154,6 +165,7 @@ typedef struct sp_rollup_person {
     const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
     int dim;
     int64_t first, last;
+    size_t first_value; /* the index of the row of its first hour among the batch's values */
 } sp_rollup_person_t;
 
 /* What a batch adds to one row of rollup_people_hours: people whose first hour (FIRSTS) and last
@@ -199,6 +211,19 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded);
 void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2],
                             bool *changed);
 
+/* SQLite's rows of dim 0 leave out each opener's first hour ("Openers' first hours", above):
+ * drops from R's values (as sp_rollup_derive found them) the row of the hour that is each
+ * opener's first after the batch, given its hours before as sp_rollup_people_hours is. Sets
+ * MOVED[i] when the batch moved opener i's
+ * first hour earlier (an open of an earlier hour stored late): the hour that was first then
+ * needs its row, which only the events stored before can count (sp_rollup_moved_first_sql). */
+void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved);
+
+/* SQLite's statement that gives an opener's hour that was first its row of dim 0 (MOVED of
+ * sp_rollup_first_hours), into OUT (LEN bytes): parameters 1 the campaign, 2 the hour, 3 the
+ * opener, 4 the batch's first event ID (the batch's own opens of that hour are in its values). */
+void sp_rollup_moved_first_sql(char *out, size_t len);
+
 /* Whether WHO, a person of dim 0, is a named recipient's (SP_ROLLUP_NAMED_SQL). */
 bool sp_rollup_named(const char *who);
 
@@ -210,10 +235,12 @@ const char *sp_rollup_dim_name(int dim);
 
 /* Statements that add SIGN (1 or -1) times what the events of SOURCE add to the rollups:
  * SOURCE is SQL selecting from events (its WHERE may name parameters); into COUNTS and VALUES
- * (LEN bytes each). PG: PostgreSQL's dialect. Aborts when a buffer is too small (a fixed
- * SOURCE: a bug). */
-void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign,
-                       bool pg);
+ * (LEN bytes each). PG: PostgreSQL's dialect. FIRST_HOURS: the rows of dim 0 of each opener's
+ * first hour too, as PostgreSQL keeps them always and SQLite did before schema 25; without, the
+ * events of SOURCE must be all of their openers' (their first hour is found among them).
+ * Aborts when a buffer is too small (a fixed SOURCE: a bug). */
+void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where, int sign, bool pg,
+                       bool first_hours);
 
 /* Statements that add SIGN times what the events of SOURCE add to rollup_days and
  * rollup_totals, as sp_rollup_add_sql, into DAYS and TOTALS (LEN bytes each). */

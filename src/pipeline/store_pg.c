@@ -710,7 +710,7 @@ static void make_sql(void)
      * report's queries. */
     sp_rollup_add_sql(made_sql[Q_FORGET_ROLLUP_COUNTS], made_sql[Q_FORGET_ROLLUP_VALUES],
                       sizeof(made_sql[0]), "campaign = $1 AND recipient = $2 AND recipient <> ''",
-                      -1, true);
+                      -1, true, true);
     sp_rollup_days_sql(made_sql[Q_FORGET_ROLLUP_DAYS], made_sql[Q_FORGET_ROLLUP_TOTALS],
                        sizeof(made_sql[0]), "campaign = $1 AND recipient = $2 AND recipient <> ''",
                        -1, true);
@@ -718,7 +718,8 @@ static void make_sql(void)
                          made_sql[Q_REPORT_DISTINCT], made_sql[Q_REPORT_PEOPLE],
                          made_sql[Q_REPORT_OUTSIDE], sizeof(made_sql[0]), true);
     sp_tally_links_sql(made_sql[Q_LINKS], sizeof(made_sql[0]), '$');
-    sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true);
+    sp_rollup_add_sql(backfill_sql[0], backfill_sql[1], sizeof(backfill_sql[0]), "true", 1, true,
+                      true);
 }
 
 static const char *statement_sql(int q)

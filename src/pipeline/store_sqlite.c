@@ -239,6 +239,10 @@ static const char *const migrations[] = {
     " (SELECT id FROM events WHERE events.campaign = recipients.campaign"
     " AND events.recipient = recipients.recipient AND events.recipient <> '' ORDER BY id)), '');"
     "DROP INDEX events_campaign_recipient;",
+    /* 25: no row of dim 0 for an opener's first hour, which its row of people holds (rollup.h,
+     * "Openers' first hours"). One random B-tree entry fewer per new opener. */
+    "DELETE FROM rollup_values WHERE dim = 0 AND (campaign, hour, value) IN"
+    " (SELECT campaign, first_hour, who FROM " SP_ROLLUP_PEOPLE_SQL " p WHERE dim = 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -514,6 +518,7 @@ static char insert_sql[2048], events_sql[2048];
 #define ROLLUP_SQL_MAX 8192
 enum { R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
 static char rollup_sql[R_KINDS][5][ROLLUP_SQL_MAX];
+static char moved_first_sql[2048]; /* sp_rollup_moved_first_sql */
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -2225,6 +2230,23 @@ static int named_openers(sqlite_store_t *s, const sp_tally_t *t, const sp_rollup
     return rc;
 }
 
+/* Gives opener P's hour FIRST, which was its first until the batch, its row of dim 0
+ * (sp_rollup_first_hours). Rare: only an open stored later than an earlier hour's moves it. */
+static int moved_first(sqlite_store_t *s, const sp_rollup_person_t *p, int64_t first, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (prepare(s, &st, moved_first_sql, err, errlen))
+        return -1;
+    bind_text(st, 1, p->campaign);
+    sqlite3_bind_int64(st, 2, first);
+    bind_text(st, 3, p->who);
+    sqlite3_bind_int64(st, 4, s->n_stored ? s->stored[0]->id : INT64_MAX);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "rollups: an opener's first hour moved");
+}
+
 /* The batch's people (T its tally): a named opener's hours are its recipient's row's, updated
  * by write_counts, and only counted by hour here. Of the others, those whose recipients' rows
  * the batch inserted have no row yet, and are inserted as they are (a person is a recipient, or
@@ -2295,6 +2317,16 @@ static int write_people(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, 
             0 != rollup_rows(s, M_HOURS, r, r->n_hours, bind_hour, err, errlen))
             rc = -1;
     }
+    if (!rc) {
+        bool *moved = calloc(n + 1, sizeof(*moved));
+        if (!moved)
+            abort();
+        sp_rollup_first_hours(r, found, (const int64_t(*)[2])old, moved);
+        for (size_t i = 0; i < n && !rc; i++)
+            if (moved[i])
+                rc = moved_first(s, &r->people[i], old[i][0], err, errlen);
+        free(moved);
+    }
     free(found);
     free(changed);
     free(fresh);
@@ -2309,11 +2341,13 @@ static int write_people(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, 
 static int write_rollups(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, char *err,
                          size_t errlen)
 {
-    return rollup_rows(s, M_COUNTS, r, r->n_counts, bind_count, err, errlen) ||
+    /* The people first: what their rows held before decides which rows of dim 0 the values
+     * keep (sp_rollup_first_hours). */
+    return write_people(s, t, r, err, errlen) ||
+                   rollup_rows(s, M_COUNTS, r, r->n_counts, bind_count, err, errlen) ||
                    rollup_rows(s, M_VALUES, r, r->n_values, bind_value, err, errlen) ||
                    rollup_rows(s, M_DAYS, r, r->n_days, bind_day, err, errlen) ||
-                   rollup_rows(s, M_TOTALS, r, r->n_totals, bind_total, err, errlen) ||
-                   write_people(s, t, r, err, errlen)
+                   rollup_rows(s, M_TOTALS, r, r->n_totals, bind_total, err, errlen)
                ? -1
                : 0;
 }
@@ -4179,10 +4213,13 @@ static void sqlite_once(void)
     snprintf(events_sql, sizeof(events_sql),
              "SELECT %s FROM events WHERE campaign = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
              cols);
+    /* Forget's events are all of its recipient's, as the rule of first hours needs; the backfill
+     * (the rollups' first schema) makes every hour's row, as that schema had them. */
     sp_rollup_add_sql(rollup_sql[R_FORGET][0], rollup_sql[R_FORGET][1], ROLLUP_SQL_MAX,
-                      FORGET_EVENTS, -1, false);
+                      FORGET_EVENTS, -1, false, false);
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
-                      1, false);
+                      1, false, true);
+    sp_rollup_moved_first_sql(moved_first_sql, sizeof(moved_first_sql));
     sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
                        FORGET_EVENTS " AND " SP_ROLLUP_EVENT_FOLDED_SQL, -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],

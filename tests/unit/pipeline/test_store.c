@@ -1072,7 +1072,7 @@ static void check_rollup_rows(void **state)
     fixture_t *fx = *state;
     static char counts[2][8192], values[2][8192], sql[2][20000];
     for (int pg = 0; pg < 2; pg++)
-        sp_rollup_add_sql(counts[pg], values[pg], sizeof(counts[0]), "1 = 1", 1, pg);
+        sp_rollup_add_sql(counts[pg], values[pg], sizeof(counts[0]), "1 = 1", 1, pg, pg);
     static const char *const snap = "CREATE TABLE snap_counts AS SELECT * FROM rollup_counts;"
                                     " CREATE TABLE snap_values AS SELECT * FROM rollup_values;"
                                     " DELETE FROM rollup_counts; DELETE FROM rollup_values;";
@@ -1107,8 +1107,8 @@ static void check_rollup_rows(void **state)
     ", 9223372036854775807)) f"
 
 /* The days and totals (as FOLDED_VALUES) and the people (PEOPLE: every person's row, as
- * rollup_people's) against the hours. */
-#define ROLLUP_DERIVED(people)                                                                     \
+ * rollup_people's) against the hours (HOURS: every person's, rows as rollup_values's). */
+#define ROLLUP_DERIVED(people, hours)                                                              \
     "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"                                             \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"         \
     " SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"             \
@@ -1123,10 +1123,10 @@ static void check_rollup_rows(void **state)
     " SELECT campaign, dim, value, SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6"        \
     " GROUP BY campaign, dim, value) x;"                                                           \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, value, MIN(hour),"         \
-    " MAX(hour) FROM rollup_values WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"          \
+    " MAX(hour) FROM " hours " h WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim,"            \
     " value EXCEPT SELECT * FROM " people " p) x;"                                                 \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT * FROM " people " p EXCEPT"               \
-    " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM rollup_values"                        \
+    " SELECT campaign, dim, value, MIN(hour), MAX(hour) FROM " hours " h"                          \
     " WHERE dim IN (0, 7) AND n > 0 GROUP BY campaign, dim, value) x;"                             \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM (" PEOPLE_HOURS(                                  \
         people) " EXCEPT SELECT * FROM"                                                            \
@@ -1144,11 +1144,22 @@ static void check_rollup_rows(void **state)
                                       "campaign || ' ' || dim || ' ' || who)"                      \
                                       " FROM " SP_ROLLUP_PEOPLE_SQL " p;"
 
+/* SQLite's hours of people: rollup_values's, and each opener's first hour from its row
+ * (rollup.h, "Openers' first hours"), which rollup_values has no row of. */
+#define FIRST_HOURS_APART                                                                          \
+    "(SELECT campaign, dim, hour, value, n FROM rollup_values UNION ALL SELECT campaign, 0,"       \
+    " first_hour, who, 1 FROM " SP_ROLLUP_PEOPLE_SQL " f WHERE dim = 0)"
+#define NO_FIRST_HOURS                                                                             \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM rollup_values v JOIN " SP_ROLLUP_PEOPLE_SQL       \
+    " p ON p.campaign = v.campaign AND p.dim = 0 AND p.who = v.value AND p.first_hour = v.hour"    \
+    " WHERE v.dim = 0;"
+
 static void check_rollup_derived(void **state)
 {
     raw_sql(*state,
-            ROLLUP_DERIVED(SP_ROLLUP_PEOPLE_SQL) NAMED_OPENERS_APART " DROP TABLE snap_diff;",
-            ROLLUP_DERIVED("rollup_people") " DROP TABLE snap_diff;");
+            ROLLUP_DERIVED(SP_ROLLUP_PEOPLE_SQL, FIRST_HOURS_APART)
+                NAMED_OPENERS_APART NO_FIRST_HOURS " DROP TABLE snap_diff;",
+            ROLLUP_DERIVED("rollup_people", "rollup_values") " DROP TABLE snap_diff;");
 }
 
 /* SQLite: every event's ID is in its campaign's quarter hour's range of IDs (events_quarters),
@@ -1890,6 +1901,26 @@ static void test_sent_list(void **state)
     assert_int_equal(1, r.sent_openers);
     assert_int_equal(2, r.sent_clickers);
     assert_int_equal(2, r.unique_views); /* amy, zed */
+    sp_report_free(&r);
+
+    /* An hour between amy's first and last: not exact (sp_rollup_people_exact). bob's first hour
+     * is in it, and so is that of a recipient named as a visitor's key (rollup_people's, on
+     * SQLite), each on the list; amy is not. */
+    const char *more[] = {"amy", "bob", "cat", "dan", "NULL", "eve", "v:listed"};
+    assert_int_equal(0, s->ops->sent_put(s, "news", more, 7, &stored, err, sizeof(err)));
+    assert_int_equal(7, stored);
+    const spec_t later[] = {
+        {"news", "amy", OPEN, H, REPORT_T0 + 5 * 3600000, NULL, NULL, NULL},
+        {"news", "v:listed", OPEN, H, REPORT_T0 + 3 * 3600000 + 9000, NULL, NULL, NULL},
+    };
+    write_specs(s, later, sizeof(later) / sizeof(later[0]), NULL);
+    r = (sp_report_t){
+        .from = REPORT_T0 + 3 * 3600000, .to = REPORT_T0 + 4 * 3600000, .bucket = SP_REPORT_HOUR};
+    assert_int_equal(0, sp_tz_load(&r.tz, "UTC", err, sizeof(err)));
+    assert_int_equal(0, sp_report_run(s, "news", &r, err, sizeof(err)));
+    assert_int_equal(2, r.unique_views); /* bob, v:listed */
+    assert_int_equal(2, r.sent_openers);
+    assert_int_equal(0, r.sent_clickers);
     sp_report_free(&r);
 
     /* An empty list is no list; deleting the campaign drops it. */
@@ -5456,6 +5487,14 @@ static void test_sqlite_text_refs(void **state)
 }
 
 /* SQLite's events by campaign and recipient as schema 23 had them (the migrations run again). */
+/* Each opener's first hour in rollup_values again, as schema 24 had it (the migrations run
+ * again), counted from its events. First: the people's rows are still where schema 25 has them. */
+#define UNDO_SCHEMA_25                                                                             \
+    "INSERT INTO rollup_values(campaign, dim, hour, value, n) SELECT p.campaign, 0, p.first_hour," \
+    " p.who, (SELECT COUNT(*) FROM events e WHERE e.campaign = p.campaign AND " SP_TALLY_OPEN_SQL  \
+    " AND " SP_TALLY_COUNTED_SQL " AND e.ts / 3600000 = p.first_hour AND (" SP_TALLY_WHO_SQL       \
+    ") = p.who) FROM " SP_ROLLUP_PEOPLE_SQL " p WHERE dim = 0;"
+
 #define UNDO_SCHEMA_24                                                                             \
     "ALTER TABLE recipients DROP COLUMN event_ids; DROP TABLE recipient_events;"                   \
     "CREATE INDEX events_campaign_recipient ON events(campaign, recipient, id)"                    \
@@ -5511,12 +5550,18 @@ static void test_sqlite_text_refs_migrated(void **state)
         "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
         "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_24 UNDO_SCHEMA_23
-            UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
+        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_25 UNDO_SCHEMA_24
+            UNDO_SCHEMA_23 UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(24, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(25, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 25: no opener's first hour among the hours' rows (check_rollup_derived, below). */
+    assert_int_equal(0,
+                     raw_int(fx, "SELECT count(*) FROM rollup_values v JOIN " SP_ROLLUP_PEOPLE_SQL
+                                 " p ON p.campaign = v.campaign"
+                                 " AND p.dim = 0 AND p.who = v.value"
+                                 " AND p.first_hour = v.hour WHERE v.dim = 0"));
     /* Schema 24: each recipient's events listed in its row, the index gone. */
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master"
                                     " WHERE name = 'events_campaign_recipient'"));
