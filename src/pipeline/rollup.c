@@ -153,7 +153,7 @@ static void add_person(void *pa, void *pb)
         a->last = b->last;
 }
 
-void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
+void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n)
 {
     sp_rollup_free(r);
     r->counts = xmalloc(n * sizeof(*r->counts));
@@ -164,10 +164,10 @@ void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n)
     const char **campaigns = xmalloc(n * sizeof(*campaigns));
     uint32_t *campaign_of = xmalloc(n * sizeof(*campaign_of));
     for (size_t i = 0; i < n; i++)
-        campaigns[i] = sp_event_row(evs[i])->campaign;
+        campaigns[i] = rows[i]->campaign;
     sp_distinct_texts(campaigns, n, campaign_of, campaigns);
     for (size_t i = 0; i < n; i++) {
-        const sp_event_row_t *row = sp_event_row(evs[i]);
+        const sp_event_row_t *row = rows[i];
         const char *id = campaigns[campaign_of[i]];
         bool open = SP_EVENT_OPEN == row->kind, click = SP_EVENT_CLICK == row->kind;
         bool counted = sp_tally_counted((int)row->klass);

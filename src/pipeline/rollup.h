@@ -194,9 +194,10 @@ typedef struct sp_rollup {
     char *keys; /* the values made here: "v:" and a visitor, SP_ROLLUP_KEY_MAX bytes each */
 } sp_rollup_t;
 
-/* What the N events EVS, as stored (sp_event_row), add to the rollups, into R (emptied first).
- * Aborts when out of memory. */
-void sp_rollup_batch(sp_rollup_t *r, sp_event_t *const *evs, size_t n);
+/* What the N events as stored (their rows ROWS, sp_event_row's) add to the rollups, into R
+ * (emptied first). Reads the rows only, so that it may run on another thread while the tally
+ * runs over their events (which sets their rows' IDs). Aborts when out of memory. */
+void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n);
 
 /* Fills R's days and totals from its values (sp_rollup_batch's) of the hours before FOLDED
  * (INT64_MAX: all), and its people from all of them. Aborts when out of memory. */

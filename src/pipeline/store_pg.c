@@ -1501,7 +1501,13 @@ static void batch_fates(batch_t *b)
     }
     sp_tally_count(&b->tally, b->stored, b->n_stored);
     b->tally.forward_after_ms = b->likely_forward_ms;
-    sp_rollup_batch(&b->rollup, b->stored, b->n_stored);
+    const sp_event_row_t **rows = malloc((b->n_stored + 1) * sizeof(*rows));
+    if (!rows)
+        abort();
+    for (size_t i = 0; i < b->n_stored; i++)
+        rows[i] = sp_event_row(b->stored[i]);
+    sp_rollup_batch(&b->rollup, rows, b->n_stored);
+    free(rows);
     /* Both lists are in ID order: each tallied campaign is a known one of the batch. */
     size_t k = 0;
     for (size_t i = 0; i < b->n_camps && k < b->tally.n_campaigns; i++)
