@@ -1106,10 +1106,12 @@ static void check_rollup_rows(void **state)
     "(SELECT * FROM rollup_values WHERE hour < COALESCE(" SP_ROLLUP_FOLDED_SQL                     \
     ", 9223372036854775807)) f"
 
-/* The days and totals (as FOLDED_VALUES) and the people (PEOPLE: every person's row, as
- * rollup_people's) against the hours (HOURS: every person's, rows as rollup_values's). */
+/* No hour's row below zero (forget takes out only what was added), and the days and totals (as
+ * FOLDED_VALUES) and the people (PEOPLE: every person's row, as rollup_people's) against the
+ * hours (HOURS: every person's, rows as rollup_values's). */
 #define ROLLUP_DERIVED(people, hours)                                                              \
     "CREATE TABLE snap_diff(n INTEGER CHECK (n = 0));"                                             \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM rollup_values WHERE n < 0;"                       \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM (SELECT campaign, dim, hour / 24, value,"         \
     " SUM(n) FROM " FOLDED_VALUES " WHERE dim BETWEEN 1 AND 6 GROUP BY campaign, dim,"             \
     " hour / 24, value EXCEPT SELECT * FROM rollup_days) x;"                                       \
