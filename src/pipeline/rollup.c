@@ -184,7 +184,7 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
         const char *whom = who(row, r->keys + i * SP_ROLLUP_KEY_MAX);
         int64_t hour = row->ts_ms / SP_ROLLUP_HOUR_MS;
         if (click) {
-            r->values[r->n_values++] = (sp_rollup_value_t){id, whom, SP_ROLLUP_CLICKER, hour, 1};
+            r->values[r->n_values++] = (sp_rollup_value_t){id, whom, SP_ROLLUP_CLICKER, hour, 1, 0};
             continue;
         }
         const char *v[SP_ROLLUP_CLICKER] = {
@@ -197,7 +197,7 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
             [SP_ROLLUP_VIA] = row->via,
         };
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
-            r->values[r->n_values++] = (sp_rollup_value_t){id, v[d], d, hour, 1};
+            r->values[r->n_values++] = (sp_rollup_value_t){id, v[d], d, hour, 1, 0};
     }
     free(campaigns);
     free(campaign_of);
@@ -326,10 +326,23 @@ void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*ol
         drop[p->first_value] = true;
         moved[i] = found[i] && p->first < old[i][0]; /* an open of an earlier hour stored late */
     }
+    /* Each row of dim 0 left names its opener's first hour: its person's, found by its key. */
     size_t kept = 0;
-    for (size_t i = 0; i < r->n_values; i++)
-        if (!drop[i])
-            r->values[kept++] = r->values[i];
+    for (size_t i = 0; i < r->n_values; i++) {
+        if (drop[i])
+            continue;
+        sp_rollup_value_t *v = &r->values[kept++];
+        *v = r->values[i];
+        if (SP_ROLLUP_OPENER != v->dim)
+            continue;
+        sp_rollup_person_t key = {.campaign = v->campaign, .who = v->value, .dim = v->dim};
+        const sp_rollup_person_t *p =
+            bsearch(&key, r->people, r->n_people, sizeof(*r->people), cmp_person);
+        if (!p)
+            abort(); /* every row's person is among the people it made (sp_rollup_derive) */
+        size_t k = (size_t)(p - r->people);
+        v->first = found[k] && old[k][0] < p->first ? old[k][0] : p->first;
+    }
     r->n_values = kept;
     free(drop);
 }
@@ -403,11 +416,15 @@ static void values_select(sql_t *q, int sign, bool pg)
 }
 
 /* values_select without each opener's first hour (rollup.h, "Openers' first hours"): that of its
- * first counted open among "e", which must hold all of its events. */
+ * first counted open among "e", which must hold all of its events; each row of dim 0 names it
+ * (first_hour). */
 static void values_select_later(sql_t *q, int sign)
 {
-    put(q, "SELECT campaign, dim, hour, value, n FROM (SELECT campaign, dim, hour, value, n,"
-           " MIN(hour) OVER (PARTITION BY campaign, dim, value) AS first FROM (");
+    put(q,
+        "SELECT campaign, dim, hour, value, n, CASE WHEN dim = %d THEN first END AS first_hour"
+        " FROM (SELECT campaign, dim, hour, value, n, MIN(hour) OVER (PARTITION BY campaign,"
+        " dim, value) AS first FROM (",
+        SP_ROLLUP_OPENER);
     values_select(q, sign, false);
     put(q, ") g) f WHERE dim <> %d OR hour <> first", SP_ROLLUP_OPENER);
 }
@@ -428,30 +445,39 @@ void sp_rollup_add_sql(char *counts, char *values, size_t len, const char *where
             " clicks = r.clicks + excluded.clicks");
     q = (sql_t){values, len, 0};
     put(&q, "WITH e AS MATERIALIZED (SELECT " SOURCE_COLS " FROM events WHERE %s)", where);
-    put(&q, " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM (");
-    if (first_hours || pg)
+    if (first_hours || pg) {
+        put(&q, " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT * FROM (");
         values_select(&q, sign, pg);
-    else
+    } else {
+        put(&q, " INSERT INTO rollup_values AS r(campaign, dim, hour, value, n, first_hour)"
+                " SELECT * FROM (");
         values_select_later(&q, sign);
+    }
     put(&q, ") v WHERE true ORDER BY campaign, dim, hour, value"
             " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n");
 }
 
-void sp_rollup_moved_first_sql(char *out, size_t len)
+void sp_rollup_moved_first_sql(char *add, char *later, size_t len)
 {
     char ids[1024];
     sp_query_ids_in_time(ids, sizeof(ids), "?1", "?2 * " SP_ROLLUP_HOUR_SQL,
                          "(?2 + 1) * " SP_ROLLUP_HOUR_SQL);
-    sql_t q = {out, len, 0};
+    sql_t q = {add, len, 0};
     /* At least 1: the person's row said it opened in that hour, even if retention has since
      * deleted those events. */
     put(&q,
-        "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) SELECT ?1, %d, ?2, ?3,"
-        " MAX(COUNT(*), 1) FROM events WHERE campaign = ?1 AND %s AND ts >= ?2 * %lld"
-        " AND ts < (?2 + 1) * %lld AND id < ?4 AND %s AND (%s) = ?3"
-        " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n",
+        "INSERT INTO rollup_values AS r(campaign, dim, hour, value, n, first_hour) SELECT ?1, %d,"
+        " ?2, ?3, MAX(COUNT(*), 1), ?5 FROM events WHERE campaign = ?1 AND %s"
+        " AND ts >= ?2 * %lld AND ts < (?2 + 1) * %lld AND id < ?4 AND %s AND (%s) = ?3"
+        " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n,"
+        " first_hour = excluded.first_hour",
         SP_ROLLUP_OPENER, ids, SP_ROLLUP_HOUR_MS, SP_ROLLUP_HOUR_MS, dims[SP_ROLLUP_OPENER].when,
         dims[SP_ROLLUP_OPENER].value);
+    q = (sql_t){later, len, 0};
+    put(&q,
+        "UPDATE rollup_values SET first_hour = ?2 WHERE campaign = ?1 AND dim = %d AND hour > ?2"
+        " AND value = ?3",
+        SP_ROLLUP_OPENER);
 }
 
 void sp_rollup_days_sql(char *days, char *totals, size_t len, const char *where, int sign, bool pg)
@@ -563,16 +589,15 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
     put(&q, ") v WHERE dim IN (%s)) x GROUP BY dim, value HAVING SUM(n) > 0", BREAKDOWN_DIMS);
 
     /* SQLite's rows of dim 0 leave out each opener's first hour (rollup.h): the openers whose
-     * first hour is in the hours are counted from rollup_people_hours, and those of the rows and
-     * the edges whose first hour is not, one by one. */
-    char first_in[512] = "", firsts[1536] = "";
+     * first hour is in the hours are counted from rollup_people_hours, and those of the rows
+     * (which name it) and of the edges (looked up) whose first hour is not. */
+    char rows_first[256] = "", edges_first[1024] = "", firsts[1536] = "";
     if (!pg) {
-        snprintf(first_in, sizeof(first_in),
-                 " WHERE dim <> 0 OR COALESCE((SELECT r.first_at / " SP_ROLLUP_HOUR_SQL
-                 " FROM recipients r WHERE r.campaign = ?1 AND r.recipient = x.value AND "
-                 "%s), (SELECT first_hour FROM rollup_people p WHERE p.campaign = ?1"
-                 " AND p.dim = 0 AND p.who = x.value), -1) NOT BETWEEN ?2 AND ?3 - 1",
-                 SP_ROLLUP_NAMED_OPENER_SQL("r."));
+        snprintf(rows_first, sizeof(rows_first),
+                 " AND (dim <> 0 OR COALESCE(first_hour, -1) NOT BETWEEN ?2 AND ?3 - 1)");
+        snprintf(edges_first, sizeof(edges_first),
+                 " AND (dim <> 0 OR COALESCE(%s, -1) NOT BETWEEN ?2 AND ?3 - 1)",
+                 SP_ROLLUP_OPENER_FIRST_SQL("?1", "v.value"));
         snprintf(firsts, sizeof(firsts),
                  " UNION ALL SELECT 0, (SELECT COALESCE(SUM(firsts), 0) FROM rollup_people_hours"
                  " WHERE campaign = ?1 AND dim = 0 AND hour >= ?2 AND hour < ?3),"
@@ -590,12 +615,12 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         "%sSELECT dim, SUM(n), SUM(listed) FROM (SELECT dim, COUNT(*) AS n, SUM(CASE WHEN value"
         " IN (SELECT recipient FROM sent_to WHERE campaign = %c1) THEN 1 ELSE 0 END) AS listed"
         " FROM (SELECT dim, value FROM rollup_values"
-        " WHERE campaign = %c1 AND dim IN (%c8, %d) AND hour >= %c2 AND hour < %c3 AND n > 0"
+        " WHERE campaign = %c1 AND dim IN (%c8, %d) AND hour >= %c2 AND hour < %c3 AND n > 0%s"
         " UNION SELECT dim, value FROM (",
-        edges, m, m, m, SP_ROLLUP_CLICKER, m, m);
+        edges, m, m, m, SP_ROLLUP_CLICKER, m, m, rows_first);
     values_select(&q, 1, pg);
-    put(&q, ") v WHERE dim IN (%c8, %d)) x%s GROUP BY dim%s) y GROUP BY dim", m, SP_ROLLUP_CLICKER,
-        first_in, firsts);
+    put(&q, ") v WHERE dim IN (%c8, %d)%s) x GROUP BY dim%s) y GROUP BY dim", m, SP_ROLLUP_CLICKER,
+        edges_first, firsts);
 
     /* Those with a row in the hours (first_hour < to, last_hour >= from: exact when no one's
      * rows begin before the hours or end after them, sp_rollup_people_exact), counted from

@@ -16,7 +16,7 @@
  *   rollup_counts(campaign, quarter, human, proxy, machine, self, clicks)
  *       opens by class and counted clicks per quarter hour (UTC): every time zone's offset
  *       is a whole number of quarter hours, so local hours, days and weeks are sums of them;
- *   rollup_values(campaign, dim, hour, value, n)
+ *   rollup_values(campaign, dim, hour, value, n; on SQLite first_hour, below)
  *       per hour (UTC), the counted opens by client, OS, device, country, city and via (dims
  *       1-6), and who had counted opens (dim 0; on SQLite, but in an opener's first hour:
  *       below) or counted clicks (dim 7) in that hour, with how many: a range's unique openers
@@ -70,12 +70,14 @@
  * Openers' first hours (SQLite): rollup_values has no row of dim 0 for an opener's first hour,
  * which its row of people holds already (first_hour, or its recipients row's first_at). Most
  * openers open in one hour only, so most new openers cost no entry of rollup_values (a seventh
- * of the writer's instructions on realistic opens). The report's unique openers of hours that
- * are not exact (sp_rollup_people_exact) are those whose first hour is in them, counted from
- * rollup_people_hours, and those of the hours' rows and the edges whose first hour is not, each
- * looked up. An open of an hour before its opener's first, stored late, moves that first hour:
- * the hour that was first gets its row, counted from the events stored before
- * (sp_rollup_moved_first_sql). PostgreSQL keeps every hour.
+ * of the writer's instructions on realistic opens). Each row of dim 0 names its opener's first
+ * hour (first_hour, schema 26). The report's unique openers of hours that are not exact
+ * (sp_rollup_people_exact) are those whose first hour is in them, counted from
+ * rollup_people_hours, and those of the hours' rows and of the edges whose first hour is not:
+ * the rows say it, each of the edges' people is looked up (SP_ROLLUP_OPENER_FIRST_SQL). An open
+ * of an hour before its opener's first, stored late, moves that first hour: the hour that was
+ * first gets its row, counted from the events stored before, and the opener's later rows the
+ * new first hour (sp_rollup_moved_first_sql). PostgreSQL keeps every hour.
  *
  * What an event adds is written here twice, from the counting rule (tally.h): in C, which the
  * writer runs on a batch's stored events to upsert each distinct row once (sp_rollup_batch),
@@ -121,6 +123,14 @@ enum {
  * opener's hours: it has counted opens, and its name is not a visitor's key. */
 #define SP_ROLLUP_NAMED_OPENER_SQL(row) row "first_at > 0 AND " SP_ROLLUP_NAMED_SQL(row "recipient")
 
+/* SQLite: the first hour of opener WHO of CAMPAIGN (SQL expressions), looked up in its row of
+ * people (SP_ROLLUP_PEOPLE_SQL's two sources, each by its key); NULL when it has none. */
+#define SP_ROLLUP_OPENER_FIRST_SQL(campaign, who)                                                  \
+    "COALESCE((SELECT f.first_at / " SP_ROLLUP_HOUR_SQL " FROM recipients f"                       \
+    " WHERE f.campaign = " campaign " AND f.recipient = " who " AND " SP_ROLLUP_NAMED_OPENER_SQL(  \
+        "f.") "), (SELECT f.first_hour FROM rollup_people f WHERE f.campaign = " campaign          \
+              " AND f.dim = 0 AND f.who = " who "))"
+
 /* SQLite's people as rows of rollup_people: its own, and the named openers' from recipients. */
 #define SP_ROLLUP_PEOPLE_SQL                                                                       \
     "(SELECT campaign, dim, who, first_hour, last_hour FROM rollup_people UNION ALL"               \
@@ -151,6 +161,7 @@ typedef struct sp_rollup_value {
     const char *campaign, *value; /* borrowed from the batch's events, or from the batch's own */
     int dim;
     int64_t hour, n;
+    int64_t first; /* of dim 0 on SQLite, its opener's first hour (sp_rollup_first_hours) */
 } sp_rollup_value_t;
 
 /* rollup_people_hours made from rollup_people (schema 20, both stores). */
@@ -220,10 +231,14 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
  * needs its row, which only the events stored before can count (sp_rollup_moved_first_sql). */
 void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved);
 
-/* SQLite's statement that gives an opener's hour that was first its row of dim 0 (MOVED of
- * sp_rollup_first_hours), into OUT (LEN bytes): parameters 1 the campaign, 2 the hour, 3 the
- * opener, 4 the batch's first event ID (the batch's own opens of that hour are in its values). */
-void sp_rollup_moved_first_sql(char *out, size_t len);
+/* SQLite's statements for an opener whose first hour the batch moved (MOVED of
+ * sp_rollup_first_hours), into ADD and LATER (LEN bytes each). ADD gives the hour that was first
+ * its row of dim 0: parameters 1 the campaign, 2 that hour, 3 the opener, 4 the batch's first
+ * event ID (the batch's own opens of that hour are in its values), 5 the first hour now. LATER
+ * gives its rows after the first hour now (?2) that hour as theirs (first_hour): parameters 1-3
+ * the same. Only the rows of the hours after it are read: a move comes of an open stored late,
+ * most often an open answered an instant before the hour turned. */
+void sp_rollup_moved_first_sql(char *add, char *later, size_t len);
 
 /* Whether WHO, a person of dim 0, is a named recipient's (SP_ROLLUP_NAMED_SQL). */
 bool sp_rollup_named(const char *who);

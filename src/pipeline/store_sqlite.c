@@ -243,6 +243,12 @@ static const char *const migrations[] = {
      * "Openers' first hours"). One random B-tree entry fewer per new opener. */
     "DELETE FROM rollup_values WHERE dim = 0 AND (campaign, hour, value) IN"
     " (SELECT campaign, first_hour, who FROM " SP_ROLLUP_PEOPLE_SQL " p WHERE dim = 0);",
+    /* 26: each row of dim 0 names its opener's first hour, so that a range's unique openers
+     * tell from the row whether its first hour is in the range (rollup.h, "Openers' first
+     * hours") instead of looking each up. */
+    "ALTER TABLE rollup_values ADD COLUMN first_hour INTEGER;"
+    "UPDATE rollup_values SET first_hour = " SP_ROLLUP_OPENER_FIRST_SQL(
+        "rollup_values.campaign", "rollup_values.value") " WHERE dim = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -457,9 +463,11 @@ static const struct {
                   " ON CONFLICT(campaign, quarter) DO UPDATE SET human = r.human + excluded.human,"
                   " proxy = r.proxy + excluded.proxy, machine = r.machine + excluded.machine,"
                   " self = r.self + excluded.self, clicks = r.clicks + excluded.clicks"},
-    [M_VALUES] = {"INSERT INTO rollup_values AS r(campaign, dim, hour, value, n) VALUES",
-                  "(?, ?, ?, ?, ?)",
-                  " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n"},
+    [M_VALUES] = {"INSERT INTO rollup_values AS r(campaign, dim, hour, value, n, first_hour)"
+                  " VALUES",
+                  "(?, ?, ?, ?, ?, ?)",
+                  " ON CONFLICT(campaign, dim, hour, value) DO UPDATE SET n = r.n + excluded.n,"
+                  " first_hour = excluded.first_hour"},
     [M_DAYS] = {"INSERT INTO rollup_days AS r(campaign, dim, day, value, n) VALUES",
                 "(?, ?, ?, ?, ?)",
                 " ON CONFLICT(campaign, dim, day, value) DO UPDATE SET n = r.n + excluded.n"},
@@ -518,7 +526,7 @@ static char insert_sql[2048], events_sql[2048];
 #define ROLLUP_SQL_MAX 8192
 enum { R_FORGET, R_BACKFILL, R_REPORT, R_KINDS };
 static char rollup_sql[R_KINDS][5][ROLLUP_SQL_MAX];
-static char moved_first_sql[2048]; /* sp_rollup_moved_first_sql */
+static char moved_first_sql[2][2048]; /* sp_rollup_moved_first_sql */
 
 /* What becomes of one campaign's events within a batch; the counts are the tally's. */
 typedef struct {
@@ -2050,9 +2058,16 @@ static int bind_value_of(sqlite3_stmt *st, int at, const sp_rollup_value_t *v, b
     return at;
 }
 
+/* An hour's row, and of dim 0 its opener's first hour (rollup.h, "Openers' first hours"). */
 static int bind_value(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
 {
-    return bind_value_of(st, at, &r->values[i], true);
+    const sp_rollup_value_t *v = &r->values[i];
+    at = bind_value_of(st, at, v, true);
+    if (SP_ROLLUP_OPENER == v->dim)
+        sqlite3_bind_int64(st, at++, v->first);
+    else
+        sqlite3_bind_null(st, at++);
+    return at;
 }
 
 static int bind_day(sqlite3_stmt *st, int at, const sp_rollup_t *r, size_t i)
@@ -2230,21 +2245,29 @@ static int named_openers(sqlite_store_t *s, const sp_tally_t *t, const sp_rollup
     return rc;
 }
 
-/* Gives opener P's hour FIRST, which was its first until the batch, its row of dim 0
+/* Gives opener P's hour FIRST, which was its first until the batch, its row of dim 0, and its
+ * rows after its first hour now (P's, the batch's first) that hour as theirs
  * (sp_rollup_first_hours). Rare: only an open stored later than an earlier hour's moves it. */
 static int moved_first(sqlite_store_t *s, const sp_rollup_person_t *p, int64_t first, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (prepare(s, &st, moved_first_sql, err, errlen))
-        return -1;
-    bind_text(st, 1, p->campaign);
-    sqlite3_bind_int64(st, 2, first);
-    bind_text(st, 3, p->who);
-    sqlite3_bind_int64(st, 4, s->n_stored ? s->stored[0]->id : INT64_MAX);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return SQLITE_DONE == rc ? 0 : fail(s, err, errlen, "rollups: an opener's first hour moved");
+    for (int k = 0; k < 2; k++) {
+        sqlite3_stmt *st = NULL;
+        if (prepare(s, &st, moved_first_sql[k], err, errlen))
+            return -1;
+        bind_text(st, 1, p->campaign);
+        sqlite3_bind_int64(st, 2, k ? p->first : first);
+        bind_text(st, 3, p->who);
+        if (!k) {
+            sqlite3_bind_int64(st, 4, s->n_stored ? s->stored[0]->id : INT64_MAX);
+            sqlite3_bind_int64(st, 5, p->first);
+        }
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (SQLITE_DONE != rc)
+            return fail(s, err, errlen, "rollups: an opener's first hour moved");
+    }
+    return 0;
 }
 
 /* The batch's people (T its tally): a named opener's hours are its recipient's row's, updated
@@ -4254,7 +4277,7 @@ static void sqlite_once(void)
                       FORGET_EVENTS, -1, false, false);
     sp_rollup_add_sql(rollup_sql[R_BACKFILL][0], rollup_sql[R_BACKFILL][1], ROLLUP_SQL_MAX, "1 = 1",
                       1, false, true);
-    sp_rollup_moved_first_sql(moved_first_sql, sizeof(moved_first_sql));
+    sp_rollup_moved_first_sql(moved_first_sql[0], moved_first_sql[1], sizeof(moved_first_sql[0]));
     sp_rollup_days_sql(rollup_sql[R_FORGET][2], rollup_sql[R_FORGET][3], ROLLUP_SQL_MAX,
                        FORGET_EVENTS " AND " SP_ROLLUP_EVENT_FOLDED_SQL, -1, false);
     sp_rollup_report_sql(rollup_sql[R_REPORT][0], rollup_sql[R_REPORT][1], rollup_sql[R_REPORT][2],

@@ -1154,7 +1154,10 @@ static void check_rollup_rows(void **state)
 #define NO_FIRST_HOURS                                                                             \
     " INSERT INTO snap_diff SELECT COUNT(*) FROM rollup_values v JOIN " SP_ROLLUP_PEOPLE_SQL       \
     " p ON p.campaign = v.campaign AND p.dim = 0 AND p.who = v.value AND p.first_hour = v.hour"    \
-    " WHERE v.dim = 0;"
+    " WHERE v.dim = 0;"                                                                            \
+    " INSERT INTO snap_diff SELECT COUNT(*) FROM rollup_values v WHERE v.dim = 0 AND v.n > 0"      \
+    " AND v.first_hour IS NOT (SELECT first_hour FROM " SP_ROLLUP_PEOPLE_SQL " p"                  \
+    " WHERE p.campaign = v.campaign AND p.dim = 0 AND p.who = v.value);"
 
 static void check_rollup_derived(void **state)
 {
@@ -5489,6 +5492,9 @@ static void test_sqlite_text_refs(void **state)
 }
 
 /* SQLite's events by campaign and recipient as schema 23 had them (the migrations run again). */
+/* The rows of dim 0 without their opener's first hour, as schema 25 had them. */
+#define UNDO_SCHEMA_26 "ALTER TABLE rollup_values DROP COLUMN first_hour;"
+
 /* Each opener's first hour in rollup_values again, as schema 24 had it (the migrations run
  * again), counted from its events. First: the people's rows are still where schema 25 has them. */
 #define UNDO_SCHEMA_25                                                                             \
@@ -5546,18 +5552,27 @@ static void test_sqlite_text_refs_migrated(void **state)
     const char *rcpt[] = {"other"}, *uas[] = {"Shared/2.0"}, *tags[] = {"shared-tag"};
     const int64_t ts[] = {200};
     gc_write(w, "g", rcpt, ts, uas, tags, 1);
+    /* And an open of a later hour: a row of dim 0 that schema 26 names the first hour of. */
+    const char *later_uas[] = {"Later/1.0"}, *later_tags[] = {"later-tag"};
+    const int64_t later[] = {200 + 2 * 3600000};
+    gc_write(w, "g", rcpt, later, later_uas, later_tags, 1);
     sp_store_close(w);
     raw_sql(
         fx,
         "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
         "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
-        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_25 UNDO_SCHEMA_24
-            UNDO_SCHEMA_23 UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22 "PRAGMA user_version = 17;",
+        "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_26 UNDO_SCHEMA_25
+            UNDO_SCHEMA_24 UNDO_SCHEMA_23 UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22
+        "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(25, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(26, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 26: every row of dim 0 names its opener's first hour (check_rollup_derived). */
+    assert_true(raw_int(fx, "SELECT count(*) FROM rollup_values WHERE dim = 0") > 0);
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM rollup_values WHERE dim = 0"
+                                    " AND first_hour IS NULL"));
     /* Schema 25: no opener's first hour among the hours' rows (check_rollup_derived, below). */
     assert_int_equal(0,
                      raw_int(fx, "SELECT count(*) FROM rollup_values v JOIN " SP_ROLLUP_PEOPLE_SQL
