@@ -313,15 +313,16 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
 void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved)
 {
     bool *drop = calloc(r->n_values + 1, sizeof(*drop));
+    int64_t *first = xmalloc(r->n_people * sizeof(*first)); /* each person's after the batch */
     if (!drop)
         abort();
     for (size_t i = 0; i < r->n_people; i++) {
         const sp_rollup_person_t *p = &r->people[i];
         moved[i] = false;
-        if (SP_ROLLUP_OPENER != p->dim)
-            continue;
         /* The batch's rows of a person who had an earlier hour are all after its first. */
-        if (found[i] && old[i][0] < p->first)
+        bool earlier = found[i] && old[i][0] < p->first;
+        first[i] = earlier ? old[i][0] : p->first;
+        if (SP_ROLLUP_OPENER != p->dim || earlier)
             continue;
         drop[p->first_value] = true;
         moved[i] = found[i] && p->first < old[i][0]; /* an open of an earlier hour stored late */
@@ -340,11 +341,11 @@ void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*ol
             bsearch(&key, r->people, r->n_people, sizeof(*r->people), cmp_person);
         if (!p)
             abort(); /* every row's person is among the people it made (sp_rollup_derive) */
-        size_t k = (size_t)(p - r->people);
-        v->first = found[k] && old[k][0] < p->first ? old[k][0] : p->first;
+        v->first = first[p - r->people];
     }
     r->n_values = kept;
     free(drop);
+    free(first);
 }
 
 bool sp_rollup_named(const char *who)
