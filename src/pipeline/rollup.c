@@ -602,14 +602,9 @@ void sp_rollup_report_sql(char *counts, char *values, char *distinct, char *peop
         snprintf(firsts, sizeof(firsts),
                  " UNION ALL SELECT 0, (SELECT COALESCE(SUM(firsts), 0) FROM rollup_people_hours"
                  " WHERE campaign = ?1 AND dim = 0 AND hour >= ?2 AND hour < ?3),"
-                 " (SELECT COUNT(*) FROM sent_to t CROSS JOIN rollup_people p"
-                 " WHERE t.campaign = ?1 AND p.campaign = ?1 AND p.dim = 0"
-                 " AND p.who = t.recipient AND p.first_hour >= ?2 AND p.first_hour < ?3)"
-                 " + (SELECT COUNT(*) FROM sent_to t CROSS JOIN recipients r"
-                 " WHERE t.campaign = ?1 AND r.campaign = ?1 AND r.recipient = t.recipient AND "
-                 "%s AND r.first_at / " SP_ROLLUP_HOUR_SQL
-                 " >= ?2 AND r.first_at / " SP_ROLLUP_HOUR_SQL " < ?3) WHERE ?8 = 0",
-                 SP_ROLLUP_NAMED_OPENER_SQL("r."));
+                 " (SELECT COUNT(*) FROM sent_to t WHERE t.campaign = ?1"
+                 " AND %s BETWEEN ?2 AND ?3 - 1) WHERE ?8 = 0",
+                 SP_ROLLUP_OPENER_FIRST_SQL("?1", "t.recipient"));
     }
     q = (sql_t){distinct, len, 0};
     put(&q,
