@@ -265,7 +265,6 @@ enum {
     Q_CAMPAIGN_EXISTS,
     Q_RECIPIENT_ADD,
     Q_RECIPIENT_INSERT,
-    Q_RECIPIENT_VIEWS,
     Q_RECIPIENT_FORWARDED,
     Q_RECIPIENT_EVENT,
     Q_RECIPIENT_EVENTS_OUT,
@@ -312,6 +311,7 @@ enum {
  * recipient_events by the next batch that adds to it (add_to_recipient), which starts the row's
  * list anew. */
 #define EVENT_IDS_ROW_MAX "512"
+#define EVENT_IDS_LONG    "length(event_ids) > " EVENT_IDS_ROW_MAX
 
 #define FIRST_HUMAN_SETS                                                                           \
     FIRST_HUMAN_SET("first_client", "?10")                                                         \
@@ -327,31 +327,30 @@ static const char *const batch_sql[Q_COUNT] = {
     /* What a batch adds to a recipient's row: its counts, its span, and its first human reader
      * when the batch's is earlier. An UPDATE and, only when it found no row, the insert below:
      * INSERT ... ON CONFLICT DO UPDATE looked the row up three times where it was there (the
-     * conflict, the row found again, the new one put), 1.5% of the writer's instructions. */
+     * conflict, the row found again, the new one put), 1.5% of the writer's instructions.
+     * The writer needs the row as it was too (add_to_recipient): sp_recipient_was hands it
+     * over from the row the UPDATE has found (recipient_was), and gives forward_clients back
+     * unchanged. A SELECT before the UPDATE found the same row a second time (a seek down
+     * a tree keyed by two texts and a statement's end: 9% of the writer's instructions on
+     * realistic opens); RETURNING gives the row as it becomes, and gathers it in a temporary
+     * b-tree made and zeroed each run. A long list of events goes out whole (to
+     * recipient_events, by the writer) and the row's starts again with the batch's. */
     [Q_RECIPIENT_ADD] =
         "UPDATE recipients SET human = human + ?3, proxy = proxy + ?4, machine = machine + ?5,"
         " self = self + ?6, clicks = clicks + ?7,"
         " first_at = CASE WHEN first_at = 0 THEN ?8 WHEN ?8 = 0 THEN first_at"
         " ELSE MIN(first_at, ?8) END, last_at = MAX(last_at, ?9)," FIRST_HUMAN_SETS
-        ", event_ids = CASE WHEN ?14 THEN ?13 ELSE " EVENT_IDS_ADD(
-            "?13") " END"
-                   " WHERE campaign = ?1 AND recipient = ?2",
+        ", event_ids = CASE WHEN " EVENT_IDS_LONG " THEN ?13 ELSE " EVENT_IDS_ADD(
+            "?13") " END,"
+                   " forward_clients = sp_recipient_was(" SP_TALLY_VIEWS_SQL(
+                       "") ", first_client, first_network, first_human_at, first_at, last_at,"
+                           " CASE WHEN " EVENT_IDS_LONG " THEN event_ids END, forward_clients)"
+                           " WHERE campaign = ?1 AND recipient = ?2",
     /* A recipient's row when it is new. */
     [Q_RECIPIENT_INSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
         " first_at, last_at, first_client, first_network, first_human_at, event_ids)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
-    /* A recipient's row as it was before the batch's update (write_counts): its counted views,
-     * first human reader, and first and last counted open. Not RETURNING on the update, which
-     * gives the row as it becomes: SQLite gathers a RETURNING statement's rows in a temporary
-     * b-tree, a page made and zeroed per run, which cost 10% of the writer's instructions with
-     * a recipient per open. The row updated next is in the page cache. */
-    [Q_RECIPIENT_VIEWS] =
-        "SELECT " SP_TALLY_VIEWS_SQL("") ", first_client, first_network, first_human_at,"
-                                         " forward_clients, first_at, last_at,"
-                                         " CASE WHEN length(event_ids) > " EVENT_IDS_ROW_MAX
-                                         " THEN event_ids END FROM recipients"
-                                         " WHERE campaign = ?1 AND recipient = ?2",
     /* A row's list moved out whole (EVENT_IDS_ROW_MAX), keyed by its first ID (the same again
      * only if retention let a later event have an ID again: then added to). */
     [Q_RECIPIENT_EVENTS_OUT] = "INSERT INTO recipient_events(campaign, recipient, first_id, ids)"
@@ -618,6 +617,17 @@ struct sqlite_store {
         int64_t first_at, last_at;
     } * was;
     size_t cap_was;
+    /* The row of a recipient as Q_RECIPIENT_ADD found it, before its update (recipient_was):
+     * FOUND false when it found none. LONG_IDS holds the row's list of events when it was
+     * long (EVENT_IDS_ROW_MAX), to go out whole; empty otherwise. */
+    struct recipient_row_was {
+        bool found;
+        int64_t views, human_at, first_at, last_at;
+        char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
+        char forwarded[SP_TALLY_FORWARDED_MAX + 1];
+        char *long_ids;
+        size_t cap_long_ids;
+    } row_was;
     char *ids; /* a recipient's IDs of the batch, as event_ids lists them (batch_ids) */
     size_t cap_ids;
     /* The batch's reads, folded into their opens once every row of the batch is in and its
@@ -1836,62 +1846,82 @@ static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char 
     return &s->known[(*tag >> 17) & (KNOWN_SLOTS - 1)];
 }
 
-/* Reads recipient R's row (of T) as it was before the batch into S's WAS[I], adds the batch to
- * it, and tells T what the row became: its views, and its first human reader (FIRST_HUMAN_SETS
+/* Copies text value V into DST (CAP bytes), cut short if longer, as snprintf would. */
+static void copy_value(char *dst, size_t cap, sqlite3_value *v)
+{
+    const unsigned char *text = sqlite3_value_text(v);
+    size_t n = text ? (size_t)sqlite3_value_bytes(v) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, text ? (const char *)text : "", n);
+    dst[n] = '\0';
+}
+
+/* sp_recipient_was(views, first_client, first_network, first_human_at, first_at, last_at,
+ * long_ids, forward_clients), in Q_RECIPIENT_ADD's SET: the row's values before the update (a
+ * SET's columns are the row's old values) into the store's row_was, and FORWARD_CLIENTS back
+ * unchanged. Registered on the store's own connection only, and only for direct use (not from
+ * the schema: a trigger or view cannot call it). */
+static void recipient_was(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    struct recipient_row_was *w = &((sqlite_store_t *)sqlite3_user_data(ctx))->row_was;
+    (void)argc;
+    w->found = true;
+    w->views = sqlite3_value_int64(argv[0]);
+    copy_value(w->client, sizeof(w->client), argv[1]);
+    copy_value(w->network, sizeof(w->network), argv[2]);
+    w->human_at = sqlite3_value_int64(argv[3]);
+    w->first_at = sqlite3_value_int64(argv[4]);
+    w->last_at = sqlite3_value_int64(argv[5]);
+    if (SQLITE_NULL != sqlite3_value_type(argv[6])) {
+        size_t n = (size_t)sqlite3_value_bytes(argv[6]) + 1;
+        if (n > w->cap_long_ids) {
+            free(w->long_ids);
+            w->cap_long_ids = n;
+            if (!(w->long_ids = malloc(n)))
+                abort();
+        }
+        copy_value(w->long_ids, n, argv[6]);
+    }
+    copy_value(w->forwarded, sizeof(w->forwarded), argv[7]);
+    sqlite3_result_value(ctx, argv[7]);
+}
+
+/* Adds the batch to recipient R's row (of T), S's WAS[I] the row's span before it, and tells T
+ * what the row became: its views, and its first human reader (FIRST_HUMAN_SETS
  * in C). *GONE when there was no row after all (its campaign made again since this writer
  * stored it): nothing is written then. */
 static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, bool *gone, char *err,
                             size_t errlen)
 {
     const sp_tally_recipient_t *r = &t->recipients[i];
-    sqlite3_stmt *st = s->q[Q_RECIPIENT_VIEWS];
-    sqlite3_reset(st);
-    bind_text(st, 1, t->campaigns[r->campaign].id);
-    bind_text(st, 2, r->recipient);
-    int rc = sqlite3_step(st);
-    *gone = SQLITE_DONE == rc;
-    if (*gone) {
-        sqlite3_reset(st);
+    struct recipient_row_was *w = &s->row_was;
+    w->found = false;
+    if (w->long_ids)
+        w->long_ids[0] = '\0';
+    if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
+        return -1;
+    *gone = !w->found;
+    if (*gone)
         return 0;
-    }
-    if (SQLITE_ROW != rc)
-        return fail(s, err, errlen, "count recipient");
-    int64_t views = sqlite3_column_int64(st, 0), human_at = sqlite3_column_int64(st, 3);
-    s->was[i].first_at = sqlite3_column_int64(st, 5);
-    s->was[i].last_at = sqlite3_column_int64(st, 6);
-    /* Copied: the update below rewrites the row the statement's texts may point into. */
-    char client[SP_TALLY_READER_MAX] = "", network[SP_TALLY_NETWORK_MAX] = "",
-         forwarded[SP_TALLY_FORWARDED_MAX + 1] = "";
-    bool earlier = r->human_at && (!human_at || r->human_at < human_at);
-    if (r->n_humans && !earlier) {
-        snprintf(client, sizeof(client), "%s", col_text(st, 1));
-        snprintf(network, sizeof(network), "%s", col_text(st, 2));
-    }
-    if (r->n_humans)
-        snprintf(forwarded, sizeof(forwarded), "%s", col_text(st, 4));
-    /* A long list of its events goes out whole, and the row's starts again with the batch's. */
-    bool out = SQLITE_NULL != sqlite3_column_type(st, 7);
-    if (out) {
+    s->was[i].first_at = w->first_at;
+    s->was[i].last_at = w->last_at;
+    if (w->long_ids && w->long_ids[0]) {
         sqlite3_stmt *o = s->q[Q_RECIPIENT_EVENTS_OUT];
         sqlite3_reset(o);
         bind_text(o, 1, t->campaigns[r->campaign].id);
         bind_text(o, 2, r->recipient);
-        sqlite3_bind_text(o, 3, col_text(st, 7), -1, SQLITE_TRANSIENT);
+        bind_text(o, 3, w->long_ids);
         if (SQLITE_DONE != sqlite3_step(o))
             return fail(s, err, errlen, "move a recipient's events out");
         sqlite3_reset(o);
     }
-    sqlite3_reset(st);
-    sqlite3_reset(s->q[Q_RECIPIENT_ADD]);             /* a statement run since takes no binding */
-    sqlite3_bind_int(s->q[Q_RECIPIENT_ADD], 14, out); /* kept by bind_recipient's reset */
-    if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
-        return -1;
-    sp_tally_recipient_seen(t, i, views + sp_tally_views(r->by_class));
+    sp_tally_recipient_seen(t, i, w->views + sp_tally_views(r->by_class));
     if (r->n_humans) {
-        if (earlier)
-            sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, forwarded);
+        if (r->human_at && (!w->human_at || r->human_at < w->human_at))
+            sp_tally_recipient_reader(t, i, r->client, r->network, r->human_at, w->forwarded);
         else
-            sp_tally_recipient_reader(t, i, client, network, human_at, forwarded);
+            sp_tally_recipient_reader(t, i, w->client, w->network, w->human_at, w->forwarded);
     }
     return 0;
 }
@@ -4110,6 +4140,7 @@ static void sq_close(sp_store_t *base)
     for (int k = 0; k < EVENT_SIZES; k++)
         sqlite3_finalize(s->event_rows[k]);
     free(s->known);
+    free(s->row_was.long_ids);
     free(s->new_rows);
     free(s->was);
     free(s->ids);
@@ -4413,6 +4444,12 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen) ||
         0 != exec(s, intern_gc_setup, err, errlen))
         goto fail;
+    if (SQLITE_OK != sqlite3_create_function_v2(s->db, "sp_recipient_was", 8,
+                                                SQLITE_UTF8 | SQLITE_DIRECTONLY, s, recipient_was,
+                                                NULL, NULL, NULL)) {
+        fail(s, err, errlen, "register sp_recipient_was");
+        goto fail;
+    }
     for (int i = 0; i < Q_COUNT; i++) {
         char sql[2048], ids[1024];
         if (Q_READ_FOLD_ANONYMOUS == i) {
