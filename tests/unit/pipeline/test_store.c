@@ -2969,6 +2969,70 @@ static void test_export_bytes(void **state)
     sp_store_close(s);
 }
 
+/* Each field's value or its absence changes from one event to the next, unaligned with the
+ * writer's statements of many rows (SQLite keeps a parameter's value from a statement's last run
+ * when it is bound the same constant again: an empty text, "{}", NULL): every event reads back
+ * as it was written, its coordinates, referer, cookies, browser and target included. */
+static void test_event_fields_vary(void **state)
+{
+    sp_store_t *s = open_store(state);
+    char err[512] = "";
+    create(s, "vary", 1);
+    enum { N = 300, BATCH = 75 };
+    /* A field's pattern: on for event I when bit B of a scramble of I is set. */
+#define VARY_ON(i, b) ((((unsigned)(i) * 2654435761u) >> (7 + (b))) & 1u)
+    for (int from = 0; from < N; from += BATCH) {
+        sp_event_t *evs[BATCH];
+        for (int k = 0; k < BATCH; k++) {
+            int i = from + k;
+            sp_event_t *ev = make_event(&(spec_t){"vary", "v@example.com",
+                                                  VARY_ON(i, 0) ? CLICK : OPEN, H,
+                                                  1764000000000 + i, NULL, NULL, NULL});
+            ev->has_coords = VARY_ON(i, 1);
+            ev->latitude = 10.0 + i;
+            ev->longitude = -20.0 - i;
+            char text[32];
+            snprintf(text, sizeof(text), "r%d", i);
+            if (VARY_ON(i, 2))
+                assert_int_equal(0, sp_event_add_header(ev, "Referer", 7, text, strlen(text)));
+            if (VARY_ON(i, 3))
+                assert_int_equal(0, sp_event_add_header(ev, "Cookie", 6, "k=v", 3));
+            snprintf(ev->browser, sizeof(ev->browser), "%s", VARY_ON(i, 4) ? text : "");
+            evs[k] = ev;
+        }
+        int rc = s->ops->write_batch(s, evs, BATCH, NULL, err, sizeof(err));
+        if (rc)
+            print_error("write_batch: %s\n", err);
+        assert_int_equal(0, rc);
+        for (int k = 0; k < BATCH; k++)
+            sp_event_free(evs[k]);
+    }
+    got_events_t *g = list_events(s, "vary", 0, N);
+    assert_int_equal(N, g->n);
+    for (size_t j = 0; j < g->n; j++) {
+        const got_event_t *e = &g->e[j];
+        int i = (int)(e->ts - 1764000000000);
+        char text[32];
+        snprintf(text, sizeof(text), "r%d", i);
+        assert_int_equal(VARY_ON(i, 0) ? CLICK : OPEN, e->kind);
+        assert_string_equal(VARY_ON(i, 0) ? "https://example.com/landing" : "", e->target);
+        assert_int_equal(VARY_ON(i, 1), e->has_coords);
+        if (e->has_coords) {
+            assert_true(10.0 + i == e->latitude);
+            assert_true(-20.0 - i == e->longitude);
+        }
+        if (VARY_ON(i, 2))
+            assert_string_equal(text, e->referer);
+        else
+            assert_null(e->referer);
+        assert_string_equal(VARY_ON(i, 3) ? "{\"k\":\"v\"}" : "{}", e->cookies);
+        assert_string_equal(VARY_ON(i, 4) ? text : "", e->browser);
+    }
+#undef VARY_ON
+    got_events_free(g);
+    sp_store_close(s);
+}
+
 /* ---- PostgreSQL: a lost connection ----------------------------------------------------------- */
 
 static void kill_backends(fixture_t *fx)
@@ -5942,6 +6006,7 @@ int main(void)
         BOTH(test_event_columns),
         BOTH(test_one_text),
         BOTH(test_export_bytes),
+        BOTH(test_event_fields_vary),
         BOTH(test_export_reading),
         BOTH(test_export_many_texts),
         BOTH(test_export_meanwhile),
