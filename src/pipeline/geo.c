@@ -21,17 +21,24 @@
  * checks) cost about 17 us of the writer's 48 us per open, the tree walk that finds the record
  * a tenth of that. A record stands for a whole network (an ISP's, a city's, Apple's relays,
  * Google's image proxies), so the opens of a mailing hit few of them. Slots are indexed by the
- * record's offset in its file, direct-mapped: bounded, and a collision only decodes again.
- * 16,384 of them: with 4,096, realistic opens from 4,096 addresses decoded nearly one in four
- * again (18k instructions each, a fifth of the reader's work), their records' slots
- * colliding. Pages of slots never used are never touched.
+ * record's offset in its file, two ways (CACHE_WAYS): bounded, and a collision only decodes
+ * again. 16,384 of them: with 4,096, realistic opens from 4,096 addresses decoded nearly one in
+ * four again (18k instructions each, a fifth of the reader's work), their records' slots
+ * colliding; direct-mapped, 16,384 still decoded 7% of them again. Pages of slots never used
+ * are never touched.
  */
 #define GEO_CACHE_SLOTS 16384 /* a power of two; about 5 MB */
 
+/* Both caches are two-way: a key's hash names a pair of slots, and a miss takes the one used
+ * less lately. Direct-mapped, 4,096 keys in 16,384 slots left a fifth of them sharing a slot
+ * with another, each then missing whenever the other came between. */
+#define CACHE_WAYS 2
+
 typedef struct geo_slot {
-    uint32_t file;   /* 1 + the file's index; 0: empty */
-    uint32_t offset; /* the record's offset in that file's data section */
-    bool found;      /* read_entry's answer */
+    uint32_t file;    /* 1 + the file's index; 0: empty */
+    uint32_t offset;  /* the record's offset in that file's data section */
+    uint32_t used_at; /* the cache's clock when last used (CACHE_WAYS) */
+    bool found;       /* read_entry's answer */
     sp_geo_result_t result;
 } geo_slot_t;
 
@@ -48,11 +55,13 @@ typedef struct geo_addr_slot {
     uint8_t addr[16]; /* sp_net_addr_t's bytes (an IPv4 address mapped into IPv6's) */
     uint32_t file;    /* 1 + the index of the file whose record answered; 0: none did */
     uint32_t offset;  /* that record's offset */
+    uint32_t used_at; /* the cache's clock when last used */
     bool used, v4;
 } geo_addr_slot_t;
 
 typedef struct geo_cache {
     pthread_mutex_t lock;
+    uint32_t clock; /* counts the uses of slots (its wrap only makes one choice of way worse) */
     geo_slot_t slot[GEO_CACHE_SLOTS];
     geo_addr_slot_t addr[GEO_ADDR_SLOTS];
 } geo_cache_t;
@@ -530,33 +539,44 @@ static bool read_entry(MMDB_entry_s *entry, sp_geo_result_t *out)
     return false;
 }
 
+/* Of a pair of slots, the one used less lately (an empty one first: it was never used). */
+#define LESS_LATELY(pair) ((pair)[0].used_at <= (pair)[1].used_at ? &(pair)[0] : &(pair)[1])
+
 /* read_entry through the cache. */
 static bool read_cached(const sp_geo_t *g, size_t file, MMDB_entry_s *entry, sp_geo_result_t *out)
 {
     uint32_t off = entry->offset;
-    geo_slot_t *sl = &g->cache->slot[(off * 2654435761u + (uint32_t)file) & (GEO_CACHE_SLOTS - 1)];
-    pthread_mutex_lock(&g->cache->lock);
-    if (sl->file == file + 1 && sl->offset == off) {
-        bool found = sl->found;
-        *out = sl->result;
-        pthread_mutex_unlock(&g->cache->lock);
-        return found;
-    }
-    pthread_mutex_unlock(&g->cache->lock);
+    geo_cache_t *c = g->cache;
+    geo_slot_t *pair =
+        &c->slot[(off * 2654435761u + (uint32_t)file) & (GEO_CACHE_SLOTS - CACHE_WAYS)];
+    pthread_mutex_lock(&c->lock);
+    for (int w = 0; w < CACHE_WAYS; w++)
+        if (pair[w].file == file + 1 && pair[w].offset == off) {
+            pair[w].used_at = ++c->clock;
+            bool found = pair[w].found;
+            *out = pair[w].result;
+            pthread_mutex_unlock(&c->lock);
+            return found;
+        }
+    pthread_mutex_unlock(&c->lock);
     bool found = read_entry(entry, out);
-    pthread_mutex_lock(&g->cache->lock);
-    *sl = (geo_slot_t){.file = (uint32_t)file + 1, .offset = off, .found = found, .result = *out};
-    pthread_mutex_unlock(&g->cache->lock);
+    pthread_mutex_lock(&c->lock);
+    *LESS_LATELY(pair) = (geo_slot_t){.file = (uint32_t)file + 1,
+                                      .offset = off,
+                                      .used_at = ++c->clock,
+                                      .found = found,
+                                      .result = *out};
+    pthread_mutex_unlock(&c->lock);
     return found;
 }
 
-/* ADDR's slot of the addresses' cache (FNV-1a of its bytes). */
-static geo_addr_slot_t *addr_slot(const sp_geo_t *g, const sp_net_addr_t *addr)
+/* ADDR's pair of slots in the addresses' cache (FNV-1a of its bytes). */
+static geo_addr_slot_t *addr_pair(const sp_geo_t *g, const sp_net_addr_t *addr)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < sizeof addr->b; i++)
         h = (h ^ addr->b[i]) * 16777619u;
-    return &g->cache->addr[h & (GEO_ADDR_SLOTS - 1)];
+    return &g->cache->addr[h & (GEO_ADDR_SLOTS - CACHE_WAYS)];
 }
 
 void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
@@ -568,13 +588,19 @@ void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
     if (!ip || 0 != sp_net_parse(ip, &addr))
         return;
     /* Only public addresses are remembered: one found skips the special ranges' check too. */
-    geo_addr_slot_t *as = NULL, seen;
+    geo_addr_slot_t *pair = NULL, seen = {.used = false};
     if (g && g->n) { /* no files: no cache either */
-        as = addr_slot(g, &addr);
+        pair = addr_pair(g, &addr);
         pthread_mutex_lock(&g->cache->lock);
-        seen = *as;
+        for (int w = 0; w < CACHE_WAYS; w++)
+            if (pair[w].used && pair[w].v4 == addr.v4 &&
+                0 == memcmp(pair[w].addr, addr.b, sizeof pair[w].addr)) {
+                pair[w].used_at = ++g->cache->clock;
+                seen = pair[w];
+                break;
+            }
         pthread_mutex_unlock(&g->cache->lock);
-        if (seen.used && seen.v4 == addr.v4 && 0 == memcmp(seen.addr, addr.b, sizeof seen.addr)) {
+        if (seen.used) {
             if (!seen.file)
                 return;
             MMDB_entry_s entry = {.mmdb = &g->db[seen.file - 1], .offset = seen.offset};
@@ -588,7 +614,7 @@ void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
         out->label = kind;
         return;
     }
-    if (!as)
+    if (!pair)
         return;
 
     /* A sockaddr rather than MMDB_lookup_string: the text is already parsed, and this keeps
@@ -622,7 +648,8 @@ void sp_geo_lookup(const sp_geo_t *g, const char *ip, sp_geo_result_t *out)
         }
     }
     pthread_mutex_lock(&g->cache->lock);
-    *as = found;
+    found.used_at = ++g->cache->clock;
+    *LESS_LATELY(pair) = found;
     pthread_mutex_unlock(&g->cache->lock);
 }
 
