@@ -231,18 +231,24 @@ static sp_event_t *make_event(const spec_t *sp)
     return ev;
 }
 
-/* Writes SPECS as one batch, checking that it succeeds; EVS (may be NULL) keeps the events. */
-static void write_specs(sp_store_t *s, const spec_t *specs, size_t n, sp_event_t **keep)
+/* Writes EVS (not freed) as one batch, checking that it succeeds. */
+static void write_events(sp_store_t *s, sp_event_t **evs, size_t n)
 {
-    sp_event_t **evs = calloc(n, sizeof(*evs));
     char err[512] = "";
-    assert_non_null(evs);
-    for (size_t i = 0; i < n; i++)
-        evs[i] = make_event(&specs[i]);
     int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
     if (rc)
         print_error("write_batch: %s\n", err);
     assert_int_equal(0, rc);
+}
+
+/* Writes SPECS as one batch, checking that it succeeds; EVS (may be NULL) keeps the events. */
+static void write_specs(sp_store_t *s, const spec_t *specs, size_t n, sp_event_t **keep)
+{
+    sp_event_t **evs = calloc(n, sizeof(*evs));
+    assert_non_null(evs);
+    for (size_t i = 0; i < n; i++)
+        evs[i] = make_event(&specs[i]);
+    write_events(s, evs, n);
     for (size_t i = 0; i < n; i++) {
         if (keep)
             keep[i] = evs[i];
@@ -936,7 +942,7 @@ static void report_event(int i, spec_t *sp, char *who, size_t len)
 
 static void write_report_events(sp_store_t *s, int from, int to)
 {
-    char err[512] = "", who[16];
+    char who[16];
     size_t n = (size_t)(to - from);
     sp_event_t **evs = calloc(n, sizeof(*evs));
     assert_non_null(evs);
@@ -960,10 +966,7 @@ static void write_report_events(sp_store_t *s, int from, int to)
         if (P == sp.klass)
             snprintf(ev->via, sizeof(ev->via), "%s", i % 2 ? "GoogleImageProxy (Gmail)" : "");
     }
-    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
-    if (rc)
-        print_error("write_batch: %s\n", err);
-    assert_int_equal(0, rc);
+    write_events(s, evs, n);
     for (size_t i = 0; i < n; i++)
         sp_event_free(evs[i]);
     free(evs);
@@ -2895,10 +2898,7 @@ static void test_export_bytes(void **state)
             ev->longitude = i % 8 ? -46.6333 : 151.0 + i;
             evs[k] = ev;
         }
-        int rc = s->ops->write_batch(s, evs, (size_t)n, NULL, err, sizeof(err));
-        if (rc)
-            print_error("write_batch: %s\n", err);
-        assert_int_equal(0, rc);
+        write_events(s, evs, n);
         for (int k = 0; k < n; k++)
             sp_event_free(evs[k]);
     }
@@ -2976,7 +2976,6 @@ static void test_export_bytes(void **state)
 static void test_event_fields_vary(void **state)
 {
     sp_store_t *s = open_store(state);
-    char err[512] = "";
     create(s, "vary", 1);
     enum { N = 300, BATCH = 75 };
     /* A field's pattern: on for event I when bit B of a scramble of I is set. */
@@ -3000,10 +2999,7 @@ static void test_event_fields_vary(void **state)
             snprintf(ev->browser, sizeof(ev->browser), "%s", VARY_ON(i, 4) ? text : "");
             evs[k] = ev;
         }
-        int rc = s->ops->write_batch(s, evs, BATCH, NULL, err, sizeof(err));
-        if (rc)
-            print_error("write_batch: %s\n", err);
-        assert_int_equal(0, rc);
+        write_events(s, evs, BATCH);
         for (int k = 0; k < BATCH; k++)
             sp_event_free(evs[k]);
     }
@@ -3230,16 +3226,6 @@ static void got_kept_free(got_kept_t *g)
     for (size_t i = 0; i < g->n; i++)
         sp_event_free(g->ev[i]);
     free(g);
-}
-
-/* Writes EVS (not freed) as one batch, checking that it succeeds. */
-static void write_events(sp_store_t *s, sp_event_t **evs, size_t n)
-{
-    char err[512] = "";
-    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
-    if (rc)
-        print_error("write_batch: %s\n", err);
-    assert_int_equal(0, rc);
 }
 
 static void test_unknown_kept(void **state)
@@ -4198,15 +4184,6 @@ static int block_row(void *ctx, const sp_event_row_t *row)
     return 0;
 }
 
-static void write_evs(sp_store_t *s, sp_event_t **evs, size_t n)
-{
-    char err[512] = "";
-    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
-    if (rc)
-        print_error("write_batch: %s\n", err);
-    assert_int_equal(0, rc);
-}
-
 /* Rows of pages read one after the other: how many, the last ID, whether IDs only fell. */
 typedef struct {
     int64_t n, last;
@@ -4238,7 +4215,7 @@ static void test_recipient_many_events(void **state)
             evs[i] = block_open("v1", (b < 2 || b == BATCHES - 1) && i % 40 == 0 ? P : H,
                                 1000 + (b * PER + i) * 1000);
         evs[PER] = make_event(&(spec_t){"blk", "bob", OPEN, H, 999, NULL, NULL, NULL});
-        write_evs(s, evs, PER + 1);
+        write_events(s, evs, PER + 1);
         for (int i = 0; i <= PER; i++)
             sp_event_free(evs[i]);
     }
@@ -4289,7 +4266,7 @@ static void test_recipient_many_events(void **state)
     }
     /* The read of the first open, whose ID left the row's list long ago. */
     sp_event_t *rd[1] = {block_read("v1", 1000, 7000)};
-    write_evs(s, rd, 1);
+    write_events(s, rd, 1);
     assert_int_equal(SP_OUTCOME_STORED, rd[0]->outcome);
     assert_int_equal(1, raw_int(fx, "SELECT count(*) FROM events WHERE read_ms = 7000"));
     sp_event_free(rd[0]);
@@ -4310,16 +4287,16 @@ static void test_read_fold(void **state)
     create(s, "blk", 1);
     /* An open and its read in one batch (a restart reads both at once). */
     sp_event_t *b1[2] = {block_open("v1", H, 1000), block_read("v1", 1000, 9000)};
-    write_evs(s, b1, 2);
+    write_events(s, b1, 2);
     assert_int_equal(SP_OUTCOME_STORED, b1[1]->outcome);
     assert_int_equal(b1[0]->id, b1[1]->id);
     assert_string_equal("read", b1[1]->engagement);
     /* A proxy's open and its read in later batches: never a read. */
     sp_event_t *b2[1] = {block_open("v2", P, 2000)};
-    write_evs(s, b2, 1);
+    write_events(s, b2, 1);
     sp_event_t *b3[1] = {block_read("v2", 2000, 15000)};
     sp_event_row(b3[0]); /* made before the batch, as the ingest's reader makes it */
-    write_evs(s, b3, 1);
+    write_events(s, b3, 1);
     assert_int_equal(SP_OUTCOME_STORED, b3[0]->outcome);
     assert_string_equal("unmeasured", b3[0]->engagement);
     /* The row (what the webhook and the live view send) is the folded read's, its open's. */
@@ -4333,7 +4310,7 @@ static void test_read_fold(void **state)
     sp_event_t *b4[6] = {block_open("v3", H, 3000),    block_read("v3", 3000, 1500),
                          block_read("v8", 3000, 4000), block_read("v1", 1000, 3000),
                          make_event(&pf[0]),           make_event(&pf[1])};
-    write_evs(s, b4, 6);
+    write_events(s, b4, 6);
     assert_string_equal("glanced", b4[1]->engagement);
     assert_int_equal(SP_OUTCOME_UNMATCHED, b4[2]->outcome);
     assert_int_equal(SP_OUTCOME_UNMATCHED, b4[3]->outcome);
@@ -4369,11 +4346,11 @@ static void test_read_fold(void **state)
      * SQLite); a read of a time with no open is not. */
     sp_event_t *b5[2] = {block_open("va", H, 4 * 3600000 + 17), block_open("vb", H, 1000)};
     b5[0]->recipient[0] = b5[1]->recipient[0] = '\0';
-    write_evs(s, b5, 2);
+    write_events(s, b5, 2);
     sp_event_t *b6[2] = {block_read("va", 4 * 3600000 + 17, 12000),
                          block_read("va", 4 * 3600000 + 18, 12000)};
     b6[0]->recipient[0] = b6[1]->recipient[0] = '\0';
-    write_evs(s, b6, 2);
+    write_events(s, b6, 2);
     assert_int_equal(SP_OUTCOME_STORED, b6[0]->outcome);
     assert_int_equal(b5[0]->id, b6[0]->id);
     assert_string_equal("read", b6[0]->engagement);
@@ -4382,7 +4359,7 @@ static void test_read_fold(void **state)
     sp_event_t *b7[2] = {block_open("vc", H, 5 * 3600000 + 3),
                          block_read("vc", 5 * 3600000 + 3, 8000)};
     b7[0]->recipient[0] = b7[1]->recipient[0] = '\0';
-    write_evs(s, b7, 2);
+    write_events(s, b7, 2);
     assert_int_equal(SP_OUTCOME_STORED, b7[1]->outcome);
     assert_int_equal(b7[0]->id, b7[1]->id);
     assert_string_equal("read", b7[1]->engagement);
@@ -4407,7 +4384,7 @@ static void ids_batch(sp_store_t *s, const char *prefix, size_t n, int64_t *ids)
                            NULL};
         evs[i] = make_event(&sp);
     }
-    write_evs(s, evs, n);
+    write_events(s, evs, n);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
         ids[i] = evs[i]->id;
@@ -4482,7 +4459,7 @@ static void test_sqlite_batch_fails_whole(void **state)
     assert_int_equal(3, c.total_views);
     assert_int_equal(2, raw_int(fx, "SELECT refs FROM agents WHERE text = 'A/1'"));
     raw_sql(fx, "DROP TRIGGER no_bad;", "");
-    write_evs(s, evs, 40);
+    write_events(s, evs, 40);
     for (size_t i = 0; i < 40; i++) {
         assert_int_equal(SP_OUTCOME_STORED, evs[i]->outcome);
         assert_int_equal(ids[2] + 1 + (int64_t)i, evs[i]->id);
@@ -4536,7 +4513,7 @@ static void test_likely_forward(void **state)
                         NULL,  "v"};
     sp_event_t *b1[] = {reader_open("Gmail", "Other", "66.249.84.1", P, -1),
                         reader_open("Chrome", "Windows", "203.0.113.7", H, 0), make_event(&css)};
-    write_evs(s, b1, 3);
+    write_events(s, b1, 3);
     /* An hour later: the same client elsewhere, a new client on the same network, a proxy, a
      * machine and a self view, none a forward; a new client from another network is. */
     sp_event_t *b2[] = {reader_open("Chrome", "Windows", "198.51.100.1", H, 60),
@@ -4545,11 +4522,11 @@ static void test_likely_forward(void **state)
                         reader_open("Edge", "Windows", "192.0.2.1", M, 62),
                         reader_open("Edge", "Windows", "192.0.2.1", S, 62),
                         reader_open("Firefox", "Linux", "198.51.100.9", H, 63)};
-    write_evs(s, b2, 6);
+    write_events(s, b2, 6);
     /* The new client again from yet another network: none; a third client: one. */
     sp_event_t *b3[] = {reader_open("Firefox", "Linux", "100.64.0.1", H, 120),
                         reader_open("Mobile Safari", "iOS", "2001:db8:1::5", H, 121)};
-    write_evs(s, b3, 2);
+    write_events(s, b3, 2);
 
     forward_rows_t rows = {0};
     assert_int_equal(0, s->ops->events(s, "fwd", 0, -1, forward_row, &rows, err, sizeof(err)));
@@ -4600,18 +4577,18 @@ static void test_writer_kept_rows(void **state)
     char err[512] = "";
     create(s, "fwd", 1);
     sp_event_t *b1[] = {reader_open("Chrome", "Windows", "203.0.113.7", M, 0)};
-    write_evs(s, b1, 1);
+    write_events(s, b1, 1);
     assert_false(b1[0]->first_view);
     sp_event_t *b2[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 60)};
-    write_evs(s, b2, 1);
+    write_events(s, b2, 1);
     assert_true(b2[0]->first_view);
     sp_event_t *b3[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 61),
                         reader_open("Firefox", "Linux", "198.51.100.9", H, 30)};
-    write_evs(s, b3, 2);
+    write_events(s, b3, 2);
     assert_false(b3[0]->first_view);
     assert_false(b3[1]->first_view);
     sp_event_t *b4[] = {reader_open("Chrome", "Windows", "192.0.2.44", H, 240)};
-    write_evs(s, b4, 1);
+    write_events(s, b4, 1);
     assert_false(b4[0]->first_view);
 
     sp_campaign_t c;
@@ -5016,7 +4993,6 @@ static int export_page(sp_store_t *s, sp_store_export_t *x, got_events_t *g)
 static void test_export_reading(void **state)
 {
     sp_store_t *s = open_store(state);
-    char err[512] = "";
     create(s, "x", 1);
     create(s, "y", 1);
     enum { N = 150, X = 100 };
@@ -5032,10 +5008,7 @@ static void test_export_reading(void **state)
         /* A referer on some (NULL on the others, "" on a few: a page keeps them apart) */
         evs[i]->referer = i % 5 ? NULL : i % 10 ? "" : "https://mail.example/inbox";
     }
-    int rc = s->ops->write_batch(s, evs, N, NULL, err, sizeof(err));
-    if (rc)
-        print_error("write_batch: %s\n", err);
-    assert_int_equal(0, rc);
+    write_events(s, evs, N);
     for (int i = 0; i < N; i++)
         sp_event_free(evs[i]);
     got_events_t *all = list_events(s, "x", 0, -1);
@@ -5049,7 +5022,7 @@ static void test_export_reading(void **state)
         got_events_t *g = calloc(1, sizeof(*g)), *gy = calloc(1, sizeof(*gy));
         assert_non_null(g);
         assert_non_null(gy);
-        int calls = 0;
+        int rc, calls = 0;
         for (;;) {
             size_t n0 = g->n;
             rc = export_page(s, x, g);
@@ -5130,7 +5103,6 @@ static void test_export_reading(void **state)
 static void test_export_many_texts(void **state)
 {
     sp_store_t *s = open_store(state);
-    char err[512] = "";
     create(s, "t", 1);
     enum { N = 5000, BATCH = 500 };
     for (int from = 0; from < N; from += BATCH) {
@@ -5141,10 +5113,7 @@ static void test_export_many_texts(void **state)
             evs[k] = make_event(
                 &(spec_t){"t", "r@example.com", OPEN, H, 1764000000000 + from + k, NULL, ua, NULL});
         }
-        int rc = s->ops->write_batch(s, evs, BATCH, NULL, err, sizeof(err));
-        if (rc)
-            print_error("write_batch: %s\n", err);
-        assert_int_equal(0, rc);
+        write_events(s, evs, BATCH);
         for (int k = 0; k < BATCH; k++)
             sp_event_free(evs[k]);
     }
@@ -5362,7 +5331,6 @@ static void gc_write(sp_store_t *s, const char *campaign, const char *const *rec
                      const int64_t *ts, const char *const *uas, const char *const *tags, size_t n)
 {
     sp_event_t *evs[8];
-    char err[512] = "";
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
         const spec_t sp = {campaign, recipients[i], OPEN, H, ts[i], NULL, uas[i], NULL};
@@ -5370,10 +5338,7 @@ static void gc_write(sp_store_t *s, const char *campaign, const char *const *rec
         assert_int_equal(0,
                          sp_event_add_header(evs[i], "X-Client-Tag", 12, tags[i], strlen(tags[i])));
     }
-    int rc = s->ops->write_batch(s, evs, n, NULL, err, sizeof(err));
-    if (rc)
-        print_error("write_batch: %s\n", err);
-    assert_int_equal(0, rc);
+    write_events(s, evs, n);
     for (size_t i = 0; i < n; i++)
         sp_event_free(evs[i]);
 }
@@ -5516,10 +5481,10 @@ static void test_sqlite_text_refs(void **state)
     gc_write(w, "g", rcpt, ts, uas, tags, 3);
     create(w, "fwd", 1);
     sp_event_t *b1[] = {reader_open("Chrome", "Windows", "203.0.113.7", H, 0)};
-    write_evs(w, b1, 1);
+    write_events(w, b1, 1);
     sp_event_t *b2[] = {reader_open("Firefox", "Linux", "198.51.100.9", H, 63),
                         reader_open("Mobile Safari", "iOS", "2001:db8:1::5", H, 64)};
-    write_evs(w, b2, 2);
+    write_events(w, b2, 2);
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE kind = %d", SP_EVENT_FORWARD);
     assert_true(raw_int(fx, sql) >= 1);
