@@ -1502,8 +1502,8 @@ static const char kept_null[] = "", kept_empty[] = "", kept_braces[] = "{}";
  * already; *KEPT becomes the constant bound, or NULL for any other text. */
 static void bind_kept(sqlite3_stmt *st, int i, const char **kept, const char *text)
 {
-    const char *c = !text            ? kept_null
-                    : !text[0]       ? kept_empty
+    const char *c = !text                            ? kept_null
+                    : !text[0]                       ? kept_empty
                     : 0 == strcmp(text, kept_braces) ? kept_braces
                                                      : NULL;
     if (c && *kept == c)

@@ -2979,14 +2979,14 @@ static void test_event_fields_vary(void **state)
     create(s, "vary", 1);
     enum { N = 300, BATCH = 75 };
     /* A field's pattern: on for event I when bit B of a scramble of I is set. */
-#define VARY_ON(i, b) ((((unsigned)(i) * 2654435761u) >> (7 + (b))) & 1u)
+#define VARY_ON(i, b) ((((unsigned)(i)*2654435761u) >> (7 + (b))) & 1u)
     for (int from = 0; from < N; from += BATCH) {
         sp_event_t *evs[BATCH];
         for (int k = 0; k < BATCH; k++) {
             int i = from + k;
-            sp_event_t *ev = make_event(&(spec_t){"vary", "v@example.com",
-                                                  VARY_ON(i, 0) ? CLICK : OPEN, H,
-                                                  1764000000000 + i, NULL, NULL, NULL});
+            sp_event_t *ev =
+                make_event(&(spec_t){"vary", "v@example.com", VARY_ON(i, 0) ? CLICK : OPEN, H,
+                                     1764000000000 + i, NULL, NULL, NULL});
             ev->has_coords = VARY_ON(i, 1);
             ev->latitude = 10.0 + i;
             ev->longitude = -20.0 - i;
