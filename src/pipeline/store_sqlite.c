@@ -1612,7 +1612,8 @@ static int write_rows(sqlite_store_t *s, char *err, size_t errlen)
             rc = -1;
         }
         /* The texts bound are the events' (SQLITE_STATIC), freed once the batch is stored: the
-         * next run binds every parameter again. */
+         * next run binds every parameter again but those holding a constant (bind_kept), which
+         * point at static storage. */
         sqlite3_reset(*st);
         i += rows;
     }
