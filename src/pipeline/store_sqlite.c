@@ -249,6 +249,28 @@ static const char *const migrations[] = {
     "ALTER TABLE rollup_values ADD COLUMN first_hour INTEGER;"
     "UPDATE rollup_values SET first_hour = " SP_ROLLUP_OPENER_FIRST_SQL(
         "rollup_values.campaign", "rollup_values.value") " WHERE dim = 0;",
+    /* 27: the recipients' rows by rowid, unique by campaign and recipient. The writer remembers
+     * the rowid of each recipient it has written and updates a row seen before through it (its
+     * key checked too: a rowid may be given again after a deletion, or moved by VACUUM): one
+     * seek by an integer where a WITHOUT ROWID row took two down a tree keyed by two texts (the
+     * row found, then the new entry's insert seeking it again), 12% of the writer's
+     * instructions on realistic opens. The key's index is written only when a row is new: no
+     * update changes its columns. */
+    "CREATE TABLE recipients_by_rowid(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " human INTEGER NOT NULL DEFAULT 0, proxy INTEGER NOT NULL DEFAULT 0,"
+    " machine INTEGER NOT NULL DEFAULT 0, self INTEGER NOT NULL DEFAULT 0,"
+    " clicks INTEGER NOT NULL DEFAULT 0, first_at INTEGER NOT NULL DEFAULT 0,"
+    " last_at INTEGER NOT NULL DEFAULT 0, first_client TEXT NOT NULL DEFAULT '',"
+    " first_network TEXT NOT NULL DEFAULT '', first_human_at INTEGER NOT NULL DEFAULT 0,"
+    " forward_clients TEXT NOT NULL DEFAULT '', event_ids TEXT NOT NULL DEFAULT '',"
+    " UNIQUE(campaign, recipient));"
+    "INSERT INTO recipients_by_rowid(campaign, recipient, human, proxy, machine, self, clicks,"
+    " first_at, last_at, first_client, first_network, first_human_at, forward_clients, event_ids)"
+    " SELECT campaign, recipient, human, proxy, machine, self, clicks, first_at, last_at,"
+    " first_client, first_network, first_human_at, forward_clients, event_ids FROM recipients"
+    " ORDER BY campaign, recipient;"
+    "DROP TABLE recipients;"
+    "ALTER TABLE recipients_by_rowid RENAME TO recipients;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -264,6 +286,7 @@ static const struct {
 enum {
     Q_CAMPAIGN_EXISTS,
     Q_RECIPIENT_ADD,
+    Q_RECIPIENT_ADD_ROWID,
     Q_RECIPIENT_INSERT,
     Q_RECIPIENT_FORWARDED,
     Q_RECIPIENT_EVENT,
@@ -322,30 +345,36 @@ enum {
     " WHERE id = (SELECT id FROM events WHERE campaign = ?2 AND %s AND ts = ?1 AND recipient = ?3" \
     " AND visitor = ?4 AND kind = 0 AND read_ms IS NULL ORDER BY id LIMIT 1) RETURNING id, class"
 
+/* What a batch adds to a recipient's row: its counts, its span, and its first human reader
+ * when the batch's is earlier (the WHERE follows: Q_RECIPIENT_ADD, Q_RECIPIENT_ADD_ROWID).
+ * An UPDATE and, only when it found no row, the insert (Q_RECIPIENT_INSERT): INSERT ... ON
+ * CONFLICT DO UPDATE looked the row up three times where it was there (the conflict, the row
+ * found again, the new one put), 1.5% of the writer's instructions. The writer needs the row
+ * as it was too (add_to_recipient): sp_recipient_was hands it over, with its rowid, from the row
+ * the UPDATE has found (recipient_was), and gives forward_clients back unchanged. A SELECT
+ * before the UPDATE found the same row a second time (a seek and a statement's end: 9% of
+ * the writer's instructions on realistic opens); RETURNING gives the row as it becomes, and
+ * gathers it in a temporary b-tree made and zeroed each run. A long list of events goes out
+ * whole (to recipient_events, by the writer) and the row's starts again with the batch's. */
+#define RECIPIENT_ADD                                                                              \
+    "UPDATE recipients SET human = human + ?3, proxy = proxy + ?4, machine = machine + ?5,"        \
+    " self = self + ?6, clicks = clicks + ?7,"                                                     \
+    " first_at = CASE WHEN first_at = 0 THEN ?8 WHEN ?8 = 0 THEN first_at"                         \
+    " ELSE MIN(first_at, ?8) END, last_at = MAX(last_at, ?9)," FIRST_HUMAN_SETS                    \
+    ", event_ids = CASE WHEN " EVENT_IDS_LONG " THEN ?13 ELSE " EVENT_IDS_ADD(                     \
+        "?13") " END,"                                                                             \
+               " forward_clients = sp_recipient_was(" SP_TALLY_VIEWS_SQL(                          \
+                   "") ", first_client,"                                                           \
+                       " first_network, first_human_at, first_at, last_at,"                        \
+                       " CASE WHEN " EVENT_IDS_LONG " THEN event_ids END, forward_clients, rowid)"
+
 static const char *const batch_sql[Q_COUNT] = {
     [Q_CAMPAIGN_EXISTS] = "SELECT 1 FROM campaigns WHERE id = ?1",
-    /* What a batch adds to a recipient's row: its counts, its span, and its first human reader
-     * when the batch's is earlier. An UPDATE and, only when it found no row, the insert below:
-     * INSERT ... ON CONFLICT DO UPDATE looked the row up three times where it was there (the
-     * conflict, the row found again, the new one put), 1.5% of the writer's instructions.
-     * The writer needs the row as it was too (add_to_recipient): sp_recipient_was hands it
-     * over from the row the UPDATE has found (recipient_was), and gives forward_clients back
-     * unchanged. A SELECT before the UPDATE found the same row a second time (a seek down
-     * a tree keyed by two texts and a statement's end: 9% of the writer's instructions on
-     * realistic opens); RETURNING gives the row as it becomes, and gathers it in a temporary
-     * b-tree made and zeroed each run. A long list of events goes out whole (to
-     * recipient_events, by the writer) and the row's starts again with the batch's. */
-    [Q_RECIPIENT_ADD] =
-        "UPDATE recipients SET human = human + ?3, proxy = proxy + ?4, machine = machine + ?5,"
-        " self = self + ?6, clicks = clicks + ?7,"
-        " first_at = CASE WHEN first_at = 0 THEN ?8 WHEN ?8 = 0 THEN first_at"
-        " ELSE MIN(first_at, ?8) END, last_at = MAX(last_at, ?9)," FIRST_HUMAN_SETS
-        ", event_ids = CASE WHEN " EVENT_IDS_LONG " THEN ?13 ELSE " EVENT_IDS_ADD(
-            "?13") " END,"
-                   " forward_clients = sp_recipient_was(" SP_TALLY_VIEWS_SQL(
-                       "") ", first_client, first_network, first_human_at, first_at, last_at,"
-                           " CASE WHEN " EVENT_IDS_LONG " THEN event_ids END, forward_clients)"
-                           " WHERE campaign = ?1 AND recipient = ?2",
+    /* A batch's additions to a recipient's row found by its key (RECIPIENT_ADD). */
+    [Q_RECIPIENT_ADD] = RECIPIENT_ADD " WHERE campaign = ?1 AND recipient = ?2",
+    /* The same through the row's rowid (?14), as this writer last saw it: its key checked. */
+    [Q_RECIPIENT_ADD_ROWID] = RECIPIENT_ADD " WHERE rowid = ?14 AND campaign = ?1"
+                                            " AND recipient = ?2",
     /* A recipient's row when it is new. */
     [Q_RECIPIENT_INSERT] =
         "INSERT INTO recipients(campaign, recipient, human, proxy, machine, self, clicks,"
@@ -604,9 +633,13 @@ struct sqlite_store {
     } * quarters;
     size_t n_quarters, cap_quarters;
     /* Recipients' rows this writer stored or updated, by a hash of campaign and recipient
-     * (KNOWN_SLOTS, made on first use): a hint only, choosing which statements count a
-     * recipient (write_counts); either way gives the same row. */
-    uint64_t *known;
+     * (KNOWN_SLOTS, made on first use), with the rowid it last saw each at (0: none): a hint
+     * only, choosing which statements count a recipient (write_counts); either way gives the
+     * same row. */
+    struct known_row {
+        uint64_t tag;
+        int64_t rowid;
+    } * known;
     /* The tags (recipient_tag) of the recipients whose rows the batch inserted (write_counts):
      * people with no rollup_people row yet (write_people). */
     uint64_t *new_rows;
@@ -624,7 +657,7 @@ struct sqlite_store {
      * long (EVENT_IDS_ROW_MAX), to go out whole; empty otherwise. */
     struct recipient_row_was {
         bool found;
-        int64_t views, human_at, first_at, last_at;
+        int64_t views, human_at, first_at, last_at, rowid;
         char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
         char forwarded[SP_TALLY_FORWARDED_MAX + 1];
         char *long_ids;
@@ -1878,7 +1911,7 @@ static int step_recipient(sqlite_store_t *s, int q, const sp_tally_t *t,
     return SQLITE_DONE == sqlite3_step(s->q[q]) ? 0 : fail(s, err, errlen, "count recipient");
 }
 
-/* 4 MB: with 16,384 slots, realistic opens of 100,000 recipients found nearly every recipient
+/* 8 MB: with 16,384 slots, realistic opens of 100,000 recipients found nearly every recipient
  * seen before gone from its slot, and tried to insert its row first (a seek at a random place,
  * 3% of the writer's instructions). Pages of slots never used are never touched. */
 #define KNOWN_SLOTS (1u << 19)
@@ -1898,8 +1931,8 @@ static uint64_t recipient_tag(const char *campaign, const char *recipient)
 }
 
 /* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG. */
-static uint64_t *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
-                            uint64_t *tag)
+static struct known_row *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
+                                    uint64_t *tag)
 {
     if (!s->known && !(s->known = calloc(KNOWN_SLOTS, sizeof(*s->known))))
         abort();
@@ -1919,10 +1952,10 @@ static void copy_value(char *dst, size_t cap, sqlite3_value *v)
 }
 
 /* sp_recipient_was(views, first_client, first_network, first_human_at, first_at, last_at,
- * long_ids, forward_clients), in Q_RECIPIENT_ADD's SET: the row's values before the update (a
- * SET's columns are the row's old values) into the store's row_was, and FORWARD_CLIENTS back
- * unchanged. Registered on the store's own connection only, and only for direct use (not from
- * the schema: a trigger or view cannot call it). */
+ * long_ids, forward_clients, rowid), in RECIPIENT_ADD's SET: the row's values before the update
+ * (a SET's columns are the row's old values) and its rowid into the store's row_was, and
+ * FORWARD_CLIENTS back unchanged. Registered on the store's own connection only, and only for
+ * direct use (not from the schema: a trigger or view cannot call it). */
 static void recipient_was(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     struct recipient_row_was *w = &((sqlite_store_t *)sqlite3_user_data(ctx))->row_was;
@@ -1945,24 +1978,34 @@ static void recipient_was(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         copy_value(w->long_ids, n, argv[6]);
     }
     copy_value(w->forwarded, sizeof(w->forwarded), argv[7]);
+    w->rowid = sqlite3_value_int64(argv[8]);
     sqlite3_result_value(ctx, argv[7]);
 }
 
-/* Adds the batch to recipient R's row (of T), S's WAS[I] the row's span before it, and tells T
- * what the row became: its views, and its first human reader (FIRST_HUMAN_SETS
- * in C). *GONE when there was no row after all (its campaign made again since this writer
- * stored it): nothing is written then. */
-static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, bool *gone, char *err,
-                            size_t errlen)
+/* Adds the batch to recipient R's row (of T), through the rowid its hint slot KNOWN holds if
+ * the row is still there, and by its key otherwise; KNOWN then holds the row's rowid. S's
+ * WAS[I] gets the row's span before it, and T what the row became: its views, and its first
+ * human reader (FIRST_HUMAN_SETS in C). *GONE when there was no row after all (its campaign
+ * made again since this writer stored it): nothing is written then. */
+static int add_to_recipient(sqlite_store_t *s, sp_tally_t *t, size_t i, struct known_row *known,
+                            bool *gone, char *err, size_t errlen)
 {
     const sp_tally_recipient_t *r = &t->recipients[i];
     struct recipient_row_was *w = &s->row_was;
     w->found = false;
     if (w->long_ids)
         w->long_ids[0] = '\0';
-    if (0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
+    if (known->rowid > 0) {
+        sqlite3_stmt *st = s->q[Q_RECIPIENT_ADD_ROWID];
+        bind_recipient(s, st, t, r);
+        sqlite3_bind_int64(st, 14, known->rowid);
+        if (SQLITE_DONE != sqlite3_step(st))
+            return fail(s, err, errlen, "count recipient");
+    }
+    if (!w->found && 0 != step_recipient(s, Q_RECIPIENT_ADD, t, r, err, errlen))
         return -1;
     *gone = !w->found;
+    known->rowid = w->found ? w->rowid : 0;
     if (*gone)
         return 0;
     s->was[i].first_at = w->first_at;
@@ -2001,22 +2044,24 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
         /* A recipient this writer has not stored yet is most likely new: its row inserted,
          * its views and first reader are the batch's own, and nothing is read back (one
          * statement instead of two). Otherwise, or when it was there after all, the row is
-         * read as it was and then added to. */
-        uint64_t tag, *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
+         * added to, and handed over as it was by the update. */
+        uint64_t tag;
+        struct known_row *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
         bool inserted = false, gone = false;
         s->was[i] = (struct recipient_was){tag, 0, 0};
-        if (*known != tag) {
+        if (known->tag != tag) {
             if (0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen))
                 return -1;
             inserted = 1 == sqlite3_changes(s->db);
-            *known = tag;
+            *known = (struct known_row){tag, inserted ? sqlite3_last_insert_rowid(s->db) : 0};
         }
-        if (!inserted && 0 != add_to_recipient(s, t, i, &gone, err, errlen))
+        if (!inserted && 0 != add_to_recipient(s, t, i, known, &gone, err, errlen))
             return -1;
         if (gone) {
             if (0 != step_recipient(s, Q_RECIPIENT_INSERT, t, r, err, errlen))
                 return -1;
             inserted = true;
+            known->rowid = sqlite3_last_insert_rowid(s->db);
         }
         if (inserted) {
             if (s->n_new_rows == s->cap_new_rows) {
@@ -4505,7 +4550,7 @@ sp_store_t *sp_store_sqlite_open(const char *data_dir, bool sync_full, char *err
         0 != exec(s, "PRAGMA foreign_keys = OFF", err, errlen) || 0 != migrate(s, err, errlen) ||
         0 != exec(s, intern_gc_setup, err, errlen))
         goto fail;
-    if (SQLITE_OK != sqlite3_create_function_v2(s->db, "sp_recipient_was", 8,
+    if (SQLITE_OK != sqlite3_create_function_v2(s->db, "sp_recipient_was", 9,
                                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, s, recipient_was,
                                                 NULL, NULL, NULL)) {
         fail(s, err, errlen, "register sp_recipient_was");

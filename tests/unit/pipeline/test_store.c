@@ -3029,6 +3029,51 @@ static void test_event_fields_vary(void **state)
     sp_store_close(s);
 }
 
+/* A recipient forgotten, then another stored: SQLite gives the second the rowid the first had
+ * (the largest again), which the writer still remembers for the first. The first's next open
+ * makes a row of its own, and the second's row is left as it was. */
+static void test_recipient_rowid_again(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *w = open_store(state), *d = open_store(state);
+    char err[512] = "";
+    create(w, "again", 1);
+    write_specs(w, &(spec_t){"again", "first@example.com", OPEN, H, 1000, NULL, NULL, NULL}, 1,
+                NULL);
+    int64_t first_rowid =
+        fx->be->pg
+            ? 0
+            : raw_int(fx, "SELECT rowid FROM recipients WHERE recipient = 'first@example.com'");
+    int64_t deleted = -1;
+    assert_int_equal(0, d->ops->forget(d, "first@example.com", &deleted, err, sizeof(err)));
+    assert_int_equal(1, deleted);
+    write_specs(w, &(spec_t){"again", "second@example.com", OPEN, H, 2000, NULL, NULL, NULL}, 1,
+                NULL);
+    if (!fx->be->pg)
+        assert_int_equal(first_rowid, raw_int(fx, "SELECT rowid FROM recipients"
+                                                  " WHERE recipient = 'second@example.com'"));
+    write_specs(w, &(spec_t){"again", "first@example.com", OPEN, H, 3000, NULL, NULL, NULL}, 1,
+                NULL);
+    write_specs(w, &(spec_t){"again", "first@example.com", OPEN, P, 4000, NULL, NULL, NULL}, 1,
+                NULL);
+    got_recipients_t g = list_recipients(w, "again", "", 10);
+    assert_int_equal(2, g.n);
+    assert_string_equal("first@example.com", g.r[0].recipient);
+    assert_int_equal(2, g.r[0].views);
+    assert_int_equal(1, g.r[0].by_class[H]);
+    assert_int_equal(1, g.r[0].by_class[P]);
+    assert_int_equal(3000, g.r[0].first_at);
+    assert_int_equal(4000, g.r[0].last_at);
+    assert_string_equal("second@example.com", g.r[1].recipient);
+    assert_int_equal(1, g.r[1].views);
+    assert_int_equal(2000, g.r[1].first_at);
+    assert_int_equal(2000, g.r[1].last_at);
+    sp_campaign_t c = get_campaign(w, "again");
+    assert_int_equal(2, c.unique_views);
+    sp_store_close(d);
+    sp_store_close(w);
+}
+
 /* ---- PostgreSQL: a lost connection ----------------------------------------------------------- */
 
 static void kill_backends(fixture_t *fx)
@@ -3984,7 +4029,8 @@ static void test_recipient_page_plan(void **state)
          * seek of the key, never a scan of every recipient. */
         if (!strstr(plan, "SEARCH x USING PRIMARY KEY (campaign=? AND recipient=?)") ||
             (!everywhere &&
-             !strstr(plan, "SEARCH recipients USING PRIMARY KEY (campaign=? AND recipient=?)")) ||
+             !strstr(plan, "SEARCH recipients USING INDEX sqlite_autoindex_recipients_1"
+                           " (campaign=? AND recipient=?)")) ||
             strstr(plan, "SCAN x") || strstr(plan, "SCAN recipients"))
             fail_msg("a recipient's rows are not sought by their key:\n%s", plan);
     }
@@ -5520,7 +5566,23 @@ static void test_sqlite_text_refs(void **state)
     sp_store_close(w);
 }
 
-/* SQLite's events by campaign and recipient as schema 23 had them (the migrations run again). */
+/* The recipients' rows keyed by campaign and recipient, WITHOUT ROWID, as schema 26 had them
+ * (the migrations run again). */
+#define UNDO_SCHEMA_27                                                                             \
+    "CREATE TABLE recipients_keyed(campaign TEXT NOT NULL, recipient TEXT NOT NULL,"               \
+    " human INTEGER NOT NULL DEFAULT 0, proxy INTEGER NOT NULL DEFAULT 0,"                         \
+    " machine INTEGER NOT NULL DEFAULT 0, self INTEGER NOT NULL DEFAULT 0,"                        \
+    " clicks INTEGER NOT NULL DEFAULT 0, first_at INTEGER NOT NULL DEFAULT 0,"                     \
+    " last_at INTEGER NOT NULL DEFAULT 0, first_client TEXT NOT NULL DEFAULT '',"                  \
+    " first_network TEXT NOT NULL DEFAULT '', first_human_at INTEGER NOT NULL DEFAULT 0,"          \
+    " forward_clients TEXT NOT NULL DEFAULT '', event_ids TEXT NOT NULL DEFAULT '',"               \
+    " PRIMARY KEY(campaign, recipient)) WITHOUT ROWID;"                                            \
+    "INSERT INTO recipients_keyed SELECT campaign, recipient, human, proxy, machine, self, "       \
+    "clicks,"                                                                                      \
+    " first_at, last_at, first_client, first_network, first_human_at, forward_clients, event_ids"  \
+    " FROM recipients;"                                                                            \
+    "DROP TABLE recipients; ALTER TABLE recipients_keyed RENAME TO recipients;"
+
 /* The rows of dim 0 without their opener's first hour, as schema 25 had them. */
 #define UNDO_SCHEMA_26 "ALTER TABLE rollup_values DROP COLUMN first_hour;"
 
@@ -5590,14 +5652,21 @@ static void test_sqlite_text_refs_migrated(void **state)
         fx,
         "ALTER TABLE agents DROP COLUMN refs; ALTER TABLE header_sets DROP COLUMN refs;"
         "CREATE INDEX events_agent ON events(agent) WHERE agent IS NOT NULL;"
-        "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT NULL;"
+        "CREATE INDEX events_header_set ON events(header_set) WHERE header_set IS NOT "
+        "NULL;" UNDO_SCHEMA_27
         "CREATE INDEX recipients_recipient ON recipients(recipient);" UNDO_SCHEMA_26 UNDO_SCHEMA_25
             UNDO_SCHEMA_24 UNDO_SCHEMA_23 UNDO_SCHEMA_20 UNDO_SCHEMA_21 UNDO_SCHEMA_22
         "PRAGMA user_version = 17;",
         "");
     w = open_store(state);
     sp_store_t *d = open_store(state);
-    assert_int_equal(26, raw_int(fx, "PRAGMA user_version"));
+    assert_int_equal(27, raw_int(fx, "PRAGMA user_version"));
+    /* Schema 27: the recipients' rows by rowid, unique by their key. */
+    assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'recipients'"
+                                    " AND sql LIKE '%WITHOUT ROWID%'"));
+    assert_true(raw_int(fx, "SELECT count(*) FROM recipients WHERE rowid > 0") > 0);
+    assert_int_equal(1, raw_int(fx, "SELECT count(*) FROM pragma_index_list('recipients')"
+                                    " WHERE \"unique\" = 1"));
     /* Schema 26: every row of dim 0 names its opener's first hour (check_rollup_derived). */
     assert_true(raw_int(fx, "SELECT count(*) FROM rollup_values WHERE dim = 0") > 0);
     assert_int_equal(0, raw_int(fx, "SELECT count(*) FROM rollup_values WHERE dim = 0"
@@ -5972,6 +6041,7 @@ int main(void)
         BOTH(test_one_text),
         BOTH(test_export_bytes),
         BOTH(test_event_fields_vary),
+        BOTH(test_recipient_rowid_again),
         BOTH(test_export_reading),
         BOTH(test_export_many_texts),
         BOTH(test_export_meanwhile),
