@@ -1559,21 +1559,21 @@ static void bind_row_field(sqlite3_stmt *st, int i, const char **kept, const sp_
         bind_kept(st, i, kept, sp_event_row_text(row, f));
         return;
     case SP_FIELD_COORD:
-        if (isnan(sp_event_row_coord(row, f)))
+        if (isnan(sp_event_row_coord(row, f))) {
             bind_kept(st, i, kept, NULL);
-        else
-            break;
-        return;
+            return;
+        }
+        break;
     case SP_FIELD_DURATION:
-        if (sp_event_row_int(row, f) < 0)
+        if (sp_event_row_int(row, f) < 0) {
             bind_kept(st, i, kept, NULL);
-        else
-            break;
-        return;
+            return;
+        }
+        break;
     default:
         break;
     }
-    *kept = NULL;
+    *kept = NULL; /* a number: bound each run */
     bind_field(st, i, row, f);
 }
 
