@@ -6,11 +6,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* FNV-1a: where a hash starts, and a string's or a number's bytes added to hash H. */
 #define SP_HASH_SEED 14695981039346656037ULL
 uint64_t sp_hash_str(uint64_t h, const char *s);
 uint64_t sp_hash_int(uint64_t h, int64_t v);
+
+/* S's first 8 bytes as a big-endian number, 0s past its end: two texts whose heads differ
+ * compare as their heads do (strcmp's order: unsigned bytes, a prefix first). */
+static inline uint64_t sp_text_head(const char *s)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 8 && s[i]; i++)
+        h |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
+    return h;
+}
+
+/* Texts A and B, HA and HB their heads (sp_text_head), in strcmp's order: their bytes are read
+ * only when the heads are equal and hold no end (a batch's texts are cold, their heads not). */
+static inline int sp_text_cmp(const char *a, uint64_t ha, const char *b, uint64_t hb)
+{
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    return a == b || !(ha & 0xff) ? 0 : strcmp(a + 8, b + 8);
+}
 
 /* Merges the N entries of SIZE bytes at BASE that SAME says are one key (HASH equal) into the
  * first of each: ADD(into, from) adds FROM to INTO, after which FROM is dropped (ADD releases

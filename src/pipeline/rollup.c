@@ -71,7 +71,7 @@ static int cmp_value(const void *pa, const void *pb)
         return a->dim < b->dim ? -1 : 1;
     if (a->hour != b->hour)
         return a->hour < b->hour ? -1 : 1;
-    return a->value == b->value ? 0 : strcmp(a->value, b->value);
+    return sp_text_cmp(a->value, a->head, b->value, b->head);
 }
 
 static void *xmalloc(size_t n)
@@ -104,9 +104,7 @@ static void add_count(void *pa, void *pb)
 static uint64_t hash_value(const void *p)
 {
     const sp_rollup_value_t *v = p;
-    return sp_hash_str(
-        sp_hash_int(sp_hash_int(sp_hash_str(SP_HASH_SEED, v->campaign), v->dim), v->hour),
-        v->value);
+    return sp_hash_int(sp_hash_int(v->hash, v->dim), v->hour);
 }
 
 static bool same_value(const void *pa, const void *pb)
@@ -127,13 +125,13 @@ static int cmp_person(const void *pa, const void *pb)
         return c;
     if (a->dim != b->dim)
         return a->dim < b->dim ? -1 : 1;
-    return a->who == b->who ? 0 : strcmp(a->who, b->who);
+    return sp_text_cmp(a->who, a->head, b->who, b->head);
 }
 
 static uint64_t hash_person(const void *p)
 {
     const sp_rollup_person_t *v = p;
-    return sp_hash_str(sp_hash_int(sp_hash_str(SP_HASH_SEED, v->campaign), v->dim), v->who);
+    return sp_hash_int(v->hash, v->dim);
 }
 
 static bool same_person(const void *pa, const void *pb)
@@ -153,6 +151,19 @@ static void add_person(void *pa, void *pb)
         a->last = b->last;
 }
 
+/* One event's row of dim DIM: VALUE in HOUR, of campaign ID (ID_HASH: its sp_hash_str). */
+static sp_rollup_value_t value_of(const char *id, uint64_t id_hash, const char *value, int dim,
+                                  int64_t hour)
+{
+    return (sp_rollup_value_t){.campaign = id,
+                               .value = value,
+                               .head = sp_text_head(value),
+                               .hash = sp_hash_str(id_hash, value),
+                               .dim = dim,
+                               .hour = hour,
+                               .n = 1};
+}
+
 void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n)
 {
     sp_rollup_free(r);
@@ -165,10 +176,14 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
     uint32_t *campaign_of = xmalloc(n * sizeof(*campaign_of));
     for (size_t i = 0; i < n; i++)
         campaigns[i] = rows[i]->campaign;
-    sp_distinct_texts(campaigns, n, campaign_of, campaigns);
+    size_t n_campaigns = sp_distinct_texts(campaigns, n, campaign_of, campaigns);
+    uint64_t *campaign_hash = xmalloc(n_campaigns * sizeof(*campaign_hash));
+    for (size_t k = 0; k < n_campaigns; k++)
+        campaign_hash[k] = sp_hash_str(SP_HASH_SEED, campaigns[k]);
     for (size_t i = 0; i < n; i++) {
         const sp_event_row_t *row = rows[i];
         const char *id = campaigns[campaign_of[i]];
+        uint64_t id_hash = campaign_hash[campaign_of[i]];
         bool open = SP_EVENT_OPEN == row->kind, click = SP_EVENT_CLICK == row->kind;
         bool counted = sp_tally_counted((int)row->klass);
         /* Every stored event has its quarter's row, as the SQL's grouping makes it, if only of
@@ -184,7 +199,7 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
         const char *whom = who(row, r->keys + i * SP_ROLLUP_KEY_MAX);
         int64_t hour = row->ts_ms / SP_ROLLUP_HOUR_MS;
         if (click) {
-            r->values[r->n_values++] = (sp_rollup_value_t){id, whom, SP_ROLLUP_CLICKER, hour, 1, 0};
+            r->values[r->n_values++] = value_of(id, id_hash, whom, SP_ROLLUP_CLICKER, hour);
             continue;
         }
         const char *v[SP_ROLLUP_CLICKER] = {
@@ -197,10 +212,11 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
             [SP_ROLLUP_VIA] = row->via,
         };
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
-            r->values[r->n_values++] = (sp_rollup_value_t){id, v[d], d, hour, 1, 0};
+            r->values[r->n_values++] = value_of(id, id_hash, v[d], d, hour);
     }
     free(campaigns);
     free(campaign_of);
+    free(campaign_hash);
     /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
      * country in an hour), then the distinct keys sorted. */
     r->n_counts =
@@ -222,8 +238,8 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
     for (size_t i = 0; i < r->n_values; i++) {
         const sp_rollup_value_t *v = &r->values[i];
         if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
-            r->people[r->n_people++] =
-                (sp_rollup_person_t){v->campaign, v->value, v->dim, v->hour, v->hour, i};
+            r->people[r->n_people++] = (sp_rollup_person_t){v->campaign, v->value, v->head, v->hash,
+                                                            v->dim,      v->hour,  v->hour, i};
             continue;
         }
         if (v->hour >= folded)
@@ -313,9 +329,9 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
 void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved)
 {
     bool *drop = calloc(r->n_values + 1, sizeof(*drop));
-    int64_t *first = xmalloc(r->n_people * sizeof(*first)); /* each person's after the batch */
     if (!drop)
         abort();
+    int64_t *first = xmalloc(r->n_people * sizeof(*first)); /* each person's after the batch */
     for (size_t i = 0; i < r->n_people; i++) {
         const sp_rollup_person_t *p = &r->people[i];
         moved[i] = false;
@@ -336,7 +352,8 @@ void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*ol
         *v = r->values[i];
         if (SP_ROLLUP_OPENER != v->dim)
             continue;
-        sp_rollup_person_t key = {.campaign = v->campaign, .who = v->value, .dim = v->dim};
+        sp_rollup_person_t key = {
+            .campaign = v->campaign, .who = v->value, .head = v->head, .dim = v->dim};
         const sp_rollup_person_t *p =
             bsearch(&key, r->people, r->n_people, sizeof(*r->people), cmp_person);
         if (!p)

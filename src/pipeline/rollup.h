@@ -159,6 +159,10 @@ typedef struct sp_rollup_count {
 /* One row of rollup_values a batch adds to. */
 typedef struct sp_rollup_value {
     const char *campaign, *value; /* borrowed from the batch's events, or from the batch's own */
+    /* VALUE's head (sp_text_head), and the hash of CAMPAIGN and VALUE (sp_hash_str): made once,
+     * where the entries' merging and sorting (and the days', totals' and people's made of them)
+     * would read the texts again and again. */
+    uint64_t head, hash;
     int dim;
     int64_t hour, n;
     int64_t first; /* of dim 0 on SQLite, its opener's first hour (sp_rollup_first_hours) */
@@ -174,6 +178,7 @@ typedef struct sp_rollup_value {
 /* One row of rollup_people a batch adds to: a person's first and last hour in the batch. */
 typedef struct sp_rollup_person {
     const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
+    uint64_t head, hash;        /* its value's (WHO's head; the hash of CAMPAIGN and WHO) */
     int dim;
     int64_t first, last;
     size_t first_value; /* the index of the row of its first hour among the batch's values */

@@ -81,7 +81,7 @@ void sp_tally_client_key(const sp_event_t *ev, char *buf, size_t len)
 typedef struct {
     sp_event_t *ev;
     const char *key;   /* recipient, client key, or NULL */
-    uint64_t key_head; /* KEY's first 8 bytes as a big-endian number (0s past its end) */
+    uint64_t key_head; /* KEY's head (sp_text_head) */
     int64_t ts_ms;     /* EV's */
     uint32_t campaign; /* EV's campaign's rank among the batch's (campaign_ranks) */
     int group;         /* GROUP_* */
@@ -90,21 +90,9 @@ typedef struct {
 
 enum { GROUP_RECIPIENT, GROUP_CLIENT, GROUP_NONE };
 
-/* S's first 8 bytes as a big-endian number, 0s past its end: two texts whose heads differ
- * compare as their heads do (strcmp's order: unsigned bytes, a prefix first). */
-static uint64_t text_head(const char *s)
-{
-    uint64_t h = 0;
-    for (int i = 0; i < 8 && s[i]; i++)
-        h |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
-    return h;
-}
-
 static int cmp_key(const entry_t *x, const entry_t *y)
 {
-    if (x->key_head != y->key_head)
-        return x->key_head < y->key_head ? -1 : 1;
-    return strcmp(x->key, y->key);
+    return sp_text_cmp(x->key, x->key_head, y->key, y->key_head);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -285,7 +273,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             e->key = keys[i];
         }
         if (e->key)
-            e->key_head = text_head(e->key);
+            e->key_head = sp_text_head(e->key);
     }
     free(ranks);
     qsort(entries, n, sizeof(*entries), cmp_entry);

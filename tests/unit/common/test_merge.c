@@ -57,10 +57,62 @@ static void test_distinct_texts(void **state)
     assert_int_equal(0, sp_distinct_texts(ptrs, 0, idx, dist));
 }
 
+static int sign(int v)
+{
+    return (v > 0) - (v < 0);
+}
+
+/* Texts compared by their heads first order as strcmp orders them: every pair of a set with
+ * texts shorter than, as long as and longer than a head, one a prefix of another, equal texts
+ * at other addresses, and bytes above 0x7f (unsigned, as strcmp compares them). */
+static void test_text_cmp(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "",
+        "a",
+        "ab",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefghi",
+        "abcdefgz",
+        "abcdefh",
+        "abcdefghij",
+        "abcdefgh\x7f",
+        "abcdefgh\xc3\xa9",
+        "\xc3\xa9",
+        "b",
+        "r12345@example.com",
+        "r12345@example.org",
+        "r12346@example.com",
+        "v:abc",
+        "v:abcdefghijk",
+        "Chrome",
+        "Chrome Mobile",
+        "Chrome Mobile iOS",
+    };
+    enum { N = sizeof(texts) / sizeof(texts[0]) };
+    char copies[N][32];
+    for (size_t i = 0; i < N; i++)
+        snprintf(copies[i], sizeof(copies[i]), "%s", texts[i]);
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < N; j++) {
+            const char *a = texts[i], *b = copies[j];
+            int want = sign(strcmp(a, b));
+            assert_int_equal(want, sign(sp_text_cmp(a, sp_text_head(a), b, sp_text_head(b))));
+            assert_int_equal(want, sign(sp_text_cmp(b, sp_text_head(b), a, sp_text_head(a))) * -1);
+        }
+    assert_true(sp_text_head("abcdefgh") == sp_text_head("abcdefghi"));
+    assert_true(sp_text_head("ab") < sp_text_head("abc"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distinct_texts),
+        cmocka_unit_test(test_text_cmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
