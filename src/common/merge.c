@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scratch.h"
+
 uint64_t sp_hash_str(uint64_t h, const char *s)
 {
     for (; *s; s++) {
@@ -24,9 +26,8 @@ size_t sp_distinct_texts(const char *const *texts, size_t n, uint32_t *index, co
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    uint32_t *slots = calloc(cap, sizeof(*slots)); /* a distinct text's place + 1; 0: free */
-    if (!slots)
-        abort();
+    uint32_t *slots =
+        sp_scratch_zero(cap, sizeof(*slots)); /* a distinct text's place + 1; 0: free */
     uint32_t n_distinct = 0;
     for (size_t i = 0; i < n; i++) {
         size_t at = (size_t)sp_hash_str(SP_HASH_SEED, texts[i]) & (cap - 1);
@@ -38,7 +39,7 @@ size_t sp_distinct_texts(const char *const *texts, size_t n, uint32_t *index, co
         }
         index[i] = slots[at] - 1;
     }
-    free(slots);
+    sp_scratch_put(slots);
     return n_distinct;
 }
 
@@ -48,9 +49,7 @@ size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    size_t *slots = calloc(cap, sizeof(*slots)); /* an entry's index + 1; 0: free */
-    if (!slots)
-        abort();
+    size_t *slots = sp_scratch_zero(cap, sizeof(*slots)); /* an entry's index + 1; 0: free */
     char *e = base;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -66,6 +65,6 @@ size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *
             memcpy(e + k * size, it, size);
         slots[at] = ++k;
     }
-    free(slots);
+    sp_scratch_put(slots);
     return k;
 }

@@ -19,6 +19,7 @@
 #include "intern.h"
 #include "log.h"
 #include "metrics.h"
+#include "scratch.h"
 
 /* A commit the store cannot take for now (a full disk, a database locked by another
  * program, a server out of reach) is retried this many times, then the writer waits and
@@ -834,6 +835,7 @@ static void give_back(sp_ingest_t *in)
     if (in->since_give_back < GIVE_BACK_OPENS)
         return;
     in->since_give_back = 0;
+    sp_scratch_release(); /* the blocks the batches' tallies and rollups worked in */
     /* The reader frees the last batch's events (hand_back): it trims once it has. */
     struct ahead *a = &in->ahead;
     pthread_mutex_lock(&a->lock);
@@ -921,6 +923,7 @@ static void *writer_main(void *arg)
     }
     writer_stops(&in->ahead);
     free(batch);
+    sp_scratch_release();
     log_unkept(in, true);
     /* Anyone still waiting (the store went down at shutdown) is answered: the journal keeps
      * their opens for the next start. */

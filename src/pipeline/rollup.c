@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "merge.h"
+#include "scratch.h"
 #include "query.h"
 #include "tally.h"
 
@@ -72,14 +73,6 @@ static int cmp_value(const void *pa, const void *pb)
     if (a->hour != b->hour)
         return a->hour < b->hour ? -1 : 1;
     return sp_text_cmp(a->value, a->head, b->value, b->head);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
 }
 
 static uint64_t hash_count(const void *p)
@@ -167,17 +160,17 @@ static sp_rollup_value_t value_of(const char *id, uint64_t id_hash, const char *
 void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n)
 {
     sp_rollup_free(r);
-    r->counts = xmalloc(n * sizeof(*r->counts));
-    r->values = xmalloc(n * SP_ROLLUP_DIMS * sizeof(*r->values));
-    r->keys = xmalloc(n * SP_ROLLUP_KEY_MAX);
+    r->counts = sp_scratch_get(n * sizeof(*r->counts));
+    r->values = sp_scratch_get(n * SP_ROLLUP_DIMS * sizeof(*r->values));
+    r->keys = sp_scratch_get(n * SP_ROLLUP_KEY_MAX);
     /* Each campaign as one text, the first event's: the entries' sorting and merging then find
      * equal campaigns equal pointers, where the events' own texts, cold, were compared. */
-    const char **campaigns = xmalloc(n * sizeof(*campaigns));
-    uint32_t *campaign_of = xmalloc(n * sizeof(*campaign_of));
+    const char **campaigns = sp_scratch_get(n * sizeof(*campaigns));
+    uint32_t *campaign_of = sp_scratch_get(n * sizeof(*campaign_of));
     for (size_t i = 0; i < n; i++)
         campaigns[i] = rows[i]->campaign;
     size_t n_campaigns = sp_distinct_texts(campaigns, n, campaign_of, campaigns);
-    uint64_t *campaign_hash = xmalloc(n_campaigns * sizeof(*campaign_hash));
+    uint64_t *campaign_hash = sp_scratch_get(n_campaigns * sizeof(*campaign_hash));
     for (size_t k = 0; k < n_campaigns; k++)
         campaign_hash[k] = sp_hash_str(SP_HASH_SEED, campaigns[k]);
     for (size_t i = 0; i < n; i++) {
@@ -214,9 +207,9 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
             r->values[r->n_values++] = value_of(id, id_hash, v[d], d, hour);
     }
-    free(campaigns);
-    free(campaign_of);
-    free(campaign_hash);
+    sp_scratch_put(campaigns);
+    sp_scratch_put(campaign_of);
+    sp_scratch_put(campaign_hash);
     /* Each key once, by a hash of it (most of a batch's entries repeat a key: a client, a
      * country in an hour), then the distinct keys sorted. */
     r->n_counts =
@@ -231,9 +224,9 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
 {
     /* From the distinct hour rows: a batch over several hours adds to each day, total and person
      * row once. */
-    r->days = xmalloc(r->n_values * sizeof(*r->days));
-    r->totals = xmalloc(r->n_values * sizeof(*r->totals));
-    r->people = xmalloc(r->n_values * sizeof(*r->people));
+    r->days = sp_scratch_get(r->n_values * sizeof(*r->days));
+    r->totals = sp_scratch_get(r->n_values * sizeof(*r->totals));
+    r->people = sp_scratch_get(r->n_values * sizeof(*r->people));
     r->n_days = r->n_totals = r->n_people = 0;
     for (size_t i = 0; i < r->n_values; i++) {
         const sp_rollup_value_t *v = &r->values[i];
@@ -293,8 +286,8 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
                             bool *changed)
 {
     /* At most four rows a person: a first and a last hour left, and one each arrived at. */
-    free(r->hours);
-    r->hours = xmalloc((4 * r->n_people + 1) * sizeof(*r->hours));
+    sp_scratch_put(r->hours);
+    r->hours = sp_scratch_get((4 * r->n_people + 1) * sizeof(*r->hours));
     size_t n = 0;
     for (size_t i = 0; i < r->n_people; i++) {
         const sp_rollup_person_t *p = &r->people[i];
@@ -328,10 +321,9 @@ void sp_rollup_people_hours(sp_rollup_t *r, const bool *found, const int64_t (*o
 
 void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*old)[2], bool *moved)
 {
-    bool *drop = calloc(r->n_values + 1, sizeof(*drop));
-    if (!drop)
-        abort();
-    int64_t *first = xmalloc(r->n_people * sizeof(*first)); /* each person's after the batch */
+    bool *drop = sp_scratch_zero(r->n_values + 1, sizeof(*drop));
+    int64_t *first =
+        sp_scratch_get(r->n_people * sizeof(*first)); /* each person's after the batch */
     for (size_t i = 0; i < r->n_people; i++) {
         const sp_rollup_person_t *p = &r->people[i];
         moved[i] = false;
@@ -361,8 +353,8 @@ void sp_rollup_first_hours(sp_rollup_t *r, const bool *found, const int64_t (*ol
         v->first = first[p - r->people];
     }
     r->n_values = kept;
-    free(drop);
-    free(first);
+    sp_scratch_put(drop);
+    sp_scratch_put(first);
 }
 
 bool sp_rollup_named(const char *who)
@@ -372,13 +364,13 @@ bool sp_rollup_named(const char *who)
 
 void sp_rollup_free(sp_rollup_t *r)
 {
-    free(r->hours);
-    free(r->counts);
-    free(r->values);
-    free(r->days);
-    free(r->totals);
-    free(r->people);
-    free(r->keys);
+    sp_scratch_put(r->hours);
+    sp_scratch_put(r->counts);
+    sp_scratch_put(r->values);
+    sp_scratch_put(r->days);
+    sp_scratch_put(r->totals);
+    sp_scratch_put(r->people);
+    sp_scratch_put(r->keys);
     *r = (sp_rollup_t){0};
 }
 

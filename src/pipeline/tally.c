@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "merge.h"
+#include "scratch.h"
 
 _Static_assert(0 == SP_CLASS_HUMAN && 1 == SP_CLASS_PROXY, "SP_TALLY_COUNTED_SQL names them");
 _Static_assert(0 == SP_EVENT_OPEN && 1 == SP_EVENT_CLICK, "SP_TALLY_OPEN_SQL names them");
@@ -116,14 +117,6 @@ static int cmp_text_at(const void *a, const void *b, void *texts)
     return strcmp(t[*(const uint32_t *)a], t[*(const uint32_t *)b]);
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
-
 /* DST (SIZE bytes) gets A "/" B, cut to fit as snprintf would cut it: the writer names a
  * reader for each recipient's human opens, and snprintf's "%s/%s" cost 900 instructions. */
 static void join(char *dst, size_t size, const char *a, const char *b)
@@ -224,12 +217,13 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
  * hold as many campaigns as opens). */
 static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
 {
-    const char **distinct = xcalloc(n, sizeof(*distinct)); /* the campaigns, then the distinct */
+    const char **distinct =
+        sp_scratch_zero(n, sizeof(*distinct)); /* the campaigns, then the distinct */
     for (size_t i = 0; i < n; i++)
         distinct[i] = evs[i]->campaign;
     uint32_t n_distinct = (uint32_t)sp_distinct_texts(distinct, n, ranks, distinct);
-    uint32_t *order = xcalloc(n_distinct, sizeof(*order)),
-             *rank = xcalloc(n_distinct, sizeof(*rank));
+    uint32_t *order = sp_scratch_zero(n_distinct, sizeof(*order)),
+             *rank = sp_scratch_zero(n_distinct, sizeof(*rank));
     for (uint32_t k = 0; k < n_distinct; k++)
         order[k] = k;
     qsort_r(order, n_distinct, sizeof(*order), cmp_text_at, distinct);
@@ -237,25 +231,25 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
         rank[order[k]] = k;
     for (size_t i = 0; i < n; i++)
         ranks[i] = rank[ranks[i]];
-    free(distinct);
-    free(order);
-    free(rank);
+    sp_scratch_put(distinct);
+    sp_scratch_put(order);
+    sp_scratch_put(rank);
 }
 
 void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
 {
     *t = (sp_tally_t){
-        .campaigns = xcalloc(n, sizeof(*t->campaigns)),
-        .recipients = xcalloc(n, sizeof(*t->recipients)),
-        .clients = xcalloc(n, sizeof(*t->clients)),
-        .humans = xcalloc(n, sizeof(*t->humans)),
-        .members = xcalloc(n, sizeof(*t->members)),
-        .forwards = xcalloc(n, sizeof(*t->forwards)),
+        .campaigns = sp_scratch_zero(n, sizeof(*t->campaigns)),
+        .recipients = sp_scratch_zero(n, sizeof(*t->recipients)),
+        .clients = sp_scratch_zero(n, sizeof(*t->clients)),
+        .humans = sp_scratch_zero(n, sizeof(*t->humans)),
+        .members = sp_scratch_zero(n, sizeof(*t->members)),
+        .forwards = sp_scratch_zero(n, sizeof(*t->forwards)),
         .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
-    entry_t *entries = xcalloc(n, sizeof(*entries));
-    char(*keys)[SP_TALLY_CLIENT_MAX] = xcalloc(n, sizeof(*keys));
-    uint32_t *ranks = xcalloc(n, sizeof(*ranks));
+    entry_t *entries = sp_scratch_zero(n, sizeof(*entries));
+    char(*keys)[SP_TALLY_CLIENT_MAX] = sp_scratch_zero(n, sizeof(*keys));
+    uint32_t *ranks = sp_scratch_zero(n, sizeof(*ranks));
     campaign_ranks(evs, n, ranks);
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
@@ -275,7 +269,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         if (e->key)
             e->key_head = sp_text_head(e->key);
     }
-    free(ranks);
+    sp_scratch_put(ranks);
     qsort(entries, n, sizeof(*entries), cmp_entry);
 
     sp_tally_campaign_t *c = NULL;
@@ -339,8 +333,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             k->first = ev; /* the earliest: sorted by time */
         }
     }
-    free(entries);
-    free(keys);
+    sp_scratch_put(entries);
+    sp_scratch_put(keys);
 }
 
 void sp_tally_recipient_seen(sp_tally_t *t, size_t i, int64_t views)
@@ -364,14 +358,14 @@ void sp_tally_client_seen(sp_tally_t *t, size_t i, bool is_new)
 
 void sp_tally_free(sp_tally_t *t)
 {
-    free(t->campaigns);
+    sp_scratch_put(t->campaigns);
     for (size_t i = 0; i < t->n_recipients; i++)
         free(t->recipients[i].forwarded);
-    free(t->recipients);
-    free(t->humans);
-    free(t->members);
-    free(t->forwards);
-    free(t->clients);
+    sp_scratch_put(t->recipients);
+    sp_scratch_put(t->humans);
+    sp_scratch_put(t->members);
+    sp_scratch_put(t->forwards);
+    sp_scratch_put(t->clients);
     *t = (sp_tally_t){0};
 }
 
