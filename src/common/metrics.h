@@ -40,7 +40,8 @@
     X(http_body_budget_refusals, "uploads refused (503): bodies in flight had used their memory")  \
     X(http_head_timeouts, "connections whose request did not arrive in time (408)")                \
     X(http_shed, "waiting connections closed to make room near the connection limit (503)")        \
-    X(http_address_refusals, "connections refused: their address held too many already")
+    X(http_address_refusals, "connections refused: their address held too many already")           \
+    X(geo_walks, "GeoIP lookups of a public address not remembered: the files' trees walked")
 
 typedef struct sp_metrics {
 #define SP_METRIC_FIELD(name, help) atomic_uint_fast64_t name;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "geo.h"
+#include "metrics.h"
 #include "mmdb_writer.h"
 
 /* Files made once for the whole run by make_databases, removed by remove_databases. */
@@ -387,6 +388,31 @@ static void test_cached_addresses(void **state)
     sp_geo_close(g);
 }
 
+/* Opens that come round the same 4,096 addresses (bench/count.lua's realistic mix) walk a
+ * file's tree once for each public one: looked up again and again, under 1% walk again (a
+ * two-way cache with FNV-1a's low bits walked again for 10% of them every round). */
+static void test_addresses_round_again(void **state)
+{
+    (void)state;
+    sp_geo_t *g = open_paths(flat_path, geoip2_path);
+    uint64_t walks[4];
+    walks[0] = atomic_load(&sp_metrics.geo_walks); /* spypixel_geo_walks_total */
+    for (int round = 1; round <= 3; round++) {
+        for (unsigned a = 0; a < 4096; a++) {
+            char ip[32];
+            snprintf(ip, sizeof ip, "%u.%u.%u.%u", 20 + a % 180, (a * 13) % 256, (a * 31) % 256,
+                     1 + a % 250);
+            sp_geo_result_t r;
+            sp_geo_lookup(g, ip, &r);
+        }
+        walks[round] = atomic_load(&sp_metrics.geo_walks) - walks[0];
+    }
+    assert_true(walks[1] > 3500); /* all but the special ranges' (loopback, private, ...) */
+    assert_true(walks[1] <= 4096);
+    assert_true(walks[3] - walks[1] < 2 * 4096 / 100);
+    sp_geo_close(g);
+}
+
 static void test_first_hit_wins(void **state)
 {
     (void)state;
@@ -640,12 +666,13 @@ static void test_dbip_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_geoip2_layout),    cmocka_unit_test(test_flat_layout),
-        cmocka_unit_test(test_first_hit_wins),   cmocka_unit_test(test_cached_answers),
-        cmocka_unit_test(test_cached_addresses), cmocka_unit_test(test_labels_without_lookup),
-        cmocka_unit_test(test_garbage_input),    cmocka_unit_test(test_no_database),
-        cmocka_unit_test(test_open_errors),      cmocka_unit_test(test_country_names),
-        cmocka_unit_test(test_threads),          cmocka_unit_test(test_dbip_default),
+        cmocka_unit_test(test_geoip2_layout),         cmocka_unit_test(test_flat_layout),
+        cmocka_unit_test(test_first_hit_wins),        cmocka_unit_test(test_cached_answers),
+        cmocka_unit_test(test_cached_addresses),      cmocka_unit_test(test_addresses_round_again),
+        cmocka_unit_test(test_labels_without_lookup), cmocka_unit_test(test_garbage_input),
+        cmocka_unit_test(test_no_database),           cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_country_names),         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_dbip_default),
     };
     return cmocka_run_group_tests_name("geo", tests, make_databases, remove_databases);
 }
