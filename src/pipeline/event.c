@@ -64,6 +64,7 @@ void sp_event_row_forget(sp_event_t *ev)
     free(ev->headers_set);
     ev->headers_set = ev->headers_apart = NULL;
     ev->headers_split = false;
+    ev->keys_made = false;
 }
 
 size_t sp_event_held(const sp_event_t *ev)

@@ -214,6 +214,13 @@ typedef struct sp_event {
      * Forgotten with the row. */
     bool headers_split;
     char *headers_set, *headers_apart;
+    /* Its row's user agent and header set as the stores' caches of interned texts look them up
+     * (sp_intern_event_keys): each one's length and hash, made once by the ingest's reader, so
+     * that the writer reads each text once (to compare it) rather than three times. Forgotten
+     * with the row. */
+    bool keys_made;
+    size_t agent_len, set_len;
+    uint64_t agent_hash, set_hash;
 
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */

@@ -520,7 +520,7 @@ static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out
         ev->journal_end = next;
         sp_enrich_event(in->opt.enrich, ev);
         sp_event_row(ev);
-        sp_intern_split_event(ev, NULL, NULL);
+        sp_intern_event_keys(ev, NULL, NULL, NULL);
         *held += ev->held = sp_event_held(ev);
         out[(*n)++] = ev;
     }

@@ -71,26 +71,32 @@ static uint64_t hash(const char *s, size_t len)
     return h ^ (h >> 32);
 }
 
-int64_t sp_intern_find(const sp_intern_t *c, const char *text, size_t len)
+sp_intern_key_t sp_intern_key(const char *text)
 {
-    const slot_t *e = &c->slots[hash(text, len) % c->n_slots];
-    return e->text && e->len == len && 0 == memcmp(e->text, text, len) ? e->id : 0;
+    size_t len = strlen(text);
+    return (sp_intern_key_t){text, len, hash(text, len)};
 }
 
-void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id)
+int64_t sp_intern_find(const sp_intern_t *c, const sp_intern_key_t *key)
 {
-    if (len > c->max_len)
+    const slot_t *e = &c->slots[key->hash % c->n_slots];
+    return e->text && e->len == key->len && 0 == memcmp(e->text, key->text, key->len) ? e->id : 0;
+}
+
+void sp_intern_keep(sp_intern_t *c, const sp_intern_key_t *key, int64_t id)
+{
+    if (key->len > c->max_len)
         return;
-    slot_t *e = &c->slots[hash(text, len) % c->n_slots];
+    slot_t *e = &c->slots[key->hash % c->n_slots];
     if (!e->text)
         c->count++;
     free(e->text);
-    e->text = malloc(len + 1);
+    e->text = malloc(key->len + 1);
     if (!e->text)
         abort();
-    memcpy(e->text, text, len);
-    e->text[len] = '\0';
-    e->len = len;
+    memcpy(e->text, key->text, key->len);
+    e->text[key->len] = '\0';
+    e->len = key->len;
     e->id = id;
 }
 
@@ -242,6 +248,28 @@ int sp_intern_split_event(sp_event_t *ev, const char **set_out, const char **apa
     if (apart_out)
         *apart_out = ev->headers_apart;
     return ev->headers_set ? 0 : -1;
+}
+
+void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_t *set,
+                          const char **apart_out)
+{
+    const sp_event_row_t *row = sp_event_row(ev);
+    const char *set_text, *apart_text;
+    if (0 != sp_intern_split_event(ev, &set_text, &apart_text))
+        set_text = row->headers_json;
+    if (!ev->keys_made) {
+        ev->agent_len = row->user_agent ? strlen(row->user_agent) : 0;
+        ev->agent_hash = row->user_agent ? hash(row->user_agent, ev->agent_len) : 0;
+        ev->set_len = strlen(set_text);
+        ev->set_hash = hash(set_text, ev->set_len);
+        ev->keys_made = true;
+    }
+    if (agent)
+        *agent = (sp_intern_key_t){row->user_agent, ev->agent_len, ev->agent_hash};
+    if (set)
+        *set = (sp_intern_key_t){set_text, ev->set_len, ev->set_hash};
+    if (apart_out)
+        *apart_out = apart_text;
 }
 
 static void grow(char **buf, size_t *cap, size_t need)

@@ -40,11 +40,21 @@ typedef struct sp_intern sp_intern_t;
 sp_intern_t *sp_intern_new(size_t slots, size_t max_len);
 void sp_intern_free(sp_intern_t *c);
 
-/* TEXT's ID (LEN bytes) when the cache holds it, else 0. */
-int64_t sp_intern_find(const sp_intern_t *c, const char *text, size_t len);
+/* A text as a cache looks it up: its bytes, how many, and their hash. */
+typedef struct sp_intern_key {
+    const char *text;
+    size_t len;
+    uint64_t hash;
+} sp_intern_key_t;
 
-/* Remembers TEXT (LEN bytes) as ID, in place of what its slot held. */
-void sp_intern_keep(sp_intern_t *c, const char *text, size_t len, int64_t id);
+/* TEXT's key. */
+sp_intern_key_t sp_intern_key(const char *text);
+
+/* KEY's ID when the cache holds its text, else 0. */
+int64_t sp_intern_find(const sp_intern_t *c, const sp_intern_key_t *key);
+
+/* Remembers KEY's text as ID, in place of what its slot held. */
+void sp_intern_keep(sp_intern_t *c, const sp_intern_key_t *key, int64_t id);
 
 /* Forgets every entry: after a rolled back transaction, whose IDs may not exist. */
 void sp_intern_clear(sp_intern_t *c);
@@ -68,6 +78,14 @@ int sp_intern_split(const char *json, char **set, char **apart);
  * Returns 0, or -1 (*SET and *APART NULL) when the headers are stored whole. SET and APART may be
  * NULL. Aborts when out of memory. */
 int sp_intern_split_event(sp_event_t *ev, const char **set, const char **apart);
+
+/* EV's row's user agent as *AGENT (its text NULL when the row has none) and the text its header
+ * set is interned as, *SET: the split set (sp_intern_split_event), its apart values into *APART,
+ * or the whole headers when they are not split (*APART NULL). The keys are made once and kept in
+ * EV with the split: the ingest's reader makes them. AGENT, SET and APART may be NULL. Aborts
+ * when out of memory. */
+void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_t *set,
+                          const char **apart);
 
 /* SET with each @ outside its strings replaced by the next JSON string of APART, into *BUF
  * (*CAP bytes, grown with realloc as needed; aborts when out of memory). Returns *BUF, or NULL

@@ -1565,10 +1565,10 @@ static void batch_free(batch_t *b)
 }
 
 /* TEXT for the intern phase when CACHE misses it (OWNED: the batch frees it). */
-static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char *owned)
+static void batch_intern(batch_t *b, sp_intern_t *cache, const sp_intern_key_t *key, char *owned)
 {
-    size_t len = strlen(text);
-    bool seen = len > SP_INTERN_TEXT_MAX || sp_intern_find(cache, text, len);
+    const char *text = key->text;
+    bool seen = key->len > SP_INTERN_TEXT_MAX || sp_intern_find(cache, key);
     for (size_t i = 0; !seen && i < b->n_interns; i++)
         seen = b->interns[i].cache == cache && 0 == strcmp(b->interns[i].text, text);
     if (seen) {
@@ -1591,13 +1591,11 @@ static void batch_intern(batch_t *b, sp_intern_t *cache, const char *text, char 
 static void batch_interns(batch_t *b)
 {
     for (size_t i = 0; i < b->n_stored; i++) {
-        const sp_event_row_t *row = sp_event_row(b->stored[i]);
-        const char *set_text;
-        if (row->user_agent)
-            batch_intern(b, b->agents, row->user_agent, NULL);
-        if (0 != sp_intern_split_event(b->stored[i], &set_text, NULL))
-            set_text = row->headers_json;
-        batch_intern(b, b->sets, set_text, NULL);
+        sp_intern_key_t agent, set;
+        sp_intern_event_keys(b->stored[i], &agent, &set, NULL);
+        if (agent.text)
+            batch_intern(b, b->agents, &agent, NULL);
+        batch_intern(b, b->sets, &set, NULL);
     }
 }
 
@@ -1776,20 +1774,19 @@ static void p_field(params_t *p, const sp_event_row_t *row, const sp_event_field
     }
 }
 
-/* ROW's (EV's, or made from EV's) user agent and header set by their IDs, 0 when the caches do
+/* EV's row's user agent and header set (a likely forward's row has its open's) by their IDs, 0
+ * when the caches do
  * not hold them (the intern phase put them there; else, a text too long to cache or a slot
  * taken by another of the batch's texts, the row keeps its own text, read the same), and the
  * apart values that go with the set, borrowed from EV, NULL when there is no set (the row's
  * headers are then whole). */
-static void row_interned(pg_store_t *s, sp_event_t *ev, const sp_event_row_t *row, int64_t *agent,
-                         int64_t *set, const char **apart)
+static void row_interned(pg_store_t *s, sp_event_t *ev, int64_t *agent, int64_t *set,
+                         const char **apart)
 {
-    const char *set_text;
-    *agent =
-        row->user_agent ? sp_intern_find(s->agents, row->user_agent, strlen(row->user_agent)) : 0;
-    if (0 != sp_intern_split_event(ev, &set_text, apart))
-        set_text = row->headers_json;
-    *set = sp_intern_find(s->sets, set_text, strlen(set_text));
+    sp_intern_key_t agent_key, set_key; /* EV's row's, which a likely forward's copies */
+    sp_intern_event_keys(ev, &agent_key, &set_key, apart);
+    *agent = agent_key.text ? sp_intern_find(s->agents, &agent_key) : 0;
+    *set = sp_intern_find(s->sets, &set_key);
     if (!*set)
         *apart = NULL;
 }
@@ -1801,7 +1798,7 @@ static int send_row(pg_store_t *s, sp_event_t *ev, const sp_event_row_t *row)
     params_t p = {.n = 0};
     int64_t agent, set;
     const char *apart;
-    row_interned(s, ev, row, &agent, &set, &apart);
+    row_interned(s, ev, &agent, &set, &apart);
     for (size_t i = 0; i < SP_EVENT_N_FIELDS; i++) {
         if (SP_FIELD_ID == sp_event_fields[i].kind)
             continue;
@@ -1865,7 +1862,7 @@ static int send_events(pg_store_t *s, batch_t *b)
         const sp_event_row_t *row = sp_event_row(b->stored[e]);
         int64_t agent, set;
         const char *apart;
-        row_interned(s, b->stored[e], row, &agent, &set, &apart);
+        row_interned(s, b->stored[e], &agent, &set, &apart);
         if (agent)
             array_int(agents, agent);
         else
@@ -2163,9 +2160,10 @@ static void batch_recv(batch_t *b, size_t i, PGresult *res)
     } else if (2 == b->phase) {
         b->n_unknown = row ? get_i64(res, 0, 0) : 0;
     } else if (PHASE_INTERN == b->phase) {
-        if (row)
-            sp_intern_keep(b->interns[i].cache, b->interns[i].text, strlen(b->interns[i].text),
-                           get_i64(res, 0, 0));
+        if (row) {
+            sp_intern_key_t key = sp_intern_key(b->interns[i].text);
+            sp_intern_keep(b->interns[i].cache, &key, get_i64(res, 0, 0));
+        }
     } else if (3 == b->phase) {
         if (i < b->n_creates) {
             /* Nothing inserted: another server created it meanwhile. */

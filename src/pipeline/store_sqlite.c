@@ -1450,11 +1450,12 @@ static void read_field(sqlite3_stmt *st, int i, sp_event_row_t *row, const sp_ev
 
 /* TEXT's ID in the table of FIND and ADD (agents or header_sets), added when new: from the
  * writer's cache C when it holds it, else from the table. */
-static int intern(sqlite_store_t *s, sp_intern_t *c, int find, int add, const char *text,
+static int intern(sqlite_store_t *s, sp_intern_t *c, int find, int add, const sp_intern_key_t *key,
                   int64_t *id, char *err, size_t errlen)
 {
-    size_t len = strlen(text);
-    if (0 != (*id = sp_intern_find(c, text, len)))
+    const char *text = key->text;
+    size_t len = key->len;
+    if (0 != (*id = sp_intern_find(c, key)))
         return 0;
     sqlite3_stmt *st = s->q[find];
     sqlite3_reset(st);
@@ -1473,7 +1474,7 @@ static int intern(sqlite_store_t *s, sp_intern_t *c, int find, int add, const ch
             return fail(s, err, errlen, "intern text");
         *id = sqlite3_last_insert_rowid(s->db);
     }
-    sp_intern_keep(c, text, len, *id);
+    sp_intern_keep(c, key, *id);
     return 0;
 }
 
@@ -1732,12 +1733,12 @@ static int insert_row(sqlite_store_t *s, sp_event_t *ev, const sp_event_row_t *r
         sqlite3_reset(st);
     }
     int64_t agent = 0, set = 0;
-    const char *set_text, *apart;
-    if (0 != sp_intern_split_event(ev, &set_text, &apart))
-        set_text = row->headers_json;
-    if ((row->user_agent && 0 != intern(s, s->agents, Q_AGENT_FIND, Q_AGENT_ADD, row->user_agent,
-                                        &agent, err, errlen)) ||
-        0 != intern(s, s->sets, Q_SET_FIND, Q_SET_ADD, set_text, &set, err, errlen))
+    sp_intern_key_t agent_key, set_key; /* ROW's: EV's own, or its copy's (a likely forward's) */
+    const char *apart;
+    sp_intern_event_keys(ev, &agent_key, &set_key, &apart);
+    if ((agent_key.text &&
+         0 != intern(s, s->agents, Q_AGENT_FIND, Q_AGENT_ADD, &agent_key, &agent, err, errlen)) ||
+        0 != intern(s, s->sets, Q_SET_FIND, Q_SET_ADD, &set_key, &set, err, errlen))
         return -1;
     pending_row_t *r = &s->pending[s->n_pending++];
     *r = (pending_row_t){

@@ -15,6 +15,18 @@
 
 /* The cache holds at most its slots, never a text longer than its bound, finds what it holds
  * and forgets all on clear. */
+static int64_t find(const sp_intern_t *c, const char *text)
+{
+    sp_intern_key_t key = sp_intern_key(text);
+    return sp_intern_find(c, &key);
+}
+
+static void keep(sp_intern_t *c, const char *text, int64_t id)
+{
+    sp_intern_key_t key = sp_intern_key(text);
+    sp_intern_keep(c, &key, id);
+}
+
 static void test_cache_bounds(void **state)
 {
     (void)state;
@@ -22,28 +34,32 @@ static void test_cache_bounds(void **state)
     char text[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(text, sizeof(text), "agent %d", i);
-        sp_intern_keep(c, text, strlen(text), i + 1);
-        assert_int_equal(i + 1, sp_intern_find(c, text, strlen(text)));
+        keep(c, text, i + 1);
+        assert_int_equal(i + 1, find(c, text));
         assert_true(sp_intern_count(c) <= 8);
     }
     assert_int_equal(8, sp_intern_count(c));
     int held = 0;
     for (int i = 0; i < 1000; i++) {
         snprintf(text, sizeof(text), "agent %d", i);
-        int64_t id = sp_intern_find(c, text, strlen(text));
+        int64_t id = find(c, text);
         assert_true(0 == id || i + 1 == id);
         held += id != 0;
     }
     assert_int_equal(8, held);
-    sp_intern_keep(c, "a text longer than sixteen", 26, 5000);
-    assert_int_equal(0, sp_intern_find(c, "a text longer than sixteen", 26));
+    keep(c, "a text longer than sixteen", 5000);
+    assert_int_equal(0, find(c, "a text longer than sixteen"));
     /* A prefix is another text. */
-    sp_intern_keep(c, "abc", 3, 7);
-    assert_int_equal(0, sp_intern_find(c, "ab", 2));
-    assert_int_equal(7, sp_intern_find(c, "abc", 3));
+    keep(c, "abc", 7);
+    assert_int_equal(0, find(c, "ab"));
+    assert_int_equal(7, find(c, "abc"));
+    /* A key found is compared by its bytes, not only its hash. */
+    sp_intern_key_t forged = sp_intern_key("abd");
+    forged.hash = sp_intern_key("abc").hash;
+    assert_int_equal(0, sp_intern_find(c, &forged));
     sp_intern_clear(c);
     assert_int_equal(0, sp_intern_count(c));
-    assert_int_equal(0, sp_intern_find(c, "abc", 3));
+    assert_int_equal(0, find(c, "abc"));
     sp_intern_free(c);
 }
 
@@ -161,14 +177,43 @@ static void test_split_event(void **state)
     free(apart);
     sp_event_free(large);
 
-    /* Made again with the row: here from headers that are not split. */
+    /* The keys the stores' caches look the texts up by: the agent's and the set's, made once. */
+    add_header(ev, "User-Agent", "Agent/1.0");
+    sp_event_row_forget(ev);
+    sp_intern_key_t agent, set_key, want;
+    const char *apart_key = NULL;
+    sp_intern_event_keys(ev, &agent, &set_key, &apart_key);
+    assert_int_equal(0, sp_intern_split_event(ev, &set1, &apart1));
+    assert_ptr_equal(set1, set_key.text);
+    assert_ptr_equal(apart1, apart_key);
+    want = sp_intern_key(set1);
+    assert_int_equal(want.len, set_key.len);
+    assert_true(want.hash == set_key.hash);
+    assert_string_equal("Agent/1.0", agent.text);
+    want = sp_intern_key("Agent/1.0");
+    assert_int_equal(want.len, agent.len);
+    assert_true(want.hash == agent.hash);
+    ev->set_hash ^= 1; /* kept: not made again */
+    sp_intern_event_keys(ev, NULL, &set_key, NULL);
+    assert_true(sp_intern_key(set1).hash == (set_key.hash ^ 1));
+
+    /* Made again with the row: here from headers that are not split, kept whole, and no agent. */
     sp_event_row_forget(ev);
     sp_event_row(ev);
     ev->row.headers_json = "{\"a\":1}";
+    ev->row.user_agent = NULL;
     set1 = apart1 = "unchanged";
     assert_int_equal(-1, sp_intern_split_event(ev, &set1, &apart1));
     assert_null(set1);
     assert_null(apart1);
+    apart_key = "unchanged";
+    sp_intern_event_keys(ev, &agent, &set_key, &apart_key);
+    assert_null(agent.text);
+    assert_null(apart_key);
+    assert_string_equal("{\"a\":1}", set_key.text);
+    want = sp_intern_key("{\"a\":1}");
+    assert_int_equal(want.len, set_key.len);
+    assert_true(want.hash == set_key.hash);
     sp_event_free(ev);
 }
 
