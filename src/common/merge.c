@@ -7,13 +7,21 @@
 
 #include "scratch.h"
 
-uint64_t sp_hash_str(uint64_t h, const char *s)
+uint64_t sp_hash_str_len(uint64_t h, const char *s, size_t *len)
 {
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
+    const char *p = s;
+    for (; *p; p++) {
+        h ^= (unsigned char)*p;
         h *= 1099511628211ULL;
     }
+    *len = (size_t)(p - s);
     return h;
+}
+
+uint64_t sp_hash_str(uint64_t h, const char *s)
+{
+    size_t len;
+    return sp_hash_str_len(h, s, &len);
 }
 
 uint64_t sp_hash_int(uint64_t h, int64_t v)

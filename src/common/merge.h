@@ -11,6 +11,8 @@
 /* FNV-1a: where a hash starts, and a string's or a number's bytes added to hash H. */
 #define SP_HASH_SEED 14695981039346656037ULL
 uint64_t sp_hash_str(uint64_t h, const char *s);
+/* The same, and S's length into *LEN: one pass over a cold text for both. */
+uint64_t sp_hash_str_len(uint64_t h, const char *s, size_t *len);
 uint64_t sp_hash_int(uint64_t h, int64_t v);
 
 /* S's first 8 bytes as a big-endian number, 0s past its end: two texts whose heads differ

@@ -148,13 +148,14 @@ static void add_person(void *pa, void *pb)
 static sp_rollup_value_t value_of(const char *id, uint64_t id_hash, const char *value, int dim,
                                   int64_t hour)
 {
-    return (sp_rollup_value_t){.campaign = id,
-                               .value = value,
-                               .head = sp_text_head(value),
-                               .hash = sp_hash_str(id_hash, value),
-                               .dim = dim,
-                               .hour = hour,
-                               .n = 1};
+    sp_rollup_value_t v = {.campaign = id,
+                           .value = value,
+                           .head = sp_text_head(value),
+                           .dim = dim,
+                           .hour = hour,
+                           .n = 1};
+    v.hash = sp_hash_str_len(id_hash, value, &v.len);
+    return v;
 }
 
 void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n)
@@ -231,8 +232,8 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
     for (size_t i = 0; i < r->n_values; i++) {
         const sp_rollup_value_t *v = &r->values[i];
         if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
-            r->people[r->n_people++] = (sp_rollup_person_t){v->campaign, v->value, v->head, v->hash,
-                                                            v->dim,      v->hour,  v->hour, i};
+            r->people[r->n_people++] = (sp_rollup_person_t){
+                v->campaign, v->value, v->head, v->hash, v->len, v->dim, v->hour, v->hour, i};
             continue;
         }
         if (v->hour >= folded)

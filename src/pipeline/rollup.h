@@ -163,6 +163,7 @@ typedef struct sp_rollup_value {
      * where the entries' merging and sorting (and the days', totals' and people's made of them)
      * would read the texts again and again. */
     uint64_t head, hash;
+    size_t len; /* VALUE's, made with its hash: a bind need not read the text for it */
     int dim;
     int64_t hour, n;
     int64_t first; /* of dim 0 on SQLite, its opener's first hour (sp_rollup_first_hours) */
@@ -179,6 +180,7 @@ typedef struct sp_rollup_value {
 typedef struct sp_rollup_person {
     const char *campaign, *who; /* borrowed as sp_rollup_value_t's */
     uint64_t head, hash;        /* its value's (WHO's head; the hash of CAMPAIGN and WHO) */
+    size_t len;                 /* WHO's */
     int dim;
     int64_t first, last;
     size_t first_value; /* the index of the row of its first hour among the batch's values */

@@ -2190,7 +2190,7 @@ static int bind_value_of(sqlite3_stmt *st, int at, const sp_rollup_value_t *v, b
     sqlite3_bind_int(st, at++, v->dim);
     if (hour)
         sqlite3_bind_int64(st, at++, v->hour);
-    bind_text(st, at++, v->value);
+    sqlite3_bind_text(st, at++, v->value, (int)v->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, at++, v->n);
     return at;
 }
@@ -2221,7 +2221,7 @@ static int bind_person_key(sqlite3_stmt *st, int at, const sp_rollup_person_t *p
 {
     bind_text(st, at++, p->campaign);
     sqlite3_bind_int(st, at++, p->dim);
-    bind_text(st, at++, p->who);
+    sqlite3_bind_text(st, at++, p->who, (int)p->len, SQLITE_STATIC);
     return at;
 }
 

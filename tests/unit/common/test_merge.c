@@ -108,11 +108,28 @@ static void test_text_cmp(void **state)
     assert_true(sp_text_head("ab") < sp_text_head("abc"));
 }
 
+/* A text's hash and length in one pass: the hash sp_hash_str makes, the length strlen's. */
+static void test_hash_str_len(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {"", "a", "r12345@example.com", "v:0123456789abcdef",
+                                        "\xc3\xa9t\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t len = 12345;
+        uint64_t h = sp_hash_str_len(SP_HASH_SEED, texts[i], &len);
+        assert_int_equal(strlen(texts[i]), len);
+        assert_true(h == sp_hash_str(SP_HASH_SEED, texts[i]));
+        assert_true(sp_hash_str_len(7, texts[i], &len) == sp_hash_str(7, texts[i]));
+    }
+    assert_true(sp_hash_str(SP_HASH_SEED, "ab") != sp_hash_str(SP_HASH_SEED, "ba"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distinct_texts),
         cmocka_unit_test(test_text_cmp),
+        cmocka_unit_test(test_hash_str_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
