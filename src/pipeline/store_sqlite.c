@@ -640,8 +640,8 @@ struct sqlite_store {
         uint64_t tag;
         int64_t rowid;
     } * known;
-    /* The tags (recipient_tag) of the recipients whose rows the batch inserted (write_counts):
-     * people with no rollup_people row yet (write_people). */
+    /* The tags (sp_tally_recipient_tag) of the recipients whose rows the batch inserted
+     * (write_counts): people with no rollup_people row yet (write_people). */
     uint64_t *new_rows;
     size_t n_new_rows, cap_new_rows;
     /* Of each of the batch's recipients (the tally's, in its order): its tag, and its row's first
@@ -1917,28 +1917,12 @@ static int step_recipient(sqlite_store_t *s, int q, const sp_tally_t *t,
  * 3% of the writer's instructions). Pages of slots never used are never touched. */
 #define KNOWN_SLOTS (1u << 19)
 
-/* A hash of CAMPAIGN's RECIPIENT (FNV-1a), never 0. */
-static uint64_t recipient_tag(const char *campaign, const char *recipient)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (const char *p = campaign;; p++) { /* its NUL too: "ab"+"c" is not "a"+"bc" */
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        if (!*p)
-            break;
-    }
-    for (const char *p = recipient; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h | 1;
-}
-
-/* The hint slot of CAMPAIGN's RECIPIENT in S's known rows, and its tag into TAG. */
-static struct known_row *known_slot(sqlite_store_t *s, const char *campaign, const char *recipient,
-                                    uint64_t *tag)
+/* The hint slot of the recipient whose tag (sp_tally_recipient_tag) is TAG in S's known rows. */
+static struct known_row *known_slot(sqlite_store_t *s, uint64_t tag)
 {
     if (!s->known && !(s->known = calloc(KNOWN_SLOTS, sizeof(*s->known))))
         abort();
-    *tag = recipient_tag(campaign, recipient);
-    return &s->known[(*tag >> 17) & (KNOWN_SLOTS - 1)];
+    return &s->known[(tag >> 17) & (KNOWN_SLOTS - 1)];
 }
 
 /* Copies text value V into DST (CAP bytes), cut short if longer, as snprintf would. */
@@ -2046,8 +2030,8 @@ static int write_counts(sqlite_store_t *s, sp_tally_t *t, char *err, size_t errl
          * its views and first reader are the batch's own, and nothing is read back (one
          * statement instead of two). Otherwise, or when it was there after all, the row is
          * added to, and handed over as it was by the update. */
-        uint64_t tag;
-        struct known_row *known = known_slot(s, t->campaigns[r->campaign].id, r->recipient, &tag);
+        uint64_t tag = r->tag;
+        struct known_row *known = known_slot(s, tag);
         bool inserted = false, gone = false;
         s->was[i] = (struct recipient_was){tag, 0, 0};
         if (known->tag != tag) {
@@ -2356,7 +2340,7 @@ static int named_openers(sqlite_store_t *s, const sp_tally_t *t, const sp_rollup
         const sp_rollup_person_t *p = &r->people[i];
         if (SP_ROLLUP_OPENER != p->dim || !sp_rollup_named(p->who))
             continue;
-        uint64_t tag = recipient_tag(p->campaign, p->who);
+        uint64_t tag = sp_tally_recipient_tag(p->campaign, p->who);
         size_t at = (size_t)(tag >> 17) & (slots - 1), k = 0;
         for (; slot[at]; at = (at + 1) & (slots - 1)) {
             const sp_tally_recipient_t *e = &t->recipients[slot[at] - 1];
@@ -2433,7 +2417,7 @@ static int write_people(sqlite_store_t *s, const sp_tally_t *t, sp_rollup_t *r, 
     for (size_t i = 0; i < n && s->n_new_rows; i++) {
         if (named[i])
             continue;
-        uint64_t tag = recipient_tag(r->people[i].campaign, r->people[i].who);
+        uint64_t tag = sp_tally_recipient_tag(r->people[i].campaign, r->people[i].who);
         fresh[i] = bsearch(&tag, s->new_rows, s->n_new_rows, sizeof(tag), cmp_tag);
     }
     if (!rc)

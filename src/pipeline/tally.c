@@ -83,6 +83,7 @@ typedef struct {
     sp_event_t *ev;
     const char *key;   /* recipient, client key, or NULL */
     uint64_t key_head; /* KEY's head (sp_text_head) */
+    uint64_t tag;      /* a recipient's sp_tally_recipient_tag */
     int64_t ts_ms;     /* EV's */
     uint32_t campaign; /* EV's campaign's rank among the batch's (campaign_ranks) */
     int group;         /* GROUP_* */
@@ -212,10 +213,34 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
     row->read_ms = -1;
 }
 
+/* FNV-1a of CAMPAIGN and its NUL: where its recipients' tags start (sp_tally_recipient_tag). */
+static uint64_t tag_start(const char *campaign)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *p = campaign;; p++) { /* its NUL too: "ab"+"c" is not "a"+"bc" */
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        if (!*p)
+            return h;
+    }
+}
+
+/* The tag of RECIPIENT of the campaign whose tag_start is H. */
+static uint64_t tag_end(uint64_t h, const char *recipient)
+{
+    for (const char *p = recipient; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h | 1;
+}
+
+uint64_t sp_tally_recipient_tag(const char *campaign, const char *recipient)
+{
+    return tag_end(tag_start(campaign), recipient);
+}
+
 /* Each of the N events' campaign as its rank among the batch's distinct campaigns in strcmp's
- * order, into RANKS: equal ranks, equal campaigns. Each campaign is read once (a batch may
- * hold as many campaigns as opens). */
-static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
+ * order, into RANKS: equal ranks, equal campaigns; each rank's tag_start into STARTS (room for
+ * N). Each campaign is read once (a batch may hold as many campaigns as opens). */
+static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks, uint64_t *starts)
 {
     const char **distinct =
         sp_scratch_zero(n, sizeof(*distinct)); /* the campaigns, then the distinct */
@@ -227,8 +252,10 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks)
     for (uint32_t k = 0; k < n_distinct; k++)
         order[k] = k;
     qsort_r(order, n_distinct, sizeof(*order), cmp_text_at, distinct);
-    for (uint32_t k = 0; k < n_distinct; k++)
+    for (uint32_t k = 0; k < n_distinct; k++) {
         rank[order[k]] = k;
+        starts[k] = tag_start(distinct[order[k]]);
+    }
     for (size_t i = 0; i < n; i++)
         ranks[i] = rank[ranks[i]];
     sp_scratch_put(distinct);
@@ -250,7 +277,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     entry_t *entries = sp_scratch_zero(n, sizeof(*entries));
     char(*keys)[SP_TALLY_CLIENT_MAX] = sp_scratch_zero(n, sizeof(*keys));
     uint32_t *ranks = sp_scratch_zero(n, sizeof(*ranks));
-    campaign_ranks(evs, n, ranks);
+    uint64_t *starts = sp_scratch_get((n ? n : 1) * sizeof(*starts));
+    campaign_ranks(evs, n, ranks, starts);
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
         entry_t *e = &entries[i];
@@ -261,6 +289,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
              * older journal's record may hold anything), the key of its rollups' rows too. */
             e->group = GROUP_RECIPIENT;
             e->key = sp_event_row(ev)->recipient;
+            e->tag = tag_end(starts[ranks[i]], e->key); /* its text read now, as its head is */
         } else if (SP_EVENT_OPEN == ev->kind && sp_tally_counted(ev->klass)) {
             e->group = GROUP_CLIENT;
             sp_tally_client_key(ev, keys[i], sizeof(keys[i]));
@@ -270,6 +299,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             e->key_head = sp_text_head(e->key);
     }
     sp_scratch_put(ranks);
+    sp_scratch_put(starts);
     qsort(entries, n, sizeof(*entries), cmp_entry);
 
     sp_tally_campaign_t *c = NULL;
@@ -300,6 +330,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                 r = &t->recipients[t->n_recipients++];
                 r->campaign = t->n_campaigns - 1;
                 r->recipient = e->key;
+                r->tag = e->tag;
                 r->humans = t->n_humans;
                 r->members = t->n_members;
             }

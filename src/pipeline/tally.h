@@ -124,9 +124,14 @@ typedef struct sp_tally_campaign {
 void sp_tally_reader(const sp_event_t *ev, char *client, char *network);
 
 /* What a batch adds to one recipient of one campaign. */
+/* A hash of CAMPAIGN's RECIPIENT (FNV-1a of both, the campaign's NUL between), never 0: the
+ * SQLite writer's hint of where the recipient's row is (and of the people its rollups name). */
+uint64_t sp_tally_recipient_tag(const char *campaign, const char *recipient);
+
 typedef struct sp_tally_recipient {
     size_t campaign; /* in campaigns */
     const char *recipient;
+    uint64_t tag; /* sp_tally_recipient_tag's, made as the tally reads the recipient first */
     int64_t views, by_class[SP_CLASS_COUNT], clicks;
     int64_t first_at, last_at; /* of its counted opens; 0: none */
     sp_event_t *first;         /* its earliest counted open (NULL: none), the first view if new */

@@ -244,9 +244,15 @@ static void test_sorted_heads(void **state)
             /* person-a1@example.com twice in each campaign: one entry, its earliest open first */
             int64_t views = 0 == strcmp(keys[k], "person-a1@example.com") ? 2 : 1;
             assert_int_equal(views, r->views);
+            /* Its tag, made as the tally read it, is the one the writer's hints are keyed by. */
+            assert_true(r->tag == sp_tally_recipient_tag(ids[i], keys[k]));
+            assert_true(r->tag & 1);
         }
     }
     free_all(&t, evs, N);
+    /* The campaign ends where the recipient begins. */
+    assert_true(sp_tally_recipient_tag("ab", "c") != sp_tally_recipient_tag("a", "bc"));
+    assert_true(sp_tally_recipient_tag("a", "b") != sp_tally_recipient_tag("b", "a"));
 }
 
 static void test_client_key(void **state)
