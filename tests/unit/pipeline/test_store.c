@@ -382,7 +382,8 @@ static got_events_t *list_events(sp_store_t *s, const char *campaign, int64_t be
 
 typedef struct got_recipients {
     char name[32][SP_ID_MAX + 1];
-    sp_recipient_t r[32];
+    sp_recipient_t r[32]; /* each one's recipient points into NAME of the struct filled (a copy
+                           * returned by list_recipients: read NAME) */
     size_t n;
 } got_recipients_t;
 
@@ -3058,13 +3059,13 @@ static void test_recipient_rowid_again(void **state)
                 NULL);
     got_recipients_t g = list_recipients(w, "again", "", 10);
     assert_int_equal(2, g.n);
-    assert_string_equal("first@example.com", g.r[0].recipient);
+    assert_string_equal("first@example.com", g.name[0]);
     assert_int_equal(2, g.r[0].views);
     assert_int_equal(1, g.r[0].by_class[H]);
     assert_int_equal(1, g.r[0].by_class[P]);
     assert_int_equal(3000, g.r[0].first_at);
     assert_int_equal(4000, g.r[0].last_at);
-    assert_string_equal("second@example.com", g.r[1].recipient);
+    assert_string_equal("second@example.com", g.name[1]);
     assert_int_equal(1, g.r[1].views);
     assert_int_equal(2000, g.r[1].first_at);
     assert_int_equal(2000, g.r[1].last_at);
