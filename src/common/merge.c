@@ -57,7 +57,10 @@ size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    size_t *slots = sp_scratch_zero(cap, sizeof(*slots)); /* an entry's index + 1; 0: free */
+    /* An entry's index + 1; 0: free. 32 bits: half the table to zero and to miss in. */
+    uint32_t *slots = sp_scratch_zero(cap, sizeof(*slots));
+    if (n >= UINT32_MAX)
+        abort();
     char *e = base;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -71,7 +74,7 @@ size_t sp_merge(void *base, size_t n, size_t size, uint64_t (*hash)(const void *
         }
         if (k != i)
             memcpy(e + k * size, it, size);
-        slots[at] = ++k;
+        slots[at] = (uint32_t)++k;
     }
     sp_scratch_put(slots);
     return k;

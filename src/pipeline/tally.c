@@ -243,12 +243,12 @@ uint64_t sp_tally_recipient_tag(const char *campaign, const char *recipient)
 static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks, uint64_t *starts)
 {
     const char **distinct =
-        sp_scratch_zero(n, sizeof(*distinct)); /* the campaigns, then the distinct */
+        sp_scratch_get(n * sizeof(*distinct)); /* the campaigns, then the distinct */
     for (size_t i = 0; i < n; i++)
         distinct[i] = evs[i]->campaign;
     uint32_t n_distinct = (uint32_t)sp_distinct_texts(distinct, n, ranks, distinct);
-    uint32_t *order = sp_scratch_zero(n_distinct, sizeof(*order)),
-             *rank = sp_scratch_zero(n_distinct, sizeof(*rank));
+    uint32_t *order = sp_scratch_get(n_distinct * sizeof(*order)),
+             *rank = sp_scratch_get(n_distinct * sizeof(*rank));
     for (uint32_t k = 0; k < n_distinct; k++)
         order[k] = k;
     qsort_r(order, n_distinct, sizeof(*order), cmp_text_at, distinct);
@@ -266,18 +266,21 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks, ui
 void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
 {
     *t = (sp_tally_t){
-        .campaigns = sp_scratch_zero(n, sizeof(*t->campaigns)),
-        .recipients = sp_scratch_zero(n, sizeof(*t->recipients)),
-        .clients = sp_scratch_zero(n, sizeof(*t->clients)),
-        .humans = sp_scratch_zero(n, sizeof(*t->humans)),
-        .members = sp_scratch_zero(n, sizeof(*t->members)),
-        .forwards = sp_scratch_zero(n, sizeof(*t->forwards)),
+        /* Room for N of each, not zeroed: an entry is made whole as it is taken (the campaigns
+         * and clients of a batch are few, and zeroing the room of all took 1.7% of the writer's
+         * instructions on realistic opens). */
+        .campaigns = sp_scratch_get(n * sizeof(*t->campaigns)),
+        .recipients = sp_scratch_get(n * sizeof(*t->recipients)),
+        .clients = sp_scratch_get(n * sizeof(*t->clients)),
+        .humans = sp_scratch_get(n * sizeof(*t->humans)),
+        .members = sp_scratch_get(n * sizeof(*t->members)),
+        .forwards = sp_scratch_get(n * sizeof(*t->forwards)),
         .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
-    entry_t *entries = sp_scratch_zero(n, sizeof(*entries));
-    char(*keys)[SP_TALLY_CLIENT_MAX] = sp_scratch_zero(n, sizeof(*keys));
-    uint32_t *ranks = sp_scratch_zero(n, sizeof(*ranks));
-    uint64_t *starts = sp_scratch_get((n ? n : 1) * sizeof(*starts));
+    entry_t *entries = sp_scratch_get(n * sizeof(*entries));
+    char(*keys)[SP_TALLY_CLIENT_MAX] = sp_scratch_get(n * sizeof(*keys));
+    uint32_t *ranks = sp_scratch_get(n * sizeof(*ranks));
+    uint64_t *starts = sp_scratch_get(n * sizeof(*starts));
     campaign_ranks(evs, n, ranks, starts);
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
@@ -311,7 +314,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         bool same_key = same_campaign && prev->group == e->group && e->key && 0 == cmp_key(prev, e);
         if (!same_campaign) {
             c = &t->campaigns[t->n_campaigns++];
-            c->id = ev->campaign;
+            *c = (sp_tally_campaign_t){.id = ev->campaign};
         }
         bool open = SP_EVENT_OPEN == ev->kind;
         bool counted = sp_tally_counted(ev->klass);
@@ -328,11 +331,11 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         if (GROUP_RECIPIENT == e->group) {
             if (!same_key) {
                 r = &t->recipients[t->n_recipients++];
-                r->campaign = t->n_campaigns - 1;
-                r->recipient = e->key;
-                r->tag = e->tag;
-                r->humans = t->n_humans;
-                r->members = t->n_members;
+                *r = (sp_tally_recipient_t){.campaign = t->n_campaigns - 1,
+                                            .recipient = e->key,
+                                            .tag = e->tag,
+                                            .humans = t->n_humans,
+                                            .members = t->n_members};
             }
             t->members[t->n_members++] = ev;
             r->n_members++;
@@ -359,9 +362,9 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             }
         } else if (GROUP_CLIENT == e->group && !same_key) {
             sp_tally_client_t *k = &t->clients[t->n_clients++];
-            k->campaign = t->n_campaigns - 1;
+            *k =
+                (sp_tally_client_t){.campaign = t->n_campaigns - 1, .first = ev}; /* the earliest */
             memcpy(k->key, e->key, sizeof(k->key));
-            k->first = ev; /* the earliest: sorted by time */
         }
     }
     sp_scratch_put(entries);
