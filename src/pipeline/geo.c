@@ -47,8 +47,8 @@ typedef struct geo_slot {
  * Which record an address found, so that an address seen before skips libmaxminddb's walk down
  * the file's tree (a dozen to thirty nodes, each a read at a random place of a file of tens of
  * megabytes): the opens of a mailing come from few addresses again and again (Google's and
- * Apple's proxies, a company's gateway). Direct-mapped by the address: bounded, and a collision
- * only walks again. The record itself is then read through the slots above.
+ * Apple's proxies, a company's gateway). A set of slots by the address's hash (ADDR_WAYS):
+ * bounded, and a miss only walks again. The record itself is then read through the slots above.
  */
 #define GEO_ADDR_SLOTS 32768 /* a power of two; 1 MB */
 /* Four-way: a key's hash names a set of four slots, a miss taking the one used least lately.
