@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "merge.h"
-#include "scratch.h"
 #include "query.h"
+#include "scratch.h"
 #include "tally.h"
 
 static const char *const dim_names[SP_ROLLUP_DIMS] = {

@@ -213,23 +213,17 @@ void sp_tally_forward_row(sp_event_t *ev, sp_event_row_t *row)
     row->read_ms = -1;
 }
 
-/* FNV-1a of CAMPAIGN and its NUL: where its recipients' tags start (sp_tally_recipient_tag). */
+/* FNV-1a of CAMPAIGN and its NUL ("ab"+"c" is not "a"+"bc"): where its recipients' tags start
+ * (sp_tally_recipient_tag). */
 static uint64_t tag_start(const char *campaign)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const char *p = campaign;; p++) { /* its NUL too: "ab"+"c" is not "a"+"bc" */
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        if (!*p)
-            return h;
-    }
+    return sp_hash_int(sp_hash_str(SP_HASH_SEED, campaign), 0);
 }
 
 /* The tag of RECIPIENT of the campaign whose tag_start is H. */
 static uint64_t tag_end(uint64_t h, const char *recipient)
 {
-    for (const char *p = recipient; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h | 1;
+    return sp_hash_str(h, recipient) | 1;
 }
 
 uint64_t sp_tally_recipient_tag(const char *campaign, const char *recipient)
