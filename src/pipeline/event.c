@@ -1,11 +1,11 @@
 /* event: one recorded request (an open or a click) and its derived fields. */
 /* SPDX-License-Identifier: MIT */
 #include "event.h"
+#include "slab.h"
 #include "utf8.h"
 
 #include <assert.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,21 +23,26 @@ static size_t event_size(size_t buf_size, size_t slots, size_t *at)
     return size > sizeof(sp_event_t) ? size : sizeof(sp_event_t);
 }
 
-sp_event_t *sp_event_new(size_t buf_size)
+/* An event with BUF_SIZE bytes of header storage, made in SLAB (may be NULL). */
+static sp_event_t *event_new_in(sp_slab_t *slab, size_t buf_size)
 {
     /* The header storage is written before it is read: only the struct is zeroed (the writer
      * makes an event per open, and zeroing its storage too was 6% of its time). */
     size_t at;
-    sp_event_t *ev = malloc(event_size(buf_size, SP_HEADERS_MAX, &at));
-    if (!ev)
-        abort();
+    sp_event_t *ev = sp_slab_alloc(slab, event_size(buf_size, SP_HEADERS_MAX, &at));
     memset(ev, 0, sizeof(*ev));
+    ev->slab = slab;
     ev->headers = (sp_header_t *)(void *)(ev->buf + at);
     ev->header_slots = SP_HEADERS_MAX;
     ev->target = "";
     ev->buf_size = buf_size;
     ev->read_ms = -1;
     return ev;
+}
+
+sp_event_t *sp_event_new(size_t buf_size)
+{
+    return event_new_in(NULL, buf_size);
 }
 
 const char *sp_event_kind_name(int64_t kind)
@@ -58,10 +63,10 @@ const char *sp_event_kind_name(int64_t kind)
 
 void sp_event_row_forget(sp_event_t *ev)
 {
-    free(ev->row_texts);
+    sp_slab_free(ev->row_texts);
     ev->row_texts = NULL;
     ev->row_made = false;
-    free(ev->headers_set);
+    sp_slab_free(ev->headers_set);
     ev->headers_set = ev->headers_apart = NULL;
     ev->headers_split = false;
     ev->keys_made = false;
@@ -69,16 +74,14 @@ void sp_event_row_forget(sp_event_t *ev)
 
 size_t sp_event_held(const sp_event_t *ev)
 {
-    /* malloc_usable_size(NULL) is 0. */
-    return malloc_usable_size((void *)ev) + malloc_usable_size(ev->row_texts) +
-           malloc_usable_size(ev->headers_set);
+    return sp_slab_size(ev) + sp_slab_size(ev->row_texts) + sp_slab_size(ev->headers_set);
 }
 
 void sp_event_free(sp_event_t *ev)
 {
     if (ev && (ev->row_made || ev->headers_split))
         sp_event_row_forget(ev);
-    free(ev);
+    sp_slab_free(ev);
 }
 
 /* ---- the stored form ---------------------------------------------------------------- */
@@ -151,9 +154,7 @@ static void row_object(struct row_texts *t, const char **slot, char *json)
  * lines one after the other, and the empty ones the one static "". */
 static void pack_texts(sp_event_t *ev, struct row_texts *t)
 {
-    char *at = ev->row_texts = malloc(t->total ? t->total : 1);
-    if (!at)
-        abort();
+    char *at = ev->row_texts = sp_slab_alloc(ev->slab, t->total ? t->total : 1);
     for (size_t i = 0; i < t->n; i++) {
         memcpy(at, *t->slot[i], t->len[i]);
         *t->slot[i] = at;
@@ -540,9 +541,7 @@ static sp_event_t *shrink(sp_event_t *ev)
     for (int k = 0; k < 3; k++)
         apart[k] = *pointers[k] ? (size_t)(*pointers[k] - ev->buf) : 0;
     size_t at;
-    sp_event_t *small = realloc(ev, event_size(ev->buf_used, ev->n_headers, &at));
-    if (!small)
-        return ev; /* it keeps its room */
+    sp_event_t *small = sp_slab_shrink(ev, event_size(ev->buf_used, ev->n_headers, &at));
     small->buf_size = small->buf_used;
     small->headers = (sp_header_t *)(void *)(small->buf + at);
     small->header_slots = small->n_headers;
@@ -561,10 +560,15 @@ static sp_event_t *shrink(sp_event_t *ev)
 
 sp_event_t *sp_event_decode(const void *buf, size_t len)
 {
+    return sp_event_decode_in(NULL, buf, len);
+}
+
+sp_event_t *sp_event_decode_in(sp_slab_t *slab, const void *buf, size_t len)
+{
     reader_t r = {buf, (const unsigned char *)buf + len, false};
     /* The headers take less room than their record, but for what scrubbing a record written
      * by an older version adds: an SP_EVENT_REMOVED per credential at most. */
-    sp_event_t *ev = sp_event_new(len + SP_HEADERS_MAX * 4 * sizeof(SP_EVENT_REMOVED));
+    sp_event_t *ev = event_new_in(slab, len + SP_HEADERS_MAX * 4 * sizeof(SP_EVENT_REMOVED));
     uint8_t kind = 0, flags = 0;
     uint16_t n_headers = 0;
     get_bytes(&r, &ev->ts_ms, sizeof(ev->ts_ms));

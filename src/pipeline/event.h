@@ -9,6 +9,7 @@
 
 #include "event_fields.h"
 #include "net.h"
+#include "slab.h"
 
 #define SP_ID_MAX          128 /* campaign and recipient IDs, bytes */
 #define SP_HEADERS_MAX     64  /* headers kept per request; the rest are dropped */
@@ -222,6 +223,9 @@ typedef struct sp_event {
     size_t agent_len, set_len;
     uint64_t agent_hash, set_hash;
 
+    /* The slab it was made in (sp_event_decode_in), which its row's texts and split headers
+     * are carved from too when made on the slab's thread; NULL: malloc's. */
+    sp_slab_t *slab;
     size_t buf_used, buf_size;
     char buf[]; /* header names and values */
 } sp_event_t;
@@ -265,6 +269,9 @@ size_t sp_event_encode(const sp_event_t *ev, unsigned char *buf);
 
 /* A new event from a journal form, or NULL when LEN bytes at BUF are not one. */
 sp_event_t *sp_event_decode(const void *buf, size_t len);
+/* The same, made in SLAB (NULL: malloc's): for the many events of a batch, made one after
+ * another and freed together. Freed with sp_event_free as any other. */
+sp_event_t *sp_event_decode_in(sp_slab_t *slab, const void *buf, size_t len);
 
 /* Empties EV for reuse as a request thread's scratch event. */
 void sp_event_reset(sp_event_t *ev);

@@ -494,8 +494,8 @@ static void set_priority(sp_ingest_t *in)
  * only stores; one at least, and no more once they hold BYTES of memory, their sum into *HELD.
  * *END is the position past the last record read (undecodable ones are logged and skipped). 1
  * when it reached the journal's end, 0 when it read CAP (or BYTES), -1 on a read error. */
-static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out, size_t cap,
-                     size_t bytes, size_t *n, size_t *held, int64_t *end)
+static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_slab_t *slab, sp_event_t **out,
+                     size_t cap, size_t bytes, size_t *n, size_t *held, int64_t *end)
 {
     char err[256];
     *n = *held = 0;
@@ -510,7 +510,7 @@ static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_event_t **out
             sp_log_error("cannot read the journal", "error=\"%s\"", err);
             return -1;
         }
-        sp_event_t *ev = sp_event_decode(payload, len);
+        sp_event_t *ev = sp_event_decode_in(slab, payload, len);
         *end = next;
         if (!ev) {
             sp_metric_inc(opens_failed);
@@ -559,6 +559,11 @@ static void *reader_main(void *arg)
     size_t cap_spent = 0;
     char err[256];
     sp_journal_cursor_t *cur = NULL;
+    /* The opens are made in a slab of the reader's own: made one after another and freed a
+     * batch at a time, they take a few chunks, not four mallocs and frees each (7% of the
+     * ingest's time on one core, malloc's arena growing and shrinking as batches came and
+     * went), and lie in the writer's path in the order it reads them. */
+    sp_slab_t *slab = sp_slab_new();
     pthread_mutex_lock(&a->lock);
     int64_t pos = a->end;
     uint64_t rewinds = a->rewinds;
@@ -571,8 +576,10 @@ static void *reader_main(void *arg)
         if (n_spent || trim) {
             pthread_mutex_unlock(&a->lock);
             free_events(spent, n_spent);
-            if (trim)
+            if (trim) {
+                sp_slab_trim(slab);
                 malloc_trim(0);
+            }
             pthread_mutex_lock(&a->lock);
         }
         while (!a->writer_done && rewinds == a->rewinds &&
@@ -602,8 +609,8 @@ static void *reader_main(void *arg)
         }
         size_t n = 0, held = 0;
         int64_t end = pos;
-        int rc = read_some(in, cur, chunk, room < READ_CHUNK ? room : READ_CHUNK, bytes_room, &n,
-                           &held, &end);
+        int rc = read_some(in, cur, slab, chunk, room < READ_CHUNK ? room : READ_CHUNK, bytes_room,
+                           &n, &held, &end);
         if (0 == n && end == pos) {
             pthread_mutex_lock(&a->lock);
             if (!a->at_end && rewinds == a->rewinds) { /* the writer need not wait for more */
@@ -646,6 +653,7 @@ static void *reader_main(void *arg)
     }
     sp_journal_cursor_free(cur);
     free(spent);
+    sp_slab_close(slab);
     return NULL;
 }
 

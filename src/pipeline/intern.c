@@ -231,9 +231,7 @@ int sp_intern_split_event(sp_event_t *ev, const char **set_out, const char **apa
             abort();
         if (0 == split_into(json, scratch, scratch + len + 1)) {
             size_t set_size = strlen(scratch) + 1, apart_size = strlen(scratch + len + 1) + 1;
-            char *block = malloc(set_size + apart_size);
-            if (!block)
-                abort();
+            char *block = sp_slab_alloc(ev->slab, set_size + apart_size);
             memcpy(block, scratch, set_size);
             memcpy(block + set_size, scratch + len + 1, apart_size);
             ev->headers_set = block;

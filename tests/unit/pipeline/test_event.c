@@ -8,12 +8,15 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "event.h"
+#include "intern.h"
 #include "net.h"
+#include "slab.h"
 #include "utf8.h"
 
 static int add(sp_event_t *ev, const char *name, const char *value)
@@ -1104,6 +1107,69 @@ static void test_row_packed(void **state)
     sp_event_free(ev);
 }
 
+#if defined(__SANITIZE_ADDRESS__) /* slabs carve nothing: every block is malloc's */
+#define CARVED 0
+#else
+#define CARVED 1
+#endif
+
+/* Makes the row of event ARG again and frees it, on a thread not its slab's owner. */
+static void *row_elsewhere(void *arg)
+{
+    sp_event_t *ev = arg;
+    sp_event_row_forget(ev);
+    const sp_event_row_t *row = sp_event_row(ev);
+    assert_string_equal("alice+news@example.com", row->recipient);
+    /* Not carved: the slab is its owner's alone. */
+    if (CARVED)
+        assert_ptr_not_equal((const char *)ev + sp_slab_size(ev), ev->row_texts);
+    sp_event_free(ev);
+    return NULL;
+}
+
+/* An event decoded in a slab is the one decoded alone; made on the slab's thread, its row's
+ * texts and split headers are carved after it, and its memory told from their blocks; freed
+ * on another thread, its row made there again, after the slab has closed. */
+static void test_decode_in_slab(void **state)
+{
+    sp_event_t *ev = rich_event();
+    size_t len;
+    unsigned char *buf = encode(ev, &len);
+    sp_slab_t *slab = sp_slab_new();
+    sp_event_t *got = sp_event_decode_in(slab, buf, len);
+    assert_non_null(got);
+    same_event(ev, got);
+    assert_int_equal(got->n_headers, got->header_slots);
+    sp_event_t *alone = decode_exact(buf, len);
+    assert_string_equal(sp_event_row(alone)->headers_json, sp_event_row(got)->headers_json);
+    const char *set, *apart;
+    assert_int_equal(0, sp_intern_split_event(got, &set, &apart));
+    if (CARVED) {
+        assert_ptr_equal((const char *)got + sp_slab_size(got), got->row_texts);
+        assert_ptr_equal(got->row_texts + sp_slab_size(got->row_texts), got->headers_set);
+        /* Shrunk in place to what it holds: its record's size and the struct's, not the room
+         * decoding kept for scrubbing. */
+        assert_true(sp_slab_size(got) < sizeof(*got) + len + 16 * got->n_headers + 64);
+    }
+    assert_int_equal(sp_slab_size(got) + sp_slab_size(got->row_texts) +
+                         sp_slab_size(got->headers_set),
+                     sp_event_held(got));
+    assert_true(sp_event_held(got) > sizeof(*got) + strlen(sp_event_row(got)->headers_json));
+    /* A record that is not one: nothing made, the slab's room given back. */
+    assert_null(sp_event_decode_in(slab, buf, len - 1));
+    sp_event_t *next = sp_event_decode_in(slab, buf, len);
+    if (CARVED)
+        assert_ptr_equal(got->headers_set + sp_slab_size(got->headers_set), next);
+    sp_event_free(next);
+    sp_slab_close(slab);
+    pthread_t t;
+    assert_int_equal(0, pthread_create(&t, NULL, row_elsewhere, got));
+    assert_int_equal(0, pthread_join(t, NULL));
+    sp_event_free(alone);
+    sp_event_free(ev);
+    free(buf);
+}
+
 /* ---- spypixel's own credentials -------------------------------------------------------------- */
 
 /* sp_event_scrub_header on NAME: VALUE as a string, or NULL when kept as it is. */
@@ -1328,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_decode_noise),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_row_packed),
+        cmocka_unit_test(test_decode_in_slab),
         cmocka_unit_test(test_scrub_header),
         cmocka_unit_test(test_scrub_event),
         cmocka_unit_test(test_scrub_old_record),
