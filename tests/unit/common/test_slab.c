@@ -96,16 +96,22 @@ static void test_shrink(void **state)
     unsigned char *a = sp_slab_alloc(slab, 1000);
     unsigned char *b = sp_slab_alloc(slab, 1000);
     memset(b, 7, 1000);
-    assert_ptr_equal(b, sp_slab_shrink(b, 100));
+    unsigned char *shrunk = sp_slab_shrink(b, 100);
+    if (CARVED) /* in place; malloc's may move */
+        assert_ptr_equal(b, shrunk);
+    b = shrunk;
     assert_true(filled(b, 100, 7));
     unsigned char *c = sp_slab_alloc(slab, 10);
     if (CARVED) {
         assert_int_equal(HEADER + 112, sp_slab_size(b));
         assert_ptr_equal(b + HEADER + 112, c);
     }
-    assert_ptr_equal(a, sp_slab_shrink(a, 10)); /* not the last: it keeps its room */
-    if (CARVED)
+    shrunk = sp_slab_shrink(a, 10);
+    if (CARVED) { /* not the last: it keeps its room */
+        assert_ptr_equal(a, shrunk);
         assert_int_equal(HEADER + 1008, sp_slab_size(a));
+    }
+    a = shrunk;
     unsigned char *big = sp_slab_alloc(slab, 1 << 20);
     memset(big, 3, 1 << 20);
     unsigned char *small = sp_slab_shrink(big, 64);
