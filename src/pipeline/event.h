@@ -153,47 +153,14 @@ typedef struct sp_event {
     int64_t id;    /* set by the store */
     int64_t ts_ms; /* UTC milliseconds since the epoch */
     sp_event_kind_t kind;
+    int klass; /* sp_class_t, derived by enrichment */
     char campaign[SP_ID_MAX + 1];
     char recipient[SP_ID_MAX + 1]; /* "" when the URL named none */
-    /* A click's destination, in the header storage (sp_event_set_target); "" when none. Not an
-     * array of its own: 2 KB of every open, held by the thousands while a batch is stored. */
-    const char *target;
-    sp_net_addr_t addr;
-    char ip[SP_NET_ADDR_MAX];
-    char visitor[40]; /* first-party visitor cookie value, "" when none */
-    /* An open kept apart under an unknown campaign and now adopted: its row among the kept
-     * opens, which the store takes out as it stores the open (0: none). */
-    int64_t adopt_row;
-    /* The tracking block's read time: how it is known, and for a read its milliseconds (-1:
-     * none). */
-    sp_event_engage_t engage;
-    int64_t read_ms;
 
-    /* Every request header, in order, names and values borrowed from the event. */
-    /* Its slots follow the header storage: SP_HEADERS_MAX of them, as many as it holds once
-     * decoded (a whole array in the struct was 1 KB of every event held for its batch). */
-    sp_header_t *headers;
-    size_t n_headers, header_slots;
-    const char *user_agent; /* borrowed from headers, or NULL */
-    const char *referer;
-    const char *cookie;
-
-    bool self_referer, self_cookie, self_ip;
-
-    /* Derived by enrichment. */
-    char browser[SP_FIELD_MAX], browser_version[SP_FIELD_MAX];
-    char os[SP_FIELD_MAX], os_version[SP_FIELD_MAX];
-    char device[SP_FIELD_MAX], device_brand[SP_FIELD_MAX], device_model[SP_FIELD_MAX];
-    char arch[32];
-    char country[4], region[SP_FIELD_MAX], city[SP_FIELD_MAX];
-    char geo_label[16]; /* "private", "loopback", "unknown"... or "" */
-    double latitude, longitude;
-    bool has_coords;
-    int klass;              /* sp_class_t */
-    char rule[64];          /* the class rule that decided */
-    char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
-    char engagement[16];    /* "glanced"... "unmeasured" (sp_tally_engagement), "" when none */
-
+    /* What the writer reads of an event a batch after the reader made it, here together
+     * with the above: kept apart by the kilobyte of texts enrichment derives (below, which the
+     * writer reads as the row's copies), these were a dozen cache lines an event, each a miss
+     * as the tally and the writer went over the batch (4% of one core's realistic replay). */
     bool first_view; /* set by the store: the recipient's (or client's) first counted open */
     /* Set by the store: the first open of a campaign that did not exist, kept apart under a
      * new unknown ID or (auto_create) its campaign created; and how many older opens kept
@@ -222,6 +189,44 @@ typedef struct sp_event {
     bool keys_made;
     size_t agent_len, set_len;
     uint64_t agent_hash, set_hash;
+    /* An open kept apart under an unknown campaign and now adopted: its row among the kept
+     * opens, which the store takes out as it stores the open (0: none). */
+    int64_t adopt_row;
+
+    /* A click's destination, in the header storage (sp_event_set_target); "" when none. Not an
+     * array of its own: 2 KB of every open, held by the thousands while a batch is stored. */
+    const char *target;
+    sp_net_addr_t addr;
+    char ip[SP_NET_ADDR_MAX];
+    char visitor[40]; /* first-party visitor cookie value, "" when none */
+    /* The tracking block's read time: how it is known, and for a read its milliseconds (-1:
+     * none). */
+    sp_event_engage_t engage;
+    int64_t read_ms;
+
+    /* Every request header, in order, names and values borrowed from the event. */
+    /* Its slots follow the header storage: SP_HEADERS_MAX of them, as many as it holds once
+     * decoded (a whole array in the struct was 1 KB of every event held for its batch). */
+    sp_header_t *headers;
+    size_t n_headers, header_slots;
+    const char *user_agent; /* borrowed from headers, or NULL */
+    const char *referer;
+    const char *cookie;
+
+    bool self_referer, self_cookie, self_ip;
+
+    /* Derived by enrichment. */
+    char browser[SP_FIELD_MAX], browser_version[SP_FIELD_MAX];
+    char os[SP_FIELD_MAX], os_version[SP_FIELD_MAX];
+    char device[SP_FIELD_MAX], device_brand[SP_FIELD_MAX], device_model[SP_FIELD_MAX];
+    char arch[32];
+    char country[4], region[SP_FIELD_MAX], city[SP_FIELD_MAX];
+    char geo_label[16]; /* "private", "loopback", "unknown"... or "" */
+    double latitude, longitude;
+    bool has_coords;
+    char rule[64];          /* the class rule that decided */
+    char via[SP_FIELD_MAX]; /* proxy or scanner that fetched it, "" when none */
+    char engagement[16];    /* "glanced"... "unmeasured" (sp_tally_engagement), "" when none */
 
     /* The slab it was made in (sp_event_decode_in), which its row's texts and split headers
      * are carved from too when made on the slab's thread; NULL: malloc's. */
