@@ -86,8 +86,12 @@ typedef struct {
     uint64_t tag;      /* a recipient's sp_tally_recipient_tag */
     int64_t ts_ms;     /* EV's */
     uint32_t campaign; /* EV's campaign's rank among the batch's (campaign_ranks) */
-    int group;         /* GROUP_* */
-    size_t order;      /* in the batch */
+    int8_t group;      /* GROUP_* */
+    /* EV's kind and class, read with the rest as the entry is made: the counting then goes
+     * over the entries in their sorted order, at random in the batch, and reading these from
+     * each event was a cache miss an open (the tally's costliest line). */
+    int8_t kind, klass;
+    size_t order; /* in the batch */
 } entry_t;
 
 enum { GROUP_RECIPIENT, GROUP_CLIENT, GROUP_NONE };
@@ -279,8 +283,14 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
         entry_t *e = &entries[i];
-        *e = (entry_t){
-            .ev = ev, .ts_ms = ev->ts_ms, .campaign = ranks[i], .group = GROUP_NONE, .order = i};
+        *e = (entry_t){.ev = ev,
+                       .ts_ms = ev->ts_ms,
+                       .campaign = ranks[i],
+                       .group = GROUP_NONE,
+                       .kind = (int8_t)ev->kind,
+                       .klass =
+                           (int8_t)(ev->klass >= -1 && ev->klass < SP_CLASS_COUNT ? ev->klass : -1),
+                       .order = i};
         if (ev->recipient[0]) {
             /* As stored: the row's text, valid UTF-8 (the pixel takes only plain IDs; an
              * older journal's record may hold anything), the key of its rollups' rows too. */
@@ -310,10 +320,10 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             c = &t->campaigns[t->n_campaigns++];
             *c = (sp_tally_campaign_t){.id = ev->campaign};
         }
-        bool open = SP_EVENT_OPEN == ev->kind;
-        bool counted = sp_tally_counted(ev->klass);
-        int klass = open && ev->klass >= 0 && ev->klass < SP_CLASS_COUNT ? ev->klass : -1;
-        bool view = open && counted, click = SP_EVENT_CLICK == ev->kind && counted;
+        bool open = SP_EVENT_OPEN == e->kind;
+        bool counted = sp_tally_counted(e->klass);
+        int klass = open && e->klass >= 0 ? e->klass : -1;
+        bool view = open && counted, click = SP_EVENT_CLICK == e->kind && counted;
 
         if (klass >= 0)
             c->by_class[klass]++;
@@ -333,7 +343,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             }
             t->members[t->n_members++] = ev;
             r->n_members++;
-            if (open && SP_CLASS_HUMAN == ev->klass) {
+            if (open && SP_CLASS_HUMAN == e->klass) {
                 /* Sorted by time: the first is the earliest. */
                 if (!r->n_humans) {
                     sp_tally_reader(ev, r->client, r->network);
