@@ -235,6 +235,15 @@ typedef struct sp_event {
     char buf[]; /* header names and values */
 } sp_event_t;
 
+/* Asks memory for the lines of EV the writer reads in its passes over a batch (its IDs, kind,
+ * class, outcome, and whether its row is made), some events ahead of their use: a batch's
+ * events were made long before, and a pass that does little with each waited on each. */
+static inline void sp_event_prefetch(const sp_event_t *ev)
+{
+    __builtin_prefetch(ev, 1);
+    __builtin_prefetch(&ev->row_made, 1);
+}
+
 /* Allocates an event with BUF_SIZE bytes of header storage. Aborts when out of memory.
  * The caller frees it with sp_event_free. */
 sp_event_t *sp_event_new(size_t buf_size);

@@ -2612,6 +2612,9 @@ static void *rollup_job(void *arg)
     return NULL;
 }
 
+/* How many events ahead the writer's short passes over a batch fetch (sp_event_prefetch). */
+#define EVENTS_AHEAD 16
+
 static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp_store_mark_t *mark,
                           char *err, size_t errlen)
 {
@@ -2619,6 +2622,8 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     sp_tally_t tally = {0};
     sp_rollup_t rollup = {0};
     for (size_t i = 0; i < n; i++) { /* a retried batch starts clean */
+        if (i + EVENTS_AHEAD < n)
+            sp_event_prefetch(evs[i + EVENTS_AHEAD]);
         evs[i]->outcome = SP_OUTCOME_PENDING;
         evs[i]->id = 0;
         evs[i]->first_view = evs[i]->campaign_new = false;
@@ -2655,8 +2660,11 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     job.rows = malloc((s->n_stored + 1) * sizeof(*job.rows));
     if (!job.rows)
         abort();
-    for (size_t i = 0; i < s->n_stored; i++)
+    for (size_t i = 0; i < s->n_stored; i++) {
+        if (i + EVENTS_AHEAD < s->n_stored)
+            sp_event_prefetch(s->stored[i + EVENTS_AHEAD]);
         job.rows[i] = sp_event_row(s->stored[i]);
+    }
     /* The rollups' rows are worked out in C on a thread of their own while this one tallies
      * the batch and writes its counters (8% of the writer's instructions off its path, where
      * another core is free); a small batch at once. */

@@ -283,6 +283,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
         entry_t *e = &entries[i];
+        if (i + 8 < n)
+            sp_event_prefetch(evs[i + 8]);
         *e = (entry_t){.ev = ev,
                        .ts_ms = ev->ts_ms,
                        .campaign = ranks[i],
