@@ -29,6 +29,21 @@ uint64_t sp_hash_int(uint64_t h, int64_t v)
     return (h ^ (uint64_t)v) * 1099511628211ULL;
 }
 
+uint64_t sp_hash_words(const char *s, size_t len)
+{
+    uint64_t h = SP_HASH_SEED ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 1099511628211ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h ^ (h >> 32);
+}
+
 size_t sp_distinct_texts(const char *const *texts, size_t n, uint32_t *index, const char **distinct)
 {
     size_t cap = 16;

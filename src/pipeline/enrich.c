@@ -10,6 +10,7 @@
 
 #include "classify.h"
 #include "geo.h"
+#include "merge.h"
 #include "tally.h"
 #include "ua.h"
 
@@ -105,9 +106,8 @@ static void arch(sp_enrich_t *e, sp_event_t *ev)
         sp_ua_arch(ev->user_agent, ch_arch, ch_bits, ch_platform, ev->arch, sizeof(ev->arch));
         return;
     }
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)ev->user_agent[i]) * 1099511628211ull;
+    /* A word at a time: FNV-1a's byte at a time was most of enrichment's own time. */
+    uint64_t h = sp_hash_words(ev->user_agent, n);
     struct arch_slot *sl = &e->arch[h & (ARCH_SLOTS - 1)];
     pthread_mutex_lock(&e->arch_lock);
     if (0 == strcmp(sl->ua, ev->user_agent)) {

@@ -1,6 +1,7 @@
 /* intern: user agents and header sets stored once and referenced by ID, and the writer's cache. */
 /* SPDX-License-Identifier: MIT */
 #include "intern.h"
+#include "merge.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -55,26 +56,10 @@ size_t sp_intern_count(const sp_intern_t *c)
     return c->count;
 }
 
-/* FNV-1a's constants, a word at a time: the texts are hundreds of bytes. */
-static uint64_t hash(const char *s, size_t len)
-{
-    uint64_t h = 14695981039346656037ULL ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 1099511628211ULL;
-        h ^= h >> 29;
-    }
-    for (; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h ^ (h >> 32);
-}
-
 sp_intern_key_t sp_intern_key(const char *text)
 {
     size_t len = strlen(text);
-    return (sp_intern_key_t){text, len, hash(text, len)};
+    return (sp_intern_key_t){text, len, sp_hash_words(text, len)};
 }
 
 int64_t sp_intern_find(const sp_intern_t *c, const sp_intern_key_t *key)
@@ -257,9 +242,9 @@ void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_
         set_text = row->headers_json;
     if (!ev->keys_made) {
         ev->agent_len = row->user_agent ? strlen(row->user_agent) : 0;
-        ev->agent_hash = row->user_agent ? hash(row->user_agent, ev->agent_len) : 0;
+        ev->agent_hash = row->user_agent ? sp_hash_words(row->user_agent, ev->agent_len) : 0;
         ev->set_len = strlen(set_text);
-        ev->set_hash = hash(set_text, ev->set_len);
+        ev->set_hash = sp_hash_words(set_text, ev->set_len);
         ev->keys_made = true;
     }
     if (agent)

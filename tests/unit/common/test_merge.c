@@ -124,12 +124,37 @@ static void test_hash_str_len(void **state)
     assert_true(sp_hash_str(SP_HASH_SEED, "ab") != sp_hash_str(SP_HASH_SEED, "ba"));
 }
 
+/* The word-at-a-time hash of LEN bytes: a text's, wherever it lies in memory (its words read
+ * unaligned); its length, each of its bytes, a word's and the tail's, count. */
+static void test_hash_words(void **state)
+{
+    (void)state;
+    static const char ua[] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36";
+    size_t n = sizeof(ua) - 1;
+    uint64_t h = sp_hash_words(ua, n);
+    char buf[sizeof(ua) + 8];
+    for (size_t at = 1; at < 8; at++) {
+        memcpy(buf + at, ua, n);
+        assert_true(h == sp_hash_words(buf + at, n));
+    }
+    char changed[sizeof(ua)];
+    for (size_t i = 0; i < n; i++) { /* in a word, or in the tail (N is not a multiple of 8) */
+        memcpy(changed, ua, n);
+        changed[i] ^= 1;
+        assert_true(h != sp_hash_words(changed, n));
+    }
+    assert_true(h != sp_hash_words(ua, n - 1));
+    assert_true(sp_hash_words("", 0) != sp_hash_words("\0", 1));
+    assert_true(sp_hash_words("abcdefgh", 8) != sp_hash_words("abcdefgh\0", 9));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distinct_texts),
         cmocka_unit_test(test_text_cmp),
         cmocka_unit_test(test_hash_str_len),
+        cmocka_unit_test(test_hash_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
