@@ -358,6 +358,20 @@ static int record_at(reader_t *r, int64_t off, int64_t limit, const unsigned cha
     return REC_OK;
 }
 
+/* The first offset from OFF on, at most LIMIT, where R's file may hold anything but zeros: past
+ * a hole (SEEK_DATA), which reads as zeros and holds no record. The last segment is allocated
+ * ahead of its records and left a hole past that (GROW_STEP): after a crash, reading the hole
+ * to its end to make sure no record lay past a damaged stretch took 130 ms of a restart for a
+ * 64 MiB segment, the kernel zero-filling each page as it was read. LIMIT when the file holds
+ * only zeros from OFF on; OFF itself when the file system cannot tell. */
+static int64_t data_from(const reader_t *r, int64_t off, int64_t limit)
+{
+    off_t data = lseek(r->fd, (off_t)off, SEEK_DATA);
+    if (data < 0)
+        return ENXIO == errno ? limit : off;
+    return data < limit ? (int64_t)data : limit;
+}
+
 /* The first offset in [FROM, LIMIT) where a whole record starts, -1 when there is none,
  * or -2 on a read error. A damaged stretch is skipped up to it: only a record whose
  * checksum (or, in the first format, repeated length) holds counts, so what is found is a
@@ -365,6 +379,9 @@ static int record_at(reader_t *r, int64_t off, int64_t limit, const unsigned cha
 static int64_t resync(reader_t *r, int64_t from, int64_t limit)
 {
     for (int64_t off = from; off + HEADER_BYTES + TRAILER_BYTES <= limit;) {
+        /* A hole holds no record, nor the end of a magic begun before it. */
+        if ((off = data_from(r, off, limit)) + HEADER_BYTES + TRAILER_BYTES > limit)
+            break;
         size_t have;
         const unsigned char *p = reader_get(r, off, HEADER_BYTES, limit, &have);
         if (!p)
@@ -395,7 +412,7 @@ static int64_t resync(reader_t *r, int64_t from, int64_t limit)
 /* True when the file from OFF on holds nothing but zeros (or nothing). */
 static bool only_zeros(reader_t *r, int64_t off, int64_t limit)
 {
-    while (off < limit) {
+    while ((off = data_from(r, off, limit)) < limit) {
         size_t have;
         const unsigned char *p = reader_get(r, off, 1, limit, &have);
         if (!p)

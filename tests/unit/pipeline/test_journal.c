@@ -1785,6 +1785,52 @@ static void test_damaged_record(void **state)
     free(m);
 }
 
+/* The last segment's records, a hole, and past the hole a whole record (a copy of the third,
+ * which carries no position of its own): opened, the journal ends after the copy and reads it,
+ * the hole a damaged stretch skipped. The scan skips holes (SEEK_DATA) rather than reading their
+ * zeros: this is what it must not skip. And a hole with nothing after it but zeros is no record:
+ * the journal ends after the last record and appends follow it. */
+static void test_record_past_hole(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 0);
+    model_t *m = model_new();
+    for (uint32_t i = 0; i < 5; i++)
+        append_rec(j, m, i, 100 + i);
+    sp_journal_close(j);
+
+    char path[256];
+    segment_path(fx->dir, 0, path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    size_t n = (size_t)(m->end[2] - m->pos[2]);
+    unsigned char copy[256];
+    assert_true(n <= sizeof(copy));
+    assert_int_equal((ssize_t)n, pread(fd, copy, n, m->pos[2]));
+    const int64_t far = 8 << 20; /* 8 MiB: a hole of nearly all of it between */
+    assert_int_equal((ssize_t)n, pwrite(fd, copy, n, far));
+    close(fd);
+    assert_true(allocated(fx->dir, 0) < far / 2); /* a hole indeed */
+
+    j = open_journal(fx->dir, 0);
+    assert_int_equal(far + (int64_t)n, sp_journal_end(j));
+    assert_int_equal(1, stats_of(j).damaged);
+    m->seed[m->n] = m->seed[2];
+    m->len[m->n] = m->len[2];
+    m->pos[m->n] = far;
+    m->end[m->n] = far + (int64_t)n;
+    m->n++;
+    check_from(j, m, 0);
+    sp_journal_close(j);
+
+    /* Only zeros past the records: cut back to them. */
+    assert_int_equal(0, truncate(path, (off_t)m->end[4]));
+    assert_int_equal(0, truncate(path, (off_t)far));
+    m->n = 5;
+    expect_recovered(fx->dir, 0, m, 0, m->end[4]);
+    free(m);
+}
+
 /* A damaged record in a segment before the last survives a reopen (only the last segment is
  * scanned); the reader skips that record alone and reads on. */
 static void test_damaged_record_old_segment(void **state)
@@ -2400,6 +2446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grown_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checksum_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_past_hole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_old_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_binding, setup, teardown),
