@@ -261,6 +261,9 @@ static void campaign_ranks(sp_event_t *const *evs, size_t n, uint32_t *ranks, ui
     sp_scratch_put(rank);
 }
 
+/* How many events ahead the entries' making fetches an event (sp_event_prefetch). */
+#define EVENTS_AHEAD 8
+
 void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
 {
     *t = (sp_tally_t){
@@ -283,8 +286,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
     for (size_t i = 0; i < n; i++) {
         sp_event_t *ev = evs[i];
         entry_t *e = &entries[i];
-        if (i + 8 < n)
-            sp_event_prefetch(evs[i + 8]);
+        if (i + EVENTS_AHEAD < n)
+            sp_event_prefetch(evs[i + EVENTS_AHEAD]);
         *e = (entry_t){.ev = ev,
                        .ts_ms = ev->ts_ms,
                        .campaign = ranks[i],
