@@ -146,12 +146,13 @@ static void add_person(void *pa, void *pb)
 
 /* One event's row of dim DIM: VALUE in HOUR, of campaign ID (ID_HASH: its sp_hash_str). */
 static sp_rollup_value_t value_of(const char *id, uint64_t id_hash, const char *value, int dim,
-                                  int64_t hour)
+                                  int64_t hour, size_t row)
 {
     sp_rollup_value_t v = {.campaign = id,
                            .value = value,
                            .head = sp_text_head(value),
                            .dim = dim,
+                           .row = (uint32_t)row,
                            .hour = hour,
                            .n = 1};
     v.hash = sp_hash_str_len(id_hash, value, &v.len);
@@ -193,7 +194,7 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
         const char *whom = who(row, r->keys + i * SP_ROLLUP_KEY_MAX);
         int64_t hour = row->ts_ms / SP_ROLLUP_HOUR_MS;
         if (click) {
-            r->values[r->n_values++] = value_of(id, id_hash, whom, SP_ROLLUP_CLICKER, hour);
+            r->values[r->n_values++] = value_of(id, id_hash, whom, SP_ROLLUP_CLICKER, hour, i);
             continue;
         }
         const char *v[SP_ROLLUP_CLICKER] = {
@@ -206,7 +207,7 @@ void sp_rollup_batch(sp_rollup_t *r, const sp_event_row_t *const *rows, size_t n
             [SP_ROLLUP_VIA] = row->via,
         };
         for (int d = 0; d < SP_ROLLUP_CLICKER; d++)
-            r->values[r->n_values++] = value_of(id, id_hash, v[d], d, hour);
+            r->values[r->n_values++] = value_of(id, id_hash, v[d], d, hour, i);
     }
     sp_scratch_put(campaigns);
     sp_scratch_put(campaign_of);
@@ -232,8 +233,9 @@ void sp_rollup_derive(sp_rollup_t *r, int64_t folded)
     for (size_t i = 0; i < r->n_values; i++) {
         const sp_rollup_value_t *v = &r->values[i];
         if (SP_ROLLUP_OPENER == v->dim || SP_ROLLUP_CLICKER == v->dim) {
-            r->people[r->n_people++] = (sp_rollup_person_t){
-                v->campaign, v->value, v->head, v->hash, v->len, v->dim, v->hour, v->hour, i};
+            r->people[r->n_people++] =
+                (sp_rollup_person_t){v->campaign, v->value, v->head, v->hash, v->len,
+                                     v->dim,      v->row,   v->hour, v->hour, i};
             continue;
         }
         if (v->hour >= folded)

@@ -165,6 +165,7 @@ typedef struct sp_rollup_value {
     uint64_t head, hash;
     size_t len; /* VALUE's, made with its hash: a bind need not read the text for it */
     int dim;
+    uint32_t row; /* the index among the batch's rows of one it counts (of a person's: any) */
     int64_t hour, n;
     int64_t first; /* of dim 0 on SQLite, its opener's first hour (sp_rollup_first_hours) */
 } sp_rollup_value_t;
@@ -182,6 +183,7 @@ typedef struct sp_rollup_person {
     uint64_t head, hash;        /* its value's (WHO's head; the hash of CAMPAIGN and WHO) */
     size_t len;                 /* WHO's */
     int dim;
+    uint32_t row; /* the index among the batch's rows of one of the person's (its value's) */
     int64_t first, last;
     size_t first_value; /* the index of the row of its first hour among the batch's values */
 } sp_rollup_person_t;

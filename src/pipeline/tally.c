@@ -272,6 +272,8 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
          * instructions on realistic opens). */
         .campaigns = sp_scratch_get(n * sizeof(*t->campaigns)),
         .recipients = sp_scratch_get(n * sizeof(*t->recipients)),
+        .recipient_of = sp_scratch_get(n * sizeof(*t->recipient_of)),
+        .n_counted = n,
         .clients = sp_scratch_get(n * sizeof(*t->clients)),
         .humans = sp_scratch_get(n * sizeof(*t->humans)),
         .members = sp_scratch_get(n * sizeof(*t->members)),
@@ -296,6 +298,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                        .klass =
                            (int8_t)(ev->klass >= -1 && ev->klass < SP_CLASS_COUNT ? ev->klass : -1),
                        .order = i};
+        t->recipient_of[i] = SP_TALLY_NONE;
         if (ev->recipient[0]) {
             /* As stored: the row's text, valid UTF-8 (the pixel takes only plain IDs; an
              * older journal's record may hold anything), the key of its rollups' rows too. */
@@ -346,6 +349,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                                             .humans = t->n_humans,
                                             .members = t->n_members};
             }
+            t->recipient_of[e->order] = (uint32_t)(t->n_recipients - 1);
             t->members[t->n_members++] = ev;
             r->n_members++;
             if (open && SP_CLASS_HUMAN == e->klass) {
@@ -405,6 +409,7 @@ void sp_tally_free(sp_tally_t *t)
     for (size_t i = 0; i < t->n_recipients; i++)
         free(t->recipients[i].forwarded);
     sp_scratch_put(t->recipients);
+    sp_scratch_put(t->recipient_of);
     sp_scratch_put(t->humans);
     sp_scratch_put(t->members);
     sp_scratch_put(t->forwards);

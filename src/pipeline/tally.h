@@ -153,6 +153,9 @@ typedef struct sp_tally_client {
     sp_event_t *first; /* its earliest counted open */
 } sp_tally_client_t;
 
+/* No recipient (sp_tally_t's recipient_of). */
+#define SP_TALLY_NONE UINT32_MAX
+
 /* A batch's counts, each list sorted by its keys (campaign ID, then recipient or client key),
  * so that every writer locks rows in one order. */
 typedef struct sp_tally {
@@ -160,6 +163,10 @@ typedef struct sp_tally {
     size_t n_campaigns;
     sp_tally_recipient_t *recipients;
     size_t n_recipients;
+    /* For each of the counted events, in their order, the index of its recipient in recipients
+     * (SP_TALLY_NONE: it has none), where a row's recipient is found without its text. */
+    uint32_t *recipient_of;
+    size_t n_counted; /* the events counted */
     sp_tally_client_t *clients;
     size_t n_clients;
     sp_event_t **humans; /* the recipients' human opens (sp_tally_recipient_t.humans) */
