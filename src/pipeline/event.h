@@ -189,6 +189,7 @@ typedef struct sp_event {
     bool keys_made;
     size_t agent_len, set_len;
     uint64_t agent_hash, set_hash;
+    uint64_t agent_token, set_token; /* sp_intern_seen_token's, 0 when none */
     /* An open kept apart under an unknown campaign and now adopted: its row among the kept
      * opens, which the store takes out as it stores the open (0: none). */
     int64_t adopt_row;

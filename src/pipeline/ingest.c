@@ -494,8 +494,9 @@ static void set_priority(sp_ingest_t *in)
  * only stores; one at least, and no more once they hold BYTES of memory, their sum into *HELD.
  * *END is the position past the last record read (undecodable ones are logged and skipped). 1
  * when it reached the journal's end, 0 when it read CAP (or BYTES), -1 on a read error. */
-static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_slab_t *slab, sp_event_t **out,
-                     size_t cap, size_t bytes, size_t *n, size_t *held, int64_t *end)
+static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_slab_t *slab,
+                     sp_intern_seen_t *seen, sp_event_t **out, size_t cap, size_t bytes, size_t *n,
+                     size_t *held, int64_t *end)
 {
     char err[256];
     *n = *held = 0;
@@ -520,7 +521,7 @@ static int read_some(sp_ingest_t *in, sp_journal_cursor_t *cur, sp_slab_t *slab,
         ev->journal_end = next;
         sp_enrich_event(in->opt.enrich, ev);
         sp_event_row(ev);
-        sp_intern_event_keys(ev, NULL, NULL, NULL);
+        sp_intern_event_tokens(ev, seen);
         *held += ev->held = sp_event_held(ev);
         out[(*n)++] = ev;
     }
@@ -564,6 +565,7 @@ static void *reader_main(void *arg)
      * ingest's time on one core, malloc's arena growing and shrinking as batches came and
      * went), and lie in the writer's path in the order it reads them. */
     sp_slab_t *slab = sp_slab_new();
+    sp_intern_seen_t *seen = sp_intern_seen_new();
     pthread_mutex_lock(&a->lock);
     int64_t pos = a->end;
     uint64_t rewinds = a->rewinds;
@@ -609,8 +611,8 @@ static void *reader_main(void *arg)
         }
         size_t n = 0, held = 0;
         int64_t end = pos;
-        int rc = read_some(in, cur, slab, chunk, room < READ_CHUNK ? room : READ_CHUNK, bytes_room,
-                           &n, &held, &end);
+        int rc = read_some(in, cur, slab, seen, chunk, room < READ_CHUNK ? room : READ_CHUNK,
+                           bytes_room, &n, &held, &end);
         if (0 == n && end == pos) {
             pthread_mutex_lock(&a->lock);
             if (!a->at_end && rewinds == a->rewinds) { /* the writer need not wait for more */
@@ -654,6 +656,7 @@ static void *reader_main(void *arg)
     sp_journal_cursor_free(cur);
     free(spent);
     sp_slab_close(slab);
+    sp_intern_seen_free(seen);
     return NULL;
 }
 

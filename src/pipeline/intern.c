@@ -4,6 +4,7 @@
 #include "merge.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ typedef struct {
     char *text; /* NULL: empty */
     size_t len;
     int64_t id;
+    uint64_t token; /* the token of the key it was filled or last found with (0: none) */
 } slot_t;
 
 struct sp_intern {
@@ -59,13 +61,20 @@ size_t sp_intern_count(const sp_intern_t *c)
 sp_intern_key_t sp_intern_key(const char *text)
 {
     size_t len = strlen(text);
-    return (sp_intern_key_t){text, len, sp_hash_words(text, len)};
+    return (sp_intern_key_t){text, len, sp_hash_words(text, len), 0};
 }
 
-int64_t sp_intern_find(const sp_intern_t *c, const sp_intern_key_t *key)
+int64_t sp_intern_find(sp_intern_t *c, const sp_intern_key_t *key)
 {
-    const slot_t *e = &c->slots[key->hash % c->n_slots];
-    return e->text && e->len == key->len && 0 == memcmp(e->text, key->text, key->len) ? e->id : 0;
+    slot_t *e = &c->slots[key->hash % c->n_slots];
+    if (!e->text)
+        return 0;
+    if (key->token && e->token == key->token)
+        return e->id; /* a token is only ever given to one text */
+    if (e->len != key->len || 0 != memcmp(e->text, key->text, key->len))
+        return 0;
+    e->token = key->token;
+    return e->id;
 }
 
 void sp_intern_keep(sp_intern_t *c, const sp_intern_key_t *key, int64_t id)
@@ -83,6 +92,59 @@ void sp_intern_keep(sp_intern_t *c, const sp_intern_key_t *key, int64_t id)
     e->text[key->len] = '\0';
     e->len = key->len;
     e->id = id;
+    e->token = key->token;
+}
+
+/* Slots of the reader's table: a batch's distinct agents and header sets are a few (one per
+ * client configuration); a text that shares its slot with another gets new tokens, and the
+ * writer's cache then compares it. */
+#define SEEN_SLOTS 1024
+
+typedef struct {
+    char *text; /* SP_INTERN_TEXT_MAX + 1 bytes once used */
+    size_t len;
+    uint64_t hash, token;
+} seen_slot_t;
+
+struct sp_intern_seen {
+    seen_slot_t slots[SEEN_SLOTS];
+};
+
+/* Tokens of every reader in the process (a server may open more than one ingest in its life):
+ * one counter, so that no two texts ever share one. */
+static _Atomic uint64_t last_token;
+
+sp_intern_seen_t *sp_intern_seen_new(void)
+{
+    sp_intern_seen_t *seen = calloc(1, sizeof(*seen));
+    if (!seen)
+        abort();
+    return seen;
+}
+
+void sp_intern_seen_free(sp_intern_seen_t *seen)
+{
+    if (!seen)
+        return;
+    for (size_t i = 0; i < SEEN_SLOTS; i++)
+        free(seen->slots[i].text);
+    free(seen);
+}
+
+uint64_t sp_intern_seen_token(sp_intern_seen_t *seen, const char *text, size_t len, uint64_t hash)
+{
+    if (len > SP_INTERN_TEXT_MAX)
+        return 0;
+    seen_slot_t *e = &seen->slots[hash % SEEN_SLOTS];
+    if (e->token && e->hash == hash && e->len == len && 0 == memcmp(e->text, text, len))
+        return e->token;
+    if (!e->text && !(e->text = malloc(SP_INTERN_TEXT_MAX + 1)))
+        abort();
+    memcpy(e->text, text, len);
+    e->len = len;
+    e->hash = hash;
+    e->token = atomic_fetch_add(&last_token, 1) + 1;
+    return e->token;
 }
 
 /* Headers whose values are the request's own, not its client's: addresses set by proxies
@@ -233,8 +295,9 @@ int sp_intern_split_event(sp_event_t *ev, const char **set_out, const char **apa
     return ev->headers_set ? 0 : -1;
 }
 
-void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_t *set,
-                          const char **apart_out)
+/* EV's keys made and kept, with tokens from SEEN when it is given. */
+static void make_keys(sp_event_t *ev, sp_intern_seen_t *seen, sp_intern_key_t *agent,
+                      sp_intern_key_t *set, const char **apart_out)
 {
     const sp_event_row_t *row = sp_event_row(ev);
     const char *set_text, *apart_text;
@@ -245,14 +308,30 @@ void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_
         ev->agent_hash = row->user_agent ? sp_hash_words(row->user_agent, ev->agent_len) : 0;
         ev->set_len = strlen(set_text);
         ev->set_hash = sp_hash_words(set_text, ev->set_len);
+        ev->agent_token =
+            seen && row->user_agent
+                ? sp_intern_seen_token(seen, row->user_agent, ev->agent_len, ev->agent_hash)
+                : 0;
+        ev->set_token = seen ? sp_intern_seen_token(seen, set_text, ev->set_len, ev->set_hash) : 0;
         ev->keys_made = true;
     }
     if (agent)
-        *agent = (sp_intern_key_t){row->user_agent, ev->agent_len, ev->agent_hash};
+        *agent = (sp_intern_key_t){row->user_agent, ev->agent_len, ev->agent_hash, ev->agent_token};
     if (set)
-        *set = (sp_intern_key_t){set_text, ev->set_len, ev->set_hash};
+        *set = (sp_intern_key_t){set_text, ev->set_len, ev->set_hash, ev->set_token};
     if (apart_out)
         *apart_out = apart_text;
+}
+
+void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_t *set,
+                          const char **apart_out)
+{
+    make_keys(ev, NULL, agent, set, apart_out);
+}
+
+void sp_intern_event_tokens(sp_event_t *ev, sp_intern_seen_t *seen)
+{
+    make_keys(ev, seen, NULL, NULL, NULL);
 }
 
 static void grow(char **buf, size_t *cap, size_t need)

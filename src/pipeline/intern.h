@@ -40,18 +40,35 @@ typedef struct sp_intern sp_intern_t;
 sp_intern_t *sp_intern_new(size_t slots, size_t max_len);
 void sp_intern_free(sp_intern_t *c);
 
-/* A text as a cache looks it up: its bytes, how many, and their hash. */
+/* A text as a cache looks it up: its bytes, how many, and their hash; and its token, 0 or a
+ * number that no other text's key carries (sp_intern_seen_token). */
 typedef struct sp_intern_key {
     const char *text;
     size_t len;
-    uint64_t hash;
+    uint64_t hash, token;
 } sp_intern_key_t;
 
 /* TEXT's key. */
 sp_intern_key_t sp_intern_key(const char *text);
 
-/* KEY's ID when the cache holds its text, else 0. */
-int64_t sp_intern_find(const sp_intern_t *c, const sp_intern_key_t *key);
+/* KEY's ID when the cache holds its text, else 0. A slot that holds the text under another
+ * token takes KEY's. */
+int64_t sp_intern_find(sp_intern_t *c, const sp_intern_key_t *key);
+
+/* The texts the ingest's reader saw last, each with a token, so that the writer's cache knows a
+ * text it holds by the token rather than by comparing the texts: the reader compares each with
+ * the one it saw last of its hash while the text is fresh in its caches, where the writer's
+ * comparison, a batch later, read it back from memory. Not thread-safe: one reader owns it. */
+typedef struct sp_intern_seen sp_intern_seen_t;
+
+/* Aborts when out of memory. */
+sp_intern_seen_t *sp_intern_seen_new(void);
+void sp_intern_seen_free(sp_intern_seen_t *seen);
+
+/* TEXT's token (LEN bytes, their hash HASH): the token of the text last seen in its slot when it
+ * is the same text, else a new one, never handed out before in this process. 0 (no token) for a
+ * text longer than SP_INTERN_TEXT_MAX. */
+uint64_t sp_intern_seen_token(sp_intern_seen_t *seen, const char *text, size_t len, uint64_t hash);
 
 /* Remembers KEY's text as ID, in place of what its slot held. */
 void sp_intern_keep(sp_intern_t *c, const sp_intern_key_t *key, int64_t id);
@@ -86,6 +103,9 @@ int sp_intern_split_event(sp_event_t *ev, const char **set, const char **apart);
  * when out of memory. */
 void sp_intern_event_keys(sp_event_t *ev, sp_intern_key_t *agent, sp_intern_key_t *set,
                           const char **apart);
+
+/* Makes EV's keys (sp_intern_event_keys) with their tokens from SEEN: the ingest's reader's. */
+void sp_intern_event_tokens(sp_event_t *ev, sp_intern_seen_t *seen);
 
 /* SET with each @ outside its strings replaced by the next JSON string of APART, into *BUF
  * (*CAP bytes, grown with realloc as needed; aborts when out of memory). Returns *BUF, or NULL

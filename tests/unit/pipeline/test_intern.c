@@ -15,7 +15,7 @@
 
 /* The cache holds at most its slots, never a text longer than its bound, finds what it holds
  * and forgets all on clear. */
-static int64_t find(const sp_intern_t *c, const char *text)
+static int64_t find(sp_intern_t *c, const char *text)
 {
     sp_intern_key_t key = sp_intern_key(text);
     return sp_intern_find(c, &key);
@@ -60,6 +60,82 @@ static void test_cache_bounds(void **state)
     sp_intern_clear(c);
     assert_int_equal(0, sp_intern_count(c));
     assert_int_equal(0, find(c, "abc"));
+    sp_intern_free(c);
+}
+
+/* The reader's tokens: one text keeps its token while its slot holds it; a text never gets a
+ * token another had, and a long one gets none. */
+static uint64_t seen_token(sp_intern_seen_t *seen, const char *text, uint64_t hash)
+{
+    return sp_intern_seen_token(seen, text, strlen(text), hash);
+}
+
+static void test_seen_tokens(void **state)
+{
+    (void)state;
+    sp_intern_seen_t *seen = sp_intern_seen_new();
+    uint64_t a = seen_token(seen, "agent a", 1);
+    assert_true(a != 0);
+    assert_int_equal(a, seen_token(seen, "agent a", 1));
+    /* Another text of the same hash takes the slot with a token of its own. */
+    uint64_t b = seen_token(seen, "agent b", 1);
+    assert_true(b != 0 && b != a);
+    /* The first again: a token never handed out before, not its old one (which, should a
+     * writer's cache still hold it, names the first text only). */
+    uint64_t a2 = seen_token(seen, "agent a", 1);
+    assert_true(a2 != a && a2 != b && a2 != 0);
+    /* A prefix, or the same length with other bytes, is another text. */
+    assert_true(a2 != seen_token(seen, "agent ", 1));
+    assert_true(seen_token(seen, "agent c", 2) != seen_token(seen, "agent d", 2));
+    /* Other slots keep theirs. */
+    uint64_t e = seen_token(seen, "agent e", 3);
+    assert_int_equal(e, seen_token(seen, "agent e", 3));
+    char *lng = malloc(SP_INTERN_TEXT_MAX + 2);
+    assert_non_null(lng);
+    memset(lng, 'x', SP_INTERN_TEXT_MAX + 1);
+    lng[SP_INTERN_TEXT_MAX + 1] = '\0';
+    assert_int_equal(0, seen_token(seen, lng, 4));
+    free(lng);
+    /* Tokens are the process's: another reader's never repeat this one's. */
+    sp_intern_seen_t *other = sp_intern_seen_new();
+    uint64_t f = seen_token(other, "agent e", 3);
+    assert_true(f != e && f != 0);
+    sp_intern_seen_free(other);
+    sp_intern_seen_free(seen);
+}
+
+/* The writer's cache finds a text by its token without comparing it, and by its bytes when the
+ * token is another or none; a token it found the text with is the slot's from then on. */
+static void test_find_by_token(void **state)
+{
+    (void)state;
+    sp_intern_t *c = sp_intern_new(8, 64);
+    sp_intern_key_t key = sp_intern_key("Mozilla/5.0");
+    key.token = 41;
+    sp_intern_keep(c, &key, 9);
+    assert_int_equal(9, sp_intern_find(c, &key));
+    /* The token alone decides: a key of the text's hash and token is the text (tokens are
+     * never shared by two texts), its bytes not read. */
+    sp_intern_key_t same = key;
+    same.text = "not read";
+    assert_int_equal(9, sp_intern_find(c, &same));
+    /* Another text in the slot under another token: compared, not found. */
+    sp_intern_key_t other = sp_intern_key("Mozilla/4.0");
+    other.hash = key.hash;
+    other.token = 42;
+    assert_int_equal(0, sp_intern_find(c, &other));
+    /* No token is no match by token: two tokenless keys are compared by their bytes. */
+    sp_intern_key_t plain = sp_intern_key("agent x"), forged = sp_intern_key("agent y");
+    sp_intern_keep(c, &plain, 11);
+    forged.hash = plain.hash;
+    assert_int_equal(0, sp_intern_find(c, &forged));
+    assert_int_equal(11, sp_intern_find(c, &plain));
+    /* The text found by its bytes under a new token takes that token. */
+    sp_intern_key_t renamed = plain;
+    renamed.token = 43;
+    assert_int_equal(11, sp_intern_find(c, &renamed));
+    renamed.text = "not read";
+    assert_int_equal(11, sp_intern_find(c, &renamed));
     sp_intern_free(c);
 }
 
@@ -248,7 +324,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_bounds),  cmocka_unit_test(test_split_join),
         cmocka_unit_test(test_split_refused), cmocka_unit_test(test_split_event),
-        cmocka_unit_test(test_large),
+        cmocka_unit_test(test_large),         cmocka_unit_test(test_seen_tokens),
+        cmocka_unit_test(test_find_by_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
