@@ -245,6 +245,12 @@ static inline void sp_event_prefetch(const sp_event_t *ev)
     __builtin_prefetch(&ev->row_made, 1);
 }
 
+/* Asks memory for what storing EV's row reads (the row, its texts, its split headers: a
+ * couple of kilobytes made a batch before), some events ahead of its insert, whose reads each
+ * waited on memory in turn: with TEXTS false, the lines that say where the texts are (a few
+ * events sooner); with TEXTS true, the row and its texts. */
+void sp_event_prefetch_row(const sp_event_t *ev, bool texts);
+
 /* Allocates an event with BUF_SIZE bytes of header storage. Aborts when out of memory.
  * The caller frees it with sp_event_free. */
 sp_event_t *sp_event_new(size_t buf_size);
