@@ -32,6 +32,7 @@ typedef struct block {
     chunk_t *chunk;
     size_t size;
 } block_t;
+_Static_assert(sizeof(block_t) == 2 * sizeof(void *), "sp_slab_prefetch: the header's size");
 
 struct chunk {
     /* One for each block carved and not yet freed, and one while its slab carves from it. */

@@ -105,6 +105,19 @@ void sp_event_prefetch_row(const sp_event_t *ev, bool texts)
         prefetch_lines(ev->headers_apart, 256, 256);
 }
 
+void sp_event_prefetch_free(const sp_event_t *ev, bool blocks)
+{
+    if (blocks) {
+        sp_slab_prefetch(ev->row_texts);
+        sp_slab_prefetch(ev->headers_set);
+        return;
+    }
+    sp_slab_prefetch(ev);
+    __builtin_prefetch(&ev->row_made);
+    __builtin_prefetch(&ev->row_texts);
+    __builtin_prefetch(&ev->headers_set);
+}
+
 void sp_event_free(sp_event_t *ev)
 {
     if (ev && (ev->row_made || ev->headers_split))

@@ -251,6 +251,11 @@ static inline void sp_event_prefetch(const sp_event_t *ev)
  * events sooner); with TEXTS true, the row and its texts. */
 void sp_event_prefetch_row(const sp_event_t *ev, bool texts);
 
+/* Asks memory for what freeing EV reads and writes, some events ahead of its free: with BLOCKS
+ * false, its own block's header and the lines that say where its other blocks are (a few
+ * events sooner); with BLOCKS true, those blocks' headers. */
+void sp_event_prefetch_free(const sp_event_t *ev, bool blocks);
+
 /* Allocates an event with BUF_SIZE bytes of header storage. Aborts when out of memory.
  * The caller frees it with sp_event_free. */
 sp_event_t *sp_event_new(size_t buf_size);
