@@ -270,6 +270,12 @@ int sp_event_set_target(sp_event_t *ev, const char *text)
     return copy ? 0 : -1;
 }
 
+/* True when header NAME (LEN bytes) is WANT, in any case. */
+static bool name_is(const char *name, size_t len, const char *want)
+{
+    return strlen(want) == len && 0 == strncasecmp(name, want, len);
+}
+
 int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const char *value,
                         size_t value_len)
 {
@@ -300,11 +306,13 @@ int sp_event_add_header(sp_event_t *ev, const char *name, size_t name_len, const
     ev->headers[ev->n_headers].name = n;
     ev->headers[ev->n_headers].value = v;
     ev->n_headers++;
-    if (!ev->user_agent && 0 == strcasecmp(n, "User-Agent"))
+    /* By length first: most names are none of the three, and this runs for every header of
+     * every open the reader decodes (strcasecmp on each was 1.7% of one core's replay). */
+    if (!ev->user_agent && name_is(n, name_len, "User-Agent"))
         ev->user_agent = v;
-    else if (!ev->referer && 0 == strcasecmp(n, "Referer"))
+    else if (!ev->referer && name_is(n, name_len, "Referer"))
         ev->referer = v;
-    else if (!ev->cookie && 0 == strcasecmp(n, "Cookie"))
+    else if (!ev->cookie && name_is(n, name_len, "Cookie"))
         ev->cookie = v;
     return 0;
 }
@@ -333,11 +341,6 @@ static const char *const own_cookies[] = {SP_COOKIE_SESSION, SP_COOKIE_SELF, SP_
  * token. */
 static const char *const credential_headers[] = {"Authorization", "Proxy-Authorization",
                                                  "X-CSRF-Token"};
-
-static bool name_is(const char *name, size_t len, const char *want)
-{
-    return strlen(want) == len && 0 == strncasecmp(name, want, len);
-}
 
 /* Index in own_cookies, or -1. Case-insensitive although cookie names are not: removing
  * too much is harmless, keeping a credential is not. */
