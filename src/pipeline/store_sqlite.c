@@ -1891,7 +1891,7 @@ static const char *batch_ids(sqlite_store_t *s, const sp_tally_t *t, const sp_ta
             abort();
     }
     for (size_t k = 0; k < r->n_members; k++) {
-        uint64_t id = (uint64_t)t->members[r->members + k]->id; /* > 0: given by the writer */
+        uint64_t id = (uint64_t)t->member_ids[r->members + k]; /* > 0: given by the writer */
         char digits[20];
         int n = 0;
         do

@@ -85,6 +85,7 @@ typedef struct {
     uint64_t key_head; /* KEY's head (sp_text_head) */
     uint64_t tag;      /* a recipient's sp_tally_recipient_tag */
     int64_t ts_ms;     /* EV's */
+    int64_t id;        /* EV's, read with its time (sp_tally_t's member_ids) */
     uint32_t campaign; /* EV's campaign's rank among the batch's (campaign_ranks) */
     int8_t group;      /* GROUP_* */
     /* EV's kind and class, read with the rest as the entry is made: the counting then goes
@@ -286,6 +287,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         .clients = sp_scratch_get(n * sizeof(*t->clients)),
         .humans = sp_scratch_get(n * sizeof(*t->humans)),
         .members = sp_scratch_get(n * sizeof(*t->members)),
+        .member_ids = sp_scratch_get(n * sizeof(*t->member_ids)),
         .forwards = sp_scratch_get(n * sizeof(*t->forwards)),
         .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
     };
@@ -301,6 +303,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
             sp_event_prefetch(evs[i + EVENTS_AHEAD]);
         *e = (entry_t){.ev = ev,
                        .ts_ms = ev->ts_ms,
+                       .id = ev->id,
                        .campaign = ranks[i],
                        .group = GROUP_NONE,
                        .kind = (int8_t)ev->kind,
@@ -363,6 +366,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                                             .members = t->n_members};
             }
             t->recipient_of[e->order] = (uint32_t)(t->n_recipients - 1);
+            t->member_ids[t->n_members] = e->id;
             t->members[t->n_members++] = ev;
             r->n_members++;
             if (open && SP_CLASS_HUMAN == e->klass) {
@@ -425,6 +429,7 @@ void sp_tally_free(sp_tally_t *t)
     sp_scratch_put(t->recipient_of);
     sp_scratch_put(t->humans);
     sp_scratch_put(t->members);
+    sp_scratch_put(t->member_ids);
     sp_scratch_put(t->forwards);
     sp_scratch_put(t->clients);
     *t = (sp_tally_t){0};

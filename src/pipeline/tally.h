@@ -172,6 +172,7 @@ typedef struct sp_tally {
     sp_event_t **humans; /* the recipients' human opens (sp_tally_recipient_t.humans) */
     size_t n_humans;
     sp_event_t **members; /* the recipients' events (sp_tally_recipient_t.members) */
+    int64_t *member_ids;  /* their IDs, as they were when counted: read without the events */
     size_t n_members;
     /* The opens that are likely forwards (sp_tally_recipient_reader): for each, the store
      * stores a copy of kind forward with rule SP_TALLY_FORWARD_RULE (sp_tally_forward_row). */
