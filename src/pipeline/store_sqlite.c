@@ -593,10 +593,10 @@ struct fault_group;
 struct sqlite_store {
     sp_store_t base;
     sqlite3 *db;
-    /* The WAL's frames after this connection's last commit (wal_committed), and its bound in
-     * frames (WAL_CHECKPOINT_BYTES). BATCH_COMMIT: a batch's COMMIT runs, whose checkpoint
-     * waits for the next batch's start. */
-    int wal_frames, wal_bound;
+    /* The WAL's frames after this connection's last commit (wal_committed), those that commit
+     * added, and its bound in frames (WAL_CHECKPOINT_BYTES). BATCH_COMMIT: a batch's COMMIT
+     * runs, whose checkpoint waits for the next batch's start (batch_checkpoint). */
+    int wal_frames, wal_last, wal_bound;
     bool batch_commit;
     char *data_dir; /* where it was opened: an export's reading opens its own connection there */
     sqlite3_stmt *q[Q_COUNT];
@@ -2624,7 +2624,21 @@ static void *rollup_job(void *arg)
 static void checkpoint(sqlite_store_t *s)
 {
     sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    s->wal_frames = 0;
+    s->wal_frames = s->wal_last = 0;
+}
+
+/* At a batch's start: the WAL checkpointed when the last batches left it at its bound, but not
+ * when it holds one large commit alone, a backlog's batch (it passes the bound by itself): that
+ * one waits for the next, so that a page both commit (a recipient's row, an index's inner pages:
+ * a backlog's commits of 16,384 realistic opens rewrite most of the recipients' pages) is copied
+ * back once for the two, and the WAL holds at most about two such commits. Small commits (live
+ * traffic) are checkpointed at the bound as SQLite's own checkpoint did: a nearly full disk
+ * holds a WAL of that bound, not of two batches of them. */
+static void batch_checkpoint(sqlite_store_t *s)
+{
+    bool large_alone = s->wal_last >= s->wal_bound && s->wal_frames < 2 * s->wal_last;
+    if (s->wal_frames >= s->wal_bound && !large_alone)
+        checkpoint(s);
 }
 
 /* A batch's COMMIT, its checkpoint left for the next batch's start (wal_committed). */
@@ -2659,8 +2673,7 @@ static int sq_write_batch(sp_store_t *base, sp_event_t **evs, size_t n, const sp
     if (!s->batch_cache && 0 != exec(s, "PRAGMA cache_size = -16384", err, errlen))
         return -1;
     s->batch_cache = true;
-    if (s->wal_frames >= s->wal_bound) /* the last batch's (wal_committed) */
-        checkpoint(s);
+    batch_checkpoint(s);
     if (0 != exec(s, "BEGIN IMMEDIATE", err, errlen))
         return -1;
     if (0 != intern_fresh(s, err, errlen))
@@ -4462,6 +4475,8 @@ static int wal_committed(void *ctx, sqlite3 *db, const char *name, int frames)
     sqlite_store_t *s = ctx;
     (void)db;
     (void)name;
+    /* Fewer frames than before: the commit began the WAL again, after a checkpoint. */
+    s->wal_last = frames >= s->wal_frames ? frames - s->wal_frames : frames;
     s->wal_frames = frames;
     if (!s->batch_commit && frames >= s->wal_bound)
         checkpoint(s);

@@ -3749,6 +3749,44 @@ static void test_sqlite_wal_bound(void **state)
     sp_store_close(s);
 }
 
+/* A backlog's large commits, each passing the bound by itself: the one after a checkpoint is
+ * checkpointed at the next batch's start but one, so the WAL file grows to about two such
+ * commits (the pages both rewrote copied back once), and no further however many follow. */
+static void test_sqlite_wal_large_commits(void **state)
+{
+    fixture_t *fx = *state;
+    sp_store_t *s = open_store(state);
+    create(s, "big", 1);
+    enum { BATCH = 24000, BATCHES = 4 };
+    spec_t *specs = calloc(BATCH, sizeof(*specs));
+    char(*who)[32] = calloc(BATCH, sizeof(*who));
+    assert_non_null(specs);
+    assert_non_null(who);
+    char path[128];
+    db_path(fx, "-wal", path, sizeof(path));
+    off_t size[BATCHES];
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(who[i], sizeof(who[i]), "r%d@example.com", b * BATCH + i);
+            specs[i] = (spec_t){"big", who[i], OPEN, H, 1000 + b * BATCH + i, NULL, NULL, NULL};
+        }
+        write_specs(s, specs, BATCH, NULL);
+        struct stat st;
+        assert_int_equal(0, stat(path, &st));
+        size[b] = st.st_size;
+    }
+    off_t one = size[0];
+    assert_true(one > 4 * 1024 * 1024); /* each commit passes the bound by itself */
+    /* The second commit went on after the first, not over it from the start. */
+    assert_true(size[1] > one + one / 2);
+    for (int b = 2; b < BATCHES; b++)
+        assert_true(size[b] < 3 * one);
+    assert_int_equal(BATCH * BATCHES, get_campaign(s, "big").total_views);
+    free(specs);
+    free(who);
+    sp_store_close(s);
+}
+
 /* The WAL index cut short under two connections (what made the server die of SIGBUS): the
  * process lives on, the store is faulted for both, reads still answer, and a store opened
  * afresh once every connection is closed writes again. */
@@ -6005,6 +6043,7 @@ int main(void)
         SQLITE_ONLY(test_sqlite_shm_fault),
         SQLITE_ONLY(test_sqlite_page_size),
         SQLITE_ONLY(test_sqlite_wal_bound),
+        SQLITE_ONLY(test_sqlite_wal_large_commits),
         SQLITE_ONLY(test_recipient_page_plan),
         BOTH(test_open_twice),
         BOTH(test_open_concurrent),
