@@ -92,6 +92,35 @@ describe('--trusted-proxy 127.0.0.1/32 with the default GeoIP database', () => {
     }
   });
 
+  test('thousands of agents and header sets, again after others took their places, and longer than any cache keeps: each open reads back its own', async () => {
+    // The ingest's reader names each agent and header set it sees by a token, which the writer's
+    // cache takes for the text: 3,000 agents overflow the reader's 1,024 slots and the writer's
+    // 256 (texts share slots, lose them, come back under new tokens), and agents past 2,048
+    // bytes get no token at all. Any mix-up would show as another open's agent or headers.
+    const opens = [];
+    const long = (i) => `Long/${i} ${'x'.repeat(2100 + (i % 7))}`;
+    for (let i = 0; i < 3000; i++) opens.push({ ua: i % 100 === 7 ? long(i) : `Agent/${i} (stress ${i % 13})`, set: i % 37 });
+    for (let i = 0; i < 400; i++) opens.push({ ua: opens[i * 7].ua, set: opens[i * 7].set }); // back after they were pushed out
+    const sent = opens.map((o, i) => ({
+      email: `stress${i}`,
+      headers: { 'User-Agent': o.ua, 'X-Forwarded-For': `198.51.100.${i % 200}`, [`X-Set-${o.set}`]: `v${o.set}`, Accept: 'image/*' },
+    }));
+    for (let i = 0; i < sent.length; i += 50) {
+      const part = sent.slice(i, i + 50);
+      for (const r of await Promise.all(part.map(({ email, headers }) => s.pixel({ campaign: 'ip', email }, headers)))) assertPixel(r);
+    }
+    const evs = (await s.events('ip', '?limit=100000')).filter((e) => e.recipient.startsWith('stress'));
+    assert.equal(evs.length, sent.length);
+    const byEmail = new Map(evs.map((e) => [e.recipient, e]));
+    for (const { email, headers } of sent) {
+      const ev = byEmail.get(email);
+      assert.ok(ev, email);
+      assert.equal(ev.user_agent, headers['User-Agent'], email);
+      for (const [k, v] of Object.entries(headers)) assert.equal(ev.headers[k], v, `${email} ${k}`);
+      assert.equal(Object.keys(ev.headers).filter((k) => k.startsWith('X-Set-')).length, 1, email);
+    }
+  });
+
   test('Forwarded: for="[2001:db8::1]:4711" and for=IPv4', async () => {
     assert.equal((await openFrom(s, { Forwarded: 'for="[2001:db8::1]:4711"' })).ip, '2001:db8::1');
     assert.equal((await openFrom(s, { Forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43' })).ip, '192.0.2.60');
