@@ -286,7 +286,6 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
         .n_counted = n,
         .clients = sp_scratch_get(n * sizeof(*t->clients)),
         .humans = sp_scratch_get(n * sizeof(*t->humans)),
-        .members = sp_scratch_get(n * sizeof(*t->members)),
         .member_ids = sp_scratch_get(n * sizeof(*t->member_ids)),
         .forwards = sp_scratch_get(n * sizeof(*t->forwards)),
         .forward_after_ms = SP_TALLY_FORWARD_AFTER_MS,
@@ -366,8 +365,7 @@ void sp_tally_count(sp_tally_t *t, sp_event_t *const *evs, size_t n)
                                             .members = t->n_members};
             }
             t->recipient_of[e->order] = (uint32_t)(t->n_recipients - 1);
-            t->member_ids[t->n_members] = e->id;
-            t->members[t->n_members++] = ev;
+            t->member_ids[t->n_members++] = e->id;
             r->n_members++;
             if (open && SP_CLASS_HUMAN == e->klass) {
                 /* Sorted by time: the first is the earliest. */
@@ -428,7 +426,6 @@ void sp_tally_free(sp_tally_t *t)
     sp_scratch_put(t->recipients);
     sp_scratch_put(t->recipient_of);
     sp_scratch_put(t->humans);
-    sp_scratch_put(t->members);
     sp_scratch_put(t->member_ids);
     sp_scratch_put(t->forwards);
     sp_scratch_put(t->clients);

@@ -138,7 +138,8 @@ typedef struct sp_tally_recipient {
     /* Its human opens in the batch, by time (in the tally's humans); the reader of the first
      * (for the row's first_client, first_network, first_human_at: "", "", 0 when none). */
     size_t humans, n_humans;
-    size_t members, n_members; /* all its events in the batch, by time (in the tally's members) */
+    size_t members,
+        n_members; /* all its events in the batch, by time (in the tally's member_ids) */
     char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
     int64_t human_at;
     /* Set by sp_tally_recipient_reader when the batch made likely forwards: the clients that
@@ -171,8 +172,9 @@ typedef struct sp_tally {
     size_t n_clients;
     sp_event_t **humans; /* the recipients' human opens (sp_tally_recipient_t.humans) */
     size_t n_humans;
-    sp_event_t **members; /* the recipients' events (sp_tally_recipient_t.members) */
-    int64_t *member_ids;  /* their IDs, as they were when counted: read without the events */
+    /* The IDs of the recipients' events (sp_tally_recipient_t.members), as they were when
+     * counted: the writer lists them in each recipient's row without reading the events. */
+    int64_t *member_ids;
     size_t n_members;
     /* The opens that are likely forwards (sp_tally_recipient_reader): for each, the store
      * stores a copy of kind forward with rule SP_TALLY_FORWARD_RULE (sp_tally_forward_row). */
