@@ -81,11 +81,11 @@ size_t sp_event_held(const sp_event_t *ev)
  * longest text is its headers (its agent and enrichment's texts, the rest). */
 #define ROW_TEXTS_PREFETCH 2048
 
-/* Fetches the lines of LEN bytes at P, at most MOST of them. */
-static void prefetch_lines(const void *p, size_t len, size_t most)
+/* Fetches the lines of LEN bytes at P. */
+static void prefetch_lines(const void *p, size_t len)
 {
     const char *at = p;
-    for (size_t off = 0; off < len && off < most; off += 64)
+    for (size_t off = 0; off < len; off += 64)
         __builtin_prefetch(at + off);
 }
 
@@ -96,13 +96,13 @@ void sp_event_prefetch_row(const sp_event_t *ev, bool texts)
         __builtin_prefetch(&ev->headers_apart);
         return;
     }
-    prefetch_lines(&ev->row, sizeof(ev->row), sizeof(ev->row));
+    prefetch_lines(&ev->row, sizeof(ev->row));
     /* A fixed span, not the block's size: that is in the block's header, a read that would
      * wait on memory here. */
     if (ev->row_texts)
-        prefetch_lines(ev->row_texts, ROW_TEXTS_PREFETCH, ROW_TEXTS_PREFETCH);
+        prefetch_lines(ev->row_texts, ROW_TEXTS_PREFETCH);
     if (ev->headers_apart)
-        prefetch_lines(ev->headers_apart, 256, 256);
+        prefetch_lines(ev->headers_apart, 256);
 }
 
 void sp_event_prefetch_free(const sp_event_t *ev, bool blocks)
