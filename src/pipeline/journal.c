@@ -22,15 +22,25 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 /* The record formats, read as little-endian u32 (the machine's order, as the lengths). */
-#define MAGIC           0x324a5053u /* "SPJ2": the trailer is the CRC32C of the length and payload */
-#define MAGIC_V1        0x314a5053u /* "SPJ1": the trailer is the length again */
-#define HEADER_BYTES    8           /* magic, length */
-#define TRAILER_BYTES   4           /* a record cut short or damaged does not end in its checksum */
+#define MAGIC                                                                                      \
+    0x334a5053u                   /* "SPJ3": the CRC32C of the length and payload, bound to the    \
+                                     record's position (position_mix) */
+#define MAGIC_V2      0x324a5053u /* "SPJ2": the CRC32C of the length and payload */
+#define MAGIC_V1      0x314a5053u /* "SPJ1": the trailer is the length again */
+#define HEADER_BYTES  8           /* magic, length */
+#define TRAILER_BYTES 4           /* a record cut short or damaged does not end in its checksum */
+/* Zeros written after each record, where the next one will start: the records of a recycled
+ * segment end there, although an earlier segment's bytes follow (see recycled segments). */
+#define END_MARK_BYTES 4
+/* Released segments kept to be written over (recycled segments): a burst of this many
+ * segments' records (256 MiB by default) goes into pages already in memory. */
+#define SPARES_MAX      4
 #define SEGMENT_DEFAULT ((size_t)64 << 20)
 #define READ_CHUNK      ((size_t)1 << 20)
 #define RELEASE_CHUNK   ((size_t)1 << 20) /* written pages leave the mapping by this much */
@@ -75,6 +85,15 @@ struct sp_journal {
     int64_t end;         /* past the last complete record written */
     int64_t *segs;       /* starts of the segments held, ascending; the last is active */
     size_t n_segs, cap_segs;
+    /* Segments from here on were started by this process, in the current format only: a
+     * released one may become a spare, whose file a rotation takes over (see recycled
+     * segments). */
+    int64_t own_from;
+    int64_t spares[SPARES_MAX]; /* the first positions they had, oldest first */
+    size_t n_spares;
+    size_t spares_coming; /* being made by sp_journal_release */
+    bool active_recycled; /* the active segment's file was a spare: see write_record */
+    uint64_t recycled;
     int readers_waiting;
     bool wake_readers;             /* set by sp_journal_wake: waits end at once from then on */
     atomic_int_fast64_t published; /* = end, read without the lock */
@@ -102,6 +121,7 @@ struct sp_journal {
 /* Reads one segment's file through a buffer. */
 typedef struct reader {
     int fd;
+    int64_t base; /* the segment's first position: a record's position is BASE + its offset */
     unsigned char *buf;
     size_t cap, len; /* buf holds LEN bytes of the file from offset AT */
     int64_t at;
@@ -118,6 +138,13 @@ struct sp_journal_cursor {
 static void segment_path(const sp_journal_t *j, int64_t start, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%016" PRIx64 ".jnl", j->dir, (uint64_t)start);
+}
+
+/* A spare is named by the position its segment started at, with another suffix: not a
+ * segment for list_segments. */
+static void spare_path(const sp_journal_t *j, int64_t was, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%016" PRIx64 ".spare", j->dir, (uint64_t)was);
 }
 
 static int fail(char *err, size_t errlen, const char *what, const char *path)
@@ -152,6 +179,11 @@ static int list_segments(sp_journal_t *j, char *err, size_t errlen)
     struct dirent *e;
     while ((e = readdir(d))) {
         char *end;
+        if (22 == strlen(e->d_name) && 0 == strcmp(e->d_name + 16, ".spare") &&
+            16 == strspn(e->d_name, "0123456789abcdef")) {
+            unlinkat(dirfd(d), e->d_name, 0); /* a spare left by a crash: see recycled segments */
+            continue;
+        }
         if (20 != strlen(e->d_name) || 0 != strcmp(e->d_name + 16, ".jnl"))
             continue;
         errno = 0;
@@ -263,10 +295,23 @@ static uint32_t crc32c(uint32_t crc, const void *p, size_t n)
     return ~c;
 }
 
-/* The checksum a record of the current format ends with: over its length field and payload. */
+/* The checksum of a record's length field and payload ("SPJ2" records end in it as it is). */
 static uint32_t record_crc(uint32_t len, const void *payload)
 {
     return crc32c(crc32c(0, &len, sizeof(len)), payload, len);
+}
+
+/* What a current record's checksum is XORed with: its position, mixed (splitmix64's
+ * finalizer) so that two positions agree on all 32 bits about once in 2^32. Positions never
+ * repeat, so a record read at another position than its own (an earlier segment's, in the
+ * file a segment recycled: see recycle) does not check, and is not taken for one of this
+ * segment's. */
+static uint32_t position_mix(int64_t pos)
+{
+    uint64_t z = (uint64_t)pos + 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return (uint32_t)(z ^ (z >> 31));
 }
 
 /* ---- reading a segment's file ------------------------------------------------------ */
@@ -274,6 +319,7 @@ static uint32_t record_crc(uint32_t len, const void *payload)
 static void reader_init(reader_t *r)
 {
     r->fd = -1;
+    r->base = 0;
     r->cap = READ_CHUNK;
     r->len = 0;
     r->at = 0;
@@ -325,9 +371,9 @@ static const unsigned char *reader_get(reader_t *r, int64_t off, size_t need, in
 
 enum { REC_ERROR = -1, REC_NONE = 0, REC_OK = 1 };
 
-/* Whether a whole, undamaged record of either format starts at file offset OFF and ends by
- * LIMIT: REC_OK with its payload (valid until the reader's next read) and length,
- * REC_NONE when not, REC_ERROR on a read error. */
+/* Whether a whole, undamaged record of any format starts at file offset OFF and ends by
+ * LIMIT (a current one written at this position): REC_OK with its payload (valid until the
+ * reader's next read) and length, REC_NONE when not, REC_ERROR on a read error. */
 static int record_at(reader_t *r, int64_t off, int64_t limit, const unsigned char **payload,
                      uint32_t *len)
 {
@@ -343,15 +389,18 @@ static int record_at(reader_t *r, int64_t off, int64_t limit, const unsigned cha
         return REC_NONE;
     uint32_t magic = get_u32(p), rlen = get_u32(p + 4);
     size_t total = HEADER_BYTES + (size_t)rlen + TRAILER_BYTES;
-    if ((MAGIC != magic && MAGIC_V1 != magic) || rlen > SP_JOURNAL_RECORD_MAX ||
-        off + (int64_t)total > limit)
+    if ((MAGIC != magic && MAGIC_V2 != magic && MAGIC_V1 != magic) ||
+        rlen > SP_JOURNAL_RECORD_MAX || off + (int64_t)total > limit)
         return REC_NONE;
     if (!(p = reader_get(r, off, total, limit, &have)))
         return REC_ERROR;
     if (have < total)
         return REC_NONE;
-    uint32_t trailer = get_u32(p + HEADER_BYTES + rlen);
-    if (MAGIC == magic ? trailer != record_crc(rlen, p + HEADER_BYTES) : trailer != rlen)
+    uint32_t trailer = get_u32(p + HEADER_BYTES + rlen), want = rlen;
+    if (MAGIC_V1 != magic)
+        want =
+            record_crc(rlen, p + HEADER_BYTES) ^ (MAGIC == magic ? position_mix(r->base + off) : 0);
+    if (trailer != want)
         return REC_NONE;
     *payload = p + HEADER_BYTES;
     *len = rlen;
@@ -375,7 +424,8 @@ static int64_t data_from(const reader_t *r, int64_t off, int64_t limit)
 /* The first offset in [FROM, LIMIT) where a whole record starts, -1 when there is none,
  * or -2 on a read error. A damaged stretch is skipped up to it: only a record whose
  * checksum (or, in the first format, repeated length) holds counts, so what is found is a
- * real record, not bytes that look like one. */
+ * real record, not bytes that look like one, nor a record of the segment a recycled file
+ * held before. */
 static int64_t resync(reader_t *r, int64_t from, int64_t limit)
 {
     for (int64_t off = from; off + HEADER_BYTES + TRAILER_BYTES <= limit;) {
@@ -429,6 +479,18 @@ static bool only_zeros(reader_t *r, int64_t off, int64_t limit)
     return true;
 }
 
+/* Whether the records end cleanly at OFF: the zeros written after the last record are
+ * there, or nothing but zeros follows. Anything else is a record cut short, or damage. */
+static bool records_end_at(reader_t *r, int64_t off, int64_t limit)
+{
+    size_t have;
+    const unsigned char *p =
+        limit - off >= END_MARK_BYTES ? reader_get(r, off, END_MARK_BYTES, limit, &have) : NULL;
+    if (p && have >= END_MARK_BYTES && 0 == get_u32(p))
+        return true;
+    return only_zeros(r, off, limit);
+}
+
 /* Where the records of the last segment (FD, SIZE bytes) end: after the last whole record
  * that no damage hides. A stretch that is not a record but has whole records after it was
  * damaged in place: it stays, and readers skip it. What follows the last whole record
@@ -439,6 +501,7 @@ static int64_t scan_segment(sp_journal_t *j, int fd, int64_t size)
     reader_t r;
     reader_init(&r);
     r.fd = fd;
+    r.base = j->seg_start;
     int64_t off = 0, valid = 0;
     while (off < size) {
         const unsigned char *payload;
@@ -466,7 +529,7 @@ static int64_t scan_segment(sp_journal_t *j, int fd, int64_t size)
                     (uint64_t)j->seg_start, off, next - off);
         off = next;
     }
-    if (valid >= 0 && valid < size && !only_zeros(&r, valid, size))
+    if (valid >= 0 && valid < size && !records_end_at(&r, valid, size))
         sp_log_warn("the journal's last record was cut short (a crash while it was written, "
                     "before its answer) and is dropped",
                     "segment=%016" PRIx64 " offset=%" PRId64 " bytes=%" PRId64,
@@ -582,9 +645,9 @@ static void trim_active(sp_journal_t *j)
     }
 }
 
-/* Copies the record in IOV to OFF of the mapping. False when the copy faulted: the mapping
- * is dropped, and the record is to be written with pwritev. */
-static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t off)
+/* Copies the record in IOV to OFF of the mapping, and MARK zeros after it. False when the
+ * copy faulted: the mapping is dropped, and the record is to be written with pwritev. */
+static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t off, size_t mark)
 {
     sigjmp_buf jump;
     if (0 != sigsetjmp(jump, 0)) {
@@ -596,6 +659,12 @@ static bool copy_record(sp_journal_t *j, const struct iovec *iov, int n, off_t o
     }
     copy_guard = &jump;
     unsigned char *p = j->map + off;
+    /* The zeros first: a crash between the two leaves a record cut short, not one whose end
+     * cannot be told from the bytes the file held before. */
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    memset(p + total, 0, mark);
     for (int i = 0; i < n; i++) {
         if (iov[i].iov_len) /* an empty payload may come as NULL, which memcpy may not get */
             memcpy(p, iov[i].iov_base, iov[i].iov_len);
@@ -655,23 +724,112 @@ static int load_store_id(sp_journal_t *j, char *err, size_t errlen)
 
 static void *spiller_main(void *arg);
 
-/* Starts a new active segment at the end, retiring the one before (if any). Under the lock.
- * 0, or -1 with errno. */
+/* ---- recycled segments ------------------------------------------------------------ */
+
+/* A new segment's pages are new to the page cache: each is zeroed by the kernel when the
+ * request thread's copy first touches it (the fault reads the allocated, unwritten blocks
+ * as zeros), 3% of the request thread under keep-alive load, and writeback then converts
+ * the blocks to written ones. A segment the store has taken in full is, soon after, still
+ * in the page cache, its blocks written: sp_journal_release keeps up to SPARES_MAX of the
+ * newest such segments' files as spares (DIR/POSITION.spare) instead of deleting them, and
+ * a rotation renames the newest to the new segment's name and writes over it, as a
+ * database recycles its log files. Its earlier records stay behind the new ones: each
+ * current record's checksum is bound to its position (position_mix), which never repeats,
+ * so none of them reads as the new segment's, and zeros after each record mark where the
+ * new ones end. Only segments this process started, all in the current format, become
+ * spares; none is kept when most of its pages have left the page cache (writing over them
+ * would read them from disk first) or the disk has less than four segments free (a spare
+ * holds a segment's blocks); spares left by a crash are deleted on open, and those left on
+ * close. */
+
+/* Whether the released segment open as FD is worth keeping as a spare: see above. */
+static bool worth_recycling(const sp_journal_t *j, int fd)
+{
+    struct statvfs vfs;
+    struct stat st;
+    if (0 != fstatvfs(fd, &vfs) ||
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < 4 * (uint64_t)j->opt.segment_bytes ||
+        0 != fstat(fd, &st) || st.st_size <= 0)
+        return false;
+    size_t len = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t pages = (len + page - 1) / page, resident = 0;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (MAP_FAILED == m)
+        return false;
+    unsigned char *vec = malloc(pages);
+    if (!vec)
+        abort();
+    if (0 == mincore(m, len, vec))
+        for (size_t i = 0; i < pages; i++)
+            resident += vec[i] & 1;
+    free(vec);
+    munmap(m, len);
+    return resident * 4 >= pages * 3;
+}
+
+/* Makes the released segment that started at WAS a spare when it is worth it: true when it
+ * did. */
+static bool keep_as_spare(sp_journal_t *j, int64_t was)
+{
+    char path[PATH_MAX], spare[PATH_MAX];
+    segment_path(j, was, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool worth = worth_recycling(j, fd);
+    close(fd);
+    spare_path(j, was, spare, sizeof(spare));
+    return worth && 0 == rename(path, spare);
+}
+
+/* Renames the newest spare to the name of a segment starting at START, when there is one:
+ * true when it did. Under the lock. */
+static bool take_spare(sp_journal_t *j, int64_t start)
+{
+    if (!j->n_spares)
+        return false;
+    char spare[PATH_MAX], path[PATH_MAX];
+    spare_path(j, j->spares[--j->n_spares], spare, sizeof(spare));
+    segment_path(j, start, path, sizeof(path));
+    if (0 == rename(spare, path))
+        return true;
+    unlink(spare);
+    return false;
+}
+
+/* Starts a new active segment at the end, retiring the one before (if any): in the spare's
+ * file when there is one. Under the lock. 0, or -1 with errno. */
 static int rotate(sp_journal_t *j)
 {
     /* With sync, the old segment is made durable now: the syncer only syncs the active one. */
     if (j->fd >= 0 && j->opt.sync && 0 != fdatasync(j->fd))
         return -1;
     char err[64];
-    int fd = open_segment(j, j->end, true, err, sizeof(err));
+    bool recycled = take_spare(j, j->end);
+    int fd = open_segment(j, j->end, !recycled, err, sizeof(err));
+    if (fd < 0 && recycled) {
+        char path[PATH_MAX];
+        segment_path(j, j->end, path, sizeof(path));
+        unlink(path);
+        recycled = false;
+        fd = open_segment(j, j->end, true, err, sizeof(err));
+    }
     if (fd < 0)
         return -1;
+    if (recycled) {
+        j->recycled++;
+        if (j->opt.sync)
+            fsync(j->dir_fd); /* the new name survives a power loss too */
+    }
     if (j->fd >= 0) {
         trim_active(j);
         close(j->fd);
     }
     j->fd = fd;
     j->seg_start = j->end;
+    j->active_recycled = recycled;
+    if (j->own_from > j->seg_start)
+        j->own_from = j->seg_start;
     map_active(j);
     push_segment(j, j->seg_start);
     return 0;
@@ -731,6 +889,7 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
     if (!j->opt.segment_bytes)
         j->opt.segment_bytes = SEGMENT_DEFAULT;
     j->lock_fd = j->dir_fd = j->fd = -1;
+    j->own_from = INT64_MAX;
     pthread_mutex_init(&j->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -771,6 +930,7 @@ sp_journal_t *sp_journal_open(const sp_journal_options_t *opt, char *err, size_t
         push_segment(j, 0);
         if ((j->fd = open_segment(j, 0, true, err, errlen)) < 0)
             goto fail;
+        j->own_from = 0;
         map_active(j);
     } else if (0 != open_last_segment(j, err, errlen)) {
         goto fail;
@@ -833,6 +993,11 @@ void sp_journal_close(sp_journal_t *j)
             fdatasync(j->fd);
         close(j->fd);
     }
+    for (size_t i = 0; i < j->n_spares; i++) {
+        char spare[PATH_MAX];
+        spare_path(j, j->spares[i], spare, sizeof(spare));
+        unlink(spare);
+    }
     if (j->lock_fd >= 0)
         close(j->lock_fd); /* and with it the lock */
     if (j->dir_fd >= 0)
@@ -885,23 +1050,52 @@ int sp_journal_bind(sp_journal_t *j, const char *store_id, char *err, size_t err
 
 /* ---- appending ------------------------------------------------------------------- */
 
-/* Writes one record (IOV, TOTAL bytes) at the end. Under the lock. 0, or the errno of the
- * refusal (nothing was written). */
-static int write_record(sp_journal_t *j, const struct iovec *iov, int n, size_t total)
+/* IOV (N parts, at most 3) with its last 4 bytes, the checksum of its length and payload,
+ * bound to the position POS (position_mix) in *TAIL, into OUT: how many parts. */
+static int bind_position(const struct iovec *iov, int n, int64_t pos, struct iovec *out,
+                         uint32_t *tail)
+{
+    memcpy(out, iov, (size_t)n * sizeof(*iov));
+    struct iovec *last = &out[n - 1];
+    last->iov_len -= TRAILER_BYTES;
+    memcpy(tail, (const unsigned char *)last->iov_base + last->iov_len, TRAILER_BYTES);
+    *tail ^= position_mix(pos);
+    if (!last->iov_len)
+        n--;
+    out[n++] = (struct iovec){tail, TRAILER_BYTES};
+    return n;
+}
+
+/* Writes one record at the end: RECORD (N parts), TOTAL bytes ending in the checksum of its
+ * length and payload, which the position binds here (a held record is written later than it
+ * was made, at a position not known before). Under the lock. 0, or the errno of the refusal
+ * (nothing was written). */
+static int write_record(sp_journal_t *j, const struct iovec *record, int n, size_t total)
 {
     if (j->fd < 0)
         return j->write_error ? j->write_error : EBADF;
     if (j->end > j->seg_start && (size_t)(j->end - j->seg_start) + total > j->opt.segment_bytes)
         rotate(j); /* on failure the active segment just grows */
     size_t off = (size_t)(j->end - j->seg_start);
+    struct iovec iov[5];
+    uint32_t tail;
+    n = bind_position(record, n, j->end, iov, &tail);
+    /* In a recycled file an earlier segment's bytes follow the records: zeros after each
+     * record say where they end (records_end_at). Other files read as zeros past them. */
+    size_t mark = j->active_recycled && off + total + END_MARK_BYTES <= j->opt.segment_bytes
+                      ? END_MARK_BYTES
+                      : 0;
     if (j->map && off + total <= j->map_len) {
-        if (off + total > j->alloc)
-            grow(j, off + total);
-        if (off + total <= j->alloc && copy_record(j, iov, n, (off_t)off))
+        if (off + total + mark > j->alloc)
+            grow(j, off + total + mark);
+        if (off + total + mark <= j->alloc && copy_record(j, iov, n, (off_t)off, mark))
             goto written;
     }
+    static const uint32_t zeros;
+    if (mark)
+        iov[n++] = (struct iovec){(void *)&zeros, mark};
     ssize_t w = pwritev(j->fd, iov, n, (off_t)off);
-    if (w != (ssize_t)total) {
+    if (w != (ssize_t)(total + mark)) {
         int e = w < 0 ? errno : ENOSPC;
         /* A record written in part is cut off again; left (the file refusing that too), the
          * next record written overwrites it, or the next open drops it as torn. */
@@ -1028,6 +1222,7 @@ int64_t sp_journal_append(sp_journal_t *j, const void *payload, size_t len, void
         errno = EMSGSIZE;
         return -1;
     }
+    /* The checksum is bound to the record's position when it is written (write_record). */
     uint32_t head[2] = {MAGIC, (uint32_t)len}, tail = record_crc((uint32_t)len, payload);
     struct iovec iov[3] = {
         {head, sizeof(head)},
@@ -1239,6 +1434,7 @@ void sp_journal_stats(sp_journal_t *j, sp_journal_stats_t *st)
     st->held_max = j->opt.spill_max;
     st->spilled = j->spilled;
     st->dropped = j->dropped;
+    st->recycled = j->recycled;
     pthread_mutex_unlock(&j->lock);
     st->damaged = atomic_load(&j->damaged);
 }
@@ -1301,6 +1497,7 @@ static int cursor_seek(sp_journal_cursor_t *c, int64_t pos, char *err, size_t er
         close(c->r.fd);
     c->r.fd = fd;
     c->r.len = 0;
+    c->r.base = start;
     c->seg_start = start;
     return 0;
 }
@@ -1381,7 +1578,7 @@ int sp_journal_next(sp_journal_cursor_t *c, const void **payload, size_t *len, i
         if (-2 == found)
             return fail(err, errlen, "cannot read", j->dir);
         int64_t skip_to = found >= 0 ? c->seg_start + found : seg_limit;
-        if (found < 0 && seg_limit == c->seg_next && only_zeros(&c->r, off, off_limit))
+        if (found < 0 && seg_limit == c->seg_next && records_end_at(&c->r, off, off_limit))
             sp_log_warn("a journal segment ends early (its end was lost); reading goes on at "
                         "the next segment",
                         "position=%" PRId64 " next=%" PRId64, c->pos, c->seg_next);
@@ -1406,12 +1603,27 @@ void sp_journal_release(sp_journal_t *j, int64_t pos)
             memmove(j->segs, j->segs + 1, (j->n_segs - 1) * sizeof(*j->segs));
             j->n_segs--;
         }
+        /* The newest of them, the likeliest to be in the page cache, may become spares. */
+        size_t spares_from = n;
+        while (spares_from > 0 && gone[spares_from - 1] >= j->own_from &&
+               j->n_spares + j->spares_coming + (n - spares_from) < SPARES_MAX)
+            spares_from--;
+        j->spares_coming += n - spares_from;
         pthread_mutex_unlock(&j->lock);
         for (size_t i = 0; i < n; i++) {
+            if (i >= spares_from && keep_as_spare(j, gone[i])) {
+                pthread_mutex_lock(&j->lock);
+                j->spares[j->n_spares++] = gone[i];
+                pthread_mutex_unlock(&j->lock);
+                continue;
+            }
             char path[PATH_MAX];
             segment_path(j, gone[i], path, sizeof(path));
             unlink(path);
         }
+        pthread_mutex_lock(&j->lock);
+        j->spares_coming -= n - spares_from;
+        pthread_mutex_unlock(&j->lock);
         if (n < sizeof(gone) / sizeof(gone[0]))
             return;
     }

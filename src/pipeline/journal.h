@@ -26,8 +26,11 @@
  * Layout: DIR/ holds segments named by the position of their first byte (16 hex digits,
  * ".jnl"), a lock file, the journal's ID and the ID of the store it is indexed into.
  * Positions count bytes from the journal's creation and never repeat. A record is
- * [u32 magic "SPJ2"][u32 length][payload][u32 CRC32C of length and payload]; records of the
- * first format ("SPJ1", the length again in place of the checksum) are still read. A
+ * [u32 magic "SPJ3"][u32 length][payload][u32 CRC32C of length and payload, XORed with a
+ * hash of the record's position], so that a record read anywhere but where it was written
+ * does not check (a released segment's file is reused for a new one: journal.c, recycled
+ * segments); records of the earlier formats ("SPJ2", the checksum alone; "SPJ1", the
+ * length again in place of the checksum) are still read. A
  * record cut short by a crash mid-append (it was never answered) is dropped on open; a
  * damaged one (its checksum does not match) is skipped by the reader, which logs it and
  * counts it (sp_journal_stats), and goes on at the next whole record.
@@ -101,6 +104,7 @@ typedef struct sp_journal_stats {
     uint64_t spilled;    /* records that went through memory since the journal was opened */
     uint64_t dropped;    /* records refused because the spill was full */
     uint64_t damaged;    /* damaged stretches skipped by readers, or found on open */
+    uint64_t recycled;   /* segments started in a released one's file (journal.c: recycle) */
 } sp_journal_stats_t;
 
 /* The journal's state, for health checks and metrics. Thread-safe. */

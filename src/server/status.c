@@ -144,6 +144,10 @@ static enum MHD_Result metrics(sp_request_t *req)
         "indexed\n"
         "# TYPE spypixel_journal_damaged_total counter\nspypixel_journal_damaged_total %" PRIu64
         "\n"
+        "# HELP spypixel_journal_segments_recycled_total journal segments started in a "
+        "released segment's file, its pages still in memory\n"
+        "# TYPE spypixel_journal_segments_recycled_total counter\n"
+        "spypixel_journal_segments_recycled_total %" PRIu64 "\n"
         "# HELP spypixel_store_faulted 1 once the store is damaged or its files cannot be "
         "written (indexing stopped)\n"
         "# TYPE spypixel_store_faulted gauge\nspypixel_store_faulted %d\n"
@@ -151,7 +155,7 @@ static enum MHD_Result metrics(sp_request_t *req)
         "# TYPE spypixel_http_body_bytes gauge\nspypixel_http_body_bytes %zu\n",
         (unsigned long long)hits, (unsigned long long)misses,
         (long long)sp_ingest_backlog(s->ingest), st.error ? 1 : 0, st.held, st.held_bytes,
-        st.held_max, st.spilled, st.dropped, st.damaged,
+        st.held_max, st.spilled, st.dropped, st.damaged, st.recycled,
         sp_ingest_halted(s->ingest, NULL, 0) ? 1 : 0, sp_http_body_bytes(req));
     int64_t in_default = sp_ingest_default_rows(s->ingest);
     if (in_default >= 0) {

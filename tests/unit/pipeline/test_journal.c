@@ -39,8 +39,10 @@
 /* A segment's size when the options leave it at 0, and the step its blocks are allocated in. */
 #define DEFAULT_SEGMENT ((int64_t)64 << 20)
 #define GROW_STEP       ((int64_t)2 << 20)
-/* The record formats' magics, as the journal writes them (little-endian "SPJ2", "SPJ1"). */
-#define MAGIC    0x324a5053u
+/* The record formats' magics, as the journal writes them (little-endian "SPJ3") and wrote
+ * them before ("SPJ2", "SPJ1"). */
+#define MAGIC    0x334a5053u
+#define MAGIC_V2 0x324a5053u
 #define MAGIC_V1 0x314a5053u
 
 /* ---- fixture: a fresh temp folder per test; the journal is DIR inside it ---------------- */
@@ -419,12 +421,26 @@ static uint32_t ref_crc32c(uint32_t crc, const void *p, size_t n)
     return ~crc;
 }
 
-/* A record as the journal writes it (FORMAT 2) or wrote it before checksums (1), into OUT
- * (LEN + OVERHEAD bytes). */
-static void make_record(unsigned char *out, int format, const void *payload, uint32_t len)
+/* What the journal's format 3 XORs a record's checksum with: splitmix64's finalizer of the
+ * record's position, its low 32 bits. */
+static uint32_t ref_position_mix(int64_t pos)
 {
-    uint32_t magic = 2 == format ? MAGIC : MAGIC_V1;
-    uint32_t trailer = 2 == format ? ref_crc32c(ref_crc32c(0, &len, 4), payload, len) : len;
+    uint64_t z = (uint64_t)pos + 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return (uint32_t)(z ^ (z >> 31));
+}
+
+/* A record as the journal writes it at position POS (FORMAT 3: its checksum bound to the
+ * position), or wrote it before (2: the checksum alone; 1: the length again), into OUT
+ * (LEN + OVERHEAD bytes). */
+static void make_record(unsigned char *out, int format, const void *payload, uint32_t len,
+                        int64_t pos)
+{
+    uint32_t magic = 3 == format ? MAGIC : 2 == format ? MAGIC_V2 : MAGIC_V1;
+    uint32_t trailer = 1 == format ? len : ref_crc32c(ref_crc32c(0, &len, 4), payload, len);
+    if (3 == format)
+        trailer ^= ref_position_mix(pos);
     memcpy(out, &magic, 4);
     memcpy(out + 4, &len, 4);
     memcpy(out + 8, payload, len);
@@ -1096,7 +1112,7 @@ static void test_torn_tail_garbage(void **state)
     c->name = "a whole record whose payload was damaged after its checksum was made";
     {
         unsigned char rec[10 + OVERHEAD];
-        make_record(rec, 2, "0123456789", 10);
+        make_record(rec, 2, "0123456789", 10, 0);
         rec[8 + 4] ^= 0x10;
         put(c, rec, sizeof(rec));
     }
@@ -1150,7 +1166,7 @@ static void test_torn_tail_garbage(void **state)
         assert_int_equal(MAGIC, magic);
         unsigned char rec[5 + OVERHEAD], payload[5];
         fill(payload, 5, 555);
-        make_record(rec, 2, payload, 5);
+        make_record(rec, 3, payload, 5, m->end[m->n - 1]);
         append_bytes(dir, 0, rec, sizeof(rec));
         append_bytes(dir, 0, zeros, 100);
         m->seed[m->n] = 555;
@@ -1325,6 +1341,183 @@ static void test_killed_after_appends(void **state)
     append_rec(j, m, 1, 10);
     assert_int_equal(m->end[m->n - 2], m->pos[m->n - 1]);
     check_from(j, m, 0);
+    sp_journal_close(j);
+    munmap(m, sizeof(*m));
+}
+
+/* Appends COUNT records of varied sizes (seeds from SEED0), releasing behind them up to the
+ * eighth record from the end, as the writer does once the store has them. */
+static void append_releasing(sp_journal_t *j, model_t *m, uint32_t seed0, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        append_rec(j, m, seed0 + i, 60 + (i * 37) % 300);
+        if (m->n > 8)
+            sp_journal_release(j, m->pos[m->n - 8]);
+    }
+}
+
+/* How many spares (released segments kept to be written over) DIR holds. */
+static size_t spares_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += 22 == strlen(e->d_name) && 0 == strcmp(e->d_name + 16, ".spare");
+    closedir(d);
+    return n;
+}
+
+/* Opens the journal in DIR with what it logs to stderr into LOG (LEN bytes). */
+static sp_journal_t *open_logged(const char *dir, size_t segment_bytes, char *log, size_t len)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s.log", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    sp_journal_t *j = open_journal(dir, segment_bytes);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, log, len - 1, 0);
+    log[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return j;
+}
+
+/* A released segment's file becomes the next segment's (the spare): every rotation of a
+ * journal whose writer keeps up takes one over, the files on disk stay those not yet
+ * released and the spare, and the earlier records left in them are never read as the new
+ * segment's, while the journal is open or after it was closed. */
+static void test_recycled_segments(void **state)
+{
+    fixture_t *fx = *state;
+    sp_journal_t *j = open_journal(fx->dir, 8192);
+    model_t *m = model_new();
+    append_releasing(j, m, 0, 1500);
+    /* Until the active segment is young: most of an earlier one's bytes then lie past it. */
+    while (m->end[m->n - 1] - segment_of(fx->dir, m->end[m->n - 1]) > 2048)
+        append_releasing(j, m, 5000 + (uint32_t)m->n, 1);
+    uint64_t recycled = stats_of(j).recycled;
+    /* The first rotations have nothing released yet to take over. */
+    if (recycled + 2 < (uint64_t)(m->end[m->n - 1] / 8192) || recycled < 30)
+        fail_msg("%" PRIu64 " segments recycled of about %" PRId64, recycled,
+                 m->end[m->n - 1] / 8192);
+    if (count_segments(fx->dir) > 3 || spares_in(fx->dir) > 4)
+        fail_msg("%zu segments and %zu spares on disk", count_segments(fx->dir),
+                 spares_in(fx->dir));
+    check_from(j, m, m->n - 8);
+
+    /* The active segment was a spare: an earlier segment's records lie past the new ones. */
+    int64_t seg = segment_of(fx->dir, m->end[m->n - 1]), end = m->end[m->n - 1] - seg;
+    unsigned char past[512];
+    char path[256];
+    segment_path(fx->dir, seg, path, sizeof(path));
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)sizeof(past), pread(fd, past, sizeof(past), end));
+    close(fd);
+    static const unsigned char zeros[4];
+    assert_memory_equal(zeros, past, 4); /* where the records end */
+    assert_non_null(memmem(past, sizeof(past), "SPJ3", 4));
+
+    /* A backlog released at once (the store caught up after a burst): the newest four kept,
+     * the rest deleted, and the next four rotations take them. */
+    int64_t before = m->end[m->n - 1];
+    while (m->end[m->n - 1] < before + 6 * 8192)
+        append_rec(j, m, 7000 + (uint32_t)m->n, 200);
+    sp_journal_release(j, m->pos[m->n - 1]);
+    assert_int_equal(4, spares_in(fx->dir));
+    assert_int_equal(1, count_segments(fx->dir));
+    recycled = stats_of(j).recycled;
+    int64_t burst = m->end[m->n - 1];
+    while (m->end[m->n - 1] < burst + 4 * 8192 - 300)
+        append_rec(j, m, 8000 + (uint32_t)m->n, 200);
+    assert_int_equal(recycled + 4, stats_of(j).recycled);
+    assert_int_equal(0, spares_in(fx->dir));
+    append_releasing(j, m, 9000, 60);
+    check_from(j, m, m->n - 8);
+    seg = segment_of(fx->dir, m->end[m->n - 1]);
+    end = m->end[m->n - 1] - seg;
+
+    sp_journal_close(j);
+    assert_int_equal(0, spares_in(fx->dir));
+    assert_int_equal(end, segment_size(fx->dir, seg)); /* cut back to its records */
+    j = open_journal(fx->dir, 8192);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    check_from(j, m, m->n - 8);
+    assert_int_equal(0, stats_of(j).damaged);
+    sp_journal_close(j);
+    free(m);
+}
+
+/* Killed while the active segment is a recycled one: on the next open its records end where
+ * they ended, and the earlier segment's records behind them are neither read as its own nor
+ * taken for damage or a record cut short (nothing is logged); a spare left behind is deleted.
+ * A record cut short there still is. */
+static void test_killed_recycled(void **state)
+{
+    fixture_t *fx = *state;
+    model_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(MAP_FAILED != m);
+    memset(m, 0, sizeof(*m));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (0 == pid) {
+        sp_journal_t *j = open_journal(fx->dir, 8192);
+        append_releasing(j, m, 900, 300);
+        for (uint32_t i = 0; i < 100 && !spares_in(fx->dir); i++)
+            append_releasing(j, m, 2000 + i, 1); /* until the next spare is made */
+        kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    int status = 0;
+    assert_int_equal(pid, waitpid(pid, &status, 0));
+    assert_true(WIFSIGNALED(status) && SIGKILL == WTERMSIG(status));
+    int64_t seg = segment_of(fx->dir, m->end[m->n - 1]), end = m->end[m->n - 1] - seg;
+    assert_int_equal(8192, segment_size(fx->dir, seg)); /* never cut back */
+    char path[256];
+    segment_path(fx->dir, seg, path, sizeof(path));
+    unsigned char past[512];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)sizeof(past), pread(fd, past, sizeof(past), end));
+    close(fd);
+    assert_non_null(memmem(past, sizeof(past), "SPJ3", 4)); /* an earlier segment's records */
+    assert_true(spares_in(fx->dir) > 0);
+
+    char log[4096];
+    sp_journal_t *j = open_logged(fx->dir, 8192, log, sizeof(log));
+    if (log[0])
+        fail_msg("logged on open: %s", log);
+    assert_int_equal(0, spares_in(fx->dir));
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    assert_int_equal(0, stats_of(j).damaged);
+    check_from(j, m, m->n - 8);
+    /* Appends go on where the records ended. */
+    append_rec(j, m, 1, 10);
+    check_from(j, m, m->n - 9);
+    sp_journal_close(j);
+
+    /* Half a record (its header, a few payload bytes) written over the end: cut short. */
+    m->n--;
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char rec[100 + OVERHEAD], payload[100];
+    fill(payload, sizeof(payload), 7);
+    make_record(rec, 3, payload, sizeof(payload), m->end[m->n - 1]);
+    assert_int_equal(0, ftruncate(fd, 8192));
+    assert_int_equal(20, pwrite(fd, rec, 20, end));
+    close(fd);
+    j = open_logged(fx->dir, 8192, log, sizeof(log));
+    if (!strstr(log, "cut short"))
+        fail_msg("the torn record was not logged: %s", log);
+    assert_int_equal(m->end[m->n - 1], sp_journal_end(j));
+    check_from(j, m, m->n - 8);
     sp_journal_close(j);
     munmap(m, sizeof(*m));
 }
@@ -1701,7 +1894,7 @@ static void test_checksum_format(void **state)
         assert_non_null(payload);
         assert_int_equal(m->len[i] + OVERHEAD, pread(fd, rec, m->len[i] + OVERHEAD, m->pos[i]));
         fill(payload, m->len[i], m->seed[i]);
-        make_record(want, 2, payload, (uint32_t)m->len[i]);
+        make_record(want, 3, payload, (uint32_t)m->len[i], m->pos[i]);
         if (0 != memcmp(rec, want, m->len[i] + OVERHEAD))
             fail_msg("record %zu (%zu bytes) is not as the format says", i, m->len[i]);
         free(rec);
@@ -1804,10 +1997,23 @@ static void test_record_past_hole(void **state)
     int fd = open(path, O_RDWR);
     assert_true(fd >= 0);
     size_t n = (size_t)(m->end[2] - m->pos[2]);
-    unsigned char copy[256];
+    unsigned char copy[256], payload[256];
     assert_true(n <= sizeof(copy));
     assert_int_equal((ssize_t)n, pread(fd, copy, n, m->pos[2]));
     const int64_t far = 8 << 20; /* 8 MiB: a hole of nearly all of it between */
+    /* Record 2 copied there as it is does not check: its checksum is bound to its position. */
+    assert_int_equal((ssize_t)n, pwrite(fd, copy, n, far));
+    close(fd);
+    j = open_journal(fx->dir, 0);
+    assert_int_equal(m->end[4], sp_journal_end(j));
+    assert_int_equal(0, stats_of(j).damaged);
+    check_from(j, m, 0);
+    sp_journal_close(j); /* and cut back to its records */
+    /* Written for that position, it is a record. */
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    fill(payload, m->len[2], m->seed[2]);
+    make_record(copy, 3, payload, (uint32_t)m->len[2], far);
     assert_int_equal((ssize_t)n, pwrite(fd, copy, n, far));
     close(fd);
     assert_true(allocated(fx->dir, 0) < far / 2); /* a hole indeed */
@@ -1880,7 +2086,7 @@ static void test_first_format(void **state)
         unsigned char payload[300], rec[300 + OVERHEAD];
         size_t len = 100 + 30 * i;
         fill(payload, len, 900 + i);
-        make_record(rec, 1, payload, (uint32_t)len);
+        make_record(rec, 1, payload, (uint32_t)len, 0);
         append_bytes(fx->dir, 0, rec, len + OVERHEAD);
         m->seed[m->n] = 900 + i;
         m->len[m->n] = len;
@@ -2441,6 +2647,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_active_allocated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_written_pages_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycled_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_recycled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grown_in_steps, setup, teardown),
