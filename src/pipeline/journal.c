@@ -782,6 +782,18 @@ static bool keep_as_spare(sp_journal_t *j, int64_t was)
     return worth && 0 == rename(path, spare);
 }
 
+/* Deletes the spares: at close, or when the disk refuses records (their blocks are given back
+ * to it). Under the lock, or with no other thread left. */
+static void drop_spares(sp_journal_t *j)
+{
+    for (size_t i = 0; i < j->n_spares; i++) {
+        char spare[PATH_MAX];
+        spare_path(j, j->spares[i], spare, sizeof(spare));
+        unlink(spare);
+    }
+    j->n_spares = 0;
+}
+
 /* Renames the newest spare to the name of a segment starting at START, when there is one:
  * true when it did. Under the lock. */
 static bool take_spare(sp_journal_t *j, int64_t start)
@@ -993,11 +1005,7 @@ void sp_journal_close(sp_journal_t *j)
             fdatasync(j->fd);
         close(j->fd);
     }
-    for (size_t i = 0; i < j->n_spares; i++) {
-        char spare[PATH_MAX];
-        spare_path(j, j->spares[i], spare, sizeof(spare));
-        unlink(spare);
-    }
+    drop_spares(j);
     if (j->lock_fd >= 0)
         close(j->lock_fd); /* and with it the lock */
     if (j->dir_fd >= 0)
@@ -1124,6 +1132,8 @@ static void publish(sp_journal_t *j)
 /* The disk refused a record with errno E. Under the lock. */
 static void refused(sp_journal_t *j, int e)
 {
+    if (ENOSPC == e || EDQUOT == e)
+        drop_spares(j); /* the room they hold is the disk's again */
     if (!j->write_error) {
         j->error_since = sp_now_ms();
         j->spilled_then = j->spilled;

@@ -1522,6 +1522,57 @@ static void test_killed_recycled(void **state)
     munmap(m, sizeof(*m));
 }
 
+static void wait_drained(sp_journal_t *j);
+
+/* The disk full: the spares are deleted the first time it refuses a record, and the room
+ * they gave back takes the held records at once, the filler still there. */
+static void test_spares_given_back(void **state)
+{
+    fixture_t *fx = *state;
+    if (!mount_small(fx, "64m"))
+        skip();
+    char dir[192];
+    snprintf(dir, sizeof(dir), "%s/journal", fx->mnt);
+    const int64_t segment = 8 << 20; /* its blocks allocated 2 MiB at a time */
+    sp_journal_t *j = open_spill(dir, (size_t)segment, 1 << 20);
+    static unsigned char buf[4000];
+    int64_t last = 0;
+    while (sp_journal_end(j) < 3 * segment + 100000) { /* a backlog, released at once */
+        last = sp_journal_end(j);
+        assert_true(sp_journal_append(j, buf, sizeof(buf), NULL) > last);
+    }
+    sp_journal_release(j, last);
+    assert_int_equal(3, spares_in(dir));
+    assert_int_equal(1, count_segments(dir));
+
+    fill_disk(fx->mnt);
+    model_t *m = model_new();
+    for (uint32_t i = 0; 0 == stats_of(j).spilled; i++) { /* to the end of the step allocated */
+        assert_true(i < 1000);
+        fill(buf, sizeof(buf), 100 + i);
+        int64_t before = sp_journal_accepted_end(j);
+        int64_t end = sp_journal_append(j, buf, sizeof(buf), NULL);
+        assert_int_equal(before + (int64_t)(sizeof(buf) + OVERHEAD), end);
+        m->seed[m->n] = 100 + i;
+        m->len[m->n] = sizeof(buf);
+        m->pos[m->n] = before;
+        m->end[m->n++] = end;
+    }
+    /* That record was refused and held: the spares are gone, and it goes into their room. */
+    assert_int_equal(0, spares_in(dir));
+    wait_drained(j);
+    sp_journal_stats_t st = stats_of(j);
+    assert_int_equal(0, st.held);
+    assert_int_equal(0, st.dropped);
+    for (uint32_t k = 0; k < 20; k++)
+        append_rec(j, m, 5000 + k, sizeof(buf));
+    assert_int_equal(1, stats_of(j).spilled);
+    check_from(j, m, 0);
+    sp_journal_close(j);
+    free_disk(fx->mnt);
+    free(m);
+}
+
 /* Run in a child whose files may not grow past 256 KiB (RLIMIT_FSIZE), so that a 64 MiB
  * segment cannot be allocated: 0 when the appends went through pwritev up to the limit and
  * failed cleanly there; otherwise the number of the check that failed. */
@@ -2649,6 +2700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycled_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_recycled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spares_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grown_in_steps, setup, teardown),
