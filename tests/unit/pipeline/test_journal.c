@@ -1309,28 +1309,41 @@ static void test_written_pages_released(void **state)
     free(m);
 }
 
-/* A process killed after its appends (no close: the file is still as long as a segment,
- * zeros after the records) leaves every record it appended, and the next open goes on
- * after the last. */
-static void test_killed_after_appends(void **state)
+/* Runs APPENDS on a journal in DIR (8 KiB segments) in a child killed (SIGKILL) right after
+ * it, with no close: the model of what it appended, in memory shared with the child (munmap
+ * it). */
+static model_t *killed_after(const char *dir,
+                             void (*appends)(sp_journal_t *j, model_t *m, const char *dir))
 {
-    fixture_t *fx = *state;
-    /* The child's model, where the parent can read it. */
     model_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(MAP_FAILED != m);
     memset(m, 0, sizeof(*m));
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (0 == pid) {
-        sp_journal_t *j = open_journal(fx->dir, 8192);
-        for (uint32_t i = 0; i < 40; i++)
-            append_rec(j, m, 500 + i, 100 + 7 * i); /* several segments */
+        appends(open_journal(dir, 8192), m, dir);
         kill(getpid(), SIGKILL);
         _exit(3);
     }
     int status = 0;
     assert_int_equal(pid, waitpid(pid, &status, 0));
     assert_true(WIFSIGNALED(status) && SIGKILL == WTERMSIG(status));
+    return m;
+}
+
+static void forty_appends(sp_journal_t *j, model_t *m, const char *dir)
+{
+    for (uint32_t i = 0; i < 40; i++)
+        append_rec(j, m, 500 + i, 100 + 7 * i); /* several segments */
+}
+
+/* A process killed after its appends (no close: the file is still as long as a segment,
+ * zeros after the records) leaves every record it appended, and the next open goes on
+ * after the last. */
+static void test_killed_after_appends(void **state)
+{
+    fixture_t *fx = *state;
+    model_t *m = killed_after(fx->dir, forty_appends);
     assert_int_equal(40, m->n);
     int64_t last = segment_of(fx->dir, m->end[m->n - 1]);
     assert_int_equal(8192, segment_size(fx->dir, last)); /* never cut back */
@@ -1455,6 +1468,13 @@ static void test_recycled_segments(void **state)
     free(m);
 }
 
+static void recycling_appends(sp_journal_t *j, model_t *m, const char *dir)
+{
+    append_releasing(j, m, 900, 300);
+    for (uint32_t i = 0; i < 100 && !spares_in(dir); i++)
+        append_releasing(j, m, 2000 + i, 1); /* until the next spare is made */
+}
+
 /* Killed while the active segment is a recycled one: on the next open its records end where
  * they ended, and the earlier segment's records behind them are neither read as its own nor
  * taken for damage or a record cut short (nothing is logged); a spare left behind is deleted.
@@ -1462,22 +1482,7 @@ static void test_recycled_segments(void **state)
 static void test_killed_recycled(void **state)
 {
     fixture_t *fx = *state;
-    model_t *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(MAP_FAILED != m);
-    memset(m, 0, sizeof(*m));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (0 == pid) {
-        sp_journal_t *j = open_journal(fx->dir, 8192);
-        append_releasing(j, m, 900, 300);
-        for (uint32_t i = 0; i < 100 && !spares_in(fx->dir); i++)
-            append_releasing(j, m, 2000 + i, 1); /* until the next spare is made */
-        kill(getpid(), SIGKILL);
-        _exit(3);
-    }
-    int status = 0;
-    assert_int_equal(pid, waitpid(pid, &status, 0));
-    assert_true(WIFSIGNALED(status) && SIGKILL == WTERMSIG(status));
+    model_t *m = killed_after(fx->dir, recycling_appends);
     int64_t seg = segment_of(fx->dir, m->end[m->n - 1]), end = m->end[m->n - 1] - seg;
     assert_int_equal(8192, segment_size(fx->dir, seg)); /* never cut back */
     char path[256];
