@@ -27,16 +27,16 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The record formats, read as little-endian u32 (the machine's order, as the lengths). */
-#define MAGIC                                                                                      \
-    0x334a5053u                   /* "SPJ3": the CRC32C of the length and payload, bound to the    \
-                                     record's position (position_mix) */
-#define MAGIC_V2      0x324a5053u /* "SPJ2": the CRC32C of the length and payload */
-#define MAGIC_V1      0x314a5053u /* "SPJ1": the trailer is the length again */
-#define HEADER_BYTES  8           /* magic, length */
-#define TRAILER_BYTES 4           /* a record cut short or damaged does not end in its checksum */
-/* Zeros written after each record, where the next one will start: the records of a recycled
- * segment end there, although an earlier segment's bytes follow (see recycled segments). */
+/* The record formats, read as little-endian u32 (the machine's order, as the lengths). "SPJ3":
+ * the trailer is the CRC32C of the length and payload, XORed with position_mix of the record's
+ * position; "SPJ2": that CRC32C alone; "SPJ1": the length again. */
+#define MAGIC         0x334a5053u
+#define MAGIC_V2      0x324a5053u
+#define MAGIC_V1      0x314a5053u
+#define HEADER_BYTES  8 /* magic, length */
+#define TRAILER_BYTES 4 /* a record cut short or damaged does not end in its checksum */
+/* Zeros written after each record of a recycled segment, where the next one will start: its
+ * records end there, although an earlier segment's bytes follow (see recycled segments). */
 #define END_MARK_BYTES 4
 /* Released segments kept to be written over (recycled segments): a burst of this many
  * segments' records (256 MiB by default) goes into pages already in memory. */
@@ -303,8 +303,8 @@ static uint32_t record_crc(uint32_t len, const void *payload)
 
 /* What a current record's checksum is XORed with: its position, mixed (splitmix64's
  * finalizer) so that two positions agree on all 32 bits about once in 2^32. Positions never
- * repeat, so a record read at another position than its own (an earlier segment's, in the
- * file a segment recycled: see recycle) does not check, and is not taken for one of this
+ * repeat, so a record read at another position than its own (an earlier segment's, in a
+ * recycled segment's file: see recycled segments) does not check, and is not taken for one of this
  * segment's. */
 static uint32_t position_mix(int64_t pos)
 {
