@@ -156,6 +156,70 @@ static void test_secret_hash(void **state)
     assert_int_equal('Z', none);
 }
 
+/* A visitor ID is a keyed hash of address and agent: the same pair gets the same ID however
+ * the calls before it went (the thread keeps the last one), any change of either byte or
+ * length another, and another key another. */
+static void test_visitor_id(void **state)
+{
+    (void)state;
+    unsigned char key2[SP_AUTH_KEY_BYTES];
+    memcpy(key2, key, sizeof(key2));
+    key2[0] ^= 1;
+    sp_auth_t *a = sp_auth_new(key, 0), *b = sp_auth_new(key2, 0);
+    static char agent[5000];
+    memset(agent, 'a', sizeof(agent) - 1);
+    char first[33], id[33], again[33];
+    sp_auth_visitor_id(a, "203.0.113.7", "Mozilla/5.0 (X11)", first, sizeof(first));
+    assert_int_equal(32, strlen(first));
+    assert_int_equal(32, strspn(first, "0123456789abcdef"));
+    struct {
+        const char *ip, *agent;
+    } others[] = {
+        {"203.0.113.8", "Mozilla/5.0 (X11)"},  /* the address's last byte */
+        {"203.0.113.7", "Mozilla/5.0 (X11("},  /* the agent's last byte */
+        {"203.0.113.7", "Mozilla/5.0 (X11) "}, /* one byte longer */
+        {"203.0.113.7", "Mozilla/5.0 (X11"},   /* one shorter */
+        {"203.0.113.7", ""},
+        {"203.0.113.7", NULL},
+        {"203.0.113.", "7Mozilla/5.0 (X11)"}, /* the same bytes, split elsewhere */
+        {"203.0.113.7", agent},               /* cut at 4,096 bytes */
+    };
+    char seen[sizeof(others) / sizeof(others[0])][33];
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        sp_auth_visitor_id(a, others[i].ip, others[i].agent, seen[i], sizeof(seen[i]));
+        if (0 == strcmp(seen[i], first))
+            fail_msg("case %zu got the first pair's ID", i);
+        for (size_t k = 0; k < i; k++)
+            if (0 == strcmp(seen[i], seen[k]) && !(4 == k && 5 == i)) /* "" and none: alike */
+                fail_msg("cases %zu and %zu got one ID", k, i);
+        sp_auth_visitor_id(a, others[i].ip, others[i].agent, id, sizeof(id));
+        assert_string_equal(seen[i], id); /* asked again at once */
+        sp_auth_visitor_id(a, "203.0.113.7", "Mozilla/5.0 (X11)", again, sizeof(again));
+        assert_string_equal(first, again); /* after another pair */
+    }
+    agent[4096] = 'b'; /* past what is hashed */
+    sp_auth_visitor_id(a, "203.0.113.7", agent, id, sizeof(id));
+    assert_string_equal(seen[7], id);
+    /* Another key, right after the same pair under the first. */
+    sp_auth_visitor_id(b, "203.0.113.7", "Mozilla/5.0 (X11)", id, sizeof(id));
+    assert_string_not_equal(first, id);
+    sp_auth_visitor_id(a, "203.0.113.7", "Mozilla/5.0 (X11)", id, sizeof(id));
+    assert_string_equal(first, id);
+    /* A freed auth's address taken by one with another key. */
+    sp_auth_free(a);
+    a = sp_auth_new(key2, 0);
+    sp_auth_visitor_id(a, "203.0.113.7", "Mozilla/5.0 (X11)", id, sizeof(id));
+    sp_auth_visitor_id(b, "203.0.113.7", "Mozilla/5.0 (X11)", again, sizeof(again));
+    assert_string_equal(again, id);
+    assert_string_not_equal(first, id);
+    /* Too small a buffer gets "". */
+    char small[8] = "x";
+    sp_auth_visitor_id(a, "203.0.113.7", "Mozilla/5.0 (X11)", small, sizeof(small));
+    assert_string_equal("", small);
+    sp_auth_free(a);
+    sp_auth_free(b);
+}
+
 static void test_limiter_backoff(void **state)
 {
     sp_auth_t *a = sp_auth_new(key, 0);
@@ -577,19 +641,13 @@ static void test_self_ip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_password),
-        cmocka_unit_test(test_new_secret),
-        cmocka_unit_test(test_secret_hash),
-        cmocka_unit_test(test_limiter_backoff),
-        cmocka_unit_test(test_limiter_one_address),
-        cmocka_unit_test(test_limiter_account),
-        cmocka_unit_test(test_limiter_success),
-        cmocka_unit_test(test_limiter_parallel),
-        cmocka_unit_test(test_limiter_addresses),
-        cmocka_unit_test(test_limiter_many),
-        cmocka_unit_test(test_device_cookie),
-        cmocka_unit_test(test_check_pool),
-        cmocka_unit_test(test_self_cookie),
+        cmocka_unit_test(test_password),         cmocka_unit_test(test_new_secret),
+        cmocka_unit_test(test_secret_hash),      cmocka_unit_test(test_visitor_id),
+        cmocka_unit_test(test_limiter_backoff),  cmocka_unit_test(test_limiter_one_address),
+        cmocka_unit_test(test_limiter_account),  cmocka_unit_test(test_limiter_success),
+        cmocka_unit_test(test_limiter_parallel), cmocka_unit_test(test_limiter_addresses),
+        cmocka_unit_test(test_limiter_many),     cmocka_unit_test(test_device_cookie),
+        cmocka_unit_test(test_check_pool),       cmocka_unit_test(test_self_cookie),
         cmocka_unit_test(test_self_ip),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
