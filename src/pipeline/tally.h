@@ -138,8 +138,8 @@ typedef struct sp_tally_recipient {
     /* Its human opens in the batch, by time (in the tally's humans); the reader of the first
      * (for the row's first_client, first_network, first_human_at: "", "", 0 when none). */
     size_t humans, n_humans;
-    size_t members,
-        n_members; /* all its events in the batch, by time (in the tally's member_ids) */
+    /* All its events in the batch, by time (in the tally's member_ids). */
+    size_t members, n_members;
     char client[SP_TALLY_READER_MAX], network[SP_TALLY_NETWORK_MAX];
     int64_t human_at;
     /* Set by sp_tally_recipient_reader when the batch made likely forwards: the clients that
