@@ -768,15 +768,19 @@ static bool worth_recycling(const sp_journal_t *j, int fd)
 }
 
 /* Makes the released segment that started at WAS a spare when it is worth it: true when it
- * did. */
+ * did. Its first record is zeroed first, so that its file, renamed by a rotation and left
+ * so by a crash before the first append, opens as a segment with no records: its first one
+ * is bound to its old position and would otherwise read as a record cut short there. */
 static bool keep_as_spare(sp_journal_t *j, int64_t was)
 {
     char path[PATH_MAX], spare[PATH_MAX];
     segment_path(j, was, path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return false;
-    bool worth = worth_recycling(j, fd);
+    static const unsigned char end_mark[END_MARK_BYTES];
+    bool worth = worth_recycling(j, fd) &&
+                 (ssize_t)sizeof(end_mark) == pwrite(fd, end_mark, sizeof(end_mark), 0);
     close(fd);
     spare_path(j, was, spare, sizeof(spare));
     return worth && 0 == rename(path, spare);

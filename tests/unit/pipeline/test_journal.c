@@ -1527,6 +1527,52 @@ static void test_killed_recycled(void **state)
     munmap(m, sizeof(*m));
 }
 
+/* Killed right after a rotation renamed a spare to the new segment's name, before its first
+ * record: the segment opens with no records (the spare's first one was zeroed when it was
+ * kept), nothing is logged, and appends go on in it. Its first record, still bound to its old
+ * position, would read as a record cut short. */
+static void test_killed_at_rotation(void **state)
+{
+    fixture_t *fx = *state;
+    model_t *m = killed_after(fx->dir, recycling_appends);
+    int64_t end = m->end[m->n - 1];
+    char spare[300] = "", path[256];
+    DIR *d = opendir(fx->dir);
+    assert_non_null(d);
+    for (struct dirent *e; !spare[0] && (e = readdir(d));)
+        if (22 == strlen(e->d_name) && 0 == strcmp(e->d_name + 16, ".spare"))
+            snprintf(spare, sizeof(spare), "%s/%s", fx->dir, e->d_name);
+    closedir(d);
+    assert_true(spare[0]);
+    segment_path(fx->dir, end, path, sizeof(path));
+    assert_int_equal(0, rename(spare, path)); /* as take_spare does */
+    unsigned char head[512];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal((ssize_t)sizeof(head), pread(fd, head, sizeof(head), 0));
+    close(fd);
+    assert_memory_equal("\0\0\0\0", head, 4);
+    assert_non_null(memmem(head + 4, sizeof(head) - 4, "SPJ3", 4)); /* its old records */
+
+    char log[4096];
+    sp_journal_t *j = open_logged(fx->dir, 8192, log, sizeof(log));
+    if (log[0])
+        fail_msg("logged on open: %s", log);
+    assert_int_equal(0, spares_in(fx->dir));
+    assert_int_equal(end, sp_journal_end(j));
+    assert_int_equal(0, stats_of(j).damaged);
+    check_from(j, m, m->n - 8);
+    append_rec(j, m, 1, 10);
+    fd = open(path, O_RDONLY); /* the record is the renamed file's first */
+    assert_true(fd >= 0);
+    assert_int_equal(4, pread(fd, head, 4, 0));
+    close(fd);
+    assert_memory_equal("SPJ3", head, 4);
+    check_from(j, m, m->n - 9);
+    sp_journal_close(j);
+    munmap(m, sizeof(*m));
+}
+
 static void wait_drained(sp_journal_t *j);
 
 /* The disk full: the spares are deleted the first time it refuses a record, and the room
@@ -2705,6 +2751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_after_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycled_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_recycled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_at_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spares_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unallocatable_segment, setup, teardown),
