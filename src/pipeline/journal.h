@@ -104,7 +104,7 @@ typedef struct sp_journal_stats {
     uint64_t spilled;    /* records that went through memory since the journal was opened */
     uint64_t dropped;    /* records refused because the spill was full */
     uint64_t damaged;    /* damaged stretches skipped by readers, or found on open */
-    uint64_t recycled;   /* segments started in a released one's file (journal.c: recycle) */
+    uint64_t recycled;   /* segments started in a released one's file (journal.c) */
 } sp_journal_stats_t;
 
 /* The journal's state, for health checks and metrics. Thread-safe. */
