@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -28,11 +29,16 @@ export const UA = {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Children still running when the test process ends are killed, whatever failed.
+// Children still running when the test process ends are killed, whatever failed, and the
+// temporary folders it made are removed: a test that failed, or forgot its own, leaves none.
 const children = new Set();
+const tempDirs = new Set();
 process.on('exit', () => {
   for (const c of children) {
     try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+  for (const d of tempDirs) {
+    try { rmSync(d, { recursive: true, force: true, maxRetries: 3 }); } catch { /* still mounted, or busy */ }
   }
 });
 
@@ -61,7 +67,9 @@ export async function freePort() {
 }
 
 export async function tempDir(prefix = 'spypixel-e2e-') {
-  return mkdtemp(path.join(os.tmpdir(), prefix));
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
 }
 
 /** Runs BIN ARGS (in CWD) to completion; resolves {code, signal, stdout, stderr}. */
